@@ -1,0 +1,171 @@
+//! The data lake on disk: its layout (datasets partitioned by machine and UTC date, part file
+//! names, the quarantine and the ingest's own state folder) and reading a dataset back.
+//!
+//! ```text
+//! lake/{dataset}/machine={machine_id}/date={YYYY-MM-DD}/part-{edge_id}-{first}-{last}-{nanos}.parquet
+//! lake/quarantine/date={YYYY-MM-DD}/{nanos}-{n}.json
+//! lake/_ingest/state.json
+//! ```
+//!
+//! Partition values are escaped like Hive does (`%XX` for anything outside `[A-Za-z0-9_.-]`),
+//! so an identifier from the wire can never leave its folder. The true values live in the
+//! columns; folder names only serve pruning and people browsing the tree.
+
+pub mod quarantine;
+pub mod summary;
+pub mod write;
+
+pub use summary::{LakeSummary, summary};
+
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// Every dataset the ingest writes.
+pub const DATASETS: [&str; 2] = ["raw_data", "peripheral_data"];
+
+/// Folder of the quarantine, relative to the lake.
+pub const QUARANTINE_DIR: &str = "quarantine";
+
+/// Folder of the ingest's own state, relative to the lake.
+pub const INGEST_DIR: &str = "_ingest";
+
+/// Columns every part file has, in this order; value columns follow, sorted by name.
+pub const FIXED_COLUMNS: [&str; 9] =
+    ["edge_id", "seq", "site", "machine_id", "device_id", "ts", "shot_number", "mold", "out_of_range"];
+
+/// Escapes one partition value (or file name component) so that it is a safe single path
+/// segment: `[A-Za-z0-9_-]` and non-leading `.` stay, every other byte becomes `%XX`.
+pub fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for (i, b) in value.bytes().enumerate() {
+        let keep = b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (b == b'.' && i > 0);
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.is_empty() { "%00".to_string() } else { out }
+}
+
+/// `YYYY-MM-DD` of a day number (days since the Unix epoch, UTC).
+pub fn day_string(day: i64) -> String {
+    let date = chrono::DateTime::from_timestamp(day.saturating_mul(86_400), 0)
+        .map(|d| d.date_naive().to_string())
+        .unwrap_or_else(|| format!("day{day}"));
+    date
+}
+
+/// Folder of one partition: `lake/{dataset}/machine={machine}/date={date}`.
+pub fn partition_dir(lake: &Path, dataset: &str, machine_id: &str, date: &str) -> PathBuf {
+    lake.join(dataset).join(format!("machine={}", escape(machine_id))).join(format!("date={date}"))
+}
+
+/// Name of a part file. `nanos` is unique per file and increasing across commits; the ingest
+/// state remembers the highest one it has recorded (see [`part_nanos`]).
+pub fn part_file_name(edge_id: &str, first_seq: u64, last_seq: u64, nanos: u64) -> String {
+    format!("part-{}-{first_seq}-{last_seq}-{nanos:020}.parquet", escape(edge_id))
+}
+
+/// The `nanos` of a part file name, `None` when the name does not follow [`part_file_name`].
+pub fn part_nanos(file_name: &str) -> Option<u64> {
+    let stem = file_name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    stem.rsplit('-').next()?.parse().ok()
+}
+
+/// Every committed part file of a dataset, sorted by path. A missing dataset has none.
+pub fn list_parts(lake: &Path, dataset: &str) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for machine in subdirs(&lake.join(dataset), "machine=")? {
+        for date in subdirs(&machine, "date=")? {
+            for entry in read_dir(&date)? {
+                let path = entry.path();
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with("part-") && name.ends_with(".parquet") && path.is_file() {
+                    out.push(path);
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Sub-folders of `dir` whose names start with `prefix`; none when `dir` does not exist.
+pub(crate) fn subdirs(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = read_dir(dir)?
+        .into_iter()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Entries of a folder; none when it does not exist.
+pub(crate) fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
+    match std::fs::read_dir(dir) {
+        Ok(rd) => rd.collect::<std::io::Result<Vec<_>>>().with_context(|| format!("listing {}", dir.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("listing {}", dir.display())),
+    }
+}
+
+/// A lazy scan of one part file (no Hive columns: the partition values are real columns).
+pub(crate) fn scan_part(path: &Path, include_path: Option<&str>) -> Result<LazyFrame> {
+    let text = path.to_str().with_context(|| format!("path {} is not UTF-8", path.display()))?;
+    let args = ScanArgsParquet {
+        hive_options: HiveOptions::new_disabled(),
+        glob: false,
+        include_file_paths: include_path.map(PlSmallStr::from),
+        ..Default::default()
+    };
+    LazyFrame::scan_parquet(PlRefPath::from(text), args).with_context(|| format!("scanning {}", path.display()))
+}
+
+/// Reads every partition of a dataset into one frame: the fixed columns, then the union of
+/// value columns sorted by name (null where a file lacks one), rows sorted by machine, time,
+/// edge and seq. An empty frame when nothing has arrived.
+pub fn read_dataset(lake: &Path, dataset: &str) -> Result<DataFrame> {
+    let parts = list_parts(lake, dataset)?;
+    if parts.is_empty() {
+        return Ok(DataFrame::empty());
+    }
+    let scans = parts.iter().map(|p| scan_part(p, None)).collect::<Result<Vec<_>>>()?;
+    let df = concat_lf_diagonal(scans, UnionArgs::default())?
+        .collect()
+        .with_context(|| format!("reading dataset {dataset} in {}", lake.display()))?;
+    let mut values: Vec<&str> =
+        df.get_column_names_str().into_iter().filter(|c| !FIXED_COLUMNS.contains(c)).collect();
+    values.sort_unstable();
+    let order: Vec<PlSmallStr> = FIXED_COLUMNS.iter().copied().chain(values).map(PlSmallStr::from).collect();
+    let df = df.select(order)?;
+    let sort = SortMultipleOptions::default().with_maintain_order(true);
+    Ok(df.sort(["machine_id", "ts", "edge_id", "seq"], sort)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_keeps_segments_safe() {
+        assert_eq!(escape("M-01_a.b"), "M-01_a.b");
+        assert_eq!(escape("../x"), "%2E.%2Fx");
+        assert_eq!(escape("a b/c"), "a%20b%2Fc");
+        assert_eq!(escape(""), "%00");
+        assert_eq!(escape(".."), "%2E.");
+    }
+
+    #[test]
+    fn part_names_round_trip() {
+        let name = part_file_name("edge-1", 10, 20, 1_700_000_000_123_456_789);
+        assert_eq!(name, "part-edge-1-10-20-01700000000123456789.parquet");
+        assert_eq!(part_nanos(&name), Some(1_700_000_000_123_456_789));
+        assert_eq!(part_nanos("part-x.parquet"), None);
+        assert_eq!(day_string(19_675), "2023-11-14");
+    }
+}

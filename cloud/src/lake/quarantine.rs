@@ -1,0 +1,118 @@
+//! The quarantine: payloads the ingest could not accept (not JSON, unknown schema, invalid,
+//! topic and body disagreeing) are kept verbatim with the reason, one JSON file each under
+//! `lake/quarantine/date={YYYY-MM-DD}/`, so nothing that arrived is ever silently lost.
+
+use super::write::{sync_dir_chain, write_file};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// One quarantined payload as stored on disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuarantineEntry {
+    /// Why the payload was refused.
+    pub reason: String,
+    /// MQTT topic it arrived on.
+    pub topic: String,
+    /// When the ingest received it (UTC, RFC 3339).
+    pub received_at: String,
+    /// The payload: the text itself when it is UTF-8, else lowercase hex.
+    pub payload: String,
+    /// `utf8` or `hex`: how `payload` encodes the bytes.
+    pub payload_encoding: String,
+}
+
+impl QuarantineEntry {
+    /// An entry for `payload` refused for `reason`, received at `received_at_ms` (UTC ms).
+    pub fn new(reason: String, topic: &str, received_at_ms: i64, payload: &[u8]) -> QuarantineEntry {
+        let (payload, payload_encoding) = match std::str::from_utf8(payload) {
+            Ok(text) => (text.to_string(), "utf8"),
+            Err(_) => (hex(payload), "hex"),
+        };
+        QuarantineEntry {
+            reason,
+            topic: topic.to_string(),
+            received_at: rfc3339_ms(received_at_ms),
+            payload,
+            payload_encoding: payload_encoding.to_string(),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+    out
+}
+
+/// RFC 3339 text (UTC, milliseconds) of a timestamp in ms since the epoch.
+pub fn rfc3339_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|| format!("{ms}ms"))
+}
+
+/// Stores entries durably, each as `quarantine/date={date}/{nanos:020}-{i}.json` where the
+/// date is the day it was received; `nanos` orders files by time. Returns their paths.
+pub fn store(lake: &Path, entries: &[(i64, QuarantineEntry)], nanos: u64) -> Result<Vec<PathBuf>> {
+    let root = lake.join(super::QUARANTINE_DIR);
+    let mut paths = Vec::with_capacity(entries.len());
+    let mut dirs = std::collections::BTreeSet::new();
+    for (i, (received_ms, entry)) in entries.iter().enumerate() {
+        let dir = root.join(format!("date={}", super::day_string(received_ms.div_euclid(86_400_000))));
+        let path = dir.join(format!("{nanos:020}-{i}.json"));
+        let bytes = serde_json::to_vec_pretty(entry).context("encoding a quarantine entry")?;
+        write_file(&path, &bytes)?;
+        dirs.insert(dir);
+        paths.push(path);
+    }
+    for dir in &dirs {
+        sync_dir_chain(dir, lake)?;
+    }
+    Ok(paths)
+}
+
+/// How many payloads are in quarantine, and the most recent `recent` of them (newest first).
+pub fn scan(lake: &Path, recent: usize) -> Result<(u64, Vec<QuarantineEntry>)> {
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    for dir in super::subdirs(&lake.join(super::QUARANTINE_DIR), "date=")? {
+        for entry in super::read_dir(&dir)? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".json") {
+                files.push((name, entry.path()));
+            }
+        }
+    }
+    files.sort();
+    let mut newest = Vec::new();
+    for (_, path) in files.iter().rev().take(recent) {
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let entry = serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
+        newest.push(entry);
+    }
+    Ok((files.len() as u64, newest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stores_and_scans_text_and_binary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = QuarantineEntry::new("bad json".into(), "moldops/v1/s/e/data", 1_700_000_000_000, b"{oops");
+        let b = QuarantineEntry::new("binary".into(), "moldops/v1/s/e/data", 1_700_000_000_001, &[0xff, 0x00]);
+        assert_eq!(b.payload, "ff00");
+        assert_eq!(b.payload_encoding, "hex");
+        store(dir.path(), &[(1_700_000_000_000, a.clone())], 1).expect("store a");
+        store(dir.path(), &[(1_700_000_000_001, b.clone())], 2).expect("store b");
+        let (count, recent) = scan(dir.path(), 1).expect("scan");
+        assert_eq!(count, 2);
+        assert_eq!(recent, vec![b]);
+        assert!(dir.path().join("quarantine/date=2023-11-14").is_dir());
+    }
+}

@@ -1,0 +1,279 @@
+//! Store-and-forward buffer in sled. A record gets its `seq` and is flushed to disk before
+//! anyone else sees it; the uplink reads records in `seq` order and removes them only after
+//! the broker's PUBACK. The last shot number read from each machine is written in the same
+//! atomic batch as that shot's record, so a restart neither loses nor doubles a shot.
+//!
+//! Bounded by `max_bytes` of stored record bytes; when full, the oldest records are dropped
+//! and counted (policy `drop-oldest`). Writes from all device tasks go through one
+//! [`Writer`] task that commits them in groups with one flush each.
+
+use anyhow::{Context, Result};
+use moldops_shared::Record;
+use std::ops::RangeInclusive;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot, watch};
+
+const RECORD: u8 = b'r';
+const META_NEXT_SEQ: &[u8] = b"m\0next_seq";
+const META_SHOT: &[u8] = b"m\0shot\0";
+
+/// A record to append, with the shot-counter mark it advances (machines only).
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    pub record: Record,
+    pub shot_mark: Option<(String, u64)>,
+}
+
+/// Figures for metrics and status.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct BufferStats {
+    pub records: u64,
+    pub bytes: u64,
+    pub dropped: u64,
+    pub next_seq: u64,
+    /// Wall-clock time (UTC ms) the oldest buffered record was stored.
+    pub oldest_stored_ms: Option<i64>,
+    pub disk_bytes: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_seq: u64,
+    records: u64,
+    bytes: u64,
+    dropped: u64,
+}
+
+pub struct Buffer {
+    db: sled::Db,
+    tree: sled::Tree,
+    max_bytes: u64,
+    state: Mutex<State>,
+    appended: watch::Sender<u64>,
+}
+
+fn record_key(seq: u64) -> [u8; 9] {
+    let mut k = [RECORD; 9];
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn seq_of(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.get(1..9)?.try_into().ok()?))
+}
+
+fn be_u64(v: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(v.get(..8)?.try_into().ok()?))
+}
+
+fn shot_key(machine: &str) -> Vec<u8> {
+    [META_SHOT, machine.as_bytes()].concat()
+}
+
+impl Buffer {
+    /// Opens (or creates) the buffer and recounts what it holds.
+    pub fn open(path: &Path, max_bytes: u64) -> Result<Arc<Buffer>> {
+        let db = sled::Config::new()
+            .path(path)
+            .flush_every_ms(Some(1000))
+            .open()
+            .with_context(|| format!("opening buffer at {}", path.display()))?;
+        let tree = db.open_tree("buffer")?;
+        let mut st = State::default();
+        for kv in tree.range(record_key(0)..) {
+            let (k, v) = kv?;
+            st.records += 1;
+            st.bytes += v.len() as u64;
+            st.next_seq = seq_of(&k).map_or(st.next_seq, |s| s + 1);
+        }
+        if let Some(v) = tree.get(META_NEXT_SEQ)? {
+            st.next_seq = st.next_seq.max(be_u64(&v).unwrap_or(0));
+        }
+        let (appended, _) = watch::channel(st.next_seq);
+        Ok(Arc::new(Buffer { db, tree, max_bytes, state: Mutex::new(st), appended }))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Assigns seqs, writes records and shot marks atomically and flushes them to disk.
+    pub async fn append(&self, items: Vec<NewRecord>) -> Result<Vec<u64>> {
+        let now = chrono::Utc::now().timestamp_millis();
+        let (seqs, next, added) = {
+            let mut st = self.state();
+            let mut batch = sled::Batch::default();
+            let mut seqs = Vec::with_capacity(items.len());
+            let mut added = 0u64;
+            let mut seq = st.next_seq;
+            for mut item in items {
+                item.record.seq = seq;
+                let mut value = now.to_be_bytes().to_vec();
+                serde_json::to_writer(&mut value, &item.record)?;
+                added += value.len() as u64;
+                batch.insert(&record_key(seq), value);
+                if let Some((machine, shot)) = item.shot_mark {
+                    batch.insert(shot_key(&machine), &shot.to_be_bytes());
+                }
+                seqs.push(seq);
+                seq += 1;
+            }
+            batch.insert(META_NEXT_SEQ, &seq.to_be_bytes());
+            self.tree.apply_batch(batch)?;
+            st.next_seq = seq;
+            st.records += seqs.len() as u64;
+            st.bytes += added;
+            (seqs, seq, added)
+        };
+        self.tree.flush_async().await.context("flushing buffer")?;
+        tracing::trace!(records = seqs.len(), bytes = added, "buffer append durable");
+        self.enforce_limit()?;
+        self.appended.send_replace(next);
+        Ok(seqs)
+    }
+
+    /// Drops the oldest records while the buffer is over its size limit.
+    fn enforce_limit(&self) -> Result<()> {
+        while self.state().bytes > self.max_bytes {
+            let Some(kv) = self.tree.range(record_key(0)..).next() else { break };
+            let (k, _) = kv?;
+            if let Some(v) = self.tree.remove(&k)? {
+                let mut st = self.state();
+                st.records = st.records.saturating_sub(1);
+                st.bytes = st.bytes.saturating_sub(v.len() as u64);
+                st.dropped += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Last shot number durably recorded for a machine.
+    pub fn last_shot(&self, machine: &str) -> Result<Option<u64>> {
+        Ok(self.tree.get(shot_key(machine))?.and_then(|v| be_u64(&v)))
+    }
+
+    /// Seq the next appended record will get.
+    pub fn next_seq(&self) -> u64 {
+        self.state().next_seq
+    }
+
+    /// Receives the next seq after every durable append.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// Up to `max` records with `from <= seq < until`, as `(seq, record JSON)`.
+    pub fn read(&self, from: u64, until: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>> {
+        let mut out = Vec::new();
+        if from >= until {
+            return Ok(out);
+        }
+        for kv in self.tree.range(record_key(from)..record_key(until)).take(max) {
+            let (k, v) = kv?;
+            if let (Some(seq), Some(json)) = (seq_of(&k), v.get(8..)) {
+                out.push((seq, json.to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the records in `seqs` (after PUBACK). Returns how many were removed.
+    pub fn remove(&self, seqs: RangeInclusive<u64>) -> Result<u64> {
+        let mut batch = sled::Batch::default();
+        let (mut n, mut bytes) = (0u64, 0u64);
+        let end = seqs.end().saturating_add(1);
+        for kv in self.tree.range(record_key(*seqs.start())..record_key(end)) {
+            let (k, v) = kv?;
+            bytes += v.len() as u64;
+            n += 1;
+            batch.remove(k);
+        }
+        self.tree.apply_batch(batch)?;
+        let mut st = self.state();
+        st.records = st.records.saturating_sub(n);
+        st.bytes = st.bytes.saturating_sub(bytes);
+        Ok(n)
+    }
+
+    pub fn stats(&self) -> BufferStats {
+        let oldest_stored_ms = self
+            .tree
+            .range(record_key(0)..)
+            .next()
+            .and_then(|kv| kv.ok())
+            .and_then(|(_, v)| be_u64(&v))
+            .map(|ms| ms as i64);
+        let st = self.state();
+        BufferStats {
+            records: st.records,
+            bytes: st.bytes,
+            dropped: st.dropped,
+            next_seq: st.next_seq,
+            oldest_stored_ms,
+            disk_bytes: self.db.size_on_disk().unwrap_or(0),
+        }
+    }
+
+    /// Flushes everything (on shutdown).
+    pub async fn flush(&self) -> Result<()> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
+
+type Request = (Vec<NewRecord>, oneshot::Sender<Result<Vec<u64>, String>>);
+
+/// Handle through which device tasks append; commits concurrent appends in groups.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Writer {
+    /// Spawns the group-commit task for `buffer`.
+    pub fn spawn(buffer: Arc<Buffer>) -> Writer {
+        let (tx, mut rx) = mpsc::channel::<Request>(1024);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut group = vec![first];
+                while group.len() < 256 {
+                    match rx.try_recv() {
+                        Ok(r) => group.push(r),
+                        Err(_) => break,
+                    }
+                }
+                let sizes: Vec<usize> = group.iter().map(|(items, _)| items.len()).collect();
+                let (items, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+                let all: Vec<NewRecord> = items.into_iter().flatten().collect();
+                match buffer.append(all).await {
+                    Ok(seqs) => {
+                        let mut rest = seqs.as_slice();
+                        for (n, reply) in sizes.into_iter().zip(replies) {
+                            let (mine, tail) = rest.split_at(n.min(rest.len()));
+                            rest = tail;
+                            let _ = reply.send(Ok(mine.to_vec()));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "buffer append failed");
+                        for reply in replies {
+                            let _ = reply.send(Err(e.to_string()));
+                        }
+                    }
+                }
+            }
+        });
+        Writer { tx }
+    }
+
+    /// Appends records durably; returns their seqs once they are on disk.
+    pub async fn append(&self, items: Vec<NewRecord>) -> Result<Vec<u64>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send((items, reply)).await.map_err(|_| anyhow::anyhow!("buffer writer stopped"))?;
+        rx.await.map_err(|_| anyhow::anyhow!("buffer writer stopped"))?.map_err(anyhow::Error::msg)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,90 @@
+//! Tests for the sled buffer: ordering, durability across reopen, shot marks, size bound.
+
+use super::*;
+use moldops_shared::RecordKind;
+
+fn rec(machine: &str, shot: u64) -> NewRecord {
+    NewRecord {
+        record: Record {
+            seq: 0,
+            kind: RecordKind::Shot,
+            machine_id: machine.into(),
+            device_id: machine.into(),
+            ts_ms: 1_700_000_000_000 + shot as i64,
+            shot_number: Some(shot),
+            mold: Some("M".into()),
+            values: [("Cycle_Time".to_string(), 60.0)].into_iter().collect(),
+            out_of_range: vec![],
+        },
+        shot_mark: Some((machine.into(), shot)),
+    }
+}
+
+#[tokio::test]
+async fn append_read_remove_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let b = Buffer::open(dir.path(), 1 << 30).expect("open");
+        let seqs = b.append(vec![rec("m1", 7), rec("m1", 8), rec("m2", 1)]).await.expect("append");
+        assert_eq!(seqs, vec![0, 1, 2]);
+        let got = b.read(0, 3, 10).expect("read");
+        assert_eq!(got.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![0, 1, 2]);
+        let r: Record = serde_json::from_slice(&got[1].1).expect("json");
+        assert_eq!((r.seq, r.shot_number), (1, Some(8)));
+        assert_eq!(b.remove(0..=0).expect("remove"), 1);
+        assert_eq!(b.stats().records, 2);
+        assert_eq!(b.last_shot("m1").expect("mark"), Some(8));
+    }
+    let b = Buffer::open(dir.path(), 1 << 30).expect("reopen");
+    assert_eq!(b.next_seq(), 3, "seq never goes back after a restart");
+    assert_eq!(b.stats().records, 2);
+    assert_eq!(b.last_shot("m2").expect("mark"), Some(1));
+    assert_eq!(b.read(0, u64::MAX, 10).expect("read")[0].0, 1);
+    // Removing everything must not make the next seq reuse old numbers.
+    b.remove(0..=10).expect("remove");
+    drop(b);
+    let b = Buffer::open(dir.path(), 1 << 30).expect("reopen");
+    assert_eq!(b.next_seq(), 3);
+}
+
+#[tokio::test]
+async fn drops_oldest_when_full_and_counts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Buffer::open(dir.path(), 2000).expect("open");
+    for i in 0..40 {
+        b.append(vec![rec("m1", i)]).await.expect("append");
+    }
+    let st = b.stats();
+    assert!(st.bytes <= 2000, "{st:?}");
+    assert!(st.dropped > 0);
+    assert_eq!(st.records + st.dropped, 40);
+    let first = b.read(0, u64::MAX, 1).expect("read")[0].0;
+    assert_eq!(first, st.dropped, "the oldest were dropped, in order");
+    assert_eq!(b.last_shot("m1").expect("mark"), Some(39), "meta survives drops");
+}
+
+#[tokio::test]
+async fn writer_groups_concurrent_appends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Buffer::open(dir.path(), 1 << 30).expect("open");
+    let w = Writer::spawn(b.clone());
+    let mut tasks = Vec::new();
+    for m in 0..8 {
+        let w = w.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for s in 0..25 {
+                seqs.extend(w.append(vec![rec(&format!("m{m}"), s)]).await.expect("append"));
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        let seqs = t.await.expect("task");
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "per-task seqs increase");
+        all.extend(seqs);
+    }
+    all.sort_unstable();
+    assert_eq!(all, (0..200).collect::<Vec<_>>(), "every seq exactly once");
+}

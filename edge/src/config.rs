@@ -1,0 +1,381 @@
+//! Edge configuration (TOML): identity, broker, buffer, uplink, local API and devices with
+//! their profiles. [`EdgeConfig::load`] validates everything at once and reports every
+//! problem, each naming the field it is about.
+
+use moldops_shared::profile::{Order, Profile};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    pub site: String,
+    pub edge_id: String,
+    pub broker: BrokerConfig,
+    #[serde(default)]
+    pub buffer: BufferConfig,
+    #[serde(default)]
+    pub uplink: UplinkConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub devices: Vec<DeviceConfig>,
+}
+
+/// MQTT broker connection, shared by the edge uplink and the cloud ingest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    pub host: String,
+    #[serde(default = "default_mqtt_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// MQTT keep-alive in seconds.
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_s: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// CA certificate(s) (PEM) that sign the broker's certificate.
+    pub ca_file: PathBuf,
+    /// Client certificate (PEM) for mutual TLS.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// Client private key (PEM) for mutual TLS.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+/// What to do when the buffer reaches `max_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FullPolicy {
+    /// Drop the oldest records (counted in `moldops_buffer_dropped_total`) to make room.
+    #[default]
+    DropOldest,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BufferConfig {
+    #[serde(default = "default_buffer_path")]
+    pub path: PathBuf,
+    /// Upper bound of buffered record bytes.
+    #[serde(default = "default_buffer_bytes")]
+    pub max_bytes: u64,
+    #[serde(default)]
+    pub full_policy: FullPolicy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UplinkConfig {
+    /// Records per MQTT message.
+    #[serde(default = "default_batch_records")]
+    pub batch_max_records: usize,
+    /// Batches published but not yet acknowledged (PUBACK).
+    #[serde(default = "default_inflight")]
+    pub max_inflight: usize,
+    /// Upper rate for uploading the backlog after an outage; live records are not limited.
+    #[serde(default = "default_catchup_rate")]
+    pub catchup_records_per_s: u64,
+    /// Longest wait before a partial batch of live records is sent.
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address of the local HTTP API; empty disables it.
+    #[serde(default = "default_api_listen")]
+    pub listen: String,
+}
+
+/// Role of a device: a machine produces shots, a peripheral produces samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceRole {
+    Machine,
+    Peripheral,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    ModbusTcp,
+    ModbusRtu,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SerialConfig {
+    pub path: String,
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// `none`, `even` or `odd`.
+    #[serde(default = "default_parity")]
+    pub parity: String,
+    #[serde(default = "default_data_bits")]
+    pub data_bits: u8,
+    #[serde(default = "default_stop_bits")]
+    pub stop_bits: u8,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// Unique device id; for machines also the machine id.
+    pub id: String,
+    pub role: DeviceRole,
+    /// Machine a peripheral serves (defaults to `id` for machines).
+    #[serde(default)]
+    pub machine_id: Option<String>,
+    pub protocol: Protocol,
+    /// `host:port` for Modbus TCP.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Serial line for Modbus RTU.
+    #[serde(default)]
+    pub serial: Option<SerialConfig>,
+    #[serde(default = "default_unit")]
+    pub unit_id: u8,
+    #[serde(default = "default_poll_ms")]
+    pub poll_interval_ms: u64,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Overrides the profile's default word order (e.g. one machine in `little` = CDAB).
+    #[serde(default)]
+    pub word_order: Option<Order>,
+    #[serde(default)]
+    pub byte_order: Option<Order>,
+    /// Profile file (TOML), relative to the config file.
+    #[serde(default)]
+    pub profile_file: Option<PathBuf>,
+    /// Inline profile (alternative to `profile_file`).
+    #[serde(default)]
+    pub profile: Option<Profile>,
+}
+
+impl DeviceConfig {
+    pub fn machine_id(&self) -> &str {
+        self.machine_id.as_deref().unwrap_or(&self.id)
+    }
+}
+
+fn default_mqtt_port() -> u16 {
+    1883
+}
+fn default_keep_alive() -> u64 {
+    15
+}
+fn default_buffer_path() -> PathBuf {
+    PathBuf::from("moldops-data/edge-buffer")
+}
+fn default_buffer_bytes() -> u64 {
+    512 * 1024 * 1024
+}
+fn default_batch_records() -> usize {
+    500
+}
+fn default_inflight() -> usize {
+    16
+}
+fn default_catchup_rate() -> u64 {
+    20_000
+}
+fn default_linger_ms() -> u64 {
+    200
+}
+fn default_api_listen() -> String {
+    "127.0.0.1:9464".into()
+}
+fn default_baud() -> u32 {
+    19200
+}
+fn default_parity() -> String {
+    "even".into()
+}
+fn default_data_bits() -> u8 {
+    8
+}
+fn default_stop_bits() -> u8 {
+    1
+}
+fn default_unit() -> u8 {
+    1
+}
+fn default_poll_ms() -> u64 {
+    1000
+}
+fn default_timeout_ms() -> u64 {
+    1000
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        BufferConfig {
+            path: default_buffer_path(),
+            max_bytes: default_buffer_bytes(),
+            full_policy: FullPolicy::default(),
+        }
+    }
+}
+impl Default for UplinkConfig {
+    fn default() -> Self {
+        UplinkConfig {
+            batch_max_records: default_batch_records(),
+            max_inflight: default_inflight(),
+            catchup_records_per_s: default_catchup_rate(),
+            linger_ms: default_linger_ms(),
+        }
+    }
+}
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { listen: default_api_listen() }
+    }
+}
+
+/// A device with its profile resolved and validated.
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub cfg: DeviceConfig,
+    pub profile: Profile,
+}
+
+/// Every problem found in a config, for printing all at once.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{} problem(s) in the configuration:", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+impl std::error::Error for ConfigErrors {}
+
+impl EdgeConfig {
+    /// Reads, parses and validates a config file; profile files resolve relative to it.
+    pub fn load(path: &Path) -> Result<(EdgeConfig, Vec<Device>), ConfigErrors> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigErrors(vec![format!("{}: cannot read: {e}", path.display())]))?;
+        let cfg: EdgeConfig = toml::from_str(&text)
+            .map_err(|e| ConfigErrors(vec![format!("{}: {e}", path.display())]))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let devices = cfg.resolve(base)?;
+        Ok((cfg, devices))
+    }
+
+    /// Resolves profiles and validates the whole config, listing every problem.
+    pub fn resolve(&self, base: &Path) -> Result<Vec<Device>, ConfigErrors> {
+        let mut errs = Vec::new();
+        for (field, v) in [("site", &self.site), ("edge_id", &self.edge_id)] {
+            if !moldops_shared::topic::valid_level(v) {
+                errs.push(format!("{field} {v:?} must be non-empty and contain no / + #"));
+            }
+        }
+        if self.broker.host.trim().is_empty() {
+            errs.push("broker.host is empty".into());
+        }
+        if let Some(tls) = &self.broker.tls {
+            let files = [Some(&tls.ca_file), tls.cert_file.as_ref(), tls.key_file.as_ref()];
+            for f in files.into_iter().flatten() {
+                if !resolve_path(base, f).is_file() {
+                    errs.push(format!("broker.tls: file {} not found", f.display()));
+                }
+            }
+            if tls.cert_file.is_some() != tls.key_file.is_some() {
+                errs.push("broker.tls: cert_file and key_file go together".into());
+            }
+        }
+        if self.buffer.max_bytes < 1024 * 1024 {
+            errs.push("buffer.max_bytes must be at least 1 MiB".into());
+        }
+        if self.uplink.batch_max_records == 0 || self.uplink.max_inflight == 0 {
+            errs.push("uplink.batch_max_records and uplink.max_inflight must be > 0".into());
+        }
+        if self.devices.is_empty() {
+            errs.push("no [[devices]] configured".into());
+        }
+        let mut ids = std::collections::HashSet::new();
+        let mut devices = Vec::new();
+        for (i, d) in self.devices.iter().enumerate() {
+            let at = format!("devices[{i}] ({})", d.id);
+            if !ids.insert(d.id.as_str()) {
+                errs.push(format!("{at}: id defined twice"));
+            }
+            if d.id.trim().is_empty() {
+                errs.push(format!("devices[{i}]: id is empty"));
+            }
+            match (d.protocol, &d.address, &d.serial) {
+                (Protocol::ModbusTcp, Some(a), _) if a.parse::<std::net::SocketAddr>().is_err() && !a.contains(':') => {
+                    errs.push(format!("{at}: address {a:?} must be host:port"))
+                }
+                (Protocol::ModbusTcp, None, _) => errs.push(format!("{at}: modbus-tcp needs address = \"host:port\"")),
+                (Protocol::ModbusRtu, _, None) => errs.push(format!("{at}: modbus-rtu needs a [serial] table")),
+                (Protocol::ModbusRtu, _, Some(s)) if !["none", "even", "odd"].contains(&s.parity.as_str()) => {
+                    errs.push(format!("{at}: serial.parity must be none, even or odd"))
+                }
+                _ => {}
+            }
+            if d.poll_interval_ms == 0 || d.timeout_ms == 0 {
+                errs.push(format!("{at}: poll_interval_ms and timeout_ms must be > 0"));
+            }
+            let profile = match (&d.profile, &d.profile_file) {
+                (Some(p), None) => Some(p.clone()),
+                (None, Some(f)) => match load_profile(&resolve_path(base, f)) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        errs.push(format!("{at}: {e}"));
+                        None
+                    }
+                },
+                (Some(_), Some(_)) => {
+                    errs.push(format!("{at}: give either profile or profile_file, not both"));
+                    None
+                }
+                (None, None) => {
+                    errs.push(format!("{at}: needs profile_file or an inline [devices.profile]"));
+                    None
+                }
+            };
+            let Some(mut profile) = profile else { continue };
+            if let Some(w) = d.word_order {
+                profile.word_order = w;
+            }
+            if let Some(b) = d.byte_order {
+                profile.byte_order = b;
+            }
+            for e in profile.validate() {
+                errs.push(format!("{at}: profile {}: {e}", profile.name));
+            }
+            if d.role == DeviceRole::Machine && profile.shot_counter.is_none() {
+                errs.push(format!("{at}: a machine's profile needs shot_counter"));
+            }
+            devices.push(Device { cfg: d.clone(), profile });
+        }
+        if errs.is_empty() { Ok(devices) } else { Err(ConfigErrors(errs)) }
+    }
+}
+
+/// Loads a profile file (TOML).
+pub fn load_profile(path: &Path) -> Result<Profile, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("profile {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("profile {}: {e}", path.display()))
+}
+
+fn resolve_path(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+}

@@ -1,0 +1,150 @@
+//! Health of the edge: per-device status for `/status`, and the Prometheus metrics served
+//! on `/metrics` (poll latency and errors per device, shots, buffer depth/bytes/oldest age,
+//! MQTT state, records sent). Every task reports here; nothing here does I/O.
+
+use crate::buffer::Buffer;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeviceLabel {
+    pub device: String,
+}
+
+/// What `/status` says about one device.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeviceStatus {
+    pub role: String,
+    pub machine_id: String,
+    pub target: String,
+    pub connected: bool,
+    pub polls: u64,
+    pub errors: u64,
+    pub last_error: Option<String>,
+    pub last_ok_ms: Option<i64>,
+    pub last_shot: Option<u64>,
+    pub shots: u64,
+    pub missed_shots: u64,
+}
+
+type LatencyFamily = Family<DeviceLabel, Histogram, fn() -> Histogram>;
+
+pub struct Metrics {
+    pub poll_seconds: LatencyFamily,
+    pub poll_errors: Family<DeviceLabel, Counter>,
+    pub device_up: Family<DeviceLabel, Gauge>,
+    pub shots: Family<DeviceLabel, Counter>,
+    pub shots_missed: Family<DeviceLabel, Counter>,
+    pub out_of_range: Family<DeviceLabel, Counter>,
+    pub mqtt_connected: Gauge,
+    pub mqtt_connects: Counter,
+    pub records_sent: Counter,
+    pub batches_sent: Counter,
+    pub buffer_records: Gauge,
+    pub buffer_bytes: Gauge,
+    pub buffer_disk_bytes: Gauge,
+    pub buffer_oldest_age: Gauge<f64, AtomicU64>,
+    pub buffer_dropped: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+}
+
+/// Shared health state of one edge process.
+pub struct Health {
+    pub metrics: Metrics,
+    registry: Registry,
+    devices: Mutex<BTreeMap<String, DeviceStatus>>,
+    mqtt_state: Mutex<String>,
+}
+
+impl Health {
+    pub fn new() -> Arc<Health> {
+        let metrics = Metrics {
+            poll_seconds: Family::new_with_constructor(latency_histogram),
+            poll_errors: Family::default(),
+            device_up: Family::default(),
+            shots: Family::default(),
+            shots_missed: Family::default(),
+            out_of_range: Family::default(),
+            mqtt_connected: Gauge::default(),
+            mqtt_connects: Counter::default(),
+            records_sent: Counter::default(),
+            batches_sent: Counter::default(),
+            buffer_records: Gauge::default(),
+            buffer_bytes: Gauge::default(),
+            buffer_disk_bytes: Gauge::default(),
+            buffer_oldest_age: Gauge::default(),
+            buffer_dropped: Gauge::default(),
+        };
+        let mut r = Registry::with_prefix("moldops");
+        let m = &metrics;
+        r.register("poll_duration_seconds", "Latency of a device poll", m.poll_seconds.clone());
+        r.register("poll_errors", "Failed device polls", m.poll_errors.clone());
+        r.register("device_up", "1 when the device answered its last poll", m.device_up.clone());
+        r.register("shots", "Shot records assembled per machine", m.shots.clone());
+        r.register("shots_missed", "Shots the controller made that could not be read back", m.shots_missed.clone());
+        r.register("out_of_range_values", "Values decoded outside their engineering range", m.out_of_range.clone());
+        r.register("mqtt_connected", "1 while connected to the broker", m.mqtt_connected.clone());
+        r.register("mqtt_connects", "Successful broker connections", m.mqtt_connects.clone());
+        r.register("records_sent", "Records acknowledged by the broker (PUBACK)", m.records_sent.clone());
+        r.register("batches_sent", "Batches acknowledged by the broker", m.batches_sent.clone());
+        r.register("buffer_records", "Records waiting in the buffer", m.buffer_records.clone());
+        r.register("buffer_bytes", "Record bytes in the buffer", m.buffer_bytes.clone());
+        r.register("buffer_disk_bytes", "Size of the buffer on disk", m.buffer_disk_bytes.clone());
+        r.register("buffer_oldest_age_seconds", "Age of the oldest buffered record", m.buffer_oldest_age.clone());
+        r.register("buffer_dropped_records", "Records dropped because the buffer was full", m.buffer_dropped.clone());
+        Arc::new(Health {
+            metrics,
+            registry: r,
+            devices: Mutex::new(BTreeMap::new()),
+            mqtt_state: Mutex::new("starting".into()),
+        })
+    }
+
+    /// Updates one device's status in place.
+    pub fn device(&self, id: &str, f: impl FnOnce(&mut DeviceStatus)) {
+        let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+        f(devices.entry(id.to_string()).or_default());
+    }
+
+    pub fn devices(&self) -> BTreeMap<String, DeviceStatus> {
+        self.devices.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_mqtt_state(&self, state: &str) {
+        self.metrics.mqtt_connected.set(i64::from(state == "connected"));
+        *self.mqtt_state.lock().unwrap_or_else(|e| e.into_inner()) = state.to_string();
+    }
+
+    pub fn mqtt_state(&self) -> String {
+        self.mqtt_state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Prometheus text exposition, with buffer gauges refreshed from `buffer`.
+    pub fn render(&self, buffer: &Buffer) -> String {
+        let st = buffer.stats();
+        let m = &self.metrics;
+        m.buffer_records.set(st.records as i64);
+        m.buffer_bytes.set(st.bytes as i64);
+        m.buffer_disk_bytes.set(st.disk_bytes as i64);
+        m.buffer_dropped.set(st.dropped as i64);
+        let age = st.oldest_stored_ms.map_or(0.0, |t| (chrono::Utc::now().timestamp_millis() - t) as f64 / 1e3);
+        m.buffer_oldest_age.set(age.max(0.0));
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.push_str("# encoding failed\n");
+        }
+        out
+    }
+}
+

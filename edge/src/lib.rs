@@ -1,0 +1,20 @@
+//! moldops edge gateway.
+//!
+//! Shaped like a vector pipeline: **sources** (Modbus TCP/RTU devices) are polled by
+//! per-device tasks in [`schedule`], machines' registers become shot records in [`shot`],
+//! every record is made durable in the sled [`buffer`] before anything else sees it, and the
+//! [`uplink`] sink publishes ordered batches over MQTT, deleting them only after PUBACK.
+//! [`api`] serves health, status and Prometheus metrics; [`sim`] is a simulated plant that
+//! speaks real Modbus TCP.
+
+pub mod api;
+pub mod buffer;
+pub mod config;
+pub mod health;
+pub mod mqtt;
+pub mod run;
+pub mod schedule;
+pub mod shot;
+pub mod sim;
+pub mod sources;
+pub mod uplink;

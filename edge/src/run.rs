@@ -1,0 +1,88 @@
+//! Wiring of the edge daemon: opens the buffer, starts one poller per device, the uplink and
+//! the local API, and stops them all in order on shutdown. Also the capacity estimate
+//! `check-config` prints (how long a broker outage the buffer covers).
+
+use crate::api::{self, ApiState};
+use crate::buffer::{Buffer, Writer};
+use crate::config::{Device, DeviceRole, EdgeConfig};
+use crate::health::Health;
+use crate::schedule::DevicePoller;
+use crate::uplink::Uplink;
+use anyhow::Result;
+use std::path::Path;
+use tokio::sync::watch;
+
+/// Handles of a running edge, for callers that embed it (demo, tests).
+pub struct RunningEdge {
+    pub api_addr: Option<std::net::SocketAddr>,
+    pub health: std::sync::Arc<Health>,
+    pub buffer: std::sync::Arc<Buffer>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningEdge {
+    /// Waits for every task to finish (after shutdown was signalled) and flushes the buffer.
+    pub async fn join(self) -> Result<()> {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.buffer.flush().await
+    }
+}
+
+/// Starts the edge. `base_dir` resolves relative paths of the config (buffer, TLS files).
+pub async fn start(
+    cfg: EdgeConfig,
+    devices: Vec<Device>,
+    base_dir: &Path,
+    shutdown: watch::Receiver<bool>,
+) -> Result<RunningEdge> {
+    let buffer_path = base_dir.join(&cfg.buffer.path);
+    let buffer = Buffer::open(&buffer_path, cfg.buffer.max_bytes)?;
+    let health = Health::new();
+    let writer = Writer::spawn(buffer.clone());
+    let mut tasks = Vec::new();
+    for d in devices {
+        let last = if d.cfg.role == DeviceRole::Machine { buffer.last_shot(d.cfg.machine_id())? } else { None };
+        let poller = DevicePoller::new(d, writer.clone(), health.clone(), last);
+        tasks.push(tokio::spawn(poller.run(shutdown.clone())));
+    }
+    let uplink = Uplink::new(cfg.clone(), base_dir.to_path_buf(), buffer.clone(), health.clone());
+    tasks.push(tokio::spawn(uplink.run(shutdown.clone())));
+    let api_addr = if cfg.api.listen.trim().is_empty() {
+        None
+    } else {
+        let state = ApiState {
+            site: cfg.site.clone(),
+            edge_id: cfg.edge_id.clone(),
+            health: health.clone(),
+            buffer: buffer.clone(),
+        };
+        Some(api::serve(&cfg.api.listen, state, shutdown.clone()).await?)
+    };
+    let stats = buffer.stats();
+    tracing::info!(edge_id = %cfg.edge_id, buffered = stats.records, next_seq = stats.next_seq, api = ?api_addr, "edge started");
+    Ok(RunningEdge { api_addr, health, buffer, tasks })
+}
+
+/// Estimated bytes per second the devices produce, assuming one shot per `cycle_s` seconds.
+pub fn estimated_bytes_per_s(devices: &[Device], cycle_s: f64) -> f64 {
+    devices
+        .iter()
+        .map(|d| {
+            let values = d.profile.value_tags();
+            let per_record = 160.0 + values.iter().map(|t| t.name.len() as f64 + 14.0).sum::<f64>();
+            let per_s = match d.cfg.role {
+                DeviceRole::Machine => 1.0 / cycle_s.max(0.1),
+                DeviceRole::Peripheral => 1000.0 / d.cfg.poll_interval_ms.max(1) as f64,
+            };
+            per_record * per_s
+        })
+        .sum()
+}
+
+/// Hours of broker outage the buffer covers at the estimated rate.
+pub fn outage_hours(cfg: &EdgeConfig, devices: &[Device], cycle_s: f64) -> f64 {
+    let rate = estimated_bytes_per_s(devices, cycle_s);
+    if rate <= 0.0 { f64::INFINITY } else { cfg.buffer.max_bytes as f64 / rate / 3600.0 }
+}

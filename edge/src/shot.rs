@@ -1,0 +1,155 @@
+//! Turning a poll's registers into records. [`Snapshot::decode`] reads every tag of a profile
+//! (flagging values outside their engineering range); [`plan`] decides from the shot counter
+//! which shots are new since the last one recorded — across counter wrap, restarts and
+//! shots made while the edge was away (read back from the controller's history ring).
+
+use crate::sources::Registers;
+use moldops_shared::profile::{self, DataType, Order, Profile, Tag, Value};
+use std::collections::BTreeMap;
+
+/// A tag decoded outside its engineering range, with the orders that would make it plausible.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeIssue {
+    pub tag: String,
+    pub value: f64,
+    pub plausible: Vec<(Order, Order, f64)>,
+}
+
+/// Every tag of a profile decoded from one register image.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub counter: Option<u64>,
+    pub timestamp_ms: Option<i64>,
+    pub mold: Option<String>,
+    pub values: BTreeMap<String, f64>,
+    pub out_of_range: Vec<RangeIssue>,
+}
+
+impl Snapshot {
+    /// Decodes `profile`'s tags from `regs`, addresses moved by `shift` (history slots).
+    pub fn decode(profile: &Profile, regs: &Registers, shift: i32) -> Snapshot {
+        let mut s = Snapshot::default();
+        let role = |r: &Option<String>, t: &Tag| r.as_deref() == Some(t.name.as_str());
+        let value_tags: Vec<&str> = profile.value_tags().iter().map(|t| t.name.as_str()).collect();
+        for tag in &profile.tags {
+            let Some(words) = regs.words(tag, shift) else { continue };
+            let (word, byte) = profile.orders(tag);
+            if role(&profile.shot_counter, tag) {
+                s.counter = Some(profile::decode_u64(tag, words, word, byte));
+            } else if role(&profile.timestamp, tag) {
+                s.timestamp_ms = Some(timestamp(tag, words, word, byte));
+            } else if role(&profile.mold_code, tag) {
+                s.mold = match profile::decode(tag, words, word, byte) {
+                    Value::Text(t) => Some(t),
+                    Value::Number(n) => Some(format!("{n}")),
+                };
+            } else if value_tags.contains(&tag.name.as_str())
+                && let Value::Number(v) = profile::decode(tag, words, word, byte)
+            {
+                if !v.is_finite() || tag.out_of_range(v) {
+                    let plausible = profile::plausible_orders(tag, words);
+                    s.out_of_range.push(RangeIssue { tag: tag.name.clone(), value: v, plausible });
+                }
+                if v.is_finite() {
+                    s.values.insert(tag.name.clone(), v);
+                }
+            }
+        }
+        s
+    }
+
+    /// Names of the out-of-range values, for the record's flag list.
+    pub fn flagged(&self) -> Vec<String> {
+        self.out_of_range.iter().map(|i| i.tag.clone()).collect()
+    }
+}
+
+fn timestamp(tag: &Tag, words: &[u16], word: Order, byte: Order) -> i64 {
+    let v = match tag.dtype {
+        DataType::F32 | DataType::F64 | DataType::I16 | DataType::I32 => match profile::decode(tag, words, word, byte) {
+            Value::Number(n) => n,
+            Value::Text(_) => 0.0,
+        },
+        _ => profile::decode_u64(tag, words, word, byte) as f64 * tag.scale + tag.offset,
+    };
+    v as i64
+}
+
+/// What the shot counter says happened since the last recorded shot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShotPlan {
+    /// No new shot.
+    None,
+    /// Record these shot numbers: earlier ones (read back from history) then the current.
+    Record { backfill: Vec<u64>, current: u64 },
+    /// The counter moved backwards (controller reset or replaced): record the current shot.
+    Reset { previous: u64, current: u64 },
+}
+
+/// Plans which shots to record. `last` is the last shot durably recorded (None on first
+/// contact), `history_depth` the controller's ring depth (0 without one). Shots older than
+/// the ring are missed; the caller counts `missed(...)` of them.
+pub fn plan(last: Option<u64>, current: u64, bits: u32, history_depth: u64) -> ShotPlan {
+    let wrap = |n: u64| if bits >= 64 { n } else { n & ((1u64 << bits) - 1) };
+    match last {
+        None => {
+            let back = history_depth.saturating_sub(1).min(current);
+            let backfill = (1..=back).rev().map(|k| wrap(current.wrapping_sub(k))).collect();
+            ShotPlan::Record { backfill, current }
+        }
+        Some(prev) if prev == current => ShotPlan::None,
+        Some(prev) => {
+            let delta = profile::counter_delta(prev, current, bits);
+            let half = if bits >= 64 { u64::MAX / 2 } else { 1u64 << (bits - 1) };
+            if delta >= half {
+                return ShotPlan::Reset { previous: prev, current };
+            }
+            let back = (delta - 1).min(history_depth.saturating_sub(1));
+            let backfill = (1..=back).rev().map(|k| wrap(current.wrapping_sub(k))).collect();
+            ShotPlan::Record { backfill, current }
+        }
+    }
+}
+
+/// Number of shots between `last` and `current` that no backfill can cover.
+pub fn missed(last: Option<u64>, current: u64, bits: u32, backfilled: usize) -> u64 {
+    match last {
+        Some(prev) if prev != current => {
+            profile::counter_delta(prev, current, bits).saturating_sub(1).saturating_sub(backfilled as u64)
+        }
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_next_and_wrap() {
+        assert_eq!(plan(Some(5), 5, 32, 64), ShotPlan::None);
+        assert_eq!(plan(Some(5), 6, 32, 64), ShotPlan::Record { backfill: vec![], current: 6 });
+        let max = u64::from(u32::MAX);
+        assert_eq!(plan(Some(max), 0, 32, 64), ShotPlan::Record { backfill: vec![], current: 0 });
+        assert_eq!(plan(Some(max - 1), 1, 32, 64), ShotPlan::Record { backfill: vec![max, 0], current: 1 });
+    }
+
+    #[test]
+    fn plans_backfill_within_history_and_counts_missed() {
+        assert_eq!(plan(Some(10), 13, 32, 64), ShotPlan::Record { backfill: vec![11, 12], current: 13 });
+        let p = plan(Some(10), 100, 32, 8);
+        let ShotPlan::Record { backfill, current } = p else { panic!("{p:?}") };
+        assert_eq!(backfill, (93..100).collect::<Vec<_>>());
+        assert_eq!(current, 100);
+        assert_eq!(missed(Some(10), 100, 32, backfill.len()), 89 - 7);
+        assert_eq!(plan(Some(10), 12, 32, 0), ShotPlan::Record { backfill: vec![], current: 12 });
+        assert_eq!(missed(Some(10), 12, 32, 0), 1);
+    }
+
+    #[test]
+    fn first_contact_reads_history_and_reset_is_detected() {
+        assert_eq!(plan(None, 3, 32, 64), ShotPlan::Record { backfill: vec![0, 1, 2], current: 3 });
+        assert_eq!(plan(None, 0, 32, 64), ShotPlan::Record { backfill: vec![], current: 0 });
+        assert_eq!(plan(Some(500), 3, 32, 64), ShotPlan::Reset { previous: 500, current: 3 });
+    }
+}

@@ -1,0 +1,270 @@
+//! MQTT uplink: publishes buffered records as ordered, self-describing batches with QoS 1 and
+//! removes them from the buffer only after the broker's PUBACK. Every connection gets a fresh
+//! rumqttc event loop: anything unacknowledged when a connection drops is still in the buffer
+//! and is sent again on the next one (the cloud deduplicates on `(edge_id, seq)`).
+//!
+//! Two lanes share the in-flight window: **live** records (stored since this connection came
+//! up) go out as they arrive; the **backlog** from an outage is sent oldest first, limited to
+//! `catchup_records_per_s`, so live data keeps flowing during catch-up.
+
+use crate::buffer::Buffer;
+use crate::config::EdgeConfig;
+use crate::health::Health;
+use anyhow::{Context, Result, bail};
+use moldops_shared::topic::{self, Leaf};
+use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS};
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// A publish waiting for its packet id, then for its PUBACK.
+#[derive(Debug, Clone, Copy)]
+enum Tracked {
+    Data { first: u64, last: u64, count: u64 },
+    Other,
+}
+
+pub struct Uplink {
+    cfg: EdgeConfig,
+    base_dir: PathBuf,
+    buffer: Arc<Buffer>,
+    health: Arc<Health>,
+}
+
+/// Lanes and window of one connection.
+struct Session {
+    client: AsyncClient,
+    data_topic: String,
+    live_cursor: u64,
+    backlog_cursor: u64,
+    live_from: u64,
+    tokens: f64,
+    refilled: Instant,
+    awaiting_pkid: VecDeque<Tracked>,
+    inflight: HashMap<u16, Tracked>,
+}
+
+impl Uplink {
+    pub fn new(cfg: EdgeConfig, base_dir: PathBuf, buffer: Arc<Buffer>, health: Arc<Health>) -> Self {
+        Uplink { cfg, base_dir, buffer, health }
+    }
+
+    /// Connects, uploads and reconnects with back-off until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(250);
+        let mut was_up = true;
+        while !*shutdown.borrow() {
+            let started = Instant::now();
+            match self.session(&mut shutdown).await {
+                Ok(()) => return,
+                Err(e) => {
+                    self.health.set_mqtt_state("disconnected");
+                    if was_up || started.elapsed() > Duration::from_secs(5) {
+                        tracing::warn!(error = %format!("{e:#}"), "broker connection lost; records stay buffered");
+                        backoff = Duration::from_millis(250);
+                    }
+                    was_up = false;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.changed() => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    fn status_payload(&self, state: &str) -> Vec<u8> {
+        serde_json::json!({
+            "state": state,
+            "site": self.cfg.site,
+            "edge_id": self.cfg.edge_id,
+            "ts_ms": chrono::Utc::now().timestamp_millis(),
+            "version": env!("CARGO_PKG_VERSION"),
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    async fn session(&self, shutdown: &mut watch::Receiver<bool>) -> Result<()> {
+        let (site, edge) = (&self.cfg.site, &self.cfg.edge_id);
+        let status_topic = topic::topic(site, edge, Leaf::Status);
+        let up = &self.cfg.uplink;
+        let mut opts = crate::mqtt::options(&self.cfg.broker, &format!("moldops-edge-{edge}"), &self.base_dir)?;
+        opts.set_clean_session(true);
+        opts.set_inflight((up.max_inflight + 4).min(u16::MAX as usize) as u16);
+        opts.set_last_will(LastWill::new(&status_topic, self.status_payload("offline"), QoS::AtLeastOnce, true));
+        let (client, mut events) = AsyncClient::new(opts, up.max_inflight + 16);
+        self.health.set_mqtt_state("connecting");
+        loop {
+            match events.poll().await.context("connecting to broker")? {
+                Event::Incoming(Packet::ConnAck(_)) => break,
+                _ => continue,
+            }
+        }
+        self.health.set_mqtt_state("connected");
+        self.health.metrics.mqtt_connects.inc();
+        let mut appended = self.buffer.subscribe();
+        let live_from = *appended.borrow();
+        tracing::info!(broker = %self.cfg.broker.host, port = self.cfg.broker.port, backlog_until = live_from, "connected to broker");
+        let mut s = Session {
+            client,
+            data_topic: topic::topic(site, edge, Leaf::Data),
+            live_cursor: live_from,
+            backlog_cursor: 0,
+            live_from,
+            tokens: up.batch_max_records as f64,
+            refilled: Instant::now(),
+            awaiting_pkid: VecDeque::new(),
+            inflight: HashMap::new(),
+        };
+        s.client.try_publish(&status_topic, QoS::AtLeastOnce, true, self.status_payload("online"))?;
+        s.awaiting_pkid.push_back(Tracked::Other);
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            self.fill(&mut s, *appended.borrow())?;
+            tokio::select! {
+                ev = events.poll() => self.on_event(&mut s, ev.context("broker connection")?)?,
+                changed = appended.changed() => if changed.is_err() { bail!("buffer closed") },
+                _ = tick.tick(), if s.backlog_cursor < s.live_from => {}
+                _ = shutdown.changed() => if *shutdown.borrow() {
+                    let _ = s.client.try_publish(&status_topic, QoS::AtMostOnce, true, self.status_payload("offline"));
+                    let _ = s.client.try_disconnect();
+                    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                        while events.poll().await.is_ok() {}
+                    }).await;
+                    return Ok(());
+                },
+            }
+        }
+    }
+
+    fn window_used(s: &Session) -> usize {
+        let data = |t: &&Tracked| matches!(t, Tracked::Data { .. });
+        s.awaiting_pkid.iter().filter(data).count() + s.inflight.values().filter(data).count()
+    }
+
+    /// Publishes batches while the window has room: live first, then rate-limited backlog.
+    fn fill(&self, s: &mut Session, durable_until: u64) -> Result<()> {
+        let up = &self.cfg.uplink;
+        let rate = up.catchup_records_per_s as f64;
+        let now = Instant::now();
+        if rate > 0.0 {
+            let burst = rate.max(up.batch_max_records as f64);
+            s.tokens = (s.tokens + rate * now.duration_since(s.refilled).as_secs_f64()).min(burst);
+        }
+        s.refilled = now;
+        while Self::window_used(s) < up.max_inflight {
+            let live = self.buffer.read(s.live_cursor, durable_until, up.batch_max_records)?;
+            if let Some((last, _)) = live.last() {
+                s.live_cursor = last + 1;
+                self.publish(s, live)?;
+                continue;
+            }
+            if s.backlog_cursor >= s.live_from {
+                break;
+            }
+            let allowed = if rate > 0.0 { s.tokens.floor() as usize } else { up.batch_max_records };
+            if allowed == 0 {
+                break;
+            }
+            let backlog = self.buffer.read(s.backlog_cursor, s.live_from, allowed.min(up.batch_max_records))?;
+            let Some((last, _)) = backlog.last() else {
+                s.backlog_cursor = s.live_from;
+                tracing::info!("backlog uploaded");
+                break;
+            };
+            s.backlog_cursor = last + 1;
+            if rate > 0.0 {
+                s.tokens -= backlog.len() as f64;
+            }
+            self.publish(s, backlog)?;
+        }
+        Ok(())
+    }
+
+    fn publish(&self, s: &mut Session, records: Vec<(u64, Vec<u8>)>) -> Result<()> {
+        let (Some((first, _)), Some((last, _))) = (records.first(), records.last()) else { return Ok(()) };
+        let tracked = Tracked::Data { first: *first, last: *last, count: records.len() as u64 };
+        let payload = batch_json(&self.cfg.site, &self.cfg.edge_id, &records);
+        s.client.try_publish(&s.data_topic, QoS::AtLeastOnce, false, payload)?;
+        s.awaiting_pkid.push_back(tracked);
+        Ok(())
+    }
+
+    fn on_event(&self, s: &mut Session, ev: Event) -> Result<()> {
+        match ev {
+            Event::Outgoing(Outgoing::Publish(pkid)) => {
+                if let Some(t) = s.awaiting_pkid.pop_front()
+                    && pkid != 0
+                {
+                    s.inflight.insert(pkid, t);
+                }
+            }
+            Event::Incoming(Packet::PubAck(ack)) => {
+                if let Some(Tracked::Data { first, last, count }) = s.inflight.remove(&ack.pkid) {
+                    self.buffer.remove(first..=last)?;
+                    self.health.metrics.records_sent.inc_by(count);
+                    self.health.metrics.batches_sent.inc();
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Assembles a batch from stored record JSON without re-encoding the records.
+pub fn batch_json(site: &str, edge_id: &str, records: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let first = records.first().map_or(0, |r| r.0);
+    let last = records.last().map_or(0, |r| r.0);
+    let head = format!(
+        r#"{{"schema":{},"site":{},"edge_id":{},"first_seq":{first},"last_seq":{last},"sent_at_ms":{},"records":["#,
+        moldops_shared::SCHEMA_VERSION,
+        serde_json::Value::from(site),
+        serde_json::Value::from(edge_id),
+        chrono::Utc::now().timestamp_millis(),
+    );
+    let size = head.len() + records.iter().map(|r| r.1.len() + 1).sum::<usize>() + 2;
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(head.as_bytes());
+    for (i, (_, json)) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(json);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use moldops_shared::{Record, RecordKind};
+
+    #[test]
+    fn batch_json_decodes_with_the_shared_codec() {
+        let recs: Vec<(u64, Vec<u8>)> = (5..8)
+            .map(|seq| {
+                let r = Record {
+                    seq,
+                    kind: RecordKind::Peripheral,
+                    machine_id: "m1".into(),
+                    device_id: "m1-dryer".into(),
+                    ts_ms: 1,
+                    shot_number: None,
+                    mold: None,
+                    values: [("dew_point".to_string(), -40.0)].into_iter().collect(),
+                    out_of_range: vec![],
+                };
+                (seq, serde_json::to_vec(&r).expect("json"))
+            })
+            .collect();
+        let b = moldops_shared::decode_batch(&batch_json("site \"a\"", "e1", &recs)).expect("valid batch");
+        assert_eq!((b.first_seq, b.last_seq, b.records.len()), (5, 7, 3));
+        assert_eq!(b.site, "site \"a\"");
+    }
+}

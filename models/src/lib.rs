@@ -1,0 +1,1 @@
+//! Neural models (burn) for moldops. Empty until the training issue lands.

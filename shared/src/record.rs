@@ -1,0 +1,83 @@
+//! Record and batch types: one shot of a machine or one sample of a peripheral, and the
+//! self-describing batch an edge uploads. `(edge_id, seq)` is the idempotency key end to end.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Version of the batch schema on the wire. Receivers reject batches with another version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What a record describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    /// One injection cycle of a machine (dataset `raw_data`).
+    Shot,
+    /// One reading of a peripheral device (dataset `peripheral_data`).
+    Peripheral,
+}
+
+impl RecordKind {
+    /// Name of the lake dataset this kind of record lands in.
+    pub fn dataset(self) -> &'static str {
+        match self {
+            RecordKind::Shot => "raw_data",
+            RecordKind::Peripheral => "peripheral_data",
+        }
+    }
+}
+
+/// One record: a shot or a peripheral sample, with its named process values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Per-edge, strictly increasing sequence number.
+    pub seq: u64,
+    pub kind: RecordKind,
+    /// Machine this record belongs to (for peripherals: the machine the device serves).
+    pub machine_id: String,
+    /// Device that produced the record (equal to `machine_id` for shots).
+    pub device_id: String,
+    /// UTC timestamp in milliseconds since the Unix epoch.
+    pub ts_ms: i64,
+    /// Controller shot counter (shots only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shot_number: Option<u64>,
+    /// Mold / product code (shots only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mold: Option<String>,
+    /// Named process values in engineering units.
+    pub values: BTreeMap<String, f64>,
+    /// Names of values that were decoded outside their configured engineering range.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub out_of_range: Vec<String>,
+}
+
+/// A batch of records as uploaded by one edge, in ascending `seq` order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    pub schema: u32,
+    pub site: String,
+    pub edge_id: String,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// When the edge sent the batch (UTC ms); informational only.
+    pub sent_at_ms: i64,
+    pub records: Vec<Record>,
+}
+
+impl Batch {
+    /// Builds a batch from records already sorted by `seq`. Returns `None` when empty.
+    pub fn new(site: &str, edge_id: &str, sent_at_ms: i64, records: Vec<Record>) -> Option<Batch> {
+        let first_seq = records.first()?.seq;
+        let last_seq = records.last()?.seq;
+        Some(Batch {
+            schema: SCHEMA_VERSION,
+            site: site.to_string(),
+            edge_id: edge_id.to_string(),
+            first_seq,
+            last_seq,
+            sent_at_ms,
+            records,
+        })
+    }
+}
