@@ -1,1 +1,144 @@
-fn main() {}
+//! `moldops-cloud` command line: `ingest` (MQTT → lake) and `lake summary`. Logs go to stderr
+//! (`RUST_LOG`, default `info`); stdout carries only machine-readable lines and reports.
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use moldops_cloud::config::{self, ConfigErrors, Overrides};
+use moldops_cloud::{ingest, lake};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(name = "moldops-cloud", version, about = "moldops cloud: MQTT ingest into a Parquet lake, and lake inspection")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Subscribe to every edge's data topic and write the batches into the lake.
+    Ingest(IngestArgs),
+    /// Inspect the lake.
+    Lake {
+        #[command(subcommand)]
+        command: LakeCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+struct IngestArgs {
+    /// Config file (TOML with [broker], [lake], [ingest]).
+    #[arg(long, env = "MOLDOPS_CLOUD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Broker host (overrides [broker] host; enough on its own without a config file).
+    #[arg(long)]
+    broker_host: Option<String>,
+    /// Broker port (overrides [broker] port).
+    #[arg(long)]
+    broker_port: Option<u16>,
+    /// Lake folder (overrides [lake] path).
+    #[arg(long)]
+    lake: Option<PathBuf>,
+    /// MQTT client id (overrides [ingest] client_id); keep it fixed so the broker keeps the session.
+    #[arg(long)]
+    client_id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum LakeCommand {
+    /// What has arrived: rows, edges, time range, files and shots per dataset and machine,
+    /// and the quarantine.
+    Summary {
+        /// Lake folder (default: [lake] path of --config, else moldops-data/lake).
+        #[arg(long)]
+        lake: Option<PathBuf>,
+        /// Config file to take the lake folder from.
+        #[arg(long, env = "MOLDOPS_CLOUD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Ingest(args) => run_ingest(args),
+        Command::Lake { command: LakeCommand::Summary { lake, config, json } } => {
+            summary(lake, config, json)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<ConfigErrors>().is_some() => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn run_ingest(args: IngestArgs) -> Result<()> {
+    let over = Overrides {
+        broker_host: args.broker_host,
+        broker_port: args.broker_port,
+        lake: args.lake,
+        client_id: args.client_id,
+    };
+    let mut cfg = config::ingest_config(args.config.as_deref(), &over)?;
+    cfg.announce = true;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(ingest::run(cfg, shutdown_signal()))
+}
+
+fn summary(lake: Option<PathBuf>, config: Option<PathBuf>, json: bool) -> Result<()> {
+    let path = config::lake_path(config.as_deref(), lake.as_deref())?;
+    let s = lake::summary(&path)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print!("{}", s.to_table());
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested");
+}

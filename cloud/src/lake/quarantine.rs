@@ -56,7 +56,7 @@ pub fn rfc3339_ms(ms: i64) -> String {
         .unwrap_or_else(|| format!("{ms}ms"))
 }
 
-/// Stores entries durably, each as `quarantine/date={date}/{nanos:020}-{i}.json` where the
+/// Stores entries durably, each as `quarantine/date={date}/{nanos:020}-{i:06}.json` where the
 /// date is the day it was received; `nanos` orders files by time. Returns their paths.
 pub fn store(lake: &Path, entries: &[(i64, QuarantineEntry)], nanos: u64) -> Result<Vec<PathBuf>> {
     let root = lake.join(super::QUARANTINE_DIR);
@@ -64,7 +64,7 @@ pub fn store(lake: &Path, entries: &[(i64, QuarantineEntry)], nanos: u64) -> Res
     let mut dirs = std::collections::BTreeSet::new();
     for (i, (received_ms, entry)) in entries.iter().enumerate() {
         let dir = root.join(format!("date={}", super::day_string(received_ms.div_euclid(86_400_000))));
-        let path = dir.join(format!("{nanos:020}-{i}.json"));
+        let path = dir.join(format!("{nanos:020}-{i:06}.json"));
         let bytes = serde_json::to_vec_pretty(entry).context("encoding a quarantine entry")?;
         write_file(&path, &bytes)?;
         dirs.insert(dir);

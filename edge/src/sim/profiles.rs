@@ -48,16 +48,15 @@ pub fn scale_profile() -> Profile {
 /// ring uses.
 pub fn image_len(p: &Profile) -> usize {
     let tags = p.tags.iter().filter_map(|t| t.end()).map(|e| usize::from(e) + 1).max().unwrap_or(0);
-    let ring = p.history.as_ref().map_or(0, |h| {
-        usize::from(h.base) + usize::from(h.depth) * usize::from(h.stride)
-    });
+    let ring =
+        p.history.as_ref().map_or(0, |h| usize::from(h.base) + usize::from(h.depth) * usize::from(h.stride));
     tags.max(ring)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::process::FEATURE_NAMES;
+    use crate::sim::features::FEATURE_NAMES;
     use moldops_shared::profile::DataType;
 
     #[test]

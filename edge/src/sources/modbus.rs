@@ -72,7 +72,8 @@ impl ModbusSource {
             };
             self.ctx = Some(ctx);
         }
-        self.ctx.as_mut().ok_or_else(|| SourceError::Connect { target: self.target(), msg: "lost".into() })
+        let target = self.target();
+        self.ctx.as_mut().ok_or(SourceError::Connect { target, msg: "lost".into() })
     }
 
     /// Reads every block; on any failure the connection is dropped and the error returned.

@@ -1,0 +1,233 @@
+//! Cloud configuration: the `cloud.toml` file (`[broker]`, `[lake]`, `[ingest]`), command-line
+//! overrides on top of it, and validation that lists every problem at once, each naming its
+//! field. Relative TLS files resolve against the config file's folder; the lake path is taken
+//! as given (relative to the working folder, like `./moldops-data/`) and made absolute here.
+
+use crate::ingest::{DEFAULT_CLIENT_ID, DEFAULT_MAX_GROUP_RECORDS, IngestConfig};
+use moldops_edge::config::BrokerConfig;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Default lake folder, relative to the working folder.
+pub const DEFAULT_LAKE: &str = "moldops-data/lake";
+
+/// The config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudFile {
+    #[serde(default)]
+    pub broker: Option<BrokerConfig>,
+    #[serde(default)]
+    pub lake: LakeSection,
+    #[serde(default)]
+    pub ingest: IngestSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LakeSection {
+    #[serde(default = "default_lake")]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSection {
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    /// Upper bound of records per group commit.
+    #[serde(default = "default_max_group")]
+    pub max_group_records: usize,
+}
+
+impl Default for LakeSection {
+    fn default() -> Self {
+        LakeSection { path: default_lake() }
+    }
+}
+impl Default for IngestSection {
+    fn default() -> Self {
+        IngestSection { client_id: default_client_id(), max_group_records: default_max_group() }
+    }
+}
+fn default_lake() -> PathBuf {
+    PathBuf::from(DEFAULT_LAKE)
+}
+fn default_client_id() -> String {
+    DEFAULT_CLIENT_ID.to_string()
+}
+fn default_max_group() -> usize {
+    DEFAULT_MAX_GROUP_RECORDS
+}
+
+/// Command-line values that override the file (or stand in for it).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub broker_host: Option<String>,
+    pub broker_port: Option<u16>,
+    pub lake: Option<PathBuf>,
+    pub client_id: Option<String>,
+}
+
+/// Every problem found in a configuration, for printing all at once.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} problem(s) in the configuration:", self.0.len())?;
+        for e in &self.0 {
+            write!(f, "\n  - {e}")?;
+        }
+        Ok(())
+    }
+}
+impl std::error::Error for ConfigErrors {}
+
+/// Reads the config file when given (or an empty one), applies the overrides, validates.
+pub fn ingest_config(file: Option<&Path>, over: &Overrides) -> Result<IngestConfig, ConfigErrors> {
+    let (parsed, base) = match file {
+        Some(path) => (load_file(path)?, path.parent().unwrap_or(Path::new(".")).to_path_buf()),
+        None => (CloudFile::default(), PathBuf::from(".")),
+    };
+    let mut errs = Vec::new();
+    let mut broker = match (parsed.broker, &over.broker_host) {
+        (Some(mut b), host) => {
+            if let Some(h) = host {
+                b.host = h.clone();
+            }
+            b
+        }
+        (None, Some(h)) => broker_with_host(h),
+        (None, None) => {
+            errs.push("broker: no [broker] section in the config file and no --broker-host".to_string());
+            broker_with_host("unset")
+        }
+    };
+    if let Some(port) = over.broker_port {
+        broker.port = port;
+    }
+    let lake = over.lake.clone().unwrap_or(parsed.lake.path);
+    let mut cfg = IngestConfig::new(broker, absolute(&lake));
+    cfg.base_dir = absolute(&base);
+    cfg.client_id = over.client_id.clone().unwrap_or(parsed.ingest.client_id);
+    cfg.max_group_records = parsed.ingest.max_group_records;
+    if let Err(ConfigErrors(more)) = cfg.validate() {
+        errs.extend(more);
+    }
+    if errs.is_empty() { Ok(cfg) } else { Err(ConfigErrors(errs)) }
+}
+
+/// A broker section with only a host, every other field at the section's own defaults.
+fn broker_with_host(host: &str) -> BrokerConfig {
+    serde_json::from_value(serde_json::json!({ "host": host })).unwrap_or(BrokerConfig {
+        host: host.to_string(),
+        port: 1883,
+        username: None,
+        password: None,
+        tls: None,
+        keep_alive_s: 15,
+    })
+}
+
+/// The lake folder from the config file (when given) or the default, `--lake` winning.
+pub fn lake_path(file: Option<&Path>, lake: Option<&Path>) -> Result<PathBuf, ConfigErrors> {
+    if let Some(l) = lake {
+        return Ok(absolute(l));
+    }
+    let parsed = match file {
+        Some(path) => load_file(path)?,
+        None => CloudFile::default(),
+    };
+    Ok(absolute(&parsed.lake.path))
+}
+
+fn load_file(path: &Path) -> Result<CloudFile, ConfigErrors> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigErrors(vec![format!("{}: cannot read: {e}", path.display())]))?;
+    toml::from_str(&text).map_err(|e| ConfigErrors(vec![format!("{}: {e}", path.display())]))
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Problems of a broker section; TLS files resolve against `base`.
+pub fn broker_problems(b: &BrokerConfig, base: &Path) -> Vec<String> {
+    let mut errs = Vec::new();
+    if b.host.trim().is_empty() {
+        errs.push("broker.host is empty".to_string());
+    }
+    if b.port == 0 {
+        errs.push("broker.port must be between 1 and 65535".to_string());
+    }
+    if b.password.is_some() && b.username.is_none() {
+        errs.push("broker.password is set without broker.username".to_string());
+    }
+    if let Some(tls) = &b.tls {
+        let files = [("ca_file", Some(&tls.ca_file)), ("cert_file", tls.cert_file.as_ref()), ("key_file", tls.key_file.as_ref())];
+        for (field, f) in files.into_iter().filter_map(|(n, f)| f.map(|f| (n, f))) {
+            let resolved = if f.is_absolute() { f.clone() } else { base.join(f) };
+            if !resolved.is_file() {
+                errs.push(format!("broker.tls.{field}: file {} not found", resolved.display()));
+            }
+        }
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            errs.push("broker.tls: cert_file and key_file go together".to_string());
+        }
+    }
+    errs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_alone_are_enough_and_override_the_file() {
+        let cfg = ingest_config(None, &Overrides { broker_host: Some("localhost".into()), ..Default::default() })
+            .expect("flags alone");
+        assert_eq!((cfg.broker.port, cfg.client_id.as_str()), (1883, "moldops-ingest"));
+        assert!(cfg.lake.is_absolute() && cfg.lake.ends_with("moldops-data/lake"));
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("cloud.toml");
+        let text = "[broker]\nhost = \"mqtt\"\nport = 8883\n[lake]\npath = \"/data/lake\"\n\
+                    [ingest]\nclient_id = \"ing-1\"\nmax_group_records = 500\n";
+        std::fs::write(&file, text).expect("write");
+        let over = Overrides { broker_port: Some(1884), lake: Some("/x".into()), ..Default::default() };
+        let cfg = ingest_config(Some(&file), &over).expect("file");
+        assert_eq!((cfg.broker.host.as_str(), cfg.broker.port), ("mqtt", 1884));
+        assert_eq!((cfg.lake.as_path(), cfg.client_id.as_str()), (Path::new("/x"), "ing-1"));
+        assert_eq!(cfg.max_group_records, 500);
+        assert_eq!(cfg.base_dir, dir.path());
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("cloud.toml");
+        let text = "[broker]\nhost = \" \"\nport = 0\npassword = \"p\"\n[broker.tls]\nca_file = \"ca.pem\"\n\
+                    cert_file = \"c.pem\"\n[ingest]\nclient_id = \"\"\nmax_group_records = 0\n";
+        std::fs::write(&file, text).expect("write");
+        let errs = ingest_config(Some(&file), &Overrides::default()).expect_err("invalid").0;
+        let all = errs.join("\n");
+        for needle in [
+            "broker.host",
+            "broker.port",
+            "broker.password",
+            "broker.tls.ca_file",
+            "broker.tls.cert_file",
+            "cert_file and key_file",
+            "ingest.client_id",
+            "ingest.max_group_records",
+        ] {
+            assert!(all.contains(needle), "missing {needle} in {all}");
+        }
+        let missing = ingest_config(None, &Overrides::default()).expect_err("no broker").0;
+        assert!(missing[0].contains("--broker-host"));
+        std::fs::write(&file, "[lake]\npaht = \"x\"\n").expect("write");
+        let typo = ingest_config(Some(&file), &Overrides::default()).expect_err("typo").0;
+        assert!(typo[0].contains("paht"), "{typo:?}");
+    }
+}

@@ -1,0 +1,241 @@
+//! MQTT → lake ingest. One task drives the rumqttc event loop (persistent session, fixed
+//! client id, manual acks, QoS 1 subscription to every edge's data topic, reconnecting forever
+//! with capped exponential back-off) and hands publishes to the commit [`worker`] thread,
+//! which writes them in groups and acknowledges each group only once it is durable. A crash
+//! before the ack means the broker redelivers and the dedup state drops the replay.
+
+pub mod commit;
+pub mod state;
+pub mod stats;
+mod worker;
+
+pub use commit::{Committer, Group, Outcome};
+pub use stats::{IngestStats, StatsSnapshot};
+
+use crate::config::ConfigErrors;
+use anyhow::{Context, Result, anyhow};
+use moldops_edge::config::BrokerConfig;
+use moldops_shared::topic::{Leaf, filter_all};
+use rumqttc::{AsyncClient, ConnectionError, Event, Outgoing, Packet, QoS, SubscribeReasonCode};
+use std::future::Future;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use worker::{Received, Worker};
+
+/// Default client id of the ingest (fixed, so the broker keeps its session).
+pub const DEFAULT_CLIENT_ID: &str = "moldops-ingest";
+/// Default upper bound of records per group commit.
+pub const DEFAULT_MAX_GROUP_RECORDS: usize = 100_000;
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the group in hand to be committed and acknowledged.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Everything [`run`] needs; every path is explicit (nothing depends on the working folder).
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    pub broker: BrokerConfig,
+    /// Folder that relative TLS file paths in `broker` resolve against.
+    pub base_dir: PathBuf,
+    /// Root folder of the lake.
+    pub lake: PathBuf,
+    pub client_id: String,
+    pub max_group_records: usize,
+    /// Print `{"event":"subscribed"}` on stdout after the first SUBACK (for the CLI).
+    pub announce: bool,
+    /// Counters shared with the caller.
+    pub stats: Arc<IngestStats>,
+}
+
+impl IngestConfig {
+    /// A config with defaults for everything but the broker and the lake.
+    pub fn new(broker: BrokerConfig, lake: impl Into<PathBuf>) -> IngestConfig {
+        IngestConfig {
+            broker,
+            base_dir: PathBuf::from("."),
+            lake: lake.into(),
+            client_id: DEFAULT_CLIENT_ID.to_string(),
+            max_group_records: DEFAULT_MAX_GROUP_RECORDS,
+            announce: false,
+            stats: Arc::default(),
+        }
+    }
+
+    /// Checks the config, listing every problem, each naming its field.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut errs = crate::config::broker_problems(&self.broker, &self.base_dir);
+        if self.lake.as_os_str().is_empty() {
+            errs.push("lake.path is empty".into());
+        } else if self.lake.exists() && !self.lake.is_dir() {
+            errs.push(format!("lake.path {} exists and is not a folder", self.lake.display()));
+        }
+        if self.client_id.trim().is_empty() {
+            errs.push("ingest.client_id is empty".into());
+        }
+        if self.max_group_records == 0 {
+            errs.push("ingest.max_group_records must be > 0".into());
+        }
+        if errs.is_empty() { Ok(()) } else { Err(ConfigErrors(errs)) }
+    }
+}
+
+/// Connection state, so that each change is logged once rather than on every retry.
+struct Link {
+    up: bool,
+    last_error: Option<String>,
+    backoff: Duration,
+}
+
+impl Link {
+    /// Logs a failed poll and returns how long to wait before the next attempt.
+    fn failed(&mut self, e: &ConnectionError, cfg: &IngestConfig) -> Duration {
+        let msg = e.to_string();
+        let (host, port) = (&cfg.broker.host, cfg.broker.port);
+        if self.up {
+            tracing::warn!(broker = %format!("{host}:{port}"), error = %msg, "lost the broker connection; reconnecting");
+        } else if self.last_error.as_deref() != Some(msg.as_str()) {
+            tracing::warn!(broker = %format!("{host}:{port}"), error = %msg, "cannot reach the broker; retrying with back-off");
+        }
+        self.up = false;
+        self.last_error = Some(msg);
+        let wait = self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        wait
+    }
+}
+
+/// Runs the ingest until `shutdown` resolves (then the group in hand is finished or
+/// abandoned, and the function returns `Ok`) or until something fails for good: the lake
+/// cannot be written, or the broker refuses the subscription.
+pub async fn run(cfg: IngestConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
+    cfg.validate()?;
+    let lake = cfg.lake.clone();
+    let (committer, recovery) = tokio::task::spawn_blocking(move || Committer::open(&lake))
+        .await
+        .context("the lake recovery task failed")??;
+    tracing::info!(
+        lake = %cfg.lake.display(),
+        edges = committer.state().edges.len(),
+        rebuilt = recovery.rebuilt,
+        orphan_files = recovery.orphan_files,
+        orphan_rows = recovery.orphan_rows,
+        tmp_removed = recovery.tmp_removed,
+        "lake opened"
+    );
+    let mut opts = moldops_edge::mqtt::options(&cfg.broker, &cfg.client_id, &cfg.base_dir)?;
+    opts.set_clean_session(false).set_manual_acks(true);
+    let (client, mut eventloop) = AsyncClient::new(opts, 4096);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut done = Worker {
+        committer,
+        rx,
+        client: client.clone(),
+        runtime: tokio::runtime::Handle::current(),
+        stop: stop.clone(),
+        stats: cfg.stats.clone(),
+        max_group_records: cfg.max_group_records,
+    }
+    .spawn()?;
+
+    let filter = filter_all(Leaf::Data);
+    let mut link = Link { up: false, last_error: None, backoff: BACKOFF_START };
+    tokio::pin!(shutdown);
+    let outcome: Result<()> = loop {
+        let event = tokio::select! {
+            _ = &mut shutdown => break Ok(()),
+            r = &mut done => break Err(worker_end(r)),
+            ev = eventloop.poll() => ev,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                cfg.stats.message();
+                let received_at_ms = chrono::Utc::now().timestamp_millis();
+                // Only fails once the worker is gone; its result then arrives on `done`.
+                let _ = tx.send(Received { publish, received_at_ms });
+            }
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                tracing::info!(broker = %format!("{}:{}", cfg.broker.host, cfg.broker.port),
+                    session_present = ack.session_present, "connected to the broker");
+                link = Link { up: true, last_error: None, backoff: BACKOFF_START };
+                cfg.stats.set_connected(true);
+                if client.try_subscribe(filter.clone(), QoS::AtLeastOnce).is_err() {
+                    let (client, filter) = (client.clone(), filter.clone());
+                    tokio::spawn(async move { client.subscribe(filter, QoS::AtLeastOnce).await });
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
+                    break Err(anyhow!("the broker refused the subscription to {filter}"));
+                }
+                tracing::info!(%filter, "subscribed");
+                if cfg.stats.set_subscribed() && cfg.announce {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{}", serde_json::json!({"event": "subscribed"}));
+                    let _ = out.flush();
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                cfg.stats.set_connected(false);
+                let wait = link.failed(&e, &cfg);
+                tokio::select! {
+                    _ = &mut shutdown => break Ok(()),
+                    r = &mut done => break Err(worker_end(r)),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    };
+
+    // Stop: the worker finishes the group in hand (its acks still need the event loop), then
+    // ends; anything not yet acknowledged is redelivered to the next session.
+    stop.store(true, Ordering::SeqCst);
+    drop(tx);
+    if outcome.is_ok() {
+        let grace = tokio::time::sleep(SHUTDOWN_GRACE);
+        tokio::pin!(grace);
+        let mut polling = link.up;
+        loop {
+            tokio::select! {
+                r = &mut done => {
+                    if let Ok(Err(e)) = r {
+                        return Err(e);
+                    }
+                    break;
+                }
+                _ = &mut grace => {
+                    tracing::warn!("the group in hand was not committed in time; abandoning it (it will be redelivered)");
+                    break;
+                }
+                ev = eventloop.poll(), if polling => polling = ev.is_ok(),
+            }
+        }
+    }
+    if link.up && client.try_disconnect().is_ok() {
+        let flush = async {
+            while let Ok(ev) = eventloop.poll().await {
+                if matches!(ev, Event::Outgoing(Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
+    }
+    cfg.stats.set_connected(false);
+    tracing::info!("ingest stopped");
+    outcome
+}
+
+/// The error to report when the worker ended while the ingest was running.
+fn worker_end(r: Result<Result<()>, tokio::sync::oneshot::error::RecvError>) -> anyhow::Error {
+    match r {
+        Ok(Err(e)) => e.context("committing to the lake failed"),
+        Ok(Ok(())) => anyhow!("the commit worker stopped unexpectedly"),
+        Err(_) => anyhow!("the commit worker panicked"),
+    }
+}

@@ -1,0 +1,191 @@
+//! One group commit, free of MQTT: a [`Group`] decodes and checks payloads as they are added
+//! (refused ones are set aside for the quarantine with their reason); [`Committer::commit`]
+//! drops records already in the lake or earlier in the group, writes the rest as one part file
+//! per (dataset, machine, date, edge), stores the refused payloads, and persists the dedup
+//! state — in that order. When it returns `Ok`, everything in the group is durable and the
+//! caller may acknowledge it.
+
+use super::state::{DedupState, Recovery, SeqSet, now_nanos};
+use crate::lake::quarantine::{self, QuarantineEntry};
+use crate::lake::write::{Row, frame, sync_dir_chain, write_parquet};
+use crate::lake::{self, FIXED_COLUMNS};
+use anyhow::{Context, Result};
+use moldops_shared::topic::{self, Leaf};
+use moldops_shared::{Batch, RecordKind, decode_batch};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Earliest and latest accepted record time: 0001-01-01 and 9999-12-31 (UTC, ms).
+const TS_RANGE: std::ops::RangeInclusive<i64> = -62_135_596_800_000..=253_402_300_799_999;
+const DAY_MS: i64 = 86_400_000;
+
+/// Payloads collected for one commit, decoded and checked as they arrive.
+#[derive(Debug, Default)]
+pub struct Group {
+    accepted: Vec<Batch>,
+    refused: Vec<(i64, QuarantineEntry)>,
+    records: usize,
+    messages: usize,
+}
+
+impl Group {
+    /// Decodes and checks one payload received on `topic` at `received_at_ms` (UTC ms).
+    pub fn add(&mut self, topic: &str, payload: &[u8], received_at_ms: i64) {
+        self.messages += 1;
+        match check(topic, payload) {
+            Ok(batch) => {
+                self.records += batch.records.len();
+                self.accepted.push(batch);
+            }
+            Err(reason) => {
+                tracing::warn!(topic, %reason, bytes = payload.len(), "payload quarantined");
+                self.refused.push((received_at_ms, QuarantineEntry::new(reason, topic, received_at_ms, payload)));
+            }
+        }
+    }
+
+    /// Records in the accepted batches so far.
+    pub fn records(&self) -> usize {
+        self.records
+    }
+
+    /// Payloads added so far.
+    pub fn messages(&self) -> usize {
+        self.messages
+    }
+}
+
+/// Decodes a payload and checks it against its topic and the lake's needs.
+fn check(topic_name: &str, payload: &[u8]) -> Result<Batch, String> {
+    let Some((site, edge_id, leaf)) = topic::parse(topic_name) else {
+        return Err(format!("topic {topic_name:?} is not in the moldops tree"));
+    };
+    if leaf != Leaf::Data.as_str() {
+        return Err(format!("topic {topic_name:?} is not a data topic"));
+    }
+    let batch = decode_batch(payload).map_err(|e| e.to_string())?;
+    if batch.site != site || batch.edge_id != edge_id {
+        return Err(format!(
+            "topic says site {site:?} edge {edge_id:?} but the batch says site {:?} edge {:?}",
+            batch.site, batch.edge_id
+        ));
+    }
+    for (i, r) in batch.records.iter().enumerate() {
+        if !TS_RANGE.contains(&r.ts_ms) {
+            return Err(format!("record {i} (seq {}): ts_ms {} is outside years 1..=9999", r.seq, r.ts_ms));
+        }
+        if let Some(name) = r.values.keys().find(|k| FIXED_COLUMNS.contains(&k.as_str())) {
+            return Err(format!("record {i} (seq {}): value name {name:?} collides with a lake column", r.seq));
+        }
+    }
+    Ok(batch)
+}
+
+/// What one commit did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub messages: usize,
+    pub raw_records: u64,
+    pub peripheral_records: u64,
+    pub duplicates: u64,
+    pub quarantined: u64,
+    /// Part files written, relative to the lake.
+    pub files: Vec<String>,
+}
+
+/// Writes groups into one lake, keeping its dedup state.
+#[derive(Debug)]
+pub struct Committer {
+    lake: PathBuf,
+    state: DedupState,
+    last_nanos: u64,
+}
+
+/// (dataset, machine, day, edge): one part file each per group.
+type BucketKey<'a> = (&'static str, &'a str, i64, &'a str);
+
+impl Committer {
+    /// Opens a lake (creating it), recovering the dedup state from it.
+    pub fn open(lake: &Path) -> Result<(Committer, Recovery)> {
+        std::fs::create_dir_all(lake).with_context(|| format!("creating lake {}", lake.display()))?;
+        let (state, recovery) = DedupState::recover(lake)?;
+        let last_nanos = state.mark_nanos;
+        Ok((Committer { lake: lake.to_path_buf(), state, last_nanos }, recovery))
+    }
+
+    pub fn state(&self) -> &DedupState {
+        &self.state
+    }
+
+    /// A file stamp above every stamp used before, even if the clock stepped back.
+    fn next_nanos(&mut self) -> u64 {
+        self.last_nanos = now_nanos().max(self.last_nanos.saturating_add(1));
+        self.last_nanos
+    }
+
+    /// Commits a group durably (see the module doc). An error means nothing may be acknowledged.
+    pub fn commit(&mut self, group: Group) -> Result<Outcome> {
+        let mut out = Outcome {
+            messages: group.messages,
+            quarantined: group.refused.len() as u64,
+            ..Default::default()
+        };
+        let mut seen: HashMap<String, SeqSet> = HashMap::new();
+        let mut buckets: BTreeMap<BucketKey<'_>, Vec<Row<'_>>> = BTreeMap::new();
+        for b in &group.accepted {
+            let known = self.state.edges.get(&b.edge_id);
+            let fresh = !known.is_some_and(|s| s.overlaps(b.first_seq, b.last_seq))
+                && !seen.get(&b.edge_id).is_some_and(|s| s.overlaps(b.first_seq, b.last_seq));
+            if !seen.contains_key(&b.edge_id) {
+                seen.insert(b.edge_id.clone(), SeqSet::default());
+            }
+            let Some(mine) = seen.get_mut(&b.edge_id) else { continue };
+            for r in &b.records {
+                if !fresh && (known.is_some_and(|s| s.contains(r.seq)) || mine.contains(r.seq)) {
+                    out.duplicates += 1;
+                    continue;
+                }
+                mine.insert(r.seq);
+                let key = (r.kind.dataset(), r.machine_id.as_str(), r.ts_ms.div_euclid(DAY_MS), b.edge_id.as_str());
+                buckets.entry(key).or_default().push(Row { edge_id: &b.edge_id, site: &b.site, record: r });
+            }
+        }
+
+        let mut dirs = BTreeSet::new();
+        for ((dataset, machine, day, edge), mut rows) in buckets {
+            rows.sort_by_key(|r| r.record.seq);
+            let (first, last) = (rows[0].record.seq, rows[rows.len() - 1].record.seq);
+            let dir = lake::partition_dir(&self.lake, dataset, machine, &lake::day_string(day));
+            let name = lake::part_file_name(edge, first, last, self.next_nanos());
+            let mut df = frame(&rows)?;
+            write_parquet(&dir, &name, &mut df)?;
+            if dataset == RecordKind::Shot.dataset() {
+                out.raw_records += rows.len() as u64;
+            } else {
+                out.peripheral_records += rows.len() as u64;
+            }
+            let rel = dir.join(&name);
+            out.files.push(rel.strip_prefix(&self.lake).unwrap_or(&rel).to_string_lossy().into_owned());
+            dirs.insert(dir);
+        }
+        for dir in &dirs {
+            sync_dir_chain(dir, &self.lake)?;
+        }
+        if !group.refused.is_empty() {
+            let nanos = self.next_nanos();
+            quarantine::store(&self.lake, &group.refused, nanos)?;
+        }
+        if !out.files.is_empty() {
+            self.state.merge(&seen);
+            self.state.mark_nanos = self.last_nanos;
+            self.state.last_commit_files = out.files.clone();
+            self.state.save(&self.lake)?;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[path = "commit_tests.rs"]
+pub(crate) mod tests;

@@ -1,0 +1,167 @@
+//! Tests of group commits: round trip through Parquet, dedup, quarantine.
+
+use super::*;
+use moldops_shared::{Record, encode_batch};
+use polars::prelude::*;
+
+pub(crate) const T0: i64 = 1_700_000_000_000; // 2023-11-14T22:13:20Z
+
+pub(crate) fn shot(seq: u64, machine: &str, values: &[(&str, f64)]) -> Record {
+    Record {
+        seq,
+        kind: RecordKind::Shot,
+        machine_id: machine.into(),
+        device_id: machine.into(),
+        ts_ms: T0 + seq as i64 * 1000,
+        shot_number: Some(1000 + seq),
+        mold: Some("MOLD-A".into()),
+        values: values.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        out_of_range: vec![],
+    }
+}
+
+pub(crate) fn peripheral(seq: u64, machine: &str, device: &str) -> Record {
+    Record {
+        seq,
+        kind: RecordKind::Peripheral,
+        machine_id: machine.into(),
+        device_id: device.into(),
+        ts_ms: T0 + seq as i64 * 1000,
+        shot_number: None,
+        mold: None,
+        values: [("Mold_Temp".to_string(), 40.5)].into_iter().collect(),
+        out_of_range: vec!["Mold_Temp".into(), "Flow".into()],
+    }
+}
+
+pub(crate) fn payload(edge: &str, records: Vec<Record>) -> Vec<u8> {
+    encode_batch(&Batch::new("plant", edge, T0, records).expect("non-empty"))
+}
+
+pub(crate) fn data_topic(edge: &str) -> String {
+    topic::topic("plant", edge, Leaf::Data)
+}
+
+fn commit(c: &mut Committer, msgs: &[(&str, Vec<u8>)]) -> Outcome {
+    let mut g = Group::default();
+    for (t, p) in msgs {
+        g.add(t, p, T0);
+    }
+    c.commit(g).expect("commit")
+}
+
+#[test]
+fn round_trip_with_heterogeneous_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut c, _) = Committer::open(dir.path()).expect("open");
+    let t = data_topic("e1");
+    let mut oor = shot(2, "M1", &[("Cycle_Time", 61.5), ("Max_Pressure", 120.0)]);
+    oor.out_of_range = vec!["Max_Pressure".into()];
+    let first = payload("e1", vec![shot(1, "M1", &[("Cycle_Time", 60.0)]), oor, peripheral(3, "M1", "TCU-1")]);
+    let second = payload("e1", vec![shot(4, "M1", &[("Barrel_Temp", 230.0)])]);
+    let out = commit(&mut c, &[(&t, first), (&t, second)]);
+    assert_eq!((out.raw_records, out.peripheral_records, out.duplicates, out.quarantined), (3, 1, 0, 0));
+    assert_eq!(out.files.len(), 2, "one file per dataset/machine/date/edge: {:?}", out.files);
+    assert!(out.files[0].starts_with("peripheral_data/machine=M1/date=2023-11-14/part-e1-3-3-"));
+    assert!(out.files[1].starts_with("raw_data/machine=M1/date=2023-11-14/part-e1-1-4-"));
+
+    let raw = lake::read_dataset(dir.path(), "raw_data").expect("read");
+    let names: Vec<&str> = raw.get_column_names_str();
+    assert_eq!(names[..9], FIXED_COLUMNS);
+    assert_eq!(names[9..], ["Barrel_Temp", "Cycle_Time", "Max_Pressure"]);
+    assert_eq!(raw.column("ts").expect("ts").dtype(), &DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)));
+    let seq: Vec<Option<u64>> = raw.column("seq").expect("seq").u64().expect("u64").into_iter().collect();
+    assert_eq!(seq, [Some(1), Some(2), Some(4)]);
+    let cycle: Vec<Option<f64>> = raw.column("Cycle_Time").expect("c").f64().expect("f64").into_iter().collect();
+    assert_eq!(cycle, [Some(60.0), Some(61.5), None]);
+    let oor: Vec<Option<&str>> = raw.column("out_of_range").expect("o").str().expect("str").into_iter().collect();
+    assert_eq!(oor, [None, Some("Max_Pressure"), None]);
+    let ts = raw.column("ts").expect("ts").cast(&DataType::Int64).expect("cast");
+    assert_eq!(ts.i64().expect("i64").get(0), Some(T0 + 1000));
+
+    let per = lake::read_dataset(dir.path(), "peripheral_data").expect("read");
+    assert_eq!(per.height(), 1);
+    assert_eq!(per.column("shot_number").expect("s").null_count(), 1);
+    assert_eq!(per.column("mold").expect("m").null_count(), 1);
+    assert_eq!(per.column("out_of_range").expect("o").str().expect("str").get(0), Some("Mold_Temp,Flow"));
+    assert_eq!(per.column("device_id").expect("d").str().expect("str").get(0), Some("TCU-1"));
+    assert_eq!(lake::read_dataset(dir.path(), "nothing").expect("empty").height(), 0);
+}
+
+#[test]
+fn dedup_within_and_across_groups_and_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut c, _) = Committer::open(dir.path()).expect("open");
+    let t = data_topic("e1");
+    let b1 = payload("e1", (1..=5).map(|s| shot(s, "M1", &[("v", 1.0)])).collect());
+    // Same batch twice in one group, plus an overlapping one.
+    let b2 = payload("e1", (4..=8).map(|s| shot(s, "M1", &[("v", 1.0)])).collect());
+    let out = commit(&mut c, &[(&t, b1.clone()), (&t, b1.clone()), (&t, b2.clone())]);
+    assert_eq!((out.raw_records, out.duplicates), (8, 7));
+    // A redelivery in a later group is dropped entirely and writes nothing.
+    let out = commit(&mut c, &[(&t, b2.clone())]);
+    assert_eq!((out.raw_records, out.duplicates, out.files.len()), (0, 5, 0));
+    // Another edge with the same seqs is not a duplicate.
+    let t2 = data_topic("e2");
+    let out = commit(&mut c, &[(&t2, payload("e2", vec![shot(1, "M2", &[])]))]);
+    assert_eq!((out.raw_records, out.duplicates), (1, 0));
+    drop(c);
+    // After a restart the state still knows everything.
+    let (mut c, recovery) = Committer::open(dir.path()).expect("reopen");
+    assert_eq!(recovery.orphan_files, 0);
+    let out = commit(&mut c, &[(&t, b1), (&t, payload("e1", vec![shot(9, "M1", &[])]))]);
+    assert_eq!((out.raw_records, out.duplicates), (1, 5));
+    assert_eq!(lake::read_dataset(dir.path(), "raw_data").expect("read").height(), 10);
+    assert_eq!(c.state().edges["e1"].iter().collect::<Vec<_>>(), vec![(1, 9)]);
+}
+
+#[test]
+fn quarantines_malformed_payloads_and_keeps_going() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut c, _) = Committer::open(dir.path()).expect("open");
+    let t = data_topic("e1");
+    let mut schema99 = Batch::new("plant", "e1", T0, vec![shot(1, "M1", &[])]).expect("batch");
+    schema99.schema = 99;
+    let schema99 = encode_batch(&schema99);
+    let mismatch = payload("e2", vec![shot(2, "M1", &[])]);
+    let mut far = shot(3, "M1", &[]);
+    far.ts_ms = i64::MAX;
+    let collide = payload("e1", vec![shot(4, "M1", &[("seq", 1.0)])]);
+    let good = payload("e1", vec![shot(5, "M1", &[("v", 2.0)])]);
+    let msgs = [
+        (t.as_str(), b"{not json".to_vec()),
+        (t.as_str(), schema99),
+        (t.as_str(), mismatch),
+        (t.as_str(), payload("e1", vec![far])),
+        (t.as_str(), collide),
+        ("other/topic", good.clone()),
+        (t.as_str(), vec![0xff, 0xfe]),
+        (t.as_str(), good),
+    ];
+    let out = commit(&mut c, &msgs);
+    assert_eq!((out.quarantined, out.raw_records), (7, 1));
+    let (count, recent) = quarantine::scan(dir.path(), 10).expect("scan");
+    assert_eq!(count, 7);
+    let reasons: Vec<&str> = recent.iter().rev().map(|e| e.reason.as_str()).collect();
+    assert!(reasons[0].contains("not a valid batch"), "{reasons:?}");
+    assert!(reasons[1].contains("unsupported schema version 99"), "{reasons:?}");
+    assert!(reasons[2].contains("edge \"e1\" but the batch says site \"plant\" edge \"e2\""), "{reasons:?}");
+    assert!(reasons[3].contains("outside years"), "{reasons:?}");
+    assert!(reasons[4].contains("collides"), "{reasons:?}");
+    assert!(reasons[5].contains("not in the moldops tree"), "{reasons:?}");
+    assert_eq!(recent[0].payload_encoding, "hex");
+    assert_eq!(recent[6].payload, "{not json");
+    assert_eq!(recent[6].topic, t);
+    assert_eq!(recent[6].received_at, "2023-11-14T22:13:20.000Z");
+}
+
+#[test]
+fn machine_ids_cannot_escape_their_partition() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut c, _) = Committer::open(dir.path()).expect("open");
+    let out = commit(&mut c, &[(&data_topic("e1"), payload("e1", vec![shot(1, "../../evil", &[])]))]);
+    assert_eq!(out.files.len(), 1);
+    assert!(out.files[0].starts_with("raw_data/machine=%2E.%2F%2E.%2Fevil/"), "{:?}", out.files);
+    let raw = lake::read_dataset(dir.path(), "raw_data").expect("read");
+    assert_eq!(raw.column("machine_id").expect("m").str().expect("s").get(0), Some("../../evil"));
+}

@@ -1,0 +1,103 @@
+//! Counters the ingest shares with whoever runs it (the CLI, the demo, tests): what arrived,
+//! what was written, dropped and quarantined, and whether the subscription is in place.
+
+use super::commit::Outcome;
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use tokio::sync::watch;
+
+/// Live counters of one ingest; share it with `Arc` and read it with [`IngestStats::snapshot`].
+#[derive(Debug)]
+pub struct IngestStats {
+    messages: AtomicU64,
+    raw_records: AtomicU64,
+    peripheral_records: AtomicU64,
+    duplicates: AtomicU64,
+    quarantined: AtomicU64,
+    commits: AtomicU64,
+    files: AtomicU64,
+    connected: AtomicBool,
+    subscribed: watch::Sender<bool>,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatsSnapshot {
+    /// Publishes received on data topics.
+    pub messages: u64,
+    /// Rows committed to `raw_data`.
+    pub raw_records: u64,
+    /// Rows committed to `peripheral_data`.
+    pub peripheral_records: u64,
+    /// Records dropped because their `(edge_id, seq)` was already committed.
+    pub duplicates: u64,
+    /// Payloads stored in the quarantine.
+    pub quarantined: u64,
+    /// Group commits done.
+    pub commits: u64,
+    /// Part files written.
+    pub files: u64,
+    pub connected: bool,
+    pub subscribed: bool,
+}
+
+impl Default for IngestStats {
+    fn default() -> Self {
+        IngestStats {
+            messages: AtomicU64::new(0),
+            raw_records: AtomicU64::new(0),
+            peripheral_records: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            quarantined: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            files: AtomicU64::new(0),
+            connected: AtomicBool::new(false),
+            subscribed: watch::Sender::new(false),
+        }
+    }
+}
+
+impl IngestStats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            messages: self.messages.load(Ordering::Relaxed),
+            raw_records: self.raw_records.load(Ordering::Relaxed),
+            peripheral_records: self.peripheral_records.load(Ordering::Relaxed),
+            duplicates: self.duplicates.load(Ordering::Relaxed),
+            quarantined: self.quarantined.load(Ordering::Relaxed),
+            commits: self.commits.load(Ordering::Relaxed),
+            files: self.files.load(Ordering::Relaxed),
+            connected: self.connected.load(Ordering::Relaxed),
+            subscribed: *self.subscribed.borrow(),
+        }
+    }
+
+    /// Resolves once the first subscription has been acknowledged by the broker.
+    pub async fn wait_subscribed(&self) {
+        let mut rx = self.subscribed.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    pub(super) fn message(&self) {
+        self.messages.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn set_connected(&self, up: bool) {
+        self.connected.store(up, Ordering::Relaxed);
+    }
+
+    /// Marks the subscription in place; true the first time.
+    pub(super) fn set_subscribed(&self) -> bool {
+        !self.subscribed.send_replace(true)
+    }
+
+    pub(super) fn commit(&self, out: &Outcome) {
+        self.raw_records.fetch_add(out.raw_records, Ordering::Relaxed);
+        self.peripheral_records.fetch_add(out.peripheral_records, Ordering::Relaxed);
+        self.duplicates.fetch_add(out.duplicates, Ordering::Relaxed);
+        self.quarantined.fetch_add(out.quarantined, Ordering::Relaxed);
+        self.files.fetch_add(out.files.len() as u64, Ordering::Relaxed);
+        self.commits.fetch_add(1, Ordering::Relaxed);
+    }
+}

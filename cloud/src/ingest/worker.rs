@@ -1,0 +1,90 @@
+//! The commit worker: a dedicated thread that drains received publishes into groups (until
+//! nothing more is ready or the group holds `max_group_records`), commits each group to the
+//! lake, and only then acknowledges its publishes. All blocking work (JSON decoding, Parquet,
+//! fsync) happens here, so the MQTT event loop is never starved.
+
+use super::commit::{Committer, Group};
+use super::stats::IngestStats;
+use anyhow::{Context, Result};
+use rumqttc::{AsyncClient, Publish};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+/// A publish as handed from the event loop to the worker.
+#[derive(Debug)]
+pub(super) struct Received {
+    pub publish: Publish,
+    pub received_at_ms: i64,
+}
+
+/// Everything the worker needs.
+pub(super) struct Worker {
+    pub committer: Committer,
+    pub rx: mpsc::UnboundedReceiver<Received>,
+    pub client: AsyncClient,
+    pub runtime: tokio::runtime::Handle,
+    /// Set at shutdown: finish the group in hand, start no other.
+    pub stop: Arc<AtomicBool>,
+    pub stats: Arc<IngestStats>,
+    pub max_group_records: usize,
+}
+
+impl Worker {
+    /// Starts the worker thread; its result arrives on the returned channel.
+    pub fn spawn(self) -> Result<oneshot::Receiver<Result<()>>> {
+        let (done_tx, done_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("moldops-commit".into())
+            .spawn(move || {
+                let _ = done_tx.send(self.work());
+            })
+            .context("starting the commit thread")?;
+        Ok(done_rx)
+    }
+
+    fn work(mut self) -> Result<()> {
+        while let Some(first) = self.rx.blocking_recv() {
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let mut group = Group::default();
+            let mut publishes = Vec::new();
+            let mut take = |r: Received, group: &mut Group| {
+                group.add(&r.publish.topic, &r.publish.payload, r.received_at_ms);
+                publishes.push(r.publish);
+            };
+            take(first, &mut group);
+            while group.records() < self.max_group_records {
+                match self.rx.try_recv() {
+                    Ok(r) => take(r, &mut group),
+                    Err(_) => break,
+                }
+            }
+            let started = Instant::now();
+            let out = self.committer.commit(group)?;
+            self.stats.commit(&out);
+            tracing::info!(
+                messages = out.messages,
+                raw_data = out.raw_records,
+                peripheral_data = out.peripheral_records,
+                duplicates = out.duplicates,
+                quarantined = out.quarantined,
+                files = out.files.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "committed"
+            );
+            for p in &publishes {
+                if let Err(e) = self.runtime.block_on(self.client.ack(p)) {
+                    if self.stop.load(Ordering::SeqCst) {
+                        // Shutting down: unacknowledged publishes are redelivered and deduplicated.
+                        return Ok(());
+                    }
+                    return Err(e).context("acknowledging a committed publish");
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,176 @@
+//! What has arrived in a lake, for a person (a plain table) or a program (JSON): per dataset
+//! and machine the rows, edges, first and last time, files and distinct shots, computed with
+//! polars lazy scans reading only the columns needed; and the quarantine's size with the most
+//! recent reasons.
+
+use super::quarantine::{self, rfc3339_ms};
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// How many recent quarantine reasons a summary shows.
+pub const RECENT_REASONS: usize = 5;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LakeSummary {
+    pub lake: String,
+    /// Every dataset the ingest writes, in [`super::DATASETS`] order, empty ones included.
+    pub datasets: Vec<DatasetSummary>,
+    pub quarantine: QuarantineSummary,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetSummary {
+    pub dataset: String,
+    pub rows: u64,
+    pub files: u64,
+    /// Sorted by machine id.
+    pub machines: Vec<MachineSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineSummary {
+    pub machine_id: String,
+    pub rows: u64,
+    /// Edges that sent rows for this machine, sorted.
+    pub edges: Vec<String>,
+    /// Earliest and latest record time, UTC, RFC 3339 with milliseconds, and as epoch ms.
+    pub first_ts: String,
+    pub last_ts: String,
+    pub first_ts_ms: i64,
+    pub last_ts_ms: i64,
+    pub files: u64,
+    /// Distinct shot numbers (0 for peripheral data).
+    pub distinct_shots: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuarantineSummary {
+    pub count: u64,
+    /// Newest first, at most [`RECENT_REASONS`].
+    pub recent: Vec<QuarantineNote>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuarantineNote {
+    pub received_at: String,
+    pub topic: String,
+    pub reason: String,
+}
+
+/// Summarises a lake (an empty or missing lake gives zeros).
+pub fn summary(lake: &Path) -> Result<LakeSummary> {
+    let datasets = super::DATASETS.iter().map(|d| dataset_summary(lake, d)).collect::<Result<Vec<_>>>()?;
+    let (count, recent) = quarantine::scan(lake, RECENT_REASONS)?;
+    let recent = recent
+        .into_iter()
+        .map(|e| QuarantineNote { received_at: e.received_at, topic: e.topic, reason: e.reason })
+        .collect();
+    Ok(LakeSummary {
+        lake: lake.display().to_string(),
+        datasets,
+        quarantine: QuarantineSummary { count, recent },
+    })
+}
+
+fn dataset_summary(lake: &Path, dataset: &str) -> Result<DatasetSummary> {
+    let parts = super::list_parts(lake, dataset)?;
+    let mut out = DatasetSummary { dataset: dataset.to_string(), rows: 0, files: parts.len() as u64, machines: vec![] };
+    if parts.is_empty() {
+        return Ok(out);
+    }
+    let cols = [col("machine_id"), col("edge_id"), col("ts"), col("shot_number"), col("__file")];
+    let scans = parts
+        .iter()
+        .map(|p| super::scan_part(p, Some("__file")).map(|lf| lf.select(cols.clone())))
+        .collect::<Result<Vec<_>>>()?;
+    let df = concat(scans, UnionArgs::default())?
+        .group_by([col("machine_id")])
+        .agg([
+            len().cast(DataType::UInt64).alias("rows"),
+            col("edge_id").unique().sort(SortOptions::default()).alias("edges"),
+            col("ts").min().cast(DataType::Int64).alias("first"),
+            col("ts").max().cast(DataType::Int64).alias("last"),
+            col("__file").n_unique().cast(DataType::UInt64).alias("files"),
+            col("shot_number").drop_nulls().n_unique().cast(DataType::UInt64).alias("shots"),
+        ])
+        .sort(["machine_id"], SortMultipleOptions::default())
+        .collect()
+        .with_context(|| format!("summarising {dataset} in {}", lake.display()))?;
+    let machine = df.column("machine_id")?.str()?;
+    let rows = df.column("rows")?.u64()?;
+    let edges = df.column("edges")?.list()?;
+    let first = df.column("first")?.i64()?;
+    let last = df.column("last")?.i64()?;
+    let files = df.column("files")?.u64()?;
+    let shots = df.column("shots")?.u64()?;
+    for (i, edge_list) in edges.into_iter().enumerate() {
+        let edges = match edge_list {
+            Some(s) => s.str()?.into_iter().flatten().map(str::to_string).collect(),
+            None => vec![],
+        };
+        let (first_ms, last_ms) = (first.get(i).unwrap_or_default(), last.get(i).unwrap_or_default());
+        out.machines.push(MachineSummary {
+            machine_id: machine.get(i).unwrap_or_default().to_string(),
+            rows: rows.get(i).unwrap_or_default(),
+            edges,
+            first_ts: rfc3339_ms(first_ms),
+            last_ts: rfc3339_ms(last_ms),
+            first_ts_ms: first_ms,
+            last_ts_ms: last_ms,
+            files: files.get(i).unwrap_or_default(),
+            distinct_shots: shots.get(i).unwrap_or_default(),
+        });
+    }
+    out.rows = out.machines.iter().map(|m| m.rows).sum();
+    Ok(out)
+}
+
+impl LakeSummary {
+    /// A plain-text table for people.
+    pub fn to_table(&self) -> String {
+        let mut rows = vec![["dataset", "machine", "rows", "files", "shots", "edges", "first ts", "last ts"]
+            .map(String::from)
+            .to_vec()];
+        for d in &self.datasets {
+            if d.machines.is_empty() {
+                rows.push(vec![d.dataset.clone(), "-".into(), "0".into(), "0".into()]);
+            }
+            for m in &d.machines {
+                rows.push(vec![
+                    d.dataset.clone(),
+                    m.machine_id.clone(),
+                    m.rows.to_string(),
+                    m.files.to_string(),
+                    m.distinct_shots.to_string(),
+                    m.edges.join(","),
+                    m.first_ts.clone(),
+                    m.last_ts.clone(),
+                ]);
+            }
+        }
+        let mut widths = [0usize; 8];
+        for r in &rows {
+            for (w, cell) in widths.iter_mut().zip(r) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = format!("lake {}\n", self.lake);
+        for r in &rows {
+            let line: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            let _ = writeln!(out, "{}", line.join("  ").trim_end());
+        }
+        let q = &self.quarantine;
+        let _ = writeln!(out, "\nquarantine: {} payload(s)", q.count);
+        for n in &q.recent {
+            let _ = writeln!(out, "  {}  {}  {}", n.received_at, n.topic, n.reason);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+#[path = "summary_tests.rs"]
+mod tests;

@@ -1,0 +1,48 @@
+//! Tests of the lake summary numbers and its table.
+
+use super::*;
+use crate::ingest::commit::tests::{T0, data_topic, payload, peripheral, shot};
+use crate::ingest::commit::{Committer, Group};
+
+#[test]
+fn summary_counts_rows_edges_files_shots_and_quarantine() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = summary(dir.path()).expect("empty summary");
+    assert_eq!(empty.datasets.len(), 2);
+    assert!(empty.datasets.iter().all(|d| d.rows == 0 && d.machines.is_empty()));
+    assert_eq!(empty.quarantine.count, 0);
+
+    let (mut c, _) = Committer::open(dir.path()).expect("open");
+    let mut g = Group::default();
+    g.add(&data_topic("e1"), &payload("e1", (1..=3).map(|s| shot(s, "M1", &[("a", 1.0)])).collect()), T0);
+    g.add(&data_topic("e2"), &payload("e2", vec![shot(1, "M2", &[("b", 1.0)]), peripheral(2, "M2", "TCU")]), T0);
+    g.add(&data_topic("e1"), b"nope", T0);
+    c.commit(g).expect("commit 1");
+    let mut g = Group::default();
+    // A second file for M1, repeating shot number 1003 under a new seq (a counter reset).
+    let mut again = shot(4, "M1", &[("a", 2.0)]);
+    again.shot_number = Some(1003);
+    g.add(&data_topic("e1"), &payload("e1", vec![again]), T0);
+    c.commit(g).expect("commit 2");
+
+    let s = summary(dir.path()).expect("summary");
+    let raw = &s.datasets[0];
+    assert_eq!((raw.dataset.as_str(), raw.rows, raw.files), ("raw_data", 5, 3));
+    let m1 = &raw.machines[0];
+    assert_eq!(m1.machine_id, "M1");
+    assert_eq!((m1.rows, m1.files, m1.distinct_shots), (4, 2, 3));
+    assert_eq!(m1.edges, ["e1"]);
+    assert_eq!((m1.first_ts_ms, m1.last_ts_ms), (T0 + 1000, T0 + 4000));
+    assert_eq!(m1.first_ts, "2023-11-14T22:13:21.000Z");
+    assert_eq!(raw.machines[1].edges, ["e2"]);
+    let per = &s.datasets[1];
+    assert_eq!((per.rows, per.machines[0].distinct_shots, per.machines[0].machine_id.as_str()), (1, 0, "M2"));
+    assert_eq!(s.quarantine.count, 1);
+    assert!(s.quarantine.recent[0].reason.contains("not a valid batch"));
+
+    let json: LakeSummary = serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("parse");
+    assert_eq!(json, s);
+    let table = s.to_table();
+    assert!(table.contains("raw_data         M1"), "{table}");
+    assert!(table.contains("quarantine: 1 payload(s)"), "{table}");
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Independent Modbus peer for the moldops tests, built on pymodbus (not on our code).
+
+Serves one device (unit id 1) whose holding registers hold known values, encoded here with
+Python's struct module in both word orders, so the edge's decoding is checked against an
+implementation that shares nothing with it:
+
+  0-1   shot counter, u32 ABCD           = SHOT (default 7)
+  10-11 f32 ABCD  123.456                12-13 f32 CDAB  123.456
+  14-15 f32 ABCD  -0.5                   16-17 f32 CDAB  -0.5
+  20-23 f64 ABCD  1234.5678              24-27 f64 DCBA-words (little word order) 1234.5678
+  30    i16 -10 (scaled by the profile)  31-34 ASCII "MOLD-X" (space padded, 4 registers)
+
+Usage: modbus_peer.py tcp PORT | rtu DEVICE [BAUD]
+"""
+import asyncio
+import struct
+import sys
+
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+
+def words_be(fmt, value):
+    raw = struct.pack(">" + fmt, value)
+    return [int.from_bytes(raw[i:i + 2], "big") for i in range(0, len(raw), 2)]
+
+
+def image(shot):
+    regs = [0] * 40
+    regs[0:2] = words_be("I", shot)
+    regs[10:12] = words_be("f", 123.456)
+    regs[12:14] = list(reversed(words_be("f", 123.456)))
+    regs[14:16] = words_be("f", -0.5)
+    regs[16:18] = list(reversed(words_be("f", -0.5)))
+    regs[20:24] = words_be("d", 1234.5678)
+    regs[24:28] = list(reversed(words_be("d", 1234.5678)))
+    regs[30] = words_be("h", -10)[0]
+    text = b"MOLD-X".ljust(8, b" ")
+    regs[31:35] = [int.from_bytes(text[i:i + 2], "big") for i in range(0, 8, 2)]
+    return regs
+
+
+async def main():
+    if len(sys.argv) < 3 or sys.argv[1] not in ("tcp", "rtu"):
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    shot = 7
+    device = SimDevice(id=1, simdata=[SimData(address=0, values=image(shot), datatype=DataType.REGISTERS)])
+    if sys.argv[1] == "tcp":
+        server = ModbusTcpServer(device, address=("127.0.0.1", int(sys.argv[2])))
+    else:
+        baud = int(sys.argv[3]) if len(sys.argv) > 3 else 19200
+        server = ModbusSerialServer(device, port=sys.argv[2], baudrate=baud, parity="E", stopbits=1, bytesize=8)
+    print("READY", flush=True)
+    await server.serve_forever()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

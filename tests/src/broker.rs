@@ -1,0 +1,69 @@
+//! A real Mosquitto broker on a loopback port, with persistence on (as production must run
+//! it), which tests can stop and start again on the same port.
+
+use crate::proc::Proc;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+pub struct Mosquitto {
+    pub port: u16,
+    dir: PathBuf,
+    proc: Option<Proc>,
+}
+
+fn mosquitto_bin() -> String {
+    if let Ok(p) = std::env::var("MOSQUITTO") {
+        return p;
+    }
+    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .unwrap_or("mosquitto")
+        .to_string()
+}
+
+impl Mosquitto {
+    /// Starts a broker on a free port, keeping its config, data and log under `dir`.
+    pub fn start(dir: &Path) -> Mosquitto {
+        let mut m = Mosquitto { port: crate::free_port(), dir: dir.to_path_buf(), proc: None };
+        m.write_config();
+        m.restart();
+        m
+    }
+
+    fn write_config(&self) {
+        let conf = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {dir}/\n\
+             autosave_interval 1\nmax_queued_messages 0\nmax_inflight_messages 100\n\
+             message_size_limit 0\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n",
+            port = self.port,
+            dir = self.dir.display()
+        );
+        std::fs::write(self.dir.join("mosquitto.conf"), conf).expect("write mosquitto.conf");
+    }
+
+    /// Starts the broker (again) and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        let conf = self.dir.join("mosquitto.conf");
+        let mut cmd = Command::new(mosquitto_bin());
+        cmd.arg("-c").arg(&conf);
+        let p = Proc::spawn("mosquitto", &mut cmd, &self.dir);
+        let port = self.port;
+        let up = crate::wait_until(Duration::from_secs(20), || crate::port_open(port));
+        assert!(up, "mosquitto did not open port {port}\n{}", p.stderr_tail());
+        self.proc = Some(p);
+    }
+
+    /// Stops the broker gracefully (it saves its persistent sessions).
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            let st = p.terminate(Duration::from_secs(10));
+            assert!(st.is_some(), "mosquitto did not stop");
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.proc.is_some()
+    }
+}

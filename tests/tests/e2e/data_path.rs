@@ -1,0 +1,80 @@
+//! The acceptance path: simulator (2 machines + peripherals, accelerated) → edge → real
+//! Mosquitto → ingest → lake holds exactly the shots the simulator logged, with no gap and no
+//! duplicate, while the broker is restarted and the edge and the ingest are SIGKILLed.
+
+use crate::common::*;
+use moldops_tests::{Mosquitto, Proc, bin, wait_until};
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+const SHOTS_PER_MACHINE: u64 = 60;
+
+#[test]
+fn exactly_once_through_broker_restart_and_kills() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let lake = dir.join("lake");
+    let qlog = dir.join("quality.jsonl");
+    let edge_cfg = dir.join("edge.toml");
+    let mut broker = Mosquitto::start(dir);
+
+    let mut sim_cmd = Command::new(bin("moldops-edge"));
+    sim_cmd
+        .args(["simulate", "--machines", "2", "--speed", "150", "--seed", "11", "--base-port", "0"])
+        .args(["--shots", &SHOTS_PER_MACHINE.to_string(), "--start-shot", "4294967270"])
+        .arg("--quality-log")
+        .arg(&qlog)
+        .arg("--write-config")
+        .arg(&edge_cfg)
+        .args(["--broker-port", &broker.port.to_string(), "--api-listen", "127.0.0.1:0"])
+        .arg("--buffer-path")
+        .arg(dir.join("edge-buffer"));
+    let mut sim = Proc::spawn("simulate", &mut sim_cmd, dir);
+    sim.wait_line(READY, |l| l.contains("\"ready\""));
+
+    let mut ingest = start_ingest(dir, broker.port, &lake);
+    let mut edge = start_edge(dir, &edge_cfg);
+    let progress = |n: usize| {
+        let lake = lake.clone();
+        move || lake_shots(&lake).len() >= n
+    };
+    let long = Duration::from_secs(180);
+    assert!(wait_until(long, progress(10)), "no shots reached the lake\n{}", edge.stderr_tail());
+
+    // Broker outage: the edge keeps buffering; the sim keeps producing.
+    broker.stop();
+    let before = logged_shots(&qlog).len();
+    assert!(wait_until(long, || logged_shots(&qlog).len() >= before + 8), "sim stalled during outage");
+    broker.restart();
+    assert!(wait_until(long, progress(before + 8)), "backlog not uploaded after broker restart\n{}", edge.stderr_tail());
+
+    // SIGKILL the edge mid-run and restart it: no lost and no doubled shot.
+    edge.kill9();
+    let before = logged_shots(&qlog).len();
+    assert!(wait_until(long, || logged_shots(&qlog).len() >= before + 4), "sim stalled");
+    edge = start_edge(dir, &edge_cfg);
+    assert!(wait_until(long, progress(before + 4)), "no progress after edge restart\n{}", edge.stderr_tail());
+
+    // SIGKILL the ingest mid-run and restart it.
+    ingest.kill9();
+    let before = logged_shots(&qlog).len();
+    assert!(wait_until(long, || logged_shots(&qlog).len() >= before + 4), "sim stalled");
+    ingest = start_ingest(dir, broker.port, &lake);
+
+    let total = 2 * SHOTS_PER_MACHINE as usize;
+    assert!(wait_until(Duration::from_secs(300), || logged_shots(&qlog).len() >= total), "simulator did not finish");
+    let truth = logged_shots(&qlog);
+    assert_eq!(truth.len(), total);
+    let complete = wait_until(Duration::from_secs(120), || lake_shots(&lake).len() >= total);
+    let rows = lake_shots(&lake);
+    let got: BTreeSet<(String, u64)> = rows.iter().cloned().collect();
+    let missing: Vec<_> = truth.difference(&got).collect();
+    let extra: Vec<_> = got.difference(&truth).collect();
+    assert!(complete && missing.is_empty(), "missing shots {missing:?}\n{}\n{}", edge.stderr_tail(), ingest.stderr_tail());
+    assert!(extra.is_empty(), "shots the simulator never made: {extra:?}");
+    assert_eq!(rows.len(), got.len(), "duplicate shots in the lake");
+    assert!(got.iter().any(|(_, s)| *s < 100), "the u32 shot counter wrapped during the run");
+    assert!(lake_rows(&lake, "peripheral_data") > 0, "peripheral samples reached the lake");
+    drop(sim);
+}

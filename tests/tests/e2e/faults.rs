@@ -1,0 +1,157 @@
+//! Faults a plant will produce: a config with many mistakes, a device that is not there, and
+//! garbage on the data topic. Each gives a clear message, and nothing crashes.
+
+use crate::common::*;
+use moldops_tests::{Mosquitto, Proc, asset, bin, free_port, python, wait_until};
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use std::process::Command;
+use std::time::Duration;
+
+#[test]
+fn bad_config_lists_every_problem_at_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = tmp.path().join("edge.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+site = "plant/a"
+edge_id = ""
+[broker]
+host = "127.0.0.1"
+[[devices]]
+id = "m1"
+role = "machine"
+protocol = "modbus-tcp"
+[devices.profile]
+name = "p"
+shot_counter = "missing"
+[[devices.profile.tags]]
+name = "x"
+address = 65535
+type = "f32"
+[[devices]]
+id = "m1"
+role = "peripheral"
+protocol = "modbus-rtu"
+profile_file = "nowhere.toml"
+"#,
+    )
+    .expect("write");
+    let out = Command::new(bin("moldops-edge")).arg("check-config").arg("--config").arg(&cfg).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for needle in ["site", "edge_id", "address", "missing", "65535", "defined twice", "serial", "nowhere.toml"] {
+        assert!(err.contains(needle), "message names {needle:?}:\n{err}");
+    }
+    // `run` refuses the same config with the same list and does not start.
+    let out = Command::new(bin("moldops-edge")).arg("run").arg("--config").arg(&cfg).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+
+    std::fs::write(&cfg, "site = \"a\"\nedge_id = [oops\n").expect("write");
+    let out = Command::new(bin("moldops-edge")).arg("check-config").arg("--config").arg(&cfg).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("edge.toml") && err.contains("line 2"), "points at the line:\n{err}");
+}
+
+#[test]
+fn unreachable_device_does_not_stop_the_others() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let broker = Mosquitto::start(dir);
+    let port = free_port();
+    let dead = free_port();
+    let mut cmd = Command::new(python());
+    cmd.arg(asset("peers/modbus_peer.py")).args(["tcp", &port.to_string()]);
+    let _peer = Proc::spawn("pymodbus-tcp", &mut cmd, dir);
+    assert!(wait_until(READY, || moldops_tests::port_open(port)), "pymodbus did not listen");
+    let api = free_port();
+    let profile = "[devices.profile]\nname = \"p\"\nshot_counter = \"c\"\n[[devices.profile.tags]]\nname = \"c\"\naddress = 0\ntype = \"u32\"\n[[devices.profile.tags]]\nname = \"v\"\naddress = 10\ntype = \"f32\"\n";
+    let text = format!(
+        "site = \"t\"\nedge_id = \"e\"\n[broker]\nhost = \"127.0.0.1\"\nport = {}\n[buffer]\npath = \"buf\"\n[api]\nlisten = \"127.0.0.1:{api}\"\n\
+         [[devices]]\nid = \"dead\"\nrole = \"machine\"\nprotocol = \"modbus-tcp\"\naddress = \"127.0.0.1:{dead}\"\npoll_interval_ms = 100\ntimeout_ms = 300\n{profile}\
+         [[devices]]\nid = \"alive\"\nrole = \"machine\"\nprotocol = \"modbus-tcp\"\naddress = \"127.0.0.1:{port}\"\npoll_interval_ms = 100\n{profile}",
+        broker.port
+    );
+    let cfg = dir.join("edge.toml");
+    std::fs::write(&cfg, text).expect("write");
+    let mut edge = start_edge(dir, &cfg);
+    let status = || -> Option<serde_json::Value> {
+        let body = http_get(api, "/status")?;
+        serde_json::from_str(&body).ok()
+    };
+    let ok = wait_until(Duration::from_secs(60), || {
+        status().is_some_and(|s| {
+            s["devices"]["alive"]["shots"].as_u64() == Some(1)
+                && s["devices"]["dead"]["errors"].as_u64().unwrap_or(0) >= 2
+                && s["mqtt"]["records_sent"].as_u64() == Some(1)
+        })
+    });
+    let s = status().unwrap_or_default();
+    assert!(ok, "status: {s:#}\n{}", edge.stderr_tail());
+    assert_eq!(s["devices"]["dead"]["connected"], false);
+    let why = s["devices"]["dead"]["last_error"].as_str().unwrap_or_default();
+    assert!(why.contains(&dead.to_string()), "error names the device address: {why}");
+    let metrics = http_get(api, "/metrics").unwrap_or_default();
+    assert!(metrics.contains("moldops_poll_errors_total{device=\"dead\"}"), "{metrics}");
+    assert!(metrics.contains("moldops_device_up{device=\"alive\"} 1"), "{metrics}");
+    assert!(edge.wait_exit(Duration::from_millis(10)).is_none(), "edge is still running");
+    let log = edge.stderr_tail();
+    assert!(log.contains("poll failed"), "the log says why: {log}");
+}
+
+#[test]
+fn malformed_payloads_are_quarantined_and_ingest_goes_on() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let lake = dir.join("lake");
+    let broker = Mosquitto::start(dir);
+    let mut ingest = start_ingest(dir, broker.port, &lake);
+    let (client, mut conn) = Client::new(MqttOptions::new("garbage-pub", "127.0.0.1", broker.port), 10);
+    let topic = "moldops/v1/t/e1/data";
+    let good = r#"{"schema":1,"site":"t","edge_id":"e1","first_seq":1,"last_seq":2,"sent_at_ms":0,"records":[
+        {"seq":1,"kind":"shot","machine_id":"m1","device_id":"m1","ts_ms":1767600000000,"shot_number":5,"mold":"A","values":{"Cycle_Time":61.0}},
+        {"seq":2,"kind":"shot","machine_id":"m1","device_id":"m1","ts_ms":1767600061000,"shot_number":6,"mold":"A","values":{"Cycle_Time":62.0}}]}"#;
+    let wrong_schema = good.replace("\"schema\":1", "\"schema\":99");
+    let wrong_edge = good.replace("\"edge_id\":\"e1\"", "\"edge_id\":\"intruder\"");
+    for payload in [b"not json at all".to_vec(), wrong_schema.into_bytes(), wrong_edge.into_bytes(), good.as_bytes().to_vec()] {
+        client.publish(topic, QoS::AtLeastOnce, false, payload).expect("publish");
+    }
+    let mut acked = 0;
+    for ev in conn.iter() {
+        if let Ok(Event::Incoming(Packet::PubAck(_))) = ev {
+            acked += 1;
+            if acked == 4 {
+                break;
+            }
+        }
+    }
+    let quarantined = || {
+        walk(&lake.join("quarantine")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")).count()
+    };
+    let done = wait_until(Duration::from_secs(60), || lake_rows(&lake, "raw_data") == 2 && quarantined() == 3);
+    assert!(done, "rows {} quarantined {}\n{}", lake_rows(&lake, "raw_data"), quarantined(), ingest.stderr_tail());
+    let reasons: String = walk(&lake.join("quarantine")).iter().filter_map(|p| std::fs::read_to_string(p).ok()).collect();
+    assert!(reasons.contains("schema"), "reason recorded: {reasons}");
+    assert!(ingest.wait_exit(Duration::from_millis(10)).is_none(), "ingest is still running");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+/// Minimal HTTP/1.1 GET on loopback.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}

@@ -1,0 +1,8 @@
+//! End-to-end and fault tests across processes and real peers: the simulator and the edge
+//! binary, Mosquitto, the cloud ingest, pymodbus over TCP and over RTU through a socat pty
+//! pair. One test binary; each module is one theme.
+
+mod common;
+mod data_path;
+mod faults;
+mod modbus_peers;

@@ -1,0 +1,151 @@
+//! The edge against an independent Modbus implementation (pymodbus) serving floats in both
+//! word orders, over TCP and over RTU through a socat pty pair. What the edge publishes is
+//! read back by a plain MQTT client and parsed as generic JSON, as any consumer would.
+
+use crate::common::*;
+use moldops_tests::{Mosquitto, Proc, asset, free_port, python, wait_until};
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const PROFILE: &str = r#"
+[devices.profile]
+name = "pymodbus-peer"
+shot_counter = "counter"
+mold_code = "mold"
+[[devices.profile.tags]]
+name = "counter"
+address = 0
+type = "u32"
+[[devices.profile.tags]]
+name = "f_abcd"
+address = 10
+type = "f32"
+range = [0, 1000]
+[[devices.profile.tags]]
+name = "f_cdab"
+address = 12
+type = "f32"
+word_order = "little"
+range = [0, 1000]
+[[devices.profile.tags]]
+name = "neg_abcd"
+address = 14
+type = "f32"
+[[devices.profile.tags]]
+name = "neg_cdab"
+address = 16
+type = "f32"
+word_order = "little"
+[[devices.profile.tags]]
+name = "d_abcd"
+address = 20
+type = "f64"
+[[devices.profile.tags]]
+name = "d_cdab"
+address = 24
+type = "f64"
+word_order = "little"
+[[devices.profile.tags]]
+name = "scaled"
+address = 30
+type = "i16"
+scale = 0.1
+[[devices.profile.tags]]
+name = "mold"
+address = 31
+type = "string"
+len = 4
+"#;
+
+fn edge_config(dir: &Path, broker: u16, device: &str) -> std::path::PathBuf {
+    let text = format!(
+        "site = \"test\"\nedge_id = \"peer-edge\"\n[broker]\nhost = \"127.0.0.1\"\nport = {broker}\n\
+         [buffer]\npath = \"buffer\"\n[api]\nlisten = \"\"\n[[devices]]\n{device}\n{PROFILE}"
+    );
+    let p = dir.join("edge.toml");
+    std::fs::write(&p, text).expect("write config");
+    p
+}
+
+/// Subscribes to every data topic and returns the first record as generic JSON.
+fn first_record(port: u16, start: impl FnOnce() -> Proc) -> (serde_json::Value, Proc) {
+    let mut opts = MqttOptions::new("peer-test-sub", "127.0.0.1", port);
+    opts.set_max_packet_size(16 << 20, 16 << 20);
+    let (client, mut conn) = Client::new(opts, 10);
+    client.subscribe("moldops/v1/+/+/data", QoS::AtLeastOnce).expect("subscribe");
+    let mut edge = None;
+    for ev in conn.iter().take(10_000) {
+        match ev {
+            Ok(Event::Incoming(Packet::SubAck(_))) => edge = Some(start()),
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let batch: serde_json::Value = serde_json::from_slice(&p.payload).expect("batch is JSON");
+                let rec = batch["records"][0].clone();
+                return (rec, edge.expect("edge started"));
+            }
+            Ok(_) => {}
+            Err(e) => panic!("test subscriber lost the broker: {e}"),
+        }
+    }
+    panic!("no record published");
+}
+
+fn check_values(rec: &serde_json::Value) {
+    let v = &rec["values"];
+    let f = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("missing {k} in {rec}"));
+    let want = f64::from(123.456f32);
+    assert_eq!(f("f_abcd"), want, "f32 ABCD");
+    assert_eq!(f("f_cdab"), want, "f32 CDAB");
+    assert_eq!(f("neg_abcd"), -0.5);
+    assert_eq!(f("neg_cdab"), -0.5);
+    assert_eq!(f("d_abcd"), 1234.5678, "f64 ABCD");
+    assert_eq!(f("d_cdab"), 1234.5678, "f64 little word order");
+    assert!((f("scaled") - -1.0).abs() < 1e-9, "i16 -10 × 0.1");
+    assert_eq!(rec["mold"], "MOLD-X");
+    assert_eq!(rec["shot_number"], 7);
+    assert_eq!(rec["kind"], "shot");
+    assert!(rec["out_of_range"].is_null(), "nothing flagged: {rec}");
+}
+
+#[test]
+fn pymodbus_tcp_floats_in_both_word_orders() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let broker = Mosquitto::start(dir);
+    let port = free_port();
+    let mut cmd = Command::new(python());
+    cmd.arg(asset("peers/modbus_peer.py")).args(["tcp", &port.to_string()]);
+    let _peer = Proc::spawn("pymodbus-tcp", &mut cmd, dir);
+    assert!(wait_until(READY, || moldops_tests::port_open(port)), "pymodbus did not listen");
+    let device = format!(
+        "id = \"m1\"\nrole = \"machine\"\nprotocol = \"modbus-tcp\"\naddress = \"127.0.0.1:{port}\"\npoll_interval_ms = 100"
+    );
+    let cfg = edge_config(dir, broker.port, &device);
+    let (rec, _edge) = first_record(broker.port, || start_edge(dir, &cfg));
+    check_values(&rec);
+}
+
+#[test]
+fn pymodbus_rtu_through_a_pty_pair() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let broker = Mosquitto::start(dir);
+    let (a, b) = (dir.join("ttyA"), dir.join("ttyB"));
+    let mut socat = Command::new("socat");
+    socat.arg(format!("pty,raw,echo=0,link={}", a.display())).arg(format!("pty,raw,echo=0,link={}", b.display()));
+    let _socat = Proc::spawn("socat", &mut socat, dir);
+    assert!(wait_until(READY, || a.exists() && b.exists()), "socat made no pty pair");
+    let mut cmd = Command::new(python());
+    cmd.arg(asset("peers/modbus_peer.py")).arg("rtu").arg(&a).arg("19200");
+    let mut peer = Proc::spawn("pymodbus-rtu", &mut cmd, dir);
+    peer.wait_line(READY, |l| l.contains("READY"));
+    let device = format!(
+        "id = \"m1\"\nrole = \"machine\"\nprotocol = \"modbus-rtu\"\npoll_interval_ms = 200\ntimeout_ms = 1000\n\
+         [devices.serial]\npath = \"{}\"\nbaud = 19200\nparity = \"even\"",
+        b.display()
+    );
+    let cfg = edge_config(dir, broker.port, &device);
+    let (rec, _edge) = first_record(broker.port, || start_edge(dir, &cfg));
+    check_values(&rec);
+}
