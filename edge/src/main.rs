@@ -30,7 +30,7 @@ enum Cmd {
         cycle_s: f64,
     },
     /// Run a simulated plant that speaks Modbus TCP.
-    Simulate(moldops_edge::sim::SimArgs),
+    Simulate(Box<moldops_edge::sim::SimArgs>),
 }
 
 fn main() -> ExitCode {
@@ -62,7 +62,7 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
     match cmd {
         Cmd::Run { config } => run(config).await,
         Cmd::CheckConfig { config, cycle_s } => Ok(check_config(&config, cycle_s)),
-        Cmd::Simulate(args) => moldops_edge::sim::run(args).await.map(|()| ExitCode::SUCCESS),
+        Cmd::Simulate(args) => moldops_edge::sim::run(*args).await.map(|()| ExitCode::SUCCESS),
     }
 }
 

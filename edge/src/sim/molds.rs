@@ -62,6 +62,11 @@ pub static MOLDS: [MoldSpec; 3] = [
     },
 ];
 
+/// The mold with this code.
+pub fn mold_spec(code: &str) -> Option<&'static MoldSpec> {
+    MOLDS.iter().find(|m| m.code == code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

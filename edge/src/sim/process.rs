@@ -303,10 +303,5 @@ fn jitter(rng: &mut ChaCha8Rng, n: u64) -> u64 {
     ((n as f64 * rng.random_range(0.85..1.15)).round() as u64).max(1)
 }
 
-/// The mold with this code.
-pub fn mold_spec(code: &str) -> Option<&'static MoldSpec> {
-    MOLDS.iter().find(|m| m.code == code)
-}
-
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::sim::molds::mold_spec;
 use std::collections::HashMap;
 
 fn config(seed: u64, index: usize) -> ProcessConfig {
