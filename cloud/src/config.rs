@@ -119,7 +119,7 @@ pub fn ingest_config(file: Option<&Path>, over: &Overrides) -> Result<IngestConf
 }
 
 /// A broker section with only a host, every other field at the section's own defaults.
-fn broker_with_host(host: &str) -> BrokerConfig {
+pub fn broker_with_host(host: &str) -> BrokerConfig {
     serde_json::from_value(serde_json::json!({ "host": host })).unwrap_or(BrokerConfig {
         host: host.to_string(),
         port: 1883,
@@ -165,7 +165,11 @@ pub fn broker_problems(b: &BrokerConfig, base: &Path) -> Vec<String> {
         errs.push("broker.password is set without broker.username".to_string());
     }
     if let Some(tls) = &b.tls {
-        let files = [("ca_file", Some(&tls.ca_file)), ("cert_file", tls.cert_file.as_ref()), ("key_file", tls.key_file.as_ref())];
+        let files = [
+            ("ca_file", Some(&tls.ca_file)),
+            ("cert_file", tls.cert_file.as_ref()),
+            ("key_file", tls.key_file.as_ref()),
+        ];
         for (field, f) in files.into_iter().filter_map(|(n, f)| f.map(|f| (n, f))) {
             let resolved = if f.is_absolute() { f.clone() } else { base.join(f) };
             if !resolved.is_file() {
@@ -185,8 +189,9 @@ mod tests {
 
     #[test]
     fn flags_alone_are_enough_and_override_the_file() {
-        let cfg = ingest_config(None, &Overrides { broker_host: Some("localhost".into()), ..Default::default() })
-            .expect("flags alone");
+        let cfg =
+            ingest_config(None, &Overrides { broker_host: Some("localhost".into()), ..Default::default() })
+                .expect("flags alone");
         assert_eq!((cfg.broker.port, cfg.client_id.as_str()), (1883, "moldops-ingest"));
         assert!(cfg.lake.is_absolute() && cfg.lake.ends_with("moldops-data/lake"));
 

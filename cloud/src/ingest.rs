@@ -12,9 +12,11 @@ mod worker;
 pub use commit::{Committer, Group, Outcome};
 pub use stats::{IngestStats, StatsSnapshot};
 
+/// The broker section, re-exported so that callers need not depend on the edge crate.
+pub use moldops_edge::config::BrokerConfig;
+
 use crate::config::ConfigErrors;
 use anyhow::{Context, Result, anyhow};
-use moldops_edge::config::BrokerConfig;
 use moldops_shared::topic::{Leaf, filter_all};
 use rumqttc::{AsyncClient, ConnectionError, Event, Outgoing, Packet, QoS, SubscribeReasonCode};
 use std::future::Future;
@@ -63,6 +65,12 @@ impl IngestConfig {
             announce: false,
             stats: Arc::default(),
         }
+    }
+
+    /// A config for a plain-TCP broker at `host:port` without credentials (tests, the demo).
+    pub fn local(host: &str, port: u16, lake: impl Into<PathBuf>) -> IngestConfig {
+        let broker = crate::config::broker_with_host(host);
+        IngestConfig::new(BrokerConfig { port, ..broker }, lake)
     }
 
     /// Checks the config, listing every problem, each naming its field.

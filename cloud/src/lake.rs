@@ -18,7 +18,10 @@ pub mod write;
 pub use summary::{LakeSummary, summary};
 
 use anyhow::{Context, Result};
-use polars::prelude::*;
+use polars::prelude::{
+    DataFrame, HiveOptions, LazyFrame, PlRefPath, PlSmallStr, ScanArgsParquet, SortMultipleOptions,
+    UnionArgs, concat_lf_diagonal,
+};
 use std::path::{Path, PathBuf};
 
 /// Every dataset the ingest writes.
@@ -51,10 +54,9 @@ pub fn escape(value: &str) -> String {
 
 /// `YYYY-MM-DD` of a day number (days since the Unix epoch, UTC).
 pub fn day_string(day: i64) -> String {
-    let date = chrono::DateTime::from_timestamp(day.saturating_mul(86_400), 0)
+    chrono::DateTime::from_timestamp(day.saturating_mul(86_400), 0)
         .map(|d| d.date_naive().to_string())
-        .unwrap_or_else(|| format!("day{day}"));
-    date
+        .unwrap_or_else(|| format!("day{day}"))
 }
 
 /// Folder of one partition: `lake/{dataset}/machine={machine}/date={date}`.
@@ -108,7 +110,9 @@ pub(crate) fn subdirs(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
 /// Entries of a folder; none when it does not exist.
 pub(crate) fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
     match std::fs::read_dir(dir) {
-        Ok(rd) => rd.collect::<std::io::Result<Vec<_>>>().with_context(|| format!("listing {}", dir.display())),
+        Ok(rd) => {
+            rd.collect::<std::io::Result<Vec<_>>>().with_context(|| format!("listing {}", dir.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e).with_context(|| format!("listing {}", dir.display())),
     }
@@ -123,7 +127,8 @@ pub(crate) fn scan_part(path: &Path, include_path: Option<&str>) -> Result<LazyF
         include_file_paths: include_path.map(PlSmallStr::from),
         ..Default::default()
     };
-    LazyFrame::scan_parquet(PlRefPath::from(text), args).with_context(|| format!("scanning {}", path.display()))
+    LazyFrame::scan_parquet(PlRefPath::from(text), args)
+        .with_context(|| format!("scanning {}", path.display()))
 }
 
 /// Reads every partition of a dataset into one frame: the fixed columns, then the union of
@@ -138,8 +143,12 @@ pub fn read_dataset(lake: &Path, dataset: &str) -> Result<DataFrame> {
     let df = concat_lf_diagonal(scans, UnionArgs::default())?
         .collect()
         .with_context(|| format!("reading dataset {dataset} in {}", lake.display()))?;
-    let mut values: Vec<&str> =
-        df.get_column_names_str().into_iter().filter(|c| !FIXED_COLUMNS.contains(c)).collect();
+    let mut values: Vec<&str> = df
+        .get_column_names()
+        .into_iter()
+        .map(|c| c.as_str())
+        .filter(|c| !FIXED_COLUMNS.contains(c))
+        .collect();
     values.sort_unstable();
     let order: Vec<PlSmallStr> = FIXED_COLUMNS.iter().copied().chain(values).map(PlSmallStr::from).collect();
     let df = df.select(order)?;

@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "moldops-cloud", version, about = "moldops cloud: MQTT ingest into a Parquet lake, and lake inspection")]
+#[command(
+    name = "moldops-cloud",
+    version,
+    about = "moldops cloud: MQTT ingest into a Parquet lake, and lake inspection"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -67,9 +71,7 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Ingest(args) => run_ingest(args),
-        Command::Lake { command: LakeCommand::Summary { lake, config, json } } => {
-            summary(lake, config, json)
-        }
+        Command::Lake { command: LakeCommand::Summary { lake, config, json } } => summary(lake, config, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

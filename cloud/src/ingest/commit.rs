@@ -7,13 +7,13 @@
 
 use super::state::{DedupState, Recovery, SeqSet, now_nanos};
 use crate::lake::quarantine::{self, QuarantineEntry};
-use crate::lake::write::{Row, frame, sync_dir_chain, write_parquet};
+use crate::lake::write::{Part, Row, write_parts};
 use crate::lake::{self, FIXED_COLUMNS};
 use anyhow::{Context, Result};
 use moldops_shared::topic::{self, Leaf};
 use moldops_shared::{Batch, RecordKind, decode_batch};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 /// Earliest and latest accepted record time: 0001-01-01 and 9999-12-31 (UTC, ms).
@@ -32,15 +32,43 @@ pub struct Group {
 impl Group {
     /// Decodes and checks one payload received on `topic` at `received_at_ms` (UTC ms).
     pub fn add(&mut self, topic: &str, payload: &[u8], received_at_ms: i64) {
+        let checked = check(topic, payload);
+        self.push(topic, payload, received_at_ms, checked);
+    }
+
+    /// Like [`Group::add`] for many payloads `(topic, payload, received_at_ms)`, decoding them
+    /// on several cores; they keep their order.
+    pub fn add_all(&mut self, msgs: &[(&str, &[u8], i64)]) {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(msgs.len() / 2);
+        if threads <= 1 {
+            msgs.iter().for_each(|(t, p, at)| self.add(t, p, *at));
+            return;
+        }
+        let chunk = msgs.len().div_ceil(threads);
+        let checked: Vec<Vec<Result<Batch, String>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = msgs
+                .chunks(chunk)
+                .map(|c| scope.spawn(move || c.iter().map(|(t, p, _)| check(t, p)).collect::<Vec<_>>()))
+                .collect();
+            // `check` returns errors rather than panic; a panic is a bug and ends the worker.
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        });
+        for ((t, p, at), c) in msgs.iter().zip(checked.into_iter().flatten()) {
+            self.push(t, p, *at, c);
+        }
+    }
+
+    fn push(&mut self, topic: &str, payload: &[u8], received_at_ms: i64, checked: Result<Batch, String>) {
         self.messages += 1;
-        match check(topic, payload) {
+        match checked {
             Ok(batch) => {
                 self.records += batch.records.len();
                 self.accepted.push(batch);
             }
             Err(reason) => {
                 tracing::warn!(topic, %reason, bytes = payload.len(), "payload quarantined");
-                self.refused.push((received_at_ms, QuarantineEntry::new(reason, topic, received_at_ms, payload)));
+                self.refused
+                    .push((received_at_ms, QuarantineEntry::new(reason, topic, received_at_ms, payload)));
             }
         }
     }
@@ -76,7 +104,10 @@ fn check(topic_name: &str, payload: &[u8]) -> Result<Batch, String> {
             return Err(format!("record {i} (seq {}): ts_ms {} is outside years 1..=9999", r.seq, r.ts_ms));
         }
         if let Some(name) = r.values.keys().find(|k| FIXED_COLUMNS.contains(&k.as_str())) {
-            return Err(format!("record {i} (seq {}): value name {name:?} collides with a lake column", r.seq));
+            return Err(format!(
+                "record {i} (seq {}): value name {name:?} collides with a lake column",
+                r.seq
+            ));
         }
     }
     Ok(batch)
@@ -100,6 +131,33 @@ pub struct Committer {
     lake: PathBuf,
     state: DedupState,
     last_nanos: u64,
+    /// Held while this committer lives: one writer per lake.
+    _lock: std::fs::File,
+}
+
+/// Creates the lake and takes its writer lock (`_ingest/lock`), so that two ingests never
+/// write one lake; readers need no lock.
+fn lock_lake(lake: &Path) -> Result<std::fs::File> {
+    let dir = lake.join(lake::INGEST_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            anyhow::bail!(
+                "another ingest is writing to the lake {} ({} is locked)",
+                lake.display(),
+                path.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
 }
 
 /// (dataset, machine, day, edge): one part file each per group.
@@ -108,10 +166,10 @@ type BucketKey<'a> = (&'static str, &'a str, i64, &'a str);
 impl Committer {
     /// Opens a lake (creating it), recovering the dedup state from it.
     pub fn open(lake: &Path) -> Result<(Committer, Recovery)> {
-        std::fs::create_dir_all(lake).with_context(|| format!("creating lake {}", lake.display()))?;
+        let lock = lock_lake(lake)?;
         let (state, recovery) = DedupState::recover(lake)?;
         let last_nanos = state.mark_nanos;
-        Ok((Committer { lake: lake.to_path_buf(), state, last_nanos }, recovery))
+        Ok((Committer { lake: lake.to_path_buf(), state, last_nanos, _lock: lock }, recovery))
     }
 
     pub fn state(&self) -> &DedupState {
@@ -147,19 +205,18 @@ impl Committer {
                     continue;
                 }
                 mine.insert(r.seq);
-                let key = (r.kind.dataset(), r.machine_id.as_str(), r.ts_ms.div_euclid(DAY_MS), b.edge_id.as_str());
+                let key =
+                    (r.kind.dataset(), r.machine_id.as_str(), r.ts_ms.div_euclid(DAY_MS), b.edge_id.as_str());
                 buckets.entry(key).or_default().push(Row { edge_id: &b.edge_id, site: &b.site, record: r });
             }
         }
 
-        let mut dirs = BTreeSet::new();
+        let mut parts = Vec::with_capacity(buckets.len());
         for ((dataset, machine, day, edge), mut rows) in buckets {
-            rows.sort_by_key(|r| r.record.seq);
+            rows.sort_unstable_by_key(|r| r.record.seq);
             let (first, last) = (rows[0].record.seq, rows[rows.len() - 1].record.seq);
             let dir = lake::partition_dir(&self.lake, dataset, machine, &lake::day_string(day));
             let name = lake::part_file_name(edge, first, last, self.next_nanos());
-            let mut df = frame(&rows)?;
-            write_parquet(&dir, &name, &mut df)?;
             if dataset == RecordKind::Shot.dataset() {
                 out.raw_records += rows.len() as u64;
             } else {
@@ -167,11 +224,9 @@ impl Committer {
             }
             let rel = dir.join(&name);
             out.files.push(rel.strip_prefix(&self.lake).unwrap_or(&rel).to_string_lossy().into_owned());
-            dirs.insert(dir);
+            parts.push(Part { dir, name, rows });
         }
-        for dir in &dirs {
-            sync_dir_chain(dir, &self.lake)?;
-        }
+        write_parts(&self.lake, &parts)?;
         if !group.refused.is_empty() {
             let nanos = self.next_nanos();
             quarantine::store(&self.lake, &group.refused, nanos)?;

@@ -43,10 +43,13 @@ pub(crate) fn data_topic(edge: &str) -> String {
 }
 
 fn commit(c: &mut Committer, msgs: &[(&str, Vec<u8>)]) -> Outcome {
+    // `add_all` decodes on several threads; order and results must match `add`.
     let mut g = Group::default();
-    for (t, p) in msgs {
-        g.add(t, p, T0);
-    }
+    let all: Vec<(&str, &[u8], i64)> = msgs.iter().map(|(t, p)| (*t, p.as_slice(), T0)).collect();
+    g.add_all(&all);
+    let mut one_by_one = Group::default();
+    msgs.iter().for_each(|(t, p)| one_by_one.add(t, p, T0));
+    assert_eq!(format!("{g:?}"), format!("{one_by_one:?}"));
     c.commit(g).expect("commit")
 }
 
@@ -57,7 +60,8 @@ fn round_trip_with_heterogeneous_values() {
     let t = data_topic("e1");
     let mut oor = shot(2, "M1", &[("Cycle_Time", 61.5), ("Max_Pressure", 120.0)]);
     oor.out_of_range = vec!["Max_Pressure".into()];
-    let first = payload("e1", vec![shot(1, "M1", &[("Cycle_Time", 60.0)]), oor, peripheral(3, "M1", "TCU-1")]);
+    let first =
+        payload("e1", vec![shot(1, "M1", &[("Cycle_Time", 60.0)]), oor, peripheral(3, "M1", "TCU-1")]);
     let second = payload("e1", vec![shot(4, "M1", &[("Barrel_Temp", 230.0)])]);
     let out = commit(&mut c, &[(&t, first), (&t, second)]);
     assert_eq!((out.raw_records, out.peripheral_records, out.duplicates, out.quarantined), (3, 1, 0, 0));
@@ -66,15 +70,18 @@ fn round_trip_with_heterogeneous_values() {
     assert!(out.files[1].starts_with("raw_data/machine=M1/date=2023-11-14/part-e1-1-4-"));
 
     let raw = lake::read_dataset(dir.path(), "raw_data").expect("read");
-    let names: Vec<&str> = raw.get_column_names_str();
+    let names: Vec<&str> = raw.get_column_names().into_iter().map(|c| c.as_str()).collect();
     assert_eq!(names[..9], FIXED_COLUMNS);
     assert_eq!(names[9..], ["Barrel_Temp", "Cycle_Time", "Max_Pressure"]);
-    assert_eq!(raw.column("ts").expect("ts").dtype(), &DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)));
-    let seq: Vec<Option<u64>> = raw.column("seq").expect("seq").u64().expect("u64").into_iter().collect();
+    assert_eq!(
+        raw.column("ts").expect("ts").dtype(),
+        &DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+    );
+    let seq: Vec<Option<u64>> = raw.column("seq").expect("seq").u64().expect("u64").iter().collect();
     assert_eq!(seq, [Some(1), Some(2), Some(4)]);
-    let cycle: Vec<Option<f64>> = raw.column("Cycle_Time").expect("c").f64().expect("f64").into_iter().collect();
+    let cycle: Vec<Option<f64>> = raw.column("Cycle_Time").expect("c").f64().expect("f64").iter().collect();
     assert_eq!(cycle, [Some(60.0), Some(61.5), None]);
-    let oor: Vec<Option<&str>> = raw.column("out_of_range").expect("o").str().expect("str").into_iter().collect();
+    let oor: Vec<Option<&str>> = raw.column("out_of_range").expect("o").str().expect("str").iter().collect();
     assert_eq!(oor, [None, Some("Max_Pressure"), None]);
     let ts = raw.column("ts").expect("ts").cast(&DataType::Int64).expect("cast");
     assert_eq!(ts.i64().expect("i64").get(0), Some(T0 + 1000));
@@ -161,7 +168,17 @@ fn machine_ids_cannot_escape_their_partition() {
     let (mut c, _) = Committer::open(dir.path()).expect("open");
     let out = commit(&mut c, &[(&data_topic("e1"), payload("e1", vec![shot(1, "../../evil", &[])]))]);
     assert_eq!(out.files.len(), 1);
-    assert!(out.files[0].starts_with("raw_data/machine=%2E.%2F%2E.%2Fevil/"), "{:?}", out.files);
+    assert!(out.files[0].starts_with("raw_data/machine=%2E.%2F..%2Fevil/"), "{:?}", out.files);
     let raw = lake::read_dataset(dir.path(), "raw_data").expect("read");
     assert_eq!(raw.column("machine_id").expect("m").str().expect("s").get(0), Some("../../evil"));
+}
+
+#[test]
+fn one_writer_per_lake() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (first, _) = Committer::open(dir.path()).expect("open");
+    let err = Committer::open(dir.path()).expect_err("second writer");
+    assert!(err.to_string().contains("another ingest"), "{err}");
+    drop(first);
+    Committer::open(dir.path()).expect("reopen after the first closed");
 }

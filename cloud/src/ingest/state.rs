@@ -10,7 +10,7 @@
 
 use crate::lake::{self, write};
 use anyhow::{Context, Result};
-use polars::prelude::*;
+use polars::prelude::{ParquetReader, SerReader};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -167,7 +167,8 @@ impl DedupState {
                     };
                     let aside = path.with_extension(format!("json.corrupt-{}", now_nanos()));
                     tracing::warn!(state = %path.display(), moved_to = %aside.display(), "ingest state unreadable ({why}); rebuilding it from the lake");
-                    std::fs::rename(&path, &aside).with_context(|| format!("moving {} aside", path.display()))?;
+                    std::fs::rename(&path, &aside)
+                        .with_context(|| format!("moving {} aside", path.display()))?;
                     report.rebuilt = true;
                     DedupState::default()
                 }
@@ -209,7 +210,7 @@ fn fold_part(state: &mut DedupState, part: &Path) -> Result<usize> {
         .with_context(|| format!("reading edge_id and seq from {}", part.display()))?;
     let edges = df.column("edge_id")?.str()?.clone();
     let seqs = df.column("seq")?.u64()?.clone();
-    for (edge, seq) in edges.into_iter().zip(seqs.into_iter()) {
+    for (edge, seq) in edges.iter().zip(seqs.iter()) {
         if let (Some(edge), Some(seq)) = (edge, seq) {
             match state.edges.get_mut(edge) {
                 Some(set) => set.insert(seq),

@@ -1,7 +1,7 @@
 //! Tests of the dedup state: interval arithmetic, persistence and crash recovery.
 
 use super::*;
-use crate::lake::write::{Row, frame, write_parquet};
+use crate::lake::write::{Part, Row, write_parts};
 use moldops_shared::{Record, RecordKind};
 
 fn set(ranges: &[(u64, u64)]) -> SeqSet {
@@ -61,10 +61,9 @@ fn record(seq: u64) -> Record {
 fn write_part(lake: &Path, edge: &str, seqs: &[u64], nanos: u64) {
     let recs: Vec<Record> = seqs.iter().map(|&s| record(s)).collect();
     let rows: Vec<Row> = recs.iter().map(|r| Row { edge_id: edge, site: "s", record: r }).collect();
-    let mut df = frame(&rows).expect("frame");
     let dir = lake::partition_dir(lake, "raw_data", "m1", "2023-11-14");
     let name = lake::part_file_name(edge, seqs[0], seqs[seqs.len() - 1], nanos);
-    write_parquet(&dir, &name, &mut df).expect("write");
+    write_parts(lake, &[Part { dir, name, rows }]).expect("write");
 }
 
 #[test]

@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
+/// Most publishes decoded together before checking whether the group is full.
+const DECODE_ROUND: usize = 64;
+
 /// A publish as handed from the event loop to the worker.
 #[derive(Debug)]
 pub(super) struct Received {
@@ -51,15 +54,28 @@ impl Worker {
             }
             let mut group = Group::default();
             let mut publishes = Vec::new();
-            let mut take = |r: Received, group: &mut Group| {
-                group.add(&r.publish.topic, &r.publish.payload, r.received_at_ms);
-                publishes.push(r.publish);
-            };
-            take(first, &mut group);
-            while group.records() < self.max_group_records {
-                match self.rx.try_recv() {
-                    Ok(r) => take(r, &mut group),
-                    Err(_) => break,
+            let mut round = vec![first];
+            loop {
+                // Take what is ready now, decode it (on several cores), and go on while more
+                // keeps coming and the group has room.
+                let mut drained = false;
+                while round.len() < DECODE_ROUND {
+                    match self.rx.try_recv() {
+                        Ok(r) => round.push(r),
+                        Err(_) => {
+                            drained = true;
+                            break;
+                        }
+                    }
+                }
+                let msgs: Vec<(&str, &[u8], i64)> = round
+                    .iter()
+                    .map(|r| (r.publish.topic.as_str(), &r.publish.payload[..], r.received_at_ms))
+                    .collect();
+                group.add_all(&msgs);
+                publishes.extend(round.drain(..).map(|r| r.publish));
+                if drained || group.records() >= self.max_group_records {
+                    break;
                 }
             }
             let started = Instant::now();

@@ -2,7 +2,7 @@
 //! topic and body disagreeing) are kept verbatim with the reason, one JSON file each under
 //! `lake/quarantine/date={YYYY-MM-DD}/`, so nothing that arrived is ever silently lost.
 
-use super::write::{sync_dir_chain, write_file};
+use super::write::{prepare_dirs, sync_dirs, write_file};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -60,19 +60,17 @@ pub fn rfc3339_ms(ms: i64) -> String {
 /// date is the day it was received; `nanos` orders files by time. Returns their paths.
 pub fn store(lake: &Path, entries: &[(i64, QuarantineEntry)], nanos: u64) -> Result<Vec<PathBuf>> {
     let root = lake.join(super::QUARANTINE_DIR);
+    let dir_of = |ms: i64| root.join(format!("date={}", super::day_string(ms.div_euclid(86_400_000))));
+    let dirs: Vec<PathBuf> = entries.iter().map(|(ms, _)| dir_of(*ms)).collect();
+    let sync = prepare_dirs(lake, dirs.iter().map(PathBuf::as_path))?;
     let mut paths = Vec::with_capacity(entries.len());
-    let mut dirs = std::collections::BTreeSet::new();
-    for (i, (received_ms, entry)) in entries.iter().enumerate() {
-        let dir = root.join(format!("date={}", super::day_string(received_ms.div_euclid(86_400_000))));
+    for (i, ((_, entry), dir)) in entries.iter().zip(&dirs).enumerate() {
         let path = dir.join(format!("{nanos:020}-{i:06}.json"));
         let bytes = serde_json::to_vec_pretty(entry).context("encoding a quarantine entry")?;
         write_file(&path, &bytes)?;
-        dirs.insert(dir);
         paths.push(path);
     }
-    for dir in &dirs {
-        sync_dir_chain(dir, lake)?;
-    }
+    sync_dirs(&sync)?;
     Ok(paths)
 }
 
@@ -105,7 +103,8 @@ mod tests {
     fn stores_and_scans_text_and_binary() {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = QuarantineEntry::new("bad json".into(), "moldops/v1/s/e/data", 1_700_000_000_000, b"{oops");
-        let b = QuarantineEntry::new("binary".into(), "moldops/v1/s/e/data", 1_700_000_000_001, &[0xff, 0x00]);
+        let b =
+            QuarantineEntry::new("binary".into(), "moldops/v1/s/e/data", 1_700_000_000_001, &[0xff, 0x00]);
         assert_eq!(b.payload, "ff00");
         assert_eq!(b.payload_encoding, "hex");
         store(dir.path(), &[(1_700_000_000_000, a.clone())], 1).expect("store a");

@@ -5,7 +5,7 @@
 
 use super::quarantine::{self, rfc3339_ms};
 use anyhow::{Context, Result};
-use polars::prelude::*;
+use polars::prelude::{DataType, SortMultipleOptions, SortOptions, UnionArgs, col, concat, len};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -77,7 +77,8 @@ pub fn summary(lake: &Path) -> Result<LakeSummary> {
 
 fn dataset_summary(lake: &Path, dataset: &str) -> Result<DatasetSummary> {
     let parts = super::list_parts(lake, dataset)?;
-    let mut out = DatasetSummary { dataset: dataset.to_string(), rows: 0, files: parts.len() as u64, machines: vec![] };
+    let mut out =
+        DatasetSummary { dataset: dataset.to_string(), rows: 0, files: parts.len() as u64, machines: vec![] };
     if parts.is_empty() {
         return Ok(out);
     }
@@ -106,9 +107,9 @@ fn dataset_summary(lake: &Path, dataset: &str) -> Result<DatasetSummary> {
     let last = df.column("last")?.i64()?;
     let files = df.column("files")?.u64()?;
     let shots = df.column("shots")?.u64()?;
-    for (i, edge_list) in edges.into_iter().enumerate() {
-        let edges = match edge_list {
-            Some(s) => s.str()?.into_iter().flatten().map(str::to_string).collect(),
+    for i in 0..df.height() {
+        let edges = match edges.get_as_series(i) {
+            Some(s) => s.str()?.iter().flatten().map(str::to_string).collect(),
             None => vec![],
         };
         let (first_ms, last_ms) = (first.get(i).unwrap_or_default(), last.get(i).unwrap_or_default());
@@ -131,9 +132,11 @@ fn dataset_summary(lake: &Path, dataset: &str) -> Result<DatasetSummary> {
 impl LakeSummary {
     /// A plain-text table for people.
     pub fn to_table(&self) -> String {
-        let mut rows = vec![["dataset", "machine", "rows", "files", "shots", "edges", "first ts", "last ts"]
-            .map(String::from)
-            .to_vec()];
+        let mut rows = vec![
+            ["dataset", "machine", "rows", "files", "shots", "edges", "first ts", "last ts"]
+                .map(String::from)
+                .to_vec(),
+        ];
         for d in &self.datasets {
             if d.machines.is_empty() {
                 rows.push(vec![d.dataset.clone(), "-".into(), "0".into(), "0".into()]);

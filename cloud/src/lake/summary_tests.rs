@@ -15,7 +15,11 @@ fn summary_counts_rows_edges_files_shots_and_quarantine() {
     let (mut c, _) = Committer::open(dir.path()).expect("open");
     let mut g = Group::default();
     g.add(&data_topic("e1"), &payload("e1", (1..=3).map(|s| shot(s, "M1", &[("a", 1.0)])).collect()), T0);
-    g.add(&data_topic("e2"), &payload("e2", vec![shot(1, "M2", &[("b", 1.0)]), peripheral(2, "M2", "TCU")]), T0);
+    g.add(
+        &data_topic("e2"),
+        &payload("e2", vec![shot(1, "M2", &[("b", 1.0)]), peripheral(2, "M2", "TCU")]),
+        T0,
+    );
     g.add(&data_topic("e1"), b"nope", T0);
     c.commit(g).expect("commit 1");
     let mut g = Group::default();

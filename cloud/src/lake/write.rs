@@ -2,13 +2,15 @@
 //! every file is written under a `.tmp` name, fsynced, renamed into place, and its folder
 //! fsynced, so a crash never leaves a half-written file under a committed name.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use moldops_shared::Record;
-use polars::prelude::*;
-use std::collections::{BTreeSet, HashMap};
+use polars::prelude::{
+    Column, DataFrame, Int64Chunked, IntoColumn, NewChunkedArray, ParquetWriter, TimeUnit, TimeZone,
+};
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One record to write, with the batch fields it does not carry itself.
 #[derive(Debug, Clone, Copy)]
@@ -22,13 +24,18 @@ pub struct Row<'a> {
 /// one f64 column per value name present in `rows`, sorted by name, null where absent.
 pub fn frame(rows: &[Row<'_>]) -> Result<DataFrame> {
     let n = rows.len();
-    let names: BTreeSet<&str> = rows.iter().flat_map(|r| r.record.values.keys().map(String::as_str)).collect();
-    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let names = value_names(rows);
     let mut values: Vec<Vec<Option<f64>>> = vec![vec![None; n]; names.len()];
     for (row, r) in rows.iter().enumerate() {
+        // Both the record's values and `names` are sorted, and `names` holds every key: walk
+        // them together instead of hashing each name.
+        let mut col = 0;
         for (name, v) in &r.record.values {
-            if let Some(&col) = index.get(name.as_str()) {
-                values[col][row] = Some(*v);
+            while col < names.len() && names[col] != name.as_str() {
+                col += 1;
+            }
+            if let Some(slot) = values.get_mut(col) {
+                slot[row] = Some(*v);
             }
         }
     }
@@ -51,8 +58,12 @@ pub fn frame(rows: &[Row<'_>]) -> Result<DataFrame> {
         rows.iter().map(|r| r.record.device_id.as_str()).collect::<Vec<_>>(),
     ));
     columns.push(ts.into_column());
-    columns.push(Column::new("shot_number".into(), rows.iter().map(|r| r.record.shot_number).collect::<Vec<_>>()));
-    columns.push(Column::new("mold".into(), rows.iter().map(|r| r.record.mold.as_deref()).collect::<Vec<_>>()));
+    columns.push(Column::new(
+        "shot_number".into(),
+        rows.iter().map(|r| r.record.shot_number).collect::<Vec<_>>(),
+    ));
+    columns
+        .push(Column::new("mold".into(), rows.iter().map(|r| r.record.mold.as_deref()).collect::<Vec<_>>()));
     columns.push(Column::new("out_of_range".into(), out_of_range));
     for (name, col) in names.iter().zip(values) {
         columns.push(Column::new((*name).into(), col));
@@ -60,10 +71,41 @@ pub fn frame(rows: &[Row<'_>]) -> Result<DataFrame> {
     DataFrame::new(n, columns).context("building a part frame")
 }
 
-/// Writes `df` as Parquet to `dir/name` durably (tmp, fsync, rename). The caller fsyncs the
-/// folder (once per group, see [`sync_dir`]).
+/// One part file to write: its folder, its name and its rows.
+#[derive(Debug)]
+pub struct Part<'a> {
+    pub dir: PathBuf,
+    pub name: String,
+    pub rows: Vec<Row<'a>>,
+}
+
+/// Writes part files durably: folders are created first, then the files are built and written
+/// in parallel (one thread per core at most), each via a fsynced `.tmp` and a rename; last,
+/// every folder that gained an entry is fsynced.
+pub fn write_parts(lake: &Path, parts: &[Part<'_>]) -> Result<()> {
+    let dirs = prepare_dirs(lake, parts.iter().map(|p| p.dir.as_path()))?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(parts.len());
+    if threads <= 1 {
+        parts.iter().try_for_each(write_part)?;
+    } else {
+        let chunk = parts.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> =
+                parts.chunks(chunk).map(|c| scope.spawn(move || c.iter().try_for_each(write_part))).collect();
+            handles.into_iter().try_for_each(|h| h.join().map_err(|_| anyhow!("a part writer panicked"))?)
+        })?;
+    }
+    sync_dirs(&dirs)
+}
+
+fn write_part(part: &Part<'_>) -> Result<()> {
+    let mut df = frame(&part.rows)?;
+    write_parquet(&part.dir, &part.name, &mut df)
+}
+
+/// Writes `df` as Parquet to `dir/name` durably (tmp, fsync, rename). The folder must exist;
+/// the caller fsyncs it.
 pub fn write_parquet(dir: &Path, name: &str, df: &mut DataFrame) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = dir.join(format!("{name}.tmp"));
     let dest = dir.join(name);
     let mut file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
@@ -71,6 +113,57 @@ pub fn write_parquet(dir: &Path, name: &str, df: &mut DataFrame) -> Result<()> {
     file.sync_all().with_context(|| format!("fsync {}", tmp.display()))?;
     drop(file);
     std::fs::rename(&tmp, &dest).with_context(|| format!("renaming {} into place", tmp.display()))
+}
+
+/// Creates `dirs` (under `lake`) and returns the folders to fsync once files are in them:
+/// each of `dirs`, plus the parent of every folder created here.
+pub fn prepare_dirs<'p>(lake: &Path, dirs: impl Iterator<Item = &'p Path>) -> Result<BTreeSet<PathBuf>> {
+    let mut sync = BTreeSet::new();
+    for dir in dirs {
+        if sync.contains(dir) {
+            continue;
+        }
+        let mut cur = dir;
+        while !cur.exists() && cur != lake {
+            match cur.parent() {
+                Some(parent) => {
+                    sync.insert(parent.to_path_buf());
+                    cur = parent;
+                }
+                None => break,
+            }
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        sync.insert(dir.to_path_buf());
+    }
+    Ok(sync)
+}
+
+/// Fsyncs every folder of a set.
+pub fn sync_dirs(dirs: &BTreeSet<PathBuf>) -> Result<()> {
+    dirs.iter().try_for_each(|d| sync_dir(d))
+}
+
+/// The union of value names of `rows`, sorted. Records of one profile share their names, so
+/// a record is first checked against the names so far (a merge walk, both sides sorted) and
+/// only merged in when it brings a new one.
+fn value_names<'a>(rows: &[Row<'a>]) -> Vec<&'a str> {
+    let mut names: Vec<&'a str> = Vec::new();
+    for r in rows {
+        let mut col = 0;
+        let known = r.record.values.keys().all(|k| {
+            while col < names.len() && names[col] < k.as_str() {
+                col += 1;
+            }
+            col < names.len() && names[col] == k.as_str()
+        });
+        if !known {
+            let merged: BTreeSet<&'a str> =
+                names.iter().copied().chain(r.record.values.keys().map(String::as_str)).collect();
+            names = merged.into_iter().collect();
+        }
+    }
+    names
 }
 
 /// Writes `bytes` to `path` durably and atomically: tmp file, fsync, rename, fsync folder.
@@ -96,20 +189,6 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Fsyncs a folder so that renames and new entries in it survive a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("fsync folder {}", dir.display()))
-}
-
-/// Fsyncs `dir` and its ancestors up to and including `root`, for folders a group may have
-/// just created.
-pub fn sync_dir_chain(dir: &Path, root: &Path) -> Result<()> {
-    let mut cur = Some(dir);
-    while let Some(d) = cur {
-        sync_dir(d)?;
-        if d == root {
-            break;
-        }
-        cur = d.parent().filter(|p| p.starts_with(root));
-    }
-    Ok(())
 }
 
 /// Removes leftover `*.tmp` files under `dir` (recursively): writes a crash interrupted
