@@ -271,8 +271,8 @@ impl EdgeConfig {
     pub fn load(path: &Path) -> Result<(EdgeConfig, Vec<Device>), ConfigErrors> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigErrors(vec![format!("{}: cannot read: {e}", path.display())]))?;
-        let cfg: EdgeConfig = toml::from_str(&text)
-            .map_err(|e| ConfigErrors(vec![format!("{}: {e}", path.display())]))?;
+        let cfg: EdgeConfig =
+            toml::from_str(&text).map_err(|e| ConfigErrors(vec![format!("{}: {e}", path.display())]))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let devices = cfg.resolve(base)?;
         Ok((cfg, devices))
@@ -320,12 +320,20 @@ impl EdgeConfig {
                 errs.push(format!("devices[{i}]: id is empty"));
             }
             match (d.protocol, &d.address, &d.serial) {
-                (Protocol::ModbusTcp, Some(a), _) if a.parse::<std::net::SocketAddr>().is_err() && !a.contains(':') => {
+                (Protocol::ModbusTcp, Some(a), _)
+                    if a.parse::<std::net::SocketAddr>().is_err() && !a.contains(':') =>
+                {
                     errs.push(format!("{at}: address {a:?} must be host:port"))
                 }
-                (Protocol::ModbusTcp, None, _) => errs.push(format!("{at}: modbus-tcp needs address = \"host:port\"")),
-                (Protocol::ModbusRtu, _, None) => errs.push(format!("{at}: modbus-rtu needs a [serial] table")),
-                (Protocol::ModbusRtu, _, Some(s)) if !["none", "even", "odd"].contains(&s.parity.as_str()) => {
+                (Protocol::ModbusTcp, None, _) => {
+                    errs.push(format!("{at}: modbus-tcp needs address = \"host:port\""))
+                }
+                (Protocol::ModbusRtu, _, None) => {
+                    errs.push(format!("{at}: modbus-rtu needs a [serial] table"))
+                }
+                (Protocol::ModbusRtu, _, Some(s))
+                    if !["none", "even", "odd"].contains(&s.parity.as_str()) =>
+                {
                     errs.push(format!("{at}: serial.parity must be none, even or odd"))
                 }
                 _ => {}

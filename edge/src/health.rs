@@ -92,8 +92,16 @@ impl Health {
         r.register("poll_errors", "Failed device polls", m.poll_errors.clone());
         r.register("device_up", "1 when the device answered its last poll", m.device_up.clone());
         r.register("shots", "Shot records assembled per machine", m.shots.clone());
-        r.register("shots_missed", "Shots the controller made that could not be read back", m.shots_missed.clone());
-        r.register("out_of_range_values", "Values decoded outside their engineering range", m.out_of_range.clone());
+        r.register(
+            "shots_missed",
+            "Shots the controller made that could not be read back",
+            m.shots_missed.clone(),
+        );
+        r.register(
+            "out_of_range_values",
+            "Values decoded outside their engineering range",
+            m.out_of_range.clone(),
+        );
         r.register("mqtt_connected", "1 while connected to the broker", m.mqtt_connected.clone());
         r.register("mqtt_connects", "Successful broker connections", m.mqtt_connects.clone());
         r.register("records_sent", "Records acknowledged by the broker (PUBACK)", m.records_sent.clone());
@@ -101,8 +109,16 @@ impl Health {
         r.register("buffer_records", "Records waiting in the buffer", m.buffer_records.clone());
         r.register("buffer_bytes", "Record bytes in the buffer", m.buffer_bytes.clone());
         r.register("buffer_disk_bytes", "Size of the buffer on disk", m.buffer_disk_bytes.clone());
-        r.register("buffer_oldest_age_seconds", "Age of the oldest buffered record", m.buffer_oldest_age.clone());
-        r.register("buffer_dropped_records", "Records dropped because the buffer was full", m.buffer_dropped.clone());
+        r.register(
+            "buffer_oldest_age_seconds",
+            "Age of the oldest buffered record",
+            m.buffer_oldest_age.clone(),
+        );
+        r.register(
+            "buffer_dropped_records",
+            "Records dropped because the buffer was full",
+            m.buffer_dropped.clone(),
+        );
         Arc::new(Health {
             metrics,
             registry: r,
@@ -138,7 +154,8 @@ impl Health {
         m.buffer_bytes.set(st.bytes as i64);
         m.buffer_disk_bytes.set(st.disk_bytes as i64);
         m.buffer_dropped.set(st.dropped as i64);
-        let age = st.oldest_stored_ms.map_or(0.0, |t| (chrono::Utc::now().timestamp_millis() - t) as f64 / 1e3);
+        let age =
+            st.oldest_stored_ms.map_or(0.0, |t| (chrono::Utc::now().timestamp_millis() - t) as f64 / 1e3);
         m.buffer_oldest_age.set(age.max(0.0));
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
@@ -147,4 +164,3 @@ impl Health {
         out
     }
 }
-

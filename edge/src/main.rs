@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "moldops-edge", version, about = "moldops edge gateway: machines and peripherals → sled buffer → MQTT")]
+#[command(
+    name = "moldops-edge",
+    version,
+    about = "moldops edge gateway: machines and peripherals → sled buffer → MQTT"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

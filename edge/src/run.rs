@@ -43,7 +43,8 @@ pub async fn start(
     let writer = Writer::spawn(buffer.clone());
     let mut tasks = Vec::new();
     for d in devices {
-        let last = if d.cfg.role == DeviceRole::Machine { buffer.last_shot(d.cfg.machine_id())? } else { None };
+        let last =
+            if d.cfg.role == DeviceRole::Machine { buffer.last_shot(d.cfg.machine_id())? } else { None };
         let poller = DevicePoller::new(d, writer.clone(), health.clone(), last);
         tasks.push(tokio::spawn(poller.run(shutdown.clone())));
     }

@@ -138,7 +138,10 @@ impl DevicePoller {
             kind,
             machine_id: cfg.machine_id().to_string(),
             device_id: cfg.id.clone(),
-            ts_ms: snap.timestamp_ms.filter(|t| *t > 0).unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
+            ts_ms: snap
+                .timestamp_ms
+                .filter(|t| *t > 0)
+                .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
             shot_number: shot,
             mold: if kind == RecordKind::Shot { snap.mold.clone() } else { None },
             values: snap.values.clone(),
@@ -216,7 +219,9 @@ impl DevicePoller {
                 continue;
             }
             let hint = match issue.plausible.first() {
-                Some((w, b, v)) => format!("word_order = {w:?}, byte_order = {b:?} would give {v}").to_lowercase(),
+                Some((w, b, v)) => {
+                    format!("word_order = {w:?}, byte_order = {b:?} would give {v}").to_lowercase()
+                }
                 None => "no word/byte order gives a value in range".into(),
             };
             tracing::warn!(device = %self.device.cfg.id, tag = %issue.tag, value = issue.value, %hint, "value outside its engineering range");

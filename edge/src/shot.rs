@@ -66,10 +66,12 @@ impl Snapshot {
 
 fn timestamp(tag: &Tag, words: &[u16], word: Order, byte: Order) -> i64 {
     let v = match tag.dtype {
-        DataType::F32 | DataType::F64 | DataType::I16 | DataType::I32 => match profile::decode(tag, words, word, byte) {
-            Value::Number(n) => n,
-            Value::Text(_) => 0.0,
-        },
+        DataType::F32 | DataType::F64 | DataType::I16 | DataType::I32 => {
+            match profile::decode(tag, words, word, byte) {
+                Value::Number(n) => n,
+                Value::Text(_) => 0.0,
+            }
+        }
         _ => profile::decode_u64(tag, words, word, byte) as f64 * tag.scale + tag.offset,
     };
     v as i64

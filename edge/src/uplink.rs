@@ -92,10 +92,16 @@ impl Uplink {
         let (site, edge) = (&self.cfg.site, &self.cfg.edge_id);
         let status_topic = topic::topic(site, edge, Leaf::Status);
         let up = &self.cfg.uplink;
-        let mut opts = crate::mqtt::options(&self.cfg.broker, &format!("moldops-edge-{edge}"), &self.base_dir)?;
+        let mut opts =
+            crate::mqtt::options(&self.cfg.broker, &format!("moldops-edge-{edge}"), &self.base_dir)?;
         opts.set_clean_session(true);
         opts.set_inflight((up.max_inflight + 4).min(u16::MAX as usize) as u16);
-        opts.set_last_will(LastWill::new(&status_topic, self.status_payload("offline"), QoS::AtLeastOnce, true));
+        opts.set_last_will(LastWill::new(
+            &status_topic,
+            self.status_payload("offline"),
+            QoS::AtLeastOnce,
+            true,
+        ));
         let (client, mut events) = AsyncClient::new(opts, up.max_inflight + 16);
         self.health.set_mqtt_state("connecting");
         loop {
@@ -170,7 +176,8 @@ impl Uplink {
             if allowed == 0 {
                 break;
             }
-            let backlog = self.buffer.read(s.backlog_cursor, s.live_from, allowed.min(up.batch_max_records))?;
+            let backlog =
+                self.buffer.read(s.backlog_cursor, s.live_from, allowed.min(up.batch_max_records))?;
             let Some((last, _)) = backlog.last() else {
                 s.backlog_cursor = s.live_from;
                 tracing::info!("backlog uploaded");

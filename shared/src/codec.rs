@@ -102,7 +102,8 @@ mod tests {
         b.first_seq = 3;
         b.last_seq = 4;
         assert!(matches!(decode_batch(&encode_batch(&b)), Err(CodecError::Invalid(_))));
-        let json = r#"{"schema":1,"site":"s","edge_id":"e","first_seq":1,"last_seq":1,"sent_at_ms":0,"records":[]}"#;
+        let json =
+            r#"{"schema":1,"site":"s","edge_id":"e","first_seq":1,"last_seq":1,"sent_at_ms":0,"records":[]}"#;
         assert!(matches!(decode_batch(json.as_bytes()), Err(CodecError::Empty)));
     }
 }

@@ -260,11 +260,7 @@ impl Profile {
 
 /// Wrap-aware distance from `prev` to `now` for a counter of `bits` width.
 pub fn counter_delta(prev: u64, now: u64, bits: u32) -> u64 {
-    if bits >= 64 {
-        now.wrapping_sub(prev)
-    } else {
-        now.wrapping_sub(prev) & ((1u64 << bits) - 1)
-    }
+    if bits >= 64 { now.wrapping_sub(prev) } else { now.wrapping_sub(prev) & ((1u64 << bits) - 1) }
 }
 
 /// Reorders the raw registers of one value into big-endian word order with big-endian bytes.
@@ -294,10 +290,8 @@ pub fn decode(tag: &Tag, regs: &[u16], word: Order, byte: Order) -> Value {
             let r = if byte == Order::Little { r.swap_bytes() } else { *r };
             bytes.extend_from_slice(&r.to_be_bytes());
         }
-        let text: String = bytes
-            .iter()
-            .map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { ' ' })
-            .collect();
+        let text: String =
+            bytes.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { ' ' }).collect();
         return Value::Text(text.trim().to_string());
     }
     let raw = raw_number(tag.dtype, &normalise(regs, word, byte));
@@ -388,10 +382,8 @@ pub const MAX_READ: u16 = 125;
 /// Plans the fewest reads (each at most [`MAX_READ`] registers) covering `tags`, merging
 /// tags whose gap is at most `max_gap` registers.
 pub fn plan_reads<'a>(tags: impl IntoIterator<Item = &'a Tag>, max_gap: u16) -> Vec<ReadBlock> {
-    let mut spans: Vec<(RegisterKind, u16, u16)> = tags
-        .into_iter()
-        .filter_map(|t| Some((t.register, t.address, t.end()?)))
-        .collect();
+    let mut spans: Vec<(RegisterKind, u16, u16)> =
+        tags.into_iter().filter_map(|t| Some((t.register, t.address, t.end()?))).collect();
     spans.sort();
     let mut out: Vec<ReadBlock> = Vec::new();
     for (reg, start, end) in spans {

@@ -11,7 +11,8 @@ implementation that shares nothing with it:
   20-23 f64 ABCD  1234.5678              24-27 f64 DCBA-words (little word order) 1234.5678
   30    i16 -10 (scaled by the profile)  31-34 ASCII "MOLD-X" (space padded, 4 registers)
 
-Usage: modbus_peer.py tcp PORT | rtu DEVICE [BAUD]
+Usage: modbus_peer.py tcp PORT | rtu DEVICE [BAUD [PARITY N|E|O]]
+(pseudo-terminals accept no parity setting from pyserial: use N over a socat pty pair)
 """
 import asyncio
 import struct
@@ -51,7 +52,8 @@ async def main():
         server = ModbusTcpServer(device, address=("127.0.0.1", int(sys.argv[2])))
     else:
         baud = int(sys.argv[3]) if len(sys.argv) > 3 else 19200
-        server = ModbusSerialServer(device, port=sys.argv[2], baudrate=baud, parity="E", stopbits=1, bytesize=8)
+        parity = sys.argv[4] if len(sys.argv) > 4 else "E"
+        server = ModbusSerialServer(device, port=sys.argv[2], baudrate=baud, parity=parity, stopbits=1, bytesize=8)
     print("READY", flush=True)
     await server.serve_forever()
 

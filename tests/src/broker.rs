@@ -34,9 +34,9 @@ impl Mosquitto {
 
     fn write_config(&self) {
         let conf = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {dir}/\n\
+            "listener {port} 127.0.0.1\nuser root\nallow_anonymous true\npersistence true\npersistence_location {dir}/\n\
              autosave_interval 1\nmax_queued_messages 0\nmax_inflight_messages 100\n\
-             message_size_limit 0\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n",
+             message_size_limit 0\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n",
             port = self.port,
             dir = self.dir.display()
         );

@@ -62,3 +62,14 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 pub fn port_open(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
+
+/// A temporary folder for one test; kept after the test when `MOLDOPS_KEEP_TEST_DIRS` is set,
+/// so the logs of every process can be read after a failure.
+pub fn test_dir() -> tempfile::TempDir {
+    let mut dir = tempfile::Builder::new().prefix("moldops-test-").tempdir().expect("temporary folder");
+    if std::env::var_os("MOLDOPS_KEEP_TEST_DIRS").is_some() {
+        eprintln!("keeping {}", dir.path().display());
+        dir.disable_cleanup(true);
+    }
+    dir
+}

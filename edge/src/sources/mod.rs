@@ -27,9 +27,8 @@ impl Registers {
     fn slice(&self, register: RegisterKind, start: u16, n: u16) -> Option<&[u16]> {
         self.blocks.iter().find_map(|(b, words)| {
             let end = u32::from(start) + u32::from(n);
-            let inside = b.register == register
-                && start >= b.start
-                && end <= u32::from(b.start) + u32::from(b.count);
+            let inside =
+                b.register == register && start >= b.start && end <= u32::from(b.start) + u32::from(b.count);
             if !inside {
                 return None;
             }

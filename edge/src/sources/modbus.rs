@@ -126,5 +126,9 @@ fn open_serial(s: &SerialConfig) -> Result<tokio_serial::SerialStream, tokio_ser
         _ => DataBits::Eight,
     };
     let stop_bits = if s.stop_bits == 2 { StopBits::Two } else { StopBits::One };
-    tokio_serial::new(&s.path, s.baud).parity(parity).data_bits(data_bits).stop_bits(stop_bits).open_native_async()
+    tokio_serial::new(&s.path, s.baud)
+        .parity(parity)
+        .data_bits(data_bits)
+        .stop_bits(stop_bits)
+        .open_native_async()
 }

@@ -17,19 +17,35 @@ use moldops_shared::{Record, RecordKind};
 use moldops_tests::{Mosquitto, Proc, bin};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BATCH: usize = 500;
 
 fn shot(i: u64) -> Record {
     let names = [
-        "Injection_Time", "Filling_Time", "Plasticizing_Time", "Cycle_Time", "Clamp_Close_Time",
-        "Cushion_Position", "Switch_Over_Position", "Plasticizing_Position", "Clamp_Open_Position",
-        "Max_Injection_Speed", "Max_Screw_RPM", "Average_Screw_RPM", "Max_Injection_Pressure",
-        "Max_Switch_Over_Pressure", "Max_Back_Pressure", "Average_Back_Pressure", "Barrel_Temperature_1",
-        "Barrel_Temperature_2", "Barrel_Temperature_3", "Barrel_Temperature_4", "Barrel_Temperature_5",
-        "Barrel_Temperature_6", "Barrel_Temperature_7",
+        "Injection_Time",
+        "Filling_Time",
+        "Plasticizing_Time",
+        "Cycle_Time",
+        "Clamp_Close_Time",
+        "Cushion_Position",
+        "Switch_Over_Position",
+        "Plasticizing_Position",
+        "Clamp_Open_Position",
+        "Max_Injection_Speed",
+        "Max_Screw_RPM",
+        "Average_Screw_RPM",
+        "Max_Injection_Pressure",
+        "Max_Switch_Over_Pressure",
+        "Max_Back_Pressure",
+        "Average_Back_Pressure",
+        "Barrel_Temperature_1",
+        "Barrel_Temperature_2",
+        "Barrel_Temperature_3",
+        "Barrel_Temperature_4",
+        "Barrel_Temperature_5",
+        "Barrel_Temperature_6",
+        "Barrel_Temperature_7",
     ];
     Record {
         seq: 0,
@@ -39,13 +55,24 @@ fn shot(i: u64) -> Record {
         ts_ms: 1_767_592_800_000 + (i as i64) * 16_000,
         shot_number: Some(i / 4 + 1),
         mold: Some("9000a 09520".into()),
-        values: names.iter().enumerate().map(|(k, n)| (n.to_string(), 20.0 + k as f64 + (i % 97) as f64 * 0.01)).collect(),
+        values: names
+            .iter()
+            .enumerate()
+            .map(|(k, n)| (n.to_string(), 20.0 + k as f64 + (i % 97) as f64 * 0.01))
+            .collect(),
         out_of_range: vec![],
     }
 }
 
 fn broker_cfg(port: u16) -> BrokerConfig {
-    BrokerConfig { host: "127.0.0.1".into(), port, username: None, password: None, tls: None, keep_alive_s: 30 }
+    BrokerConfig {
+        host: "127.0.0.1".into(),
+        port,
+        username: None,
+        password: None,
+        tls: None,
+        keep_alive_s: 30,
+    }
 }
 
 /// Plain rumqttc publisher → broker → subscriber with the same payloads.
@@ -99,7 +126,9 @@ async fn baseline(port: u16, n: usize) -> Result<f64> {
 async fn moldops_path(port: u16, n: usize, dir: &std::path::Path) -> Result<(f64, u64)> {
     let buffer = Buffer::open(&dir.join("buffer"), 4 << 30)?;
     for chunk in (0..n as u64).collect::<Vec<_>>().chunks(5000) {
-        buffer.append(chunk.iter().map(|i| NewRecord { record: shot(*i), shot_mark: None }).collect()).await?;
+        buffer
+            .append(chunk.iter().map(|i| NewRecord { record: shot(*i), shot_mark: None }).collect())
+            .await?;
     }
     let mut ingest = moldops_cloud::ingest::IngestConfig::new(broker_cfg(port), dir.join("lake"));
     ingest.client_id = "bench-ingest".into();
@@ -149,7 +178,8 @@ fn edge_rss(dir: &std::path::Path, window: Duration) -> Result<f64> {
         .arg(dir.join("buf50"));
     let mut sim = Proc::spawn("simulate50", &mut sim_cmd, dir);
     sim.wait_line(Duration::from_secs(60), |l| l.contains("\"ready\""));
-    let text = std::fs::read_to_string(&cfg)?.replace("poll_interval_ms = 100\n", "poll_interval_ms = 1000\n");
+    let text =
+        std::fs::read_to_string(&cfg)?.replace("poll_interval_ms = 100\n", "poll_interval_ms = 1000\n");
     std::fs::write(&cfg, text)?;
     let mut cmd = Command::new(bin("moldops-edge"));
     cmd.arg("run").arg("--config").arg(&cfg);
@@ -183,6 +213,10 @@ async fn main() -> Result<()> {
         ours / base
     );
     println!("| duplicates dropped by ingest | {dups} | 0 | — | 0 |");
-    println!("| edge peak RSS, 50 machines polled at 1 Hz, {}s | {rss:.1} MiB | 50 MiB target | {:.2} | < 50 MB |", window.as_secs(), rss / 50.0);
+    println!(
+        "| edge peak RSS, 50 machines polled at 1 Hz, {}s | {rss:.1} MiB | 50 MiB target | {:.2} | < 50 MB |",
+        window.as_secs(),
+        rss / 50.0
+    );
     Ok(())
 }

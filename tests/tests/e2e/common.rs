@@ -37,11 +37,7 @@ pub fn lake_shots(lake: &Path) -> Vec<(String, u64)> {
     let machines = df.column("machine_id").and_then(|c| c.str().cloned());
     let shots = df.column("shot_number").and_then(|c| c.u64().cloned());
     let (Ok(machines), Ok(shots)) = (machines, shots) else { return vec![] };
-    machines
-        .into_iter()
-        .zip(shots)
-        .filter_map(|(m, s)| Some((m?.to_string(), s?)))
-        .collect()
+    machines.iter().zip(shots.iter()).filter_map(|(m, s)| Some((m?.to_string(), s?))).collect()
 }
 
 /// `(machine_id, shot_number)` of every shot in the simulator's quality log.

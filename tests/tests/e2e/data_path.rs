@@ -12,7 +12,7 @@ const SHOTS_PER_MACHINE: u64 = 60;
 
 #[test]
 fn exactly_once_through_broker_restart_and_kills() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = moldops_tests::test_dir();
     let dir = tmp.path();
     let lake = dir.join("lake");
     let qlog = dir.join("quality.jsonl");
@@ -47,7 +47,11 @@ fn exactly_once_through_broker_restart_and_kills() {
     let before = logged_shots(&qlog).len();
     assert!(wait_until(long, || logged_shots(&qlog).len() >= before + 8), "sim stalled during outage");
     broker.restart();
-    assert!(wait_until(long, progress(before + 8)), "backlog not uploaded after broker restart\n{}", edge.stderr_tail());
+    assert!(
+        wait_until(long, progress(before + 8)),
+        "backlog not uploaded after broker restart\n{}",
+        edge.stderr_tail()
+    );
 
     // SIGKILL the edge mid-run and restart it: no lost and no doubled shot.
     edge.kill9();
@@ -63,7 +67,10 @@ fn exactly_once_through_broker_restart_and_kills() {
     ingest = start_ingest(dir, broker.port, &lake);
 
     let total = 2 * SHOTS_PER_MACHINE as usize;
-    assert!(wait_until(Duration::from_secs(300), || logged_shots(&qlog).len() >= total), "simulator did not finish");
+    assert!(
+        wait_until(Duration::from_secs(300), || logged_shots(&qlog).len() >= total),
+        "simulator did not finish"
+    );
     let truth = logged_shots(&qlog);
     assert_eq!(truth.len(), total);
     let complete = wait_until(Duration::from_secs(120), || lake_shots(&lake).len() >= total);
@@ -71,7 +78,12 @@ fn exactly_once_through_broker_restart_and_kills() {
     let got: BTreeSet<(String, u64)> = rows.iter().cloned().collect();
     let missing: Vec<_> = truth.difference(&got).collect();
     let extra: Vec<_> = got.difference(&truth).collect();
-    assert!(complete && missing.is_empty(), "missing shots {missing:?}\n{}\n{}", edge.stderr_tail(), ingest.stderr_tail());
+    assert!(
+        complete && missing.is_empty(),
+        "missing shots {missing:?}\n{}\n{}",
+        edge.stderr_tail(),
+        ingest.stderr_tail()
+    );
     assert!(extra.is_empty(), "shots the simulator never made: {extra:?}");
     assert_eq!(rows.len(), got.len(), "duplicate shots in the lake");
     assert!(got.iter().any(|(_, s)| *s < 100), "the u32 shot counter wrapped during the run");

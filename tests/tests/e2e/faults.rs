@@ -9,7 +9,7 @@ use std::time::Duration;
 
 #[test]
 fn bad_config_lists_every_problem_at_once() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = moldops_tests::test_dir();
     let cfg = tmp.path().join("edge.toml");
     std::fs::write(
         &cfg,
@@ -37,10 +37,17 @@ profile_file = "nowhere.toml"
 "#,
     )
     .expect("write");
-    let out = Command::new(bin("moldops-edge")).arg("check-config").arg("--config").arg(&cfg).output().expect("run");
+    let out = Command::new(bin("moldops-edge"))
+        .arg("check-config")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    for needle in ["site", "edge_id", "address", "missing", "65535", "defined twice", "serial", "nowhere.toml"] {
+    for needle in
+        ["site", "edge_id", "address", "missing", "65535", "defined twice", "serial", "nowhere.toml"]
+    {
         assert!(err.contains(needle), "message names {needle:?}:\n{err}");
     }
     // `run` refuses the same config with the same list and does not start.
@@ -48,7 +55,12 @@ profile_file = "nowhere.toml"
     assert_eq!(out.status.code(), Some(2));
 
     std::fs::write(&cfg, "site = \"a\"\nedge_id = [oops\n").expect("write");
-    let out = Command::new(bin("moldops-edge")).arg("check-config").arg("--config").arg(&cfg).output().expect("run");
+    let out = Command::new(bin("moldops-edge"))
+        .arg("check-config")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(err.contains("edge.toml") && err.contains("line 2"), "points at the line:\n{err}");
@@ -56,7 +68,7 @@ profile_file = "nowhere.toml"
 
 #[test]
 fn unreachable_device_does_not_stop_the_others() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = moldops_tests::test_dir();
     let dir = tmp.path();
     let broker = Mosquitto::start(dir);
     let port = free_port();
@@ -102,7 +114,7 @@ fn unreachable_device_does_not_stop_the_others() {
 
 #[test]
 fn malformed_payloads_are_quarantined_and_ingest_goes_on() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = moldops_tests::test_dir();
     let dir = tmp.path();
     let lake = dir.join("lake");
     let broker = Mosquitto::start(dir);
@@ -114,7 +126,12 @@ fn malformed_payloads_are_quarantined_and_ingest_goes_on() {
         {"seq":2,"kind":"shot","machine_id":"m1","device_id":"m1","ts_ms":1767600061000,"shot_number":6,"mold":"A","values":{"Cycle_Time":62.0}}]}"#;
     let wrong_schema = good.replace("\"schema\":1", "\"schema\":99");
     let wrong_edge = good.replace("\"edge_id\":\"e1\"", "\"edge_id\":\"intruder\"");
-    for payload in [b"not json at all".to_vec(), wrong_schema.into_bytes(), wrong_edge.into_bytes(), good.as_bytes().to_vec()] {
+    for payload in [
+        b"not json at all".to_vec(),
+        wrong_schema.into_bytes(),
+        wrong_edge.into_bytes(),
+        good.as_bytes().to_vec(),
+    ] {
         client.publish(topic, QoS::AtLeastOnce, false, payload).expect("publish");
     }
     let mut acked = 0;
@@ -127,11 +144,22 @@ fn malformed_payloads_are_quarantined_and_ingest_goes_on() {
         }
     }
     let quarantined = || {
-        walk(&lake.join("quarantine")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")).count()
+        walk(&lake.join("quarantine"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .count()
     };
-    let done = wait_until(Duration::from_secs(60), || lake_rows(&lake, "raw_data") == 2 && quarantined() == 3);
-    assert!(done, "rows {} quarantined {}\n{}", lake_rows(&lake, "raw_data"), quarantined(), ingest.stderr_tail());
-    let reasons: String = walk(&lake.join("quarantine")).iter().filter_map(|p| std::fs::read_to_string(p).ok()).collect();
+    let done =
+        wait_until(Duration::from_secs(60), || lake_rows(&lake, "raw_data") == 2 && quarantined() == 3);
+    assert!(
+        done,
+        "rows {} quarantined {}\n{}",
+        lake_rows(&lake, "raw_data"),
+        quarantined(),
+        ingest.stderr_tail()
+    );
+    let reasons: String =
+        walk(&lake.join("quarantine")).iter().filter_map(|p| std::fs::read_to_string(p).ok()).collect();
     assert!(reasons.contains("schema"), "reason recorded: {reasons}");
     assert!(ingest.wait_exit(Duration::from_millis(10)).is_none(), "ingest is still running");
 }

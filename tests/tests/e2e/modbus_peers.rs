@@ -7,7 +7,6 @@ use moldops_tests::{Mosquitto, Proc, asset, free_port, python, wait_until};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 const PROFILE: &str = r#"
 [devices.profile]
@@ -75,10 +74,17 @@ fn first_record(port: u16, start: impl FnOnce() -> Proc) -> (serde_json::Value, 
     opts.set_max_packet_size(16 << 20, 16 << 20);
     let (client, mut conn) = Client::new(opts, 10);
     client.subscribe("moldops/v1/+/+/data", QoS::AtLeastOnce).expect("subscribe");
+    let mut start = Some(start);
     let mut edge = None;
-    for ev in conn.iter().take(10_000) {
+    let deadline = std::time::Instant::now() + READY;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(ev) = conn.recv_timeout(left) else {
+            let log = edge.as_ref().map(Proc::stderr_tail).unwrap_or_default();
+            panic!("no record published within {READY:?}\n{log}");
+        };
         match ev {
-            Ok(Event::Incoming(Packet::SubAck(_))) => edge = Some(start()),
+            Ok(Event::Incoming(Packet::SubAck(_))) => edge = start.take().map(|f| f()),
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let batch: serde_json::Value = serde_json::from_slice(&p.payload).expect("batch is JSON");
                 let rec = batch["records"][0].clone();
@@ -88,7 +94,6 @@ fn first_record(port: u16, start: impl FnOnce() -> Proc) -> (serde_json::Value, 
             Err(e) => panic!("test subscriber lost the broker: {e}"),
         }
     }
-    panic!("no record published");
 }
 
 fn check_values(rec: &serde_json::Value) {
@@ -110,7 +115,7 @@ fn check_values(rec: &serde_json::Value) {
 
 #[test]
 fn pymodbus_tcp_floats_in_both_word_orders() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = moldops_tests::test_dir();
     let dir = tmp.path();
     let broker = Mosquitto::start(dir);
     let port = free_port();
@@ -128,21 +133,23 @@ fn pymodbus_tcp_floats_in_both_word_orders() {
 
 #[test]
 fn pymodbus_rtu_through_a_pty_pair() {
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = moldops_tests::test_dir();
     let dir = tmp.path();
     let broker = Mosquitto::start(dir);
     let (a, b) = (dir.join("ttyA"), dir.join("ttyB"));
     let mut socat = Command::new("socat");
-    socat.arg(format!("pty,raw,echo=0,link={}", a.display())).arg(format!("pty,raw,echo=0,link={}", b.display()));
+    socat
+        .arg(format!("pty,raw,echo=0,link={}", a.display()))
+        .arg(format!("pty,raw,echo=0,link={}", b.display()));
     let _socat = Proc::spawn("socat", &mut socat, dir);
     assert!(wait_until(READY, || a.exists() && b.exists()), "socat made no pty pair");
     let mut cmd = Command::new(python());
-    cmd.arg(asset("peers/modbus_peer.py")).arg("rtu").arg(&a).arg("19200");
+    cmd.arg(asset("peers/modbus_peer.py")).arg("rtu").arg(&a).args(["19200", "N"]);
     let mut peer = Proc::spawn("pymodbus-rtu", &mut cmd, dir);
     peer.wait_line(READY, |l| l.contains("READY"));
     let device = format!(
         "id = \"m1\"\nrole = \"machine\"\nprotocol = \"modbus-rtu\"\npoll_interval_ms = 200\ntimeout_ms = 1000\n\
-         [devices.serial]\npath = \"{}\"\nbaud = 19200\nparity = \"even\"",
+         [devices.serial]\npath = \"{}\"\nbaud = 19200\nparity = \"none\"",
         b.display()
     );
     let cfg = edge_config(dir, broker.port, &device);
