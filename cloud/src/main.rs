@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Subscribe to every edge's data topic and write the batches into the lake.
     Ingest(IngestArgs),
+    /// The whole data path on one machine: simulated plant → edge → embedded broker → ingest → lake.
+    Demo(moldops_cloud::demo::DemoArgs),
     /// Inspect the lake.
     Lake {
         #[command(subcommand)]
@@ -68,9 +70,11 @@ enum LakeCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // The demo shows its own progress; its parts only speak up when something is wrong.
+    init_tracing(if matches!(cli.command, Command::Demo(_)) { "warn,rumqttd=off" } else { "info" });
     let result = match cli.command {
         Command::Ingest(args) => run_ingest(args),
+        Command::Demo(args) => run_demo(args),
         Command::Lake { command: LakeCommand::Summary { lake, config, json } } => summary(lake, config, json),
     };
     match result {
@@ -86,9 +90,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
@@ -103,6 +107,11 @@ fn run_ingest(args: IngestArgs) -> Result<()> {
     cfg.announce = true;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(ingest::run(cfg, shutdown_signal()))
+}
+
+fn run_demo(args: moldops_cloud::demo::DemoArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(moldops_cloud::demo::run(args))
 }
 
 fn summary(lake: Option<PathBuf>, config: Option<PathBuf>, json: bool) -> Result<()> {

@@ -17,10 +17,17 @@ pub struct RunningEdge {
     pub api_addr: Option<std::net::SocketAddr>,
     pub health: std::sync::Arc<Health>,
     pub buffer: std::sync::Arc<Buffer>,
+    poll_stop: std::sync::Arc<watch::Sender<bool>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningEdge {
+    /// Stops polling devices while the uplink keeps draining the buffer (for a clean end of a
+    /// run: nothing new arrives, everything buffered still goes out).
+    pub fn stop_polling(&self) {
+        self.poll_stop.send_replace(true);
+    }
+
     /// Waits for every task to finish (after shutdown was signalled) and flushes the buffer.
     pub async fn join(self) -> Result<()> {
         for t in self.tasks {
@@ -41,12 +48,14 @@ pub async fn start(
     let buffer = Buffer::open(&buffer_path, cfg.buffer.max_bytes)?;
     let health = Health::new();
     let writer = Writer::spawn(buffer.clone());
-    let mut tasks = Vec::new();
+    let (poll_stop, poll_rx) = watch::channel(false);
+    let poll_stop = std::sync::Arc::new(poll_stop);
+    let mut tasks = vec![tokio::spawn(forward_stop(shutdown.clone(), poll_stop.clone()))];
     for d in devices {
         let last =
             if d.cfg.role == DeviceRole::Machine { buffer.last_shot(d.cfg.machine_id())? } else { None };
         let poller = DevicePoller::new(d, writer.clone(), health.clone(), last);
-        tasks.push(tokio::spawn(poller.run(shutdown.clone())));
+        tasks.push(tokio::spawn(poller.run(poll_rx.clone())));
     }
     let uplink = Uplink::new(cfg.clone(), base_dir.to_path_buf(), buffer.clone(), health.clone());
     tasks.push(tokio::spawn(uplink.run(shutdown.clone())));
@@ -63,7 +72,13 @@ pub async fn start(
     };
     let stats = buffer.stats();
     tracing::info!(edge_id = %cfg.edge_id, buffered = stats.records, next_seq = stats.next_seq, api = ?api_addr, "edge started");
-    Ok(RunningEdge { api_addr, health, buffer, tasks })
+    Ok(RunningEdge { api_addr, health, buffer, poll_stop, tasks })
+}
+
+/// Stops the pollers when the whole edge shuts down.
+async fn forward_stop(mut shutdown: watch::Receiver<bool>, poll_stop: std::sync::Arc<watch::Sender<bool>>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+    poll_stop.send_replace(true);
 }
 
 /// Estimated bytes per second the devices produce, assuming one shot per `cycle_s` seconds.
