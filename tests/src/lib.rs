@@ -14,8 +14,9 @@ pub use proc::Proc;
 /// Directory holding the workspace binaries (`target/debug`), found from this test binary.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
-    // target/debug/deps/e2e-xxxx -> target/debug
-    exe.parent().and_then(|p| p.parent()).map(PathBuf::from).unwrap_or_default()
+    // Test binaries live in target/debug/deps/, binaries (moldops-bench) in target/debug/.
+    let dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    if dir.ends_with("deps") { dir.parent().map(PathBuf::from).unwrap_or_default() } else { dir }
 }
 
 /// Path of a workspace binary; panics with a hint when it was not built.

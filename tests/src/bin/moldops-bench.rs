@@ -200,6 +200,7 @@ async fn main() -> Result<()> {
     let base = baseline(broker.port, n).await?;
     let (ours, dups) = moldops_path(broker.port, n, tmp.path()).await?;
     drop(broker);
+    eprintln!("throughput: moldops {ours:.0} rec/s, baseline {base:.0} rec/s");
     let rss = tokio::task::spawn_blocking({
         let dir = tmp.path().to_path_buf();
         move || edge_rss(&dir, window)

@@ -90,3 +90,19 @@ fn exactly_once_through_broker_restart_and_kills() {
     assert!(lake_rows(&lake, "peripheral_data") > 0, "peripheral samples reached the lake");
     drop(sim);
 }
+
+/// README's main command, short: the demo must finish with every shot in the lake.
+#[test]
+fn the_demo_runs_end_to_end() {
+    let tmp = moldops_tests::test_dir();
+    let out = Command::new(bin("moldops-cloud"))
+        .args(["demo", "--duration-s", "4", "--speed", "200", "--data-dir"])
+        .arg(tmp.path())
+        .output()
+        .expect("run demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed\n{stdout}\n{stderr}");
+    assert!(stdout.contains("every shot, exactly once"), "{stdout}");
+    assert!(lake_shots(&tmp.path().join("demo/lake")).len() > 3, "{stdout}");
+}
