@@ -9,6 +9,7 @@ use std::time::Duration;
 pub struct Mosquitto {
     pub port: u16,
     dir: PathBuf,
+    extra: String,
     proc: Option<Proc>,
 }
 
@@ -26,7 +27,19 @@ fn mosquitto_bin() -> String {
 impl Mosquitto {
     /// Starts a broker on a free port, keeping its config, data and log under `dir`.
     pub fn start(dir: &Path) -> Mosquitto {
-        let mut m = Mosquitto { port: crate::free_port(), dir: dir.to_path_buf(), proc: None };
+        Self::start_with(dir, "")
+    }
+
+    /// Starts a broker whose listener only speaks TLS with the given PEM files.
+    pub fn start_tls(dir: &Path, ca: &Path, cert: &Path, key: &Path) -> Mosquitto {
+        let tls = format!("cafile {}\ncertfile {}\nkeyfile {}\n", ca.display(), cert.display(), key.display());
+        Self::start_with(dir, &tls)
+    }
+
+    /// Starts a broker with extra lines for its listener.
+    pub fn start_with(dir: &Path, extra: &str) -> Mosquitto {
+        let port = crate::free_port();
+        let mut m = Mosquitto { port, dir: dir.to_path_buf(), extra: extra.to_string(), proc: None };
         m.write_config();
         m.restart();
         m
@@ -36,9 +49,10 @@ impl Mosquitto {
         let conf = format!(
             "listener {port} 127.0.0.1\nuser root\nallow_anonymous true\npersistence true\npersistence_location {dir}/\n\
              autosave_interval 1\nmax_queued_messages 0\nmax_inflight_messages 100\n\
-             message_size_limit 0\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n",
+             message_size_limit 0\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n{extra}",
             port = self.port,
-            dir = self.dir.display()
+            dir = self.dir.display(),
+            extra = self.extra
         );
         std::fs::write(self.dir.join("mosquitto.conf"), conf).expect("write mosquitto.conf");
     }

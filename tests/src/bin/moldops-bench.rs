@@ -13,6 +13,7 @@
 use anyhow::{Context, Result};
 use moldops_edge::buffer::{Buffer, NewRecord};
 use moldops_edge::config::{BrokerConfig, EdgeConfig};
+use moldops_edge::sim::features::FEATURE_NAMES;
 use moldops_shared::{Record, RecordKind};
 use moldops_tests::{Mosquitto, Proc, bin};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -22,31 +23,6 @@ use std::time::{Duration, Instant};
 const BATCH: usize = 500;
 
 fn shot(i: u64) -> Record {
-    let names = [
-        "Injection_Time",
-        "Filling_Time",
-        "Plasticizing_Time",
-        "Cycle_Time",
-        "Clamp_Close_Time",
-        "Cushion_Position",
-        "Switch_Over_Position",
-        "Plasticizing_Position",
-        "Clamp_Open_Position",
-        "Max_Injection_Speed",
-        "Max_Screw_RPM",
-        "Average_Screw_RPM",
-        "Max_Injection_Pressure",
-        "Max_Switch_Over_Pressure",
-        "Max_Back_Pressure",
-        "Average_Back_Pressure",
-        "Barrel_Temperature_1",
-        "Barrel_Temperature_2",
-        "Barrel_Temperature_3",
-        "Barrel_Temperature_4",
-        "Barrel_Temperature_5",
-        "Barrel_Temperature_6",
-        "Barrel_Temperature_7",
-    ];
     Record {
         seq: 0,
         kind: RecordKind::Shot,
@@ -55,7 +31,7 @@ fn shot(i: u64) -> Record {
         ts_ms: 1_767_592_800_000 + (i as i64) * 16_000,
         shot_number: Some(i / 4 + 1),
         mold: Some("9000a 09520".into()),
-        values: names
+        values: FEATURE_NAMES
             .iter()
             .enumerate()
             .map(|(k, n)| (n.to_string(), 20.0 + k as f64 + (i % 97) as f64 * 0.01))

@@ -37,12 +37,8 @@ profile_file = "nowhere.toml"
 "#,
     )
     .expect("write");
-    let out = Command::new(bin("moldops-edge"))
-        .arg("check-config")
-        .arg("--config")
-        .arg(&cfg)
-        .output()
-        .expect("run");
+    let check = || Command::new(bin("moldops-edge")).arg("check-config").arg("--config").arg(&cfg).output();
+    let out = check().expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     for needle in
@@ -55,12 +51,7 @@ profile_file = "nowhere.toml"
     assert_eq!(out.status.code(), Some(2));
 
     std::fs::write(&cfg, "site = \"a\"\nedge_id = [oops\n").expect("write");
-    let out = Command::new(bin("moldops-edge"))
-        .arg("check-config")
-        .arg("--config")
-        .arg(&cfg)
-        .output()
-        .expect("run");
+    let out = check().expect("run");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(err.contains("edge.toml") && err.contains("line 2"), "points at the line:\n{err}");

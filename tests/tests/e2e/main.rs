@@ -6,3 +6,4 @@ mod common;
 mod data_path;
 mod faults;
 mod modbus_peers;
+mod tls;

@@ -29,6 +29,11 @@ type = "f32"
 word_order = "little"
 range = [0, 1000]
 [[devices.profile.tags]]
+name = "f_wrong_order"
+address = 12
+type = "f32"
+range = [0, 1000]
+[[devices.profile.tags]]
 name = "neg_abcd"
 address = 14
 type = "f32"
@@ -110,7 +115,7 @@ fn check_values(rec: &serde_json::Value) {
     assert_eq!(rec["mold"], "MOLD-X");
     assert_eq!(rec["shot_number"], 7);
     assert_eq!(rec["kind"], "shot");
-    assert!(rec["out_of_range"].is_null(), "nothing flagged: {rec}");
+    assert_eq!(rec["out_of_range"], serde_json::json!(["f_wrong_order"]), "only the misconfigured tag is flagged");
 }
 
 #[test]
@@ -127,8 +132,10 @@ fn pymodbus_tcp_floats_in_both_word_orders() {
         "id = \"m1\"\nrole = \"machine\"\nprotocol = \"modbus-tcp\"\naddress = \"127.0.0.1:{port}\"\npoll_interval_ms = 100"
     );
     let cfg = edge_config(dir, broker.port, &device);
-    let (rec, _edge) = first_record(broker.port, || start_edge(dir, &cfg));
+    let (rec, edge) = first_record(broker.port, || start_edge(dir, &cfg));
     check_values(&rec);
+    let log = edge.stderr_tail();
+    assert!(log.contains("f_wrong_order") && log.contains("word_order = little"), "the log suggests the order:\n{log}");
 }
 
 #[test]
