@@ -40,8 +40,7 @@ struct Session {
     live_cursor: u64,
     backlog_cursor: u64,
     live_from: u64,
-    tokens: f64,
-    refilled: Instant,
+    catchup: TokenBucket,
     awaiting_pkid: VecDeque<Tracked>,
     inflight: HashMap<u16, Tracked>,
 }
@@ -121,8 +120,7 @@ impl Uplink {
             live_cursor: live_from,
             backlog_cursor: 0,
             live_from,
-            tokens: up.batch_max_records as f64,
-            refilled: Instant::now(),
+            catchup: TokenBucket::new(up.catchup_records_per_s, up.batch_max_records, Instant::now()),
             awaiting_pkid: VecDeque::new(),
             inflight: HashMap::new(),
         };
@@ -155,13 +153,7 @@ impl Uplink {
     /// Publishes batches while the window has room: live first, then rate-limited backlog.
     fn fill(&self, s: &mut Session, durable_until: u64) -> Result<()> {
         let up = &self.cfg.uplink;
-        let rate = up.catchup_records_per_s as f64;
-        let now = Instant::now();
-        if rate > 0.0 {
-            let burst = rate.max(up.batch_max_records as f64);
-            s.tokens = (s.tokens + rate * now.duration_since(s.refilled).as_secs_f64()).min(burst);
-        }
-        s.refilled = now;
+        s.catchup.refill(Instant::now());
         while Self::window_used(s) < up.max_inflight {
             let live = self.buffer.read(s.live_cursor, durable_until, up.batch_max_records)?;
             if let Some((last, _)) = live.last() {
@@ -172,7 +164,7 @@ impl Uplink {
             if s.backlog_cursor >= s.live_from {
                 break;
             }
-            let allowed = if rate > 0.0 { s.tokens.floor() as usize } else { up.batch_max_records };
+            let allowed = s.catchup.available(up.batch_max_records);
             if allowed == 0 {
                 break;
             }
@@ -184,9 +176,7 @@ impl Uplink {
                 break;
             };
             s.backlog_cursor = last + 1;
-            if rate > 0.0 {
-                s.tokens -= backlog.len() as f64;
-            }
+            s.catchup.take(backlog.len());
             self.publish(s, backlog)?;
         }
         Ok(())
@@ -223,6 +213,41 @@ impl Uplink {
     }
 }
 
+/// Rate limit of the backlog lane: `rate` records per second with a burst of one second (at
+/// least one batch); a rate of 0 means unlimited.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(rate: u64, batch: usize, now: Instant) -> Self {
+        let burst = (rate as f64).max(batch as f64);
+        TokenBucket { rate: rate as f64, burst, tokens: batch as f64, refilled: now }
+    }
+
+    /// Adds the tokens earned since the last refill.
+    pub fn refill(&mut self, now: Instant) {
+        let earned = self.rate * now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + earned).min(self.burst);
+        self.refilled = now;
+    }
+
+    /// Records that may be sent now, at most `max`.
+    pub fn available(&self, max: usize) -> usize {
+        if self.rate <= 0.0 { max } else { (self.tokens.floor().max(0.0) as usize).min(max) }
+    }
+
+    pub fn take(&mut self, n: usize) {
+        if self.rate > 0.0 {
+            self.tokens -= n as f64;
+        }
+    }
+}
+
 /// Assembles a batch from stored record JSON without re-encoding the records.
 pub fn batch_json(site: &str, edge_id: &str, records: &[(u64, Vec<u8>)]) -> Vec<u8> {
     let first = records.first().map_or(0, |r| r.0);
@@ -251,6 +276,22 @@ pub fn batch_json(site: &str, edge_id: &str, records: &[(u64, Vec<u8>)]) -> Vec<
 mod tests {
     use super::*;
     use moldops_shared::{Record, RecordKind};
+
+    #[test]
+    fn catchup_is_limited_to_its_rate_and_burst() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(1000, 500, t0);
+        assert_eq!(b.available(500), 500, "one batch may go at once");
+        b.take(500);
+        assert_eq!(b.available(500), 0);
+        b.refill(t0 + Duration::from_millis(100));
+        assert_eq!(b.available(500), 100, "1000/s earns 100 in 100 ms");
+        b.take(100);
+        b.refill(t0 + Duration::from_secs(60));
+        assert_eq!(b.available(5000), 1000, "an idle minute earns at most one second's burst");
+        let unlimited = TokenBucket::new(0, 500, t0);
+        assert_eq!(unlimited.available(500), 500);
+    }
 
     #[test]
     fn batch_json_decodes_with_the_shared_codec() {
