@@ -68,7 +68,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         ..SimArgs::default()
     };
     let plant = sim::start(&sim_args).await?;
-    println!("simulated plant: {} Modbus TCP devices ({} machines), time ×{}", plant.devices().len(), args.machines, args.speed);
+    println!(
+        "simulated plant: {} Modbus TCP devices ({} machines), time ×{}",
+        plant.devices().len(),
+        args.machines,
+        args.speed
+    );
 
     let template = ConfigTemplate {
         broker_port: addr.port(),
@@ -134,19 +139,16 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     loop {
         let sent = edge.health.metrics.records_sent.get();
         let s = stats.snapshot();
-        let drained = edge.buffer.stats().records == 0 && s.raw_records + s.peripheral_records + s.duplicates >= sent;
+        let drained =
+            edge.buffer.stats().records == 0 && s.raw_records + s.peripheral_records + s.duplicates >= sent;
         if drained || Instant::now() > drain_deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!("{}", status(&edge));
-    let last_read: BTreeMap<String, u64> = edge
-        .health
-        .devices()
-        .into_values()
-        .filter_map(|d| Some((d.machine_id, d.last_shot?)))
-        .collect();
+    let last_read: BTreeMap<String, u64> =
+        edge.health.devices().into_values().filter_map(|d| Some((d.machine_id, d.last_shot?))).collect();
     let _ = stop_tx.send(true);
     edge.join().await?;
     ingest_task.await.context("ingest task")??;
@@ -156,9 +158,19 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("\n{}", summary.to_table());
     let (shots, defects) = truth(&quality_log, Some(&last_read));
     let in_lake: u64 = summary.datasets.iter().filter(|d| d.dataset == "raw_data").map(|d| d.rows).sum();
-    println!("simulator made {shots} shots up to the last one the edge read ({defects} defective; ground truth in {})", quality_log.display());
-    println!("lake holds {in_lake} shots: {}", if in_lake == shots { "every shot, exactly once" } else { "MISMATCH" });
-    println!("lake: {}   (inspect again: moldops-cloud lake summary --lake {})", lake_dir.display(), lake_dir.display());
+    println!(
+        "simulator made {shots} shots up to the last one the edge read ({defects} defective; ground truth in {})",
+        quality_log.display()
+    );
+    println!(
+        "lake holds {in_lake} shots: {}",
+        if in_lake == shots { "every shot, exactly once" } else { "MISMATCH" }
+    );
+    println!(
+        "lake: {}   (inspect again: moldops-cloud lake summary --lake {})",
+        lake_dir.display(),
+        lake_dir.display()
+    );
     if in_lake != shots {
         anyhow::bail!("the lake holds {in_lake} shots but the simulator made {shots}");
     }

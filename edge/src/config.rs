@@ -2,6 +2,7 @@
 //! their profiles. [`EdgeConfig::load`] validates everything at once and reports every
 //! problem, each naming the field it is about.
 
+use crate::sources::opcua::config::OpcUaConfig;
 use moldops_shared::profile::{Order, Profile};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -112,6 +113,8 @@ pub enum DeviceRole {
 pub enum Protocol {
     ModbusTcp,
     ModbusRtu,
+    /// OPC UA over `opc.tcp`, settings and node map in `[devices.opcua]`.
+    Opcua,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -162,6 +165,9 @@ pub struct DeviceConfig {
     /// Inline profile (alternative to `profile_file`).
     #[serde(default)]
     pub profile: Option<Profile>,
+    /// OPC UA endpoint, security and node map (`protocol = "opcua"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opcua: Option<OpcUaConfig>,
 }
 
 impl DeviceConfig {
@@ -340,6 +346,12 @@ impl EdgeConfig {
             }
             if d.poll_interval_ms == 0 || d.timeout_ms == 0 {
                 errs.push(format!("{at}: poll_interval_ms and timeout_ms must be > 0"));
+            }
+            if d.protocol == Protocol::Opcua || d.opcua.is_some() {
+                if let Some(dev) = crate::sources::opcua::config::resolve_device(d, &at, base, &mut errs) {
+                    devices.push(dev);
+                }
+                continue;
             }
             let profile = match (&d.profile, &d.profile_file) {
                 (Some(p), None) => Some(p.clone()),

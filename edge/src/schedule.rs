@@ -1,15 +1,16 @@
 //! Per-device polling tasks. Each device runs in its own task with its own interval,
 //! timeout and exponential back-off, so one slow or dead device never delays another.
-//! Machines become shot records when their counter advances; peripherals become a sample
-//! per poll. Records go to the buffer writer and are durable before the task moves on.
+//! Whatever the protocol ([`Source`]: Modbus or OPC UA), a poll yields a [`Snapshot`];
+//! machines become shot records when their counter advances, peripherals a sample per poll.
+//! Records go to the buffer writer and are durable before the task moves on.
 
 use crate::buffer::{NewRecord, Writer};
-use crate::config::{Device, DeviceRole};
+use crate::config::{Device, DeviceRole, Protocol};
 use crate::health::{DeviceLabel, Health};
 use crate::shot::{self, ShotPlan, Snapshot};
-use crate::sources::modbus::ModbusSource;
+use crate::sources::Source;
 use anyhow::Result;
-use moldops_shared::profile::{ReadBlock, RegisterKind, plan_reads};
+use moldops_shared::profile::{ReadBlock, RegisterKind};
 use moldops_shared::{Record, RecordKind};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,8 +23,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// One device's polling loop and the state it carries between polls.
 pub struct DevicePoller {
     device: Device,
-    source: ModbusSource,
-    blocks: Vec<ReadBlock>,
+    source: Source,
     writer: Writer,
     health: Arc<Health>,
     label: DeviceLabel,
@@ -33,8 +33,7 @@ pub struct DevicePoller {
 
 impl DevicePoller {
     pub fn new(device: Device, writer: Writer, health: Arc<Health>, last_shot: Option<u64>) -> Self {
-        let blocks = plan_reads(&device.profile.tags, 8);
-        let source = ModbusSource::new(device.cfg.clone());
+        let source = Source::new(&device);
         let label = DeviceLabel { device: device.cfg.id.clone() };
         health.device(&device.cfg.id, |s| {
             s.role = format!("{:?}", device.cfg.role).to_lowercase();
@@ -42,7 +41,7 @@ impl DevicePoller {
             s.target = source.target();
             s.last_shot = last_shot;
         });
-        DevicePoller { device, source, blocks, writer, health, label, last_shot, warned: HashSet::new() }
+        DevicePoller { device, source, writer, health, label, last_shot, warned: HashSet::new() }
     }
 
     /// Polls until `shutdown` turns true.
@@ -52,14 +51,33 @@ impl DevicePoller {
         let mut failing = false;
         loop {
             let started = Instant::now();
-            let wait = match self.poll_once().await {
+            // Only the read races shutdown (an OPC UA subscription may wait for a change);
+            // once read, records are made durable before the task looks again.
+            let read = tokio::select! {
+                r = self.source.snapshot(&self.device.profile) => r,
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let polled = match read {
+                Ok(snap) => self.record_snapshot(snap, started).await,
+                Err(e) => Err(e),
+            };
+            let wait = match polled {
                 Ok(()) => {
                     if failing {
                         tracing::info!(device = %self.device.cfg.id, "device answers again");
                     }
                     failing = false;
                     backoff = BACKOFF_MIN;
-                    every.saturating_sub(started.elapsed())
+                    if self.source.paces_itself() {
+                        Duration::ZERO
+                    } else {
+                        every.saturating_sub(started.elapsed())
+                    }
                 }
                 Err(e) => {
                     self.on_error(&e, failing);
@@ -82,13 +100,13 @@ impl DevicePoller {
     fn on_error(&self, e: &anyhow::Error, already_failing: bool) {
         let id = &self.device.cfg.id;
         if already_failing {
-            tracing::debug!(device = %id, error = %e, "poll failed again");
+            tracing::debug!(device = %id, error = %format!("{e:#}"), "poll failed again");
         } else {
-            tracing::warn!(device = %id, target = %self.source.target(), error = %e, "poll failed; retrying with back-off");
+            tracing::warn!(device = %id, target = %self.source.target(), error = %format!("{e:#}"), "poll failed; retrying with back-off");
         }
         self.health.metrics.poll_errors.get_or_create(&self.label).inc();
         self.health.metrics.device_up.get_or_create(&self.label).set(0);
-        let msg = e.to_string();
+        let msg = format!("{e:#}");
         self.health.device(id, |s| {
             s.connected = false;
             s.errors += 1;
@@ -99,10 +117,16 @@ impl DevicePoller {
     /// One poll: read, decode, and append whatever records it yields.
     pub async fn poll_once(&mut self) -> Result<()> {
         let started = Instant::now();
-        let regs = self.source.read(&self.blocks).await?;
-        self.health.metrics.poll_seconds.get_or_create(&self.label).observe(started.elapsed().as_secs_f64());
+        let snap = self.source.snapshot(&self.device.profile).await?;
+        self.record_snapshot(snap, started).await
+    }
+
+    /// Appends whatever records one snapshot yields and updates health; `started` is when its
+    /// read began.
+    async fn record_snapshot(&mut self, snap: Snapshot, started: Instant) -> Result<()> {
+        let latency = self.source.read_latency().unwrap_or_else(|| started.elapsed());
+        self.health.metrics.poll_seconds.get_or_create(&self.label).observe(latency.as_secs_f64());
         self.health.metrics.device_up.get_or_create(&self.label).set(1);
-        let snap = Snapshot::decode(&self.device.profile, &regs, 0);
         self.warn_out_of_range(&snap);
         let records = match self.device.cfg.role {
             DeviceRole::Peripheral => self.sample(&snap).into_iter().collect(),
@@ -206,7 +230,8 @@ impl DevicePoller {
             blocks.push(ReadBlock { register: RegisterKind::Holding, start: start + at, count });
             at += count;
         }
-        let regs = self.source.read(&blocks).await?;
+        let Some(modbus) = self.source.modbus() else { return Ok(None) };
+        let regs = modbus.read(&blocks).await?;
         let snap = Snapshot::decode(&self.device.profile, &regs, i32::from(start) - i32::from(h.copy_of));
         let valid = snap.counter == Some(n) && snap.timestamp_ms != Some(0);
         Ok(valid.then_some(snap))
@@ -221,6 +246,9 @@ impl DevicePoller {
             let hint = match issue.plausible.first() {
                 Some((w, b, v)) => {
                     format!("word_order = {w:?}, byte_order = {b:?} would give {v}").to_lowercase()
+                }
+                None if self.device.cfg.protocol == Protocol::Opcua => {
+                    "check the node's scale and range".into()
                 }
                 None => "no word/byte order gives a value in range".into(),
             };

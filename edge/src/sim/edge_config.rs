@@ -86,6 +86,7 @@ fn device_config(d: &SimDevice) -> DeviceConfig {
         byte_order: None::<Order>,
         profile_file: None,
         profile: Some(d.profile.clone()),
+        opcua: None,
     }
 }
 

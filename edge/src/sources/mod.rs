@@ -1,9 +1,72 @@
-//! Device sources: how registers are fetched from a device ([`modbus`]) and the register
-//! image a poll returns, from which tags are decoded.
+//! Device sources: how a device is read — registers over Modbus ([`modbus`], decoded through
+//! the register image [`Registers`]) or nodes over OPC UA ([`opcua`]) — and [`Source`], which
+//! gives the poller the same [`Snapshot`] from either, so shot assembly is protocol-blind.
 
 pub mod modbus;
+pub mod opcua;
 
-use moldops_shared::profile::{ReadBlock, RegisterKind, Tag};
+use crate::config::{Device, Protocol};
+use crate::shot::Snapshot;
+use moldops_shared::profile::{Profile, ReadBlock, RegisterKind, Tag, plan_reads};
+
+/// The source of one device.
+pub enum Source {
+    Modbus { client: Box<modbus::ModbusSource>, blocks: Vec<ReadBlock> },
+    OpcUa(Box<opcua::OpcUaSource>),
+}
+
+impl Source {
+    pub fn new(device: &Device) -> Source {
+        match device.cfg.protocol {
+            Protocol::Opcua => Source::OpcUa(Box::new(opcua::OpcUaSource::new(device.cfg.clone()))),
+            Protocol::ModbusTcp | Protocol::ModbusRtu => Source::Modbus {
+                client: Box::new(modbus::ModbusSource::new(device.cfg.clone())),
+                blocks: plan_reads(&device.profile.tags, 8),
+            },
+        }
+    }
+
+    /// Human-readable target (address, serial path or endpoint).
+    pub fn target(&self) -> String {
+        match self {
+            Source::Modbus { client, .. } => client.target(),
+            Source::OpcUa(s) => s.target(),
+        }
+    }
+
+    /// True when [`Source::snapshot`] itself waits for the next change (OPC UA subscription).
+    pub fn paces_itself(&self) -> bool {
+        matches!(self, Source::OpcUa(s) if s.paces_itself())
+    }
+
+    /// Duration of the last request when it differs from the whole snapshot call (an OPC UA
+    /// subscription waits for a change first); `None`: the call's duration is the latency.
+    pub fn read_latency(&self) -> Option<std::time::Duration> {
+        match self {
+            Source::OpcUa(s) if s.paces_itself() => s.read_latency(),
+            _ => None,
+        }
+    }
+
+    /// Reads the device's live values as a snapshot of `profile`.
+    pub async fn snapshot(&mut self, profile: &Profile) -> anyhow::Result<Snapshot> {
+        match self {
+            Source::Modbus { client, blocks } => {
+                let regs = client.read(blocks).await?;
+                Ok(Snapshot::decode(profile, &regs, 0))
+            }
+            Source::OpcUa(s) => s.snapshot().await,
+        }
+    }
+
+    /// The Modbus client, for reads beyond the live image (history ring).
+    pub fn modbus(&mut self) -> Option<&mut modbus::ModbusSource> {
+        match self {
+            Source::Modbus { client, .. } => Some(client),
+            Source::OpcUa(_) => None,
+        }
+    }
+}
 
 /// The registers returned by one poll: each planned block with its words.
 #[derive(Debug, Default, Clone)]

@@ -64,6 +64,7 @@ impl ModbusSource {
                     let _ = stream.set_nodelay(true);
                     tokio_modbus::client::tcp::attach_slave(stream, slave)
                 }
+                Protocol::Opcua => return Err(err("not a Modbus device".into())),
                 Protocol::ModbusRtu => {
                     let serial = self.cfg.serial.as_ref().ok_or_else(|| err("no serial settings".into()))?;
                     let port = open_serial(serial).map_err(|e| err(e.to_string()))?;

@@ -1,0 +1,178 @@
+//! Configuration of an OPC UA device (`protocol = "opcua"`): the `[devices.opcua]` table
+//! (endpoint, security, identity, read mode, node map in [`super::map`]). [`resolve_device`]
+//! checks it all at load, listing every problem, and gives the device the profile its
+//! node map amounts to, so shots and samples cannot tell the protocol.
+
+pub use super::map::{NodeProfile, NodeTag, load_node_profile};
+use crate::config::{Device, DeviceConfig, DeviceRole, Protocol};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// OPC UA security policy of the secure channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SecurityPolicy {
+    #[default]
+    #[serde(rename = "none", alias = "None")]
+    None,
+    #[serde(rename = "basic256sha256", alias = "Basic256Sha256")]
+    Basic256Sha256,
+}
+
+/// OPC UA message security mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SecurityMode {
+    #[default]
+    #[serde(rename = "none", alias = "None")]
+    None,
+    #[serde(rename = "sign", alias = "Sign")]
+    Sign,
+    #[serde(rename = "sign_and_encrypt", alias = "SignAndEncrypt")]
+    SignAndEncrypt,
+}
+
+/// How values are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadMode {
+    /// Monitored items with sampling interval = poll interval; polling if the server refuses.
+    #[default]
+    Subscribe,
+    /// Read service every poll interval.
+    Poll,
+}
+
+/// The `[devices.opcua]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpcUaConfig {
+    /// `opc.tcp://host:port/path`
+    pub endpoint: String,
+    #[serde(default)]
+    pub security_policy: SecurityPolicy,
+    #[serde(default)]
+    pub security_mode: SecurityMode,
+    /// Client application certificate (DER), needed with a security policy other than none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_file: Option<PathBuf>,
+    /// Private key (PEM) of the client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_file: Option<PathBuf>,
+    /// PKI folder: server certificates trusted under `trusted/`, rejected ones land in `rejected/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pki_dir: Option<PathBuf>,
+    /// Trust any server certificate (commissioning only).
+    #[serde(default)]
+    pub trust_server_certs: bool,
+    /// User name identity; anonymous without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub mode: ReadMode,
+    /// Node map file (TOML), relative to the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_file: Option<PathBuf>,
+    /// Inline node map (alternative to `profile_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<NodeProfile>,
+}
+
+impl OpcUaConfig {
+    /// Checks the connection settings (files relative to `base`) and resolves the node map;
+    /// problems are pushed to `errs` prefixed with `at`. Paths come back absolute.
+    pub fn resolve(&self, at: &str, base: &Path, errs: &mut Vec<String>) -> Option<OpcUaConfig> {
+        let mut out = self.clone();
+        let ep = self.endpoint.trim();
+        let host = ep.strip_prefix("opc.tcp://").map(|r| r.split('/').next().unwrap_or(""));
+        if host.is_none_or(|h| h.is_empty()) {
+            errs.push(format!("{at}: opcua.endpoint {ep:?} must look like opc.tcp://host:port/"));
+        }
+        match (self.security_policy, self.security_mode) {
+            (SecurityPolicy::None, SecurityMode::None) => {}
+            (SecurityPolicy::None, m) => {
+                errs.push(format!("{at}: opcua.security_mode {m:?} needs security_policy = \"basic256sha256\""))
+            }
+            (SecurityPolicy::Basic256Sha256, SecurityMode::None) => errs.push(format!(
+                "{at}: opcua.security_policy basic256sha256 needs security_mode = \"sign\" or \"sign_and_encrypt\""
+            )),
+            (SecurityPolicy::Basic256Sha256, _) => {
+                if self.certificate_file.is_none() || self.private_key_file.is_none() {
+                    errs.push(format!("{at}: opcua security needs certificate_file and private_key_file"));
+                }
+            }
+        }
+        for (field, f) in
+            [("certificate_file", &mut out.certificate_file), ("private_key_file", &mut out.private_key_file)]
+        {
+            if let Some(p) = f {
+                *p = absolute(base, p);
+                if !p.is_file() {
+                    errs.push(format!("{at}: opcua.{field} {} not found", p.display()));
+                }
+            }
+        }
+        out.pki_dir = Some(absolute(base, self.pki_dir.as_deref().unwrap_or(Path::new("opcua-pki"))));
+        if self.username.is_some() != self.password.is_some() {
+            errs.push(format!("{at}: opcua.username and opcua.password go together"));
+        }
+        let profile = match (&self.profile, &self.profile_file) {
+            (Some(p), None) => Some(p.clone()),
+            (None, Some(f)) => match load_node_profile(&absolute(base, f)) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    errs.push(format!("{at}: {e}"));
+                    None
+                }
+            },
+            (Some(_), Some(_)) => {
+                errs.push(format!("{at}: give either opcua.profile or opcua.profile_file, not both"));
+                None
+            }
+            (None, None) => {
+                errs.push(format!("{at}: needs opcua.profile_file or an inline [devices.opcua.profile]"));
+                None
+            }
+        }?;
+        for e in profile.validate() {
+            errs.push(format!("{at}: node map {}: {e}", profile.name));
+        }
+        out.profile = Some(profile);
+        out.profile_file = None;
+        Some(out)
+    }
+}
+
+/// An OPC UA device: `[devices.opcua]` checked, its node map resolved and turned into the
+/// device's profile; Modbus-only fields are refused.
+pub fn resolve_device(d: &DeviceConfig, at: &str, base: &Path, errs: &mut Vec<String>) -> Option<Device> {
+    let Some(ua) = (d.protocol == Protocol::Opcua).then_some(d.opcua.as_ref()).flatten() else {
+        errs.push(format!("{at}: a [devices.opcua] table goes with protocol = \"opcua\" and it needs one"));
+        return None;
+    };
+    let modbus_only = [
+        ("address", d.address.is_some()),
+        ("serial", d.serial.is_some()),
+        ("profile", d.profile.is_some() || d.profile_file.is_some()),
+        ("word_order/byte_order", d.word_order.is_some() || d.byte_order.is_some()),
+    ];
+    for (field, set) in modbus_only {
+        if set {
+            errs.push(format!(
+                "{at}: {field} is for Modbus; an OPC UA device takes its node map in [devices.opcua]"
+            ));
+        }
+    }
+    let ua = ua.resolve(at, base, errs)?;
+    let profile = ua.profile.as_ref()?.to_profile();
+    if d.role == DeviceRole::Machine && profile.shot_counter.is_none() {
+        errs.push(format!("{at}: a machine's node map needs shot_counter"));
+    }
+    let mut cfg = d.clone();
+    cfg.opcua = Some(ua);
+    Some(Device { cfg, profile })
+}
+
+fn absolute(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+}

@@ -1,0 +1,168 @@
+//! Node maps: node ids mapped to the same record names a Modbus tag map uses, with the same
+//! roles (shot counter, mold code, state, timestamp, shot values); their validation, listing
+//! every problem, and [`NodeProfile::to_profile`], the equivalent [`Profile`].
+
+use super::node::NodeRef;
+use moldops_shared::profile::{DataType, Order, Profile, Tag};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// A node map: record names for node ids, and the roles some of them play.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeProfile {
+    pub name: String,
+    /// Node whose change marks a new shot (machines): the cycle counter.
+    #[serde(default)]
+    pub shot_counter: Option<String>,
+    #[serde(default)]
+    pub mold_code: Option<String>,
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Node with the time of the last cycle (DateTime, or ms since the epoch).
+    #[serde(default)]
+    pub timestamp: Option<String>,
+    #[serde(default)]
+    pub shot_values: Vec<String>,
+    pub nodes: Vec<NodeTag>,
+}
+
+/// One node of the map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeTag {
+    /// Record name (the same the Modbus tag maps use).
+    pub name: String,
+    /// `ns=2;s=Name`, `ns=3;i=1001`, `i=2258` or `nsu=<namespace uri>;s=Name`.
+    pub node: String,
+    /// Counter width (`u16`, `u32`, `u64`) or `string`; numbers need none.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<DataType>,
+    #[serde(default = "one")]
+    pub scale: f64,
+    #[serde(default)]
+    pub offset: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<[f64; 2]>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl NodeProfile {
+    pub fn node(&self, name: &str) -> Option<&NodeTag> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// Names of the nodes that form a shot's (or a sample's) values, as
+    /// [`Profile::value_tags`] would give them.
+    pub fn value_names(&self) -> Vec<&str> {
+        if !self.shot_values.is_empty() {
+            return self.shot_values.iter().map(String::as_str).collect();
+        }
+        let roles = [&self.shot_counter, &self.mold_code, &self.state, &self.timestamp];
+        self.nodes
+            .iter()
+            .filter(|n| n.dtype != Some(DataType::String))
+            .filter(|n| !roles.iter().any(|r| r.as_deref() == Some(n.name.as_str())))
+            .map(|n| n.name.as_str())
+            .collect()
+    }
+
+    /// Every problem with the node map, listed at once.
+    pub fn validate(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for n in &self.nodes {
+            if n.name.trim().is_empty() {
+                errs.push(format!("node {:?} has an empty name", n.node));
+            }
+            if !seen.insert(n.name.as_str()) {
+                errs.push(format!("{} defined twice", n.name));
+            }
+            if let Err(e) = NodeRef::parse(&n.node) {
+                errs.push(format!("{}: {e}", n.name));
+            }
+            if n.scale == 0.0 || !n.scale.is_finite() || !n.offset.is_finite() {
+                errs.push(format!("{}: scale must be finite and non-zero, offset finite", n.name));
+            }
+            if let Some([lo, hi]) = n.range
+                && lo > hi
+            {
+                errs.push(format!("{}: range [{lo}, {hi}] is empty", n.name));
+            }
+        }
+        let roles = [
+            ("shot_counter", &self.shot_counter),
+            ("mold_code", &self.mold_code),
+            ("state", &self.state),
+            ("timestamp", &self.timestamp),
+        ];
+        for (role, name) in roles {
+            if let Some(n) = name
+                && self.node(n).is_none()
+            {
+                errs.push(format!("{role} names unknown node {n:?}"));
+            }
+        }
+        if let Some(t) = self.shot_counter.as_deref().and_then(|n| self.node(n))
+            && !matches!(t.dtype, None | Some(DataType::U16 | DataType::U32 | DataType::U64))
+        {
+            errs.push(format!("shot_counter {:?} must be u16, u32 or u64", t.name));
+        }
+        for n in &self.shot_values {
+            if self.node(n).is_none() {
+                errs.push(format!("shot_values names unknown node {n:?}"));
+            }
+        }
+        errs
+    }
+
+    /// The equivalent [`Profile`] (tags in node order; addresses are node indices, unused).
+    pub fn to_profile(&self) -> Profile {
+        let tags = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let counter = self.shot_counter.as_deref() == Some(n.name.as_str());
+                let default = if counter { DataType::U32 } else { DataType::F64 };
+                let dtype = n.dtype.unwrap_or(default);
+                Tag {
+                    name: n.name.clone(),
+                    register: moldops_shared::profile::RegisterKind::Holding,
+                    address: u16::try_from(i).unwrap_or(u16::MAX - 4),
+                    dtype,
+                    len: (dtype == DataType::String).then_some(1),
+                    word_order: None,
+                    byte_order: None,
+                    scale: n.scale,
+                    offset: n.offset,
+                    unit: n.unit.clone(),
+                    range: n.range,
+                }
+            })
+            .collect();
+        Profile {
+            name: self.name.clone(),
+            word_order: Order::Big,
+            byte_order: Order::Big,
+            shot_counter: self.shot_counter.clone(),
+            mold_code: self.mold_code.clone(),
+            state: self.state.clone(),
+            timestamp: self.timestamp.clone(),
+            shot_values: self.shot_values.clone(),
+            history: None,
+            tags,
+        }
+    }
+}
+
+/// Loads a node map file (TOML).
+pub fn load_node_profile(path: &Path) -> Result<NodeProfile, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("node map {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("node map {}: {e}", path.display()))
+}

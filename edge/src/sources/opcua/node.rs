@@ -1,0 +1,160 @@
+//! Node ids as written in a node map ([`NodeRef`]: `ns=`, bare `i=`/`s=`, or `nsu=` with a
+//! namespace URI resolved against the server's namespace array on connect), and the turning
+//! of read results ([`DataValue`]s in node-map order) into a [`Snapshot`] — the same the
+//! Modbus decoder makes, so shot assembly is shared.
+
+use super::config::NodeProfile;
+use crate::shot::{RangeIssue, Snapshot};
+use opcua::types::{DataValue, NodeId, StatusCode, Variant};
+use std::str::FromStr;
+
+/// A node id from the config, possibly naming its namespace by URI.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeRef {
+    Id(NodeId),
+    /// `nsu=<uri>;<rest>`: `rest` parsed with namespace 0, the index found on connect.
+    Uri {
+        uri: String,
+        id: NodeId,
+    },
+}
+
+const SYNTAX: &str = "use ns=<index>;<i|s|g|b>=<id>, <i|s|g|b>=<id> or nsu=<uri>;<i|s|g|b>=<id>";
+
+impl NodeRef {
+    pub fn parse(s: &str) -> Result<NodeRef, String> {
+        let s = s.trim();
+        if let Some(rest) = s.strip_prefix("nsu=") {
+            let Some((uri, id)) = rest.split_once(';') else {
+                return Err(format!("node id {s:?} has no ';' after the namespace uri: {SYNTAX}"));
+            };
+            if uri.is_empty() || id.starts_with("ns=") {
+                return Err(format!("node id {s:?} is malformed: {SYNTAX}"));
+            }
+            let id = NodeId::from_str(id).map_err(|_| format!("node id {s:?} is malformed: {SYNTAX}"))?;
+            return Ok(NodeRef::Uri { uri: uri.to_string(), id });
+        }
+        NodeId::from_str(s).map(NodeRef::Id).map_err(|_| format!("node id {s:?} is malformed: {SYNTAX}"))
+    }
+
+    pub fn needs_namespaces(&self) -> bool {
+        matches!(self, NodeRef::Uri { .. })
+    }
+
+    /// The node id on a server whose namespace array is `namespaces`.
+    pub fn resolve(&self, namespaces: &[String]) -> Result<NodeId, String> {
+        match self {
+            NodeRef::Id(id) => Ok(id.clone()),
+            NodeRef::Uri { uri, id } => {
+                let ns = namespaces
+                    .iter()
+                    .position(|u| u == uri)
+                    .and_then(|i| u16::try_from(i).ok())
+                    .ok_or_else(|| format!("namespace {uri:?} is not in the server's namespace array"))?;
+                Ok(NodeId { namespace: ns, identifier: id.identifier.clone() })
+            }
+        }
+    }
+}
+
+/// A number from a scalar variant (booleans as 0/1).
+pub fn number(v: &Variant) -> Option<f64> {
+    Some(match v {
+        Variant::Boolean(b) => f64::from(u8::from(*b)),
+        Variant::SByte(x) => f64::from(*x),
+        Variant::Byte(x) => f64::from(*x),
+        Variant::Int16(x) => f64::from(*x),
+        Variant::UInt16(x) => f64::from(*x),
+        Variant::Int32(x) => f64::from(*x),
+        Variant::UInt32(x) => f64::from(*x),
+        Variant::Int64(x) => *x as f64,
+        Variant::UInt64(x) => *x as f64,
+        Variant::Float(x) => f64::from(*x),
+        Variant::Double(x) => *x,
+        _ => return None,
+    })
+}
+
+fn text(v: &Variant) -> Option<String> {
+    match v {
+        Variant::String(s) => Some(s.value().clone().unwrap_or_default().trim().to_string()),
+        Variant::LocalizedText(t) => Some(t.text.value().clone().unwrap_or_default().trim().to_string()),
+        other => number(other).map(|n| format!("{n}")),
+    }
+}
+
+fn counter(v: &Variant, bits: u32) -> Option<u64> {
+    let raw = match v {
+        Variant::Byte(x) => u64::from(*x),
+        Variant::UInt16(x) => u64::from(*x),
+        Variant::UInt32(x) => u64::from(*x),
+        Variant::UInt64(x) => *x,
+        Variant::SByte(x) => u64::try_from(*x).ok()?,
+        Variant::Int16(x) => u64::try_from(*x).ok()?,
+        Variant::Int32(x) => u64::try_from(*x).ok()?,
+        Variant::Int64(x) => u64::try_from(*x).ok()?,
+        Variant::Double(x) if *x >= 0.0 && x.fract() == 0.0 => *x as u64,
+        Variant::Float(x) if *x >= 0.0 && x.fract() == 0.0 => *x as u64,
+        _ => return None,
+    };
+    Some(if bits >= 64 { raw } else { raw & ((1u64 << bits) - 1) })
+}
+
+/// Milliseconds since the epoch; a null DateTime (no cycle yet) is 0.
+fn millis(v: &Variant, scale: f64, offset: f64) -> Option<i64> {
+    match v {
+        Variant::DateTime(t) if t.is_null() => Some(0),
+        Variant::DateTime(t) => Some(t.as_chrono().timestamp_millis().max(0)),
+        other => number(other).map(|n| (n * scale + offset) as i64),
+    }
+}
+
+/// Builds the snapshot of one read of every node (results in node-map order). A bad status
+/// or a value of the wrong kind fails the read, naming the node.
+pub fn snapshot(p: &NodeProfile, bits: u32, results: &[DataValue]) -> Result<Snapshot, String> {
+    if results.len() != p.nodes.len() {
+        return Err(format!("server answered {} values for {} nodes", results.len(), p.nodes.len()));
+    }
+    let mut s = Snapshot::default();
+    let is = |role: &Option<String>, name: &str| role.as_deref() == Some(name);
+    let values = p.value_names();
+    for (n, dv) in p.nodes.iter().zip(results) {
+        let status = dv.status.unwrap_or(StatusCode::Good);
+        if status.is_bad() {
+            return Err(format!("node {} ({}): {}", n.node, n.name, status_text(status)));
+        }
+        let Some(v) = dv.value.as_ref() else {
+            return Err(format!("node {} ({}): no value", n.node, n.name));
+        };
+        let wrong = |what: &str| format!("node {} ({}): {what}, got {v:?}", n.node, n.name);
+        if is(&p.shot_counter, &n.name) {
+            s.counter =
+                Some(counter(v, bits).ok_or_else(|| wrong("counter must be a non-negative integer"))?);
+        } else if is(&p.timestamp, &n.name) {
+            s.timestamp_ms = Some(
+                millis(v, n.scale, n.offset)
+                    .ok_or_else(|| wrong("timestamp must be a DateTime or a number"))?,
+            );
+        } else if is(&p.mold_code, &n.name) {
+            s.mold = text(v);
+        } else if values.contains(&n.name.as_str()) {
+            let x = number(v).ok_or_else(|| wrong("value must be a number"))? * n.scale + n.offset;
+            if !x.is_finite() || n.range.is_some_and(|[lo, hi]| x < lo || x > hi) {
+                s.out_of_range.push(RangeIssue { tag: n.name.clone(), value: x, plausible: vec![] });
+            }
+            if x.is_finite() {
+                s.values.insert(n.name.clone(), x);
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// `BadNodeIdUnknown (The node id refers to a node that does not exist …)`.
+pub fn status_text(code: StatusCode) -> String {
+    let sub = code.sub_code();
+    format!("{} ({})", sub.name(), sub.description())
+}
+
+#[cfg(test)]
+mod tests;

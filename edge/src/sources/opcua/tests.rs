@@ -1,0 +1,145 @@
+use crate::config::{EdgeConfig, Protocol};
+use crate::sources::opcua::config::{ReadMode, SecurityPolicy, load_node_profile};
+use std::path::Path;
+
+const HEAD: &str = "site = \"s\"\nedge_id = \"e\"\n[broker]\nhost = \"127.0.0.1\"\n";
+
+fn resolve(text: &str, base: &Path) -> Result<Vec<crate::config::Device>, String> {
+    let cfg: EdgeConfig = toml::from_str(&format!("{HEAD}{text}")).map_err(|e| format!("parse: {e}"))?;
+    cfg.resolve(base).map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_good_device_resolves_to_a_profile_with_the_same_names() {
+    let dir = std::env::temp_dir();
+    let text = r#"
+[[devices]]
+id = "m9"
+role = "machine"
+protocol = "opcua"
+poll_interval_ms = 250
+[devices.opcua]
+endpoint = "opc.tcp://10.0.0.9:4840/"
+mode = "poll"
+username = "edge"
+password = "pw"
+[devices.opcua.profile]
+name = "m"
+shot_counter = "shot_counter"
+shot_values = ["Cycle_Time"]
+[[devices.opcua.profile.nodes]]
+name = "shot_counter"
+node = "ns=3;i=1001"
+type = "u16"
+[[devices.opcua.profile.nodes]]
+name = "Cycle_Time"
+node = "nsu=urn:vendor;s=Cycle/CycleTime"
+unit = "s"
+"#;
+    let devices = resolve(text, &dir).unwrap_or_else(|e| panic!("{e}"));
+    let d = &devices[0];
+    assert_eq!(d.cfg.protocol, Protocol::Opcua);
+    let ua = d.cfg.opcua.as_ref().unwrap_or_else(|| panic!("opcua kept"));
+    assert_eq!((ua.mode, ua.security_policy), (ReadMode::Poll, SecurityPolicy::None));
+    assert_eq!(ua.pki_dir.as_deref(), Some(dir.join("opcua-pki").as_path()));
+    assert_eq!(d.profile.counter_bits(), 16);
+    let names: Vec<&str> = d.profile.value_tags().iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["Cycle_Time"]);
+    let mut map = ua.profile.clone().unwrap_or_else(|| panic!("node map inline"));
+    assert_eq!(map.value_names(), names);
+    map.shot_values.clear();
+    map.nodes.push(crate::sources::opcua::map::NodeTag {
+        name: "Batch".into(),
+        node: "ns=3;s=Batch".into(),
+        dtype: Some(moldops_shared::profile::DataType::String),
+        scale: 1.0,
+        offset: 0.0,
+        unit: None,
+        range: None,
+    });
+    let all: Vec<String> = map.to_profile().value_tags().iter().map(|t| t.name.clone()).collect();
+    assert_eq!(map.value_names(), all, "same value names as the profile without shot_values");
+    assert_eq!(all, ["Cycle_Time"]);
+}
+
+#[test]
+fn every_problem_is_listed_at_once() {
+    let text = r#"
+[[devices]]
+id = "m1"
+role = "machine"
+protocol = "opcua"
+address = "10.0.0.1:502"
+[devices.opcua]
+endpoint = "http://10.0.0.1:4840"
+security_mode = "sign"
+username = "edge"
+[devices.opcua.profile]
+name = "broken"
+shot_counter = "counter"
+shot_values = ["Missing"]
+[[devices.opcua.profile.nodes]]
+name = "temp"
+node = "ns=two;s=Temp"
+[[devices.opcua.profile.nodes]]
+name = "temp"
+node = "s"
+[[devices]]
+id = "m2"
+role = "machine"
+protocol = "opcua"
+[devices.opcua]
+endpoint = "opc.tcp://10.0.0.2:4840/"
+security_policy = "basic256sha256"
+security_mode = "sign_and_encrypt"
+certificate_file = "nowhere/cert.der"
+profile_file = "nowhere/map.toml"
+[[devices]]
+id = "m3"
+role = "machine"
+protocol = "modbus-tcp"
+address = "10.0.0.3:502"
+[devices.opcua]
+endpoint = "opc.tcp://10.0.0.3:4840/"
+"#;
+    let e = resolve(text, Path::new("/nonexistent")).err().unwrap_or_else(|| panic!("accepted"));
+    for needle in [
+        "address is for Modbus",
+        "opcua.endpoint \"http://10.0.0.1:4840\"",
+        "needs security_policy",
+        "username and opcua.password go together",
+        "node id \"ns=two;s=Temp\" is malformed",
+        "node id \"s\" is malformed",
+        "temp defined twice",
+        "shot_counter names unknown node \"counter\"",
+        "shot_values names unknown node \"Missing\"",
+        "needs certificate_file and private_key_file",
+        "cert.der not found",
+        "nowhere/map.toml",
+        "devices[2] (m3): a [devices.opcua] table goes with protocol = \"opcua\"",
+    ] {
+        assert!(e.contains(needle), "message names {needle:?}:\n{e}");
+    }
+}
+
+#[test]
+fn the_deploy_example_map_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/opcua/euromap77-machine.toml");
+    let map = load_node_profile(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(map.validate(), Vec::<String>::new());
+    let p = map.to_profile();
+    assert!(p.validate().is_empty(), "{:?}", p.validate());
+    for name in
+        ["Cycle_Time", "Injection_Time", "Cushion_Position", "Plasticizing_Time", "Barrel_Temperature_1"]
+    {
+        assert!(p.value_tags().iter().any(|t| t.name == name), "{name}");
+    }
+    let sim = crate::sim::machine_profile();
+    for t in p.value_tags() {
+        assert!(
+            sim.tag(&t.name).is_some() || t.name.starts_with("Mold_"),
+            "{} is a Modbus record name",
+            t.name
+        );
+    }
+}
