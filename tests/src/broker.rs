@@ -32,7 +32,8 @@ impl Mosquitto {
 
     /// Starts a broker whose listener only speaks TLS with the given PEM files.
     pub fn start_tls(dir: &Path, ca: &Path, cert: &Path, key: &Path) -> Mosquitto {
-        let tls = format!("cafile {}\ncertfile {}\nkeyfile {}\n", ca.display(), cert.display(), key.display());
+        let tls =
+            format!("cafile {}\ncertfile {}\nkeyfile {}\n", ca.display(), cert.display(), key.display());
         Self::start_with(dir, &tls)
     }
 

@@ -10,7 +10,11 @@ use std::time::Duration;
 
 /// Runs openssl in `dir` with a config that needs no prompts.
 fn openssl(dir: &Path, args: &[&str]) {
-    let st = Command::new("openssl").args(args).env("OPENSSL_CONF", dir.join("openssl.cnf")).current_dir(dir).output();
+    let st = Command::new("openssl")
+        .args(args)
+        .env("OPENSSL_CONF", dir.join("openssl.cnf"))
+        .current_dir(dir)
+        .output();
     let st = st.expect("openssl");
     assert!(st.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&st.stderr));
 }
@@ -21,12 +25,34 @@ fn make_certs(dir: &Path) {
     std::fs::write(dir.join("openssl.cnf"), cnf).expect("openssl.cnf");
     let ext = "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n";
     std::fs::write(dir.join("ext.cnf"), ext).expect("ext.cnf");
-    openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2"]);
+    openssl(
+        dir,
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days",
+            "2",
+        ],
+    );
     openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr"]);
-    openssl(dir, &[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
-        "server.pem", "-days", "2", "-extfile", "ext.cnf",
-    ]);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
 }
 
 #[test]
@@ -34,7 +60,8 @@ fn shots_reach_the_lake_over_tls() {
     let tmp = moldops_tests::test_dir();
     let dir = tmp.path();
     make_certs(dir);
-    let broker = Mosquitto::start_tls(dir, &dir.join("ca.pem"), &dir.join("server.pem"), &dir.join("server.key"));
+    let broker =
+        Mosquitto::start_tls(dir, &dir.join("ca.pem"), &dir.join("server.pem"), &dir.join("server.key"));
 
     let lake = dir.join("lake");
     std::fs::write(
@@ -75,9 +102,16 @@ fn shots_reach_the_lake_over_tls() {
     // Without the CA the broker's certificate is not trusted: the edge says so and keeps the data.
     let untrusted = dir.join("untrusted");
     std::fs::create_dir_all(&untrusted).expect("dir");
-    let text = std::fs::read_to_string(&edge_cfg).expect("read").replace("ca_file = \"ca.pem\"", "ca_file = \"../server.pem\"");
-    std::fs::write(untrusted.join("edge.toml"), text.replace("edge_id = \"tls-edge\"", "edge_id = \"untrusted\"")).expect("write");
+    let text = std::fs::read_to_string(&edge_cfg)
+        .expect("read")
+        .replace("ca_file = \"ca.pem\"", "ca_file = \"../server.pem\"");
+    std::fs::write(
+        untrusted.join("edge.toml"),
+        text.replace("edge_id = \"tls-edge\"", "edge_id = \"untrusted\""),
+    )
+    .expect("write");
     let other = start_edge(&untrusted, &untrusted.join("edge.toml"));
-    let refused = wait_until(Duration::from_secs(30), || other.stderr_tail().contains("broker connection lost"));
+    let refused =
+        wait_until(Duration::from_secs(30), || other.stderr_tail().contains("broker connection lost"));
     assert!(refused, "{}", other.stderr_tail());
 }
