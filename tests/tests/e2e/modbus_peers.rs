@@ -115,7 +115,11 @@ fn check_values(rec: &serde_json::Value) {
     assert_eq!(rec["mold"], "MOLD-X");
     assert_eq!(rec["shot_number"], 7);
     assert_eq!(rec["kind"], "shot");
-    assert_eq!(rec["out_of_range"], serde_json::json!(["f_wrong_order"]), "only the misconfigured tag is flagged");
+    assert_eq!(
+        rec["out_of_range"],
+        serde_json::json!(["f_wrong_order"]),
+        "only the misconfigured tag is flagged"
+    );
 }
 
 #[test]
@@ -135,7 +139,10 @@ fn pymodbus_tcp_floats_in_both_word_orders() {
     let (rec, edge) = first_record(broker.port, || start_edge(dir, &cfg));
     check_values(&rec);
     let log = edge.stderr_tail();
-    assert!(log.contains("f_wrong_order") && log.contains("word_order = little"), "the log suggests the order:\n{log}");
+    assert!(
+        log.contains("f_wrong_order") && log.contains("word_order = little"),
+        "the log suggests the order:\n{log}"
+    );
 }
 
 #[test]
