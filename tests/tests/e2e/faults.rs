@@ -174,3 +174,30 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     s.read_to_string(&mut buf).ok()?;
     buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }
+
+/// The shipped example config stays valid (with its certificate files present).
+#[test]
+fn the_example_edge_config_is_valid() {
+    let tmp = moldops_tests::test_dir();
+    let edge = tmp.path().join("edge");
+    std::fs::create_dir_all(edge.join("certs")).expect("dir");
+    for f in ["ca.pem", "hall1-edge01.pem", "hall1-edge01.key"] {
+        std::fs::write(edge.join("certs").join(f), "placeholder").expect("cert");
+    }
+    let profiles = tmp.path().join("profiles");
+    std::fs::create_dir_all(&profiles).expect("dir");
+    for p in ["moldops-sim-machine.toml", "moldops-sim-dryer.toml"] {
+        std::fs::copy(asset(&format!("../deploy/profiles/{p}")), profiles.join(p)).expect("profile");
+    }
+    let cfg = edge.join("edge.toml");
+    std::fs::copy(asset("../deploy/edge/edge.example.toml"), &cfg).expect("example");
+    let out = Command::new(bin("moldops-edge"))
+        .arg("check-config")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("hours of broker outage"), "{text}");
+}
