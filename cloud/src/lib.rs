@@ -7,5 +7,7 @@
 pub mod broker;
 pub mod config;
 pub mod demo;
+pub mod etl;
+pub mod import;
 pub mod ingest;
 pub mod lake;

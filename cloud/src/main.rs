@@ -25,6 +25,10 @@ enum Command {
     Ingest(IngestArgs),
     /// The whole data path on one machine: simulated plant → edge → embedded broker → ingest → lake.
     Demo(moldops_cloud::demo::DemoArgs),
+    /// Load historical shot/peripheral tables (CSV, Parquet) or quality labels into the lake.
+    Import(moldops_cloud::import::cli::ImportArgs),
+    /// Merge shots, peripheral readings and labels into etl_data (incremental).
+    Etl(moldops_cloud::etl::cli::EtlArgs),
     /// Inspect the lake.
     Lake {
         #[command(subcommand)]
@@ -75,6 +79,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Ingest(args) => run_ingest(args),
         Command::Demo(args) => run_demo(args),
+        Command::Import(args) => moldops_cloud::import::cli::run(args),
+        Command::Etl(args) => moldops_cloud::etl::cli::run(args),
         Command::Lake { command: LakeCommand::Summary { lake, config, json } } => summary(lake, config, json),
     };
     match result {

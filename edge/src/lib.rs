@@ -10,6 +10,7 @@
 pub mod api;
 pub mod buffer;
 pub mod config;
+pub mod features;
 pub mod health;
 pub mod mqtt;
 pub mod run;

@@ -3,6 +3,7 @@
 //! say how registers become named values. No I/O lives here.
 
 pub mod codec;
+pub mod features;
 pub mod profile;
 pub mod record;
 pub mod topic;

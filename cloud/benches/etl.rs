@@ -1,0 +1,206 @@
+//! ETL benchmark: generates a lake of `--shots` shots (default 1 000 000, over `--machines`
+//! machines, one per minute) and ten peripheral readings per shot (three devices), runs
+//! `moldops_cloud::etl::run` on it, then the pandas implementation of the same merge
+//! (`bench/etl_pandas.py`, Python from `MOLDOPS_PYTHON` or `~/.cache/moldops-venv/bin/python`),
+//! and prints time, peak RSS and the ratio.
+//!
+//! `cargo bench -p moldops-cloud --bench etl -- [--shots N] [--machines M] [--no-pandas]`
+
+use anyhow::{Context, Result};
+use moldops_cloud::etl::{self, EtlConfig};
+use moldops_cloud::lake::{self, write};
+use polars::prelude::{Column, DataFrame, Int64Chunked, IntoColumn, NewChunkedArray, TimeUnit, TimeZone};
+use std::path::Path;
+use std::time::Instant;
+
+const DAY0: i64 = 1_714_521_600_000;
+const DAY: i64 = 86_400_000;
+const CYCLE: i64 = 60_000;
+/// Peripheral reading interval: 10 readings per cycle over three devices.
+const READ_EVERY: i64 = 18_000;
+const DEVICES: [(&str, &[&str]); 3] = [
+    ("tcu", &["flow", "return_temperature", "supply_temperature"]),
+    ("dryer", &["dew_point", "hopper_temperature"]),
+    ("scale", &["part_weight"]),
+];
+const SHOT_VALUES: [&str; 8] = [
+    "Cushion_Position",
+    "Cycle_Time",
+    "Filling_Time",
+    "Injection_Time",
+    "Max_Injection_Pressure",
+    "Plasticizing_Time",
+    "Switch_Over_Position",
+    "Barrel_Temperature_1",
+];
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A deterministic wobble in [-1, 1].
+fn wobble(i: i64, k: usize) -> f64 {
+    ((i as f64) * 0.37 + k as f64 * 1.3).sin()
+}
+
+fn frame(machine: &str, device: Option<(&str, &[&str])>, ts: &[i64], first_seq: u64) -> Result<DataFrame> {
+    let n = ts.len();
+    let device_id = device.map_or(machine.to_string(), |(d, _)| format!("{machine}-{d}"));
+    let mut cols = vec![
+        Column::new("edge_id".into(), vec!["bench"; n]),
+        Column::new("seq".into(), (first_seq..first_seq + n as u64).collect::<Vec<_>>()),
+        Column::new("site".into(), vec!["s"; n]),
+        Column::new("machine_id".into(), vec![machine; n]),
+        Column::new("device_id".into(), vec![device_id.as_str(); n]),
+        Int64Chunked::from_iter_values("ts".into(), ts.iter().copied())
+            .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+            .into_column(),
+    ];
+    match device {
+        None => {
+            let shot: Vec<Option<u64>> = ts.iter().map(|t| Some((t / CYCLE) as u64)).collect();
+            cols.push(Column::new("shot_number".into(), shot));
+            let mold: Vec<Option<&str>> =
+                ts.iter().map(|t| Some(if (t / DAY) % 7 == 0 { "B" } else { "A" })).collect();
+            cols.push(Column::new("mold".into(), mold));
+            cols.push(Column::new("out_of_range".into(), vec![None::<&str>; n]));
+            let mut names = SHOT_VALUES.to_vec();
+            names.sort_unstable();
+            for (k, name) in names.iter().enumerate() {
+                let v: Vec<f64> = ts
+                    .iter()
+                    .map(|t| {
+                        let i = t / CYCLE;
+                        match i % 1000 {
+                            0 => 0.0,
+                            500 if k == 0 => 4.294967e8,
+                            _ => 50.0 + 10.0 * wobble(i, k),
+                        }
+                    })
+                    .collect();
+                cols.push(Column::new((*name).into(), v));
+            }
+        }
+        Some((_, values)) => {
+            cols.push(Column::new("shot_number".into(), vec![None::<u64>; n]));
+            cols.push(Column::new("mold".into(), vec![None::<&str>; n]));
+            cols.push(Column::new("out_of_range".into(), vec![None::<&str>; n]));
+            for (k, name) in values.iter().enumerate() {
+                let v: Vec<f64> = ts.iter().map(|t| 20.0 + wobble(t / READ_EVERY, k)).collect();
+                cols.push(Column::new((*name).into(), v));
+            }
+        }
+    }
+    Ok(DataFrame::new(n, cols)?)
+}
+
+/// Writes one machine's shots and readings, one part file per dataset, date (and device).
+fn generate(lake_dir: &Path, machine: &str, shots: usize) -> Result<u64> {
+    let end = DAY0 + shots as i64 * CYCLE;
+    let mut readings = 0u64;
+    let mut day = DAY0;
+    while day < end {
+        let next = (day + DAY).min(end);
+        let date = lake::day_string(day / DAY);
+        let shot_ts: Vec<i64> = (day..next).step_by(CYCLE as usize).collect();
+        let dir = lake::partition_dir(lake_dir, "raw_data", machine, &date);
+        std::fs::create_dir_all(&dir)?;
+        let seq = ((day - DAY0) / CYCLE) as u64 + 1;
+        write::write_parquet(
+            &dir,
+            &lake::part_file_name("bench", seq, seq, 1),
+            &mut frame(machine, None, &shot_ts, seq)?,
+        )?;
+        let dir = lake::partition_dir(lake_dir, "peripheral_data", machine, &date);
+        std::fs::create_dir_all(&dir)?;
+        for (d, (name, values)) in DEVICES.iter().enumerate() {
+            let ts: Vec<i64> = (day + 1_000 * d as i64..next).step_by(READ_EVERY as usize).collect();
+            readings += ts.len() as u64;
+            let mut df = frame(machine, Some((name, values)), &ts, seq)?;
+            write::write_parquet(
+                &dir,
+                &lake::part_file_name(&format!("bench-{name}"), seq, seq, 1),
+                &mut df,
+            )?;
+        }
+        day = next;
+    }
+    Ok(readings)
+}
+
+/// Peak resident set of this process (KiB), reset by [`reset_peak`].
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn main() -> Result<()> {
+    let shots = arg("--shots", 1_000_000);
+    let machines = arg("--machines", 20).max(1);
+    let dir = tempfile::tempdir()?;
+    let lake_dir = dir.path().join("lake");
+    let t = Instant::now();
+    let mut readings = 0;
+    for m in 0..machines {
+        readings += generate(&lake_dir, &format!("M{m:02}"), shots / machines)?;
+    }
+    println!(
+        "generated {} shots + {readings} peripheral readings in {:.1} s",
+        shots / machines * machines,
+        t.elapsed().as_secs_f64()
+    );
+
+    reset_peak();
+    let t = Instant::now();
+    let summary = etl::run(&lake_dir, &EtlConfig::default())?;
+    let rust_s = t.elapsed().as_secs_f64();
+    let rust_rss = peak_rss_mib();
+    println!(
+        "rust (polars): {rust_s:.2} s, peak RSS {rust_rss:.0} MiB, rows {} -> {}, dropped {:?}",
+        summary.rows_in, summary.rows_out, summary.dropped
+    );
+
+    if std::env::args().any(|a| a == "--no-pandas") {
+        return Ok(());
+    }
+    let python = std::env::var("MOLDOPS_PYTHON").unwrap_or_else(|_| {
+        let venv =
+            std::env::var("HOME").map(|h| format!("{h}/.cache/moldops-venv/bin/python")).unwrap_or_default();
+        if Path::new(&venv).exists() { venv } else { "python3".into() }
+    });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/etl_pandas.py");
+    let t = Instant::now();
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(&lake_dir)
+        .arg(dir.path().join("pandas_out"))
+        .output()
+        .with_context(|| format!("running {python} {}", script.display()))?;
+    anyhow::ensure!(out.status.success(), "pandas failed: {}", String::from_utf8_lossy(&out.stderr));
+    let wall = t.elapsed().as_secs_f64();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).context("pandas report")?;
+    let pandas_s = report["seconds"].as_f64().unwrap_or(wall);
+    println!(
+        "pandas {}: {pandas_s:.2} s ({wall:.2} s with start-up), peak RSS {:.0} MiB, rows {} -> {}, dropped {}",
+        report["pandas"],
+        report["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+        report["rows_in"],
+        report["rows_out"],
+        report["dropped"]
+    );
+    println!("ratio pandas / rust: {:.1}x", pandas_s / rust_s);
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! `moldops-cloud etl`: the machine + peripheral merge from the lake's `raw_data`,
+//! `peripheral_data`, `labels` and `lot_labels` into `etl_data`, per machine and in time order
+//! ([`merge`]: drop rules, as-of joins, labels, production runs). Incremental and idempotent
+//! ([`state`]): a date is rebuilt only when its inputs (its shots, its and the previous day's
+//! peripheral readings, its labels, the machine's lots) or the run it continues changed, and its
+//! output `etl_data/machine={m}/date={d}/part.parquet` is replaced atomically.
+
+pub mod clean;
+pub mod cli;
+pub mod join;
+pub mod merge;
+pub mod runs;
+pub mod state;
+mod summary;
+
+pub use clean::CleanRules;
+pub use merge::{ID_COLUMNS, MachineInput};
+pub use summary::{EtlSummary, MachineSummary};
+
+use crate::lake::{self, write};
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use state::{DateState, EtlState, Tail};
+use std::path::{Path, PathBuf};
+
+/// Shot-level labels dataset (written by `import`).
+pub const LABELS: &str = "labels";
+/// Lot-level labels dataset (written by `import`).
+pub const LOT_LABELS: &str = "lot_labels";
+/// The ETL's output dataset.
+pub const ETL_DATA: &str = "etl_data";
+/// File name of a date's output.
+pub const OUTPUT_FILE: &str = "part.parquet";
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Settings of the ETL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EtlConfig {
+    /// How much older than a shot a peripheral reading may be and still count (ms, ≤ 1 day).
+    pub tolerance_ms: i64,
+    pub rules: CleanRules,
+}
+
+impl Default for EtlConfig {
+    fn default() -> Self {
+        EtlConfig {
+            tolerance_ms: moldops_shared::features::DEFAULT_TOLERANCE_MS,
+            rules: CleanRules::default(),
+        }
+    }
+}
+
+/// Runs the ETL over a lake: every machine of `raw_data`, rebuilding what changed. Saves the
+/// state and the summary (`_etl/last_run.json`).
+pub fn run(lake_dir: &Path, cfg: &EtlConfig) -> Result<EtlSummary> {
+    anyhow::ensure!(
+        (0..=DAY_MS).contains(&cfg.tolerance_ms),
+        "tolerance_ms must be within 0..=86400000, not {}",
+        cfg.tolerance_ms
+    );
+    let started = std::time::Instant::now();
+    let settings = state::hex_digest(&serde_json::to_vec(cfg).context("encoding the ETL settings")?);
+    let mut st = EtlState::load(lake_dir)?;
+    if st.settings != settings {
+        st.machines.clear();
+        st.settings = settings;
+    }
+    let mut out = EtlSummary { tolerance_ms: cfg.tolerance_ms, ..Default::default() };
+    for machine_dir in lake::subdirs(&lake_dir.join("raw_data"), "machine=")? {
+        let folder = file_name(&machine_dir);
+        let built = st.machines.remove(&folder).unwrap_or_default();
+        let (m, built) = machine(lake_dir, &folder, built, cfg)?;
+        st.machines.insert(folder, built);
+        out.add(m);
+    }
+    st.save(lake_dir)?;
+    out.seconds = started.elapsed().as_secs_f64();
+    let json = serde_json::to_vec_pretty(&out).context("encoding the ETL summary")?;
+    write::write_atomic(&lake_dir.join(state::ETL_DIR).join("last_run.json"), &json)?;
+    Ok(out)
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Part files of one partition folder (none when it does not exist).
+fn parts(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = lake::read_dir(dir)?
+        .into_iter()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = file_name(p);
+            n.starts_with("part-") && n.ends_with(".parquet")
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Part files of every date folder of a machine in a dataset.
+fn all_parts(lake_dir: &Path, dataset: &str, folder: &str) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for d in lake::subdirs(&lake_dir.join(dataset).join(folder), "date=")? {
+        out.extend(parts(&d)?);
+    }
+    Ok(out)
+}
+
+fn date_dir(lake_dir: &Path, dataset: &str, folder: &str, date: &str) -> PathBuf {
+    lake_dir.join(dataset).join(folder).join(format!("date={date}"))
+}
+
+/// The date before `date` (`YYYY-MM-DD`), if it parses.
+fn previous_date(date: &str) -> Option<String> {
+    let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    d.pred_opt().map(|p| p.to_string())
+}
+
+/// Days since the epoch of `YYYY-MM-DD`.
+fn day_number(date: &str) -> Option<i64> {
+    let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    Some(d.signed_duration_since(chrono::NaiveDate::default()).num_days())
+}
+
+/// The inputs of one date (see the module doc).
+fn date_inputs(lake_dir: &Path, folder: &str, date: &str, lots: &[PathBuf]) -> Result<MachineInput> {
+    let mut peripherals = Vec::new();
+    if let Some(prev) = previous_date(date) {
+        peripherals.extend(parts(&date_dir(lake_dir, "peripheral_data", folder, &prev))?);
+    }
+    peripherals.extend(parts(&date_dir(lake_dir, "peripheral_data", folder, date))?);
+    Ok(MachineInput {
+        raw: parts(&date_dir(lake_dir, "raw_data", folder, date))?,
+        peripherals,
+        labels: parts(&date_dir(lake_dir, LABELS, folder, date))?,
+        lots: lots.to_vec(),
+    })
+}
+
+/// Builds one machine: finds the first date whose fingerprint changed, merges it and every
+/// later date in one query, and writes the dates whose inputs or run ids changed.
+fn machine(
+    lake_dir: &Path,
+    folder: &str,
+    mut built: std::collections::BTreeMap<String, DateState>,
+    cfg: &EtlConfig,
+) -> Result<(MachineSummary, std::collections::BTreeMap<String, DateState>)> {
+    let dates: Vec<String> = lake::subdirs(&lake_dir.join("raw_data").join(folder), "date=")?
+        .iter()
+        .map(|d| file_name(d).trim_start_matches("date=").to_string())
+        .collect();
+    let lots = all_parts(lake_dir, LOT_LABELS, folder)?;
+    let mut inputs = Vec::with_capacity(dates.len());
+    for d in &dates {
+        let input = date_inputs(lake_dir, folder, d, &lots)?;
+        let files: Vec<PathBuf> = input
+            .raw
+            .iter()
+            .chain(&input.peripherals)
+            .chain(&input.labels)
+            .chain(&input.lots)
+            .cloned()
+            .collect();
+        inputs.push((input, state::fingerprint(lake_dir, &files)?));
+    }
+    let mut summary =
+        MachineSummary { machine: folder.trim_start_matches("machine=").to_string(), ..Default::default() };
+    let Some(first) =
+        dates.iter().zip(&inputs).position(|(d, (_, fp))| built.get(d).is_none_or(|b| &b.fingerprint != fp))
+    else {
+        return Ok((summary, built));
+    };
+    let mut seed: Option<Tail> =
+        first.checked_sub(1).and_then(|i| built.get(&dates[i])).and_then(|b| b.tail.clone());
+    let mut all = MachineInput { lots, ..Default::default() };
+    let mut peripherals = std::collections::BTreeSet::new();
+    for (input, _) in inputs.iter().skip(first) {
+        all.raw.extend(input.raw.iter().cloned());
+        all.labels.extend(input.labels.iter().cloned());
+        peripherals.extend(input.peripherals.iter().cloned());
+    }
+    all.peripherals = peripherals.into_iter().collect();
+    tracing::info!(machine = %summary.machine, dates = dates.len() - first, "etl: merging");
+    let merged = merge::merge(&all, &cfg.rules, cfg.tolerance_ms, seed.as_ref())?;
+    summary.rows_in = merged.rows_in;
+    summary.dropped = merged.dropped;
+    let frame = merged.frame;
+    let ts: Vec<i64> = if frame.height() > 0 {
+        frame.column("ts_ms")?.i64()?.into_no_null_iter().collect()
+    } else {
+        Vec::new()
+    };
+    let mut start = 0usize;
+    for (d, (_, fp)) in dates.iter().zip(&inputs).skip(first) {
+        let day = day_number(d).with_context(|| format!("{folder}: bad date folder {d}"))?;
+        let end = start + ts[start..].iter().take_while(|t| t.div_euclid(DAY_MS) <= day).count();
+        let part = frame.slice(start as i64, end - start);
+        start = end;
+        let tail = last_tail(&part)?.or_else(|| seed.clone());
+        let new = DateState {
+            fingerprint: fp.clone(),
+            runs: run_digest(&part)?,
+            tail: tail.clone(),
+            rows: part.height() as u64,
+        };
+        summary.dates_processed += 1;
+        summary.rows_out += new.rows;
+        summary.labelled += part.column("label").map(|c| (c.len() - c.null_count()) as u64).unwrap_or(0);
+        if !built.get(d).is_some_and(|b| b.same_output(&new)) {
+            write_output(lake_dir, folder, d, part)?;
+            summary.dates_written += 1;
+        }
+        built.insert(d.clone(), new);
+        seed = tail;
+    }
+    summary.runs = runs_in(&frame)?;
+    Ok((summary, built))
+}
+
+fn last_tail(part: &DataFrame) -> Result<Option<Tail>> {
+    let n = part.height();
+    if n == 0 {
+        return Ok(None);
+    }
+    let ts = part.column("ts_ms")?.i64()?.get(n - 1).context("a shot without ts")?;
+    let mold = part.column("mold")?.str()?.get(n - 1).map(str::to_string);
+    let run_id = part.column("run_id")?.str()?.get(n - 1).context("a shot without run id")?.to_string();
+    Ok(Some(Tail { ts_ms: ts, mold, run_id }))
+}
+
+/// Digest of the run id column of a date's output.
+fn run_digest(part: &DataFrame) -> Result<String> {
+    let mut text = String::new();
+    if part.height() > 0 {
+        for id in part.column("run_id")?.str()?.iter() {
+            text.push_str(id.unwrap_or(""));
+            text.push('\n');
+        }
+    }
+    Ok(state::hex_digest(text.as_bytes()))
+}
+
+fn runs_in(frame: &DataFrame) -> Result<u64> {
+    if frame.height() == 0 {
+        return Ok(0);
+    }
+    Ok(frame.column("run_id")?.n_unique()? as u64)
+}
+
+fn write_output(lake_dir: &Path, folder: &str, date: &str, part: DataFrame) -> Result<()> {
+    let dir = date_dir(lake_dir, ETL_DATA, folder, date);
+    let dirs = write::prepare_dirs(lake_dir, std::iter::once(dir.as_path()))?;
+    let has_ts = part.get_column_names().iter().any(|c| c.as_str() == "ts_ms");
+    let mut df = if has_ts { part.drop("ts_ms")? } else { part };
+    write::write_parquet(&dir, OUTPUT_FILE, &mut df)?;
+    write::sync_dirs(&dirs)
+}
+
+/// Reads all of `etl_data`: every machine and date, columns unioned (null where a file lacks
+/// one), rows sorted by machine and time. An empty frame when there is none.
+pub fn read_etl(lake_dir: &Path) -> Result<DataFrame> {
+    let mut files = Vec::new();
+    for m in lake::subdirs(&lake_dir.join(ETL_DATA), "machine=")? {
+        for d in lake::subdirs(&m, "date=")? {
+            let f = d.join(OUTPUT_FILE);
+            if f.is_file() {
+                files.push(f);
+            }
+        }
+    }
+    if files.is_empty() {
+        return Ok(DataFrame::empty());
+    }
+    let scans = files.iter().map(|f| lake::scan_part(f, None)).collect::<Result<Vec<_>>>()?;
+    let df = concat_lf_diagonal(scans, UnionArgs::default())?
+        .sort(["machine_id", "ts"], SortMultipleOptions::default().with_maintain_order(true))
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("reading etl_data")?;
+    Ok(df)
+}

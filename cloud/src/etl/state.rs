@@ -1,0 +1,105 @@
+//! The ETL's memory between runs, `lake/_etl/state.json`: per machine and date the fingerprint
+//! of the inputs that date was built from, a digest of its run ids and the tail the next date's
+//! runs continue from. A date is merged again when its inputs or an earlier date's changed, and
+//! its output rewritten only when its inputs or its run ids changed.
+
+use crate::lake::write;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Folder of the ETL's state and summaries, relative to the lake.
+pub const ETL_DIR: &str = "_etl";
+
+const STATE_VERSION: u32 = 1;
+
+/// The last kept shot of a date (or the seed carried through a date that kept none): what the
+/// run segmentation of the next date continues from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tail {
+    pub ts_ms: i64,
+    pub mold: Option<String>,
+    pub run_id: String,
+}
+
+/// What was built for one machine and date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DateState {
+    /// Fingerprint of the date's inputs.
+    pub fingerprint: String,
+    /// Digest of the run id of every output row: the only output the seed decides.
+    pub runs: String,
+    pub tail: Option<Tail>,
+    pub rows: u64,
+}
+
+impl DateState {
+    /// True when an output built as `self` equals the one built as `other`.
+    pub fn same_output(&self, other: &DateState) -> bool {
+        self.fingerprint == other.fingerprint && self.runs == other.runs && self.rows == other.rows
+    }
+}
+
+/// Everything the ETL has built, keyed by machine folder (`machine=…`) and date.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EtlState {
+    pub version: u32,
+    /// Fingerprint of the settings the outputs were built with; another one rebuilds all.
+    pub settings: String,
+    pub machines: BTreeMap<String, BTreeMap<String, DateState>>,
+}
+
+impl EtlState {
+    pub fn path(lake: &Path) -> PathBuf {
+        lake.join(ETL_DIR).join("state.json")
+    }
+
+    /// The saved state; empty when there is none. An unreadable one is an error (delete it to
+    /// rebuild everything).
+    pub fn load(lake: &Path) -> Result<EtlState> {
+        let path = Self::path(lake);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let s: EtlState =
+                    serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?;
+                anyhow::ensure!(
+                    s.version == STATE_VERSION,
+                    "{}: unknown version {} (delete it to rebuild etl_data)",
+                    path.display(),
+                    s.version
+                );
+                Ok(s)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(EtlState { version: STATE_VERSION, ..Default::default() })
+            }
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Saves atomically (tmp, fsync, rename, fsync folder).
+    pub fn save(&self, lake: &Path) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).context("encoding the ETL state")?;
+        write::write_atomic(&Self::path(lake), &bytes)
+    }
+}
+
+/// Fingerprint of a set of input files: sha256 over their paths (relative to the lake) and
+/// sizes, sorted. Part files are never rewritten in place, so a new or removed file changes it.
+pub fn fingerprint(lake: &Path, files: &[PathBuf]) -> Result<String> {
+    let mut lines = Vec::with_capacity(files.len());
+    for f in files {
+        let size = std::fs::metadata(f).with_context(|| format!("inspecting {}", f.display()))?.len();
+        let rel = f.strip_prefix(lake).unwrap_or(f);
+        lines.push(format!("{}\t{size}\n", rel.to_string_lossy()));
+    }
+    lines.sort_unstable();
+    Ok(hex_digest(lines.concat().as_bytes()))
+}
+
+/// Lowercase hex sha256 of `bytes`.
+pub fn hex_digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,86 @@
+//! The summary of one ETL run: per machine the dates rebuilt and written, rows in and out, the
+//! rows dropped per reason, labelled shots and runs; totals over all machines. Printed as a
+//! table and saved as JSON (`_etl/last_run.json`).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// One machine's part of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MachineSummary {
+    /// Machine id as in its partition folder (escaped).
+    pub machine: String,
+    /// Dates merged by this run (changed ones and those after them).
+    pub dates_processed: u64,
+    /// Dates whose output was (re)written.
+    pub dates_written: u64,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    /// Rows dropped per reason.
+    pub dropped: BTreeMap<String, u64>,
+    /// Output rows with a label (shot or lot level).
+    pub labelled: u64,
+    /// Production runs in the merged span.
+    pub runs: u64,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EtlSummary {
+    pub tolerance_ms: i64,
+    pub seconds: f64,
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub dropped: BTreeMap<String, u64>,
+    pub dates_written: u64,
+    pub machines: Vec<MachineSummary>,
+}
+
+impl EtlSummary {
+    pub(crate) fn add(&mut self, m: MachineSummary) {
+        self.rows_in += m.rows_in;
+        self.rows_out += m.rows_out;
+        self.dates_written += m.dates_written;
+        for (reason, n) in &m.dropped {
+            *self.dropped.entry(reason.clone()).or_default() += n;
+        }
+        self.machines.push(m);
+    }
+
+    /// A table for people.
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let reasons: Vec<&String> = self.dropped.keys().collect();
+        let _ = write!(
+            out,
+            "{:<20} {:>6} {:>6} {:>10} {:>10}",
+            "machine", "dates", "written", "rows_in", "rows_out"
+        );
+        for r in &reasons {
+            let _ = write!(out, " {r:>10}");
+        }
+        let _ = writeln!(out, " {:>9} {:>6}", "labelled", "runs");
+        for m in &self.machines {
+            let _ = write!(
+                out,
+                "{:<20} {:>6} {:>6} {:>10} {:>10}",
+                m.machine, m.dates_processed, m.dates_written, m.rows_in, m.rows_out
+            );
+            for r in &reasons {
+                let _ = write!(out, " {:>10}", m.dropped.get(*r).copied().unwrap_or(0));
+            }
+            let _ = writeln!(out, " {:>9} {:>6}", m.labelled, m.runs);
+        }
+        let _ = write!(
+            out,
+            "{:<20} {:>6} {:>6} {:>10} {:>10}",
+            "total", "", self.dates_written, self.rows_in, self.rows_out
+        );
+        for r in &reasons {
+            let _ = write!(out, " {:>10}", self.dropped.get(*r).copied().unwrap_or(0));
+        }
+        let _ = writeln!(out, "\n{:.2} s, tolerance {} ms", self.seconds, self.tolerance_ms);
+        out
+    }
+}

@@ -1,0 +1,94 @@
+//! The `moldops-cloud import` command line: tables through a profile file (or the generic
+//! profile), or the simulator's quality log as labels; a report per file, as a line of text
+//! or JSON.
+
+use super::{ImportProfile, ImportReport, TableKind};
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// Files to import (CSV or Parquet tables; JSON lines with --labels).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Lake folder (default: [lake] path of --config, else moldops-data/lake).
+    #[arg(long)]
+    pub lake: Option<PathBuf>,
+    /// Config file to take the lake folder from.
+    #[arg(long, env = "MOLDOPS_CLOUD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Import profile (TOML), e.g. deploy/profiles/import-woojin.toml.
+    #[arg(long, conflicts_with_all = ["labels", "time_column"])]
+    pub profile: Option<PathBuf>,
+    /// The files are quality logs (JSON lines of machine_id, shot_number, ts_ms, label, defect).
+    #[arg(long)]
+    pub labels: bool,
+    /// Generic profile: the time column (every numeric column becomes a value).
+    #[arg(long, requires = "machine")]
+    pub time_column: Option<String>,
+    /// Generic profile: the machine id of every row.
+    #[arg(long)]
+    pub machine: Option<String>,
+    /// Generic profile: the rows are readings of this peripheral device (short name).
+    #[arg(long)]
+    pub peripheral: Option<String>,
+    /// Print JSON reports.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the command.
+pub fn run(args: ImportArgs) -> Result<()> {
+    let lake = crate::config::lake_path(args.config.as_deref(), args.lake.as_deref())?;
+    let profile = match (&args.profile, &args.time_column, &args.machine) {
+        (Some(p), _, _) => Some(ImportProfile::load(p)?),
+        (None, Some(t), Some(m)) => {
+            let kind = if args.peripheral.is_some() { TableKind::Peripheral } else { TableKind::Shots };
+            let p = ImportProfile { device: args.peripheral.clone(), ..ImportProfile::generic(t, m, kind) };
+            p.check()?;
+            Some(p)
+        }
+        _ => None,
+    };
+    anyhow::ensure!(
+        args.labels || profile.is_some(),
+        "give --profile, --labels, or --time-column with --machine"
+    );
+    let mut failed = 0;
+    for file in &args.files {
+        let report = match &profile {
+            Some(p) => super::import_table(&lake, file, p),
+            None => super::import_quality_log(&lake, file),
+        };
+        match report {
+            Ok(r) => print(&r, args.json)?,
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {}: {e:#}", file.display());
+            }
+        }
+    }
+    anyhow::ensure!(failed == 0, "{failed} of {} file(s) failed", args.files.len());
+    Ok(())
+}
+
+fn print(r: &ImportReport, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+    } else {
+        println!(
+            "{}: {} rows -> {} written to {}, {} already there, {} quarantined, {} header rows, {} excluded ({})",
+            r.file,
+            r.rows,
+            r.written,
+            r.dataset,
+            r.duplicates,
+            r.quarantined,
+            r.header_rows,
+            r.excluded,
+            r.source
+        );
+    }
+    Ok(())
+}

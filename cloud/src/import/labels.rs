@@ -1,0 +1,157 @@
+//! Ground-truth labels in the lake: shot-level (`labels`: machine, shot number, time, label,
+//! defect) and lot-level (`lot_labels`: machine, time span, defect ratio), partitioned by
+//! machine and UTC date (of the shot, or of the lot's start) like the other datasets, with the
+//! import identity `(edge_id, seq)` in every row. Reading the simulator's quality log.
+
+use crate::etl::{LABELS, LOT_LABELS};
+use crate::lake::{self, write};
+use anyhow::{Context, Result};
+use polars::prelude::{Column, DataFrame, Int64Chunked, IntoColumn, NewChunkedArray, TimeUnit, TimeZone};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// One inspected shot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShotLabel {
+    pub machine_id: String,
+    pub shot_number: u64,
+    pub ts_ms: i64,
+    /// 1 = defective, 0 = good.
+    pub label: f64,
+    pub defect: Option<String>,
+}
+
+/// One inspected lot: the shots of `machine_id` from `from_ms` to `to_ms` (inclusive) had
+/// `defect_ratio` of defective parts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LotLabel {
+    pub machine_id: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub defect_ratio: f64,
+    pub lot: Option<String>,
+}
+
+/// True when a label part file of `source` (an import identity) is already in `dataset`.
+pub fn already_imported(lake_dir: &Path, dataset: &str, source: &str) -> Result<bool> {
+    let prefix = format!("part-{}-", lake::escape(source));
+    Ok(lake::list_parts(lake_dir, dataset)?
+        .iter()
+        .any(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix))))
+}
+
+fn ts_column(name: &str, ms: impl Iterator<Item = i64>) -> Column {
+    Int64Chunked::from_iter_values(name.into(), ms)
+        .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+        .into_column()
+}
+
+/// Writes shot labels from `source` (row `i` gets `seq = i + 1`); one part file per machine
+/// and date. Returns the number of files.
+pub fn write_shot_labels(lake_dir: &Path, source: &str, labels: &[ShotLabel]) -> Result<usize> {
+    let mut groups: BTreeMap<(&str, i64), Vec<(u64, &ShotLabel)>> = BTreeMap::new();
+    for (i, l) in labels.iter().enumerate() {
+        groups.entry((&l.machine_id, l.ts_ms.div_euclid(DAY_MS))).or_default().push((i as u64 + 1, l));
+    }
+    write_groups(lake_dir, LABELS, source, groups, |rows| {
+        let n = rows.len();
+        let cols = vec![
+            Column::new("edge_id".into(), vec![source; n]),
+            Column::new("seq".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+            Column::new(
+                "machine_id".into(),
+                rows.iter().map(|r| r.1.machine_id.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new("shot_number".into(), rows.iter().map(|r| r.1.shot_number).collect::<Vec<_>>()),
+            ts_column("ts", rows.iter().map(|r| r.1.ts_ms)),
+            Column::new("label".into(), rows.iter().map(|r| r.1.label).collect::<Vec<_>>()),
+            Column::new("defect".into(), rows.iter().map(|r| r.1.defect.as_deref()).collect::<Vec<_>>()),
+        ];
+        DataFrame::new(n, cols).context("building a labels frame")
+    })
+}
+
+/// Writes lot labels from `source`, partitioned by the date of each lot's start.
+pub fn write_lot_labels(lake_dir: &Path, source: &str, lots: &[LotLabel]) -> Result<usize> {
+    let mut groups: BTreeMap<(&str, i64), Vec<(u64, &LotLabel)>> = BTreeMap::new();
+    for (i, l) in lots.iter().enumerate() {
+        groups.entry((&l.machine_id, l.from_ms.div_euclid(DAY_MS))).or_default().push((i as u64 + 1, l));
+    }
+    write_groups(lake_dir, LOT_LABELS, source, groups, |rows| {
+        let n = rows.len();
+        let cols = vec![
+            Column::new("edge_id".into(), vec![source; n]),
+            Column::new("seq".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+            Column::new(
+                "machine_id".into(),
+                rows.iter().map(|r| r.1.machine_id.as_str()).collect::<Vec<_>>(),
+            ),
+            ts_column("from_ts", rows.iter().map(|r| r.1.from_ms)),
+            ts_column("to_ts", rows.iter().map(|r| r.1.to_ms)),
+            Column::new("defect_ratio".into(), rows.iter().map(|r| r.1.defect_ratio).collect::<Vec<_>>()),
+            Column::new("lot".into(), rows.iter().map(|r| r.1.lot.as_deref()).collect::<Vec<_>>()),
+        ];
+        DataFrame::new(n, cols).context("building a lot labels frame")
+    })
+}
+
+type Groups<'a, T> = BTreeMap<(&'a str, i64), Vec<(u64, &'a T)>>;
+
+fn write_groups<T>(
+    lake_dir: &Path,
+    dataset: &str,
+    source: &str,
+    groups: Groups<'_, T>,
+    frame: impl Fn(&[(u64, &T)]) -> Result<DataFrame>,
+) -> Result<usize> {
+    let dirs: Vec<_> = groups
+        .keys()
+        .map(|(m, day)| lake::partition_dir(lake_dir, dataset, m, &lake::day_string(*day)))
+        .collect();
+    let sync = write::prepare_dirs(lake_dir, dirs.iter().map(|d| d.as_path()))?;
+    let nanos = crate::ingest::state::now_nanos();
+    for (((_, _), rows), dir) in groups.iter().zip(&dirs) {
+        let (first, last) = (rows.first().map_or(0, |r| r.0), rows.last().map_or(0, |r| r.0));
+        let mut df = frame(rows)?;
+        write::write_parquet(dir, &lake::part_file_name(source, first, last, nanos), &mut df)?;
+    }
+    write::sync_dirs(&sync)?;
+    Ok(dirs.len())
+}
+
+#[derive(Deserialize)]
+struct QualityLine {
+    machine_id: String,
+    shot_number: u64,
+    ts_ms: i64,
+    label: f64,
+    #[serde(default)]
+    defect: Option<String>,
+}
+
+/// Parses the simulator's quality log (JSON lines). Lines that do not parse come back as
+/// `(line number, reason)`; empty lines are skipped.
+pub fn parse_quality_log(text: &str) -> (Vec<ShotLabel>, Vec<(usize, String)>) {
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<QualityLine>(line) {
+            Ok(q) if q.label.is_finite() => out.push(ShotLabel {
+                machine_id: q.machine_id,
+                shot_number: q.shot_number,
+                ts_ms: q.ts_ms,
+                label: q.label,
+                defect: q.defect.filter(|d| !d.is_empty()),
+            }),
+            Ok(_) => bad.push((i + 1, "label is not a finite number".to_string())),
+            Err(e) => bad.push((i + 1, e.to_string())),
+        }
+    }
+    (out, bad)
+}

@@ -1,0 +1,191 @@
+//! Turning table rows into records through a profile: the column roles are resolved once
+//! ([`Columns::resolve`]), then each row becomes a record, is skipped (a repeated header row,
+//! an excluded machine) or is refused with the column and reason.
+
+use super::profile::{ImportProfile, TableKind};
+use super::table::Table;
+use chrono::{NaiveDateTime, TimeZone};
+use moldops_shared::{Record, RecordKind};
+
+/// What became of one row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Record(Box<Record>),
+    /// A header line repeated inside the file.
+    Header,
+    /// A machine the profile excludes.
+    Excluded,
+    /// Refused: the column (if one is to blame) and why.
+    Bad {
+        column: Option<String>,
+        reason: String,
+    },
+}
+
+/// The column indexes of each role.
+#[derive(Debug, Clone)]
+pub struct Columns {
+    time: usize,
+    machine: Option<usize>,
+    shot: Option<usize>,
+    mold: Option<usize>,
+    values: Vec<(usize, String)>,
+}
+
+fn bad(column: Option<&str>, reason: impl Into<String>) -> Outcome {
+    Outcome::Bad { column: column.map(str::to_string), reason: reason.into() }
+}
+
+impl Columns {
+    /// Finds every role's column; value columns are the profile's, or every column not playing
+    /// a role nor ignored whose non-null cells mostly parse as numbers.
+    pub fn resolve(p: &ImportProfile, t: &Table) -> anyhow::Result<Columns> {
+        let find = |name: &str| {
+            t.header
+                .iter()
+                .position(|h| h == name)
+                .ok_or_else(|| anyhow::anyhow!("no column {name:?} in the header"))
+        };
+        let opt = |name: &Option<String>| name.as_deref().map(find).transpose();
+        let time = find(&p.time.column)?;
+        let (machine, shot, mold) = (opt(&p.machine.column)?, opt(&p.shot_number)?, opt(&p.mold)?);
+        let roles = [Some(time), machine, shot, mold];
+        let values = if p.values.is_empty() {
+            (0..t.header.len())
+                .filter(|i| !roles.contains(&Some(*i)) && !p.ignore.contains(&t.header[*i]))
+                .filter(|i| !crate::lake::FIXED_COLUMNS.contains(&t.header[*i].as_str()))
+                .filter(|i| mostly_numeric(p, t, *i))
+                .map(|i| (i, t.header[i].clone()))
+                .collect()
+        } else {
+            p.values.iter().map(|v| Ok((find(v)?, v.clone()))).collect::<anyhow::Result<_>>()?
+        };
+        Ok(Columns { time, machine, shot, mold, values })
+    }
+
+    /// Value column names.
+    pub fn value_names(&self) -> Vec<&str> {
+        self.values.iter().map(|(_, n)| n.as_str()).collect()
+    }
+
+    /// One row (`line` is its line number, used as shot number when the profile has none).
+    pub fn row(&self, p: &ImportProfile, t: &Table, line: usize, cells: &[Option<String>]) -> Outcome {
+        let cell = |i: usize| {
+            cells
+                .get(i)
+                .and_then(|c| c.as_deref())
+                .map(str::trim)
+                .filter(|c| !p.null_values.iter().any(|n| n == c))
+        };
+        let name = |i: usize| t.header[i].as_str();
+        if cells.get(self.time).and_then(|c| c.as_deref()).map(str::trim) == Some(name(self.time)) {
+            return Outcome::Header;
+        }
+        let Some(time_text) = cell(self.time) else { return bad(Some(name(self.time)), "no time") };
+        let ts_ms = match parse_time(p, time_text) {
+            Ok(ts) => ts,
+            Err(e) => return bad(Some(name(self.time)), e),
+        };
+        if !(-62_135_596_800_000..=253_402_300_799_999).contains(&ts_ms) {
+            return bad(Some(name(self.time)), "outside years 1..=9999");
+        }
+        let machine_id = match (&p.machine.id, self.machine) {
+            (Some(id), _) => id.clone(),
+            (None, Some(i)) => {
+                let label = cells.get(i).and_then(|c| c.as_deref()).unwrap_or("").trim();
+                if p.machine.exclude.iter().any(|e| e == label) {
+                    return Outcome::Excluded;
+                }
+                match p.machine.map.get(label).or(p.machine.default.as_ref().filter(|_| !label.is_empty())) {
+                    Some(id) => id.clone(),
+                    None => return bad(Some(name(i)), format!("no machine for label {label:?}")),
+                }
+            }
+            (None, None) => return bad(None, "the profile names no machine"),
+        };
+        let shot_number = match (p.kind, self.shot) {
+            (TableKind::Peripheral, _) => None,
+            (TableKind::Shots, None) => Some(line as u64),
+            (TableKind::Shots, Some(i)) => match cell(i).map(|c| c.parse::<f64>()) {
+                Some(Ok(v)) if v >= 0.0 && v.fract() == 0.0 && v < 1.8e19 => Some(v as u64),
+                _ => return bad(Some(name(i)), "shot number is not a non-negative integer"),
+            },
+        };
+        let mut values = std::collections::BTreeMap::new();
+        for (i, n) in &self.values {
+            match cell(*i).map(|c| c.parse::<f64>()) {
+                None => {}
+                Some(Ok(v)) if v.is_finite() => {
+                    values.insert(n.clone(), v);
+                }
+                Some(_) => {
+                    return bad(Some(n), format!("{:?} is not a finite number", cell(*i).unwrap_or("")));
+                }
+            }
+        }
+        let (kind, device_id) = match p.kind {
+            TableKind::Shots => (RecordKind::Shot, machine_id.clone()),
+            TableKind::Peripheral => {
+                (RecordKind::Peripheral, format!("{machine_id}-{}", p.device.as_deref().unwrap_or("device")))
+            }
+        };
+        let mold = self.mold.and_then(cell).map(str::to_string).filter(|_| kind == RecordKind::Shot);
+        Outcome::Record(Box::new(Record {
+            seq: line as u64,
+            kind,
+            machine_id,
+            device_id,
+            ts_ms,
+            shot_number,
+            mold,
+            values,
+            out_of_range: Vec::new(),
+        }))
+    }
+}
+
+/// True when most non-null cells of column `i` parse as numbers.
+fn mostly_numeric(p: &ImportProfile, t: &Table, i: usize) -> bool {
+    let (mut num, mut other) = (0usize, 0usize);
+    for (_, row) in &t.rows {
+        let Ok(cells) = row else { continue };
+        let Some(c) = cells.get(i).and_then(|c| c.as_deref()).map(str::trim) else { continue };
+        if p.null_values.iter().any(|n| n == c) || c == t.header[i] {
+            continue;
+        }
+        if c.parse::<f64>().is_ok() { num += 1 } else { other += 1 }
+    }
+    num > 0 && num >= other * 9
+}
+
+/// A timestamp in UTC ms, by the profile's format and time zone.
+pub fn parse_time(p: &ImportProfile, text: &str) -> Result<i64, String> {
+    let naive = |fmt: &str| NaiveDateTime::parse_from_str(text, fmt);
+    let local = |n: NaiveDateTime| {
+        p.zone()
+            .from_local_datetime(&n)
+            .earliest()
+            .map(|d| d.timestamp_millis())
+            .ok_or_else(|| format!("{text:?} does not exist in {}", p.zone()))
+    };
+    match p.time.format.as_str() {
+        "epoch_ms" => text.parse::<f64>().map(|v| v as i64).map_err(|_| format!("{text:?} is not epoch ms")),
+        "epoch_s" => text
+            .parse::<f64>()
+            .map(|v| (v * 1000.0).round() as i64)
+            .map_err(|_| format!("{text:?} is not epoch s")),
+        "rfc3339" => chrono::DateTime::parse_from_rfc3339(text)
+            .map(|d| d.timestamp_millis())
+            .map_err(|e| format!("{text:?}: {e}")),
+        "auto" => {
+            if let Ok(d) = chrono::DateTime::parse_from_rfc3339(text) {
+                return Ok(d.timestamp_millis());
+            }
+            naive("%Y-%m-%d %H:%M:%S%.f")
+                .or_else(|_| naive("%Y-%m-%dT%H:%M:%S%.f"))
+                .map_err(|_| format!("{text:?} is not a timestamp"))
+                .and_then(local)
+        }
+        fmt => naive(fmt).map_err(|e| format!("{text:?} does not match {fmt:?}: {e}")).and_then(local),
+    }
+}

@@ -1,0 +1,166 @@
+//! The ETL on small hand-made lakes: each drop rule, the as-of join at its tolerance edges,
+//! runs across midnight, across days and on mold changes, shot and lot labels, and reruns that
+//! change nothing.
+
+use crate::support::{DAY, DAY0, MIN, commit, good, reading, shot};
+use moldops_cloud::etl::{self, EtlConfig, read_etl};
+use moldops_cloud::import::labels::{LotLabel, ShotLabel, write_lot_labels, write_shot_labels};
+use polars::prelude::DataFrame;
+
+fn f64s(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
+    df.column(name).expect(name).f64().expect("f64").iter().collect()
+}
+
+fn strs(df: &DataFrame, name: &str) -> Vec<Option<String>> {
+    df.column(name).expect(name).str().expect("str").iter().map(|s| s.map(str::to_string)).collect()
+}
+
+fn shots(df: &DataFrame) -> Vec<u64> {
+    df.column("shot_number").expect("shot_number").u64().expect("u64").iter().flatten().collect()
+}
+
+#[test]
+fn each_drop_rule_is_counted_and_the_rest_kept() {
+    let lake = tempfile::tempdir().expect("tempdir");
+    let t = DAY0 + 8 * 60 * MIN;
+    let v = |cycle: f64, cushion: f64| [("Cycle_Time", cycle), ("Cushion_Position", cushion)];
+    let records = vec![
+        good(1, t, "A"),
+        shot(2, t + MIN, "A", &v(60.0, 4.294967e8)),
+        shot(3, t + 2 * MIN, "A", &v(0.0, 0.0)),
+        shot(4, t + 3 * MIN, "A", &[("Cycle_Time", 0.0)]),
+        shot(5, t + 4 * MIN, "A", &v(107_400.0, 22.0)),
+        good(6, t + 5 * MIN, "A"),
+        good(6, t + 5 * MIN, "A"),
+        shot(7, t + 6 * MIN, "A", &v(-1.0, 22.0)),
+        good(8, t + 7 * MIN, "A"),
+    ];
+    commit(lake.path(), "e1", 1, records);
+    let s = etl::run(lake.path(), &EtlConfig::default()).expect("etl");
+    assert_eq!(s.rows_in, 9);
+    assert_eq!(s.rows_out, 3);
+    let d = |r: &str| s.dropped.get(r).copied().unwrap_or(0);
+    assert_eq!((d("sentinel"), d("idle"), d("impossible"), d("duplicate")), (1, 2, 2, 1));
+    let out = read_etl(lake.path()).expect("read etl_data");
+    assert_eq!(shots(&out), [1, 6, 8]);
+    let saved = std::fs::read(lake.path().join("_etl/last_run.json")).expect("summary saved");
+    assert!(String::from_utf8_lossy(&saved).contains("\"impossible\": 2"));
+}
+
+#[test]
+fn as_of_join_takes_the_latest_reading_within_tolerance() {
+    let lake = tempfile::tempdir().expect("tempdir");
+    let t = DAY0 + 8 * 60 * MIN;
+    let tol = 10_000;
+    let mut records = vec![
+        // Shot 1: reading exactly at the tolerance edge counts; an older one is superseded.
+        reading("M1-tcu", t - tol - 5_000, &[("flow", 1.0)]),
+        reading("M1-tcu", t - tol, &[("flow", 2.0)]),
+        good(1, t, "A"),
+        // Shot 2: the latest reading is 1 ms too old.
+        reading("M1-tcu", t + 10 * MIN - tol - 1, &[("flow", 3.0)]),
+        good(2, t + 10 * MIN, "A"),
+        // Shot 3: a reading at the shot's own ms counts, one 1 ms after does not.
+        reading("M1-tcu", t + 20 * MIN, &[("flow", 4.0)]),
+        good(3, t + 20 * MIN, "A"),
+        reading("M1-tcu", t + 20 * MIN + 1, &[("flow", 5.0)]),
+        // Another device: its own latest reading, named by its alias.
+        reading("M1-dryer", t + 20 * MIN - 1, &[("dew_point", -40.0)]),
+    ];
+    records.sort_by_key(|r| r.ts_ms);
+    commit(lake.path(), "e1", 1, records);
+    let cfg = EtlConfig { tolerance_ms: tol, ..Default::default() };
+    etl::run(lake.path(), &cfg).expect("etl");
+    let out = read_etl(lake.path()).expect("read");
+    assert_eq!(f64s(&out, "tcu.flow"), [Some(2.0), None, Some(4.0)]);
+    assert_eq!(f64s(&out, "dryer.dew_point"), [None, None, Some(-40.0)]);
+    let names: Vec<&str> = out.get_column_names().into_iter().map(|c| c.as_str()).collect();
+    let features = &names[etl::ID_COLUMNS.len()..];
+    assert_eq!(features, ["Cushion_Position", "Cycle_Time", "dryer.dew_point", "tcu.flow"]);
+}
+
+#[test]
+fn runs_continue_across_midnight_split_on_long_gaps_and_molds_incrementally() {
+    let lake = tempfile::tempdir().expect("tempdir");
+    let midnight = DAY0 + DAY;
+    // Day 1: two shots before midnight.
+    commit(lake.path(), "e1", 1, vec![good(1, midnight - 10 * MIN, "A"), good(2, midnight - 2 * MIN, "A")]);
+    etl::run(lake.path(), &EtlConfig::default()).expect("etl day 1");
+    // Day 2 arrives later: 5 min after midnight (same run), a mold change, then a gap of one
+    // day and five minutes (the original counted it as 5 minutes).
+    commit(
+        lake.path(),
+        "e1",
+        3,
+        vec![
+            good(3, midnight + 3 * MIN, "A"),
+            good(4, midnight + 5 * MIN, "B"),
+            good(5, midnight + 6 * MIN, "B"),
+        ],
+    );
+    commit(lake.path(), "e1", 6, vec![good(6, midnight + 6 * MIN + DAY + 5 * MIN, "B")]);
+    let s = etl::run(lake.path(), &EtlConfig::default()).expect("etl day 2");
+    assert_eq!(s.dates_written, 2, "only the new dates are written");
+    let out = read_etl(lake.path()).expect("read");
+    let first = format!("M1-{}", midnight - 10 * MIN);
+    let b = format!("M1-{}", midnight + 5 * MIN);
+    let late = format!("M1-{}", midnight + 6 * MIN + DAY + 5 * MIN);
+    let want = [&first, &first, &first, &b, &b, &late].map(|s| Some(s.to_string()));
+    assert_eq!(strs(&out, "run_id"), want);
+}
+
+#[test]
+fn shot_and_lot_labels_attach_with_their_source() {
+    let lake = tempfile::tempdir().expect("tempdir");
+    let t = DAY0 + 8 * 60 * MIN;
+    commit(lake.path(), "e1", 1, (1..=4).map(|n| good(n, t + n as i64 * MIN, "A")).collect());
+    let label = |n: u64, label: f64| ShotLabel {
+        machine_id: "M1".into(),
+        shot_number: n,
+        ts_ms: t + n as i64 * MIN,
+        label,
+        defect: (label > 0.0).then(|| "short_shot".to_string()),
+    };
+    write_shot_labels(lake.path(), "qc", &[label(1, 0.0), label(2, 1.0)]).expect("labels");
+    let lot = LotLabel {
+        machine_id: "M1".into(),
+        from_ms: t + 2 * MIN,
+        to_ms: t + 3 * MIN,
+        defect_ratio: 0.25,
+        lot: None,
+    };
+    write_lot_labels(lake.path(), "lots", &[lot]).expect("lots");
+    etl::run(lake.path(), &EtlConfig::default()).expect("etl");
+    let out = read_etl(lake.path()).expect("read");
+    assert_eq!(f64s(&out, "label"), [Some(0.0), Some(1.0), Some(0.25), None]);
+    let src = strs(&out, "label_source");
+    assert_eq!(src, [Some("shot"), Some("shot"), Some("lot"), None].map(|s| s.map(str::to_string)));
+    assert_eq!(strs(&out, "defect")[1].as_deref(), Some("short_shot"));
+}
+
+#[test]
+fn a_rerun_changes_nothing_and_new_inputs_rebuild_only_their_dates() {
+    let lake = tempfile::tempdir().expect("tempdir");
+    let t = DAY0 + 8 * 60 * MIN;
+    commit(lake.path(), "e1", 1, vec![good(1, t, "A"), good(2, t + DAY, "A"), good(3, t + 2 * DAY, "A")]);
+    let first = etl::run(lake.path(), &EtlConfig::default()).expect("etl");
+    assert_eq!(first.dates_written, 3);
+    let out_dir = lake.path().join("etl_data/machine=M1");
+    let stamp = |d: &str| {
+        std::fs::metadata(out_dir.join(format!("date={d}/part.parquet")))
+            .and_then(|m| m.modified())
+            .expect("output")
+    };
+    let before = [stamp("2024-05-01"), stamp("2024-05-02"), stamp("2024-05-03")];
+    let again = etl::run(lake.path(), &EtlConfig::default()).expect("rerun");
+    assert_eq!((again.rows_in, again.dates_written), (0, 0));
+    assert_eq!([stamp("2024-05-01"), stamp("2024-05-02"), stamp("2024-05-03")], before);
+    // A late shot of the middle day: that day is rebuilt; the last day is merged again for
+    // run continuity but its output is the same, so it is not rewritten.
+    commit(lake.path(), "e1", 4, vec![good(4, t + DAY + MIN, "A")]);
+    let late = etl::run(lake.path(), &EtlConfig::default()).expect("late data");
+    assert_eq!((late.machines[0].dates_processed, late.dates_written), (2, 1));
+    assert_eq!(stamp("2024-05-01"), before[0]);
+    assert_eq!(stamp("2024-05-03"), before[2]);
+    assert_eq!(shots(&read_etl(lake.path()).expect("read")), [1, 2, 4, 3]);
+}

@@ -1,0 +1,104 @@
+//! The import: the WooJin table through its profile (time zone, repeated headers, padded mold
+//! codes, machine mapping and exclusions, quarantine of bad rows, idempotent re-import), the
+//! DongShin table through the second profile, the generic profile, and the quality log.
+
+use moldops_cloud::import::{self, ImportProfile, TableKind};
+use moldops_cloud::lake::{self, quarantine};
+use std::path::{Path, PathBuf};
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+}
+
+fn profile(name: &str) -> ImportProfile {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/profiles").join(name);
+    ImportProfile::load(&path).expect("profile")
+}
+
+#[test]
+fn woojin_table_imports_with_its_profile_and_reimports_nothing() {
+    let lake = tempfile::tempdir().expect("tempdir");
+    let p = profile("import-woojin.toml");
+    let r = import::import_table(lake.path(), &data("woojin_shots.csv"), &p).expect("import");
+    assert_eq!((r.rows, r.written, r.header_rows, r.excluded, r.quarantined), (12, 6, 1, 2, 3));
+    assert_eq!(r.value_columns.len(), 23, "{:?}", r.value_columns);
+    assert!(r.source.starts_with("import:"));
+
+    let df = lake::read_dataset(lake.path(), "raw_data").expect("raw_data");
+    let machines: Vec<&str> =
+        df.column("machine_id").expect("m").str().expect("s").iter().flatten().collect();
+    assert_eq!(machines, ["woojin-25", "woojin-6", "woojin-6", "woojin-6", "woojin-6", "woojin-6"]);
+    let ts: Vec<i64> = df
+        .column("ts")
+        .expect("ts")
+        .cast(&polars::prelude::DataType::Int64)
+        .expect("i64")
+        .i64()
+        .expect("i64")
+        .iter()
+        .flatten()
+        .collect();
+    // 2024-05-01 23:58:00 KST is 14:58:00 UTC.
+    assert_eq!(ts[1], 1_714_575_480_000);
+    let molds: Vec<&str> = df.column("mold").expect("mold").str().expect("s").iter().flatten().collect();
+    assert_eq!(molds[0], "GURAD REF UPP   DA63");
+    assert_eq!(molds[1], "9000a 09520", "padded codes are trimmed");
+
+    let (count, recent) = quarantine::scan(lake.path(), 10).expect("quarantine");
+    assert_eq!(count, 3);
+    let reasons: Vec<&str> = recent.iter().map(|e| e.reason.as_str()).collect();
+    assert!(reasons.iter().any(|r| r.contains("line 11, column \"Injection_Time\"")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("line 12, column \"TimeStamp\"")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("line 13: 3 cells")), "{reasons:?}");
+
+    let again = import::import_table(lake.path(), &data("woojin_shots.csv"), &p).expect("re-import");
+    assert_eq!((again.written, again.duplicates), (0, 6));
+    assert_eq!(lake::read_dataset(lake.path(), "raw_data").expect("raw").height(), 6);
+    assert_eq!(quarantine::scan(lake.path(), 0).expect("q").0, 3, "no new quarantine files");
+}
+
+#[test]
+fn dongshin_and_generic_profiles_import_numeric_tables() {
+    let lake = tempfile::tempdir().expect("tempdir");
+    let d = import::import_table(lake.path(), &data("dongshin_shots.csv"), &profile("import-dongshin.toml"))
+        .expect("dongshin");
+    assert_eq!((d.written, d.quarantined), (5, 0));
+    let df = lake::read_dataset(lake.path(), "raw_data").expect("raw");
+    let shots: Vec<u64> = df.column("shot_number").expect("n").u64().expect("u64").iter().flatten().collect();
+    assert_eq!(shots, [1200, 1201, 1202, 1203, 1204]);
+
+    let g = ImportProfile::generic("_time", "teng-2", TableKind::Peripheral);
+    assert!(g.check().is_err(), "a peripheral needs a device");
+    let g = ImportProfile { device: Some("chiller".into()), ..g };
+    // The identity is the file's content: through another profile it is still a duplicate.
+    let same = import::import_table(lake.path(), &data("dongshin_shots.csv"), &g).expect("generic");
+    assert_eq!((same.written, same.duplicates), (0, 5));
+    let lake = tempfile::tempdir().expect("tempdir");
+    let r = import::import_table(lake.path(), &data("dongshin_shots.csv"), &g).expect("generic");
+    assert_eq!(r.written, 5);
+    assert_eq!(r.value_columns.len(), 9, "every numeric column");
+    let p = lake::read_dataset(lake.path(), "peripheral_data").expect("peripherals");
+    let devices: Vec<&str> = p.column("device_id").expect("d").str().expect("s").iter().flatten().collect();
+    assert_eq!(devices, ["teng-2-chiller"; 5]);
+}
+
+#[test]
+fn the_quality_log_imports_as_shot_labels_once() {
+    let lake = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("quality.jsonl");
+    let text = concat!(
+        r#"{"machine_id":"M1","shot_number":1,"ts_ms":1714521600000,"mold":"A","label":0,"defect":"none"}"#,
+        "\n",
+        r#"{"machine_id":"M1","shot_number":2,"ts_ms":1714521660000,"mold":"A","label":1,"defect":"short_shot"}"#,
+        "\n",
+        "not json\n",
+    );
+    std::fs::write(&log, text).expect("write log");
+    let r = import::import_quality_log(lake.path(), &log).expect("labels");
+    assert_eq!((r.written, r.quarantined), (2, 1));
+    let again = import::import_quality_log(lake.path(), &log).expect("again");
+    assert_eq!((again.written, again.duplicates), (0, 2));
+    assert_eq!(lake::list_parts(lake.path(), "labels").expect("parts").len(), 1);
+    assert_eq!(quarantine::scan(lake.path(), 0).expect("q").0, 1);
+}

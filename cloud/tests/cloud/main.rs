@@ -1,0 +1,8 @@
+//! The cloud package's integration tests, one binary: the ingest through a real broker, the
+//! ETL (drop rules, as-of joins, runs, labels, incrementality, edge parity) and the import.
+
+mod etl;
+mod import;
+mod ingest_rumqttd;
+mod parity;
+mod support;
