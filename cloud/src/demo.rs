@@ -1,5 +1,5 @@
 //! `moldops-cloud demo`: the whole data path on one machine with embedded defaults — a
-//! simulated plant (Modbus TCP), the edge polling it, an embedded MQTT broker and the ingest
+//! simulated plant (Modbus TCP, optionally some machines over OPC UA), the edge polling it, an embedded MQTT broker and the ingest
 //! writing the lake — with live progress and a closing summary of what arrived against the
 //! simulator's ground truth. Every part is the same code the real deployment runs.
 
@@ -29,6 +29,10 @@ pub struct DemoArgs {
     /// Seed of the simulated plant.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// The first K machines serve their cycle data over OPC UA instead of Modbus TCP (mixes
+    /// protocols; needs the edge's default `sim-opcua` feature).
+    #[arg(long, default_value_t = 0, value_name = "K")]
+    pub opcua_machines: usize,
 }
 
 /// Counts of the quality log: shots made and how many were defective; with `upto`, only the
@@ -58,19 +62,35 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let addr = broker::free_loopback()?;
     broker::start(addr)?;
     println!("embedded MQTT broker on {addr}");
+    // The ingest subscribes first, so that nothing the edge publishes finds no subscriber, and
+    // the edge starts right after the plant: an OPC UA machine has no history ring, its shots
+    // must be read as they are made.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut ingest_cfg = ingest::IngestConfig::local("127.0.0.1", addr.port(), &lake_dir);
+    ingest_cfg.client_id = "moldops-demo-ingest".into();
+    let stats = ingest_cfg.stats.clone();
+    let mut ingest_stop = stop_rx.clone();
+    let ingest_task = tokio::spawn(ingest::run(ingest_cfg, async move {
+        let _ = ingest_stop.wait_for(|s| *s).await;
+    }));
+    tokio::time::timeout(Duration::from_secs(30), stats.wait_subscribed())
+        .await
+        .context("the ingest did not subscribe to the embedded broker")?;
 
     let sim_args = SimArgs {
         machines: args.machines,
         speed: args.speed,
         seed: args.seed,
+        opcua_machines: args.opcua_machines,
         base_port: 0,
         quality_log: dir.join("quality-log.jsonl"),
         ..SimArgs::default()
     };
     let plant = sim::start(&sim_args).await?;
+    let ua = plant.devices().iter().filter(|d| d.protocol == moldops_edge::config::Protocol::Opcua).count();
     println!(
-        "simulated plant: {} Modbus TCP devices ({} machines), time ×{}",
-        plant.devices().len(),
+        "simulated plant: {} Modbus TCP and {ua} OPC UA devices ({} machines), time ×{}",
+        plant.devices().len() - ua,
         args.machines,
         args.speed
     );
@@ -84,18 +104,6 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let edge_cfg = plant.edge_config(template);
     sim::write_edge_config(&dir.join("edge.toml"), &edge_cfg)?;
     let devices = edge_cfg.resolve(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-    // The ingest subscribes first, so that nothing the edge publishes finds no subscriber.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut ingest_cfg = ingest::IngestConfig::local("127.0.0.1", addr.port(), &lake_dir);
-    ingest_cfg.client_id = "moldops-demo-ingest".into();
-    let stats = ingest_cfg.stats.clone();
-    let mut ingest_stop = stop_rx.clone();
-    let ingest_task = tokio::spawn(ingest::run(ingest_cfg, async move {
-        let _ = ingest_stop.wait_for(|s| *s).await;
-    }));
-    tokio::time::timeout(Duration::from_secs(30), stats.wait_subscribed())
-        .await
-        .context("the ingest did not subscribe to the embedded broker")?;
     let edge = moldops_edge::run::start(edge_cfg, devices, &dir, stop_rx.clone()).await?;
     if let Some(a) = edge.api_addr {
         println!("edge API: http://{a}/status  http://{a}/metrics");

@@ -75,7 +75,11 @@ enum LakeCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo shows its own progress; its parts only speak up when something is wrong.
-    init_tracing(if matches!(cli.command, Command::Demo(_)) { "warn,rumqttd=off" } else { "info" });
+    // The demo's OPC UA machines (--opcua-machines) run with security none and no certificates,
+    // which async-opcua complains about on every connection.
+    let demo =
+        "warn,rumqttd=off,opcua_crypto=off,opcua_server::server=error,opcua_core::comms::secure_channel=off";
+    init_tracing(if matches!(cli.command, Command::Demo(_)) { demo } else { "info" });
     let result = match cli.command {
         Command::Ingest(args) => run_ingest(args),
         Command::Demo(args) => run_demo(args),

@@ -33,20 +33,31 @@ enum Cmd {
         #[arg(long, default_value_t = 30.0)]
         cycle_s: f64,
     },
-    /// Run a simulated plant that speaks Modbus TCP.
+    /// Run a simulated plant that speaks Modbus TCP (and OPC UA with --opcua-machines).
     Simulate(Box<moldops_edge::sim::SimArgs>),
 }
 
+/// Default log filter (RUST_LOG overrides): async-opcua's certificate complaints are expected
+/// with security none, and the simulator's OPC UA servers would log a dozen lines each at start.
+const DEFAULT_LOG: &str = "info,opcua_crypto=off,opcua_server=warn,opcua_server::server=error";
+/// Added for `simulate`: its OPC UA servers have no certificate (security none), which the
+/// library's secure channel complains about on every connection.
+const SIM_LOG: &str = ",opcua_core::comms::secure_channel=off";
+
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_log = match cli.cmd {
+        Cmd::Simulate(_) => format!("{DEFAULT_LOG}{SIM_LOG}"),
+        _ => DEFAULT_LOG.to_string(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,opcua_crypto=off")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -9,7 +9,8 @@ use clap::Parser;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-/// Simulated plant: injection machines and their peripherals, each a Modbus TCP server.
+/// Simulated plant: injection machines and their peripherals, each a Modbus TCP server (or,
+/// for the first `--opcua-machines` machines, an OPC UA server).
 #[derive(clap::Args, Debug, Clone, PartialEq)]
 pub struct SimArgs {
     /// Number of injection machines (m1, m2, …).
@@ -42,13 +43,17 @@ pub struct SimArgs {
     /// Address the servers listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
-    /// Port of machine m1; machine m(i+1) listens on base + 10·i, its tcu +1, dryer +2, scale +3.
-    /// 0 lets the OS pick every port.
+    /// Port of machine m1; machine m(i+1) listens on base + 10·i, its tcu +1, dryer +2, scale +3,
+    /// and over OPC UA on base + 10·i + 5. 0 lets the OS pick every port.
     #[arg(long, default_value_t = 5020)]
     pub base_port: u16,
     /// Quality-inspection log (JSON lines, ground truth per shot); truncated at start.
     #[arg(long, default_value = "moldops-data/sim/quality-log.jsonl")]
     pub quality_log: PathBuf,
+    /// The first K machines serve their cycle data over OPC UA (security none, anonymous; one
+    /// server per machine) instead of Modbus TCP; their peripherals stay on Modbus.
+    #[arg(long, default_value_t = 0, value_name = "K")]
+    pub opcua_machines: usize,
     /// Serve only the machines.
     #[arg(long)]
     pub no_peripherals: bool,
@@ -126,6 +131,8 @@ pub struct Plant {
     pub base_port: u16,
     pub quality_log: PathBuf,
     pub no_peripherals: bool,
+    /// Machines (the first ones) served over OPC UA.
+    pub opcua_machines: usize,
 }
 
 /// Most machines one simulator serves.
@@ -148,6 +155,23 @@ impl Plant {
         if a.base_port != 0 && last_port > u32::from(u16::MAX) {
             errs.push(format!("--base-port {} leaves no room for {} machines", a.base_port, a.machines));
         }
+        if a.opcua_machines > a.machines {
+            errs.push(format!("--opcua-machines {} exceeds --machines {}", a.opcua_machines, a.machines));
+        }
+        if a.opcua_machines > 0 && !cfg!(feature = "sim-opcua") {
+            errs.push(format!(
+                "--opcua-machines {}: this build has no OPC UA server (moldops-edge was built without the \
+                 sim-opcua feature)",
+                a.opcua_machines
+            ));
+        }
+        let last_ua_port = u32::from(a.base_port) + 10 * a.opcua_machines.saturating_sub(1) as u32 + 5;
+        if a.base_port != 0 && a.opcua_machines > 0 && last_ua_port > u32::from(u16::MAX) {
+            errs.push(format!(
+                "--base-port {} leaves no room for {} OPC UA machines",
+                a.base_port, a.opcua_machines
+            ));
+        }
         if a.quality_log.as_os_str().is_empty() {
             errs.push("--quality-log is empty".into());
         }
@@ -168,6 +192,7 @@ impl Plant {
             base_port: a.base_port,
             quality_log: a.quality_log.clone(),
             no_peripherals: a.no_peripherals,
+            opcua_machines: a.opcua_machines,
         })
     }
 
@@ -184,7 +209,8 @@ impl Plant {
         }
     }
 
-    /// Listen address of device `k` (0 machine, 1 tcu, 2 dryer, 3 scale) of machine `index`.
+    /// Listen address of device `k` (0 machine, 1 tcu, 2 dryer, 3 scale, 5 machine over OPC UA)
+    /// of machine `index`.
     pub fn addr(&self, index: usize, k: u16) -> anyhow::Result<SocketAddr> {
         if self.base_port == 0 {
             return Ok(SocketAddr::new(self.host, 0));
@@ -219,6 +245,14 @@ mod tests {
         );
         let crowded = SimArgs { base_port: 65530, ..SimArgs::default() };
         assert!(Plant::from_args(&crowded).is_err());
+        assert_eq!(p.opcua_machines, 0);
+        let too_many = SimArgs { opcua_machines: 3, ..SimArgs::default() };
+        let msg = format!("{:#}", Plant::from_args(&too_many).err().unwrap_or_else(|| panic!("accepted")));
+        assert!(msg.contains("--opcua-machines 3 exceeds --machines 2"), "{msg}");
+        let ua = SimArgs { opcua_machines: 2, base_port: 65_516, ..SimArgs::default() };
+        assert_eq!(Plant::from_args(&ua).is_ok(), cfg!(feature = "sim-opcua"), "65516 + 10 + 5 fits");
+        let ua = SimArgs { opcua_machines: 2, base_port: 65_522, ..SimArgs::default() };
+        assert!(Plant::from_args(&ua).is_err(), "65522 + 10 + 5 does not fit");
         assert!(parse_time("yesterday").is_err());
     }
 }

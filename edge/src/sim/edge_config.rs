@@ -1,11 +1,12 @@
 //! The edge configuration that matches a running simulated plant: one `[[devices]]` per
-//! server, with its profile inline so the file is self-contained, and the odd machines' word
-//! order override.
+//! server, with its profile (or, for an OPC UA machine, its node map) inline so the file is
+//! self-contained, and the odd machines' word order override.
 
 use super::plant::SimDevice;
 use crate::config::{
     ApiConfig, BrokerConfig, BufferConfig, DeviceConfig, DeviceRole, EdgeConfig, Protocol, UplinkConfig,
 };
+use crate::sources::opcua::config::{OpcUaConfig, ReadMode, SecurityMode, SecurityPolicy};
 use anyhow::Context;
 use moldops_shared::profile::Order;
 use std::path::{Path, PathBuf};
@@ -72,6 +73,9 @@ pub fn edge_config(devices: &[SimDevice], t: &ConfigTemplate) -> EdgeConfig {
 
 fn device_config(d: &SimDevice) -> DeviceConfig {
     let machine = d.role == DeviceRole::Machine;
+    if let (Some(endpoint), Some(map)) = (d.endpoint(), &d.node_map) {
+        return opcua_device_config(d, endpoint, map.clone());
+    }
     DeviceConfig {
         id: d.id.clone(),
         role: d.role,
@@ -87,6 +91,44 @@ fn device_config(d: &SimDevice) -> DeviceConfig {
         profile_file: None,
         profile: Some(d.profile.clone()),
         opcua: None,
+    }
+}
+
+/// An OPC UA machine: security none, anonymous, subscription, node map inline.
+fn opcua_device_config(
+    d: &SimDevice,
+    endpoint: String,
+    map: crate::sources::opcua::map::NodeProfile,
+) -> DeviceConfig {
+    let opcua = OpcUaConfig {
+        endpoint,
+        security_policy: SecurityPolicy::None,
+        security_mode: SecurityMode::None,
+        certificate_file: None,
+        private_key_file: None,
+        pki_dir: None,
+        trust_server_certs: false,
+        username: None,
+        password: None,
+        mode: ReadMode::Subscribe,
+        profile_file: None,
+        profile: Some(map),
+    };
+    DeviceConfig {
+        id: d.id.clone(),
+        role: d.role,
+        machine_id: Some(d.machine_id.clone()),
+        protocol: Protocol::Opcua,
+        address: None,
+        serial: None,
+        unit_id: 1,
+        poll_interval_ms: MACHINE_POLL_MS,
+        timeout_ms: 1000,
+        word_order: None,
+        byte_order: None,
+        profile_file: None,
+        profile: None,
+        opcua: Some(opcua),
     }
 }
 
@@ -124,6 +166,35 @@ mod tests {
         let tcu = resolved.iter().find(|d| d.cfg.id == "m2-tcu").context("m2-tcu")?;
         assert_eq!((tcu.cfg.role, tcu.cfg.machine_id()), (DeviceRole::Peripheral, "m2"));
         assert_eq!(m1.profile, crate::sim::profiles::machine_profile());
+        Ok(())
+    }
+
+    #[test]
+    fn an_opcua_machine_gets_an_opcua_device_with_the_node_map_inline() -> anyhow::Result<()> {
+        let mut devices = test_devices(2);
+        let map = crate::sim::profiles::machine_node_map();
+        devices[0].protocol = Protocol::Opcua;
+        devices[0].node_map = Some(map.clone());
+        devices[0].profile = map.to_profile();
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("edge.toml");
+        write_edge_config(&path, &edge_config(&devices, &ConfigTemplate::default()))?;
+        let text = std::fs::read_to_string(&path)?;
+        assert!(
+            text.contains("protocol = \"opcua\"")
+                && text.contains("endpoint = \"opc.tcp://127.0.0.1:5020/\"")
+        );
+        let (_, resolved) = EdgeConfig::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let m1 = resolved.iter().find(|d| d.cfg.id == "m1").context("m1")?;
+        assert_eq!((m1.cfg.protocol, m1.cfg.address.as_deref()), (Protocol::Opcua, None));
+        let ua = m1.cfg.opcua.as_ref().context("opcua")?;
+        assert_eq!((ua.mode, ua.profile.as_ref()), (ReadMode::Subscribe, Some(&map)));
+        let names = |p: &moldops_shared::profile::Profile| -> Vec<String> {
+            p.value_tags().iter().map(|t| t.name.clone()).collect()
+        };
+        assert_eq!(names(&m1.profile), names(&crate::sim::profiles::machine_profile()));
+        let tcu = resolved.iter().find(|d| d.cfg.id == "m1-tcu").context("m1-tcu")?;
+        assert_eq!(tcu.cfg.protocol, Protocol::ModbusTcp, "peripherals stay on Modbus");
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! The task of one simulated machine: replays its process model's steps when the simulated
 //! clock reaches them, each shot's ground truth to the quality log first, then the machine's
-//! registers (live block and history slot at once), then its peripherals.
+//! registers (live block and history slot at once) or OPC UA nodes, then its peripherals.
 
 use super::clock::SimClock;
 use super::process::{MachineState, ProcessModel, Step};
@@ -18,6 +18,34 @@ pub enum TaskStatus {
     Failed(String),
 }
 
+/// Where a machine's cycle data is served.
+#[derive(Debug, Clone)]
+pub enum MachineOutput {
+    /// A Modbus register image.
+    Modbus(Arc<DeviceImage>),
+    /// The nodes of an OPC UA server.
+    #[cfg(feature = "sim-opcua")]
+    OpcUa(Arc<super::opcua_server::UaImage>),
+}
+
+impl MachineOutput {
+    fn write(&self, step: &Step) -> anyhow::Result<()> {
+        match self {
+            MachineOutput::Modbus(img) => write_machine(img, step),
+            #[cfg(feature = "sim-opcua")]
+            MachineOutput::OpcUa(img) => img.write_step(step),
+        }
+    }
+
+    fn set_state(&self, state: MachineState) -> anyhow::Result<()> {
+        match self {
+            MachineOutput::Modbus(img) => img.update(|w| w.number("machine_state", f64::from(state as u16))),
+            #[cfg(feature = "sim-opcua")]
+            MachineOutput::OpcUa(img) => img.set_state(state),
+        }
+    }
+}
+
 /// Simulated time after the last shot at which the machine goes idle.
 const IDLE_AFTER_MS: i64 = 60_000;
 
@@ -26,7 +54,7 @@ const IDLE_AFTER_MS: i64 = 60_000;
 pub struct MachineRun {
     pub id: String,
     pub model: ProcessModel,
-    pub image: Arc<DeviceImage>,
+    pub output: MachineOutput,
     pub peripherals: Option<PeripheralImages>,
     pub log: Arc<QualityLog>,
     pub clock: SimClock,
@@ -55,7 +83,7 @@ impl MachineRun {
                 *n = n.saturating_sub(1);
             }
         }
-        write_machine(&self.image, step)?;
+        self.output.write(step)?;
         if let Some(p) = &self.peripherals {
             write_peripherals(p, step.ts_ms, &step.peripherals)?;
         }
@@ -87,12 +115,11 @@ impl MachineRun {
         Ok(())
     }
 
-    /// After the last shot the machine stands idle; its registers keep serving.
+    /// After the last shot the machine stands idle; its registers or nodes keep serving.
     async fn go_idle(&self) {
         let last = self.clock.now_ms();
         self.clock.sleep_until(last + IDLE_AFTER_MS).await;
-        let idle = f64::from(MachineState::Idle as u16);
-        if let Err(e) = self.image.update(|w| w.number("machine_state", idle)) {
+        if let Err(e) = self.output.set_state(MachineState::Idle) {
             tracing::error!(machine = %self.id, "cannot set the idle state: {e:#}");
         }
     }

@@ -1,13 +1,15 @@
-//! `moldops-edge simulate`: a plant that speaks real Modbus TCP. N injection machines, each
-//! with a mold temperature controller, a dryer and a part-weight scale, every one its own
-//! Modbus TCP server whose registers follow the profiles in `deploy/profiles/`. A seeded
+//! `moldops-edge simulate`: a plant that speaks real Modbus TCP — and OPC UA. N injection
+//! machines, each with a mold temperature controller, a dryer and a part-weight scale, every
+//! one its own Modbus TCP server whose registers follow the profiles in `deploy/profiles/`;
+//! with `--opcua-machines K` the first K machines serve their cycle data from an OPC UA server
+//! instead (node map `deploy/opcua/moldops-sim-machine.toml`, cargo feature `sim-opcua`). A seeded
 //! process model (per-mold setpoints, drifts, defect episodes with physical signatures, mold
 //! changes, idle stops) runs in accelerated simulated time; the ground truth of every shot
 //! goes only to the quality-inspection log.
 //!
 //! Modules: [`args`] flags and validation, [`process`] the process model ([`features`],
 //! [`molds`], [`defects`]), [`registers`] register images, [`server`] the Modbus service,
-//! [`machine`] one machine's task, [`plant`] orchestration, [`quality`] the quality log,
+//! `opcua_server` the OPC UA service (feature `sim-opcua`), [`machine`] one machine's task, [`plant`] orchestration, [`quality`] the quality log,
 //! [`edge_config`] the matching edge config, [`clock`] simulated time, [`profiles`] the
 //! embedded profiles.
 
@@ -18,6 +20,8 @@ pub mod edge_config;
 pub mod features;
 pub mod machine;
 pub mod molds;
+#[cfg(feature = "sim-opcua")]
+pub mod opcua_server;
 pub mod plant;
 pub mod process;
 pub mod profiles;
@@ -28,7 +32,7 @@ pub mod server;
 pub use args::{Plant, SimArgs};
 pub use edge_config::{ConfigTemplate, write_edge_config};
 pub use plant::{RunningPlant, SimDevice};
-pub use profiles::{dryer_profile, machine_profile, scale_profile, tcu_profile};
+pub use profiles::{dryer_profile, machine_node_map, machine_profile, scale_profile, tcu_profile};
 
 use anyhow::Context;
 use std::io::Write;

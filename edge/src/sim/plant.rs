@@ -1,7 +1,7 @@
 //! The running plant: builds the devices (a machine and, unless disabled, its mold temperature
-//! controller, dryer and scale), binds a Modbus TCP server per device, and replays each
-//! machine's process model in simulated time: ground truth to the quality log first, then the
-//! registers.
+//! controller, dryer and scale), binds a Modbus TCP server per device (an OPC UA server for
+//! the first `--opcua-machines` machines), and replays each machine's process model in
+//! simulated time: ground truth to the quality log first, then the registers or nodes.
 
 use super::args::Plant;
 use super::clock::SimClock;
@@ -12,7 +12,8 @@ use super::profiles::{dryer_profile, machine_profile, scale_profile, tcu_profile
 use super::quality::QualityLog;
 use super::registers::{DeviceImage, PeripheralImages};
 use super::server::serve;
-use crate::config::{DeviceRole, EdgeConfig};
+use crate::config::{DeviceRole, EdgeConfig, Protocol};
+use crate::sources::opcua::map::NodeProfile;
 use moldops_shared::profile::{Order, Profile};
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -30,10 +31,22 @@ pub struct SimDevice {
     pub machine_id: String,
     /// Where to connect (a wildcard bind address is advertised as loopback).
     pub address: SocketAddr,
-    /// Effective word order of the device's 32/64-bit values.
+    /// Effective word order of the device's 32/64-bit values (Modbus).
     pub word_order: Order,
-    /// The profile file's content (its own default word order).
+    /// The profile file's content (its own default word order); for an OPC UA machine the
+    /// profile its node map amounts to.
     pub profile: Profile,
+    /// `ModbusTcp`, or `Opcua` for a machine served over OPC UA.
+    pub protocol: Protocol,
+    /// The node map an OPC UA machine serves.
+    pub node_map: Option<NodeProfile>,
+}
+
+impl SimDevice {
+    /// `opc.tcp://host:port/` of an OPC UA device.
+    pub fn endpoint(&self) -> Option<String> {
+        (self.protocol == Protocol::Opcua).then(|| format!("opc.tcp://{}/", self.address))
+    }
 }
 
 /// A started plant. Dropping it stops its machines and servers; [`RunningPlant::shutdown`]
@@ -71,11 +84,14 @@ pub async fn start(plant: &Plant) -> anyhow::Result<RunningPlant> {
             dryer: Arc::new(DeviceImage::new(dryer_profile(), Order::Big, clock)),
             scale: Arc::new(DeviceImage::new(scale_profile(), Order::Big, clock)),
         });
+        let addr = |k: u16| plant.addr(index, k);
+        let ua =
+            if index < plant.opcua_machines { Some(bind_opcua(plant, &mid, addr(5)?).await?) } else { None };
         let (tx, rx) = watch::channel(TaskStatus::Running);
         let mut run = MachineRun {
             id: mid.clone(),
             model: ProcessModel::new(plant.process(index)),
-            image: Arc::clone(&machine),
+            output: output(&ua, &machine),
             peripherals: peripherals.clone(),
             log: Arc::clone(&log),
             clock,
@@ -85,8 +101,12 @@ pub async fn start(plant: &Plant) -> anyhow::Result<RunningPlant> {
         run.first_shot()?;
         runs.push(run);
         running.status.push(rx);
-        let addr = |k: u16| plant.addr(index, k);
-        running.bind(&mid, &mid, DeviceRole::Machine, addr(0)?, machine, machine_profile()).await?;
+        match ua {
+            Some(ua) => running.serve_opcua(&mid, ua),
+            None => {
+                running.bind(&mid, &mid, DeviceRole::Machine, addr(0)?, machine, machine_profile()).await?
+            }
+        }
         if let Some(p) = peripherals {
             let kinds = [
                 (1, "tcu", p.tcu, tcu_profile()),
@@ -118,7 +138,17 @@ impl RunningPlant {
         self.servers.push(served.task);
         let address = advertised(served.addr);
         let (id, machine_id) = (id.to_string(), machine_id.to_string());
-        self.devices.push(SimDevice { id, role, machine_id, address, word_order, profile });
+        let (protocol, node_map) = (Protocol::ModbusTcp, None);
+        self.devices.push(SimDevice {
+            id,
+            role,
+            machine_id,
+            address,
+            word_order,
+            profile,
+            protocol,
+            node_map,
+        });
         Ok(())
     }
 
@@ -150,7 +180,11 @@ impl RunningPlant {
             role: DeviceRole,
             machine_id: &'a str,
             address: String,
-            word_order: Order,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            word_order: Option<Order>,
+            protocol: Protocol,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            endpoint: Option<String>,
         }
         #[derive(Serialize)]
         struct Ready<'a> {
@@ -164,7 +198,9 @@ impl RunningPlant {
             role: d.role,
             machine_id: &d.machine_id,
             address: d.address.to_string(),
-            word_order: d.word_order,
+            word_order: (d.protocol == Protocol::ModbusTcp).then_some(d.word_order),
+            protocol: d.protocol,
+            endpoint: d.endpoint(),
         });
         let ready = Ready {
             event: "ready",
@@ -214,7 +250,7 @@ impl Drop for RunningPlant {
 }
 
 /// The address clients should use: a wildcard bind address becomes loopback.
-fn advertised(addr: SocketAddr) -> SocketAddr {
+pub(crate) fn advertised(addr: SocketAddr) -> SocketAddr {
     match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()),
         IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port()),
@@ -238,17 +274,32 @@ pub fn test_devices(machines: usize) -> Vec<SimDevice> {
             address: addr(0),
             word_order,
             profile: machine_profile(),
+            protocol: Protocol::ModbusTcp,
+            node_map: None,
         };
         out.push(machine);
         for (k, kind, profile) in
             [(1, "tcu", tcu_profile()), (2, "dryer", dryer_profile()), (3, "scale", scale_profile())]
         {
             let (id, role, machine_id) = (format!("{mid}-{kind}"), DeviceRole::Peripheral, mid.clone());
-            out.push(SimDevice { id, role, machine_id, address: addr(k), word_order: Order::Big, profile });
+            let (address, word_order, protocol) = (addr(k), Order::Big, Protocol::ModbusTcp);
+            out.push(SimDevice {
+                id,
+                role,
+                machine_id,
+                address,
+                word_order,
+                profile,
+                protocol,
+                node_map: None,
+            });
         }
     }
     out
 }
+
+mod ua;
+use ua::{bind_opcua, output};
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,8 @@
-//! A plant mixing protocols: one machine from the simulator over Modbus, one over OPC UA
-//! (asyncua serving the same record names), through the broker and the ingest into the lake,
-//! where their rows fill the same columns — nothing but the ids tells them apart.
+//! Plants mixing protocols, through the broker and the ingest into the lake, where their rows
+//! fill the same columns — nothing but the ids tells them apart: one machine from the
+//! simulator over Modbus and one over OPC UA from asyncua serving the same record names; and
+//! the simulator alone serving one machine over OPC UA and one over Modbus
+//! (`--opcua-machines 1`), every shot of both in the lake exactly once.
 
 use super::{start_peer, ua_device, write};
 use crate::common::*;
@@ -8,6 +10,7 @@ use moldops_tests::{Mosquitto, Proc, bin, free_port, wait_until};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 /// Writes a node map serving the simulator machine profile's record names over OPC UA.
 fn sim_names_map(dir: &Path) -> PathBuf {
@@ -64,7 +67,15 @@ fn mixed_plant_rows_differ_only_by_machine() {
         ["m1", "m-ua"].iter().all(|m| shots.iter().filter(|(id, _)| id == m).count() >= 3)
     });
     assert!(both, "{:?}\n{}", lake_shots(&lake), edge.stderr_tail());
-    let df = moldops_cloud::lake::read_dataset(&lake, "raw_data").expect("raw_data");
+    let filled = filled_columns(&lake);
+    assert_eq!(filled.len(), 2, "{filled:?}");
+    assert_eq!(filled["m1"], filled["m-ua"], "same columns filled for the Modbus and the OPC UA machine");
+    assert!(filled["m-ua"].contains("Barrel_Temperature_7"));
+}
+
+/// Per machine, the raw_data columns that hold a value in any of its rows.
+fn filled_columns(lake: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let df = moldops_cloud::lake::read_dataset(lake, "raw_data").expect("raw_data");
     let machines = df.column("machine_id").and_then(|c| c.str().cloned()).expect("machine_id");
     let mut filled: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for col in df.columns() {
@@ -75,7 +86,73 @@ fn mixed_plant_rows_differ_only_by_machine() {
             }
         }
     }
+    filled
+}
+
+/// Shots per machine; a cycle takes about 1.7 s real time at ×40, well above the edge's
+/// reaction to a counter change (OPC UA has no history ring: a shot must be read before the
+/// next one replaces it).
+const SIM_UA_SHOTS: u64 = 14;
+
+#[test]
+fn simulated_opcua_and_modbus_machines_every_shot_exactly_once() {
+    let tmp = moldops_tests::test_dir();
+    let dir = tmp.path();
+    let lake = dir.join("lake");
+    let qlog = dir.join("quality.jsonl");
+    let edge_cfg = dir.join("edge.toml");
+    let broker = Mosquitto::start(dir);
+    // The ingest first and the edge right after the simulator's ready line: the OPC UA machine's
+    // first shot is read before its second one.
+    let ingest = start_ingest(dir, broker.port, &lake);
+    let mut sim_cmd = Command::new(bin("moldops-edge"));
+    sim_cmd
+        .args(["simulate", "--machines", "2", "--opcua-machines", "1", "--base-port", "0"])
+        .args(["--speed", "40", "--seed", "5", "--mold-change-shots", "0", "--idle-every", "0"])
+        .args(["--shots", &SIM_UA_SHOTS.to_string(), "--start-shot", "4294967290"])
+        .arg("--quality-log")
+        .arg(&qlog)
+        .arg("--write-config")
+        .arg(&edge_cfg)
+        .args(["--broker-port", &broker.port.to_string(), "--api-listen", ""])
+        .arg("--buffer-path")
+        .arg(dir.join("edge-buffer"));
+    let mut sim = Proc::spawn("simulate", &mut sim_cmd, dir);
+    let ready = sim.wait_line(READY, |l| l.contains("\"ready\""));
+    let edge = start_edge(dir, &edge_cfg);
+    let ready: serde_json::Value = serde_json::from_str(&ready).expect("ready line is JSON");
+    let m1 = &ready["devices"][0];
+    assert_eq!((m1["id"].as_str(), m1["protocol"].as_str()), (Some("m1"), Some("opcua")), "{ready}");
+    assert!(m1["endpoint"].as_str().is_some_and(|e| e.starts_with("opc.tcp://127.0.0.1:")), "{ready}");
+    assert_eq!(ready["devices"][4]["protocol"].as_str(), Some("modbus-tcp"), "{ready}");
+    let cfg = std::fs::read_to_string(&edge_cfg).expect("edge config");
+    assert_eq!(cfg.matches("protocol = \"opcua\"").count(), 1, "{cfg}");
+
+    let total = 2 * SIM_UA_SHOTS as usize;
+    let long = Duration::from_secs(180);
+    assert!(wait_until(long, || logged_shots(&qlog).len() >= total), "simulator did not finish");
+    let truth = logged_shots(&qlog);
+    assert_eq!(truth.len(), total);
+    let complete = wait_until(long, || lake_shots(&lake).len() >= total);
+    let rows = lake_shots(&lake);
+    let got: BTreeSet<(String, u64)> = rows.iter().cloned().collect();
+    let missing: Vec<_> = truth.difference(&got).collect();
+    let extra: Vec<_> = got.difference(&truth).collect();
+    assert!(
+        complete && missing.is_empty(),
+        "missing shots {missing:?}\n{}\n{}",
+        edge.stderr_tail(),
+        ingest.stderr_tail()
+    );
+    assert!(extra.is_empty(), "shots the simulator never made: {extra:?}");
+    assert_eq!(rows.len(), got.len(), "duplicate shots in the lake");
+    assert!(got.iter().any(|(m, s)| m == "m1" && *s < 100), "the OPC UA machine's u32 counter wrapped");
+    let filled = filled_columns(&lake);
     assert_eq!(filled.len(), 2, "{filled:?}");
-    assert_eq!(filled["m1"], filled["m-ua"], "same columns filled for the Modbus and the OPC UA machine");
-    assert!(filled["m-ua"].contains("Barrel_Temperature_7"));
+    assert_eq!(filled["m1"], filled["m2"], "same columns filled for the OPC UA and the Modbus machine");
+    assert!(
+        lake_rows(&lake, "peripheral_data") > 0,
+        "the OPC UA machine's peripherals (Modbus) reached the lake"
+    );
+    drop(sim);
 }
