@@ -53,3 +53,30 @@ pub fn logged_shots(log: &Path) -> BTreeSet<(String, u64)> {
 pub fn lake_rows(lake: &Path, dataset: &str) -> usize {
     moldops_cloud::lake::read_dataset(lake, dataset).map(|df| df.height()).unwrap_or(0)
 }
+
+/// Waits until the simulator has logged `total` shots and the lake holds them, then asserts
+/// the lake has exactly those shots: none missing, none extra, none twice. Returns the shots.
+pub fn assert_lake_matches_log(
+    lake: &Path,
+    qlog: &Path,
+    total: usize,
+    logs: &[&Proc],
+) -> BTreeSet<(String, u64)> {
+    let long = Duration::from_secs(300);
+    assert!(
+        moldops_tests::wait_until(long, || logged_shots(qlog).len() >= total),
+        "simulator did not finish"
+    );
+    let truth = logged_shots(qlog);
+    assert_eq!(truth.len(), total);
+    let complete = moldops_tests::wait_until(long, || lake_shots(lake).len() >= total);
+    let rows = lake_shots(lake);
+    let got: BTreeSet<(String, u64)> = rows.iter().cloned().collect();
+    let missing: Vec<_> = truth.difference(&got).collect();
+    let extra: Vec<_> = got.difference(&truth).collect();
+    let tails: Vec<String> = logs.iter().map(|p| p.stderr_tail()).collect();
+    assert!(complete && missing.is_empty(), "missing shots {missing:?}\n{}", tails.join("\n"));
+    assert!(extra.is_empty(), "shots the simulator never made: {extra:?}");
+    assert_eq!(rows.len(), got.len(), "duplicate shots in the lake");
+    got
+}

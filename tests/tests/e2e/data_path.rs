@@ -4,7 +4,6 @@
 
 use crate::common::*;
 use moldops_tests::{Mosquitto, Proc, bin, wait_until};
-use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
@@ -67,25 +66,7 @@ fn exactly_once_through_broker_restart_and_kills() {
     ingest = start_ingest(dir, broker.port, &lake);
 
     let total = 2 * SHOTS_PER_MACHINE as usize;
-    assert!(
-        wait_until(Duration::from_secs(300), || logged_shots(&qlog).len() >= total),
-        "simulator did not finish"
-    );
-    let truth = logged_shots(&qlog);
-    assert_eq!(truth.len(), total);
-    let complete = wait_until(Duration::from_secs(120), || lake_shots(&lake).len() >= total);
-    let rows = lake_shots(&lake);
-    let got: BTreeSet<(String, u64)> = rows.iter().cloned().collect();
-    let missing: Vec<_> = truth.difference(&got).collect();
-    let extra: Vec<_> = got.difference(&truth).collect();
-    assert!(
-        complete && missing.is_empty(),
-        "missing shots {missing:?}\n{}\n{}",
-        edge.stderr_tail(),
-        ingest.stderr_tail()
-    );
-    assert!(extra.is_empty(), "shots the simulator never made: {extra:?}");
-    assert_eq!(rows.len(), got.len(), "duplicate shots in the lake");
+    let got = assert_lake_matches_log(&lake, &qlog, total, &[&edge, &ingest]);
     assert!(got.iter().any(|(_, s)| *s < 100), "the u32 shot counter wrapped during the run");
     assert!(lake_rows(&lake, "peripheral_data") > 0, "peripheral samples reached the lake");
     drop(sim);

@@ -10,7 +10,6 @@ use moldops_tests::{Mosquitto, Proc, bin, free_port, wait_until};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 /// Writes a node map serving the simulator machine profile's record names over OPC UA.
 fn sim_names_map(dir: &Path) -> PathBuf {
@@ -129,23 +128,7 @@ fn simulated_opcua_and_modbus_machines_every_shot_exactly_once() {
     assert_eq!(cfg.matches("protocol = \"opcua\"").count(), 1, "{cfg}");
 
     let total = 2 * SIM_UA_SHOTS as usize;
-    let long = Duration::from_secs(180);
-    assert!(wait_until(long, || logged_shots(&qlog).len() >= total), "simulator did not finish");
-    let truth = logged_shots(&qlog);
-    assert_eq!(truth.len(), total);
-    let complete = wait_until(long, || lake_shots(&lake).len() >= total);
-    let rows = lake_shots(&lake);
-    let got: BTreeSet<(String, u64)> = rows.iter().cloned().collect();
-    let missing: Vec<_> = truth.difference(&got).collect();
-    let extra: Vec<_> = got.difference(&truth).collect();
-    assert!(
-        complete && missing.is_empty(),
-        "missing shots {missing:?}\n{}\n{}",
-        edge.stderr_tail(),
-        ingest.stderr_tail()
-    );
-    assert!(extra.is_empty(), "shots the simulator never made: {extra:?}");
-    assert_eq!(rows.len(), got.len(), "duplicate shots in the lake");
+    let got = assert_lake_matches_log(&lake, &qlog, total, &[&edge, &ingest]);
     assert!(got.iter().any(|(m, s)| m == "m1" && *s < 100), "the OPC UA machine's u32 counter wrapped");
     let filled = filled_columns(&lake);
     assert_eq!(filled.len(), 2, "{filled:?}");
