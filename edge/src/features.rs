@@ -118,17 +118,9 @@ mod tests {
     use super::*;
 
     fn rec(kind: RecordKind, device: &str, ts_ms: i64, values: &[(&str, f64)]) -> Record {
-        Record {
-            seq: 0,
-            kind,
-            machine_id: "M1".into(),
-            device_id: device.into(),
-            ts_ms,
-            shot_number: (kind == RecordKind::Shot).then_some(1),
-            mold: None,
-            values: values.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            out_of_range: vec![],
-        }
+        let mut r = Record::new(kind, "M1", device, ts_ms, values.iter().copied());
+        r.shot_number = (kind == RecordKind::Shot).then_some(1);
+        r
     }
 
     #[test]

@@ -52,6 +52,29 @@ pub struct Record {
     pub out_of_range: Vec<String>,
 }
 
+impl Record {
+    /// A record without seq (the edge's buffer assigns it), shot number, mold or flags.
+    pub fn new<K: Into<String>>(
+        kind: RecordKind,
+        machine_id: &str,
+        device_id: &str,
+        ts_ms: i64,
+        values: impl IntoIterator<Item = (K, f64)>,
+    ) -> Record {
+        Record {
+            seq: 0,
+            kind,
+            machine_id: machine_id.to_string(),
+            device_id: device_id.to_string(),
+            ts_ms,
+            shot_number: None,
+            mold: None,
+            values: values.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+            out_of_range: Vec::new(),
+        }
+    }
+}
+
 /// A batch of records as uploaded by one edge, in ascending `seq` order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Batch {

@@ -9,40 +9,11 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, QoS};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The embedded broker the demo uses, on a free loopback port.
 fn start_broker() -> u16 {
-    let port =
-        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-    let config = format!(
-        r#"
-id = 0
-[router]
-max_connections = 100
-max_outgoing_packet_count = 200
-max_segment_size = 104857600
-max_segment_count = 10
-[v4.1]
-name = "v4-1"
-listen = "127.0.0.1:{port}"
-next_connection_delay_ms = 1
-[v4.1.connections]
-connection_timeout_ms = 60000
-max_payload_size = 67108864
-max_inflight_count = 100
-dynamic_filters = true
-"#
-    );
-    let config: rumqttd::Config = toml::from_str(&config).expect("broker config");
-    std::thread::spawn(move || {
-        let mut broker = rumqttd::Broker::new(config);
-        let _ = broker.start();
-    });
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("broker did not start on port {port}");
+    let addr = moldops_cloud::broker::free_loopback().expect("free port");
+    moldops_cloud::broker::start(addr).expect("embedded broker");
+    addr.port()
 }
 
 fn batch(edge: &str, seqs: std::ops::RangeInclusive<u64>) -> Vec<u8> {

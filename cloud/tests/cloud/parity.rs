@@ -9,20 +9,10 @@ use moldops_cloud::etl::{self, EtlConfig, ID_COLUMNS, read_etl};
 use moldops_edge::features::FeatureAssembler;
 use moldops_edge::sim::process::{ProcessConfig, ProcessModel};
 use moldops_shared::{Record, RecordKind};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 fn record(kind: RecordKind, device: &str, ts_ms: i64, values: &[(&str, f64)]) -> Record {
-    Record {
-        seq: 0,
-        kind,
-        machine_id: "M1".into(),
-        device_id: device.into(),
-        ts_ms,
-        shot_number: None,
-        mold: None,
-        values: values.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
-        out_of_range: vec![],
-    }
+    Record::new(kind, "M1", device, ts_ms, values.iter().copied())
 }
 
 /// Records of `steps` process steps: per step the tcu at the step's time, the dryer 20 s and

@@ -43,6 +43,27 @@ pub struct SimDevice {
 }
 
 impl SimDevice {
+    /// A device served over Modbus TCP.
+    pub fn modbus(
+        id: &str,
+        role: DeviceRole,
+        machine_id: &str,
+        address: SocketAddr,
+        word_order: Order,
+        profile: Profile,
+    ) -> SimDevice {
+        SimDevice {
+            id: id.to_string(),
+            role,
+            machine_id: machine_id.to_string(),
+            address,
+            word_order,
+            profile,
+            protocol: Protocol::ModbusTcp,
+            node_map: None,
+        }
+    }
+
     /// `opc.tcp://host:port/` of an OPC UA device.
     pub fn endpoint(&self) -> Option<String> {
         (self.protocol == Protocol::Opcua).then(|| format!("opc.tcp://{}/", self.address))
@@ -137,18 +158,7 @@ impl RunningPlant {
         let served = serve(id, addr, image).await?;
         self.servers.push(served.task);
         let address = advertised(served.addr);
-        let (id, machine_id) = (id.to_string(), machine_id.to_string());
-        let (protocol, node_map) = (Protocol::ModbusTcp, None);
-        self.devices.push(SimDevice {
-            id,
-            role,
-            machine_id,
-            address,
-            word_order,
-            profile,
-            protocol,
-            node_map,
-        });
+        self.devices.push(SimDevice::modbus(id, role, machine_id, address, word_order, profile));
         Ok(())
     }
 
@@ -267,32 +277,12 @@ pub fn test_devices(machines: usize) -> Vec<SimDevice> {
         let mid = format!("m{}", i + 1);
         let word_order = if i % 2 == 0 { Order::Big } else { Order::Little };
         let addr = |k: usize| SocketAddr::new(Ipv4Addr::LOCALHOST.into(), (5020 + 10 * i + k) as u16);
-        let machine = SimDevice {
-            id: mid.clone(),
-            role: DeviceRole::Machine,
-            machine_id: mid.clone(),
-            address: addr(0),
-            word_order,
-            profile: machine_profile(),
-            protocol: Protocol::ModbusTcp,
-            node_map: None,
-        };
-        out.push(machine);
+        out.push(SimDevice::modbus(&mid, DeviceRole::Machine, &mid, addr(0), word_order, machine_profile()));
         for (k, kind, profile) in
             [(1, "tcu", tcu_profile()), (2, "dryer", dryer_profile()), (3, "scale", scale_profile())]
         {
-            let (id, role, machine_id) = (format!("{mid}-{kind}"), DeviceRole::Peripheral, mid.clone());
-            let (address, word_order, protocol) = (addr(k), Order::Big, Protocol::ModbusTcp);
-            out.push(SimDevice {
-                id,
-                role,
-                machine_id,
-                address,
-                word_order,
-                profile,
-                protocol,
-                node_map: None,
-            });
+            let id = format!("{mid}-{kind}");
+            out.push(SimDevice::modbus(&id, DeviceRole::Peripheral, &mid, addr(k), Order::Big, profile));
         }
     }
     out
