@@ -2,6 +2,7 @@
 //! uploads, the MQTT topic layout, the wire codec, and the machine profiles (tag maps) that
 //! say how registers become named values. No I/O lives here.
 
+pub mod bundle;
 pub mod codec;
 pub mod features;
 pub mod profile;
