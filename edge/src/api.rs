@@ -47,6 +47,7 @@ async fn status(State(s): State<ApiState>) -> Json<serde_json::Value> {
         },
         "buffer": s.buffer.stats(),
         "devices": s.health.devices(),
+        "models": s.health.scoring.status(),
     }))
 }
 

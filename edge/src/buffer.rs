@@ -233,6 +233,12 @@ pub struct Writer {
 impl Writer {
     /// Spawns the group-commit task for `buffer`.
     pub fn spawn(buffer: Arc<Buffer>) -> Writer {
+        Self::spawn_tapped(buffer, None)
+    }
+
+    /// Like [`Writer::spawn`]; every record made durable is also sent to `tap` (with its seq,
+    /// in seq order) once it is on disk — live scoring reads the shots there.
+    pub fn spawn_tapped(buffer: Arc<Buffer>, tap: Option<mpsc::UnboundedSender<Vec<Record>>>) -> Writer {
         let (tx, mut rx) = mpsc::channel::<Request>(1024);
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
@@ -246,8 +252,14 @@ impl Writer {
                 let sizes: Vec<usize> = group.iter().map(|(items, _)| items.len()).collect();
                 let (items, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
                 let all: Vec<NewRecord> = items.into_iter().flatten().collect();
+                let tapped: Option<Vec<Record>> =
+                    tap.as_ref().map(|_| all.iter().map(|n| n.record.clone()).collect());
                 match buffer.append(all).await {
                     Ok(seqs) => {
+                        if let (Some(tap), Some(mut records)) = (tap.as_ref(), tapped) {
+                            records.iter_mut().zip(&seqs).for_each(|(r, s)| r.seq = *s);
+                            let _ = tap.send(records);
+                        }
                         let mut rest = seqs.as_slice();
                         for (n, reply) in sizes.into_iter().zip(replies) {
                             let (mine, tail) = rest.split_at(n.min(rest.len()));

@@ -21,6 +21,98 @@ pub struct EdgeConfig {
     pub api: ApiConfig,
     #[serde(default)]
     pub devices: Vec<DeviceConfig>,
+    /// Live scoring and model rollout; absent: the edge only collects data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<ModelsConfig>,
+}
+
+/// `[models]`: the public key bundles must be signed with, the inference backend, the model
+/// store and the rollout thresholds (see docs/edge-config.md and docs/rollout.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsConfig {
+    /// Registry public key, 64 hex digits (or give `public_key_file`).
+    #[serde(default)]
+    pub public_key: Option<String>,
+    /// File holding the registry public key in hex, relative to the config file.
+    #[serde(default)]
+    pub public_key_file: Option<PathBuf>,
+    /// Inference backend: `tract` (pure Rust) or `ort` (ONNX Runtime, cargo feature `ort`).
+    #[serde(default)]
+    pub backend: crate::inference::BackendKind,
+    /// With `backend = "ort"`: use tract when ONNX Runtime cannot be loaded (else refuse to start).
+    #[serde(default)]
+    pub fallback: bool,
+    /// ONNX Runtime shared library; default: the `ORT_DYLIB_PATH` environment variable.
+    #[serde(default)]
+    pub ort_library: Option<PathBuf>,
+    /// Folder of the model store (bundles and rollout state), relative to the config file.
+    #[serde(default = "default_model_store")]
+    pub store: PathBuf,
+    /// Shots a new model scores in shadow, next to the active one, before it is promoted.
+    #[serde(default = "default_shadow_shots")]
+    pub shadow_shots: u64,
+    /// Roll back when the candidate alarms on more than this share of its shadow shots.
+    #[serde(default = "default_max_alarm_rate")]
+    pub max_alarm_rate: f64,
+    /// Roll back when the candidate's mean shadow score is further than this many validation
+    /// standard deviations from its validation mean.
+    #[serde(default = "default_max_score_shift")]
+    pub max_score_shift: f64,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig {
+            public_key: None,
+            public_key_file: None,
+            backend: Default::default(),
+            fallback: false,
+            ort_library: None,
+            store: default_model_store(),
+            shadow_shots: default_shadow_shots(),
+            max_alarm_rate: default_max_alarm_rate(),
+            max_score_shift: default_max_score_shift(),
+        }
+    }
+}
+
+impl ModelsConfig {
+    /// The registry public key (from `public_key` or `public_key_file`, resolved against `base`).
+    pub fn key(&self, base: &Path) -> Result<[u8; 32], String> {
+        let text = match (&self.public_key, &self.public_key_file) {
+            (Some(k), None) => k.clone(),
+            (None, Some(f)) => {
+                let p = resolve_path(base, f);
+                std::fs::read_to_string(&p)
+                    .map_err(|e| format!("models.public_key_file {}: {e}", p.display()))?
+            }
+            (Some(_), Some(_)) => return Err("models: give public_key or public_key_file, not both".into()),
+            (None, None) => return Err("models: needs public_key or public_key_file".into()),
+        };
+        moldops_shared::bundle::parse_key_hex(&text).map_err(|e| format!("models public key: {e}"))
+    }
+
+    fn validate(&self, base: &Path, errs: &mut Vec<String>) {
+        if let Err(e) = self.key(base) {
+            errs.push(e);
+        }
+        if self.shadow_shots == 0 {
+            errs.push("models.shadow_shots must be at least 1".into());
+        }
+        if !(self.max_alarm_rate > 0.0 && self.max_alarm_rate <= 1.0) {
+            errs.push("models.max_alarm_rate must be in (0, 1]".into());
+        }
+        if !(self.max_score_shift.is_finite() && self.max_score_shift > 0.0) {
+            errs.push("models.max_score_shift must be a positive number".into());
+        }
+        if let Some(lib) = &self.ort_library
+            && !resolve_path(base, lib).is_file()
+            && !self.fallback
+        {
+            errs.push(format!("models.ort_library {} not found", lib.display()));
+        }
+    }
 }
 
 /// MQTT broker connection, shared by the edge uplink and the cloud ingest.
@@ -176,6 +268,18 @@ impl DeviceConfig {
     }
 }
 
+fn default_model_store() -> PathBuf {
+    PathBuf::from("moldops-data/models")
+}
+fn default_shadow_shots() -> u64 {
+    50
+}
+fn default_max_alarm_rate() -> f64 {
+    0.25
+}
+fn default_max_score_shift() -> f64 {
+    4.0
+}
 fn default_mqtt_port() -> u16 {
     1883
 }
@@ -311,6 +415,9 @@ impl EdgeConfig {
         }
         if self.uplink.batch_max_records == 0 || self.uplink.max_inflight == 0 {
             errs.push("uplink.batch_max_records and uplink.max_inflight must be > 0".into());
+        }
+        if let Some(models) = &self.models {
+            models.validate(base, &mut errs);
         }
         if self.devices.is_empty() {
             errs.push("no [[devices]] configured".into());

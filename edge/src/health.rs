@@ -62,6 +62,8 @@ fn latency_histogram() -> Histogram {
 /// Shared health state of one edge process.
 pub struct Health {
     pub metrics: Metrics,
+    /// Live scoring's metrics and status (served with the rest).
+    pub scoring: Arc<crate::scoring::metrics::ScoringMetrics>,
     registry: Registry,
     devices: Mutex<BTreeMap<String, DeviceStatus>>,
     mqtt_state: Mutex<String>,
@@ -119,8 +121,11 @@ impl Health {
             "Records dropped because the buffer was full",
             m.buffer_dropped.clone(),
         );
+        let scoring = Arc::new(crate::scoring::metrics::ScoringMetrics::default());
+        scoring.register(&mut r);
         Arc::new(Health {
             metrics,
+            scoring,
             registry: r,
             devices: Mutex::new(BTreeMap::new()),
             mqtt_state: Mutex::new("starting".into()),
@@ -157,6 +162,7 @@ impl Health {
         let age =
             st.oldest_stored_ms.map_or(0.0, |t| (chrono::Utc::now().timestamp_millis() - t) as f64 / 1e3);
         m.buffer_oldest_age.set(age.max(0.0));
+        self.scoring.refresh();
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.push_str("# encoding failed\n");

@@ -5,16 +5,20 @@
 //! every record is made durable in the sled [`buffer`] before anything else sees it, and the
 //! [`uplink`] sink publishes ordered batches over MQTT, deleting them only after PUBACK.
 //! [`api`] serves health, status and Prometheus metrics; [`sim`] is a simulated plant that
-//! speaks real Modbus TCP.
+//! speaks real Modbus TCP. With `[models]`, [`rollout`] scores every shot with the active
+//! model ([`scoring`], [`inference`]) and installs new models from the registry over MQTT.
 
 pub mod api;
 pub mod buffer;
 pub mod config;
 pub mod features;
 pub mod health;
+pub mod inference;
 pub mod mqtt;
+pub mod rollout;
 pub mod run;
 pub mod schedule;
+pub mod scoring;
 pub mod shot;
 pub mod sim;
 pub mod sources;

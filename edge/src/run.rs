@@ -47,10 +47,25 @@ pub async fn start(
     let buffer_path = base_dir.join(&cfg.buffer.path);
     let buffer = Buffer::open(&buffer_path, cfg.buffer.max_bytes)?;
     let health = Health::new();
-    let writer = Writer::spawn(buffer.clone());
+    let (tap, scoring) = match cfg.models {
+        Some(_) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
+    // Live scoring starts first: a backend that cannot run stops the edge before it polls.
+    let scoring_task = match scoring {
+        Some(rx) => {
+            Some(crate::rollout::start(&cfg, &devices, base_dir, health.clone(), rx, shutdown.clone()).await?)
+        }
+        None => None,
+    };
+    let writer = Writer::spawn_tapped(buffer.clone(), tap);
     let (poll_stop, poll_rx) = watch::channel(false);
     let poll_stop = std::sync::Arc::new(poll_stop);
     let mut tasks = vec![tokio::spawn(forward_stop(shutdown.clone(), poll_stop.clone()))];
+    tasks.extend(scoring_task);
     for d in devices {
         let last =
             if d.cfg.role == DeviceRole::Machine { buffer.last_shot(d.cfg.machine_id())? } else { None };

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod features;
 pub mod profile;
 pub mod record;
+pub mod rollout;
 pub mod topic;
 
 pub use codec::{CodecError, decode_batch, encode_batch};

@@ -39,6 +39,25 @@ pub fn topic(site: &str, edge_id: &str, leaf: Leaf) -> String {
     format!("{ROOT}/{site}/{edge_id}/{}", leaf.as_str())
 }
 
+/// Level under a site that holds bundle chunks (not an edge id).
+pub const BUNDLES: &str = "_bundles";
+
+/// Topic of chunk `index` of the bundle whose transport bytes hash to `sha256` (retained,
+/// cloud → edges; shared by every edge of the site).
+pub fn bundle_chunk(site: &str, sha256: &str, index: u32) -> String {
+    format!("{ROOT}/{site}/{BUNDLES}/{sha256}/{index}")
+}
+
+/// Filter matching every chunk of one bundle.
+pub fn bundle_chunks(site: &str, sha256: &str) -> String {
+    format!("{ROOT}/{site}/{BUNDLES}/{sha256}/+")
+}
+
+/// Filter matching one leaf of every edge of one site.
+pub fn filter_site(site: &str, leaf: Leaf) -> String {
+    format!("{ROOT}/{site}/+/{}", leaf.as_str())
+}
+
 /// Filter matching one leaf of every edge of every site.
 pub fn filter_all(leaf: Leaf) -> String {
     format!("{ROOT}/+/+/{}", leaf.as_str())
@@ -72,5 +91,8 @@ mod tests {
         assert_eq!(filter_all(Leaf::Data), "moldops/v1/+/+/data");
         assert!(!valid_level("a/b"));
         assert!(valid_level("edge-01"));
+        assert_eq!(bundle_chunk("plant", "ab12", 3), "moldops/v1/plant/_bundles/ab12/3");
+        assert_eq!(bundle_chunks("plant", "ab12"), "moldops/v1/plant/_bundles/ab12/+");
+        assert_eq!(filter_site("plant", Leaf::ModelReported), "moldops/v1/plant/+/model/reported");
     }
 }

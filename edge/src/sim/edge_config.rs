@@ -68,6 +68,7 @@ pub fn edge_config(devices: &[SimDevice], t: &ConfigTemplate) -> EdgeConfig {
         uplink: UplinkConfig::default(),
         api,
         devices: devices.iter().map(device_config).collect(),
+        models: None,
     }
 }
 

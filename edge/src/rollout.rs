@@ -1,0 +1,160 @@
+//! The model rollout agent and live scoring task of the edge (`[models]` in the config).
+//!
+//! [`start`] checks the inference backend (ONNX Runtime loads, or falls back to tract when
+//! configured), opens the model store, loads the active models, and spawns two tasks: the MQTT
+//! link (its own connection: desired state and bundle chunks in; reported state, scores and
+//! alarms out) and the [`agent::Agent`], which receives every durable record from the buffer
+//! writer in seq order and scores it. The wire format is in `docs/mqtt-contract.md`, the
+//! states and checks in `docs/rollout.md`.
+
+pub mod agent;
+pub mod store;
+pub mod transfer;
+
+use crate::config::{Device, DeviceRole, EdgeConfig};
+use crate::health::Health;
+use crate::inference::Backend;
+use crate::scoring::Scorer;
+use crate::scoring::judge::Limits;
+use agent::{Agent, Loaded};
+use anyhow::{Context, Result, anyhow};
+use moldops_shared::Record;
+use moldops_shared::features::{device_alias, feature_names, peripheral_column};
+use rumqttc::{AsyncClient, Event, EventLoop, Packet};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// The feature names this edge computes per machine: its machine profile's values, then
+/// `{device}.{value}` of every peripheral serving it (the shared schema's order).
+pub fn available_features(devices: &[Device]) -> HashMap<String, Vec<String>> {
+    let mut out = HashMap::new();
+    for m in devices.iter().filter(|d| d.cfg.role == DeviceRole::Machine) {
+        let machine = m.cfg.machine_id();
+        let shot_values: Vec<&str> = m.profile.value_tags().iter().map(|t| t.name.as_str()).collect();
+        let peripherals = devices
+            .iter()
+            .filter(|d| d.cfg.role == DeviceRole::Peripheral && d.cfg.machine_id() == machine)
+            .flat_map(|d| {
+                let alias = device_alias(machine, &d.cfg.id).to_string();
+                d.profile.value_tags().into_iter().map(move |t| peripheral_column(&alias, &t.name))
+            });
+        out.insert(machine.to_string(), feature_names(shot_values, peripherals));
+    }
+    out
+}
+
+enum LinkEvent {
+    Connected,
+    Message(String, Vec<u8>),
+}
+
+/// Starts scoring and the rollout agent; `records` carries every durable record in seq order.
+pub async fn start(
+    cfg: &EdgeConfig,
+    devices: &[Device],
+    base: &Path,
+    health: Arc<Health>,
+    mut records: mpsc::UnboundedReceiver<Vec<Record>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let models = cfg.models.clone().ok_or_else(|| anyhow!("no [models] section"))?;
+    let public_key = models.key(base).map_err(|e| anyhow!(e))?;
+    let ort_library =
+        models.ort_library.as_ref().map(|p| if p.is_absolute() { p.clone() } else { base.join(p) });
+    let backend = Backend::open(models.backend, ort_library, models.fallback)?;
+    let store_dir = base.join(&models.store);
+    let store = store::Store::open(&store_dir)?;
+    let limits = Limits { max_alarm_rate: models.max_alarm_rate, max_score_shift: models.max_score_shift };
+    let metrics = health.scoring.clone();
+    let scorer = Scorer::new(&cfg.edge_id, limits, metrics.clone());
+    let mut opts = crate::mqtt::options(&cfg.broker, &format!("moldops-edge-{}-models", cfg.edge_id), base)
+        .context("models MQTT connection")?;
+    opts.set_clean_session(true);
+    let (client, events) = AsyncClient::new(opts, 10_000);
+    let (load_tx, mut load_rx) = mpsc::unbounded_channel::<Loaded>();
+    let mut agent = Agent {
+        site: cfg.site.clone(),
+        edge_id: cfg.edge_id.clone(),
+        client,
+        store,
+        scorer,
+        public_key,
+        available: available_features(devices),
+        backend,
+        shadow_shots: models.shadow_shots,
+        metrics,
+        load_tx,
+        transfers: HashMap::new(),
+        loading: HashMap::new(),
+    };
+    tracing::info!(store = %store_dir.display(), backend = agent.backend.kind().as_str(), "live scoring on");
+    agent.restore();
+    agent.report();
+    let (link_tx, mut link_rx) = mpsc::channel::<LinkEvent>(1024);
+    tokio::spawn(drive(events, link_tx, shutdown.clone()));
+    Ok(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                batch = records.recv() => match batch {
+                    Some(batch) => batch.iter().for_each(|r| agent.on_record(r)),
+                    None => break,
+                },
+                ev = link_rx.recv() => match ev {
+                    Some(LinkEvent::Connected) => agent.on_connected(),
+                    Some(LinkEvent::Message(topic, payload)) => agent.on_message(&topic, &payload),
+                    None => break,
+                },
+                Some(done) = load_rx.recv() => agent.on_loaded(done),
+                _ = shutdown.changed() => if *shutdown.borrow() {
+                    // Score what the writer already made durable, then stop.
+                    while let Ok(batch) = records.try_recv() {
+                        batch.iter().for_each(|r| agent.on_record(r));
+                    }
+                    let _ = agent.client.try_disconnect();
+                    break;
+                },
+            }
+        }
+    }))
+}
+
+/// Drives the MQTT event loop, forwarding connections and messages; reconnects with back-off.
+async fn drive(mut events: EventLoop, tx: mpsc::Sender<LinkEvent>, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        tokio::select! {
+            ev = events.poll() => match ev {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    backoff = Duration::from_millis(250);
+                    if tx.send(LinkEvent::Connected).await.is_err() { return; }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let msg = LinkEvent::Message(p.topic.clone(), p.payload.to_vec());
+                    if tx.send(msg).await.is_err() { return; }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "models MQTT connection lost; reconnecting");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            },
+            _ = shutdown.changed() => if *shutdown.borrow() {
+                // Let the last reported state and scores go out.
+                let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                    while events.poll().await.is_ok() {}
+                }).await;
+                return;
+            },
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}

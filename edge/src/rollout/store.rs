@@ -1,0 +1,192 @@
+//! The model store: a folder holding the bundles this edge knows (`bundles/{sha256}.bundle`,
+//! their transport bytes, content-addressed and immutable) and `state.json`, the rollout state
+//! of every model key (active, previous and target bundle, phase, reasons, refused bundles).
+//! Every write goes to a temporary file that is synced and renamed over the old one, so a crash
+//! leaves either the old or the new version, never a torn one.
+
+use anyhow::{Context, Result};
+use moldops_shared::bundle::ModelKey;
+use moldops_shared::rollout::{BundleRef, RolloutState};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Refused bundles remembered per key (so a retained desired state is not retried forever).
+const REFUSED_KEPT: usize = 32;
+
+/// Rollout state of one model key, as persisted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyState {
+    pub model_key: ModelKey,
+    /// Phase of the rollout of `target`; `None` before any.
+    pub state: Option<RolloutState>,
+    pub target: Option<BundleRef>,
+    pub active: Option<BundleRef>,
+    pub previous: Option<BundleRef>,
+    pub reason: Option<String>,
+    /// sha256 → why it was refused or rolled back.
+    #[serde(default)]
+    pub refused: BTreeMap<String, String>,
+}
+
+impl KeyState {
+    pub fn new(model_key: ModelKey) -> Self {
+        KeyState {
+            model_key,
+            state: None,
+            target: None,
+            active: None,
+            previous: None,
+            reason: None,
+            refused: BTreeMap::new(),
+        }
+    }
+
+    /// Marks the target refused (`state` is `Rejected` or `RolledBack`).
+    pub fn refuse(&mut self, state: RolloutState, reason: String) {
+        if let Some(t) = &self.target {
+            if self.refused.len() >= REFUSED_KEPT
+                && let Some(first) = self.refused.keys().next().cloned()
+            {
+                self.refused.remove(&first);
+            }
+            self.refused.insert(t.sha256.clone(), reason.clone());
+        }
+        self.state = Some(state);
+        self.reason = Some(reason);
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreState {
+    /// By model key label.
+    pub keys: BTreeMap<String, KeyState>,
+}
+
+pub struct Store {
+    dir: PathBuf,
+    pub state: StoreState,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir` and reads its state.
+    pub fn open(dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(dir.join("bundles"))
+            .with_context(|| format!("creating model store {}", dir.display()))?;
+        let path = dir.join("state.json");
+        let state = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("model store state {} is not valid", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => StoreState::default(),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        Ok(Store { dir: dir.to_path_buf(), state })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The state of `key`, created empty when new.
+    pub fn key(&mut self, key: &ModelKey) -> &mut KeyState {
+        self.state.keys.entry(key.label()).or_insert_with(|| KeyState::new(key.clone()))
+    }
+
+    /// Writes `state.json` atomically.
+    pub fn save(&self) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(&self.state)?;
+        write_atomic(&self.dir.join("state.json"), &bytes)
+    }
+
+    fn bundle_path(&self, sha256: &str) -> PathBuf {
+        self.dir.join("bundles").join(format!("{sha256}.bundle"))
+    }
+
+    pub fn has_bundle(&self, sha256: &str) -> bool {
+        self.bundle_path(sha256).is_file()
+    }
+
+    /// Stores a bundle's transport bytes under their sha256 (atomically).
+    pub fn put_bundle(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
+        write_atomic(&self.bundle_path(sha256), bytes)
+    }
+
+    pub fn read_bundle(&self, sha256: &str) -> Result<Vec<u8>> {
+        let p = self.bundle_path(sha256);
+        std::fs::read(&p).with_context(|| format!("reading stored bundle {}", p.display()))
+    }
+
+    /// Deletes bundles no key refers to any more (active, previous or target).
+    pub fn collect_garbage(&self) {
+        let keep: Vec<&str> = self
+            .state
+            .keys
+            .values()
+            .flat_map(|k| [&k.active, &k.previous, &k.target])
+            .flatten()
+            .map(|b| b.sha256.as_str())
+            .collect();
+        let Ok(entries) = std::fs::read_dir(self.dir.join("bundles")) else { return };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let sha = name.strip_suffix(".bundle").unwrap_or(&name);
+            if !keep.contains(&sha) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} into place", tmp.display()))?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bref(sha: &str) -> BundleRef {
+        BundleRef {
+            model_id: "m1@1".into(),
+            version: 1,
+            sha256: sha.into(),
+            bytes: 3,
+            chunks: 1,
+            chunk_bytes: 3,
+        }
+    }
+
+    #[test]
+    fn state_and_bundles_survive_a_reopen_and_garbage_goes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let key = ModelKey { machine_id: "m1".into(), mold: None };
+        let mut s = Store::open(dir.path()).expect("open");
+        s.put_bundle("aa", b"one").expect("put");
+        s.put_bundle("bb", b"two").expect("put");
+        let k = s.key(&key);
+        k.active = Some(bref("aa"));
+        k.target = Some(bref("bb"));
+        k.refuse(RolloutState::Rejected, "bad signature".into());
+        s.save().expect("save");
+        let mut again = Store::open(dir.path()).expect("reopen");
+        assert_eq!(again.state, s.state);
+        assert_eq!(again.key(&key).refused.get("bb").map(String::as_str), Some("bad signature"));
+        again.key(&key).target = None;
+        again.collect_garbage();
+        assert!(again.has_bundle("aa") && !again.has_bundle("bb"));
+        assert_eq!(again.read_bundle("aa").expect("read"), b"one");
+    }
+}

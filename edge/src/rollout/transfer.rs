@@ -1,0 +1,112 @@
+//! Fetching a bundle over MQTT and deciding whether to trust it. [`Transfer`] collects the
+//! retained chunks of one bundle (any order, duplicates ignored, sizes checked) until it is
+//! whole; [`check`] then verifies the whole: its sha256 against the desired state, the
+//! signature and file hashes ([`Bundle::verify`]), that it is the desired model key and
+//! version, and the feature binding against the features this edge computes for the machine.
+
+use moldops_shared::bundle::{Bundle, Manifest, ModelKey};
+use moldops_shared::rollout::BundleRef;
+
+/// The chunks of one bundle received so far.
+#[derive(Debug, Clone)]
+pub struct Transfer {
+    pub bundle: BundleRef,
+    chunks: Vec<Option<Vec<u8>>>,
+    received: u32,
+}
+
+impl Transfer {
+    pub fn new(bundle: BundleRef) -> Self {
+        let n = bundle.chunks as usize;
+        Transfer { bundle, chunks: vec![None; n], received: 0 }
+    }
+
+    /// Takes chunk `index`; an error says why the chunk cannot belong to this bundle.
+    pub fn accept(&mut self, index: u32, data: &[u8]) -> Result<(), String> {
+        let b = &self.bundle;
+        if index >= b.chunks {
+            return Err(format!("chunk {index} of a bundle with {} chunks", b.chunks));
+        }
+        let start = u64::from(index) * u64::from(b.chunk_bytes);
+        let expected = (b.bytes.saturating_sub(start)).min(u64::from(b.chunk_bytes));
+        if data.len() as u64 != expected {
+            return Err(format!("chunk {index} has {} bytes, expected {expected}", data.len()));
+        }
+        let slot = &mut self.chunks[index as usize];
+        if slot.is_none() {
+            *slot = Some(data.to_vec());
+            self.received += 1;
+        }
+        Ok(())
+    }
+
+    pub fn received(&self) -> u32 {
+        self.received
+    }
+
+    /// The whole byte string once every chunk arrived.
+    pub fn complete(&self) -> Option<Vec<u8>> {
+        if self.received < self.bundle.chunks {
+            return None;
+        }
+        let mut out = Vec::with_capacity(self.bundle.bytes as usize);
+        for c in self.chunks.iter().flatten() {
+            out.extend_from_slice(c);
+        }
+        Some(out)
+    }
+}
+
+/// Checks a fetched (or stored) bundle against what was desired; the error is the reason
+/// reported on the rejected state.
+pub fn check(
+    bytes: &[u8],
+    desired: &BundleRef,
+    key: &ModelKey,
+    public_key: &[u8; 32],
+    available: &[String],
+) -> Result<(Bundle, Manifest), String> {
+    let actual = moldops_shared::bundle::sha256_hex(bytes);
+    if actual != desired.sha256 {
+        return Err(format!(
+            "bundle hash mismatch: desired state says {}, received {actual}",
+            desired.sha256
+        ));
+    }
+    let bundle = Bundle::from_bytes(bytes).map_err(|e| e.to_string())?;
+    let manifest = bundle.verify(public_key).map_err(|e| e.to_string())?;
+    if &manifest.model_key != key {
+        return Err(format!(
+            "bundle is for model key {}, desired for {}",
+            manifest.model_key.label(),
+            key.label()
+        ));
+    }
+    if manifest.version != desired.version {
+        return Err(format!("bundle is version {}, desired {}", manifest.version, desired.version));
+    }
+    manifest.check_features(available).map_err(|e| e.to_string())?;
+    Ok((bundle, manifest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_assemble_in_any_order_and_bad_ones_are_refused() {
+        let bytes: Vec<u8> = (0..10u8).collect();
+        let r = BundleRef::describe("m@1", 1, &bytes, 4);
+        assert_eq!(r.chunks, 3);
+        let mut t = Transfer::new(r);
+        t.accept(2, &bytes[8..]).expect("last chunk");
+        assert!(t.complete().is_none());
+        t.accept(0, &bytes[..4]).expect("first");
+        t.accept(0, &bytes[..4]).expect("duplicate is harmless");
+        assert!(t.accept(1, &bytes[4..7]).is_err(), "short chunk");
+        assert!(t.accept(3, &bytes[..2]).is_err(), "no such chunk");
+        t.accept(1, &bytes[4..8]).expect("middle");
+        assert_eq!(t.received(), 3);
+        assert_eq!(t.complete(), Some(bytes));
+    }
+}

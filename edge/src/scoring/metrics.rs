@@ -1,0 +1,157 @@
+//! What live scoring shows: Prometheus metrics (inference latency histogram and p50/p99 of the
+//! last 1024 inferences, scored shots, alarms, shadow shots, model version per model key) and
+//! the `models` part of `/status` (per key: rollout state, active version, backend, counts,
+//! alarm rate, last score).
+
+use moldops_shared::rollout::ReportedModels;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+const LATENCY_WINDOW: usize = 1024;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyLabel {
+    pub model_key: String,
+}
+
+/// Live figures of one model key, for `/status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct KeyStatus {
+    pub model_id: Option<String>,
+    pub version: Option<u32>,
+    pub backend: Option<String>,
+    pub scored: u64,
+    pub alarms: u64,
+    pub alarm_rate: f64,
+    pub shadow_scored: u64,
+    pub last_score: Option<f32>,
+    pub last_alarm_shot: Option<u64>,
+}
+
+pub struct ScoringMetrics {
+    pub inference_seconds: Family<KeyLabel, Histogram, fn() -> Histogram>,
+    pub scored: Family<KeyLabel, Counter>,
+    pub alarms: Family<KeyLabel, Counter>,
+    pub shadow_scored: Family<KeyLabel, Counter>,
+    pub model_version: Family<KeyLabel, Gauge>,
+    pub unscored_warming: Counter,
+    pub inference_errors: Counter,
+    pub publish_dropped: Counter,
+    p50: Gauge<f64, AtomicU64>,
+    p99: Gauge<f64, AtomicU64>,
+    latencies: Mutex<VecDeque<f64>>,
+    keys: Mutex<BTreeMap<String, KeyStatus>>,
+    rollout: Mutex<Option<ReportedModels>>,
+}
+
+fn inference_histogram() -> Histogram {
+    Histogram::new([25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3])
+}
+
+impl Default for ScoringMetrics {
+    fn default() -> Self {
+        ScoringMetrics {
+            inference_seconds: Family::new_with_constructor(inference_histogram),
+            scored: Family::default(),
+            alarms: Family::default(),
+            shadow_scored: Family::default(),
+            model_version: Family::default(),
+            unscored_warming: Counter::default(),
+            inference_errors: Counter::default(),
+            publish_dropped: Counter::default(),
+            p50: Gauge::default(),
+            p99: Gauge::default(),
+            latencies: Mutex::new(VecDeque::new()),
+            keys: Mutex::new(BTreeMap::new()),
+            rollout: Mutex::new(None),
+        }
+    }
+}
+
+impl ScoringMetrics {
+    /// Registers the metrics (prefix of `registry`, e.g. `moldops_`).
+    pub fn register(&self, r: &mut Registry) {
+        r.register("inference_seconds", "Latency of one model inference", self.inference_seconds.clone());
+        r.register("inference_p50_seconds", "Median of the last 1024 inferences", self.p50.clone());
+        r.register("inference_p99_seconds", "99th percentile of the last 1024 inferences", self.p99.clone());
+        r.register("scored_shots", "Shots scored by the active model", self.scored.clone());
+        r.register("alarms", "Shots whose score passed the model's threshold", self.alarms.clone());
+        r.register("shadow_shots", "Shots scored by a candidate in shadow", self.shadow_scored.clone());
+        r.register("model_version", "Version of the active model per model key", self.model_version.clone());
+        r.register(
+            "unscored_warming_shots",
+            "Shots not scored because the run has fewer shots than the window",
+            self.unscored_warming.clone(),
+        );
+        r.register("inference_errors", "Inferences that failed", self.inference_errors.clone());
+        r.register(
+            "score_publish_dropped",
+            "Score messages dropped because the MQTT queue was full",
+            self.publish_dropped.clone(),
+        );
+    }
+
+    /// Records one inference's latency.
+    pub fn observe_latency(&self, key: &str, seconds: f64) {
+        self.inference_seconds.get_or_create(&KeyLabel { model_key: key.into() }).observe(seconds);
+        let mut l = self.latencies.lock().unwrap_or_else(|e| e.into_inner());
+        if l.len() == LATENCY_WINDOW {
+            l.pop_front();
+        }
+        l.push_back(seconds);
+    }
+
+    /// `(p50, p99)` of the recent inference latencies, in seconds.
+    pub fn percentiles(&self) -> Option<(f64, f64)> {
+        let mut v: Vec<f64> =
+            self.latencies.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        Some((at(0.5), at(0.99)))
+    }
+
+    /// Updates the live figures of one model key.
+    pub fn key(&self, key: &str, f: impl FnOnce(&mut KeyStatus)) {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let status = keys.entry(key.to_string()).or_default();
+        f(status);
+        status.alarm_rate =
+            if status.scored == 0 { 0.0 } else { status.alarms as f64 / status.scored as f64 };
+    }
+
+    /// Keeps the last reported rollout state for `/status`.
+    pub fn set_rollout(&self, reported: &ReportedModels) {
+        *self.rollout.lock().unwrap_or_else(|e| e.into_inner()) = Some(reported.clone());
+    }
+
+    /// Refreshes the percentile gauges (before rendering).
+    pub fn refresh(&self) {
+        if let Some((p50, p99)) = self.percentiles() {
+            self.p50.set(p50);
+            self.p99.set(p99);
+        }
+    }
+
+    /// The `models` object of `/status`.
+    pub fn status(&self) -> serde_json::Value {
+        let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let rollout = self.rollout.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let (p50, p99) = self.percentiles().map_or((None, None), |(a, b)| (Some(a * 1e3), Some(b * 1e3)));
+        serde_json::json!({
+            "inference_ms": { "p50": p50, "p99": p99 },
+            "keys": keys,
+            "rollout": rollout.map(|r| r.models),
+        })
+    }
+}

@@ -1,0 +1,164 @@
+//! Messages of the model rollout, spoken by the cloud's rollout manager and the edge's rollout
+//! agent (see `docs/mqtt-contract.md` and `docs/rollout.md`):
+//!
+//! - [`DesiredModels`], retained on `…/{edge_id}/model/desired` (cloud → edge): which bundle each
+//!   model key of that edge should run, named by the sha256 of its transport bytes.
+//! - bundle chunks, retained on [`crate::topic::bundle_chunk`] (cloud → edges): the bundle's
+//!   [`crate::bundle::Bundle::to_bytes`] cut into pieces of `chunk_bytes`; chunk `i` holds bytes
+//!   `[i·chunk_bytes, (i+1)·chunk_bytes)`.
+//! - [`ReportedModels`], retained on `…/{edge_id}/model/reported` (edge → cloud): each key's
+//!   rollout state, active and previous versions, and the reason of a refusal or rollback.
+//! - [`ScoreMessage`] on `…/scores` for every scored shot and on `…/alarms` when it alarms.
+
+use crate::bundle::ModelKey;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Default size of one bundle chunk.
+pub const DEFAULT_CHUNK_BYTES: u32 = 256 * 1024;
+
+/// Where a bundle can be fetched and how to check it arrived whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleRef {
+    /// Registry id of the model (`{key}@{version}`).
+    pub model_id: String,
+    pub version: u32,
+    /// Hex sha256 of the whole transport byte string.
+    pub sha256: String,
+    pub bytes: u64,
+    pub chunks: u32,
+    pub chunk_bytes: u32,
+}
+
+impl BundleRef {
+    /// Describes `bytes` (a bundle's transport form) cut into `chunk_bytes` pieces.
+    pub fn describe(model_id: &str, version: u32, bytes: &[u8], chunk_bytes: u32) -> Self {
+        let chunk = chunk_bytes.max(1) as usize;
+        BundleRef {
+            model_id: model_id.to_string(),
+            version,
+            sha256: crate::bundle::sha256_hex(bytes),
+            bytes: bytes.len() as u64,
+            chunks: bytes.len().div_ceil(chunk) as u32,
+            chunk_bytes: chunk as u32,
+        }
+    }
+}
+
+/// One model key's desired bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredModel {
+    pub model_key: ModelKey,
+    pub bundle: BundleRef,
+}
+
+/// The retained desired state of one edge: every key it should run.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DesiredModels {
+    pub models: Vec<DesiredModel>,
+    /// When the manager issued it (UTC ms).
+    #[serde(default)]
+    pub issued_at_ms: i64,
+}
+
+impl DesiredModels {
+    /// Sets (or replaces) the entry of `desired.model_key`.
+    pub fn set(&mut self, desired: DesiredModel) {
+        self.models.retain(|m| m.model_key != desired.model_key);
+        self.models.push(desired);
+        self.models.sort_by(|a, b| a.model_key.cmp(&b.model_key));
+    }
+
+    pub fn get(&self, key: &ModelKey) -> Option<&DesiredModel> {
+        self.models.iter().find(|m| &m.model_key == key)
+    }
+}
+
+/// Rollout state of one model key on one edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutState {
+    /// Fetching the desired bundle's chunks.
+    Downloading,
+    /// Signature, hashes and feature binding checked; loading the model.
+    Verified,
+    /// Scoring next to the active model, not yet trusted.
+    Shadow,
+    /// The desired bundle scores live shots.
+    Active,
+    /// The desired bundle was refused (`reason` says why); the old model keeps scoring.
+    Rejected,
+    /// The desired bundle failed its shadow run (`reason` says why); the old model keeps scoring.
+    RolledBack,
+}
+
+impl RolloutState {
+    /// True when the rollout of the desired bundle has ended (well or not).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Active | Self::Rejected | Self::RolledBack)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Downloading => "downloading",
+            Self::Verified => "verified",
+            Self::Shadow => "shadow",
+            Self::Active => "active",
+            Self::Rejected => "rejected",
+            Self::RolledBack => "rolled_back",
+        }
+    }
+}
+
+/// What an edge says about one model key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportedModel {
+    pub model_key: ModelKey,
+    pub state: RolloutState,
+    /// The bundle the state is about (the desired one).
+    pub target: Option<BundleRef>,
+    /// The bundle scoring live shots now.
+    pub active: Option<BundleRef>,
+    /// The bundle active before it (kept in the edge's store for a quick rollback).
+    pub previous: Option<BundleRef>,
+    /// Why the target was rejected or rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Shadow progress: shots scored by the candidate so far, and needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<(u64, u64)>,
+    pub ts_ms: i64,
+}
+
+/// The retained reported state of one edge.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ReportedModels {
+    pub site: String,
+    pub edge_id: String,
+    /// By model key label ([`ModelKey::label`]).
+    pub models: BTreeMap<String, ReportedModel>,
+    pub ts_ms: i64,
+}
+
+/// One scored shot (on `scores`; also on `alarms` when `alarm`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreMessage {
+    pub edge_id: String,
+    pub machine_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mold: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shot_number: Option<u64>,
+    /// The shot record's seq: `(edge_id, seq)` names the shot in the lake too.
+    pub seq: u64,
+    pub ts_ms: i64,
+    /// Label of the model key that scored it.
+    pub model_key: String,
+    pub model_id: String,
+    pub version: u32,
+    pub score: f32,
+    pub threshold: f32,
+    pub alarm: bool,
+    /// Each feature's contribution to the score, largest first.
+    pub contributions: Vec<(String, f32)>,
+}
