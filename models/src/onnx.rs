@@ -1,0 +1,137 @@
+//! ONNX export of a trained [`LstmAe`], by hand on `tract_onnx::pb` (burn has no LSTM export),
+//! following the bundle's graph contract (`moldops_shared::bundle`): input `window`
+//! `f32[N, W, F]` of raw values, standardisation (`Sub`, `Div`) inside, outputs `score` `f32[N]`
+//! and `contributions` `f32[N, F]` exactly as [`crate::score::score`] computes them.
+//!
+//! burn works batch-first; ONNX's `LSTM` is sequence-first (`layout = 0`), so the standardised
+//! input is transposed to `[W, N, F]` once and the reconstruction back at the end. Each
+//! [`crate::lstm::FusedLstm`] becomes one `LSTM` node: `W = wᵀ`, `R = rᵀ` (gate blocks already
+//! in ONNX's i, o, f, c order), `B = [b, 0]`; its `Y` (`[W, 1, N, H]`) is squeezed on axis 1.
+//! The encoder's last `Y_h` (`[1, N, H]`) is repeated over the W steps (`Concat`) for the decoder.
+
+mod check;
+mod graph;
+
+pub use check::tract_scores;
+
+use crate::data::Normalizer;
+use crate::lstm::FusedLstm;
+use crate::lstm_ae::LstmAe;
+use crate::score::{ScoreMode, read};
+use graph::{Attr, Dim, Graph};
+use moldops_shared::bundle::{CONTRIB_OUTPUT, INPUT_NAME, SCORE_OUTPUT};
+use prost::Message;
+
+/// Serialised ONNX model of `model` with `norm` baked in, for windows of `window` shots.
+pub fn export_lstm_ae(
+    model: &LstmAe,
+    norm: &Normalizer,
+    window: usize,
+    mode: ScoreMode,
+) -> anyhow::Result<Vec<u8>> {
+    let f = norm.mean.len();
+    anyhow::ensure!(f == norm.std.len() && f > 0, "normaliser has {} means and {} stds", f, norm.std.len());
+    anyhow::ensure!(window > 0, "window must be > 0");
+    let out_w = read(model.output.weight.val().into_data())?;
+    anyhow::ensure!(out_w.len() % f == 0, "output layer does not produce {f} features");
+    let mut g = Graph::default();
+    g.input(INPUT_NAME, &[Dim::Named("N"), Dim::Fixed(window), Dim::Fixed(f)]);
+    let mean = g.float("mean", &[f], &norm.mean);
+    let std = g.float("std", &[f], &norm.std);
+    let centred = g.op("Sub", &[INPUT_NAME, &mean], vec![]);
+    let x = g.op("Div", &[&centred, &std], vec![]);
+    let mut seq = g.op("Transpose", &[&x], vec![("perm", Attr::Ints(vec![1, 0, 2]))]);
+    let axes1 = g.int64("axes_1", &[1], &[1]);
+    let mut last_h = String::new();
+    for (k, layer) in model.encoder.iter().enumerate() {
+        (seq, last_h) = lstm_node(&mut g, layer, &seq, &axes1, &format!("enc{k}"))?;
+    }
+    // W copies of the code along the time axis. (`Expand` to [W, 1, 1] is what this means,
+    // but tract 0.23's declutter mis-shapes an LSTM fed by a broadcast; `Concat` is plain.)
+    let copies: Vec<&str> = std::iter::repeat_n(last_h.as_str(), window).collect();
+    seq = g.op("Concat", &copies, vec![("axis", Attr::Int(0))]);
+    for (k, layer) in model.decoder.iter().enumerate() {
+        (seq, _) = lstm_node(&mut g, layer, &seq, &axes1, &format!("dec{k}"))?;
+    }
+    let d_last = out_w.len() / f;
+    let w_out = g.float("out_w", &[d_last, f], &out_w);
+    let mut y = g.op("MatMul", &[&seq, &w_out], vec![]);
+    if let Some(bias) = &model.output.bias {
+        let b = g.float("out_b", &[f], &read(bias.val().into_data())?);
+        y = g.op("Add", &[&y, &b], vec![]);
+    }
+    let recon = g.op("Transpose", &[&y], vec![("perm", Attr::Ints(vec![1, 0, 2]))]);
+    let diff = g.op("Sub", &[&recon, &x], vec![]);
+    let err = g.op("Abs", &[&diff], vec![]);
+    let contrib_out = vec![CONTRIB_OUTPUT.to_string()];
+    match mode {
+        ScoreMode::Last => {
+            let last = g.int64("last_step", &[], &[window as i64 - 1]);
+            g.node_named(
+                "Gather",
+                &[&err, &last],
+                &contrib_out,
+                vec![("axis", Attr::Int(1))],
+                "contributions",
+            );
+        }
+        ScoreMode::Window => g.node_named(
+            "ReduceMean",
+            &[&err],
+            &contrib_out,
+            vec![("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(0))],
+            "contributions",
+        ),
+    }
+    g.node_named(
+        "ReduceMean",
+        &[CONTRIB_OUTPUT],
+        &[SCORE_OUTPUT.to_string()],
+        vec![("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(0))],
+        "score",
+    );
+    g.output(SCORE_OUTPUT, &[Dim::Named("N")]);
+    g.output(CONTRIB_OUTPUT, &[Dim::Named("N"), Dim::Fixed(f)]);
+    let doc = format!("moldops LSTM autoencoder: window {window}, {f} features, score mode {mode:?}");
+    Ok(g.into_model("moldops_lstm_ae", &doc).encode_to_vec())
+}
+
+/// One LSTM node over `input` (`[T, N, d_in]`); returns the squeezed `Y` (`[T, N, H]`) and `Y_h`.
+fn lstm_node(
+    g: &mut Graph,
+    layer: &FusedLstm,
+    input: &str,
+    axes1: &str,
+    name: &str,
+) -> anyhow::Result<(String, String)> {
+    let (d_in, h) = (layer.d_input, layer.d_hidden);
+    let w = read(layer.w.val().into_data())?;
+    let r = read(layer.r.val().into_data())?;
+    let b = read(layer.b.val().into_data())?;
+    anyhow::ensure!(
+        w.len() == d_in * 4 * h && r.len() == h * 4 * h && b.len() == 4 * h,
+        "{name}: weight shapes"
+    );
+    let w_t = g.float(&format!("{name}_W"), &[1, 4 * h, d_in], &transpose(&w, d_in, 4 * h));
+    let r_t = g.float(&format!("{name}_R"), &[1, 4 * h, h], &transpose(&r, h, 4 * h));
+    let mut bias = b;
+    bias.extend(std::iter::repeat_n(0.0, 4 * h));
+    let b_t = g.float(&format!("{name}_B"), &[1, 8 * h], &bias);
+    let outs = g.node("LSTM", &[input, &w_t, &r_t, &b_t], 2, vec![("hidden_size", Attr::Int(h as i64))]);
+    let y = g.op("Squeeze", &[&outs[0], axes1], vec![]);
+    Ok((y, outs[1].clone()))
+}
+
+/// `m` (`rows × cols`, row-major) transposed.
+fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; m.len()];
+    for i in 0..rows {
+        for j in 0..cols {
+            out[j * rows + i] = m[i * cols + j];
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

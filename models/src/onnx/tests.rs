@@ -1,0 +1,117 @@
+//! Export parity: the ONNX graph run by tract, and by onnxruntime after `onnx.checker`'s full
+//! check (Python from `MOLDOPS_PYTHON` or `~/.cache/moldops-venv`), equals burn within 1e-4.
+
+use super::*;
+use crate::data::Windows;
+use crate::score::score;
+use crate::train::{TrainConfig, fit};
+use burn::tensor::Device;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const TOL: f32 = 1e-4;
+
+/// Raw windows around an offset and scale per feature, so the baked normalisation matters.
+fn raw_windows(n: usize, w: usize, f: usize, seed: u64) -> Windows {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let data = (0..n * w * f)
+        .map(|k| {
+            let j = k % f;
+            100.0 * j as f32 + (1.0 + j as f32) * rng.random_range(-1.0f32..1.0)
+        })
+        .collect();
+    Windows { data, n, w, f }
+}
+
+/// A briefly trained model (so weights are not just the initialisation), its normaliser and
+/// held-out raw windows.
+fn trained(mode_seed: u64) -> (LstmAe, Normalizer, Windows) {
+    let device = Device::flex();
+    let (w, f) = (5, 3);
+    let train = raw_windows(24, w, f, mode_seed);
+    let norm = Normalizer::fit(&train.data, f);
+    let cfg = TrainConfig { epochs: 2, batch_size: 8, patience: 5, ..TrainConfig::default() };
+    let model = crate::lstm_ae::LstmAeConfig { features: f, encoder: vec![6, 2] }.init(3, &device).unwrap();
+    let t = fit(model, &norm.apply(&train), &Windows::empty(w, f), &cfg, &device, "test").unwrap();
+    (t.model, norm, raw_windows(7, w, f, mode_seed + 100))
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn tract_matches_burn_for_both_score_modes() {
+    let (model, norm, held_out) = trained(1);
+    let device = Device::flex();
+    for mode in [ScoreMode::Last, ScoreMode::Window] {
+        let bytes = export_lstm_ae(&model, &norm, held_out.w, mode).unwrap();
+        let expected = score(&model, &norm.apply(&held_out), mode, 64, &device).unwrap();
+        let got = tract_scores(&bytes, &held_out).unwrap();
+        assert_eq!(got.score.len(), held_out.n);
+        assert_eq!(got.contributions.len(), held_out.n * held_out.f);
+        assert!(max_diff(&expected.score, &got.score) <= TOL, "{mode:?} score");
+        assert!(max_diff(&expected.contributions, &got.contributions) <= TOL, "{mode:?} contributions");
+        // The score is the mean of the contributions.
+        let mean0: f32 = got.contributions[..held_out.f].iter().sum::<f32>() / held_out.f as f32;
+        assert!((mean0 - got.score[0]).abs() <= TOL);
+    }
+}
+
+fn python() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("MOLDOPS_PYTHON") {
+        return p.into();
+    }
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
+    let venv = home.join(".cache/moldops-venv/bin/python");
+    if venv.exists() { venv } else { "python3".into() }
+}
+
+const CHECK_PY: &str = r#"
+import json, sys
+import numpy as np, onnx, onnxruntime as ort
+path, inp = sys.argv[1], sys.argv[2]
+m = onnx.load(path)
+onnx.checker.check_model(m, full_check=True)
+d = json.load(open(inp))
+x = np.array(d["data"], dtype=np.float32).reshape(d["n"], d["w"], d["f"])
+s = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+score, contrib = s.run(["score", "contributions"], {"window": x})
+print(json.dumps({"score": score.tolist(), "contributions": contrib.reshape(-1).tolist()}))
+"#;
+
+#[test]
+fn onnx_checker_accepts_and_onnxruntime_matches_burn() {
+    let (model, norm, held_out) = trained(2);
+    let device = Device::flex();
+    let bytes = export_lstm_ae(&model, &norm, held_out.w, ScoreMode::Last).unwrap();
+    let dir = std::env::temp_dir().join(format!("moldops-onnx-parity-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (model_path, input_path) = (dir.join("m.onnx"), dir.join("in.json"));
+    std::fs::write(&model_path, &bytes).unwrap();
+    let input = serde_json::json!({"data": held_out.data, "n": held_out.n, "w": held_out.w, "f": held_out.f});
+    std::fs::write(&input_path, input.to_string()).unwrap();
+    let out = std::process::Command::new(python())
+        .arg("-c")
+        .arg(CHECK_PY)
+        .arg(&model_path)
+        .arg(&input_path)
+        .output()
+        .expect(
+            "run python (set MOLDOPS_PYTHON; needs onnx, onnxruntime, numpy from tests/requirements.txt)",
+        );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "onnx check / onnxruntime failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vec = |k: &str| -> Vec<f32> {
+        got[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect()
+    };
+    let expected = score(&model, &norm.apply(&held_out), ScoreMode::Last, 64, &device).unwrap();
+    assert!(max_diff(&expected.score, &vec("score")) <= TOL);
+    assert!(max_diff(&expected.contributions, &vec("contributions")) <= TOL);
+}
