@@ -53,7 +53,7 @@ fn a_graph_that_breaks_the_contract_is_refused_with_a_reason() {
 #[cfg(not(feature = "ort"))]
 #[test]
 fn ort_without_the_feature_fails_clearly_or_falls_back() {
-    let err = Backend::open(BackendKind::Ort, None, false).err().expect("no ort in this build");
+    let err = Backend::open(BackendKind::Ort, None, false).expect_err("no ort in this build");
     assert!(format!("{err:#}").contains("ort"), "{err:#}");
     assert_eq!(Backend::open(BackendKind::Ort, None, true).expect("fallback").kind(), BackendKind::Tract);
 }
@@ -64,7 +64,7 @@ fn ort_and_tract_give_the_same_scores() {
     // CI exports ORT_DYLIB_PATH (the onnxruntime wheel's library); without it the backend
     // must refuse clearly and fall back when asked to.
     let Some(lib) = std::env::var_os("ORT_DYLIB_PATH") else {
-        let err = Backend::open(BackendKind::Ort, None, false).err().expect("no library");
+        let err = Backend::open(BackendKind::Ort, None, false).expect_err("no library");
         assert!(format!("{err:#}").contains("ORT_DYLIB_PATH"), "{err:#}");
         eprintln!("ORT_DYLIB_PATH not set: ort parity not checked");
         return;
@@ -88,5 +88,5 @@ fn ort_and_tract_give_the_same_scores() {
         }
     }
     let missing = Backend::open(BackendKind::Ort, Some("/nonexistent/libonnxruntime.so".into()), false);
-    assert!(format!("{:#}", missing.err().expect("refused")).contains("does not exist"));
+    assert!(format!("{:#}", missing.expect_err("refused")).contains("does not exist"));
 }
