@@ -140,6 +140,31 @@ pub fn import_quality_log(lake_dir: &Path, path: &Path) -> Result<ImportReport> 
     Ok(report)
 }
 
+/// Imports a lot table (CSV or Parquet, see [`labels::parse_lot_table`]) as lot-level labels.
+pub fn import_lot_labels(lake_dir: &Path, path: &Path) -> Result<ImportReport> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let source = source_id(&bytes);
+    let table = table::read(path, &bytes)?;
+    let (lots, refused) = labels::parse_lot_table(&table).with_context(|| format!("{}", path.display()))?;
+    let mut report = ImportReport {
+        file: path.display().to_string(),
+        source: source.clone(),
+        dataset: crate::etl::LOT_LABELS.into(),
+        rows: table.rows.len() as u64,
+        ..Default::default()
+    };
+    if labels::already_imported(lake_dir, crate::etl::LOT_LABELS, &source)? {
+        report.duplicates = lots.len() as u64;
+    } else {
+        labels::write_lot_labels(lake_dir, &source, &lots)?;
+        report.written = lots.len() as u64;
+    }
+    let bad: Vec<BadRow> =
+        refused.into_iter().map(|(line, column, reason)| BadRow { line, column, reason }).collect();
+    report.quarantined = quarantine(lake_dir, path, &source, &table, &bad)?;
+    Ok(report)
+}
+
 /// Stores refused rows, one quarantine file each, named by source and line so that a
 /// re-import stores nothing new. Returns how many rows were refused.
 fn quarantine(

@@ -1,5 +1,5 @@
 //! The `moldops-cloud import` command line: tables through a profile file (or the generic
-//! profile), or the simulator's quality log as labels; a report per file, as a line of text
+//! profile), the simulator's quality log or lot tables as labels; a report per file, as a line of text
 //! or JSON.
 
 use super::{ImportProfile, ImportReport, TableKind};
@@ -19,11 +19,15 @@ pub struct ImportArgs {
     #[arg(long, env = "MOLDOPS_CLOUD_CONFIG")]
     pub config: Option<PathBuf>,
     /// Import profile (TOML), e.g. deploy/profiles/import-woojin.toml.
-    #[arg(long, conflicts_with_all = ["labels", "time_column"])]
+    #[arg(long, conflicts_with_all = ["labels", "lot_labels", "time_column"])]
     pub profile: Option<PathBuf>,
     /// The files are quality logs (JSON lines of machine_id, shot_number, ts_ms, label, defect).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "lot_labels")]
     pub labels: bool,
+    /// The files are lot tables (CSV or Parquet: machine_id, from_ts, to_ts, defect_ratio[, lot];
+    /// times RFC 3339 with offset or epoch ms).
+    #[arg(long)]
+    pub lot_labels: bool,
     /// Generic profile: the time column (every numeric column becomes a value).
     #[arg(long, requires = "machine")]
     pub time_column: Option<String>,
@@ -52,13 +56,14 @@ pub fn run(args: ImportArgs) -> Result<()> {
         _ => None,
     };
     anyhow::ensure!(
-        args.labels || profile.is_some(),
-        "give --profile, --labels, or --time-column with --machine"
+        args.labels || args.lot_labels || profile.is_some(),
+        "give --profile, --labels, --lot-labels, or --time-column with --machine"
     );
     let mut failed = 0;
     for file in &args.files {
         let report = match &profile {
             Some(p) => super::import_table(&lake, file, p),
+            None if args.lot_labels => super::import_lot_labels(&lake, file),
             None => super::import_quality_log(&lake, file),
         };
         match report {

@@ -1,7 +1,8 @@
 //! Ground-truth labels in the lake: shot-level (`labels`: machine, shot number, time, label,
 //! defect) and lot-level (`lot_labels`: machine, time span, defect ratio), partitioned by
 //! machine and UTC date (of the shot, or of the lot's start) like the other datasets, with the
-//! import identity `(edge_id, seq)` in every row. Reading the simulator's quality log.
+//! import identity `(edge_id, seq)` in every row. Reading the simulator's quality log and
+//! lot tables (CSV or Parquet: `machine_id, from_ts, to_ts, defect_ratio[, lot]`).
 
 use crate::etl::{LABELS, LOT_LABELS};
 use crate::lake::{self, write};
@@ -154,4 +155,65 @@ pub fn parse_quality_log(text: &str) -> (Vec<ShotLabel>, Vec<(usize, String)>) {
         }
     }
     (out, bad)
+}
+
+/// A lot-table row that was refused: line, column (when one is to blame) and reason.
+pub type LotRefusal = (usize, Option<String>, String);
+
+/// Reads lot labels from a table with columns `machine_id`, `from_ts`, `to_ts`,
+/// `defect_ratio` and optionally `lot`. Times are RFC 3339 with an offset, or integer epoch
+/// milliseconds; the ratio lies in [0, 1] and `to_ts` is not before `from_ts`. Rows breaking
+/// a rule come back as refusals naming the column.
+pub fn parse_lot_table(table: &super::table::Table) -> Result<(Vec<LotLabel>, Vec<LotRefusal>)> {
+    let find = |name: &str| table.header.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let required = ["machine_id", "from_ts", "to_ts", "defect_ratio"];
+    let missing: Vec<&str> = required.iter().copied().filter(|c| find(c).is_none()).collect();
+    anyhow::ensure!(missing.is_empty(), "a lot table needs the column(s) {}", missing.join(", "));
+    let [machine, from, to, ratio] = required.map(|c| find(c).unwrap_or_default());
+    let lot = find("lot");
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    for (line, row) in &table.rows {
+        let cells = match row {
+            Ok(cells) => cells,
+            Err(reason) => {
+                bad.push((*line, None, reason.clone()));
+                continue;
+            }
+        };
+        let cell = |i: usize| cells.get(i).and_then(|c| c.as_deref()).map(str::trim).unwrap_or("");
+        let parsed = (|| -> std::result::Result<LotLabel, (String, String)> {
+            let machine_id = cell(machine);
+            let blame = |col: &str, why: String| (col.to_string(), why);
+            if machine_id.is_empty() {
+                return Err(blame("machine_id", "empty".into()));
+            }
+            let from_ms = parse_time_ms(cell(from)).map_err(|e| blame("from_ts", e))?;
+            let to_ms = parse_time_ms(cell(to)).map_err(|e| blame("to_ts", e))?;
+            if to_ms < from_ms {
+                return Err(blame("to_ts", "before from_ts".into()));
+            }
+            let defect_ratio =
+                cell(ratio).parse::<f64>().ok().filter(|r| (0.0..=1.0).contains(r)).ok_or_else(|| {
+                    blame("defect_ratio", format!("{:?} is not a number in [0, 1]", cell(ratio)))
+                })?;
+            let lot = lot.map(cell).filter(|l| !l.is_empty()).map(str::to_string);
+            Ok(LotLabel { machine_id: machine_id.to_string(), from_ms, to_ms, defect_ratio, lot })
+        })();
+        match parsed {
+            Ok(l) => out.push(l),
+            Err((column, reason)) => bad.push((*line, Some(column), reason)),
+        }
+    }
+    Ok((out, bad))
+}
+
+/// Epoch milliseconds of an RFC 3339 time (with offset) or of an integer of milliseconds.
+fn parse_time_ms(text: &str) -> std::result::Result<i64, String> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("{text:?} is neither RFC 3339 with an offset nor epoch ms ({e})"))
 }

@@ -102,3 +102,99 @@ fn the_quality_log_imports_as_shot_labels_once() {
     assert_eq!(lake::list_parts(lake.path(), "labels").expect("parts").len(), 1);
     assert_eq!(quarantine::scan(lake.path(), 0).expect("q").0, 1);
 }
+
+/// The DongShin table as a typed Parquet file (numbers as f64/i64, text as strings), the way
+/// a historian or pandas export writes it.
+fn as_parquet(csv: &Path, out: &Path) {
+    use polars::prelude::{Column, DataFrame, ParquetWriter};
+    let text = std::fs::read_to_string(csv).expect("csv");
+    let table = import::table::read_csv(&text).expect("table");
+    let rows: Vec<Vec<String>> = table
+        .rows
+        .iter()
+        .map(|(_, r)| r.as_ref().expect("row").iter().map(|c| c.clone().unwrap_or_default()).collect())
+        .collect();
+    let columns = table
+        .header
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let cells: Vec<&str> = rows.iter().map(|r| r[i].as_str()).collect();
+            let numbers: Option<Vec<f64>> = cells.iter().map(|c| c.trim().parse().ok()).collect();
+            match numbers {
+                Some(v) if v.iter().all(|x| x.fract() == 0.0) => {
+                    Column::new(name.into(), v.iter().map(|x| *x as i64).collect::<Vec<_>>())
+                }
+                Some(v) => Column::new(name.into(), v),
+                None => Column::new(name.into(), cells),
+            }
+        })
+        .collect();
+    let mut df = DataFrame::new(rows.len(), columns).expect("frame");
+    let file = std::fs::File::create(out).expect("create parquet");
+    ParquetWriter::new(file).finish(&mut df).expect("write parquet");
+}
+
+#[test]
+fn a_typed_parquet_table_imports_like_its_csv() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let parquet = dir.path().join("dongshin.parquet");
+    as_parquet(&data("dongshin_shots.csv"), &parquet);
+    let p = profile("import-dongshin.toml");
+    let (from_csv, from_parquet) = (tempfile::tempdir().expect("t"), tempfile::tempdir().expect("t"));
+    let c = import::import_table(from_csv.path(), &data("dongshin_shots.csv"), &p).expect("csv");
+    let q = import::import_table(from_parquet.path(), &parquet, &p).expect("parquet");
+    assert_eq!((q.rows, q.written, q.quarantined), (c.rows, c.written, 0));
+    assert_eq!(q.value_columns, c.value_columns);
+    let drop_identity = |lake: &Path| {
+        let df = lake::read_dataset(lake, "raw_data").expect("raw");
+        df.drop_many(["edge_id", "seq"])
+    };
+    assert_eq!(drop_identity(from_parquet.path()), drop_identity(from_csv.path()));
+    let again = import::import_table(from_parquet.path(), &parquet, &p).expect("again");
+    assert_eq!((again.written, again.duplicates), (0, q.written));
+}
+
+#[test]
+fn lot_tables_import_as_lot_labels_with_bad_rows_quarantined() {
+    let lake = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lots = dir.path().join("lots.csv");
+    let text = "machine_id,from_ts,to_ts,defect_ratio,lot\n\
+                M1,2024-05-01T09:00:00+09:00,2024-05-01T12:00:00+09:00,0.02,L-1\n\
+                M1,1714536000000,1714546800000,0.5,\n\
+                M2,2024-05-01T09:00:00,2024-05-01T10:00:00Z,0.1,L-3\n\
+                M2,2024-05-01T10:00:00Z,2024-05-01T09:00:00Z,0.1,L-4\n\
+                M2,2024-05-01T10:00:00Z,2024-05-01T11:00:00Z,1.5,L-5\n";
+    std::fs::write(&lots, text).expect("write lots");
+    let r = import::import_lot_labels(lake.path(), &lots).expect("lots");
+    assert_eq!((r.rows, r.written, r.quarantined), (5, 2, 3));
+    let parts = lake::list_parts(lake.path(), "lot_labels").expect("parts");
+    let df = moldops_cloud::etl::join::read_parts(&parts, None).expect("read").expect("lot_labels");
+    let from: Vec<i64> = df
+        .column("from_ts")
+        .expect("from")
+        .cast(&polars::prelude::DataType::Int64)
+        .expect("i64")
+        .i64()
+        .expect("i64")
+        .iter()
+        .flatten()
+        .collect();
+    // 09:00 KST is 00:00 UTC.
+    assert_eq!(from, [1_714_521_600_000, 1_714_536_000_000]);
+    let (_, recent) = quarantine::scan(lake.path(), 10).expect("quarantine");
+    let reasons: Vec<&str> = recent.iter().map(|e| e.reason.as_str()).collect();
+    for expected in
+        ["line 4, column \"from_ts\"", "line 5, column \"to_ts\"", "line 6, column \"defect_ratio\""]
+    {
+        assert!(reasons.iter().any(|r| r.contains(expected)), "{expected} in {reasons:?}");
+    }
+    let again = import::import_lot_labels(lake.path(), &lots).expect("again");
+    assert_eq!((again.written, again.duplicates), (0, 2));
+
+    let missing = dir.path().join("bad.csv");
+    std::fs::write(&missing, "machine_id,from_ts\nM1,0\n").expect("write");
+    let err = import::import_lot_labels(lake.path(), &missing).unwrap_err();
+    assert!(format!("{err:#}").contains("to_ts, defect_ratio"), "{err:#}");
+}

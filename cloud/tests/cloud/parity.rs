@@ -100,12 +100,11 @@ fn edge_features_equal_etl_data_shot_for_shot() {
                 etl.to_bits() == at_edge.to_bits() || (etl.is_nan() && at_edge.is_nan()),
                 "shot {n} {name}: etl {etl} edge {at_edge}"
             );
-            // At shot time the edge holds the values before JSON: serde_json's default float
-            // parsing may move them by one ulp on the way.
+            // At shot time the edge holds the values before JSON: with serde_json's
+            // `float_roundtrip` they cross the wire bit for bit.
             let before_wire = at_shot_time[n].values[i];
             assert!(
-                (before_wire - etl).abs() <= etl.abs() * 4.0 * f64::EPSILON
-                    || (etl.is_nan() && before_wire.is_nan()),
+                before_wire.to_bits() == etl.to_bits() || (etl.is_nan() && before_wire.is_nan()),
                 "shot {n} {name}: etl {etl} at shot time {before_wire}"
             );
             if name.contains('.') {
