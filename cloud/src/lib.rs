@@ -11,3 +11,4 @@ pub mod etl;
 pub mod import;
 pub mod ingest;
 pub mod lake;
+pub mod rollout;

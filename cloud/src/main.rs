@@ -29,6 +29,10 @@ enum Command {
     Import(moldops_cloud::import::cli::ImportArgs),
     /// Merge shots, peripheral readings and labels into etl_data (incremental).
     Etl(moldops_cloud::etl::cli::EtlArgs),
+    /// Send a signed model bundle to edges over MQTT (canaries first), show their states, roll back.
+    Rollout(moldops_cloud::rollout::cli::RolloutArgs),
+    /// Batch scoring: score etl_data with a bundle's model, as the edge does, into `scores/`.
+    Score(moldops_cloud::rollout::cli::ScoreArgs),
     /// Inspect the lake.
     Lake {
         #[command(subcommand)]
@@ -85,6 +89,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => run_demo(args),
         Command::Import(args) => moldops_cloud::import::cli::run(args),
         Command::Etl(args) => moldops_cloud::etl::cli::run(args),
+        Command::Rollout(args) => moldops_cloud::rollout::cli::run(args),
+        Command::Score(args) => moldops_cloud::rollout::cli::run_score(args),
         Command::Lake { command: LakeCommand::Summary { lake, config, json } } => summary(lake, config, json),
     };
     match result {

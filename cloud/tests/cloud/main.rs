@@ -5,4 +5,5 @@ mod etl;
 mod import;
 mod ingest_rumqttd;
 mod parity;
+mod rollout_scores;
 mod support;

@@ -1,0 +1,258 @@
+//! `moldops-cloud rollout publish|status|rollback` and `moldops-cloud score`.
+
+use super::{Link, Plan, fleet, score};
+use crate::config::{self, Overrides};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use moldops_shared::bundle::{Bundle, ModelKey, parse_key_hex};
+use moldops_shared::rollout::DEFAULT_CHUNK_BYTES;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct RolloutArgs {
+    #[command(subcommand)]
+    pub command: RolloutCommand,
+}
+
+/// Broker and site of the fleet.
+#[derive(Debug, Clone, Args)]
+pub struct FleetArgs {
+    /// Config file (TOML with [broker]).
+    #[arg(long, env = "MOLDOPS_CLOUD_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub broker_host: Option<String>,
+    #[arg(long)]
+    pub broker_port: Option<u16>,
+    /// Site of the edges.
+    #[arg(long, default_value = "demo-plant")]
+    pub site: String,
+    /// Edge ids (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    pub edges: Vec<String>,
+    /// Print JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Send a bundle to the edges: canaries first, the rest once the canaries run it.
+    Publish {
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// Bundle folder (manifest.json, manifest.sig, model.onnx) or transport file.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Edges that go first (default: the first of --edges).
+        #[arg(long, value_delimiter = ',')]
+        canary: Vec<String>,
+        /// Failed edges tolerated before the rollout stops.
+        #[arg(long, default_value_t = 0)]
+        max_failures: usize,
+        /// Seconds each stage waits for the edges' final states.
+        #[arg(long, default_value_t = 600)]
+        timeout_s: u64,
+        /// Chunk size in KiB.
+        #[arg(long, default_value_t = DEFAULT_CHUNK_BYTES / 1024)]
+        chunk_kib: u32,
+        /// Registry public key (hex, or a file holding it): refuse to publish a bundle the
+        /// edges would refuse.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Each edge's reported model state.
+    Status {
+        #[command(flatten)]
+        fleet: FleetArgs,
+    },
+    /// Send the edges back to the bundle they ran before the current one.
+    Rollback {
+        #[command(flatten)]
+        fleet: FleetArgs,
+        /// Model key (`machine` or `machine/mold`).
+        #[arg(long)]
+        key: String,
+        #[arg(long, default_value_t = 300)]
+        timeout_s: u64,
+    },
+}
+
+/// `moldops-cloud score`: batch scoring of etl_data.
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// Lake folder (default: [lake] path of --config, else moldops-data/lake).
+    #[arg(long)]
+    pub lake: Option<PathBuf>,
+    #[arg(long, env = "MOLDOPS_CLOUD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Bundle folder or transport file of the production model.
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// Registry public key (hex, or a file holding it).
+    #[arg(long)]
+    pub public_key: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Reads a bundle from a folder or a transport file.
+pub fn read_bundle(path: &Path) -> Result<Bundle> {
+    if path.is_dir() {
+        Bundle::read_dir(path).with_context(|| format!("reading bundle folder {}", path.display()))
+    } else {
+        let bytes = std::fs::read(path).with_context(|| format!("reading bundle {}", path.display()))?;
+        Bundle::from_bytes(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))
+    }
+}
+
+/// A public key given as hex or as a file holding the hex.
+pub fn read_key(arg: &str) -> Result<[u8; 32]> {
+    let p = Path::new(arg);
+    let text = if p.is_file() { std::fs::read_to_string(p)? } else { arg.to_string() };
+    parse_key_hex(&text).map_err(|e| anyhow!("public key {arg:?}: {e}"))
+}
+
+async fn connect(f: &FleetArgs) -> Result<Link> {
+    let over = Overrides {
+        broker_host: f.broker_host.clone(),
+        broker_port: f.broker_port,
+        lake: None,
+        client_id: None,
+    };
+    let cfg = config::ingest_config(f.config.as_deref(), &over)?;
+    let id = format!("moldops-rollout-{}", std::process::id());
+    Link::connect(&cfg.broker, &cfg.base_dir, &id).await
+}
+
+pub fn run(args: RolloutArgs) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run_async(args))
+}
+
+async fn run_async(args: RolloutArgs) -> Result<()> {
+    match args.command {
+        RolloutCommand::Publish {
+            fleet: f,
+            bundle,
+            canary,
+            max_failures,
+            timeout_s,
+            chunk_kib,
+            public_key,
+        } => {
+            let bundle = read_bundle(&bundle)?;
+            if let Some(k) = public_key {
+                bundle
+                    .verify(&read_key(&k)?)
+                    .map_err(|e| anyhow!("the edges would refuse this bundle: {e}"))?;
+            }
+            if f.edges.is_empty() {
+                bail!("--edges: name at least one edge");
+            }
+            let plan = Plan {
+                site: f.site.clone(),
+                edges: f.edges.clone(),
+                canaries: canary,
+                max_failures,
+                timeout: Duration::from_secs(timeout_s),
+                chunk_bytes: chunk_kib.max(1) * 1024,
+            };
+            let mut link = connect(&f).await?;
+            let report = fleet::publish(&mut link, &bundle, &plan).await?;
+            link.close().await;
+            if f.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "{} v{} ({} bytes, {} chunks)",
+                    report.model_key, report.bundle.version, report.bundle.bytes, report.bundle.chunks
+                );
+                print_outcomes("canary", &report.canaries);
+                print_outcomes("rest", &report.rest);
+            }
+            match report.stopped {
+                Some(why) => bail!("rollout stopped: {why}"),
+                None if report.failures() > 0 => {
+                    bail!("{} edge(s) did not take the bundle", report.failures())
+                }
+                None => Ok(()),
+            }
+        }
+        RolloutCommand::Status { fleet: f } => {
+            let mut link = connect(&f).await?;
+            let reports = fleet::status(&mut link, &f.site, &f.edges).await?;
+            link.close().await;
+            if f.json {
+                println!("{}", serde_json::to_string(&reports)?);
+                return Ok(());
+            }
+            println!(
+                "{:<16} {:<16} {:<12} {:>7} {:>7} {:>8}  reason",
+                "edge", "model key", "state", "target", "active", "previous"
+            );
+            for r in &reports {
+                for (label, m) in &r.models {
+                    let v = |b: &Option<moldops_shared::rollout::BundleRef>| {
+                        b.as_ref().map_or("-".into(), |b| format!("v{}", b.version))
+                    };
+                    println!(
+                        "{:<16} {:<16} {:<12} {:>7} {:>7} {:>8}  {}",
+                        r.edge_id,
+                        label,
+                        m.state.as_str(),
+                        v(&m.target),
+                        v(&m.active),
+                        v(&m.previous),
+                        m.reason.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            Ok(())
+        }
+        RolloutCommand::Rollback { fleet: f, key, timeout_s } => {
+            let key = ModelKey::parse(&key)?;
+            let mut link = connect(&f).await?;
+            let outcomes =
+                fleet::rollback(&mut link, &f.site, &key, &f.edges, Duration::from_secs(timeout_s)).await?;
+            link.close().await;
+            if f.json {
+                println!("{}", serde_json::to_string(&outcomes)?);
+            } else {
+                print_outcomes("rollback", &outcomes);
+            }
+            let failed = outcomes.iter().filter(|o| !o.ok()).count();
+            if failed > 0 { bail!("{failed} edge(s) did not roll back") } else { Ok(()) }
+        }
+    }
+}
+
+fn print_outcomes(stage: &str, outcomes: &[fleet::EdgeOutcome]) {
+    for o in outcomes {
+        let state = o.state.map_or("no answer", |s| s.as_str());
+        println!("{stage:<9} {:<16} {state:<12} {}", o.edge_id, o.reason.as_deref().unwrap_or(""));
+    }
+}
+
+/// `moldops-cloud score`.
+pub fn run_score(args: ScoreArgs) -> Result<()> {
+    let lake = config::lake_path(args.config.as_deref(), args.lake.as_deref())?;
+    let bundle = read_bundle(&args.bundle)?;
+    let mut model = score::load_model(&bundle, &read_key(&args.public_key)?)?;
+    let summary = score::score_lake(&lake, &mut model)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!(
+            "{} v{}: {} shots scored, {} alarms, {} in warming windows{}",
+            summary.model_id,
+            summary.version,
+            summary.scored,
+            summary.alarms,
+            summary.warming,
+            summary.file.as_ref().map_or(String::new(), |f| format!(" → {}", f.display()))
+        );
+    }
+    Ok(())
+}

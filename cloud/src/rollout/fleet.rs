@@ -1,0 +1,242 @@
+//! Rollout of one bundle to a set of edges, as library calls a demo or the CLI drives:
+//! [`publish`] (chunks, then canaries, then the rest once the canaries are active, stopping
+//! when failures pass the threshold), [`status`] (every edge's reported state), [`rollback`]
+//! (each edge back to the bundle it ran before) and the building blocks [`set_desired`] and
+//! [`wait_for`].
+
+use super::link::Link;
+use anyhow::{Result, bail};
+use moldops_shared::bundle::{Bundle, ModelKey};
+use moldops_shared::rollout::{BundleRef, DesiredModel, DesiredModels, ReportedModels, RolloutState};
+use moldops_shared::topic::{self, Leaf};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Who gets the bundle, in which order, and when to stop.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub site: String,
+    /// Every edge to update.
+    pub edges: Vec<String>,
+    /// Edges that go first (default: the first edge).
+    pub canaries: Vec<String>,
+    /// Failed edges tolerated before the rollout stops (canaries included).
+    pub max_failures: usize,
+    /// How long each stage waits for the edges' final states.
+    pub timeout: Duration,
+    pub chunk_bytes: u32,
+}
+
+/// Where one edge ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EdgeOutcome {
+    pub edge_id: String,
+    /// `None`: no final state within the timeout.
+    pub state: Option<RolloutState>,
+    pub reason: Option<String>,
+}
+
+impl EdgeOutcome {
+    pub fn ok(&self) -> bool {
+        self.state == Some(RolloutState::Active)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RolloutReport {
+    pub model_key: String,
+    pub bundle: BundleRef,
+    pub canaries: Vec<EdgeOutcome>,
+    pub rest: Vec<EdgeOutcome>,
+    /// Why the rollout stopped before reaching every edge.
+    pub stopped: Option<String>,
+}
+
+impl RolloutReport {
+    pub fn failures(&self) -> usize {
+        self.canaries.iter().chain(&self.rest).filter(|o| !o.ok()).count()
+    }
+}
+
+/// Publishes `bundle` to the plan's edges: canaries first, the rest when they are active.
+pub async fn publish(link: &mut Link, bundle: &Bundle, plan: &Plan) -> Result<RolloutReport> {
+    let manifest = bundle.manifest_unverified()?;
+    let key = manifest.model_key.clone();
+    let bytes = bundle.to_bytes();
+    let bref = BundleRef::describe(&manifest.model_id, manifest.version, &bytes, plan.chunk_bytes);
+    for (i, chunk) in bytes.chunks(bref.chunk_bytes as usize).enumerate() {
+        link.publish(&topic::bundle_chunk(&plan.site, &bref.sha256, i as u32), true, chunk.to_vec()).await?;
+    }
+    link.sync(Duration::from_secs(60)).await?;
+    tracing::info!(key = %key.label(), version = bref.version, bytes = bref.bytes, chunks = bref.chunks, "bundle published");
+    let canaries: Vec<String> = if plan.canaries.is_empty() {
+        plan.edges.iter().take(1).cloned().collect()
+    } else {
+        plan.canaries.clone()
+    };
+    let rest: Vec<String> = plan.edges.iter().filter(|e| !canaries.contains(e)).cloned().collect();
+    let desired = DesiredModel { model_key: key.clone(), bundle: bref.clone() };
+    let mut report = RolloutReport {
+        model_key: key.label(),
+        bundle: bref.clone(),
+        canaries: vec![],
+        rest: vec![],
+        stopped: None,
+    };
+    report.canaries = deploy(link, &plan.site, &canaries, &desired, plan.timeout).await?;
+    if report.failures() > plan.max_failures {
+        report.stopped = Some(format!(
+            "{} of {} canaries failed (max_failures {})",
+            report.failures(),
+            canaries.len(),
+            plan.max_failures
+        ));
+        return Ok(report);
+    }
+    if !rest.is_empty() {
+        report.rest = deploy(link, &plan.site, &rest, &desired, plan.timeout).await?;
+        if report.failures() > plan.max_failures {
+            report.stopped =
+                Some(format!("{} edges failed (max_failures {})", report.failures(), plan.max_failures));
+        }
+    }
+    Ok(report)
+}
+
+/// Sets `desired` on `edges` and waits for their final states.
+async fn deploy(
+    link: &mut Link,
+    site: &str,
+    edges: &[String],
+    desired: &DesiredModel,
+    timeout: Duration,
+) -> Result<Vec<EdgeOutcome>> {
+    let per_edge: BTreeMap<String, DesiredModel> =
+        edges.iter().map(|e| (e.clone(), desired.clone())).collect();
+    set_desired(link, site, &per_edge).await?;
+    wait_for(link, site, &desired.model_key, &per_edge, timeout).await
+}
+
+/// Sets one key's desired bundle per edge, keeping the edges' other keys (read back first).
+pub async fn set_desired(
+    link: &mut Link,
+    site: &str,
+    per_edge: &BTreeMap<String, DesiredModel>,
+) -> Result<()> {
+    for edge in per_edge.keys() {
+        link.subscribe(&topic::topic(site, edge, Leaf::ModelDesired)).await?;
+    }
+    let retained = link.sync(Duration::from_secs(30)).await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    for (edge, desired) in per_edge {
+        let t = topic::topic(site, edge, Leaf::ModelDesired);
+        let mut state: DesiredModels = retained
+            .iter()
+            .rev()
+            .find(|(topic, p)| *topic == t && !p.is_empty())
+            .and_then(|(_, p)| serde_json::from_slice(p).ok())
+            .unwrap_or_default();
+        state.set(desired.clone());
+        state.issued_at_ms = now;
+        link.publish(&t, true, serde_json::to_vec(&state)?).await?;
+    }
+    link.sync(Duration::from_secs(30)).await?;
+    Ok(())
+}
+
+/// Waits until every edge reports a final state for its desired bundle of `key`.
+pub async fn wait_for(
+    link: &mut Link,
+    site: &str,
+    key: &ModelKey,
+    per_edge: &BTreeMap<String, DesiredModel>,
+    timeout: Duration,
+) -> Result<Vec<EdgeOutcome>> {
+    link.subscribe(&topic::filter_site(site, Leaf::ModelReported)).await?;
+    let mut done: BTreeMap<String, EdgeOutcome> = BTreeMap::new();
+    let end = Instant::now() + timeout;
+    let label = key.label();
+    while done.len() < per_edge.len() {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let Some((t, payload)) = link.next(left).await else { break };
+        let Some((_, edge, _)) = topic::parse(&t) else { continue };
+        let (Some(want), Ok(r)) = (per_edge.get(edge), serde_json::from_slice::<ReportedModels>(&payload))
+        else {
+            continue;
+        };
+        let Some(m) = r.models.get(&label) else { continue };
+        let same = m.target.as_ref().is_some_and(|t| t.sha256 == want.bundle.sha256);
+        if same && m.state.is_final() {
+            let outcome =
+                EdgeOutcome { edge_id: edge.to_string(), state: Some(m.state), reason: m.reason.clone() };
+            tracing::info!(edge, state = m.state.as_str(), reason = ?m.reason, "edge reported");
+            done.insert(edge.to_string(), outcome);
+        }
+    }
+    Ok(per_edge
+        .keys()
+        .map(|e| {
+            done.remove(e).unwrap_or(EdgeOutcome {
+                edge_id: e.clone(),
+                state: None,
+                reason: Some(format!("no final state within {timeout:?}")),
+            })
+        })
+        .collect())
+}
+
+/// The reported state of every edge of `site` (only `edges` when given).
+pub async fn status(link: &mut Link, site: &str, edges: &[String]) -> Result<Vec<ReportedModels>> {
+    link.subscribe(&topic::filter_site(site, Leaf::ModelReported)).await?;
+    let msgs = link.sync(Duration::from_secs(30)).await?;
+    let mut by_edge: BTreeMap<String, ReportedModels> = BTreeMap::new();
+    for (t, payload) in msgs {
+        let Some((_, edge, _)) = topic::parse(&t) else { continue };
+        if !edges.is_empty() && !edges.iter().any(|e| e == edge) {
+            continue;
+        }
+        if let Ok(r) = serde_json::from_slice::<ReportedModels>(&payload) {
+            by_edge.insert(edge.to_string(), r);
+        }
+    }
+    Ok(by_edge.into_values().collect())
+}
+
+/// Sends every edge of `edges` (every edge reporting `key` when empty) back to the bundle it
+/// ran before the current one, and waits for them to report it active.
+pub async fn rollback(
+    link: &mut Link,
+    site: &str,
+    key: &ModelKey,
+    edges: &[String],
+    timeout: Duration,
+) -> Result<Vec<EdgeOutcome>> {
+    let label = key.label();
+    let mut per_edge = BTreeMap::new();
+    let mut problems = Vec::new();
+    for r in status(link, site, edges).await? {
+        match r.models.get(&label).and_then(|m| m.previous.clone()) {
+            Some(prev) => {
+                per_edge.insert(r.edge_id.clone(), DesiredModel { model_key: key.clone(), bundle: prev });
+            }
+            None => problems.push(format!("{} has no previous version of {label}", r.edge_id)),
+        }
+    }
+    for e in edges {
+        if !per_edge.contains_key(e) && !problems.iter().any(|p| p.starts_with(e.as_str())) {
+            problems.push(format!("{e} reports nothing for {label}"));
+        }
+    }
+    if per_edge.is_empty() {
+        bail!("nothing to roll back: {}", problems.join("; "));
+    }
+    for p in &problems {
+        tracing::warn!("{p}");
+    }
+    set_desired(link, site, &per_edge).await?;
+    wait_for(link, site, key, &per_edge, timeout).await
+}

@@ -1,0 +1,113 @@
+//! The rollout manager's MQTT connection: publish with QoS 1, subscribe, and a **sync point**
+//! ([`Link::sync`]): a message the manager sends to itself on a private topic. The broker
+//! handles one client's packets in order, so when the sync message comes back every earlier
+//! publish has been stored (retained ones included) and every retained message of earlier
+//! subscriptions has been delivered — no waiting on timers to know "nothing more is retained".
+
+use anyhow::{Context, Result, anyhow, bail};
+use moldops_edge::config::BrokerConfig;
+use rumqttc::{AsyncClient, Event, Packet, QoS};
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub struct Link {
+    client: AsyncClient,
+    rx: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+    sync_topic: String,
+    syncs: u64,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Link {
+    /// Connects (clean session) and waits for the broker's CONNACK.
+    pub async fn connect(broker: &BrokerConfig, base: &Path, client_id: &str) -> Result<Link> {
+        let mut opts = moldops_edge::mqtt::options(broker, client_id, base)?;
+        opts.set_clean_session(true);
+        let (client, mut events) = AsyncClient::new(opts, 1024);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
+        let task = tokio::spawn(async move {
+            let mut ready = Some(ready_tx);
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(Ok(()));
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if tx.send((p.topic.clone(), p.payload.to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(Err(e.to_string()));
+                            return;
+                        }
+                        tracing::warn!(error = %e, "rollout manager lost the broker; reconnecting");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        });
+        match tokio::time::timeout(Duration::from_secs(30), ready_rx).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => bail!("cannot connect to the broker {}:{}: {e}", broker.host, broker.port),
+            _ => bail!("no answer from the broker {}:{} within 30 s", broker.host, broker.port),
+        }
+        let sync_topic = format!("moldops/v1/_manager/{client_id}/sync");
+        client.subscribe(&sync_topic, QoS::AtLeastOnce).await?;
+        Ok(Link { client, rx, sync_topic, syncs: 0, task })
+    }
+
+    pub async fn subscribe(&self, filter: &str) -> Result<()> {
+        self.client.subscribe(filter, QoS::AtLeastOnce).await.context("subscribe")
+    }
+
+    /// Publishes with QoS 1 (queued; [`Link::sync`] confirms the broker has it).
+    pub async fn publish(&self, topic: &str, retain: bool, payload: Vec<u8>) -> Result<()> {
+        self.client.publish(topic, QoS::AtLeastOnce, retain, payload).await.context("publish")
+    }
+
+    /// Waits until the broker has handled everything sent so far; returns the messages that
+    /// arrived meanwhile (e.g. retained ones of earlier subscriptions).
+    pub async fn sync(&mut self, timeout: Duration) -> Result<Vec<(String, Vec<u8>)>> {
+        self.syncs += 1;
+        let marker = format!("{}", self.syncs).into_bytes();
+        self.client.publish(&self.sync_topic, QoS::AtLeastOnce, false, marker.clone()).await?;
+        let mut got = Vec::new();
+        let end = tokio::time::Instant::now() + timeout;
+        loop {
+            let msg = tokio::time::timeout_at(end, self.rx.recv())
+                .await
+                .map_err(|_| anyhow!("the broker did not confirm within {timeout:?}"))?
+                .ok_or_else(|| anyhow!("broker connection closed"))?;
+            if msg.0 == self.sync_topic {
+                if msg.1 == marker {
+                    return Ok(got);
+                }
+                continue;
+            }
+            got.push(msg);
+        }
+    }
+
+    /// The next message, or `None` when `timeout` passes first.
+    pub async fn next(&mut self, timeout: Duration) -> Option<(String, Vec<u8>)> {
+        loop {
+            let msg = tokio::time::timeout(timeout, self.rx.recv()).await.ok()??;
+            if msg.0 != self.sync_topic {
+                return Some(msg);
+            }
+        }
+    }
+
+    /// Disconnects cleanly.
+    pub async fn close(self) {
+        let _ = self.client.disconnect().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.task).await;
+    }
+}
