@@ -11,4 +11,6 @@ pub mod etl;
 pub mod import;
 pub mod ingest;
 pub mod lake;
+pub mod registry;
+pub mod train;
 pub mod rollout;

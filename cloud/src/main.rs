@@ -33,6 +33,11 @@ enum Command {
     Rollout(moldops_cloud::rollout::cli::RolloutArgs),
     /// Batch scoring: score etl_data with a bundle's model, as the edge does, into `scores/`.
     Score(moldops_cloud::rollout::cli::ScoreArgs),
+    /// Train the LSTM autoencoder (and its baseline) per model key on etl_data, evaluate on a
+    /// time-ordered held-out split, export ONNX and register a signed candidate bundle.
+    Train(moldops_cloud::train::TrainArgs),
+    /// The model registry: list, show, promote, archive, keygen, export-bundle.
+    Models(moldops_cloud::registry::cli::ModelsArgs),
     /// Inspect the lake.
     Lake {
         #[command(subcommand)]
@@ -91,6 +96,8 @@ fn main() -> ExitCode {
         Command::Etl(args) => moldops_cloud::etl::cli::run(args),
         Command::Rollout(args) => moldops_cloud::rollout::cli::run(args),
         Command::Score(args) => moldops_cloud::rollout::cli::run_score(args),
+        Command::Train(args) => moldops_cloud::train::run(args),
+        Command::Models(args) => moldops_cloud::registry::cli::run(args),
         Command::Lake { command: LakeCommand::Summary { lake, config, json } } => summary(lake, config, json),
     };
     match result {

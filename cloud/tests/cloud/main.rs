@@ -5,5 +5,7 @@ mod etl;
 mod import;
 mod ingest_rumqttd;
 mod parity;
+mod registry;
 mod rollout_scores;
 mod support;
+mod train;

@@ -1,0 +1,324 @@
+//! The model registry: every trained model version per model key (machine, optionally mold),
+//! its signed bundle, metrics and lineage, and its stage — `candidate`, `production` or
+//! `archived` — on disk under one folder (default `moldops-data/registry/`).
+//!
+//! Rules: a new version enters as a candidate; at most one production version per key;
+//! [`Registry::promote`] makes a candidate or archived version production and archives the
+//! previous production (so re-promoting an archived version is the rollback);
+//! [`Registry::archive`] takes a candidate or production version out. Version folders are
+//! written once (tmp folder, fsync, rename); the stage file is replaced atomically under a
+//! per-key lock, with every transition kept in its history.
+//!
+//! For the rollout: [`Registry::open`] then [`Registry::production`] (version, bundle folder,
+//! manifest) or [`Registry::bundle_bytes`] (the transport form of a version's bundle).
+
+pub mod cli;
+pub mod keys;
+mod store;
+
+use anyhow::{Context, Result, bail};
+use moldops_shared::bundle::{Bundle, Manifest, ModelKey};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use store::KeyLock;
+
+/// Folder of a version's bundle, inside the version folder.
+pub const BUNDLE_DIR: &str = "bundle";
+/// The immutable record of a version, inside the version folder.
+pub const RECORD_FILE: &str = "version.json";
+/// The training report of a version, inside the version folder.
+pub const REPORT_FILE: &str = "report.json";
+/// Stages and history of a key, inside the key folder.
+pub const STATE_FILE: &str = "stages.json";
+
+/// Where a version stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Candidate,
+    Production,
+    Archived,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::Candidate => "candidate",
+            Stage::Production => "production",
+            Stage::Archived => "archived",
+        })
+    }
+}
+
+/// Where a model came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lineage {
+    /// sha256 over the etl_data files used (see `train::snapshot`).
+    pub data_snapshot: String,
+    /// Those files, relative to the lake.
+    pub data_files: Vec<String>,
+    /// Training parameters (architecture, optimiser, windows, split, seed).
+    pub params: serde_json::Value,
+    /// `moldops-cloud` version and git description at build time.
+    pub code_version: String,
+}
+
+/// The immutable record of one version (`version.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    pub key: ModelKey,
+    pub version: u32,
+    pub kind: String,
+    pub created_at: String,
+    pub threshold: f32,
+    pub metrics: serde_json::Value,
+    pub lineage: Lineage,
+    /// Hex public key whose private half signed the bundle.
+    pub signed_by: String,
+}
+
+/// A change of stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub at: String,
+    pub version: u32,
+    pub from: Option<Stage>,
+    pub to: Stage,
+    pub reason: String,
+}
+
+/// Stages and history of one key (`stages.json`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct KeyState {
+    pub key: Option<ModelKey>,
+    pub stages: BTreeMap<u32, Stage>,
+    pub history: Vec<Transition>,
+}
+
+impl KeyState {
+    /// The production version, if any.
+    pub fn production(&self) -> Option<u32> {
+        self.stages.iter().find(|(_, s)| **s == Stage::Production).map(|(v, _)| *v)
+    }
+}
+
+/// One version with its stage and where its bundle lies.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersionInfo {
+    #[serde(flatten)]
+    pub record: VersionRecord,
+    pub stage: Stage,
+    pub bundle_dir: PathBuf,
+}
+
+/// The production version of a key, for the rollout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Production {
+    pub version: u32,
+    /// Folder holding `manifest.json`, `manifest.sig` and `model.onnx`.
+    pub bundle_dir: PathBuf,
+    /// The bundle's manifest (checked against the recorded signing key).
+    pub manifest: Manifest,
+}
+
+/// What `train` hands the registry for a new version.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    /// Manifest to seal; `version` and `model_id` are set by [`Registry::register`].
+    pub manifest: Manifest,
+    /// Files of the bundle besides the manifest and signature (normally `model.onnx`).
+    pub files: BTreeMap<String, Vec<u8>>,
+    pub metrics: serde_json::Value,
+    pub lineage: Lineage,
+    /// The training report, kept beside the bundle (not in it).
+    pub report: Option<serde_json::Value>,
+}
+
+/// A registry folder.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    root: PathBuf,
+}
+
+/// UTC now, RFC 3339 with milliseconds.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Registry {
+    /// Opens (and creates when missing) the registry folder `dir`.
+    pub fn open(dir: &Path) -> Result<Registry> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating registry folder {}", dir.display()))?;
+        Ok(Registry { root: dir.to_path_buf() })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Every key with at least one version, sorted.
+    pub fn keys(&self) -> Result<Vec<ModelKey>> {
+        store::keys(&self.root)
+    }
+
+    /// Stages and history of `key` (empty when unknown).
+    pub fn state(&self, key: &ModelKey) -> Result<KeyState> {
+        store::read_state(&store::key_dir(&self.root, key))
+    }
+
+    /// Every version of `key`, oldest first.
+    pub fn versions(&self, key: &ModelKey) -> Result<Vec<VersionInfo>> {
+        let dir = store::key_dir(&self.root, key);
+        let state = store::read_state(&dir)?;
+        let mut out = Vec::new();
+        for (v, stage) in &state.stages {
+            out.push(self.info(&dir, *v, *stage)?);
+        }
+        Ok(out)
+    }
+
+    /// One version of `key`.
+    pub fn version(&self, key: &ModelKey, version: u32) -> Result<VersionInfo> {
+        let dir = store::key_dir(&self.root, key);
+        let state = store::read_state(&dir)?;
+        let Some(stage) = state.stages.get(&version) else {
+            bail!("{} has no version {version} in {}", key.label(), self.root.display())
+        };
+        self.info(&dir, version, *stage)
+    }
+
+    fn info(&self, key_dir: &Path, version: u32, stage: Stage) -> Result<VersionInfo> {
+        let vdir = store::version_dir(key_dir, version);
+        let record: VersionRecord = store::read_json(&vdir.join(RECORD_FILE))?;
+        Ok(VersionInfo { record, stage, bundle_dir: vdir.join(BUNDLE_DIR) })
+    }
+
+    /// The production version of `key`, its bundle folder and manifest; `None` when the key
+    /// has none. Fails when the bundle does not verify against the key that signed it.
+    pub fn production(&self, key: &ModelKey) -> Result<Option<Production>> {
+        let Some(version) = self.state(key)?.production() else { return Ok(None) };
+        let info = self.version(key, version)?;
+        let manifest = verify_info(&info)?;
+        Ok(Some(Production { version, bundle_dir: info.bundle_dir, manifest }))
+    }
+
+    /// The bundle of a version in transport form ([`Bundle::to_bytes`]), verified first
+    /// against the key that signed it.
+    pub fn bundle_bytes(&self, key: &ModelKey, version: u32) -> Result<Vec<u8>> {
+        let info = self.version(key, version)?;
+        verify_info(&info)?;
+        let bundle = Bundle::read_dir(&info.bundle_dir)
+            .with_context(|| format!("reading bundle {}", info.bundle_dir.display()))?;
+        Ok(bundle.to_bytes())
+    }
+
+    /// Seals `new` with `signing_seed` as the next version of its key and registers it as a
+    /// candidate. Returns the version.
+    pub fn register(&self, mut new: NewVersion, signing_seed: &[u8; 32]) -> Result<VersionInfo> {
+        let key = new.manifest.model_key.clone();
+        let dir = store::key_dir(&self.root, &key);
+        let _lock = KeyLock::acquire(&dir)?;
+        let mut state = store::read_state(&dir)?;
+        let version = store::next_version(&dir, &state)?;
+        new.manifest.version = version;
+        new.manifest.model_id = format!("{}@{version}", key.label());
+        let public = hex::encode(moldops_shared::bundle::public_key(signing_seed));
+        let record = VersionRecord {
+            key: key.clone(),
+            version,
+            kind: new.manifest.kind.clone(),
+            created_at: new.manifest.created_at.clone(),
+            threshold: new.manifest.threshold,
+            metrics: new.metrics,
+            lineage: new.lineage,
+            signed_by: public,
+        };
+        let bundle = Bundle::seal(new.manifest, new.files, signing_seed).context("sealing the bundle")?;
+        store::write_version(&dir, version, &bundle, &record, new.report.as_ref())?;
+        state.key = Some(key);
+        state.stages.insert(version, Stage::Candidate);
+        state.history.push(Transition {
+            at: now_rfc3339(),
+            version,
+            from: None,
+            to: Stage::Candidate,
+            reason: "registered by train".into(),
+        });
+        store::write_state(&dir, &state)?;
+        self.info(&dir, version, Stage::Candidate)
+    }
+
+    /// Makes `version` production (from candidate or archived); the previous production is
+    /// archived. Verifies the bundle first. Returns the transitions made.
+    pub fn promote(&self, key: &ModelKey, version: u32) -> Result<Vec<Transition>> {
+        let dir = store::key_dir(&self.root, key);
+        let _lock = KeyLock::acquire(&dir)?;
+        let mut state = store::read_state(&dir)?;
+        let Some(&stage) = state.stages.get(&version) else {
+            bail!("{} has no version {version}", key.label())
+        };
+        if stage == Stage::Production {
+            bail!("{}@{version} is already production", key.label());
+        }
+        verify_info(&self.info(&dir, version, stage)?)
+            .with_context(|| format!("refusing to promote {}@{version}", key.label()))?;
+        let mut done = Vec::new();
+        if let Some(previous) = state.production() {
+            done.push(transition(
+                &mut state,
+                previous,
+                Stage::Archived,
+                format!("replaced by version {version}"),
+            ));
+        }
+        let reason = if stage == Stage::Archived { "rollback: re-promoted" } else { "promoted" };
+        done.push(transition(&mut state, version, Stage::Production, reason.into()));
+        store::write_state(&dir, &state)?;
+        Ok(done)
+    }
+
+    /// Archives a candidate or production version (a production version leaves the key
+    /// without one).
+    pub fn archive(&self, key: &ModelKey, version: u32) -> Result<Transition> {
+        let dir = store::key_dir(&self.root, key);
+        let _lock = KeyLock::acquire(&dir)?;
+        let mut state = store::read_state(&dir)?;
+        match state.stages.get(&version) {
+            None => bail!("{} has no version {version}", key.label()),
+            Some(Stage::Archived) => bail!("{}@{version} is already archived", key.label()),
+            Some(_) => {}
+        }
+        let t = transition(&mut state, version, Stage::Archived, "archived".into());
+        store::write_state(&dir, &state)?;
+        Ok(t)
+    }
+}
+
+fn transition(state: &mut KeyState, version: u32, to: Stage, reason: String) -> Transition {
+    let from = state.stages.insert(version, to);
+    let t = Transition { at: now_rfc3339(), version, from, to, reason };
+    state.history.push(t.clone());
+    t
+}
+
+/// Verifies a version's bundle against the key recorded as its signer; returns the manifest.
+fn verify_info(info: &VersionInfo) -> Result<Manifest> {
+    let key = moldops_shared::bundle::parse_key_hex(&info.record.signed_by)
+        .with_context(|| format!("{}: signed_by", info.bundle_dir.display()))?;
+    let bundle = Bundle::read_dir(&info.bundle_dir)
+        .with_context(|| format!("reading bundle {}", info.bundle_dir.display()))?;
+    let manifest = bundle
+        .verify(&key)
+        .with_context(|| format!("bundle {} does not verify", info.bundle_dir.display()))?;
+    if manifest.version != info.record.version || manifest.model_key != info.record.key {
+        bail!(
+            "bundle {} is not {}@{}",
+            info.bundle_dir.display(),
+            info.record.key.label(),
+            info.record.version
+        );
+    }
+    Ok(manifest)
+}

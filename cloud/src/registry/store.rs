@@ -1,0 +1,181 @@
+//! The registry's files: `{root}/{machine}/{all | mold=<mold>}/` per key (names escaped like
+//! lake partitions), holding `stages.json`, a `.lock` while a process changes it, and one
+//! `v{NNNN}/` folder per version with `version.json`, `report.json` and `bundle/`.
+
+use super::{BUNDLE_DIR, KeyState, RECORD_FILE, REPORT_FILE, STATE_FILE, VersionRecord};
+use crate::lake::{escape, write};
+use anyhow::{Context, Result, bail};
+use moldops_shared::bundle::{Bundle, ModelKey};
+use std::path::{Path, PathBuf};
+
+const LOCK_FILE: &str = ".lock";
+const NO_MOLD: &str = "all";
+
+/// Folder of a key.
+pub fn key_dir(root: &Path, key: &ModelKey) -> PathBuf {
+    let sub = match &key.mold {
+        Some(m) => format!("mold={}", escape(m)),
+        None => NO_MOLD.to_string(),
+    };
+    root.join(escape(&key.machine_id)).join(sub)
+}
+
+/// Folder of a version.
+pub fn version_dir(key_dir: &Path, version: u32) -> PathBuf {
+    key_dir.join(format!("v{version:04}"))
+}
+
+/// Reads and parses a JSON file, naming it in errors.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// The key's stages (empty when it has none yet).
+pub fn read_state(key_dir: &Path) -> Result<KeyState> {
+    let path = key_dir.join(STATE_FILE);
+    if !path.exists() {
+        return Ok(KeyState::default());
+    }
+    read_json(&path)
+}
+
+/// Replaces the key's stages atomically.
+pub fn write_state(key_dir: &Path, state: &KeyState) -> Result<()> {
+    let json = serde_json::to_vec_pretty(state).context("encoding stages")?;
+    write::write_atomic(&key_dir.join(STATE_FILE), &json)
+}
+
+/// One more than the highest version in the state or on disk (a crash may leave a version
+/// folder the state does not list; its number is not reused).
+pub fn next_version(key_dir: &Path, state: &KeyState) -> Result<u32> {
+    let mut top = state.stages.keys().copied().max().unwrap_or(0);
+    if key_dir.is_dir() {
+        for entry in std::fs::read_dir(key_dir).with_context(|| format!("listing {}", key_dir.display()))? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if let Some(v) = name.strip_prefix('v').and_then(|n| n.parse::<u32>().ok()) {
+                top = top.max(v);
+            }
+        }
+    }
+    top.checked_add(1).context("version numbers exhausted")
+}
+
+/// Writes a version folder once: into a tmp folder, every file fsynced, then renamed.
+pub fn write_version(
+    key_dir: &Path,
+    version: u32,
+    bundle: &Bundle,
+    record: &VersionRecord,
+    report: Option<&serde_json::Value>,
+) -> Result<()> {
+    let final_dir = version_dir(key_dir, version);
+    if final_dir.exists() {
+        bail!("{} exists already", final_dir.display());
+    }
+    let tmp = key_dir.join(format!(".v{version:04}.tmp"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).with_context(|| format!("removing stale {}", tmp.display()))?;
+    }
+    let bundle_dir = tmp.join(BUNDLE_DIR);
+    std::fs::create_dir_all(&bundle_dir).with_context(|| format!("creating {}", bundle_dir.display()))?;
+    for (name, data) in &bundle.files {
+        write::write_file(&bundle_dir.join(name), data)?;
+    }
+    write::sync_dir(&bundle_dir)?;
+    let json = serde_json::to_vec_pretty(record).context("encoding the version record")?;
+    write::write_file(&tmp.join(RECORD_FILE), &json)?;
+    if let Some(r) = report {
+        let json = serde_json::to_vec_pretty(r).context("encoding the report")?;
+        write::write_file(&tmp.join(REPORT_FILE), &json)?;
+    }
+    write::sync_dir(&tmp)?;
+    std::fs::rename(&tmp, &final_dir).with_context(|| format!("renaming {} into place", tmp.display()))?;
+    write::sync_dir(key_dir)
+}
+
+/// Every key with a stages file, sorted.
+pub fn keys(root: &Path) -> Result<Vec<ModelKey>> {
+    let mut out = Vec::new();
+    for machine in subdirs(root)? {
+        for key in subdirs(&machine)? {
+            if key.join(STATE_FILE).is_file() {
+                let state: KeyState = read_json(&key.join(STATE_FILE))?;
+                if let Some(k) = state.key {
+                    out.push(k);
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() && !entry.file_name().to_string_lossy().starts_with('.') {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// An exclusive lock on one key's folder: a `.lock` file created exclusively, holding the
+/// owner's pid; a lock whose process is gone is taken over. Released on drop.
+pub struct KeyLock {
+    path: PathBuf,
+}
+
+impl KeyLock {
+    /// Waits up to 30 s for the lock.
+    pub fn acquire(key_dir: &Path) -> Result<KeyLock> {
+        std::fs::create_dir_all(key_dir).with_context(|| format!("creating {}", key_dir.display()))?;
+        let path = key_dir.join(LOCK_FILE);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    write!(f, "{}", std::process::id())
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    return Ok(KeyLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if holder_gone(&path) {
+                        let _ = std::fs::remove_file(&path);
+                        continue;
+                    }
+                    if std::time::Instant::now() > deadline {
+                        bail!(
+                            "registry key is locked by another process: {} (remove it if no moldops-cloud runs)",
+                            path.display()
+                        );
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+            }
+        }
+    }
+}
+
+/// True when the lock names a pid that no longer runs (Linux: no `/proc/{pid}`).
+fn holder_gone(lock: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(lock) else { return false };
+    match text.trim().parse::<u32>() {
+        Ok(pid) => Path::new("/proc").is_dir() && !Path::new(&format!("/proc/{pid}")).exists(),
+        Err(_) => false,
+    }
+}
+
+impl Drop for KeyLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

@@ -1,0 +1,224 @@
+//! How well scores separate defective from good windows: precision, recall and F1 at a
+//! threshold (a window is flagged when `score > threshold`), PR-AUC (average precision),
+//! ROC-AUC (Mann–Whitney, ties counted half), each with a seeded percentile-bootstrap 95 %
+//! confidence interval over the windows; and the threshold choice on validation data.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Counts and rates at one threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct AtThreshold {
+    pub tp: u64,
+    pub fp: u64,
+    pub fn_: u64,
+    pub tn: u64,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+}
+
+/// Flags `score > threshold` against `labels` (1 defective).
+pub fn at_threshold(scores: &[f32], labels: &[u8], threshold: f32) -> AtThreshold {
+    let mut m = AtThreshold::default();
+    for (&s, &l) in scores.iter().zip(labels) {
+        match (s > threshold, l == 1) {
+            (true, true) => m.tp += 1,
+            (true, false) => m.fp += 1,
+            (false, true) => m.fn_ += 1,
+            (false, false) => m.tn += 1,
+        }
+    }
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    m.precision = ratio(m.tp, m.tp + m.fp);
+    m.recall = ratio(m.tp, m.tp + m.fn_);
+    m.f1 = if m.precision + m.recall > 0.0 {
+        2.0 * m.precision * m.recall / (m.precision + m.recall)
+    } else {
+        0.0
+    };
+    m
+}
+
+/// ROC-AUC; `None` without both classes.
+pub fn roc_auc(scores: &[f32], labels: &[u8]) -> Option<f64> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    // Average ranks (1-based) with ties.
+    let mut rank_sum_pos = 0.0;
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum_pos += idx[i..=j].iter().filter(|&&k| labels[k] == 1).count() as f64 * avg;
+        i = j + 1;
+    }
+    let pos = labels.iter().filter(|&&l| l == 1).count() as f64;
+    let neg = labels.len() as f64 - pos;
+    if pos == 0.0 || neg == 0.0 {
+        return None;
+    }
+    Some((rank_sum_pos - pos * (pos + 1.0) / 2.0) / (pos * neg))
+}
+
+/// Average precision (area under the precision–recall curve, step-wise, tied scores taken
+/// together); `None` without a positive.
+pub fn average_precision(scores: &[f32], labels: &[u8]) -> Option<f64> {
+    let pos = labels.iter().filter(|&&l| l == 1).count();
+    if pos == 0 {
+        return None;
+    }
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut tp, mut fp, mut ap, mut prev_recall) = (0usize, 0usize, 0.0, 0.0);
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        for &k in &idx[i..=j] {
+            if labels[k] == 1 { tp += 1 } else { fp += 1 }
+        }
+        let recall = tp as f64 / pos as f64;
+        let precision = tp as f64 / (tp + fp) as f64;
+        ap += (recall - prev_recall) * precision;
+        prev_recall = recall;
+        i = j + 1;
+    }
+    Some(ap)
+}
+
+/// A value with its bootstrap 95 % interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub value: Option<f64>,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+}
+
+/// Everything reported for one model on one labelled set at one threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub threshold: f32,
+    pub windows: usize,
+    pub positives: usize,
+    pub counts: AtThreshold,
+    pub precision: Estimate,
+    pub recall: Estimate,
+    pub f1: Estimate,
+    pub pr_auc: Estimate,
+    pub roc_auc: Estimate,
+}
+
+/// Evaluates `scores` against `labels` at `threshold`, with `rounds` bootstrap resamples.
+pub fn evaluate(scores: &[f32], labels: &[u8], threshold: f32, rounds: usize, seed: u64) -> Evaluation {
+    type Metric = fn(&[f32], &[u8], f32) -> Option<f64>;
+    let metrics: [Metric; 5] = [
+        |s, l, t| Some(at_threshold(s, l, t).precision),
+        |s, l, t| Some(at_threshold(s, l, t).recall),
+        |s, l, t| Some(at_threshold(s, l, t).f1),
+        |s, l, _| average_precision(s, l),
+        |s, l, _| roc_auc(s, l),
+    ];
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); metrics.len()];
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = scores.len();
+    let (mut bs, mut bl) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..if n == 0 { 0 } else { rounds } {
+        bs.clear();
+        bl.clear();
+        for _ in 0..n {
+            let k = rng.random_range(0..n);
+            bs.push(scores[k]);
+            bl.push(labels[k]);
+        }
+        for (m, out) in metrics.iter().zip(&mut samples) {
+            if let Some(v) = m(&bs, &bl, threshold) {
+                out.push(v);
+            }
+        }
+    }
+    let est = |k: usize| {
+        let mut s = samples[k].clone();
+        s.sort_by(f64::total_cmp);
+        let q = |p: f64| (!s.is_empty()).then(|| s[((s.len() - 1) as f64 * p).round() as usize]);
+        Estimate { value: metrics[k](scores, labels, threshold), ci_low: q(0.025), ci_high: q(0.975) }
+    };
+    Evaluation {
+        threshold,
+        windows: n,
+        positives: labels.iter().filter(|&&l| l == 1).count(),
+        counts: at_threshold(scores, labels, threshold),
+        precision: est(0),
+        recall: est(1),
+        f1: est(2),
+        pr_auc: est(3),
+        roc_auc: est(4),
+    }
+}
+
+/// How the threshold was chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdChoice {
+    pub threshold: f32,
+    /// `best_f1` (labelled validation windows with enough defects) or `quantile`.
+    pub method: String,
+    /// F1 on validation at the threshold (best_f1 only).
+    pub validation_f1: Option<f64>,
+    pub quantile: Option<f64>,
+}
+
+/// With at least `min_positives` defective validation windows: the threshold maximising F1
+/// there, placed halfway between the lowest flagged score and the next lower score (ties go
+/// to the higher threshold). Otherwise the `quantile` of the good validation windows' scores
+/// (of all `normal_fallback` scores when validation has no good window).
+pub fn choose_threshold(
+    scores: &[f32],
+    labels: &[Option<u8>],
+    min_positives: usize,
+    quantile: f64,
+    normal_fallback: &[f32],
+) -> ThresholdChoice {
+    let labelled: Vec<(f32, u8)> =
+        scores.iter().zip(labels).filter_map(|(&s, l)| l.map(|l| (s, l))).collect();
+    let positives = labelled.iter().filter(|(_, l)| *l == 1).count();
+    if positives >= min_positives && positives > 0 {
+        let mut sorted: Vec<f32> = labelled.iter().map(|(s, _)| *s).collect();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        sorted.dedup();
+        let (s, l): (Vec<f32>, Vec<u8>) = labelled.into_iter().unzip();
+        let mut best = (f64::NEG_INFINITY, f32::INFINITY);
+        for (k, &cut) in sorted.iter().enumerate() {
+            // Flag everything >= cut: threshold just below it.
+            let below = sorted.get(k + 1).copied().unwrap_or(cut - 1.0);
+            let t = below + (cut - below) / 2.0;
+            let f1 = at_threshold(&s, &l, t).f1;
+            if f1 > best.0 {
+                best = (f1, t);
+            }
+        }
+        return ThresholdChoice {
+            threshold: best.1,
+            method: "best_f1".into(),
+            validation_f1: Some(best.0),
+            quantile: None,
+        };
+    }
+    let mut normal: Vec<f32> =
+        scores.iter().zip(labels).filter(|(_, l)| **l != Some(1)).map(|(s, _)| *s).collect();
+    if normal.is_empty() {
+        normal = normal_fallback.to_vec();
+    }
+    normal.sort_by(f32::total_cmp);
+    let t = if normal.is_empty() {
+        f32::MAX
+    } else {
+        normal[((normal.len() - 1) as f64 * quantile).round() as usize]
+    };
+    ThresholdChoice { threshold: t, method: "quantile".into(), validation_f1: None, quantile: Some(quantile) }
+}

@@ -1,0 +1,71 @@
+//! The printed form of a training report: one line per key and model (LSTM-AE at its chosen
+//! threshold, the baseline at its own, LSTM-AE at the original's fixed 0.1), values with their
+//! bootstrap 95 % intervals.
+
+use super::metrics::{Estimate, Evaluation};
+use super::run::TrainReport;
+use std::fmt::Write;
+
+fn est(e: &Estimate) -> String {
+    match (e.value, e.ci_low, e.ci_high) {
+        (Some(v), Some(l), Some(h)) => format!("{v:.3} [{l:.2},{h:.2}]"),
+        (Some(v), _, _) => format!("{v:.3}"),
+        _ => "-".into(),
+    }
+}
+
+fn line(out: &mut String, key: &str, model: &str, e: Option<&Evaluation>) {
+    match e {
+        Some(e) => {
+            let _ = writeln!(
+                out,
+                "{key:<16} {model:<18} {:>9.4} {:>5}/{:<5} {:<20} {:<20} {:<20} {:<20} {:<20}",
+                e.threshold,
+                e.positives,
+                e.windows,
+                est(&e.precision),
+                est(&e.recall),
+                est(&e.f1),
+                est(&e.pr_auc),
+                est(&e.roc_auc)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "{key:<16} {model:<18} (no labelled test windows)");
+        }
+    }
+}
+
+/// The table printed by `moldops-cloud train`.
+pub fn table(r: &TrainReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<16} {:<18} {:>9} {:>11} {:<20} {:<20} {:<20} {:<20} {:<20}",
+        "key", "model", "threshold", "defect/all", "precision", "recall", "f1", "pr_auc", "roc_auc"
+    );
+    for k in &r.keys {
+        let label = k.key.label();
+        if let Some(why) = &k.skipped {
+            let _ = writeln!(out, "{label:<16} skipped: {why}");
+            continue;
+        }
+        if let Some(m) = &k.lstm_ae {
+            line(&mut out, &label, "lstm_ae", m.test.as_ref());
+        }
+        if let Some(m) = &k.baseline {
+            line(&mut out, &label, "dense_ae (baseline)", m.test.as_ref());
+        }
+        if let Some(m) = &k.lstm_ae {
+            line(&mut out, &label, "lstm_ae @ fixed 0.1", m.test_fixed_0_1.as_ref());
+        }
+        let targets: Vec<String> =
+            k.targets.iter().map(|(n, ok)| format!("{n}: {}", if *ok { "yes" } else { "NO" })).collect();
+        let _ = writeln!(out, "{label:<16} targets: {}", targets.join(", "));
+        if let Some((v, dir)) = &k.registered {
+            let _ = writeln!(out, "{label:<16} registered as candidate version {v} ({})", dir.display());
+        }
+    }
+    let _ = writeln!(out, "({:.1} s; {})", r.seconds, r.code_version);
+    out
+}

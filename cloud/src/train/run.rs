@@ -1,0 +1,419 @@
+//! One training run over all keys: dataset, the two models, thresholds, evaluation, export,
+//! parity check and registration.
+
+use super::TrainArgs;
+use super::dataset::{self, Dataset, DatasetConfig, Dropped};
+use super::metrics::{self, Evaluation, ThresholdChoice};
+use crate::registry::{Lineage, NewVersion, Registry, keys};
+use anyhow::{Context, Result};
+use moldops_models::autoencoder::Autoencoder;
+use moldops_models::data::{Normalizer, Windows};
+use moldops_models::dense_ae::DenseAeConfig;
+use moldops_models::lstm_ae::LstmAeConfig;
+use moldops_models::score::{self, ScoreMode, Scores};
+use moldops_models::train::{EpochLog, TrainConfig, fit};
+use moldops_shared::bundle::{FeatureSpec, MODEL_FILE, Manifest, ModelKey, ScoreStats, sha256_hex};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The original's fixed threshold (there on min–max scaled MAE; here on standardised MAE).
+pub const ORIGINAL_THRESHOLD: f32 = 0.1;
+/// Largest |tract − burn| accepted after export.
+pub const PARITY_TOLERANCE: f32 = 1e-4;
+/// Fewest clean training windows a key needs.
+pub const MIN_TRAIN_WINDOWS: usize = 8;
+
+/// One model's result on one key.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelOutcome {
+    pub kind: String,
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub stopped_early: bool,
+    pub train_seconds: f64,
+    pub history: Vec<EpochLog>,
+    pub threshold: ThresholdChoice,
+    /// Test windows at the chosen threshold.
+    pub test: Option<Evaluation>,
+    /// Test windows at the original's fixed 0.1.
+    pub test_fixed_0_1: Option<Evaluation>,
+    pub validation_scores: ScoreStats,
+}
+
+/// Result for one key.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyOutcome {
+    pub key: ModelKey,
+    /// Why the key was not trained, if it was not.
+    pub skipped: Option<String>,
+    pub shots: usize,
+    pub features: Vec<String>,
+    pub dropped_features: Vec<Dropped>,
+    /// Windows per part: train (clean), validation, test; and the defective ones among them.
+    pub windows: BTreeMap<String, usize>,
+    pub lstm_ae: Option<ModelOutcome>,
+    pub baseline: Option<ModelOutcome>,
+    /// Largest |tract − burn| over score and contributions on validation windows.
+    pub onnx_parity_max_abs_diff: Option<f32>,
+    pub data_snapshot: Option<String>,
+    /// Registered version and its bundle folder.
+    pub registered: Option<(u32, PathBuf)>,
+    /// Targets: ROC-AUC ≥ 0.95, F1 ≥ 0.8, better than the baseline (on test).
+    pub targets: BTreeMap<String, bool>,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    pub lake: PathBuf,
+    pub code_version: String,
+    pub created_at: String,
+    pub settings: TrainArgs,
+    pub keys: Vec<KeyOutcome>,
+    pub seconds: f64,
+}
+
+fn lake_dir(args: &TrainArgs) -> Result<PathBuf> {
+    if let Some(l) = &args.lake {
+        return Ok(std::path::absolute(l).unwrap_or_else(|_| l.clone()));
+    }
+    if let Some(d) = &args.loc.data_dir {
+        return Ok(d.join("lake"));
+    }
+    Ok(crate::config::lake_path(args.config.as_deref(), None)?)
+}
+
+/// Trains every key of the lake's etl_data; see the module doc.
+pub fn run_training(args: &TrainArgs) -> Result<TrainReport> {
+    let started = std::time::Instant::now();
+    let lake = lake_dir(args)?;
+    let device = moldops_models::device::device(&args.backend)?;
+    let signing = if args.no_register {
+        None
+    } else {
+        let path = keys::key_path(args.signing_key.as_deref())?;
+        Some(keys::load_signing_key(&path)?)
+    };
+    let registry = if args.no_register { None } else { Some(Registry::open(&args.loc.path())?) };
+    let df =
+        crate::etl::read_etl(&lake).with_context(|| format!("reading etl_data of {}", lake.display()))?;
+    let all = dataset::series(&df, args.by_mold)?;
+    let cfg = DatasetConfig {
+        window: args.window,
+        train_frac: args.train_frac,
+        val_frac: args.val_frac,
+        max_missing: args.max_missing,
+        by_mold: args.by_mold,
+    };
+    let mut keys_out = Vec::new();
+    for series in all.iter().filter(|s| args.machine.is_empty() || args.machine.contains(&s.key.machine_id)) {
+        let ds = dataset::build(series, &cfg)?;
+        let mut out = key_outcome(&ds);
+        let clean = ds.train.clean.iter().filter(|c| **c).count();
+        if clean < MIN_TRAIN_WINDOWS {
+            out.skipped = Some(format!("{clean} clean training windows (need {MIN_TRAIN_WINDOWS})"));
+            tracing::warn!(key = %ds.key.label(), reason = out.skipped.as_deref(), "skipped");
+            keys_out.push(out);
+            continue;
+        }
+        train_key(args, &lake, &ds, &device, &mut out, registry.as_ref().zip(signing.as_ref()))?;
+        keys_out.push(out);
+    }
+    anyhow::ensure!(
+        !keys_out.is_empty(),
+        "etl_data of {} has no shots of the machines asked for",
+        lake.display()
+    );
+    Ok(TrainReport {
+        lake,
+        code_version: super::code_version(),
+        created_at: crate::registry::now_rfc3339(),
+        settings: args.clone(),
+        keys: keys_out,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn key_outcome(ds: &Dataset) -> KeyOutcome {
+    let defects = |p: &dataset::Part| p.labels.iter().filter(|l| **l == Some(1)).count();
+    let windows = BTreeMap::from([
+        ("train_clean".to_string(), ds.train.clean.iter().filter(|c| **c).count()),
+        ("validation".to_string(), ds.val.windows.n),
+        ("validation_defective".to_string(), defects(&ds.val)),
+        ("test".to_string(), ds.test.windows.n),
+        ("test_defective".to_string(), defects(&ds.test)),
+    ]);
+    KeyOutcome {
+        key: ds.key.clone(),
+        skipped: None,
+        shots: ds.shots,
+        features: ds.features.clone(),
+        dropped_features: ds.dropped.clone(),
+        windows,
+        lstm_ae: None,
+        baseline: None,
+        onnx_parity_max_abs_diff: None,
+        data_snapshot: None,
+        registered: None,
+        targets: BTreeMap::new(),
+    }
+}
+
+/// Standardised parts of a dataset.
+struct Prepared {
+    norm: Normalizer,
+    train: Windows,
+    val_clean: Windows,
+    val: Windows,
+    test: Windows,
+}
+
+fn train_key(
+    args: &TrainArgs,
+    lake: &Path,
+    ds: &Dataset,
+    device: &moldops_models::device::Device,
+    out: &mut KeyOutcome,
+    register: Option<(&Registry, &[u8; 32])>,
+) -> Result<()> {
+    let label = ds.key.label();
+    let f = ds.features.len();
+    let norm = Normalizer::fit(&ds.train_rows, f);
+    let p = Prepared {
+        train: norm.apply(&ds.train.clean_windows()),
+        val_clean: norm.apply(&ds.val.clean_windows()),
+        val: norm.apply(&ds.val.windows),
+        test: norm.apply(&ds.test.windows),
+        norm,
+    };
+    let tc = TrainConfig {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.learning_rate,
+        patience: args.patience,
+        seed: args.seed,
+    };
+    let lstm_cfg = LstmAeConfig { features: f, encoder: args.hidden.clone() };
+    let lstm = fit(
+        lstm_cfg.init(args.seed, device)?,
+        &p.train,
+        &p.val_clean,
+        &tc,
+        device,
+        &format!("{label} lstm_ae"),
+    )?;
+    let (lstm_out, lstm_val) = judge(args, ds, &p, &lstm.model, "lstm_ae", &lstm, device)?;
+    if !args.no_baseline {
+        let dense_cfg = DenseAeConfig::new(f);
+        let dense = fit(
+            dense_cfg.init(args.seed, device)?,
+            &p.train,
+            &p.val_clean,
+            &tc,
+            device,
+            &format!("{label} dense_ae"),
+        )?;
+        out.baseline = Some(judge(args, ds, &p, &dense.model, "dense_ae", &dense, device)?.0);
+    }
+    let onnx = moldops_models::onnx::export_lstm_ae(&lstm.model, &p.norm, args.window, args.score_mode)?;
+    let raw_val = if ds.val.windows.n > 0 { &ds.val.windows } else { &ds.train.windows };
+    let sample = raw_val.select(&(0..raw_val.n.min(128)).collect::<Vec<_>>());
+    let burn_scores = score::score(&lstm.model, &p.norm.apply(&sample), args.score_mode, 256, device)?;
+    let tract = moldops_models::onnx::tract_scores(&onnx, &sample)?;
+    let diff = max_abs_diff(&burn_scores, &tract);
+    out.onnx_parity_max_abs_diff = Some(diff);
+    anyhow::ensure!(
+        diff <= PARITY_TOLERANCE,
+        "{label}: exported model differs from burn by {diff} (> {PARITY_TOLERANCE})"
+    );
+    targets(out, &lstm_out);
+    out.lstm_ae = Some(lstm_out);
+    let snap = snapshot(lake, &ds.key.machine_id)?;
+    out.data_snapshot = Some(snap.0.clone());
+    if let Some((reg, seed)) = register {
+        let params = serde_json::json!({
+            "architecture": lstm_cfg,
+            "train": tc,
+            "window": args.window,
+            "score_mode": args.score_mode,
+            "split": {"train_frac": args.train_frac, "val_frac": args.val_frac},
+            "max_missing": args.max_missing,
+            "dropped_features": ds.dropped,
+            "normalizer": p.norm,
+            "threshold": lstm_val.1,
+            "best_epoch": lstm.best_epoch,
+        });
+        let m = out.lstm_ae.as_ref().and_then(|o| o.test.as_ref());
+        let metrics = serde_json::json!({
+            "roc_auc": m.and_then(|e| e.roc_auc.value),
+            "pr_auc": m.and_then(|e| e.pr_auc.value),
+            "f1": m.and_then(|e| e.f1.value),
+            "precision": m.and_then(|e| e.precision.value),
+            "recall": m.and_then(|e| e.recall.value),
+            "test": m,
+            "baseline_test": out.baseline.as_ref().and_then(|b| b.test.as_ref()),
+        });
+        let manifest = Manifest {
+            schema: moldops_shared::bundle::MANIFEST_SCHEMA,
+            model_id: String::new(),
+            version: 0,
+            model_key: ds.key.clone(),
+            kind: "lstm_ae".into(),
+            features: ds
+                .features
+                .iter()
+                .zip(&ds.fill)
+                .map(|(n, &fill)| FeatureSpec { name: n.clone(), unit: None, fill })
+                .collect(),
+            window: args.window as u32,
+            threshold: lstm_val.1.threshold,
+            validation_scores: lstm_val.0,
+            data_snapshot: snap.0.clone(),
+            code_version: super::code_version(),
+            params: params.clone(),
+            metrics: metrics.clone(),
+            created_at: crate::registry::now_rfc3339(),
+            files: Vec::new(),
+        };
+        let new = NewVersion {
+            manifest,
+            files: BTreeMap::from([(MODEL_FILE.to_string(), onnx)]),
+            metrics,
+            lineage: Lineage {
+                data_snapshot: snap.0,
+                data_files: snap.1,
+                params,
+                code_version: super::code_version(),
+            },
+            report: Some(serde_json::to_value(&*out)?),
+        };
+        let info = reg.register(new, seed)?;
+        tracing::info!(key = %label, version = info.record.version, "registered candidate");
+        out.registered = Some((info.record.version, info.bundle_dir));
+    }
+    Ok(())
+}
+
+/// Scores, threshold and evaluation of one trained model.
+fn judge<M: Autoencoder>(
+    args: &TrainArgs,
+    ds: &Dataset,
+    p: &Prepared,
+    model: &M,
+    kind: &str,
+    trained: &moldops_models::train::Trained<M>,
+    device: &moldops_models::device::Device,
+) -> Result<(ModelOutcome, (ScoreStats, ThresholdChoice))> {
+    let mode: ScoreMode = args.score_mode;
+    let val = score::score(model, &p.val, mode, 256, device)?;
+    let test = score::score(model, &p.test, mode, 256, device)?;
+    let train_scores = score::score(model, &p.train, mode, 256, device)?;
+    let choice = metrics::choose_threshold(
+        &val.score,
+        &ds.val.labels,
+        args.min_val_defects,
+        args.quantile,
+        &train_scores.score,
+    );
+    let (ts, tl): (Vec<f32>, Vec<u8>) =
+        test.score.iter().zip(&ds.test.labels).filter_map(|(s, l)| l.map(|l| (*s, l))).unzip();
+    let eval = |t: f32, salt: u64| {
+        (!ts.is_empty()).then(|| metrics::evaluate(&ts, &tl, t, args.bootstrap, args.seed ^ salt))
+    };
+    let stats =
+        score_stats(if val.score.is_empty() { &train_scores.score } else { &val.score }, choice.threshold);
+    let outcome = ModelOutcome {
+        kind: kind.into(),
+        epochs_run: trained.history.len(),
+        best_epoch: trained.best_epoch,
+        stopped_early: trained.stopped_early,
+        train_seconds: trained.seconds,
+        history: trained.history.clone(),
+        threshold: choice.clone(),
+        test: eval(choice.threshold, 1),
+        test_fixed_0_1: eval(ORIGINAL_THRESHOLD, 2),
+        validation_scores: stats.clone(),
+    };
+    Ok((outcome, (stats, choice)))
+}
+
+fn score_stats(scores: &[f32], threshold: f32) -> ScoreStats {
+    if scores.is_empty() {
+        return ScoreStats::default();
+    }
+    let n = scores.len() as f64;
+    let mean = scores.iter().map(|&s| f64::from(s)).sum::<f64>() / n;
+    let var = scores.iter().map(|&s| (f64::from(s) - mean).powi(2)).sum::<f64>() / n;
+    let mut sorted = scores.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let q = |p: f64| f64::from(sorted[((sorted.len() - 1) as f64 * p).round() as usize]);
+    ScoreStats {
+        count: scores.len() as u64,
+        mean,
+        std: var.sqrt(),
+        p50: q(0.5),
+        p90: q(0.9),
+        p99: q(0.99),
+        alarm_rate: scores.iter().filter(|&&s| s > threshold).count() as f64 / n,
+    }
+}
+
+fn max_abs_diff(a: &Scores, b: &Scores) -> f32 {
+    let pairs = a.score.iter().zip(&b.score).chain(a.contributions.iter().zip(&b.contributions));
+    let len_ok = a.score.len() == b.score.len() && a.contributions.len() == b.contributions.len();
+    if !len_ok {
+        return f32::INFINITY;
+    }
+    pairs.map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn targets(out: &mut KeyOutcome, lstm: &ModelOutcome) {
+    let value = |m: Option<&ModelOutcome>, f: fn(&Evaluation) -> Option<f64>| {
+        m.and_then(|o| o.test.as_ref()).and_then(f)
+    };
+    let roc = value(Some(lstm), |e| e.roc_auc.value);
+    let f1 = value(Some(lstm), |e| e.f1.value);
+    out.targets.insert("roc_auc_ge_0.95".into(), roc.is_some_and(|v| v >= 0.95));
+    out.targets.insert("f1_ge_0.8".into(), f1.is_some_and(|v| v >= 0.8));
+    if let Some(b) = out.baseline.as_ref() {
+        let broc = value(Some(b), |e| e.roc_auc.value);
+        let bf1 = value(Some(b), |e| e.f1.value);
+        let better = roc.zip(broc).is_some_and(|(a, b)| a >= b) && f1.zip(bf1).is_some_and(|(a, b)| a >= b);
+        out.targets.insert("better_than_baseline".into(), better);
+    }
+}
+
+/// sha256 over the etl_data files of `machine` (relative path and sha256 of each, sorted),
+/// and those paths.
+pub fn snapshot(lake: &Path, machine: &str) -> Result<(String, Vec<String>)> {
+    let dir = lake.join(crate::etl::ETL_DATA).join(format!("machine={}", crate::lake::escape(machine)));
+    let mut files = Vec::new();
+    collect_files(&dir, &mut files)?;
+    files.sort();
+    let mut listing = String::new();
+    let mut rel = Vec::new();
+    for f in &files {
+        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let r = f.strip_prefix(lake).unwrap_or(f).to_string_lossy().into_owned();
+        listing.push_str(&format!("{r}\t{}\n", sha256_hex(&bytes)));
+        rel.push(r);
+    }
+    Ok((sha256_hex(listing.as_bytes()), rel))
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            collect_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! Metrics against hand-computed values, and the threshold choice.
+
+use super::metrics::*;
+
+#[test]
+fn counts_and_rates_at_a_threshold() {
+    let s = [0.1, 0.4, 0.35, 0.8, 0.9];
+    let l = [0, 0, 1, 1, 1];
+    let m = at_threshold(&s, &l, 0.3);
+    assert_eq!((m.tp, m.fp, m.fn_, m.tn), (3, 1, 0, 1));
+    assert!((m.precision - 0.75).abs() < 1e-12 && (m.recall - 1.0).abs() < 1e-12);
+    assert!((m.f1 - 6.0 / 7.0).abs() < 1e-12);
+    assert_eq!(at_threshold(&s, &l, 0.9).tp, 0, "flagged only above the threshold");
+}
+
+#[test]
+fn roc_and_pr_auc_match_sklearn_values() {
+    // sklearn: roc_auc_score([0,0,1,1], [0.1,0.4,0.35,0.8]) = 0.75,
+    // average_precision_score(...) = 0.8333333.
+    let s = [0.1, 0.4, 0.35, 0.8];
+    let l = [0, 0, 1, 1];
+    assert!((roc_auc(&s, &l).unwrap() - 0.75).abs() < 1e-12);
+    assert!((average_precision(&s, &l).unwrap() - 0.8333333333).abs() < 1e-9);
+    // Ties count half.
+    assert!((roc_auc(&[0.5, 0.5], &[0, 1]).unwrap() - 0.5).abs() < 1e-12);
+    assert_eq!(roc_auc(&s, &[0, 0, 0, 0]), None);
+    assert_eq!(average_precision(&s, &[0, 0, 0, 0]), None);
+}
+
+#[test]
+fn bootstrap_is_seeded_and_brackets_the_value() {
+    let s: Vec<f32> = (0..60).map(|i| (i % 10) as f32 / 10.0 + if i % 6 == 0 { 0.5 } else { 0.0 }).collect();
+    let l: Vec<u8> = (0..60).map(|i| u8::from(i % 6 == 0)).collect();
+    let a = evaluate(&s, &l, 0.9, 200, 1);
+    assert_eq!(a, evaluate(&s, &l, 0.9, 200, 1));
+    assert_ne!(a.roc_auc.ci_low, evaluate(&s, &l, 0.9, 200, 2).roc_auc.ci_low);
+    let (v, lo, hi) = (a.roc_auc.value.unwrap(), a.roc_auc.ci_low.unwrap(), a.roc_auc.ci_high.unwrap());
+    assert!(lo <= v && v <= hi, "{lo} ≤ {v} ≤ {hi}");
+    assert_eq!((a.windows, a.positives), (60, 10));
+}
+
+#[test]
+fn threshold_by_best_f1_when_validation_has_defects() {
+    let s = [0.1, 0.2, 0.3, 0.9, 1.0, 0.25];
+    let l = [Some(0), Some(0), Some(0), Some(1), Some(1), Some(1)];
+    let c = choose_threshold(&s, &l, 2, 0.99, &[]);
+    assert_eq!(c.method, "best_f1");
+    // Flagging {1.0, 0.9} gives F1 0.8; {1.0, 0.9, 0.3, 0.25} gives tp 3, fp 1, F1 6/7, the
+    // best: the threshold lies halfway between 0.25 and the next lower score, 0.2.
+    assert!((c.threshold - 0.225).abs() < 1e-6, "{}", c.threshold);
+    assert!((c.validation_f1.unwrap() - 6.0 / 7.0).abs() < 1e-9);
+    let m = at_threshold(&s, &[0, 0, 0, 1, 1, 1], c.threshold);
+    assert_eq!((m.tp, m.fp), (3, 1));
+}
+
+#[test]
+fn threshold_by_quantile_of_good_windows_otherwise() {
+    let s: Vec<f32> = (0..101).map(|i| i as f32 / 100.0).collect();
+    let mut l: Vec<Option<u8>> = vec![Some(0); 101];
+    l[100] = Some(1); // one defect: below min_positives
+    let c = choose_threshold(&s, &l, 3, 0.9, &[]);
+    assert_eq!(c.method, "quantile");
+    assert!((c.threshold - 0.89).abs() < 1e-6, "quantile of the 100 good windows 0..0.99: {}", c.threshold);
+    // Unlabelled windows count as good; with no validation windows the fallback is used.
+    let c = choose_threshold(&[], &[], 3, 0.5, &[1.0, 2.0, 3.0]);
+    assert_eq!(c.threshold, 2.0);
+}
