@@ -8,6 +8,7 @@ pub mod broker;
 pub mod config;
 pub mod demo;
 pub mod etl;
+pub mod evaluate;
 pub mod import;
 pub mod ingest;
 pub mod lake;

@@ -29,6 +29,9 @@ enum Command {
     Import(moldops_cloud::import::cli::ImportArgs),
     /// Merge shots, peripheral readings and labels into etl_data (incremental).
     Etl(moldops_cloud::etl::cli::EtlArgs),
+    /// Grid search of the original's eight classifiers per machine (and mold): stratified seeded
+    /// k-fold, F1 / PR-AUC / balanced accuracy, real vs real + synthetic → evaluation record.
+    Evaluate(moldops_cloud::evaluate::cli::EvaluateArgs),
     /// Send a signed model bundle to edges over MQTT (canaries first), show their states, roll back.
     Rollout(moldops_cloud::rollout::cli::RolloutArgs),
     /// Batch scoring: score etl_data with a bundle's model, as the edge does, into `scores/`.
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => run_demo(args),
         Command::Import(args) => moldops_cloud::import::cli::run(args),
         Command::Etl(args) => moldops_cloud::etl::cli::run(args),
+        Command::Evaluate(args) => moldops_cloud::evaluate::cli::run_cli(args),
         Command::Rollout(args) => moldops_cloud::rollout::cli::run(args),
         Command::Score(args) => moldops_cloud::rollout::cli::run_score(args),
         Command::Train(args) => moldops_cloud::train::run(args),

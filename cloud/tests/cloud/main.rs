@@ -2,6 +2,7 @@
 //! ETL (drop rules, as-of joins, runs, labels, incrementality, edge parity) and the import.
 
 mod etl;
+mod evaluate;
 mod import;
 mod ingest_rumqttd;
 mod parity;

@@ -1,0 +1,239 @@
+//! Parameter grids (the original's, and a small one for quick runs) and the grid search:
+//! every candidate × fold fitted in parallel (rayon), scaling fitted on each training fold,
+//! scored on the fold's real held-out rows; the best candidate is the one with the highest
+//! mean F1 (first in grid order on ties, as sklearn's `GridSearchCV` ranks).
+
+use super::classifiers::adaboost::AdaBoostParams;
+use super::classifiers::forest::ForestParams;
+use super::classifiers::knn::{KnnParams, Metric, Weights};
+use super::classifiers::mlp::MlpParams;
+use super::classifiers::nb::NbParams;
+use super::classifiers::qda::QdaParams;
+use super::classifiers::svm::SvmParams;
+use super::classifiers::tree::{Criterion, MaxFeatures, TreeParams};
+use super::classifiers::{Kind, Params, fit_predict};
+use super::cv::{Scaler, train_indices};
+use super::data::Matrix;
+use super::metrics;
+use anyhow::Result;
+use rayon::prelude::*;
+use std::time::Instant;
+
+/// Which grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GridName {
+    /// The original's grids (`max_features="auto"` dropped: it was `sqrt` under another name).
+    Original,
+    /// One to four candidates per classifier, for quick runs and tests.
+    Small,
+}
+
+fn tree_grid(
+    depths: &[usize],
+    features: &[MaxFeatures],
+    alphas: &[f64],
+    criteria: &[Criterion],
+) -> Vec<TreeParams> {
+    let mut out = Vec::new();
+    // sklearn's ParameterGrid order: keys sorted, the last one varying fastest.
+    for &ccp_alpha in alphas {
+        for &criterion in criteria {
+            for &d in depths {
+                for &max_features in features {
+                    out.push(TreeParams { criterion, max_depth: Some(d), max_features, ccp_alpha });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The candidates of `kind` in grid `name`, in sklearn's `ParameterGrid` order where it matters
+/// only for ties.
+pub fn grid(kind: Kind, name: GridName) -> Vec<Params> {
+    use Criterion::{Entropy, Gini};
+    use MaxFeatures::{Log2, Sqrt};
+    let small = name == GridName::Small;
+    match kind {
+        Kind::Knn => {
+            let ks: &[usize] = if small { &[5, 9] } else { &[1, 5, 9, 13, 17] };
+            let metrics: &[Metric] = if small {
+                &[Metric::Euclidean]
+            } else {
+                &[Metric::Euclidean, Metric::Manhattan, Metric::Minkowski]
+            };
+            let mut out = Vec::new();
+            for &metric in metrics {
+                for &n_neighbors in ks {
+                    for weights in [Weights::Uniform, Weights::Distance] {
+                        out.push(Params::Knn(KnnParams { n_neighbors, weights, metric }));
+                    }
+                }
+            }
+            out
+        }
+        Kind::Svm => {
+            let (cs, gs): (&[f64], &[f64]) =
+                if small { (&[1.0, 10.0], &[0.1]) } else { (&[0.1, 1.0, 10.0], &[0.1, 1.0, 10.0]) };
+            cs.iter()
+                .flat_map(|&c| gs.iter().map(move |&gamma| Params::Svm(SvmParams { c, gamma })))
+                .collect()
+        }
+        Kind::Tree => {
+            let g = if small {
+                tree_grid(&[4, 8], &[Sqrt], &[0.01], &[Gini])
+            } else {
+                tree_grid(&[4, 6, 8], &[Sqrt, Log2], &[0.1, 0.01, 0.001], &[Gini, Entropy])
+            };
+            g.into_iter().map(Params::Tree).collect()
+        }
+        Kind::Forest => {
+            let (ns, g): (&[usize], _) = if small {
+                (&[50], tree_grid(&[6], &[Sqrt], &[0.0], &[Gini]))
+            } else {
+                (&[200, 400], tree_grid(&[4, 6, 8], &[Sqrt, Log2], &[0.0], &[Gini, Entropy]))
+            };
+            let mut out = Vec::new();
+            for tree in &g {
+                for &n_estimators in ns {
+                    out.push(Params::Forest(ForestParams { n_estimators, tree: tree.clone() }));
+                }
+            }
+            out
+        }
+        Kind::Mlp => {
+            let hs: &[usize] = if small { &[10] } else { &[5, 10, 15] };
+            hs.iter()
+                .map(|&h| Params::Mlp(MlpParams { hidden_layer_sizes: h, alpha: 1.0, max_iter: 3000 }))
+                .collect()
+        }
+        Kind::Adaboost => {
+            let (ns, lrs): (&[usize], &[f64]) =
+                if small { (&[50], &[0.1]) } else { (&[10, 50, 100], &[0.001, 0.01, 0.1]) };
+            lrs.iter()
+                .flat_map(|&lr| {
+                    ns.iter().map(move |&n| {
+                        Params::Adaboost(AdaBoostParams { n_estimators: n, learning_rate: lr })
+                    })
+                })
+                .collect()
+        }
+        Kind::Nb => {
+            let vs: &[f64] = if small { &[1e-9] } else { &[1e-2, 1e-5, 1e-10, 1e-15] };
+            vs.iter().map(|&v| Params::Nb(NbParams { var_smoothing: v })).collect()
+        }
+        Kind::Qda => {
+            let rs: &[f64] = if small { &[0.1, 0.5] } else { &[0.1, 0.2, 0.3, 0.4, 0.5] };
+            rs.iter().map(|&r| Params::Qda(QdaParams { reg_param: r })).collect()
+        }
+    }
+}
+
+/// Scores of one candidate on one fold.
+#[derive(Debug, Clone, Copy)]
+pub struct FoldScore {
+    pub f1: f64,
+    pub pr_auc: f64,
+    pub balanced_accuracy: f64,
+    /// Seconds to scale, fit and predict the fold.
+    pub seconds: f64,
+}
+
+/// One candidate's scores over the folds, or why it failed.
+#[derive(Debug, Clone)]
+pub struct CandidateResult {
+    pub params: Params,
+    pub folds: Result<Vec<FoldScore>, String>,
+}
+
+impl CandidateResult {
+    pub fn mean_f1(&self) -> Option<f64> {
+        let f = self.folds.as_ref().ok()?;
+        let v: Vec<f64> = f.iter().map(|s| s.f1).collect();
+        Some(metrics::mean_std(&v).0).filter(|m| !m.is_nan())
+    }
+}
+
+/// What one fold trains and tests on: row indices into the dataset's matrix.
+#[derive(Debug, Clone)]
+pub struct Split {
+    pub train: Vec<usize>,
+    pub test: Vec<usize>,
+}
+
+/// Splits from test folds over the rows `real` (indices into the dataset), adding `extra`
+/// (synthetic rows) to every training side.
+pub fn splits(real: &[usize], folds: &[Vec<usize>], extra: &[usize]) -> Vec<Split> {
+    folds
+        .iter()
+        .map(|test| {
+            let mut train: Vec<usize> =
+                train_indices(real.len(), test).into_iter().map(|i| real[i]).collect();
+            train.extend_from_slice(extra);
+            Split { train, test: test.iter().map(|&i| real[i]).collect() }
+        })
+        .collect()
+}
+
+/// Scales (fitted on the training rows), fits and scores `params` on one split.
+pub fn run_fold(params: &Params, x: &Matrix, y: &[u8], split: &Split, seed: u64) -> Result<FoldScore> {
+    let start = Instant::now();
+    let xtr = x.select(&split.train);
+    let scaler = Scaler::fit(&xtr);
+    let xtr = scaler.transform(&xtr);
+    let xte = scaler.transform(&x.select(&split.test));
+    let ytr: Vec<u8> = split.train.iter().map(|&i| y[i]).collect();
+    let yte: Vec<u8> = split.test.iter().map(|&i| y[i]).collect();
+    let p = fit_predict(params, &xtr, &ytr, &xte, seed)?;
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(FoldScore {
+        f1: metrics::f1(&yte, &p.pred),
+        pr_auc: metrics::average_precision(&yte, &p.score),
+        balanced_accuracy: metrics::balanced_accuracy(&yte, &p.pred),
+        seconds,
+    })
+}
+
+/// Evaluates every candidate on every split in parallel; `tick` is called after each fit.
+pub fn search(
+    candidates: &[Params],
+    x: &Matrix,
+    y: &[u8],
+    splits: &[Split],
+    seed: u64,
+    tick: &(dyn Fn() + Sync),
+) -> Vec<CandidateResult> {
+    let tasks: Vec<(usize, usize)> =
+        (0..candidates.len()).flat_map(|c| (0..splits.len()).map(move |f| (c, f))).collect();
+    let scores: Vec<Result<FoldScore, String>> = tasks
+        .par_iter()
+        .map(|&(c, f)| {
+            let r = run_fold(&candidates[c], x, y, &splits[f], seed.wrapping_add(f as u64))
+                .map_err(|e| format!("fold {}: {e:#}", f + 1));
+            tick();
+            r
+        })
+        .collect();
+    let mut it = scores.into_iter();
+    candidates
+        .iter()
+        .map(|params| {
+            let folds: Result<Vec<FoldScore>, String> = it.by_ref().take(splits.len()).collect();
+            CandidateResult { params: params.clone(), folds }
+        })
+        .collect()
+}
+
+/// Index of the best candidate (highest mean F1, first on ties), if any fitted on every fold.
+pub fn best(results: &[CandidateResult]) -> Option<usize> {
+    let mut best: Option<(usize, f64)> = None;
+    for (i, r) in results.iter().enumerate() {
+        if let Some(m) = r.mean_f1()
+            && best.is_none_or(|(_, b)| m > b)
+        {
+            best = Some((i, m));
+        }
+    }
+    best.map(|(i, _)| i)
+}
