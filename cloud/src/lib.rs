@@ -4,6 +4,7 @@
 //! [`config`] reads `cloud.toml` and the command-line overrides; [`demo`] runs the whole data
 //! path on one machine with an embedded [`broker`].
 
+pub mod augment;
 pub mod broker;
 pub mod config;
 pub mod demo;
@@ -12,6 +13,8 @@ pub mod evaluate;
 pub mod import;
 pub mod ingest;
 pub mod lake;
+pub mod quality;
 pub mod registry;
+pub mod report;
 pub mod train;
 pub mod rollout;

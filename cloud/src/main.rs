@@ -29,6 +29,8 @@ enum Command {
     Import(moldops_cloud::import::cli::ImportArgs),
     /// Merge shots, peripheral readings and labels into etl_data (incremental).
     Etl(moldops_cloud::etl::cli::EtlArgs),
+    /// Outlier fence, weak labels (MDS + DBSCAN), GAN defect rows behind a quality gate → aug_data + report.
+    Augment(moldops_cloud::augment::cli::AugmentArgs),
     /// Grid search of the original's eight classifiers per machine (and mold): stratified seeded
     /// k-fold, F1 / PR-AUC / balanced accuracy, real vs real + synthetic → evaluation record.
     Evaluate(moldops_cloud::evaluate::cli::EvaluateArgs),
@@ -97,6 +99,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => run_demo(args),
         Command::Import(args) => moldops_cloud::import::cli::run(args),
         Command::Etl(args) => moldops_cloud::etl::cli::run(args),
+        Command::Augment(args) => moldops_cloud::augment::cli::run(args),
         Command::Evaluate(args) => moldops_cloud::evaluate::cli::run_cli(args),
         Command::Rollout(args) => moldops_cloud::rollout::cli::run(args),
         Command::Score(args) => moldops_cloud::rollout::cli::run_score(args),

@@ -1,11 +1,13 @@
 //! The cloud package's integration tests, one binary: the ingest through a real broker, the
 //! ETL (drop rules, as-of joins, runs, labels, incrementality, edge parity) and the import.
 
+mod augment;
 mod etl;
 mod evaluate;
 mod import;
 mod ingest_rumqttd;
 mod parity;
+mod quality;
 mod registry;
 mod rollout_scores;
 mod support;

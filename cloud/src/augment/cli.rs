@@ -1,0 +1,66 @@
+//! The `moldops-cloud augment` command line: runs augment over a lake, writes the report
+//! (JSON + HTML) and prints a summary table (or the JSON with `--json`).
+
+use super::{AugmentConfig, progress::Progress};
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Args)]
+pub struct AugmentArgs {
+    /// Lake folder (default: [lake] path of --config, else moldops-data/lake).
+    #[arg(long)]
+    pub lake: Option<PathBuf>,
+    /// Config file to take the lake folder from.
+    #[arg(long, env = "MOLDOPS_CLOUD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Augment settings (TOML; see docs/augment.md).
+    #[arg(long)]
+    pub settings: Option<PathBuf>,
+    /// Folder for report.json and report.html (default: <lake>/_augment).
+    #[arg(long, alias = "out")]
+    pub report: Option<PathBuf>,
+    /// Seed of everything random (overrides the settings file).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Synthetic rows per group (overrides the settings file).
+    #[arg(long)]
+    pub synthetic: Option<usize>,
+    /// GAN training steps (overrides the settings file).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Print the JSON report instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the command.
+pub fn run(args: AugmentArgs) -> Result<()> {
+    let lake = crate::config::lake_path(args.config.as_deref(), args.lake.as_deref())?;
+    let mut cfg = match &args.settings {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            toml::from_str::<AugmentConfig>(&text).with_context(|| format!("parsing {}", p.display()))?
+        }
+        None => AugmentConfig::default(),
+    };
+    if let Some(s) = args.seed {
+        cfg.seed = s;
+    }
+    if let Some(n) = args.synthetic {
+        cfg.synthetic = Some(n);
+    }
+    if let Some(n) = args.steps {
+        cfg.gan.steps = n;
+    }
+    let (report, plots) = super::run(&lake, &cfg, &Progress::new(args.json))?;
+    let dir = args.report.unwrap_or_else(|| lake.join("_augment"));
+    super::write_reports(&dir, &report, &plots)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", super::summary_table(&report));
+        println!("report: {}", dir.join("report.html").display());
+    }
+    Ok(())
+}

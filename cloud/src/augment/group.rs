@@ -1,0 +1,289 @@
+//! One (machine, mold) group through the augment steps: fence → weak labels → GAN → gate, and
+//! the group's `aug_data` frames, report and plot data.
+
+use super::AugmentConfig;
+use super::frame::{self, Group};
+use super::progress::Progress;
+use crate::quality::gate::{self, GateInput, GateReport};
+use crate::quality::outliers::{self, ColumnFence};
+use crate::quality::weak::{self, Agreement, RunOutcome};
+use anyhow::{Context, Result, bail};
+use moldops_models::gan;
+use polars::prelude::DataFrame;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// The reference's 11 labelling features (§1.1), used for MDS when all are present.
+pub const REFERENCE_FEATURES: [&str; 11] = [
+    "Average_Back_Pressure",
+    "Average_Screw_RPM",
+    "Clamp_Close_Time",
+    "Clamp_Open_Position",
+    "Cushion_Position",
+    "Cycle_Time",
+    "Filling_Time",
+    "Injection_Time",
+    "Plasticizing_Position",
+    "Plasticizing_Time",
+    "Switch_Over_Position",
+];
+
+/// What the GAN step did in one group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GanOutcome {
+    /// `trained` or `skipped`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub train_rows: usize,
+    pub train_defects: usize,
+    pub holdout_rows: usize,
+    pub holdout_defects: usize,
+    pub losses: Vec<(usize, f32, f32)>,
+    pub generated: usize,
+    pub gate: Option<GateReport>,
+    /// Synthetic rows written to aug_data (0 unless the gate passed).
+    pub written: usize,
+}
+
+/// The report of one group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupReport {
+    pub machine_id: String,
+    pub mold: Option<String>,
+    pub rows: usize,
+    pub truth_labelled: usize,
+    pub truth_defects: usize,
+    /// Columns the fence, GAN and gate use.
+    pub features: Vec<String>,
+    /// Columns the MDS embedding uses.
+    pub label_features: Vec<String>,
+    pub fences: Vec<ColumnFence>,
+    pub outliers: usize,
+    /// Defect rows (truth) that the fence marked; they stay in the data.
+    pub outlier_defects: usize,
+    pub runs: Vec<RunOutcome>,
+    pub weak_labelled: usize,
+    pub weak_defects: usize,
+    /// Rows whose label came from the weak labelling (no truth).
+    pub weak_filled: usize,
+    /// Weak labels against truth, over rows with both.
+    pub agreement: Option<Agreement>,
+    pub gan: GanOutcome,
+}
+
+/// Data behind the report's plots.
+#[derive(Debug, Clone, Default)]
+pub struct GroupPlots {
+    pub title: String,
+    /// (x, y, truth label, weak label) of every embedded row.
+    pub embedding: Vec<([f64; 2], Option<f64>, Option<u8>)>,
+    /// (column, real normal, real defect, synthetic) for the columns shown.
+    pub distributions: Vec<(String, Vec<f64>, Vec<f64>, Vec<f64>)>,
+}
+
+/// Everything one group produced.
+pub struct GroupOutcome {
+    pub report: GroupReport,
+    pub plots: GroupPlots,
+    pub frames: Vec<DataFrame>,
+}
+
+/// A seed for this group derived from the run's seed and the group's key (FNV-1a).
+pub fn group_seed(seed: u64, machine: &str, mold: Option<&str>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for b in machine.bytes().chain([0xff]).chain(mold.unwrap_or("").bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn pick_features(group: &Group, cfg: &AugmentConfig) -> Result<(Vec<String>, Vec<String>)> {
+    let all = frame::feature_columns(&group.frame);
+    let complete = frame::complete(&group.frame, &all)?;
+    let check = |wanted: &[String], what: &str| -> Result<()> {
+        let missing: Vec<&str> =
+            wanted.iter().filter(|w| !complete.contains(w)).map(String::as_str).collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            bail!(
+                "{what}: columns missing or with nulls in machine {}: {}",
+                group.machine_id,
+                missing.join(", ")
+            )
+        }
+    };
+    let features = match &cfg.features {
+        Some(f) => {
+            check(f, "features")?;
+            f.clone()
+        }
+        None => complete.clone(),
+    };
+    let label_features = match &cfg.label_features {
+        Some(f) => {
+            check(f, "label_features")?;
+            f.clone()
+        }
+        None if REFERENCE_FEATURES.iter().all(|r| complete.iter().any(|c| c == r)) => {
+            REFERENCE_FEATURES.iter().map(|s| s.to_string()).collect()
+        }
+        None => features.clone(),
+    };
+    if features.is_empty() {
+        bail!("machine {}: no complete numeric feature column", group.machine_id);
+    }
+    Ok((features, label_features))
+}
+
+/// Runs the steps on one group.
+pub fn process(group: &Group, cfg: &AugmentConfig, seed: u64, progress: &Progress) -> Result<GroupOutcome> {
+    let title = format!("{} / {}", group.machine_id, group.mold.as_deref().unwrap_or("(no mold)"));
+    let (features, label_features) = pick_features(group, cfg)?;
+    let cols = frame::columns(&group.frame, &features)?;
+    let rows = frame::rows(&cols);
+    let (outlier, fences) = outliers::fence(&cols, &features, &cfg.fence);
+    let truth = frame::truth(&group.frame)?;
+    let run_ids: Vec<String> =
+        frame::strings(&group.frame, "run_id")?.into_iter().map(Option::unwrap_or_default).collect();
+    let label_rows = frame::rows(&frame::columns(&group.frame, &label_features)?);
+    let weak = weak::label(&label_rows, &run_ids, &cfg.weak, seed)
+        .with_context(|| format!("{title}: weak labels"))?;
+    let agreement = weak::agreement(&weak.labels, &truth);
+    let is_defect = |t: &Option<f64>| t.is_some_and(|v| v >= 0.5);
+    let effective: Vec<Option<u8>> =
+        truth.iter().zip(&weak.labels).map(|(t, w)| t.map(|v| u8::from(v >= 0.5)).or(*w)).collect();
+
+    let mut report = GroupReport {
+        machine_id: group.machine_id.clone(),
+        mold: group.mold.clone(),
+        rows: rows.len(),
+        truth_labelled: truth.iter().filter(|t| t.is_some()).count(),
+        truth_defects: truth.iter().filter(|t| is_defect(t)).count(),
+        features: features.clone(),
+        label_features,
+        fences,
+        outliers: outlier.iter().filter(|&&o| o).count(),
+        outlier_defects: truth.iter().zip(&outlier).filter(|(t, o)| **o && is_defect(t)).count(),
+        runs: weak.runs.clone(),
+        weak_labelled: weak.labels.iter().filter(|w| w.is_some()).count(),
+        weak_defects: weak.labels.iter().filter(|w| **w == Some(1)).count(),
+        weak_filled: truth.iter().zip(&weak.labels).filter(|(t, w)| t.is_none() && w.is_some()).count(),
+        agreement,
+        gan: GanOutcome {
+            status: "skipped".into(),
+            reason: None,
+            train_rows: 0,
+            train_defects: 0,
+            holdout_rows: 0,
+            holdout_defects: 0,
+            losses: Vec::new(),
+            generated: 0,
+            gate: None,
+            written: 0,
+        },
+    };
+    let mut plots = GroupPlots { title: title.clone(), ..Default::default() };
+    for (i, c) in weak.coords.iter().enumerate() {
+        if let Some(c) = c {
+            plots.embedding.push((*c, truth[i], weak.labels[i]));
+        }
+    }
+    let mut frames = vec![frame::real_rows(group, &weak.labels, &outlier)?];
+
+    // Training pool: labelled rows; outliers only kept out of the normal class.
+    let pool: Vec<usize> = (0..rows.len())
+        .filter(|&i| effective[i].is_some() && rows[i].iter().all(|v| v.is_finite()))
+        .filter(|&i| effective[i] == Some(1) || !outlier[i])
+        .collect();
+    let (mut pos, mut neg): (Vec<usize>, Vec<usize>) = pool.iter().partition(|&&i| effective[i] == Some(1));
+    if pos.len() < cfg.min_defect_rows || neg.len() < 2 {
+        report.gan.reason = Some(format!(
+            "{} defect and {} normal rows; the GAN needs at least {} defect and 2 normal rows",
+            pos.len(),
+            neg.len(),
+            cfg.min_defect_rows
+        ));
+        distributions(&mut plots, &features, &rows, &effective, &outlier, &[], None);
+        return Ok(GroupOutcome { report, plots, frames });
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    pos.shuffle(&mut rng);
+    neg.shuffle(&mut rng);
+    let hold = |n: usize| ((n as f64 * cfg.holdout_fraction).round() as usize).clamp(1, n - 1);
+    let (hp, hn) = (hold(pos.len()), hold(neg.len()));
+    let holdout: Vec<usize> = pos[..hp].iter().chain(&neg[..hn]).copied().collect();
+    let train: Vec<usize> = pos[hp..].iter().chain(&neg[hn..]).copied().collect();
+    let take = |idx: &[usize]| -> Vec<Vec<f64>> { idx.iter().map(|&i| rows[i].clone()).collect() };
+    let labels = |idx: &[usize]| -> Vec<bool> { idx.iter().map(|&i| effective[i] == Some(1)).collect() };
+    let (train_rows, train_labels) = (take(&train), labels(&train));
+    let (hold_rows, hold_labels) = (take(&holdout), labels(&holdout));
+    report.gan.train_rows = train.len();
+    report.gan.train_defects = pos.len() - hp;
+    report.gan.holdout_rows = holdout.len();
+    report.gan.holdout_defects = hp;
+
+    let gan_cfg = gan::GanConfig { seed, ..cfg.gan.clone() };
+    let device = gan::Device::flex();
+    let y: Vec<usize> = train_labels.iter().map(|&l| usize::from(l)).collect();
+    let mut bar = progress.bar(&format!("GAN {title}"), gan_cfg.steps as u64);
+    let (model, log) = gan::train(&train_rows, &y, &gan_cfg, &device, &mut |s, _| bar.set(s as u64))
+        .with_context(|| format!("{title}: GAN training"))?;
+    bar.finish();
+    let count = cfg.synthetic.unwrap_or_else(|| (neg.len() - hn).saturating_sub(pos.len() - hp).max(1));
+    let synthetic = model.generate(count, 1, seed ^ 0x5eed)?;
+    let gate = gate::evaluate(
+        &GateInput {
+            train: &train_rows,
+            train_labels: &train_labels,
+            holdout: &hold_rows,
+            holdout_labels: &hold_labels,
+            synthetic: &synthetic,
+            columns: &features,
+        },
+        &cfg.gate,
+    );
+    report.gan.status = "trained".into();
+    report.gan.losses = log.losses;
+    report.gan.generated = synthetic.len();
+    if gate.passed {
+        frames.push(frame::synthetic_rows(group, &features, &synthetic)?);
+        report.gan.written = synthetic.len();
+    } else {
+        report.gan.reason = Some("the synthetic-data gate failed; no synthetic row written".into());
+    }
+    distributions(&mut plots, &features, &rows, &effective, &outlier, &synthetic, Some(&gate));
+    report.gan.gate = Some(gate);
+    Ok(GroupOutcome { report, plots, frames })
+}
+
+/// Up to `MAX_PLOTTED` columns for the distribution plots: the gate's worst KS columns first.
+const MAX_PLOTTED: usize = 6;
+
+fn distributions(
+    plots: &mut GroupPlots,
+    features: &[String],
+    rows: &[Vec<f64>],
+    effective: &[Option<u8>],
+    outlier: &[bool],
+    synthetic: &[Vec<f64>],
+    gate: Option<&GateReport>,
+) {
+    let mut order: Vec<usize> = (0..features.len()).collect();
+    if let Some(g) = gate {
+        order.sort_by(|&a, &b| g.columns[b].statistic.total_cmp(&g.columns[a].statistic).then(a.cmp(&b)));
+    }
+    for &j in order.iter().take(MAX_PLOTTED) {
+        let pick = |want: u8| -> Vec<f64> {
+            (0..rows.len())
+                .filter(|&i| effective[i] == Some(want) && (want == 1 || !outlier[i]))
+                .map(|i| rows[i][j])
+                .collect()
+        };
+        let synth = synthetic.iter().map(|r| r[j]).collect();
+        plots.distributions.push((features[j].clone(), pick(0), pick(1), synth));
+    }
+}

@@ -1,0 +1,149 @@
+//! The report's plots as inline SVG strings (plotters' SVG backend, its built-in text
+//! measurement — no font files, no external references): the 2-D embedding coloured by label
+//! and real-vs-synthetic distributions of a column.
+
+use anyhow::{Result, anyhow};
+use plotters::prelude::*;
+
+const NORMAL: RGBColor = RGBColor(140, 140, 140);
+const DEFECT: RGBColor = RGBColor(214, 39, 40);
+const UNKNOWN: RGBColor = RGBColor(255, 160, 60);
+const SYNTH: RGBColor = RGBColor(31, 119, 180);
+
+fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow!("drawing a plot: {e}")
+}
+
+/// Range of `values` with a 5 % margin (a unit range when empty or flat).
+fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values.filter(|v| v.is_finite()) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = if hi > lo { (hi - lo) * 0.05 } else { 0.5 };
+    (lo - pad, hi + pad)
+}
+
+/// Inline SVG for the browser: without the namespace URL (not needed inside HTML).
+fn inline(svg: String) -> String {
+    svg.replace(" xmlns=\"http://www.w3.org/2000/svg\"", "")
+}
+
+/// Scatter of the embedding: grey normal, red defect (truth), orange no truth; a black ring
+/// marks the shots the weak labelling called defects.
+pub fn embedding(title: &str, points: &[([f64; 2], Option<f64>, Option<u8>)]) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (520, 400)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let (x0, x1) = range(points.iter().map(|p| p.0[0]));
+        let (y0, y1) = range(points.iter().map(|p| p.0[1]));
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(40)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(err)?;
+        chart.configure_mesh().x_desc("MDS 1").y_desc("MDS 2").draw().map_err(err)?;
+        let classes: [(&str, RGBColor, fn(Option<f64>) -> bool); 3] = [
+            ("normal (truth)", NORMAL, |t| t.is_some_and(|v| v < 0.5)),
+            ("defect (truth)", DEFECT, |t| t.is_some_and(|v| v >= 0.5)),
+            ("no truth", UNKNOWN, |t| t.is_none()),
+        ];
+        for (name, colour, pick) in classes {
+            let pts: Vec<(f64, f64)> =
+                points.iter().filter(|p| pick(p.1)).map(|p| (p.0[0], p.0[1])).collect();
+            if pts.is_empty() {
+                continue;
+            }
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                .map_err(err)?
+                .label(name)
+                .legend(move |(x, y)| Circle::new((x + 8, y), 3, colour.filled()));
+        }
+        let weak: Vec<(f64, f64)> =
+            points.iter().filter(|p| p.2 == Some(1)).map(|p| (p.0[0], p.0[1])).collect();
+        if !weak.is_empty() {
+            chart
+                .draw_series(weak.iter().map(|&p| Circle::new(p, 6, BLACK.stroke_width(1))))
+                .map_err(err)?
+                .label("weak label: defect")
+                .legend(|(x, y)| Circle::new((x + 8, y), 6, BLACK.stroke_width(1)));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(inline(svg))
+}
+
+/// Density histograms (as step lines) of real normal, real defect and synthetic values.
+pub fn distribution(column: &str, normal: &[f64], defect: &[f64], synthetic: &[f64]) -> Result<String> {
+    const BINS: usize = 30;
+    let (lo, hi) = range(normal.iter().chain(defect).chain(synthetic).copied());
+    let width = (hi - lo) / BINS as f64;
+    let density = |v: &[f64]| -> Vec<(f64, f64)> {
+        let mut counts = vec![0usize; BINS];
+        for &x in v.iter().filter(|x| x.is_finite()) {
+            counts[(((x - lo) / width) as usize).min(BINS - 1)] += 1;
+        }
+        let n = v.len().max(1) as f64;
+        let mut pts = Vec::with_capacity(2 * BINS + 2);
+        pts.push((lo, 0.0));
+        for (b, &c) in counts.iter().enumerate() {
+            let d = c as f64 / (n * width);
+            pts.push((lo + b as f64 * width, d));
+            pts.push((lo + (b + 1) as f64 * width, d));
+        }
+        pts.push((hi, 0.0));
+        pts
+    };
+    let series = [
+        ("real normal", NORMAL, density(normal)),
+        ("real defect", DEFECT, density(defect)),
+        ("synthetic", SYNTH, density(synthetic)),
+    ];
+    let top = series.iter().flat_map(|s| s.2.iter().map(|p| p.1)).fold(0.0, f64::max).max(1e-12) * 1.1;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (420, 280)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(column, ("sans-serif", 14))
+            .margin(8)
+            .x_label_area_size(28)
+            .y_label_area_size(48)
+            .build_cartesian_2d(lo..hi, 0.0..top)
+            .map_err(err)?;
+        chart.configure_mesh().y_desc("density").draw().map_err(err)?;
+        for ((name, colour, pts), n) in series.into_iter().zip([normal.len(), defect.len(), synthetic.len()])
+        {
+            if n == 0 {
+                continue;
+            }
+            chart
+                .draw_series(LineSeries::new(pts, colour.stroke_width(2)))
+                .map_err(err)?
+                .label(format!("{name} ({n})"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(inline(svg))
+}
