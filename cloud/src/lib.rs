@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod import;
 pub mod ingest;
 pub mod lake;
+pub mod pipeline;
 pub mod quality;
 pub mod registry;
 pub mod report;

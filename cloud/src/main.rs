@@ -43,6 +43,9 @@ enum Command {
     Train(moldops_cloud::train::TrainArgs),
     /// The model registry: list, show, promote, archive, keygen, export-bundle.
     Models(moldops_cloud::registry::cli::ModelsArgs),
+    /// The learning DAG (import → etl → augment → evaluate ∥ train → register → rollout),
+    /// locally or as Kubernetes Jobs; runs, resume, schedule.
+    Pipeline(moldops_cloud::pipeline::cli::PipelineArgs),
     /// Inspect the lake.
     Lake {
         #[command(subcommand)]
@@ -99,6 +102,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => run_demo(args),
         Command::Import(args) => moldops_cloud::import::cli::run(args),
         Command::Etl(args) => moldops_cloud::etl::cli::run(args),
+        Command::Pipeline(args) => moldops_cloud::pipeline::cli::run(args),
         Command::Augment(args) => moldops_cloud::augment::cli::run(args),
         Command::Evaluate(args) => moldops_cloud::evaluate::cli::run_cli(args),
         Command::Rollout(args) => moldops_cloud::rollout::cli::run(args),

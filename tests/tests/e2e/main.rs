@@ -7,4 +7,5 @@ mod data_path;
 mod faults;
 mod modbus_peers;
 mod opcua;
+mod pipeline;
 mod tls;

@@ -1,0 +1,274 @@
+//! The `moldops-cloud pipeline …` command line: `run`, `resume`, `runs`, `show`, `schedule`,
+//! `definition`. Ctrl-C or SIGTERM cancels a run (running tasks are stopped, Jobs deleted);
+//! the command exits non-zero unless the run succeeded.
+
+use super::dag::{DEFAULT_TOML, PipelineDef};
+use super::executor::Executor;
+use super::kubernetes::KubeExecutor;
+use super::local::LocalExecutor;
+use super::state::{ExecutorKind, RunRecord, RunStore, new_run_id};
+use super::{report, runner, schedule};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    #[command(subcommand)]
+    pub command: PipelineCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Run the DAG once: tasks in dependency order, independent ones in parallel.
+    Run(RunArgs),
+    /// Continue a failed, cancelled or interrupted run from the tasks that did not succeed.
+    Resume(ResumeArgs),
+    /// List the runs.
+    Runs(ListArgs),
+    /// Show one run's tasks: status, attempts, exit codes, logs.
+    Show(ShowArgs),
+    /// Run the DAG on a cron schedule (long-running; Ctrl-C stops it).
+    Schedule(ScheduleArgs),
+    /// Print the pipeline definition (the built-in one unless --config), checked.
+    Definition(DefinitionArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DefArgs {
+    /// Pipeline definition (TOML); default: the built-in learning DAG.
+    #[arg(long, env = "MOLDOPS_PIPELINE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data folder (sets the variable `data`; runs are kept under DATA/pipeline/runs).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Set a variable, e.g. `--var seed=7` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub def: DefArgs,
+    /// Where tasks run.
+    #[arg(long, value_enum, default_value = "local")]
+    pub executor: ExecutorKind,
+    /// Run id (default: UTC time and a short suffix).
+    #[arg(long)]
+    pub run_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    pub run_id: String,
+    /// Data folder holding the run.
+    #[arg(long, default_value = "moldops-data")]
+    pub data_dir: PathBuf,
+    /// Executor (default: the one the run started with).
+    #[arg(long, value_enum)]
+    pub executor: Option<ExecutorKind>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long, default_value = "moldops-data")]
+    pub data_dir: PathBuf,
+    /// Print JSON records.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    pub run_id: String,
+    #[arg(long, default_value = "moldops-data")]
+    pub data_dir: PathBuf,
+    /// Print the JSON record.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    #[command(flatten)]
+    pub def: DefArgs,
+    #[arg(long, value_enum, default_value = "local")]
+    pub executor: ExecutorKind,
+    /// Cron expression (UTC), overriding the definition's `schedule`.
+    #[arg(long)]
+    pub cron: Option<String>,
+    /// Stop after this many runs.
+    #[arg(long)]
+    pub max_runs: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DefinitionArgs {
+    #[arg(long, env = "MOLDOPS_PIPELINE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Runs the command.
+pub fn run(args: PipelineArgs) -> Result<()> {
+    match args.command {
+        PipelineCommand::Runs(a) => {
+            let store = RunStore::new(&a.data_dir);
+            let runs = store.list()?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&runs)?);
+            } else {
+                print!("{}", report::runs_table(&store, &runs));
+            }
+            Ok(())
+        }
+        PipelineCommand::Show(a) => {
+            let store = RunStore::new(&a.data_dir);
+            let run = store.load(&a.run_id)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&run)?);
+            } else {
+                print!("{}", report::run_table(&store, &run));
+            }
+            Ok(())
+        }
+        PipelineCommand::Definition(a) => {
+            match &a.config {
+                Some(p) => {
+                    PipelineDef::load(p)?;
+                    print!("{}", std::fs::read_to_string(p)?);
+                }
+                None => {
+                    PipelineDef::builtin()?;
+                    print!("{DEFAULT_TOML}");
+                }
+            }
+            Ok(())
+        }
+        PipelineCommand::Run(a) => block_on(async move {
+            let cancel = cancel_on_signal();
+            let run = start(&a.def, a.executor, a.run_id, &cancel).await?;
+            runner::outcome(&run)
+        }),
+        PipelineCommand::Resume(a) => block_on(async move {
+            let cancel = cancel_on_signal();
+            let store = RunStore::new(&a.data_dir);
+            let _lock = store.lock(&a.run_id)?;
+            let mut run = store.load(&a.run_id)?;
+            if let Some(e) = a.executor {
+                run.executor = e;
+            }
+            let exec = Arc::new(executor(run.executor, &run).await?);
+            runner::prepare_resume(&mut run, &exec).await?;
+            tracing::info!(run = %run.run_id, "resuming");
+            runner::execute(&store, &mut run, exec, cancel).await?;
+            print!("{}", report::run_table(&store, &run));
+            runner::outcome(&run)
+        }),
+        PipelineCommand::Schedule(a) => block_on(async move {
+            let cancel = cancel_on_signal();
+            let def = load_def(&a.def)?;
+            let expr = a.cron.clone().or(def.schedule.clone());
+            let Some(expr) = expr else {
+                bail!("no schedule: give --cron or set `schedule` in the definition")
+            };
+            let cron = schedule::parse_cron(&expr)?;
+            tracing::info!(cron = %expr, "pipeline schedule started");
+            let runs = schedule::run_schedule(&cron, a.max_runs, &cancel, || async {
+                let run = start(&a.def, a.executor, None, &cancel).await?;
+                runner::outcome(&run)
+            })
+            .await?;
+            tracing::info!(runs, "pipeline schedule stopped");
+            Ok(())
+        }),
+    }
+}
+
+fn block_on<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(f)
+}
+
+/// Loads the definition (file or built-in) without resolving variables.
+fn load_def(d: &DefArgs) -> Result<PipelineDef> {
+    match &d.config {
+        Some(p) => PipelineDef::load(p),
+        None => PipelineDef::builtin(),
+    }
+}
+
+fn overrides(d: &DefArgs) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for v in &d.vars {
+        let Some((k, val)) = v.split_once('=') else { bail!("--var `{v}`: expected NAME=VALUE") };
+        out.insert(k.trim().to_string(), val.to_string());
+    }
+    if let Some(dir) = &d.data_dir {
+        out.insert("data".into(), dir.display().to_string());
+    }
+    Ok(out)
+}
+
+/// Starts a new run and runs it to its end; prints its table.
+async fn start(
+    d: &DefArgs,
+    kind: ExecutorKind,
+    run_id: Option<String>,
+    cancel: &CancellationToken,
+) -> Result<RunRecord> {
+    let mut def = load_def(d)?;
+    let run_id = run_id.unwrap_or_else(new_run_id);
+    if run_id.is_empty() || !run_id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        bail!("run id `{run_id}`: use lowercase letters, digits and `-`");
+    }
+    let builtins = BTreeMap::from([("run_id".to_string(), run_id.clone())]);
+    def.resolve(&overrides(d)?, &builtins)?;
+    let store = RunStore::new(&def.data_dir());
+    if store.run_dir(&run_id).join("run.json").exists() {
+        bail!("run {run_id} already exists under {}", store.root().display());
+    }
+    let _lock = store.lock(&run_id)?;
+    let mut run = RunRecord::new(run_id, kind, def);
+    let exec = Arc::new(executor(kind, &run).await?);
+    tracing::info!(run = %run.run_id, dir = %store.run_dir(&run.run_id).display(), "pipeline run started");
+    runner::execute(&store, &mut run, exec, cancel.clone()).await?;
+    print!("{}", report::run_table(&store, &run));
+    Ok(run)
+}
+
+async fn executor(kind: ExecutorKind, run: &RunRecord) -> Result<Executor> {
+    Ok(match kind {
+        ExecutorKind::Local => Executor::Local(LocalExecutor::new()?),
+        ExecutorKind::Kubernetes => Executor::Kubernetes(
+            KubeExecutor::connect(run.definition.kubernetes.clone()).await.context("kubernetes executor")?,
+        ),
+    })
+}
+
+/// A token cancelled on Ctrl-C or SIGTERM.
+fn cancel_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        tracing::warn!("cancelling the run: stopping running tasks");
+        t.cancel();
+    });
+    token
+}

@@ -1,0 +1,82 @@
+//! The `[kubernetes]` table of a pipeline definition: namespace, images, the service account
+//! tasks run as, Job clean-up, the shared data volume, and where CPU and GPU tasks are placed.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How the kubernetes executor turns tasks into Jobs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubeSettings {
+    /// Namespace of the Jobs (and of the per-run ConfigMap that owns them); default: the
+    /// runner's own namespace in a cluster, else the kubeconfig context's.
+    pub namespace: Option<String>,
+    /// Image of CPU tasks.
+    pub image: String,
+    /// Image of GPU tasks (built with burn's CUDA backend); default: `image`.
+    pub gpu_image: Option<String>,
+    pub image_pull_policy: Option<String>,
+    pub image_pull_secrets: Vec<String>,
+    /// Program inside the image that takes the task's arguments.
+    pub program: String,
+    /// Service account of the task pods (they need no API access; its token is not mounted).
+    pub service_account: Option<String>,
+    /// Kubernetes deletes finished Jobs (and their pods) after this many seconds.
+    pub ttl_seconds_after_finished: i32,
+    /// The runner deletes each Job as soon as it has its logs (TTL is the fallback).
+    pub delete_finished_jobs: bool,
+    /// PersistentVolumeClaim holding the lake and registry, mounted in every task at `data_mount_path`.
+    pub data_volume_claim: Option<String>,
+    pub data_mount_path: String,
+    /// Environment of every task.
+    pub env: BTreeMap<String, String>,
+    /// Placement of tasks without `gpu = true`.
+    pub cpu_placement: Placement,
+    /// Placement of tasks with `gpu = true`.
+    pub gpu_placement: Placement,
+    /// Extra labels on every Job and pod.
+    pub labels: BTreeMap<String, String>,
+    /// Seconds between checks of a Job's status when the watch stream is quiet.
+    pub poll_s: u64,
+}
+
+impl Default for KubeSettings {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            image: "ghcr.io/moldops/moldops-cloud:latest".into(),
+            gpu_image: None,
+            image_pull_policy: None,
+            image_pull_secrets: vec![],
+            program: "moldops-cloud".into(),
+            service_account: None,
+            ttl_seconds_after_finished: 86_400,
+            delete_finished_jobs: true,
+            data_volume_claim: None,
+            data_mount_path: "/var/lib/moldops".into(),
+            env: BTreeMap::new(),
+            cpu_placement: Placement::default(),
+            gpu_placement: Placement::default(),
+            labels: BTreeMap::new(),
+            poll_s: 10,
+        }
+    }
+}
+
+/// Node selection for a class of tasks.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Placement {
+    pub node_selector: BTreeMap<String, String>,
+    pub tolerations: Vec<Toleration>,
+}
+
+/// A pod toleration (the Kubernetes fields).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Toleration {
+    pub key: Option<String>,
+    pub operator: Option<String>,
+    pub value: Option<String>,
+    pub effect: Option<String>,
+}

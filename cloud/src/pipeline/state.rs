@@ -1,0 +1,258 @@
+//! Run and task records: `{data}/pipeline/runs/{run_id}/run.json` (the resolved definition,
+//! every task's status and attempts with start, end, exit code and log path), written
+//! atomically (temporary file, fsync, rename) after every change, and a lock file that the
+//! runner holds while it executes the run, so a crashed runner is told apart from a live one.
+
+use super::dag::PipelineDef;
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Which executor runs the tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    /// Child processes on this machine.
+    Local,
+    /// One Kubernetes Job per task attempt.
+    Kubernetes,
+}
+
+/// State of a whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+/// State of one task in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Not started yet.
+    Pending,
+    /// An attempt is running (or waiting for its retry back-off).
+    Running,
+    Succeeded,
+    /// Its `when_exists` path was absent: counts as done.
+    Skipped,
+    /// Every attempt failed.
+    Failed,
+    /// Not run because a task it depends on failed.
+    UpstreamFailed,
+    /// Stopped by cancellation.
+    Cancelled,
+}
+
+impl TaskStatus {
+    /// Dependents may start.
+    pub fn is_done(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Skipped)
+    }
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    /// The runner died while the attempt ran; `resume` stopped what was left of it.
+    Interrupted,
+}
+
+/// One try of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub number: u32,
+    pub status: AttemptStatus,
+    pub started: DateTime<Utc>,
+    pub ended: Option<DateTime<Utc>>,
+    pub exit_code: Option<i32>,
+    /// Why it failed, in words (exit code, timeout, Job condition…).
+    pub error: Option<String>,
+    /// Log file, relative to the run folder.
+    pub log: PathBuf,
+    /// Local executor: the child's process id.
+    pub pid: Option<u32>,
+    /// Kubernetes executor: the Job's name.
+    pub job: Option<String>,
+}
+
+/// A task's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub status: TaskStatus,
+    pub attempts: Vec<Attempt>,
+    /// Why it is skipped, failed, or not run.
+    pub note: Option<String>,
+}
+
+/// Everything about one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub pipeline: String,
+    pub executor: ExecutorKind,
+    pub status: RunStatus,
+    pub created: DateTime<Utc>,
+    pub ended: Option<DateTime<Utc>>,
+    /// When `resume` picked the run up again.
+    pub resumed: Vec<DateTime<Utc>>,
+    /// The definition with variables substituted, as it ran.
+    pub definition: PipelineDef,
+    pub tasks: BTreeMap<String, TaskRecord>,
+}
+
+impl RunRecord {
+    /// A fresh run of `definition` (already resolved): every task pending.
+    pub fn new(run_id: String, executor: ExecutorKind, definition: PipelineDef) -> Self {
+        let tasks = definition
+            .tasks
+            .iter()
+            .map(|t| {
+                (t.name.clone(), TaskRecord { status: TaskStatus::Pending, attempts: vec![], note: None })
+            })
+            .collect();
+        Self {
+            run_id,
+            pipeline: definition.name.clone(),
+            executor,
+            status: RunStatus::Running,
+            created: Utc::now(),
+            ended: None,
+            resumed: vec![],
+            definition,
+            tasks,
+        }
+    }
+
+    /// Tasks in a given status, in dependency order.
+    pub fn tasks_in(&self, status: TaskStatus) -> Vec<String> {
+        let order = self.definition.order().unwrap_or_default();
+        order.into_iter().filter(|n| self.tasks.get(n).is_some_and(|t| t.status == status)).collect()
+    }
+}
+
+/// Where runs live: `{data}/pipeline/runs`.
+#[derive(Debug, Clone)]
+pub struct RunStore {
+    root: PathBuf,
+}
+
+/// An exclusive hold on a run; released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+impl RunStore {
+    /// The store under a data folder.
+    pub fn new(data_dir: &Path) -> Self {
+        Self { root: data_dir.join("pipeline").join("runs") }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Folder of one run.
+    pub fn run_dir(&self, run_id: &str) -> PathBuf {
+        self.root.join(run_id)
+    }
+
+    /// Writes the record atomically.
+    pub fn save(&self, run: &RunRecord) -> Result<()> {
+        let dir = self.run_dir(&run.run_id);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("run.json");
+        let tmp = dir.join("run.json.tmp");
+        let mut f = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(&serde_json::to_vec_pretty(run)?)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Reads one run.
+    pub fn load(&self, run_id: &str) -> Result<RunRecord> {
+        if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
+            bail!("`{run_id}` is not a run id");
+        }
+        let path = self.run_dir(run_id).join("run.json");
+        let text = std::fs::read(&path)
+            .with_context(|| format!("no run `{run_id}` (reading {})", path.display()))?;
+        serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Every run, oldest first (unreadable folders are reported, not fatal).
+    pub fn list(&self) -> Result<Vec<RunRecord>> {
+        let mut out = Vec::new();
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).with_context(|| format!("listing {}", self.root.display())),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if entry.path().join("run.json").is_file() {
+                match self.load(&name) {
+                    Ok(r) => out.push(r),
+                    Err(e) => tracing::warn!("skipping run {name}: {e:#}"),
+                }
+            }
+        }
+        out.sort_by(|a, b| (a.created, &a.run_id).cmp(&(b.created, &b.run_id)));
+        Ok(out)
+    }
+
+    /// Takes the run's lock; fails if another runner holds it.
+    pub fn lock(&self, run_id: &str) -> Result<RunLock> {
+        let dir = self.run_dir(run_id);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("runner.lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                bail!("run `{run_id}` is being executed by another runner (lock {} held)", path.display())
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("locking {}", path.display()))
+            }
+        }
+    }
+
+    /// True when a runner holds the run's lock right now.
+    pub fn is_live(&self, run_id: &str) -> bool {
+        let path = self.run_dir(run_id).join("runner.lock");
+        match File::options().write(true).open(&path) {
+            Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+            Err(_) => false,
+        }
+    }
+}
+
+/// A new run id: UTC time plus a short suffix, usable in Kubernetes names.
+pub fn new_run_id() -> String {
+    let now = Utc::now();
+    let nanos = now.timestamp_subsec_nanos() as u64 ^ ((std::process::id() as u64) << 20);
+    format!("{}-{:04x}", now.format("%Y%m%d-%H%M%S"), (nanos ^ (nanos >> 16)) & 0xffff)
+}
