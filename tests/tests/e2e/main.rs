@@ -7,5 +7,6 @@ mod data_path;
 mod faults;
 mod modbus_peers;
 mod opcua;
+mod rollout;
 mod pipeline;
 mod tls;

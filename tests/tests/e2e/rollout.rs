@@ -1,0 +1,281 @@
+//! Closing the loop against real Mosquitto and the real binaries: `moldops-cloud rollout`
+//! sends signed bundles to a running `moldops-edge` scoring a simulated machine. A good bundle
+//! goes downloading → verified → shadow → active and scores shots; tampered bundles (bad
+//! signature, wrong feature list, corrupt ONNX, wrong hash) are rejected with a reason while
+//! the old model keeps scoring; a candidate that alarms on everything is rolled back; one
+//! command rolls back to the previous version; a rollout interrupted by SIGKILL completes.
+
+use crate::common::*;
+use moldops_edge::inference::reference::zscore_onnx;
+use moldops_edge::sim::features::FEATURE_NAMES;
+use moldops_shared::bundle::{Bundle, FeatureSpec, MODEL_FILE, Manifest, ModelKey, ScoreStats, public_key};
+use moldops_shared::rollout::{ReportedModels, ScoreMessage};
+use moldops_tests::{Mosquitto, Proc, bin, wait_until};
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SEED: [u8; 32] = [7; 32];
+const OTHER_SEED: [u8; 32] = [9; 32];
+const LONG: Duration = Duration::from_secs(180);
+
+/// Every message on the edge's scores and reported topics, in arrival order.
+#[derive(Clone, Default)]
+struct Watch {
+    scores: Arc<Mutex<Vec<ScoreMessage>>>,
+    reported: Arc<Mutex<Vec<ReportedModels>>>,
+}
+
+impl Watch {
+    fn start(port: u16) -> Watch {
+        let w = Watch::default();
+        let (client, mut conn) = Client::new(MqttOptions::new("e2e-watch", "127.0.0.1", port), 100);
+        client.subscribe("moldops/v1/+/+/scores", QoS::AtLeastOnce).expect("subscribe");
+        client.subscribe("moldops/v1/+/+/model/reported", QoS::AtLeastOnce).expect("subscribe");
+        let out = w.clone();
+        std::thread::spawn(move || {
+            let _client = client;
+            for ev in conn.iter() {
+                let Ok(Event::Incoming(Packet::Publish(p))) = ev else { continue };
+                if p.topic.ends_with("/scores") {
+                    if let Ok(m) = serde_json::from_slice(&p.payload) {
+                        out.scores.lock().expect("lock").push(m);
+                    }
+                } else if let Ok(r) = serde_json::from_slice(&p.payload) {
+                    out.reported.lock().expect("lock").push(r);
+                }
+            }
+        });
+        w
+    }
+
+    /// States reported for `version` of key `m1`, in order, without repeats.
+    fn states(&self, version: u32) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in self.reported.lock().expect("lock").iter() {
+            let Some(m) = r.models.get("m1") else { continue };
+            if m.target.as_ref().is_some_and(|t| t.version == version) {
+                let s = m.state.as_str().to_string();
+                if out.last() != Some(&s) {
+                    out.push(s);
+                }
+            }
+        }
+        out
+    }
+
+    fn scores_of(&self, version: u32) -> usize {
+        self.scores.lock().expect("lock").iter().filter(|s| s.version == version).count()
+    }
+}
+
+fn manifest(version: u32, features: &[&str], window: u32, threshold: f32) -> Manifest {
+    Manifest {
+        schema: 1,
+        model_id: format!("m1@{version}"),
+        version,
+        model_key: ModelKey { machine_id: "m1".into(), mold: None },
+        kind: "zscore".into(),
+        features: features
+            .iter()
+            .map(|n| FeatureSpec { name: n.to_string(), unit: None, fill: 0.0 })
+            .collect(),
+        window,
+        threshold,
+        validation_scores: ScoreStats::default(),
+        data_snapshot: "test".into(),
+        code_version: "test".into(),
+        params: serde_json::Value::Null,
+        metrics: serde_json::Value::Null,
+        created_at: "2026-11-26T00:00:00Z".into(),
+        files: vec![],
+    }
+}
+
+/// A z-score bundle on the simulator's first features; `sigma` sets how loud it is.
+fn bundle(version: u32, sigma: f32, seed: &[u8; 32]) -> Bundle {
+    let features = &FEATURE_NAMES[..4];
+    let onnx = zscore_onnx(3, &[0.0; 4], &[sigma; 4]);
+    let files = BTreeMap::from([(MODEL_FILE.to_string(), onnx)]);
+    Bundle::seal(manifest(version, features, 3, 1.0), files, seed).expect("seal")
+}
+
+fn save(dir: &Path, name: &str, b: &Bundle) -> PathBuf {
+    let p = dir.join(name);
+    b.write_dir(&p).expect("write bundle");
+    p
+}
+
+fn key_hex() -> String {
+    public_key(&SEED).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Simulator (one machine) plus an edge config with `[models]`; returns (sim, config path).
+fn plant(dir: &Path, port: u16, shadow_shots: u64) -> (Proc, PathBuf) {
+    let cfg = dir.join("edge.toml");
+    let mut sim_cmd = Command::new(bin("moldops-edge"));
+    sim_cmd
+        .args(["simulate", "--machines", "1", "--speed", "150", "--seed", "3", "--base-port", "0"])
+        .args(["--idle-every", "0", "--mold-change-shots", "0"])
+        .arg("--quality-log")
+        .arg(dir.join("quality.jsonl"))
+        .arg("--write-config")
+        .arg(&cfg)
+        .args(["--broker-port", &port.to_string(), "--api-listen", "", "--edge-id", "e1", "--site", "t"])
+        .arg("--buffer-path")
+        .arg(dir.join("edge-buffer"));
+    let mut sim = Proc::spawn("simulate", &mut sim_cmd, dir);
+    sim.wait_line(READY, |l| l.contains("\"ready\""));
+    let mut text = std::fs::read_to_string(&cfg).expect("config");
+    text.push_str(&format!(
+        "\n[models]\npublic_key = \"{}\"\nstore = \"models\"\nshadow_shots = {shadow_shots}\nmax_alarm_rate = 0.5\n",
+        key_hex()
+    ));
+    std::fs::write(&cfg, text).expect("write config");
+    (sim, cfg)
+}
+
+/// Runs `moldops-cloud rollout …`; returns (success, stdout).
+fn rollout(port: u16, args: &[&str]) -> (bool, String) {
+    let out = Command::new(bin("moldops-cloud"))
+        .arg("rollout")
+        .args(args)
+        .args([
+            "--broker-host",
+            "127.0.0.1",
+            "--broker-port",
+            &port.to_string(),
+            "--site",
+            "t",
+            "--edges",
+            "e1",
+        ])
+        .output()
+        .expect("run moldops-cloud rollout");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+fn publish(port: u16, bundle: &Path) -> (bool, String) {
+    let b = bundle.to_string_lossy().to_string();
+    rollout(port, &["publish", "--bundle", &b, "--timeout-s", "120", "--chunk-kib", "1"])
+}
+
+#[test]
+fn good_bundles_go_live_tampered_ones_are_refused_and_rollback_is_one_command() {
+    let tmp = moldops_tests::test_dir();
+    let dir = tmp.path();
+    let broker = Mosquitto::start(dir);
+    let watch = Watch::start(broker.port);
+    let (_sim, cfg) = plant(dir, broker.port, 4);
+    let edge = start_edge(dir, &cfg);
+
+    // A good bundle: quiet on normal shots.
+    let (ok, out) = publish(broker.port, &save(dir, "v1", &bundle(1, 1e6, &SEED)));
+    assert!(ok, "v1 rollout failed: {out}\n{}", edge.stderr_tail());
+    assert_eq!(watch.states(1), ["downloading", "verified", "shadow", "active"], "{out}");
+    assert!(wait_until(LONG, || watch.scores_of(1) >= 3), "v1 scores live shots\n{}", edge.stderr_tail());
+
+    // Tampered bundles: each refused with its reason, v1 keeps scoring.
+    let other_key = bundle(2, 1e6, &OTHER_SEED);
+    let mut wrong_features = bundle(3, 1e6, &SEED);
+    let m = manifest(3, &["no_such_feature"], 3, 1.0);
+    wrong_features =
+        Bundle::seal(m, BTreeMap::from([(MODEL_FILE.into(), zscore_onnx(3, &[0.0], &[1.0]))]), &SEED)
+            .unwrap_or(wrong_features);
+    let corrupt = Bundle::seal(
+        manifest(4, &FEATURE_NAMES[..4], 3, 1.0),
+        BTreeMap::from([(MODEL_FILE.into(), b"this is no onnx graph".to_vec())]),
+        &SEED,
+    )
+    .expect("seal");
+    let mut wrong_hash = bundle(5, 1e6, &SEED);
+    if let Some(onnx) = wrong_hash.files.get_mut(MODEL_FILE) {
+        onnx[10] ^= 0xff;
+    }
+    let cases = [
+        (2, other_key, "signature"),
+        (3, wrong_features, "does not compute no_such_feature"),
+        (4, corrupt, "does not load"),
+        (5, wrong_hash, "hash mismatch"),
+    ];
+    for (version, b, reason) in cases {
+        let before = watch.scores_of(1);
+        let (ok, out) = publish(broker.port, &save(dir, &format!("v{version}"), &b));
+        assert!(!ok, "v{version} must be refused: {out}");
+        assert!(out.contains("rejected") && out.contains(reason), "v{version}: reason {reason:?} in\n{out}");
+        assert_eq!(watch.states(version).last().map(String::as_str), Some("rejected"));
+        assert!(
+            wait_until(LONG, || watch.scores_of(1) > before),
+            "v1 keeps scoring after v{version} was refused\n{}",
+            edge.stderr_tail()
+        );
+    }
+
+    // A candidate that alarms on every shot fails its shadow run and is rolled back.
+    let (ok, out) = publish(broker.port, &save(dir, "v6", &bundle(6, 1e-3, &SEED)));
+    assert!(!ok && out.contains("rolled_back") && out.contains("alarm rate"), "{out}");
+    assert_eq!(watch.states(6), ["downloading", "verified", "shadow", "rolled_back"]);
+
+    // v7 replaces v1; one command brings v1 back (from the edge's store, no download).
+    let (ok, out) = publish(broker.port, &save(dir, "v7", &bundle(7, 1e5, &SEED)));
+    assert!(ok, "{out}");
+    assert!(wait_until(LONG, || watch.scores_of(7) >= 2), "v7 scores");
+    let (ok, out) = rollout(broker.port, &["rollback", "--key", "m1", "--json"]);
+    assert!(ok, "rollback: {out}");
+    assert!(out.contains("\"active\""), "{out}");
+    let (ok, status) = rollout(broker.port, &["status"]);
+    assert!(ok && status.contains("active") && status.contains("v1"), "{status}");
+    let n = watch.scores.lock().expect("lock").len();
+    assert!(wait_until(LONG, || watch.scores.lock().expect("lock")[n..].iter().any(|s| s.version == 1)));
+
+    // Every shot was scored at most once, whatever model scored it.
+    let scores = watch.scores.lock().expect("lock").clone();
+    let mut seqs: Vec<u64> = scores.iter().map(|s| s.seq).collect();
+    seqs.sort_unstable();
+    let n = seqs.len();
+    seqs.dedup();
+    assert_eq!(seqs.len(), n, "a shot was scored twice");
+}
+
+#[test]
+fn a_rollout_interrupted_by_sigkill_completes_after_restart() {
+    let tmp = moldops_tests::test_dir();
+    let dir = tmp.path();
+    let broker = Mosquitto::start(dir);
+    let watch = Watch::start(broker.port);
+    let (_sim, cfg) = plant(dir, broker.port, 12);
+    let mut edge = start_edge(dir, &cfg);
+    let (ok, out) = publish(broker.port, &save(dir, "v1", &bundle(1, 1e6, &SEED)));
+    assert!(ok, "{out}\n{}", edge.stderr_tail());
+
+    // v2 in the background; the edge is killed in the middle of its shadow run.
+    let v2 = save(dir, "v2", &bundle(2, 1e5, &SEED));
+    let mut cmd = Command::new(bin("moldops-cloud"));
+    cmd.args(["rollout", "publish", "--bundle"])
+        .arg(&v2)
+        .args(["--broker-host", "127.0.0.1", "--broker-port", &broker.port.to_string()])
+        .args(["--site", "t", "--edges", "e1", "--timeout-s", "170", "--json"]);
+    let mut publisher = Proc::spawn("publish-v2", &mut cmd, dir);
+    assert!(wait_until(LONG, || watch.states(2).contains(&"shadow".to_string())), "v2 reached shadow");
+    edge.kill9();
+    let stored = std::fs::read_to_string(dir.join("models/state.json")).expect("state file");
+    assert!(stored.contains("\"shadow\""), "the shadow state was persisted: {stored}");
+    let edge = start_edge(dir, &cfg);
+    let line = publisher.wait_line(LONG, |l| l.contains("\"model_key\""));
+    assert!(line.contains("\"active\""), "v2 completed after the restart: {line}\n{}", edge.stderr_tail());
+    assert!(publisher.wait_exit(Duration::from_secs(30)).is_some_and(|s| s.success()));
+    assert!(wait_until(LONG, || watch.scores_of(2) >= 2), "v2 scores after the restart");
+
+    // No shot scored twice; versions never go back in seq order.
+    let scores = watch.scores.lock().expect("lock").clone();
+    let mut by_seq: Vec<(u64, u32)> = scores.iter().map(|s| (s.seq, s.version)).collect();
+    by_seq.sort_unstable();
+    let n = by_seq.len();
+    by_seq.dedup_by_key(|(seq, _)| *seq);
+    assert_eq!(by_seq.len(), n, "a shot was scored twice");
+    assert!(by_seq.windows(2).all(|w| w[0].1 <= w[1].1), "v1 scored a shot after v2 took over");
+}
