@@ -178,8 +178,8 @@ fn group(h: &mut String, g: &GroupReport, p: &GroupPlots) -> Result<()> {
     if !p.embedding.is_empty() {
         h.push_str(&plots::embedding(&format!("2-D embedding, {}", p.title), &p.embedding)?);
     }
-    for (column, normal, defect, synthetic) in &p.distributions {
-        h.push_str(&plots::distribution(column, normal, defect, synthetic)?);
+    for d in &p.distributions {
+        h.push_str(&plots::distribution(&d.column, &d.normal, &d.defect, &d.synthetic)?);
     }
     h.push_str("</div>");
     Ok(())

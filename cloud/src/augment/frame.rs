@@ -1,5 +1,5 @@
 //! Tables in and out of `augment`: the (machine, mold) groups of `etl_data`, their feature
-//! matrices, and the `aug_data` frames — real rows with `outlier`, `weak_label`, `synthetic`
+//! matrices, and the `aug_data` frames — real rows with `outlier`, `weak_defect`, `synthetic`
 //! and (where truth is missing) the weak label, plus synthetic rows — written one Parquet file
 //! per machine, atomically.
 
@@ -17,6 +17,9 @@ pub const AUG_DATA: &str = "aug_data";
 pub const OUTPUT_FILE: &str = "part.parquet";
 /// Label source of a weak label.
 pub const WEAK: &str = "weak";
+/// Boolean column of the weak label (true: presumed defect; null: the run got none). Not
+/// numeric on purpose, so that no consumer mistakes it for a feature.
+pub const WEAK_DEFECT: &str = "weak_defect";
 /// Label source of a synthetic row.
 pub const SYNTHETIC: &str = "synthetic";
 
@@ -142,8 +145,8 @@ pub fn real_rows(group: &Group, weak: &[Option<u8>], outlier: &[bool]) -> Result
     df.with_column(Column::new("label".into(), label))?;
     df.with_column(Column::new("label_source".into(), source))?;
     df.with_column(Column::new(
-        "weak_label".into(),
-        weak.iter().map(|w| w.map(f64::from)).collect::<Vec<_>>(),
+        WEAK_DEFECT.into(),
+        weak.iter().map(|w| w.map(|v| v == 1)).collect::<Vec<_>>(),
     ))?;
     df.with_column(Column::new("outlier".into(), outlier.to_vec()))?;
     df.with_column(Column::new("synthetic".into(), vec![false; n]))?;
@@ -159,7 +162,7 @@ pub fn synthetic_rows(group: &Group, features: &[String], rows: &[Vec<f64>]) -> 
         Column::new("mold".into(), vec![group.mold.clone(); n]),
         Column::new("label".into(), vec![1.0f64; n]),
         Column::new("label_source".into(), vec![SYNTHETIC; n]),
-        Column::new("weak_label".into(), vec![None::<f64>; n]),
+        Column::new(WEAK_DEFECT.into(), vec![None::<bool>; n]),
         Column::new("outlier".into(), vec![false; n]),
         Column::new("synthetic".into(), vec![true; n]),
     ];
@@ -174,7 +177,7 @@ pub fn synthetic_rows(group: &Group, features: &[String], rows: &[Vec<f64>]) -> 
 pub fn write_machine(lake_dir: &Path, machine_id: &str, parts: &[DataFrame]) -> Result<()> {
     let df = polars::functions::concat_df_diagonal(parts).context("joining aug_data parts")?;
     let mut order: Vec<PlSmallStr> = Vec::new();
-    for name in ID_COLUMNS.iter().copied().chain(["synthetic", "outlier", "weak_label"]) {
+    for name in ID_COLUMNS.iter().copied().chain(["synthetic", "outlier", WEAK_DEFECT]) {
         order.push(name.into());
     }
     for c in df.get_column_names() {

@@ -77,10 +77,27 @@ pub struct GroupReport {
 #[derive(Debug, Clone, Default)]
 pub struct GroupPlots {
     pub title: String,
-    /// (x, y, truth label, weak label) of every embedded row.
-    pub embedding: Vec<([f64; 2], Option<f64>, Option<u8>)>,
-    /// (column, real normal, real defect, synthetic) for the columns shown.
-    pub distributions: Vec<(String, Vec<f64>, Vec<f64>, Vec<f64>)>,
+    /// Every embedded row.
+    pub embedding: Vec<EmbeddedShot>,
+    /// The columns shown.
+    pub distributions: Vec<Distribution>,
+}
+
+/// One shot in the 2-D embedding.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EmbeddedShot {
+    pub xy: [f64; 2],
+    pub truth: Option<f64>,
+    pub weak: Option<u8>,
+}
+
+/// The values of one column: real normal, real defect and synthetic rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Distribution {
+    pub column: String,
+    pub normal: Vec<f64>,
+    pub defect: Vec<f64>,
+    pub synthetic: Vec<f64>,
 }
 
 /// Everything one group produced.
@@ -189,7 +206,7 @@ pub fn process(group: &Group, cfg: &AugmentConfig, seed: u64, progress: &Progres
     let mut plots = GroupPlots { title: title.clone(), ..Default::default() };
     for (i, c) in weak.coords.iter().enumerate() {
         if let Some(c) = c {
-            plots.embedding.push((*c, truth[i], weak.labels[i]));
+            plots.embedding.push(EmbeddedShot { xy: *c, truth: truth[i], weak: weak.labels[i] });
         }
     }
     let mut frames = vec![frame::real_rows(group, &weak.labels, &outlier)?];
@@ -284,6 +301,11 @@ fn distributions(
                 .collect()
         };
         let synth = synthetic.iter().map(|r| r[j]).collect();
-        plots.distributions.push((features[j].clone(), pick(0), pick(1), synth));
+        plots.distributions.push(Distribution {
+            column: features[j].clone(),
+            normal: pick(0),
+            defect: pick(1),
+            synthetic: synth,
+        });
     }
 }

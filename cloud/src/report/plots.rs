@@ -2,6 +2,7 @@
 //! measurement — no font files, no external references): the 2-D embedding coloured by label
 //! and real-vs-synthetic distributions of a column.
 
+use crate::augment::group::EmbeddedShot;
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
@@ -13,6 +14,9 @@ const SYNTH: RGBColor = RGBColor(31, 119, 180);
 fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow!("drawing a plot: {e}")
 }
+
+/// Which shots a legend entry takes, by truth label.
+type Pick = fn(Option<f64>) -> bool;
 
 /// Range of `values` with a 5 % margin (a unit range when empty or flat).
 fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
@@ -35,13 +39,13 @@ fn inline(svg: String) -> String {
 
 /// Scatter of the embedding: grey normal, red defect (truth), orange no truth; a black ring
 /// marks the shots the weak labelling called defects.
-pub fn embedding(title: &str, points: &[([f64; 2], Option<f64>, Option<u8>)]) -> Result<String> {
+pub fn embedding(title: &str, points: &[EmbeddedShot]) -> Result<String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (520, 400)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let (x0, x1) = range(points.iter().map(|p| p.0[0]));
-        let (y0, y1) = range(points.iter().map(|p| p.0[1]));
+        let (x0, x1) = range(points.iter().map(|p| p.xy[0]));
+        let (y0, y1) = range(points.iter().map(|p| p.xy[1]));
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 16))
             .margin(10)
@@ -50,14 +54,14 @@ pub fn embedding(title: &str, points: &[([f64; 2], Option<f64>, Option<u8>)]) ->
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(err)?;
         chart.configure_mesh().x_desc("MDS 1").y_desc("MDS 2").draw().map_err(err)?;
-        let classes: [(&str, RGBColor, fn(Option<f64>) -> bool); 3] = [
+        let classes: [(&str, RGBColor, Pick); 3] = [
             ("normal (truth)", NORMAL, |t| t.is_some_and(|v| v < 0.5)),
             ("defect (truth)", DEFECT, |t| t.is_some_and(|v| v >= 0.5)),
             ("no truth", UNKNOWN, |t| t.is_none()),
         ];
         for (name, colour, pick) in classes {
             let pts: Vec<(f64, f64)> =
-                points.iter().filter(|p| pick(p.1)).map(|p| (p.0[0], p.0[1])).collect();
+                points.iter().filter(|p| pick(p.truth)).map(|p| (p.xy[0], p.xy[1])).collect();
             if pts.is_empty() {
                 continue;
             }
@@ -68,7 +72,7 @@ pub fn embedding(title: &str, points: &[([f64; 2], Option<f64>, Option<u8>)]) ->
                 .legend(move |(x, y)| Circle::new((x + 8, y), 3, colour.filled()));
         }
         let weak: Vec<(f64, f64)> =
-            points.iter().filter(|p| p.2 == Some(1)).map(|p| (p.0[0], p.0[1])).collect();
+            points.iter().filter(|p| p.weak == Some(1)).map(|p| (p.xy[0], p.xy[1])).collect();
         if !weak.is_empty() {
             chart
                 .draw_series(weak.iter().map(|&p| Circle::new(p, 6, BLACK.stroke_width(1))))

@@ -135,11 +135,16 @@ fn aug_data_round_trip_with_flags_weak_labels_and_gated_synthetic_rows() {
     for c in moldops_cloud::etl::ID_COLUMNS.iter().chain(&[
         "synthetic",
         "outlier",
-        "weak_label",
+        "weak_defect",
         "Cushion_Position",
     ]) {
         assert!(names.iter().any(|n| n == c), "missing {c}");
     }
+    // The weak label is a boolean column (never mistaken for a numeric feature), and it is the
+    // label of the rows without truth.
+    let weak = aug.column("weak_defect").unwrap().bool().unwrap();
+    assert!((0..90).all(|i| weak.get(i).is_some()) && (90..105).all(|i| weak.get(i).is_none()));
+    assert!((60..90).all(|i| labels[i] == weak.get(i).map(|w| f64::from(u8::from(w)))));
     // The synthetic rows carry every feature.
     let cushion = aug.column("Cushion_Position").unwrap().f64().unwrap();
     assert!((90..105).all(|i| cushion.get(i).is_some_and(f64::is_finite)));

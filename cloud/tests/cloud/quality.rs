@@ -143,7 +143,7 @@ fn grid_rule_takes_one_cluster_plus_the_most_noise() {
     // One tight blob of 30 with a sparse halo: the rule picks the labelling with most noise.
     let mut pts: Vec<[f64; 2]> = (0..30).map(|i| [f64::from(i % 6) * 0.2, f64::from(i / 6) * 0.2]).collect();
     for k in 0..6 {
-        let a = f64::from(k) * 1.0472;
+        let a = f64::from(k) * std::f64::consts::FRAC_PI_3;
         pts.push([0.5 + 6.0 * a.cos(), 0.4 + 6.0 * a.sin()]);
     }
     let choice = dbscan::grid(&pts, &GridConfig::default()).unwrap();

@@ -133,10 +133,12 @@ impl Discriminator {
         let mut x = x.mul(labels.matmul(self.embed.val()));
         for (i, layer) in self.hidden.iter().enumerate() {
             x = leaky_relu(layer.forward(x), LEAKY_SLOPE);
-            if i > 0 && dropout > 0.0 {
-                if let Some(r) = rng.as_deref_mut() {
-                    x = x.clone().mul(dropout_mask(x.dims(), dropout, r, &x.device()));
-                }
+            if i > 0
+                && dropout > 0.0
+                && let Some(r) = rng.as_deref_mut()
+            {
+                let mask = dropout_mask(x.dims(), dropout, r, &x.device());
+                x = x.mul(mask);
             }
         }
         self.out.forward(x)
