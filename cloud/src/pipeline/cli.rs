@@ -243,9 +243,9 @@ async fn start(
 async fn executor(kind: ExecutorKind, run: &RunRecord) -> Result<Executor> {
     Ok(match kind {
         ExecutorKind::Local => Executor::Local(LocalExecutor::new()?),
-        ExecutorKind::Kubernetes => Executor::Kubernetes(
+        ExecutorKind::Kubernetes => Executor::Kubernetes(Box::new(
             KubeExecutor::connect(run.definition.kubernetes.clone()).await.context("kubernetes executor")?,
-        ),
+        )),
     })
 }
 

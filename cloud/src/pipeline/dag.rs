@@ -121,13 +121,15 @@ pub struct Resources {
 }
 
 /// A Kubernetes Secret handed to one task: as environment variables (every key), or as files
-/// under `mount` when set.
+/// under `mount` when set; `env` adds variables to the Job only (e.g. a mounted file's path).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SecretRef {
     pub secret: String,
     #[serde(default)]
     pub mount: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 /// How long to wait before attempt `next` (2, 3, …) of a task.

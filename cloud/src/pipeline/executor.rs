@@ -48,7 +48,7 @@ impl AttemptEnd {
 /// Where tasks run.
 pub enum Executor {
     Local(LocalExecutor),
-    Kubernetes(KubeExecutor),
+    Kubernetes(Box<KubeExecutor>),
 }
 
 impl Executor {

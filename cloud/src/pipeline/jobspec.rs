@@ -88,6 +88,9 @@ pub fn build_job(i: &JobInput<'_>) -> Result<Job> {
 
     let mut env: BTreeMap<String, String> = s.env.clone();
     env.extend(t.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    for r in &t.secrets {
+        env.extend(r.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
     env.insert("MOLDOPS_PIPELINE_RUN".into(), i.run_id.into());
     env.insert("MOLDOPS_PIPELINE_TASK".into(), t.name.clone());
     env.insert("MOLDOPS_PIPELINE_ATTEMPT".into(), i.attempt.to_string());

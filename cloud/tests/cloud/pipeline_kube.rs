@@ -62,10 +62,10 @@ async fn jobs_specs_retries_logs_and_cleanup() {
         ExecutorKind::Kubernetes,
         learning_def(&dir.path().join("data"), run_id),
     );
-    let exec = Arc::new(Executor::Kubernetes(KubeExecutor::with_client(
+    let exec = Arc::new(Executor::Kubernetes(Box::new(KubeExecutor::with_client(
         client.clone(),
         run.definition.kubernetes.clone(),
-    )));
+    ))));
     let status = runner::execute(&store, &mut run, exec, CancellationToken::new()).await.expect("execute");
     stop.cancel();
     let _ = cluster.await;
@@ -169,11 +169,16 @@ async fn jobs_specs_retries_logs_and_cleanup() {
         }
         s
     };
-    assert_eq!(secrets_of("register"), BTreeSet::from(["moldops-signing-key".to_string()]));
+    assert_eq!(secrets_of("train"), BTreeSet::from(["moldops-signing-key".to_string()]));
     assert_eq!(secrets_of("rollout"), BTreeSet::from(["moldops-mqtt".to_string()]));
-    for t in ["import", "etl", "augment", "evaluate", "train"] {
+    for t in ["import", "etl", "augment", "evaluate", "register"] {
         assert!(secrets_of(t).is_empty(), "{t} must get no secret");
     }
+    let train_c = container(&by_name["mo-k-ok-train-1"]);
+    let key_env =
+        train_c["env"].as_array().expect("env").iter().find(|e| e["name"] == "MOLDOPS_SIGNING_KEY").cloned();
+    assert_eq!(key_env.map(|e| e["value"].clone()), Some(json!("/etc/moldops/signing/signing.key")));
+    assert_eq!(train_c["volumeMounts"][1]["readOnly"], json!(true));
 
     // Logs collected from the pods; finished Jobs deleted.
     let run_dir = store.run_dir(run_id);
@@ -213,10 +218,10 @@ async fn a_failed_job_fails_the_run_and_cancellation_deletes_jobs() {
         }
     }
     let mut run = RunRecord::new("k-fail".into(), ExecutorKind::Kubernetes, def);
-    let exec = Arc::new(Executor::Kubernetes(KubeExecutor::with_client(
+    let exec = Arc::new(Executor::Kubernetes(Box::new(KubeExecutor::with_client(
         client.clone(),
         run.definition.kubernetes.clone(),
-    )));
+    ))));
     let status = runner::execute(&store, &mut run, exec, CancellationToken::new()).await.expect("execute");
     assert_eq!(status, RunStatus::Failed);
     assert_eq!(run.tasks["augment"].status, TaskStatus::Failed);
@@ -236,10 +241,10 @@ async fn a_failed_job_fails_the_run_and_cancellation_deletes_jobs() {
         ExecutorKind::Kubernetes,
         learning_def(&dir.path().join("data"), "k-cancel"),
     );
-    let exec = Arc::new(Executor::Kubernetes(KubeExecutor::with_client(
+    let exec = Arc::new(Executor::Kubernetes(Box::new(KubeExecutor::with_client(
         client.clone(),
         run.definition.kubernetes.clone(),
-    )));
+    ))));
     let cancel = CancellationToken::new();
     let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
     let watcher = {
