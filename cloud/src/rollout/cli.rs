@@ -2,6 +2,8 @@
 
 use super::{Link, Plan, fleet, score};
 use crate::config::{self, Overrides};
+use crate::registry::Registry;
+use crate::registry::cli::RegistryLocation;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use moldops_shared::bundle::{Bundle, ModelKey, parse_key_hex};
@@ -42,9 +44,8 @@ pub enum RolloutCommand {
     Publish {
         #[command(flatten)]
         fleet: FleetArgs,
-        /// Bundle folder (manifest.json, manifest.sig, model.onnx) or transport file.
-        #[arg(long)]
-        bundle: PathBuf,
+        #[command(flatten)]
+        source: BundleSource,
         /// Edges that go first (default: the first of --edges).
         #[arg(long, value_delimiter = ',')]
         canary: Vec<String>,
@@ -79,6 +80,48 @@ pub enum RolloutCommand {
     },
 }
 
+/// Which bundle: a folder or file, or a registry version (default: the key's production one).
+#[derive(Debug, Clone, Args)]
+pub struct BundleSource {
+    /// Bundle folder (manifest.json, manifest.sig, model.onnx) or transport file.
+    #[arg(long, conflicts_with_all = ["model_key", "version"])]
+    pub bundle: Option<PathBuf>,
+    /// Model key in the registry (`machine` or `machine/mold`).
+    #[arg(long = "model-key", required_unless_present = "bundle")]
+    pub model_key: Option<String>,
+    /// Registry version (default: the key's production version).
+    #[arg(long, requires = "model_key")]
+    pub version: Option<u32>,
+    #[command(flatten)]
+    pub registry: RegistryLocation,
+}
+
+impl BundleSource {
+    /// The bundle, and whether the registry already verified it against its signing key.
+    pub fn load(&self) -> Result<(Bundle, bool)> {
+        if let Some(p) = &self.bundle {
+            return Ok((read_bundle(p)?, false));
+        }
+        let label = self.model_key.as_deref().ok_or_else(|| anyhow!("give --bundle or --model-key"))?;
+        Ok((registry_bundle(&self.registry.path(), &ModelKey::parse(label)?, self.version)?, true))
+    }
+}
+
+/// A registry version's bundle (verified by the registry); `None`: the production version.
+pub fn registry_bundle(registry: &Path, key: &ModelKey, version: Option<u32>) -> Result<Bundle> {
+    let reg = Registry::open(registry)?;
+    let version = match version {
+        Some(v) => v,
+        None => {
+            reg.production(key)?
+                .ok_or_else(|| anyhow!("{} has no production version in the registry", key.label()))?
+                .version
+        }
+    };
+    let bytes = reg.bundle_bytes(key, version)?;
+    Bundle::from_bytes(&bytes).map_err(|e| anyhow!("registry bundle {}@{version}: {e}", key.label()))
+}
+
 /// `moldops-cloud score`: batch scoring of etl_data.
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
@@ -87,12 +130,11 @@ pub struct ScoreArgs {
     pub lake: Option<PathBuf>,
     #[arg(long, env = "MOLDOPS_CLOUD_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Bundle folder or transport file of the production model.
+    #[command(flatten)]
+    pub source: BundleSource,
+    /// Registry public key (hex, or a file holding it); needed with --bundle.
     #[arg(long)]
-    pub bundle: PathBuf,
-    /// Registry public key (hex, or a file holding it).
-    #[arg(long)]
-    pub public_key: String,
+    pub public_key: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -135,14 +177,14 @@ async fn run_async(args: RolloutArgs) -> Result<()> {
     match args.command {
         RolloutCommand::Publish {
             fleet: f,
-            bundle,
+            source,
             canary,
             max_failures,
             timeout_s,
             chunk_kib,
             public_key,
         } => {
-            let bundle = read_bundle(&bundle)?;
+            let (bundle, _) = source.load()?;
             if let Some(k) = public_key {
                 bundle
                     .verify(&read_key(&k)?)
@@ -238,8 +280,13 @@ fn print_outcomes(stage: &str, outcomes: &[fleet::EdgeOutcome]) {
 /// `moldops-cloud score`.
 pub fn run_score(args: ScoreArgs) -> Result<()> {
     let lake = config::lake_path(args.config.as_deref(), args.lake.as_deref())?;
-    let bundle = read_bundle(&args.bundle)?;
-    let mut model = score::load_model(&bundle, &read_key(&args.public_key)?)?;
+    let (bundle, verified) = args.source.load()?;
+    let key = match &args.public_key {
+        Some(k) => Some(read_key(k)?),
+        None if verified => None,
+        None => bail!("--public-key: needed to verify a bundle that does not come from the registry"),
+    };
+    let mut model = score::load_model(&bundle, key.as_ref())?;
     let summary = score::score_lake(&lake, &mut model)?;
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);

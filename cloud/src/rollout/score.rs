@@ -46,9 +46,14 @@ pub struct BatchSummary {
     pub file: Option<PathBuf>,
 }
 
-/// Loads a verified bundle's model with tract.
-pub fn load_model(bundle: &Bundle, public_key: &[u8; 32]) -> Result<Model> {
-    let manifest = bundle.verify(public_key).map_err(|e| anyhow!("bundle refused: {e}"))?;
+/// Loads a bundle's model with tract, verifying it against `public_key` (`None`: a bundle
+/// the registry has verified already).
+pub fn load_model(bundle: &Bundle, public_key: Option<&[u8; 32]>) -> Result<Model> {
+    let manifest = match public_key {
+        Some(k) => bundle.verify(k),
+        None => bundle.manifest_unverified(),
+    }
+    .map_err(|e| anyhow!("bundle refused: {e}"))?;
     let onnx = bundle.files.get(MODEL_FILE).ok_or_else(|| anyhow!("bundle has no {MODEL_FILE}"))?;
     Model::load(manifest, onnx, &Backend::tract())
 }

@@ -114,7 +114,7 @@ fn batch_and_edge_agree() {
     let key = public_key(&SEED);
 
     // Batch: the lake's etl_data, written to the scores dataset.
-    let mut model = score::load_model(&b, &key).expect("load");
+    let mut model = score::load_model(&b, Some(&key)).expect("load");
     let batch = score::score_lake(lake.path(), &mut model).expect("batch scoring");
     assert!(batch.file.as_ref().is_some_and(|f| f.is_file()), "{batch:?}");
     let (scored, warming) =
@@ -128,7 +128,7 @@ fn batch_and_edge_agree() {
         Limits { max_alarm_rate: 1.0, max_score_shift: 1.0 },
         Arc::new(ScoringMetrics::default()),
     );
-    let m = score::load_model(&b, &key).expect("load");
+    let m = score::load_model(&b, Some(&key)).expect("load");
     let bref = BundleRef::describe("M1@1", 1, &b.to_bytes(), 1 << 20);
     scorer.set_active(
         &ModelKey { machine_id: "M1".into(), mold: None },
@@ -146,4 +146,38 @@ fn batch_and_edge_agree() {
         let e = edge.get(&seq).unwrap_or_else(|| panic!("the edge did not score seq {seq}"));
         assert_eq!(e.to_bits(), s.score.to_bits(), "seq {seq}: edge {e} batch {}", s.score);
     }
+}
+
+#[test]
+fn the_production_version_comes_from_the_registry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reg = moldops_cloud::registry::Registry::open(dir.path()).expect("registry");
+    let key = ModelKey { machine_id: "M1".into(), mold: None };
+    let b = bundle(&["Cycle_Time".to_string()], &simulate(20));
+    let register = |b: &Bundle| {
+        let manifest = b.manifest_unverified().expect("manifest");
+        let files = BTreeMap::from([(MODEL_FILE.to_string(), b.files[MODEL_FILE].clone())]);
+        let new = moldops_cloud::registry::NewVersion {
+            manifest,
+            files,
+            metrics: serde_json::json!({}),
+            lineage: moldops_cloud::registry::Lineage {
+                data_snapshot: "ab".repeat(32),
+                data_files: vec![],
+                params: serde_json::json!({}),
+                code_version: "test".into(),
+            },
+            report: None,
+        };
+        reg.register(new, &SEED).expect("register").record.version
+    };
+    let (v1, v2) = (register(&b), register(&b));
+    let none = moldops_cloud::rollout::cli::registry_bundle(dir.path(), &key, None);
+    assert!(format!("{:#}", none.expect_err("no production yet")).contains("no production version"));
+    reg.promote(&key, v2).expect("promote");
+    let prod = moldops_cloud::rollout::cli::registry_bundle(dir.path(), &key, None).expect("production");
+    let m = score::load_model(&prod, None).expect("the registry verified it");
+    assert_eq!(m.manifest().version, v2);
+    let older = moldops_cloud::rollout::cli::registry_bundle(dir.path(), &key, Some(v1)).expect("v1");
+    assert_eq!(older.manifest_unverified().expect("manifest").version, v1);
 }
