@@ -200,7 +200,7 @@ pub fn write_reports(dir: &Path, report: &AugmentReport, plots: &[GroupPlots]) -
 pub fn summary_table(r: &AugmentReport) -> String {
     let mut s = String::new();
     s.push_str(&format!(
-        "{:<10} {:<16} {:>6} {:>8} {:>6} {:>10} {:>10} {:>8} {:>9}\n",
+        "{:<10} {:<20} {:>6} {:>8} {:>6} {:>10} {:>10} {:>8} {:>9}\n",
         "machine", "mold", "rows", "outliers", "weak=1", "precision", "recall", "gate", "synthetic"
     ));
     for g in &r.groups {
@@ -213,7 +213,7 @@ pub fn summary_table(r: &AugmentReport) -> String {
             None => "no GAN",
         };
         s.push_str(&format!(
-            "{:<10} {:<16} {:>6} {:>8} {:>6} {:>10} {:>10} {:>8} {:>9}\n",
+            "{:<10} {:<20} {:>6} {:>8} {:>6} {:>10} {:>10} {:>8} {:>9}\n",
             g.machine_id,
             g.mold.as_deref().unwrap_or("-"),
             g.rows,
