@@ -1,9 +1,11 @@
-//! `moldops-bench-infer`: per-shot inference latency (one window `[1, W, F]` per call, as the
+//! Inference benchmark: per-shot inference latency (one window `[1, W, F]` per call, as the
 //! edge scores) with the edge's tract backend, its ort backend (ONNX Runtime through
 //! `load-dynamic`, library from `ORT_DYLIB_PATH`) and onnxruntime from Python
 //! (`bench/infer_onnxruntime.py`) as the reference — the same graph, in one run.
 //!
-//! Usage: `moldops-bench-infer [--model M.onnx --window W --features F] [--iterations N]`.
+//! Usage: `cargo bench -p moldops-edge --features ort --bench inference -- [--model M.onnx
+//! --window W --features F] [--iterations N]` (`--profile dev` for a quick run); the Python
+//! interpreter is `$MOLDOPS_PYTHON` (default `python3`), with onnxruntime installed.
 //! Without `--model` it benchmarks the reference z-score graph on the simulator's 45 features
 //! and a window of 10. Target: p99 < 1 ms.
 
@@ -30,6 +32,7 @@ fn args() -> Result<Args> {
             "--window" => a.window = value()?.parse()?,
             "--features" => a.features = value()?.parse()?,
             "--iterations" => a.iterations = value()?.parse()?,
+            "--bench" => {} // passed by `cargo bench`
             other => bail!("unknown argument {other}"),
         }
     }
@@ -107,8 +110,8 @@ fn main() -> Result<()> {
         }
         Err(e) => println!("ort: skipped ({e:#})"),
     }
-    let python = moldops_tests::python();
-    let script = moldops_tests::asset("../bench/infer_onnxruntime.py");
+    let python = std::env::var("MOLDOPS_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/infer_onnxruntime.py");
     let out = Command::new(&python)
         .arg(&script)
         .arg(&path)
