@@ -166,6 +166,12 @@ pub fn build_job(i: &JobInput<'_>) -> Result<Job> {
     let mut pod_spec = json!({
         "restartPolicy": "Never",
         "automountServiceAccountToken": false,
+        "securityContext": {
+            "runAsNonRoot": true,
+            "runAsUser": s.run_as_user,
+            "fsGroup": s.run_as_user,
+            "seccompProfile": { "type": "RuntimeDefault" },
+        },
         "containers": [container],
         "volumes": volumes,
         "nodeSelector": placement.node_selector,

@@ -36,6 +36,8 @@ pub struct KubeSettings {
     pub gpu_placement: Placement,
     /// Extra labels on every Job and pod.
     pub labels: BTreeMap<String, String>,
+    /// User (and fsGroup) the task containers run as; the images' user is 10001.
+    pub run_as_user: i64,
     /// Seconds between checks of a Job's status when the watch stream is quiet.
     pub poll_s: u64,
 }
@@ -58,6 +60,7 @@ impl Default for KubeSettings {
             cpu_placement: Placement::default(),
             gpu_placement: Placement::default(),
             labels: BTreeMap::new(),
+            run_as_user: 10_001,
             poll_s: 10,
         }
     }

@@ -116,6 +116,7 @@ async fn jobs_specs_retries_logs_and_cleanup() {
         let labels = j.metadata.labels.as_ref().expect("labels");
         assert_eq!(labels["moldops.io/run-id"], "k-ok");
         assert_eq!(pod_spec(j)["automountServiceAccountToken"], json!(false));
+        assert_eq!(pod_spec(j)["securityContext"]["runAsNonRoot"], json!(true));
         assert_eq!(pod_spec(j)["serviceAccountName"], json!("moldops-task"));
     }
 
