@@ -60,6 +60,10 @@ pub struct TrainArgs {
     pub patience: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Let the LSTM encoder see the whole window, last shot included (default: the first W−1
+    /// shots only, so the last one is predicted from those before it).
+    #[arg(long)]
+    pub no_predict_last: bool,
     /// Window score: `last` (the last shot's error) or `window` (mean over the window).
     #[arg(long, default_value = "last")]
     #[serde(serialize_with = "ser_mode")]

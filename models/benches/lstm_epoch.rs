@@ -3,7 +3,8 @@
 //!
 //! `cargo bench -p moldops-models --bench lstm_epoch` (release profile). Python with torch:
 //! `MOLDOPS_TORCH_PYTHON`, else `~/.cache/torch-venv/bin/python`. Sizes: `BENCH_WINDOWS`
-//! (default 2048) windows of 16 shots × 23 features, batches of 32, one warm-up epoch each.
+//! (default 2048) windows of 16 shots × 23 features, batches of 32, one warm-up epoch each;
+//! `BENCH_TORCH_THREADS` sets torch's thread count (default: torch's own choice).
 
 use moldops_models::data::Windows;
 use moldops_models::lstm_ae::LstmAeConfig;
@@ -48,6 +49,8 @@ fn main() -> anyhow::Result<()> {
         .arg(dir.join("windows.f32"))
         .arg("--shape")
         .arg(dir.join("shape.json"))
+        .arg("--threads")
+        .arg(std::env::var("BENCH_TORCH_THREADS").unwrap_or_else(|_| "0".into()))
         .output();
     let _ = std::fs::remove_dir_all(&dir);
     match out {

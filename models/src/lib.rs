@@ -1,4 +1,6 @@
-//! Neural models (burn) for moldops. Empty until the training issue lands.
+//! Neural models (burn) for moldops: the LSTM autoencoder over shot windows ([`lstm_ae`], its
+//! layer [`lstm`]), the per-shot dense baseline ([`dense_ae`]), their training loop ([`train`]),
+//! scoring ([`score`]) and ONNX export ([`onnx`]); the conditional GAN ([`gan`]).
 
 pub mod autoencoder;
 pub mod data;

@@ -19,12 +19,16 @@ pub struct LstmAeConfig {
     pub features: usize,
     /// Encoder hidden sizes; the decoder mirrors them (`[16, 4]` → decoder `[4, 16]`).
     pub encoder: Vec<usize>,
+    /// The encoder sees the first W−1 shots only, so the last shot is predicted from the ones
+    /// before it rather than reconstructed from a code that already saw it.
+    #[serde(default)]
+    pub predict_last: bool,
 }
 
 impl LstmAeConfig {
     /// The original's 16-4-4-16 over `features` features.
     pub fn new(features: usize) -> Self {
-        LstmAeConfig { features, encoder: vec![16, 4] }
+        LstmAeConfig { features, encoder: vec![16, 4], predict_last: true }
     }
 
     /// Decoder hidden sizes: the encoder's, reversed.
@@ -53,7 +57,7 @@ impl LstmAeConfig {
             d_in = h;
         }
         let output = linear(d_in, self.features, &mut rng, device);
-        Ok(LstmAe { encoder, decoder, output })
+        Ok(LstmAe { encoder, decoder, output, predict_last: self.predict_last })
     }
 }
 
@@ -63,12 +67,14 @@ pub struct LstmAe {
     pub encoder: Vec<FusedLstm>,
     pub decoder: Vec<FusedLstm>,
     pub output: Linear,
+    /// See [`LstmAeConfig::predict_last`].
+    pub predict_last: bool,
 }
 
 impl Autoencoder for LstmAe {
     fn reconstruct(&self, x: Tensor<3>) -> Tensor<3> {
         let [_, w, _] = x.dims();
-        let mut seq = x;
+        let mut seq = if self.predict_last && w > 1 { x.narrow(1, 0, w - 1) } else { x };
         let mut last = None;
         for layer in &self.encoder {
             let (all, h) = layer.forward(seq);

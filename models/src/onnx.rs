@@ -41,6 +41,12 @@ pub fn export_lstm_ae(
     let centred = g.op("Sub", &[INPUT_NAME, &mean], vec![]);
     let x = g.op("Div", &[&centred, &std], vec![]);
     let mut seq = g.op("Transpose", &[&x], vec![("perm", Attr::Ints(vec![1, 0, 2]))]);
+    if model.predict_last && window > 1 {
+        let starts = g.int64("ctx_starts", &[1], &[0]);
+        let ends = g.int64("ctx_ends", &[1], &[window as i64 - 1]);
+        let axes0 = g.int64("ctx_axes", &[1], &[0]);
+        seq = g.op("Slice", &[&seq, &starts, &ends, &axes0], vec![]);
+    }
     let axes1 = g.int64("axes_1", &[1], &[1]);
     let mut last_h = String::new();
     for (k, layer) in model.encoder.iter().enumerate() {

@@ -66,6 +66,12 @@ pub fn table(r: &TrainReport) -> String {
             let _ = writeln!(out, "{label:<16} registered as candidate version {v} ({})", dir.display());
         }
     }
+    if r.keys.iter().filter(|k| k.skipped.is_none()).count() > 1 {
+        line(&mut out, "all keys", "lstm_ae (pooled)", r.pooled.lstm_ae.as_ref());
+        if r.pooled.baseline.is_some() {
+            line(&mut out, "all keys", "dense_ae (pooled)", r.pooled.baseline.as_ref());
+        }
+    }
     let _ = writeln!(out, "({:.1} s; {})", r.seconds, r.code_version);
     out
 }

@@ -39,6 +39,17 @@ pub struct ModelOutcome {
     /// Test windows at the original's fixed 0.1.
     pub test_fixed_0_1: Option<Evaluation>,
     pub validation_scores: ScoreStats,
+    /// Labelled test windows as (score / threshold, label), for the pooled summary.
+    #[serde(skip)]
+    pub test_relative: Vec<(f32, u8)>,
+}
+
+/// Test windows of all trained keys together, each flagged at its own key's threshold;
+/// PR-AUC and ROC-AUC rank `score / threshold`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pooled {
+    pub lstm_ae: Option<Evaluation>,
+    pub baseline: Option<Evaluation>,
 }
 
 /// Result for one key.
@@ -71,6 +82,7 @@ pub struct TrainReport {
     pub created_at: String,
     pub settings: TrainArgs,
     pub keys: Vec<KeyOutcome>,
+    pub pooled: Pooled,
     pub seconds: f64,
 }
 
@@ -125,7 +137,14 @@ pub fn run_training(args: &TrainArgs) -> Result<TrainReport> {
         "etl_data of {} has no shots of the machines asked for",
         lake.display()
     );
+    let pool = |pick: fn(&KeyOutcome) -> Option<&ModelOutcome>| {
+        let (s, l): (Vec<f32>, Vec<u8>) =
+            keys_out.iter().filter_map(pick).flat_map(|m| m.test_relative.iter().copied()).unzip();
+        (!s.is_empty()).then(|| metrics::evaluate(&s, &l, 1.0, args.bootstrap, args.seed ^ 3))
+    };
+    let pooled = Pooled { lstm_ae: pool(|k| k.lstm_ae.as_ref()), baseline: pool(|k| k.baseline.as_ref()) };
     Ok(TrainReport {
+        pooled,
         lake,
         code_version: super::code_version(),
         created_at: crate::registry::now_rfc3339(),
@@ -194,7 +213,8 @@ fn train_key(
         patience: args.patience,
         seed: args.seed,
     };
-    let lstm_cfg = LstmAeConfig { features: f, encoder: args.hidden.clone() };
+    let lstm_cfg =
+        LstmAeConfig { features: f, encoder: args.hidden.clone(), predict_last: !args.no_predict_last };
     let lstm = fit(
         lstm_cfg.init(args.seed, device)?,
         &p.train,
@@ -334,6 +354,11 @@ fn judge<M: Autoencoder>(
         test: eval(choice.threshold, 1),
         test_fixed_0_1: eval(ORIGINAL_THRESHOLD, 2),
         validation_scores: stats.clone(),
+        test_relative: ts
+            .iter()
+            .zip(&tl)
+            .map(|(&s, &l)| (s / choice.threshold.max(f32::MIN_POSITIVE), l))
+            .collect(),
     };
     Ok((outcome, (stats, choice)))
 }

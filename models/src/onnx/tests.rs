@@ -25,13 +25,15 @@ fn raw_windows(n: usize, w: usize, f: usize, seed: u64) -> Windows {
 
 /// A briefly trained model (so weights are not just the initialisation), its normaliser and
 /// held-out raw windows.
-fn trained(mode_seed: u64) -> (LstmAe, Normalizer, Windows) {
+fn trained(mode_seed: u64, predict_last: bool) -> (LstmAe, Normalizer, Windows) {
     let device = Device::flex();
     let (w, f) = (5, 3);
     let train = raw_windows(24, w, f, mode_seed);
     let norm = Normalizer::fit(&train.data, f);
     let cfg = TrainConfig { epochs: 2, batch_size: 8, patience: 5, ..TrainConfig::default() };
-    let model = crate::lstm_ae::LstmAeConfig { features: f, encoder: vec![6, 2] }.init(3, &device).unwrap();
+    let model = crate::lstm_ae::LstmAeConfig { features: f, encoder: vec![6, 2], predict_last }
+        .init(3, &device)
+        .unwrap();
     let t = fit(model, &norm.apply(&train), &Windows::empty(w, f), &cfg, &device, "test").unwrap();
     (t.model, norm, raw_windows(7, w, f, mode_seed + 100))
 }
@@ -42,10 +44,15 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[test]
-fn tract_matches_burn_for_both_score_modes() {
-    let (model, norm, held_out) = trained(1);
+fn tract_matches_burn_for_both_score_modes_and_encoder_inputs() {
     let device = Device::flex();
-    for mode in [ScoreMode::Last, ScoreMode::Window] {
+    for (mode, predict_last) in [
+        (ScoreMode::Last, true),
+        (ScoreMode::Window, true),
+        (ScoreMode::Last, false),
+        (ScoreMode::Window, false),
+    ] {
+        let (model, norm, held_out) = trained(1, predict_last);
         let bytes = export_lstm_ae(&model, &norm, held_out.w, mode).unwrap();
         let expected = score(&model, &norm.apply(&held_out), mode, 64, &device).unwrap();
         let got = tract_scores(&bytes, &held_out).unwrap();
@@ -83,7 +90,7 @@ print(json.dumps({"score": score.tolist(), "contributions": contrib.reshape(-1).
 
 #[test]
 fn onnx_checker_accepts_and_onnxruntime_matches_burn() {
-    let (model, norm, held_out) = trained(2);
+    let (model, norm, held_out) = trained(2, true);
     let device = Device::flex();
     let bytes = export_lstm_ae(&model, &norm, held_out.w, ScoreMode::Last).unwrap();
     let dir = std::env::temp_dir().join(format!("moldops-onnx-parity-{}", std::process::id()));
