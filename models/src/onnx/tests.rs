@@ -60,6 +60,9 @@ fn tract_matches_burn_for_both_score_modes_and_encoder_inputs() {
         assert_eq!(got.contributions.len(), held_out.n * held_out.f);
         assert!(max_diff(&expected.score, &got.score) <= TOL, "{mode:?} score");
         assert!(max_diff(&expected.contributions, &got.contributions) <= TOL, "{mode:?} contributions");
+        // One window at a time, as the edge runs it.
+        let one = tract_scores(&bytes, &held_out.select(&[0])).unwrap();
+        assert!((one.score[0] - expected.score[0]).abs() <= TOL, "{mode:?} single window");
         // The score is the mean of the contributions.
         let mean0: f32 = got.contributions[..held_out.f].iter().sum::<f32>() / held_out.f as f32;
         assert!((mean0 - got.score[0]).abs() <= TOL);
