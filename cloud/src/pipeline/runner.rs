@@ -41,7 +41,12 @@ pub async fn execute(
     let run_dir = store.run_dir(&run.run_id);
     std::fs::create_dir_all(run_dir.join("logs"))?;
     store.save(run)?;
-    exec.prepare(run).await?;
+    if let Err(e) = exec.prepare(run).await {
+        run.status = RunStatus::Failed;
+        run.ended = Some(Utc::now());
+        store.save(run)?;
+        return Err(e.context(format!("preparing run {}", run.run_id)));
+    }
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut set: JoinSet<(String, TaskStatus, Option<String>)> = JoinSet::new();
     let order = run.definition.order()?;

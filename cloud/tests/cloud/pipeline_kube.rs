@@ -324,3 +324,39 @@ fn sigterm_to_the_runner_deletes_its_running_job() {
     assert_eq!(run.status, RunStatus::Cancelled);
     assert_eq!(run.tasks["hang"].attempts[0].job.as_deref(), Some("mo-k-term-hang-1"));
 }
+
+#[test]
+fn an_unreachable_api_server_fails_the_run_visibly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: none\n  cluster:\n    server: http://127.0.0.1:{port}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: none\n  context:\n    cluster: none\n    user: u\ncurrent-context: none\n"
+        ),
+    )
+    .expect("kubeconfig");
+    let def = dir.path().join("pipeline.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &def,
+        format!("[vars]\ndata = \"{}\"\n[[task]]\nname = \"etl\"\nargs = [\"etl\"]\n", data.display()),
+    )
+    .expect("def");
+    let out = Command::new(super::pipeline_local::bin())
+        .args(["pipeline", "run", "--executor", "kubernetes", "--run-id", "k-down", "--config"])
+        .arg(&def)
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .expect("runner");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("preparing run k-down") && err.contains("ConfigMap moldops-run-k-down"), "{err}");
+    let run = RunStore::new(&data).load("k-down").expect("record");
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.tasks["etl"].status, TaskStatus::Pending, "nothing started");
+}
