@@ -86,8 +86,9 @@ pub struct BundleSource {
     /// Bundle folder (manifest.json, manifest.sig, model.onnx) or transport file.
     #[arg(long, conflicts_with_all = ["model_key", "version"])]
     pub bundle: Option<PathBuf>,
-    /// Model key in the registry (`machine` or `machine/mold`).
-    #[arg(long = "model-key", required_unless_present = "bundle")]
+    /// Model key in the registry (`machine` or `machine/mold`); without it and without
+    /// --bundle: the production version of every key in the registry.
+    #[arg(long = "model-key")]
     pub model_key: Option<String>,
     /// Registry version (default: the key's production version).
     #[arg(long, requires = "model_key")]
@@ -97,13 +98,30 @@ pub struct BundleSource {
 }
 
 impl BundleSource {
-    /// The bundle, and whether the registry already verified it against its signing key.
-    pub fn load(&self) -> Result<(Bundle, bool)> {
+    /// The bundles, and whether the registry already verified them against its signing key.
+    pub fn load(&self) -> Result<(Vec<Bundle>, bool)> {
         if let Some(p) = &self.bundle {
-            return Ok((read_bundle(p)?, false));
+            return Ok((vec![read_bundle(p)?], false));
         }
-        let label = self.model_key.as_deref().ok_or_else(|| anyhow!("give --bundle or --model-key"))?;
-        Ok((registry_bundle(&self.registry.path(), &ModelKey::parse(label)?, self.version)?, true))
+        let registry = self.registry.path();
+        if let Some(label) = self.model_key.as_deref() {
+            return Ok((vec![registry_bundle(&registry, &ModelKey::parse(label)?, self.version)?], true));
+        }
+        let reg = Registry::open(&registry)?;
+        let mut out = Vec::new();
+        for key in reg.keys()? {
+            match reg.production(&key)? {
+                Some(p) => out.push(registry_bundle(&registry, &key, Some(p.version))?),
+                None => tracing::warn!(key = %key.label(), "no production version; skipped"),
+            }
+        }
+        if out.is_empty() {
+            bail!(
+                "the registry {} has no production version (give --bundle or --model-key)",
+                registry.display()
+            );
+        }
+        Ok((out, true))
     }
 }
 
@@ -184,11 +202,12 @@ async fn run_async(args: RolloutArgs) -> Result<()> {
             chunk_kib,
             public_key,
         } => {
-            let (bundle, _) = source.load()?;
+            let (bundles, _) = source.load()?;
             if let Some(k) = public_key {
-                bundle
-                    .verify(&read_key(&k)?)
-                    .map_err(|e| anyhow!("the edges would refuse this bundle: {e}"))?;
+                let k = read_key(&k)?;
+                for b in &bundles {
+                    b.verify(&k).map_err(|e| anyhow!("the edges would refuse this bundle: {e}"))?;
+                }
             }
             if f.edges.is_empty() {
                 bail!("--edges: name at least one edge");
@@ -202,25 +221,31 @@ async fn run_async(args: RolloutArgs) -> Result<()> {
                 chunk_bytes: chunk_kib.max(1) * 1024,
             };
             let mut link = connect(&f).await?;
-            let report = fleet::publish(&mut link, &bundle, &plan).await?;
-            link.close().await;
-            if f.json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                println!(
-                    "{} v{} ({} bytes, {} chunks)",
-                    report.model_key, report.bundle.version, report.bundle.bytes, report.bundle.chunks
-                );
-                print_outcomes("canary", &report.canaries);
-                print_outcomes("rest", &report.rest);
-            }
-            match report.stopped {
-                Some(why) => bail!("rollout stopped: {why}"),
-                None if report.failures() > 0 => {
-                    bail!("{} edge(s) did not take the bundle", report.failures())
+            let mut problems = Vec::new();
+            for bundle in &bundles {
+                let report = fleet::publish(&mut link, bundle, &plan).await?;
+                if f.json {
+                    println!("{}", serde_json::to_string(&report)?);
+                } else {
+                    println!(
+                        "{} v{} ({} bytes, {} chunks)",
+                        report.model_key, report.bundle.version, report.bundle.bytes, report.bundle.chunks
+                    );
+                    print_outcomes("canary", &report.canaries);
+                    print_outcomes("rest", &report.rest);
                 }
-                None => Ok(()),
+                match report.stopped {
+                    Some(why) => problems.push(format!("{}: rollout stopped: {why}", report.model_key)),
+                    None if report.failures() > 0 => problems.push(format!(
+                        "{}: {} edge(s) did not take the bundle",
+                        report.model_key,
+                        report.failures()
+                    )),
+                    None => {}
+                }
             }
+            link.close().await;
+            if problems.is_empty() { Ok(()) } else { bail!("{}", problems.join("; ")) }
         }
         RolloutCommand::Status { fleet: f } => {
             let mut link = connect(&f).await?;
@@ -280,15 +305,22 @@ fn print_outcomes(stage: &str, outcomes: &[fleet::EdgeOutcome]) {
 /// `moldops-cloud score`.
 pub fn run_score(args: ScoreArgs) -> Result<()> {
     let lake = config::lake_path(args.config.as_deref(), args.lake.as_deref())?;
-    let (bundle, verified) = args.source.load()?;
+    let (bundles, verified) = args.source.load()?;
     let key = match &args.public_key {
         Some(k) => Some(read_key(k)?),
         None if verified => None,
         None => bail!("--public-key: needed to verify a bundle that does not come from the registry"),
     };
-    let mut model = score::load_model(&bundle, key.as_ref())?;
-    let summary = score::score_lake(&lake, &mut model)?;
-    if args.json {
+    for bundle in &bundles {
+        let mut model = score::load_model(bundle, key.as_ref())?;
+        let summary = score::score_lake(&lake, &mut model)?;
+        print_summary(&summary, args.json)?;
+    }
+    Ok(())
+}
+
+fn print_summary(summary: &score::BatchSummary, json: bool) -> Result<()> {
+    if json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         println!(
