@@ -111,10 +111,13 @@ pub fn evaluate_group(ds: &Dataset, cfg: &EvaluateConfig, bar: &ProgressBar) -> 
     group
 }
 
+/// How many fits `ds` will take (for the progress bar).
 fn fits(ds: &Dataset, cfg: &EvaluateConfig) -> u64 {
     let modes = if ds.synthetic.iter().any(|&s| s) { 2 } else { 1 };
     let candidates: usize = cfg.classifiers.iter().map(|&k| grid::grid(k, cfg.grid).len()).sum();
-    (modes * candidates * cfg.folds) as u64
+    let (good, defective) = ds.class_counts();
+    let folds = cv::effective_folds(cfg.folds, good.min(defective)).unwrap_or(0);
+    (modes * candidates * folds) as u64
 }
 
 /// Reads the lake and evaluates every group; one record per machine.

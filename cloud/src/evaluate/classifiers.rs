@@ -4,7 +4,8 @@
 //! SVM, AdaBoost, QDA — else the class-1 probability).
 //!
 //! Where each comes from:
-//! - [`knn`], [`svm`]: smartcore (`KNNClassifier`, `SVC`).
+//! - [`knn`]: smartcore (`KNNClassifier`).
+//! - [`svm`]: our SMO after libsvm (smartcore's `SVC` was 100× slower than libsvm).
 //! - [`tree`], [`forest`], [`adaboost`]: our CART (smartcore's and linfa's trees lack
 //!   `max_features`, `ccp_alpha`, sample weights; smartcore's forest has no probabilities;
 //!   no crate has AdaBoost).
@@ -142,7 +143,7 @@ impl Params {
 pub fn fit_predict(params: &Params, x: &Matrix, y: &[u8], test: &Matrix, seed: u64) -> Result<Prediction> {
     Ok(match params {
         Params::Knn(p) => knn::fit_predict(p, x, y, test)?,
-        Params::Svm(p) => svm::fit_predict(p, x, y, test, seed)?,
+        Params::Svm(p) => svm::fit_predict(p, x, y, test),
         Params::Tree(p) => {
             use rand::SeedableRng;
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);

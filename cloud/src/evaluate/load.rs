@@ -4,8 +4,8 @@
 //! written by `augment`), else etl_data. Rows count as labelled when `label` is present and
 //! `label_source` does not mark a weak label (contains `weak`); synthetic rows are kept for
 //! training. Features are every numeric column except the bookkeeping ones; within a group a
-//! feature that is constant or missing in more than 5 % of the rows is left out, then rows with
-//! a missing feature are left out. Everything left out is counted in the dataset.
+//! feature that is constant or missing in more than 5 % of the real rows is left out, then rows
+//! with a missing feature are left out. Everything left out is counted in the dataset.
 
 use super::data::{Dataset, Matrix};
 use crate::{etl, lake};
@@ -18,7 +18,7 @@ pub const AUG_DATA: &str = "aug_data";
 /// Name of the synthetic-row flag column in aug_data.
 pub const SYNTHETIC: &str = "synthetic";
 /// Columns that are never features.
-pub const META: [&str; 11] = [
+pub const META: [&str; 13] = [
     "machine_id",
     "ts",
     "shot_number",
@@ -30,6 +30,8 @@ pub const META: [&str; 11] = [
     "edge_id",
     "seq",
     SYNTHETIC,
+    "outlier",
+    "weak_defect",
 ];
 /// A feature missing in more rows than this share is dropped rather than its rows.
 const MAX_MISSING: f64 = 0.05;
@@ -172,12 +174,15 @@ fn build(
     label: &[Option<f64>],
     synthetic: &[bool],
 ) -> Dataset {
-    let n = rows.len().max(1) as f64;
+    // Which features to keep is decided on the real rows: synthetic rows may lack columns the
+    // generator did not produce, and then they are the ones left out.
+    let real: Vec<usize> = rows.iter().copied().filter(|&i| !synthetic[i]).collect();
+    let n = real.len().max(1) as f64;
     let mut kept = Vec::new();
     let mut dropped_features = Vec::new();
     for (f, col) in feature_names.iter().zip(columns) {
-        let present: Vec<f64> = rows.iter().filter_map(|&i| col[i]).collect();
-        let missing = rows.len() - present.len();
+        let present: Vec<f64> = real.iter().filter_map(|&i| col[i]).collect();
+        let missing = real.len() - present.len();
         let constant = present.windows(2).all(|w| w[0] == w[1]);
         if missing as f64 > MAX_MISSING * n || constant {
             dropped_features.push(f.clone());
@@ -187,10 +192,14 @@ fn build(
     }
     let mut data = Vec::new();
     let (mut y, mut syn) = (Vec::new(), Vec::new());
-    let mut incomplete = 0;
+    let (mut incomplete, mut incomplete_synthetic) = (0, 0);
     for &i in rows {
         if kept.iter().any(|(_, c)| c[i].is_none()) {
-            incomplete += 1;
+            if synthetic[i] {
+                incomplete_synthetic += 1;
+            } else {
+                incomplete += 1;
+            }
             continue;
         }
         data.extend(kept.iter().map(|(_, c)| c[i].unwrap_or(f64::NAN)));
@@ -203,6 +212,9 @@ fn build(
     }
     if incomplete > 0 {
         dropped.push(("missing feature values".to_string(), incomplete));
+    }
+    if incomplete_synthetic > 0 {
+        dropped.push(("synthetic, missing feature values".to_string(), incomplete_synthetic));
     }
     let cols = kept.len();
     Dataset {
