@@ -1,5 +1,6 @@
 //! The `evaluate` command line: flags, writing the records, the table or JSON on stdout, the
-//! exit status (non-zero when nothing could be evaluated or a classifier failed outright), and
+//! exit status (non-zero when nothing could be evaluated or, unless `--keep-going`, a
+//! classifier failed outright), and
 //! `--dump` (each group's rows and folds as JSON, for the scikit-learn benchmark).
 
 use super::classifiers::Kind;
@@ -39,6 +40,10 @@ pub struct EvaluateArgs {
     /// Also write each group's rows, labels and folds as JSON into this folder (benchmark input).
     #[arg(long)]
     pub dump: Option<PathBuf>,
+    /// Exit 0 even when a classifier could not be fitted at all (e.g. QDA on a class with one
+    /// training row); the errors stay in the record and the table.
+    #[arg(long)]
+    pub keep_going: bool,
 }
 
 pub fn run_cli(args: EvaluateArgs) -> Result<()> {
@@ -86,7 +91,9 @@ pub fn run_cli(args: EvaluateArgs) -> Result<()> {
             .collect();
         bail!("no group could be evaluated: {}", why.join("; "));
     }
-    if !failures.is_empty() {
+    if !failures.is_empty() && args.keep_going {
+        tracing::warn!(failures = failures.len(), "classifier(s) failed: {}", failures.join("; "));
+    } else if !failures.is_empty() {
         bail!("{} classifier(s) failed: {}", failures.len(), failures.join("; "));
     }
     Ok(())

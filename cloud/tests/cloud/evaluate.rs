@@ -299,3 +299,43 @@ fn synthetic_rows_train_but_are_never_scored() {
         assert!(s.test.iter().all(|i| !s.train.contains(i)), "a test row in training");
     }
 }
+
+#[test]
+fn cli_writes_records_prints_json_and_fails_without_labels() {
+    let bin = env!("CARGO_BIN_EXE_moldops-cloud");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let lake = tmp.path().join("lake");
+    write_aug_lake(&lake);
+    let out = tmp.path().join("records");
+    let run = std::process::Command::new(bin)
+        .args(["evaluate", "--grid", "small", "--classifiers", "nb,qda", "--json", "--seed", "3"])
+        .arg("--lake")
+        .arg(&lake)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run moldops-cloud evaluate");
+    assert!(run.status.success(), "evaluate failed: {}", String::from_utf8_lossy(&run.stderr));
+    let records: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON on stdout");
+    assert_eq!(records.as_array().map(Vec::len), Some(2));
+    assert_eq!(records[0]["groups"][0]["classifiers"].as_array().map(Vec::len), Some(2));
+    for m in ["m1", "m2"] {
+        let files = std::fs::read_dir(out.join(m)).expect("record folder").count();
+        assert_eq!(files, 1, "one record for {m}");
+    }
+    // A lake without labelled rows is an error, not an empty success.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let run = std::process::Command::new(bin)
+        .args(["evaluate", "--grid", "small"])
+        .arg("--lake")
+        .arg(&empty)
+        .output()
+        .expect("run moldops-cloud evaluate");
+    assert!(!run.status.success());
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("no labelled rows"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}

@@ -1,6 +1,6 @@
 //! Quadratic discriminant analysis, written here because neither smartcore nor linfa has one.
 //! As sklearn 1.9's `QuadraticDiscriminantAnalysis` (svd solver): per class mean and
-//! covariance with ddof 0 (sklearn before 1.9 divided by n − 1), regularised as
+//! covariance with ddof 0 (older releases divided by n − 1), regularised as
 //! `(1 − reg_param)·Σ + reg_param·I` (what sklearn's shrinking of the squared singular values
 //! amounts to), decision `−½(Mahalanobis² + ln|Σ|) + ln prior`, and the difference of the two
 //! classes' decisions as the score (sklearn's `decision_function`). Cholesky instead of SVD;
