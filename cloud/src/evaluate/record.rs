@@ -139,7 +139,7 @@ pub struct EvaluationRecord {
 }
 
 impl EvaluationRecord {
-    /// Writes the record to `dir/{machine}/{stamp}.json` via a temporary file and a rename.
+    /// Writes the record to `dir/{machine}/{stamp}.json` via a synced temporary file and a rename.
     pub fn write(&self, dir: &Path, stamp: &str) -> Result<PathBuf> {
         let machine_dir = dir.join(crate::lake::escape(&self.machine_id));
         std::fs::create_dir_all(&machine_dir)
@@ -147,7 +147,13 @@ impl EvaluationRecord {
         let path = machine_dir.join(format!("{stamp}.json"));
         let tmp = machine_dir.join(format!(".{stamp}.json.tmp"));
         let text = serde_json::to_string_pretty(self)?;
-        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+        let write = || -> std::io::Result<()> {
+            use std::io::Write as _;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        };
+        write().with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("renaming {} into place", tmp.display()))?;
         Ok(path)
     }
