@@ -127,16 +127,12 @@ pub async fn set_desired(
     for edge in per_edge.keys() {
         link.subscribe(&topic::topic(site, edge, Leaf::ModelDesired)).await?;
     }
-    let retained = link.sync(Duration::from_secs(30)).await?;
+    link.sync(Duration::from_secs(30)).await?;
     let now = chrono::Utc::now().timestamp_millis();
     for (edge, desired) in per_edge {
         let t = topic::topic(site, edge, Leaf::ModelDesired);
-        let mut state: DesiredModels = retained
-            .iter()
-            .rev()
-            .find(|(topic, p)| *topic == t && !p.is_empty())
-            .and_then(|(_, p)| serde_json::from_slice(p).ok())
-            .unwrap_or_default();
+        let mut state: DesiredModels =
+            link.latest(&t).and_then(|p| serde_json::from_slice(p).ok()).unwrap_or_default();
         state.set(desired.clone());
         state.issued_at_ms = now;
         link.publish(&t, true, serde_json::to_vec(&state)?).await?;
@@ -154,28 +150,22 @@ pub async fn wait_for(
     timeout: Duration,
 ) -> Result<Vec<EdgeOutcome>> {
     link.subscribe(&topic::filter_site(site, Leaf::ModelReported)).await?;
+    link.sync(Duration::from_secs(30)).await?;
     let mut done: BTreeMap<String, EdgeOutcome> = BTreeMap::new();
-    let end = Instant::now() + timeout;
     let label = key.label();
+    // Reports already received on this connection (retained ones included), then new ones.
+    let known: Vec<(String, Vec<u8>)> = link.all_latest().map(|(t, p)| (t.to_string(), p.to_vec())).collect();
+    for (t, payload) in known {
+        consider(&t, &payload, site, &label, per_edge, &mut done);
+    }
+    let end = Instant::now() + timeout;
     while done.len() < per_edge.len() {
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
         }
         let Some((t, payload)) = link.next(left).await else { break };
-        let Some((_, edge, _)) = topic::parse(&t) else { continue };
-        let (Some(want), Ok(r)) = (per_edge.get(edge), serde_json::from_slice::<ReportedModels>(&payload))
-        else {
-            continue;
-        };
-        let Some(m) = r.models.get(&label) else { continue };
-        let same = m.target.as_ref().is_some_and(|t| t.sha256 == want.bundle.sha256);
-        if same && m.state.is_final() {
-            let outcome =
-                EdgeOutcome { edge_id: edge.to_string(), state: Some(m.state), reason: m.reason.clone() };
-            tracing::info!(edge, state = m.state.as_str(), reason = ?m.reason, "edge reported");
-            done.insert(edge.to_string(), outcome);
-        }
+        consider(&t, &payload, site, &label, per_edge, &mut done);
     }
     Ok(per_edge
         .keys()
@@ -189,17 +179,46 @@ pub async fn wait_for(
         .collect())
 }
 
+/// Records an edge's outcome when `payload` is its final report for its desired bundle.
+fn consider(
+    t: &str,
+    payload: &[u8],
+    site: &str,
+    label: &str,
+    per_edge: &BTreeMap<String, DesiredModel>,
+    done: &mut BTreeMap<String, EdgeOutcome>,
+) {
+    let Some((s, edge, leaf)) = topic::parse(t) else { return };
+    if s != site || leaf != Leaf::ModelReported.as_str() {
+        return;
+    }
+    let (Some(want), Ok(r)) = (per_edge.get(edge), serde_json::from_slice::<ReportedModels>(payload)) else {
+        return;
+    };
+    let Some(m) = r.models.get(label) else { return };
+    let same = m.target.as_ref().is_some_and(|t| t.sha256 == want.bundle.sha256);
+    if same && m.state.is_final() && !done.contains_key(edge) {
+        tracing::info!(edge, state = m.state.as_str(), reason = ?m.reason, "edge reported");
+        let outcome =
+            EdgeOutcome { edge_id: edge.to_string(), state: Some(m.state), reason: m.reason.clone() };
+        done.insert(edge.to_string(), outcome);
+    }
+}
+
 /// The reported state of every edge of `site` (only `edges` when given).
 pub async fn status(link: &mut Link, site: &str, edges: &[String]) -> Result<Vec<ReportedModels>> {
     link.subscribe(&topic::filter_site(site, Leaf::ModelReported)).await?;
-    let msgs = link.sync(Duration::from_secs(30)).await?;
+    link.sync(Duration::from_secs(30)).await?;
     let mut by_edge: BTreeMap<String, ReportedModels> = BTreeMap::new();
-    for (t, payload) in msgs {
-        let Some((_, edge, _)) = topic::parse(&t) else { continue };
+    for (t, payload) in link.all_latest() {
+        let Some((s, edge, leaf)) = topic::parse(t) else { continue };
+        if s != site || leaf != Leaf::ModelReported.as_str() {
+            continue;
+        }
         if !edges.is_empty() && !edges.iter().any(|e| e == edge) {
             continue;
         }
-        if let Ok(r) = serde_json::from_slice::<ReportedModels>(&payload) {
+        if let Ok(r) = serde_json::from_slice::<ReportedModels>(payload) {
             by_edge.insert(edge.to_string(), r);
         }
     }

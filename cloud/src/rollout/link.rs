@@ -3,10 +3,13 @@
 //! handles one client's packets in order, so when the sync message comes back every earlier
 //! publish has been stored (retained ones included) and every retained message of earlier
 //! subscriptions has been delivered — no waiting on timers to know "nothing more is retained".
+//! The link remembers the last payload of every topic it received ([`Link::latest`]), so a
+//! second look at the same retained topics on the same connection needs no re-delivery.
 
 use anyhow::{Context, Result, anyhow, bail};
 use moldops_edge::config::BrokerConfig;
 use rumqttc::{AsyncClient, Event, Packet, QoS};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -16,6 +19,7 @@ pub struct Link {
     rx: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
     sync_topic: String,
     syncs: u64,
+    seen: HashMap<String, Vec<u8>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -60,7 +64,7 @@ impl Link {
         }
         let sync_topic = format!("moldops/v1/_manager/{client_id}/sync");
         client.subscribe(&sync_topic, QoS::AtLeastOnce).await?;
-        Ok(Link { client, rx, sync_topic, syncs: 0, task })
+        Ok(Link { client, rx, sync_topic, syncs: 0, seen: HashMap::new(), task })
     }
 
     pub async fn subscribe(&self, filter: &str) -> Result<()> {
@@ -91,6 +95,7 @@ impl Link {
                 }
                 continue;
             }
+            self.seen.insert(msg.0.clone(), msg.1.clone());
             got.push(msg);
         }
     }
@@ -100,9 +105,20 @@ impl Link {
         loop {
             let msg = tokio::time::timeout(timeout, self.rx.recv()).await.ok()??;
             if msg.0 != self.sync_topic {
+                self.seen.insert(msg.0.clone(), msg.1.clone());
                 return Some(msg);
             }
         }
+    }
+
+    /// The last payload received on `topic` (an empty one clears a retained message).
+    pub fn latest(&self, topic: &str) -> Option<&[u8]> {
+        self.seen.get(topic).map(Vec::as_slice).filter(|p| !p.is_empty())
+    }
+
+    /// Every topic received so far with its last non-empty payload.
+    pub fn all_latest(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.seen.iter().filter(|(_, p)| !p.is_empty()).map(|(t, p)| (t.as_str(), p.as_slice()))
     }
 
     /// Disconnects cleanly.

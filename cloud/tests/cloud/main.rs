@@ -12,6 +12,7 @@ mod pipeline_kube;
 mod pipeline_local;
 mod quality;
 mod registry;
+mod rollout_fleet;
 mod rollout_scores;
 mod support;
 mod train;
