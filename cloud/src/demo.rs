@@ -1,7 +1,15 @@
-//! `moldops-cloud demo`: the whole data path on one machine with embedded defaults — a
-//! simulated plant (Modbus TCP, optionally some machines over OPC UA), the edge polling it, an embedded MQTT broker and the ingest
-//! writing the lake — with live progress and a closing summary of what arrived against the
-//! simulator's ground truth. Every part is the same code the real deployment runs.
+//! `moldops-cloud demo`: the whole loop on one machine with embedded defaults. A simulated plant
+//! (Modbus TCP, optionally some machines over OPC UA) is polled by the edge, whose records reach
+//! the lake through an embedded MQTT broker and the ingest; then the learning pipeline
+//! ([`learn`]: import → etl → augment → evaluate ∥ train → register → rollout) trains models and
+//! rolls them out to the same edge, which scores the plant's next shots live ([`live`]); the
+//! demo ends with the data path's exactly-once check, the live alarms held against the
+//! simulator's ground truth, and a browsable page ([`page`]). `--data-only` stops after the data
+//! path. Every part is the same code the real deployment runs.
+
+pub mod learn;
+pub mod live;
+pub mod page;
 
 use crate::{broker, ingest, lake};
 use anyhow::{Context, Result};
@@ -21,11 +29,26 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 2)]
     pub machines: usize,
     /// Simulated seconds per real second.
-    #[arg(long, default_value_t = 100.0)]
+    #[arg(long, default_value_t = 1000.0)]
     pub speed: f64,
-    /// How long the plant produces, in real seconds.
-    #[arg(long, default_value_t = 60)]
+    /// How long the plant produces before the learning pipeline starts, in real seconds.
+    #[arg(long, default_value_t = 150)]
     pub duration_s: u64,
+    /// Real seconds the edge scores live shots with the rolled-out models.
+    #[arg(long, default_value_t = 90)]
+    pub score_s: u64,
+    /// Shots a new model runs in shadow on the edge before it goes active.
+    #[arg(long, default_value_t = 30)]
+    pub shadow_shots: u64,
+    /// Only the data path: plant → edge → broker → ingest → lake, then the exactly-once check.
+    #[arg(long)]
+    pub data_only: bool,
+    /// Use this MQTT broker on loopback (e.g. a Mosquitto on port 1883) instead of the embedded one.
+    #[arg(long, value_name = "PORT")]
+    pub broker_port: Option<u16>,
+    /// Pipeline definition for the learning half (default: the built-in learning DAG).
+    #[arg(long, value_name = "FILE")]
+    pub pipeline_config: Option<PathBuf>,
     /// Seed of the simulated plant.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -59,9 +82,19 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     }
     std::fs::create_dir_all(&dir)?;
     let lake_dir = dir.join("lake");
-    let addr = broker::free_loopback()?;
-    broker::start(addr)?;
-    println!("embedded MQTT broker on {addr}");
+    let addr = match args.broker_port {
+        Some(port) => {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            println!("MQTT broker on {addr}");
+            addr
+        }
+        None => {
+            let addr = broker::free_loopback()?;
+            broker::start(addr)?;
+            println!("embedded MQTT broker on {addr}");
+            addr
+        }
+    };
     // The ingest subscribes first, so that nothing the edge publishes finds no subscriber, and
     // the edge starts right after the plant: an OPC UA machine has no history ring, its shots
     // must be read as they are made.
@@ -101,22 +134,25 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         api_listen: Some("127.0.0.1:0".into()),
         ..ConfigTemplate::default()
     };
-    let edge_cfg = plant.edge_config(template);
+    let mut edge_cfg = plant.edge_config(template);
+    let key = if args.data_only { None } else { Some(learn::DemoKey::generate()?) };
+    if let Some(k) = &key {
+        edge_cfg.models = Some(moldops_edge::config::ModelsConfig {
+            public_key: Some(k.public_hex.clone()),
+            store: dir.join("edge-models"),
+            shadow_shots: args.shadow_shots,
+            ..Default::default()
+        });
+    }
     sim::write_edge_config(&dir.join("edge.toml"), &edge_cfg)?;
     let devices = edge_cfg.resolve(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (site, edge_id, broker_cfg) =
+        (edge_cfg.site.clone(), edge_cfg.edge_id.clone(), edge_cfg.broker.clone());
     let edge = moldops_edge::run::start(edge_cfg, devices, &dir, stop_rx.clone()).await?;
     if let Some(a) = edge.api_addr {
         println!("edge API: http://{a}/status  http://{a}/metrics");
     }
 
-    let bar = ProgressBar::new(args.duration_s);
-    bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    let started = Instant::now();
-    let mut last_line = Instant::now();
     let quality_log = plant.quality_log().to_path_buf();
     let status = |edge: &moldops_edge::run::RunningEdge| {
         let (shots, defects) = truth(&quality_log, None);
@@ -130,17 +166,32 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             s.peripheral_records
         )
     };
-    while started.elapsed() < Duration::from_secs(args.duration_s) {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let line = status(&edge);
-        bar.set_position(started.elapsed().as_secs());
-        bar.set_message(line.clone());
-        if bar.is_hidden() && last_line.elapsed() >= Duration::from_secs(5) {
-            println!("[{:>4}s] {line}", started.elapsed().as_secs());
-            last_line = Instant::now();
-        }
+    produce(args.duration_s, "collecting", || status(&edge)).await;
+
+    let mut detection = None;
+    if let Some(key) = &key {
+        let edges = vec![edge_id.clone()];
+        let learning = learn::Learning {
+            dir: &dir,
+            broker_port: addr.port(),
+            site: &site,
+            edges: &edges,
+            seed: args.seed,
+            key,
+            definition: args.pipeline_config.as_deref(),
+        };
+        let labels = learning.snapshot_labels(&quality_log)?;
+        learning.run_pipeline(&labels).await?;
+        println!("models active on the edge; scoring live shots for {} s …", args.score_s);
+        let bar = phase_bar(args.score_s);
+        let scores = live::collect(&broker_cfg, &dir, Duration::from_secs(args.score_s), |n, alarms| {
+            bar.set_position(bar.elapsed().as_secs().min(args.score_s));
+            bar.set_message(format!("{n} shots scored, {alarms} alarms · {}", status(&edge)));
+        })
+        .await?;
+        bar.finish_and_clear();
+        detection = Some(live::judge(&scores, &quality_log)?);
     }
-    bar.finish_and_clear();
     edge.stop_polling();
     println!("stopped polling; draining the edge buffer into the lake …");
     let drain_deadline = Instant::now() + Duration::from_secs(30);
@@ -170,10 +221,24 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         "simulator made {shots} shots up to the last one the edge read ({defects} defective; ground truth in {})",
         quality_log.display()
     );
-    println!(
+    let once = format!(
         "lake holds {in_lake} shots: {}",
         if in_lake == shots { "every shot, exactly once" } else { "MISMATCH" }
     );
+    println!("{once}");
+    if let Some(d) = &detection {
+        println!("\n{}", d.to_text());
+        let lake_table = summary.to_table();
+        let page = page::write(&page::PageInput {
+            dir: &dir,
+            lake_table: &lake_table,
+            exactly_once: &once,
+            detection: d,
+        })?;
+        println!("report: {}", page.display());
+        let json = serde_json::json!({ "exactly_once": in_lake == shots, "shots": in_lake, "detection": d });
+        lake::write::write_atomic(&dir.join("summary.json"), &serde_json::to_vec_pretty(&json)?)?;
+    }
     println!(
         "lake: {}   (inspect again: moldops-cloud lake summary --lake {})",
         lake_dir.display(),
@@ -183,4 +248,34 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         anyhow::bail!("the lake holds {in_lake} shots but the simulator made {shots}");
     }
     Ok(())
+}
+
+/// A progress bar over `seconds` of real time.
+fn phase_bar(seconds: u64) -> ProgressBar {
+    let bar = ProgressBar::new(seconds);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Lets the plant produce for `seconds`, showing `status` in a bar (or a log line every 5 s
+/// when stdout is not a terminal).
+async fn produce(seconds: u64, what: &str, status: impl Fn() -> String) {
+    let bar = phase_bar(seconds);
+    let started = Instant::now();
+    let mut last_line = Instant::now();
+    while started.elapsed() < Duration::from_secs(seconds) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let line = status();
+        bar.set_position(started.elapsed().as_secs());
+        bar.set_message(line.clone());
+        if bar.is_hidden() && last_line.elapsed() >= Duration::from_secs(5) {
+            println!("[{:>4}s] {what}: {line}", started.elapsed().as_secs());
+            last_line = Instant::now();
+        }
+    }
+    bar.finish_and_clear();
 }

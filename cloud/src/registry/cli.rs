@@ -2,7 +2,7 @@
 //! is non-interactive, prints a table or (`--json`) one JSON document on stdout, and exits
 //! non-zero on failure.
 
-use super::{Registry, VersionInfo, keys};
+use super::{Registry, Stage, VersionInfo, keys};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use moldops_shared::bundle::{Bundle, ModelKey};
@@ -54,8 +54,9 @@ pub enum ModelsCommand {
     /// One version: record (metrics, lineage), stage, manifest and the key's stage history.
     Show(VersionArgs),
     /// Make a version production; the previous production is archived (re-promoting an
-    /// archived version is the rollback).
-    Promote(VersionArgs),
+    /// archived version is the rollback). `--latest` promotes, for every key (or `--key`), the
+    /// newest version when it is a candidate — what a pipeline runs after `train`.
+    Promote(PromoteArgs),
     /// Archive a candidate or production version.
     Archive(VersionArgs),
     /// Generate the registry's Ed25519 signing key (file mode 0600) and print its public key.
@@ -90,6 +91,23 @@ pub enum ModelsCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct PromoteArgs {
+    #[command(flatten)]
+    pub loc: RegistryLocation,
+    /// Model key: `M1` or `M1/MOLD` (with --latest: only this key).
+    #[arg(long, required_unless_present = "latest")]
+    pub key: Option<String>,
+    #[arg(long, required_unless_present = "latest", conflicts_with = "latest")]
+    pub version: Option<u32>,
+    /// The newest version of each key, when it is a candidate (keys whose newest version is
+    /// already production or archived are left alone).
+    #[arg(long)]
+    pub latest: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct VersionArgs {
     #[command(flatten)]
     pub loc: RegistryLocation,
@@ -106,16 +124,37 @@ fn parse_key(label: &str) -> Result<ModelKey> {
     ModelKey::parse(label).with_context(|| format!("--key {label:?}"))
 }
 
+/// `models promote`: one version, or the newest candidate of every key (`--latest`).
+fn promote(a: &PromoteArgs) -> Result<()> {
+    let reg = Registry::open(&a.loc.path())?;
+    let key = a.key.as_deref().map(parse_key).transpose()?;
+    if let (Some(key), Some(version)) = (&key, a.version) {
+        return print_transitions(&reg.promote(key, version)?, a.json);
+    }
+    let keys = match key {
+        Some(k) => vec![k],
+        None => reg.keys()?,
+    };
+    let mut done = Vec::new();
+    for key in keys {
+        let state = reg.state(&key)?;
+        match state.stages.iter().next_back() {
+            Some((&version, Stage::Candidate)) => done.extend(reg.promote(&key, version)?),
+            Some((version, stage)) => {
+                tracing::info!(key = %key.label(), version, ?stage, "newest version is not a candidate; left alone")
+            }
+            None => tracing::info!(key = %key.label(), "no versions"),
+        }
+    }
+    print_transitions(&done, a.json)
+}
+
 /// Runs a `models` command.
 pub fn run(args: ModelsArgs) -> Result<()> {
     match args.command {
         ModelsCommand::List { loc, key, json } => list(&loc, key.as_deref(), json),
         ModelsCommand::Show(a) => show(&a),
-        ModelsCommand::Promote(a) => {
-            let reg = Registry::open(&a.loc.path())?;
-            let done = reg.promote(&parse_key(&a.key)?, a.version)?;
-            print_transitions(&done, a.json)
-        }
+        ModelsCommand::Promote(a) => promote(&a),
         ModelsCommand::Archive(a) => {
             let reg = Registry::open(&a.loc.path())?;
             let done = vec![reg.archive(&parse_key(&a.key)?, a.version)?];
