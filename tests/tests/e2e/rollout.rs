@@ -279,3 +279,46 @@ fn a_rollout_interrupted_by_sigkill_completes_after_restart() {
     assert_eq!(by_seq.len(), n, "a shot was scored twice");
     assert!(by_seq.windows(2).all(|w| w[0].1 <= w[1].1), "v1 scored a shot after v2 took over");
 }
+
+/// An independent client of the graph contract (Python `onnx.helper`, checked by the ONNX
+/// checker) builds a model; the edge's tract backend scores windows with it exactly as
+/// onnxruntime does in Python.
+#[test]
+fn a_model_built_in_python_scores_the_same_at_the_edge() {
+    use moldops_edge::inference::{Backend, Model};
+    let tmp = moldops_tests::test_dir();
+    let dir = tmp.path();
+    let windows: Vec<Vec<Vec<f32>>> = (0..5)
+        .map(|k| (0..3).map(|w| vec![k as f32 * 1.5 + w as f32, 10.0 - k as f32, 0.25 * w as f32]).collect())
+        .collect();
+    let wfile = dir.join("windows.json");
+    std::fs::write(&wfile, serde_json::to_vec(&windows).expect("json")).expect("write");
+    let onnx = dir.join("python.onnx");
+    let out = Command::new(moldops_tests::python())
+        .arg(moldops_tests::asset("peers/make_model.py"))
+        .arg(&onnx)
+        .args(["--mu", "1,8,0.5", "--sigma", "2,1,0.5", "--window", "3", "--windows"])
+        .arg(&wfile)
+        .output()
+        .expect("run make_model.py");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected: serde_json::Value = serde_json::from_slice(&out.stdout).expect("onnxruntime outputs");
+    let features = ["Cycle_Time", "Cushion_Position", "Injection_Time"];
+    let bytes = std::fs::read(&onnx).expect("model");
+    let mut model =
+        Model::load(manifest(1, &features, 3, 1.0), &bytes, &Backend::tract()).expect("tract loads it");
+    for (k, w) in windows.iter().enumerate() {
+        let flat: Vec<f32> = w.iter().flatten().copied().collect();
+        let got = model.score(&flat).expect("score");
+        let want = expected["score"][k].as_f64().expect("score") as f32;
+        assert!(
+            (got.score - want).abs() <= 1e-5 * want.abs().max(1.0),
+            "window {k}: {} vs {want}",
+            got.score
+        );
+        for (j, c) in got.contributions.iter().enumerate() {
+            let want = expected["contributions"][k][j].as_f64().expect("contribution") as f32;
+            assert!((c - want).abs() <= 1e-5 * want.abs().max(1.0), "window {k} feature {j}: {c} vs {want}");
+        }
+    }
+}
