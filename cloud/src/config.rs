@@ -236,3 +236,30 @@ mod tests {
         assert!(typo[0].contains("paht"), "{typo:?}");
     }
 }
+
+/// `--lake` / `--config`: where a command finds the lake (flattened into its arguments).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LakeArgs {
+    /// Lake folder (default: [lake] path of --config, else moldops-data/lake).
+    #[arg(long)]
+    pub lake: Option<PathBuf>,
+    /// Config file to take the lake folder from.
+    #[arg(long, env = "MOLDOPS_CLOUD_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl LakeArgs {
+    /// The lake folder ([`lake_path`]).
+    pub fn path(&self) -> Result<PathBuf, ConfigErrors> {
+        lake_path(self.config.as_deref(), self.lake.as_deref())
+    }
+}
+
+/// A stage's settings: the TOML file when given (unknown keys refused by the type), else the
+/// defaults.
+pub fn settings<T: serde::de::DeserializeOwned + Default>(file: Option<&Path>) -> anyhow::Result<T> {
+    use anyhow::Context;
+    let Some(p) = file else { return Ok(T::default()) };
+    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+}

@@ -2,18 +2,14 @@
 //! (JSON + HTML) and prints a summary table (or the JSON with `--json`).
 
 use super::{AugmentConfig, progress::Progress};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Args)]
 pub struct AugmentArgs {
-    /// Lake folder (default: [lake] path of --config, else moldops-data/lake).
-    #[arg(long)]
-    pub lake: Option<PathBuf>,
-    /// Config file to take the lake folder from.
-    #[arg(long, env = "MOLDOPS_CLOUD_CONFIG")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub lake: crate::config::LakeArgs,
     /// Augment settings (TOML; see docs/augment.md).
     #[arg(long)]
     pub settings: Option<PathBuf>,
@@ -36,14 +32,8 @@ pub struct AugmentArgs {
 
 /// Runs the command.
 pub fn run(args: AugmentArgs) -> Result<()> {
-    let lake = crate::config::lake_path(args.config.as_deref(), args.lake.as_deref())?;
-    let mut cfg = match &args.settings {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            toml::from_str::<AugmentConfig>(&text).with_context(|| format!("parsing {}", p.display()))?
-        }
-        None => AugmentConfig::default(),
-    };
+    let lake = args.lake.path()?;
+    let mut cfg: AugmentConfig = crate::config::settings(args.settings.as_deref())?;
     if let Some(s) = args.seed {
         cfg.seed = s;
     }

@@ -2,18 +2,14 @@
 //! table, or JSON); the same JSON is saved as `_etl/last_run.json`.
 
 use super::EtlConfig;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Args)]
 pub struct EtlArgs {
-    /// Lake folder (default: [lake] path of --config, else moldops-data/lake).
-    #[arg(long)]
-    pub lake: Option<PathBuf>,
-    /// Config file to take the lake folder from.
-    #[arg(long, env = "MOLDOPS_CLOUD_CONFIG")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub lake: crate::config::LakeArgs,
     /// ETL settings (TOML: tolerance_ms, [rules] sentinel_abs and limits).
     #[arg(long)]
     pub settings: Option<PathBuf>,
@@ -27,14 +23,8 @@ pub struct EtlArgs {
 
 /// Runs the command.
 pub fn run(args: EtlArgs) -> Result<()> {
-    let lake = crate::config::lake_path(args.config.as_deref(), args.lake.as_deref())?;
-    let mut cfg = match &args.settings {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            toml::from_str::<EtlConfig>(&text).with_context(|| format!("parsing {}", p.display()))?
-        }
-        None => EtlConfig::default(),
-    };
+    let lake = args.lake.path()?;
+    let mut cfg: EtlConfig = crate::config::settings(args.settings.as_deref())?;
     if let Some(t) = args.tolerance_ms {
         cfg.tolerance_ms = t;
     }

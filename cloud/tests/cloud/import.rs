@@ -10,6 +10,12 @@ fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
+/// A time column as epoch milliseconds.
+fn millis(df: &polars::prelude::DataFrame, column: &str) -> Vec<i64> {
+    let c = df.column(column).expect(column).cast(&polars::prelude::DataType::Int64).expect("i64");
+    c.i64().expect("i64").iter().flatten().collect()
+}
+
 fn profile(name: &str) -> ImportProfile {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/profiles").join(name);
     ImportProfile::load(&path).expect("profile")
@@ -28,16 +34,7 @@ fn woojin_table_imports_with_its_profile_and_reimports_nothing() {
     let machines: Vec<&str> =
         df.column("machine_id").expect("m").str().expect("s").iter().flatten().collect();
     assert_eq!(machines, ["woojin-25", "woojin-6", "woojin-6", "woojin-6", "woojin-6", "woojin-6"]);
-    let ts: Vec<i64> = df
-        .column("ts")
-        .expect("ts")
-        .cast(&polars::prelude::DataType::Int64)
-        .expect("i64")
-        .i64()
-        .expect("i64")
-        .iter()
-        .flatten()
-        .collect();
+    let ts = millis(&df, "ts");
     // 2024-05-01 23:58:00 KST is 14:58:00 UTC.
     assert_eq!(ts[1], 1_714_575_480_000);
     let molds: Vec<&str> = df.column("mold").expect("mold").str().expect("s").iter().flatten().collect();
@@ -171,16 +168,7 @@ fn lot_tables_import_as_lot_labels_with_bad_rows_quarantined() {
     assert_eq!((r.rows, r.written, r.quarantined), (5, 2, 3));
     let parts = lake::list_parts(lake.path(), "lot_labels").expect("parts");
     let df = moldops_cloud::etl::join::read_parts(&parts, None).expect("read").expect("lot_labels");
-    let from: Vec<i64> = df
-        .column("from_ts")
-        .expect("from")
-        .cast(&polars::prelude::DataType::Int64)
-        .expect("i64")
-        .i64()
-        .expect("i64")
-        .iter()
-        .flatten()
-        .collect();
+    let from = millis(&df, "from_ts");
     // 09:00 KST is 00:00 UTC.
     assert_eq!(from, [1_714_521_600_000, 1_714_536_000_000]);
     let (_, recent) = quarantine::scan(lake.path(), 10).expect("quarantine");
