@@ -89,6 +89,9 @@ impl Learning<'_> {
             .args(["--var", &format!("site={}", self.site)])
             .args(["--var", &format!("edges={}", self.edges.join(","))])
             .args(["--var", &format!("seed={}", self.seed)])
+            // The demo shows the loop; the reference's full classifier grids take longer
+            // than the rest of it together (`moldops-cloud evaluate` runs them).
+            .args(["--var", "evaluate_grid=small"])
             .env("MOLDOPS_CLOUD_CONFIG", &config)
             .env(keys::KEY_ENV, &self.key.private)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))

@@ -91,10 +91,11 @@ pub(crate) fn quick_definition(dir: &Path, keep: &[&str]) -> PathBuf {
         PipelineDef::parse(&String::from_utf8_lossy(&out.stdout), "built-in").expect("built-in DAG");
     def.tasks.retain(|t| keep.contains(&t.name.as_str()));
     def.defaults.retries = 0;
+    def.vars.insert("evaluate_grid".into(), "small".into());
     for t in &mut def.tasks {
         let extra: &[&str] = match t.name.as_str() {
             "augment" => &["--steps", "30", "--synthetic", "20"],
-            "evaluate" => &["--folds", "2", "--grid", "small"],
+            "evaluate" => &["--folds", "2"],
             "train" => &[
                 "--window",
                 "4",
