@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod metrics;
 pub mod report;
 mod run;
+mod snapshot;
 
 pub use run::{KeyOutcome, TrainReport, run_training};
 
@@ -64,8 +65,18 @@ pub struct TrainArgs {
     /// shots only, so the last one is predicted from those before it).
     #[arg(long)]
     pub no_predict_last: bool,
-    /// Window score: `last` (the last shot's error) or `window` (mean over the window).
-    #[arg(long, default_value = "last")]
+    /// Feed the LSTM-AE raw standardised windows (default: each window centred on the mean of
+    /// its first W−1 shots, scaled by the spread of shots around that mean, so a run at a new
+    /// operating point is not an anomaly but a sudden jump is).
+    #[arg(long)]
+    pub no_centre: bool,
+    /// Robust centre: clip each context shot's deviation from the mean to ± this many
+    /// (centred) standard deviations before averaging it in (0: plain mean).
+    #[arg(long, default_value_t = 1.0)]
+    pub centre_clip: f32,
+    /// Window score: `last_squared` (the last shot's squared errors), `last` (its absolute
+    /// errors) or `window` (absolute errors averaged over the window).
+    #[arg(long, default_value = "last_squared")]
     #[serde(serialize_with = "ser_mode")]
     pub score_mode: ScoreMode,
     #[arg(long, default_value_t = 0.6)]
@@ -78,6 +89,10 @@ pub struct TrainArgs {
     /// Threshold quantile of good validation scores when validation has too few defects.
     #[arg(long, default_value_t = 0.99)]
     pub quantile: f64,
+    /// Choose the threshold on validation windows only (default: also on the training part's
+    /// windows holding a defect, which training never fits on).
+    #[arg(long)]
+    pub val_only_threshold: bool,
     /// Defective validation windows needed to choose the threshold by best F1.
     #[arg(long, default_value_t = 3)]
     pub min_val_defects: usize,
@@ -121,7 +136,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let report = run_training(&args)?;
     let json = serde_json::to_string_pretty(&report)?;
     if let Some(p) = &args.report {
-        crate::lake::write::write_atomic(p, json.as_bytes())?;
+        // Absolute, so a bare file name has a parent folder to sync.
+        let p = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        crate::lake::write::write_atomic(&p, json.as_bytes())?;
     }
     if args.json {
         println!("{json}");

@@ -89,6 +89,47 @@ impl Normalizer {
         Normalizer { mean, std }
     }
 
+    /// For a model that centres each window on its context ([`crate::lstm_ae::LstmAeConfig::centre`]):
+    /// the mean of every value of `windows`, and the standard deviation of each shot's deviation
+    /// from the mean of its window's first W−1 shots (the scale of what the model sees), floored
+    /// at 1 % of the feature's overall standard deviation so a feature that only moves between
+    /// runs does not blow up. NaN values are skipped.
+    pub fn fit_centred(windows: &Windows) -> Self {
+        let (w, f) = (windows.w, windows.f);
+        let overall = Normalizer::fit(&windows.data, f);
+        let ctx = w.saturating_sub(1).max(1);
+        let mut sq = vec![0f64; f];
+        let mut count = vec![0u64; f];
+        for i in 0..windows.n {
+            let win = windows.window(i);
+            for j in 0..f {
+                let vals = (0..ctx).map(|t| win[t * f + j]).filter(|v| v.is_finite());
+                let (s, c) = vals.fold((0f64, 0u64), |(s, c), v| (s + f64::from(v), c + 1));
+                if c == 0 {
+                    continue;
+                }
+                let m = s / c as f64;
+                for t in 0..w {
+                    let v = win[t * f + j];
+                    if v.is_finite() {
+                        sq[j] += (f64::from(v) - m).powi(2);
+                        count[j] += 1;
+                    }
+                }
+            }
+        }
+        let std = (0..f)
+            .map(|j| {
+                if count[j] == 0 {
+                    return overall.std[j];
+                }
+                let s = (sq[j] / count[j] as f64).sqrt() as f32;
+                s.max(0.01 * overall.std[j]).max(MIN_STD)
+            })
+            .collect();
+        Normalizer { mean: overall.mean, std }
+    }
+
     /// Standardised copy of `windows`.
     pub fn apply(&self, windows: &Windows) -> Windows {
         let f = windows.f;

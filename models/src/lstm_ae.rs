@@ -23,12 +23,23 @@ pub struct LstmAeConfig {
     /// before it rather than reconstructed from a code that already saw it.
     #[serde(default)]
     pub predict_last: bool,
+    /// Each window is centred on the mean of its first W−1 shots before the LSTMs see it (and
+    /// the mean added back to the output), so the model learns how a shot deviates from the
+    /// shots just before it: a run at a new operating point is not an anomaly, a sudden jump
+    /// is. Pair it with [`crate::data::Normalizer::fit_centred`].
+    #[serde(default)]
+    pub centre: bool,
+    /// When > 0, the centre is made robust to a few outlying context shots (say, a defect
+    /// episode just before): the mean plus the mean of the shots' deviations from it clipped
+    /// to ±`centre_clip` (standardised units).
+    #[serde(default)]
+    pub centre_clip: f32,
 }
 
 impl LstmAeConfig {
     /// The original's 16-4-4-16 over `features` features.
     pub fn new(features: usize) -> Self {
-        LstmAeConfig { features, encoder: vec![16, 4], predict_last: true }
+        LstmAeConfig { features, encoder: vec![16, 4], predict_last: true, centre: true, centre_clip: 1.0 }
     }
 
     /// Decoder hidden sizes: the encoder's, reversed.
@@ -57,7 +68,14 @@ impl LstmAeConfig {
             d_in = h;
         }
         let output = linear(d_in, self.features, &mut rng, device);
-        Ok(LstmAe { encoder, decoder, output, predict_last: self.predict_last })
+        Ok(LstmAe {
+            encoder,
+            decoder,
+            output,
+            predict_last: self.predict_last,
+            centre: self.centre,
+            centre_clip: self.centre_clip,
+        })
     }
 }
 
@@ -69,10 +87,38 @@ pub struct LstmAe {
     pub output: Linear,
     /// See [`LstmAeConfig::predict_last`].
     pub predict_last: bool,
+    /// See [`LstmAeConfig::centre`].
+    pub centre: bool,
+    /// See [`LstmAeConfig::centre_clip`].
+    pub centre_clip: f32,
+}
+
+/// Centre of each window, `[N, 1, F]`: the mean over its first W−1 shots (all W when W is 1);
+/// with `clip > 0` plus the mean of those shots' deviations from it clipped to ±`clip`.
+pub fn context_centre(x: Tensor<3>, clip: f32) -> Tensor<3> {
+    let [_, w, _] = x.dims();
+    let ctx = if w > 1 { x.narrow(1, 0, w - 1) } else { x };
+    let c = ctx.clone().mean_dim(1);
+    if clip > 0.0 {
+        let shift = (ctx - c.clone()).clamp(-clip, clip).mean_dim(1);
+        return c + shift;
+    }
+    c
 }
 
 impl Autoencoder for LstmAe {
     fn reconstruct(&self, x: Tensor<3>) -> Tensor<3> {
+        if self.centre {
+            let c = context_centre(x.clone(), self.centre_clip);
+            return self.reconstruct_centred(x - c.clone()) + c;
+        }
+        self.reconstruct_centred(x)
+    }
+}
+
+impl LstmAe {
+    /// The LSTMs and the output layer on an (already centred, if so configured) window.
+    fn reconstruct_centred(&self, x: Tensor<3>) -> Tensor<3> {
         let [_, w, _] = x.dims();
         let mut seq = if self.predict_last && w > 1 { x.narrow(1, 0, w - 1) } else { x };
         let mut last = None;

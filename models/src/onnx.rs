@@ -8,6 +8,9 @@
 //! [`crate::lstm::FusedLstm`] becomes one `LSTM` node: `W = wᵀ`, `R = rᵀ` (gate blocks already
 //! in ONNX's i, o, f, c order), `B = [b, 0]`; its `Y` (`[W, 1, N, H]`) is squeezed on axis 1.
 //! The encoder's last `Y_h` (`[1, N, H]`) is repeated over the W steps (`Concat`) for the decoder.
+//! A centring model ([`LstmAe::centre`]) subtracts the mean of the window's first W−1
+//! standardised shots (`Slice`, `ReduceMean`, `Sub`) first; the error is then taken against
+//! the centred window, which equals burn's error against the raw one.
 
 mod check;
 mod graph;
@@ -39,7 +42,31 @@ pub fn export_lstm_ae(
     let mean = g.float("mean", &[f], &norm.mean);
     let std = g.float("std", &[f], &norm.std);
     let centred = g.op("Sub", &[INPUT_NAME, &mean], vec![]);
-    let x = g.op("Div", &[&centred, &std], vec![]);
+    let mut x = g.op("Div", &[&centred, &std], vec![]);
+    if model.centre {
+        // x − mean of its first W−1 shots (all W when W is 1), as `LstmAe::reconstruct`.
+        let ctx = if window > 1 {
+            let starts = g.int64("centre_starts", &[1], &[0]);
+            let ends = g.int64("centre_ends", &[1], &[window as i64 - 1]);
+            let axes = g.int64("centre_axes", &[1], &[1]);
+            g.op("Slice", &[&x, &starts, &ends, &axes], vec![])
+        } else {
+            x.clone()
+        };
+        let mean = |g: &mut Graph, t: &str| {
+            g.op("ReduceMean", &[t], vec![("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(1))])
+        };
+        let mut c = mean(&mut g, &ctx);
+        if model.centre_clip > 0.0 {
+            let lo = g.float("centre_lo", &[], &[-model.centre_clip]);
+            let hi = g.float("centre_hi", &[], &[model.centre_clip]);
+            let dev = g.op("Sub", &[&ctx, &c], vec![]);
+            let clipped = g.op("Clip", &[&dev, &lo, &hi], vec![]);
+            let shift = mean(&mut g, &clipped);
+            c = g.op("Add", &[&c, &shift], vec![]);
+        }
+        x = g.op("Sub", &[&x, &c], vec![]);
+    }
     let mut seq = g.op("Transpose", &[&x], vec![("perm", Attr::Ints(vec![1, 0, 2]))]);
     if model.predict_last && window > 1 {
         let starts = g.int64("ctx_starts", &[1], &[0]);
@@ -68,10 +95,14 @@ pub fn export_lstm_ae(
     }
     let recon = g.op("Transpose", &[&y], vec![("perm", Attr::Ints(vec![1, 0, 2]))]);
     let diff = g.op("Sub", &[&recon, &x], vec![]);
-    let err = g.op("Abs", &[&diff], vec![]);
+    let err = if mode == ScoreMode::LastSquared {
+        g.op("Mul", &[&diff, &diff], vec![])
+    } else {
+        g.op("Abs", &[&diff], vec![])
+    };
     let contrib_out = vec![CONTRIB_OUTPUT.to_string()];
     match mode {
-        ScoreMode::Last => {
+        ScoreMode::Last | ScoreMode::LastSquared => {
             let last = g.int64("last_step", &[], &[window as i64 - 1]);
             g.node_named(
                 "Gather",

@@ -1,6 +1,8 @@
 //! Anomaly scores of windows: per-feature absolute reconstruction error of the window's last
-//! shot ([`ScoreMode::Last`], what the edge alarms on: each new shot with the W−1 before it) or
-//! averaged over the window ([`ScoreMode::Window`]); the score is the mean over features. The
+//! shot ([`ScoreMode::Last`], what the edge alarms on: each new shot with the W−1 before it),
+//! its squared error ([`ScoreMode::LastSquared`]: one feature far off counts more than many a
+//! little off) or the absolute error averaged over the window ([`ScoreMode::Window`]); the
+//! score is the mean over features. The
 //! ONNX export computes exactly this.
 
 use crate::autoencoder::Autoencoder;
@@ -17,6 +19,8 @@ pub enum ScoreMode {
     Last,
     /// The errors averaged over all shots of the window.
     Window,
+    /// The last shot's squared errors.
+    LastSquared,
 }
 
 impl std::str::FromStr for ScoreMode {
@@ -25,7 +29,8 @@ impl std::str::FromStr for ScoreMode {
         match s {
             "last" => Ok(ScoreMode::Last),
             "window" => Ok(ScoreMode::Window),
-            other => anyhow::bail!("score mode must be last or window, not {other:?}"),
+            "last_squared" => Ok(ScoreMode::LastSquared),
+            other => anyhow::bail!("score mode must be last, last_squared or window, not {other:?}"),
         }
     }
 }
@@ -52,10 +57,11 @@ pub fn score<M: Autoencoder>(
     while start < windows.n {
         let end = (start + batch).min(windows.n);
         let x = windows.tensor(start, end, device);
-        let err = (model.reconstruct(x.clone()) - x).abs();
+        let diff = model.reconstruct(x.clone()) - x;
+        let err = if mode == ScoreMode::LastSquared { diff.square() } else { diff.abs() };
         let [n, w, f] = err.dims();
         let contrib = match mode {
-            ScoreMode::Last => err.narrow(1, w - 1, 1).reshape([n, f]),
+            ScoreMode::Last | ScoreMode::LastSquared => err.narrow(1, w - 1, 1).reshape([n, f]),
             ScoreMode::Window => err.mean_dim(1).reshape([n, f]),
         };
         let s = contrib.clone().mean_dim(1).reshape([n]);

@@ -109,7 +109,7 @@ fn trains_judges_exports_and_registers_a_signed_candidate() {
     assert!(test.roc_auc.value.unwrap() > 0.5, "a strong defect signature is ranked above chance");
     assert!(k.baseline.as_ref().unwrap().test.is_some());
     assert!(lstm.test_fixed_0_1.as_ref().is_some_and(|e| e.threshold == 0.1));
-    assert!(k.onnx_parity_max_abs_diff.unwrap() <= 1e-4);
+    assert!(k.onnx_parity_max_diff.unwrap() <= 1e-4);
 
     // Registered as candidate 1, signed, with lineage.
     let (version, bundle_dir) = k.registered.clone().unwrap();

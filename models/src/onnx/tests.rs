@@ -29,11 +29,18 @@ fn trained(mode_seed: u64, predict_last: bool) -> (LstmAe, Normalizer, Windows) 
     let device = Device::flex();
     let (w, f) = (5, 3);
     let train = raw_windows(24, w, f, mode_seed);
-    let norm = Normalizer::fit(&train.data, f);
+    // The centring model (tied to predict_last here) with its deviation scale.
+    let norm = if predict_last { Normalizer::fit_centred(&train) } else { Normalizer::fit(&train.data, f) };
     let cfg = TrainConfig { epochs: 2, batch_size: 8, patience: 5, ..TrainConfig::default() };
-    let model = crate::lstm_ae::LstmAeConfig { features: f, encoder: vec![6, 2], predict_last }
-        .init(3, &device)
-        .unwrap();
+    let model = crate::lstm_ae::LstmAeConfig {
+        features: f,
+        encoder: vec![6, 2],
+        predict_last,
+        centre: predict_last,
+        centre_clip: if predict_last { 0.5 } else { 0.0 },
+    }
+    .init(3, &device)
+    .unwrap();
     let t = fit(model, &norm.apply(&train), &Windows::empty(w, f), &cfg, &device, "test").unwrap();
     (t.model, norm, raw_windows(7, w, f, mode_seed + 100))
 }
@@ -51,6 +58,7 @@ fn tract_matches_burn_for_both_score_modes_and_encoder_inputs() {
         (ScoreMode::Window, true),
         (ScoreMode::Last, false),
         (ScoreMode::Window, false),
+        (ScoreMode::LastSquared, true),
     ] {
         let (model, norm, held_out) = trained(1, predict_last);
         let bytes = export_lstm_ae(&model, &norm, held_out.w, mode).unwrap();
@@ -95,7 +103,7 @@ print(json.dumps({"score": score.tolist(), "contributions": contrib.reshape(-1).
 fn onnx_checker_accepts_and_onnxruntime_matches_burn() {
     let (model, norm, held_out) = trained(2, true);
     let device = Device::flex();
-    let bytes = export_lstm_ae(&model, &norm, held_out.w, ScoreMode::Last).unwrap();
+    let bytes = export_lstm_ae(&model, &norm, held_out.w, ScoreMode::LastSquared).unwrap();
     let dir = std::env::temp_dir().join(format!("moldops-onnx-parity-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (model_path, input_path) = (dir.join("m.onnx"), dir.join("in.json"));
@@ -121,7 +129,41 @@ fn onnx_checker_accepts_and_onnxruntime_matches_burn() {
     let vec = |k: &str| -> Vec<f32> {
         got[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect()
     };
-    let expected = score(&model, &norm.apply(&held_out), ScoreMode::Last, 64, &device).unwrap();
+    let expected = score(&model, &norm.apply(&held_out), ScoreMode::LastSquared, 64, &device).unwrap();
     assert!(max_diff(&expected.score, &vec("score")) <= TOL);
     assert!(max_diff(&expected.contributions, &vec("contributions")) <= TOL);
+}
+
+#[test]
+fn a_centring_model_ignores_a_shifted_operating_point_but_not_a_jump() {
+    let device = Device::flex();
+    let (model, norm, held_out) = trained(1, true);
+    assert!(model.centre);
+    let bytes = export_lstm_ae(&model, &norm, held_out.w, ScoreMode::LastSquared).unwrap();
+    let base = tract_scores(&bytes, &held_out).unwrap();
+    // The whole window 5 std higher: a new setpoint, the same score (burn and ONNX).
+    let f = held_out.f;
+    let shifted = Windows {
+        data: held_out.data.iter().enumerate().map(|(k, v)| v + 5.0 * norm.std[k % f]).collect(),
+        ..held_out.clone()
+    };
+    let moved = tract_scores(&bytes, &shifted).unwrap();
+    assert!(max_diff(&base.score, &moved.score) <= 1e-3, "{:?} vs {:?}", base.score, moved.score);
+    let burn_moved = score(&model, &norm.apply(&shifted), ScoreMode::LastSquared, 64, &device).unwrap();
+    assert!(max_diff(&moved.score, &burn_moved.score) <= TOL);
+    // Only the last shot 5 std higher: a jump, a much higher score.
+    let w = held_out.w;
+    let jumped = Windows {
+        data: held_out
+            .data
+            .iter()
+            .enumerate()
+            .map(|(k, v)| if (k / f) % w == w - 1 { v + 5.0 * norm.std[k % f] } else { *v })
+            .collect(),
+        ..held_out.clone()
+    };
+    let jump = tract_scores(&bytes, &jumped).unwrap();
+    for (b, j) in base.score.iter().zip(&jump.score) {
+        assert!(*j > *b + 5.0, "jump scored {j}, base {b}");
+    }
 }

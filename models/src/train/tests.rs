@@ -26,8 +26,15 @@ fn windows(n: usize, seed: u64) -> Windows {
 fn run_lstm(seed: u64) -> (Vec<u8>, Vec<f32>, Trained<crate::lstm_ae::LstmAe>) {
     let device = Device::flex();
     let cfg = TrainConfig { epochs: 3, batch_size: 8, seed, ..TrainConfig::default() };
-    let model =
-        LstmAeConfig { features: 3, encoder: vec![5, 2], predict_last: true }.init(seed, &device).unwrap();
+    let model = LstmAeConfig {
+        features: 3,
+        encoder: vec![5, 2],
+        predict_last: true,
+        centre: false,
+        centre_clip: 0.0,
+    }
+    .init(seed, &device)
+    .unwrap();
     let t = fit(model, &windows(32, 1), &windows(8, 2), &cfg, &device, "determinism").unwrap();
     let norm = crate::data::Normalizer { mean: vec![0.0; 3], std: vec![1.0; 3] };
     let bytes = crate::onnx::export_lstm_ae(&t.model, &norm, 4, ScoreMode::Last).unwrap();
@@ -61,4 +68,18 @@ fn training_lowers_the_validation_loss_and_keeps_the_best_epoch() {
     assert!((t.history[t.best_epoch - 1].val_loss - best).abs() < 1e-12);
     assert!((after - best).abs() < 1e-6, "the kept model is the best epoch's ({after} vs {best})");
     assert!(t.stopped_early || t.history.len() == 25);
+}
+
+#[test]
+fn fit_centred_scales_by_the_spread_within_windows_not_between_them() {
+    // Two windows of 3 shots, 1 feature: offsets 0 and 100, within-window values ±1 around
+    // the context mean.
+    let data = vec![-1.0, 1.0, 0.0, 99.0, 101.0, 100.0];
+    let w = Windows::new(data, 2, 3, 1).unwrap();
+    let centred = crate::data::Normalizer::fit_centred(&w);
+    let plain = crate::data::Normalizer::fit(&w.data, 1);
+    // Deviations from the mean of the first 2 shots: -1, 1, 0 in both windows.
+    assert!((centred.std[0] - (2.0f32 / 3.0).sqrt()).abs() < 1e-5, "{:?}", centred.std);
+    assert!(plain.std[0] > 40.0);
+    assert!((centred.mean[0] - plain.mean[0]).abs() < 1e-4);
 }

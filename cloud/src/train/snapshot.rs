@@ -1,0 +1,40 @@
+//! The data snapshot a model is trained on: sha256 over a machine's etl_data files, recorded
+//! in the model's lineage.
+
+use anyhow::{Context, Result};
+use moldops_shared::bundle::sha256_hex;
+use std::path::{Path, PathBuf};
+
+/// sha256 over the etl_data files of `machine` (relative path and sha256 of each, sorted),
+/// and those paths.
+pub fn snapshot(lake: &Path, machine: &str) -> Result<(String, Vec<String>)> {
+    let dir = lake.join(crate::etl::ETL_DATA).join(format!("machine={}", crate::lake::escape(machine)));
+    let mut files = Vec::new();
+    collect_files(&dir, &mut files)?;
+    files.sort();
+    let mut listing = String::new();
+    let mut rel = Vec::new();
+    for f in &files {
+        let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let r = f.strip_prefix(lake).unwrap_or(f).to_string_lossy().into_owned();
+        listing.push_str(&format!("{r}\t{}\n", sha256_hex(&bytes)));
+        rel.push(r);
+    }
+    Ok((sha256_hex(listing.as_bytes()), rel))
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            collect_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
