@@ -22,7 +22,8 @@ fn main() -> anyhow::Result<()> {
     let device = moldops_models::device::device("cpu")?;
     let empty = Windows::empty(w, f);
     let cfg = TrainConfig { epochs: 1, batch_size: 32, patience: 1, ..TrainConfig::default() };
-    let model = LstmAeConfig::new(f).init(42, &device)?;
+    // The plain network, as bench/train_torch.py builds it (no window centring).
+    let model = LstmAeConfig { centre: false, centre_clip: 0.0, ..LstmAeConfig::new(f) }.init(42, &device)?;
     let warm = fit(model, &windows, &empty, &cfg, &device, "warm-up")?;
     let start = Instant::now();
     let t = fit(warm.model, &windows, &empty, &cfg, &device, "bench")?;
