@@ -24,9 +24,10 @@ fn truth(log: &std::path::Path) -> BTreeMap<(String, u64), bool> {
 #[test]
 fn the_demo_closes_the_loop_and_its_alarms_match_the_truth() {
     let dir = test_dir();
-    let broker = Mosquitto::start(&dir.path().join("broker"));
+    let broker = Mosquitto::start(dir.path());
     let all = ["import", "etl", "augment", "evaluate", "train", "register", "rollout"];
-    let def = crate::pipeline::quick_definition(dir.path(), &all);
+    // Real training defaults: the rolled-out models must pass the edge's shadow run.
+    let def = crate::pipeline::definition(dir.path(), &all, false);
     let scores_file = dir.path().join("scores.txt");
     let mut sub = Command::new("mosquitto_sub")
         .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", "1", "-t", "moldops/v1/+/+/scores"])

@@ -84,6 +84,12 @@ fn kustomize_overlays_render_and_validate() {
 /// The built-in DAG (as `pipeline definition` prints it) made quick for a test: small GAN,
 /// small grids, a tiny LSTM autoencoder; `keep` limits it to those tasks.
 pub(crate) fn quick_definition(dir: &Path, keep: &[&str]) -> PathBuf {
+    definition(dir, keep, true)
+}
+
+/// The built-in DAG limited to `keep`, with a small GAN and small grids; `tiny_training` also
+/// shrinks the LSTM autoencoder (a model that need not be good, only trained).
+pub(crate) fn definition(dir: &Path, keep: &[&str], tiny_training: bool) -> PathBuf {
     let out =
         Command::new(bin("moldops-cloud")).args(["pipeline", "definition"]).output().expect("definition");
     assert!(out.status.success());
@@ -96,7 +102,7 @@ pub(crate) fn quick_definition(dir: &Path, keep: &[&str]) -> PathBuf {
         let extra: &[&str] = match t.name.as_str() {
             "augment" => &["--steps", "30", "--synthetic", "20"],
             "evaluate" => &["--folds", "2"],
-            "train" => &[
+            "train" if tiny_training => &[
                 "--window",
                 "4",
                 "--hidden",
