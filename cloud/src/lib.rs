@@ -17,5 +17,5 @@ pub mod pipeline;
 pub mod quality;
 pub mod registry;
 pub mod report;
-pub mod train;
 pub mod rollout;
+pub mod train;

@@ -34,6 +34,9 @@ enum Command {
     /// Grid search of the original's eight classifiers per machine (and mold): stratified seeded
     /// k-fold, F1 / PR-AUC / balanced accuracy, real vs real + synthetic → evaluation record.
     Evaluate(moldops_cloud::evaluate::cli::EvaluateArgs),
+    /// The learning DAG (import → etl → augment → evaluate ∥ train → register → rollout),
+    /// locally or as Kubernetes Jobs; runs, resume, schedule.
+    Pipeline(moldops_cloud::pipeline::cli::PipelineArgs),
     /// Send a signed model bundle to edges over MQTT (canaries first), show their states, roll back.
     Rollout(moldops_cloud::rollout::cli::RolloutArgs),
     /// Batch scoring: score etl_data with a bundle's model, as the edge does, into `scores/`.
@@ -43,9 +46,6 @@ enum Command {
     Train(moldops_cloud::train::TrainArgs),
     /// The model registry: list, show, promote, archive, keygen, export-bundle.
     Models(moldops_cloud::registry::cli::ModelsArgs),
-    /// The learning DAG (import → etl → augment → evaluate ∥ train → register → rollout),
-    /// locally or as Kubernetes Jobs; runs, resume, schedule.
-    Pipeline(moldops_cloud::pipeline::cli::PipelineArgs),
     /// Inspect the lake.
     Lake {
         #[command(subcommand)]
@@ -102,9 +102,9 @@ fn main() -> ExitCode {
         Command::Demo(args) => run_demo(args),
         Command::Import(args) => moldops_cloud::import::cli::run(args),
         Command::Etl(args) => moldops_cloud::etl::cli::run(args),
-        Command::Pipeline(args) => moldops_cloud::pipeline::cli::run(args),
         Command::Augment(args) => moldops_cloud::augment::cli::run(args),
         Command::Evaluate(args) => moldops_cloud::evaluate::cli::run_cli(args),
+        Command::Pipeline(args) => moldops_cloud::pipeline::cli::run(args),
         Command::Rollout(args) => moldops_cloud::rollout::cli::run(args),
         Command::Score(args) => moldops_cloud::rollout::cli::run_score(args),
         Command::Train(args) => moldops_cloud::train::run(args),

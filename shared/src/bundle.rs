@@ -179,8 +179,8 @@ impl Bundle {
                 bytes: data.len() as u64,
             })
             .collect();
-        let manifest_bytes = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| BundleError::Manifest(e.to_string()))?;
+        let manifest_bytes =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| BundleError::Manifest(e.to_string()))?;
         let key = ed25519_dalek::SigningKey::from_bytes(signing_seed);
         let signature = key.sign(&manifest_bytes);
         let mut all = files;
@@ -207,9 +207,7 @@ impl Bundle {
         let key = ed25519_dalek::VerifyingKey::from_bytes(public_key)
             .map_err(|e| BundleError::Signature(format!("public key: {e}")))?;
         key.verify_strict(manifest_bytes, &ed25519_dalek::Signature::from_bytes(&sig_bytes))
-            .map_err(|_| {
-                BundleError::Signature("manifest was not signed by the configured key".into())
-            })?;
+            .map_err(|_| BundleError::Signature("manifest was not signed by the configured key".into()))?;
         let manifest = self.manifest_unverified()?;
         if manifest.schema != MANIFEST_SCHEMA {
             return Err(BundleError::Manifest(format!(
@@ -239,10 +237,7 @@ impl Bundle {
     }
 
     fn file(&self, name: &str) -> Result<&[u8], BundleError> {
-        self.files
-            .get(name)
-            .map(Vec::as_slice)
-            .ok_or_else(|| BundleError::MissingFile(name.into()))
+        self.files.get(name).map(Vec::as_slice).ok_or_else(|| BundleError::MissingFile(name.into()))
     }
 
     /// One byte string for transport: magic, then per file a u32 name length, the name, a u64
@@ -260,9 +255,8 @@ impl Bundle {
 
     /// Parses [`Bundle::to_bytes`]; refuses truncated input, bad names and duplicates.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, BundleError> {
-        let mut rest = bytes
-            .strip_prefix(MAGIC.as_slice())
-            .ok_or_else(|| BundleError::Format("bad magic".into()))?;
+        let mut rest =
+            bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| BundleError::Format("bad magic".into()))?;
         let mut files = BTreeMap::new();
         while !rest.is_empty() {
             let name_len = take_len::<4>(&mut rest)?;
@@ -344,10 +338,7 @@ impl Manifest {
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(BundleError::Features(format!(
-                "this edge does not compute {}",
-                missing.join(", ")
-            )))
+            Err(BundleError::Features(format!("this edge does not compute {}", missing.join(", "))))
         }
     }
 
@@ -359,9 +350,7 @@ impl Manifest {
 
 /// The public key (32 bytes) of a 32-byte private seed, for `keygen`.
 pub fn public_key(signing_seed: &[u8; 32]) -> [u8; 32] {
-    ed25519_dalek::SigningKey::from_bytes(signing_seed)
-        .verifying_key()
-        .to_bytes()
+    ed25519_dalek::SigningKey::from_bytes(signing_seed).verifying_key().to_bytes()
 }
 
 /// Parses a 32-byte key written as 64 hex digits (surrounding whitespace ignored).
