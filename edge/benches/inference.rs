@@ -11,7 +11,7 @@
 
 use anyhow::{Context, Result, bail};
 use moldops_edge::inference::{Backend, BackendKind, Model, reference};
-use moldops_shared::bundle::{FeatureSpec, Manifest, ModelKey, ScoreStats};
+use moldops_shared::bundle::{FeatureSpec, Manifest, ModelKey};
 use std::process::Command;
 use std::time::Instant;
 
@@ -40,25 +40,8 @@ fn args() -> Result<Args> {
 }
 
 fn manifest(window: usize, features: usize) -> Manifest {
-    Manifest {
-        schema: 1,
-        model_id: "bench@1".into(),
-        version: 1,
-        model_key: ModelKey { machine_id: "bench".into(), mold: None },
-        kind: "bench".into(),
-        features: (0..features)
-            .map(|i| FeatureSpec { name: format!("f{i}"), unit: None, fill: 0.0 })
-            .collect(),
-        window: window as u32,
-        threshold: 1.0,
-        validation_scores: ScoreStats::default(),
-        data_snapshot: String::new(),
-        code_version: String::new(),
-        params: serde_json::Value::Null,
-        metrics: serde_json::Value::Null,
-        created_at: String::new(),
-        files: vec![],
-    }
+    let specs = (0..features).map(|i| FeatureSpec { name: format!("f{i}"), unit: None, fill: 0.0 }).collect();
+    Manifest::new(ModelKey { machine_id: "bench".into(), mold: None }, "bench", specs, window as u32, 1.0)
 }
 
 /// (p50, p99, mean) in microseconds of `iterations` inferences after a warm-up.

@@ -313,6 +313,29 @@ fn take_len<const N: usize>(rest: &mut &[u8]) -> Result<usize, BundleError> {
 }
 
 impl Manifest {
+    /// A version-1 manifest of `key` with the given inputs, window and threshold; lineage,
+    /// metrics and the creation time empty (the registry fills them; tests and benches use it
+    /// as is).
+    pub fn new(key: ModelKey, kind: &str, features: Vec<FeatureSpec>, window: u32, threshold: f32) -> Self {
+        Manifest {
+            schema: MANIFEST_SCHEMA,
+            model_id: format!("{}@1", key.label()),
+            version: 1,
+            model_key: key,
+            kind: kind.to_string(),
+            features,
+            window,
+            threshold,
+            validation_scores: ScoreStats::default(),
+            data_snapshot: String::new(),
+            code_version: String::new(),
+            params: serde_json::Value::Null,
+            metrics: serde_json::Value::Null,
+            created_at: String::new(),
+            files: vec![],
+        }
+    }
+
     fn check_shape(&self) -> Result<(), BundleError> {
         if self.features.is_empty() || self.window == 0 {
             return Err(BundleError::Manifest("no features or window 0".into()));

@@ -17,22 +17,14 @@ use std::path::{Path, PathBuf};
 pub const AUG_DATA: &str = "aug_data";
 /// Name of the synthetic-row flag column in aug_data.
 pub const SYNTHETIC: &str = "synthetic";
-/// Columns that are never features.
-pub const META: [&str; 13] = [
-    "machine_id",
-    "ts",
-    "shot_number",
-    "mold",
-    "run_id",
-    "label",
-    "label_source",
-    "defect",
-    "edge_id",
-    "seq",
-    SYNTHETIC,
-    "outlier",
-    "weak_defect",
-];
+/// Columns augment adds to etl_data's; with etl_data's identifying columns
+/// ([`crate::etl::ID_COLUMNS`]) they are never features.
+pub const AUG_COLUMNS: [&str; 3] = [SYNTHETIC, "outlier", "weak_defect"];
+
+/// True for a column that is never a feature.
+fn is_meta(name: &str) -> bool {
+    crate::etl::ID_COLUMNS.contains(&name) || AUG_COLUMNS.contains(&name)
+}
 /// A feature missing in more rows than this share is dropped rather than its rows.
 const MAX_MISSING: f64 = 0.05;
 
@@ -118,7 +110,7 @@ pub fn datasets(df: &DataFrame) -> Result<Vec<Dataset>> {
     let feature_names: Vec<String> = df
         .columns()
         .iter()
-        .filter(|c| c.dtype().is_primitive_numeric() && !META.contains(&c.name().as_str()))
+        .filter(|c| c.dtype().is_primitive_numeric() && !is_meta(c.name().as_str()))
         .map(|c| c.name().to_string())
         .collect();
     let columns = feature_names.iter().map(|n| floats(df, n)).collect::<Result<Vec<_>>>()?;

@@ -4,21 +4,17 @@
 //! through the edge's `FeatureAssembler`. Every shot of `etl_data` must carry exactly the
 //! feature names, order and values the edge computed for it.
 
-use crate::support::{DAY0, commit};
+use crate::support::{DAY0, commit, m1_record, simulate_m1};
 use moldops_cloud::etl::{self, EtlConfig, ID_COLUMNS, read_etl};
 use moldops_edge::features::FeatureAssembler;
-use moldops_edge::sim::process::{ProcessConfig, ProcessModel};
+use moldops_edge::sim::process::ProcessConfig;
 use moldops_shared::{Record, RecordKind};
 use std::collections::HashMap;
-
-fn record(kind: RecordKind, device: &str, ts_ms: i64, values: &[(&str, f64)]) -> Record {
-    Record::new(kind, "M1", device, ts_ms, values.iter().copied())
-}
 
 /// Records of `steps` process steps: per step the tcu at the step's time, the dryer 20 s and
 /// the scale 40 s before it (so both sides of a 30 s tolerance occur), then the shot.
 fn simulate(steps: usize) -> Vec<Record> {
-    let mut model = ProcessModel::new(ProcessConfig {
+    let cfg = ProcessConfig {
         seed: 7,
         index: 0,
         start_ms: DAY0 + 23 * 3_600_000,
@@ -26,32 +22,22 @@ fn simulate(steps: usize) -> Vec<Record> {
         defect_rate: 0.1,
         mold_change_shots: 120,
         idle_every: 80,
-    });
-    let mut out = Vec::new();
-    for _ in 0..steps {
-        let s = model.next_step();
-        let p = s.peripherals;
+    };
+    simulate_m1(cfg, steps, |s| {
+        let p = &s.peripherals;
         let tcu = [
             ("supply_temperature", p.supply_temperature),
             ("return_temperature", p.return_temperature),
             ("flow", p.flow),
         ];
-        out.push(record(RecordKind::Peripheral, "M1-tcu", s.ts_ms, &tcu));
         let dryer = [("dew_point", p.dew_point), ("hopper_temperature", p.hopper_temperature)];
-        out.push(record(RecordKind::Peripheral, "M1-dryer", s.ts_ms - 20_000, &dryer));
         let scale = [("part_weight", p.part_weight), ("weigh_counter", f64::from(p.weigh_counter))];
-        out.push(record(RecordKind::Peripheral, "M1-scale", s.ts_ms - 40_000, &scale));
-        if let Some(shot) = s.shot {
-            let values: Vec<(&str, f64)> = shot.values.named().collect();
-            let mut r = record(RecordKind::Shot, "M1", shot.ts_ms, &values);
-            r.shot_number = Some(u64::from(shot.number));
-            r.mold = Some(shot.mold.to_string());
-            out.push(r);
-        }
-    }
-    // Time order, readings before shots at equal times; seqs follow that order.
-    out.sort_by_key(|r| (r.ts_ms, r.kind == RecordKind::Shot));
-    out.into_iter().enumerate().map(|(i, r)| Record { seq: i as u64 + 1, ..r }).collect()
+        vec![
+            m1_record(RecordKind::Peripheral, "M1-tcu", s.ts_ms, &tcu),
+            m1_record(RecordKind::Peripheral, "M1-dryer", s.ts_ms - 20_000, &dryer),
+            m1_record(RecordKind::Peripheral, "M1-scale", s.ts_ms - 40_000, &scale),
+        ]
+    })
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use moldops_cloud::rollout::{Link, Plan, fleet};
 use moldops_edge::config::BrokerConfig;
-use moldops_shared::bundle::{Bundle, FeatureSpec, MODEL_FILE, Manifest, ModelKey, ScoreStats};
+use moldops_shared::bundle::{Bundle, FeatureSpec, MODEL_FILE, Manifest, ModelKey};
 use moldops_shared::rollout::{DesiredModels, ReportedModel, ReportedModels, RolloutState};
 use moldops_shared::topic::{self, Leaf};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -75,22 +75,12 @@ fn fake_edge(port: u16, edge: &'static str, accept: bool) -> Arc<AtomicUsize> {
 }
 
 fn bundle(version: u32) -> Bundle {
+    let key = ModelKey { machine_id: "M1".into(), mold: None };
+    let specs = vec![FeatureSpec { name: "Cycle_Time".into(), unit: None, fill: 0.0 }];
     let manifest = Manifest {
-        schema: 1,
         model_id: format!("M1@{version}"),
         version,
-        model_key: ModelKey { machine_id: "M1".into(), mold: None },
-        kind: "zscore".into(),
-        features: vec![FeatureSpec { name: "Cycle_Time".into(), unit: None, fill: 0.0 }],
-        window: 2,
-        threshold: 1.0,
-        validation_scores: ScoreStats::default(),
-        data_snapshot: String::new(),
-        code_version: String::new(),
-        params: serde_json::Value::Null,
-        metrics: serde_json::Value::Null,
-        created_at: String::new(),
-        files: vec![],
+        ..Manifest::new(key, "zscore", specs, 2, 1.0)
     };
     let onnx = moldops_edge::inference::reference::zscore_onnx(2, &[0.0], &[1.0]);
     Bundle::seal(manifest, BTreeMap::from([(MODEL_FILE.to_string(), onnx)]), &[5; 32]).expect("seal")

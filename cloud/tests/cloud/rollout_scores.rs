@@ -3,15 +3,15 @@
 //! edge's `Scorer`. `moldops-cloud score`'s code gives every shot the score the edge gave it,
 //! with the same model (a signed reference bundle) and the same windows.
 
-use crate::support::{DAY0, commit};
+use crate::support::{DAY0, commit, m1_record, simulate_m1};
 use moldops_cloud::etl::{self, EtlConfig, read_etl};
 use moldops_cloud::rollout::score;
 use moldops_edge::inference::reference::zscore_onnx;
 use moldops_edge::scoring::judge::Limits;
 use moldops_edge::scoring::metrics::ScoringMetrics;
 use moldops_edge::scoring::{LoadedModel, Scorer};
-use moldops_edge::sim::process::{ProcessConfig, ProcessModel};
-use moldops_shared::bundle::{Bundle, FeatureSpec, MODEL_FILE, Manifest, ModelKey, ScoreStats, public_key};
+use moldops_edge::sim::process::ProcessConfig;
+use moldops_shared::bundle::{Bundle, FeatureSpec, MODEL_FILE, Manifest, ModelKey, public_key};
 use moldops_shared::rollout::BundleRef;
 use moldops_shared::{Record, RecordKind};
 use std::collections::{BTreeMap, HashMap};
@@ -19,14 +19,10 @@ use std::sync::Arc;
 
 const SEED: [u8; 32] = [3; 32];
 
-fn record(kind: RecordKind, device: &str, ts_ms: i64, values: &[(&str, f64)]) -> Record {
-    Record::new(kind, "M1", device, ts_ms, values.iter().copied())
-}
-
 /// Shots with a tcu reading at shot time and a dryer reading 40 s before (outside the 30 s
 /// tolerance: its columns are missing and take the fill), mold changes and idle stops.
 fn simulate(steps: usize) -> Vec<Record> {
-    let mut model = ProcessModel::new(ProcessConfig {
+    let cfg = ProcessConfig {
         seed: 11,
         index: 0,
         start_ms: DAY0 + 6 * 3_600_000,
@@ -34,23 +30,14 @@ fn simulate(steps: usize) -> Vec<Record> {
         defect_rate: 0.1,
         mold_change_shots: 90,
         idle_every: 70,
-    });
-    let mut out = Vec::new();
-    for _ in 0..steps {
-        let s = model.next_step();
-        let p = s.peripherals;
-        out.push(record(RecordKind::Peripheral, "M1-tcu", s.ts_ms, &[("flow", p.flow)]));
-        out.push(record(RecordKind::Peripheral, "M1-dryer", s.ts_ms - 40_000, &[("dew_point", p.dew_point)]));
-        if let Some(shot) = s.shot {
-            let values: Vec<(&str, f64)> = shot.values.named().collect();
-            let mut r = record(RecordKind::Shot, "M1", shot.ts_ms, &values);
-            r.shot_number = Some(u64::from(shot.number));
-            r.mold = Some(shot.mold.to_string());
-            out.push(r);
-        }
-    }
-    out.sort_by_key(|r| (r.ts_ms, r.kind == RecordKind::Shot));
-    out.into_iter().enumerate().map(|(i, r)| Record { seq: i as u64 + 1, ..r }).collect()
+    };
+    simulate_m1(cfg, steps, |s| {
+        let p = &s.peripherals;
+        vec![
+            m1_record(RecordKind::Peripheral, "M1-tcu", s.ts_ms, &[("flow", p.flow)]),
+            m1_record(RecordKind::Peripheral, "M1-dryer", s.ts_ms - 40_000, &[("dew_point", p.dew_point)]),
+        ]
+    })
 }
 
 /// A z-score bundle "trained" on the records themselves: each feature's mean and spread.
@@ -70,27 +57,12 @@ fn bundle(features: &[String], records: &[Record]) -> Bundle {
         (mean as f32, var.sqrt().max(1e-3) as f32)
     };
     let (mu, sigma): (Vec<f32>, Vec<f32>) = features.iter().map(|f| stats(f)).unzip();
-    let manifest = Manifest {
-        schema: 1,
-        model_id: "M1@1".into(),
-        version: 1,
-        model_key: ModelKey { machine_id: "M1".into(), mold: None },
-        kind: "zscore".into(),
-        features: features
-            .iter()
-            .zip(&mu)
-            .map(|(n, m)| FeatureSpec { name: n.clone(), unit: None, fill: *m })
-            .collect(),
-        window: 4,
-        threshold: 2.0,
-        validation_scores: ScoreStats::default(),
-        data_snapshot: "test".into(),
-        code_version: "test".into(),
-        params: serde_json::Value::Null,
-        metrics: serde_json::Value::Null,
-        created_at: "2026-11-26T00:00:00Z".into(),
-        files: vec![],
-    };
+    let specs = features
+        .iter()
+        .zip(&mu)
+        .map(|(n, m)| FeatureSpec { name: n.clone(), unit: None, fill: *m })
+        .collect();
+    let manifest = Manifest::new(ModelKey { machine_id: "M1".into(), mold: None }, "zscore", specs, 4, 2.0);
     let files = BTreeMap::from([(MODEL_FILE.to_string(), zscore_onnx(4, &mu, &sigma))]);
     Bundle::seal(manifest, files, &SEED).expect("seal")
 }

@@ -1,28 +1,10 @@
 use super::reference::{plain, zscore_onnx};
 use super::*;
-use moldops_shared::bundle::{FeatureSpec, ModelKey, ScoreStats};
+use moldops_shared::bundle::{FeatureSpec, ModelKey};
 
 pub(crate) fn manifest(features: &[&str], window: u32, threshold: f32) -> Manifest {
-    Manifest {
-        schema: 1,
-        model_id: "m1@1".into(),
-        version: 1,
-        model_key: ModelKey { machine_id: "m1".into(), mold: None },
-        kind: "zscore".into(),
-        features: features
-            .iter()
-            .map(|n| FeatureSpec { name: n.to_string(), unit: None, fill: 1.0 })
-            .collect(),
-        window,
-        threshold,
-        validation_scores: ScoreStats::default(),
-        data_snapshot: String::new(),
-        code_version: String::new(),
-        params: serde_json::Value::Null,
-        metrics: serde_json::Value::Null,
-        created_at: String::new(),
-        files: vec![],
-    }
+    let specs = features.iter().map(|n| FeatureSpec { name: n.to_string(), unit: None, fill: 1.0 }).collect();
+    Manifest::new(ModelKey { machine_id: "m1".into(), mold: None }, "zscore", specs, window, threshold)
 }
 
 #[test]

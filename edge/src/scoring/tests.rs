@@ -1,28 +1,18 @@
 use super::*;
 use crate::inference::reference::{plain, zscore_onnx};
 use crate::inference::{Backend, Model};
-use moldops_shared::bundle::{FeatureSpec, Manifest, ScoreStats};
+use moldops_shared::bundle::{FeatureSpec, Manifest};
 
 fn manifest(version: u32, window: u32, threshold: f32) -> Manifest {
+    let specs = ["Cycle_Time", "tcu.flow"]
+        .iter()
+        .map(|n| FeatureSpec { name: n.to_string(), unit: None, fill: 5.0 })
+        .collect();
+    let key = ModelKey { machine_id: "m1".into(), mold: None };
     Manifest {
-        schema: 1,
         model_id: format!("m1@{version}"),
         version,
-        model_key: ModelKey { machine_id: "m1".into(), mold: None },
-        kind: "zscore".into(),
-        features: ["Cycle_Time", "tcu.flow"]
-            .iter()
-            .map(|n| FeatureSpec { name: n.to_string(), unit: None, fill: 5.0 })
-            .collect(),
-        window,
-        threshold,
-        validation_scores: ScoreStats::default(),
-        data_snapshot: String::new(),
-        code_version: String::new(),
-        params: serde_json::Value::Null,
-        metrics: serde_json::Value::Null,
-        created_at: String::new(),
-        files: vec![],
+        ..Manifest::new(key, "zscore", specs, window, threshold)
     }
 }
 

@@ -8,7 +8,7 @@
 use crate::common::*;
 use moldops_edge::inference::reference::zscore_onnx;
 use moldops_edge::sim::features::FEATURE_NAMES;
-use moldops_shared::bundle::{Bundle, FeatureSpec, MODEL_FILE, Manifest, ModelKey, ScoreStats, public_key};
+use moldops_shared::bundle::{Bundle, FeatureSpec, MODEL_FILE, Manifest, ModelKey, public_key};
 use moldops_shared::rollout::{ReportedModels, ScoreMessage};
 use moldops_tests::{Mosquitto, Proc, bin, wait_until};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
@@ -73,25 +73,12 @@ impl Watch {
 }
 
 fn manifest(version: u32, features: &[&str], window: u32, threshold: f32) -> Manifest {
+    let specs = features.iter().map(|n| FeatureSpec { name: n.to_string(), unit: None, fill: 0.0 }).collect();
+    let key = ModelKey { machine_id: "m1".into(), mold: None };
     Manifest {
-        schema: 1,
         model_id: format!("m1@{version}"),
         version,
-        model_key: ModelKey { machine_id: "m1".into(), mold: None },
-        kind: "zscore".into(),
-        features: features
-            .iter()
-            .map(|n| FeatureSpec { name: n.to_string(), unit: None, fill: 0.0 })
-            .collect(),
-        window,
-        threshold,
-        validation_scores: ScoreStats::default(),
-        data_snapshot: "test".into(),
-        code_version: "test".into(),
-        params: serde_json::Value::Null,
-        metrics: serde_json::Value::Null,
-        created_at: "2026-11-26T00:00:00Z".into(),
-        files: vec![],
+        ..Manifest::new(key, "zscore", specs, window, threshold)
     }
 }
 
