@@ -4,6 +4,7 @@
 //! [`config`] reads `cloud.toml` and the command-line overrides; [`demo`] runs the whole data
 //! path on one machine with an embedded [`broker`].
 
+pub mod api;
 pub mod augment;
 pub mod broker;
 pub mod config;

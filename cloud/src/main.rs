@@ -46,6 +46,8 @@ enum Command {
     Train(moldops_cloud::train::TrainArgs),
     /// The model registry: list, show, promote, archive, keygen, export-bundle.
     Models(moldops_cloud::registry::cli::ModelsArgs),
+    /// Read-only HTTP API over a data folder: /healthz, /lake, /models, /pipeline/runs.
+    Api(moldops_cloud::api::ApiArgs),
     /// Inspect the lake.
     Lake {
         #[command(subcommand)]
@@ -100,6 +102,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Ingest(args) => run_ingest(args),
         Command::Demo(args) => run_demo(args),
+        Command::Api(args) => run_api(args),
         Command::Import(args) => moldops_cloud::import::cli::run(args),
         Command::Etl(args) => moldops_cloud::etl::cli::run(args),
         Command::Augment(args) => moldops_cloud::augment::cli::run(args),
@@ -142,6 +145,20 @@ fn run_ingest(args: IngestArgs) -> Result<()> {
     cfg.announce = true;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(ingest::run(cfg, shutdown_signal()))
+}
+
+fn run_api(args: moldops_cloud::api::ApiArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+        tracing::info!(listen = %listener.local_addr()?, data = %args.data_dir.display(), "api serving");
+        moldops_cloud::api::serve(
+            listener,
+            moldops_cloud::api::Folders::under(&args.data_dir),
+            shutdown_signal(),
+        )
+        .await
+    })
 }
 
 fn run_demo(args: moldops_cloud::demo::DemoArgs) -> Result<()> {

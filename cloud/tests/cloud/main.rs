@@ -1,6 +1,7 @@
 //! The cloud package's integration tests, one binary: the ingest through a real broker, the
 //! ETL (drop rules, as-of joins, runs, labels, incrementality, edge parity) and the import.
 
+mod api;
 mod augment;
 mod etl;
 mod evaluate;

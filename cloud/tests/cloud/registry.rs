@@ -6,7 +6,7 @@ use moldops_cloud::registry::{Lineage, NewVersion, Registry, Stage, keys};
 use moldops_shared::bundle::{Bundle, FeatureSpec, MODEL_FILE, Manifest, ModelKey, ScoreStats};
 use std::collections::BTreeMap;
 
-fn new_version(key: &ModelKey, tag: &str) -> NewVersion {
+pub(crate) fn new_version(key: &ModelKey, tag: &str) -> NewVersion {
     let manifest = Manifest {
         schema: 1,
         model_id: String::new(),

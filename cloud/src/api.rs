@@ -1,0 +1,103 @@
+//! `moldops-cloud api`: a read-only HTTP API over one data folder, for dashboards and the people
+//! running the plant — what has arrived in the lake, the models in the registry with their stages
+//! and metrics, and the pipeline runs. It reads the same files the commands write; it changes
+//! nothing (promotion, rollout and runs stay CLI commands with their own checks).
+//!
+//! `GET /healthz` · `GET /lake` · `GET /models` · `GET /pipeline/runs` (JSON).
+
+use crate::pipeline::RunStore;
+use crate::registry::Registry;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router, routing::get};
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8480")]
+    pub listen: String,
+    /// Data folder holding `lake/`, `registry/` and `pipeline/`.
+    #[arg(long, default_value = "moldops-data")]
+    pub data_dir: PathBuf,
+}
+
+/// The folders the API reads.
+#[derive(Debug, Clone)]
+pub struct Folders {
+    pub lake: PathBuf,
+    pub registry: PathBuf,
+    pub data: PathBuf,
+}
+
+impl Folders {
+    /// The standard layout under a data folder.
+    pub fn under(data: &std::path::Path) -> Self {
+        Folders { lake: data.join("lake"), registry: data.join("registry"), data: data.to_path_buf() }
+    }
+}
+
+/// A failure as `500` with the error's text.
+struct ApiError(anyhow::Error);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, format!("{:#}", self.0)).into_response()
+    }
+}
+
+type Reply = Result<Json<serde_json::Value>, ApiError>;
+
+/// Runs a file-reading closure off the async workers and answers its value as JSON.
+async fn blocking<T: serde::Serialize + Send + 'static>(
+    read: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> Reply {
+    let v = tokio::task::spawn_blocking(read).await.map_err(|e| ApiError(e.into()))?.map_err(ApiError)?;
+    Ok(Json(serde_json::to_value(v).map_err(|e| ApiError(e.into()))?))
+}
+
+async fn lake(State(f): State<Arc<Folders>>) -> Reply {
+    blocking(move || crate::lake::summary(&f.lake)).await
+}
+
+async fn models(State(f): State<Arc<Folders>>) -> Reply {
+    blocking(move || {
+        if !f.registry.exists() {
+            return Ok(Vec::new());
+        }
+        let reg = Registry::open(&f.registry)?;
+        let mut out = Vec::new();
+        for key in reg.keys()? {
+            out.push(serde_json::json!({ "key": key.label(), "versions": reg.versions(&key)? }));
+        }
+        Ok(out)
+    })
+    .await
+}
+
+async fn runs(State(f): State<Arc<Folders>>) -> Reply {
+    blocking(move || RunStore::new(&f.data).list()).await
+}
+
+/// The API's routes over `folders`.
+pub fn router(folders: Folders) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/lake", get(lake))
+        .route("/models", get(models))
+        .route("/pipeline/runs", get(runs))
+        .with_state(Arc::new(folders))
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    folders: Folders,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router(folders)).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}
