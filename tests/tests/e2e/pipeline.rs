@@ -72,7 +72,10 @@ fn kustomize_overlays_render_and_validate() {
         );
         assert!(yaml.contains("pattern write moldops/v1/plant-a/%u/data"), "{name}: Mosquitto ACL missing");
         assert!(yaml.contains("pipeline.toml"), "{name}: the pipeline definition ConfigMap is missing");
-        assert!(yaml.contains("name: moldops-api") && yaml.contains("- api\n"), "{name}: the API Deployment and Service");
+        assert!(
+            yaml.contains("name: moldops-api") && yaml.contains("- api\n"),
+            "{name}: the API Deployment and Service"
+        );
         seen += 1;
     }
     assert!(seen >= 2, "expected dev and prod overlays, found {seen}");
