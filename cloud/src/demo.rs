@@ -37,8 +37,10 @@ pub struct DemoArgs {
     /// Real seconds the edge scores live shots with the rolled-out models.
     #[arg(long, default_value_t = 90)]
     pub score_s: u64,
-    /// Shots a new model runs in shadow on the edge before it goes active.
-    #[arg(long, default_value_t = 30)]
+    /// Shots a new model runs in shadow on the edge before it goes active. The shadow judge has
+    /// no labels: a short shadow run that meets a defect episode alarms often and is rolled
+    /// back, so the demo watches long enough to average over episodes.
+    #[arg(long, default_value_t = 150)]
     pub shadow_shots: u64,
     /// Only the data path: plant → edge → broker → ingest → lake, then the exactly-once check.
     #[arg(long)]

@@ -36,7 +36,7 @@ fn the_demo_closes_the_loop_and_its_alarms_match_the_truth() {
         .spawn()
         .expect("mosquitto_sub (apt install mosquitto-clients)");
     let out = Command::new(bin("moldops-cloud"))
-        .args(["demo", "--duration-s", "60", "--score-s", "40", "--shadow-shots", "10"])
+        .args(["demo", "--duration-s", "60", "--score-s", "40", "--shadow-shots", "100"])
         .args(["--broker-port", &broker.port.to_string()])
         .arg("--pipeline-config")
         .arg(&def)
