@@ -12,10 +12,12 @@ pub mod merge;
 pub mod runs;
 pub mod state;
 mod summary;
+pub mod tolerance;
 
 pub use clean::CleanRules;
 pub use merge::{ID_COLUMNS, MachineInput};
 pub use summary::{EtlSummary, MachineSummary};
+pub use tolerance::{MachineTolerance, Tolerance};
 
 use crate::lake::{self, write};
 use anyhow::{Context, Result};
@@ -39,40 +41,44 @@ const DAY_MS: i64 = 86_400_000;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EtlConfig {
-    /// How much older than a shot a peripheral reading may be and still count (ms, ≤ 1 day).
-    pub tolerance_ms: i64,
+    /// How much older than a shot a peripheral reading may be and still count: ms (≤ 1 day),
+    /// or `auto` (half each machine's typical cycle, see [`tolerance`]).
+    pub tolerance_ms: Tolerance,
     pub rules: CleanRules,
 }
 
 impl Default for EtlConfig {
     fn default() -> Self {
-        EtlConfig {
-            tolerance_ms: moldops_shared::features::DEFAULT_TOLERANCE_MS,
-            rules: CleanRules::default(),
-        }
+        EtlConfig { tolerance_ms: Tolerance::Auto, rules: CleanRules::default() }
     }
 }
 
 /// Runs the ETL over a lake: every machine of `raw_data`, rebuilding what changed. Saves the
 /// state and the summary (`_etl/last_run.json`).
 pub fn run(lake_dir: &Path, cfg: &EtlConfig) -> Result<EtlSummary> {
-    anyhow::ensure!(
-        (0..=DAY_MS).contains(&cfg.tolerance_ms),
-        "tolerance_ms must be within 0..=86400000, not {}",
-        cfg.tolerance_ms
-    );
+    cfg.tolerance_ms.validate()?;
     let started = std::time::Instant::now();
     let settings = state::hex_digest(&serde_json::to_vec(cfg).context("encoding the ETL settings")?);
     let mut st = EtlState::load(lake_dir)?;
     if st.settings != settings {
         st.machines.clear();
+        st.tolerances.clear();
         st.settings = settings;
     }
-    let mut out = EtlSummary { tolerance_ms: cfg.tolerance_ms, ..Default::default() };
+    let mut out = EtlSummary { tolerance: cfg.tolerance_ms, ..Default::default() };
     for machine_dir in lake::subdirs(&lake_dir.join("raw_data"), "machine=")? {
         let folder = file_name(&machine_dir);
         let built = st.machines.remove(&folder).unwrap_or_default();
-        let (m, built) = machine(lake_dir, &folder, built, cfg)?;
+        let previous = st.tolerances.get(&folder).copied();
+        let settled = previous.is_some_and(|t| t.settled());
+        let tolerance = match (cfg.tolerance_ms, previous) {
+            (Tolerance::Auto, Some(t)) if settled => Tolerance::Fixed(t.ms),
+            (setting, _) => setting,
+        };
+        let (m, built, used) = machine(lake_dir, &folder, built, tolerance, previous, cfg)?;
+        if let Some(used) = used.filter(|_| !settled) {
+            st.tolerances.insert(folder.clone(), used);
+        }
         st.machines.insert(folder, built);
         out.add(m);
     }
@@ -142,13 +148,18 @@ fn date_inputs(lake_dir: &Path, folder: &str, date: &str, lots: &[PathBuf]) -> R
 }
 
 /// Builds one machine: finds the first date whose fingerprint changed, merges it and every
-/// later date in one query, and writes the dates whose inputs or run ids changed.
+/// later date in one query, and writes the dates whose inputs or run ids changed. An `Auto`
+/// tolerance (not settled yet) is derived from all of the machine's dates, and when it differs
+/// from the `previous` one every date is rewritten. Returns the tolerance the merge used (none
+/// when nothing was merged).
 fn machine(
     lake_dir: &Path,
     folder: &str,
     mut built: std::collections::BTreeMap<String, DateState>,
+    tolerance: Tolerance,
+    previous: Option<MachineTolerance>,
     cfg: &EtlConfig,
-) -> Result<(MachineSummary, std::collections::BTreeMap<String, DateState>)> {
+) -> Result<(MachineSummary, std::collections::BTreeMap<String, DateState>, Option<MachineTolerance>)> {
     let dates: Vec<String> = lake::subdirs(&lake_dir.join("raw_data").join(folder), "date=")?
         .iter()
         .map(|d| file_name(d).trim_start_matches("date=").to_string())
@@ -172,8 +183,9 @@ fn machine(
     let Some(first) =
         dates.iter().zip(&inputs).position(|(d, (_, fp))| built.get(d).is_none_or(|b| &b.fingerprint != fp))
     else {
-        return Ok((summary, built));
+        return Ok((summary, built, None));
     };
+    let first = if tolerance == Tolerance::Auto { 0 } else { first };
     let mut seed: Option<Tail> =
         first.checked_sub(1).and_then(|i| built.get(&dates[i])).and_then(|b| b.tail.clone());
     let mut all = MachineInput { lots, ..Default::default() };
@@ -185,7 +197,11 @@ fn machine(
     }
     all.peripherals = peripherals.into_iter().collect();
     tracing::info!(machine = %summary.machine, dates = dates.len() - first, "etl: merging");
-    let merged = merge::merge(&all, &cfg.rules, cfg.tolerance_ms, seed.as_ref())?;
+    let merged = merge::merge(&all, &cfg.rules, tolerance, seed.as_ref())?;
+    summary.tolerance_ms = merged.tolerance.ms;
+    if previous.map(|p| p.ms) != Some(merged.tolerance.ms) {
+        built.clear();
+    }
     summary.rows_in = merged.rows_in;
     summary.dropped = merged.dropped;
     let frame = merged.frame;
@@ -218,7 +234,7 @@ fn machine(
         seed = tail;
     }
     summary.runs = runs_in(&frame)?;
-    Ok((summary, built))
+    Ok((summary, built, Some(merged.tolerance)))
 }
 
 fn last_tail(part: &DataFrame) -> Result<Option<Tail>> {
@@ -258,6 +274,13 @@ fn write_output(lake_dir: &Path, folder: &str, date: &str, part: DataFrame) -> R
     let mut df = if has_ts { part.drop("ts_ms")? } else { part };
     write::write_parquet(&dir, OUTPUT_FILE, &mut df)?;
     write::sync_dirs(&dirs)
+}
+
+/// The tolerance the ETL joined `machine_id`'s peripherals with (`None` before its first
+/// build, or for a lake built before tolerances were recorded).
+pub fn machine_tolerance(lake_dir: &Path, machine_id: &str) -> Result<Option<MachineTolerance>> {
+    let folder = format!("machine={}", lake::escape(machine_id));
+    Ok(EtlState::load(lake_dir)?.tolerances.get(&folder).copied())
 }
 
 /// Reads all of `etl_data`: every machine and date, columns unioned (null where a file lacks

@@ -35,6 +35,10 @@ pub struct ShotFeatures {
     pub ts_ms: i64,
     pub names: Vec<String>,
     pub values: Vec<f64>,
+    /// Per feature, how much older than the shot its value is (ms): 0 for the shot's own
+    /// values, the reading's age for a peripheral value (whatever it is where the value is NaN).
+    /// A consumer with a tighter tolerance than the assembler's treats older values as missing.
+    pub ages_ms: Vec<i64>,
 }
 
 impl ShotFeatures {
@@ -84,32 +88,46 @@ impl FeatureAssembler {
     /// The feature vector of a shot with the names of [`FeatureAssembler::names`].
     pub fn shot(&self, shot: &Record) -> ShotFeatures {
         let names = self.names(&shot.machine_id, shot.values.keys().map(String::as_str));
-        let values = names.iter().map(|n| self.value(shot, n)).collect();
+        let (values, ages_ms) = names
+            .iter()
+            .map(|n| match self.lookup(shot, n) {
+                Some((v, age)) if age <= self.tolerance_ms => (v, age),
+                Some((_, age)) => (f64::NAN, age),
+                None => (f64::NAN, 0),
+            })
+            .unzip();
         ShotFeatures {
             machine_id: shot.machine_id.clone(),
             shot_number: shot.shot_number,
             ts_ms: shot.ts_ms,
             names,
             values,
+            ages_ms,
         }
     }
 
     /// One named feature of a shot: a shot value, or a peripheral value of a reading within
     /// the tolerance; NaN otherwise.
     pub fn value(&self, shot: &Record, name: &str) -> f64 {
-        if let Some(v) = shot.values.get(name) {
-            return *v;
+        match self.lookup(shot, name) {
+            Some((v, age)) if in_tolerance(shot.ts_ms, shot.ts_ms - age, self.tolerance_ms) => v,
+            _ => f64::NAN,
         }
-        let Some(devices) = self.latest.get(&shot.machine_id) else { return f64::NAN };
-        devices
-            .iter()
-            .filter(|(_, r)| in_tolerance(shot.ts_ms, r.ts_ms, self.tolerance_ms))
-            .find_map(|(alias, r)| {
+    }
+
+    /// A named feature of a shot and its age: the shot's own value (age 0), or the value of
+    /// the device's latest reading taken at or before the shot (age: how much earlier).
+    fn lookup(&self, shot: &Record, name: &str) -> Option<(f64, i64)> {
+        if let Some(v) = shot.values.get(name) {
+            return Some((*v, 0));
+        }
+        self.latest.get(&shot.machine_id)?.iter().filter(|(_, r)| r.ts_ms <= shot.ts_ms).find_map(
+            |(alias, r)| {
                 let value =
                     name.strip_prefix(alias.as_str())?.strip_prefix(moldops_shared::features::SEPARATOR)?;
-                r.values.get(value).copied()
-            })
-            .unwrap_or(f64::NAN)
+                r.values.get(value).map(|v| (*v, shot.ts_ms.saturating_sub(r.ts_ms)))
+            },
+        )
     }
 }
 
@@ -132,8 +150,10 @@ mod tests {
             .expect("a shot yields features");
         assert_eq!(f.names, ["Cycle_Time", "tcu.flow"]);
         assert_eq!(f.values[1], 1.0);
+        assert_eq!(f.ages_ms, [0, 1_000]);
         let late = a.shot(&rec(RecordKind::Shot, "M1", 10_001, &[]));
         assert!(late.get("tcu.flow").is_nan());
+        assert_eq!(late.ages_ms, [1_001], "the age says why a consumer with more tolerance may use it");
         let early = a.shot(&rec(RecordKind::Shot, "M1", 8_999, &[]));
         assert!(early.get("tcu.flow").is_nan());
         // An older reading never replaces a newer one.

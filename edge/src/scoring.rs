@@ -16,7 +16,7 @@ use history::{History, ShotValues};
 use judge::{Limits, ShadowSummary};
 use metrics::{KeyLabel, ScoringMetrics};
 use moldops_shared::bundle::ModelKey;
-use moldops_shared::features::DEFAULT_TOLERANCE_MS;
+use moldops_shared::features::MAX_TOLERANCE_MS;
 use moldops_shared::rollout::{BundleRef, ScoreMessage};
 use moldops_shared::{Record, RecordKind};
 use std::collections::{BTreeMap, HashMap};
@@ -69,7 +69,8 @@ impl Scorer {
     pub fn new(edge_id: &str, limits: Limits, metrics: Arc<ScoringMetrics>) -> Self {
         Scorer {
             edge_id: edge_id.to_string(),
-            assembler: FeatureAssembler::new(DEFAULT_TOLERANCE_MS),
+            // Every value with its age; each model cuts at its own (the manifest's) tolerance.
+            assembler: FeatureAssembler::new(MAX_TOLERANCE_MS),
             history: HashMap::new(),
             slots: BTreeMap::new(),
             limits,
@@ -124,7 +125,8 @@ impl Scorer {
         let mut out = Observed::default();
         let Some(features) = self.assembler.observe(record) else { return out };
         debug_assert_eq!(record.kind, RecordKind::Shot);
-        let values: ShotValues = features.names.into_iter().zip(features.values).collect();
+        let values: ShotValues =
+            features.names.into_iter().zip(features.values.into_iter().zip(features.ages_ms)).collect();
         let machine = &record.machine_id;
         let keep = self
             .slots
@@ -154,7 +156,7 @@ impl Scorer {
         {
             let label = key.label();
             let manifest = active.model.manifest();
-            match history.window(active.model.window(), &manifest.features) {
+            match history.window(active.model.window(), &manifest.features, manifest.tolerance_ms) {
                 None => {
                     metrics.unscored_warming.inc();
                 }
@@ -173,7 +175,8 @@ impl Scorer {
             let Some(slot) = self.slots.get_mut(&key) else { continue };
             let Some(shadow) = slot.shadow.as_mut() else { continue };
             let model = &mut shadow.candidate.model;
-            let Some(window) = history.window(model.window(), &model.manifest().features) else { continue };
+            let m = model.manifest();
+            let Some(window) = history.window(model.window(), &m.features, m.tolerance_ms) else { continue };
             let started = Instant::now();
             match model.score(&window) {
                 Ok(o) => {

@@ -112,6 +112,11 @@ pub struct Manifest {
     pub features: Vec<FeatureSpec>,
     /// Window length W (shots per input).
     pub window: u32,
+    /// As-of tolerance (ms) of the peripheral join the training data was built with: the edge
+    /// joins live readings with the same one, so a feature is missing exactly when it was
+    /// missing in training. Bundles without it were built with the old fixed default.
+    #[serde(default = "default_tolerance_ms")]
+    pub tolerance_ms: i64,
     pub threshold: f32,
     pub validation_scores: ScoreStats,
     /// sha256 of the training data snapshot.
@@ -312,6 +317,10 @@ fn take_len<const N: usize>(rest: &mut &[u8]) -> Result<usize, BundleError> {
     usize::try_from(u64::from_le_bytes(buf)).map_err(|_| BundleError::Format("length".into()))
 }
 
+fn default_tolerance_ms() -> i64 {
+    crate::features::DEFAULT_TOLERANCE_MS
+}
+
 impl Manifest {
     /// A version-1 manifest of `key` with the given inputs, window and threshold; lineage,
     /// metrics and the creation time empty (the registry fills them; tests and benches use it
@@ -325,6 +334,7 @@ impl Manifest {
             kind: kind.to_string(),
             features,
             window,
+            tolerance_ms: crate::features::DEFAULT_TOLERANCE_MS,
             threshold,
             validation_scores: ScoreStats::default(),
             data_snapshot: String::new(),
@@ -342,6 +352,13 @@ impl Manifest {
         }
         if !self.threshold.is_finite() {
             return Err(BundleError::Manifest("threshold is not finite".into()));
+        }
+        if !(0..=crate::features::MAX_TOLERANCE_MS).contains(&self.tolerance_ms) {
+            return Err(BundleError::Manifest(format!(
+                "tolerance_ms {} is outside 0..={}",
+                self.tolerance_ms,
+                crate::features::MAX_TOLERANCE_MS
+            )));
         }
         if !self.files.iter().any(|f| f.path == MODEL_FILE) {
             return Err(BundleError::MissingFile(MODEL_FILE.into()));

@@ -13,8 +13,14 @@
 /// Separator between device and value in a peripheral column name.
 pub const SEPARATOR: char = '.';
 
-/// Default as-of tolerance: half of a typical 60 s cycle.
+/// Default as-of tolerance: half of a typical 60 s cycle. The ETL's `auto` tolerance derives
+/// one per machine from its own cycle instead; this is the fallback while a machine has too few
+/// shots to tell.
 pub const DEFAULT_TOLERANCE_MS: i64 = 30_000;
+
+/// The largest as-of tolerance either side accepts: one day (the ETL reads a date's
+/// peripherals and the day before's).
+pub const MAX_TOLERANCE_MS: i64 = 86_400_000;
 
 /// A gap between consecutive shots longer than this (total duration) starts a new production run.
 pub const RUN_GAP_MS: i64 = 15 * 60 * 1000;

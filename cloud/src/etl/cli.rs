@@ -13,9 +13,10 @@ pub struct EtlArgs {
     /// ETL settings (TOML: tolerance_ms, [rules] sentinel_abs and limits).
     #[arg(long)]
     pub settings: Option<PathBuf>,
-    /// As-of tolerance in ms (overrides the settings file; default 30000).
+    /// As-of tolerance: ms, or `auto` (half each machine's median cycle; the default).
+    /// Overrides the settings file.
     #[arg(long)]
-    pub tolerance_ms: Option<i64>,
+    pub tolerance_ms: Option<super::Tolerance>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

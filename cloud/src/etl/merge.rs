@@ -7,6 +7,7 @@ use super::clean::{CleanRules, REASON_COLUMN, REASONS};
 use super::join;
 use super::runs;
 use super::state::Tail;
+use super::tolerance::{self, MachineTolerance, Tolerance};
 use anyhow::{Context, Result};
 use polars::prelude::*;
 use std::collections::BTreeMap;
@@ -49,21 +50,29 @@ pub struct Merged {
     pub dropped: BTreeMap<String, u64>,
     /// The ordered feature names.
     pub features: Vec<String>,
+    /// The as-of tolerance the peripherals were joined with.
+    pub tolerance: MachineTolerance,
 }
 
-/// Merges one machine's inputs. `seed` is the tail of the date before the first one built.
+/// Merges one machine's inputs. `seed` is the tail of the date before the first one built;
+/// an auto `tolerance` is derived from the kept shots.
 pub fn merge(
     input: &MachineInput,
     rules: &CleanRules,
-    tolerance_ms: i64,
+    tolerance: Tolerance,
     seed: Option<&Tail>,
 ) -> Result<Merged> {
     let Some(raw) = join::read_parts(&input.raw, Some("ts"))? else {
+        let ms = match tolerance {
+            Tolerance::Fixed(ms) => ms,
+            Tolerance::Auto => moldops_shared::features::DEFAULT_TOLERANCE_MS,
+        };
         return Ok(Merged {
             frame: DataFrame::empty(),
             rows_in: 0,
             dropped: BTreeMap::new(),
             features: Vec::new(),
+            tolerance: MachineTolerance { ms, auto: tolerance == Tolerance::Auto, shots: 0 },
         });
     };
     let values: Vec<PlSmallStr> = raw
@@ -87,6 +96,18 @@ pub fn merge(
     }
     let machine_id =
         classified.column("machine_id")?.str()?.get(0).context("a shot without machine_id")?.to_string();
+    let kept_ts: Vec<i64> = {
+        let ts = classified.column("ts_ms")?.i64()?;
+        let reason = classified.column(REASON_COLUMN)?.str()?;
+        ts.iter().zip(reason.iter()).filter(|(_, r)| r.is_none()).filter_map(|(t, _)| t).collect()
+    };
+    let tolerance = match tolerance {
+        Tolerance::Fixed(ms) => MachineTolerance { ms, auto: false, shots: kept_ts.len() as u64 },
+        Tolerance::Auto => {
+            MachineTolerance { ms: tolerance::auto_ms(&kept_ts), auto: true, shots: kept_ts.len() as u64 }
+        }
+    };
+    let tolerance_ms = tolerance.ms;
     let kept = classified.lazy().filter(col(REASON_COLUMN).is_null()).drop(cols([REASON_COLUMN]));
 
     let peripherals = join::read_parts(&input.peripherals, Some("ts"))?;
@@ -115,5 +136,5 @@ pub fn merge(
         .map(PlSmallStr::from)
         .collect();
     let frame = frame.select(order).map_err(anyhow::Error::from).context("ordering the etl_data columns")?;
-    Ok(Merged { frame, rows_in, dropped, features })
+    Ok(Merged { frame, rows_in, dropped, features, tolerance })
 }

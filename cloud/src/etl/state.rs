@@ -49,6 +49,9 @@ pub struct EtlState {
     /// Fingerprint of the settings the outputs were built with; another one rebuilds all.
     pub settings: String,
     pub machines: BTreeMap<String, BTreeMap<String, DateState>>,
+    /// The as-of tolerance each machine was built with (what training puts in its bundles).
+    #[serde(default)]
+    pub tolerances: BTreeMap<String, super::MachineTolerance>,
 }
 
 impl EtlState {

@@ -23,12 +23,15 @@ pub struct MachineSummary {
     pub labelled: u64,
     /// Production runs in the merged span.
     pub runs: u64,
+    /// The as-of tolerance of its peripheral joins (ms; 0 when nothing was merged).
+    pub tolerance_ms: i64,
 }
 
 /// A whole run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EtlSummary {
-    pub tolerance_ms: i64,
+    /// The tolerance setting (`auto` or ms); each machine's value is in its summary.
+    pub tolerance: super::Tolerance,
     pub seconds: f64,
     pub rows_in: u64,
     pub rows_out: u64,
@@ -60,7 +63,7 @@ impl EtlSummary {
         for r in &reasons {
             let _ = write!(out, " {r:>10}");
         }
-        let _ = writeln!(out, " {:>9} {:>6}", "labelled", "runs");
+        let _ = writeln!(out, " {:>9} {:>6} {:>8}", "labelled", "runs", "tol_ms");
         for m in &self.machines {
             let _ = write!(
                 out,
@@ -70,7 +73,7 @@ impl EtlSummary {
             for r in &reasons {
                 let _ = write!(out, " {:>10}", m.dropped.get(*r).copied().unwrap_or(0));
             }
-            let _ = writeln!(out, " {:>9} {:>6}", m.labelled, m.runs);
+            let _ = writeln!(out, " {:>9} {:>6} {:>8}", m.labelled, m.runs, m.tolerance_ms);
         }
         let _ = write!(
             out,
@@ -80,7 +83,7 @@ impl EtlSummary {
         for r in &reasons {
             let _ = write!(out, " {:>10}", self.dropped.get(*r).copied().unwrap_or(0));
         }
-        let _ = writeln!(out, "\n{:.2} s, tolerance {} ms", self.seconds, self.tolerance_ms);
+        let _ = writeln!(out, "\n{:.2} s, tolerance {}", self.seconds, self.tolerance);
         out
     }
 }

@@ -303,6 +303,17 @@ fn train_key(
             "test": m,
             "baseline_test": out.baseline.as_ref().and_then(|b| b.test.as_ref()),
         });
+        let tolerance_ms = match crate::etl::machine_tolerance(lake, &ds.key.machine_id)? {
+            Some(t) => t.ms,
+            None => {
+                tracing::warn!(
+                    machine = %ds.key.machine_id,
+                    "the ETL state records no join tolerance for this machine (etl_data from an older \
+                     version?): the bundle says the old default; rerun `moldops-cloud etl` to record it"
+                );
+                moldops_shared::features::DEFAULT_TOLERANCE_MS
+            }
+        };
         let manifest = Manifest {
             schema: moldops_shared::bundle::MANIFEST_SCHEMA,
             model_id: String::new(),
@@ -316,6 +327,7 @@ fn train_key(
                 .map(|(n, &fill)| FeatureSpec { name: n.clone(), unit: None, fill })
                 .collect(),
             window: args.window as u32,
+            tolerance_ms,
             threshold: lstm_val.1.threshold,
             validation_scores: lstm_val.0,
             data_snapshot: snap.0.clone(),

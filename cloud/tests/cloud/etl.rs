@@ -3,7 +3,7 @@
 //! change nothing.
 
 use crate::support::{DAY, DAY0, MIN, commit, good, reading, shot};
-use moldops_cloud::etl::{self, EtlConfig, read_etl};
+use moldops_cloud::etl::{self, EtlConfig, Tolerance, read_etl};
 use moldops_cloud::import::labels::{LotLabel, ShotLabel, write_lot_labels, write_shot_labels};
 use polars::prelude::DataFrame;
 
@@ -13,6 +13,12 @@ fn f64s(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
 
 fn strs(df: &DataFrame, name: &str) -> Vec<Option<String>> {
     df.column(name).expect(name).str().expect("str").iter().map(|s| s.map(str::to_string)).collect()
+}
+
+/// Settings with a fixed tolerance: for tests of incremental reruns on a few shots, where an
+/// auto tolerance (not settled below 100 shots) would legitimately rebuild every date.
+fn fixed() -> EtlConfig {
+    EtlConfig { tolerance_ms: Tolerance::Fixed(30_000), ..Default::default() }
 }
 
 fn shots(df: &DataFrame) -> Vec<u64> {
@@ -47,6 +53,54 @@ fn each_drop_rule_is_counted_and_the_rest_kept() {
     assert!(String::from_utf8_lossy(&saved).contains("\"impossible\": 2"));
 }
 
+/// `n` good shots from `start`, `cycle` ms apart, each with a tcu reading `age` ms before it.
+fn cycling(first: u64, n: u64, start: i64, cycle: i64, age: i64) -> Vec<moldops_shared::Record> {
+    (0..n)
+        .flat_map(|i| {
+            let ts = start + i as i64 * cycle;
+            [reading("M1-tcu", ts - age, &[("flow", 1.0)]), good(first + i, ts, "A")]
+        })
+        .collect()
+}
+
+#[test]
+fn auto_tolerance_follows_the_machines_cycle_until_it_settles() {
+    let lake = tempfile::tempdir().expect("tempdir");
+    let joined = |lake: &std::path::Path| f64s(&read_etl(lake).expect("read"), "tcu.flow");
+    // A slow machine (120 s cycle): readings 50 s before the shot are within half a cycle.
+    commit(lake.path(), "e1", 1, cycling(1, 40, DAY0 + 60 * MIN, 2 * MIN, 50_000));
+    let s = etl::run(lake.path(), &EtlConfig::default()).expect("etl");
+    assert_eq!(s.machines[0].tolerance_ms, 60_000, "{s:?}");
+    assert!(joined(lake.path()).iter().all(Option::is_some));
+    let t = etl::machine_tolerance(lake.path(), "M1").expect("state").expect("recorded");
+    assert!(t.auto && !t.settled() && t.shots == 40, "{t:?}");
+    let again = etl::run(lake.path(), &EtlConfig::default()).expect("rerun");
+    assert_eq!((again.rows_in, again.dates_written), (0, 0), "nothing new: nothing derived again");
+
+    // The next day it runs a 20 s cycle: the typical cycle is now 20 s, and everything is
+    // rebuilt with 10 s (readings 50 s and 15 s old no longer count).
+    commit(lake.path(), "e1", 100, cycling(41, 100, DAY0 + DAY + 60 * MIN, 20_000, 15_000));
+    let s = etl::run(lake.path(), &EtlConfig::default()).expect("etl");
+    assert_eq!((s.machines[0].tolerance_ms, s.dates_written), (10_000, 2), "{s:?}");
+    assert!(joined(lake.path()).iter().all(Option::is_none));
+    let t = etl::machine_tolerance(lake.path(), "M1").expect("state").expect("recorded");
+    assert!(t.settled() && t.shots == 140, "{t:?}");
+
+    // Settled: slow shots on a third day join with 10 s, and the earlier days stay as built.
+    commit(lake.path(), "e1", 400, cycling(141, 20, DAY0 + 2 * DAY + 60 * MIN, 2 * MIN, 5_000));
+    let s = etl::run(lake.path(), &EtlConfig::default()).expect("etl");
+    assert_eq!((s.machines[0].tolerance_ms, s.dates_written), (10_000, 1), "{s:?}");
+    let flow = joined(lake.path());
+    assert_eq!(flow.iter().filter(|v| v.is_some()).count(), 20, "only the third day's 5 s old readings");
+    assert_eq!(etl::machine_tolerance(lake.path(), "M1").expect("state").expect("recorded"), t);
+
+    // A fixed setting overrides it (and rebuilds).
+    let cfg = EtlConfig { tolerance_ms: Tolerance::Fixed(60_000), ..Default::default() };
+    let s = etl::run(lake.path(), &cfg).expect("etl");
+    assert_eq!((s.machines[0].tolerance_ms, s.dates_written), (60_000, 3));
+    assert!(joined(lake.path()).iter().all(Option::is_some));
+}
+
 #[test]
 fn as_of_join_takes_the_latest_reading_within_tolerance() {
     let lake = tempfile::tempdir().expect("tempdir");
@@ -69,7 +123,7 @@ fn as_of_join_takes_the_latest_reading_within_tolerance() {
     ];
     records.sort_by_key(|r| r.ts_ms);
     commit(lake.path(), "e1", 1, records);
-    let cfg = EtlConfig { tolerance_ms: tol, ..Default::default() };
+    let cfg = EtlConfig { tolerance_ms: Tolerance::Fixed(tol), ..Default::default() };
     etl::run(lake.path(), &cfg).expect("etl");
     let out = read_etl(lake.path()).expect("read");
     assert_eq!(f64s(&out, "tcu.flow"), [Some(2.0), None, Some(4.0)]);
@@ -85,7 +139,7 @@ fn runs_continue_across_midnight_split_on_long_gaps_and_molds_incrementally() {
     let midnight = DAY0 + DAY;
     // Day 1: two shots before midnight.
     commit(lake.path(), "e1", 1, vec![good(1, midnight - 10 * MIN, "A"), good(2, midnight - 2 * MIN, "A")]);
-    etl::run(lake.path(), &EtlConfig::default()).expect("etl day 1");
+    etl::run(lake.path(), &fixed()).expect("etl day 1");
     // Day 2 arrives later: 5 min after midnight (same run), a mold change, then a gap of one
     // day and five minutes (the original counted it as 5 minutes).
     commit(
@@ -99,7 +153,7 @@ fn runs_continue_across_midnight_split_on_long_gaps_and_molds_incrementally() {
         ],
     );
     commit(lake.path(), "e1", 6, vec![good(6, midnight + 6 * MIN + DAY + 5 * MIN, "B")]);
-    let s = etl::run(lake.path(), &EtlConfig::default()).expect("etl day 2");
+    let s = etl::run(lake.path(), &fixed()).expect("etl day 2");
     assert_eq!(s.dates_written, 2, "only the new dates are written");
     let out = read_etl(lake.path()).expect("read");
     let first = format!("M1-{}", midnight - 10 * MIN);
@@ -143,7 +197,7 @@ fn a_rerun_changes_nothing_and_new_inputs_rebuild_only_their_dates() {
     let lake = tempfile::tempdir().expect("tempdir");
     let t = DAY0 + 8 * 60 * MIN;
     commit(lake.path(), "e1", 1, vec![good(1, t, "A"), good(2, t + DAY, "A"), good(3, t + 2 * DAY, "A")]);
-    let first = etl::run(lake.path(), &EtlConfig::default()).expect("etl");
+    let first = etl::run(lake.path(), &fixed()).expect("etl");
     assert_eq!(first.dates_written, 3);
     let out_dir = lake.path().join("etl_data/machine=M1");
     let stamp = |d: &str| {
@@ -152,13 +206,13 @@ fn a_rerun_changes_nothing_and_new_inputs_rebuild_only_their_dates() {
             .expect("output")
     };
     let before = [stamp("2024-05-01"), stamp("2024-05-02"), stamp("2024-05-03")];
-    let again = etl::run(lake.path(), &EtlConfig::default()).expect("rerun");
+    let again = etl::run(lake.path(), &fixed()).expect("rerun");
     assert_eq!((again.rows_in, again.dates_written), (0, 0));
     assert_eq!([stamp("2024-05-01"), stamp("2024-05-02"), stamp("2024-05-03")], before);
     // A late shot of the middle day: that day is rebuilt; the last day is merged again for
     // run continuity but its output is the same, so it is not rewritten.
     commit(lake.path(), "e1", 4, vec![good(4, t + DAY + MIN, "A")]);
-    let late = etl::run(lake.path(), &EtlConfig::default()).expect("late data");
+    let late = etl::run(lake.path(), &fixed()).expect("late data");
     assert_eq!((late.machines[0].dates_processed, late.dates_written), (2, 1));
     assert_eq!(stamp("2024-05-01"), before[0]);
     assert_eq!(stamp("2024-05-03"), before[2]);

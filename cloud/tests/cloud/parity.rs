@@ -55,8 +55,11 @@ fn edge_features_equal_etl_data_shot_for_shot() {
     // The records as the cloud receives them: through the wire codec (JSON).
     let batch = moldops_shared::Batch::new("site", "edge-1", 0, records.clone()).expect("batch");
     let wire = moldops_shared::decode_batch(&moldops_shared::encode_batch(&batch)).expect("decode").records;
+    // The machine's auto tolerance, as recorded for training to put in its bundles.
+    let tolerance = etl::machine_tolerance(lake.path(), "M1").expect("state").expect("recorded");
+    assert!(tolerance.auto && tolerance.ms == summary.machines[0].tolerance_ms, "{tolerance:?}");
     let assemble = |records: &[Record]| {
-        let mut assembler = FeatureAssembler::new(cfg.tolerance_ms);
+        let mut assembler = FeatureAssembler::new(tolerance.ms);
         let mut out: HashMap<u64, _> = HashMap::new();
         for r in records {
             if let Some(f) = assembler.observe(r) {

@@ -15,6 +15,7 @@ pub(crate) fn new_version(key: &ModelKey, tag: &str) -> NewVersion {
         kind: "lstm_ae".into(),
         features: vec![FeatureSpec { name: "Cycle_Time".into(), unit: None, fill: 60.0 }],
         window: 16,
+        tolerance_ms: 30_000,
         threshold: 0.5,
         validation_scores: ScoreStats::default(),
         data_snapshot: "ab".repeat(32),

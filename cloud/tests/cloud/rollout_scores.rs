@@ -41,7 +41,7 @@ fn simulate(steps: usize) -> Vec<Record> {
 }
 
 /// A z-score bundle "trained" on the records themselves: each feature's mean and spread.
-fn bundle(features: &[String], records: &[Record]) -> Bundle {
+fn bundle(features: &[String], records: &[Record], tolerance_ms: i64) -> Bundle {
     let stats = |name: &str| {
         let (column, value) = name.split_once('.').map_or((None, name), |(d, v)| (Some(d), v));
         let xs: Vec<f64> = records
@@ -62,7 +62,10 @@ fn bundle(features: &[String], records: &[Record]) -> Bundle {
         .zip(&mu)
         .map(|(n, m)| FeatureSpec { name: n.clone(), unit: None, fill: *m })
         .collect();
-    let manifest = Manifest::new(ModelKey { machine_id: "M1".into(), mold: None }, "zscore", specs, 4, 2.0);
+    let manifest = Manifest {
+        tolerance_ms,
+        ..Manifest::new(ModelKey { machine_id: "M1".into(), mold: None }, "zscore", specs, 4, 2.0)
+    };
     let files = BTreeMap::from([(MODEL_FILE.to_string(), zscore_onnx(4, &mu, &sigma))]);
     Bundle::seal(manifest, files, &SEED).expect("seal")
 }
@@ -82,7 +85,7 @@ fn batch_and_edge_agree() {
             .map(|s| s.to_string())
             .collect();
     features.extend(["tcu.flow".to_string(), "dryer.dew_point".to_string()]);
-    let b = bundle(&features, &records);
+    let b = bundle(&features, &records, summary.machines[0].tolerance_ms);
     let key = public_key(&SEED);
 
     // Batch: the lake's etl_data, written to the scores dataset.
@@ -125,7 +128,7 @@ fn the_production_version_comes_from_the_registry() {
     let dir = tempfile::tempdir().expect("tempdir");
     let reg = moldops_cloud::registry::Registry::open(dir.path()).expect("registry");
     let key = ModelKey { machine_id: "M1".into(), mold: None };
-    let b = bundle(&["Cycle_Time".to_string()], &simulate(20));
+    let b = bundle(&["Cycle_Time".to_string()], &simulate(20), 30_000);
     let register = |b: &Bundle| {
         let manifest = b.manifest_unverified().expect("manifest");
         let files = BTreeMap::from([(MODEL_FILE.to_string(), b.files[MODEL_FILE].clone())]);

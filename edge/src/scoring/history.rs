@@ -6,8 +6,9 @@ use moldops_shared::bundle::FeatureSpec;
 use moldops_shared::features::starts_run;
 use std::collections::{HashMap, VecDeque};
 
-/// One shot's feature values by name (NaN or absent where missing).
-pub type ShotValues = HashMap<String, f64>;
+/// One shot's feature values by name (NaN or absent where missing), each with its age: how
+/// much older than the shot the reading it came from is (ms; 0 for the shot's own values).
+pub type ShotValues = HashMap<String, (f64, i64)>;
 
 #[derive(Debug, Default)]
 pub struct History {
@@ -38,15 +39,19 @@ impl History {
         self.shots.is_empty()
     }
 
-    /// The last `w` shots as a `[w, F]` row-major window in `features` order, missing values
-    /// replaced by each feature's fill; `None` while the run has fewer than `w` shots.
-    pub fn window(&self, w: usize, features: &[FeatureSpec]) -> Option<Vec<f32>> {
+    /// The last `w` shots as a `[w, F]` row-major window in `features` order, values older
+    /// than `tolerance_ms` (the model's join tolerance) and missing ones replaced by each
+    /// feature's fill; `None` while the run has fewer than `w` shots.
+    pub fn window(&self, w: usize, features: &[FeatureSpec], tolerance_ms: i64) -> Option<Vec<f32>> {
         if w == 0 || self.shots.len() < w {
             return None;
         }
         let mut out = Vec::with_capacity(w * features.len());
         for shot in self.shots.iter().skip(self.shots.len() - w) {
-            out.extend(features.iter().map(|f| fill(shot.get(&f.name).copied(), f.fill)));
+            out.extend(features.iter().map(|f| {
+                let value = shot.get(&f.name).filter(|(_, age)| *age <= tolerance_ms).map(|(v, _)| *v);
+                fill(value, f.fill)
+            }));
         }
         Some(out)
     }
@@ -69,7 +74,9 @@ mod tests {
     }
 
     fn shot(a: f64) -> ShotValues {
-        [("a".to_string(), a), ("b".to_string(), f64::NAN)].into_iter().collect()
+        [("a".to_string(), (a, 0)), ("b".to_string(), (f64::NAN, 0)), ("p".to_string(), (a, 500))]
+            .into_iter()
+            .collect()
     }
 
     #[test]
@@ -77,14 +84,23 @@ mod tests {
         let mut h = History::default();
         let features = [spec("a", 0.0), spec("b", 9.0), spec("c", 7.0)];
         h.push(1_000, Some("A"), shot(1.0), 3);
-        assert_eq!(h.window(2, &features), None, "not enough shots yet");
+        assert_eq!(h.window(2, &features, 0), None, "not enough shots yet");
         h.push(2_000, Some("A"), shot(2.0), 3);
-        assert_eq!(h.window(2, &features), Some(vec![1.0, 9.0, 7.0, 2.0, 9.0, 7.0]));
+        assert_eq!(h.window(2, &features, 0), Some(vec![1.0, 9.0, 7.0, 2.0, 9.0, 7.0]));
         h.push(3_000, Some("A"), shot(3.0), 2);
         assert_eq!(h.len(), 2, "keeps at most `keep` shots");
         // Another mold starts a new run: the window must not reach into the old one.
         h.push(4_000, Some("B"), shot(4.0), 3);
-        assert_eq!(h.window(2, &features), None);
-        assert_eq!(h.window(1, &features), Some(vec![4.0, 9.0, 7.0]));
+        assert_eq!(h.window(2, &features, 0), None);
+        assert_eq!(h.window(1, &features, 0), Some(vec![4.0, 9.0, 7.0]));
+    }
+
+    #[test]
+    fn values_older_than_the_models_tolerance_are_missing() {
+        let mut h = History::default();
+        h.push(1_000, None, shot(1.0), 1);
+        let features = [spec("a", 0.0), spec("p", 9.0)];
+        assert_eq!(h.window(1, &features, 500), Some(vec![1.0, 1.0]), "the edge is inclusive");
+        assert_eq!(h.window(1, &features, 499), Some(vec![1.0, 9.0]));
     }
 }

@@ -108,3 +108,29 @@ fn a_mold_model_wins_over_the_machine_model() {
     let out = s.observe(&other);
     assert_eq!(out.scores[0].model_key, "m1", "another mold falls back to the machine's model");
 }
+
+#[test]
+fn each_model_joins_peripherals_with_its_own_training_tolerance() {
+    let reading = {
+        let mut r = Record::new(RecordKind::Peripheral, "m1", "m1-tcu", 1_000, [("flow", 9.0)]);
+        r.seq = 1;
+        r
+    };
+    let score_with = |tolerance_ms: i64| {
+        let mut s = scorer();
+        let key = ModelKey { machine_id: "m1".into(), mold: None };
+        let mut m = loaded(1, 1, 100.0, [10.0, 5.0]);
+        let manifest = Manifest { tolerance_ms, ..m.model.manifest().clone() };
+        m.model =
+            Model::load(manifest, &zscore_onnx(1, &[10.0, 5.0], &[1.0, 2.0]), &Backend::tract()).unwrap();
+        s.set_active(&key, m);
+        assert!(s.observe(&reading).scores.is_empty());
+        s.observe(&shot(3, 10.0)).scores[0].score
+    };
+    // The reading is 2 s older than the shot (ts 3 000).
+    let (fresh, _) = plain(&[10.0, 9.0], &[10.0, 5.0], &[1.0, 2.0]);
+    let (stale, _) = plain(&[10.0, 5.0], &[10.0, 5.0], &[1.0, 2.0]);
+    assert!((score_with(2_000) - fresh).abs() < 1e-5, "within tolerance (edge inclusive)");
+    assert!((score_with(1_999) - stale).abs() < 1e-5, "too old for this model: its fill");
+    assert!((fresh - stale).abs() > 0.1, "the two cases differ");
+}

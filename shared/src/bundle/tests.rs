@@ -14,6 +14,7 @@ fn manifest() -> Manifest {
             FeatureSpec { name: "tcu.flow".into(), unit: None, fill: 1.0 },
         ],
         window: 16,
+        tolerance_ms: 30_000,
         threshold: 0.5,
         validation_scores: ScoreStats::default(),
         data_snapshot: "abc".into(),
@@ -85,4 +86,18 @@ fn model_keys_round_trip() {
         assert_eq!(ModelKey::parse(label).unwrap().label(), label);
     }
     assert!(ModelKey::parse("/x").is_err());
+}
+
+#[test]
+fn the_join_tolerance_defaults_for_old_bundles_and_is_bounded() {
+    let mut json = serde_json::to_value(manifest()).unwrap();
+    json.as_object_mut().unwrap().remove("tolerance_ms");
+    let old: Manifest = serde_json::from_value(json).unwrap();
+    assert_eq!(old.tolerance_ms, crate::features::DEFAULT_TOLERANCE_MS);
+
+    let files = BTreeMap::from([(MODEL_FILE.to_string(), b"onnx-bytes".to_vec())]);
+    let negative = Manifest { tolerance_ms: -1, ..manifest() };
+    let b = Bundle::seal(negative, files, &SEED).expect("seal");
+    let err = b.verify(&public_key(&SEED)).unwrap_err();
+    assert!(err.to_string().contains("tolerance_ms -1"), "{err}");
 }
