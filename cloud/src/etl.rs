@@ -9,6 +9,7 @@ pub mod clean;
 pub mod cli;
 pub mod join;
 pub mod merge;
+mod parallel;
 pub mod runs;
 pub mod state;
 mod summary;
@@ -45,16 +46,22 @@ pub struct EtlConfig {
     /// or `auto` (half each machine's typical cycle, see [`tolerance`]).
     pub tolerance_ms: Tolerance,
     pub rules: CleanRules,
+    /// Machines merged at once (0: one per core). Not a setting of the output, so not part of
+    /// the settings fingerprint; from the command line only (`--jobs`).
+    #[serde(skip)]
+    pub jobs: usize,
 }
 
 impl Default for EtlConfig {
     fn default() -> Self {
-        EtlConfig { tolerance_ms: Tolerance::Auto, rules: CleanRules::default() }
+        EtlConfig { tolerance_ms: Tolerance::Auto, rules: CleanRules::default(), jobs: 0 }
     }
 }
 
-/// Runs the ETL over a lake: every machine of `raw_data`, rebuilding what changed. Saves the
-/// state and the summary (`_etl/last_run.json`).
+/// Runs the ETL over a lake: every machine of `raw_data`, rebuilding what changed, up to
+/// `cfg.jobs` machines at once. Saves the state and the summary (`_etl/last_run.json`). A
+/// machine that fails does not stop the others: the state is saved without it (its dates are
+/// rebuilt next time) and the run fails naming it.
 pub fn run(lake_dir: &Path, cfg: &EtlConfig) -> Result<EtlSummary> {
     cfg.tolerance_ms.validate()?;
     let started = std::time::Instant::now();
@@ -66,27 +73,59 @@ pub fn run(lake_dir: &Path, cfg: &EtlConfig) -> Result<EtlSummary> {
         st.settings = settings;
     }
     let mut out = EtlSummary { tolerance: cfg.tolerance_ms, ..Default::default() };
-    for machine_dir in lake::subdirs(&lake_dir.join("raw_data"), "machine=")? {
-        let folder = file_name(&machine_dir);
-        let built = st.machines.remove(&folder).unwrap_or_default();
-        let previous = st.tolerances.get(&folder).copied();
-        let settled = previous.is_some_and(|t| t.settled());
-        let tolerance = match (cfg.tolerance_ms, previous) {
-            (Tolerance::Auto, Some(t)) if settled => Tolerance::Fixed(t.ms),
-            (setting, _) => setting,
-        };
-        let (m, built, used) = machine(lake_dir, &folder, built, tolerance, previous, cfg)?;
-        if let Some(used) = used.filter(|_| !settled) {
-            st.tolerances.insert(folder.clone(), used);
+    let jobs: Vec<Job> = lake::subdirs(&lake_dir.join("raw_data"), "machine=")?
+        .iter()
+        .map(|dir| {
+            let folder = file_name(dir);
+            let built = st.machines.remove(&folder).unwrap_or_default();
+            let previous = st.tolerances.get(&folder).copied();
+            Job { folder, built, previous }
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for (job, result) in parallel::map(jobs, cfg.jobs, |job| build_machine(lake_dir, job, cfg)) {
+        match result {
+            Ok((m, built, used)) => {
+                if let Some(used) = used.filter(|_| !job.previous.is_some_and(|t| t.settled())) {
+                    st.tolerances.insert(job.folder.clone(), used);
+                }
+                st.machines.insert(job.folder, built);
+                out.add(m);
+            }
+            Err(e) => {
+                st.tolerances.remove(&job.folder);
+                failed.push(format!("{}: {e:#}", job.folder));
+            }
         }
-        st.machines.insert(folder, built);
-        out.add(m);
     }
     st.save(lake_dir)?;
+    anyhow::ensure!(
+        failed.is_empty(),
+        "the ETL failed for {} machine(s): {}",
+        failed.len(),
+        failed.join("; ")
+    );
     out.seconds = started.elapsed().as_secs_f64();
     let json = serde_json::to_vec_pretty(&out).context("encoding the ETL summary")?;
     write::write_atomic(&lake_dir.join(state::ETL_DIR).join("last_run.json"), &json)?;
     Ok(out)
+}
+
+/// One machine's work: its folder, what was built and its tolerance so far.
+struct Job {
+    folder: String,
+    built: std::collections::BTreeMap<String, DateState>,
+    previous: Option<MachineTolerance>,
+}
+
+type Built = (MachineSummary, std::collections::BTreeMap<String, DateState>, Option<MachineTolerance>);
+
+fn build_machine(lake_dir: &Path, job: &Job, cfg: &EtlConfig) -> Result<Built> {
+    let tolerance = match (cfg.tolerance_ms, job.previous) {
+        (Tolerance::Auto, Some(t)) if t.settled() => Tolerance::Fixed(t.ms),
+        (setting, _) => setting,
+    };
+    machine(lake_dir, &job.folder, job.built.clone(), tolerance, job.previous, cfg)
 }
 
 fn file_name(p: &Path) -> String {
@@ -159,7 +198,7 @@ fn machine(
     tolerance: Tolerance,
     previous: Option<MachineTolerance>,
     cfg: &EtlConfig,
-) -> Result<(MachineSummary, std::collections::BTreeMap<String, DateState>, Option<MachineTolerance>)> {
+) -> Result<Built> {
     let dates: Vec<String> = lake::subdirs(&lake_dir.join("raw_data").join(folder), "date=")?
         .iter()
         .map(|d| file_name(d).trim_start_matches("date=").to_string())

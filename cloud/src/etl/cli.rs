@@ -17,6 +17,9 @@ pub struct EtlArgs {
     /// Overrides the settings file.
     #[arg(long)]
     pub tolerance_ms: Option<super::Tolerance>,
+    /// Machines merged at once (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub jobs: usize,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -29,6 +32,7 @@ pub fn run(args: EtlArgs) -> Result<()> {
     if let Some(t) = args.tolerance_ms {
         cfg.tolerance_ms = t;
     }
+    cfg.jobs = args.jobs;
     let summary = super::run(&lake, &cfg)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

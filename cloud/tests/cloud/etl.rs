@@ -218,3 +218,24 @@ fn a_rerun_changes_nothing_and_new_inputs_rebuild_only_their_dates() {
     assert_eq!(stamp("2024-05-03"), before[2]);
     assert_eq!(shots(&read_etl(lake.path()).expect("read")), [1, 2, 4, 3]);
 }
+
+#[test]
+fn a_machine_that_fails_does_not_stop_the_others() {
+    let lake = tempfile::tempdir().expect("tempdir");
+    let t = DAY0 + 8 * 60 * MIN;
+    commit(lake.path(), "e1", 1, (1..=3).map(|n| good(n, t + n as i64 * MIN, "A")).collect());
+    // Machine M0 sorts first and has a part file that is not Parquet (e.g. a copy cut short).
+    let bad = lake.path().join("raw_data/machine=M0/date=2024-05-01");
+    std::fs::create_dir_all(&bad).expect("mkdir");
+    let file = bad.join("part-x-1-1-00000000000000000001.parquet");
+    std::fs::write(&file, b"PAR1 not really").expect("write");
+    let cfg = EtlConfig { jobs: 2, ..fixed() };
+    let err = etl::run(lake.path(), &cfg).expect_err("M0 cannot be read");
+    assert!(format!("{err:#}").contains("machine=M0"), "{err:#}");
+    assert_eq!(shots(&read_etl(lake.path()).expect("read")), [1, 2, 3], "M1 was built anyway");
+    // Once the file is dealt with, only M0 is built; M1 is not touched again.
+    std::fs::remove_file(&file).expect("rm");
+    let s = etl::run(lake.path(), &cfg).expect("etl");
+    let m1 = s.machines.iter().find(|m| m.machine == "M1").expect("M1 in the summary");
+    assert_eq!((m1.dates_processed, m1.dates_written), (0, 0), "{s:?}");
+}
