@@ -311,7 +311,7 @@ fn write_output(lake_dir: &Path, folder: &str, date: &str, part: DataFrame) -> R
     let dirs = write::prepare_dirs(lake_dir, std::iter::once(dir.as_path()))?;
     let has_ts = part.get_column_names().iter().any(|c| c.as_str() == "ts_ms");
     let mut df = if has_ts { part.drop("ts_ms")? } else { part };
-    write::write_parquet(&dir, OUTPUT_FILE, &mut df)?;
+    write::write_parquet_with(&dir, OUTPUT_FILE, &mut df, ParquetCompression::Snappy)?;
     write::sync_dirs(&dirs)
 }
 

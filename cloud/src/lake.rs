@@ -11,6 +11,7 @@
 //! so an identifier from the wire can never leave its folder. The true values live in the
 //! columns; folder names only serve pruning and people browsing the tree.
 
+pub mod compact;
 pub mod quarantine;
 pub mod summary;
 pub mod write;
@@ -143,6 +144,14 @@ pub fn read_dataset(lake: &Path, dataset: &str) -> Result<DataFrame> {
     let df = concat_lf_diagonal(scans, UnionArgs::default())?
         .collect()
         .with_context(|| format!("reading dataset {dataset} in {}", lake.display()))?;
+    let df = in_lake_order(df)?;
+    let sort = SortMultipleOptions::default().with_maintain_order(true);
+    Ok(df.sort(["machine_id", "ts", "edge_id", "seq"], sort)?)
+}
+
+/// The columns of a part file frame in the lake's order: the fixed columns, then the value
+/// columns sorted by name.
+pub(crate) fn in_lake_order(df: DataFrame) -> Result<DataFrame> {
     let mut values: Vec<&str> = df
         .get_column_names()
         .into_iter()
@@ -151,9 +160,7 @@ pub fn read_dataset(lake: &Path, dataset: &str) -> Result<DataFrame> {
         .collect();
     values.sort_unstable();
     let order: Vec<PlSmallStr> = FIXED_COLUMNS.iter().copied().chain(values).map(PlSmallStr::from).collect();
-    let df = df.select(order)?;
-    let sort = SortMultipleOptions::default().with_maintain_order(true);
-    Ok(df.sort(["machine_id", "ts", "edge_id", "seq"], sort)?)
+    Ok(df.select(order)?)
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ enum Command {
     Models(moldops_cloud::registry::cli::ModelsArgs),
     /// Read-only HTTP API over a data folder: /healthz, /lake, /models, /pipeline/runs.
     Api(moldops_cloud::api::ApiArgs),
-    /// Inspect the lake.
+    /// Inspect the lake, or compact it.
     Lake {
         #[command(subcommand)]
         command: LakeCommand,
@@ -89,6 +89,19 @@ enum LakeCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Merge each partition's committed part files (one per ingest commit) into one file, so
+    /// readers open a few files per machine and day. Safe next to a running ingest.
+    Compact {
+        /// Lake folder (default: [lake] path of --config, else moldops-data/lake).
+        #[arg(long)]
+        lake: Option<PathBuf>,
+        /// Config file to take the lake folder from.
+        #[arg(long, env = "MOLDOPS_CLOUD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Only partitions with at least this many part files.
+        #[arg(long, default_value_t = 2)]
+        min_files: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -113,6 +126,9 @@ fn main() -> ExitCode {
         Command::Train(args) => moldops_cloud::train::run(args),
         Command::Models(args) => moldops_cloud::registry::cli::run(args),
         Command::Lake { command: LakeCommand::Summary { lake, config, json } } => summary(lake, config, json),
+        Command::Lake { command: LakeCommand::Compact { lake, config, min_files } } => {
+            compact(lake, config, min_files)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -164,6 +180,24 @@ fn run_api(args: moldops_cloud::api::ApiArgs) -> Result<()> {
 fn run_demo(args: moldops_cloud::demo::DemoArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(moldops_cloud::demo::run(args))
+}
+
+fn compact(lake: Option<PathBuf>, config: Option<PathBuf>, min_files: usize) -> Result<()> {
+    let path = config::lake_path(config.as_deref(), lake.as_deref())?;
+    let r = lake::compact::compact(&path, min_files)?;
+    println!(
+        "compacted {} partitions: {} part files into {} ({} rows){}",
+        r.partitions,
+        r.files_in,
+        r.partitions,
+        r.rows,
+        if r.journals_completed > 0 {
+            format!("; {} interrupted compaction(s) completed", r.journals_completed)
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
 }
 
 fn summary(lake: Option<PathBuf>, config: Option<PathBuf>, json: bool) -> Result<()> {

@@ -129,14 +129,27 @@ pub fn labels(shots: LazyFrame, labels: Option<DataFrame>, lots: Option<DataFram
     Ok(out.drop(cols(["__day"])))
 }
 
-/// Reads part files into one frame (diagonal: union of columns), with `ts_ms` (`i64`) added
-/// from `ts_column` when given. `None` when there are none.
-pub fn read_parts(files: &[std::path::PathBuf], ts_column: Option<&str>) -> Result<Option<DataFrame>> {
+/// Lake columns the merge never uses: not read from the shot and peripheral part files.
+pub const UNUSED_COLUMNS: [&str; 3] = ["site", "out_of_range", "device_id"];
+
+/// Reads part files into one frame (diagonal: union of columns) without the columns named in
+/// `skip`, with `ts_ms` (`i64`) added from `ts_column` when given. `None` when there are none.
+pub fn read_parts(
+    files: &[std::path::PathBuf],
+    ts_column: Option<&str>,
+    skip: &[&str],
+) -> Result<Option<DataFrame>> {
     if files.is_empty() {
         return Ok(None);
     }
     let scans = files.iter().map(|f| crate::lake::scan_part(f, None)).collect::<Result<Vec<_>>>()?;
     let mut lf = concat_lf_diagonal(scans, UnionArgs::default())?;
+    if !skip.is_empty() {
+        let schema = lf.collect_schema().map_err(anyhow::Error::from).context("reading part file schemas")?;
+        let keep: Vec<Expr> =
+            schema.iter_names().filter(|n| !skip.contains(&n.as_str())).map(|n| col(n.clone())).collect();
+        lf = lf.select(keep);
+    }
     if let Some(ts) = ts_column {
         lf = lf.with_column(col(ts).cast(DataType::Int64).alias("ts_ms"));
     }

@@ -62,7 +62,7 @@ pub fn merge(
     tolerance: Tolerance,
     seed: Option<&Tail>,
 ) -> Result<Merged> {
-    let Some(raw) = join::read_parts(&input.raw, Some("ts"))? else {
+    let Some(raw) = join::read_parts(&input.raw, Some("ts"), &join::UNUSED_COLUMNS)? else {
         let ms = match tolerance {
             Tolerance::Fixed(ms) => ms,
             Tolerance::Auto => moldops_shared::features::DEFAULT_TOLERANCE_MS,
@@ -110,10 +110,14 @@ pub fn merge(
     let tolerance_ms = tolerance.ms;
     let kept = classified.lazy().filter(col(REASON_COLUMN).is_null()).drop(cols([REASON_COLUMN]));
 
-    let peripherals = join::read_parts(&input.peripherals, Some("ts"))?;
+    let peripherals = join::read_parts(
+        &input.peripherals,
+        Some("ts"),
+        &["site", "out_of_range", "machine_id", "shot_number", "mold"],
+    )?;
     let (joined, added) = join::peripherals(kept, peripherals, &machine_id, tolerance_ms)?;
-    let labels = join::read_parts(&input.labels, None)?;
-    let lots = join::read_parts(&input.lots, None)?;
+    let labels = join::read_parts(&input.labels, None, &[])?;
+    let lots = join::read_parts(&input.lots, None, &[])?;
     let mut frame = join::labels(joined, labels, lots)?
         .collect()
         .map_err(anyhow::Error::from)

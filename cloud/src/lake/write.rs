@@ -5,7 +5,8 @@
 use anyhow::{Context, Result, anyhow};
 use moldops_shared::Record;
 use polars::prelude::{
-    Column, DataFrame, Int64Chunked, IntoColumn, NewChunkedArray, ParquetWriter, TimeUnit, TimeZone,
+    Column, DataFrame, Int64Chunked, IntoColumn, NewChunkedArray, ParquetCompression, ParquetWriter,
+    TimeUnit, TimeZone,
 };
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -106,10 +107,24 @@ fn write_part(part: &Part<'_>) -> Result<()> {
 /// Writes `df` as Parquet to `dir/name` durably (tmp, fsync, rename). The folder must exist;
 /// the caller fsyncs it.
 pub fn write_parquet(dir: &Path, name: &str, df: &mut DataFrame) -> Result<()> {
+    write_parquet_with(dir, name, df, ParquetCompression::default())
+}
+
+/// [`write_parquet`] with another compression than the default Zstd (e.g. Snappy for derived
+/// data that is rebuilt rather than archived).
+pub fn write_parquet_with(
+    dir: &Path,
+    name: &str,
+    df: &mut DataFrame,
+    compression: ParquetCompression,
+) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let dest = dir.join(name);
     let mut file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    ParquetWriter::new(&mut file).finish(df).with_context(|| format!("writing {}", tmp.display()))?;
+    ParquetWriter::new(&mut file)
+        .with_compression(compression)
+        .finish(df)
+        .with_context(|| format!("writing {}", tmp.display()))?;
     file.sync_all().with_context(|| format!("fsync {}", tmp.display()))?;
     drop(file);
     std::fs::rename(&tmp, &dest).with_context(|| format!("renaming {} into place", tmp.display()))

@@ -3,6 +3,7 @@
 
 mod api;
 mod augment;
+mod compact;
 mod etl;
 mod evaluate;
 mod import;

@@ -75,7 +75,7 @@ async fn jobs_specs_retries_logs_and_cleanup() {
     let by_name: BTreeMap<String, Job> =
         jobs.iter().map(|j| (j.metadata.name.clone().unwrap_or_default(), j.clone())).collect();
     let names: Vec<&String> = by_name.keys().collect();
-    assert_eq!(jobs.len(), 8, "7 tasks + one retry of etl: {names:?}");
+    assert_eq!(jobs.len(), 9, "8 tasks + one retry of etl: {names:?}");
     assert!(by_name.contains_key("mo-k-ok-etl-1") && by_name.contains_key("mo-k-ok-etl-2"), "{names:?}");
     let etl = &run.tasks["etl"].attempts;
     assert_eq!((etl[0].status, etl[1].status), (AttemptStatus::Failed, AttemptStatus::Succeeded));
@@ -172,7 +172,7 @@ async fn jobs_specs_retries_logs_and_cleanup() {
     };
     assert_eq!(secrets_of("train"), BTreeSet::from(["moldops-signing-key".to_string()]));
     assert_eq!(secrets_of("rollout"), BTreeSet::from(["moldops-mqtt".to_string()]));
-    for t in ["import", "etl", "augment", "evaluate", "register"] {
+    for t in ["import", "compact", "etl", "augment", "evaluate", "register"] {
         assert!(secrets_of(t).is_empty(), "{t} must get no secret");
     }
     let train_c = container(&by_name["mo-k-ok-train-1"]);

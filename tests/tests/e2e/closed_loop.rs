@@ -25,7 +25,7 @@ fn truth(log: &std::path::Path) -> BTreeMap<(String, u64), bool> {
 fn the_demo_closes_the_loop_and_its_alarms_match_the_truth() {
     let dir = test_dir();
     let broker = Mosquitto::start(dir.path());
-    let all = ["import", "etl", "augment", "evaluate", "train", "register", "rollout"];
+    let all = ["import", "compact", "etl", "augment", "evaluate", "train", "register", "rollout"];
     // Real training defaults: the rolled-out models must pass the edge's shadow run.
     let def = crate::pipeline::definition(dir.path(), &all, false);
     let scores_file = dir.path().join("scores.txt");

@@ -178,7 +178,7 @@ fn explain(out: &std::process::Output, run: &RunRecord, store: &RunStore) -> Str
 #[test]
 fn learning_dag_through_training_runs_locally_on_simulated_data() {
     let dir = test_dir();
-    let keep = ["import", "etl", "augment", "evaluate", "train"];
+    let keep = ["import", "compact", "etl", "augment", "evaluate", "train"];
     let def = quick_definition(dir.path(), &keep);
     let (out, run, store) = run_on_demo_data(dir.path(), &def);
     let why = explain(&out, &run, &store);

@@ -1,0 +1,129 @@
+//! Lake compaction: many committed part files per partition become one with the same rows;
+//! the ingest's dedup and recovery are unaffected; files the ingest state does not cover yet
+//! are left alone; an interrupted compaction is completed by the next one.
+
+use crate::support::{DAY0, MIN, commit, good, reading};
+use moldops_cloud::etl::{self, EtlConfig, read_etl};
+use moldops_cloud::ingest::Committer;
+use moldops_cloud::lake::{self, compact::compact};
+use std::path::{Path, PathBuf};
+
+fn parts_in(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("partition")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// A lake with three commits of shots and readings on one day of machine M1.
+fn lake_with_commits() -> tempfile::TempDir {
+    let lake = tempfile::tempdir().expect("tempdir");
+    let t = DAY0 + 8 * 60 * MIN;
+    for c in 0..3u64 {
+        let first = 1 + c * 10;
+        let records = (0..5)
+            .flat_map(|i| {
+                let ts = t + (c * 5 + i) as i64 * MIN;
+                [reading("M1-tcu", ts - 1_000, &[("flow", i as f64)]), good(c * 5 + i + 1, ts, "A")]
+            })
+            .collect();
+        commit(lake.path(), "e1", first, records);
+    }
+    lake
+}
+
+#[test]
+fn partitions_become_one_file_with_the_same_rows_and_dedup_still_holds() {
+    let lake = lake_with_commits();
+    let raw_dir = lake::partition_dir(lake.path(), "raw_data", "M1", "2024-05-01");
+    assert_eq!(parts_in(&raw_dir).len(), 3);
+    let before =
+        [lake::read_dataset(lake.path(), "raw_data"), lake::read_dataset(lake.path(), "peripheral_data")]
+            .map(|d| d.expect("read"));
+    etl::run(lake.path(), &EtlConfig::default()).expect("etl before");
+    let etl_before = read_etl(lake.path()).expect("etl_data");
+
+    let r = compact(lake.path(), 2).expect("compact");
+    assert_eq!((r.partitions, r.files_in, r.rows), (2, 6, 30), "{r:?}");
+    assert_eq!(parts_in(&raw_dir).len(), 1);
+    let after =
+        [lake::read_dataset(lake.path(), "raw_data"), lake::read_dataset(lake.path(), "peripheral_data")]
+            .map(|d| d.expect("read"));
+    assert!(before[0].equals_missing(&after[0]) && before[1].equals_missing(&after[1]), "{after:?}");
+
+    // The ingest: nothing to recover, and the same records again add nothing.
+    let (committer, recovery) = Committer::open(lake.path()).expect("open");
+    assert_eq!((recovery.orphan_files, recovery.rebuilt), (0, false));
+    drop(committer);
+    commit(lake.path(), "e1", 1, vec![good(1, DAY0 + 8 * 60 * MIN, "A")]);
+    assert_eq!(
+        lake::read_dataset(lake.path(), "raw_data").expect("read").height(),
+        15,
+        "a resend is a duplicate"
+    );
+    // The state rebuilt from the compacted lake covers the same seqs.
+    std::fs::remove_file(lake.path().join("_ingest/state.json")).expect("rm state");
+    let (_, recovery) = Committer::open(lake.path()).expect("open");
+    assert!(recovery.rebuilt && recovery.orphan_rows == 30, "{recovery:?}");
+
+    // The ETL rebuilds from the new files (their fingerprints changed) to the same etl_data.
+    etl::run(lake.path(), &EtlConfig::default()).expect("etl after");
+    assert!(etl_before.equals_missing(&read_etl(lake.path()).expect("etl_data")));
+    // Nothing left to merge.
+    assert_eq!(compact(lake.path(), 2).expect("again").partitions, 0);
+}
+
+#[test]
+fn files_the_ingest_state_does_not_cover_are_left_alone() {
+    let lake = lake_with_commits();
+    let raw_dir = lake::partition_dir(lake.path(), "raw_data", "M1", "2024-05-01");
+    // A commit whose files are written but whose state is not (a crash in between): its stamp
+    // is above the mark.
+    let newest = parts_in(&raw_dir).pop().expect("a part");
+    let stamp = lake::part_nanos(&newest.file_name().expect("name").to_string_lossy()).expect("nanos");
+    let orphan = raw_dir.join(lake::part_file_name("e9", 1, 5, stamp + 1_000));
+    std::fs::copy(&newest, &orphan).expect("copy");
+    compact(lake.path(), 2).expect("compact");
+    let left = parts_in(&raw_dir);
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&orphan));
+}
+
+#[test]
+fn an_interrupted_compaction_is_completed_by_the_next() {
+    let lake = lake_with_commits();
+    let raw_dir = lake::partition_dir(lake.path(), "raw_data", "M1", "2024-05-01");
+    let rows = lake::read_dataset(lake.path(), "raw_data").expect("read").height();
+    let inputs: Vec<(PathBuf, Vec<u8>)> =
+        parts_in(&raw_dir).into_iter().map(|p| (p.clone(), std::fs::read(&p).expect("read"))).collect();
+    compact(lake.path(), 2).expect("compact");
+    let merged = parts_in(&raw_dir).pop().expect("merged");
+    // As if it had crashed after renaming the merged file but before removing the inputs.
+    for (p, bytes) in &inputs {
+        std::fs::write(p, bytes).expect("restore");
+    }
+    let rel = |p: &Path| p.strip_prefix(lake.path()).expect("in the lake").to_string_lossy().into_owned();
+    let journal = serde_json::json!({
+        "output": rel(&merged),
+        "inputs": inputs.iter().map(|(p, _)| rel(p)).collect::<Vec<_>>(),
+    });
+    let journal_path = lake.path().join("_compact/00000000000000000001-x.json");
+    std::fs::write(&journal_path, journal.to_string()).expect("journal");
+    assert_eq!(lake::read_dataset(lake.path(), "raw_data").expect("read").height(), 2 * rows, "the window");
+
+    let r = compact(lake.path(), 2).expect("completes");
+    assert_eq!(r.journals_completed, 1);
+    assert_eq!(parts_in(&raw_dir), [merged.clone()]);
+    assert_eq!(lake::read_dataset(lake.path(), "raw_data").expect("read").height(), rows);
+    assert!(!journal_path.exists());
+
+    // A journal whose merged file never made it into place is dropped; the inputs stay.
+    let journal = serde_json::json!({"output": "raw_data/machine=M1/date=2024-05-01/part-~compact-1-2-00000000000000000009.parquet", "inputs": [rel(&merged)]});
+    std::fs::write(&journal_path, journal.to_string()).expect("journal");
+    assert_eq!(compact(lake.path(), 2).expect("drops it").journals_completed, 1);
+    assert_eq!(parts_in(&raw_dir), [merged]);
+    assert!(!journal_path.exists());
+}
