@@ -116,7 +116,7 @@ fn an_interrupted_compaction_is_completed_by_the_next() {
 
     let r = compact(lake.path(), 2).expect("completes");
     assert_eq!(r.journals_completed, 1);
-    assert_eq!(parts_in(&raw_dir), [merged.clone()]);
+    assert_eq!(parts_in(&raw_dir), std::slice::from_ref(&merged));
     assert_eq!(lake::read_dataset(lake.path(), "raw_data").expect("read").height(), rows);
     assert!(!journal_path.exists());
 
