@@ -4,7 +4,10 @@
 //! (`bench/etl_pandas.py`, Python from `MOLDOPS_PYTHON` or `~/.cache/moldops-venv/bin/python`),
 //! and prints time, peak RSS and the ratio.
 //!
-//! `cargo bench -p moldops-cloud --bench etl -- [--shots N] [--machines M] [--no-pandas]`
+//! `cargo bench -p moldops-cloud --bench etl -- [--shots N] [--machines M] [--jobs J] [--repeat R] [--no-pandas]`
+//!
+//! Both run `--repeat` times (default 3), alternating, each from scratch on the same lake; the
+//! ratio is of the medians (one run on a shared VM varies by ±25 %).
 
 use anyhow::{Context, Result};
 use moldops_cloud::etl::{self, EtlConfig};
@@ -163,19 +166,48 @@ fn main() -> Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    reset_peak();
-    let t = Instant::now();
-    let summary = etl::run(&lake_dir, &EtlConfig::default())?;
-    let rust_s = t.elapsed().as_secs_f64();
-    let rust_rss = peak_rss_mib();
-    println!(
-        "rust (polars): {rust_s:.2} s, peak RSS {rust_rss:.0} MiB, rows {} -> {}, dropped {:?}",
-        summary.rows_in, summary.rows_out, summary.dropped
-    );
-
-    if std::env::args().any(|a| a == "--no-pandas") {
-        return Ok(());
+    let cfg = EtlConfig { jobs: arg("--jobs", 0), ..EtlConfig::default() };
+    let pandas = !std::env::args().any(|a| a == "--no-pandas");
+    let repeat = arg("--repeat", 3).max(1);
+    let (mut rust_s, mut pandas_s) = (Vec::new(), Vec::new());
+    for round in 1..=repeat {
+        // Each round from scratch: no earlier output, no ETL state.
+        for d in ["etl_data", "_etl"] {
+            let _ = std::fs::remove_dir_all(lake_dir.join(d));
+        }
+        let _ = std::fs::remove_dir_all(dir.path().join("pandas_out"));
+        reset_peak();
+        let t = Instant::now();
+        let summary = etl::run(&lake_dir, &cfg)?;
+        rust_s.push(t.elapsed().as_secs_f64());
+        println!(
+            "round {round} rust (polars): {:.2} s, peak RSS {:.0} MiB, rows {} -> {}, dropped {:?}",
+            rust_s[rust_s.len() - 1],
+            peak_rss_mib(),
+            summary.rows_in,
+            summary.rows_out,
+            summary.dropped
+        );
+        if pandas {
+            pandas_s.push(run_pandas(&lake_dir, &dir.path().join("pandas_out"), round)?);
+        }
     }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let rust = median(&mut rust_s);
+    println!("rust (polars) median of {repeat}: {rust:.2} s");
+    if pandas {
+        let pandas = median(&mut pandas_s);
+        println!("pandas median of {repeat}: {pandas:.2} s");
+        println!("ratio pandas / rust (medians): {:.1}x", pandas / rust);
+    }
+    Ok(())
+}
+
+/// Runs `bench/etl_pandas.py` on the lake; returns its own timing of the merge (seconds).
+fn run_pandas(lake_dir: &Path, out_dir: &Path, round: usize) -> Result<f64> {
     let python = std::env::var("MOLDOPS_PYTHON").unwrap_or_else(|_| {
         let venv =
             std::env::var("HOME").map(|h| format!("{h}/.cache/moldops-venv/bin/python")).unwrap_or_default();
@@ -185,8 +217,8 @@ fn main() -> Result<()> {
     let t = Instant::now();
     let out = std::process::Command::new(&python)
         .arg(&script)
-        .arg(&lake_dir)
-        .arg(dir.path().join("pandas_out"))
+        .arg(lake_dir)
+        .arg(out_dir)
         .output()
         .with_context(|| format!("running {python} {}", script.display()))?;
     anyhow::ensure!(out.status.success(), "pandas failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -194,13 +226,12 @@ fn main() -> Result<()> {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).context("pandas report")?;
     let pandas_s = report["seconds"].as_f64().unwrap_or(wall);
     println!(
-        "pandas {}: {pandas_s:.2} s ({wall:.2} s with start-up), peak RSS {:.0} MiB, rows {} -> {}, dropped {}",
+        "round {round} pandas {}: {pandas_s:.2} s ({wall:.2} s with start-up), peak RSS {:.0} MiB, rows {} -> {}, dropped {}",
         report["pandas"],
         report["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
         report["rows_in"],
         report["rows_out"],
         report["dropped"]
     );
-    println!("ratio pandas / rust: {:.1}x", pandas_s / rust_s);
-    Ok(())
+    Ok(pandas_s)
 }

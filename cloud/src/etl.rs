@@ -250,6 +250,7 @@ fn machine(
         Vec::new()
     };
     let mut start = 0usize;
+    let mut written_dirs = std::collections::BTreeSet::new();
     for (d, (_, fp)) in dates.iter().zip(&inputs).skip(first) {
         let day = day_number(d).with_context(|| format!("{folder}: bad date folder {d}"))?;
         let end = start + ts[start..].iter().take_while(|t| t.div_euclid(DAY_MS) <= day).count();
@@ -266,12 +267,15 @@ fn machine(
         summary.rows_out += new.rows;
         summary.labelled += part.column("label").map(|c| (c.len() - c.null_count()) as u64).unwrap_or(0);
         if !built.get(d).is_some_and(|b| b.same_output(&new)) {
-            write_output(lake_dir, folder, d, part)?;
+            written_dirs.extend(write_output(lake_dir, folder, d, part)?);
             summary.dates_written += 1;
         }
         built.insert(d.clone(), new);
         seed = tail;
     }
+    // The folders once for all the dates (each file is fsynced already); before the state
+    // that records them is saved.
+    write::sync_dirs(&written_dirs)?;
     summary.runs = runs_in(&frame)?;
     Ok((summary, built, Some(merged.tolerance)))
 }
@@ -306,13 +310,20 @@ fn runs_in(frame: &DataFrame) -> Result<u64> {
     Ok(frame.column("run_id")?.n_unique()? as u64)
 }
 
-fn write_output(lake_dir: &Path, folder: &str, date: &str, part: DataFrame) -> Result<()> {
+/// Writes one date's output (Snappy: derived data, rebuilt rather than archived, and faster
+/// to write than Zstd); returns the folders to fsync.
+fn write_output(
+    lake_dir: &Path,
+    folder: &str,
+    date: &str,
+    part: DataFrame,
+) -> Result<std::collections::BTreeSet<PathBuf>> {
     let dir = date_dir(lake_dir, ETL_DATA, folder, date);
     let dirs = write::prepare_dirs(lake_dir, std::iter::once(dir.as_path()))?;
     let has_ts = part.get_column_names().iter().any(|c| c.as_str() == "ts_ms");
     let mut df = if has_ts { part.drop("ts_ms")? } else { part };
     write::write_parquet_with(&dir, OUTPUT_FILE, &mut df, ParquetCompression::Snappy)?;
-    write::sync_dirs(&dirs)
+    Ok(dirs)
 }
 
 /// The tolerance the ETL joined `machine_id`'s peripherals with (`None` before its first

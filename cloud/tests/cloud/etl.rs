@@ -239,3 +239,20 @@ fn a_machine_that_fails_does_not_stop_the_others() {
     let m1 = s.machines.iter().find(|m| m.machine == "M1").expect("M1 in the summary");
     assert_eq!((m1.dates_processed, m1.dates_written), (0, 0), "{s:?}");
 }
+
+#[test]
+fn of_readings_with_one_time_the_last_committed_wins() {
+    let lake = tempfile::tempdir().expect("tempdir");
+    let t = DAY0 + 8 * 60 * MIN;
+    let records = vec![
+        reading("M1-tcu", t - 2_000, &[("flow", 1.0)]),
+        reading("M1-tcu", t - 1_000, &[("flow", 2.0)]),
+        reading("M1-tcu", t - 1_000, &[("flow", 3.0)]),
+        good(1, t, "A"),
+    ];
+    commit(lake.path(), "e1", 1, records);
+    // The same time again, committed later (a higher seq).
+    commit(lake.path(), "e1", 10, vec![reading("M1-tcu", t - 1_000, &[("flow", 4.0)])]);
+    etl::run(lake.path(), &fixed()).expect("etl");
+    assert_eq!(f64s(&read_etl(lake.path()).expect("read"), "tcu.flow"), [Some(4.0)]);
+}
