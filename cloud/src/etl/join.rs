@@ -72,7 +72,7 @@ fn latest_per_time(rows: DataFrame) -> Result<DataFrame> {
     let by_time = rows.sort(["ts_ms"], SortMultipleOptions::default().with_maintain_order(true))?;
     let ts = by_time.column("ts_ms")?.i64()?;
     let mut prev = None;
-    let repeated = ts.iter().any(|t| std::mem::replace(&mut prev, Some(t)) == Some(t));
+    let repeated = ts.iter().any(|t| prev.replace(t) == Some(t));
     if !repeated {
         return Ok(by_time);
     }
