@@ -9,8 +9,8 @@ fn builtin_dag_is_valid_and_ordered() {
     let d = PipelineDef::builtin().expect("built-in DAG");
     let order = d.order().expect("acyclic");
     let pos = |n: &str| order.iter().position(|x| x == n).unwrap_or(usize::MAX);
-    assert_eq!(order.len(), 7);
-    assert!(pos("import") < pos("etl") && pos("etl") < pos("augment"));
+    assert_eq!(order.len(), 8);
+    assert!(pos("import") < pos("etl") && pos("compact") < pos("etl") && pos("etl") < pos("augment"));
     assert!(pos("augment") < pos("evaluate") && pos("augment") < pos("train"));
     assert!(
         pos("evaluate") < pos("register")
