@@ -7,6 +7,7 @@
 
 pub mod clean;
 pub mod cli;
+mod inputs;
 pub mod join;
 pub mod merge;
 mod parallel;
@@ -22,6 +23,7 @@ pub use tolerance::{MachineTolerance, Tolerance};
 
 use crate::lake::{self, write};
 use anyhow::{Context, Result};
+use inputs::{all_parts, date_dir, date_inputs, day_number, file_name};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use state::{DateState, EtlState, Tail};
@@ -126,64 +128,6 @@ fn build_machine(lake_dir: &Path, job: &Job, cfg: &EtlConfig) -> Result<Built> {
         (setting, _) => setting,
     };
     machine(lake_dir, &job.folder, job.built.clone(), tolerance, job.previous, cfg)
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
-/// Part files of one partition folder (none when it does not exist).
-fn parts(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out: Vec<PathBuf> = lake::read_dir(dir)?
-        .into_iter()
-        .map(|e| e.path())
-        .filter(|p| {
-            let n = file_name(p);
-            n.starts_with("part-") && n.ends_with(".parquet")
-        })
-        .collect();
-    out.sort();
-    Ok(out)
-}
-
-/// Part files of every date folder of a machine in a dataset.
-fn all_parts(lake_dir: &Path, dataset: &str, folder: &str) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for d in lake::subdirs(&lake_dir.join(dataset).join(folder), "date=")? {
-        out.extend(parts(&d)?);
-    }
-    Ok(out)
-}
-
-fn date_dir(lake_dir: &Path, dataset: &str, folder: &str, date: &str) -> PathBuf {
-    lake_dir.join(dataset).join(folder).join(format!("date={date}"))
-}
-
-/// The date before `date` (`YYYY-MM-DD`), if it parses.
-fn previous_date(date: &str) -> Option<String> {
-    let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
-    d.pred_opt().map(|p| p.to_string())
-}
-
-/// Days since the epoch of `YYYY-MM-DD`.
-fn day_number(date: &str) -> Option<i64> {
-    let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
-    Some(d.signed_duration_since(chrono::NaiveDate::default()).num_days())
-}
-
-/// The inputs of one date (see the module doc).
-fn date_inputs(lake_dir: &Path, folder: &str, date: &str, lots: &[PathBuf]) -> Result<MachineInput> {
-    let mut peripherals = Vec::new();
-    if let Some(prev) = previous_date(date) {
-        peripherals.extend(parts(&date_dir(lake_dir, "peripheral_data", folder, &prev))?);
-    }
-    peripherals.extend(parts(&date_dir(lake_dir, "peripheral_data", folder, date))?);
-    Ok(MachineInput {
-        raw: parts(&date_dir(lake_dir, "raw_data", folder, date))?,
-        peripherals,
-        labels: parts(&date_dir(lake_dir, LABELS, folder, date))?,
-        lots: lots.to_vec(),
-    })
 }
 
 /// Builds one machine: finds the first date whose fingerprint changed, merges it and every
