@@ -87,7 +87,9 @@ pub fn run(lake_dir: &Path, cfg: &EtlConfig) -> Result<EtlSummary> {
     let mut failed = Vec::new();
     for (job, result) in parallel::map(jobs, cfg.jobs, |job| build_machine(lake_dir, job, cfg)) {
         match result {
-            Ok((m, built, used)) => {
+            Ok((mut m, built, used)) => {
+                // Nothing merged: the tolerance its outputs were built with.
+                m.tolerance_ms = used.or(job.previous).map_or(0, |t| t.ms);
                 if let Some(used) = used.filter(|_| !job.previous.is_some_and(|t| t.settled())) {
                     st.tolerances.insert(job.folder.clone(), used);
                 }
@@ -181,7 +183,6 @@ fn machine(
     all.peripherals = peripherals.into_iter().collect();
     tracing::info!(machine = %summary.machine, dates = dates.len() - first, "etl: merging");
     let merged = merge::merge(&all, &cfg.rules, tolerance, seed.as_ref())?;
-    summary.tolerance_ms = merged.tolerance.ms;
     if previous.map(|p| p.ms) != Some(merged.tolerance.ms) {
         built.clear();
     }

@@ -23,7 +23,8 @@ pub struct MachineSummary {
     pub labelled: u64,
     /// Production runs in the merged span.
     pub runs: u64,
-    /// The as-of tolerance of its peripheral joins (ms; 0 when nothing was merged).
+    /// The as-of tolerance of its peripheral joins (ms; the recorded one when nothing was
+    /// merged, 0 when the machine was never built).
     pub tolerance_ms: i64,
 }
 

@@ -76,6 +76,7 @@ fn auto_tolerance_follows_the_machines_cycle_until_it_settles() {
     assert!(t.auto && !t.settled() && t.shots == 40, "{t:?}");
     let again = etl::run(lake.path(), &EtlConfig::default()).expect("rerun");
     assert_eq!((again.rows_in, again.dates_written), (0, 0), "nothing new: nothing derived again");
+    assert_eq!(again.machines[0].tolerance_ms, 60_000, "the summary still says what it was built with");
 
     // The next day it runs a 20 s cycle: the typical cycle is now 20 s, and everything is
     // rebuilt with 10 s (readings 50 s and 15 s old no longer count).
