@@ -8,7 +8,9 @@
 //! taken at the shot's own millisecond); a reading older than the one kept is ignored, one at
 //! the same time replaces it (the ETL keeps the last of equal times too).
 
-use moldops_shared::features::{device_alias, feature_names, in_tolerance, peripheral_column};
+use moldops_shared::features::{
+    device_alias, feature_names, peripheral_column, reading_age, within_tolerance,
+};
 use moldops_shared::{Record, RecordKind};
 use std::collections::{BTreeMap, HashMap};
 
@@ -91,7 +93,7 @@ impl FeatureAssembler {
         let (values, ages_ms) = names
             .iter()
             .map(|n| match self.lookup(shot, n) {
-                Some((v, age)) if age <= self.tolerance_ms => (v, age),
+                Some((v, age)) if within_tolerance(age, self.tolerance_ms) => (v, age),
                 Some((_, age)) => (f64::NAN, age),
                 None => (f64::NAN, 0),
             })
@@ -110,7 +112,7 @@ impl FeatureAssembler {
     /// the tolerance; NaN otherwise.
     pub fn value(&self, shot: &Record, name: &str) -> f64 {
         match self.lookup(shot, name) {
-            Some((v, age)) if in_tolerance(shot.ts_ms, shot.ts_ms - age, self.tolerance_ms) => v,
+            Some((v, age)) if within_tolerance(age, self.tolerance_ms) => v,
             _ => f64::NAN,
         }
     }
@@ -121,13 +123,12 @@ impl FeatureAssembler {
         if let Some(v) = shot.values.get(name) {
             return Some((*v, 0));
         }
-        self.latest.get(&shot.machine_id)?.iter().filter(|(_, r)| r.ts_ms <= shot.ts_ms).find_map(
-            |(alias, r)| {
-                let value =
-                    name.strip_prefix(alias.as_str())?.strip_prefix(moldops_shared::features::SEPARATOR)?;
-                r.values.get(value).map(|v| (*v, shot.ts_ms.saturating_sub(r.ts_ms)))
-            },
-        )
+        self.latest.get(&shot.machine_id)?.iter().find_map(|(alias, r)| {
+            let age = reading_age(shot.ts_ms, r.ts_ms)?;
+            let value =
+                name.strip_prefix(alias.as_str())?.strip_prefix(moldops_shared::features::SEPARATOR)?;
+            r.values.get(value).map(|v| (*v, age))
+        })
     }
 }
 

@@ -56,10 +56,16 @@ pub fn feature_names<'a>(
     shots
 }
 
-/// True when a peripheral reading taken at `sample_ts_ms` counts for a shot at `shot_ts_ms`:
-/// not after the shot, and at most `tolerance_ms` before it (both edges inclusive).
-pub fn in_tolerance(shot_ts_ms: i64, sample_ts_ms: i64, tolerance_ms: i64) -> bool {
-    sample_ts_ms <= shot_ts_ms && shot_ts_ms.saturating_sub(sample_ts_ms) <= tolerance_ms
+/// How much older than a shot at `shot_ts_ms` a peripheral reading taken at `sample_ts_ms` is;
+/// `None` when it was taken after the shot (such a reading never counts for it).
+pub fn reading_age(shot_ts_ms: i64, sample_ts_ms: i64) -> Option<i64> {
+    (sample_ts_ms <= shot_ts_ms).then(|| shot_ts_ms.saturating_sub(sample_ts_ms))
+}
+
+/// True when a reading `age_ms` older than the shot counts under `tolerance_ms` (both edges
+/// inclusive: a reading at the shot's own millisecond, and one exactly the tolerance earlier).
+pub fn within_tolerance(age_ms: i64, tolerance_ms: i64) -> bool {
+    (0..=tolerance_ms).contains(&age_ms)
 }
 
 /// True when a shot at `ts_ms` with `mold` starts a new production run after a previous shot
@@ -97,10 +103,12 @@ mod tests {
 
     #[test]
     fn tolerance_edges_are_inclusive() {
-        assert!(in_tolerance(10_000, 10_000, 0));
-        assert!(in_tolerance(10_000, 7_000, 3_000));
-        assert!(!in_tolerance(10_000, 6_999, 3_000));
-        assert!(!in_tolerance(10_000, 10_001, 3_000));
+        let counts =
+            |shot, sample, tol| reading_age(shot, sample).is_some_and(|age| within_tolerance(age, tol));
+        assert!(counts(10_000, 10_000, 0));
+        assert!(counts(10_000, 7_000, 3_000));
+        assert!(!counts(10_000, 6_999, 3_000));
+        assert!(!counts(10_000, 10_001, 3_000));
     }
 
     #[test]

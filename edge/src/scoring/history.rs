@@ -3,7 +3,7 @@
 //! the ETL's rule) starts an empty history, so a window never spans two runs.
 
 use moldops_shared::bundle::FeatureSpec;
-use moldops_shared::features::starts_run;
+use moldops_shared::features::{starts_run, within_tolerance};
 use std::collections::{HashMap, VecDeque};
 
 /// One shot's feature values by name (NaN or absent where missing), each with its age: how
@@ -49,7 +49,10 @@ impl History {
         let mut out = Vec::with_capacity(w * features.len());
         for shot in self.shots.iter().skip(self.shots.len() - w) {
             out.extend(features.iter().map(|f| {
-                let value = shot.get(&f.name).filter(|(_, age)| *age <= tolerance_ms).map(|(v, _)| *v);
+                let value = shot
+                    .get(&f.name)
+                    .filter(|(_, age)| within_tolerance(*age, tolerance_ms))
+                    .map(|(v, _)| *v);
                 fill(value, f.fill)
             }));
         }
