@@ -128,24 +128,8 @@ fn fit(p: &SvmParams, x: &Matrix, labels: &[u8]) -> Model {
             let sum = alpha[i] + alpha[j];
             alpha[i] -= delta;
             alpha[j] += delta;
-            if sum > c {
-                if alpha[i] > c {
-                    alpha[i] = c;
-                    alpha[j] = sum - c;
-                }
-            } else if alpha[j] < 0.0 {
-                alpha[j] = 0.0;
-                alpha[i] = sum;
-            }
-            if sum > c {
-                if alpha[j] > c {
-                    alpha[j] = c;
-                    alpha[i] = sum - c;
-                }
-            } else if alpha[i] < 0.0 {
-                alpha[i] = 0.0;
-                alpha[j] = sum;
-            }
+            clip_same_label(&mut alpha, i, j, sum, c);
+            clip_same_label(&mut alpha, j, i, sum, c);
         }
         let (di, dj) = (alpha[i] - old_i, alpha[j] - old_j);
         for t in 0..n {
@@ -182,4 +166,19 @@ pub fn fit_predict(p: &SvmParams, x: &Matrix, y: &[u8], test: &Matrix) -> Predic
     let score: Vec<f64> = (0..test.rows).map(|i| model.decision(test.row(i))).collect();
     let pred = score.iter().map(|&s| u8::from(s > 0.0)).collect();
     Prediction { pred, score }
+}
+
+/// libsvm's box clipping of a pair with the same label after a step (the pair keeps its sum):
+/// when the sum exceeds `c`, `alpha[a]` above `c` is cut to `c`; otherwise `alpha[b]` below 0
+/// is lifted to 0. Applied to (i, j) and then (j, i).
+fn clip_same_label(alpha: &mut [f64], a: usize, b: usize, sum: f64, c: f64) {
+    if sum > c {
+        if alpha[a] > c {
+            alpha[a] = c;
+            alpha[b] = sum - c;
+        }
+    } else if alpha[b] < 0.0 {
+        alpha[b] = 0.0;
+        alpha[a] = sum;
+    }
 }
