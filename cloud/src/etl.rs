@@ -10,7 +10,6 @@ pub mod cli;
 mod inputs;
 pub mod join;
 pub mod merge;
-mod parallel;
 pub mod runs;
 pub mod state;
 mod summary;
@@ -84,8 +83,21 @@ pub fn run(lake_dir: &Path, cfg: &EtlConfig) -> Result<EtlSummary> {
             Job { folder, built, previous }
         })
         .collect();
+    // Machines side by side (polars parallelises inside a query too; this keeps the cores busy
+    // through the serial parts: opening files, run segmentation, writing and fsyncing).
+    let pool =
+        rayon::ThreadPoolBuilder::new().num_threads(cfg.jobs).build().context("starting the ETL workers")?;
+    let results: Vec<(Job, Result<Built>)> = pool.install(|| {
+        use rayon::prelude::*;
+        jobs.into_par_iter()
+            .map(|job| {
+                let result = build_machine(lake_dir, &job, cfg);
+                (job, result)
+            })
+            .collect()
+    });
     let mut failed = Vec::new();
-    for (job, result) in parallel::map(jobs, cfg.jobs, |job| build_machine(lake_dir, job, cfg)) {
+    for (job, result) in results {
         match result {
             Ok((mut m, built, used)) => {
                 // Nothing merged: the tolerance its outputs were built with.
@@ -170,7 +182,13 @@ fn machine(
     else {
         return Ok((summary, built, None));
     };
-    let first = if tolerance == Tolerance::Auto { 0 } else { first };
+    // Another tolerance than the outputs were built with (an auto one not settled yet, or the
+    // first run that records it) may change every date: merge them all.
+    let retune = match tolerance {
+        Tolerance::Auto => true,
+        Tolerance::Fixed(ms) => previous.map(|p| p.ms) != Some(ms),
+    };
+    let first = if retune { 0 } else { first };
     let mut seed: Option<Tail> =
         first.checked_sub(1).and_then(|i| built.get(&dates[i])).and_then(|b| b.tail.clone());
     let mut all = MachineInput { lots, ..Default::default() };
@@ -290,14 +308,8 @@ pub fn read_etl(lake_dir: &Path) -> Result<DataFrame> {
             }
         }
     }
-    if files.is_empty() {
+    let Some(df) = lake::read_parts(&files, &[]).context("reading etl_data")? else {
         return Ok(DataFrame::empty());
-    }
-    let scans = files.iter().map(|f| lake::scan_part(f, None)).collect::<Result<Vec<_>>>()?;
-    let df = concat_lf_diagonal(scans, UnionArgs::default())?
-        .sort(["machine_id", "ts"], SortMultipleOptions::default().with_maintain_order(true))
-        .collect()
-        .map_err(anyhow::Error::from)
-        .context("reading etl_data")?;
-    Ok(df)
+    };
+    Ok(df.sort(["machine_id", "ts"], SortMultipleOptions::default().with_maintain_order(true))?)
 }

@@ -6,9 +6,7 @@
 use crate::etl::ID_COLUMNS;
 use crate::lake::{self, write};
 use anyhow::{Context, Result};
-use polars::prelude::{
-    Column, DataFrame, DataType, IdxCa, IdxSize, PlSmallStr, UnionArgs, concat_lf_diagonal,
-};
+use polars::prelude::{Column, DataFrame, DataType, IdxCa, IdxSize, PlSmallStr};
 use std::path::Path;
 
 /// The output dataset.
@@ -201,12 +199,5 @@ pub fn read_aug(lake_dir: &Path) -> Result<DataFrame> {
             files.push(f);
         }
     }
-    if files.is_empty() {
-        return Ok(DataFrame::empty());
-    }
-    let scans = files.iter().map(|f| lake::scan_part(f, None)).collect::<Result<Vec<_>>>()?;
-    concat_lf_diagonal(scans, UnionArgs::default())?
-        .collect()
-        .map_err(anyhow::Error::from)
-        .context("reading aug_data")
+    Ok(lake::read_parts(&files, &[]).context("reading aug_data")?.unwrap_or_default())
 }

@@ -4,7 +4,7 @@
 //! level on (shot number, UTC day), lot level where the shot falls in a lot's time span and has
 //! no shot label, its label then being the lot's defect ratio.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use moldops_shared::features::{device_alias, peripheral_column};
 use polars::prelude::*;
 
@@ -143,47 +143,4 @@ pub fn labels(shots: LazyFrame, labels: Option<DataFrame>, lots: Option<DataFram
             .drop(cols(["__lot_from", "__lot_to", "__lot_ratio"]));
     }
     Ok(out.drop(cols(["__day"])))
-}
-
-/// Lake columns the merge never uses: not read from the shot and peripheral part files.
-pub const UNUSED_COLUMNS: [&str; 3] = ["site", "out_of_range", "device_id"];
-
-/// Reads part files into one frame (diagonal: union of columns) without the columns named in
-/// `skip`, with `ts_ms` (`i64`) added from `ts_column` when given. `None` when there are none.
-/// Each file is read eagerly (a lazy scan per file costs about 2.5 times as much per small
-/// file, and a lake has many).
-pub fn read_parts(
-    files: &[std::path::PathBuf],
-    ts_column: Option<&str>,
-    skip: &[&str],
-) -> Result<Option<DataFrame>> {
-    if files.is_empty() {
-        return Ok(None);
-    }
-    let frames = files.iter().map(|f| read_part(f, skip)).collect::<Result<Vec<_>>>()?;
-    let mut df = polars::functions::concat_df_diagonal(&frames)
-        .map_err(anyhow::Error::from)
-        .context("combining part files")?;
-    if let Some(ts) = ts_column {
-        let ts_ms = df.column(ts)?.cast(&DataType::Int64)?.with_name("ts_ms".into());
-        df.with_column(ts_ms)?;
-    }
-    Ok(Some(df))
-}
-
-/// One part file without the columns named in `skip`.
-fn read_part(path: &std::path::Path, skip: &[&str]) -> Result<DataFrame> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut reader = ParquetReader::new(file);
-    let schema = reader
-        .schema()
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("reading the schema of {}", path.display()))?;
-    let columns: Vec<String> =
-        schema.iter_names().filter(|n| !skip.contains(&n.as_str())).map(|n| n.to_string()).collect();
-    reader
-        .with_columns(Some(columns))
-        .finish()
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("reading {}", path.display()))
 }

@@ -7,7 +7,7 @@ use super::clean::{CleanRules, REASON_COLUMN, REASONS};
 use super::join;
 use super::runs;
 use super::state::Tail;
-use super::tolerance::{self, MachineTolerance, Tolerance};
+use super::tolerance::{MachineTolerance, Tolerance};
 use anyhow::{Context, Result};
 use polars::prelude::*;
 use std::collections::BTreeMap;
@@ -54,6 +54,19 @@ pub struct Merged {
     pub tolerance: MachineTolerance,
 }
 
+/// Lake columns of shot part files the merge never uses (not read).
+const SHOT_COLUMNS_UNUSED: [&str; 3] = ["site", "out_of_range", "device_id"];
+/// Lake columns of peripheral part files the merge never uses (not read).
+const READING_COLUMNS_UNUSED: [&str; 5] = ["site", "out_of_range", "machine_id", "shot_number", "mold"];
+
+/// Part files without the columns in `skip`, with `ts_ms` (`i64`) from `ts`.
+fn read_timed(files: &[PathBuf], skip: &[&str]) -> Result<Option<DataFrame>> {
+    let Some(mut df) = crate::lake::read_parts(files, skip)? else { return Ok(None) };
+    let ts_ms = df.column("ts")?.cast(&DataType::Int64)?.with_name("ts_ms".into());
+    df.with_column(ts_ms)?;
+    Ok(Some(df))
+}
+
 /// Merges one machine's inputs. `seed` is the tail of the date before the first one built;
 /// an auto `tolerance` is derived from the kept shots.
 pub fn merge(
@@ -62,17 +75,13 @@ pub fn merge(
     tolerance: Tolerance,
     seed: Option<&Tail>,
 ) -> Result<Merged> {
-    let Some(raw) = join::read_parts(&input.raw, Some("ts"), &join::UNUSED_COLUMNS)? else {
-        let ms = match tolerance {
-            Tolerance::Fixed(ms) => ms,
-            Tolerance::Auto => moldops_shared::features::DEFAULT_TOLERANCE_MS,
-        };
+    let Some(raw) = read_timed(&input.raw, &SHOT_COLUMNS_UNUSED)? else {
         return Ok(Merged {
             frame: DataFrame::empty(),
             rows_in: 0,
             dropped: BTreeMap::new(),
             features: Vec::new(),
-            tolerance: MachineTolerance { ms, auto: tolerance == Tolerance::Auto, shots: 0 },
+            tolerance: tolerance.resolve(&[]),
         });
     };
     let values: Vec<PlSmallStr> = raw
@@ -101,23 +110,14 @@ pub fn merge(
         let reason = classified.column(REASON_COLUMN)?.str()?;
         ts.iter().zip(reason.iter()).filter(|(_, r)| r.is_none()).filter_map(|(t, _)| t).collect()
     };
-    let tolerance = match tolerance {
-        Tolerance::Fixed(ms) => MachineTolerance { ms, auto: false, shots: kept_ts.len() as u64 },
-        Tolerance::Auto => {
-            MachineTolerance { ms: tolerance::auto_ms(&kept_ts), auto: true, shots: kept_ts.len() as u64 }
-        }
-    };
+    let tolerance = tolerance.resolve(&kept_ts);
     let tolerance_ms = tolerance.ms;
     let kept = classified.lazy().filter(col(REASON_COLUMN).is_null()).drop(cols([REASON_COLUMN]));
 
-    let peripherals = join::read_parts(
-        &input.peripherals,
-        Some("ts"),
-        &["site", "out_of_range", "machine_id", "shot_number", "mold"],
-    )?;
+    let peripherals = read_timed(&input.peripherals, &READING_COLUMNS_UNUSED)?;
     let (joined, added) = join::peripherals(kept, peripherals, &machine_id, tolerance_ms)?;
-    let labels = join::read_parts(&input.labels, None, &[])?;
-    let lots = join::read_parts(&input.lots, None, &[])?;
+    let labels = crate::lake::read_parts(&input.labels, &[])?;
+    let lots = crate::lake::read_parts(&input.lots, &[])?;
     let mut frame = join::labels(joined, labels, lots)?
         .collect()
         .map_err(anyhow::Error::from)

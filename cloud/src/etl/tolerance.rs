@@ -1,6 +1,6 @@
 //! The as-of tolerance of the peripheral joins: a fixed number of milliseconds, or `auto` (the
 //! default) — per machine half its typical cycle, the median interval between consecutive shots
-//! of a production run, clamped to [`AUTO_MIN_MS`]..=[`RUN_GAP_MS`]. A plant with 12 s and
+//! of a production run, at least [`AUTO_MIN_MS`]. A plant with 12 s and
 //! 120 s cycles thus joins each machine's peripherals over the span of its own cycle, where one
 //! fixed value is either too tight for the slow machine (readings missed) or too loose for the
 //! fast one (stale readings used).
@@ -106,9 +106,20 @@ impl MachineTolerance {
     }
 }
 
+impl Tolerance {
+    /// The tolerance a machine is merged with, given its kept shots' times in order.
+    pub fn resolve(self, kept_ts_ms: &[i64]) -> MachineTolerance {
+        let (ms, auto) = match self {
+            Tolerance::Fixed(ms) => (ms, false),
+            Tolerance::Auto => (auto_ms(kept_ts_ms), true),
+        };
+        MachineTolerance { ms, auto, shots: kept_ts_ms.len() as u64 }
+    }
+}
+
 /// The auto tolerance of a machine from its kept shots' times in order: half the median
-/// interval between consecutive shots at most [`RUN_GAP_MS`] apart, clamped; the default when
-/// there is no such interval.
+/// interval between consecutive shots at most [`RUN_GAP_MS`] apart (so at most 7.5 min), at
+/// least [`AUTO_MIN_MS`]; the default when there is no such interval.
 pub fn auto_ms(ts_ms: &[i64]) -> i64 {
     let mut gaps: Vec<i64> =
         ts_ms.windows(2).map(|w| w[1] - w[0]).filter(|g| (1..=RUN_GAP_MS).contains(g)).collect();
@@ -117,7 +128,7 @@ pub fn auto_ms(ts_ms: &[i64]) -> i64 {
     }
     let mid = gaps.len() / 2;
     let (_, median, _) = gaps.select_nth_unstable(mid);
-    (*median / 2).clamp(AUTO_MIN_MS, RUN_GAP_MS)
+    (*median / 2).max(AUTO_MIN_MS)
 }
 
 #[cfg(test)]
@@ -134,6 +145,8 @@ mod tests {
         assert_eq!(auto_ms(&slow), 60 * s);
         assert_eq!(auto_ms(&[0, 500, 1_000]), AUTO_MIN_MS, "clamped below");
         assert_eq!(auto_ms(&[0]), DEFAULT_TOLERANCE_MS, "nothing to tell from");
+        assert_eq!(Tolerance::Auto.resolve(&slow), MachineTolerance { ms: 60 * s, auto: true, shots: 10 });
+        assert_eq!(Tolerance::Fixed(5).resolve(&slow), MachineTolerance { ms: 5, auto: false, shots: 10 });
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use super::data::{Dataset, Matrix};
 use crate::{etl, lake};
 use anyhow::{Context, Result, bail};
-use polars::prelude::{DataFrame, DataType, UnionArgs, concat_lf_diagonal};
+use polars::prelude::{DataFrame, DataType};
 use std::path::{Path, PathBuf};
 
 /// The aug_data folder under the lake.
@@ -68,10 +68,9 @@ pub fn read_input(lake_dir: &Path, source: Source) -> Result<(DataFrame, &'stati
     if aug.is_empty() {
         return Ok((etl::read_etl(lake_dir)?, etl::ETL_DATA));
     }
-    let scans = aug.iter().map(|f| lake::scan_part(f, None)).collect::<Result<Vec<_>>>()?;
-    let df = concat_lf_diagonal(scans, UnionArgs::default())?
-        .collect()
-        .with_context(|| format!("reading {}", aug_dir.display()))?;
+    let df = lake::read_parts(&aug, &[])
+        .with_context(|| format!("reading {}", aug_dir.display()))?
+        .unwrap_or_default();
     Ok((df, AUG_DATA))
 }
 

@@ -18,7 +18,7 @@
 
 use super::write;
 use anyhow::{Context, Result};
-use polars::prelude::{SortMultipleOptions, UnionArgs, concat_lf_diagonal};
+use polars::prelude::SortMultipleOptions;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -56,7 +56,15 @@ pub fn compact(lake: &Path, min_files: usize) -> Result<CompactReport> {
     let lock_path = dir.join("lock");
     let lock =
         std::fs::File::create(&lock_path).with_context(|| format!("opening {}", lock_path.display()))?;
-    lock.try_lock().map_err(|_| anyhow::anyhow!("another compaction holds {}", lock_path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            anyhow::bail!("another compaction is running ({} is locked)", lock_path.display())
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", lock_path.display()));
+        }
+    }
     let mut report = CompactReport { journals_completed: complete_journals(lake)?, ..Default::default() };
     let Some(mark) = ingest_mark(lake)? else {
         tracing::info!(lake = %lake.display(), "no ingest state yet: nothing is known to be committed");
@@ -103,14 +111,12 @@ fn ingest_mark(lake: &Path) -> Result<Option<u64>> {
 
 /// Rewrites `parts` of one partition folder as one file; returns its rows.
 fn merge_partition(lake: &Path, dir: &Path, parts: &[(PathBuf, u64)]) -> Result<u64> {
-    let scans = parts.iter().map(|(p, _)| super::scan_part(p, None)).collect::<Result<Vec<_>>>()?;
+    let files: Vec<PathBuf> = parts.iter().map(|(p, _)| p.clone()).collect();
+    let df = super::read_parts(&files, &[])
+        .with_context(|| format!("reading the part files of {}", dir.display()))?
+        .context("a partition without part files")?;
     let sort = SortMultipleOptions::default().with_maintain_order(true);
-    let df = concat_lf_diagonal(scans, UnionArgs::default())?
-        .sort(["ts", "edge_id", "seq"], sort)
-        .collect()
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("reading the part files of {}", dir.display()))?;
-    let mut df = super::in_lake_order(df)?;
+    let mut df = super::in_lake_order(df.sort(["ts", "edge_id", "seq"], sort)?)?;
     let seqs: Vec<u64> = df.column("seq")?.u64()?.into_no_null_iter().collect();
     let (first, last) = (seqs.iter().min().copied().unwrap_or(0), seqs.iter().max().copied().unwrap_or(0));
     let nanos = parts.iter().map(|(_, n)| *n).max().unwrap_or(0);
@@ -147,6 +153,13 @@ fn finish(lake: &Path, journal: &Journal, journal_path: &Path) -> Result<()> {
     write::sync_dir(journal_path.parent().context("a journal without a folder")?)
 }
 
+/// True for a path a journal may name: relative, inside one of the ingest's datasets, no `..`.
+fn in_datasets(rel: &str) -> bool {
+    let path = Path::new(rel);
+    path.components().all(|c| matches!(c, std::path::Component::Normal(_)))
+        && path.components().next().is_some_and(|c| super::DATASETS.iter().any(|d| c.as_os_str() == *d))
+}
+
 /// Completes or drops the journals an interrupted compaction left; returns how many it found.
 fn complete_journals(lake: &Path) -> Result<u64> {
     let mut n = 0;
@@ -156,8 +169,13 @@ fn complete_journals(lake: &Path) -> Result<u64> {
             continue;
         }
         n += 1;
-        let journal: Journal = serde_json::from_slice(&std::fs::read(&path)?)
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let journal: Journal = serde_json::from_slice(&bytes)
             .with_context(|| format!("reading the compaction journal {}", path.display()))?;
+        // Only our own paths are acted on: a journal naming anything else is refused.
+        if let Some(bad) = journal.inputs.iter().chain([&journal.output]).find(|p| !in_datasets(p)) {
+            anyhow::bail!("{} names {bad:?}, outside the lake's datasets: not acted on", path.display());
+        }
         let output = lake.join(&journal.output);
         if output.is_file() {
             tracing::warn!(output = %output.display(), "completing an interrupted compaction");

@@ -127,3 +127,19 @@ fn an_interrupted_compaction_is_completed_by_the_next() {
     assert_eq!(parts_in(&raw_dir), [merged]);
     assert!(!journal_path.exists());
 }
+
+#[test]
+fn a_journal_naming_files_outside_the_datasets_is_refused() {
+    let lake = lake_with_commits();
+    let outside = lake.path().join("_ingest/state.json");
+    let journal = serde_json::json!({
+        "output": "raw_data/machine=M1/date=2024-05-01/nothing.parquet",
+        "inputs": ["raw_data/../_ingest/state.json"],
+    });
+    std::fs::create_dir_all(lake.path().join("_compact")).expect("mkdir");
+    std::fs::write(lake.path().join("_compact/00000000000000000001-x.json"), journal.to_string())
+        .expect("journal");
+    let err = compact(lake.path(), 2).expect_err("refused");
+    assert!(format!("{err:#}").contains("outside the lake's datasets"), "{err:#}");
+    assert!(outside.is_file(), "nothing outside the datasets is removed");
+}

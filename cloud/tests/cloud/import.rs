@@ -167,7 +167,7 @@ fn lot_tables_import_as_lot_labels_with_bad_rows_quarantined() {
     let r = import::import_lot_labels(lake.path(), &lots).expect("lots");
     assert_eq!((r.rows, r.written, r.quarantined), (5, 2, 3));
     let parts = lake::list_parts(lake.path(), "lot_labels").expect("parts");
-    let df = moldops_cloud::etl::join::read_parts(&parts, None, &[]).expect("read").expect("lot_labels");
+    let df = moldops_cloud::lake::read_parts(&parts, &[]).expect("read").expect("lot_labels");
     let from = millis(&df, "from_ts");
     // 09:00 KST is 00:00 UTC.
     assert_eq!(from, [1_714_521_600_000, 1_714_536_000_000]);
