@@ -251,7 +251,9 @@ fn of_readings_with_one_time_the_last_committed_wins() {
         reading("M1-tcu", t - 1_000, &[("flow", 3.0)]),
         good(1, t, "A"),
     ];
-    commit(lake.path(), "e1", 1, records);
+    // Seqs 2..=5, then 10: the later commit's file (`part-e1-10-…`) sorts, and is read, before
+    // the earlier one's (`part-e1-2-…`), so only ordering by seq picks the right reading.
+    commit(lake.path(), "e1", 2, records);
     // The same time again, committed later (a higher seq).
     commit(lake.path(), "e1", 10, vec![reading("M1-tcu", t - 1_000, &[("flow", 4.0)])]);
     etl::run(lake.path(), &fixed()).expect("etl");
