@@ -5,25 +5,16 @@
 //!
 //! `GET /healthz` · `GET /lake` · `GET /models` · `GET /pipeline/runs` (JSON).
 
+pub mod cli;
+
 use crate::pipeline::RunStore;
 use crate::registry::Registry;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, routing::get};
-use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-#[derive(Debug, Clone, Args)]
-pub struct ApiArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8480")]
-    pub listen: String,
-    /// Data folder holding `lake/`, `registry/` and `pipeline/`.
-    #[arg(long, default_value = "moldops-data")]
-    pub data_dir: PathBuf,
-}
 
 /// The folders the API reads.
 #[derive(Debug, Clone)]

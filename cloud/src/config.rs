@@ -4,7 +4,8 @@
 //! as given (relative to the working folder, like `./moldops-data/`) and made absolute here.
 
 use crate::ingest::{DEFAULT_CLIENT_ID, DEFAULT_MAX_GROUP_RECORDS, IngestConfig};
-use moldops_edge::config::BrokerConfig;
+pub use moldops_common::config::ConfigErrors;
+use moldops_common::mqtt::BrokerConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -69,21 +70,6 @@ pub struct Overrides {
     pub client_id: Option<String>,
 }
 
-/// Every problem found in a configuration, for printing all at once.
-#[derive(Debug)]
-pub struct ConfigErrors(pub Vec<String>);
-
-impl std::fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} problem(s) in the configuration:", self.0.len())?;
-        for e in &self.0 {
-            write!(f, "\n  - {e}")?;
-        }
-        Ok(())
-    }
-}
-impl std::error::Error for ConfigErrors {}
-
 /// Reads the config file when given (or an empty one), applies the overrides, validates.
 pub fn ingest_config(file: Option<&Path>, over: &Overrides) -> Result<IngestConfig, ConfigErrors> {
     let (parsed, base) = match file {
@@ -98,10 +84,10 @@ pub fn ingest_config(file: Option<&Path>, over: &Overrides) -> Result<IngestConf
             }
             b
         }
-        (None, Some(h)) => broker_with_host(h),
+        (None, Some(h)) => BrokerConfig::with_host(h),
         (None, None) => {
             errs.push("broker: no [broker] section in the config file and no --broker-host".to_string());
-            broker_with_host("unset")
+            BrokerConfig::with_host("unset")
         }
     };
     if let Some(port) = over.broker_port {
@@ -116,18 +102,6 @@ pub fn ingest_config(file: Option<&Path>, over: &Overrides) -> Result<IngestConf
         errs.extend(more);
     }
     if errs.is_empty() { Ok(cfg) } else { Err(ConfigErrors(errs)) }
-}
-
-/// A broker section with only a host, every other field at the section's own defaults.
-pub fn broker_with_host(host: &str) -> BrokerConfig {
-    serde_json::from_value(serde_json::json!({ "host": host })).unwrap_or(BrokerConfig {
-        host: host.to_string(),
-        port: 1883,
-        username: None,
-        password: None,
-        tls: None,
-        keep_alive_s: 15,
-    })
 }
 
 /// The lake folder from the config file (when given) or the default, `--lake` winning.
@@ -150,37 +124,6 @@ fn load_file(path: &Path) -> Result<CloudFile, ConfigErrors> {
 
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
-/// Problems of a broker section; TLS files resolve against `base`.
-pub fn broker_problems(b: &BrokerConfig, base: &Path) -> Vec<String> {
-    let mut errs = Vec::new();
-    if b.host.trim().is_empty() {
-        errs.push("broker.host is empty".to_string());
-    }
-    if b.port == 0 {
-        errs.push("broker.port must be between 1 and 65535".to_string());
-    }
-    if b.password.is_some() && b.username.is_none() {
-        errs.push("broker.password is set without broker.username".to_string());
-    }
-    if let Some(tls) = &b.tls {
-        let files = [
-            ("ca_file", Some(&tls.ca_file)),
-            ("cert_file", tls.cert_file.as_ref()),
-            ("key_file", tls.key_file.as_ref()),
-        ];
-        for (field, f) in files.into_iter().filter_map(|(n, f)| f.map(|f| (n, f))) {
-            let resolved = if f.is_absolute() { f.clone() } else { base.join(f) };
-            if !resolved.is_file() {
-                errs.push(format!("broker.tls.{field}: file {} not found", resolved.display()));
-            }
-        }
-        if tls.cert_file.is_some() != tls.key_file.is_some() {
-            errs.push("broker.tls: cert_file and key_file go together".to_string());
-        }
-    }
-    errs
 }
 
 #[cfg(test)]

@@ -7,14 +7,12 @@
 //! [`classifiers`] (the eight, and which crate each comes from), [`grid`] (grids, parallel
 //! search), [`metrics`], [`record`] (the JSON record and table), [`cli`].
 
-pub mod classifiers;
 pub mod cli;
-pub mod cv;
-pub mod data;
-pub mod grid;
 pub mod load;
-pub mod metrics;
 pub mod record;
+
+/// The numeric kernels the evaluation runs (crate `moldops-learn`).
+pub use moldops_learn::{classifiers, cv, data, grid, metrics};
 
 use anyhow::{Result, bail};
 use classifiers::Kind;

@@ -4,6 +4,7 @@
 //! which writes them in groups and acknowledges each group only once it is durable. A crash
 //! before the ack means the broker redelivers and the dedup state drops the replay.
 
+pub mod cli;
 pub mod commit;
 pub mod state;
 pub mod stats;
@@ -12,11 +13,12 @@ mod worker;
 pub use commit::{Committer, Group, Outcome};
 pub use stats::{IngestStats, StatsSnapshot};
 
-/// The broker section, re-exported so that callers need not depend on the edge crate.
-pub use moldops_edge::config::BrokerConfig;
+/// The broker section of the ingest's configuration.
+pub use moldops_common::mqtt::BrokerConfig;
 
 use crate::config::ConfigErrors;
 use anyhow::{Context, Result, anyhow};
+use moldops_common::backoff::Backoff;
 use moldops_shared::topic::{Leaf, filter_all};
 use rumqttc::{AsyncClient, ConnectionError, Event, Outgoing, Packet, QoS, SubscribeReasonCode};
 use std::future::Future;
@@ -32,8 +34,10 @@ use worker::{Received, Worker};
 pub const DEFAULT_CLIENT_ID: &str = "moldops-ingest";
 /// Default upper bound of records per group commit.
 pub const DEFAULT_MAX_GROUP_RECORDS: usize = 100_000;
-const BACKOFF_START: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Reconnect back-off: from 100 ms, doubling to 5 s, jittered.
+fn reconnect_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(5))
+}
 /// How long shutdown waits for the group in hand to be committed and acknowledged.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -69,13 +73,13 @@ impl IngestConfig {
 
     /// A config for a plain-TCP broker at `host:port` without credentials (tests, the demo).
     pub fn local(host: &str, port: u16, lake: impl Into<PathBuf>) -> IngestConfig {
-        let broker = crate::config::broker_with_host(host);
+        let broker = BrokerConfig::with_host(host);
         IngestConfig::new(BrokerConfig { port, ..broker }, lake)
     }
 
     /// Checks the config, listing every problem, each naming its field.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
-        let mut errs = crate::config::broker_problems(&self.broker, &self.base_dir);
+        let mut errs = self.broker.problems(&self.base_dir);
         if self.lake.as_os_str().is_empty() {
             errs.push("lake.path is empty".into());
         } else if self.lake.exists() && !self.lake.is_dir() {
@@ -95,7 +99,7 @@ impl IngestConfig {
 struct Link {
     up: bool,
     last_error: Option<String>,
-    backoff: Duration,
+    backoff: Backoff,
 }
 
 impl Link {
@@ -110,9 +114,7 @@ impl Link {
         }
         self.up = false;
         self.last_error = Some(msg);
-        let wait = self.backoff;
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-        wait
+        self.backoff.next_delay()
     }
 }
 
@@ -134,7 +136,7 @@ pub async fn run(cfg: IngestConfig, shutdown: impl Future<Output = ()>) -> Resul
         tmp_removed = recovery.tmp_removed,
         "lake opened"
     );
-    let mut opts = moldops_edge::mqtt::options(&cfg.broker, &cfg.client_id, &cfg.base_dir)?;
+    let mut opts = moldops_common::mqtt::options(&cfg.broker, &cfg.client_id, &cfg.base_dir)?;
     opts.set_clean_session(false).set_manual_acks(true);
     let (client, mut eventloop) = AsyncClient::new(opts, 4096);
     let (tx, rx) = mpsc::unbounded_channel();
@@ -151,7 +153,7 @@ pub async fn run(cfg: IngestConfig, shutdown: impl Future<Output = ()>) -> Resul
     .spawn()?;
 
     let filter = filter_all(Leaf::Data);
-    let mut link = Link { up: false, last_error: None, backoff: BACKOFF_START };
+    let mut link = Link { up: false, last_error: None, backoff: reconnect_backoff() };
     tokio::pin!(shutdown);
     let outcome: Result<()> = loop {
         let event = tokio::select! {
@@ -169,7 +171,7 @@ pub async fn run(cfg: IngestConfig, shutdown: impl Future<Output = ()>) -> Resul
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 tracing::info!(broker = %format!("{}:{}", cfg.broker.host, cfg.broker.port),
                     session_present = ack.session_present, "connected to the broker");
-                link = Link { up: true, last_error: None, backoff: BACKOFF_START };
+                link = Link { up: true, last_error: None, backoff: reconnect_backoff() };
                 cfg.stats.set_connected(true);
                 if client.try_subscribe(filter.clone(), QoS::AtLeastOnce).is_err() {
                     let (client, filter) = (client.clone(), filter.clone());

@@ -11,6 +11,7 @@
 //! so an identifier from the wire can never leave its folder. The true values live in the
 //! columns; folder names only serve pruning and people browsing the tree.
 
+pub mod cli;
 pub mod compact;
 pub mod quarantine;
 pub mod summary;

@@ -1,22 +1,44 @@
-//! moldops cloud: the MQTT [`ingest`] that lands every edge's batches in the Parquet
-//! [`lake`] — deduplicated on `(edge_id, seq)`, durable before acknowledged, bad payloads
-//! kept in a quarantine — and the lake's inspection ([`lake::summary`], [`lake::read_dataset`]).
-//! [`config`] reads `cloud.toml` and the command-line overrides; [`demo`] runs the whole data
-//! path on one machine with an embedded [`broker`].
+//! The moldops cloud: from the edges' MQTT batches to models running back on the floor.
+//!
+//! A tour in the order data flows:
+//! - [`ingest`]: the MQTT ingest that lands every edge's batches in the [`lake`] exactly once
+//!   per record, durable before acknowledged, malformed payloads kept in a quarantine
+//!   (the one-machine [`broker`] embeds an MQTT broker for demos and tests).
+//! - [`lake`]: the Parquet lake's layout, reading, writing, summary and compaction.
+//! - [`import`]: historical shot tables, peripheral series and quality labels from files.
+//! - [`etl`]: machines merged with their peripherals and labels into `etl_data`, the same
+//!   features the edge computes.
+//! - [`quality`] and [`augment`]: outlier fence, weak labels (MDS + DBSCAN), GAN defect rows
+//!   behind a synthetic-data gate, and the augment [`report`].
+//! - [`evaluate`]: the original's eight classifiers, grid-searched on stratified folds (the
+//!   numeric kernels, like [`quality`]'s, are in `moldops-learn`, optimised even in dev builds).
+//! - [`train`]: the LSTM autoencoder and its baseline per model key, ONNX export.
+//! - [`registry`]: signed model bundles, versions and stages.
+//! - [`rollout`]: sending a bundle to a fleet of edges over MQTT, canaries first.
+//! - [`score`]: batch scoring of the lake with the edge's own scoring code.
+//! - [`pipeline`]: all of it as one DAG, locally or as Kubernetes Jobs, on a schedule.
+//! - [`api`]: a read-only HTTP API over a data folder.
+//! - [`config`]: `cloud.toml` and command-line overrides; [`cli`]: the `moldops-cloud` verbs.
+//!
+//! Shared plumbing (broker config, atomic writes, locks, back-off, shutdown) is in
+//! `moldops-common`; the scoring code shared with the edge is in `moldops-scoring`.
 
 pub mod api;
 pub mod augment;
 pub mod broker;
+pub mod cli;
 pub mod config;
-pub mod demo;
 pub mod etl;
 pub mod evaluate;
 pub mod import;
 pub mod ingest;
 pub mod lake;
 pub mod pipeline;
-pub mod quality;
 pub mod registry;
 pub mod report;
 pub mod rollout;
+pub mod score;
 pub mod train;
+
+/// The data-quality statistics `augment` applies (crate `moldops-learn`).
+pub use moldops_learn::quality;

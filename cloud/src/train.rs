@@ -6,121 +6,15 @@
 //! signed bundle registered as a candidate in the [`crate::registry`]. A report goes to
 //! stdout (table, or `--json`) and into the registry beside the bundle.
 
+pub mod cli;
 pub mod dataset;
 pub mod metrics;
 pub mod report;
 mod run;
 mod snapshot;
 
+pub use cli::TrainArgs;
 pub use run::{KeyOutcome, TrainReport, run_training};
-
-use crate::registry::cli::RegistryLocation;
-use anyhow::Result;
-use clap::Args;
-use moldops_models::score::ScoreMode;
-use serde::Serialize;
-use std::path::PathBuf;
-
-/// Settings of a training run (all flags have defaults).
-#[derive(Debug, Clone, Args, Serialize)]
-pub struct TrainArgs {
-    /// Lake folder (default: <data-dir>/lake, else [lake] path of --config, else moldops-data/lake).
-    #[arg(long)]
-    pub lake: Option<PathBuf>,
-    /// Config file to take the lake folder from.
-    #[arg(long, env = "MOLDOPS_CLOUD_CONFIG")]
-    #[serde(skip)]
-    pub config: Option<PathBuf>,
-    #[command(flatten)]
-    #[serde(skip)]
-    pub loc: RegistryLocation,
-    /// Private signing key file (see `models keygen`).
-    #[arg(long, env = "MOLDOPS_SIGNING_KEY")]
-    #[serde(skip)]
-    pub signing_key: Option<PathBuf>,
-    /// Train only these machines (repeatable; default: all).
-    #[arg(long)]
-    pub machine: Vec<String>,
-    /// One model per (machine, mold) instead of per machine.
-    #[arg(long)]
-    pub by_mold: bool,
-    /// Shots per window (W).
-    #[arg(long, default_value_t = 16)]
-    pub window: usize,
-    /// Encoder LSTM sizes (decoder mirrors them).
-    #[arg(long, value_delimiter = ',', default_value = "16,4")]
-    pub hidden: Vec<usize>,
-    #[arg(long, default_value_t = 100)]
-    pub epochs: usize,
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    #[arg(long, default_value_t = 1e-3)]
-    pub learning_rate: f64,
-    /// Early stopping: epochs without a better validation loss.
-    #[arg(long, default_value_t = 10)]
-    pub patience: usize,
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Let the LSTM encoder see the whole window, last shot included (default: the first W−1
-    /// shots only, so the last one is predicted from those before it).
-    #[arg(long)]
-    pub no_predict_last: bool,
-    /// Feed the LSTM-AE raw standardised windows (default: each window centred on the mean of
-    /// its first W−1 shots, scaled by the spread of shots around that mean, so a run at a new
-    /// operating point is not an anomaly but a sudden jump is).
-    #[arg(long)]
-    pub no_centre: bool,
-    /// Robust centre: clip each context shot's deviation from the mean to ± this many
-    /// (centred) standard deviations before averaging it in (0: plain mean).
-    #[arg(long, default_value_t = 1.0)]
-    pub centre_clip: f32,
-    /// Window score: `last_squared` (the last shot's squared errors), `last` (its absolute
-    /// errors) or `window` (absolute errors averaged over the window).
-    #[arg(long, default_value = "last_squared")]
-    #[serde(serialize_with = "ser_mode")]
-    pub score_mode: ScoreMode,
-    #[arg(long, default_value_t = 0.6)]
-    pub train_frac: f64,
-    #[arg(long, default_value_t = 0.2)]
-    pub val_frac: f64,
-    /// Drop a feature missing in more than this share of training shots.
-    #[arg(long, default_value_t = 0.5)]
-    pub max_missing: f64,
-    /// Threshold quantile of good validation scores when validation has too few defects.
-    #[arg(long, default_value_t = 0.99)]
-    pub quantile: f64,
-    /// Choose the threshold on validation windows only (default: also on the training part's
-    /// windows holding a defect, which training never fits on).
-    #[arg(long)]
-    pub val_only_threshold: bool,
-    /// Defective validation windows needed to choose the threshold by best F1.
-    #[arg(long, default_value_t = 3)]
-    pub min_val_defects: usize,
-    /// Bootstrap resamples for the confidence intervals.
-    #[arg(long, default_value_t = 1000)]
-    pub bootstrap: usize,
-    /// Training device: cpu, cuda or wgpu (the last two need the cargo feature).
-    #[arg(long, default_value = "cpu")]
-    pub backend: String,
-    /// Skip the baseline.
-    #[arg(long)]
-    pub no_baseline: bool,
-    /// Train and evaluate only: no bundle, no registry entry.
-    #[arg(long)]
-    pub no_register: bool,
-    /// Also write the JSON report to this file.
-    #[arg(long)]
-    #[serde(skip)]
-    pub report: Option<PathBuf>,
-    /// Print the JSON report instead of the table.
-    #[arg(long)]
-    #[serde(skip)]
-    pub json: bool,
-}
-
-fn ser_mode<S: serde::Serializer>(m: &ScoreMode, s: S) -> Result<S::Ok, S::Error> {
-    m.serialize(s)
-}
 
 /// Code version recorded with every model: crate version and, when the build set it,
 /// `MOLDOPS_GIT_DESCRIBE`.
@@ -129,27 +23,6 @@ pub fn code_version() -> String {
         Some(g) if !g.is_empty() => format!("moldops-cloud {} ({g})", env!("CARGO_PKG_VERSION")),
         _ => format!("moldops-cloud {}", env!("CARGO_PKG_VERSION")),
     }
-}
-
-/// Runs the command: trains, prints the report, fails when no key could be trained.
-pub fn run(args: TrainArgs) -> Result<()> {
-    let report = run_training(&args)?;
-    let json = serde_json::to_string_pretty(&report)?;
-    if let Some(p) = &args.report {
-        // Absolute, so a bare file name has a parent folder to sync.
-        let p = std::path::absolute(p).unwrap_or_else(|_| p.clone());
-        crate::lake::write::write_atomic(&p, json.as_bytes())?;
-    }
-    if args.json {
-        println!("{json}");
-    } else {
-        print!("{}", report::table(&report));
-    }
-    anyhow::ensure!(
-        report.keys.iter().any(|k| k.skipped.is_none()),
-        "no model key could be trained (see the report)"
-    );
-    Ok(())
 }
 
 #[cfg(test)]

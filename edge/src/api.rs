@@ -11,14 +11,14 @@ use axum::routing::get;
 use std::sync::Arc;
 
 #[derive(Clone)]
-pub struct ApiState {
+pub(crate) struct ApiState {
     pub site: String,
     pub edge_id: String,
     pub health: Arc<Health>,
     pub buffer: Arc<Buffer>,
 }
 
-pub fn router(state: ApiState) -> Router {
+pub(crate) fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -52,7 +52,7 @@ async fn status(State(s): State<ApiState>) -> Json<serde_json::Value> {
 }
 
 /// Binds and serves the API until `shutdown` turns true.
-pub async fn serve(
+pub(crate) async fn serve(
     listen: &str,
     state: ApiState,
     mut shutdown: tokio::sync::watch::Receiver<bool>,

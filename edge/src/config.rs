@@ -3,6 +3,8 @@
 //! problem, each naming the field it is about.
 
 use crate::sources::opcua::config::OpcUaConfig;
+pub use moldops_common::config::ConfigErrors;
+pub use moldops_common::mqtt::{BrokerConfig, TlsConfig};
 use moldops_shared::profile::{Order, Profile};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -39,7 +41,7 @@ pub struct ModelsConfig {
     pub public_key_file: Option<PathBuf>,
     /// Inference backend: `tract` (pure Rust) or `ort` (ONNX Runtime, cargo feature `ort`).
     #[serde(default)]
-    pub backend: crate::inference::BackendKind,
+    pub backend: moldops_scoring::inference::BackendKind,
     /// With `backend = "ort"`: use tract when ONNX Runtime cannot be loaded (else refuse to start).
     #[serde(default)]
     pub fallback: bool,
@@ -113,37 +115,6 @@ impl ModelsConfig {
             errs.push(format!("models.ort_library {} not found", lib.display()));
         }
     }
-}
-
-/// MQTT broker connection, shared by the edge uplink and the cloud ingest.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BrokerConfig {
-    pub host: String,
-    #[serde(default = "default_mqtt_port")]
-    pub port: u16,
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub password: Option<String>,
-    #[serde(default)]
-    pub tls: Option<TlsConfig>,
-    /// MQTT keep-alive in seconds.
-    #[serde(default = "default_keep_alive")]
-    pub keep_alive_s: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// CA certificate(s) (PEM) that sign the broker's certificate.
-    pub ca_file: PathBuf,
-    /// Client certificate (PEM) for mutual TLS.
-    #[serde(default)]
-    pub cert_file: Option<PathBuf>,
-    /// Client private key (PEM) for mutual TLS.
-    #[serde(default)]
-    pub key_file: Option<PathBuf>,
 }
 
 /// What to do when the buffer reaches `max_bytes`.
@@ -280,12 +251,6 @@ fn default_max_alarm_rate() -> f64 {
 fn default_max_score_shift() -> f64 {
     4.0
 }
-fn default_mqtt_port() -> u16 {
-    1883
-}
-fn default_keep_alive() -> u64 {
-    15
-}
 fn default_buffer_path() -> PathBuf {
     PathBuf::from("moldops-data/edge-buffer")
 }
@@ -361,21 +326,6 @@ pub struct Device {
     pub profile: Profile,
 }
 
-/// Every problem found in a config, for printing all at once.
-#[derive(Debug)]
-pub struct ConfigErrors(pub Vec<String>);
-
-impl std::fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "{} problem(s) in the configuration:", self.0.len())?;
-        for e in &self.0 {
-            writeln!(f, "  - {e}")?;
-        }
-        Ok(())
-    }
-}
-impl std::error::Error for ConfigErrors {}
-
 impl EdgeConfig {
     /// Reads, parses and validates a config file; profile files resolve relative to it.
     pub fn load(path: &Path) -> Result<(EdgeConfig, Vec<Device>), ConfigErrors> {
@@ -396,20 +346,7 @@ impl EdgeConfig {
                 errs.push(format!("{field} {v:?} must be non-empty and contain no / + #"));
             }
         }
-        if self.broker.host.trim().is_empty() {
-            errs.push("broker.host is empty".into());
-        }
-        if let Some(tls) = &self.broker.tls {
-            let files = [Some(&tls.ca_file), tls.cert_file.as_ref(), tls.key_file.as_ref()];
-            for f in files.into_iter().flatten() {
-                if !resolve_path(base, f).is_file() {
-                    errs.push(format!("broker.tls: file {} not found", f.display()));
-                }
-            }
-            if tls.cert_file.is_some() != tls.key_file.is_some() {
-                errs.push("broker.tls: cert_file and key_file go together".into());
-            }
-        }
+        errs.extend(self.broker.problems(base));
         if self.buffer.max_bytes < 1024 * 1024 {
             errs.push("buffer.max_bytes must be at least 1 MiB".into());
         }

@@ -63,7 +63,7 @@ fn latency_histogram() -> Histogram {
 pub struct Health {
     pub metrics: Metrics,
     /// Live scoring's metrics and status (served with the rest).
-    pub scoring: Arc<crate::scoring::metrics::ScoringMetrics>,
+    pub scoring: Arc<moldops_scoring::metrics::ScoringMetrics>,
     registry: Registry,
     devices: Mutex<BTreeMap<String, DeviceStatus>>,
     mqtt_state: Mutex<String>,
@@ -121,7 +121,7 @@ impl Health {
             "Records dropped because the buffer was full",
             m.buffer_dropped.clone(),
         );
-        let scoring = Arc::new(crate::scoring::metrics::ScoringMetrics::default());
+        let scoring = Arc::new(moldops_scoring::metrics::ScoringMetrics::default());
         scoring.register(&mut r);
         Arc::new(Health {
             metrics,

@@ -1,25 +1,29 @@
-//! moldops edge gateway.
+//! The moldops edge gateway: every shot of every machine and peripheral, made durable on the
+//! floor and delivered to the cloud; every shot scored with the active model.
 //!
-//! Shaped like a vector pipeline: **sources** (Modbus TCP/RTU devices) are polled by
-//! per-device tasks in [`schedule`], machines' registers become shot records in [`shot`],
-//! every record is made durable in the sled [`buffer`] before anything else sees it, and the
-//! [`uplink`] sink publishes ordered batches over MQTT, deleting them only after PUBACK.
-//! [`api`] serves health, status and Prometheus metrics; [`sim`] is a simulated plant that
-//! speaks real Modbus TCP. With `[models]`, [`rollout`] scores every shot with the active
-//! model ([`scoring`], [`inference`]) and installs new models from the registry over MQTT.
+//! Shaped like a vector pipeline. A tour in the order a record travels:
+//! - [`config`]: the edge's TOML (identity, broker, buffer, uplink, API, devices, models),
+//!   validated all at once.
+//! - [`sources`]: Modbus TCP/RTU and OPC UA devices read through their profiles; `schedule`
+//!   polls each device in its own task and `shot` turns a machine's registers into one record
+//!   per shot (across counter wrap, restarts and outages).
+//! - [`buffer`]: the sled buffer every record is written to before anything else sees it.
+//! - [`uplink`]: the MQTT sink publishing ordered batches, deleting them only after PUBACK.
+//! - `rollout`: with `[models]`, scores every shot (through `moldops-scoring`, the same code
+//!   batch scoring runs) and installs signed bundles from the registry with a shadow run.
+//! - [`health`] and `api`: `/healthz`, `/status` and Prometheus `/metrics`.
+//! - [`run`]: starts all of the above and stops it in order.
+//!
+//! Shared plumbing (broker config, MQTT options, back-off, shutdown) is in `moldops-common`;
+//! the simulated plant is its own crate and binary, `moldops-sim`.
 
-pub mod api;
+pub(crate) mod api;
 pub mod buffer;
 pub mod config;
-pub mod features;
 pub mod health;
-pub mod inference;
-pub mod mqtt;
-pub mod rollout;
+pub(crate) mod rollout;
 pub mod run;
-pub mod schedule;
-pub mod scoring;
-pub mod shot;
-pub mod sim;
+pub(crate) mod schedule;
+pub(crate) mod shot;
 pub mod sources;
 pub mod uplink;

@@ -1,5 +1,5 @@
-//! `moldops-edge`: the edge daemon (`run`), its config checker (`check-config`) and the
-//! simulated plant (`simulate`).
+//! `moldops-edge`: the edge daemon (`run`) and its config checker (`check-config`). The
+//! simulated plant is its own binary, `moldops-sim`.
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -33,35 +33,19 @@ enum Cmd {
         #[arg(long, default_value_t = 30.0)]
         cycle_s: f64,
     },
-    /// Run a simulated plant that speaks Modbus TCP (and OPC UA with --opcua-machines).
-    Simulate(Box<moldops_edge::sim::SimArgs>),
 }
 
 /// Default log filter (RUST_LOG overrides): async-opcua's certificate complaints are expected
-/// with security none, and the simulator's OPC UA servers would log a dozen lines each at start.
-const DEFAULT_LOG: &str = "info,opcua_crypto=off,opcua_server=warn,opcua_server::server=error";
-/// Added for `simulate`: its OPC UA servers have no certificate (security none), which the
-/// library's secure channel complains about on every connection.
-const SIM_LOG: &str = ",opcua_core::comms::secure_channel=off";
+/// with security none.
+const DEFAULT_LOG: &str = "info,opcua_crypto=off";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_log = match cli.cmd {
-        Cmd::Simulate(_) => format!("{DEFAULT_LOG}{SIM_LOG}"),
-        _ => DEFAULT_LOG.to_string(),
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let rt = match tokio::runtime::Runtime::new() {
+    moldops_common::logging::init(DEFAULT_LOG);
+    let rt = match moldops_common::runtime::build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start runtime: {e}");
+            eprintln!("error: {e:#}");
             return ExitCode::FAILURE;
         }
     };
@@ -78,7 +62,6 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
     match cmd {
         Cmd::Run { config } => run(config).await,
         Cmd::CheckConfig { config, cycle_s } => Ok(check_config(&config, cycle_s)),
-        Cmd::Simulate(args) => moldops_edge::sim::run(*args).await.map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -97,7 +80,7 @@ fn check_config(path: &std::path::Path, cycle_s: f64) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprint!("{e}");
+            eprintln!("{e}");
             ExitCode::from(2)
         }
     }
@@ -107,31 +90,15 @@ async fn run(path: PathBuf) -> Result<ExitCode> {
     let (cfg, devices) = match EdgeConfig::load(&path) {
         Ok(v) => v,
         Err(e) => {
-            eprint!("{e}");
+            eprintln!("{e}");
             return Ok(ExitCode::from(2));
         }
     };
     let base = path.parent().map(PathBuf::from).unwrap_or_default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let edge = moldops_edge::run::start(cfg, devices, &base, stop_rx).await?;
-    wait_for_signal().await;
-    tracing::info!("shutting down");
+    moldops_common::shutdown::requested().await;
     let _ = stop_tx.send(true);
     edge.join().await?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -7,17 +7,18 @@
 //! writer in seq order and scores it. The wire format is in `docs/mqtt-contract.md`, the
 //! states and checks in `docs/rollout.md`.
 
-pub mod agent;
-pub mod store;
-pub mod transfer;
+pub(crate) mod agent;
+pub(crate) mod store;
+pub(crate) mod transfer;
 
 use crate::config::{Device, DeviceRole, EdgeConfig};
 use crate::health::Health;
-use crate::inference::Backend;
-use crate::scoring::Scorer;
-use crate::scoring::judge::Limits;
 use agent::{Agent, Loaded};
 use anyhow::{Context, Result, anyhow};
+use moldops_common::backoff::Backoff;
+use moldops_scoring::Scorer;
+use moldops_scoring::inference::Backend;
+use moldops_scoring::judge::Limits;
 use moldops_shared::Record;
 use moldops_shared::features::{device_alias, feature_names, peripheral_column};
 use rumqttc::{AsyncClient, Event, EventLoop, Packet};
@@ -29,7 +30,7 @@ use tokio::sync::{mpsc, watch};
 
 /// The feature names this edge computes per machine: its machine profile's values, then
 /// `{device}.{value}` of every peripheral serving it (the shared schema's order).
-pub fn available_features(devices: &[Device]) -> HashMap<String, Vec<String>> {
+pub(crate) fn available_features(devices: &[Device]) -> HashMap<String, Vec<String>> {
     let mut out = HashMap::new();
     for m in devices.iter().filter(|d| d.cfg.role == DeviceRole::Machine) {
         let machine = m.cfg.machine_id();
@@ -52,7 +53,7 @@ enum LinkEvent {
 }
 
 /// Starts scoring and the rollout agent; `records` carries every durable record in seq order.
-pub async fn start(
+pub(crate) async fn start(
     cfg: &EdgeConfig,
     devices: &[Device],
     base: &Path,
@@ -70,8 +71,9 @@ pub async fn start(
     let limits = Limits { max_alarm_rate: models.max_alarm_rate, max_score_shift: models.max_score_shift };
     let metrics = health.scoring.clone();
     let scorer = Scorer::new(&cfg.edge_id, limits, metrics.clone());
-    let mut opts = crate::mqtt::options(&cfg.broker, &format!("moldops-edge-{}-models", cfg.edge_id), base)
-        .context("models MQTT connection")?;
+    let mut opts =
+        moldops_common::mqtt::options(&cfg.broker, &format!("moldops-edge-{}-models", cfg.edge_id), base)
+            .context("models MQTT connection")?;
     opts.set_clean_session(true);
     let (client, events) = AsyncClient::new(opts, 10_000);
     let (load_tx, mut load_rx) = mpsc::unbounded_channel::<Loaded>();
@@ -123,12 +125,12 @@ pub async fn start(
 
 /// Drives the MQTT event loop, forwarding connections and messages; reconnects with back-off.
 async fn drive(mut events: EventLoop, tx: mpsc::Sender<LinkEvent>, mut shutdown: watch::Receiver<bool>) {
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = Backoff::reconnect();
     loop {
         tokio::select! {
             ev = events.poll() => match ev {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    backoff = Duration::from_millis(250);
+                    backoff.reset();
                     if tx.send(LinkEvent::Connected).await.is_err() { return; }
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -139,10 +141,9 @@ async fn drive(mut events: EventLoop, tx: mpsc::Sender<LinkEvent>, mut shutdown:
                 Err(e) => {
                     tracing::debug!(error = %e, "models MQTT connection lost; reconnecting");
                     tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
                         _ = shutdown.changed() => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             },
             _ = shutdown.changed() => if *shutdown.borrow() {

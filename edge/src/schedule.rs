@@ -10,6 +10,7 @@ use crate::health::{DeviceLabel, Health};
 use crate::shot::{self, ShotPlan, Snapshot};
 use crate::sources::Source;
 use anyhow::Result;
+use moldops_common::backoff::Backoff;
 use moldops_shared::profile::{ReadBlock, RegisterKind};
 use moldops_shared::{Record, RecordKind};
 use std::collections::HashSet;
@@ -17,11 +18,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-const BACKOFF_MIN: Duration = Duration::from_millis(200);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Back-off after a failed read: from 200 ms, doubling to 10 s, jittered.
+fn read_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(200), Duration::from_secs(10))
+}
 
 /// One device's polling loop and the state it carries between polls.
-pub struct DevicePoller {
+pub(crate) struct DevicePoller {
     device: Device,
     source: Source,
     writer: Writer,
@@ -32,7 +35,7 @@ pub struct DevicePoller {
 }
 
 impl DevicePoller {
-    pub fn new(device: Device, writer: Writer, health: Arc<Health>, last_shot: Option<u64>) -> Self {
+    pub(crate) fn new(device: Device, writer: Writer, health: Arc<Health>, last_shot: Option<u64>) -> Self {
         let source = Source::new(&device);
         let label = DeviceLabel { device: device.cfg.id.clone() };
         health.device(&device.cfg.id, |s| {
@@ -45,9 +48,9 @@ impl DevicePoller {
     }
 
     /// Polls until `shutdown` turns true.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let every = Duration::from_millis(self.device.cfg.poll_interval_ms);
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = read_backoff();
         let mut failing = false;
         loop {
             let started = Instant::now();
@@ -72,7 +75,7 @@ impl DevicePoller {
                         tracing::info!(device = %self.device.cfg.id, "device answers again");
                     }
                     failing = false;
-                    backoff = BACKOFF_MIN;
+                    backoff.reset();
                     if self.source.paces_itself() {
                         Duration::ZERO
                     } else {
@@ -82,8 +85,7 @@ impl DevicePoller {
                 Err(e) => {
                     self.on_error(&e, failing);
                     failing = true;
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    let wait = backoff.next_delay();
                     wait.max(every.saturating_sub(started.elapsed()))
                 }
             };
@@ -112,13 +114,6 @@ impl DevicePoller {
             s.errors += 1;
             s.last_error = Some(msg);
         });
-    }
-
-    /// One poll: read, decode, and append whatever records it yields.
-    pub async fn poll_once(&mut self) -> Result<()> {
-        let started = Instant::now();
-        let snap = self.source.snapshot(&self.device.profile).await?;
-        self.record_snapshot(snap, started).await
     }
 
     /// Appends whatever records one snapshot yields and updates health; `started` is when its

@@ -79,7 +79,7 @@ fn timestamp(tag: &Tag, words: &[u16], word: Order, byte: Order) -> i64 {
 
 /// What the shot counter says happened since the last recorded shot.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ShotPlan {
+pub(crate) enum ShotPlan {
     /// No new shot.
     None,
     /// Record these shot numbers: earlier ones (read back from history) then the current.
@@ -91,7 +91,7 @@ pub enum ShotPlan {
 /// Plans which shots to record. `last` is the last shot durably recorded (None on first
 /// contact), `history_depth` the controller's ring depth (0 without one). Shots older than
 /// the ring are missed; the caller counts `missed(...)` of them.
-pub fn plan(last: Option<u64>, current: u64, bits: u32, history_depth: u64) -> ShotPlan {
+pub(crate) fn plan(last: Option<u64>, current: u64, bits: u32, history_depth: u64) -> ShotPlan {
     let wrap = |n: u64| if bits >= 64 { n } else { n & ((1u64 << bits) - 1) };
     match last {
         None => {
@@ -114,7 +114,7 @@ pub fn plan(last: Option<u64>, current: u64, bits: u32, history_depth: u64) -> S
 }
 
 /// Number of shots between `last` and `current` that no backfill can cover.
-pub fn missed(last: Option<u64>, current: u64, bits: u32, backfilled: usize) -> u64 {
+pub(crate) fn missed(last: Option<u64>, current: u64, bits: u32, backfilled: usize) -> u64 {
     match last {
         Some(prev) if prev != current => {
             profile::counter_delta(prev, current, bits).saturating_sub(1).saturating_sub(backfilled as u64)

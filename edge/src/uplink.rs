@@ -11,6 +11,7 @@ use crate::buffer::Buffer;
 use crate::config::EdgeConfig;
 use crate::health::Health;
 use anyhow::{Context, Result, bail};
+use moldops_common::backoff::Backoff;
 use moldops_shared::topic::{self, Leaf};
 use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS};
 use std::collections::{HashMap, VecDeque};
@@ -52,7 +53,7 @@ impl Uplink {
 
     /// Connects, uploads and reconnects with back-off until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut backoff = Duration::from_millis(250);
+        let mut backoff = Backoff::reconnect();
         let mut was_up = true;
         while !*shutdown.borrow() {
             let started = Instant::now();
@@ -62,16 +63,15 @@ impl Uplink {
                     self.health.set_mqtt_state("disconnected");
                     if was_up || started.elapsed() > Duration::from_secs(5) {
                         tracing::warn!(error = %format!("{e:#}"), "broker connection lost; records stay buffered");
-                        backoff = Duration::from_millis(250);
+                        backoff.reset();
                     }
                     was_up = false;
                 }
             }
             tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
                 _ = shutdown.changed() => {}
             }
-            backoff = (backoff * 2).min(Duration::from_secs(10));
         }
     }
 
@@ -92,7 +92,7 @@ impl Uplink {
         let status_topic = topic::topic(site, edge, Leaf::Status);
         let up = &self.cfg.uplink;
         let mut opts =
-            crate::mqtt::options(&self.cfg.broker, &format!("moldops-edge-{edge}"), &self.base_dir)?;
+            moldops_common::mqtt::options(&self.cfg.broker, &format!("moldops-edge-{edge}"), &self.base_dir)?;
         opts.set_clean_session(true);
         opts.set_inflight((up.max_inflight + 4).min(u16::MAX as usize) as u16);
         opts.set_last_will(LastWill::new(

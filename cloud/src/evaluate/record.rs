@@ -145,16 +145,8 @@ impl EvaluationRecord {
         std::fs::create_dir_all(&machine_dir)
             .with_context(|| format!("creating {}", machine_dir.display()))?;
         let path = machine_dir.join(format!("{stamp}.json"));
-        let tmp = machine_dir.join(format!(".{stamp}.json.tmp"));
         let text = serde_json::to_string_pretty(self)?;
-        let write = || -> std::io::Result<()> {
-            use std::io::Write as _;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()
-        };
-        write().with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("renaming {} into place", tmp.display()))?;
+        moldops_common::fs::write_atomic(&path, text.as_bytes())?;
         Ok(path)
     }
 

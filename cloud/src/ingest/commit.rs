@@ -9,7 +9,8 @@ use super::state::{DedupState, Recovery, SeqSet, now_nanos};
 use crate::lake::quarantine::{self, QuarantineEntry};
 use crate::lake::write::{Part, Row, write_parts};
 use crate::lake::{self, FIXED_COLUMNS};
-use anyhow::{Context, Result};
+use anyhow::Result;
+use moldops_common::lock::LockFile;
 use moldops_shared::topic::{self, Leaf};
 use moldops_shared::{Batch, RecordKind, decode_batch};
 use serde::Serialize;
@@ -132,32 +133,14 @@ pub struct Committer {
     state: DedupState,
     last_nanos: u64,
     /// Held while this committer lives: one writer per lake.
-    _lock: std::fs::File,
+    _lock: LockFile,
 }
 
 /// Creates the lake and takes its writer lock (`_ingest/lock`), so that two ingests never
 /// write one lake; readers need no lock.
-fn lock_lake(lake: &Path) -> Result<std::fs::File> {
-    let dir = lake.join(lake::INGEST_DIR);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            anyhow::bail!(
-                "another ingest is writing to the lake {} ({} is locked)",
-                lake.display(),
-                path.display()
-            )
-        }
-        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
-    }
+fn lock_lake(lake: &Path) -> Result<LockFile> {
+    let what = format!("the lake {} (another ingest is writing to it)", lake.display());
+    Ok(LockFile::try_acquire(&lake.join(lake::INGEST_DIR).join("lock"), &what)?)
 }
 
 /// (dataset, machine, day, edge): one part file each per group.

@@ -36,7 +36,7 @@ pub(super) struct Worker {
 
 impl Worker {
     /// Starts the worker thread; its result arrives on the returned channel.
-    pub fn spawn(self) -> Result<oneshot::Receiver<Result<()>>> {
+    pub(super) fn spawn(self) -> Result<oneshot::Receiver<Result<()>>> {
         let (done_tx, done_rx) = oneshot::channel();
         std::thread::Builder::new()
             .name("moldops-commit".into())

@@ -18,6 +18,7 @@
 
 use super::write;
 use anyhow::{Context, Result};
+use moldops_common::lock::LockFile;
 use polars::prelude::SortMultipleOptions;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -53,18 +54,8 @@ struct Journal {
 pub fn compact(lake: &Path, min_files: usize) -> Result<CompactReport> {
     let dir = lake.join(COMPACT_DIR);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let lock_path = dir.join("lock");
-    let lock =
-        std::fs::File::create(&lock_path).with_context(|| format!("opening {}", lock_path.display()))?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            anyhow::bail!("another compaction is running ({} is locked)", lock_path.display())
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("locking {}", lock_path.display()));
-        }
-    }
+    let _lock =
+        LockFile::try_acquire(&dir.join("lock"), "the lake's compaction (another compaction is running)")?;
     let mut report = CompactReport { journals_completed: complete_journals(lake)?, ..Default::default() };
     let Some(mark) = ingest_mark(lake)? else {
         tracing::info!(lake = %lake.display(), "no ingest state yet: nothing is known to be committed");

@@ -10,8 +10,11 @@ use polars::prelude::{
 };
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// The lake's files are written with the shared atomic-write semantics (one definition for
+/// every writer in moldops: `moldops_common::fs`).
+pub use moldops_common::fs::{sync_dir, sync_dirs, write_atomic, write_file};
 
 /// One record to write, with the batch fields it does not carry itself.
 #[derive(Debug, Clone, Copy)]
@@ -159,11 +162,6 @@ pub fn prepare_dirs<'p>(lake: &Path, dirs: impl Iterator<Item = &'p Path>) -> Re
     Ok(sync)
 }
 
-/// Fsyncs every folder of a set.
-pub fn sync_dirs(dirs: &BTreeSet<PathBuf>) -> Result<()> {
-    dirs.iter().try_for_each(|d| sync_dir(d))
-}
-
 /// The union of value names of `rows`, sorted. Records of one profile share their names, so
 /// a record is first checked against the names so far (a merge walk, both sides sorted) and
 /// only merged in when it brings a new one.
@@ -184,31 +182,6 @@ fn value_names<'a>(rows: &[Row<'a>]) -> Vec<&'a str> {
         }
     }
     names
-}
-
-/// Writes `bytes` to `path` durably and atomically: tmp file, fsync, rename, fsync folder.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_file(path, bytes)?;
-    sync_dir(path.parent().context("a file path without a folder")?)
-}
-
-/// Writes `bytes` to `path` via a fsynced tmp file and a rename; the caller fsyncs the folder.
-pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().context("a file path without a folder")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp_name = path.file_name().context("a path without a file name")?.to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
-    let mut file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    file.sync_all().with_context(|| format!("fsync {}", tmp.display()))?;
-    drop(file);
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} into place", tmp.display()))
-}
-
-/// Fsyncs a folder so that renames and new entries in it survive a crash.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("fsync folder {}", dir.display()))
 }
 
 /// Removes leftover `*.tmp` files under `dir` (recursively): writes a crash interrupted

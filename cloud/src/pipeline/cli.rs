@@ -189,7 +189,7 @@ pub fn run(args: PipelineArgs) -> Result<()> {
 }
 
 fn block_on<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(f)
+    moldops_common::runtime::block_on(f)?
 }
 
 /// Loads the definition (file or built-in) without resolving variables.
@@ -249,26 +249,13 @@ async fn executor(kind: ExecutorKind, run: &RunRecord) -> Result<Executor> {
     })
 }
 
-/// A token cancelled on Ctrl-C or SIGTERM.
+/// A token cancelled on Ctrl-C or SIGTERM, which stops the run's running tasks.
 fn cancel_on_signal() -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
+    let token = moldops_common::shutdown::on_signal();
+    let watched = token.clone();
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let term = async {
-            match term.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term => {}
-        }
+        watched.cancelled().await;
         tracing::warn!("cancelling the run: stopping running tasks");
-        t.cancel();
     });
     token
 }

@@ -5,11 +5,17 @@
 //! `backoffLimit: 0` (retries are the runner's) and `ttlSecondsAfterFinished`. Pure functions.
 
 use super::dag::TaskDef;
-use super::kube_settings::KubeSettings;
+use super::kube_settings::{KubeSettings, Placement};
 use anyhow::{Context, Result, bail};
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::ConfigMap;
-use serde_json::{Value, json};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, Container, EnvFromSource, EnvVar, LocalObjectReference,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SeccompProfile, SecretEnvSource, SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use serde_json::json;
 use std::collections::BTreeMap;
 
 /// Label keys on every Job and pod.
@@ -81,11 +87,132 @@ pub fn build_job(i: &JobInput<'_>) -> Result<Job> {
     let s = i.settings;
     let t = i.task;
     let name = job_name(i.run_id, &t.name, i.attempt)?;
-    let mut labels = run_labels(s, i.run_id);
-    labels.insert("app.kubernetes.io/component".into(), "pipeline-task".into());
-    labels.insert(LABEL_TASK.into(), t.name.clone());
-    labels.insert(LABEL_ATTEMPT.into(), i.attempt.to_string());
+    let labels = task_labels(i);
+    let active_deadline_seconds = i
+        .timeout_s
+        .map(i64::try_from)
+        .transpose()
+        .with_context(|| format!("building the Job of task `{}`: time limit too large", t.name))?;
+    Ok(Job {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(i.namespace.into()),
+            labels: Some(labels.clone()),
+            owner_references: Some(vec![owner_reference(i.owner)]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            ttl_seconds_after_finished: Some(s.ttl_seconds_after_finished),
+            active_deadline_seconds,
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
+                spec: Some(pod_spec(s, t, i)),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    })
+}
 
+/// The labels of a task's Job and pod: the run's, plus task and attempt.
+fn task_labels(i: &JobInput<'_>) -> BTreeMap<String, String> {
+    let mut labels = run_labels(i.settings, i.run_id);
+    labels.insert("app.kubernetes.io/component".into(), "pipeline-task".into());
+    labels.insert(LABEL_TASK.into(), i.task.name.clone());
+    labels.insert(LABEL_ATTEMPT.into(), i.attempt.to_string());
+    labels
+}
+
+/// The run's ConfigMap as owner: deleting it deletes the Job.
+fn owner_reference((name, uid): (&str, &str)) -> OwnerReference {
+    OwnerReference {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: name.into(),
+        uid: uid.into(),
+        block_owner_deletion: Some(true),
+        controller: None,
+    }
+}
+
+/// Node selection of a task: the GPU placement for GPU tasks, else the CPU one.
+fn placement<'a>(s: &'a KubeSettings, t: &TaskDef) -> &'a Placement {
+    if t.gpu { &s.gpu_placement } else { &s.cpu_placement }
+}
+
+/// The pod: never restarted, non-root with the default seccomp profile, no API token.
+fn pod_spec(s: &KubeSettings, t: &TaskDef, i: &JobInput<'_>) -> PodSpec {
+    let placement = placement(s, t);
+    let image_pull_secrets = (!s.image_pull_secrets.is_empty())
+        .then(|| s.image_pull_secrets.iter().map(|n| LocalObjectReference { name: n.clone() }).collect());
+    PodSpec {
+        restart_policy: Some("Never".into()),
+        automount_service_account_token: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(s.run_as_user),
+            fs_group: Some(s.run_as_user),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+            ..PodSecurityContext::default()
+        }),
+        containers: vec![container(s, t, i)],
+        volumes: Some(volumes(s, t)),
+        node_selector: Some(placement.node_selector.clone()),
+        tolerations: Some(placement.tolerations.iter().map(toleration).collect()),
+        service_account_name: s.service_account.clone(),
+        image_pull_secrets,
+        ..PodSpec::default()
+    }
+}
+
+/// A toleration of the settings as Kubernetes has it.
+fn toleration(t: &super::kube_settings::Toleration) -> Toleration {
+    Toleration {
+        key: t.key.clone(),
+        operator: t.operator.clone(),
+        value: t.value.clone(),
+        effect: t.effect.clone(),
+        toleration_seconds: None,
+    }
+}
+
+/// The task's container: its image, command line, environment, resources and mounts, with
+/// no privilege escalation and every capability dropped.
+fn container(s: &KubeSettings, t: &TaskDef, i: &JobInput<'_>) -> Container {
+    let image = if t.gpu { s.gpu_image.as_ref().unwrap_or(&s.image) } else { &s.image };
+    let program = t.program.as_ref().unwrap_or(&s.program);
+    let env_from: Vec<EnvFromSource> = t
+        .secrets
+        .iter()
+        .filter(|r| r.mount.is_none())
+        .map(|r| EnvFromSource {
+            secret_ref: Some(SecretEnvSource { name: r.secret.clone(), optional: None }),
+            ..EnvFromSource::default()
+        })
+        .collect();
+    Container {
+        name: "task".into(),
+        image: Some(image.clone()),
+        image_pull_policy: s.image_pull_policy.clone(),
+        command: Some(vec![program.clone()]),
+        args: Some(t.args.clone()),
+        env: Some(env(s, t, i)),
+        env_from: (!env_from.is_empty()).then_some(env_from),
+        resources: Some(resources(t)),
+        volume_mounts: Some(volume_mounts(s, t)),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities { add: None, drop: Some(vec!["ALL".into()]) }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    }
+}
+
+/// The environment: the settings', the task's, its secrets' extra variables, then the run,
+/// task and attempt (later ones win), sorted by name.
+fn env(s: &KubeSettings, t: &TaskDef, i: &JobInput<'_>) -> Vec<EnvVar> {
     let mut env: BTreeMap<String, String> = s.env.clone();
     env.extend(t.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     for r in &t.secrets {
@@ -94,122 +221,77 @@ pub fn build_job(i: &JobInput<'_>) -> Result<Job> {
     env.insert("MOLDOPS_PIPELINE_RUN".into(), i.run_id.into());
     env.insert("MOLDOPS_PIPELINE_TASK".into(), t.name.clone());
     env.insert("MOLDOPS_PIPELINE_ATTEMPT".into(), i.attempt.to_string());
-    let env: Vec<Value> = env.into_iter().map(|(k, v)| json!({ "name": k, "value": v })).collect();
+    env.into_iter().map(|(name, value)| EnvVar { name, value: Some(value), value_from: None }).collect()
+}
 
-    let env_from: Vec<Value> = t
-        .secrets
-        .iter()
-        .filter(|r| r.mount.is_none())
-        .map(|r| json!({ "secretRef": { "name": r.secret } }))
-        .collect();
-    let mut volumes = Vec::new();
-    let mut mounts = Vec::new();
-    if let Some(claim) = &s.data_volume_claim {
-        volumes.push(json!({ "name": "data", "persistentVolumeClaim": { "claimName": claim } }));
-        mounts.push(json!({ "name": "data", "mountPath": s.data_mount_path }));
+/// Requests and limits: memory's limit defaults to its request; GPU tasks get a
+/// `nvidia.com/gpu` limit (at least 1).
+fn resources(t: &TaskDef) -> ResourceRequirements {
+    let r = &t.resources;
+    let q = |v: &String| Quantity(v.clone());
+    let mut requests = BTreeMap::new();
+    let mut limits = BTreeMap::new();
+    if let Some(c) = &r.cpu {
+        requests.insert("cpu".to_string(), q(c));
     }
-    for (n, r) in t.secrets.iter().filter(|r| r.mount.is_some()).enumerate() {
-        let vol = format!("secret-{n}");
-        volumes.push(json!({ "name": vol, "secret": { "secretName": r.secret, "defaultMode": 0o400 } }));
-        mounts.push(json!({ "name": vol, "mountPath": r.mount, "readOnly": true }));
+    if let Some(m) = &r.memory {
+        requests.insert("memory".to_string(), q(m));
+        limits.insert("memory".to_string(), q(r.memory_limit.as_ref().unwrap_or(m)));
     }
+    if let Some(c) = &r.cpu_limit {
+        limits.insert("cpu".to_string(), q(c));
+    }
+    if t.gpu {
+        let n = r.gpus.unwrap_or(1).max(1);
+        limits.insert(GPU_RESOURCE.to_string(), Quantity(n.to_string()));
+    }
+    ResourceRequirements { requests: Some(requests), limits: Some(limits), claims: None }
+}
 
-    let mut requests = serde_json::Map::new();
-    let mut limits = serde_json::Map::new();
-    if let Some(c) = &t.resources.cpu {
-        requests.insert("cpu".into(), json!(c));
-    }
-    if let Some(m) = &t.resources.memory {
-        requests.insert("memory".into(), json!(m));
-        limits.insert("memory".into(), json!(t.resources.memory_limit.as_ref().unwrap_or(m)));
-    }
-    if let Some(c) = &t.resources.cpu_limit {
-        limits.insert("cpu".into(), json!(c));
-    }
-    let placement = if t.gpu {
-        let n = t.resources.gpus.unwrap_or(1).max(1);
-        limits.insert(GPU_RESOURCE.into(), json!(n.to_string()));
-        &s.gpu_placement
-    } else {
-        &s.cpu_placement
-    };
-    let image = if t.gpu { s.gpu_image.as_ref().unwrap_or(&s.image) } else { &s.image };
-    let program = t.program.as_ref().unwrap_or(&s.program);
+/// Name of the volume of the task's `n`-th mounted secret.
+fn secret_volume_name(n: usize) -> String {
+    format!("secret-{n}")
+}
 
-    let mut container = json!({
-        "name": "task",
-        "image": image,
-        "command": [program],
-        "args": t.args,
-        "env": env,
-        "resources": { "requests": requests, "limits": limits },
-        "volumeMounts": mounts,
-        "securityContext": { "allowPrivilegeEscalation": false, "capabilities": { "drop": ["ALL"] } },
+/// The shared data volume (when a claim is set) and one volume per mounted secret, files
+/// readable by the owner only (mode 0400).
+fn volumes(s: &KubeSettings, t: &TaskDef) -> Vec<Volume> {
+    let data = s.data_volume_claim.iter().map(|claim| Volume {
+        name: "data".into(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: claim.clone(),
+            read_only: None,
+        }),
+        ..Volume::default()
     });
-    if !env_from.is_empty() {
-        container["envFrom"] = json!(env_from);
-    }
-    if let Some(p) = &s.image_pull_policy {
-        container["imagePullPolicy"] = json!(p);
-    }
-    let tolerations: Vec<Value> = placement
-        .tolerations
-        .iter()
-        .map(|t| serde_json::to_value(t).unwrap_or(Value::Null))
-        .map(|mut v| {
-            if let Some(o) = v.as_object_mut() {
-                o.retain(|_, x| !x.is_null());
-            }
-            v
-        })
-        .collect();
-    let mut pod_spec = json!({
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": false,
-        "securityContext": {
-            "runAsNonRoot": true,
-            "runAsUser": s.run_as_user,
-            "fsGroup": s.run_as_user,
-            "seccompProfile": { "type": "RuntimeDefault" },
-        },
-        "containers": [container],
-        "volumes": volumes,
-        "nodeSelector": placement.node_selector,
-        "tolerations": tolerations,
+    let secrets = t.secrets.iter().filter(|r| r.mount.is_some()).enumerate().map(|(n, r)| Volume {
+        name: secret_volume_name(n),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(r.secret.clone()),
+            default_mode: Some(0o400),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
     });
-    if let Some(sa) = &s.service_account {
-        pod_spec["serviceAccountName"] = json!(sa);
-    }
-    if !s.image_pull_secrets.is_empty() {
-        let secrets: Vec<Value> = s.image_pull_secrets.iter().map(|n| json!({ "name": n })).collect();
-        pod_spec["imagePullSecrets"] = json!(secrets);
-    }
-    let mut spec = json!({
-        "backoffLimit": 0,
-        "ttlSecondsAfterFinished": s.ttl_seconds_after_finished,
-        "template": { "metadata": { "labels": labels }, "spec": pod_spec },
+    data.chain(secrets).collect()
+}
+
+/// Where [`volumes`] are mounted: the data volume at `data_mount_path`, secrets read-only
+/// at their `mount`.
+fn volume_mounts(s: &KubeSettings, t: &TaskDef) -> Vec<VolumeMount> {
+    let data = s.data_volume_claim.iter().map(|_| VolumeMount {
+        name: "data".into(),
+        mount_path: s.data_mount_path.clone(),
+        ..VolumeMount::default()
     });
-    if let Some(d) = i.timeout_s {
-        spec["activeDeadlineSeconds"] = json!(d);
-    }
-    let job = json!({
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": name,
-            "namespace": i.namespace,
-            "labels": labels,
-            "ownerReferences": [{
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "name": i.owner.0,
-                "uid": i.owner.1,
-                "blockOwnerDeletion": true,
-            }],
-        },
-        "spec": spec,
-    });
-    serde_json::from_value(job).with_context(|| format!("building the Job of task `{}`", t.name))
+    let secrets =
+        t.secrets.iter().filter_map(|r| r.mount.as_ref()).enumerate().map(|(n, path)| VolumeMount {
+            name: secret_volume_name(n),
+            mount_path: path.clone(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    data.chain(secrets).collect()
 }
 
 /// How a Job stands.
@@ -245,5 +327,190 @@ pub fn job_state(job: &Job) -> JobState {
         JobState::Failed("a pod of the Job failed".into())
     } else {
         JobState::Running
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::dag::{Resources, SecretRef};
+    use crate::pipeline::kube_settings::Toleration as SettingsToleration;
+    use serde_json::Value;
+
+    fn settings() -> KubeSettings {
+        let mut s = KubeSettings {
+            gpu_image: Some("img-gpu:1".into()),
+            image_pull_policy: Some("IfNotPresent".into()),
+            image_pull_secrets: vec!["regcred".into()],
+            service_account: Some("runner".into()),
+            data_volume_claim: Some("moldops-data".into()),
+            env: BTreeMap::from([("SHARED".into(), "settings".into())]),
+            labels: BTreeMap::from([("team".into(), "ml".into())]),
+            ..KubeSettings::default()
+        };
+        s.gpu_placement.node_selector.insert("pool".into(), "gpu".into());
+        s.gpu_placement.tolerations.push(SettingsToleration {
+            key: Some(GPU_RESOURCE.into()),
+            operator: Some("Exists".into()),
+            effect: Some("NoSchedule".into()),
+            value: None,
+        });
+        s.cpu_placement.node_selector.insert("pool".into(), "highmem".into());
+        s
+    }
+
+    fn task(name: &str, gpu: bool) -> TaskDef {
+        TaskDef {
+            name: name.into(),
+            deps: vec![],
+            program: None,
+            args: vec!["train".into(), "--lake".into(), "/lake".into()],
+            env: BTreeMap::from([("SHARED".into(), "task".into())]),
+            when_exists: None,
+            retries: None,
+            backoff_s: None,
+            timeout_s: None,
+            gpu,
+            resources: Resources {
+                cpu: Some("2".into()),
+                memory: Some("8Gi".into()),
+                cpu_limit: None,
+                memory_limit: None,
+                gpus: Some(2),
+            },
+            secrets: vec![
+                SecretRef { secret: "s3-creds".into(), mount: None, env: BTreeMap::new() },
+                SecretRef {
+                    secret: "gcp-key".into(),
+                    mount: Some("/secrets/gcp".into()),
+                    env: BTreeMap::from([("KEY_FILE".into(), "/secrets/gcp/key.json".into())]),
+                },
+            ],
+        }
+    }
+
+    fn job_json(s: &KubeSettings, t: &TaskDef, timeout_s: Option<u64>) -> Value {
+        let job = build_job(&JobInput {
+            settings: s,
+            namespace: "ns",
+            run_id: "r1",
+            task: t,
+            attempt: 2,
+            owner: ("moldops-run-r1", "uid-1"),
+            timeout_s,
+        })
+        .expect("job");
+        serde_json::to_value(&job).expect("json")
+    }
+
+    #[test]
+    fn gpu_job_has_image_command_resources_secrets_and_labels() {
+        let j = job_json(&settings(), &task("train", true), Some(600));
+        assert_eq!((&j["apiVersion"], &j["kind"]), (&json!("batch/v1"), &json!("Job")));
+        assert_eq!(j["metadata"]["name"], json!("mo-r1-train-2"));
+        assert_eq!(j["metadata"]["namespace"], json!("ns"));
+        let owner = &j["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["kind"], json!("ConfigMap"));
+        assert_eq!((&owner["uid"], &owner["blockOwnerDeletion"]), (&json!("uid-1"), &json!(true)));
+        let spec = &j["spec"];
+        assert_eq!(spec["backoffLimit"], json!(0));
+        assert_eq!(spec["activeDeadlineSeconds"], json!(600));
+        assert_eq!(spec["ttlSecondsAfterFinished"], json!(86_400));
+        for labels in [&j["metadata"]["labels"], &spec["template"]["metadata"]["labels"]] {
+            assert_eq!(labels[LABEL_RUN], json!("r1"));
+            assert_eq!(labels[LABEL_TASK], json!("train"));
+            assert_eq!(labels[LABEL_ATTEMPT], json!("2"));
+            assert_eq!(labels["app.kubernetes.io/component"], json!("pipeline-task"));
+            assert_eq!(labels["team"], json!("ml"));
+        }
+        let pod = &spec["template"]["spec"];
+        assert_eq!(pod["restartPolicy"], json!("Never"));
+        assert_eq!(pod["automountServiceAccountToken"], json!(false));
+        assert_eq!(pod["serviceAccountName"], json!("runner"));
+        assert_eq!(pod["imagePullSecrets"], json!([{ "name": "regcred" }]));
+        assert_eq!(pod["nodeSelector"], json!({ "pool": "gpu" }));
+        assert_eq!(
+            pod["tolerations"],
+            json!([{ "key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule" }])
+        );
+        assert_eq!(pod["securityContext"]["runAsUser"], json!(10_001));
+        let c = &pod["containers"][0];
+        assert_eq!(c["image"], json!("img-gpu:1"));
+        assert_eq!(c["imagePullPolicy"], json!("IfNotPresent"));
+        assert_eq!(c["command"], json!(["moldops-cloud"]));
+        assert_eq!(c["args"], json!(["train", "--lake", "/lake"]));
+        assert_eq!(c["resources"]["requests"], json!({ "cpu": "2", "memory": "8Gi" }));
+        assert_eq!(c["resources"]["limits"], json!({ "memory": "8Gi", GPU_RESOURCE: "2" }));
+        assert_eq!(c["envFrom"], json!([{ "secretRef": { "name": "s3-creds" } }]));
+        let env = c["env"].as_array().expect("env");
+        let var = |n: &str| env.iter().find(|e| e["name"] == json!(n)).map(|e| e["value"].clone());
+        assert_eq!(var("SHARED"), Some(json!("task")), "the task's env wins over the settings'");
+        assert_eq!(var("KEY_FILE"), Some(json!("/secrets/gcp/key.json")));
+        assert_eq!(var("MOLDOPS_PIPELINE_ATTEMPT"), Some(json!("2")));
+        assert_eq!(
+            pod["volumes"],
+            json!([
+                { "name": "data", "persistentVolumeClaim": { "claimName": "moldops-data" } },
+                { "name": "secret-0", "secret": { "secretName": "gcp-key", "defaultMode": 0o400 } },
+            ])
+        );
+        assert_eq!(
+            c["volumeMounts"],
+            json!([
+                { "name": "data", "mountPath": "/var/lib/moldops" },
+                { "name": "secret-0", "mountPath": "/secrets/gcp", "readOnly": true },
+            ])
+        );
+    }
+
+    #[test]
+    fn cpu_job_gets_no_gpu_and_optional_fields_stay_absent() {
+        let mut t = task("etl", false);
+        t.resources.memory_limit = Some("16Gi".into());
+        t.secrets.clear();
+        let j = job_json(
+            &KubeSettings { cpu_placement: settings().cpu_placement, ..Default::default() },
+            &t,
+            None,
+        );
+        let pod = &j["spec"]["template"]["spec"];
+        let c = &pod["containers"][0];
+        assert_eq!(c["image"], json!(KubeSettings::default().image));
+        assert_eq!(c["resources"]["limits"], json!({ "memory": "16Gi" }));
+        assert_eq!(pod["nodeSelector"], json!({ "pool": "highmem" }));
+        assert_eq!(
+            (&pod["tolerations"], &pod["volumes"], &c["volumeMounts"]),
+            (&json!([]), &json!([]), &json!([]))
+        );
+        for absent in
+            [&j["spec"]["activeDeadlineSeconds"], &pod["serviceAccountName"], &pod["imagePullSecrets"]]
+        {
+            assert!(absent.is_null(), "{j:#}");
+        }
+        assert!(c.get("envFrom").is_none() && c.get("imagePullPolicy").is_none(), "{c:#}");
+    }
+
+    #[test]
+    fn a_gpu_task_gets_at_least_one_gpu_and_bad_limits_are_errors() {
+        let mut t = task("train", true);
+        t.resources.gpus = Some(0);
+        let j = job_json(&KubeSettings::default(), &t, None);
+        let c = &j["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["resources"]["limits"][GPU_RESOURCE], json!("1"));
+        assert_eq!(c["image"], json!(KubeSettings::default().image), "no gpu_image: the CPU image");
+        let s = KubeSettings::default();
+        let long = TaskDef { name: "x".repeat(60), ..t.clone() };
+        for (task, timeout_s) in [(&t, Some(u64::MAX)), (&long, None)] {
+            let input = JobInput {
+                settings: &s,
+                namespace: "ns",
+                run_id: "r1",
+                task,
+                attempt: 1,
+                owner: ("o", "u"),
+                timeout_s,
+            };
+            assert!(build_job(&input).is_err(), "too long a time limit or Job name is an error");
+        }
     }
 }

@@ -6,10 +6,9 @@
 use super::dag::PipelineDef;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
+use moldops_common::lock::LockFile;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Which executor runs the tasks.
@@ -152,7 +151,7 @@ pub struct RunStore {
 /// An exclusive hold on a run; released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct RunLock {
-    _file: File,
+    _lock: LockFile,
 }
 
 impl RunStore {
@@ -174,15 +173,7 @@ impl RunStore {
     pub fn save(&self, run: &RunRecord) -> Result<()> {
         let dir = self.run_dir(&run.run_id);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join("run.json");
-        let tmp = dir.join("run.json.tmp");
-        let mut f = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-        f.write_all(&serde_json::to_vec_pretty(run)?)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
+        moldops_common::fs::write_atomic(&dir.join("run.json"), &serde_json::to_vec_pretty(run)?)?;
         Ok(())
     }
 
@@ -220,33 +211,14 @@ impl RunStore {
 
     /// Takes the run's lock; fails if another runner holds it.
     pub fn lock(&self, run_id: &str) -> Result<RunLock> {
-        let dir = self.run_dir(run_id);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join("runner.lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => Ok(RunLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => {
-                bail!("run `{run_id}` is being executed by another runner (lock {} held)", path.display())
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(e).with_context(|| format!("locking {}", path.display()))
-            }
-        }
+        let path = self.run_dir(run_id).join("runner.lock");
+        let what = format!("run `{run_id}` (being executed by another runner)");
+        Ok(RunLock { _lock: LockFile::try_acquire(&path, &what)? })
     }
 
     /// True when a runner holds the run's lock right now.
     pub fn is_live(&self, run_id: &str) -> bool {
-        let path = self.run_dir(run_id).join("runner.lock");
-        match File::options().write(true).open(&path) {
-            Ok(f) => matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
-            Err(_) => false,
-        }
+        moldops_common::lock::is_held(&self.run_dir(run_id).join("runner.lock"))
     }
 }
 

@@ -5,6 +5,7 @@
 use super::{BUNDLE_DIR, KeyState, RECORD_FILE, REPORT_FILE, STATE_FILE, VersionRecord};
 use crate::lake::{escape, write};
 use anyhow::{Context, Result, bail};
+use moldops_common::lock::LockFile;
 use moldops_shared::bundle::{Bundle, ModelKey};
 use std::path::{Path, PathBuf};
 
@@ -12,7 +13,7 @@ const LOCK_FILE: &str = ".lock";
 const NO_MOLD: &str = "all";
 
 /// Folder of a key.
-pub fn key_dir(root: &Path, key: &ModelKey) -> PathBuf {
+pub(super) fn key_dir(root: &Path, key: &ModelKey) -> PathBuf {
     let sub = match &key.mold {
         Some(m) => format!("mold={}", escape(m)),
         None => NO_MOLD.to_string(),
@@ -21,18 +22,18 @@ pub fn key_dir(root: &Path, key: &ModelKey) -> PathBuf {
 }
 
 /// Folder of a version.
-pub fn version_dir(key_dir: &Path, version: u32) -> PathBuf {
+pub(super) fn version_dir(key_dir: &Path, version: u32) -> PathBuf {
     key_dir.join(format!("v{version:04}"))
 }
 
 /// Reads and parses a JSON file, naming it in errors.
-pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+pub(super) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))
 }
 
 /// The key's stages (empty when it has none yet).
-pub fn read_state(key_dir: &Path) -> Result<KeyState> {
+pub(super) fn read_state(key_dir: &Path) -> Result<KeyState> {
     let path = key_dir.join(STATE_FILE);
     if !path.exists() {
         return Ok(KeyState::default());
@@ -41,14 +42,14 @@ pub fn read_state(key_dir: &Path) -> Result<KeyState> {
 }
 
 /// Replaces the key's stages atomically.
-pub fn write_state(key_dir: &Path, state: &KeyState) -> Result<()> {
+pub(super) fn write_state(key_dir: &Path, state: &KeyState) -> Result<()> {
     let json = serde_json::to_vec_pretty(state).context("encoding stages")?;
     write::write_atomic(&key_dir.join(STATE_FILE), &json)
 }
 
 /// One more than the highest version in the state or on disk (a crash may leave a version
 /// folder the state does not list; its number is not reused).
-pub fn next_version(key_dir: &Path, state: &KeyState) -> Result<u32> {
+pub(super) fn next_version(key_dir: &Path, state: &KeyState) -> Result<u32> {
     let mut top = state.stages.keys().copied().max().unwrap_or(0);
     if key_dir.is_dir() {
         for entry in std::fs::read_dir(key_dir).with_context(|| format!("listing {}", key_dir.display()))? {
@@ -62,7 +63,7 @@ pub fn next_version(key_dir: &Path, state: &KeyState) -> Result<u32> {
 }
 
 /// Writes a version folder once: into a tmp folder, every file fsynced, then renamed.
-pub fn write_version(
+pub(super) fn write_version(
     key_dir: &Path,
     version: u32,
     bundle: &Bundle,
@@ -95,7 +96,7 @@ pub fn write_version(
 }
 
 /// Every key with a stages file, sorted.
-pub fn keys(root: &Path) -> Result<Vec<ModelKey>> {
+pub(super) fn keys(root: &Path) -> Result<Vec<ModelKey>> {
     let mut out = Vec::new();
     for machine in subdirs(root)? {
         for key in subdirs(&machine)? {
@@ -126,56 +127,18 @@ fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// An exclusive lock on one key's folder: a `.lock` file created exclusively, holding the
-/// owner's pid; a lock whose process is gone is taken over. Released on drop.
-pub struct KeyLock {
-    path: PathBuf,
+/// An exclusive lock on one key's folder (`.lock`, see `moldops_common::lock`), so that two
+/// registrations or promotions of one key never interleave. Released on drop or process death.
+pub(super) struct KeyLock {
+    _lock: LockFile,
 }
 
 impl KeyLock {
     /// Waits up to 30 s for the lock.
-    pub fn acquire(key_dir: &Path) -> Result<KeyLock> {
-        std::fs::create_dir_all(key_dir).with_context(|| format!("creating {}", key_dir.display()))?;
-        let path = key_dir.join(LOCK_FILE);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    use std::io::Write;
-                    write!(f, "{}", std::process::id())
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    return Ok(KeyLock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    if holder_gone(&path) {
-                        let _ = std::fs::remove_file(&path);
-                        continue;
-                    }
-                    if std::time::Instant::now() > deadline {
-                        bail!(
-                            "registry key is locked by another process: {} (remove it if no moldops-cloud runs)",
-                            path.display()
-                        );
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
-            }
-        }
-    }
-}
-
-/// True when the lock names a pid that no longer runs (Linux: no `/proc/{pid}`).
-fn holder_gone(lock: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(lock) else { return false };
-    match text.trim().parse::<u32>() {
-        Ok(pid) => Path::new("/proc").is_dir() && !Path::new(&format!("/proc/{pid}")).exists(),
-        Err(_) => false,
-    }
-}
-
-impl Drop for KeyLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+    pub(super) fn acquire(key_dir: &Path) -> Result<KeyLock> {
+        let what = format!("registry key {}", key_dir.display());
+        let lock =
+            LockFile::acquire_within(&key_dir.join(LOCK_FILE), &what, std::time::Duration::from_secs(30))?;
+        Ok(KeyLock { _lock: lock })
     }
 }

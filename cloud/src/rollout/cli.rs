@@ -1,6 +1,6 @@
-//! `moldops-cloud rollout publish|status|rollback` and `moldops-cloud score`.
+//! `moldops-cloud rollout publish|status|rollback`, and the bundle sources `score` shares.
 
-use super::{Link, Plan, fleet, score};
+use super::{Link, Plan, fleet};
 use crate::config::{self, Overrides};
 use crate::registry::Registry;
 use crate::registry::cli::RegistryLocation;
@@ -140,23 +140,6 @@ pub fn registry_bundle(registry: &Path, key: &ModelKey, version: Option<u32>) ->
     Bundle::from_bytes(&bytes).map_err(|e| anyhow!("registry bundle {}@{version}: {e}", key.label()))
 }
 
-/// `moldops-cloud score`: batch scoring of etl_data.
-#[derive(Debug, Args)]
-pub struct ScoreArgs {
-    /// Lake folder (default: [lake] path of --config, else moldops-data/lake).
-    #[arg(long)]
-    pub lake: Option<PathBuf>,
-    #[arg(long, env = "MOLDOPS_CLOUD_CONFIG")]
-    pub config: Option<PathBuf>,
-    #[command(flatten)]
-    pub source: BundleSource,
-    /// Registry public key (hex, or a file holding it); needed with --bundle.
-    #[arg(long)]
-    pub public_key: Option<String>,
-    #[arg(long)]
-    pub json: bool,
-}
-
 /// Reads a bundle from a folder or a transport file.
 pub fn read_bundle(path: &Path) -> Result<Bundle> {
     if path.is_dir() {
@@ -187,7 +170,7 @@ async fn connect(f: &FleetArgs) -> Result<Link> {
 }
 
 pub fn run(args: RolloutArgs) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = moldops_common::runtime::build()?;
     rt.block_on(run_async(args))
 }
 
@@ -300,38 +283,4 @@ fn print_outcomes(stage: &str, outcomes: &[fleet::EdgeOutcome]) {
         let state = o.state.map_or("no answer", |s| s.as_str());
         println!("{stage:<9} {:<16} {state:<12} {}", o.edge_id, o.reason.as_deref().unwrap_or(""));
     }
-}
-
-/// `moldops-cloud score`.
-pub fn run_score(args: ScoreArgs) -> Result<()> {
-    let lake = config::lake_path(args.config.as_deref(), args.lake.as_deref())?;
-    let (bundles, verified) = args.source.load()?;
-    let key = match &args.public_key {
-        Some(k) => Some(read_key(k)?),
-        None if verified => None,
-        None => bail!("--public-key: needed to verify a bundle that does not come from the registry"),
-    };
-    for bundle in &bundles {
-        let mut model = score::load_model(bundle, key.as_ref())?;
-        let summary = score::score_lake(&lake, &mut model)?;
-        print_summary(&summary, args.json)?;
-    }
-    Ok(())
-}
-
-fn print_summary(summary: &score::BatchSummary, json: bool) -> Result<()> {
-    if json {
-        println!("{}", serde_json::to_string(&summary)?);
-    } else {
-        println!(
-            "{} v{}: {} shots scored, {} alarms, {} in warming windows{}",
-            summary.model_id,
-            summary.version,
-            summary.scored,
-            summary.alarms,
-            summary.warming,
-            summary.file.as_ref().map_or(String::new(), |f| format!(" → {}", f.display()))
-        );
-    }
-    Ok(())
 }

@@ -7,7 +7,7 @@
 //! second look at the same retained topics on the same connection needs no re-delivery.
 
 use anyhow::{Context, Result, anyhow, bail};
-use moldops_edge::config::BrokerConfig;
+use moldops_common::mqtt::BrokerConfig;
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,7 +26,7 @@ pub struct Link {
 impl Link {
     /// Connects (clean session) and waits for the broker's CONNACK.
     pub async fn connect(broker: &BrokerConfig, base: &Path, client_id: &str) -> Result<Link> {
-        let mut opts = moldops_edge::mqtt::options(broker, client_id, base)?;
+        let mut opts = moldops_common::mqtt::options(broker, client_id, base)?;
         opts.set_clean_session(true);
         let (client, mut events) = AsyncClient::new(opts, 1024);
         let (tx, rx) = mpsc::unbounded_channel();

@@ -19,11 +19,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The original's fixed threshold (there on min–max scaled MAE; here on standardised MAE).
-pub const ORIGINAL_THRESHOLD: f32 = 0.1;
+pub(super) const ORIGINAL_THRESHOLD: f32 = 0.1;
 /// Largest |tract − burn| / max(1, |burn|) accepted after export.
-pub const PARITY_TOLERANCE: f32 = 1e-4;
+pub(super) const PARITY_TOLERANCE: f32 = 1e-4;
 /// Fewest clean training windows a key needs.
-pub const MIN_TRAIN_WINDOWS: usize = 8;
+pub(super) const MIN_TRAIN_WINDOWS: usize = 8;
 
 /// One model's result on one key.
 #[derive(Debug, Clone, Serialize)]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// sha256 over the etl_data files of `machine` (relative path and sha256 of each, sorted),
 /// and those paths.
-pub fn snapshot(lake: &Path, machine: &str) -> Result<(String, Vec<String>)> {
+pub(super) fn snapshot(lake: &Path, machine: &str) -> Result<(String, Vec<String>)> {
     let dir = lake.join(crate::etl::ETL_DATA).join(format!("machine={}", crate::lake::escape(machine)));
     let mut files = Vec::new();
     collect_files(&dir, &mut files)?;

@@ -3,7 +3,7 @@
 //! refuses any desired bundle at once and reports it (retained), as the real agent does.
 
 use moldops_cloud::rollout::{Link, Plan, fleet};
-use moldops_edge::config::BrokerConfig;
+use moldops_common::mqtt::BrokerConfig;
 use moldops_shared::bundle::{Bundle, FeatureSpec, MODEL_FILE, Manifest, ModelKey};
 use moldops_shared::rollout::{DesiredModels, ReportedModel, ReportedModels, RolloutState};
 use moldops_shared::topic::{self, Leaf};
@@ -82,7 +82,7 @@ fn bundle(version: u32) -> Bundle {
         version,
         ..Manifest::new(key, "zscore", specs, 2, 1.0)
     };
-    let onnx = moldops_edge::inference::reference::zscore_onnx(2, &[0.0], &[1.0]);
+    let onnx = moldops_scoring::inference::reference::zscore_onnx(2, &[0.0], &[1.0]);
     Bundle::seal(manifest, BTreeMap::from([(MODEL_FILE.to_string(), onnx)]), &[5; 32]).expect("seal")
 }
 
@@ -105,7 +105,7 @@ async fn canaries_go_first_and_failures_stop_the_rollout() {
     let bad_canary = fake_edge(port, "e1", false);
     let good = fake_edge(port, "e2", true);
     let other = fake_edge(port, "e3", true);
-    let broker: BrokerConfig = moldops_cloud::config::broker_with_host("127.0.0.1");
+    let broker: BrokerConfig = BrokerConfig::with_host("127.0.0.1");
     let broker = BrokerConfig { port, ..broker };
     let mut link = Link::connect(&broker, std::path::Path::new("."), "test-manager").await.expect("connect");
     // Desired states are retained: a fake edge that subscribes late still gets its own.

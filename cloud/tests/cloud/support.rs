@@ -1,4 +1,4 @@
-//! Helpers shared by the ETL, import and parity tests: records, and landing them in a lake
+//! Helpers shared by the ETL, import and compaction tests: records, and landing them in a lake
 //! through the ingest's own commit path.
 
 use moldops_cloud::ingest::{Committer, Group};
@@ -52,34 +52,4 @@ pub fn commit(lake: &Path, edge: &str, first_seq: u64, records: Vec<Record>) {
     group.add(&topic("site", edge, Leaf::Data), &encode_batch(&batch), 0);
     let out = committer.commit(group).expect("commit");
     assert_eq!(out.quarantined, 0, "test records were refused");
-}
-
-/// A record of machine `M1`'s device `device`.
-pub fn m1_record(kind: RecordKind, device: &str, ts_ms: i64, values: &[(&str, f64)]) -> Record {
-    Record::new(kind, "M1", device, ts_ms, values.iter().copied())
-}
-
-/// The simulator's process model driven for `steps` steps as machine `M1`: per step the
-/// peripheral records `readings` makes of it, then the shot (number and mold) when the step
-/// made one. Time order, readings before shots at equal times; seqs follow that order.
-pub fn simulate_m1(
-    cfg: moldops_edge::sim::process::ProcessConfig,
-    steps: usize,
-    readings: impl Fn(&moldops_edge::sim::process::Step) -> Vec<Record>,
-) -> Vec<Record> {
-    let mut model = moldops_edge::sim::process::ProcessModel::new(cfg);
-    let mut out = Vec::new();
-    for _ in 0..steps {
-        let s = model.next_step();
-        out.extend(readings(&s));
-        if let Some(shot) = s.shot {
-            let values: Vec<(&str, f64)> = shot.values.named().collect();
-            let mut r = m1_record(RecordKind::Shot, "M1", shot.ts_ms, &values);
-            r.shot_number = Some(u64::from(shot.number));
-            r.mold = Some(shot.mold.to_string());
-            out.push(r);
-        }
-    }
-    out.sort_by_key(|r| (r.ts_ms, r.kind == RecordKind::Shot));
-    out.into_iter().enumerate().map(|(i, r)| Record { seq: i as u64 + 1, ..r }).collect()
 }

@@ -10,9 +10,9 @@
 
 use super::store::{KeyState, Store};
 use super::transfer::{self, Transfer};
-use crate::inference::{Backend, Model};
-use crate::scoring::metrics::ScoringMetrics;
-use crate::scoring::{LoadedModel, Scorer, ShadowDone};
+use moldops_scoring::inference::{Backend, Model};
+use moldops_scoring::metrics::ScoringMetrics;
+use moldops_scoring::scorer::{LoadedModel, Scorer, ShadowDone};
 use moldops_shared::bundle::{MODEL_FILE, ModelKey};
 use moldops_shared::rollout::{
     BundleRef, DesiredModel, DesiredModels, ReportedModel, ReportedModels, RolloutState,
@@ -25,7 +25,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// A model load finished on the blocking pool.
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub key: ModelKey,
     pub bundle: BundleRef,
     /// Activate at once (a rollback to the previous bundle) instead of shadowing.
@@ -33,7 +33,7 @@ pub struct Loaded {
     pub result: Result<Model, String>,
 }
 
-pub struct Agent {
+pub(crate) struct Agent {
     pub site: String,
     pub edge_id: String,
     pub client: AsyncClient,
@@ -58,7 +58,7 @@ impl Agent {
     }
 
     /// Loads the active models and resumes unfinished rollouts (after a start or restart).
-    pub fn restore(&mut self) {
+    pub(crate) fn restore(&mut self) {
         let keys: Vec<KeyState> = self.store.state.keys.values().cloned().collect();
         for ks in keys {
             let label = ks.model_key.label();
@@ -89,7 +89,7 @@ impl Agent {
 
     /// Subscribes to the desired state and to the chunks of downloads in progress, and
     /// publishes the reported state (on every connection).
-    pub fn on_connected(&mut self) {
+    pub(crate) fn on_connected(&mut self) {
         let desired = self.topic(Leaf::ModelDesired);
         if let Err(e) = self.client.try_subscribe(desired, QoS::AtLeastOnce) {
             tracing::warn!(error = %e, "cannot subscribe to the desired model state");
@@ -102,7 +102,7 @@ impl Agent {
     }
 
     /// Routes one MQTT message.
-    pub fn on_message(&mut self, topic_name: &str, payload: &[u8]) {
+    pub(crate) fn on_message(&mut self, topic_name: &str, payload: &[u8]) {
         if topic_name == self.topic(Leaf::ModelDesired) {
             if payload.is_empty() {
                 return;
@@ -236,7 +236,7 @@ impl Agent {
     }
 
     /// A load finished: shadow the candidate (or activate it, for a rollback).
-    pub fn on_loaded(&mut self, done: Loaded) {
+    pub(crate) fn on_loaded(&mut self, done: Loaded) {
         let label = done.key.label();
         if self.loading.get(&label) != Some(&done.bundle.sha256) {
             return; // superseded by a newer desired state
@@ -259,7 +259,7 @@ impl Agent {
     }
 
     /// Scores one durable record and acts on finished shadow runs.
-    pub fn on_record(&mut self, record: &Record) {
+    pub(crate) fn on_record(&mut self, record: &Record) {
         if record.kind != RecordKind::Shot && record.kind != RecordKind::Peripheral {
             return;
         }
@@ -289,7 +289,7 @@ impl Agent {
             }
             Err(reason) => {
                 self.scorer.drop_shadow(&done.key);
-                self.refuse(&done.key, RolloutState::RolledBack, reason);
+                self.refuse(&done.key, RolloutState::RolledBack, reason.to_string());
             }
         }
     }
@@ -326,7 +326,7 @@ impl Agent {
     }
 
     /// Publishes the reported state of every key (retained).
-    pub fn report(&mut self) {
+    pub(crate) fn report(&mut self) {
         let now = chrono::Utc::now().timestamp_millis();
         let models = self
             .store
@@ -378,7 +378,7 @@ fn load(
 
 impl Store {
     /// The model key of a label known to the store.
-    pub fn key_of(&self, label: &str) -> ModelKey {
+    pub(crate) fn key_of(&self, label: &str) -> ModelKey {
         self.state.keys.get(label).map(|k| k.model_key.clone()).unwrap_or_else(|| {
             ModelKey::parse(label).unwrap_or(ModelKey { machine_id: label.to_string(), mold: None })
         })

@@ -5,11 +5,11 @@
 //! leaves either the old or the new version, never a torn one.
 
 use anyhow::{Context, Result};
+use moldops_common::fs::write_atomic;
 use moldops_shared::bundle::ModelKey;
 use moldops_shared::rollout::{BundleRef, RolloutState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Refused bundles remembered per key (so a retained desired state is not retried forever).
@@ -17,7 +17,7 @@ const REFUSED_KEPT: usize = 32;
 
 /// Rollout state of one model key, as persisted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KeyState {
+pub(crate) struct KeyState {
     pub model_key: ModelKey,
     /// Phase of the rollout of `target`; `None` before any.
     pub state: Option<RolloutState>,
@@ -31,7 +31,7 @@ pub struct KeyState {
 }
 
 impl KeyState {
-    pub fn new(model_key: ModelKey) -> Self {
+    pub(crate) fn new(model_key: ModelKey) -> Self {
         KeyState {
             model_key,
             state: None,
@@ -44,7 +44,7 @@ impl KeyState {
     }
 
     /// Marks the target refused (`state` is `Rejected` or `RolledBack`).
-    pub fn refuse(&mut self, state: RolloutState, reason: String) {
+    pub(crate) fn refuse(&mut self, state: RolloutState, reason: String) {
         if let Some(t) = &self.target {
             if self.refused.len() >= REFUSED_KEPT
                 && let Some(first) = self.refused.keys().next().cloned()
@@ -59,19 +59,19 @@ impl KeyState {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct StoreState {
+pub(crate) struct StoreState {
     /// By model key label.
     pub keys: BTreeMap<String, KeyState>,
 }
 
-pub struct Store {
+pub(crate) struct Store {
     dir: PathBuf,
     pub state: StoreState,
 }
 
 impl Store {
     /// Opens (or creates) the store in `dir` and reads its state.
-    pub fn open(dir: &Path) -> Result<Store> {
+    pub(crate) fn open(dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(dir.join("bundles"))
             .with_context(|| format!("creating model store {}", dir.display()))?;
         let path = dir.join("state.json");
@@ -84,17 +84,13 @@ impl Store {
         Ok(Store { dir: dir.to_path_buf(), state })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The state of `key`, created empty when new.
-    pub fn key(&mut self, key: &ModelKey) -> &mut KeyState {
+    pub(crate) fn key(&mut self, key: &ModelKey) -> &mut KeyState {
         self.state.keys.entry(key.label()).or_insert_with(|| KeyState::new(key.clone()))
     }
 
     /// Writes `state.json` atomically.
-    pub fn save(&self) -> Result<()> {
+    pub(crate) fn save(&self) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(&self.state)?;
         write_atomic(&self.dir.join("state.json"), &bytes)
     }
@@ -103,22 +99,22 @@ impl Store {
         self.dir.join("bundles").join(format!("{sha256}.bundle"))
     }
 
-    pub fn has_bundle(&self, sha256: &str) -> bool {
+    pub(crate) fn has_bundle(&self, sha256: &str) -> bool {
         self.bundle_path(sha256).is_file()
     }
 
     /// Stores a bundle's transport bytes under their sha256 (atomically).
-    pub fn put_bundle(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn put_bundle(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
         write_atomic(&self.bundle_path(sha256), bytes)
     }
 
-    pub fn read_bundle(&self, sha256: &str) -> Result<Vec<u8>> {
+    pub(crate) fn read_bundle(&self, sha256: &str) -> Result<Vec<u8>> {
         let p = self.bundle_path(sha256);
         std::fs::read(&p).with_context(|| format!("reading stored bundle {}", p.display()))
     }
 
     /// Deletes bundles no key refers to any more (active, previous or target).
-    pub fn collect_garbage(&self) {
+    pub(crate) fn collect_garbage(&self) {
         let keep: Vec<&str> = self
             .state
             .keys
@@ -136,22 +132,6 @@ impl Store {
             }
         }
     }
-}
-
-/// Writes `bytes` to `path` through a synced temporary file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} into place", tmp.display()))?;
-    if let Some(dir) = path.parent()
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -9,20 +9,20 @@ use moldops_shared::rollout::BundleRef;
 
 /// The chunks of one bundle received so far.
 #[derive(Debug, Clone)]
-pub struct Transfer {
+pub(crate) struct Transfer {
     pub bundle: BundleRef,
     chunks: Vec<Option<Vec<u8>>>,
     received: u32,
 }
 
 impl Transfer {
-    pub fn new(bundle: BundleRef) -> Self {
+    pub(crate) fn new(bundle: BundleRef) -> Self {
         let n = bundle.chunks as usize;
         Transfer { bundle, chunks: vec![None; n], received: 0 }
     }
 
     /// Takes chunk `index`; an error says why the chunk cannot belong to this bundle.
-    pub fn accept(&mut self, index: u32, data: &[u8]) -> Result<(), String> {
+    pub(crate) fn accept(&mut self, index: u32, data: &[u8]) -> Result<(), String> {
         let b = &self.bundle;
         if index >= b.chunks {
             return Err(format!("chunk {index} of a bundle with {} chunks", b.chunks));
@@ -40,12 +40,13 @@ impl Transfer {
         Ok(())
     }
 
-    pub fn received(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn received(&self) -> u32 {
         self.received
     }
 
     /// The whole byte string once every chunk arrived.
-    pub fn complete(&self) -> Option<Vec<u8>> {
+    pub(crate) fn complete(&self) -> Option<Vec<u8>> {
         if self.received < self.bundle.chunks {
             return None;
         }
@@ -59,7 +60,7 @@ impl Transfer {
 
 /// Checks a fetched (or stored) bundle against what was desired; the error is the reason
 /// reported on the rejected state.
-pub fn check(
+pub(crate) fn check(
     bytes: &[u8],
     desired: &BundleRef,
     key: &ModelKey,

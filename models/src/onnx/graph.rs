@@ -8,27 +8,27 @@ const FLOAT: i32 = 1;
 const INT64: i32 = 7;
 
 /// One dimension of a declared input or output: fixed or named (dynamic).
-pub enum Dim {
+pub(super) enum Dim {
     Fixed(usize),
     Named(&'static str),
 }
 
 /// A graph under construction.
 #[derive(Default)]
-pub struct Graph {
+pub(super) struct Graph {
     pub graph: pb::GraphProto,
     counter: usize,
 }
 
 /// An attribute value.
-pub enum Attr {
+pub(super) enum Attr {
     Int(i64),
     Ints(Vec<i64>),
 }
 
 impl Graph {
     /// A float initializer `name` of shape `dims`, stored as little-endian raw data.
-    pub fn float(&mut self, name: &str, dims: &[usize], values: &[f32]) -> String {
+    pub(super) fn float(&mut self, name: &str, dims: &[usize], values: &[f32]) -> String {
         let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.graph.initializer.push(pb::TensorProto {
             name: name.into(),
@@ -41,7 +41,7 @@ impl Graph {
     }
 
     /// An int64 initializer `name` of shape `dims` (`&[]` for a scalar).
-    pub fn int64(&mut self, name: &str, dims: &[usize], values: &[i64]) -> String {
+    pub(super) fn int64(&mut self, name: &str, dims: &[usize], values: &[i64]) -> String {
         let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.graph.initializer.push(pb::TensorProto {
             name: name.into(),
@@ -54,7 +54,7 @@ impl Graph {
     }
 
     /// Adds a node and returns its output names (`outputs` of them, generated from `op`).
-    pub fn node(
+    pub(super) fn node(
         &mut self,
         op: &str,
         inputs: &[&str],
@@ -69,7 +69,7 @@ impl Graph {
     }
 
     /// Adds a node whose outputs are named by the caller.
-    pub fn node_named(
+    pub(super) fn node_named(
         &mut self,
         op: &str,
         inputs: &[&str],
@@ -105,22 +105,22 @@ impl Graph {
     }
 
     /// One-output node.
-    pub fn op(&mut self, op: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
+    pub(super) fn op(&mut self, op: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
         self.node(op, inputs, 1, attrs).remove(0)
     }
 
-    pub fn input(&mut self, name: &str, dims: &[Dim]) {
+    pub(super) fn input(&mut self, name: &str, dims: &[Dim]) {
         let v = value_info(name, dims);
         self.graph.input.push(v);
     }
 
-    pub fn output(&mut self, name: &str, dims: &[Dim]) {
+    pub(super) fn output(&mut self, name: &str, dims: &[Dim]) {
         let v = value_info(name, dims);
         self.graph.output.push(v);
     }
 
     /// The model: IR version 8, default-domain opset 17.
-    pub fn into_model(self, name: &str, doc: &str) -> pb::ModelProto {
+    pub(super) fn into_model(self, name: &str, doc: &str) -> pb::ModelProto {
         let mut graph = self.graph;
         graph.name = name.into();
         pb::ModelProto {

@@ -11,10 +11,11 @@
 //! Usage: `cargo run --release -p moldops-tests --bin moldops-bench -- [records] [rss_window_s]`
 
 use anyhow::{Context, Result};
+use moldops_common::mqtt::BrokerConfig;
 use moldops_edge::buffer::{Buffer, NewRecord};
-use moldops_edge::config::{BrokerConfig, EdgeConfig};
-use moldops_edge::sim::features::FEATURE_NAMES;
+use moldops_edge::config::EdgeConfig;
 use moldops_shared::{Record, RecordKind};
+use moldops_sim::features::FEATURE_NAMES;
 use moldops_tests::{Mosquitto, Proc, bin};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::process::Command;
@@ -142,9 +143,9 @@ async fn moldops_path(port: u16, n: usize, dir: &std::path::Path) -> Result<(f64
 fn edge_rss(dir: &std::path::Path, window: Duration) -> Result<f64> {
     let mut broker = Mosquitto::start(dir);
     let cfg = dir.join("edge50.toml");
-    let mut sim_cmd = Command::new(bin("moldops-edge"));
+    let mut sim_cmd = Command::new(bin("moldops-sim"));
     sim_cmd
-        .args(["simulate", "--machines", "50", "--no-peripherals", "--speed", "1", "--base-port", "0"])
+        .args(["--machines", "50", "--no-peripherals", "--speed", "1", "--base-port", "0"])
         .arg("--quality-log")
         .arg(dir.join("q50.jsonl"))
         .arg("--write-config")

@@ -35,7 +35,7 @@ fn the_demo_closes_the_loop_and_its_alarms_match_the_truth() {
         .stderr(Stdio::null())
         .spawn()
         .expect("mosquitto_sub (apt install mosquitto-clients)");
-    let out = Command::new(bin("moldops-cloud"))
+    let out = Command::new(bin("moldops-demo"))
         .args(["demo", "--duration-s", "60", "--score-s", "40", "--shadow-shots", "100"])
         .args(["--broker-port", &broker.port.to_string()])
         .arg("--pipeline-config")

@@ -18,9 +18,9 @@ fn exactly_once_through_broker_restart_and_kills() {
     let edge_cfg = dir.join("edge.toml");
     let mut broker = Mosquitto::start(dir);
 
-    let mut sim_cmd = Command::new(bin("moldops-edge"));
+    let mut sim_cmd = Command::new(bin("moldops-sim"));
     sim_cmd
-        .args(["simulate", "--machines", "2", "--speed", "150", "--seed", "11", "--base-port", "0"])
+        .args(["--machines", "2", "--speed", "150", "--seed", "11", "--base-port", "0"])
         .args(["--shots", &SHOTS_PER_MACHINE.to_string(), "--start-shot", "4294967270"])
         .arg("--quality-log")
         .arg(&qlog)
@@ -76,7 +76,7 @@ fn exactly_once_through_broker_restart_and_kills() {
 #[test]
 fn the_demo_runs_end_to_end() {
     let tmp = moldops_tests::test_dir();
-    let out = Command::new(bin("moldops-cloud"))
+    let out = Command::new(bin("moldops-demo"))
         .args(["demo", "--data-only", "--duration-s", "4", "--speed", "200", "--data-dir"])
         .arg(tmp.path())
         .output()

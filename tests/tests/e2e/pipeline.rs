@@ -131,7 +131,7 @@ pub(crate) fn definition(dir: &Path, keep: &[&str], tiny_training: bool) -> Path
 /// Runs `definition` locally on a fresh simulated plant's data; returns the run record.
 fn run_on_demo_data(dir: &Path, definition: &Path) -> (std::process::Output, RunRecord, RunStore) {
     let data = dir.join("demo");
-    let demo = Command::new(bin("moldops-cloud"))
+    let demo = Command::new(bin("moldops-demo"))
         .args(["demo", "--data-only", "--duration-s", "15", "--speed", "1000", "--data-dir"])
         .arg(dir)
         .output()

@@ -6,10 +6,10 @@
 //! command rolls back to the previous version; a rollout interrupted by SIGKILL completes.
 
 use crate::common::*;
-use moldops_edge::inference::reference::zscore_onnx;
-use moldops_edge::sim::features::FEATURE_NAMES;
+use moldops_scoring::inference::reference::zscore_onnx;
 use moldops_shared::bundle::{Bundle, FeatureSpec, MODEL_FILE, Manifest, ModelKey, public_key};
 use moldops_shared::rollout::{ReportedModels, ScoreMessage};
+use moldops_sim::features::FEATURE_NAMES;
 use moldops_tests::{Mosquitto, Proc, bin, wait_until};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use std::collections::BTreeMap;
@@ -103,9 +103,9 @@ fn key_hex() -> String {
 /// Simulator (one machine) plus an edge config with `[models]`; returns (sim, config path).
 fn plant(dir: &Path, port: u16, shadow_shots: u64) -> (Proc, PathBuf) {
     let cfg = dir.join("edge.toml");
-    let mut sim_cmd = Command::new(bin("moldops-edge"));
+    let mut sim_cmd = Command::new(bin("moldops-sim"));
     sim_cmd
-        .args(["simulate", "--machines", "1", "--speed", "150", "--seed", "3", "--base-port", "0"])
+        .args(["--machines", "1", "--speed", "150", "--seed", "3", "--base-port", "0"])
         .args(["--idle-every", "0", "--mold-change-shots", "0"])
         .arg("--quality-log")
         .arg(dir.join("quality.jsonl"))
@@ -272,7 +272,7 @@ fn a_rollout_interrupted_by_sigkill_completes_after_restart() {
 /// onnxruntime does in Python.
 #[test]
 fn a_model_built_in_python_scores_the_same_at_the_edge() {
-    use moldops_edge::inference::{Backend, Model};
+    use moldops_scoring::inference::{Backend, Model};
     let tmp = moldops_tests::test_dir();
     let dir = tmp.path();
     let windows: Vec<Vec<Vec<f32>>> = (0..5)

@@ -21,20 +21,36 @@ pub enum NodeRef {
 
 const SYNTAX: &str = "use ns=<index>;<i|s|g|b>=<id>, <i|s|g|b>=<id> or nsu=<uri>;<i|s|g|b>=<id>";
 
+/// Why a node id from a node map cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NodeRefError {
+    /// The text is no node id of the accepted forms.
+    #[error("node id {text:?} is malformed: {SYNTAX}")]
+    Malformed { text: String },
+    /// `nsu=` without the `;` that ends the URI.
+    #[error("node id {text:?} has no ';' after the namespace uri: {SYNTAX}")]
+    NoSeparator { text: String },
+    /// The server does not know the node's namespace URI.
+    #[error("namespace {uri:?} is not in the server's namespace array")]
+    UnknownNamespace { uri: String },
+}
+
 impl NodeRef {
-    pub fn parse(s: &str) -> Result<NodeRef, String> {
+    /// Parses `ns=<index>;…`, a bare `i=`/`s=`/`g=`/`b=` id, or `nsu=<uri>;…`.
+    pub fn parse(s: &str) -> Result<NodeRef, NodeRefError> {
         let s = s.trim();
+        let malformed = || NodeRefError::Malformed { text: s.to_string() };
         if let Some(rest) = s.strip_prefix("nsu=") {
             let Some((uri, id)) = rest.split_once(';') else {
-                return Err(format!("node id {s:?} has no ';' after the namespace uri: {SYNTAX}"));
+                return Err(NodeRefError::NoSeparator { text: s.to_string() });
             };
             if uri.is_empty() || id.starts_with("ns=") {
-                return Err(format!("node id {s:?} is malformed: {SYNTAX}"));
+                return Err(malformed());
             }
-            let id = NodeId::from_str(id).map_err(|_| format!("node id {s:?} is malformed: {SYNTAX}"))?;
+            let id = NodeId::from_str(id).map_err(|_| malformed())?;
             return Ok(NodeRef::Uri { uri: uri.to_string(), id });
         }
-        NodeId::from_str(s).map(NodeRef::Id).map_err(|_| format!("node id {s:?} is malformed: {SYNTAX}"))
+        NodeId::from_str(s).map(NodeRef::Id).map_err(|_| malformed())
     }
 
     pub fn needs_namespaces(&self) -> bool {
@@ -42,7 +58,7 @@ impl NodeRef {
     }
 
     /// The node id on a server whose namespace array is `namespaces`.
-    pub fn resolve(&self, namespaces: &[String]) -> Result<NodeId, String> {
+    pub fn resolve(&self, namespaces: &[String]) -> Result<NodeId, NodeRefError> {
         match self {
             NodeRef::Id(id) => Ok(id.clone()),
             NodeRef::Uri { uri, id } => {
@@ -50,7 +66,7 @@ impl NodeRef {
                     .iter()
                     .position(|u| u == uri)
                     .and_then(|i| u16::try_from(i).ok())
-                    .ok_or_else(|| format!("namespace {uri:?} is not in the server's namespace array"))?;
+                    .ok_or_else(|| NodeRefError::UnknownNamespace { uri: uri.clone() })?;
                 Ok(NodeId { namespace: ns, identifier: id.identifier.clone() })
             }
         }

@@ -134,7 +134,10 @@ fn the_deploy_example_map_is_valid() {
     {
         assert!(p.value_tags().iter().any(|t| t.name == name), "{name}");
     }
-    let sim = crate::sim::machine_profile();
+    let sim_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/profiles/moldops-sim-machine.toml");
+    let sim_text =
+        std::fs::read_to_string(&sim_path).unwrap_or_else(|e| panic!("{}: {e}", sim_path.display()));
+    let sim: moldops_shared::profile::Profile = toml::from_str(&sim_text).unwrap_or_else(|e| panic!("{e}"));
     for t in p.value_tags() {
         assert!(
             sim.tag(&t.name).is_some() || t.name.starts_with("Mold_"),

@@ -13,7 +13,7 @@ use std::process::Command;
 
 /// Writes a node map serving the simulator machine profile's record names over OPC UA.
 fn sim_names_map(dir: &Path) -> PathBuf {
-    let p = moldops_edge::sim::machine_profile();
+    let p = moldops_sim::machine_profile();
     let mut text = String::from(
         "name = \"sim-names\"\nshot_counter = \"shot_counter\"\nmold_code = \"mold_code\"\ntimestamp = \"shot_time_ms\"\n",
     );
@@ -36,9 +36,9 @@ fn mixed_plant_rows_differ_only_by_machine() {
     let lake = dir.join("lake");
     let broker = Mosquitto::start(dir);
     let sim_cfg = dir.join("sim-edge.toml");
-    let mut sim_cmd = Command::new(bin("moldops-edge"));
+    let mut sim_cmd = Command::new(bin("moldops-sim"));
     sim_cmd
-        .args(["simulate", "--machines", "1", "--no-peripherals", "--speed", "60", "--base-port", "0"])
+        .args(["--machines", "1", "--no-peripherals", "--speed", "60", "--base-port", "0"])
         .args(["--shots", "3", "--quality-log"])
         .arg(dir.join("quality.jsonl"))
         .arg("--write-config")
@@ -104,9 +104,9 @@ fn simulated_opcua_and_modbus_machines_every_shot_exactly_once() {
     // The ingest first and the edge right after the simulator's ready line: the OPC UA machine's
     // first shot is read before its second one.
     let ingest = start_ingest(dir, broker.port, &lake);
-    let mut sim_cmd = Command::new(bin("moldops-edge"));
+    let mut sim_cmd = Command::new(bin("moldops-sim"));
     sim_cmd
-        .args(["simulate", "--machines", "2", "--opcua-machines", "1", "--base-port", "0"])
+        .args(["--machines", "2", "--opcua-machines", "1", "--base-port", "0"])
         .args(["--speed", "40", "--seed", "5", "--mold-change-shots", "0", "--idle-every", "0"])
         .args(["--shots", &SIM_UA_SHOTS.to_string(), "--start-shot", "4294967290"])
         .arg("--quality-log")

@@ -45,10 +45,10 @@ fn parses_node_ids_and_resolves_namespace_uris() {
     let ns = ["http://opcfoundation.org/UA/".to_string(), "urn:server".into(), "urn:vendor:imm".into()];
     let id = r.resolve(&ns).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((id.namespace, id.to_string()), (2, "ns=2;s=IMM/Counter".to_string()));
-    let missing = r.resolve(&ns[..2]).err().unwrap_or_default();
+    let missing = r.resolve(&ns[..2]).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(missing.contains("urn:vendor:imm"), "{missing}");
     for bad in ["", "ns=two;s=x", "Counter", "nsu=urn:x", "nsu=urn:x;ns=2;s=y", "ns=2;q=1", "i=abc"] {
-        let e = NodeRef::parse(bad).err().unwrap_or_else(|| panic!("{bad:?} accepted"));
+        let e = NodeRef::parse(bad).err().unwrap_or_else(|| panic!("{bad:?} accepted")).to_string();
         assert!(e.contains("ns=<index>"), "{bad:?}: {e}");
     }
 }

@@ -1,0 +1,39 @@
+//! `moldops-cloud ingest`: its arguments, read over `cloud.toml`, and the daemon's start.
+
+use crate::config::{self, Overrides};
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+/// Arguments of `moldops-cloud ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Config file (TOML with [broker], [lake], [ingest]).
+    #[arg(long, env = "MOLDOPS_CLOUD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Broker host (overrides [broker] host; enough on its own without a config file).
+    #[arg(long)]
+    pub broker_host: Option<String>,
+    /// Broker port (overrides [broker] port).
+    #[arg(long)]
+    pub broker_port: Option<u16>,
+    /// Lake folder (overrides [lake] path).
+    #[arg(long)]
+    pub lake: Option<PathBuf>,
+    /// MQTT client id (overrides [ingest] client_id); keep it fixed so the broker keeps the session.
+    #[arg(long)]
+    pub client_id: Option<String>,
+}
+
+/// Validates the configuration, then ingests until SIGINT or SIGTERM.
+pub fn run(args: IngestArgs) -> Result<()> {
+    let over = Overrides {
+        broker_host: args.broker_host,
+        broker_port: args.broker_port,
+        lake: args.lake,
+        client_id: args.client_id,
+    };
+    let mut cfg = config::ingest_config(args.config.as_deref(), &over)?;
+    cfg.announce = true;
+    moldops_common::runtime::build()?.block_on(super::run(cfg, moldops_common::shutdown::requested()))
+}
