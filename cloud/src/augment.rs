@@ -68,7 +68,7 @@ impl AugmentConfig {
     pub fn validate(&self) -> Result<()> {
         let mut problems = Vec::new();
         if let Err(e) = self.fence.validate() {
-            problems.push(e);
+            problems.push(e.to_string());
         }
         if !(self.holdout_fraction > 0.0 && self.holdout_fraction < 1.0) {
             problems.push(format!("holdout_fraction must be within (0, 1), not {}", self.holdout_fraction));
@@ -157,7 +157,7 @@ pub fn run(
         totals.outliers += r.outliers;
         totals.weak_labelled += r.weak_labelled;
         totals.weak_filled += r.weak_filled;
-        totals.gan_trained += usize::from(r.gan.status == "trained");
+        totals.gan_trained += usize::from(r.gan.status == group::GanStatus::Trained);
         totals.gate_passed += usize::from(r.gan.gate.as_ref().is_some_and(|g| g.passed));
         totals.synthetic_written += r.gan.written;
         if let Some(a) = &r.agreement {

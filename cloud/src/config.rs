@@ -5,6 +5,7 @@
 
 use crate::ingest::{DEFAULT_CLIENT_ID, DEFAULT_MAX_GROUP_RECORDS, IngestConfig};
 pub use moldops_common::config::ConfigErrors;
+use moldops_common::config::load_toml;
 use moldops_common::mqtt::BrokerConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -117,9 +118,7 @@ pub fn lake_path(file: Option<&Path>, lake: Option<&Path>) -> Result<PathBuf, Co
 }
 
 fn load_file(path: &Path) -> Result<CloudFile, ConfigErrors> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigErrors(vec![format!("{}: cannot read: {e}", path.display())]))?;
-    toml::from_str(&text).map_err(|e| ConfigErrors(vec![format!("{}: {e}", path.display())]))
+    Ok(load_toml("config", path)?)
 }
 
 fn absolute(p: &Path) -> PathBuf {

@@ -136,7 +136,7 @@ fn group(h: &mut String, g: &GroupReport, p: &GroupPlots) -> Result<()> {
     write!(
         h,
         "<p>GAN {}: trained on {} rows ({} defects), holdout {} rows ({} defects); {} generated, {} written.{}</p>",
-        escape(&gan.status),
+        escape(&gan.status.to_string()),
         gan.train_rows,
         gan.train_defects,
         gan.holdout_rows,

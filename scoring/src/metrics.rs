@@ -36,6 +36,22 @@ pub struct KeyStatus {
     pub last_alarm_shot: Option<u64>,
 }
 
+/// The `models` object of `/status`: inference latency, live figures per key, rollout states.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelsStatus {
+    pub inference_ms: Percentiles,
+    pub keys: BTreeMap<String, KeyStatus>,
+    /// The rollout state last reported, by model key label (absent before the first report).
+    pub rollout: Option<BTreeMap<String, moldops_shared::rollout::ReportedModel>>,
+}
+
+/// Median and 99th percentile of recent inference latencies, in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Percentiles {
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+}
+
 pub struct ScoringMetrics {
     pub inference_seconds: Family<KeyLabel, Histogram, fn() -> Histogram>,
     pub scored: Family<KeyLabel, Counter>,
@@ -144,14 +160,10 @@ impl ScoringMetrics {
     }
 
     /// The `models` object of `/status`.
-    pub fn status(&self) -> serde_json::Value {
+    pub fn status(&self) -> ModelsStatus {
         let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let rollout = self.rollout.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let (p50, p99) = self.percentiles().map_or((None, None), |(a, b)| (Some(a * 1e3), Some(b * 1e3)));
-        serde_json::json!({
-            "inference_ms": { "p50": p50, "p99": p99 },
-            "keys": keys,
-            "rollout": rollout.map(|r| r.models),
-        })
+        ModelsStatus { inference_ms: Percentiles { p50, p99 }, keys, rollout: rollout.map(|r| r.models) }
     }
 }

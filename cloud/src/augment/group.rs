@@ -30,11 +30,29 @@ pub const REFERENCE_FEATURES: [&str; 11] = [
     "Switch_Over_Position",
 ];
 
+/// Whether the GAN was trained in one group (serialised `trained` / `skipped`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GanStatus {
+    /// Too few labelled rows (the report's `reason` says how many).
+    #[default]
+    Skipped,
+    Trained,
+}
+
+impl std::fmt::Display for GanStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GanStatus::Skipped => "skipped",
+            GanStatus::Trained => "trained",
+        })
+    }
+}
+
 /// What the GAN step did in one group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GanOutcome {
-    /// `trained` or `skipped`.
-    pub status: String,
+    pub status: GanStatus,
     pub reason: Option<String>,
     pub train_rows: usize,
     pub train_defects: usize,
@@ -156,9 +174,84 @@ fn pick_features(group: &Group, cfg: &AugmentConfig) -> Result<(Vec<String>, Vec
     Ok((features, label_features))
 }
 
-/// Runs the steps on one group.
+/// Runs the steps on one group: label the rows, report them, then (when there are enough
+/// labelled rows) train the GAN and gate its synthetic rows.
 pub fn process(group: &Group, cfg: &AugmentConfig, seed: u64, progress: &Progress) -> Result<GroupOutcome> {
     let title = format!("{} / {}", group.machine_id, group.mold.as_deref().unwrap_or("(no mold)"));
+    let l = label(group, cfg, seed).with_context(|| title.clone())?;
+    let mut report = l.report(group);
+    let mut plots = GroupPlots { title: title.clone(), ..Default::default() };
+    for (i, c) in l.weak.coords.iter().enumerate() {
+        if let Some(c) = c {
+            plots.embedding.push(EmbeddedShot { xy: *c, truth: l.truth[i], weak: l.weak.labels[i] });
+        }
+    }
+    let mut frames = vec![frame::real_rows(group, &l.weak.labels, &l.outlier)?];
+    let split = match Split::new(&l, cfg, seed) {
+        Ok(split) => split,
+        Err(reason) => {
+            report.gan.reason = Some(reason);
+            distributions(&mut plots, &l.features, &l.rows, &l.effective, &l.outlier, &[], None);
+            return Ok(GroupOutcome { report, plots, frames });
+        }
+    };
+    report.gan.train_rows = split.train_rows.len();
+    report.gan.train_defects = split.train_labels.iter().filter(|&&d| d).count();
+    report.gan.holdout_rows = split.hold_rows.len();
+    report.gan.holdout_defects = split.hold_labels.iter().filter(|&&d| d).count();
+
+    let gan_cfg = gan::GanConfig { seed, ..cfg.gan.clone() };
+    let device = gan::Device::flex();
+    let y: Vec<usize> = split.train_labels.iter().map(|&l| usize::from(l)).collect();
+    let mut bar = progress.bar(&format!("GAN {title}"), gan_cfg.steps as u64);
+    let (model, log) = gan::train(&split.train_rows, &y, &gan_cfg, &device, &mut |s, _| bar.set(s as u64))
+        .with_context(|| format!("{title}: GAN training"))?;
+    bar.finish();
+    let normal = report.gan.train_rows - report.gan.train_defects;
+    let count = cfg.synthetic.unwrap_or_else(|| normal.saturating_sub(report.gan.train_defects).max(1));
+    let synthetic = model.generate(count, 1, seed ^ 0x5eed)?;
+    let gate = gate::evaluate(
+        &GateInput {
+            train: &split.train_rows,
+            train_labels: &split.train_labels,
+            holdout: &split.hold_rows,
+            holdout_labels: &split.hold_labels,
+            synthetic: &synthetic,
+            columns: &l.features,
+        },
+        &cfg.gate,
+    );
+    report.gan.status = GanStatus::Trained;
+    report.gan.losses = log.losses;
+    report.gan.generated = synthetic.len();
+    if gate.passed {
+        frames.push(frame::synthetic_rows(group, &l.features, &synthetic)?);
+        report.gan.written = synthetic.len();
+    } else {
+        report.gan.reason = Some("the synthetic-data gate failed; no synthetic row written".into());
+    }
+    distributions(&mut plots, &l.features, &l.rows, &l.effective, &l.outlier, &synthetic, Some(&gate));
+    report.gan.gate = Some(gate);
+    Ok(GroupOutcome { report, plots, frames })
+}
+
+/// One group's rows with their fence, ground truth and weak labels.
+struct Labelled {
+    features: Vec<String>,
+    label_features: Vec<String>,
+    /// Feature values per row, in `features` order.
+    rows: Vec<Vec<f64>>,
+    outlier: Vec<bool>,
+    fences: Vec<ColumnFence>,
+    /// Ground truth where the lake has it (≥ 0.5 is a defect).
+    truth: Vec<Option<f64>>,
+    weak: weak::WeakLabels,
+    /// Ground truth where known, else the weak label.
+    effective: Vec<Option<u8>>,
+}
+
+/// Picks the features, fences outliers and weak-labels the rows of one group.
+fn label(group: &Group, cfg: &AugmentConfig, seed: u64) -> Result<Labelled> {
     let (features, label_features) = pick_features(group, cfg)?;
     let cols = frame::columns(&group.frame, &features)?;
     let rows = frame::rows(&cols);
@@ -167,114 +260,92 @@ pub fn process(group: &Group, cfg: &AugmentConfig, seed: u64, progress: &Progres
     let run_ids: Vec<String> =
         frame::strings(&group.frame, "run_id")?.into_iter().map(Option::unwrap_or_default).collect();
     let label_rows = frame::rows(&frame::columns(&group.frame, &label_features)?);
-    let weak = weak::label(&label_rows, &run_ids, &cfg.weak, seed)
-        .with_context(|| format!("{title}: weak labels"))?;
-    let agreement = weak::agreement(&weak.labels, &truth);
-    let is_defect = |t: &Option<f64>| t.is_some_and(|v| v >= 0.5);
+    let weak = weak::label(&label_rows, &run_ids, &cfg.weak, seed).context("weak labels")?;
     let effective: Vec<Option<u8>> =
         truth.iter().zip(&weak.labels).map(|(t, w)| t.map(|v| u8::from(v >= 0.5)).or(*w)).collect();
+    Ok(Labelled { features, label_features, rows, outlier, fences, truth, weak, effective })
+}
 
-    let mut report = GroupReport {
-        machine_id: group.machine_id.clone(),
-        mold: group.mold.clone(),
-        rows: rows.len(),
-        truth_labelled: truth.iter().filter(|t| t.is_some()).count(),
-        truth_defects: truth.iter().filter(|t| is_defect(t)).count(),
-        features: features.clone(),
-        label_features,
-        fences,
-        outliers: outlier.iter().filter(|&&o| o).count(),
-        outlier_defects: truth.iter().zip(&outlier).filter(|(t, o)| **o && is_defect(t)).count(),
-        runs: weak.runs.clone(),
-        weak_labelled: weak.labels.iter().filter(|w| w.is_some()).count(),
-        weak_defects: weak.labels.iter().filter(|w| **w == Some(1)).count(),
-        weak_filled: truth.iter().zip(&weak.labels).filter(|(t, w)| t.is_none() && w.is_some()).count(),
-        agreement,
-        gan: GanOutcome {
-            status: "skipped".into(),
-            reason: None,
-            train_rows: 0,
-            train_defects: 0,
-            holdout_rows: 0,
-            holdout_defects: 0,
-            losses: Vec::new(),
-            generated: 0,
-            gate: None,
-            written: 0,
-        },
-    };
-    let mut plots = GroupPlots { title: title.clone(), ..Default::default() };
-    for (i, c) in weak.coords.iter().enumerate() {
-        if let Some(c) = c {
-            plots.embedding.push(EmbeddedShot { xy: *c, truth: truth[i], weak: weak.labels[i] });
+impl Labelled {
+    /// The group's report before the GAN step (which fills `gan`).
+    fn report(&self, group: &Group) -> GroupReport {
+        let is_defect = |t: &Option<f64>| t.is_some_and(|v| v >= 0.5);
+        let (truth, weak) = (&self.truth, &self.weak);
+        GroupReport {
+            machine_id: group.machine_id.clone(),
+            mold: group.mold.clone(),
+            rows: self.rows.len(),
+            truth_labelled: truth.iter().filter(|t| t.is_some()).count(),
+            truth_defects: truth.iter().filter(|t| is_defect(t)).count(),
+            features: self.features.clone(),
+            label_features: self.label_features.clone(),
+            fences: self.fences.clone(),
+            outliers: self.outlier.iter().filter(|&&o| o).count(),
+            outlier_defects: truth.iter().zip(&self.outlier).filter(|(t, o)| **o && is_defect(t)).count(),
+            runs: weak.runs.clone(),
+            weak_labelled: weak.labels.iter().filter(|w| w.is_some()).count(),
+            weak_defects: weak.labels.iter().filter(|w| **w == Some(1)).count(),
+            weak_filled: truth.iter().zip(&weak.labels).filter(|(t, w)| t.is_none() && w.is_some()).count(),
+            agreement: weak::agreement(&weak.labels, truth),
+            gan: GanOutcome {
+                status: GanStatus::Skipped,
+                reason: None,
+                train_rows: 0,
+                train_defects: 0,
+                holdout_rows: 0,
+                holdout_defects: 0,
+                losses: Vec::new(),
+                generated: 0,
+                gate: None,
+                written: 0,
+            },
         }
     }
-    let mut frames = vec![frame::real_rows(group, &weak.labels, &outlier)?];
+}
 
-    // Training pool: labelled rows; outliers only kept out of the normal class.
-    let pool: Vec<usize> = (0..rows.len())
-        .filter(|&i| effective[i].is_some() && rows[i].iter().all(|v| v.is_finite()))
-        .filter(|&i| effective[i] == Some(1) || !outlier[i])
-        .collect();
-    let (mut pos, mut neg): (Vec<usize>, Vec<usize>) = pool.iter().partition(|&&i| effective[i] == Some(1));
-    if pos.len() < cfg.min_defect_rows || neg.len() < 2 {
-        report.gan.reason = Some(format!(
-            "{} defect and {} normal rows; the GAN needs at least {} defect and 2 normal rows",
-            pos.len(),
-            neg.len(),
-            cfg.min_defect_rows
-        ));
-        distributions(&mut plots, &features, &rows, &effective, &outlier, &[], None);
-        return Ok(GroupOutcome { report, plots, frames });
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    pos.shuffle(&mut rng);
-    neg.shuffle(&mut rng);
-    let hold = |n: usize| ((n as f64 * cfg.holdout_fraction).round() as usize).clamp(1, n - 1);
-    let (hp, hn) = (hold(pos.len()), hold(neg.len()));
-    let holdout: Vec<usize> = pos[..hp].iter().chain(&neg[..hn]).copied().collect();
-    let train: Vec<usize> = pos[hp..].iter().chain(&neg[hn..]).copied().collect();
-    let take = |idx: &[usize]| -> Vec<Vec<f64>> { idx.iter().map(|&i| rows[i].clone()).collect() };
-    let labels = |idx: &[usize]| -> Vec<bool> { idx.iter().map(|&i| effective[i] == Some(1)).collect() };
-    let (train_rows, train_labels) = (take(&train), labels(&train));
-    let (hold_rows, hold_labels) = (take(&holdout), labels(&holdout));
-    report.gan.train_rows = train.len();
-    report.gan.train_defects = pos.len() - hp;
-    report.gan.holdout_rows = holdout.len();
-    report.gan.holdout_defects = hp;
+/// The GAN's training and hold-out rows, stratified by label.
+struct Split {
+    train_rows: Vec<Vec<f64>>,
+    train_labels: Vec<bool>,
+    hold_rows: Vec<Vec<f64>>,
+    hold_labels: Vec<bool>,
+}
 
-    let gan_cfg = gan::GanConfig { seed, ..cfg.gan.clone() };
-    let device = gan::Device::flex();
-    let y: Vec<usize> = train_labels.iter().map(|&l| usize::from(l)).collect();
-    let mut bar = progress.bar(&format!("GAN {title}"), gan_cfg.steps as u64);
-    let (model, log) = gan::train(&train_rows, &y, &gan_cfg, &device, &mut |s, _| bar.set(s as u64))
-        .with_context(|| format!("{title}: GAN training"))?;
-    bar.finish();
-    let count = cfg.synthetic.unwrap_or_else(|| (neg.len() - hn).saturating_sub(pos.len() - hp).max(1));
-    let synthetic = model.generate(count, 1, seed ^ 0x5eed)?;
-    let gate = gate::evaluate(
-        &GateInput {
-            train: &train_rows,
-            train_labels: &train_labels,
-            holdout: &hold_rows,
-            holdout_labels: &hold_labels,
-            synthetic: &synthetic,
-            columns: &features,
-        },
-        &cfg.gate,
-    );
-    report.gan.status = "trained".into();
-    report.gan.losses = log.losses;
-    report.gan.generated = synthetic.len();
-    if gate.passed {
-        frames.push(frame::synthetic_rows(group, &features, &synthetic)?);
-        report.gan.written = synthetic.len();
-    } else {
-        report.gan.reason = Some("the synthetic-data gate failed; no synthetic row written".into());
+impl Split {
+    /// Labelled, finite rows (outliers only kept out of the normal class), shuffled and split
+    /// per class; the error is why the group has too few rows for the GAN.
+    fn new(l: &Labelled, cfg: &AugmentConfig, seed: u64) -> std::result::Result<Split, String> {
+        let effective = &l.effective;
+        let pool: Vec<usize> = (0..l.rows.len())
+            .filter(|&i| effective[i].is_some() && l.rows[i].iter().all(|v| v.is_finite()))
+            .filter(|&i| effective[i] == Some(1) || !l.outlier[i])
+            .collect();
+        let (mut pos, mut neg): (Vec<usize>, Vec<usize>) =
+            pool.iter().partition(|&&i| effective[i] == Some(1));
+        if pos.len() < cfg.min_defect_rows || neg.len() < 2 {
+            return Err(format!(
+                "{} defect and {} normal rows; the GAN needs at least {} defect and 2 normal rows",
+                pos.len(),
+                neg.len(),
+                cfg.min_defect_rows
+            ));
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        pos.shuffle(&mut rng);
+        neg.shuffle(&mut rng);
+        let hold = |n: usize| ((n as f64 * cfg.holdout_fraction).round() as usize).clamp(1, n - 1);
+        let (hp, hn) = (hold(pos.len()), hold(neg.len()));
+        let holdout: Vec<usize> = pos[..hp].iter().chain(&neg[..hn]).copied().collect();
+        let train: Vec<usize> = pos[hp..].iter().chain(&neg[hn..]).copied().collect();
+        let take = |idx: &[usize]| -> Vec<Vec<f64>> { idx.iter().map(|&i| l.rows[i].clone()).collect() };
+        let labels = |idx: &[usize]| -> Vec<bool> { idx.iter().map(|&i| effective[i] == Some(1)).collect() };
+        Ok(Split {
+            train_rows: take(&train),
+            train_labels: labels(&train),
+            hold_rows: take(&holdout),
+            hold_labels: labels(&holdout),
+        })
     }
-    distributions(&mut plots, &features, &rows, &effective, &outlier, &synthetic, Some(&gate));
-    report.gan.gate = Some(gate);
-    Ok(GroupOutcome { report, plots, frames })
 }
 
 /// Up to `MAX_PLOTTED` columns for the distribution plots: the gate's worst KS columns first.

@@ -84,7 +84,7 @@ impl Columns {
         let Some(time_text) = cell(self.time) else { return bad(Some(name(self.time)), "no time") };
         let ts_ms = match parse_time(p, time_text) {
             Ok(ts) => ts,
-            Err(e) => return bad(Some(name(self.time)), e),
+            Err(e) => return bad(Some(name(self.time)), e.to_string()),
         };
         if !(-62_135_596_800_000..=253_402_300_799_999).contains(&ts_ms) {
             return bad(Some(name(self.time)), "outside years 1..=9999");
@@ -158,34 +158,52 @@ fn mostly_numeric(p: &ImportProfile, t: &Table, i: usize) -> bool {
     num > 0 && num >= other * 9
 }
 
+/// A time cell that yields no instant: the cell's text and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{text:?} {why}")]
+pub struct BadTime {
+    pub text: String,
+    pub why: String,
+}
+
+impl BadTime {
+    pub(crate) fn new(text: &str, why: impl Into<String>) -> Self {
+        BadTime { text: text.to_string(), why: why.into() }
+    }
+}
+
 /// A timestamp in UTC ms, by the profile's format and time zone.
-pub fn parse_time(p: &ImportProfile, text: &str) -> Result<i64, String> {
+pub fn parse_time(p: &ImportProfile, text: &str) -> Result<i64, BadTime> {
     let naive = |fmt: &str| NaiveDateTime::parse_from_str(text, fmt);
     let local = |n: NaiveDateTime| {
         p.zone()
             .from_local_datetime(&n)
             .earliest()
             .map(|d| d.timestamp_millis())
-            .ok_or_else(|| format!("{text:?} does not exist in {}", p.zone()))
+            .ok_or_else(|| BadTime::new(text, format!("does not exist in {}", p.zone())))
     };
     match p.time.format.as_str() {
-        "epoch_ms" => text.parse::<f64>().map(|v| v as i64).map_err(|_| format!("{text:?} is not epoch ms")),
+        "epoch_ms" => {
+            text.parse::<f64>().map(|v| v as i64).map_err(|_| BadTime::new(text, "is not epoch ms"))
+        }
         "epoch_s" => text
             .parse::<f64>()
             .map(|v| (v * 1000.0).round() as i64)
-            .map_err(|_| format!("{text:?} is not epoch s")),
+            .map_err(|_| BadTime::new(text, "is not epoch s")),
         "rfc3339" => chrono::DateTime::parse_from_rfc3339(text)
             .map(|d| d.timestamp_millis())
-            .map_err(|e| format!("{text:?}: {e}")),
+            .map_err(|e| BadTime::new(text, format!("is not RFC 3339: {e}"))),
         "auto" => {
             if let Ok(d) = chrono::DateTime::parse_from_rfc3339(text) {
                 return Ok(d.timestamp_millis());
             }
             naive("%Y-%m-%d %H:%M:%S%.f")
                 .or_else(|_| naive("%Y-%m-%dT%H:%M:%S%.f"))
-                .map_err(|_| format!("{text:?} is not a timestamp"))
+                .map_err(|_| BadTime::new(text, "is not a timestamp"))
                 .and_then(local)
         }
-        fmt => naive(fmt).map_err(|e| format!("{text:?} does not match {fmt:?}: {e}")).and_then(local),
+        fmt => {
+            naive(fmt).map_err(|e| BadTime::new(text, format!("does not match {fmt:?}: {e}"))).and_then(local)
+        }
     }
 }

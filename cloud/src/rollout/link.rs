@@ -30,7 +30,7 @@ impl Link {
         opts.set_clean_session(true);
         let (client, mut events) = AsyncClient::new(opts, 1024);
         let (tx, rx) = mpsc::unbounded_channel();
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), rumqttc::ConnectionError>>();
         let task = tokio::spawn(async move {
             let mut ready = Some(ready_tx);
             loop {
@@ -48,7 +48,7 @@ impl Link {
                     Ok(_) => {}
                     Err(e) => {
                         if let Some(r) = ready.take() {
-                            let _ = r.send(Err(e.to_string()));
+                            let _ = r.send(Err(e));
                             return;
                         }
                         tracing::warn!(error = %e, "rollout manager lost the broker; reconnecting");

@@ -4,7 +4,7 @@
 use super::TrainArgs;
 use super::dataset::{self, Dataset, DatasetConfig, Dropped};
 use super::metrics::{self, Evaluation, ThresholdChoice};
-use super::snapshot::snapshot;
+use super::snapshot::{DataSnapshot, snapshot};
 use crate::registry::{Lineage, NewVersion, Registry, keys};
 use anyhow::{Context, Result};
 use moldops_models::autoencoder::Autoencoder;
@@ -209,6 +209,8 @@ impl Prepared {
     }
 }
 
+/// Trains, checks and (optionally) registers one key's candidate, in phases: fit both
+/// models, export and check parity, then register with lineage.
 fn train_key(
     args: &TrainArgs,
     lake: &Path,
@@ -217,6 +219,37 @@ fn train_key(
     out: &mut KeyOutcome,
     register: Option<(&Registry, &[u8; 32])>,
 ) -> Result<()> {
+    let champion = fit_models(args, ds, device, out)?;
+    let onnx = export_checked(args, ds, &champion, device, out)?;
+    targets(out, &champion.outcome);
+    out.lstm_ae = Some(champion.outcome.clone());
+    let snap = snapshot(lake, &ds.key.machine_id)?;
+    out.data_snapshot = Some(snap.id.clone());
+    if let Some((reg, seed)) = register {
+        let candidate = Candidate { champion: &champion, onnx, data: snap };
+        register_candidate(args, lake, ds, candidate, out, reg, seed)?;
+    }
+    Ok(())
+}
+
+/// The LSTM autoencoder that becomes the candidate, with what its bundle needs.
+struct Champion {
+    trained: moldops_models::train::Trained<moldops_models::lstm_ae::LstmAe>,
+    cfg: LstmAeConfig,
+    train: TrainConfig,
+    norm: Normalizer,
+    /// Its scores, threshold and evaluation.
+    outcome: ModelOutcome,
+}
+
+/// Fits the LSTM autoencoder (and, unless turned off, the per-shot dense baseline, whose
+/// outcome goes into `out.baseline`).
+fn fit_models(
+    args: &TrainArgs,
+    ds: &Dataset,
+    device: &moldops_models::device::Device,
+    out: &mut KeyOutcome,
+) -> Result<Champion> {
     let label = ds.key.label();
     let f = ds.features.len();
     let centre = !args.no_centre;
@@ -233,40 +266,45 @@ fn train_key(
         patience: args.patience,
         seed: args.seed,
     };
-    let lstm_cfg = LstmAeConfig {
+    let cfg = LstmAeConfig {
         features: f,
         encoder: args.hidden.clone(),
         predict_last: !args.no_predict_last,
         centre,
         centre_clip: args.centre_clip,
     };
-    let lstm = fit(
-        lstm_cfg.init(args.seed, device)?,
-        &p.train,
-        &p.val_clean,
-        &tc,
-        device,
-        &format!("{label} lstm_ae"),
-    )?;
-    let (lstm_out, lstm_val) = judge(args, ds, &p, &lstm.model, "lstm_ae", &lstm, device)?;
+    let lstm =
+        fit(cfg.init(args.seed, device)?, &p.train, &p.val_clean, &tc, device, &format!("{label} lstm_ae"))?;
+    let outcome = judge(args, ds, &p, &lstm.model, "lstm_ae", &lstm, device)?;
     if !args.no_baseline {
         // The per-shot baseline keeps the plain standardisation.
         let p = Prepared::new(ds, global);
-        let dense_cfg = DenseAeConfig::new(f);
         let dense = fit(
-            dense_cfg.init(args.seed, device)?,
+            DenseAeConfig::new(f).init(args.seed, device)?,
             &p.train,
             &p.val_clean,
             &tc,
             device,
             &format!("{label} dense_ae"),
         )?;
-        out.baseline = Some(judge(args, ds, &p, &dense.model, "dense_ae", &dense, device)?.0);
+        out.baseline = Some(judge(args, ds, &p, &dense.model, "dense_ae", &dense, device)?);
     }
-    let onnx = moldops_models::onnx::export_lstm_ae(&lstm.model, &p.norm, args.window, args.score_mode)?;
+    Ok(Champion { trained: lstm, cfg, train: tc, norm: p.norm, outcome })
+}
+
+/// Exports the champion to ONNX and checks that tract scores it as burn does.
+fn export_checked(
+    args: &TrainArgs,
+    ds: &Dataset,
+    champion: &Champion,
+    device: &moldops_models::device::Device,
+    out: &mut KeyOutcome,
+) -> Result<Vec<u8>> {
+    let model = &champion.trained.model;
+    let onnx = moldops_models::onnx::export_lstm_ae(model, &champion.norm, args.window, args.score_mode)?;
     let raw_val = if ds.val.windows.n > 0 { &ds.val.windows } else { &ds.train.windows };
     let sample = raw_val.select(&(0..raw_val.n.min(128)).collect::<Vec<_>>());
-    let burn_scores = score::score(&lstm.model, &p.norm.apply(&sample), args.score_mode, 256, device)?;
+    let burn_scores = score::score(model, &champion.norm.apply(&sample), args.score_mode, 256, device)?;
     let tract = moldops_models::onnx::tract_scores(&onnx, &sample)?;
     // Squared errors of a far-off shot reach tens to hundreds, where f32 rounding alone
     // exceeds 1e-4: the check is relative above 1 (|tract − burn| ≤ 1e-4 · max(1, |burn|)).
@@ -274,86 +312,106 @@ fn train_key(
     out.onnx_parity_max_diff = Some(diff);
     anyhow::ensure!(
         diff <= PARITY_TOLERANCE,
-        "{label}: exported model differs from burn by {diff} (relative above 1; > {PARITY_TOLERANCE})"
+        "{}: exported model differs from burn by {diff} (relative above 1; > {PARITY_TOLERANCE})",
+        ds.key.label()
     );
-    targets(out, &lstm_out);
-    out.lstm_ae = Some(lstm_out);
-    let snap = snapshot(lake, &ds.key.machine_id)?;
-    out.data_snapshot = Some(snap.0.clone());
-    if let Some((reg, seed)) = register {
-        let params = serde_json::json!({
-            "architecture": lstm_cfg,
-            "train": tc,
-            "window": args.window,
-            "score_mode": args.score_mode,
-            "split": {"train_frac": args.train_frac, "val_frac": args.val_frac},
-            "max_missing": args.max_missing,
-            "dropped_features": ds.dropped,
-            "normalizer": p.norm,
-            "threshold": lstm_val.1,
-            "best_epoch": lstm.best_epoch,
-        });
-        let m = out.lstm_ae.as_ref().and_then(|o| o.test.as_ref());
-        let metrics = serde_json::json!({
-            "roc_auc": m.and_then(|e| e.roc_auc.value),
-            "pr_auc": m.and_then(|e| e.pr_auc.value),
-            "f1": m.and_then(|e| e.f1.value),
-            "precision": m.and_then(|e| e.precision.value),
-            "recall": m.and_then(|e| e.recall.value),
-            "test": m,
-            "baseline_test": out.baseline.as_ref().and_then(|b| b.test.as_ref()),
-        });
-        let tolerance_ms = match crate::etl::machine_tolerance(lake, &ds.key.machine_id)? {
-            Some(t) => t.ms,
-            None => {
-                tracing::warn!(
-                    machine = %ds.key.machine_id,
-                    "the ETL state records no join tolerance for this machine (etl_data from an older \
-                     version?): the bundle says the old default; rerun `moldops-cloud etl` to record it"
-                );
-                moldops_shared::features::DEFAULT_TOLERANCE_MS
-            }
-        };
-        let manifest = Manifest {
-            schema: moldops_shared::bundle::MANIFEST_SCHEMA,
-            model_id: String::new(),
-            version: 0,
-            model_key: ds.key.clone(),
-            kind: "lstm_ae".into(),
-            features: ds
-                .features
-                .iter()
-                .zip(&ds.fill)
-                .map(|(n, &fill)| FeatureSpec { name: n.clone(), unit: None, fill })
-                .collect(),
-            window: args.window as u32,
-            tolerance_ms,
-            threshold: lstm_val.1.threshold,
-            validation_scores: lstm_val.0,
-            data_snapshot: snap.0.clone(),
+    Ok(onnx)
+}
+
+/// What gets registered for one key: the champion, its ONNX bytes and the data it saw.
+struct Candidate<'a> {
+    champion: &'a Champion,
+    onnx: Vec<u8>,
+    data: DataSnapshot,
+}
+
+/// Signs and registers the candidate with its manifest, metrics and lineage.
+fn register_candidate(
+    args: &TrainArgs,
+    lake: &Path,
+    ds: &Dataset,
+    c: Candidate<'_>,
+    out: &mut KeyOutcome,
+    reg: &Registry,
+    seed: &[u8; 32],
+) -> Result<()> {
+    let ch = c.champion;
+    let params = serde_json::json!({
+        "architecture": ch.cfg,
+        "train": ch.train,
+        "window": args.window,
+        "score_mode": args.score_mode,
+        "split": {"train_frac": args.train_frac, "val_frac": args.val_frac},
+        "max_missing": args.max_missing,
+        "dropped_features": ds.dropped,
+        "normalizer": ch.norm,
+        "threshold": ch.outcome.threshold,
+        "best_epoch": ch.trained.best_epoch,
+    });
+    let m = out.lstm_ae.as_ref().and_then(|o| o.test.as_ref());
+    let metrics = serde_json::json!({
+        "roc_auc": m.and_then(|e| e.roc_auc.value),
+        "pr_auc": m.and_then(|e| e.pr_auc.value),
+        "f1": m.and_then(|e| e.f1.value),
+        "precision": m.and_then(|e| e.precision.value),
+        "recall": m.and_then(|e| e.recall.value),
+        "test": m,
+        "baseline_test": out.baseline.as_ref().and_then(|b| b.test.as_ref()),
+    });
+    let manifest = Manifest {
+        schema: moldops_shared::bundle::MANIFEST_SCHEMA,
+        model_id: String::new(),
+        version: 0,
+        model_key: ds.key.clone(),
+        kind: "lstm_ae".into(),
+        features: ds
+            .features
+            .iter()
+            .zip(&ds.fill)
+            .map(|(n, &fill)| FeatureSpec { name: n.clone(), unit: None, fill })
+            .collect(),
+        window: args.window as u32,
+        tolerance_ms: join_tolerance(lake, &ds.key.machine_id)?,
+        threshold: ch.outcome.threshold.threshold,
+        validation_scores: ch.outcome.validation_scores.clone(),
+        data_snapshot: c.data.id.clone(),
+        code_version: super::code_version(),
+        params: params.clone(),
+        metrics: metrics.clone(),
+        created_at: crate::registry::now_rfc3339(),
+        files: Vec::new(),
+    };
+    let new = NewVersion {
+        manifest,
+        files: BTreeMap::from([(MODEL_FILE.to_string(), c.onnx)]),
+        metrics,
+        lineage: Lineage {
+            data_snapshot: c.data.id,
+            data_files: c.data.files,
+            params,
             code_version: super::code_version(),
-            params: params.clone(),
-            metrics: metrics.clone(),
-            created_at: crate::registry::now_rfc3339(),
-            files: Vec::new(),
-        };
-        let new = NewVersion {
-            manifest,
-            files: BTreeMap::from([(MODEL_FILE.to_string(), onnx)]),
-            metrics,
-            lineage: Lineage {
-                data_snapshot: snap.0,
-                data_files: snap.1,
-                params,
-                code_version: super::code_version(),
-            },
-            report: Some(serde_json::to_value(&*out)?),
-        };
-        let info = reg.register(new, seed)?;
-        tracing::info!(key = %label, version = info.record.version, "registered candidate");
-        out.registered = Some((info.record.version, info.bundle_dir));
-    }
+        },
+        report: Some(serde_json::to_value(&*out)?),
+    };
+    let info = reg.register(new, seed)?;
+    tracing::info!(key = %ds.key.label(), version = info.record.version, "registered candidate");
+    out.registered = Some((info.record.version, info.bundle_dir));
     Ok(())
+}
+
+/// The join tolerance the ETL recorded for a machine (the bundle's scorer joins the same way).
+fn join_tolerance(lake: &Path, machine_id: &str) -> Result<i64> {
+    Ok(match crate::etl::machine_tolerance(lake, machine_id)? {
+        Some(t) => t.ms,
+        None => {
+            tracing::warn!(
+                machine = %machine_id,
+                "the ETL state records no join tolerance for this machine (etl_data from an older \
+                 version?): the bundle says the old default; rerun `moldops-cloud etl` to record it"
+            );
+            moldops_shared::features::DEFAULT_TOLERANCE_MS
+        }
+    })
 }
 
 /// Scores, threshold and evaluation of one trained model.
@@ -365,7 +423,7 @@ fn judge<M: Autoencoder>(
     kind: &str,
     trained: &moldops_models::train::Trained<M>,
     device: &moldops_models::device::Device,
-) -> Result<(ModelOutcome, (ScoreStats, ThresholdChoice))> {
+) -> Result<ModelOutcome> {
     let mode: ScoreMode = args.score_mode;
     let val = score::score(model, &p.val, mode, 256, device)?;
     let test = score::score(model, &p.test, mode, 256, device)?;
@@ -402,14 +460,14 @@ fn judge<M: Autoencoder>(
         threshold: choice.clone(),
         test: eval(choice.threshold, 1),
         test_fixed_0_1: eval(ORIGINAL_THRESHOLD, 2),
-        validation_scores: stats.clone(),
+        validation_scores: stats,
         test_relative: ts
             .iter()
             .zip(&tl)
             .map(|(&s, &l)| (s / choice.threshold.max(f32::MIN_POSITIVE), l))
             .collect(),
     };
-    Ok((outcome, (stats, choice)))
+    Ok(outcome)
 }
 
 fn score_stats(scores: &[f32], threshold: f32) -> ScoreStats {

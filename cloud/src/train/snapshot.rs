@@ -5,9 +5,16 @@ use anyhow::{Context, Result};
 use moldops_shared::bundle::sha256_hex;
 use std::path::{Path, PathBuf};
 
-/// sha256 over the etl_data files of `machine` (relative path and sha256 of each, sorted),
-/// and those paths.
-pub(super) fn snapshot(lake: &Path, machine: &str) -> Result<(String, Vec<String>)> {
+/// The etl_data a model was trained on.
+pub(super) struct DataSnapshot {
+    /// sha256 over the listing "relative path \t sha256" of every file, sorted.
+    pub id: String,
+    /// The files, relative to the lake.
+    pub files: Vec<String>,
+}
+
+/// The snapshot of the etl_data files of `machine`.
+pub(super) fn snapshot(lake: &Path, machine: &str) -> Result<DataSnapshot> {
     let dir = lake.join(crate::etl::ETL_DATA).join(format!("machine={}", crate::lake::escape(machine)));
     let mut files = Vec::new();
     collect_files(&dir, &mut files)?;
@@ -20,7 +27,7 @@ pub(super) fn snapshot(lake: &Path, machine: &str) -> Result<(String, Vec<String
         listing.push_str(&format!("{r}\t{}\n", sha256_hex(&bytes)));
         rel.push(r);
     }
-    Ok((sha256_hex(listing.as_bytes()), rel))
+    Ok(DataSnapshot { id: sha256_hex(listing.as_bytes()), files: rel })
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {

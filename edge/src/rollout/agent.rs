@@ -9,7 +9,7 @@
 //! at once. Every change is persisted before it is reported.
 
 use super::store::{KeyState, Store};
-use super::transfer::{self, Transfer};
+use super::transfer::{self, RefusedBundle, Transfer};
 use moldops_scoring::inference::{Backend, Model};
 use moldops_scoring::metrics::ScoringMetrics;
 use moldops_scoring::scorer::{LoadedModel, Scorer, ShadowDone};
@@ -30,7 +30,7 @@ pub(crate) struct Loaded {
     pub bundle: BundleRef,
     /// Activate at once (a rollback to the previous bundle) instead of shadowing.
     pub immediate: bool,
-    pub result: Result<Model, String>,
+    pub result: Result<Model, RefusedBundle>,
 }
 
 pub(crate) struct Agent {
@@ -202,10 +202,11 @@ impl Agent {
         let machine = key.machine_id.clone();
         let available = self.available.get(&machine).cloned().unwrap_or_default();
         match transfer::check(&bytes, &t.bundle, &key, &self.public_key, &available) {
-            Err(reason) => self.refuse(&key, RolloutState::Rejected, reason),
+            Err(reason) => self.refuse(&key, RolloutState::Rejected, reason.to_string()),
             Ok(_) => {
                 if let Err(e) = self.store.put_bundle(sha, &bytes) {
-                    self.refuse(&key, RolloutState::Rejected, format!("cannot store the bundle: {e:#}"));
+                    let reason = RefusedBundle::Store(e.context("cannot store the bundle"));
+                    self.refuse(&key, RolloutState::Rejected, reason.to_string());
                     return;
                 }
                 self.store.key(&key).state = Some(RolloutState::Verified);
@@ -217,8 +218,8 @@ impl Agent {
     }
 
     /// Reads a stored bundle, checks it again and loads its model (blocking).
-    fn load_stored(&self, key: &ModelKey, bundle: &BundleRef) -> Result<Model, String> {
-        let bytes = self.store.read_bundle(&bundle.sha256).map_err(|e| format!("{e:#}"))?;
+    fn load_stored(&self, key: &ModelKey, bundle: &BundleRef) -> Result<Model, RefusedBundle> {
+        let bytes = self.store.read_bundle(&bundle.sha256).map_err(RefusedBundle::Store)?;
         load(&bytes, bundle, key, &self.public_key, self.available.get(&key.machine_id), &self.backend)
     }
 
@@ -229,7 +230,7 @@ impl Agent {
         let available = self.available.get(&key.machine_id).cloned();
         tokio::task::spawn_blocking(move || {
             let result = bytes
-                .map_err(|e| format!("{e:#}"))
+                .map_err(RefusedBundle::Store)
                 .and_then(|b| load(&b, &bundle, &key, &pk, available.as_ref(), &backend));
             let _ = tx.send(Loaded { key, bundle, immediate, result });
         });
@@ -244,7 +245,7 @@ impl Agent {
         self.loading.remove(&label);
         let model = match done.result {
             Ok(m) => m,
-            Err(reason) => return self.refuse(&done.key, RolloutState::Rejected, reason),
+            Err(reason) => return self.refuse(&done.key, RolloutState::Rejected, reason.to_string()),
         };
         let loaded = LoadedModel { bundle: done.bundle.clone(), model };
         if done.immediate {
@@ -369,11 +370,11 @@ fn load(
     public_key: &[u8; 32],
     available: Option<&Vec<String>>,
     backend: &Backend,
-) -> Result<Model, String> {
+) -> Result<Model, RefusedBundle> {
     let available = available.map(Vec::as_slice).unwrap_or_default();
     let (b, manifest) = transfer::check(bytes, bundle, key, public_key, available)?;
-    let onnx = b.files.get(MODEL_FILE).ok_or_else(|| format!("bundle has no {MODEL_FILE}"))?;
-    Model::load(manifest, onnx, backend).map_err(|e| format!("model does not load: {e:#}"))
+    let onnx = b.files.get(MODEL_FILE).ok_or(RefusedBundle::NoModel(MODEL_FILE))?;
+    Model::load(manifest, onnx, backend).map_err(RefusedBundle::Load)
 }
 
 impl Store {

@@ -4,8 +4,41 @@
 //! signature and file hashes ([`Bundle::verify`]), that it is the desired model key and
 //! version, and the feature binding against the features this edge computes for the machine.
 
-use moldops_shared::bundle::{Bundle, Manifest, ModelKey};
+use moldops_shared::bundle::{Bundle, BundleError, Manifest, ModelKey};
 use moldops_shared::rollout::BundleRef;
+
+/// Why a chunk, a fetched bundle or a stored bundle was refused; its text is the reason
+/// reported on the rejected rollout state.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RefusedBundle {
+    /// A chunk index past the bundle's chunk count.
+    #[error("chunk {index} of a bundle with {chunks} chunks")]
+    NoSuchChunk { index: u32, chunks: u32 },
+    /// A chunk whose length is not the one its position implies.
+    #[error("chunk {index} has {got} bytes, expected {expected}")]
+    ChunkSize { index: u32, got: usize, expected: u64 },
+    /// The assembled bytes do not hash to the desired state's sha256.
+    #[error("bundle hash mismatch: desired state says {desired}, received {actual}")]
+    Hash { desired: String, actual: String },
+    /// The container, signature, file hashes or feature binding are wrong.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// A validly signed bundle for another model key.
+    #[error("bundle is for model key {got}, desired for {desired}")]
+    WrongKey { got: String, desired: String },
+    /// A validly signed bundle of another version.
+    #[error("bundle is version {got}, desired {desired}")]
+    WrongVersion { got: u32, desired: u32 },
+    /// The bundle carries no ONNX model file.
+    #[error("bundle has no {0}")]
+    NoModel(&'static str),
+    /// The bundle could not be read back from the edge's store, or stored there.
+    #[error("bundle store: {0:#}")]
+    Store(anyhow::Error),
+    /// The ONNX model does not load or warm up on this edge's backend.
+    #[error("model does not load: {0:#}")]
+    Load(anyhow::Error),
+}
 
 /// The chunks of one bundle received so far.
 #[derive(Debug, Clone)]
@@ -22,15 +55,15 @@ impl Transfer {
     }
 
     /// Takes chunk `index`; an error says why the chunk cannot belong to this bundle.
-    pub(crate) fn accept(&mut self, index: u32, data: &[u8]) -> Result<(), String> {
+    pub(crate) fn accept(&mut self, index: u32, data: &[u8]) -> Result<(), RefusedBundle> {
         let b = &self.bundle;
         if index >= b.chunks {
-            return Err(format!("chunk {index} of a bundle with {} chunks", b.chunks));
+            return Err(RefusedBundle::NoSuchChunk { index, chunks: b.chunks });
         }
         let start = u64::from(index) * u64::from(b.chunk_bytes);
         let expected = (b.bytes.saturating_sub(start)).min(u64::from(b.chunk_bytes));
         if data.len() as u64 != expected {
-            return Err(format!("chunk {index} has {} bytes, expected {expected}", data.len()));
+            return Err(RefusedBundle::ChunkSize { index, got: data.len(), expected });
         }
         let slot = &mut self.chunks[index as usize];
         if slot.is_none() {
@@ -66,27 +99,20 @@ pub(crate) fn check(
     key: &ModelKey,
     public_key: &[u8; 32],
     available: &[String],
-) -> Result<(Bundle, Manifest), String> {
+) -> Result<(Bundle, Manifest), RefusedBundle> {
     let actual = moldops_shared::bundle::sha256_hex(bytes);
     if actual != desired.sha256 {
-        return Err(format!(
-            "bundle hash mismatch: desired state says {}, received {actual}",
-            desired.sha256
-        ));
+        return Err(RefusedBundle::Hash { desired: desired.sha256.clone(), actual });
     }
-    let bundle = Bundle::from_bytes(bytes).map_err(|e| e.to_string())?;
-    let manifest = bundle.verify(public_key).map_err(|e| e.to_string())?;
+    let bundle = Bundle::from_bytes(bytes)?;
+    let manifest = bundle.verify(public_key)?;
     if &manifest.model_key != key {
-        return Err(format!(
-            "bundle is for model key {}, desired for {}",
-            manifest.model_key.label(),
-            key.label()
-        ));
+        return Err(RefusedBundle::WrongKey { got: manifest.model_key.label(), desired: key.label() });
     }
     if manifest.version != desired.version {
-        return Err(format!("bundle is version {}, desired {}", manifest.version, desired.version));
+        return Err(RefusedBundle::WrongVersion { got: manifest.version, desired: desired.version });
     }
-    manifest.check_features(available).map_err(|e| e.to_string())?;
+    manifest.check_features(available)?;
     Ok((bundle, manifest))
 }
 
@@ -104,8 +130,8 @@ mod tests {
         assert!(t.complete().is_none());
         t.accept(0, &bytes[..4]).expect("first");
         t.accept(0, &bytes[..4]).expect("duplicate is harmless");
-        assert!(t.accept(1, &bytes[4..7]).is_err(), "short chunk");
-        assert!(t.accept(3, &bytes[..2]).is_err(), "no such chunk");
+        assert!(matches!(t.accept(1, &bytes[4..7]), Err(RefusedBundle::ChunkSize { .. })), "short chunk");
+        assert!(matches!(t.accept(3, &bytes[..2]), Err(RefusedBundle::NoSuchChunk { .. })), "no such chunk");
         t.accept(1, &bytes[4..8]).expect("middle");
         assert_eq!(t.received(), 3);
         assert_eq!(t.complete(), Some(bytes));

@@ -120,7 +120,7 @@ async fn next(
             DeviceRole::Machine => conn.wait_for_change(QUIET_READ.max(limit)).await?,
             DeviceRole::Peripheral => {
                 if let Some(values) = conn.notified_values() {
-                    return node::snapshot(profile, bits, &values).map_err(|e| anyhow!(e));
+                    return node::snapshot(profile, bits, &values).map_err(anyhow::Error::from);
                 }
             }
         }
@@ -132,7 +132,7 @@ async fn next(
         .map_err(|_| anyhow!("read timed out after {limit:?}"))?
         .map_err(|e| anyhow!("read: {}", node::status_text(e.status())))?;
     *latency = Some(started.elapsed());
-    node::snapshot(profile, bits, &values).map_err(|e| anyhow!(e))
+    node::snapshot(profile, bits, &values).map_err(anyhow::Error::from)
 }
 
 /// Role of the device as OPC UA sees it: which nodes a subscription monitors.

@@ -29,9 +29,20 @@ impl Default for FenceConfig {
     }
 }
 
+/// Fence settings outside their domain.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "fence: need 0 <= lower_percentile < upper_percentile <= 100 and k >= 0, got {lower} / {upper} / {k}"
+)]
+pub struct BadFence {
+    pub lower: f64,
+    pub upper: f64,
+    pub k: f64,
+}
+
 impl FenceConfig {
     /// Problems with the settings, if any.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), BadFence> {
         let ok = (0.0..=100.0).contains(&self.lower_percentile)
             && (0.0..=100.0).contains(&self.upper_percentile)
             && self.lower_percentile < self.upper_percentile
@@ -39,10 +50,7 @@ impl FenceConfig {
         if ok {
             Ok(())
         } else {
-            Err(format!(
-                "fence: need 0 <= lower_percentile < upper_percentile <= 100 and k >= 0, got {} / {} / {}",
-                self.lower_percentile, self.upper_percentile, self.k
-            ))
+            Err(BadFence { lower: self.lower_percentile, upper: self.upper_percentile, k: self.k })
         }
     }
 }

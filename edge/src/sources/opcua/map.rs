@@ -3,6 +3,7 @@
 //! every problem, and [`NodeProfile::to_profile`], the equivalent [`Profile`].
 
 use super::node::NodeRef;
+use moldops_common::config::{TomlFileError, load_toml};
 use moldops_shared::profile::{DataType, Order, Profile, Tag};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -162,7 +163,6 @@ impl NodeProfile {
 }
 
 /// Loads a node map file (TOML).
-pub fn load_node_profile(path: &Path) -> Result<NodeProfile, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("node map {}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("node map {}: {e}", path.display()))
+pub fn load_node_profile(path: &Path) -> Result<NodeProfile, TomlFileError> {
+    load_toml("node map", path)
 }

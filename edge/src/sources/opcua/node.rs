@@ -125,24 +125,47 @@ fn millis(v: &Variant, scale: f64, offset: f64) -> Option<i64> {
     }
 }
 
+/// Why one read of the node map yields no snapshot; the text names the node.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ReadError {
+    /// The server answered a different number of values than nodes were read.
+    #[error("server answered {got} values for {nodes} nodes")]
+    Count { got: usize, nodes: usize },
+    /// A node answered with a bad status code.
+    #[error("node {node} ({name}): {status}")]
+    Status { node: String, name: String, status: String },
+    /// A node answered without a value.
+    #[error("node {node} ({name}): no value")]
+    NoValue { node: String, name: String },
+    /// A node's value is not of the kind its role needs.
+    #[error("node {node} ({name}): {need}, got {got}")]
+    WrongKind { node: String, name: String, need: &'static str, got: String },
+}
+
 /// Builds the snapshot of one read of every node (results in node-map order). A bad status
 /// or a value of the wrong kind fails the read, naming the node.
-pub fn snapshot(p: &NodeProfile, bits: u32, results: &[DataValue]) -> Result<Snapshot, String> {
+pub fn snapshot(p: &NodeProfile, bits: u32, results: &[DataValue]) -> Result<Snapshot, ReadError> {
     if results.len() != p.nodes.len() {
-        return Err(format!("server answered {} values for {} nodes", results.len(), p.nodes.len()));
+        return Err(ReadError::Count { got: results.len(), nodes: p.nodes.len() });
     }
     let mut s = Snapshot::default();
     let is = |role: &Option<String>, name: &str| role.as_deref() == Some(name);
     let values = p.value_names();
     for (n, dv) in p.nodes.iter().zip(results) {
+        let (node, name) = (n.node.clone(), n.name.clone());
         let status = dv.status.unwrap_or(StatusCode::Good);
         if status.is_bad() {
-            return Err(format!("node {} ({}): {}", n.node, n.name, status_text(status)));
+            return Err(ReadError::Status { node, name, status: status_text(status) });
         }
         let Some(v) = dv.value.as_ref() else {
-            return Err(format!("node {} ({}): no value", n.node, n.name));
+            return Err(ReadError::NoValue { node, name });
         };
-        let wrong = |what: &str| format!("node {} ({}): {what}, got {v:?}", n.node, n.name);
+        let wrong = |need: &'static str| ReadError::WrongKind {
+            node: node.clone(),
+            name: name.clone(),
+            need,
+            got: format!("{v:?}"),
+        };
         if is(&p.shot_counter, &n.name) {
             s.counter =
                 Some(counter(v, bits).ok_or_else(|| wrong("counter must be a non-negative integer"))?);

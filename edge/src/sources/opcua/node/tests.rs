@@ -90,15 +90,15 @@ fn bad_status_and_wrong_kinds_name_the_node() {
     ];
     let mut unknown = good.clone();
     unknown[3] = DataValue::from((Variant::Empty, StatusCode::BadNodeIdUnknown));
-    let e = snapshot(&p, 32, &unknown).err().unwrap_or_default();
+    let e = snapshot(&p, 32, &unknown).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(e.contains("ns=2;s=T (temp)") && e.contains("BadNodeIdUnknown"), "{e}");
     let mut text_counter = good.clone();
     text_counter[0] = DataValue::from(Variant::from("seven"));
-    let e = snapshot(&p, 32, &text_counter).err().unwrap_or_default();
+    let e = snapshot(&p, 32, &text_counter).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(e.contains("(counter)") && e.contains("non-negative integer"), "{e}");
     let mut negative = good.clone();
     negative[0] = DataValue::from(Variant::Int32(-1));
     assert!(snapshot(&p, 32, &negative).is_err());
-    let e = snapshot(&p, 32, &good[..2]).err().unwrap_or_default();
+    let e = snapshot(&p, 32, &good[..2]).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(e.contains("2 values for 5 nodes"), "{e}");
 }
