@@ -11,6 +11,7 @@
 
 use anyhow::{Context, Result};
 use moldops_cloud::etl::{self, EtlConfig};
+use moldops_cloud::ingest::state::StreamId;
 use moldops_cloud::lake::{self, write};
 use polars::prelude::{Column, DataFrame, Int64Chunked, IntoColumn, NewChunkedArray, TimeUnit, TimeZone};
 use std::path::Path;
@@ -116,7 +117,7 @@ fn generate(lake_dir: &Path, machine: &str, shots: usize) -> Result<u64> {
         let seq = ((day - DAY0) / CYCLE) as u64 + 1;
         write::write_parquet(
             &dir,
-            &lake::part_file_name("bench", seq, seq, 1),
+            &lake::part_file_name(&StreamId::new("bench", "bench", ""), seq, seq, 1),
             &mut frame(machine, None, &shot_ts, seq)?,
         )?;
         let dir = lake::partition_dir(lake_dir, "peripheral_data", machine, &date);
@@ -127,7 +128,7 @@ fn generate(lake_dir: &Path, machine: &str, shots: usize) -> Result<u64> {
             let mut df = frame(machine, Some((name, values)), &ts, seq)?;
             write::write_parquet(
                 &dir,
-                &lake::part_file_name(&format!("bench-{name}"), seq, seq, 1),
+                &lake::part_file_name(&StreamId::new("bench", &format!("bench-{name}"), ""), seq, seq, 1),
                 &mut df,
             )?;
         }

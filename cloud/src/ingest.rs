@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod commit;
+pub mod http;
 pub mod state;
 pub mod stats;
 mod worker;
@@ -123,19 +124,7 @@ impl Link {
 /// cannot be written, or the broker refuses the subscription.
 pub async fn run(cfg: IngestConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
     cfg.validate()?;
-    let lake = cfg.lake.clone();
-    let (committer, recovery) = tokio::task::spawn_blocking(move || Committer::open(&lake))
-        .await
-        .context("the lake recovery task failed")??;
-    tracing::info!(
-        lake = %cfg.lake.display(),
-        edges = committer.state().edges.len(),
-        rebuilt = recovery.rebuilt,
-        orphan_files = recovery.orphan_files,
-        orphan_rows = recovery.orphan_rows,
-        tmp_removed = recovery.tmp_removed,
-        "lake opened"
-    );
+    let committer = open_lake(&cfg).await?;
     let mut opts = moldops_common::mqtt::options(&cfg.broker, &cfg.client_id, &cfg.base_dir)?;
     opts.set_clean_session(false).set_manual_acks(true);
     let (client, mut eventloop) = AsyncClient::new(opts, 4096);
@@ -152,8 +141,13 @@ pub async fn run(cfg: IngestConfig, shutdown: impl Future<Output = ()>) -> Resul
     }
     .spawn()?;
 
-    let filter = filter_all(Leaf::Data);
-    let mut link = Link { up: false, last_error: None, backoff: reconnect_backoff() };
+    let mut session = Session {
+        cfg: &cfg,
+        client: client.clone(),
+        filter: filter_all(Leaf::Data),
+        link: Link { up: false, last_error: None, backoff: reconnect_backoff() },
+        tx,
+    };
     tokio::pin!(shutdown);
     let outcome: Result<()> = loop {
         let event = tokio::select! {
@@ -161,72 +155,27 @@ pub async fn run(cfg: IngestConfig, shutdown: impl Future<Output = ()>) -> Resul
             r = &mut done => break Err(worker_end(r)),
             ev = eventloop.poll() => ev,
         };
-        match event {
-            Ok(Event::Incoming(Packet::Publish(publish))) => {
-                cfg.stats.message();
-                let received_at_ms = chrono::Utc::now().timestamp_millis();
-                // Only fails once the worker is gone; its result then arrives on `done`.
-                let _ = tx.send(Received { publish, received_at_ms });
-            }
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                tracing::info!(broker = %format!("{}:{}", cfg.broker.host, cfg.broker.port),
-                    session_present = ack.session_present, "connected to the broker");
-                link = Link { up: true, last_error: None, backoff: reconnect_backoff() };
-                cfg.stats.set_connected(true);
-                if client.try_subscribe(filter.clone(), QoS::AtLeastOnce).is_err() {
-                    let (client, filter) = (client.clone(), filter.clone());
-                    tokio::spawn(async move { client.subscribe(filter, QoS::AtLeastOnce).await });
-                }
-            }
-            Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
-                    break Err(anyhow!("the broker refused the subscription to {filter}"));
-                }
-                tracing::info!(%filter, "subscribed");
-                if cfg.stats.set_subscribed() && cfg.announce {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{}", serde_json::json!({"event": "subscribed"}));
-                    let _ = out.flush();
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                cfg.stats.set_connected(false);
-                let wait = link.failed(&e, &cfg);
-                tokio::select! {
-                    _ = &mut shutdown => break Ok(()),
-                    r = &mut done => break Err(worker_end(r)),
-                    _ = tokio::time::sleep(wait) => {}
-                }
-            }
+        match session.on_event(event) {
+            Step::Next => {}
+            Step::Fail(e) => break Err(e),
+            Step::Wait(wait) => tokio::select! {
+                _ = &mut shutdown => break Ok(()),
+                r = &mut done => break Err(worker_end(r)),
+                _ = tokio::time::sleep(wait) => {}
+            },
         }
     };
 
     // Stop: the worker finishes the group in hand (its acks still need the event loop), then
     // ends; anything not yet acknowledged is redelivered to the next session.
     stop.store(true, Ordering::SeqCst);
-    drop(tx);
-    if outcome.is_ok() {
-        let grace = tokio::time::sleep(SHUTDOWN_GRACE);
-        tokio::pin!(grace);
-        let mut polling = link.up;
-        loop {
-            tokio::select! {
-                r = &mut done => {
-                    if let Ok(Err(e)) = r {
-                        return Err(e);
-                    }
-                    break;
-                }
-                _ = &mut grace => {
-                    tracing::warn!("the group in hand was not committed in time; abandoning it (it will be redelivered)");
-                    break;
-                }
-                ev = eventloop.poll(), if polling => polling = ev.is_ok(),
-            }
-        }
-    }
-    if link.up && client.try_disconnect().is_ok() {
+    let up = session.link.up;
+    drop(session);
+    let outcome = match outcome {
+        Ok(()) => drain(done, &mut eventloop, up).await,
+        failed => failed,
+    };
+    if up && client.try_disconnect().is_ok() {
         let flush = async {
             while let Ok(ev) = eventloop.poll().await {
                 if matches!(ev, Event::Outgoing(Outgoing::Disconnect)) {
@@ -239,6 +188,110 @@ pub async fn run(cfg: IngestConfig, shutdown: impl Future<Output = ()>) -> Resul
     cfg.stats.set_connected(false);
     tracing::info!("ingest stopped");
     outcome
+}
+
+/// Opens the lake (recovering from an interrupted commit) on the blocking pool.
+async fn open_lake(cfg: &IngestConfig) -> Result<Committer> {
+    let lake = cfg.lake.clone();
+    let (committer, recovery) = tokio::task::spawn_blocking(move || Committer::open(&lake))
+        .await
+        .context("the lake recovery task failed")??;
+    tracing::info!(
+        lake = %cfg.lake.display(),
+        streams = committer.state().streams.len(),
+        rebuilt = recovery.rebuilt,
+        orphan_files = recovery.orphan_files,
+        orphan_rows = recovery.orphan_rows,
+        tmp_removed = recovery.tmp_removed,
+        "lake opened"
+    );
+    Ok(committer)
+}
+
+/// What the receive loop does after one event.
+enum Step {
+    Next,
+    /// The link failed: wait this long before polling again.
+    Wait(Duration),
+    /// Stop with this error.
+    Fail(anyhow::Error),
+}
+
+/// The receiving side of one ingest run: hands publishes to the worker, subscribes on every
+/// CONNACK, tracks the link.
+struct Session<'a> {
+    cfg: &'a IngestConfig,
+    client: AsyncClient,
+    filter: String,
+    link: Link,
+    tx: mpsc::UnboundedSender<Received>,
+}
+
+impl Session<'_> {
+    fn on_event(&mut self, event: Result<Event, ConnectionError>) -> Step {
+        let cfg = self.cfg;
+        match event {
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                cfg.stats.message();
+                let received_at_ms = chrono::Utc::now().timestamp_millis();
+                // Only fails once the worker is gone; its result then arrives on `done`.
+                let _ = self.tx.send(Received { publish, received_at_ms });
+            }
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                tracing::info!(broker = %format!("{}:{}", cfg.broker.host, cfg.broker.port),
+                    session_present = ack.session_present, "connected to the broker");
+                self.link = Link { up: true, last_error: None, backoff: reconnect_backoff() };
+                cfg.stats.set_connected(true);
+                if self.client.try_subscribe(self.filter.clone(), QoS::AtLeastOnce).is_err() {
+                    let (client, filter) = (self.client.clone(), self.filter.clone());
+                    tokio::spawn(async move { client.subscribe(filter, QoS::AtLeastOnce).await });
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
+                    return Step::Fail(anyhow!("the broker refused the subscription to {}", self.filter));
+                }
+                tracing::info!(filter = %self.filter, "subscribed");
+                if cfg.stats.set_subscribed() && cfg.announce {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{}", serde_json::json!({"event": "subscribed"}));
+                    let _ = out.flush();
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                cfg.stats.set_connected(false);
+                return Step::Wait(self.link.failed(&e, cfg));
+            }
+        }
+        Step::Next
+    }
+}
+
+/// After a requested stop: lets the worker finish the group in hand (polling so its acks go
+/// out) within [`SHUTDOWN_GRACE`]; a commit failure still surfaces.
+async fn drain(
+    done: tokio::sync::oneshot::Receiver<Result<()>>,
+    eventloop: &mut rumqttc::EventLoop,
+    mut polling: bool,
+) -> Result<()> {
+    let grace = tokio::time::sleep(SHUTDOWN_GRACE);
+    tokio::pin!(grace, done);
+    loop {
+        tokio::select! {
+            r = &mut done => {
+                if let Ok(Err(e)) = r {
+                    return Err(e);
+                }
+                return Ok(());
+            }
+            _ = &mut grace => {
+                tracing::warn!("the group in hand was not committed in time; abandoning it (it will be redelivered)");
+                return Ok(());
+            }
+            ev = eventloop.poll(), if polling => polling = ev.is_ok(),
+        }
+    }
 }
 
 /// The error to report when the worker ended while the ingest was running.

@@ -2,14 +2,17 @@
 //! names, the quarantine and the ingest's own state folder) and reading a dataset back.
 //!
 //! ```text
-//! lake/{dataset}/machine={machine_id}/date={YYYY-MM-DD}/part-{edge_id}-{first}-{last}-{nanos}.parquet
+//! lake/{dataset}/machine={machine_id}/date={YYYY-MM-DD}/part-{site}~{edge_id}~{epoch}-{first}-{last}-{nanos}.parquet
 //! lake/quarantine/date={YYYY-MM-DD}/{nanos}-{n}.json
 //! lake/_ingest/state.json
 //! ```
 //!
 //! Partition values are escaped like Hive does (`%XX` for anything outside `[A-Za-z0-9_.-]`),
-//! so an identifier from the wire can never leave its folder. The true values live in the
-//! columns; folder names only serve pruning and people browsing the tree.
+//! so an identifier from the wire can never leave its folder, and bounded: a name whose
+//! escape is too long (a long Korean machine name triples twice) keeps a readable prefix and
+//! ends in a hash of the whole, so every folder and file name stays far below the 255-byte
+//! limit of common file systems. The true values live in the columns; folder names only
+//! serve pruning and people browsing the tree.
 
 pub mod cli;
 pub mod compact;
@@ -26,6 +29,8 @@ use polars::prelude::{
 };
 use std::path::{Path, PathBuf};
 
+use crate::ingest::state::StreamId;
+
 /// Every dataset the ingest writes.
 pub const DATASETS: [&str; 2] = ["raw_data", "peripheral_data"];
 
@@ -35,13 +40,35 @@ pub const QUARANTINE_DIR: &str = "quarantine";
 /// Folder of the ingest's own state, relative to the lake.
 pub const INGEST_DIR: &str = "_ingest";
 
-/// Columns every part file has, in this order; value columns follow, sorted by name.
-pub const FIXED_COLUMNS: [&str; 9] =
-    ["edge_id", "seq", "site", "machine_id", "device_id", "ts", "shot_number", "mold", "out_of_range"];
+/// Columns every part file has, in this order; value columns follow, sorted by name. Files
+/// written before buffer epochs lack `epoch` (read back as null).
+pub const FIXED_COLUMNS: [&str; 10] = [
+    "edge_id",
+    "seq",
+    "site",
+    "machine_id",
+    "device_id",
+    "ts",
+    "shot_number",
+    "mold",
+    "out_of_range",
+    "epoch",
+];
+
+/// Longest escaped partition value (a folder name is `machine=` and this).
+pub const MAX_ESCAPED: usize = 120;
+/// Longest escaped site or edge id inside a part file name.
+const MAX_ESCAPED_IN_NAME: usize = 48;
 
 /// Escapes one partition value (or file name component) so that it is a safe single path
-/// segment: `[A-Za-z0-9_-]` and non-leading `.` stay, every other byte becomes `%XX`.
+/// segment of at most [`MAX_ESCAPED`] bytes: `[A-Za-z0-9_-]` and non-leading `.` stay, every
+/// other byte becomes `%XX`; a longer result is cut and ends in `~` and 16 hex digits of the
+/// value's sha256, so distinct values stay distinct.
 pub fn escape(value: &str) -> String {
+    escape_within(value, MAX_ESCAPED)
+}
+
+fn escape_within(value: &str, max: usize) -> String {
     let mut out = String::with_capacity(value.len());
     for (i, b) in value.bytes().enumerate() {
         let keep = b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (b == b'.' && i > 0);
@@ -51,7 +78,19 @@ pub fn escape(value: &str) -> String {
             out.push_str(&format!("%{b:02X}"));
         }
     }
-    if out.is_empty() { "%00".to_string() } else { out }
+    if out.is_empty() {
+        return "%00".to_string();
+    }
+    if out.len() <= max {
+        return out;
+    }
+    let hash = moldops_shared::bundle::sha256_hex(value.as_bytes());
+    let mut cut = max - 17;
+    // Never split a `%XX`.
+    while out.as_bytes()[..cut].iter().rev().take(2).any(|&b| b == b'%') {
+        cut -= 1;
+    }
+    format!("{}~{}", &out[..cut], &hash[..16])
 }
 
 /// `YYYY-MM-DD` of a day number (days since the Unix epoch, UTC).
@@ -66,10 +105,21 @@ pub fn partition_dir(lake: &Path, dataset: &str, machine_id: &str, date: &str) -
     lake.join(dataset).join(format!("machine={}", escape(machine_id))).join(format!("date={date}"))
 }
 
-/// Name of a part file. `nanos` is unique per file and increasing across commits; the ingest
-/// state remembers the highest one it has recorded (see [`part_nanos`]).
-pub fn part_file_name(edge_id: &str, first_seq: u64, last_seq: u64, nanos: u64) -> String {
-    format!("part-{}-{first_seq}-{last_seq}-{nanos:020}.parquet", escape(edge_id))
+/// Name of a part file of one stream. `nanos` is unique per file and increasing across
+/// commits; the ingest state remembers the highest one it has recorded (see [`part_nanos`]).
+/// At most about 200 bytes, whatever the identifiers.
+pub fn part_file_name(stream: &StreamId, first_seq: u64, last_seq: u64, nanos: u64) -> String {
+    let (site, edge) = (
+        escape_within(&stream.site, MAX_ESCAPED_IN_NAME),
+        escape_within(&stream.edge_id, MAX_ESCAPED_IN_NAME),
+    );
+    let epoch = if stream.epoch.is_empty() { "0" } else { stream.epoch.as_str() };
+    format!("part-{site}~{edge}~{}-{first_seq}-{last_seq}-{nanos:020}.parquet", escape_within(epoch, 32))
+}
+
+/// Name of a part file of imported data (labels): `source` names the import, not a stream.
+pub fn source_part_name(source: &str, first_seq: u64, last_seq: u64, nanos: u64) -> String {
+    format!("part-{}-{first_seq}-{last_seq}-{nanos:020}.parquet", escape_within(source, MAX_ESCAPED_IN_NAME))
 }
 
 /// The `nanos` of a part file name, `None` when the name does not follow [`part_file_name`].
@@ -181,7 +231,15 @@ pub fn read_dataset(lake: &Path, dataset: &str) -> Result<DataFrame> {
 
 /// The columns of a part file frame in the lake's order: the fixed columns, then the value
 /// columns sorted by name.
-pub(crate) fn in_lake_order(df: DataFrame) -> Result<DataFrame> {
+pub(crate) fn in_lake_order(mut df: DataFrame) -> Result<DataFrame> {
+    if df.column("epoch").is_err() {
+        let n = df.height();
+        df.with_column(polars::prelude::Column::full_null(
+            "epoch".into(),
+            n,
+            &polars::prelude::DataType::String,
+        ))?;
+    }
     let mut values: Vec<&str> = df
         .get_column_names()
         .into_iter()
@@ -207,9 +265,25 @@ mod tests {
     }
 
     #[test]
+    fn long_names_stay_short_and_distinct() {
+        let a = "사출성형기".repeat(5) + "A";
+        let b = "사출성형기".repeat(5) + "B";
+        let (ea, eb) = (escape(&a), escape(&b));
+        assert!(ea.len() <= MAX_ESCAPED && eb.len() <= MAX_ESCAPED, "{ea}");
+        assert_ne!(ea, eb);
+        assert!(ea.starts_with("%EC%82%AC"), "{ea}");
+        assert!(!ea.contains('/') && ea.split('~').next().is_some_and(|p| !p.ends_with('%')));
+        let stream = StreamId::new(&"가".repeat(42), &"e".repeat(128), "0123456789abcdef0123456789abcdef");
+        let name = part_file_name(&stream, u64::MAX, u64::MAX, u64::MAX);
+        assert!(name.len() < 255, "{} bytes: {name}", name.len());
+        assert_eq!(part_nanos(&name), Some(u64::MAX));
+    }
+
+    #[test]
     fn part_names_round_trip() {
-        let name = part_file_name("edge-1", 10, 20, 1_700_000_000_123_456_789);
-        assert_eq!(name, "part-edge-1-10-20-01700000000123456789.parquet");
+        let name =
+            part_file_name(&StreamId::new("plant", "edge-1", "ab12"), 10, 20, 1_700_000_000_123_456_789);
+        assert_eq!(name, "part-plant~edge-1~ab12-10-20-01700000000123456789.parquet");
         assert_eq!(part_nanos(&name), Some(1_700_000_000_123_456_789));
         assert_eq!(part_nanos("part-x.parquet"), None);
         assert_eq!(day_string(19_675), "2023-11-14");

@@ -1,13 +1,16 @@
 //! Local HTTP API (axum): `/healthz` for liveness, `/metrics` in Prometheus text format,
 //! `/status` as JSON (devices, buffer, broker connection).
 
-use crate::buffer::Buffer;
-use crate::health::Health;
+use crate::buffer::{Buffer, BufferStats};
+use crate::health::{DeviceStatus, Health, MqttState};
 use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
+use moldops_scoring::metrics::ModelsStatus;
+use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -35,20 +38,42 @@ async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }
 
-async fn status(State(s): State<ApiState>) -> Json<serde_json::Value> {
+/// The body of `/status`.
+#[derive(Debug, Serialize)]
+struct StatusReport {
+    site: String,
+    edge_id: String,
+    mqtt: MqttStatus,
+    buffer: BufferStats,
+    devices: BTreeMap<String, DeviceStatus>,
+    models: ModelsStatus,
+}
+
+/// The uplink part of `/status`.
+#[derive(Debug, Serialize)]
+struct MqttStatus {
+    state: MqttState,
+    records_sent: u64,
+    batches_sent: u64,
+    /// Records the ingest confirmed durable (commit acks).
+    records_committed: u64,
+}
+
+async fn status(State(s): State<ApiState>) -> Json<StatusReport> {
     let m = &s.health.metrics;
-    Json(serde_json::json!({
-        "site": s.site,
-        "edge_id": s.edge_id,
-        "mqtt": {
-            "state": s.health.mqtt_state(),
-            "records_sent": m.records_sent.get(),
-            "batches_sent": m.batches_sent.get(),
+    Json(StatusReport {
+        site: s.site.clone(),
+        edge_id: s.edge_id.clone(),
+        mqtt: MqttStatus {
+            state: s.health.mqtt_state(),
+            records_sent: m.records_sent.get(),
+            batches_sent: m.batches_sent.get(),
+            records_committed: m.records_committed.get(),
         },
-        "buffer": s.buffer.stats(),
-        "devices": s.health.devices(),
-        "models": s.health.scoring.status(),
-    }))
+        buffer: s.buffer.stats(),
+        devices: s.health.devices(),
+        models: s.health.scoring.status(),
+    })
 }
 
 /// Binds and serves the API until `shutdown` turns true.

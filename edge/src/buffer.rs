@@ -3,9 +3,16 @@
 //! the broker's PUBACK. The last shot number read from each machine is written in the same
 //! atomic batch as that shot's record, so a restart neither loses nor doubles a shot.
 //!
-//! Bounded by `max_bytes` of stored record bytes; when full, the oldest records are dropped
-//! and counted (policy `drop-oldest`). Writes from all device tasks go through one
-//! [`Writer`] task that commits them in groups with one flush each.
+//! Bounded by `max_bytes` of stored record bytes; when full, the oldest records are dropped,
+//! logged and counted (policy `drop-oldest`; the count is stored in the buffer, so it
+//! survives restarts). Writes from all device tasks go through one [`Writer`] task that
+//! commits them in groups with one flush each.
+//!
+//! Every buffer has an epoch: a random id made when the buffer is created and stored in it.
+//! Batches carry it, so the cloud keys records by `(site, edge, epoch, seq)`: a lost, wiped or
+//! replaced buffer starts a new epoch at seq 0 and is never taken for duplicates. A buffer
+//! that cannot be opened because its files are corrupt is moved aside (kept for forensics)
+//! by [`Buffer::open_or_reset`] and a fresh one started, so the edge keeps polling.
 
 use anyhow::{Context, Result};
 use moldops_shared::Record;
@@ -16,6 +23,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 const RECORD: u8 = b'r';
 const META_NEXT_SEQ: &[u8] = b"m\0next_seq";
+const META_EPOCH: &[u8] = b"m\0epoch";
+const META_DROPPED: &[u8] = b"m\0dropped";
 const META_SHOT: &[u8] = b"m\0shot\0";
 
 /// A record to append, with the shot-counter mark it advances (machines only).
@@ -26,15 +35,19 @@ pub struct NewRecord {
 }
 
 /// Figures for metrics and status.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct BufferStats {
     pub records: u64,
     pub bytes: u64,
+    /// Records dropped because the buffer was full, over the buffer's whole life.
     pub dropped: u64,
     pub next_seq: u64,
     /// Wall-clock time (UTC ms) the oldest buffered record was stored.
     pub oldest_stored_ms: Option<i64>,
     pub disk_bytes: u64,
+    pub epoch: String,
+    /// Corrupt buffers moved aside so far (kept next to the buffer as `*.corrupt-*`).
+    pub resets: u64,
 }
 
 #[derive(Debug, Default)]
@@ -46,6 +59,10 @@ struct State {
 }
 
 pub struct Buffer {
+    /// This buffer's epoch (empty for a buffer created before epochs existed).
+    epoch: String,
+    /// Buffers moved aside as corrupt before this one was started (their folders remain).
+    resets: u64,
     db: sled::Db,
     tree: sled::Tree,
     max_bytes: u64,
@@ -71,27 +88,100 @@ fn shot_key(machine: &str) -> Vec<u8> {
     [META_SHOT, machine.as_bytes()].concat()
 }
 
+/// Why a buffer could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The files are damaged (truncated, overwritten, from an incompatible version): moving
+    /// them aside and starting afresh is the only way to keep polling.
+    #[error("the buffer at {} is corrupt: {reason}", path.display())]
+    Corrupt { path: std::path::PathBuf, reason: String },
+    /// Anything else (permissions, disk, another process holding it): not fixed by a reset.
+    #[error("opening the buffer at {}: {source:#}", path.display())]
+    Other { path: std::path::PathBuf, source: anyhow::Error },
+}
+
+/// A corrupt buffer that was moved aside.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BufferReset {
+    pub moved_to: String,
+    pub reason: String,
+}
+
 impl Buffer {
     /// Opens (or creates) the buffer and recounts what it holds.
-    pub fn open(path: &Path, max_bytes: u64) -> Result<Arc<Buffer>> {
-        let db = sled::Config::new()
-            .path(path)
-            .flush_every_ms(Some(1000))
-            .open()
-            .with_context(|| format!("opening buffer at {}", path.display()))?;
-        let tree = db.open_tree("buffer")?;
+    pub fn open(path: &Path, max_bytes: u64) -> Result<Arc<Buffer>, OpenError> {
+        let other = |source: anyhow::Error| OpenError::Other { path: path.to_path_buf(), source };
+        let corrupt = |e: &dyn std::fmt::Display| OpenError::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let classify = |e: sled::Error| match e {
+            sled::Error::Corruption { .. } | sled::Error::Unsupported(_) | sled::Error::ReportableBug(_) => {
+                corrupt(&e)
+            }
+            sled::Error::Io(ref io)
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
+                ) =>
+            {
+                corrupt(&e)
+            }
+            e => other(e.into()),
+        };
+        let fresh = !path.exists();
+        let db = sled::Config::new().path(path).flush_every_ms(Some(1000)).open().map_err(classify)?;
+        let tree = db.open_tree("buffer").map_err(classify)?;
         let mut st = State::default();
         for kv in tree.range(record_key(0)..) {
-            let (k, v) = kv?;
+            let (k, v) = kv.map_err(classify)?;
             st.records += 1;
             st.bytes += v.len() as u64;
             st.next_seq = seq_of(&k).map_or(st.next_seq, |s| s + 1);
         }
-        if let Some(v) = tree.get(META_NEXT_SEQ)? {
+        if let Some(v) = tree.get(META_NEXT_SEQ).map_err(classify)? {
             st.next_seq = st.next_seq.max(be_u64(&v).unwrap_or(0));
         }
+        st.dropped = tree.get(META_DROPPED).map_err(classify)?.and_then(|v| be_u64(&v)).unwrap_or(0);
+        let epoch = match tree.get(META_EPOCH).map_err(classify)? {
+            Some(v) => String::from_utf8(v.to_vec()).map_err(|e| corrupt(&e))?,
+            // A buffer from before epochs keeps the empty epoch: its seqs continue its old stream.
+            None if !fresh && (st.next_seq > 0 || st.records > 0) => String::new(),
+            None => {
+                let epoch = format!("{:016x}", rand::random::<u64>());
+                tree.insert(META_EPOCH, epoch.as_bytes()).map_err(classify)?;
+                tree.flush().map_err(classify)?;
+                epoch
+            }
+        };
+        let resets = aside_count(path);
         let (appended, _) = watch::channel(st.next_seq);
-        Ok(Arc::new(Buffer { db, tree, max_bytes, state: Mutex::new(st), appended }))
+        Ok(Arc::new(Buffer { epoch, resets, db, tree, max_bytes, state: Mutex::new(st), appended }))
+    }
+
+    /// Opens the buffer; a corrupt one is renamed to `{path}.corrupt-{unix ms}` and a fresh
+    /// buffer (a new epoch) is started in its place, which the second value reports.
+    pub fn open_or_reset(path: &Path, max_bytes: u64) -> Result<(Arc<Buffer>, Option<BufferReset>)> {
+        match Buffer::open(path, max_bytes) {
+            Ok(b) => Ok((b, None)),
+            Err(OpenError::Corrupt { reason, .. }) => {
+                let mut aside = path.as_os_str().to_owned();
+                aside.push(format!(".corrupt-{}", chrono::Utc::now().timestamp_millis()));
+                let aside = std::path::PathBuf::from(aside);
+                std::fs::rename(path, &aside)
+                    .with_context(|| format!("moving the corrupt buffer {} aside", path.display()))?;
+                tracing::error!(buffer = %path.display(), moved_to = %aside.display(), %reason,
+                    "the buffer is corrupt: moved aside, starting a new one (a new epoch); records it held are in the old folder");
+                let buffer = Buffer::open(path, max_bytes)?;
+                Ok((buffer, Some(BufferReset { moved_to: aside.display().to_string(), reason })))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// This buffer's epoch (empty for a buffer from before epochs).
+    pub fn epoch(&self) -> &str {
+        &self.epoch
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -133,8 +223,10 @@ impl Buffer {
         Ok(seqs)
     }
 
-    /// Drops the oldest records while the buffer is over its size limit.
+    /// Drops the oldest records while the buffer is over its size limit, counting them
+    /// durably and logging each run of drops with its seq range.
     fn enforce_limit(&self) -> Result<()> {
+        let mut dropped: Option<(u64, u64)> = None;
         while self.state().bytes > self.max_bytes {
             let Some(kv) = self.tree.range(record_key(0)..).next() else { break };
             let (k, _) = kv?;
@@ -143,7 +235,20 @@ impl Buffer {
                 st.records = st.records.saturating_sub(1);
                 st.bytes = st.bytes.saturating_sub(v.len() as u64);
                 st.dropped += 1;
+                let seq = seq_of(&k).unwrap_or(0);
+                dropped = Some(dropped.map_or((seq, seq), |(first, _)| (first, seq)));
             }
+        }
+        if let Some((first, last)) = dropped {
+            let total = self.state().dropped;
+            self.tree.insert(META_DROPPED, &total.to_be_bytes())?;
+            tracing::warn!(
+                first_seq = first,
+                last_seq = last,
+                total,
+                max_bytes = self.max_bytes,
+                "buffer full: dropped the oldest records (the cloud shows the gap in this epoch's seqs)"
+            );
         }
         Ok(())
     }
@@ -151,6 +256,14 @@ impl Buffer {
     /// Last shot number durably recorded for a machine.
     pub fn last_shot(&self, machine: &str) -> Result<Option<u64>> {
         Ok(self.tree.get(shot_key(machine))?.and_then(|v| be_u64(&v)))
+    }
+
+    /// The lowest seq the buffer holds, if any.
+    pub fn lowest_seq(&self) -> Result<Option<u64>> {
+        match self.tree.range(record_key(0)..).next() {
+            Some(kv) => Ok(seq_of(&kv?.0)),
+            None => Ok(None),
+        }
     }
 
     /// Seq the next appended record will get.
@@ -196,6 +309,11 @@ impl Buffer {
         Ok(n)
     }
 
+    /// Corrupt buffers moved aside next to this one (their folders are kept).
+    pub fn resets(&self) -> u64 {
+        self.resets
+    }
+
     pub fn stats(&self) -> BufferStats {
         let oldest_stored_ms = self
             .tree
@@ -210,6 +328,8 @@ impl Buffer {
             bytes: st.bytes,
             dropped: st.dropped,
             next_seq: st.next_seq,
+            epoch: self.epoch.clone(),
+            resets: self.resets,
             oldest_stored_ms,
             disk_bytes: self.db.size_on_disk().unwrap_or(0),
         }
@@ -220,6 +340,18 @@ impl Buffer {
         self.db.flush_async().await?;
         Ok(())
     }
+}
+
+/// How many `{path}.corrupt-*` folders sit next to the buffer.
+fn aside_count(path: &Path) -> u64 {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return 0 };
+    let prefix = format!("{}.corrupt-", name.to_string_lossy());
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(&prefix)).count()
+        })
+        .unwrap_or(0) as u64
 }
 
 type Request = (Vec<NewRecord>, oneshot::Sender<Result<Vec<u64>, String>>);

@@ -4,7 +4,9 @@
 
 use crate::sources::opcua::config::OpcUaConfig;
 pub use moldops_common::config::ConfigErrors;
+use moldops_common::config::{TomlFileError, load_toml};
 pub use moldops_common::mqtt::{BrokerConfig, TlsConfig};
+use moldops_shared::limits;
 use moldops_shared::profile::{Order, Profile};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -79,25 +81,41 @@ impl Default for ModelsConfig {
     }
 }
 
+/// Why the registry public key in `[models]` is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Both `public_key` and `public_key_file` are set.
+    #[error("models: give public_key or public_key_file, not both")]
+    Both,
+    /// Neither is set.
+    #[error("models: needs public_key or public_key_file")]
+    Missing,
+    /// The key file cannot be read.
+    #[error("models.public_key_file {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The key is not 64 hex digits of an Ed25519 public key.
+    #[error("models public key: {0}")]
+    Parse(moldops_shared::bundle::BundleError),
+}
+
 impl ModelsConfig {
     /// The registry public key (from `public_key` or `public_key_file`, resolved against `base`).
-    pub fn key(&self, base: &Path) -> Result<[u8; 32], String> {
+    pub fn key(&self, base: &Path) -> Result<[u8; 32], KeyError> {
         let text = match (&self.public_key, &self.public_key_file) {
             (Some(k), None) => k.clone(),
             (None, Some(f)) => {
-                let p = resolve_path(base, f);
-                std::fs::read_to_string(&p)
-                    .map_err(|e| format!("models.public_key_file {}: {e}", p.display()))?
+                let path = resolve_path(base, f);
+                std::fs::read_to_string(&path).map_err(|source| KeyError::Read { path, source })?
             }
-            (Some(_), Some(_)) => return Err("models: give public_key or public_key_file, not both".into()),
-            (None, None) => return Err("models: needs public_key or public_key_file".into()),
+            (Some(_), Some(_)) => return Err(KeyError::Both),
+            (None, None) => return Err(KeyError::Missing),
         };
-        moldops_shared::bundle::parse_key_hex(&text).map_err(|e| format!("models public key: {e}"))
+        moldops_shared::bundle::parse_key_hex(&text).map_err(KeyError::Parse)
     }
 
     fn validate(&self, base: &Path, errs: &mut Vec<String>) {
         if let Err(e) = self.key(base) {
-            errs.push(e);
+            errs.push(e.to_string());
         }
         if self.shadow_shots == 0 {
             errs.push("models.shadow_shots must be at least 1".into());
@@ -153,6 +171,26 @@ pub struct UplinkConfig {
     /// Longest wait before a partial batch of live records is sent.
     #[serde(default = "default_linger_ms")]
     pub linger_ms: u64,
+    /// When a record leaves the buffer: once the ingest has committed it to the lake
+    /// (`commit`, the default: a broker crash loses nothing) or once the broker has it
+    /// (`puback`: only for an ingest older than commit acks).
+    #[serde(default)]
+    pub delete_after: DeleteAfter,
+    /// Records the broker acknowledged but the ingest has not confirmed for this long are
+    /// sent again (the ingest drops the duplicates).
+    #[serde(default = "default_resend_after_s")]
+    pub resend_after_s: u64,
+}
+
+/// When the uplink removes a record from the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteAfter {
+    /// After the ingest's commit ack (`moldops/v1/{site}/{edge}/ack`).
+    #[default]
+    Commit,
+    /// After the broker's PUBACK.
+    Puback,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -269,6 +307,9 @@ fn default_catchup_rate() -> u64 {
 fn default_linger_ms() -> u64 {
     200
 }
+fn default_resend_after_s() -> u64 {
+    60
+}
 fn default_api_listen() -> String {
     "127.0.0.1:9464".into()
 }
@@ -310,6 +351,8 @@ impl Default for UplinkConfig {
             max_inflight: default_inflight(),
             catchup_records_per_s: default_catchup_rate(),
             linger_ms: default_linger_ms(),
+            delete_after: DeleteAfter::default(),
+            resend_after_s: default_resend_after_s(),
         }
     }
 }
@@ -329,10 +372,7 @@ pub struct Device {
 impl EdgeConfig {
     /// Reads, parses and validates a config file; profile files resolve relative to it.
     pub fn load(path: &Path) -> Result<(EdgeConfig, Vec<Device>), ConfigErrors> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigErrors(vec![format!("{}: cannot read: {e}", path.display())]))?;
-        let cfg: EdgeConfig =
-            toml::from_str(&text).map_err(|e| ConfigErrors(vec![format!("{}: {e}", path.display())]))?;
+        let cfg: EdgeConfig = load_toml("config", path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let devices = cfg.resolve(base)?;
         Ok((cfg, devices))
@@ -342,8 +382,8 @@ impl EdgeConfig {
     pub fn resolve(&self, base: &Path) -> Result<Vec<Device>, ConfigErrors> {
         let mut errs = Vec::new();
         for (field, v) in [("site", &self.site), ("edge_id", &self.edge_id)] {
-            if !moldops_shared::topic::valid_level(v) {
-                errs.push(format!("{field} {v:?} must be non-empty and contain no / + #"));
+            if let Err(e) = limits::check_level(field, v) {
+                errs.push(format!("{e} ({v:?})"));
             }
         }
         errs.extend(self.broker.problems(base));
@@ -352,6 +392,15 @@ impl EdgeConfig {
         }
         if self.uplink.batch_max_records == 0 || self.uplink.max_inflight == 0 {
             errs.push("uplink.batch_max_records and uplink.max_inflight must be > 0".into());
+        }
+        if self.uplink.resend_after_s == 0 {
+            errs.push("uplink.resend_after_s must be at least 1".into());
+        }
+        if self.uplink.batch_max_records > limits::MAX_RECORDS {
+            errs.push(format!(
+                "uplink.batch_max_records must be at most {} (what the ingest takes)",
+                limits::MAX_RECORDS
+            ));
         }
         if let Some(models) = &self.models {
             models.validate(base, &mut errs);
@@ -366,8 +415,11 @@ impl EdgeConfig {
             if !ids.insert(d.id.as_str()) {
                 errs.push(format!("{at}: id defined twice"));
             }
-            if d.id.trim().is_empty() {
-                errs.push(format!("devices[{i}]: id is empty"));
+            if let Err(e) = limits::check_name("id", &d.id) {
+                errs.push(format!("devices[{i}]: {e}"));
+            }
+            if let Err(e) = limits::check_name("machine_id", d.machine_id()) {
+                errs.push(format!("{at}: {e}"));
             }
             match (d.protocol, &d.address, &d.serial) {
                 (Protocol::ModbusTcp, Some(a), _)
@@ -435,9 +487,8 @@ impl EdgeConfig {
 }
 
 /// Loads a profile file (TOML).
-pub fn load_profile(path: &Path) -> Result<Profile, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("profile {}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("profile {}: {e}", path.display()))
+pub fn load_profile(path: &Path) -> Result<Profile, TomlFileError> {
+    load_toml("profile", path)
 }
 
 fn resolve_path(base: &Path, p: &Path) -> PathBuf {

@@ -48,15 +48,33 @@ pub struct Metrics {
     pub mqtt_connects: Counter,
     pub records_sent: Counter,
     pub batches_sent: Counter,
+    pub records_committed: Counter,
+    pub records_resent_rounds: Counter,
     pub buffer_records: Gauge,
     pub buffer_bytes: Gauge,
     pub buffer_disk_bytes: Gauge,
     pub buffer_oldest_age: Gauge<f64, AtomicU64>,
     pub buffer_dropped: Gauge,
+    pub buffer_resets: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
     Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+}
+
+/// The uplink's connection to the broker, as `/status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MqttState {
+    /// The uplink has not tried yet.
+    #[default]
+    Starting,
+    /// Waiting for the broker's CONNACK.
+    Connecting,
+    /// Connected; records flow.
+    Connected,
+    /// Lost; records stay in the buffer until the link is back.
+    Disconnected,
 }
 
 /// Shared health state of one edge process.
@@ -66,7 +84,7 @@ pub struct Health {
     pub scoring: Arc<moldops_scoring::metrics::ScoringMetrics>,
     registry: Registry,
     devices: Mutex<BTreeMap<String, DeviceStatus>>,
-    mqtt_state: Mutex<String>,
+    mqtt_state: Mutex<MqttState>,
 }
 
 impl Health {
@@ -82,11 +100,14 @@ impl Health {
             mqtt_connects: Counter::default(),
             records_sent: Counter::default(),
             batches_sent: Counter::default(),
+            records_committed: Counter::default(),
+            records_resent_rounds: Counter::default(),
             buffer_records: Gauge::default(),
             buffer_bytes: Gauge::default(),
             buffer_disk_bytes: Gauge::default(),
             buffer_oldest_age: Gauge::default(),
             buffer_dropped: Gauge::default(),
+            buffer_resets: Gauge::default(),
         };
         let mut r = Registry::with_prefix("moldops");
         let m = &metrics;
@@ -108,6 +129,16 @@ impl Health {
         r.register("mqtt_connects", "Successful broker connections", m.mqtt_connects.clone());
         r.register("records_sent", "Records acknowledged by the broker (PUBACK)", m.records_sent.clone());
         r.register("batches_sent", "Batches acknowledged by the broker", m.batches_sent.clone());
+        r.register(
+            "records_committed",
+            "Records the ingest confirmed durable in the lake (commit acks), removed from the buffer",
+            m.records_committed.clone(),
+        );
+        r.register(
+            "resend_rounds",
+            "Times records unconfirmed by the ingest were sent again",
+            m.records_resent_rounds.clone(),
+        );
         r.register("buffer_records", "Records waiting in the buffer", m.buffer_records.clone());
         r.register("buffer_bytes", "Record bytes in the buffer", m.buffer_bytes.clone());
         r.register("buffer_disk_bytes", "Size of the buffer on disk", m.buffer_disk_bytes.clone());
@@ -121,6 +152,11 @@ impl Health {
             "Records dropped because the buffer was full",
             m.buffer_dropped.clone(),
         );
+        r.register(
+            "buffer_resets",
+            "Corrupt buffers moved aside and replaced by a new one (a new epoch)",
+            m.buffer_resets.clone(),
+        );
         let scoring = Arc::new(moldops_scoring::metrics::ScoringMetrics::default());
         scoring.register(&mut r);
         Arc::new(Health {
@@ -128,7 +164,7 @@ impl Health {
             scoring,
             registry: r,
             devices: Mutex::new(BTreeMap::new()),
-            mqtt_state: Mutex::new("starting".into()),
+            mqtt_state: Mutex::new(MqttState::Starting),
         })
     }
 
@@ -142,13 +178,13 @@ impl Health {
         self.devices.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub fn set_mqtt_state(&self, state: &str) {
-        self.metrics.mqtt_connected.set(i64::from(state == "connected"));
-        *self.mqtt_state.lock().unwrap_or_else(|e| e.into_inner()) = state.to_string();
+    pub fn set_mqtt_state(&self, state: MqttState) {
+        self.metrics.mqtt_connected.set(i64::from(state == MqttState::Connected));
+        *self.mqtt_state.lock().unwrap_or_else(|e| e.into_inner()) = state;
     }
 
-    pub fn mqtt_state(&self) -> String {
-        self.mqtt_state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    pub fn mqtt_state(&self) -> MqttState {
+        *self.mqtt_state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Prometheus text exposition, with buffer gauges refreshed from `buffer`.
@@ -159,6 +195,7 @@ impl Health {
         m.buffer_bytes.set(st.bytes as i64);
         m.buffer_disk_bytes.set(st.disk_bytes as i64);
         m.buffer_dropped.set(st.dropped as i64);
+        m.buffer_resets.set(st.resets as i64);
         let age =
             st.oldest_stored_ms.map_or(0.0, |t| (chrono::Utc::now().timestamp_millis() - t) as f64 / 1e3);
         m.buffer_oldest_age.set(age.max(0.0));

@@ -45,7 +45,7 @@ pub async fn start(
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunningEdge> {
     let buffer_path = base_dir.join(&cfg.buffer.path);
-    let buffer = Buffer::open(&buffer_path, cfg.buffer.max_bytes)?;
+    let (buffer, _reset) = Buffer::open_or_reset(&buffer_path, cfg.buffer.max_bytes)?;
     let health = Health::new();
     let (tap, scoring) = match cfg.models {
         Some(_) => {
@@ -86,7 +86,8 @@ pub async fn start(
         Some(api::serve(&cfg.api.listen, state, shutdown.clone()).await?)
     };
     let stats = buffer.stats();
-    tracing::info!(edge_id = %cfg.edge_id, buffered = stats.records, next_seq = stats.next_seq, api = ?api_addr, "edge started");
+    tracing::info!(edge_id = %cfg.edge_id, epoch = %stats.epoch, buffered = stats.records, next_seq = stats.next_seq,
+        dropped = stats.dropped, buffer_resets = stats.resets, api = ?api_addr, "edge started");
     Ok(RunningEdge { api_addr, health, buffer, poll_stop, tasks })
 }
 

@@ -1,19 +1,24 @@
 //! MQTT uplink: publishes buffered records as ordered, self-describing batches with QoS 1 and
-//! removes them from the buffer only after the broker's PUBACK. Every connection gets a fresh
-//! rumqttc event loop: anything unacknowledged when a connection drops is still in the buffer
-//! and is sent again on the next one (the cloud deduplicates on `(edge_id, seq)`).
+//! removes them from the buffer only once the ingest's commit ack says they are durable in
+//! the lake (`uplink.delete_after = "commit"`, the default; `"puback"` removes them on the
+//! broker's PUBACK, for an ingest older than commit acks). The broker's PUBACK still paces the
+//! window. Every connection gets a fresh rumqttc event loop: anything not yet confirmed when a
+//! connection drops is still in the buffer and is sent again on the next one, and records the
+//! ingest has not confirmed within `uplink.resend_after_s` are sent again on the same one (the
+//! cloud deduplicates on `(site, edge_id, epoch, seq)`).
 //!
 //! Two lanes share the in-flight window: **live** records (stored since this connection came
 //! up) go out as they arrive; the **backlog** from an outage is sent oldest first, limited to
 //! `catchup_records_per_s`, so live data keeps flowing during catch-up.
 
 use crate::buffer::Buffer;
-use crate::config::EdgeConfig;
-use crate::health::Health;
+use crate::config::{DeleteAfter, EdgeConfig};
+use crate::health::{Health, MqttState};
 use anyhow::{Context, Result, bail};
 use moldops_common::backoff::Backoff;
+use moldops_shared::ack::CommitAck;
 use moldops_shared::topic::{self, Leaf};
-use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS, SubscribeReasonCode};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,6 +49,11 @@ struct Session {
     catchup: TokenBucket,
     awaiting_pkid: VecDeque<Tracked>,
     inflight: HashMap<u16, Tracked>,
+    ack_topic: String,
+    /// Since when sent records have waited for a commit ack without any arriving.
+    waiting_since: Option<Instant>,
+    /// Commit acks received on this connection.
+    acks: u64,
 }
 
 impl Uplink {
@@ -60,7 +70,7 @@ impl Uplink {
             match self.session(&mut shutdown).await {
                 Ok(()) => return,
                 Err(e) => {
-                    self.health.set_mqtt_state("disconnected");
+                    self.health.set_mqtt_state(MqttState::Disconnected);
                     if was_up || started.elapsed() > Duration::from_secs(5) {
                         tracing::warn!(error = %format!("{e:#}"), "broker connection lost; records stay buffered");
                         backoff.reset();
@@ -102,14 +112,14 @@ impl Uplink {
             true,
         ));
         let (client, mut events) = AsyncClient::new(opts, up.max_inflight + 16);
-        self.health.set_mqtt_state("connecting");
+        self.health.set_mqtt_state(MqttState::Connecting);
         loop {
             match events.poll().await.context("connecting to broker")? {
                 Event::Incoming(Packet::ConnAck(_)) => break,
                 _ => continue,
             }
         }
-        self.health.set_mqtt_state("connected");
+        self.health.set_mqtt_state(MqttState::Connected);
         self.health.metrics.mqtt_connects.inc();
         let mut appended = self.buffer.subscribe();
         let live_from = *appended.borrow();
@@ -117,6 +127,9 @@ impl Uplink {
         let mut s = Session {
             client,
             data_topic: topic::topic(site, edge, Leaf::Data),
+            ack_topic: topic::topic(site, edge, Leaf::Ack),
+            waiting_since: None,
+            acks: 0,
             live_cursor: live_from,
             backlog_cursor: 0,
             live_from,
@@ -126,13 +139,20 @@ impl Uplink {
         };
         s.client.try_publish(&status_topic, QoS::AtLeastOnce, true, self.status_payload("online"))?;
         s.awaiting_pkid.push_back(Tracked::Other);
+        let commit_acks = up.delete_after == DeleteAfter::Commit;
+        if commit_acks {
+            s.client.try_subscribe(&s.ack_topic, QoS::AtLeastOnce)?;
+        }
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         loop {
             self.fill(&mut s, *appended.borrow())?;
+            if commit_acks {
+                self.resend_if_stale(&mut s)?;
+            }
             tokio::select! {
                 ev = events.poll() => self.on_event(&mut s, ev.context("broker connection")?)?,
                 changed = appended.changed() => if changed.is_err() { bail!("buffer closed") },
-                _ = tick.tick(), if s.backlog_cursor < s.live_from => {}
+                _ = tick.tick(), if commit_acks || s.backlog_cursor < s.live_from => {}
                 _ = shutdown.changed() => if *shutdown.borrow() {
                     let _ = s.client.try_publish(&status_topic, QoS::AtMostOnce, true, self.status_payload("offline"));
                     let _ = s.client.try_disconnect();
@@ -182,10 +202,77 @@ impl Uplink {
         Ok(())
     }
 
+    /// The oldest record that was sent on this connection and is still in the buffer.
+    fn oldest_unconfirmed(&self, s: &Session) -> Result<Option<u64>> {
+        Ok(self
+            .buffer
+            .lowest_seq()?
+            .filter(|&l| if l < s.live_from { l < s.backlog_cursor } else { l < s.live_cursor }))
+    }
+
+    /// Sends again what the ingest has not confirmed within `resend_after_s`: the records go
+    /// back to the backlog lane (oldest first, rate-limited).
+    fn resend_if_stale(&self, s: &mut Session) -> Result<()> {
+        let Some(oldest) = self.oldest_unconfirmed(s)? else {
+            s.waiting_since = None;
+            return Ok(());
+        };
+        let since = *s.waiting_since.get_or_insert_with(Instant::now);
+        let limit = Duration::from_secs(self.cfg.uplink.resend_after_s);
+        if since.elapsed() < limit {
+            return Ok(());
+        }
+        if s.acks == 0 {
+            tracing::warn!(
+                waited_s = limit.as_secs(),
+                "no commit ack from the ingest on this connection: sending \
+                the unconfirmed records again (an ingest older than commit acks never sends one; with it, set \
+                uplink.delete_after = \"puback\"; or the broker's ACL may not let this edge read its ack topic)"
+            );
+        } else {
+            tracing::info!(
+                from_seq = oldest,
+                waited_s = limit.as_secs(),
+                "records not confirmed by the ingest; sending them again"
+            );
+        }
+        s.backlog_cursor = oldest;
+        s.live_from = s.live_cursor;
+        s.waiting_since = None;
+        self.health.metrics.records_resent_rounds.inc();
+        Ok(())
+    }
+
+    /// A commit ack: removes what the ingest has made durable (acks of another epoch — an
+    /// older buffer of this edge — are ignored).
+    fn on_ack(&self, s: &mut Session, payload: &[u8]) -> Result<()> {
+        let ack = match CommitAck::decode(payload) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "commit ack ignored");
+                return Ok(());
+            }
+        };
+        if ack.epoch != self.buffer.epoch() {
+            return Ok(());
+        }
+        s.acks += 1;
+        let removed = self.buffer.remove(0..=ack.committed_through)?;
+        if removed > 0 {
+            self.health.metrics.records_committed.inc_by(removed);
+            s.waiting_since = None;
+        }
+        Ok(())
+    }
+
     fn publish(&self, s: &mut Session, records: Vec<(u64, Vec<u8>)>) -> Result<()> {
         let (Some((first, _)), Some((last, _))) = (records.first(), records.last()) else { return Ok(()) };
         let tracked = Tracked::Data { first: *first, last: *last, count: records.len() as u64 };
-        let payload = batch_json(&self.cfg.site, &self.cfg.edge_id, &records);
+        let held_from = match self.cfg.uplink.delete_after {
+            DeleteAfter::Commit => Some(self.buffer.lowest_seq()?.unwrap_or(*first).min(*first)),
+            DeleteAfter::Puback => None,
+        };
+        let payload = batch_json(&self.cfg.site, &self.cfg.edge_id, self.buffer.epoch(), held_from, &records);
         s.client.try_publish(&s.data_topic, QoS::AtLeastOnce, false, payload)?;
         s.awaiting_pkid.push_back(tracked);
         Ok(())
@@ -202,10 +289,19 @@ impl Uplink {
             }
             Event::Incoming(Packet::PubAck(ack)) => {
                 if let Some(Tracked::Data { first, last, count }) = s.inflight.remove(&ack.pkid) {
-                    self.buffer.remove(first..=last)?;
+                    if self.cfg.uplink.delete_after == DeleteAfter::Puback {
+                        self.buffer.remove(first..=last)?;
+                    }
                     self.health.metrics.records_sent.inc_by(count);
                     self.health.metrics.batches_sent.inc();
                 }
+            }
+            Event::Incoming(Packet::Publish(p)) if p.topic == s.ack_topic => self.on_ack(s, &p.payload)?,
+            Event::Incoming(Packet::SubAck(ack))
+                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) =>
+            {
+                tracing::error!(topic = %s.ack_topic, "the broker refused the subscription to the commit acks: \
+                    records stay in the buffer (and are sent again) until it is allowed; see deploy/mosquitto/acl");
             }
             _ => {}
         }
@@ -249,11 +345,23 @@ impl TokenBucket {
 }
 
 /// Assembles a batch from stored record JSON without re-encoding the records.
-pub fn batch_json(site: &str, edge_id: &str, records: &[(u64, Vec<u8>)]) -> Vec<u8> {
+pub fn batch_json(
+    site: &str,
+    edge_id: &str,
+    epoch: &str,
+    held_from: Option<u64>,
+    records: &[(u64, Vec<u8>)],
+) -> Vec<u8> {
     let first = records.first().map_or(0, |r| r.0);
     let last = records.last().map_or(0, |r| r.0);
+    let epoch = if epoch.is_empty() {
+        String::new()
+    } else {
+        format!(r#","epoch":{}"#, serde_json::Value::from(epoch))
+    };
+    let held = held_from.map(|h| format!(r#","held_from":{h}"#)).unwrap_or_default();
     let head = format!(
-        r#"{{"schema":{},"site":{},"edge_id":{},"first_seq":{first},"last_seq":{last},"sent_at_ms":{},"records":["#,
+        r#"{{"schema":{},"site":{},"edge_id":{}{epoch},"first_seq":{first},"last_seq":{last}{held},"sent_at_ms":{},"records":["#,
         moldops_shared::SCHEMA_VERSION,
         serde_json::Value::from(site),
         serde_json::Value::from(edge_id),
@@ -311,8 +419,12 @@ mod tests {
                 (seq, serde_json::to_vec(&r).expect("json"))
             })
             .collect();
-        let b = moldops_shared::decode_batch(&batch_json("site \"a\"", "e1", &recs)).expect("valid batch");
+        let b = moldops_shared::decode_batch(&batch_json("site \"a\"", "e1", "", None, &recs))
+            .expect("valid batch");
         assert_eq!((b.first_seq, b.last_seq, b.records.len()), (5, 7, 3));
-        assert_eq!(b.site, "site \"a\"");
+        assert_eq!((b.site.as_str(), b.epoch.as_str()), ("site \"a\"", ""));
+        let b = moldops_shared::decode_batch(&batch_json("s", "e1", "0a1b", Some(2), &recs))
+            .expect("valid batch");
+        assert_eq!((b.epoch.as_str(), b.held_from), ("0a1b", Some(2)));
     }
 }

@@ -1,12 +1,24 @@
 //! Wire codec for batches: plain JSON (decodable by any MQTT client with a JSON parser),
-//! with validation on decode so that a malformed payload is rejected with a reason.
+//! validated on decode so that a malformed payload is refused with a reason.
+//!
+//! A batch is checked in two layers. Its header (schema, site, edge id, epoch, seq range, the
+//! record count, the payload size) identifies every record in it: when that is wrong the
+//! whole payload is refused ([`CodecError`]). Each record is then checked on its own (shape,
+//! identifiers, finite values): [`decode_lenient`] keeps the good records and sets the bad
+//! ones aside ([`RefusedRecord`]) so that one bad record never costs its neighbours;
+//! [`decode_batch`] refuses the batch at the first bad record.
 
-use crate::record::{Batch, SCHEMA_VERSION};
+use crate::limits::{self, IdError};
+use crate::record::{Batch, Record, SCHEMA_VERSION};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use thiserror::Error;
 
-/// Why a payload was rejected.
+/// Why a whole payload was refused.
 #[derive(Debug, Error)]
 pub enum CodecError {
+    #[error("payload is {0} bytes (at most {max})", max = limits::MAX_PAYLOAD_BYTES)]
+    TooLarge(usize),
     #[error("payload is not a valid batch: {0}")]
     Json(#[from] serde_json::Error),
     #[error("unsupported schema version {0} (this build speaks {SCHEMA_VERSION})")]
@@ -14,7 +26,28 @@ pub enum CodecError {
     #[error("batch has no records")]
     Empty,
     #[error("invalid batch: {0}")]
+    Id(#[from] IdError),
+    #[error("invalid batch: {0}")]
     Invalid(String),
+}
+
+/// One record refused on its own, with the reason and its JSON text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefusedRecord {
+    /// Position in the batch's `records`.
+    pub index: usize,
+    /// Its seq when it could be read.
+    pub seq: Option<u64>,
+    pub reason: String,
+    /// The record's JSON as received.
+    pub json: String,
+}
+
+/// A batch with a valid header: its good records (in `batch`) and the refused ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoded {
+    pub batch: Batch,
+    pub refused: Vec<RefusedRecord>,
 }
 
 /// Encodes a batch as JSON bytes.
@@ -23,45 +56,165 @@ pub fn encode_batch(batch: &Batch) -> Vec<u8> {
     serde_json::to_vec(batch).unwrap_or_default()
 }
 
-/// Decodes and validates a batch: known schema, non-empty, seqs strictly increasing inside
-/// the declared range, identifiers present, finite values.
+/// Decodes and validates a batch, refusing it whole if any record is bad.
 pub fn decode_batch(payload: &[u8]) -> Result<Batch, CodecError> {
-    let batch: Batch = serde_json::from_slice(payload)?;
-    validate(&batch)?;
-    Ok(batch)
+    let d = decode_lenient(payload)?;
+    match d.refused.first() {
+        Some(r) => Err(CodecError::Invalid(format!("record {}: {}", r.index, r.reason))),
+        None if d.batch.records.is_empty() => Err(CodecError::Empty),
+        None => Ok(d.batch),
+    }
 }
 
-fn validate(batch: &Batch) -> Result<(), CodecError> {
-    if batch.schema != SCHEMA_VERSION {
-        return Err(CodecError::Schema(batch.schema));
+/// The wire shape with records left unparsed, so that each can be judged alone.
+#[derive(Deserialize)]
+struct WireBatch<'a> {
+    schema: u32,
+    site: String,
+    edge_id: String,
+    #[serde(default)]
+    epoch: String,
+    first_seq: u64,
+    last_seq: u64,
+    #[serde(default)]
+    held_from: Option<u64>,
+    sent_at_ms: i64,
+    #[serde(borrow)]
+    records: Vec<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct SchemaOnly {
+    schema: u32,
+}
+
+#[derive(Deserialize)]
+struct SeqOnly {
+    seq: u64,
+}
+
+/// Decodes a batch whose header is valid, keeping the good records and setting the bad ones
+/// aside. Seqs (of every record whose seq can be read) must lie in the declared range and
+/// strictly increase, else the whole batch is refused: its identity cannot be trusted.
+pub fn decode_lenient(payload: &[u8]) -> Result<Decoded, CodecError> {
+    if payload.len() > limits::MAX_PAYLOAD_BYTES {
+        return Err(CodecError::TooLarge(payload.len()));
     }
-    if batch.records.is_empty() {
+    let wire: WireBatch<'_> = match serde_json::from_slice(payload) {
+        Ok(w) => w,
+        Err(e) => {
+            return Err(match serde_json::from_slice::<SchemaOnly>(payload) {
+                Ok(s) if s.schema != SCHEMA_VERSION => CodecError::Schema(s.schema),
+                _ => CodecError::Json(e),
+            });
+        }
+    };
+    check_header(&wire)?;
+    let mut batch = Batch {
+        schema: wire.schema,
+        site: wire.site,
+        edge_id: wire.edge_id,
+        epoch: wire.epoch,
+        first_seq: wire.first_seq,
+        last_seq: wire.last_seq,
+        held_from: wire.held_from,
+        sent_at_ms: wire.sent_at_ms,
+        records: Vec::with_capacity(wire.records.len()),
+    };
+    let mut refused = Vec::new();
+    let mut prev: Option<u64> = None;
+    for (index, raw) in wire.records.iter().enumerate() {
+        let parsed = serde_json::from_str::<Record>(raw.get());
+        let seq = match &parsed {
+            Ok(r) => Some(r.seq),
+            Err(_) => serde_json::from_str::<SeqOnly>(raw.get()).ok().map(|s| s.seq),
+        };
+        if let Some(seq) = seq {
+            if seq < batch.first_seq || seq > batch.last_seq {
+                return Err(CodecError::Invalid(format!(
+                    "record {index}: seq {seq} outside declared range {}..={}",
+                    batch.first_seq, batch.last_seq
+                )));
+            }
+            if prev.is_some_and(|p| seq <= p) {
+                return Err(CodecError::Invalid(format!("record {index}: seq {seq} not increasing")));
+            }
+            prev = Some(seq);
+        }
+        let checked = parsed
+            .map_err(|e| format!("not a valid record: {e}"))
+            .and_then(|r| check_record(&r).map(|()| r).map_err(|e| e.to_string()));
+        match checked {
+            Ok(r) => batch.records.push(r),
+            Err(reason) => refused.push(RefusedRecord { index, seq, reason, json: raw.get().to_string() }),
+        }
+    }
+    Ok(Decoded { batch, refused })
+}
+
+fn check_header(w: &WireBatch<'_>) -> Result<(), CodecError> {
+    if w.schema != SCHEMA_VERSION {
+        return Err(CodecError::Schema(w.schema));
+    }
+    limits::check_level("site", &w.site)?;
+    limits::check_level("edge_id", &w.edge_id)?;
+    limits::check_epoch(&w.epoch)?;
+    if w.records.is_empty() {
         return Err(CodecError::Empty);
     }
-    if batch.edge_id.trim().is_empty() {
-        return Err(CodecError::Invalid("edge_id is empty".into()));
+    if w.records.len() > limits::MAX_RECORDS {
+        return Err(CodecError::Invalid(format!(
+            "{} records (at most {})",
+            w.records.len(),
+            limits::MAX_RECORDS
+        )));
     }
-    let mut prev: Option<u64> = None;
-    for (i, r) in batch.records.iter().enumerate() {
-        if r.seq < batch.first_seq || r.seq > batch.last_seq {
-            return Err(CodecError::Invalid(format!(
-                "record {i}: seq {} outside declared range {}..={}",
-                r.seq, batch.first_seq, batch.last_seq
-            )));
+    if w.first_seq > w.last_seq {
+        return Err(CodecError::Invalid(format!("first_seq {} > last_seq {}", w.first_seq, w.last_seq)));
+    }
+    if let Some(h) = w.held_from
+        && h > w.first_seq
+    {
+        return Err(CodecError::Invalid(format!("held_from {h} > first_seq {}", w.first_seq)));
+    }
+    Ok(())
+}
+
+/// Why one record was refused on its own.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum RecordError {
+    #[error("{0}")]
+    Id(#[from] IdError),
+    #[error("{0} values (at most {max})", max = limits::MAX_VALUES)]
+    TooManyValues(usize),
+    #[error("value {name} is not finite ({value})")]
+    NotFinite { name: String, value: f64 },
+    #[error("shot without shot_number")]
+    NoShotNumber,
+}
+
+/// Checks one record on its own: identifiers, value count and names, finite values, a shot
+/// number on shots.
+pub fn check_record(r: &Record) -> Result<(), RecordError> {
+    limits::check_name("machine_id", &r.machine_id)?;
+    limits::check_name("device_id", &r.device_id)?;
+    if let Some(mold) = &r.mold {
+        limits::check_name("mold", mold)?;
+    }
+    if r.values.len() > limits::MAX_VALUES {
+        return Err(RecordError::TooManyValues(r.values.len()));
+    }
+    for (name, &value) in &r.values {
+        limits::check_name("value name", name)?;
+        if !value.is_finite() {
+            return Err(RecordError::NotFinite { name: name.clone(), value });
         }
-        if prev.is_some_and(|p| r.seq <= p) {
-            return Err(CodecError::Invalid(format!("record {i}: seq {} not increasing", r.seq)));
-        }
-        prev = Some(r.seq);
-        if r.machine_id.trim().is_empty() || r.device_id.trim().is_empty() {
-            return Err(CodecError::Invalid(format!("record {i}: empty machine_id or device_id")));
-        }
-        if let Some((name, v)) = r.values.iter().find(|(_, v)| !v.is_finite()) {
-            return Err(CodecError::Invalid(format!("record {i}: value {name} is not finite ({v})")));
-        }
-        if r.kind == crate::RecordKind::Shot && r.shot_number.is_none() {
-            return Err(CodecError::Invalid(format!("record {i}: shot without shot_number")));
-        }
+    }
+    for name in &r.out_of_range {
+        limits::check_name("out_of_range name", name)?;
+    }
+    if r.kind == crate::RecordKind::Shot && r.shot_number.is_none() {
+        return Err(RecordError::NoShotNumber);
     }
     Ok(())
 }
@@ -105,5 +258,48 @@ mod tests {
         let json =
             r#"{"schema":1,"site":"s","edge_id":"e","first_seq":1,"last_seq":1,"sent_at_ms":0,"records":[]}"#;
         assert!(matches!(decode_batch(json.as_bytes()), Err(CodecError::Empty)));
+        let b = Batch::new("s", "e/1", 1, vec![rec(3)]).expect("non-empty");
+        assert!(matches!(decode_batch(&encode_batch(&b)), Err(CodecError::Id(_))));
+        let big = vec![b' '; crate::limits::MAX_PAYLOAD_BYTES + 1];
+        assert!(matches!(decode_batch(&big), Err(CodecError::TooLarge(_))));
+    }
+
+    #[test]
+    fn a_bad_record_is_refused_alone() {
+        let mut long = rec(4);
+        long.machine_id = "가".repeat(50);
+        let mut unnamed = rec(6);
+        unnamed.values.insert(String::new(), 1.0);
+        let b = Batch::new("s", "e", 1, vec![rec(3), long, rec(5), unnamed, rec(7)]).expect("batch");
+        let mut json = String::from_utf8(encode_batch(&b)).expect("utf8");
+        // A record whose value is null (how serde_json writes NaN) and one that is not a record.
+        json = json.replacen("\"Cycle_Time\":61.5", "\"Cycle_Time\":null", 1);
+        json = json.replacen("]}", ",{\"seq\":8,\"kind\":\"bogus\"}]}", 1);
+        json = json.replace("\"last_seq\":7", "\"last_seq\":8");
+        let d = decode_lenient(json.as_bytes()).expect("header is fine");
+        let kept: Vec<u64> = d.batch.records.iter().map(|r| r.seq).collect();
+        assert_eq!(kept, vec![5, 7]);
+        let refused: Vec<(Option<u64>, &str)> =
+            d.refused.iter().map(|r| (r.seq, r.reason.as_str())).collect();
+        assert_eq!(refused.len(), 4, "{refused:?}");
+        assert_eq!(refused[0].0, Some(3));
+        assert!(refused[0].1.contains("not a valid record"), "{refused:?}");
+        assert!(refused[1].1.contains("machine_id is 150 bytes"), "{refused:?}");
+        assert!(refused[2].1.contains("value name is empty"), "{refused:?}");
+        assert_eq!(refused[3].0, Some(8));
+        assert!(d.refused[1].json.contains(&"가".repeat(50)));
+        assert!(matches!(decode_batch(json.as_bytes()), Err(CodecError::Invalid(_))));
+    }
+
+    #[test]
+    fn epochs_travel_and_old_batches_have_none() {
+        let b = Batch::new("s", "e", 1, vec![rec(3)]).expect("batch").with_epoch("a1b2");
+        let text = String::from_utf8(encode_batch(&b)).expect("utf8");
+        assert!(text.contains("\"epoch\":\"a1b2\""));
+        assert_eq!(decode_batch(text.as_bytes()).expect("valid").epoch, "a1b2");
+        let old = Batch::new("s", "e", 1, vec![rec(3)]).expect("batch");
+        assert!(!String::from_utf8(encode_batch(&old)).expect("utf8").contains("epoch"));
+        let bad = b.clone().with_epoch("../x");
+        assert!(matches!(decode_batch(&encode_batch(&bad)), Err(CodecError::Id(_))));
     }
 }

@@ -1,14 +1,18 @@
 //! Contracts spoken by both sides of moldops: the records an edge produces, the batches it
-//! uploads, the MQTT topic layout, the wire codec, and the machine profiles (tag maps) that
+//! uploads and the commit acks it gets back, the MQTT topic layout, the wire codec and its limits, and the machine profiles (tag maps) that
 //! say how registers become named values. No I/O lives here.
 
+pub mod ack;
 pub mod bundle;
 pub mod codec;
 pub mod features;
+pub mod limits;
 pub mod profile;
 pub mod record;
 pub mod rollout;
 pub mod topic;
 
-pub use codec::{CodecError, decode_batch, encode_batch};
+pub use codec::{
+    CodecError, Decoded, RecordError, RefusedRecord, decode_batch, decode_lenient, encode_batch,
+};
 pub use record::{Batch, Record, RecordKind, SCHEMA_VERSION};

@@ -189,6 +189,8 @@ impl Profile {
             let err = |msg: String| ProfileError::Tag { tag: t.name.clone(), msg };
             if t.name.trim().is_empty() {
                 errs.push(ProfileError::Profile("a tag has an empty name".into()));
+            } else if let Err(e) = crate::limits::check_name("tag name", &t.name) {
+                errs.push(err(e.to_string()));
             }
             if !seen.insert(t.name.as_str()) {
                 errs.push(err("defined twice".into()));

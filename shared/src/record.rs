@@ -1,5 +1,7 @@
 //! Record and batch types: one shot of a machine or one sample of a peripheral, and the
-//! self-describing batch an edge uploads. `(edge_id, seq)` is the idempotency key end to end.
+//! self-describing batch an edge uploads. `(site, edge_id, epoch, seq)` is the idempotency key
+//! end to end: the epoch is a random id the edge's buffer gets when it is created, so a lost or
+//! replaced buffer that counts from 0 again is a new stream, never mistaken for duplicates.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -81,8 +83,15 @@ pub struct Batch {
     pub schema: u32,
     pub site: String,
     pub edge_id: String,
+    /// The id of the edge buffer that assigned these seqs (empty from edges before epochs).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub epoch: String,
     pub first_seq: u64,
     pub last_seq: u64,
+    /// The lowest seq the edge's buffer held when it sent this batch: every lower seq of the
+    /// epoch is final (committed, or dropped by the edge). Absent from edges before commit acks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_from: Option<u64>,
     /// When the edge sent the batch (UTC ms); informational only.
     pub sent_at_ms: i64,
     pub records: Vec<Record>,
@@ -97,10 +106,18 @@ impl Batch {
             schema: SCHEMA_VERSION,
             site: site.to_string(),
             edge_id: edge_id.to_string(),
+            epoch: String::new(),
+            held_from: None,
             first_seq,
             last_seq,
             sent_at_ms,
             records,
         })
+    }
+
+    /// The batch with its buffer epoch set.
+    pub fn with_epoch(mut self, epoch: &str) -> Batch {
+        self.epoch = epoch.to_string();
+        self
     }
 }

@@ -19,6 +19,8 @@ pub enum Leaf {
     ModelDesired,
     /// Reported model state, edge → cloud, retained.
     ModelReported,
+    /// What the ingest has committed durably, cloud → edge, retained (see [`crate::ack`]).
+    Ack,
 }
 
 impl Leaf {
@@ -30,6 +32,7 @@ impl Leaf {
             Leaf::Alarms => "alarms",
             Leaf::ModelDesired => "model/desired",
             Leaf::ModelReported => "model/reported",
+            Leaf::Ack => "ack",
         }
     }
 }
@@ -73,9 +76,10 @@ pub fn parse(topic: &str) -> Option<(&str, &str, &str)> {
     Some((site, edge, leaf))
 }
 
-/// True when `name` can be used as a topic level (site or edge id).
+/// True when `name` can be used as a topic level (site or edge id); see
+/// [`crate::limits::check_level`] for the reason when it cannot.
 pub fn valid_level(name: &str) -> bool {
-    !name.is_empty() && !name.contains(['/', '+', '#', '\0'])
+    crate::limits::check_level("topic level", name).is_ok()
 }
 
 #[cfg(test)]

@@ -37,6 +37,12 @@ impl Mosquitto {
         Self::start_with(dir, &tls)
     }
 
+    /// Starts a broker with the persistence and queue settings of the shipped
+    /// `deploy/mosquitto/mosquitto.conf` (not its TLS listener or accounts).
+    pub fn start_shipped(dir: &Path) -> Mosquitto {
+        Self::start_with(dir, &shipped_settings())
+    }
+
     /// Starts a broker with extra lines for its listener.
     pub fn start_with(dir: &Path, extra: &str) -> Mosquitto {
         let port = crate::free_port();
@@ -78,7 +84,30 @@ impl Mosquitto {
         }
     }
 
+    /// Kills the broker with SIGKILL: it saves nothing more.
+    pub fn kill9(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill9();
+        }
+    }
+
     pub fn is_running(&self) -> bool {
         self.proc.is_some()
     }
+}
+
+/// The shipped config's lines that decide what the broker keeps and for how long.
+fn shipped_settings() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/mosquitto/mosquitto.conf");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let keep = [
+        "autosave_interval",
+        "max_queued_messages",
+        "max_queued_bytes",
+        "max_inflight_messages",
+        "max_packet_size",
+    ];
+    let lines: Vec<&str> = text.lines().filter(|l| keep.iter().any(|k| l.starts_with(k))).collect();
+    assert!(lines.len() >= 3, "the shipped config lost its persistence settings: {lines:?}");
+    lines.join("\n") + "\n"
 }

@@ -55,9 +55,10 @@ pub struct Merged {
 }
 
 /// Lake columns of shot part files the merge never uses (not read).
-const SHOT_COLUMNS_UNUSED: [&str; 3] = ["site", "out_of_range", "device_id"];
+const SHOT_COLUMNS_UNUSED: [&str; 4] = ["site", "out_of_range", "device_id", "epoch"];
 /// Lake columns of peripheral part files the merge never uses (not read).
-const READING_COLUMNS_UNUSED: [&str; 5] = ["site", "out_of_range", "machine_id", "shot_number", "mold"];
+const READING_COLUMNS_UNUSED: [&str; 6] =
+    ["site", "out_of_range", "machine_id", "shot_number", "mold", "epoch"];
 
 /// Part files without the columns in `skip`, with `ts_ms` (`i64`) from `ts`.
 fn read_timed(files: &[PathBuf], skip: &[&str]) -> Result<Option<DataFrame>> {

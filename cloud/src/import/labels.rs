@@ -4,6 +4,7 @@
 //! import identity `(edge_id, seq)` in every row. Reading the simulator's quality log and
 //! lot tables (CSV or Parquet: `machine_id, from_ts, to_ts, defect_ratio[, lot]`).
 
+use super::rows::BadTime;
 use crate::etl::{LABELS, LOT_LABELS};
 use crate::lake::{self, write};
 use anyhow::{Context, Result};
@@ -117,7 +118,7 @@ fn write_groups<T>(
     for (((_, _), rows), dir) in groups.iter().zip(&dirs) {
         let (first, last) = (rows.first().map_or(0, |r| r.0), rows.last().map_or(0, |r| r.0));
         let mut df = frame(rows)?;
-        write::write_parquet(dir, &lake::part_file_name(source, first, last, nanos), &mut df)?;
+        write::write_parquet(dir, &lake::source_part_name(source, first, last, nanos), &mut df)?;
     }
     write::sync_dirs(&sync)?;
     Ok(dirs.len())
@@ -188,8 +189,8 @@ pub fn parse_lot_table(table: &super::table::Table) -> Result<(Vec<LotLabel>, Ve
             if machine_id.is_empty() {
                 return Err(blame("machine_id", "empty".into()));
             }
-            let from_ms = parse_time_ms(cell(from)).map_err(|e| blame("from_ts", e))?;
-            let to_ms = parse_time_ms(cell(to)).map_err(|e| blame("to_ts", e))?;
+            let from_ms = parse_time_ms(cell(from)).map_err(|e| blame("from_ts", e.to_string()))?;
+            let to_ms = parse_time_ms(cell(to)).map_err(|e| blame("to_ts", e.to_string()))?;
             if to_ms < from_ms {
                 return Err(blame("to_ts", "before from_ts".into()));
             }
@@ -209,11 +210,11 @@ pub fn parse_lot_table(table: &super::table::Table) -> Result<(Vec<LotLabel>, Ve
 }
 
 /// Epoch milliseconds of an RFC 3339 time (with offset) or of an integer of milliseconds.
-fn parse_time_ms(text: &str) -> std::result::Result<i64, String> {
+fn parse_time_ms(text: &str) -> std::result::Result<i64, BadTime> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp_millis())
-        .map_err(|e| format!("{text:?} is neither RFC 3339 with an offset nor epoch ms ({e})"))
+        .map_err(|e| BadTime::new(text, format!("is neither RFC 3339 with an offset nor epoch ms ({e})")))
 }

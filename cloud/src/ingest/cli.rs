@@ -23,6 +23,10 @@ pub struct IngestArgs {
     /// MQTT client id (overrides [ingest] client_id); keep it fixed so the broker keeps the session.
     #[arg(long)]
     pub client_id: Option<String>,
+    /// Address of the ingest's HTTP endpoint (/healthz, /readyz, /status, /metrics), e.g.
+    /// `0.0.0.0:9465`; none by default.
+    #[arg(long)]
+    pub listen: Option<String>,
 }
 
 /// Validates the configuration, then ingests until SIGINT or SIGTERM.
@@ -35,5 +39,11 @@ pub fn run(args: IngestArgs) -> Result<()> {
     };
     let mut cfg = config::ingest_config(args.config.as_deref(), &over)?;
     cfg.announce = true;
-    moldops_common::runtime::build()?.block_on(super::run(cfg, moldops_common::shutdown::requested()))
+    moldops_common::runtime::build()?.block_on(async move {
+        if let Some(listen) = &args.listen {
+            let addr = super::http::serve(listen, cfg.stats.clone()).await?;
+            tracing::info!(%addr, "ingest HTTP endpoint (/healthz, /readyz, /status, /metrics)");
+        }
+        super::run(cfg, moldops_common::shutdown::requested()).await
+    })
 }

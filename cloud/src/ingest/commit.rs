@@ -1,18 +1,22 @@
 //! One group commit, free of MQTT: a [`Group`] decodes and checks payloads as they are added
-//! (refused ones are set aside for the quarantine with their reason); [`Committer::commit`]
-//! drops records already in the lake or earlier in the group, writes the rest as one part file
-//! per (dataset, machine, date, edge), stores the refused payloads, and persists the dedup
-//! state — in that order. When it returns `Ok`, everything in the group is durable and the
-//! caller may acknowledge it.
+//! (a refused payload, or a refused record inside a good batch, is set aside for the
+//! quarantine with its reason); [`Committer::commit`] drops records already in the lake or
+//! earlier in the group, writes the rest as one part file per (dataset, machine, date,
+//! stream), stores what was refused, and persists the dedup state — in that order. When it
+//! returns `Ok`, everything in the group is durable and the caller may acknowledge it.
+//!
+//! A stream is one edge buffer's sequence: `(site, edge_id, epoch)`. A new epoch of a known
+//! edge (its buffer was lost or replaced) is a new stream, counted and logged, never taken
+//! for duplicates.
 
-use super::state::{DedupState, Recovery, SeqSet, now_nanos};
+use super::state::{DedupState, Recovery, SeqSet, StreamId, now_nanos};
 use crate::lake::quarantine::{self, QuarantineEntry};
 use crate::lake::write::{Part, Row, write_parts};
 use crate::lake::{self, FIXED_COLUMNS};
 use anyhow::Result;
 use moldops_common::lock::LockFile;
 use moldops_shared::topic::{self, Leaf};
-use moldops_shared::{Batch, RecordKind, decode_batch};
+use moldops_shared::{Batch, Decoded, RecordKind, RefusedRecord, decode_lenient};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -21,11 +25,21 @@ use std::path::{Path, PathBuf};
 const TS_RANGE: std::ops::RangeInclusive<i64> = -62_135_596_800_000..=253_402_300_799_999;
 const DAY_MS: i64 = 86_400_000;
 
+/// Something set aside for the quarantine, in arrival order.
+#[derive(Debug)]
+enum Refused {
+    /// A whole payload.
+    Payload { at: i64, entry: QuarantineEntry },
+    /// One record of the accepted batch `batch` (an index into the group's batches); stored
+    /// unless its seq is already accounted for (a replay).
+    Record { batch: usize, seq: Option<u64>, at: i64, entry: QuarantineEntry },
+}
+
 /// Payloads collected for one commit, decoded and checked as they arrive.
 #[derive(Debug, Default)]
 pub struct Group {
     accepted: Vec<Batch>,
-    refused: Vec<(i64, QuarantineEntry)>,
+    refused: Vec<Refused>,
     records: usize,
     messages: usize,
 }
@@ -46,7 +60,7 @@ impl Group {
             return;
         }
         let chunk = msgs.len().div_ceil(threads);
-        let checked: Vec<Vec<Result<Batch, String>>> = std::thread::scope(|scope| {
+        let checked: Vec<Vec<Result<Decoded, String>>> = std::thread::scope(|scope| {
             let handles: Vec<_> = msgs
                 .chunks(chunk)
                 .map(|c| scope.spawn(move || c.iter().map(|(t, p, _)| check(t, p)).collect::<Vec<_>>()))
@@ -59,17 +73,27 @@ impl Group {
         }
     }
 
-    fn push(&mut self, topic: &str, payload: &[u8], received_at_ms: i64, checked: Result<Batch, String>) {
+    fn push(&mut self, topic: &str, payload: &[u8], received_at_ms: i64, checked: Result<Decoded, String>) {
         self.messages += 1;
         match checked {
-            Ok(batch) => {
-                self.records += batch.records.len();
-                self.accepted.push(batch);
+            Ok(decoded) => {
+                let batch = self.accepted.len();
+                for r in decoded.refused {
+                    tracing::warn!(topic, index = r.index, seq = r.seq, reason = %r.reason, "record quarantined");
+                    let reason = match r.seq {
+                        Some(seq) => format!("record {} (seq {seq}): {}", r.index, r.reason),
+                        None => format!("record {}: {}", r.index, r.reason),
+                    };
+                    let entry = QuarantineEntry::new(reason, topic, received_at_ms, r.json.as_bytes());
+                    self.refused.push(Refused::Record { batch, seq: r.seq, at: received_at_ms, entry });
+                }
+                self.records += decoded.batch.records.len();
+                self.accepted.push(decoded.batch);
             }
             Err(reason) => {
                 tracing::warn!(topic, %reason, bytes = payload.len(), "payload quarantined");
-                self.refused
-                    .push((received_at_ms, QuarantineEntry::new(reason, topic, received_at_ms, payload)));
+                let entry = QuarantineEntry::new(reason, topic, received_at_ms, payload);
+                self.refused.push(Refused::Payload { at: received_at_ms, entry });
             }
         }
     }
@@ -85,33 +109,45 @@ impl Group {
     }
 }
 
-/// Decodes a payload and checks it against its topic and the lake's needs.
-fn check(topic_name: &str, payload: &[u8]) -> Result<Batch, String> {
+/// Decodes a payload and checks it against its topic and the lake's needs: a bad header or
+/// a topic that disagrees refuses the payload; a record the lake cannot hold (time outside
+/// years 1..=9999, a value named like a lake column) is refused alone.
+fn check(topic_name: &str, payload: &[u8]) -> Result<Decoded, String> {
     let Some((site, edge_id, leaf)) = topic::parse(topic_name) else {
         return Err(format!("topic {topic_name:?} is not in the moldops tree"));
     };
     if leaf != Leaf::Data.as_str() {
         return Err(format!("topic {topic_name:?} is not a data topic"));
     }
-    let batch = decode_batch(payload).map_err(|e| e.to_string())?;
+    let mut decoded = decode_lenient(payload).map_err(|e| e.to_string())?;
+    let batch = &mut decoded.batch;
     if batch.site != site || batch.edge_id != edge_id {
         return Err(format!(
             "topic says site {site:?} edge {edge_id:?} but the batch says site {:?} edge {:?}",
             batch.site, batch.edge_id
         ));
     }
-    for (i, r) in batch.records.iter().enumerate() {
-        if !TS_RANGE.contains(&r.ts_ms) {
-            return Err(format!("record {i} (seq {}): ts_ms {} is outside years 1..=9999", r.seq, r.ts_ms));
-        }
-        if let Some(name) = r.values.keys().find(|k| FIXED_COLUMNS.contains(&k.as_str())) {
-            return Err(format!(
-                "record {i} (seq {}): value name {name:?} collides with a lake column",
-                r.seq
-            ));
+    let records = std::mem::take(&mut batch.records);
+    for (i, r) in records.into_iter().enumerate() {
+        let problem = if !TS_RANGE.contains(&r.ts_ms) {
+            Some(format!("ts_ms {} is outside years 1..=9999", r.ts_ms))
+        } else {
+            r.values
+                .keys()
+                .find(|k| FIXED_COLUMNS.contains(&k.as_str()))
+                .map(|name| format!("value name {name:?} collides with a lake column"))
+        };
+        match problem {
+            None => batch.records.push(r),
+            Some(reason) => decoded.refused.push(RefusedRecord {
+                index: i,
+                seq: Some(r.seq),
+                reason,
+                json: serde_json::to_string(&r).unwrap_or_default(),
+            }),
         }
     }
-    Ok(batch)
+    Ok(decoded)
 }
 
 /// What one commit did.
@@ -121,9 +157,21 @@ pub struct Outcome {
     pub raw_records: u64,
     pub peripheral_records: u64,
     pub duplicates: u64,
+    /// Quarantine entries stored: whole payloads and single records.
     pub quarantined: u64,
+    /// Streams that are a new buffer epoch of an edge already in the lake.
+    pub new_epochs: u64,
     /// Part files written, relative to the lake.
     pub files: Vec<String>,
+    /// How far each stream the group touched is committed, for the edges' commit acks.
+    pub acks: Vec<StreamAck>,
+}
+
+/// One stream's contiguous committed mark (see [`moldops_shared::ack`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamAck {
+    pub stream: StreamId,
+    pub committed_through: u64,
 }
 
 /// Writes groups into one lake, keeping its dedup state.
@@ -131,6 +179,8 @@ pub struct Outcome {
 pub struct Committer {
     lake: PathBuf,
     state: DedupState,
+    /// Per stream, the highest `held_from` its batches declared: seqs below it are final.
+    held_from: HashMap<StreamId, u64>,
     last_nanos: u64,
     /// Held while this committer lives: one writer per lake.
     _lock: LockFile,
@@ -143,8 +193,19 @@ fn lock_lake(lake: &Path) -> Result<LockFile> {
     Ok(LockFile::try_acquire(&lake.join(lake::INGEST_DIR).join("lock"), &what)?)
 }
 
-/// (dataset, machine, day, edge): one part file each per group.
-type BucketKey<'a> = (&'static str, &'a str, i64, &'a str);
+/// (dataset, machine, day, stream): one part file each per group.
+type BucketKey<'a> = (&'static str, &'a str, i64, &'a StreamId);
+
+/// The records of one group sorted into part files, and what else the commit must store.
+#[derive(Default)]
+struct Sorted<'a> {
+    buckets: BTreeMap<BucketKey<'a>, Vec<Row<'a>>>,
+    /// Seqs this group accounts for, per stream (written or quarantined).
+    seen: HashMap<StreamId, SeqSet>,
+    /// Per stream, the highest `held_from` in the group.
+    held_from: HashMap<&'a StreamId, u64>,
+    quarantine: Vec<(i64, QuarantineEntry)>,
+}
 
 impl Committer {
     /// Opens a lake (creating it), recovering the dedup state from it.
@@ -152,7 +213,8 @@ impl Committer {
         let lock = lock_lake(lake)?;
         let (state, recovery) = DedupState::recover(lake)?;
         let last_nanos = state.mark_nanos;
-        Ok((Committer { lake: lake.to_path_buf(), state, last_nanos, _lock: lock }, recovery))
+        let held_from = HashMap::new();
+        Ok((Committer { lake: lake.to_path_buf(), state, held_from, last_nanos, _lock: lock }, recovery))
     }
 
     pub fn state(&self) -> &DedupState {
@@ -167,39 +229,33 @@ impl Committer {
 
     /// Commits a group durably (see the module doc). An error means nothing may be acknowledged.
     pub fn commit(&mut self, group: Group) -> Result<Outcome> {
-        let mut out = Outcome {
-            messages: group.messages,
-            quarantined: group.refused.len() as u64,
-            ..Default::default()
-        };
-        let mut seen: HashMap<String, SeqSet> = HashMap::new();
-        let mut buckets: BTreeMap<BucketKey<'_>, Vec<Row<'_>>> = BTreeMap::new();
-        for b in &group.accepted {
-            let known = self.state.edges.get(&b.edge_id);
-            let fresh = !known.is_some_and(|s| s.overlaps(b.first_seq, b.last_seq))
-                && !seen.get(&b.edge_id).is_some_and(|s| s.overlaps(b.first_seq, b.last_seq));
-            if !seen.contains_key(&b.edge_id) {
-                seen.insert(b.edge_id.clone(), SeqSet::default());
-            }
-            let Some(mine) = seen.get_mut(&b.edge_id) else { continue };
-            for r in &b.records {
-                if !fresh && (known.is_some_and(|s| s.contains(r.seq)) || mine.contains(r.seq)) {
-                    out.duplicates += 1;
-                    continue;
+        let mut out = Outcome { messages: group.messages, ..Default::default() };
+        let streams: Vec<StreamId> = group.accepted.iter().map(StreamId::of).collect();
+        let mut sorted = Sorted::default();
+        for (b, stream) in group.accepted.iter().zip(&streams) {
+            self.sort_batch(b, stream, &mut sorted, &mut out);
+        }
+        for r in group.refused {
+            match r {
+                Refused::Payload { at, entry } => sorted.quarantine.push((at, entry)),
+                Refused::Record { batch, seq, at, entry } => {
+                    let replayed =
+                        seq.is_some_and(|seq| self.account(&streams[batch], seq, &mut sorted.seen));
+                    if replayed {
+                        out.duplicates += 1;
+                    } else {
+                        sorted.quarantine.push((at, entry));
+                    }
                 }
-                mine.insert(r.seq);
-                let key =
-                    (r.kind.dataset(), r.machine_id.as_str(), r.ts_ms.div_euclid(DAY_MS), b.edge_id.as_str());
-                buckets.entry(key).or_default().push(Row { edge_id: &b.edge_id, site: &b.site, record: r });
             }
         }
 
-        let mut parts = Vec::with_capacity(buckets.len());
-        for ((dataset, machine, day, edge), mut rows) in buckets {
+        let mut parts = Vec::with_capacity(sorted.buckets.len());
+        for ((dataset, machine, day, stream), mut rows) in sorted.buckets {
             rows.sort_unstable_by_key(|r| r.record.seq);
             let (first, last) = (rows[0].record.seq, rows[rows.len() - 1].record.seq);
             let dir = lake::partition_dir(&self.lake, dataset, machine, &lake::day_string(day));
-            let name = lake::part_file_name(edge, first, last, self.next_nanos());
+            let name = lake::part_file_name(stream, first, last, self.next_nanos());
             if dataset == RecordKind::Shot.dataset() {
                 out.raw_records += rows.len() as u64;
             } else {
@@ -210,17 +266,81 @@ impl Committer {
             parts.push(Part { dir, name, rows });
         }
         write_parts(&self.lake, &parts)?;
-        if !group.refused.is_empty() {
+        out.quarantined = sorted.quarantine.len() as u64;
+        if !sorted.quarantine.is_empty() {
             let nanos = self.next_nanos();
-            quarantine::store(&self.lake, &group.refused, nanos)?;
+            quarantine::store(&self.lake, &sorted.quarantine, nanos)?;
         }
-        if !out.files.is_empty() {
-            self.state.merge(&seen);
+        if sorted.seen.values().any(|s| !s.is_empty()) {
+            self.state.merge(&sorted.seen);
             self.state.mark_nanos = self.last_nanos;
             self.state.last_commit_files = out.files.clone();
             self.state.save(&self.lake)?;
         }
+        out.acks = self.acks(sorted.held_from);
         Ok(out)
+    }
+
+    /// The committed marks of the streams whose batches declared `held_from` (edges that wait
+    /// for commit acks): the end of the committed interval holding their lowest held seq.
+    fn acks(&mut self, group: HashMap<&StreamId, u64>) -> Vec<StreamAck> {
+        let mut acks = Vec::new();
+        for (stream, held) in group {
+            let held =
+                self.held_from.entry(stream.clone()).and_modify(|h| *h = (*h).max(held)).or_insert(held);
+            if let Some(end) = self.state.streams.get(stream).and_then(|s| s.contiguous_end(*held)) {
+                acks.push(StreamAck { stream: stream.clone(), committed_through: end });
+            }
+        }
+        acks.sort_by(|a, b| a.stream.cmp(&b.stream));
+        acks
+    }
+
+    /// Marks `seq` of `stream` as accounted for in this group; true when it already was
+    /// (committed before, or earlier in the group): a replay.
+    fn account(&self, stream: &StreamId, seq: u64, seen: &mut HashMap<StreamId, SeqSet>) -> bool {
+        if self.state.contains(stream, seq) {
+            return true;
+        }
+        let mine = seen.entry(stream.clone()).or_default();
+        let replayed = mine.contains(seq);
+        mine.insert(seq);
+        replayed
+    }
+
+    /// Drops the records of one batch already committed (or earlier in the group) and
+    /// buckets the rest.
+    fn sort_batch<'a>(&self, b: &'a Batch, stream: &'a StreamId, to: &mut Sorted<'a>, out: &mut Outcome) {
+        if let Some(h) = b.held_from {
+            to.held_from.entry(stream).and_modify(|m| *m = (*m).max(h)).or_insert(h);
+        }
+        let known = self.state.streams.get(stream);
+        if known.is_none() && !to.seen.contains_key(stream) {
+            let earlier = self.state.epochs_of(&stream.site, &stream.edge_id);
+            if earlier > 0 {
+                out.new_epochs += 1;
+                tracing::warn!(site = %stream.site, edge = %stream.edge_id, epoch = %stream.epoch, earlier,
+                    "a new buffer epoch of a known edge (its buffer was lost or replaced); its seqs start a new stream");
+            }
+        }
+        // A batch that overlaps nothing committed (the usual case) skips the per-record lookups.
+        let fresh = !known.is_some_and(|s| s.overlaps(b.first_seq, b.last_seq))
+            && !to.seen.get(stream).is_some_and(|s| s.overlaps(b.first_seq, b.last_seq));
+        let mine = to.seen.entry(stream.clone()).or_default();
+        for r in &b.records {
+            if !fresh && (known.is_some_and(|s| s.contains(r.seq)) || mine.contains(r.seq)) {
+                out.duplicates += 1;
+                continue;
+            }
+            mine.insert(r.seq);
+            let key = (r.kind.dataset(), r.machine_id.as_str(), r.ts_ms.div_euclid(DAY_MS), stream);
+            to.buckets.entry(key).or_default().push(Row {
+                edge_id: &b.edge_id,
+                site: &b.site,
+                epoch: &b.epoch,
+                record: r,
+            });
+        }
     }
 }
 

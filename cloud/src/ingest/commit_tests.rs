@@ -42,6 +42,10 @@ pub(crate) fn data_topic(edge: &str) -> String {
     topic::topic("plant", edge, Leaf::Data)
 }
 
+fn epoch_payload(site: &str, edge: &str, epoch: &str, records: Vec<Record>) -> Vec<u8> {
+    encode_batch(&Batch::new(site, edge, T0, records).expect("non-empty").with_epoch(epoch))
+}
+
 fn commit(c: &mut Committer, msgs: &[(&str, Vec<u8>)]) -> Outcome {
     // `add_all` decodes on several threads; order and results must match `add`.
     let mut g = Group::default();
@@ -66,13 +70,13 @@ fn round_trip_with_heterogeneous_values() {
     let out = commit(&mut c, &[(&t, first), (&t, second)]);
     assert_eq!((out.raw_records, out.peripheral_records, out.duplicates, out.quarantined), (3, 1, 0, 0));
     assert_eq!(out.files.len(), 2, "one file per dataset/machine/date/edge: {:?}", out.files);
-    assert!(out.files[0].starts_with("peripheral_data/machine=M1/date=2023-11-14/part-e1-3-3-"));
-    assert!(out.files[1].starts_with("raw_data/machine=M1/date=2023-11-14/part-e1-1-4-"));
+    assert!(out.files[0].starts_with("peripheral_data/machine=M1/date=2023-11-14/part-plant~e1~0-3-3-"));
+    assert!(out.files[1].starts_with("raw_data/machine=M1/date=2023-11-14/part-plant~e1~0-1-4-"));
 
     let raw = lake::read_dataset(dir.path(), "raw_data").expect("read");
     let names: Vec<&str> = raw.get_column_names().into_iter().map(|c| c.as_str()).collect();
-    assert_eq!(names[..9], FIXED_COLUMNS);
-    assert_eq!(names[9..], ["Barrel_Temp", "Cycle_Time", "Max_Pressure"]);
+    assert_eq!(names[..10], FIXED_COLUMNS);
+    assert_eq!(names[10..], ["Barrel_Temp", "Cycle_Time", "Max_Pressure"]);
     assert_eq!(
         raw.column("ts").expect("ts").dtype(),
         &DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
@@ -119,7 +123,8 @@ fn dedup_within_and_across_groups_and_restarts() {
     let out = commit(&mut c, &[(&t, b1), (&t, payload("e1", vec![shot(9, "M1", &[])]))]);
     assert_eq!((out.raw_records, out.duplicates), (1, 5));
     assert_eq!(lake::read_dataset(dir.path(), "raw_data").expect("read").height(), 10);
-    assert_eq!(c.state().edges["e1"].iter().collect::<Vec<_>>(), vec![(1, 9)]);
+    let e1 = StreamId::new("plant", "e1", "");
+    assert_eq!(c.state().streams[&e1].iter().collect::<Vec<_>>(), vec![(1, 9)]);
 }
 
 #[test]
@@ -181,4 +186,85 @@ fn one_writer_per_lake() {
     assert!(err.to_string().contains("another ingest"), "{err}");
     drop(first);
     Committer::open(dir.path()).expect("reopen after the first closed");
+}
+
+#[test]
+fn a_new_buffer_epoch_is_a_new_stream_not_duplicates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut c, _) = Committer::open(dir.path()).expect("open");
+    let t = data_topic("e1");
+    let first = epoch_payload("plant", "e1", "a1", (0..=4).map(|s| shot(s, "M1", &[])).collect());
+    let out = commit(&mut c, &[(&t, first.clone())]);
+    assert_eq!((out.raw_records, out.new_epochs), (5, 0));
+    // The buffer was wiped: seqs start at 0 again under a new epoch.
+    let wiped = epoch_payload("plant", "e1", "b2", (0..=2).map(|s| shot(s, "M1", &[("v", 2.0)])).collect());
+    let out = commit(&mut c, &[(&t, wiped.clone()), (&t, first)]);
+    assert_eq!((out.raw_records, out.duplicates, out.new_epochs), (3, 5, 1));
+    // A replay of the new epoch is a duplicate; it is no longer new.
+    let out = commit(&mut c, &[(&t, wiped)]);
+    assert_eq!((out.raw_records, out.duplicates, out.new_epochs), (0, 3, 0));
+    assert_eq!(c.state().epochs_of("plant", "e1"), 2);
+    assert_eq!(lake::read_dataset(dir.path(), "raw_data").expect("read").height(), 8);
+}
+
+#[test]
+fn two_sites_with_the_same_edge_id_both_land() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut c, _) = Committer::open(dir.path()).expect("open");
+    let a = epoch_payload("north", "edge-01", "x", (0..=3).map(|s| shot(s, "M1", &[])).collect());
+    let b = epoch_payload("south", "edge-01", "y", (0..=3).map(|s| shot(s, "M1", &[])).collect());
+    let out = commit(
+        &mut c,
+        &[
+            (&topic::topic("north", "edge-01", Leaf::Data), a),
+            (&topic::topic("south", "edge-01", Leaf::Data), b),
+        ],
+    );
+    assert_eq!((out.raw_records, out.duplicates, out.files.len()), (8, 0, 2));
+    let raw = lake::read_dataset(dir.path(), "raw_data").expect("read");
+    let sites = raw.column("site").expect("site").str().expect("str").clone();
+    assert_eq!(sites.iter().filter(|s| *s == Some("north")).count(), 4);
+    assert_eq!(sites.iter().filter(|s| *s == Some("south")).count(), 4);
+}
+
+#[test]
+fn one_bad_record_is_quarantined_alone_and_a_long_korean_name_lands() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut c, _) = Committer::open(dir.path()).expect("open");
+    let t = data_topic("e1");
+    let korean = "사출성형기제어장치".repeat(3); // 27 syllables, 81 bytes, 243 escaped
+    let mut far = shot(3, "M1", &[]);
+    far.ts_ms = i64::MAX;
+    let mut too_long = shot(4, "M1", &[]);
+    too_long.machine_id = "가".repeat(50);
+    let records = vec![shot(1, "M1", &[]), shot(2, &korean, &[]), far, too_long, shot(5, "M1", &[])];
+    let p = payload("e1", records);
+    let out = commit(&mut c, &[(&t, p.clone())]);
+    assert_eq!((out.raw_records, out.quarantined), (3, 2), "{out:?}");
+    let raw = lake::read_dataset(dir.path(), "raw_data").expect("read");
+    let machines: Vec<Option<&str>> = raw.column("machine_id").expect("m").str().expect("s").iter().collect();
+    assert!(machines.contains(&Some(korean.as_str())), "{machines:?}");
+    assert!(out.files.iter().all(|f| f.split('/').all(|seg| seg.len() < 255)), "{:?}", out.files);
+    let (count, recent) = quarantine::scan(dir.path(), 10).expect("scan");
+    assert_eq!(count, 2);
+    let reasons: Vec<&str> = recent.iter().map(|e| e.reason.as_str()).collect();
+    assert!(reasons.iter().any(|r| r.contains("(seq 3)") && r.contains("outside years")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("(seq 4)") && r.contains("150 bytes")), "{reasons:?}");
+    // A redelivery neither writes nor quarantines again.
+    let out = commit(&mut c, &[(&t, p)]);
+    assert_eq!((out.raw_records, out.quarantined, out.duplicates), (0, 0, 5));
+}
+
+#[test]
+fn an_oversized_payload_is_quarantined_by_its_head() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut c, _) = Committer::open(dir.path()).expect("open");
+    let t = data_topic("e1");
+    let huge = vec![b'x'; 10 << 20];
+    let out = commit(&mut c, &[(&t, huge), (&t, payload("e1", vec![shot(1, "M1", &[])]))]);
+    assert_eq!((out.raw_records, out.quarantined), (1, 1));
+    let (_, recent) = quarantine::scan(dir.path(), 10).expect("scan");
+    assert!(recent[0].reason.contains("at most"), "{}", recent[0].reason);
+    assert_eq!(recent[0].bytes, 10 << 20);
+    assert!(recent[0].payload.len() <= quarantine::MAX_STORED_BYTES, "{}", recent[0].payload.len());
 }

@@ -1,12 +1,13 @@
-//! Dedup state of the ingest: for every edge, the set of `seq`s already committed to the lake,
-//! kept as merged intervals, persisted atomically at `lake/_ingest/state.json` after each
-//! commit, and rebuilt on start from the lake itself when a crash left part files the state
-//! does not know yet.
+//! Dedup state of the ingest: for every stream (one edge buffer's sequence: site, edge id,
+//! buffer epoch), the set of `seq`s already committed to the lake, kept as merged intervals,
+//! persisted atomically at `lake/_ingest/state.json` after each commit, and rebuilt on start
+//! from the lake itself when a crash left part files the state does not know yet (or when the
+//! file is missing, corrupt or from an older version).
 //!
 //! Part file names carry a `nanos` stamp that only grows; the state records the highest stamp
 //! it covers (`mark_nanos`). A commit writes its files first and the state last, so after a
 //! crash the orphans are exactly the part files stamped above the mark: [`DedupState::recover`]
-//! reads their `(edge_id, seq)` columns and folds them in.
+//! reads their `(site, edge_id, epoch, seq)` columns and folds them in.
 
 use crate::lake::{self, write};
 use anyhow::{Context, Result};
@@ -71,6 +72,12 @@ impl SeqSet {
         self.ranges.insert(lo, hi);
     }
 
+    /// The last element of the interval holding `seq`: every seq from `seq` up to it is in
+    /// the set. `None` when `seq` is not.
+    pub fn contiguous_end(&self, seq: u64) -> Option<u64> {
+        self.ranges.range(..=seq).next_back().and_then(|(_, &end)| (end >= seq).then_some(end))
+    }
+
     /// Adds every element of `other`.
     pub fn extend(&mut self, other: &SeqSet) {
         for (&a, &b) in &other.ranges {
@@ -98,14 +105,68 @@ impl SeqSet {
     }
 }
 
-/// Everything the ingest has committed: per edge the seqs in the lake, and the highest part
+/// One edge buffer's sequence of records: the dedup key is `(stream, seq)`. An edge that
+/// loses its buffer starts a new epoch, hence a new stream counting from 0 again.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct StreamId {
+    pub site: String,
+    pub edge_id: String,
+    /// Empty for edges from before epochs (and for imported files).
+    #[serde(default)]
+    pub epoch: String,
+}
+
+impl StreamId {
+    pub fn of(batch: &moldops_shared::Batch) -> StreamId {
+        StreamId { site: batch.site.clone(), edge_id: batch.edge_id.clone(), epoch: batch.epoch.clone() }
+    }
+
+    pub fn new(site: &str, edge_id: &str, epoch: &str) -> StreamId {
+        StreamId { site: site.into(), edge_id: edge_id.into(), epoch: epoch.into() }
+    }
+}
+
+/// One stream's entry in the state file.
+#[derive(Serialize, Deserialize)]
+struct StreamEntry {
+    #[serde(flatten)]
+    stream: StreamId,
+    seqs: SeqSet,
+}
+
+/// The streams map as a JSON list (its keys are not strings).
+mod stream_list {
+    use super::{SeqSet, StreamEntry, StreamId};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub(super) fn serialize<S: Serializer>(m: &BTreeMap<StreamId, SeqSet>, s: S) -> Result<S::Ok, S::Error> {
+        let list: Vec<StreamEntry> =
+            m.iter().map(|(k, v)| StreamEntry { stream: k.clone(), seqs: v.clone() }).collect();
+        list.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<StreamId, SeqSet>, D::Error> {
+        let list = Vec::<StreamEntry>::deserialize(d)?;
+        let mut out: BTreeMap<StreamId, SeqSet> = BTreeMap::new();
+        for e in list {
+            out.entry(e.stream).or_default().extend(&e.seqs);
+        }
+        Ok(out)
+    }
+}
+
+/// Everything the ingest has committed: per stream the seqs in the lake, and the highest part
 /// file stamp covered.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DedupState {
     pub version: u32,
-    /// Highest `nanos` stamp of a part file whose rows are in `edges`.
+    /// Highest `nanos` stamp of a part file whose rows are in `streams`.
     pub mark_nanos: u64,
-    pub edges: BTreeMap<String, SeqSet>,
+    #[serde(with = "stream_list")]
+    pub streams: BTreeMap<StreamId, SeqSet>,
     /// Part files (relative to the lake) written by the last commit, for people and tools.
     #[serde(default)]
     pub last_commit_files: Vec<String>,
@@ -124,7 +185,13 @@ pub struct Recovery {
     pub tmp_removed: usize,
 }
 
-const STATE_VERSION: u32 = 1;
+/// Version 2 keys by stream; a version-1 file (keyed by edge id alone) is rebuilt from the lake.
+const STATE_VERSION: u32 = 2;
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    version: u32,
+}
 
 impl DedupState {
     /// Path of the state file in a lake.
@@ -132,14 +199,19 @@ impl DedupState {
         lake.join(lake::INGEST_DIR).join("state.json")
     }
 
-    pub fn contains(&self, edge_id: &str, seq: u64) -> bool {
-        self.edges.get(edge_id).is_some_and(|s| s.contains(seq))
+    pub fn contains(&self, stream: &StreamId, seq: u64) -> bool {
+        self.streams.get(stream).is_some_and(|s| s.contains(seq))
+    }
+
+    /// How many epochs of one edge the lake holds.
+    pub fn epochs_of(&self, site: &str, edge_id: &str) -> usize {
+        self.streams.keys().filter(|k| k.site == site && k.edge_id == edge_id).count()
     }
 
     /// Adds what a commit wrote.
-    pub fn merge(&mut self, committed: &HashMap<String, SeqSet>) {
-        for (edge, seqs) in committed {
-            self.edges.entry(edge.clone()).or_default().extend(seqs);
+    pub fn merge(&mut self, committed: &HashMap<StreamId, SeqSet>) {
+        for (stream, seqs) in committed {
+            self.streams.entry(stream.clone()).or_default().extend(seqs);
         }
     }
 
@@ -158,13 +230,9 @@ impl DedupState {
         let mut report = Recovery { tmp_removed: write::remove_tmp_files(lake)?, ..Default::default() };
         let path = Self::path(lake);
         let mut state = match std::fs::read(&path) {
-            Ok(bytes) => match serde_json::from_slice::<DedupState>(&bytes) {
-                Ok(s) if s.version == STATE_VERSION => s,
-                parsed => {
-                    let why = match parsed {
-                        Ok(s) => format!("unknown version {}", s.version),
-                        Err(e) => e.to_string(),
-                    };
+            Ok(bytes) => match parse(&bytes) {
+                Ok(s) => s,
+                Err(why) => {
                     let aside = path.with_extension(format!("json.corrupt-{}", now_nanos()));
                     tracing::warn!(state = %path.display(), moved_to = %aside.display(), "ingest state unreadable ({why}); rebuilding it from the lake");
                     std::fs::rename(&path, &aside)
@@ -201,22 +269,53 @@ impl DedupState {
     }
 }
 
-/// Adds the `(edge_id, seq)` of one part file to the state; returns its row count.
+/// A state file of this version; the error says why it is not one.
+fn parse(bytes: &[u8]) -> std::result::Result<DedupState, String> {
+    match serde_json::from_slice::<VersionOnly>(bytes) {
+        Ok(v) if v.version != STATE_VERSION => {
+            return Err(format!("version {} (this build writes {STATE_VERSION})", v.version));
+        }
+        Err(e) => return Err(e.to_string()),
+        Ok(_) => {}
+    }
+    serde_json::from_slice::<DedupState>(bytes).map_err(|e| e.to_string())
+}
+
+/// Adds the `(site, edge_id, epoch, seq)` of one part file to the state; returns its row
+/// count. Files from before epochs have no `epoch` column: their epoch is empty.
 fn fold_part(state: &mut DedupState, part: &Path) -> Result<usize> {
     let file = std::fs::File::open(part).with_context(|| format!("opening {}", part.display()))?;
-    let df = ParquetReader::new(file)
-        .with_columns(Some(vec!["edge_id".into(), "seq".into()]))
+    let mut reader = ParquetReader::new(file);
+    let has_epoch = reader
+        .schema()
+        .with_context(|| format!("reading the schema of {}", part.display()))?
+        .iter_names()
+        .any(|n| n.as_str() == "epoch");
+    let mut columns = vec!["site".into(), "edge_id".into(), "seq".into()];
+    if has_epoch {
+        columns.push("epoch".into());
+    }
+    let df = reader
+        .with_columns(Some(columns))
         .finish()
-        .with_context(|| format!("reading edge_id and seq from {}", part.display()))?;
+        .with_context(|| format!("reading the stream and seq columns of {}", part.display()))?;
+    let sites = df.column("site")?.str()?.clone();
     let edges = df.column("edge_id")?.str()?.clone();
     let seqs = df.column("seq")?.u64()?.clone();
-    for (edge, seq) in edges.iter().zip(seqs.iter()) {
-        if let (Some(edge), Some(seq)) = (edge, seq) {
-            match state.edges.get_mut(edge) {
-                Some(set) => set.insert(seq),
-                None => state.edges.entry(edge.to_string()).or_default().insert(seq),
-            }
+    let epochs = if has_epoch { Some(df.column("epoch")?.str()?.clone()) } else { None };
+    let mut current: Option<(StreamId, SeqSet)> = None;
+    for i in 0..df.height() {
+        let (Some(site), Some(edge), Some(seq)) = (sites.get(i), edges.get(i), seqs.get(i)) else { continue };
+        let epoch = epochs.as_ref().and_then(|e| e.get(i)).unwrap_or("");
+        let same =
+            current.as_ref().is_some_and(|(s, _)| s.site == site && s.edge_id == edge && s.epoch == epoch);
+        if !same && let Some((stream, set)) = current.take() {
+            state.streams.entry(stream).or_default().extend(&set);
         }
+        current.get_or_insert_with(|| (StreamId::new(site, edge, epoch), SeqSet::default())).1.insert(seq);
+    }
+    if let Some((stream, set)) = current {
+        state.streams.entry(stream).or_default().extend(&set);
     }
     Ok(df.height())
 }

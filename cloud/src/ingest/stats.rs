@@ -14,6 +14,7 @@ pub struct IngestStats {
     peripheral_records: AtomicU64,
     duplicates: AtomicU64,
     quarantined: AtomicU64,
+    new_epochs: AtomicU64,
     commits: AtomicU64,
     files: AtomicU64,
     connected: AtomicBool,
@@ -29,10 +30,12 @@ pub struct StatsSnapshot {
     pub raw_records: u64,
     /// Rows committed to `peripheral_data`.
     pub peripheral_records: u64,
-    /// Records dropped because their `(edge_id, seq)` was already committed.
+    /// Records dropped because their `(site, edge_id, epoch, seq)` was already committed.
     pub duplicates: u64,
-    /// Payloads stored in the quarantine.
+    /// Payloads and single records stored in the quarantine.
     pub quarantined: u64,
+    /// New buffer epochs of edges already in the lake (a buffer lost or replaced).
+    pub new_epochs: u64,
     /// Group commits done.
     pub commits: u64,
     /// Part files written.
@@ -49,6 +52,7 @@ impl Default for IngestStats {
             peripheral_records: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             quarantined: AtomicU64::new(0),
+            new_epochs: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             files: AtomicU64::new(0),
             connected: AtomicBool::new(false),
@@ -65,6 +69,7 @@ impl IngestStats {
             peripheral_records: self.peripheral_records.load(Ordering::Relaxed),
             duplicates: self.duplicates.load(Ordering::Relaxed),
             quarantined: self.quarantined.load(Ordering::Relaxed),
+            new_epochs: self.new_epochs.load(Ordering::Relaxed),
             commits: self.commits.load(Ordering::Relaxed),
             files: self.files.load(Ordering::Relaxed),
             connected: self.connected.load(Ordering::Relaxed),
@@ -97,6 +102,7 @@ impl IngestStats {
         self.peripheral_records.fetch_add(out.peripheral_records, Ordering::Relaxed);
         self.duplicates.fetch_add(out.duplicates, Ordering::Relaxed);
         self.quarantined.fetch_add(out.quarantined, Ordering::Relaxed);
+        self.new_epochs.fetch_add(out.new_epochs, Ordering::Relaxed);
         self.files.fetch_add(out.files.len() as u64, Ordering::Relaxed);
         self.commits.fetch_add(1, Ordering::Relaxed);
     }

@@ -1,12 +1,14 @@
 //! The commit worker: a dedicated thread that drains received publishes into groups (until
 //! nothing more is ready or the group holds `max_group_records`), commits each group to the
-//! lake, and only then acknowledges its publishes. All blocking work (JSON decoding, Parquet,
+//! lake, and only then acknowledges its publishes and publishes the edges' commit acks. All blocking work (JSON decoding, Parquet,
 //! fsync) happens here, so the MQTT event loop is never starved.
 
 use super::commit::{Committer, Group};
 use super::stats::IngestStats;
 use anyhow::{Context, Result};
-use rumqttc::{AsyncClient, Publish};
+use moldops_shared::ack::CommitAck;
+use moldops_shared::topic::{self, Leaf};
+use rumqttc::{AsyncClient, Publish, QoS};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -87,6 +89,7 @@ impl Worker {
                 peripheral_data = out.peripheral_records,
                 duplicates = out.duplicates,
                 quarantined = out.quarantined,
+                new_epochs = out.new_epochs,
                 files = out.files.len(),
                 ms = started.elapsed().as_millis() as u64,
                 "committed"
@@ -98,6 +101,24 @@ impl Worker {
                         return Ok(());
                     }
                     return Err(e).context("acknowledging a committed publish");
+                }
+            }
+            // Tell the edges how far their streams are durable; they trim their buffers then.
+            for a in &out.acks {
+                let topic = topic::topic(&a.stream.site, &a.stream.edge_id, Leaf::Ack);
+                let ack = CommitAck {
+                    epoch: a.stream.epoch.clone(),
+                    committed_through: a.committed_through,
+                    ts_ms: chrono::Utc::now().timestamp_millis(),
+                };
+                let sent =
+                    self.runtime.block_on(self.client.publish(topic, QoS::AtLeastOnce, true, ack.encode()));
+                if let Err(e) = sent {
+                    if self.stop.load(Ordering::SeqCst) {
+                        // The edges re-send what is not acknowledged; the next commit acks it.
+                        return Ok(());
+                    }
+                    return Err(e).context("publishing a commit ack");
                 }
             }
         }

@@ -1,6 +1,9 @@
 //! The quarantine: payloads the ingest could not accept (not JSON, unknown schema, invalid,
-//! topic and body disagreeing) are kept verbatim with the reason, one JSON file each under
-//! `lake/quarantine/date={YYYY-MM-DD}/`, so nothing that arrived is ever silently lost.
+//! topic and body disagreeing, too large) and single records refused inside a good batch are
+//! kept with the reason, one JSON file each under `lake/quarantine/date={YYYY-MM-DD}/`, so
+//! nothing that arrived is ever silently lost. A payload is kept verbatim up to
+//! [`MAX_STORED_BYTES`]; a larger one keeps its head, its size and its sha256, so a flood of
+//! huge messages cannot fill the lake's disk.
 
 use super::write::{prepare_dirs, sync_dirs, write_file};
 use anyhow::{Context, Result};
@@ -20,21 +23,38 @@ pub struct QuarantineEntry {
     pub payload: String,
     /// `utf8` or `hex`: how `payload` encodes the bytes.
     pub payload_encoding: String,
+    /// Size of the whole payload in bytes (`payload` holds at most [`MAX_STORED_BYTES`]).
+    #[serde(default)]
+    pub bytes: usize,
+    /// sha256 of the whole payload, when `payload` holds only its head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
+
+/// Most bytes of one payload kept in the quarantine.
+pub const MAX_STORED_BYTES: usize = 64 << 10;
 
 impl QuarantineEntry {
     /// An entry for `payload` refused for `reason`, received at `received_at_ms` (UTC ms).
     pub fn new(reason: String, topic: &str, received_at_ms: i64, payload: &[u8]) -> QuarantineEntry {
-        let (payload, payload_encoding) = match std::str::from_utf8(payload) {
+        let (bytes, sha256) = (payload.len(), None);
+        let (head, sha256) = if bytes > MAX_STORED_BYTES {
+            (&payload[..MAX_STORED_BYTES / 2], Some(moldops_shared::bundle::sha256_hex(payload)))
+        } else {
+            (payload, sha256)
+        };
+        let (payload, payload_encoding) = match std::str::from_utf8(head) {
             Ok(text) => (text.to_string(), "utf8"),
-            Err(_) => (hex(payload), "hex"),
+            Err(_) => (hex(head), "hex"),
         };
         QuarantineEntry {
             reason,
-            topic: topic.to_string(),
+            topic: topic.chars().take(1024).collect(),
             received_at: rfc3339_ms(received_at_ms),
             payload,
             payload_encoding: payload_encoding.to_string(),
+            bytes,
+            sha256,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! What has arrived in a lake, for a person (a plain table) or a program (JSON): per dataset
 //! and machine the rows, edges, first and last time, files and distinct shots, computed with
 //! polars lazy scans reading only the columns needed; and the quarantine's size with the most
-//! recent reasons.
+//! recent reasons; per edge, its buffer epochs with their seq ranges and gaps (from the
+//! ingest's state), so a lost buffer or a hole in a stream is visible.
 
 use super::quarantine::{self, rfc3339_ms};
 use anyhow::{Context, Result};
@@ -19,6 +20,31 @@ pub struct LakeSummary {
     /// Every dataset the ingest writes, in [`super::DATASETS`] order, empty ones included.
     pub datasets: Vec<DatasetSummary>,
     pub quarantine: QuarantineSummary,
+    /// Per edge, every buffer epoch the lake holds, sorted by site and edge.
+    #[serde(default)]
+    pub edges: Vec<EdgeSummary>,
+}
+
+/// The streams of one edge: more than one epoch means its buffer was lost or replaced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeSummary {
+    pub site: String,
+    pub edge_id: String,
+    pub epochs: Vec<EpochSummary>,
+}
+
+/// One buffer epoch of an edge: the seqs the lake accounts for (written or quarantined).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochSummary {
+    /// Empty for an edge from before epochs.
+    pub epoch: String,
+    pub records: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// Holes between the first and last seq (records never received, or dropped by the edge).
+    pub gaps: u64,
+    /// Seqs inside those holes.
+    pub missing: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,7 +98,44 @@ pub fn summary(lake: &Path) -> Result<LakeSummary> {
         lake: lake.display().to_string(),
         datasets,
         quarantine: QuarantineSummary { count, recent },
+        edges: edges(lake)?,
     })
+}
+
+/// The edges and epochs of the ingest's state; none when no ingest has written the lake (or
+/// its state is unreadable: the next ingest start rebuilds it).
+fn edges(lake: &Path) -> Result<Vec<EdgeSummary>> {
+    let path = crate::ingest::state::DedupState::path(lake);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let Ok(state) = serde_json::from_slice::<crate::ingest::state::DedupState>(&bytes) else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<EdgeSummary> = Vec::new();
+    for (stream, seqs) in &state.streams {
+        let (Some((first, _)), Some((_, last))) = (seqs.iter().next(), seqs.iter().last()) else { continue };
+        let records = seqs.len();
+        let epoch = EpochSummary {
+            epoch: stream.epoch.clone(),
+            records,
+            first_seq: first,
+            last_seq: last,
+            gaps: seqs.intervals().saturating_sub(1) as u64,
+            missing: (last - first).saturating_add(1).saturating_sub(records),
+        };
+        match out.last_mut() {
+            Some(e) if e.site == stream.site && e.edge_id == stream.edge_id => e.epochs.push(epoch),
+            _ => out.push(EdgeSummary {
+                site: stream.site.clone(),
+                edge_id: stream.edge_id.clone(),
+                epochs: vec![epoch],
+            }),
+        }
+    }
+    Ok(out)
 }
 
 fn dataset_summary(lake: &Path, dataset: &str) -> Result<DatasetSummary> {
@@ -164,6 +227,20 @@ impl LakeSummary {
         for r in &rows {
             let line: Vec<String> = r.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
             let _ = writeln!(out, "{}", line.join("  ").trim_end());
+        }
+        if !self.edges.is_empty() {
+            let _ =
+                writeln!(out, "\nedges (buffer epochs; more than one means a buffer was lost or replaced):");
+        }
+        for e in &self.edges {
+            for ep in &e.epochs {
+                let epoch = if ep.epoch.is_empty() { "-" } else { ep.epoch.as_str() };
+                let _ = writeln!(
+                    out,
+                    "  {}/{}  epoch {epoch}  seq {}..={}  {} record(s)  {} gap(s), {} missing",
+                    e.site, e.edge_id, ep.first_seq, ep.last_seq, ep.records, ep.gaps, ep.missing
+                );
+            }
         }
         let q = &self.quarantine;
         let _ = writeln!(out, "\nquarantine: {} payload(s)", q.count);

@@ -44,9 +44,17 @@ fn summary_counts_rows_edges_files_shots_and_quarantine() {
     assert_eq!(s.quarantine.count, 1);
     assert!(s.quarantine.recent[0].reason.contains("not a valid batch"));
 
+    let edges: Vec<(&str, u64, u64)> = s
+        .edges
+        .iter()
+        .flat_map(|e| e.epochs.iter().map(|p| (e.edge_id.as_str(), p.records, p.gaps)))
+        .collect();
+    assert_eq!(edges, [("e1", 4, 0), ("e2", 2, 0)]);
+
     let json: LakeSummary = serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("parse");
     assert_eq!(json, s);
     let table = s.to_table();
     assert!(table.contains("raw_data         M1"), "{table}");
     assert!(table.contains("quarantine: 1 payload(s)"), "{table}");
+    assert!(table.contains("plant/e1  epoch -  seq 1..=4  4 record(s)  0 gap(s), 0 missing"), "{table}");
 }

@@ -21,6 +21,8 @@ pub use moldops_common::fs::{sync_dir, sync_dirs, write_atomic, write_file};
 pub struct Row<'a> {
     pub edge_id: &'a str,
     pub site: &'a str,
+    /// The edge buffer's epoch; empty (written as null) from edges before epochs.
+    pub epoch: &'a str,
     pub record: &'a Record,
 }
 
@@ -49,7 +51,7 @@ pub fn frame(rows: &[Row<'_>]) -> Result<DataFrame> {
         .iter()
         .map(|r| (!r.record.out_of_range.is_empty()).then(|| r.record.out_of_range.join(",")))
         .collect();
-    let mut columns = Vec::with_capacity(9 + names.len());
+    let mut columns = Vec::with_capacity(super::FIXED_COLUMNS.len() + names.len());
     columns.push(Column::new("edge_id".into(), rows.iter().map(|r| r.edge_id).collect::<Vec<_>>()));
     columns.push(Column::new("seq".into(), rows.iter().map(|r| r.record.seq).collect::<Vec<_>>()));
     columns.push(Column::new("site".into(), rows.iter().map(|r| r.site).collect::<Vec<_>>()));
@@ -69,6 +71,10 @@ pub fn frame(rows: &[Row<'_>]) -> Result<DataFrame> {
     columns
         .push(Column::new("mold".into(), rows.iter().map(|r| r.record.mold.as_deref()).collect::<Vec<_>>()));
     columns.push(Column::new("out_of_range".into(), out_of_range));
+    columns.push(Column::new(
+        "epoch".into(),
+        rows.iter().map(|r| (!r.epoch.is_empty()).then_some(r.epoch)).collect::<Vec<_>>(),
+    ));
     for (name, col) in names.iter().zip(values) {
         columns.push(Column::new((*name).into(), col));
     }

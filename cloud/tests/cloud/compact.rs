@@ -84,7 +84,8 @@ fn files_the_ingest_state_does_not_cover_are_left_alone() {
     // is above the mark.
     let newest = parts_in(&raw_dir).pop().expect("a part");
     let stamp = lake::part_nanos(&newest.file_name().expect("name").to_string_lossy()).expect("nanos");
-    let orphan = raw_dir.join(lake::part_file_name("e9", 1, 5, stamp + 1_000));
+    let stream = moldops_cloud::ingest::state::StreamId::new("plant", "e9", "");
+    let orphan = raw_dir.join(lake::part_file_name(&stream, 1, 5, stamp + 1_000));
     std::fs::copy(&newest, &orphan).expect("copy");
     compact(lake.path(), 2).expect("compact");
     let left = parts_in(&raw_dir);

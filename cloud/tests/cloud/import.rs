@@ -67,9 +67,13 @@ fn dongshin_and_generic_profiles_import_numeric_tables() {
     let g = ImportProfile::generic("_time", "teng-2", TableKind::Peripheral);
     assert!(g.check().is_err(), "a peripheral needs a device");
     let g = ImportProfile { device: Some("chiller".into()), ..g };
-    // The identity is the file's content: through another profile it is still a duplicate.
-    let same = import::import_table(lake.path(), &data("dongshin_shots.csv"), &g).expect("generic");
+    // The identity is the site and the file's content: through another profile of the same
+    // site it is still a duplicate; for another site it is that site's data.
+    let same_site = ImportProfile { site: "teng".into(), ..g.clone() };
+    let same = import::import_table(lake.path(), &data("dongshin_shots.csv"), &same_site).expect("generic");
     assert_eq!((same.written, same.duplicates), (0, 5));
+    let other = import::import_table(lake.path(), &data("dongshin_shots.csv"), &g).expect("another site");
+    assert_eq!((other.written, other.duplicates), (5, 0));
     let lake = tempfile::tempdir().expect("tempdir");
     let r = import::import_table(lake.path(), &data("dongshin_shots.csv"), &g).expect("generic");
     assert_eq!(r.written, 5);

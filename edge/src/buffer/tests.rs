@@ -88,3 +88,64 @@ async fn writer_groups_concurrent_appends() {
     all.sort_unstable();
     assert_eq!(all, (0..200).collect::<Vec<_>>(), "every seq exactly once");
 }
+
+#[tokio::test]
+async fn epoch_and_drop_count_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("buf");
+    let (epoch, dropped) = {
+        let b = Buffer::open(&path, 2000).expect("open");
+        assert_eq!(b.epoch().len(), 16, "a new buffer gets a random epoch: {:?}", b.epoch());
+        for i in 0..40 {
+            b.append(vec![rec("m1", i)]).await.expect("append");
+        }
+        assert!(b.stats().dropped > 0);
+        (b.epoch().to_string(), b.stats().dropped)
+    };
+    let b = Buffer::open(&path, 2000).expect("reopen");
+    assert_eq!(b.epoch(), epoch);
+    assert_eq!(b.stats().dropped, dropped, "the drop count is durable");
+    drop(b);
+    std::fs::remove_dir_all(&path).expect("wipe");
+    let b = Buffer::open(&path, 2000).expect("fresh");
+    assert_ne!(b.epoch(), epoch, "a wiped buffer is a new epoch");
+    assert_eq!((b.next_seq(), b.stats().dropped), (0, 0));
+}
+
+#[tokio::test]
+async fn a_buffer_from_before_epochs_keeps_its_stream() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let b = Buffer::open(dir.path(), 1 << 30).expect("open");
+        b.append(vec![rec("m1", 1)]).await.expect("append");
+        b.tree.remove(META_EPOCH).expect("forget the epoch, as an old buffer has none");
+        b.flush().await.expect("flush");
+    }
+    let b = Buffer::open(dir.path(), 1 << 30).expect("reopen");
+    assert_eq!(b.epoch(), "", "its seqs continue the edge's old stream");
+    assert_eq!(b.next_seq(), 1);
+}
+
+#[tokio::test]
+async fn a_corrupt_buffer_is_moved_aside_and_a_new_one_started() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("buf");
+    let old_epoch = {
+        let b = Buffer::open(&path, 1 << 30).expect("open");
+        b.append(vec![rec("m1", 1), rec("m1", 2)]).await.expect("append");
+        b.flush().await.expect("flush");
+        b.epoch().to_string()
+    };
+    for entry in std::fs::read_dir(&path).expect("ls").flatten() {
+        if entry.path().is_file() {
+            std::fs::write(entry.path(), vec![0xA5u8; 4096]).expect("garbage");
+        }
+    }
+    let (b, reset) = Buffer::open_or_reset(&path, 1 << 30).expect("starts anyway");
+    let reset = reset.expect("the corruption is reported");
+    assert!(reset.moved_to.contains("buf.corrupt-"), "{reset:?}");
+    assert!(std::path::Path::new(&reset.moved_to).is_dir(), "kept for forensics");
+    assert_ne!(b.epoch(), old_epoch);
+    assert_eq!((b.next_seq(), b.resets(), b.stats().resets), (0, 1, 1));
+    b.append(vec![rec("m1", 3)]).await.expect("the new buffer works");
+}

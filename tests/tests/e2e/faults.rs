@@ -71,7 +71,7 @@ fn unreachable_device_does_not_stop_the_others() {
     let api = free_port();
     let profile = "[devices.profile]\nname = \"p\"\nshot_counter = \"c\"\n[[devices.profile.tags]]\nname = \"c\"\naddress = 0\ntype = \"u32\"\n[[devices.profile.tags]]\nname = \"v\"\naddress = 10\ntype = \"f32\"\n";
     let text = format!(
-        "site = \"t\"\nedge_id = \"e\"\n[broker]\nhost = \"127.0.0.1\"\nport = {}\n[buffer]\npath = \"buf\"\n[api]\nlisten = \"127.0.0.1:{api}\"\n\
+        "site = \"t\"\nedge_id = \"e\"\n[broker]\nhost = \"127.0.0.1\"\nport = {}\n[buffer]\npath = \"buf\"\n[api]\nlisten = \"127.0.0.1:{api}\"\n[uplink]\ndelete_after = \"puback\"\n\
          [[devices]]\nid = \"dead\"\nrole = \"machine\"\nprotocol = \"modbus-tcp\"\naddress = \"127.0.0.1:{dead}\"\npoll_interval_ms = 100\ntimeout_ms = 300\n{profile}\
          [[devices]]\nid = \"alive\"\nrole = \"machine\"\nprotocol = \"modbus-tcp\"\naddress = \"127.0.0.1:{port}\"\npoll_interval_ms = 100\n{profile}",
         broker.port
@@ -165,7 +165,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 /// Minimal HTTP/1.1 GET on loopback.
-fn http_get(port: u16, path: &str) -> Option<String> {
+pub fn http_get(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;

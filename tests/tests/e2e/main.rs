@@ -18,4 +18,5 @@ mod parity;
 mod pipeline;
 mod rollout;
 mod rollout_scores;
+mod soak;
 mod tls;

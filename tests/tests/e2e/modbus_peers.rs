@@ -66,7 +66,7 @@ len = 4
 fn edge_config(dir: &Path, broker: u16, device: &str) -> std::path::PathBuf {
     let text = format!(
         "site = \"test\"\nedge_id = \"peer-edge\"\n[broker]\nhost = \"127.0.0.1\"\nport = {broker}\n\
-         [buffer]\npath = \"buffer\"\n[api]\nlisten = \"\"\n[[devices]]\n{device}\n{PROFILE}"
+         [buffer]\npath = \"buffer\"\n[api]\nlisten = \"\"\n[uplink]\ndelete_after = \"puback\"\n[[devices]]\n{device}\n{PROFILE}"
     );
     let p = dir.join("edge.toml");
     std::fs::write(&p, text).expect("write config");

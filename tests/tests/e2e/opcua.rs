@@ -136,7 +136,8 @@ fn shots_of<'a>(got: &'a [Value], machine: &str) -> Vec<&'a Value> {
 fn edge_config(dir: &Path, broker: u16, api: u16, devices: &str) -> PathBuf {
     let text = format!(
         "site = \"test\"\nedge_id = \"ua-edge\"\n[broker]\nhost = \"127.0.0.1\"\nport = {broker}\n\
-         [buffer]\npath = \"buffer\"\n[api]\nlisten = \"127.0.0.1:{api}\"\n{devices}"
+         [buffer]\npath = \"buffer\"\n[api]\nlisten = \"127.0.0.1:{api}\"\n\
+         [uplink]\ndelete_after = \"puback\"\n{devices}"
     );
     write(dir, "edge.toml", &text)
 }
