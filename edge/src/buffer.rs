@@ -1,12 +1,15 @@
 //! Store-and-forward buffer in sled. A record gets its `seq` and is flushed to disk before
-//! anyone else sees it; the uplink reads records in `seq` order and removes them only after
-//! the broker's PUBACK. The last shot number read from each machine is written in the same
-//! atomic batch as that shot's record, so a restart neither loses nor doubles a shot.
+//! anyone else sees it; the uplink reads records in `seq` order and removes them once the
+//! ingest's commit ack covers them (or on PUBACK, see `uplink.delete_after`). The last shot
+//! number read from each machine is written in the same atomic batch as that shot's record,
+//! so a restart neither loses nor doubles a shot.
 //!
 //! Bounded by `max_bytes` of stored record bytes; when full, the oldest records are dropped,
 //! logged and counted (policy `drop-oldest`; the count is stored in the buffer, so it
 //! survives restarts). Writes from all device tasks go through one [`Writer`] task that
-//! commits them in groups with one flush each.
+//! commits them in groups with one flush each. A write that fails (disk full) is reported as
+//! such in [`BufferStats`]; the database is reopened until writes succeed again, so the edge
+//! resumes by itself when space returns.
 //!
 //! Every buffer has an epoch: a random id made when the buffer is created and stored in it.
 //! Batches carry it, so the cloud keys records by `(site, edge, epoch, seq)`: a lost, wiped or
@@ -14,18 +17,30 @@
 //! that cannot be opened because its files are corrupt is moved aside (kept for forensics)
 //! by [`Buffer::open_or_reset`] and a fresh one started, so the edge keeps polling.
 
+mod open;
+mod writer;
+
+pub use open::{BufferReset, OpenError};
+pub use writer::Writer;
+
 use anyhow::{Context, Result};
 use moldops_shared::Record;
+use open::Handles;
 use std::ops::RangeInclusive;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot, watch};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 const RECORD: u8 = b'r';
 const META_NEXT_SEQ: &[u8] = b"m\0next_seq";
 const META_EPOCH: &[u8] = b"m\0epoch";
 const META_DROPPED: &[u8] = b"m\0dropped";
 const META_SHOT: &[u8] = b"m\0shot\0";
+
+/// After a failed write sled refuses every later one, even once the disk has room again: the
+/// buffer reopens its database, at most this often, until a write succeeds.
+const REOPEN_EVERY: Duration = Duration::from_secs(5);
 
 /// A record to append, with the shot-counter mark it advances (machines only).
 #[derive(Debug, Clone)]
@@ -48,6 +63,10 @@ pub struct BufferStats {
     pub epoch: String,
     /// Corrupt buffers moved aside so far (kept next to the buffer as `*.corrupt-*`).
     pub resets: u64,
+    /// Appends that failed since the start (disk full, I/O errors).
+    pub write_errors: u64,
+    /// Set while appends fail; cleared by the first that succeeds.
+    pub write_failing: Option<AppendFailed>,
 }
 
 #[derive(Debug, Default)]
@@ -56,15 +75,43 @@ struct State {
     records: u64,
     bytes: u64,
     dropped: u64,
+    write_errors: u64,
+    /// The last append's failure, cleared by the next append that succeeds.
+    failing: Option<AppendFailed>,
+    /// When the database was last reopened after a failure.
+    reopened: Option<Instant>,
+}
+
+/// An append that did not reach the disk: its records were not acknowledged to the caller.
+#[derive(Debug, Clone, serde::Serialize, thiserror::Error)]
+#[error("writing the buffer failed{}: {message}", if *disk_full { " (disk full)" } else { "" })]
+pub struct AppendFailed {
+    /// The file system is full (ENOSPC): polling goes on and appends resume when space returns.
+    pub disk_full: bool,
+    pub message: String,
+}
+
+impl AppendFailed {
+    fn of(e: &anyhow::Error) -> AppendFailed {
+        let full = |io: &std::io::Error| {
+            io.raw_os_error() == Some(28) || io.kind() == std::io::ErrorKind::StorageFull
+        };
+        let disk_full = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>().is_some_and(full)
+                || matches!(c.downcast_ref::<sled::Error>(), Some(sled::Error::Io(io)) if full(io))
+        });
+        AppendFailed { disk_full, message: format!("{e:#}") }
+    }
 }
 
 pub struct Buffer {
+    path: PathBuf,
     /// This buffer's epoch (empty for a buffer created before epochs existed).
     epoch: String,
     /// Buffers moved aside as corrupt before this one was started (their folders remain).
     resets: u64,
-    db: sled::Db,
-    tree: sled::Tree,
+    /// `None` only after a reopen failed (the next append tries again).
+    handles: RwLock<Option<Handles>>,
     max_bytes: u64,
     state: Mutex<State>,
     appended: watch::Sender<u64>,
@@ -88,75 +135,22 @@ fn shot_key(machine: &str) -> Vec<u8> {
     [META_SHOT, machine.as_bytes()].concat()
 }
 
-/// Why a buffer could not be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    /// The files are damaged (truncated, overwritten, from an incompatible version): moving
-    /// them aside and starting afresh is the only way to keep polling.
-    #[error("the buffer at {} is corrupt: {reason}", path.display())]
-    Corrupt { path: std::path::PathBuf, reason: String },
-    /// Anything else (permissions, disk, another process holding it): not fixed by a reset.
-    #[error("opening the buffer at {}: {source:#}", path.display())]
-    Other { path: std::path::PathBuf, source: anyhow::Error },
-}
-
-/// A corrupt buffer that was moved aside.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct BufferReset {
-    pub moved_to: String,
-    pub reason: String,
-}
-
 impl Buffer {
     /// Opens (or creates) the buffer and recounts what it holds.
     pub fn open(path: &Path, max_bytes: u64) -> Result<Arc<Buffer>, OpenError> {
-        let other = |source: anyhow::Error| OpenError::Other { path: path.to_path_buf(), source };
-        let corrupt = |e: &dyn std::fmt::Display| OpenError::Corrupt {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        };
-        let classify = |e: sled::Error| match e {
-            sled::Error::Corruption { .. } | sled::Error::Unsupported(_) | sled::Error::ReportableBug(_) => {
-                corrupt(&e)
-            }
-            sled::Error::Io(ref io)
-                if matches!(
-                    io.kind(),
-                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
-                ) =>
-            {
-                corrupt(&e)
-            }
-            e => other(e.into()),
-        };
-        let fresh = !path.exists();
-        let db = sled::Config::new().path(path).flush_every_ms(Some(1000)).open().map_err(classify)?;
-        let tree = db.open_tree("buffer").map_err(classify)?;
-        let mut st = State::default();
-        for kv in tree.range(record_key(0)..) {
-            let (k, v) = kv.map_err(classify)?;
-            st.records += 1;
-            st.bytes += v.len() as u64;
-            st.next_seq = seq_of(&k).map_or(st.next_seq, |s| s + 1);
-        }
-        if let Some(v) = tree.get(META_NEXT_SEQ).map_err(classify)? {
-            st.next_seq = st.next_seq.max(be_u64(&v).unwrap_or(0));
-        }
-        st.dropped = tree.get(META_DROPPED).map_err(classify)?.and_then(|v| be_u64(&v)).unwrap_or(0);
-        let epoch = match tree.get(META_EPOCH).map_err(classify)? {
-            Some(v) => String::from_utf8(v.to_vec()).map_err(|e| corrupt(&e))?,
-            // A buffer from before epochs keeps the empty epoch: its seqs continue its old stream.
-            None if !fresh && (st.next_seq > 0 || st.records > 0) => String::new(),
-            None => {
-                let epoch = format!("{:016x}", rand::random::<u64>());
-                tree.insert(META_EPOCH, epoch.as_bytes()).map_err(classify)?;
-                tree.flush().map_err(classify)?;
-                epoch
-            }
-        };
-        let resets = aside_count(path);
+        let new = !path.exists();
+        let (handles, st) = open::load(path)?;
+        let epoch = open::epoch(path, &handles.tree, new, &st)?;
         let (appended, _) = watch::channel(st.next_seq);
-        Ok(Arc::new(Buffer { epoch, resets, db, tree, max_bytes, state: Mutex::new(st), appended }))
+        Ok(Arc::new(Buffer {
+            path: path.to_path_buf(),
+            epoch,
+            resets: open::aside_count(path),
+            handles: RwLock::new(Some(handles)),
+            max_bytes,
+            state: Mutex::new(st),
+            appended,
+        }))
     }
 
     /// Opens the buffer; a corrupt one is renamed to `{path}.corrupt-{unix ms}` and a fresh
@@ -165,11 +159,7 @@ impl Buffer {
         match Buffer::open(path, max_bytes) {
             Ok(b) => Ok((b, None)),
             Err(OpenError::Corrupt { reason, .. }) => {
-                let mut aside = path.as_os_str().to_owned();
-                aside.push(format!(".corrupt-{}", chrono::Utc::now().timestamp_millis()));
-                let aside = std::path::PathBuf::from(aside);
-                std::fs::rename(path, &aside)
-                    .with_context(|| format!("moving the corrupt buffer {} aside", path.display()))?;
+                let aside = open::move_aside(path)?;
                 tracing::error!(buffer = %path.display(), moved_to = %aside.display(), %reason,
                     "the buffer is corrupt: moved aside, starting a new one (a new epoch); records it held are in the old folder");
                 let buffer = Buffer::open(path, max_bytes)?;
@@ -184,12 +174,73 @@ impl Buffer {
         &self.epoch
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+    fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Assigns seqs, writes records and shot marks atomically and flushes them to disk.
-    pub async fn append(&self, items: Vec<NewRecord>) -> Result<Vec<u64>> {
+    /// The records tree (a cheap handle); an error while the database is closed.
+    fn tree(&self) -> Result<sled::Tree> {
+        let h = self.handles.read().unwrap_or_else(|e| e.into_inner());
+        h.as_ref()
+            .map(|h| h.tree.clone())
+            .context("the buffer database is closed (reopen after a write failure)")
+    }
+
+    /// Reopens the database after a write failure, at most every [`REOPEN_EVERY`]: sled
+    /// refuses writes after one failed, even when the disk has room again. The counts are
+    /// taken from disk again; `next_seq` never goes back (seqs the uplink may have sent are
+    /// never reused).
+    fn reopen_if_failing(&self) {
+        {
+            let mut st = self.state();
+            if st.failing.is_none() || st.reopened.is_some_and(|t| t.elapsed() < REOPEN_EVERY) {
+                return;
+            }
+            st.reopened = Some(Instant::now());
+        }
+        let mut h = self.handles.write().unwrap_or_else(|e| e.into_inner());
+        drop(h.take());
+        match open::load(&self.path) {
+            Ok((handles, disk)) => {
+                *h = Some(handles);
+                let mut st = self.state();
+                st.next_seq = st.next_seq.max(disk.next_seq);
+                st.records = disk.records;
+                st.bytes = disk.bytes;
+                st.dropped = st.dropped.max(disk.dropped);
+                tracing::info!(buffer = %self.path.display(), "buffer database reopened after a write failure");
+            }
+            Err(e) => tracing::warn!(error = %e, "reopening the buffer failed; trying again"),
+        }
+    }
+
+    /// Assigns seqs, writes records and shot marks atomically and flushes them to disk. A
+    /// failure is remembered (and shown in [`BufferStats`]) until an append succeeds again.
+    pub async fn append(&self, items: Vec<NewRecord>) -> Result<Vec<u64>, AppendFailed> {
+        self.reopen_if_failing();
+        match self.try_append(items).await {
+            Ok(seqs) => {
+                if let Some(was) = self.state().failing.take() {
+                    tracing::info!(after = %was, "the buffer accepts writes again");
+                }
+                Ok(seqs)
+            }
+            Err(e) => {
+                let failed = AppendFailed::of(&e);
+                let mut st = self.state();
+                st.write_errors += 1;
+                if st.failing.is_none() {
+                    tracing::error!(error = %failed, "cannot write the buffer: polling goes on; shots made meanwhile \
+                        are read back from the controller's history when writes succeed again");
+                }
+                st.failing = Some(failed.clone());
+                Err(failed)
+            }
+        }
+    }
+
+    async fn try_append(&self, items: Vec<NewRecord>) -> Result<Vec<u64>> {
+        let tree = self.tree()?;
         let now = chrono::Utc::now().timestamp_millis();
         let (seqs, next, added) = {
             let mut st = self.state();
@@ -210,27 +261,27 @@ impl Buffer {
                 seq += 1;
             }
             batch.insert(META_NEXT_SEQ, &seq.to_be_bytes());
-            self.tree.apply_batch(batch)?;
+            tree.apply_batch(batch)?;
             st.next_seq = seq;
             st.records += seqs.len() as u64;
             st.bytes += added;
             (seqs, seq, added)
         };
-        self.tree.flush_async().await.context("flushing buffer")?;
+        tree.flush_async().await.context("flushing buffer")?;
         tracing::trace!(records = seqs.len(), bytes = added, "buffer append durable");
-        self.enforce_limit()?;
+        self.enforce_limit(&tree)?;
         self.appended.send_replace(next);
         Ok(seqs)
     }
 
     /// Drops the oldest records while the buffer is over its size limit, counting them
     /// durably and logging each run of drops with its seq range.
-    fn enforce_limit(&self) -> Result<()> {
+    fn enforce_limit(&self, tree: &sled::Tree) -> Result<()> {
         let mut dropped: Option<(u64, u64)> = None;
         while self.state().bytes > self.max_bytes {
-            let Some(kv) = self.tree.range(record_key(0)..).next() else { break };
+            let Some(kv) = tree.range(record_key(0)..).next() else { break };
             let (k, _) = kv?;
-            if let Some(v) = self.tree.remove(&k)? {
+            if let Some(v) = tree.remove(&k)? {
                 let mut st = self.state();
                 st.records = st.records.saturating_sub(1);
                 st.bytes = st.bytes.saturating_sub(v.len() as u64);
@@ -241,7 +292,7 @@ impl Buffer {
         }
         if let Some((first, last)) = dropped {
             let total = self.state().dropped;
-            self.tree.insert(META_DROPPED, &total.to_be_bytes())?;
+            tree.insert(META_DROPPED, &total.to_be_bytes())?;
             tracing::warn!(
                 first_seq = first,
                 last_seq = last,
@@ -255,12 +306,12 @@ impl Buffer {
 
     /// Last shot number durably recorded for a machine.
     pub fn last_shot(&self, machine: &str) -> Result<Option<u64>> {
-        Ok(self.tree.get(shot_key(machine))?.and_then(|v| be_u64(&v)))
+        Ok(self.tree()?.get(shot_key(machine))?.and_then(|v| be_u64(&v)))
     }
 
     /// The lowest seq the buffer holds, if any.
     pub fn lowest_seq(&self) -> Result<Option<u64>> {
-        match self.tree.range(record_key(0)..).next() {
+        match self.tree()?.range(record_key(0)..).next() {
             Some(kv) => Ok(seq_of(&kv?.0)),
             None => Ok(None),
         }
@@ -282,7 +333,7 @@ impl Buffer {
         if from >= until {
             return Ok(out);
         }
-        for kv in self.tree.range(record_key(from)..record_key(until)).take(max) {
+        for kv in self.tree()?.range(record_key(from)..record_key(until)).take(max) {
             let (k, v) = kv?;
             if let (Some(seq), Some(json)) = (seq_of(&k), v.get(8..)) {
                 out.push((seq, json.to_vec()));
@@ -293,16 +344,17 @@ impl Buffer {
 
     /// Removes the records in `seqs` (after PUBACK). Returns how many were removed.
     pub fn remove(&self, seqs: RangeInclusive<u64>) -> Result<u64> {
+        let tree = self.tree()?;
         let mut batch = sled::Batch::default();
         let (mut n, mut bytes) = (0u64, 0u64);
         let end = seqs.end().saturating_add(1);
-        for kv in self.tree.range(record_key(*seqs.start())..record_key(end)) {
+        for kv in tree.range(record_key(*seqs.start())..record_key(end)) {
             let (k, v) = kv?;
             bytes += v.len() as u64;
             n += 1;
             batch.remove(k);
         }
-        self.tree.apply_batch(batch)?;
+        tree.apply_batch(batch)?;
         let mut st = self.state();
         st.records = st.records.saturating_sub(n);
         st.bytes = st.bytes.saturating_sub(bytes);
@@ -315,13 +367,13 @@ impl Buffer {
     }
 
     pub fn stats(&self) -> BufferStats {
-        let oldest_stored_ms = self
-            .tree
-            .range(record_key(0)..)
-            .next()
-            .and_then(|kv| kv.ok())
-            .and_then(|(_, v)| be_u64(&v))
-            .map(|ms| ms as i64);
+        let (oldest_stored_ms, disk_bytes) = {
+            let h = self.handles.read().unwrap_or_else(|e| e.into_inner());
+            let oldest = h.as_ref().and_then(|h| {
+                h.tree.range(record_key(0)..).next().and_then(|kv| kv.ok()).and_then(|(_, v)| be_u64(&v))
+            });
+            (oldest.map(|ms| ms as i64), h.as_ref().and_then(|h| h.db.size_on_disk().ok()).unwrap_or(0))
+        };
         let st = self.state();
         BufferStats {
             records: st.records,
@@ -331,91 +383,22 @@ impl Buffer {
             epoch: self.epoch.clone(),
             resets: self.resets,
             oldest_stored_ms,
-            disk_bytes: self.db.size_on_disk().unwrap_or(0),
+            disk_bytes,
+            write_errors: st.write_errors,
+            write_failing: st.failing.clone(),
         }
     }
 
     /// Flushes everything (on shutdown).
     pub async fn flush(&self) -> Result<()> {
-        self.db.flush_async().await?;
+        let db = {
+            let h = self.handles.read().unwrap_or_else(|e| e.into_inner());
+            h.as_ref().map(|h| h.db.clone())
+        };
+        if let Some(db) = db {
+            db.flush_async().await?;
+        }
         Ok(())
-    }
-}
-
-/// How many `{path}.corrupt-*` folders sit next to the buffer.
-fn aside_count(path: &Path) -> u64 {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return 0 };
-    let prefix = format!("{}.corrupt-", name.to_string_lossy());
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(&prefix)).count()
-        })
-        .unwrap_or(0) as u64
-}
-
-type Request = (Vec<NewRecord>, oneshot::Sender<Result<Vec<u64>, String>>);
-
-/// Handle through which device tasks append; commits concurrent appends in groups.
-#[derive(Clone)]
-pub struct Writer {
-    tx: mpsc::Sender<Request>,
-}
-
-impl Writer {
-    /// Spawns the group-commit task for `buffer`.
-    pub fn spawn(buffer: Arc<Buffer>) -> Writer {
-        Self::spawn_tapped(buffer, None)
-    }
-
-    /// Like [`Writer::spawn`]; every record made durable is also sent to `tap` (with its seq,
-    /// in seq order) once it is on disk — live scoring reads the shots there.
-    pub fn spawn_tapped(buffer: Arc<Buffer>, tap: Option<mpsc::UnboundedSender<Vec<Record>>>) -> Writer {
-        let (tx, mut rx) = mpsc::channel::<Request>(1024);
-        tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut group = vec![first];
-                while group.len() < 256 {
-                    match rx.try_recv() {
-                        Ok(r) => group.push(r),
-                        Err(_) => break,
-                    }
-                }
-                let sizes: Vec<usize> = group.iter().map(|(items, _)| items.len()).collect();
-                let (items, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-                let all: Vec<NewRecord> = items.into_iter().flatten().collect();
-                let tapped: Option<Vec<Record>> =
-                    tap.as_ref().map(|_| all.iter().map(|n| n.record.clone()).collect());
-                match buffer.append(all).await {
-                    Ok(seqs) => {
-                        if let (Some(tap), Some(mut records)) = (tap.as_ref(), tapped) {
-                            records.iter_mut().zip(&seqs).for_each(|(r, s)| r.seq = *s);
-                            let _ = tap.send(records);
-                        }
-                        let mut rest = seqs.as_slice();
-                        for (n, reply) in sizes.into_iter().zip(replies) {
-                            let (mine, tail) = rest.split_at(n.min(rest.len()));
-                            rest = tail;
-                            let _ = reply.send(Ok(mine.to_vec()));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "buffer append failed");
-                        for reply in replies {
-                            let _ = reply.send(Err(e.to_string()));
-                        }
-                    }
-                }
-            }
-        });
-        Writer { tx }
-    }
-
-    /// Appends records durably; returns their seqs once they are on disk.
-    pub async fn append(&self, items: Vec<NewRecord>) -> Result<Vec<u64>> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.send((items, reply)).await.map_err(|_| anyhow::anyhow!("buffer writer stopped"))?;
-        rx.await.map_err(|_| anyhow::anyhow!("buffer writer stopped"))?.map_err(anyhow::Error::msg)
     }
 }
 

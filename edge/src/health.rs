@@ -56,6 +56,8 @@ pub struct Metrics {
     pub buffer_oldest_age: Gauge<f64, AtomicU64>,
     pub buffer_dropped: Gauge,
     pub buffer_resets: Gauge,
+    pub buffer_write_errors: Gauge,
+    pub buffer_disk_full: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -108,6 +110,8 @@ impl Health {
             buffer_oldest_age: Gauge::default(),
             buffer_dropped: Gauge::default(),
             buffer_resets: Gauge::default(),
+            buffer_write_errors: Gauge::default(),
+            buffer_disk_full: Gauge::default(),
         };
         let mut r = Registry::with_prefix("moldops");
         let m = &metrics;
@@ -157,6 +161,12 @@ impl Health {
             "Corrupt buffers moved aside and replaced by a new one (a new epoch)",
             m.buffer_resets.clone(),
         );
+        r.register(
+            "buffer_write_errors",
+            "Buffer appends that failed since the start (disk full, I/O errors)",
+            m.buffer_write_errors.clone(),
+        );
+        r.register("buffer_disk_full", "1 while the buffer's disk is full", m.buffer_disk_full.clone());
         let scoring = Arc::new(moldops_scoring::metrics::ScoringMetrics::default());
         scoring.register(&mut r);
         Arc::new(Health {
@@ -196,6 +206,8 @@ impl Health {
         m.buffer_disk_bytes.set(st.disk_bytes as i64);
         m.buffer_dropped.set(st.dropped as i64);
         m.buffer_resets.set(st.resets as i64);
+        m.buffer_write_errors.set(st.write_errors as i64);
+        m.buffer_disk_full.set(i64::from(st.write_failing.as_ref().is_some_and(|f| f.disk_full)));
         let age =
             st.oldest_stored_ms.map_or(0.0, |t| (chrono::Utc::now().timestamp_millis() - t) as f64 / 1e3);
         m.buffer_oldest_age.set(age.max(0.0));

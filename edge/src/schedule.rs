@@ -82,6 +82,12 @@ impl DevicePoller {
                         every.saturating_sub(started.elapsed())
                     }
                 }
+                // The buffer, not the device, failed (disk full): it reports itself in
+                // /status; the shots are read again from the controller on the next poll.
+                Err(e) if e.downcast_ref::<crate::buffer::AppendFailed>().is_some() => {
+                    self.health.metrics.device_up.get_or_create(&self.label).set(1);
+                    backoff.next_delay().max(every.saturating_sub(started.elapsed()))
+                }
                 Err(e) => {
                     self.on_error(&e, failing);
                     failing = true;
@@ -123,13 +129,20 @@ impl DevicePoller {
         self.health.metrics.poll_seconds.get_or_create(&self.label).observe(latency.as_secs_f64());
         self.health.metrics.device_up.get_or_create(&self.label).set(1);
         self.warn_out_of_range(&snap);
-        let records = match self.device.cfg.role {
-            DeviceRole::Peripheral => self.sample(&snap).into_iter().collect(),
+        let (records, missed) = match self.device.cfg.role {
+            DeviceRole::Peripheral => (self.sample(&snap).into_iter().collect(), 0),
             DeviceRole::Machine => self.shots(snap).await?,
         };
         let (n, current) = (records.len(), records.last().and_then(|r| r.shot_mark.clone()));
         if n > 0 {
             self.writer.append(records).await?;
+        }
+        // Counted once the records are durable: a failed append leaves the mark where it was,
+        // and the next poll plans (and counts) the same gap again.
+        if missed > 0 {
+            tracing::warn!(device = %self.device.cfg.id, missed, "shots made while unreachable could not be read back");
+            self.health.metrics.shots_missed.get_or_create(&self.label).inc_by(missed);
+            self.health.device(&self.device.cfg.id, |s| s.missed_shots += missed);
         }
         if let Some((_, shot)) = current {
             self.last_shot = Some(shot);
@@ -175,18 +188,19 @@ impl DevicePoller {
         Some(NewRecord { record: self.record(RecordKind::Peripheral, snap, None), shot_mark: None })
     }
 
-    /// Records for every shot since the last one recorded, oldest first.
-    async fn shots(&mut self, snap: Snapshot) -> Result<Vec<NewRecord>> {
-        let Some(current) = snap.counter else { return Ok(vec![]) };
+    /// Records for every shot since the last one recorded, oldest first, and how many shots in
+    /// between could not be read back.
+    async fn shots(&mut self, snap: Snapshot) -> Result<(Vec<NewRecord>, u64)> {
+        let Some(current) = snap.counter else { return Ok((vec![], 0)) };
         let profile = &self.device.profile;
         let bits = profile.counter_bits();
         let no_shot_yet = profile.timestamp.is_some() && snap.timestamp_ms == Some(0);
         if self.last_shot.is_none() && no_shot_yet {
-            return Ok(vec![]);
+            return Ok((vec![], 0));
         }
         let depth = profile.history.as_ref().map_or(0, |h| u64::from(h.depth));
         let backfill = match shot::plan(self.last_shot, current, bits, depth) {
-            ShotPlan::None => return Ok(vec![]),
+            ShotPlan::None => return Ok((vec![], 0)),
             ShotPlan::Reset { previous, current } => {
                 tracing::warn!(device = %self.device.cfg.id, previous, current, "shot counter went backwards: controller reset? recording from the new value");
                 vec![]
@@ -200,15 +214,10 @@ impl DevicePoller {
             }
         }
         let missed = shot::missed(self.last_shot, current, bits, out.len());
-        if missed > 0 {
-            tracing::warn!(device = %self.device.cfg.id, missed, "shots made while unreachable could not be read back");
-            self.health.metrics.shots_missed.get_or_create(&self.label).inc_by(missed);
-            self.health.device(&self.device.cfg.id, |s| s.missed_shots += missed);
-        }
         let machine = self.device.cfg.machine_id().to_string();
         let mark = Some((machine, current));
         out.push(NewRecord { record: self.record(RecordKind::Shot, &snap, Some(current)), shot_mark: mark });
-        Ok(out)
+        Ok((out, missed))
     }
 
     /// Reads shot `n` from the controller's history ring; `None` when the slot holds

@@ -118,7 +118,7 @@ async fn a_buffer_from_before_epochs_keeps_its_stream() {
     {
         let b = Buffer::open(dir.path(), 1 << 30).expect("open");
         b.append(vec![rec("m1", 1)]).await.expect("append");
-        b.tree.remove(META_EPOCH).expect("forget the epoch, as an old buffer has none");
+        b.tree().expect("tree").remove(META_EPOCH).expect("forget the epoch, as an old buffer has none");
         b.flush().await.expect("flush");
     }
     let b = Buffer::open(dir.path(), 1 << 30).expect("reopen");

@@ -22,6 +22,16 @@ impl Lcg {
 
 /// The simulator (2 machines, accelerated) writing the edge config; returns it and the paths.
 fn plant(dir: &Path, broker: u16, shots: u64, resend_s: u64) -> (Proc, PathBuf, PathBuf) {
+    plant_with_buffer(dir, broker, shots, resend_s, &dir.join("edge-buffer"))
+}
+
+fn plant_with_buffer(
+    dir: &Path,
+    broker: u16,
+    shots: u64,
+    resend_s: u64,
+    buffer: &Path,
+) -> (Proc, PathBuf, PathBuf) {
     let (qlog, cfg) = (dir.join("quality.jsonl"), dir.join("edge.toml"));
     let mut sim_cmd = Command::new(bin("moldops-sim"));
     sim_cmd
@@ -33,7 +43,7 @@ fn plant(dir: &Path, broker: u16, shots: u64, resend_s: u64) -> (Proc, PathBuf, 
         .arg(&cfg)
         .args(["--broker-port", &broker.to_string(), "--api-listen", "127.0.0.1:0"])
         .arg("--buffer-path")
-        .arg(dir.join("edge-buffer"));
+        .arg(buffer);
     let mut sim = Proc::spawn("simulate", &mut sim_cmd, dir);
     sim.wait_line(READY, |l| l.contains("\"ready\""));
     let text = std::fs::read_to_string(&cfg).expect("edge config");
@@ -129,6 +139,14 @@ fn soak_random_kill9_of_edge_ingest_and_broker_loses_and_doubles_nothing() {
     drop(sim);
 }
 
+/// Gives the edge's API a fixed free port (the simulator writes port 0).
+fn fixed_api_port(cfg: &Path) {
+    let text = std::fs::read_to_string(cfg).expect("config");
+    let port = moldops_tests::free_port();
+    let text = text.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""));
+    std::fs::write(cfg, text).expect("config");
+}
+
 /// `/status` of the edge whose API port the simulator's config names.
 fn edge_status(cfg: &Path) -> Option<serde_json::Value> {
     let text = std::fs::read_to_string(cfg).ok()?;
@@ -213,5 +231,78 @@ fn a_wiped_or_corrupt_edge_buffer_starts_a_new_epoch_and_every_later_shot_lands(
     let summary = moldops_cloud::lake::summary(&lake).expect("summary");
     let epochs: usize = summary.edges.iter().map(|e| e.epochs.len()).sum();
     assert_eq!(epochs, 3, "three buffers, three epochs: {:?}", summary.edges);
+    drop(sim);
+}
+
+/// Unmounts a test file system when dropped.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_reported_as_disk_full_and_the_edge_resumes_when_space_returns() {
+    let tmp = moldops_tests::test_dir();
+    let dir = tmp.path();
+    let fs = dir.join("small-fs");
+    std::fs::create_dir_all(&fs).expect("mkdir");
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"]).arg(&fs).status();
+    assert!(
+        mounted.is_ok_and(|s| s.success()),
+        "this test mounts a 16 MiB tmpfs for the edge buffer (needs root)"
+    );
+    let _unmount = Mounted(fs.clone());
+    let lake = dir.join("lake");
+    let broker = Mosquitto::start(dir);
+    let (sim, cfg, qlog) = plant_with_buffer(dir, broker.port, 400, 10, &fs.join("edge-buffer"));
+    fixed_api_port(&cfg);
+    let _ingest = start_ingest(dir, broker.port, &lake);
+    let mut edge = start_edge(dir, &cfg);
+    let long = Duration::from_secs(180);
+    assert!(
+        wait_until(long, || lake_shots(&lake).len() >= 5),
+        "no shots reached the lake\n{}",
+        edge.stderr_tail()
+    );
+
+    // Fill the file system to the last byte.
+    let filler = fs.join("filler");
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&filler).expect("filler");
+        let chunk = vec![0u8; 64 << 10];
+        while f.write_all(&chunk).and_then(|()| f.sync_data()).is_ok() {}
+    }
+    let full = wait_until(long, || {
+        edge_status(&cfg).is_some_and(|s| s["buffer"]["write_failing"]["disk_full"] == true)
+    });
+    let s = edge_status(&cfg).unwrap_or_default();
+    assert!(full, "disk full is reported as such: {s:#}\n{}", edge.stderr_tail());
+    assert!(s["buffer"]["write_errors"].as_u64().unwrap_or(0) >= 1);
+    let devices = s["devices"].as_object().cloned().unwrap_or_default();
+    assert!(
+        devices.values().all(|d| d["connected"] == true),
+        "a full disk is not a device fault: {devices:?}"
+    );
+    assert!(edge.wait_exit(Duration::from_millis(10)).is_none(), "the edge keeps running");
+
+    // Space returns: writes resume and later shots reach the lake.
+    std::fs::remove_file(&filler).expect("free the space");
+    let resumed =
+        wait_until(long, || edge_status(&cfg).is_some_and(|s| s["buffer"]["write_failing"].is_null()));
+    assert!(resumed, "writes resume: {:?}\n{}", edge_status(&cfg), edge.stderr_tail());
+    let after = logged_shots(&qlog);
+    let landed = wait_until(long, || {
+        let got: BTreeSet<_> = lake_shots(&lake).into_iter().collect();
+        let truth = logged_shots(&qlog);
+        let later: Vec<_> = truth.difference(&after).collect();
+        later.len() >= 3 && later.iter().all(|s| got.contains(*s))
+    });
+    assert!(landed, "shots made after the disk had room again reached the lake\n{}", edge.stderr_tail());
+    let log = edge.stderr_tail();
+    assert!(log.contains("disk full") && log.contains("accepts writes again"), "the log says what happened:\n{log}");
     drop(sim);
 }

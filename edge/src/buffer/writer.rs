@@ -1,0 +1,73 @@
+//! The group-commit writer: device tasks append through one [`Writer`] task, which commits
+//! whatever is waiting together with one flush.
+
+use super::{AppendFailed, Buffer, NewRecord};
+use anyhow::Result;
+use moldops_shared::Record;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+type Request = (Vec<NewRecord>, oneshot::Sender<Result<Vec<u64>, AppendFailed>>);
+
+/// Handle through which device tasks append; commits concurrent appends in groups.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Writer {
+    /// Spawns the group-commit task for `buffer`.
+    pub fn spawn(buffer: Arc<Buffer>) -> Writer {
+        Self::spawn_tapped(buffer, None)
+    }
+
+    /// Like [`Writer::spawn`]; every record made durable is also sent to `tap` (with its seq,
+    /// in seq order) once it is on disk — live scoring reads the shots there.
+    pub fn spawn_tapped(buffer: Arc<Buffer>, tap: Option<mpsc::UnboundedSender<Vec<Record>>>) -> Writer {
+        let (tx, mut rx) = mpsc::channel::<Request>(1024);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut group = vec![first];
+                while group.len() < 256 {
+                    match rx.try_recv() {
+                        Ok(r) => group.push(r),
+                        Err(_) => break,
+                    }
+                }
+                let sizes: Vec<usize> = group.iter().map(|(items, _)| items.len()).collect();
+                let (items, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+                let all: Vec<NewRecord> = items.into_iter().flatten().collect();
+                let tapped: Option<Vec<Record>> =
+                    tap.as_ref().map(|_| all.iter().map(|n| n.record.clone()).collect());
+                match buffer.append(all).await {
+                    Ok(seqs) => {
+                        if let (Some(tap), Some(mut records)) = (tap.as_ref(), tapped) {
+                            records.iter_mut().zip(&seqs).for_each(|(r, s)| r.seq = *s);
+                            let _ = tap.send(records);
+                        }
+                        let mut rest = seqs.as_slice();
+                        for (n, reply) in sizes.into_iter().zip(replies) {
+                            let (mine, tail) = rest.split_at(n.min(rest.len()));
+                            rest = tail;
+                            let _ = reply.send(Ok(mine.to_vec()));
+                        }
+                    }
+                    Err(e) => {
+                        for reply in replies {
+                            let _ = reply.send(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+        });
+        Writer { tx }
+    }
+
+    /// Appends records durably; returns their seqs once they are on disk. A failure of the
+    /// buffer itself is an [`AppendFailed`] in the error (see `downcast_ref`).
+    pub async fn append(&self, items: Vec<NewRecord>) -> Result<Vec<u64>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send((items, reply)).await.map_err(|_| anyhow::anyhow!("buffer writer stopped"))?;
+        Ok(rx.await.map_err(|_| anyhow::anyhow!("buffer writer stopped"))??)
+    }
+}
