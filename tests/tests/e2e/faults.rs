@@ -201,3 +201,99 @@ fn the_example_edge_config_is_valid() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("hours of broker outage"), "{text}");
 }
+
+/// The poison list of a real plant, through Mosquitto: nothing stops the ingest, each bad
+/// record is quarantined alone with its reason, the good records beside it are committed.
+#[test]
+fn poison_records_are_quarantined_alone_and_their_neighbours_land() {
+    let tmp = moldops_tests::test_dir();
+    let dir = tmp.path();
+    let lake = dir.join("lake");
+    let broker = Mosquitto::start(dir);
+    let mut ingest = start_ingest(dir, broker.port, &lake);
+    let mut opts = MqttOptions::new("poison-pub", "127.0.0.1", broker.port);
+    opts.set_max_packet_size(32 << 20, 32 << 20);
+    let (client, mut conn) = Client::new(opts, 10);
+    let rec = |seq: u64, machine: &str, value: &str| {
+        format!(
+            r#"{{"seq":{seq},"kind":"shot","machine_id":{},"device_id":"d","ts_ms":1767600000000,"shot_number":{seq},"values":{{"Cycle_Time":{value}}}}}"#,
+            serde_json::Value::from(machine)
+        )
+    };
+    let korean_ok = "사출성형기제어장치".repeat(3); // 81 bytes: fine, and 243 bytes escaped
+    let korean_long = "가".repeat(50); // 150 bytes: over the limit
+    let records = [
+        rec(1, "m1", "61.0"),
+        rec(2, &korean_long, "61.0"),
+        rec(3, &korean_ok, "61.0"),
+        rec(4, "m/1+#", "61.0"),
+        rec(5, "m1", "null"),
+        rec(6, "m1", "62.0"),
+    ];
+    let batch = format!(
+        r#"{{"schema":1,"site":"t","edge_id":"e1","first_seq":1,"last_seq":6,"sent_at_ms":0,"records":[{}]}}"#,
+        records.join(",")
+    );
+    let truncated = batch.as_bytes()[..batch.len() / 2].to_vec();
+    // Another site whose edge has the same id: its records are its own, not duplicates.
+    let other_site = batch.replace(r#""site":"t""#, r#""site":"t2""#);
+    let huge = vec![b'{'; 10 << 20];
+    let edge_topic = "moldops/v1/t/공장-에지/data";
+    let korean_edge = format!(
+        r#"{{"schema":1,"site":"t","edge_id":"공장-에지","first_seq":1,"last_seq":1,"sent_at_ms":0,"records":[{}]}}"#,
+        rec(1, "m2", "60.0")
+    );
+    let sends: Vec<(&str, Vec<u8>)> = vec![
+        ("moldops/v1/t/e1/data", batch.into_bytes()),
+        ("moldops/v1/t2/e1/data", other_site.into_bytes()),
+        ("moldops/v1/t/e1/data", truncated),
+        ("moldops/v1/t/e1/data", huge),
+        (edge_topic, korean_edge.into_bytes()),
+    ];
+    let n = sends.len();
+    for (topic, payload) in sends {
+        client.publish(topic, QoS::AtLeastOnce, false, payload).expect("publish");
+    }
+    let mut acked = 0;
+    for ev in conn.iter() {
+        if let Ok(Event::Incoming(Packet::PubAck(_))) = ev {
+            acked += 1;
+            if acked == n {
+                break;
+            }
+        }
+    }
+    let entries = || -> Vec<serde_json::Value> {
+        walk(&lake.join("quarantine"))
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .filter_map(|t| serde_json::from_str(&t).ok())
+            .collect()
+    };
+    let done =
+        wait_until(Duration::from_secs(60), || lake_rows(&lake, "raw_data") == 9 && entries().len() == 6);
+    assert!(
+        done,
+        "rows {} quarantined {:?}\n{}",
+        lake_rows(&lake, "raw_data"),
+        entries(),
+        ingest.stderr_tail()
+    );
+    let reasons: Vec<String> =
+        entries().iter().map(|e| e["reason"].as_str().unwrap_or("").to_string()).collect();
+    let has = |needle: &str| reasons.iter().any(|r| r.contains(needle));
+    assert!(has("(seq 2): machine_id is 150 bytes"), "{reasons:?}");
+    assert!(has("(seq 5): not a valid record"), "{reasons:?}");
+    assert!(has("not a valid batch"), "truncated JSON: {reasons:?}");
+    assert!(has("payload is 10485760 bytes"), "10 MB payload: {reasons:?}");
+    let raw = moldops_cloud::lake::read_dataset(&lake, "raw_data").expect("raw");
+    let machines: Vec<String> =
+        raw.column("machine_id").expect("m").str().expect("s").iter().flatten().map(String::from).collect();
+    for m in ["m1", "m/1+#", korean_ok.as_str(), "m2"] {
+        assert!(machines.iter().any(|x| x == m), "{m} landed: {machines:?}");
+    }
+    let sites: Vec<String> =
+        raw.column("site").expect("site").str().expect("s").iter().flatten().map(String::from).collect();
+    assert_eq!(sites.iter().filter(|s| *s == "t2").count(), 4, "the other site's edge-01 landed too");
+    assert!(ingest.wait_exit(Duration::from_millis(10)).is_none(), "ingest is still running");
+}

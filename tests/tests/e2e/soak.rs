@@ -303,6 +303,9 @@ fn a_full_disk_is_reported_as_disk_full_and_the_edge_resumes_when_space_returns(
     });
     assert!(landed, "shots made after the disk had room again reached the lake\n{}", edge.stderr_tail());
     let log = edge.stderr_tail();
-    assert!(log.contains("disk full") && log.contains("accepts writes again"), "the log says what happened:\n{log}");
+    assert!(
+        log.contains("disk full") && log.contains("accepts writes again"),
+        "the log says what happened:\n{log}"
+    );
     drop(sim);
 }
