@@ -63,6 +63,14 @@ pub struct ModelsConfig {
     /// standard deviations from its validation mean.
     #[serde(default = "default_max_score_shift")]
     pub max_score_shift: f64,
+    /// Largest bundle the edge downloads; a desired state naming a bigger one is refused
+    /// before anything is allocated.
+    #[serde(default = "default_max_bundle_bytes")]
+    pub max_bundle_bytes: u64,
+}
+
+fn default_max_bundle_bytes() -> u64 {
+    moldops_shared::rollout::DEFAULT_MAX_BUNDLE_BYTES
 }
 
 impl Default for ModelsConfig {
@@ -77,6 +85,7 @@ impl Default for ModelsConfig {
             shadow_shots: default_shadow_shots(),
             max_alarm_rate: default_max_alarm_rate(),
             max_score_shift: default_max_score_shift(),
+            max_bundle_bytes: default_max_bundle_bytes(),
         }
     }
 }

@@ -86,6 +86,7 @@ pub(crate) async fn start(
         public_key,
         available: available_features(devices),
         backend,
+        max_bundle_bytes: models.max_bundle_bytes,
         shadow_shots: models.shadow_shots,
         metrics,
         load_tx,

@@ -16,6 +16,39 @@ use std::collections::BTreeMap;
 
 /// Default size of one bundle chunk.
 pub const DEFAULT_CHUNK_BYTES: u32 = 256 * 1024;
+/// Largest chunk an edge takes (under the shipped broker's 5 MiB packet limit).
+pub const MAX_CHUNK_BYTES: u32 = 4 << 20;
+/// Default upper bound of a bundle an edge downloads (`models.max_bundle_bytes`).
+pub const DEFAULT_MAX_BUNDLE_BYTES: u64 = 256 << 20;
+/// Largest desired-state payload an edge reads.
+pub const MAX_DESIRED_BYTES: usize = 1 << 20;
+
+/// Why a desired model was refused before anything was allocated or stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadDesired {
+    #[error("desired model key: {0}")]
+    Key(#[from] crate::limits::IdError),
+    #[error("bundle sha256 {0:?} is not 64 lowercase hex digits")]
+    Sha(String),
+    #[error("bundle of {bytes} bytes (this edge takes 1 to {max})")]
+    Size { bytes: u64, max: u64 },
+    #[error("chunks of {0} bytes (1 to {MAX_CHUNK_BYTES})")]
+    ChunkSize(u32),
+    #[error("{chunks} chunks do not cut {bytes} bytes into pieces of {chunk_bytes}")]
+    ChunkCount { chunks: u32, bytes: u64, chunk_bytes: u32 },
+}
+
+impl DesiredModel {
+    /// Checks every field against the edge's limits before the edge acts on it.
+    pub fn check(&self, max_bundle_bytes: u64) -> Result<(), BadDesired> {
+        crate::limits::check_name("machine_id", &self.model_key.machine_id)?;
+        if let Some(mold) = &self.model_key.mold {
+            crate::limits::check_name("mold", mold)?;
+        }
+        crate::limits::check_name("model_id", &self.bundle.model_id)?;
+        self.bundle.check(max_bundle_bytes)
+    }
+}
 
 /// Where a bundle can be fetched and how to check it arrived whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +64,30 @@ pub struct BundleRef {
 }
 
 impl BundleRef {
+    /// Checks the reference is well formed and within `max_bytes`: chunk count and size agree
+    /// with the total, so the edge can size its transfer without trusting anything else.
+    pub fn check(&self, max_bytes: u64) -> Result<(), BadDesired> {
+        let hex = self.sha256.len() == 64
+            && self.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !hex {
+            return Err(BadDesired::Sha(self.sha256.chars().take(80).collect()));
+        }
+        if self.bytes == 0 || self.bytes > max_bytes {
+            return Err(BadDesired::Size { bytes: self.bytes, max: max_bytes });
+        }
+        if self.chunk_bytes == 0 || self.chunk_bytes > MAX_CHUNK_BYTES {
+            return Err(BadDesired::ChunkSize(self.chunk_bytes));
+        }
+        if u64::from(self.chunks) != self.bytes.div_ceil(u64::from(self.chunk_bytes)) {
+            return Err(BadDesired::ChunkCount {
+                chunks: self.chunks,
+                bytes: self.bytes,
+                chunk_bytes: self.chunk_bytes,
+            });
+        }
+        Ok(())
+    }
+
     /// Describes `bytes` (a bundle's transport form) cut into `chunk_bytes` pieces.
     pub fn describe(model_id: &str, version: u32, bytes: &[u8], chunk_bytes: u32) -> Self {
         let chunk = chunk_bytes.max(1) as usize;
@@ -161,4 +218,27 @@ pub struct ScoreMessage {
     pub alarm: bool,
     /// Each feature's contribution to the score, largest first.
     pub contributions: Vec<(String, f32)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn desired_references_are_bounded_before_use() {
+        let bytes = vec![7u8; 1000];
+        let good = BundleRef::describe("m1@1", 1, &bytes, 256);
+        assert_eq!(good.check(1 << 20), Ok(()));
+        let huge = BundleRef { chunks: u32::MAX, ..good.clone() };
+        assert!(matches!(huge.check(1 << 20), Err(BadDesired::ChunkCount { .. })));
+        let big = BundleRef { bytes: 1 << 40, chunks: 1 << 22, chunk_bytes: 1 << 18, ..good.clone() };
+        assert!(matches!(big.check(1 << 20), Err(BadDesired::Size { .. })));
+        let sha = BundleRef { sha256: "../../etc".into(), ..good.clone() };
+        assert!(matches!(sha.check(1 << 20), Err(BadDesired::Sha(_))));
+        let zero = BundleRef { chunk_bytes: 0, ..good.clone() };
+        assert!(matches!(zero.check(1 << 20), Err(BadDesired::ChunkSize(0))));
+        let key = ModelKey { machine_id: "m\u{0}".into(), mold: None };
+        let d = DesiredModel { model_key: key, bundle: good };
+        assert!(matches!(d.check(1 << 20), Err(BadDesired::Key(_))));
+    }
 }

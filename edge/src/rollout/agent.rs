@@ -43,6 +43,8 @@ pub(crate) struct Agent {
     /// Features this edge computes, per machine.
     pub available: HashMap<String, Vec<String>>,
     pub backend: Backend,
+    /// Largest bundle this edge downloads.
+    pub max_bundle_bytes: u64,
     pub shadow_shots: u64,
     pub metrics: Arc<ScoringMetrics>,
     pub load_tx: mpsc::UnboundedSender<Loaded>,
@@ -74,6 +76,11 @@ impl Agent {
                 }
             }
             let Some(target) = ks.target.clone() else { continue };
+            if let Err(e) = target.check(self.max_bundle_bytes) {
+                tracing::warn!(key = %label, error = %e, "stored rollout target is not valid; dropped");
+                self.store.key(&ks.model_key).target = None;
+                continue;
+            }
             match ks.state {
                 Some(RolloutState::Downloading) => {
                     self.transfers.insert(label, Transfer::new(target));
@@ -107,6 +114,10 @@ impl Agent {
             if payload.is_empty() {
                 return;
             }
+            if payload.len() > moldops_shared::rollout::MAX_DESIRED_BYTES {
+                tracing::warn!(bytes = payload.len(), "desired model state too large; ignored");
+                return;
+            }
             match serde_json::from_slice::<DesiredModels>(payload) {
                 Ok(d) => d.models.into_iter().for_each(|m| self.on_desired(m)),
                 Err(e) => tracing::warn!(error = %e, "desired model state is not valid JSON; ignored"),
@@ -122,6 +133,16 @@ impl Agent {
     }
 
     fn on_desired(&mut self, desired: DesiredModel) {
+        if let Err(e) = desired.check(self.max_bundle_bytes) {
+            // Nothing of it is stored; the key keeps its model and reports why.
+            tracing::warn!(key = %desired.model_key.label().chars().take(200).collect::<String>(), error = %e, "desired model refused");
+            let label = desired.model_key.label();
+            if let Some(k) = self.store.state.keys.get_mut(&label) {
+                k.reason = Some(format!("desired bundle refused: {e}"));
+                self.commit(&label);
+            }
+            return;
+        }
         let key = desired.model_key.clone();
         let label = key.label();
         let want = desired.bundle;

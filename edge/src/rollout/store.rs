@@ -76,8 +76,21 @@ impl Store {
             .with_context(|| format!("creating model store {}", dir.display()))?;
         let path = dir.join("state.json");
         let state = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("model store state {} is not valid", path.display()))?,
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(state) => state,
+                Err(e) => {
+                    // A truncated or corrupt state must not stop the edge: keep it for
+                    // forensics and start with no model (polling goes on; the cloud's retained
+                    // desired state brings the rollout back).
+                    let aside = path
+                        .with_extension(format!("json.corrupt-{}", chrono::Utc::now().timestamp_millis()));
+                    std::fs::rename(&path, &aside)
+                        .with_context(|| format!("moving {} aside", path.display()))?;
+                    tracing::error!(state = %path.display(), moved_to = %aside.display(), error = %e,
+                        "the model store state is not valid: moved aside, starting with no model");
+                    StoreState::default()
+                }
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => StoreState::default(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
@@ -147,6 +160,20 @@ mod tests {
             chunks: 1,
             chunk_bytes: 3,
         }
+    }
+
+    #[test]
+    fn a_corrupt_state_is_moved_aside_and_the_store_starts_empty() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(dir.path()).expect("mkdir");
+        std::fs::write(dir.path().join("state.json"), b"{\"keys\": {\"m1\": {\"trunc").expect("write");
+        let s = Store::open(dir.path()).expect("a corrupt state does not stop the edge");
+        assert!(s.state.keys.is_empty());
+        let aside = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("state.json.corrupt-"));
+        assert!(aside, "kept for forensics");
     }
 
     #[test]

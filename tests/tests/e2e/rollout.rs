@@ -309,3 +309,65 @@ fn a_model_built_in_python_scores_the_same_at_the_edge() {
         }
     }
 }
+
+/// A desired state naming a bundle of 4 billion chunks, or a corrupt `models/state.json`,
+/// must not stop the edge: the first is refused with a reason while the active model keeps
+/// scoring; the second is moved aside and the edge starts (and polls) anyway.
+#[test]
+fn hostile_desired_state_and_corrupt_model_state_do_not_stop_the_edge() {
+    let tmp = moldops_tests::test_dir();
+    let dir = tmp.path();
+    let broker = Mosquitto::start(dir);
+    let watch = Watch::start(broker.port);
+    let (_sim, cfg) = plant(dir, broker.port, 4);
+    let mut edge = start_edge(dir, &cfg);
+    let (ok, out) = publish(broker.port, &save(dir, "v1", &bundle(1, 1e6, &SEED)));
+    assert!(ok, "{out}\n{}", edge.stderr_tail());
+
+    let hostile = serde_json::json!({"models": [{
+        "model_key": {"machine_id": "m1"},
+        "bundle": {"model_id": "m1@9", "version": 9, "sha256": "ab".repeat(32),
+                   "bytes": 1u64 << 40, "chunks": u32::MAX, "chunk_bytes": 256}
+    }]});
+    let (client, mut conn) = Client::new(MqttOptions::new("e2e-hostile", "127.0.0.1", broker.port), 10);
+    let payload = serde_json::to_vec(&hostile).expect("json");
+    client.publish("moldops/v1/t/e1/model/desired", QoS::AtLeastOnce, true, payload).expect("publish");
+    for ev in conn.iter() {
+        if let Ok(Event::Incoming(Packet::PubAck(_))) = ev {
+            break;
+        }
+    }
+    let refused = || {
+        watch.reported.lock().expect("lock").iter().any(|r| {
+            r.models
+                .get("m1")
+                .and_then(|m| m.reason.as_deref())
+                .is_some_and(|s| s.contains("desired bundle refused"))
+        })
+    };
+    assert!(wait_until(LONG, refused), "the refusal is reported\n{}", edge.stderr_tail());
+    let before = watch.scores_of(1);
+    assert!(
+        wait_until(LONG, || watch.scores_of(1) >= before + 2),
+        "v1 keeps scoring\n{}",
+        edge.stderr_tail()
+    );
+    assert!(edge.wait_exit(Duration::from_millis(10)).is_none(), "the edge is still running");
+
+    edge.kill9();
+    let state = dir.join("models/state.json");
+    let text = std::fs::read(&state).expect("state");
+    std::fs::write(&state, &text[..text.len() / 3]).expect("truncate");
+    let mut edge = start_edge(dir, &cfg);
+    let aside = || {
+        std::fs::read_dir(dir.join("models"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("state.json.corrupt-"))
+    };
+    assert!(wait_until(LONG, aside), "the corrupt state is kept aside\n{}", edge.stderr_tail());
+    let polled = wait_until(LONG, || edge.stderr_tail().contains("edge started"));
+    assert!(polled, "the edge starts with a corrupt model state\n{}", edge.stderr_tail());
+    assert!(edge.wait_exit(Duration::from_secs(2)).is_none(), "and keeps running");
+}
