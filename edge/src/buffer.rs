@@ -342,7 +342,7 @@ impl Buffer {
         Ok(out)
     }
 
-    /// Removes the records in `seqs` (after PUBACK). Returns how many were removed.
+    /// Removes the records in `seqs` (once confirmed). Returns how many were removed.
     pub fn remove(&self, seqs: RangeInclusive<u64>) -> Result<u64> {
         let tree = self.tree()?;
         let mut batch = sled::Batch::default();

@@ -8,7 +8,8 @@
 //!   polls each device in its own task and `shot` turns a machine's registers into one record
 //!   per shot (across counter wrap, restarts and outages).
 //! - [`buffer`]: the sled buffer every record is written to before anything else sees it.
-//! - [`uplink`]: the MQTT sink publishing ordered batches, deleting them only after PUBACK.
+//! - [`uplink`]: the MQTT sink publishing ordered batches, deleting them only once the ingest's commit ack
+//!   says they are in the lake.
 //! - `rollout`: with `[models]`, scores every shot (through `moldops-scoring`, the same code
 //!   batch scoring runs) and installs signed bundles from the registry with a shadow run.
 //! - [`health`] and `api`: `/healthz`, `/status` and Prometheus `/metrics`.
