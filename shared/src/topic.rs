@@ -76,12 +76,6 @@ pub fn parse(topic: &str) -> Option<(&str, &str, &str)> {
     Some((site, edge, leaf))
 }
 
-/// True when `name` can be used as a topic level (site or edge id); see
-/// [`crate::limits::check_level`] for the reason when it cannot.
-pub fn valid_level(name: &str) -> bool {
-    crate::limits::check_level("topic level", name).is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,8 +87,8 @@ mod tests {
         assert_eq!(parse(&t), Some(("plant", "edge-1", "model/desired")));
         assert_eq!(parse("other/v1/a/b/data"), None);
         assert_eq!(filter_all(Leaf::Data), "moldops/v1/+/+/data");
-        assert!(!valid_level("a/b"));
-        assert!(valid_level("edge-01"));
+        assert!(crate::limits::check_level("edge_id", "a/b").is_err());
+        assert!(crate::limits::check_level("edge_id", "edge-01").is_ok());
         assert_eq!(bundle_chunk("plant", "ab12", 3), "moldops/v1/plant/_bundles/ab12/3");
         assert_eq!(bundle_chunks("plant", "ab12"), "moldops/v1/plant/_bundles/ab12/+");
         assert_eq!(filter_site("plant", Leaf::ModelReported), "moldops/v1/plant/+/model/reported");

@@ -37,11 +37,12 @@ pub const MAX_STORED_BYTES: usize = 64 << 10;
 impl QuarantineEntry {
     /// An entry for `payload` refused for `reason`, received at `received_at_ms` (UTC ms).
     pub fn new(reason: String, topic: &str, received_at_ms: i64, payload: &[u8]) -> QuarantineEntry {
-        let (bytes, sha256) = (payload.len(), None);
+        let bytes = payload.len();
+        // A large payload keeps its head (hex doubles it, so half the budget) and its hash.
         let (head, sha256) = if bytes > MAX_STORED_BYTES {
             (&payload[..MAX_STORED_BYTES / 2], Some(moldops_shared::bundle::sha256_hex(payload)))
         } else {
-            (payload, sha256)
+            (payload, None)
         };
         let (payload, payload_encoding) = match std::str::from_utf8(head) {
             Ok(text) => (text.to_string(), "utf8"),
