@@ -27,9 +27,29 @@ use polars::prelude::{
     DataFrame, HiveOptions, LazyFrame, ParquetReader, PlRefPath, PlSmallStr, ScanArgsParquet, SerReader,
     SortMultipleOptions,
 };
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-use crate::ingest::state::StreamId;
+/// One edge buffer's sequence of records: the dedup key is `(stream, seq)`. An edge that
+/// loses its buffer starts a new epoch, hence a new stream counting from 0 again.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct StreamId {
+    pub site: String,
+    pub edge_id: String,
+    /// Empty for edges from before epochs (and for imported files).
+    #[serde(default)]
+    pub epoch: String,
+}
+
+impl StreamId {
+    pub fn of(batch: &moldops_shared::Batch) -> StreamId {
+        StreamId { site: batch.site.clone(), edge_id: batch.edge_id.clone(), epoch: batch.epoch.clone() }
+    }
+
+    pub fn new(site: &str, edge_id: &str, epoch: &str) -> StreamId {
+        StreamId { site: site.into(), edge_id: edge_id.into(), epoch: epoch.into() }
+    }
+}
 
 /// Every dataset the ingest writes.
 pub const DATASETS: [&str; 2] = ["raw_data", "peripheral_data"];

@@ -9,6 +9,7 @@
 //! crash the orphans are exactly the part files stamped above the mark: [`DedupState::recover`]
 //! reads their `(site, edge_id, epoch, seq)` columns and folds them in.
 
+pub use crate::lake::StreamId;
 use crate::lake::{self, write};
 use anyhow::{Context, Result};
 use polars::prelude::{ParquetReader, SerReader};
@@ -102,27 +103,6 @@ impl SeqSet {
     /// The intervals, ascending.
     pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.ranges.iter().map(|(&a, &b)| (a, b))
-    }
-}
-
-/// One edge buffer's sequence of records: the dedup key is `(stream, seq)`. An edge that
-/// loses its buffer starts a new epoch, hence a new stream counting from 0 again.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct StreamId {
-    pub site: String,
-    pub edge_id: String,
-    /// Empty for edges from before epochs (and for imported files).
-    #[serde(default)]
-    pub epoch: String,
-}
-
-impl StreamId {
-    pub fn of(batch: &moldops_shared::Batch) -> StreamId {
-        StreamId { site: batch.site.clone(), edge_id: batch.edge_id.clone(), epoch: batch.epoch.clone() }
-    }
-
-    pub fn new(site: &str, edge_id: &str, epoch: &str) -> StreamId {
-        StreamId { site: site.into(), edge_id: edge_id.into(), epoch: epoch.into() }
     }
 }
 
