@@ -54,6 +54,8 @@ struct Session {
     waiting_since: Option<Instant>,
     /// Commit acks received on this connection.
     acks: u64,
+    /// When the buffer was last looked at for stale records (at most once a second).
+    stale_checked: Instant,
 }
 
 impl Uplink {
@@ -130,6 +132,7 @@ impl Uplink {
             ack_topic: topic::topic(site, edge, Leaf::Ack),
             waiting_since: None,
             acks: 0,
+            stale_checked: Instant::now(),
             live_cursor: live_from,
             backlog_cursor: 0,
             live_from,
@@ -213,6 +216,11 @@ impl Uplink {
     /// Sends again what the ingest has not confirmed within `resend_after_s`: the records go
     /// back to the backlog lane (oldest first, rate-limited).
     fn resend_if_stale(&self, s: &mut Session) -> Result<()> {
+        // Called on every turn of the session loop; the buffer read need not be.
+        if s.stale_checked.elapsed() < Duration::from_secs(1) {
+            return Ok(());
+        }
+        s.stale_checked = Instant::now();
         let Some(oldest) = self.oldest_unconfirmed(s)? else {
             s.waiting_since = None;
             return Ok(());
