@@ -5,20 +5,12 @@
 
 use crate::common::*;
 use moldops_tests::{Mosquitto, Proc, bin, wait_until};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A small deterministic generator (the seed is printed, so a failure can be replayed).
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n
-    }
-}
 
 /// The simulator (2 machines, accelerated) writing the edge config; returns it and the paths.
 fn plant(dir: &Path, broker: u16, shots: u64, resend_s: u64) -> (Proc, PathBuf, PathBuf) {
@@ -56,6 +48,12 @@ fn plant_with_buffer(
     (sim, cfg, qlog)
 }
 
+/// Waits until the first shots are in the lake.
+fn wait_first_shots(lake: &Path, edge: &Proc) {
+    let arrived = wait_until(Duration::from_secs(180), || lake_shots(lake).len() >= 5);
+    assert!(arrived, "no shots reached the lake\n{}", edge.stderr_tail());
+}
+
 fn pause(ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));
 }
@@ -70,28 +68,23 @@ fn soak_random_kill9_of_edge_ingest_and_broker_loses_and_doubles_nothing() {
     let (sim, cfg, qlog) = plant(dir, broker.port, shots_per_machine, 10);
     let mut ingest = start_ingest(dir, broker.port, &lake);
     let mut edge = start_edge(dir, &cfg);
-    let long = Duration::from_secs(180);
-    assert!(
-        wait_until(long, || lake_shots(&lake).len() >= 5),
-        "no shots reached the lake\n{}",
-        edge.stderr_tail()
-    );
+    wait_first_shots(&lake, &edge);
 
     let seed = std::env::var("MOLDOPS_SOAK_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20_261_203);
     eprintln!("soak seed {seed} (MOLDOPS_SOAK_SEED replays it)");
-    let mut rng = Lcg(seed);
+    let mut rng = StdRng::seed_from_u64(seed);
     let (mut kills, started) = ([0u32; 3], Instant::now());
     // The pattern that lost acknowledged data before commit acks: the ingest is away, the
     // broker holds its queue in memory, and the broker dies before its next save.
     for _ in 0..3 {
         ingest.kill9();
-        pause(3000 + rng.below(3000));
+        pause(3000 + rng.random_range(0..3000u64));
         broker.kill9();
         broker.restart();
         ingest = start_ingest(dir, broker.port, &lake);
         kills[1] += 1;
         kills[2] += 1;
-        pause(1000 + rng.below(2000));
+        pause(1000 + rng.random_range(0..2000u64));
     }
     // A long outage: the broker is gone for over a minute while the plant keeps producing.
     broker.kill9();
@@ -102,26 +95,26 @@ fn soak_random_kill9_of_edge_ingest_and_broker_loses_and_doubles_nothing() {
     broker.restart();
     // Twenty random kills, one process at a time, restarted after a short random delay.
     for _ in 0..20 {
-        let which = rng.below(3);
+        let which = rng.random_range(0..3usize);
         match which {
             0 => {
                 edge.kill9();
-                pause(rng.below(2500));
+                pause(rng.random_range(0..2500u64));
                 edge = start_edge(dir, &cfg);
             }
             1 => {
                 ingest.kill9();
-                pause(rng.below(2500));
+                pause(rng.random_range(0..2500u64));
                 ingest = start_ingest(dir, broker.port, &lake);
             }
             _ => {
                 broker.kill9();
-                pause(rng.below(2500));
+                pause(rng.random_range(0..2500u64));
                 broker.restart();
             }
         }
-        kills[which as usize] += 1;
-        pause(1500 + rng.below(2500));
+        kills[which] += 1;
+        pause(1500 + rng.random_range(0..2500u64));
     }
     let total = 2 * shots_per_machine as usize;
     let got = assert_lake_matches_log(&lake, &qlog, total, &[&edge, &ingest]);
@@ -262,11 +255,7 @@ fn a_full_disk_is_reported_as_disk_full_and_the_edge_resumes_when_space_returns(
     let _ingest = start_ingest(dir, broker.port, &lake);
     let mut edge = start_edge(dir, &cfg);
     let long = Duration::from_secs(180);
-    assert!(
-        wait_until(long, || lake_shots(&lake).len() >= 5),
-        "no shots reached the lake\n{}",
-        edge.stderr_tail()
-    );
+    wait_first_shots(&lake, &edge);
 
     // Fill the file system to the last byte.
     let filler = fs.join("filler");
