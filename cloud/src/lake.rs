@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod compact;
+pub mod dropped;
 pub mod quarantine;
 pub mod summary;
 pub mod write;
@@ -52,7 +53,7 @@ impl StreamId {
 }
 
 /// Every dataset the ingest writes.
-pub const DATASETS: [&str; 2] = ["raw_data", "peripheral_data"];
+pub const DATASETS: [&str; 3] = ["raw_data", "peripheral_data", "edge_gaps"];
 
 /// Folder of the quarantine, relative to the lake.
 pub const QUARANTINE_DIR: &str = "quarantine";

@@ -6,7 +6,8 @@
 //!
 //! Bounded by `max_bytes` of stored record bytes; when full, the oldest records are dropped,
 //! logged and counted (policy `drop-oldest`; the count is stored in the buffer, so it
-//! survives restarts). Writes from all device tasks go through one [`Writer`] task that
+//! survives restarts) and reported to the cloud as gap records per machine and device
+//! ([`gaps`]). Writes from all device tasks go through one [`Writer`] task that
 //! commits them in groups with one flush each. A write that fails (disk full) is reported as
 //! such in [`BufferStats`]; the database is reopened until writes succeed again, so the edge
 //! resumes by itself when space returns.
@@ -17,6 +18,7 @@
 //! that cannot be opened because its files are corrupt is moved aside (kept for forensics)
 //! by [`Buffer::open_or_reset`] and a fresh one started, so the edge keeps polling.
 
+mod gaps;
 mod open;
 mod writer;
 
@@ -56,6 +58,8 @@ pub struct BufferStats {
     pub bytes: u64,
     /// Records dropped because the buffer was full, over the buffer's whole life.
     pub dropped: u64,
+    /// Of those, how many are not yet written as gap records for the cloud.
+    pub dropped_unreported: u64,
     pub next_seq: u64,
     /// Wall-clock time (UTC ms) the oldest buffered record was stored.
     pub oldest_stored_ms: Option<i64>,
@@ -80,6 +84,10 @@ struct State {
     failing: Option<AppendFailed>,
     /// When the database was last reopened after a failure.
     reopened: Option<Instant>,
+    /// Dropped records not yet written as gap records (stored under `m\0gaps`).
+    gaps: moldops_shared::gap::GapTally,
+    /// When gap records were last written.
+    gaps_written: Option<Instant>,
 }
 
 /// An append that did not reach the disk: its records were not acknowledged to the caller.
@@ -267,41 +275,12 @@ impl Buffer {
             st.bytes += added;
             (seqs, seq, added)
         };
+        let dropping = self.enforce_limit(&tree, 0)?;
+        let next = self.write_gap_records(&tree, dropping, now)?.unwrap_or(next);
         tree.flush_async().await.context("flushing buffer")?;
         tracing::trace!(records = seqs.len(), bytes = added, "buffer append durable");
-        self.enforce_limit(&tree)?;
         self.appended.send_replace(next);
         Ok(seqs)
-    }
-
-    /// Drops the oldest records while the buffer is over its size limit, counting them
-    /// durably and logging each run of drops with its seq range.
-    fn enforce_limit(&self, tree: &sled::Tree) -> Result<()> {
-        let mut dropped: Option<(u64, u64)> = None;
-        while self.state().bytes > self.max_bytes {
-            let Some(kv) = tree.range(record_key(0)..).next() else { break };
-            let (k, _) = kv?;
-            if let Some(v) = tree.remove(&k)? {
-                let mut st = self.state();
-                st.records = st.records.saturating_sub(1);
-                st.bytes = st.bytes.saturating_sub(v.len() as u64);
-                st.dropped += 1;
-                let seq = seq_of(&k).unwrap_or(0);
-                dropped = Some(dropped.map_or((seq, seq), |(first, _)| (first, seq)));
-            }
-        }
-        if let Some((first, last)) = dropped {
-            let total = self.state().dropped;
-            tree.insert(META_DROPPED, &total.to_be_bytes())?;
-            tracing::warn!(
-                first_seq = first,
-                last_seq = last,
-                total,
-                max_bytes = self.max_bytes,
-                "buffer full: dropped the oldest records (the cloud shows the gap in this epoch's seqs)"
-            );
-        }
-        Ok(())
     }
 
     /// Last shot number durably recorded for a machine.
@@ -342,7 +321,8 @@ impl Buffer {
         Ok(out)
     }
 
-    /// Removes the records in `seqs` (once confirmed). Returns how many were removed.
+    /// Removes the records in `seqs` (once confirmed), then writes out the tally of dropped
+    /// records if it holds any. Returns how many were removed.
     pub fn remove(&self, seqs: RangeInclusive<u64>) -> Result<u64> {
         let tree = self.tree()?;
         let mut batch = sled::Batch::default();
@@ -355,9 +335,15 @@ impl Buffer {
             batch.remove(k);
         }
         tree.apply_batch(batch)?;
-        let mut st = self.state();
-        st.records = st.records.saturating_sub(n);
-        st.bytes = st.bytes.saturating_sub(bytes);
+        {
+            let mut st = self.state();
+            st.records = st.records.saturating_sub(n);
+            st.bytes = st.bytes.saturating_sub(bytes);
+        }
+        // Room again: drops not yet reported go out now, not only with the next shot.
+        if let Some(next) = self.write_gap_records(&tree, false, chrono::Utc::now().timestamp_millis())? {
+            self.appended.send_replace(next);
+        }
         Ok(n)
     }
 
@@ -379,6 +365,7 @@ impl Buffer {
             records: st.records,
             bytes: st.bytes,
             dropped: st.dropped,
+            dropped_unreported: st.gaps.dropped(),
             next_seq: st.next_seq,
             epoch: self.epoch.clone(),
             resets: self.resets,

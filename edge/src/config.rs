@@ -148,7 +148,8 @@ impl ModelsConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FullPolicy {
-    /// Drop the oldest records (counted in `moldops_buffer_dropped_total`) to make room.
+    /// Drop the oldest records (counted in `moldops_buffer_dropped_records`, reported to the
+    /// cloud as gap records) to make room.
     #[default]
     DropOldest,
 }
@@ -396,8 +397,8 @@ impl EdgeConfig {
             }
         }
         errs.extend(self.broker.problems(base));
-        if self.buffer.max_bytes < 1024 * 1024 {
-            errs.push("buffer.max_bytes must be at least 1 MiB".into());
+        if self.buffer.max_bytes < 64 * 1024 {
+            errs.push("buffer.max_bytes must be at least 64 KiB".into());
         }
         if self.uplink.batch_max_records == 0 || self.uplink.max_inflight == 0 {
             errs.push("uplink.batch_max_records and uplink.max_inflight must be > 0".into());

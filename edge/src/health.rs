@@ -55,6 +55,7 @@ pub struct Metrics {
     pub buffer_disk_bytes: Gauge,
     pub buffer_oldest_age: Gauge<f64, AtomicU64>,
     pub buffer_dropped: Gauge,
+    pub buffer_dropped_unreported: Gauge,
     pub buffer_resets: Gauge,
     pub buffer_write_errors: Gauge,
     pub buffer_disk_full: Gauge,
@@ -109,6 +110,7 @@ impl Health {
             buffer_disk_bytes: Gauge::default(),
             buffer_oldest_age: Gauge::default(),
             buffer_dropped: Gauge::default(),
+            buffer_dropped_unreported: Gauge::default(),
             buffer_resets: Gauge::default(),
             buffer_write_errors: Gauge::default(),
             buffer_disk_full: Gauge::default(),
@@ -155,6 +157,11 @@ impl Health {
             "buffer_dropped_records",
             "Records dropped because the buffer was full",
             m.buffer_dropped.clone(),
+        );
+        r.register(
+            "buffer_dropped_unreported",
+            "Dropped records not yet written as gap records for the cloud",
+            m.buffer_dropped_unreported.clone(),
         );
         r.register(
             "buffer_resets",
@@ -205,6 +212,7 @@ impl Health {
         m.buffer_bytes.set(st.bytes as i64);
         m.buffer_disk_bytes.set(st.disk_bytes as i64);
         m.buffer_dropped.set(st.dropped as i64);
+        m.buffer_dropped_unreported.set(st.dropped_unreported as i64);
         m.buffer_resets.set(st.resets as i64);
         m.buffer_write_errors.set(st.write_errors as i64);
         m.buffer_disk_full.set(i64::from(st.write_failing.as_ref().is_some_and(|f| f.disk_full)));

@@ -56,7 +56,7 @@ impl FeatureAssembler {
     }
 
     /// Takes one record: a peripheral reading is kept (if not older than the one held), a
-    /// shot yields its feature vector.
+    /// shot yields its feature vector, a gap record (no process values) is passed over.
     pub fn observe(&mut self, record: &Record) -> Option<ShotFeatures> {
         match record.kind {
             RecordKind::Peripheral => {
@@ -64,6 +64,7 @@ impl FeatureAssembler {
                 None
             }
             RecordKind::Shot => Some(self.shot(record)),
+            RecordKind::Gap => None,
         }
     }
 

@@ -191,10 +191,12 @@ pub enum RecordError {
     NotFinite { name: String, value: f64 },
     #[error("shot without shot_number")]
     NoShotNumber,
+    #[error("{0}")]
+    Gap(#[from] crate::gap::GapError),
 }
 
 /// Checks one record on its own: identifiers, value count and names, finite values, a shot
-/// number on shots.
+/// number on shots, whole and ordered figures on gaps.
 pub fn check_record(r: &Record) -> Result<(), RecordError> {
     limits::check_name("machine_id", &r.machine_id)?;
     limits::check_name("device_id", &r.device_id)?;
@@ -213,8 +215,12 @@ pub fn check_record(r: &Record) -> Result<(), RecordError> {
     for name in &r.out_of_range {
         limits::check_name("out_of_range name", name)?;
     }
-    if r.kind == crate::RecordKind::Shot && r.shot_number.is_none() {
-        return Err(RecordError::NoShotNumber);
+    match r.kind {
+        crate::RecordKind::Shot if r.shot_number.is_none() => return Err(RecordError::NoShotNumber),
+        crate::RecordKind::Gap => {
+            crate::gap::DropGap::from_record(r)?;
+        }
+        _ => {}
     }
     Ok(())
 }

@@ -1,11 +1,13 @@
-//! Contracts spoken by both sides of moldops: the records an edge produces, the batches it
-//! uploads and the commit acks it gets back, the MQTT topic layout, the wire codec and its limits, and the machine profiles (tag maps) that
-//! say how registers become named values. No I/O lives here.
+//! Contracts spoken by both sides of moldops: the records an edge produces (and the gaps it
+//! reports when it had to drop some), the batches it uploads and the commit acks it gets
+//! back, the MQTT topic layout, the wire codec and its limits, and the machine profiles (tag
+//! maps) that say how registers become named values. No I/O lives here.
 
 pub mod ack;
 pub mod bundle;
 pub mod codec;
 pub mod features;
+pub mod gap;
 pub mod limits;
 pub mod profile;
 pub mod record;

@@ -1,5 +1,5 @@
-//! Record and batch types: one shot of a machine or one sample of a peripheral, and the
-//! self-describing batch an edge uploads. `(site, edge_id, epoch, seq)` is the idempotency key
+//! Record and batch types: one shot of a machine, one sample of a peripheral or one gap of
+//! dropped records, and the self-describing batch an edge uploads. `(site, edge_id, epoch, seq)` is the idempotency key
 //! end to end: the epoch is a random id the edge's buffer gets when it is created, so a lost or
 //! replaced buffer that counts from 0 again is a new stream, never mistaken for duplicates.
 
@@ -17,6 +17,9 @@ pub enum RecordKind {
     Shot,
     /// One reading of a peripheral device (dataset `peripheral_data`).
     Peripheral,
+    /// Records the edge dropped unsent because its buffer was full, per machine and device
+    /// (dataset `edge_gaps`; see [`crate::gap`]).
+    Gap,
 }
 
 impl RecordKind {
@@ -25,6 +28,7 @@ impl RecordKind {
         match self {
             RecordKind::Shot => "raw_data",
             RecordKind::Peripheral => "peripheral_data",
+            RecordKind::Gap => "edge_gaps",
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::lake::write::{Part, Row, write_parts};
 use crate::lake::{self, FIXED_COLUMNS};
 use anyhow::Result;
 use moldops_common::lock::LockFile;
+use moldops_shared::gap::DropGap;
 use moldops_shared::topic::{self, Leaf};
 use moldops_shared::{Batch, Decoded, RecordKind, RefusedRecord, decode_lenient};
 use serde::Serialize;
@@ -150,12 +151,33 @@ fn check(topic_name: &str, payload: &[u8]) -> Result<Decoded, String> {
     Ok(decoded)
 }
 
+/// Logs a gap record an edge sent; returns how many records it says were dropped.
+fn report_gap(row: &Row) -> u64 {
+    // Records reach the committer only after `check_record`, which validates gaps.
+    let Ok(gap) = DropGap::from_record(row.record) else { return 0 };
+    tracing::warn!(
+        site = row.site,
+        edge = row.edge_id,
+        machine = gap.machine_id,
+        device = gap.device_id,
+        dropped = gap.dropped,
+        from = %quarantine::rfc3339_ms(gap.first_ts_ms),
+        to = %quarantine::rfc3339_ms(gap.last_ts_ms),
+        "an edge dropped records unsent (its buffer was full); the gap is in edge_gaps"
+    );
+    gap.dropped
+}
+
 /// What one commit did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Outcome {
     pub messages: usize,
     pub raw_records: u64,
     pub peripheral_records: u64,
+    /// Gap records committed to `edge_gaps` (records an edge dropped, per machine and device).
+    pub gap_records: u64,
+    /// Records those gap records say an edge dropped because its buffer was full.
+    pub dropped_at_edge: u64,
     pub duplicates: u64,
     /// Quarantine entries stored: whole payloads and single records.
     pub quarantined: u64,
@@ -256,10 +278,13 @@ impl Committer {
             let (first, last) = (rows[0].record.seq, rows[rows.len() - 1].record.seq);
             let dir = lake::partition_dir(&self.lake, dataset, machine, &lake::day_string(day));
             let name = lake::part_file_name(stream, first, last, self.next_nanos());
-            if dataset == RecordKind::Shot.dataset() {
-                out.raw_records += rows.len() as u64;
-            } else {
-                out.peripheral_records += rows.len() as u64;
+            match rows[0].record.kind {
+                RecordKind::Shot => out.raw_records += rows.len() as u64,
+                RecordKind::Peripheral => out.peripheral_records += rows.len() as u64,
+                RecordKind::Gap => {
+                    out.gap_records += rows.len() as u64;
+                    out.dropped_at_edge += rows.iter().map(report_gap).sum::<u64>();
+                }
             }
             let rel = dir.join(&name);
             out.files.push(rel.strip_prefix(&self.lake).unwrap_or(&rel).to_string_lossy().into_owned());

@@ -55,6 +55,12 @@ fn exposition(s: &StatsSnapshot) -> String {
         ("messages", "Publishes received on data topics", s.messages),
         ("raw_records", "Rows committed to raw_data", s.raw_records),
         ("peripheral_records", "Rows committed to peripheral_data", s.peripheral_records),
+        ("gap_records", "Gap records committed to edge_gaps", s.gap_records),
+        (
+            "dropped_at_edge",
+            "Records edges report they dropped unsent because their buffer was full",
+            s.dropped_at_edge,
+        ),
         (
             "duplicates",
             "Records dropped because their (site, edge, epoch, seq) was already committed",

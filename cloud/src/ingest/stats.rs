@@ -12,6 +12,8 @@ pub struct IngestStats {
     messages: AtomicU64,
     raw_records: AtomicU64,
     peripheral_records: AtomicU64,
+    gap_records: AtomicU64,
+    dropped_at_edge: AtomicU64,
     duplicates: AtomicU64,
     quarantined: AtomicU64,
     new_epochs: AtomicU64,
@@ -30,6 +32,10 @@ pub struct StatsSnapshot {
     pub raw_records: u64,
     /// Rows committed to `peripheral_data`.
     pub peripheral_records: u64,
+    /// Gap records committed to `edge_gaps`.
+    pub gap_records: u64,
+    /// Records the edges' gap records say were dropped at the edge (buffer full).
+    pub dropped_at_edge: u64,
     /// Records dropped because their `(site, edge_id, epoch, seq)` was already committed.
     pub duplicates: u64,
     /// Payloads and single records stored in the quarantine.
@@ -50,6 +56,8 @@ impl Default for IngestStats {
             messages: AtomicU64::new(0),
             raw_records: AtomicU64::new(0),
             peripheral_records: AtomicU64::new(0),
+            gap_records: AtomicU64::new(0),
+            dropped_at_edge: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             quarantined: AtomicU64::new(0),
             new_epochs: AtomicU64::new(0),
@@ -67,6 +75,8 @@ impl IngestStats {
             messages: self.messages.load(Ordering::Relaxed),
             raw_records: self.raw_records.load(Ordering::Relaxed),
             peripheral_records: self.peripheral_records.load(Ordering::Relaxed),
+            gap_records: self.gap_records.load(Ordering::Relaxed),
+            dropped_at_edge: self.dropped_at_edge.load(Ordering::Relaxed),
             duplicates: self.duplicates.load(Ordering::Relaxed),
             quarantined: self.quarantined.load(Ordering::Relaxed),
             new_epochs: self.new_epochs.load(Ordering::Relaxed),
@@ -100,6 +110,8 @@ impl IngestStats {
     pub(super) fn commit(&self, out: &Outcome) {
         self.raw_records.fetch_add(out.raw_records, Ordering::Relaxed);
         self.peripheral_records.fetch_add(out.peripheral_records, Ordering::Relaxed);
+        self.gap_records.fetch_add(out.gap_records, Ordering::Relaxed);
+        self.dropped_at_edge.fetch_add(out.dropped_at_edge, Ordering::Relaxed);
         self.duplicates.fetch_add(out.duplicates, Ordering::Relaxed);
         self.quarantined.fetch_add(out.quarantined, Ordering::Relaxed);
         self.new_epochs.fetch_add(out.new_epochs, Ordering::Relaxed);

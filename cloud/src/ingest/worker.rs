@@ -87,6 +87,7 @@ impl Worker {
                 messages = out.messages,
                 raw_data = out.raw_records,
                 peripheral_data = out.peripheral_records,
+                edge_gaps = out.gap_records,
                 duplicates = out.duplicates,
                 quarantined = out.quarantined,
                 new_epochs = out.new_epochs,

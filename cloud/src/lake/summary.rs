@@ -2,8 +2,10 @@
 //! and machine the rows, edges, first and last time, files and distinct shots, computed with
 //! polars lazy scans reading only the columns needed; and the quarantine's size with the most
 //! recent reasons; per edge, its buffer epochs with their seq ranges and gaps (from the
-//! ingest's state), so a lost buffer or a hole in a stream is visible.
+//! ingest's state), so a lost buffer or a hole in a stream is visible; and per machine and
+//! device the records edges dropped unsent and how many of them are missing ([`super::dropped`]).
 
+pub use super::dropped::DroppedSummary;
 use super::quarantine::{self, rfc3339_ms};
 use anyhow::{Context, Result};
 use polars::prelude::{DataType, SortMultipleOptions, SortOptions, UnionArgs, col, concat, len};
@@ -23,9 +25,11 @@ pub struct LakeSummary {
     /// Per edge, every buffer epoch the lake holds, sorted by site and edge.
     #[serde(default)]
     pub edges: Vec<EdgeSummary>,
+    /// Records edges dropped unsent (buffer full), per machine and device, sorted.
+    #[serde(default)]
+    pub dropped_at_edge: Vec<DroppedSummary>,
 }
 
-/// The streams of one edge: more than one epoch means its buffer was lost or replaced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EdgeSummary {
     pub site: String,
@@ -99,6 +103,15 @@ pub fn summary(lake: &Path) -> Result<LakeSummary> {
         datasets,
         quarantine: QuarantineSummary { count, recent },
         edges: edges(lake)?,
+        dropped_at_edge: super::dropped::dropped_at_edge(lake)?,
+    })
+}
+
+/// The strings of a list cell (empty when null).
+fn list_strings(cell: Option<polars::prelude::Series>) -> Result<Vec<String>> {
+    Ok(match cell {
+        Some(s) => s.str()?.iter().flatten().map(str::to_string).collect(),
+        None => vec![],
     })
 }
 
@@ -171,10 +184,7 @@ fn dataset_summary(lake: &Path, dataset: &str) -> Result<DatasetSummary> {
     let files = df.column("files")?.u64()?;
     let shots = df.column("shots")?.u64()?;
     for i in 0..df.height() {
-        let edges = match edges.get_as_series(i) {
-            Some(s) => s.str()?.iter().flatten().map(str::to_string).collect(),
-            None => vec![],
-        };
+        let edges = list_strings(edges.get_as_series(i))?;
         let (first_ms, last_ms) = (first.get(i).unwrap_or_default(), last.get(i).unwrap_or_default());
         out.machines.push(MachineSummary {
             machine_id: machine.get(i).unwrap_or_default().to_string(),
@@ -241,6 +251,22 @@ impl LakeSummary {
                     e.site, e.edge_id, ep.first_seq, ep.last_seq, ep.records, ep.gaps, ep.missing
                 );
             }
+        }
+        if !self.dropped_at_edge.is_empty() {
+            let _ = writeln!(out, "\ndropped at the edge (buffer full; gap records in edge_gaps):");
+        }
+        for d in &self.dropped_at_edge {
+            let _ = writeln!(
+                out,
+                "  {}/{}  {} dropped, {} missing  {} .. {}  edges {}",
+                d.machine_id,
+                d.device_id,
+                d.dropped,
+                d.missing,
+                d.first_ts,
+                d.last_ts,
+                d.edges.join(",")
+            );
         }
         let q = &self.quarantine;
         let _ = writeln!(out, "\nquarantine: {} payload(s)", q.count);

@@ -48,7 +48,7 @@ fn classify(path: &Path, e: sled::Error) -> OpenError {
     }
 }
 
-/// Opens the database and counts its records, bytes, next seq and drops.
+/// Opens the database and counts its records, bytes, next seq, drops and untold gaps.
 pub(super) fn load(path: &Path) -> Result<(Handles, State), OpenError> {
     let sled_err = |e| classify(path, e);
     let db = sled::Config::new().path(path).flush_every_ms(Some(1000)).open().map_err(sled_err)?;
@@ -64,6 +64,7 @@ pub(super) fn load(path: &Path) -> Result<(Handles, State), OpenError> {
         st.next_seq = st.next_seq.max(be_u64(&v).unwrap_or(0));
     }
     st.dropped = tree.get(META_DROPPED).map_err(sled_err)?.and_then(|v| be_u64(&v)).unwrap_or(0);
+    st.gaps = super::gaps::load_tally(&tree);
     Ok((Handles { db, tree }, st))
 }
 

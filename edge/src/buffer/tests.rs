@@ -2,6 +2,7 @@
 
 use super::*;
 use moldops_shared::RecordKind;
+use moldops_shared::gap::DropGap;
 
 fn rec(machine: &str, shot: u64) -> NewRecord {
     NewRecord {
@@ -47,20 +48,55 @@ async fn append_read_remove_and_reopen() {
     assert_eq!(b.next_seq(), 3);
 }
 
+/// Shots still buffered, and the records the buffer's gap records say were dropped.
+fn shots_and_reported_drops(b: &Buffer) -> (u64, u64) {
+    let (mut shots, mut reported) = (0, 0);
+    for (_, json) in b.read(0, u64::MAX, usize::MAX).expect("read") {
+        let r: Record = serde_json::from_slice(&json).expect("json");
+        match r.kind {
+            RecordKind::Gap => reported += DropGap::from_record(&r).expect("valid gap").dropped,
+            _ => shots += 1,
+        }
+    }
+    (shots, reported)
+}
+
 #[tokio::test]
-async fn drops_oldest_when_full_and_counts() {
+async fn drops_oldest_when_full_counts_and_reports_gaps() {
     let dir = tempfile::tempdir().expect("tempdir");
     let b = Buffer::open(dir.path(), 2000).expect("open");
+    let mut first_gap = None;
     for i in 0..40 {
-        b.append(vec![rec("m1", i)]).await.expect("append");
+        let machine = if i % 4 == 3 { "m2" } else { "m1" };
+        b.append(vec![rec(machine, i)]).await.expect("append");
+        let (dropped, reported) = (b.stats().dropped, shots_and_reported_drops(&b).1);
+        if dropped > 0 && first_gap.is_none() {
+            assert_eq!(reported, dropped, "the first drops are reported at once");
+            first_gap = b.read(0, u64::MAX, usize::MAX).expect("read").into_iter().find_map(|(_, json)| {
+                let r: Record = serde_json::from_slice(&json).ok()?;
+                DropGap::from_record(&r).ok()
+            });
+        }
     }
     let st = b.stats();
     assert!(st.bytes <= 2000, "{st:?}");
     assert!(st.dropped > 0);
-    assert_eq!(st.records + st.dropped, 40);
-    let first = b.read(0, u64::MAX, 1).expect("read")[0].0;
-    assert_eq!(first, st.dropped, "the oldest were dropped, in order");
-    assert_eq!(b.last_shot("m1").expect("mark"), Some(39), "meta survives drops");
+    let (shots, reported) = shots_and_reported_drops(&b);
+    assert_eq!(shots + st.dropped, 40, "every shot is buffered or counted as dropped");
+    assert_eq!(reported + st.dropped_unreported, st.dropped, "every drop is in a gap record or the tally");
+    assert_eq!(b.last_shot("m1").expect("mark"), Some(38), "meta survives drops");
+    let gap = first_gap.expect("a gap record");
+    assert_eq!(gap.machine_id, "m1", "the oldest records were m1's");
+    assert_eq!(gap.first_ts_ms, 1_700_000_000_000, "the gap starts at the oldest shot");
+    drop(b);
+
+    // The tally survives a restart; once there is room again it is written out whole.
+    let b = Buffer::open(dir.path(), 1 << 30).expect("reopen");
+    assert_eq!(b.stats().dropped_unreported, st.dropped_unreported, "the tally is durable");
+    b.append(vec![rec("m1", 40)]).await.expect("append");
+    let (shots, reported) = shots_and_reported_drops(&b);
+    assert_eq!((shots + st.dropped, reported), (41, st.dropped));
+    assert_eq!(b.stats().dropped_unreported, 0);
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ fn plant(dir: &Path, broker: u16, shots: u64, resend_s: u64) -> (Proc, PathBuf, 
     plant_with_buffer(dir, broker, shots, resend_s, &dir.join("edge-buffer"))
 }
 
-fn plant_with_buffer(
+pub(crate) fn plant_with_buffer(
     dir: &Path,
     broker: u16,
     shots: u64,
@@ -133,7 +133,7 @@ fn soak_random_kill9_of_edge_ingest_and_broker_loses_and_doubles_nothing() {
 }
 
 /// Gives the edge's API a fixed free port (the simulator writes port 0).
-fn fixed_api_port(cfg: &Path) {
+pub(crate) fn fixed_api_port(cfg: &Path) {
     let text = std::fs::read_to_string(cfg).expect("config");
     let port = moldops_tests::free_port();
     let text = text.replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""));
@@ -141,7 +141,7 @@ fn fixed_api_port(cfg: &Path) {
 }
 
 /// `/status` of the edge whose API port the simulator's config names.
-fn edge_status(cfg: &Path) -> Option<serde_json::Value> {
+pub(crate) fn edge_status(cfg: &Path) -> Option<serde_json::Value> {
     let text = std::fs::read_to_string(cfg).ok()?;
     let listen = text.lines().find_map(|l| l.trim().strip_prefix("listen = "))?.trim_matches('"').to_string();
     let port: u16 = listen.rsplit(':').next()?.parse().ok()?;
