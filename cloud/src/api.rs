@@ -3,8 +3,14 @@
 //! and metrics, and the pipeline runs. It reads the same files the commands write; it changes
 //! nothing (promotion, rollout and runs stay CLI commands with their own checks).
 //!
-//! `GET /healthz` · `GET /lake` · `GET /models` · `GET /pipeline/runs` (JSON).
+//! `GET /healthz` · `GET /lake` · `GET /models` · `GET /pipeline/runs` (JSON). The lake
+//! summary is cached until the lake changes ([`cache`]).
+//!
+//! It binds to loopback unless told otherwise (`--listen`); in Kubernetes a NetworkPolicy
+//! admits only the pods and namespaces labelled for it (`deploy/k8s/base/networkpolicy.yaml`).
+//! It has no write endpoint; any added later must require authentication.
 
+pub mod cache;
 pub mod cli;
 
 use crate::pipeline::RunStore;
@@ -50,11 +56,13 @@ async fn blocking<T: serde::Serialize + Send + 'static>(
     Ok(Json(serde_json::to_value(v).map_err(|e| ApiError(e.into()))?))
 }
 
-async fn lake(State(f): State<Arc<Folders>>) -> Reply {
-    blocking(move || crate::lake::summary(&f.lake)).await
+async fn lake(State(s): State<Arc<Served>>) -> Reply {
+    let summary = s.lake_summary.get().await.map_err(ApiError)?;
+    Ok(Json(serde_json::to_value(&*summary).map_err(|e| ApiError(e.into()))?))
 }
 
-async fn models(State(f): State<Arc<Folders>>) -> Reply {
+async fn models(State(s): State<Arc<Served>>) -> Reply {
+    let f = s.folders.clone();
     blocking(move || {
         if !f.registry.exists() {
             return Ok(Vec::new());
@@ -69,8 +77,15 @@ async fn models(State(f): State<Arc<Folders>>) -> Reply {
     .await
 }
 
-async fn runs(State(f): State<Arc<Folders>>) -> Reply {
-    blocking(move || RunStore::new(&f.data).list()).await
+async fn runs(State(s): State<Arc<Served>>) -> Reply {
+    let data = s.folders.data.clone();
+    blocking(move || RunStore::new(&data).list()).await
+}
+
+/// What the handlers share: the folders and the cached lake summary.
+struct Served {
+    folders: Folders,
+    lake_summary: cache::SummaryCache,
 }
 
 /// The API's routes over `folders`.
@@ -80,7 +95,7 @@ pub fn router(folders: Folders) -> Router {
         .route("/lake", get(lake))
         .route("/models", get(models))
         .route("/pipeline/runs", get(runs))
-        .with_state(Arc::new(folders))
+        .with_state(Arc::new(Served { lake_summary: cache::SummaryCache::new(&folders.lake), folders }))
 }
 
 /// Serves until `shutdown` resolves.

@@ -8,6 +8,7 @@
 //! - [`config`]: configuration problems listed all at once ([`config::ConfigErrors`]).
 //! - [`fs`]: durable, atomic file replacement (temporary file, fsync, rename, folder fsync).
 //! - [`lock`]: exclusive lock files that a dead process releases.
+//! - [`secret`]: secrets read from their own files, with ssh-like permission checks.
 //! - [`logging`]: stderr logs filtered by `RUST_LOG`.
 //! - [`backoff`]: exponential back-off with jitter for reconnect and retry loops.
 //! - [`shutdown`]: SIGINT/SIGTERM as a `CancellationToken`.
@@ -21,4 +22,5 @@ pub mod lock;
 pub mod logging;
 pub mod mqtt;
 pub mod runtime;
+pub mod secret;
 pub mod shutdown;

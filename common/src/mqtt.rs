@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Environment variable read for the broker password when `username` is set and neither
+/// `password` nor `password_file` is.
+pub const PASSWORD_ENV: &str = "MOLDOPS_BROKER_PASSWORD";
+
 /// The largest MQTT packet any moldops client sends or accepts (a bundle chunk, a batch).
 pub const MAX_PACKET_BYTES: usize = 64 * 1024 * 1024;
 
@@ -26,9 +30,14 @@ pub struct BrokerConfig {
     /// User name, when the broker asks for one.
     #[serde(default)]
     pub username: Option<String>,
-    /// Password (needs `username`).
+    /// Password inline (needs `username`). Prefer `password_file` or the environment
+    /// variable [`PASSWORD_ENV`], which keep it out of config files.
     #[serde(default)]
     pub password: Option<String>,
+    /// File holding the password (needs `username`; checked like a key: not readable by
+    /// others). Relative paths resolve against the config file's folder.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
     /// TLS; absent: plain TCP.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -66,6 +75,7 @@ impl BrokerConfig {
             port: default_port(),
             username: None,
             password: None,
+            password_file: None,
             tls: None,
             keep_alive_s: default_keep_alive(),
         }
@@ -83,6 +93,17 @@ impl BrokerConfig {
         }
         if self.password.is_some() && self.username.is_none() {
             errs.push("broker.password is set without broker.username".to_string());
+        }
+        if let Some(file) = &self.password_file {
+            if self.username.is_none() {
+                errs.push("broker.password_file is set without broker.username".to_string());
+            }
+            if self.password.is_some() {
+                errs.push("broker.password and broker.password_file exclude each other".to_string());
+            }
+            if let Err(e) = crate::secret::check_file(&resolve(base, file), "broker.password_file") {
+                errs.push(e.to_string());
+            }
         }
         if let Some(tls) = &self.tls {
             let files = [
@@ -114,7 +135,7 @@ pub fn options(broker: &BrokerConfig, client_id: &str, base: &Path) -> Result<Mq
     opts.set_keep_alive(Duration::from_secs(broker.keep_alive_s.max(5)));
     opts.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
     if let Some(user) = &broker.username {
-        opts.set_credentials(user.clone(), broker.password.clone().unwrap_or_default());
+        opts.set_credentials(user.clone(), password(broker, base)?);
     }
     if let Some(tls) = &broker.tls {
         install_crypto_provider();
@@ -130,6 +151,17 @@ pub fn options(broker: &BrokerConfig, client_id: &str, base: &Path) -> Result<Mq
         opts.set_transport(Transport::Tls(TlsConfiguration::Simple { ca, alpn: None, client_auth }));
     }
     Ok(opts)
+}
+
+/// The password: inline, else from `password_file`, else from [`PASSWORD_ENV`], else empty.
+fn password(broker: &BrokerConfig, base: &Path) -> Result<String> {
+    if let Some(p) = &broker.password {
+        return Ok(p.clone());
+    }
+    if let Some(file) = &broker.password_file {
+        return Ok(crate::secret::read(&resolve(base, file), "broker.password_file")?);
+    }
+    Ok(std::env::var(PASSWORD_ENV).unwrap_or_default())
 }
 
 /// Installs rustls' ring provider once per process (a second call is a no-op).
@@ -165,6 +197,29 @@ mod tests {
         ] {
             assert!(all.contains(needle), "missing {needle} in {all}");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_password_comes_from_a_private_file_relative_to_the_config() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("mqtt.pass"), "hunter2\n").expect("write");
+        let set_mode = |m| {
+            std::fs::set_permissions(dir.path().join("mqtt.pass"), std::fs::Permissions::from_mode(m))
+                .expect("chmod")
+        };
+        set_mode(0o440);
+        let text = "host = \"mqtt\"\nusername = \"edge-01\"\npassword_file = \"mqtt.pass\"\n";
+        let b: BrokerConfig = toml::from_str(text).expect("parse");
+        assert!(b.problems(dir.path()).is_empty(), "{:?}", b.problems(dir.path()));
+        assert_eq!(password(&b, dir.path()).expect("password"), "hunter2");
+        set_mode(0o644);
+        let all = b.problems(dir.path()).join("\n");
+        assert!(all.contains("broker.password_file") && all.contains("mode 644"), "{all}");
+        assert!(options(&b, "c", dir.path()).is_err(), "a world-readable password file is refused");
+        let both: BrokerConfig = toml::from_str(&format!("{text}password = \"x\"\n")).expect("parse");
+        assert!(both.problems(dir.path()).join("\n").contains("exclude each other"));
     }
 
     #[test]

@@ -52,14 +52,7 @@ pub fn edge_config(devices: &[SimDevice], t: &ConfigTemplate) -> EdgeConfig {
     if let Some(a) = &t.api_listen {
         api.listen = a.clone();
     }
-    let broker = BrokerConfig {
-        host: t.broker_host.clone(),
-        port: t.broker_port,
-        username: None,
-        password: None,
-        tls: None,
-        keep_alive_s: 15,
-    };
+    let broker = BrokerConfig { port: t.broker_port, ..BrokerConfig::with_host(&t.broker_host) };
     EdgeConfig {
         site: t.site.clone(),
         edge_id: t.edge_id.clone(),
@@ -111,6 +104,7 @@ fn opcua_device_config(
         trust_server_certs: false,
         username: None,
         password: None,
+        password_file: None,
         mode: ReadMode::Subscribe,
         profile_file: None,
         profile: Some(map),

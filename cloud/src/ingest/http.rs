@@ -96,14 +96,21 @@ mod tests {
 
     #[test]
     fn exposition_names_every_counter() {
-        let s = StatsSnapshot { quarantined: 3, new_epochs: 1, connected: true, ..Default::default() };
+        let s = StatsSnapshot {
+            quarantined: 3,
+            new_epochs: 1,
+            dropped_at_edge: 42,
+            connected: true,
+            ..Default::default()
+        };
         let text = exposition(&s);
+        assert!(text.contains("moldops_ingest_dropped_at_edge_total 42"), "{text}");
         assert!(text.contains("moldops_ingest_quarantined_total 3"), "{text}");
         assert!(text.contains("moldops_ingest_new_epochs_total 1"), "{text}");
         assert!(
             text.contains("moldops_ingest_connected 1") && text.contains("moldops_ingest_subscribed 0"),
             "{text}"
         );
-        assert_eq!(text.matches("# TYPE").count(), 10);
+        assert_eq!(text.matches("# TYPE").count(), 12);
     }
 }

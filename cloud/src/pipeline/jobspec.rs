@@ -403,6 +403,57 @@ mod tests {
         serde_json::to_value(&job).expect("json")
     }
 
+    /// What `deploy/k8s/base/admission.yaml` admits: the shipped pipeline's Jobs must pass it.
+    #[test]
+    fn the_shipped_pipeline_jobs_pass_the_admission_policy() {
+        let text = include_str!("../../../deploy/k8s/base/pipeline.toml");
+        let def = crate::pipeline::dag::PipelineDef::parse(text, "pipeline.toml").expect("shipped pipeline");
+        let mut signing = Vec::new();
+        for t in &def.tasks {
+            let j = job_json(&def.kubernetes, t, None);
+            let pod = &j["spec"]["template"]["spec"];
+            let c = &pod["containers"][0];
+            let image = c["image"].as_str().unwrap_or_default();
+            assert!(
+                ["ghcr.io/moldops/moldops-cloud:", "ghcr.io/moldops/moldops-cloud-gpu:"]
+                    .iter()
+                    .any(|p| image.starts_with(p)),
+                "{}: image {image}",
+                t.name
+            );
+            assert_eq!(c["command"], json!(["moldops-cloud"]), "{}", t.name);
+            assert!(pod.get("initContainers").is_none(), "{}", t.name);
+            let text = serde_json::to_string(pod).unwrap_or_default();
+            let secrets: Vec<&str> = pod["volumes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v["secret"]["secretName"].as_str())
+                .chain(
+                    c["envFrom"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|e| e["secretRef"]["name"].as_str()),
+                )
+                .collect();
+            assert!(!text.contains("secretKeyRef") && !text.contains("hostPath"), "{}", t.name);
+            if secrets.contains(&"moldops-signing-key") {
+                assert_eq!(j["metadata"]["labels"][LABEL_TASK], json!("train"));
+                assert_eq!(c["args"][0], json!("train"));
+                signing.push(t.name.clone());
+            }
+            assert!(
+                secrets
+                    .iter()
+                    .all(|s| ["moldops-signing-key", "moldops-mqtt", "moldops-object-store"].contains(s)),
+                "{}: {secrets:?}",
+                t.name
+            );
+        }
+        assert_eq!(signing, ["train"], "only train reads the signing key");
+    }
+
     #[test]
     fn gpu_job_has_image_command_resources_secrets_and_labels() {
         let j = job_json(&settings(), &task("train", true), Some(600));

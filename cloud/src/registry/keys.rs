@@ -91,27 +91,21 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, format!("{text}\n")).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Reads a private key, refusing a file that others can read (like ssh does).
+/// Reads a private key, refusing a file that others can read or its group can write (like
+/// ssh does, but accepting the group-readable `0440` that Kubernetes mounts under `fsGroup`;
+/// see `moldops_common::secret`).
 pub fn load_signing_key(path: &Path) -> Result<[u8; 32]> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path).with_context(|| {
-            format!(
+    let text = moldops_common::secret::read(path, "signing key").map_err(|e| match e {
+        moldops_common::secret::SecretError::Read { ref source, .. }
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            anyhow::anyhow!(
                 "signing key {} not found (create one with `moldops-cloud models keygen`)",
                 path.display()
             )
-        })?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            bail!(
-                "signing key {} has mode {mode:o}; it must be readable by its owner only (chmod 600)",
-                path.display()
-            );
         }
-    }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading signing key {}", path.display()))?;
+        e => e.into(),
+    })?;
     moldops_shared::bundle::parse_key_hex(&text).with_context(|| format!("signing key {}", path.display()))
 }
 

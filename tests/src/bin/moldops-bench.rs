@@ -42,14 +42,7 @@ fn shot(i: u64) -> Record {
 }
 
 fn broker_cfg(port: u16) -> BrokerConfig {
-    BrokerConfig {
-        host: "127.0.0.1".into(),
-        port,
-        username: None,
-        password: None,
-        tls: None,
-        keep_alive_s: 30,
-    }
+    BrokerConfig { port, keep_alive_s: 30, ..BrokerConfig::with_host("127.0.0.1") }
 }
 
 /// Plain rumqttc publisher → broker → subscriber with the same payloads.

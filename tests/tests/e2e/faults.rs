@@ -184,19 +184,33 @@ fn the_example_edge_config_is_valid() {
     for f in ["ca.pem", "hall1-edge01.pem", "hall1-edge01.key"] {
         std::fs::write(edge.join("certs").join(f), "placeholder").expect("cert");
     }
+    // The broker password sits in a file only its owner may read.
+    let pass = edge.join("secrets/mqtt.pass");
+    std::fs::create_dir_all(edge.join("secrets")).expect("dir");
+    std::fs::write(&pass, "change-me\n").expect("password");
+    let chmod = |mode| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    chmod(0o644);
+    let cfg = edge.join("edge.toml");
+    std::fs::copy(asset("../deploy/edge/edge.example.toml"), &cfg).expect("example");
+    let check = || {
+        Command::new(bin("moldops-edge")).arg("check-config").arg("--config").arg(&cfg).output().expect("run")
+    };
+    let out = check();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !out.status.success() && text.contains("broker.password_file"),
+        "a world-readable password file is refused: {text}"
+    );
+    chmod(0o600);
     let profiles = tmp.path().join("profiles");
     std::fs::create_dir_all(&profiles).expect("dir");
     for p in ["moldops-sim-machine.toml", "moldops-sim-dryer.toml"] {
         std::fs::copy(asset(&format!("../deploy/profiles/{p}")), profiles.join(p)).expect("profile");
     }
-    let cfg = edge.join("edge.toml");
-    std::fs::copy(asset("../deploy/edge/edge.example.toml"), &cfg).expect("example");
-    let out = Command::new(bin("moldops-edge"))
-        .arg("check-config")
-        .arg("--config")
-        .arg(&cfg)
-        .output()
-        .expect("run");
+    let out = check();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
     assert!(text.contains("hours of broker outage"), "{text}");

@@ -7,6 +7,7 @@
 // public API nor a daemon reading outside input.
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
+mod acl;
 mod buffer_full;
 mod closed_loop;
 mod common;

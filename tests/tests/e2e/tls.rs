@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// Runs openssl in `dir` with a config that needs no prompts.
-fn openssl(dir: &Path, args: &[&str]) {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) {
     let st = Command::new("openssl")
         .args(args)
         .env("OPENSSL_CONF", dir.join("openssl.cnf"))
@@ -20,7 +20,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// A throw-away CA and a server certificate for 127.0.0.1, made in `dir`.
-fn make_certs(dir: &Path) {
+pub(crate) fn make_certs(dir: &Path) {
     let cnf = "[req]\ndistinguished_name=dn\nprompt=no\n[dn]\nCN=moldops-test\n";
     std::fs::write(dir.join("openssl.cnf"), cnf).expect("openssl.cnf");
     let ext = "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n";
@@ -51,6 +51,37 @@ fn make_certs(dir: &Path) {
             "2",
             "-extfile",
             "ext.cnf",
+        ],
+    );
+}
+
+/// A client certificate `{name}.pem` / `{name}.key` with common name `name`, signed by the CA
+/// [`make_certs`] made in `dir`.
+pub(crate) fn client_cert(dir: &Path, name: &str) {
+    let ext = dir.join(format!("{name}.ext"));
+    std::fs::write(&ext, "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").expect("ext");
+    let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
+    let subject = format!("/CN={name}");
+    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subject]);
+    let ext = ext.display().to_string();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
         ],
     );
 }

@@ -66,8 +66,12 @@ pub struct OpcUaConfig {
     /// User name identity; anonymous without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// Password inline; prefer `password_file`, which keeps it out of the config.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// File holding the password (relative to the config file; not readable by others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
     #[serde(default)]
     pub mode: ReadMode,
     /// Node map file (TOML), relative to the config file.
@@ -113,7 +117,17 @@ impl OpcUaConfig {
             }
         }
         out.pki_dir = Some(absolute(base, self.pki_dir.as_deref().unwrap_or(Path::new("opcua-pki"))));
-        if self.username.is_some() != self.password.is_some() {
+        if let Some(file) = &self.password_file {
+            if self.password.is_some() {
+                errs.push(format!("{at}: give either opcua.password or opcua.password_file, not both"));
+            }
+            match moldops_common::secret::read(&absolute(base, file), "opcua.password_file") {
+                Ok(p) => out.password = Some(p),
+                Err(e) => errs.push(format!("{at}: {e}")),
+            }
+            out.password_file = None;
+        }
+        if self.username.is_some() != out.password.is_some() {
             errs.push(format!("{at}: opcua.username and opcua.password go together"));
         }
         let profile = match (&self.profile, &self.profile_file) {

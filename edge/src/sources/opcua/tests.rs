@@ -62,6 +62,40 @@ unit = "s"
     assert_eq!(all, ["Cycle_Time"]);
 }
 
+#[cfg(unix)]
+#[test]
+fn the_password_can_come_from_a_private_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("ua.pass");
+    std::fs::write(&file, "s3cret\n").unwrap_or_else(|e| panic!("{e}"));
+    let text = r#"
+[[devices]]
+id = "m9"
+role = "machine"
+protocol = "opcua"
+[devices.opcua]
+endpoint = "opc.tcp://10.0.0.9:4840/"
+username = "edge"
+password_file = "ua.pass"
+[devices.opcua.profile]
+name = "m"
+shot_counter = "c"
+[[devices.opcua.profile.nodes]]
+name = "c"
+node = "ns=3;i=1001"
+type = "u16"
+"#;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap_or_else(|e| panic!("{e}"));
+    let devices = resolve(text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let ua = devices[0].cfg.opcua.as_ref().unwrap_or_else(|| panic!("opcua kept"));
+    assert_eq!(ua.password.as_deref(), Some("s3cret"));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap_or_else(|e| panic!("{e}"));
+    let e =
+        resolve(text, dir.path()).err().unwrap_or_else(|| panic!("a world-readable password file passed"));
+    assert!(e.contains("opcua.password_file") && e.contains("mode 644"), "{e}");
+}
+
 #[test]
 fn every_problem_is_listed_at_once() {
     let text = r#"
