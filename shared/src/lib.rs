@@ -1,7 +1,8 @@
 //! Contracts spoken by both sides of moldops: the records an edge produces (and the gaps it
 //! reports when it had to drop some), the batches it uploads and the commit acks it gets
-//! back, the MQTT topic layout, the wire codec and its limits, and the machine profiles (tag
-//! maps) that say how registers become named values. No I/O lives here.
+//! back, the MQTT topic layout, the wire codec and its limits, the model bundle, the rollout
+//! messages and the signed rollback statements that alone allow a downgrade, and the machine
+//! profiles (tag maps) that say how registers become named values. No I/O lives here.
 
 pub mod ack;
 pub mod bundle;
@@ -11,6 +12,7 @@ pub mod gap;
 pub mod limits;
 pub mod profile;
 pub mod record;
+pub mod rollback;
 pub mod rollout;
 pub mod topic;
 

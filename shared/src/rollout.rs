@@ -107,6 +107,16 @@ impl BundleRef {
 pub struct DesiredModel {
     pub model_key: ModelKey,
     pub bundle: BundleRef,
+    /// Needed when the bundle is older than the newest version the edge has run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<crate::rollback::SignedRollback>,
+}
+
+impl DesiredModel {
+    /// A desired bundle without a rollback statement.
+    pub fn new(model_key: ModelKey, bundle: BundleRef) -> DesiredModel {
+        DesiredModel { model_key, bundle, rollback: None }
+    }
 }
 
 /// The retained desired state of one edge: every key it should run.
@@ -184,6 +194,10 @@ pub struct ReportedModel {
     /// Shadow progress: shots scored by the candidate so far, and needed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<(u64, u64)>,
+    /// The newest version of the key this edge has run: an older one needs a signed
+    /// rollback statement covering it ([`crate::rollback`]).
+    #[serde(default)]
+    pub newest: u32,
     pub ts_ms: i64,
 }
 
@@ -238,7 +252,7 @@ mod tests {
         let zero = BundleRef { chunk_bytes: 0, ..good.clone() };
         assert!(matches!(zero.check(1 << 20), Err(BadDesired::ChunkSize(0))));
         let key = ModelKey { machine_id: "m\u{0}".into(), mold: None };
-        let d = DesiredModel { model_key: key, bundle: good };
+        let d = DesiredModel::new(key, good);
         assert!(matches!(d.check(1 << 20), Err(BadDesired::Key(_))));
     }
 }

@@ -68,7 +68,9 @@ pub enum RolloutCommand {
         #[command(flatten)]
         fleet: FleetArgs,
     },
-    /// Send the edges back to the bundle they ran before the current one.
+    /// Send the edges back to the bundle they ran before the current one. Edges install an
+    /// older version only with a rollback statement signed by the registry key, so this
+    /// needs the signing key.
     Rollback {
         #[command(flatten)]
         fleet: FleetArgs,
@@ -77,6 +79,13 @@ pub enum RolloutCommand {
         key: String,
         #[arg(long, default_value_t = 300)]
         timeout_s: u64,
+        /// The registry's signing key (default: $MOLDOPS_SIGNING_KEY, else
+        /// ~/.config/moldops/signing.key).
+        #[arg(long, env = crate::registry::keys::KEY_ENV)]
+        signing_key: Option<PathBuf>,
+        /// How long the signed statement stays valid, seconds.
+        #[arg(long, default_value_t = 3600)]
+        valid_for_s: u64,
     },
 }
 
@@ -261,11 +270,17 @@ async fn run_async(args: RolloutArgs) -> Result<()> {
             }
             Ok(())
         }
-        RolloutCommand::Rollback { fleet: f, key, timeout_s } => {
+        RolloutCommand::Rollback { fleet: f, key, timeout_s, signing_key, valid_for_s } => {
             let key = ModelKey::parse(&key)?;
+            let path = crate::registry::keys::key_path(signing_key.as_deref())?;
+            let signer = fleet::RollbackSigner {
+                seed: crate::registry::keys::load_signing_key(&path)?,
+                valid_for: Duration::from_secs(valid_for_s),
+            };
             let mut link = connect(&f).await?;
             let outcomes =
-                fleet::rollback(&mut link, &f.site, &key, &f.edges, Duration::from_secs(timeout_s)).await?;
+                fleet::rollback(&mut link, &f.site, &key, &f.edges, Duration::from_secs(timeout_s), &signer)
+                    .await?;
             link.close().await;
             if f.json {
                 println!("{}", serde_json::to_string(&outcomes)?);

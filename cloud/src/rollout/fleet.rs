@@ -7,6 +7,7 @@
 use super::link::Link;
 use anyhow::{Result, bail};
 use moldops_shared::bundle::{Bundle, ModelKey};
+use moldops_shared::rollback::{RollbackStatement, SignedRollback};
 use moldops_shared::rollout::{BundleRef, DesiredModel, DesiredModels, ReportedModels, RolloutState};
 use moldops_shared::topic::{self, Leaf};
 use serde::Serialize;
@@ -76,7 +77,7 @@ pub async fn publish(link: &mut Link, bundle: &Bundle, plan: &Plan) -> Result<Ro
         plan.canaries.clone()
     };
     let rest: Vec<String> = plan.edges.iter().filter(|e| !canaries.contains(e)).cloned().collect();
-    let desired = DesiredModel { model_key: key.clone(), bundle: bref.clone() };
+    let desired = DesiredModel::new(key.clone(), bref.clone());
     let mut report = RolloutReport {
         model_key: key.label(),
         bundle: bref.clone(),
@@ -225,22 +226,51 @@ pub async fn status(link: &mut Link, site: &str, edges: &[String]) -> Result<Vec
     Ok(by_edge.into_values().collect())
 }
 
+/// Signs rollback statements with the registry key, valid for a while.
+pub struct RollbackSigner {
+    pub seed: [u8; 32],
+    pub valid_for: Duration,
+}
+
+impl RollbackSigner {
+    /// A statement letting an edge whose newest version is `newest` go back to `to`.
+    pub fn sign(&self, key: &ModelKey, to: u32, newest: u32) -> SignedRollback {
+        let expires = chrono::Utc::now().timestamp_millis().saturating_add(self.valid_for.as_millis() as i64);
+        let statement = RollbackStatement {
+            model_key: key.clone(),
+            to_version: to,
+            replaces_up_to: newest,
+            expires_at_ms: expires,
+        };
+        SignedRollback::sign(&statement, &self.seed)
+    }
+}
+
 /// Sends every edge of `edges` (every edge reporting `key` when empty) back to the bundle it
-/// ran before the current one, and waits for them to report it active.
+/// ran before the current one, with a rollback statement signed for it, and waits for them to
+/// report it active.
 pub async fn rollback(
     link: &mut Link,
     site: &str,
     key: &ModelKey,
     edges: &[String],
     timeout: Duration,
+    signer: &RollbackSigner,
 ) -> Result<Vec<EdgeOutcome>> {
     let label = key.label();
     let mut per_edge = BTreeMap::new();
     let mut problems = Vec::new();
     for r in status(link, site, edges).await? {
-        match r.models.get(&label).and_then(|m| m.previous.clone()) {
+        let Some(m) = r.models.get(&label) else { continue };
+        match m.previous.clone() {
             Some(prev) => {
-                per_edge.insert(r.edge_id.clone(), DesiredModel { model_key: key.clone(), bundle: prev });
+                // The edge refuses an older version without a statement covering its newest.
+                let newest = m.newest.max(m.active.as_ref().map_or(0, |a| a.version));
+                let rollback = signer.sign(key, prev.version, newest);
+                per_edge.insert(
+                    r.edge_id.clone(),
+                    DesiredModel { model_key: key.clone(), bundle: prev, rollback: Some(rollback) },
+                );
             }
             None => problems.push(format!("{} has no previous version of {label}", r.edge_id)),
         }

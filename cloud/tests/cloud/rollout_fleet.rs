@@ -55,6 +55,7 @@ fn fake_edge(port: u16, edge: &'static str, accept: bool) -> Arc<AtomicUsize> {
                                 previous: None,
                                 reason,
                                 shadow: None,
+                                newest: 0,
                                 ts_ms: 0,
                             };
                             (m.model_key.label(), r)

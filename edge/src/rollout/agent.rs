@@ -14,6 +14,7 @@ use moldops_scoring::inference::{Backend, Model};
 use moldops_scoring::metrics::ScoringMetrics;
 use moldops_scoring::scorer::{LoadedModel, Scorer, ShadowDone};
 use moldops_shared::bundle::{MODEL_FILE, ModelKey};
+use moldops_shared::rollback;
 use moldops_shared::rollout::{
     BundleRef, DesiredModel, DesiredModels, ReportedModel, ReportedModels, RolloutState,
 };
@@ -23,6 +24,12 @@ use rumqttc::{AsyncClient, QoS};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
+
+/// Whether `ks` already reports `sha` as its rejected target (a retained desired state seen
+/// again: nothing to persist or report).
+fn same_target_rejected(ks: &KeyState, sha: &str) -> bool {
+    ks.state == Some(RolloutState::Rejected) && ks.target.as_ref().is_some_and(|t| t.sha256 == sha)
+}
 
 /// A model load finished on the blocking pool.
 pub(crate) struct Loaded {
@@ -161,6 +168,31 @@ impl Agent {
         }
         if let Some(reason) = ks.refused.get(&sha) {
             tracing::debug!(key = %label, %reason, "desired bundle was refused before; not retried");
+            return;
+        }
+        // Versions only rise: an older one needs a rollback statement signed by the registry.
+        // (The version is the desired state's; the download's check makes sure the signed
+        // manifest says the same.) Not remembered as refused: a signed rollback may follow.
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let newest = ks.newest_version();
+        let allowed = rollback::may_install(
+            desired.rollback.as_ref(),
+            &self.public_key,
+            &key,
+            want.version,
+            newest,
+            now_ms,
+        );
+        if let Err(e) = allowed {
+            tracing::warn!(key = %label, version = want.version, newest, error = %e, "desired bundle refused");
+            if !(same_target_rejected(&ks, &sha)) {
+                self.cancel(&key);
+                let k = self.store.key(&key);
+                k.target = Some(want);
+                k.state = Some(RolloutState::Rejected);
+                k.reason = Some(format!("desired bundle refused: {e}"));
+                self.commit(&label);
+            }
             return;
         }
         let same_target = ks.target.as_ref().is_some_and(|t| t.sha256 == sha);
@@ -324,6 +356,7 @@ impl Agent {
             k.previous = k.active.take();
         }
         k.active = k.target.clone();
+        k.newest = k.newest_version();
         k.state = Some(RolloutState::Active);
         k.reason = None;
         let version = k.active.as_ref().map(|a| a.version);
@@ -366,6 +399,7 @@ impl Agent {
                     previous: k.previous.clone(),
                     reason: k.reason.clone(),
                     shadow,
+                    newest: k.newest_version(),
                     ts_ms: now,
                 };
                 Some((label.clone(), m))

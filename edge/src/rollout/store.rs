@@ -28,6 +28,10 @@ pub(crate) struct KeyState {
     /// sha256 → why it was refused or rolled back.
     #[serde(default)]
     pub refused: BTreeMap<String, String>,
+    /// The newest version of this key that was ever active here: an older one is installed
+    /// only with a signed rollback statement (`moldops_shared::rollback`).
+    #[serde(default)]
+    pub newest: u32,
 }
 
 impl KeyState {
@@ -40,7 +44,13 @@ impl KeyState {
             previous: None,
             reason: None,
             refused: BTreeMap::new(),
+            newest: 0,
         }
+    }
+
+    /// The newest version ever active (state files from before `newest` count the active one).
+    pub(crate) fn newest_version(&self) -> u32 {
+        self.newest.max(self.active.as_ref().map_or(0, |a| a.version))
     }
 
     /// Marks the target refused (`state` is `Rejected` or `RolledBack`).

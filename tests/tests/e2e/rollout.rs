@@ -211,7 +211,23 @@ fn good_bundles_go_live_tampered_ones_are_refused_and_rollback_is_one_command() 
     let (ok, out) = publish(broker.port, &save(dir, "v7", &bundle(7, 1e5, &SEED)));
     assert!(ok, "{out}");
     assert!(wait_until(LONG, || watch.scores_of(7) >= 2), "v7 scores");
-    let (ok, out) = rollout(broker.port, &["rollback", "--key", "m1", "--json"]);
+    // The old v1 bundle, published again (a replay), is refused: versions only rise.
+    let (ok, out) = publish(broker.port, &save(dir, "v1-again", &bundle(1, 1e6, &SEED)));
+    assert!(!ok && out.contains("rejected") && out.contains("older than version 7"), "replayed v1: {out}");
+    assert!(wait_until(LONG, || watch.scores_of(7) >= 3), "v7 keeps scoring\n{}", edge.stderr_tail());
+    // A rollback needs the registry's signing key, which signs a statement for it.
+    let (ok, out) =
+        rollout(broker.port, &["rollback", "--key", "m1", "--signing-key", "/nonexistent/signing.key"]);
+    assert!(!ok && out.contains("signing key"), "{out}");
+    let key_file = dir.join("signing.key");
+    std::fs::write(&key_file, format!("{}\n", SEED.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+        .expect("key");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let key_arg = key_file.display().to_string();
+    let (ok, out) = rollout(broker.port, &["rollback", "--key", "m1", "--signing-key", &key_arg, "--json"]);
     assert!(ok, "rollback: {out}");
     assert!(out.contains("\"active\""), "{out}");
     let (ok, status) = rollout(broker.port, &["status"]);
