@@ -1,7 +1,8 @@
 //! The model rollout agent and live scoring task of the edge (`[models]` in the config).
 //!
 //! [`start`] checks the inference backend (ONNX Runtime loads, or falls back to tract when
-//! configured), opens the model store, loads the active models, and spawns two tasks: the MQTT
+//! configured) and opens the model store, then spawns two tasks — loading the active models
+//! happens in the second, on the blocking pool, so it never delays polling: the MQTT
 //! link (its own connection: desired state and bundle chunks in; reported state, scores and
 //! alarms out) and the [`agent::Agent`], which receives every durable record from the buffer
 //! writer in seq order and scores it. The wire format is in `docs/mqtt-contract.md`, the
@@ -94,11 +95,24 @@ pub(crate) async fn start(
         loading: HashMap::new(),
     };
     tracing::info!(store = %store_dir.display(), backend = agent.backend.kind().as_str(), "live scoring on");
-    agent.restore();
-    agent.report();
     let (link_tx, mut link_rx) = mpsc::channel::<LinkEvent>(1024);
     tokio::spawn(drive(events, link_tx, shutdown.clone()));
     Ok(tokio::spawn(async move {
+        // Loading the stored models takes time: it runs on the blocking pool while the
+        // pollers already poll; records made meanwhile wait in `records` and are scored after.
+        let mut agent = match tokio::task::spawn_blocking(move || {
+            agent.restore();
+            agent
+        })
+        .await
+        {
+            Ok(agent) => agent,
+            Err(e) => {
+                tracing::error!(error = %e, "restoring the stored models failed; live scoring is off");
+                return;
+            }
+        };
+        agent.report();
         loop {
             tokio::select! {
                 batch = records.recv() => match batch {

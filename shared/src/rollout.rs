@@ -198,6 +198,10 @@ pub struct ReportedModel {
     /// rollback statement covering it ([`crate::rollback`]).
     #[serde(default)]
     pub newest: u32,
+    /// `issued_at_ms` of the desired state this report answers (0 from older edges), so the
+    /// manager can tell a fresh answer from an earlier one about the same bundle.
+    #[serde(default)]
+    pub desired_at_ms: i64,
     pub ts_ms: i64,
 }
 

@@ -115,8 +115,8 @@ async fn deploy(
 ) -> Result<Vec<EdgeOutcome>> {
     let per_edge: BTreeMap<String, DesiredModel> =
         edges.iter().map(|e| (e.clone(), desired.clone())).collect();
-    set_desired(link, site, &per_edge).await?;
-    wait_for(link, site, &desired.model_key, &per_edge, timeout).await
+    let issued = set_desired(link, site, &per_edge).await?;
+    wait_for(link, site, &desired.model_key, &per_edge, issued, timeout).await
 }
 
 /// Sets one key's desired bundle per edge, keeping the edges' other keys (read back first).
@@ -124,7 +124,7 @@ pub async fn set_desired(
     link: &mut Link,
     site: &str,
     per_edge: &BTreeMap<String, DesiredModel>,
-) -> Result<()> {
+) -> Result<i64> {
     for edge in per_edge.keys() {
         link.subscribe(&topic::topic(site, edge, Leaf::ModelDesired)).await?;
     }
@@ -139,15 +139,18 @@ pub async fn set_desired(
         link.publish(&t, true, serde_json::to_vec(&state)?).await?;
     }
     link.sync(Duration::from_secs(30)).await?;
-    Ok(())
+    Ok(now)
 }
 
-/// Waits until every edge reports a final state for its desired bundle of `key`.
+/// Waits until every edge reports a final state for its desired bundle of `key`, in answer
+/// to the desired state issued at `issued_ms` (an edge echoes it; a report of an earlier
+/// desired state for the same bundle — say, refused before — does not count).
 pub async fn wait_for(
     link: &mut Link,
     site: &str,
     key: &ModelKey,
     per_edge: &BTreeMap<String, DesiredModel>,
+    issued_ms: i64,
     timeout: Duration,
 ) -> Result<Vec<EdgeOutcome>> {
     link.subscribe(&topic::filter_site(site, Leaf::ModelReported)).await?;
@@ -157,7 +160,7 @@ pub async fn wait_for(
     // Reports already received on this connection (retained ones included), then new ones.
     let known: Vec<(String, Vec<u8>)> = link.all_latest().map(|(t, p)| (t.to_string(), p.to_vec())).collect();
     for (t, payload) in known {
-        consider(&t, &payload, site, &label, per_edge, &mut done);
+        consider(&t, &payload, (site, &label, issued_ms), per_edge, &mut done);
     }
     let end = Instant::now() + timeout;
     while done.len() < per_edge.len() {
@@ -166,7 +169,7 @@ pub async fn wait_for(
             break;
         }
         let Some((t, payload)) = link.next(left).await else { break };
-        consider(&t, &payload, site, &label, per_edge, &mut done);
+        consider(&t, &payload, (site, &label, issued_ms), per_edge, &mut done);
     }
     Ok(per_edge
         .keys()
@@ -184,8 +187,7 @@ pub async fn wait_for(
 fn consider(
     t: &str,
     payload: &[u8],
-    site: &str,
-    label: &str,
+    (site, label, issued_ms): (&str, &str, i64),
     per_edge: &BTreeMap<String, DesiredModel>,
     done: &mut BTreeMap<String, EdgeOutcome>,
 ) {
@@ -198,7 +200,9 @@ fn consider(
     };
     let Some(m) = r.models.get(label) else { return };
     let same = m.target.as_ref().is_some_and(|t| t.sha256 == want.bundle.sha256);
-    if same && m.state.is_final() && !done.contains_key(edge) {
+    // Edges from before the echo report 0: their answer is taken as it is.
+    let current = m.desired_at_ms == 0 || m.desired_at_ms >= issued_ms;
+    if same && current && m.state.is_final() && !done.contains_key(edge) {
         tracing::info!(edge, state = m.state.as_str(), reason = ?m.reason, "edge reported");
         let outcome =
             EdgeOutcome { edge_id: edge.to_string(), state: Some(m.state), reason: m.reason.clone() };
@@ -286,6 +290,6 @@ pub async fn rollback(
     for p in &problems {
         tracing::warn!("{p}");
     }
-    set_desired(link, site, &per_edge).await?;
-    wait_for(link, site, key, &per_edge, timeout).await
+    let issued = set_desired(link, site, &per_edge).await?;
+    wait_for(link, site, key, &per_edge, issued, timeout).await
 }

@@ -56,6 +56,7 @@ fn fake_edge(port: u16, edge: &'static str, accept: bool) -> Arc<AtomicUsize> {
                                 reason,
                                 shadow: None,
                                 newest: 0,
+                                desired_at_ms: 0,
                                 ts_ms: 0,
                             };
                             (m.model_key.label(), r)

@@ -126,7 +126,7 @@ impl Agent {
                 return;
             }
             match serde_json::from_slice::<DesiredModels>(payload) {
-                Ok(d) => d.models.into_iter().for_each(|m| self.on_desired(m)),
+                Ok(d) => d.models.into_iter().for_each(|m| self.on_desired_at(m, d.issued_at_ms)),
                 Err(e) => tracing::warn!(error = %e, "desired model state is not valid JSON; ignored"),
             }
             return;
@@ -137,6 +137,21 @@ impl Agent {
         };
         let Ok(index) = index.parse::<u32>() else { return };
         self.on_chunk(sha, index, payload);
+    }
+
+    /// Acts on one desired entry; the reports it causes echo `issued_at_ms`, and one is sent
+    /// even when nothing changed, so the manager knows this desired state was seen.
+    fn on_desired_at(&mut self, desired: DesiredModel, issued_at_ms: i64) {
+        // A refused entry creates no key state (hostile keys must not grow the store).
+        let valid = desired.check(self.max_bundle_bytes).is_ok();
+        let label = desired.model_key.label();
+        if valid {
+            self.store.key(&desired.model_key).desired_at_ms = issued_at_ms;
+        }
+        self.on_desired(desired);
+        if valid {
+            self.commit(&label);
+        }
     }
 
     fn on_desired(&mut self, desired: DesiredModel) {
@@ -400,6 +415,7 @@ impl Agent {
                     reason: k.reason.clone(),
                     shadow,
                     newest: k.newest_version(),
+                    desired_at_ms: k.desired_at_ms,
                     ts_ms: now,
                 };
                 Some((label.clone(), m))

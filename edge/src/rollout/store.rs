@@ -32,6 +32,9 @@ pub(crate) struct KeyState {
     /// only with a signed rollback statement (`moldops_shared::rollback`).
     #[serde(default)]
     pub newest: u32,
+    /// `issued_at_ms` of the last desired state seen for this key (echoed in reports).
+    #[serde(default)]
+    pub desired_at_ms: i64,
 }
 
 impl KeyState {
@@ -45,6 +48,7 @@ impl KeyState {
             reason: None,
             refused: BTreeMap::new(),
             newest: 0,
+            desired_at_ms: 0,
         }
     }
 
