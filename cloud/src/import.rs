@@ -95,9 +95,10 @@ pub fn import_table(lake_dir: &Path, path: &Path, profile: &ImportProfile) -> Re
     }
     let (mut committer, _) = Committer::open(lake_dir)?;
     for chunk in records.chunks(GROUP_RECORDS) {
-        let Some(batch) = Batch::new(&profile.site, &source, 0, chunk.to_vec()) else { continue };
         let mut group = Group::default();
-        group.add(&topic(&profile.site, &source, Leaf::Data), &encode_batch(&batch), now_ms());
+        for payload in payloads(&profile.site, &source, chunk) {
+            group.add(&topic(&profile.site, &source, Leaf::Data), &payload, now_ms());
+        }
         let out = committer.commit(group)?;
         anyhow::ensure!(
             out.quarantined == 0,
@@ -109,6 +110,26 @@ pub fn import_table(lake_dir: &Path, path: &Path, profile: &ImportProfile) -> Re
     }
     report.quarantined = quarantine(lake_dir, path, &source, &table, &bad)?;
     Ok(report)
+}
+
+/// `records` as encoded batches the commit takes: at most `MAX_RECORDS` records and
+/// `MAX_PAYLOAD_BYTES` bytes each (a batch too large is halved until it fits).
+fn payloads(site: &str, source: &str, records: &[moldops_shared::Record]) -> Vec<Vec<u8>> {
+    use moldops_shared::limits::{MAX_PAYLOAD_BYTES, MAX_RECORDS};
+    let mut out = Vec::new();
+    let mut todo: Vec<&[moldops_shared::Record]> = records.chunks(MAX_RECORDS).rev().collect();
+    while let Some(part) = todo.pop() {
+        let Some(batch) = Batch::new(site, source, 0, part.to_vec()) else { continue };
+        let bytes = encode_batch(&batch);
+        if bytes.len() > MAX_PAYLOAD_BYTES && part.len() > 1 {
+            let (first, second) = part.split_at(part.len() / 2);
+            todo.push(second);
+            todo.push(first);
+        } else {
+            out.push(bytes);
+        }
+    }
+    out
 }
 
 /// Imports the simulator's quality log (JSON lines) as shot-level labels.

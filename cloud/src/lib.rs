@@ -40,5 +40,8 @@ pub mod rollout;
 pub mod score;
 pub mod train;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 /// The data-quality statistics `augment` applies (crate `moldops-learn`).
 pub use moldops_learn::quality;

@@ -28,3 +28,6 @@ pub(crate) mod schedule;
 pub(crate) mod shot;
 pub mod sources;
 pub mod uplink;
+
+#[cfg(test)]
+mod fuzz_tests;

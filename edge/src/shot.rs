@@ -25,6 +25,13 @@ pub struct Snapshot {
     pub out_of_range: Vec<RangeIssue>,
 }
 
+/// A mold code as read, if it can travel: blank registers (no mold set on the controller) or
+/// text the ingest would refuse (over 128 bytes, control characters) give none, so the shot
+/// still lands — without a mold — instead of being quarantined.
+pub(crate) fn usable_mold(text: String) -> Option<String> {
+    moldops_shared::limits::check_name("mold", &text).is_ok().then_some(text)
+}
+
 impl Snapshot {
     /// Decodes `profile`'s tags from `regs`, addresses moved by `shift` (history slots).
     pub fn decode(profile: &Profile, regs: &Registers, shift: i32) -> Snapshot {
@@ -39,10 +46,10 @@ impl Snapshot {
             } else if role(&profile.timestamp, tag) {
                 s.timestamp_ms = Some(timestamp(tag, words, word, byte));
             } else if role(&profile.mold_code, tag) {
-                s.mold = match profile::decode(tag, words, word, byte) {
-                    Value::Text(t) => Some(t),
-                    Value::Number(n) => Some(format!("{n}")),
-                };
+                s.mold = usable_mold(match profile::decode(tag, words, word, byte) {
+                    Value::Text(t) => t,
+                    Value::Number(n) => format!("{n}"),
+                });
             } else if value_tags.contains(&tag.name.as_str())
                 && let Value::Number(v) = profile::decode(tag, words, word, byte)
             {
@@ -102,6 +109,10 @@ pub(crate) fn plan(last: Option<u64>, current: u64, bits: u32, history_depth: u6
         Some(prev) if prev == current => ShotPlan::None,
         Some(prev) => {
             let delta = profile::counter_delta(prev, current, bits);
+            if delta == 0 {
+                // Equal within the counter's width (a mark stored under a wider counter).
+                return ShotPlan::None;
+            }
             let half = if bits >= 64 { u64::MAX / 2 } else { 1u64 << (bits - 1) };
             if delta >= half {
                 return ShotPlan::Reset { previous: prev, current };

@@ -190,7 +190,7 @@ impl GapTally {
 
     /// Total records dropped.
     pub fn dropped(&self) -> u64 {
-        self.gaps().map(|g| g.dropped).sum()
+        self.gaps().fold(0u64, |sum, g| sum.saturating_add(g.dropped))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -16,6 +16,9 @@ pub mod rollback;
 pub mod rollout;
 pub mod topic;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 pub use codec::{
     CodecError, Decoded, RecordError, RefusedRecord, decode_batch, decode_lenient, encode_batch,
 };

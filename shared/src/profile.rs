@@ -147,9 +147,10 @@ impl Tag {
         }
     }
 
-    /// Last register address (inclusive), or `None` when the tag runs past 65535.
+    /// Last register address (inclusive), or `None` when the tag runs past 65535 or has no
+    /// registers (a string tag with `len = 0`, which `validate` refuses).
     pub fn end(&self) -> Option<u16> {
-        self.address.checked_add(self.registers() - 1)
+        self.address.checked_add(self.registers().checked_sub(1)?)
     }
 
     /// True when the value is outside the configured engineering range.
@@ -198,7 +199,7 @@ impl Profile {
             if t.dtype == DataType::String && t.len.unwrap_or(0) == 0 {
                 errs.push(err("string tags need len = number of registers".into()));
             }
-            if t.end().is_none() {
+            if t.registers() > 0 && t.end().is_none() {
                 errs.push(err(format!("address {} runs past register 65535", t.address)));
             }
             if t.scale == 0.0 || !t.scale.is_finite() || !t.offset.is_finite() {
@@ -286,6 +287,10 @@ fn join(words: &[u16]) -> u64 {
 /// Decodes the raw registers of one tag (exactly `tag.registers()` of them) into its value,
 /// applying scale and offset to numbers. Strings are trimmed of padding (spaces, NULs).
 pub fn decode(tag: &Tag, regs: &[u16], word: Order, byte: Order) -> Value {
+    if tag.dtype != DataType::String && regs.len() != usize::from(tag.registers()) {
+        // Not the tag's register count: no value can be trusted (refused downstream as NaN).
+        return Value::Number(f64::NAN);
+    }
     if tag.dtype == DataType::String {
         let mut bytes = Vec::with_capacity(regs.len() * 2);
         for r in regs {

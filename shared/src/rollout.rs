@@ -20,6 +20,9 @@ pub const DEFAULT_CHUNK_BYTES: u32 = 256 * 1024;
 pub const MAX_CHUNK_BYTES: u32 = 4 << 20;
 /// Default upper bound of a bundle an edge downloads (`models.max_bundle_bytes`).
 pub const DEFAULT_MAX_BUNDLE_BYTES: u64 = 256 << 20;
+/// Most chunks a bundle may be cut into: the edge sizes its chunk table from the count before
+/// any chunk arrives, so 1-byte chunks of a large bundle must not size gigabytes.
+pub const MAX_CHUNKS: u32 = 65_536;
 /// Largest desired-state payload an edge reads.
 pub const MAX_DESIRED_BYTES: usize = 1 << 20;
 
@@ -34,6 +37,8 @@ pub enum BadDesired {
     Size { bytes: u64, max: u64 },
     #[error("chunks of {0} bytes (1 to {MAX_CHUNK_BYTES})")]
     ChunkSize(u32),
+    #[error("{0} chunks (at most {MAX_CHUNKS}: use larger chunks)")]
+    TooManyChunks(u32),
     #[error("{chunks} chunks do not cut {bytes} bytes into pieces of {chunk_bytes}")]
     ChunkCount { chunks: u32, bytes: u64, chunk_bytes: u32 },
 }
@@ -77,6 +82,9 @@ impl BundleRef {
         }
         if self.chunk_bytes == 0 || self.chunk_bytes > MAX_CHUNK_BYTES {
             return Err(BadDesired::ChunkSize(self.chunk_bytes));
+        }
+        if self.chunks > MAX_CHUNKS {
+            return Err(BadDesired::TooManyChunks(self.chunks));
         }
         if u64::from(self.chunks) != self.bytes.div_ceil(u64::from(self.chunk_bytes)) {
             return Err(BadDesired::ChunkCount {
@@ -248,7 +256,9 @@ mod tests {
         let good = BundleRef::describe("m1@1", 1, &bytes, 256);
         assert_eq!(good.check(1 << 20), Ok(()));
         let huge = BundleRef { chunks: u32::MAX, ..good.clone() };
-        assert!(matches!(huge.check(1 << 20), Err(BadDesired::ChunkCount { .. })));
+        assert!(matches!(huge.check(1 << 20), Err(BadDesired::TooManyChunks(_))));
+        let crumbs = BundleRef::describe("m1@1", 1, &vec![0u8; 200_000], 1);
+        assert_eq!(crumbs.check(1 << 20), Err(BadDesired::TooManyChunks(200_000)), "1-byte chunks");
         let big = BundleRef { bytes: 1 << 40, chunks: 1 << 22, chunk_bytes: 1 << 18, ..good.clone() };
         assert!(matches!(big.check(1 << 20), Err(BadDesired::Size { .. })));
         let sha = BundleRef { sha256: "../../etc".into(), ..good.clone() };

@@ -55,10 +55,21 @@ impl Columns {
                 .filter(|i| !roles.contains(&Some(*i)) && !p.ignore.contains(&t.header[*i]))
                 .filter(|i| !crate::lake::FIXED_COLUMNS.contains(&t.header[*i].as_str()))
                 .filter(|i| mostly_numeric(p, t, *i))
+                .filter(|i| match value_name(&t.header[*i]) {
+                    Ok(()) => true,
+                    Err(why) => {
+                        tracing::warn!(column = %t.header[*i].escape_debug(), %why, "numeric column skipped");
+                        false
+                    }
+                })
                 .map(|i| (i, t.header[i].clone()))
                 .collect()
         } else {
-            p.values.iter().map(|v| Ok((find(v)?, v.clone()))).collect::<anyhow::Result<_>>()?
+            let named = |v: &String| {
+                value_name(v).map_err(|why| anyhow::anyhow!("values: column {v:?}: {why}"))?;
+                Ok((find(v)?, v.clone()))
+            };
+            p.values.iter().map(named).collect::<anyhow::Result<_>>()?
         };
         Ok(Columns { time, machine, shot, mold, values })
     }
@@ -130,7 +141,7 @@ impl Columns {
             }
         };
         let mold = self.mold.and_then(cell).map(str::to_string).filter(|_| kind == RecordKind::Shot);
-        Outcome::Record(Box::new(Record {
+        let record = Record {
             seq: line as u64,
             kind,
             machine_id,
@@ -140,8 +151,22 @@ impl Columns {
             mold,
             values,
             out_of_range: Vec::new(),
-        }))
+        };
+        // The lake's own check: a row it would refuse is refused here, alone, with its reason.
+        match moldops_shared::codec::check_record(&record) {
+            Ok(()) => Outcome::Record(Box::new(record)),
+            Err(e) => bad(None, e.to_string()),
+        }
     }
+}
+
+/// Whether a column name can be a value name in the lake: a valid identifier (at most 128
+/// bytes, no control characters, not empty) that is not one of the lake's own columns.
+fn value_name(name: &str) -> Result<(), String> {
+    if crate::lake::FIXED_COLUMNS.contains(&name) {
+        return Err(format!("{name:?} is a column of the lake itself"));
+    }
+    moldops_shared::limits::check_name("value name", name).map_err(|e| e.to_string())
 }
 
 /// True when most non-null cells of column `i` parse as numbers.
@@ -173,6 +198,11 @@ impl BadTime {
 }
 
 /// A timestamp in UTC ms, by the profile's format and time zone.
+/// A finite number (`NaN` and infinities, which `f64` parses, are not times).
+fn finite(text: &str) -> Option<f64> {
+    text.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
 pub fn parse_time(p: &ImportProfile, text: &str) -> Result<i64, BadTime> {
     let naive = |fmt: &str| NaiveDateTime::parse_from_str(text, fmt);
     let local = |n: NaiveDateTime| {
@@ -183,13 +213,10 @@ pub fn parse_time(p: &ImportProfile, text: &str) -> Result<i64, BadTime> {
             .ok_or_else(|| BadTime::new(text, format!("does not exist in {}", p.zone())))
     };
     match p.time.format.as_str() {
-        "epoch_ms" => {
-            text.parse::<f64>().map(|v| v as i64).map_err(|_| BadTime::new(text, "is not epoch ms"))
-        }
-        "epoch_s" => text
-            .parse::<f64>()
+        "epoch_ms" => finite(text).map(|v| v as i64).ok_or_else(|| BadTime::new(text, "is not epoch ms")),
+        "epoch_s" => finite(text)
             .map(|v| (v * 1000.0).round() as i64)
-            .map_err(|_| BadTime::new(text, "is not epoch s")),
+            .ok_or_else(|| BadTime::new(text, "is not epoch s")),
         "rfc3339" => chrono::DateTime::parse_from_rfc3339(text)
             .map(|d| d.timestamp_millis())
             .map_err(|e| BadTime::new(text, format!("is not RFC 3339: {e}"))),

@@ -8,7 +8,9 @@ use super::link::Link;
 use anyhow::{Result, bail};
 use moldops_shared::bundle::{Bundle, ModelKey};
 use moldops_shared::rollback::{RollbackStatement, SignedRollback};
-use moldops_shared::rollout::{BundleRef, DesiredModel, DesiredModels, ReportedModels, RolloutState};
+use moldops_shared::rollout::{
+    BundleRef, DesiredModel, DesiredModels, MAX_CHUNKS, ReportedModels, RolloutState,
+};
 use moldops_shared::topic::{self, Leaf};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -65,7 +67,10 @@ pub async fn publish(link: &mut Link, bundle: &Bundle, plan: &Plan) -> Result<Ro
     let manifest = bundle.manifest_unverified()?;
     let key = manifest.model_key.clone();
     let bytes = bundle.to_bytes();
-    let bref = BundleRef::describe(&manifest.model_id, manifest.version, &bytes, plan.chunk_bytes);
+    // Edges take at most MAX_CHUNKS chunks: a large bundle gets larger chunks.
+    let fewest = (bytes.len() as u64).div_ceil(u64::from(MAX_CHUNKS)).min(u64::from(u32::MAX)) as u32;
+    let bref =
+        BundleRef::describe(&manifest.model_id, manifest.version, &bytes, plan.chunk_bytes.max(fewest));
     for (i, chunk) in bytes.chunks(bref.chunk_bytes as usize).enumerate() {
         link.publish(&topic::bundle_chunk(&plan.site, &bref.sha256, i as u32), true, chunk.to_vec()).await?;
     }

@@ -80,6 +80,9 @@ impl NodeProfile {
         for n in &self.nodes {
             if n.name.trim().is_empty() {
                 errs.push(format!("node {:?} has an empty name", n.node));
+            } else if let Err(e) = moldops_shared::limits::check_name("node name", &n.name) {
+                // The name becomes a value name on the wire: one the ingest refuses loses data.
+                errs.push(format!("node {:?}: {e}", n.node));
             }
             if !seen.insert(n.name.as_str()) {
                 errs.push(format!("{} defined twice", n.name));
