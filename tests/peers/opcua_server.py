@@ -2,7 +2,7 @@
 """Independent OPC UA server for the moldops tests, built on asyncua (not on our code).
 
 Serves the nodes of one or more moldops node maps (TOML, the format of `[devices.opcua.profile]`)
-at opc.tcp://127.0.0.1:PORT/moldops/ with security None, and acts as a machine making shots:
+at opc.tcp://127.0.0.1:PORT/moldops/ with security None (or Basic256Sha256, --secure), and acts as a machine making shots:
 for shot n it writes every value node first (node j of a map gets 1 + 1.5 j + 0.125 (n mod 10),
 exact in binary), the mold code and the cycle time stamp, and the cycle counter last, then
 prints `SHOT {"n": n, "values": {...}}` on stdout. Namespace URIs named with `nsu=` are
@@ -15,6 +15,9 @@ registered in order of appearance after urn:moldops:peer (index 2).
   --wait-client      make no shot before a client monitors or reads a cycle counter node
                      (it will then see every shot)
   --user U:P         accept only this user name and password (no anonymous)
+  --secure CERT:KEY  offer only Basic256Sha256 with Sign and SignAndEncrypt (no security None),
+                     with this server certificate (DER) and private key (PEM); the
+                     certificate's application URI must be urn:moldops:peer
 
 Prints READY once it listens.
 """
@@ -72,6 +75,7 @@ async def main():
     p.add_argument("--every", type=float, default=0.3)
     p.add_argument("--wait-client", action="store_true")
     p.add_argument("--user")
+    p.add_argument("--secure")
     a = p.parse_args()
     maps = []
     for path in a.map:
@@ -82,7 +86,17 @@ async def main():
     await server.init()
     server.set_endpoint(f"opc.tcp://127.0.0.1:{a.port}/moldops/")
     server.set_server_name("moldops test peer")
-    server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+    if a.secure:
+        cert, _, key = a.secure.partition(":")
+        await server.set_application_uri("urn:moldops:peer")
+        await server.load_certificate(cert)
+        await server.load_private_key(key)
+        server.set_security_policy([
+            ua.SecurityPolicyType.Basic256Sha256_Sign,
+            ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+        ])
+    else:
+        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
     if a.user:
         server.set_identity_tokens([ua.UserNameIdentityToken])
     namespaces = {"urn:moldops:peer": await server.register_namespace("urn:moldops:peer")}

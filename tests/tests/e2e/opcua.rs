@@ -1,10 +1,11 @@
 //! The edge against an independent OPC UA server (Python asyncua, `peers/opcua_server.py`) on
 //! loopback: shots assembled on cycle-counter change by subscription and by polling, a server
 //! restart without a lost or doubled shot, wrong credentials and an unknown node id reported
-//! per device while the others go on, and a mixed OPC UA + Modbus plant whose lake rows look
-//! alike. Records are read back by a plain MQTT client as generic JSON.
+//! per device while the others go on, a mixed OPC UA + Modbus plant whose lake rows look
+//! alike, and Sign / SignAndEncrypt sessions with certificates and a trust decision. Records are read back by a plain MQTT client as generic JSON.
 
 mod mixed;
+mod security;
 
 use crate::common::*;
 use moldops_tests::{Mosquitto, Proc, asset, free_port, python, wait_until};
