@@ -8,6 +8,7 @@
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
 mod acl;
+mod admission;
 mod buffer_full;
 mod closed_loop;
 mod common;
