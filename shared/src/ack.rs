@@ -18,6 +18,7 @@ pub const MAX_ACK_BYTES: usize = 1024;
 /// How far one buffer epoch of an edge is committed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitAck {
+    /// The edge buffer epoch the mark belongs to; an edge ignores acks of another epoch.
     pub epoch: String,
     /// Every seq of `epoch` up to and including this one is durable in the lake.
     pub committed_through: u64,
@@ -28,15 +29,19 @@ pub struct CommitAck {
 /// Why an ack payload was ignored.
 #[derive(Debug, thiserror::Error)]
 pub enum AckError {
+    /// The payload is longer than [`MAX_ACK_BYTES`] (its length); it is not parsed.
     #[error("ack is {0} bytes (at most {MAX_ACK_BYTES})")]
     TooLarge(usize),
+    /// The payload is not the JSON of a [`CommitAck`].
     #[error("ack is not valid: {0}")]
     Json(#[from] serde_json::Error),
+    /// The ack's `epoch` is not a valid buffer epoch ([`limits::check_epoch`]).
     #[error("ack is not valid: {0}")]
     Epoch(#[from] limits::IdError),
 }
 
 impl CommitAck {
+    /// The ack as the JSON payload the ingest publishes.
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }

@@ -40,7 +40,10 @@ const MAGIC: &[u8; 8] = b"MOLDBND1";
 /// What a model is for: one machine, optionally one mold on it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ModelKey {
+    /// Machine whose shots the model scores.
     pub machine_id: String,
+    /// Mold / product code the model is for; `None` for the machine's model, which scores the
+    /// shots of every mold that has no model of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mold: Option<String>,
 }
@@ -70,7 +73,9 @@ impl ModelKey {
 /// One input feature, in the order the graph expects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureSpec {
+    /// Feature name as [`crate::features`] builds it: a shot value or `{device}.{value}`.
     pub name: String,
+    /// Engineering unit of the feature; informational only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
     /// Value fed in place of a missing reading (the training mean).
@@ -80,8 +85,11 @@ pub struct FeatureSpec {
 /// A file the manifest vouches for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
+    /// File name inside the bundle (no folders), e.g. [`MODEL_FILE`].
     pub path: String,
+    /// Hex sha256 of the file's bytes.
     pub sha256: String,
+    /// Size of the file in bytes.
     pub bytes: u64,
 }
 
@@ -89,11 +97,17 @@ pub struct FileEntry {
 /// scores with.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ScoreStats {
+    /// Number of validation windows scored.
     pub count: u64,
+    /// Mean of their scores.
     pub mean: f64,
+    /// Standard deviation of their scores (population, divided by `count`).
     pub std: f64,
+    /// Median score.
     pub p50: f64,
+    /// 90th percentile of the scores.
     pub p90: f64,
+    /// 99th percentile of the scores.
     pub p99: f64,
     /// Share of validation windows over the threshold.
     pub alarm_rate: f64,
@@ -102,13 +116,17 @@ pub struct ScoreStats {
 /// Everything an edge must know about a model, signed by the registry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// Manifest schema version; [`Bundle::verify`] refuses any but [`MANIFEST_SCHEMA`].
     pub schema: u32,
     /// Registry id: `{model_key label}@{version}` is unique.
     pub model_id: String,
+    /// Version of the model within its key, set by the registry: rising, never reused.
     pub version: u32,
+    /// Machine (and optionally mold) the model is for.
     pub model_key: ModelKey,
     /// Architecture, e.g. `lstm_ae` or `dense_ae`.
     pub kind: String,
+    /// Input features in the order of the graph's last input axis (F).
     pub features: Vec<FeatureSpec>,
     /// Window length W (shots per input).
     pub window: u32,
@@ -117,35 +135,59 @@ pub struct Manifest {
     /// missing in training. Bundles without it were built with the old fixed default.
     #[serde(default = "default_tolerance_ms")]
     pub tolerance_ms: i64,
+    /// Score above which a shot alarms (`score > threshold`).
     pub threshold: f32,
+    /// How the model scored its validation data: the baseline a shadow run is judged against.
     pub validation_scores: ScoreStats,
     /// sha256 of the training data snapshot.
     pub data_snapshot: String,
+    /// Version of the code that trained the model, e.g. `moldops-cloud {version} ({git})`.
     pub code_version: String,
+    /// Training parameters (architecture, window, split, threshold choice, …) as free JSON;
+    /// informational.
     #[serde(default)]
     pub params: serde_json::Value,
+    /// Test metrics of the model (ROC AUC, PR AUC, F1, …) as free JSON; informational.
     #[serde(default)]
     pub metrics: serde_json::Value,
     /// RFC 3339, UTC.
     pub created_at: String,
+    /// Every file of the bundle but the manifest and its signature, with hash and size.
     pub files: Vec<FileEntry>,
 }
 
 /// Why a bundle was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum BundleError {
+    /// The bytes are not a bundle's transport form (bad magic, truncated, a bad or duplicate
+    /// file name), or [`Bundle::seal`] was given a file with a reserved name.
     #[error("bundle is not in the moldops bundle format: {0}")]
     Format(String),
+    /// A file the bundle needs (manifest, signature, [`MODEL_FILE`] or a listed file) is
+    /// absent; holds its name.
     #[error("bundle has no {0}")]
     MissingFile(String),
+    /// The bundle carries a file its manifest does not list; holds its name.
     #[error("bundle carries a file the manifest does not list: {0}")]
     UnlistedFile(String),
+    /// The signature is not 64 hex bytes or not by the configured key, or a key is malformed.
     #[error("bad signature: {0}")]
     Signature(String),
+    /// A listed file's sha256 or size differs from what the manifest says.
     #[error("hash mismatch for {path}: manifest says {expected}, file has {actual}")]
-    Hash { path: String, expected: String, actual: String },
+    Hash {
+        /// Name of the file.
+        path: String,
+        /// Hex sha256 the manifest lists.
+        expected: String,
+        /// Hex sha256 of the file's bytes.
+        actual: String,
+    },
+    /// The manifest does not parse, has another schema or a bad shape (no features, window 0,
+    /// non-finite threshold, `tolerance_ms` out of range), or a model key label is malformed.
     #[error("manifest: {0}")]
     Manifest(String),
+    /// The manifest needs features the edge does not compute ([`Manifest::check_features`]).
     #[error("feature binding: {0}")]
     Features(String),
 }
@@ -153,6 +195,8 @@ pub enum BundleError {
 /// A bundle's files by name.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Bundle {
+    /// File contents by file name; a sealed bundle includes [`MANIFEST_FILE`] and
+    /// [`SIGNATURE_FILE`].
     pub files: BTreeMap<String, Vec<u8>>,
 }
 

@@ -17,16 +17,24 @@ use thiserror::Error;
 /// Why a whole payload was refused.
 #[derive(Debug, Error)]
 pub enum CodecError {
+    /// The payload is longer than [`limits::MAX_PAYLOAD_BYTES`] (its length); it is not parsed.
     #[error("payload is {0} bytes (at most {max})", max = limits::MAX_PAYLOAD_BYTES)]
     TooLarge(usize),
+    /// The payload is not a JSON object with a batch's header fields and a `records` array.
     #[error("payload is not a valid batch: {0}")]
     Json(#[from] serde_json::Error),
+    /// The batch declares a `schema` other than [`SCHEMA_VERSION`] (the version it declared).
     #[error("unsupported schema version {0} (this build speaks {SCHEMA_VERSION})")]
     Schema(u32),
+    /// The batch's `records` array is empty.
     #[error("batch has no records")]
     Empty,
+    /// `site`, `edge_id` or `epoch` breaks the identifier limits of [`crate::limits`].
     #[error("invalid batch: {0}")]
     Id(#[from] IdError),
+    /// The header contradicts itself or its records (over [`limits::MAX_RECORDS`] records,
+    /// `first_seq > last_seq`, `held_from > first_seq`, a seq outside the range or not
+    /// increasing), or [`decode_batch`] met a bad record; the text says which.
     #[error("invalid batch: {0}")]
     Invalid(String),
 }
@@ -38,6 +46,7 @@ pub struct RefusedRecord {
     pub index: usize,
     /// Its seq when it could be read.
     pub seq: Option<u64>,
+    /// Why it was refused: the parse error or the [`RecordError`] text.
     pub reason: String,
     /// The record's JSON as received.
     pub json: String,
@@ -46,7 +55,9 @@ pub struct RefusedRecord {
 /// A batch with a valid header: its good records (in `batch`) and the refused ones.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decoded {
+    /// The batch's header with only the records that passed [`check_record`], in order.
     pub batch: Batch,
+    /// The records set aside, in the order they appeared in the payload.
     pub refused: Vec<RefusedRecord>,
 }
 
@@ -183,14 +194,25 @@ fn check_header(w: &WireBatch<'_>) -> Result<(), CodecError> {
 /// Why one record was refused on its own.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum RecordError {
+    /// `machine_id`, `device_id`, `mold`, a value name or an `out_of_range` name breaks the
+    /// identifier limits of [`crate::limits`].
     #[error("{0}")]
     Id(#[from] IdError),
+    /// The record carries more than [`limits::MAX_VALUES`] values (how many it carries).
     #[error("{0} values (at most {max})", max = limits::MAX_VALUES)]
     TooManyValues(usize),
+    /// A value is NaN or infinite.
     #[error("value {name} is not finite ({value})")]
-    NotFinite { name: String, value: f64 },
+    NotFinite {
+        /// Name of the value.
+        name: String,
+        /// The value as found.
+        value: f64,
+    },
+    /// A record of kind `shot` has no `shot_number`.
     #[error("shot without shot_number")]
     NoShotNumber,
+    /// A record of kind `gap` is not a valid gap ([`crate::gap::DropGap::from_record`]).
     #[error("{0}")]
     Gap(#[from] crate::gap::GapError),
 }

@@ -10,10 +10,15 @@ use thiserror::Error;
 
 /// Names of the values a gap record carries.
 pub mod value {
+    /// How many records the gap stands for (a whole number, at least 1).
     pub const DROPPED: &str = "dropped";
+    /// Time of the earliest dropped record (UTC ms).
     pub const FIRST_TS_MS: &str = "first_ts_ms";
+    /// Time of the latest dropped record (UTC ms).
     pub const LAST_TS_MS: &str = "last_ts_ms";
+    /// Lowest seq of the dropped records in the edge's buffer epoch.
     pub const FIRST_SEQ: &str = "first_seq";
+    /// Highest seq of the dropped records in the edge's buffer epoch.
     pub const LAST_SEQ: &str = "last_seq";
 }
 
@@ -23,6 +28,7 @@ const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
 /// Records of one machine and device that an edge dropped unsent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DropGap {
+    /// Machine the dropped records belong to (for peripherals: the machine the device serves).
     pub machine_id: String,
     /// The machine id for shots; the peripheral's id for its readings.
     pub device_id: String,
@@ -30,21 +36,33 @@ pub struct DropGap {
     pub dropped: u64,
     /// Time range of the dropped records (UTC ms).
     pub first_ts_ms: i64,
+    /// End of that range: time of the latest dropped record (UTC ms).
     pub last_ts_ms: i64,
     /// Seq range they had in the edge's buffer epoch (with other sources' seqs between).
     pub first_seq: u64,
+    /// End of that range: highest seq of the dropped records.
     pub last_seq: u64,
 }
 
 /// Why a record of kind `gap` is not a valid gap.
 #[derive(Debug, Clone, Error, PartialEq)]
 pub enum GapError {
+    /// The record's values lack one of the [`value`] names (the one held).
     #[error("gap record without value {0}")]
     Missing(&'static str),
+    /// A gap value has a fraction, is negative where a count or seq is expected, or is beyond
+    /// 2^53 in size (the largest integer an `f64` holds exactly).
     #[error("gap value {name} is not a whole number in range ({value})")]
-    NotWhole { name: &'static str, value: f64 },
+    NotWhole {
+        /// Name of the value.
+        name: &'static str,
+        /// The value as found.
+        value: f64,
+    },
+    /// The gap's `dropped` is 0.
     #[error("gap record drops no records")]
     Empty,
+    /// `first_ts_ms` is after `last_ts_ms`, or `first_seq` is above `last_seq`.
     #[error("gap ranges are reversed")]
     Reversed,
 }
@@ -193,6 +211,7 @@ impl GapTally {
         self.gaps().fold(0u64, |sum, g| sum.saturating_add(g.dropped))
     }
 
+    /// True when the tally holds no gap.
     pub fn is_empty(&self) -> bool {
         self.closed.is_empty() && self.open.is_empty()
     }

@@ -4,6 +4,8 @@
 //! messages and the signed rollback statements that alone allow a downgrade, and the machine
 //! profiles (tag maps) that say how registers become named values. No I/O lives here.
 
+#![warn(missing_docs)]
+
 pub mod ack;
 pub mod bundle;
 pub mod codec;

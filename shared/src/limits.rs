@@ -23,16 +23,44 @@ pub const MAX_EPOCH_BYTES: usize = 32;
 /// Why an identifier was refused; the text names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
+    /// The identifier is empty or only whitespace.
     #[error("{field} is empty")]
-    Empty { field: &'static str },
+    Empty {
+        /// Name of the refused field, as the error text shows it (e.g. `machine_id`).
+        field: &'static str,
+    },
+    /// The identifier is longer than its limit in bytes of UTF-8.
     #[error("{field} is {len} bytes long (at most {max})")]
-    TooLong { field: &'static str, len: usize, max: usize },
+    TooLong {
+        /// Name of the refused field, as the error text shows it (e.g. `machine_id`).
+        field: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The most bytes allowed: [`MAX_ID_BYTES`], or [`MAX_EPOCH_BYTES`] for an epoch.
+        max: usize,
+    },
+    /// The identifier contains a control character (newline, NUL, …).
     #[error("{field} contains the control character U+{code:04X}")]
-    Control { field: &'static str, code: u32 },
+    Control {
+        /// Name of the refused field, as the error text shows it (e.g. `machine_id`).
+        field: &'static str,
+        /// Unicode code point of the first control character found.
+        code: u32,
+    },
+    /// An identifier that is a topic level (`site`, `edge_id`) contains `/`, `+` or `#`.
     #[error("{field} contains {ch:?}, which MQTT reserves in topic levels")]
-    TopicChar { field: &'static str, ch: char },
+    TopicChar {
+        /// Name of the refused field, as the error text shows it (e.g. `machine_id`).
+        field: &'static str,
+        /// The first reserved character found.
+        ch: char,
+    },
+    /// A buffer epoch holds a character other than ASCII letters, digits, `-` and `_`.
     #[error("{field} may only hold ASCII letters, digits, '-' and '_'")]
-    NotToken { field: &'static str },
+    NotToken {
+        /// Name of the refused field, as the error text shows it (`epoch`).
+        field: &'static str,
+    },
 }
 
 /// A name: non-blank, at most [`MAX_ID_BYTES`] bytes, no control characters.

@@ -10,7 +10,9 @@ use thiserror::Error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RegisterKind {
+    /// Holding registers (Modbus function code 3); the default.
     Holding,
+    /// Input registers (Modbus function code 4).
     Input,
 }
 
@@ -18,12 +20,19 @@ pub enum RegisterKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DataType {
+    /// Unsigned 16-bit integer, one register.
     U16,
+    /// Signed 16-bit integer (two's complement), one register.
     I16,
+    /// Unsigned 32-bit integer, two registers.
     U32,
+    /// Signed 32-bit integer (two's complement), two registers.
     I32,
+    /// Unsigned 64-bit integer, four registers.
     U64,
+    /// IEEE 754 single-precision float, two registers.
     F32,
+    /// IEEE 754 double-precision float, four registers.
     F64,
     /// ASCII text, two characters per register; `len` registers.
     String,
@@ -44,10 +53,14 @@ pub enum Order {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tag {
+    /// Name of the value in records, and what the profile's roles refer to.
     pub name: String,
+    /// Register table the tag is read from; holding unless given.
     #[serde(default = "default_register")]
     pub register: RegisterKind,
+    /// Address of the tag's first register (0-based, as sent in the Modbus request).
     pub address: u16,
+    /// How the registers decode (`type` in the profile file).
     #[serde(rename = "type")]
     pub dtype: DataType,
     /// Registers of a string tag (ignored for numbers).
@@ -59,10 +72,13 @@ pub struct Tag {
     /// Byte order inside each register; `None` takes the device's default.
     #[serde(default)]
     pub byte_order: Option<Order>,
+    /// Factor applied to the raw number: value = raw × `scale` + `offset`; 1 unless given.
     #[serde(default = "one")]
     pub scale: f64,
+    /// Added to the scaled raw number; 0 unless given.
     #[serde(default)]
     pub offset: f64,
+    /// Engineering unit of the value (e.g. `mm`); informational only.
     #[serde(default)]
     pub unit: Option<String>,
     /// Plausible engineering range `[min, max]`; values outside are flagged.
@@ -83,9 +99,14 @@ fn one() -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct History {
+    /// Address of the first register of slot 0.
     pub base: u16,
+    /// Number of slots: how many past shots the ring holds.
     pub depth: u16,
+    /// Registers per slot, which is also how many live registers a slot copies.
     pub stride: u16,
+    /// Address of the first live register a slot copies: a tag at address `a` sits
+    /// `a - copy_of` registers into its slot.
     pub copy_of: u16,
 }
 
@@ -93,6 +114,7 @@ pub struct History {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
+    /// Name of the profile (e.g. `moldops-sim-machine`), used in messages about it.
     pub name: String,
     /// Default word order of 32/64-bit tags.
     #[serde(default)]
@@ -116,22 +138,38 @@ pub struct Profile {
     /// Tags that form the shot's values; empty means every numeric tag not playing a role.
     #[serde(default)]
     pub shot_values: Vec<String>,
+    /// The controller's ring of past shots, when it keeps one: shots the edge missed are read
+    /// back from it.
     #[serde(default)]
     pub history: Option<History>,
+    /// Every tag of the device.
     pub tags: Vec<Tag>,
 }
 
 /// A decoded value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// A number in engineering units (scale and offset applied); NaN when the tag was given
+    /// the wrong number of registers.
     Number(f64),
+    /// The text of a string tag, padding trimmed.
     Text(String),
 }
 
+/// A problem [`Profile::validate`] found.
 #[derive(Debug, Error, PartialEq)]
 pub enum ProfileError {
+    /// One tag is wrong: a bad or duplicate name, a string without `len`, an address past
+    /// 65535, a bad scale or offset, or an empty range.
     #[error("tag {tag}: {msg}")]
-    Tag { tag: String, msg: String },
+    Tag {
+        /// Name of the tag.
+        tag: String,
+        /// What is wrong with it.
+        msg: String,
+    },
+    /// The profile as a whole is wrong: a tag without a name, a role or `shot_values` naming
+    /// an unknown tag, a shot counter that is not unsigned, or a bad history ring.
     #[error("{0}")]
     Profile(String),
 }
@@ -160,6 +198,7 @@ impl Tag {
 }
 
 impl Profile {
+    /// The tag called `name`, if the profile has one.
     pub fn tag(&self, name: &str) -> Option<&Tag> {
         self.tags.iter().find(|t| t.name == name)
     }
@@ -378,8 +417,11 @@ pub fn plausible_orders(tag: &Tag, regs: &[u16]) -> Vec<(Order, Order, f64)> {
 /// A contiguous read of one register table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadBlock {
+    /// Register table to read.
     pub register: RegisterKind,
+    /// Address of the first register.
     pub start: u16,
+    /// Number of registers: at most [`MAX_READ`] unless a single tag spans more.
     pub count: u16,
 }
 

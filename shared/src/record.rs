@@ -38,6 +38,7 @@ impl RecordKind {
 pub struct Record {
     /// Per-edge, strictly increasing sequence number.
     pub seq: u64,
+    /// Shot, peripheral sample or gap; decides the lake dataset the record lands in.
     pub kind: RecordKind,
     /// Machine this record belongs to (for peripherals: the machine the device serves).
     pub machine_id: String,
@@ -84,13 +85,18 @@ impl Record {
 /// A batch of records as uploaded by one edge, in ascending `seq` order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
+    /// Batch schema version, [`SCHEMA_VERSION`] when sent; receivers refuse any other.
     pub schema: u32,
+    /// Site of the sending edge (one MQTT topic level); must match the topic it arrives on.
     pub site: String,
+    /// Id of the sending edge (one MQTT topic level); must match the topic it arrives on.
     pub edge_id: String,
     /// The id of the edge buffer that assigned these seqs (empty from edges before epochs).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub epoch: String,
+    /// Lowest seq the batch declares: every record's `seq` lies in `first_seq..=last_seq`.
     pub first_seq: u64,
+    /// Highest seq the batch declares (at least `first_seq`).
     pub last_seq: u64,
     /// The lowest seq the edge's buffer held when it sent this batch: every lower seq of the
     /// epoch is final (committed, or dropped by the edge). Absent from edges before commit acks.
@@ -98,6 +104,7 @@ pub struct Batch {
     pub held_from: Option<u64>,
     /// When the edge sent the batch (UTC ms); informational only.
     pub sent_at_ms: i64,
+    /// The records, 1 to [`crate::limits::MAX_RECORDS`] of them, in strictly increasing `seq`.
     pub records: Vec<Record>,
 }
 

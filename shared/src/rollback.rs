@@ -17,6 +17,7 @@ pub const MAX_STATEMENT_BYTES: usize = 4096;
 /// What a rollback allows, signed by the registry key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RollbackStatement {
+    /// The model key the rollback is for.
     pub model_key: ModelKey,
     /// The version the edge may go back to.
     pub to_version: u32,
@@ -30,30 +31,66 @@ pub struct RollbackStatement {
 /// signature over those bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedRollback {
+    /// The [`RollbackStatement`] as JSON text: exactly the bytes that were signed.
     pub statement: String,
+    /// Hex Ed25519 signature (64 bytes) over `statement` by the registry key.
     pub signature: String,
 }
 
 /// Why a rollback (or a downgrade without one) was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum BadRollback {
+    /// The version to install is older than the newest the edge has run, and no statement
+    /// came with it.
     #[error(
         "version {to} is older than version {newest}, the newest this edge has run: \
          a downgrade needs a rollback statement signed by the registry key"
     )]
-    Unsigned { to: u32, newest: u32 },
+    Unsigned {
+        /// The version to install.
+        to: u32,
+        /// The newest version of the key the edge has run.
+        newest: u32,
+    },
+    /// The statement is longer than [`MAX_STATEMENT_BYTES`] or not a statement's JSON, or
+    /// the signature is not 64 hex bytes.
     #[error("rollback statement: {0}")]
     Malformed(String),
+    /// The signature does not verify with the configured public key (or that key is invalid).
     #[error("rollback statement was not signed by the configured key")]
     Signature,
+    /// The statement names another model key.
     #[error("rollback statement is for {got}, not {want}")]
-    WrongKey { got: String, want: String },
+    WrongKey {
+        /// Label of the key the statement names.
+        got: String,
+        /// Label of the key being installed.
+        want: String,
+    },
+    /// The statement allows another version than the one to install.
     #[error("rollback statement allows version {allowed}, not {to}")]
-    WrongVersion { allowed: u32, to: u32 },
+    WrongVersion {
+        /// The statement's `to_version`.
+        allowed: u32,
+        /// The version to install.
+        to: u32,
+    },
+    /// The edge has run a version newer than the statement's `replaces_up_to`.
     #[error("rollback statement covers edges up to version {up_to}; this edge has run version {newest}")]
-    Superseded { up_to: u32, newest: u32 },
+    Superseded {
+        /// The statement's `replaces_up_to`.
+        up_to: u32,
+        /// The newest version of the key the edge has run.
+        newest: u32,
+    },
+    /// The statement's `expires_at_ms` has passed.
     #[error("rollback statement expired at {expired_ms} (now {now_ms}, UTC ms)")]
-    Expired { expired_ms: i64, now_ms: i64 },
+    Expired {
+        /// The statement's `expires_at_ms` (UTC ms).
+        expired_ms: i64,
+        /// When the statement was checked (UTC ms).
+        now_ms: i64,
+    },
 }
 
 impl SignedRollback {

@@ -29,18 +29,36 @@ pub const MAX_DESIRED_BYTES: usize = 1 << 20;
 /// Why a desired model was refused before anything was allocated or stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BadDesired {
+    /// The key's machine id or mold, or the bundle's model id, breaks the identifier limits.
     #[error("desired model key: {0}")]
     Key(#[from] crate::limits::IdError),
+    /// The bundle's `sha256` is not 64 lowercase hex digits (holds its first 80 characters).
     #[error("bundle sha256 {0:?} is not 64 lowercase hex digits")]
     Sha(String),
+    /// The bundle is empty or larger than this edge takes (`models.max_bundle_bytes`).
     #[error("bundle of {bytes} bytes (this edge takes 1 to {max})")]
-    Size { bytes: u64, max: u64 },
+    Size {
+        /// The bundle's declared size in bytes.
+        bytes: u64,
+        /// The largest bundle this edge takes, in bytes.
+        max: u64,
+    },
+    /// `chunk_bytes` is 0 or above [`MAX_CHUNK_BYTES`] (holds it).
     #[error("chunks of {0} bytes (1 to {MAX_CHUNK_BYTES})")]
     ChunkSize(u32),
+    /// `chunks` is above [`MAX_CHUNKS`] (holds it).
     #[error("{0} chunks (at most {MAX_CHUNKS}: use larger chunks)")]
     TooManyChunks(u32),
+    /// `chunks` is not `bytes` divided by `chunk_bytes`, rounded up.
     #[error("{chunks} chunks do not cut {bytes} bytes into pieces of {chunk_bytes}")]
-    ChunkCount { chunks: u32, bytes: u64, chunk_bytes: u32 },
+    ChunkCount {
+        /// The declared number of chunks.
+        chunks: u32,
+        /// The declared bundle size in bytes.
+        bytes: u64,
+        /// The declared chunk size in bytes.
+        chunk_bytes: u32,
+    },
 }
 
 impl DesiredModel {
@@ -60,11 +78,15 @@ impl DesiredModel {
 pub struct BundleRef {
     /// Registry id of the model (`{key}@{version}`).
     pub model_id: String,
+    /// Version of the model within its key (the manifest's `version`).
     pub version: u32,
     /// Hex sha256 of the whole transport byte string.
     pub sha256: String,
+    /// Size of the transport byte string in bytes.
     pub bytes: u64,
+    /// Number of chunks it is cut into: `bytes / chunk_bytes`, rounded up.
     pub chunks: u32,
+    /// Size of every chunk but the last (which may be shorter), in bytes.
     pub chunk_bytes: u32,
 }
 
@@ -113,7 +135,9 @@ impl BundleRef {
 /// One model key's desired bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredModel {
+    /// The model key this entry is for.
     pub model_key: ModelKey,
+    /// The bundle the key should run.
     pub bundle: BundleRef,
     /// Needed when the bundle is older than the newest version the edge has run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,6 +154,7 @@ impl DesiredModel {
 /// The retained desired state of one edge: every key it should run.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DesiredModels {
+    /// One entry per model key, kept sorted by key by [`DesiredModels::set`].
     pub models: Vec<DesiredModel>,
     /// When the manager issued it (UTC ms).
     #[serde(default)]
@@ -144,6 +169,7 @@ impl DesiredModels {
         self.models.sort_by(|a, b| a.model_key.cmp(&b.model_key));
     }
 
+    /// The entry of `key`, if the desired state has one.
     pub fn get(&self, key: &ModelKey) -> Option<&DesiredModel> {
         self.models.iter().find(|m| &m.model_key == key)
     }
@@ -173,6 +199,7 @@ impl RolloutState {
         matches!(self, Self::Active | Self::Rejected | Self::RolledBack)
     }
 
+    /// The state as written on the wire (`downloading`, …, `rolled_back`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Downloading => "downloading",
@@ -188,7 +215,9 @@ impl RolloutState {
 /// What an edge says about one model key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportedModel {
+    /// The model key this entry is about.
     pub model_key: ModelKey,
+    /// Where the rollout of `target` stands.
     pub state: RolloutState,
     /// The bundle the state is about (the desired one).
     pub target: Option<BundleRef>,
@@ -210,37 +239,51 @@ pub struct ReportedModel {
     /// manager can tell a fresh answer from an earlier one about the same bundle.
     #[serde(default)]
     pub desired_at_ms: i64,
+    /// When the edge published this report (UTC ms).
     pub ts_ms: i64,
 }
 
 /// The retained reported state of one edge.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ReportedModels {
+    /// Site of the reporting edge.
     pub site: String,
+    /// Id of the reporting edge.
     pub edge_id: String,
     /// By model key label ([`ModelKey::label`]).
     pub models: BTreeMap<String, ReportedModel>,
+    /// When the edge published it (UTC ms).
     pub ts_ms: i64,
 }
 
 /// One scored shot (on `scores`; also on `alarms` when `alarm`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoreMessage {
+    /// Edge that recorded and scored the shot.
     pub edge_id: String,
+    /// Machine that made the shot.
     pub machine_id: String,
+    /// Mold / product code of the shot, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mold: Option<String>,
+    /// Controller shot counter of the shot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shot_number: Option<u64>,
     /// The shot record's seq: `(edge_id, seq)` names the shot in the lake too.
     pub seq: u64,
+    /// Time of the shot: the record's `ts_ms` (UTC ms).
     pub ts_ms: i64,
     /// Label of the model key that scored it.
     pub model_key: String,
+    /// Registry id of the scoring model (`{key}@{version}`).
     pub model_id: String,
+    /// Version of the scoring model.
     pub version: u32,
+    /// Anomaly score of the window ending with this shot.
     pub score: f32,
+    /// The scoring model's alarm threshold.
     pub threshold: f32,
+    /// True when `score > threshold`; the message then also goes to `alarms`.
     pub alarm: bool,
     /// Each feature's contribution to the score, largest first.
     pub contributions: Vec<(String, f32)>,

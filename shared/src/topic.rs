@@ -24,6 +24,7 @@ pub enum Leaf {
 }
 
 impl Leaf {
+    /// The leaf as written at the end of a topic (`data`, `model/desired`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Leaf::Data => "data",
