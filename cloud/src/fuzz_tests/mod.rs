@@ -234,7 +234,9 @@ fn time_cell(u: &mut Unstructured<'_>) -> Gen<String> {
             "NaN",
             "NAN",
             "+nan",
+            "-NaN",
             "inf",
+            "-infinity",
             "-0",
             "TimeStamp",
         ])?)

@@ -197,12 +197,12 @@ impl BadTime {
     }
 }
 
-/// A timestamp in UTC ms, by the profile's format and time zone.
 /// A finite number (`NaN` and infinities, which `f64` parses, are not times).
 fn finite(text: &str) -> Option<f64> {
     text.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
+/// A timestamp in UTC ms, by the profile's format and time zone.
 pub fn parse_time(p: &ImportProfile, text: &str) -> Result<i64, BadTime> {
     let naive = |fmt: &str| NaiveDateTime::parse_from_str(text, fmt);
     let local = |n: NaiveDateTime| {

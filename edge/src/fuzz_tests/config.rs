@@ -1,7 +1,7 @@
 //! Fuzz tests of the edge config: TOML text, hostile fields set directly, and resolving it.
 
 use super::*;
-use crate::config::{ConfigErrors, EdgeConfig};
+use crate::config::{ConfigErrors, EdgeConfig, Protocol};
 use moldops_shared::limits;
 use moldops_shared::profile::DataType;
 use std::path::Path;
@@ -111,21 +111,26 @@ const CONFIG_KEYS: &[&str] = &[
     "\"modbus-tcp\"",
 ];
 
-/// `bug_edge_config_with_a_zero_length_string_tag_panics`: such configs are left out until it
-/// is fixed.
-fn has_zero_length_string_tag(cfg: &EdgeConfig) -> bool {
-    let profiles = cfg.devices.iter().filter_map(|d| d.profile.as_ref());
-    profiles.flat_map(|p| &p.tags).any(|t| t.dtype == DataType::String && t.len == Some(0))
+/// The string tags of `len = 0` in inline profiles, and whether `resolve` validates each one's
+/// profile (a Modbus device with no `profile_file`; otherwise the device is refused for that).
+fn zero_length_string_tags(cfg: &EdgeConfig) -> Vec<(bool, String)> {
+    let mut out = Vec::new();
+    for d in &cfg.devices {
+        let validated = d.protocol != Protocol::Opcua && d.opcua.is_none() && d.profile_file.is_none();
+        let tags = d.profile.iter().flat_map(|p| &p.tags);
+        let empty = tags.filter(|t| t.dtype == DataType::String && t.len == Some(0));
+        out.extend(empty.map(|t| (validated, t.name.clone())));
+    }
+    out
 }
 
-/// Resolving a parsed config: no panic, quick, every problem a non-empty line; an accepted
-/// config has valid identifiers and profiles and resolves again after a TOML round trip.
+/// Resolving a parsed config: no panic, quick, every problem a non-empty line, a string tag of
+/// `len = 0` refused with a reason naming `len`; an accepted config has valid identifiers and
+/// profiles and resolves again after a TOML round trip.
 /// `from_text`: the config was read from TOML, so it must also serialise back to TOML (one set
 /// directly may hold integers past TOML's `i64`).
 fn check_resolve(cfg: &EdgeConfig, base: &Path, from_text: bool) {
-    if has_zero_length_string_tag(cfg) {
-        return;
-    }
+    let empty_tags = zero_length_string_tags(cfg);
     let verdict = timed("EdgeConfig::resolve", || cfg.resolve(base));
     note(verdict.is_ok());
     let devices = match verdict {
@@ -134,10 +139,15 @@ fn check_resolve(cfg: &EdgeConfig, base: &Path, from_text: bool) {
             for p in &problems {
                 assert!(!p.trim().is_empty(), "an empty problem line");
             }
+            for (_, tag) in empty_tags.iter().filter(|(validated, _)| *validated) {
+                let reason = format!("tag {tag}: string tags need len");
+                assert!(problems.iter().any(|p| p.contains(&reason)), "{tag:?} of len 0: {problems:?}");
+            }
             return;
         }
         Ok(devices) => devices,
     };
+    assert!(empty_tags.is_empty(), "a config with string tags of len 0 is accepted: {empty_tags:?}");
     limits::check_level("site", &cfg.site).expect("an accepted site is a topic level");
     limits::check_level("edge_id", &cfg.edge_id).expect("an accepted edge_id is a topic level");
     assert_eq!(devices.len(), cfg.devices.len());
@@ -266,12 +276,13 @@ fn fuzz_edge_config() {
     });
 }
 
-/// Found by `fuzz_edge_config` (which now leaves such configs out): an inline profile with a
-/// string tag of `len = 0` makes `EdgeConfig::resolve` panic in a debug build
-/// (`Tag::end` in `shared/src/profile.rs` computes `registers() - 1`), instead of listing the
-/// problem. Same root cause as the shared crate's `bug_string_tag_of_len_0_panics_in_validate`.
+/// Found by `fuzz_edge_config`, fixed: an inline profile with a string tag of `len = 0` made
+/// `EdgeConfig::resolve` panic in a debug build (`Tag::end` in `shared/src/profile.rs`
+/// computed `registers() - 1`) instead of listing the problem. Same root cause as the shared
+/// crate's `regression_string_tag_of_len_0_panics_in_validate`; `resolve` now lists "string
+/// tags need len …", and the property generates such configs again.
 #[test]
-fn bug_edge_config_with_a_zero_length_string_tag_panics() {
+fn regression_edge_config_with_a_zero_length_string_tag_panics() {
     let text = CONFIG.replace("type = \"string\"\nlen = 4", "type = \"string\"\nlen = 0");
     assert_ne!(text, CONFIG);
     let cfg: EdgeConfig = toml::from_str(&text).expect("the config parses");

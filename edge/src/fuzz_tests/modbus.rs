@@ -98,9 +98,9 @@ fn image(u: &mut Unstructured<'_>, p: &Profile) -> Gen<Registers> {
     Ok(regs)
 }
 
-/// `bug_string_tag_of_len_0_panics_in_validate` (shared): such profiles are left out.
-fn has_zero_length_tag(p: &Profile) -> bool {
-    p.tags.iter().any(|t| t.dtype == DataType::String && t.len == Some(0))
+/// String tags of `len = 0`: no registers, refused by `validate` with a reason naming `len`.
+fn zero_length_tags(p: &Profile) -> impl Iterator<Item = &Tag> {
+    p.tags.iter().filter(|t| t.dtype == DataType::String && t.len == Some(0))
 }
 
 fn check_profile_text(u: &mut Unstructured<'_>, text: &str) -> Gen<()> {
@@ -110,13 +110,19 @@ fn check_profile_text(u: &mut Unstructured<'_>, text: &str) -> Gen<()> {
             assert_reason(&e, &text);
             return Ok(());
         }
-        Ok(p) if has_zero_length_tag(&p) => return Ok(()),
         Ok(p) => p,
     };
     let errs = timed("Profile::validate", || p.validate());
     note(errs.is_empty());
     for e in &errs {
         assert_reason(e, &p);
+    }
+    for t in zero_length_tags(&p) {
+        let for_len = errs.iter().any(|e| match e {
+            profile::ProfileError::Tag { tag, msg } => *tag == t.name && msg.contains("len"),
+            profile::ProfileError::Profile(_) => false,
+        });
+        assert!(for_len, "{t:?} is not refused for its len: {errs:?}");
     }
     if errs.is_empty() {
         let regs = image(u, &p)?;
@@ -129,8 +135,10 @@ fn check_profile_text(u: &mut Unstructured<'_>, text: &str) -> Gen<()> {
 #[test]
 fn fuzz_profile_toml_and_snapshots() {
     fuzz("edge/profile", |u| {
-        let text = match u.int_in_range(0..=2)? {
+        let text = match u.int_in_range(0..=3)? {
             0 => toml_soup(u, PROFILE_KEYS)?,
+            // The mold tag without registers, of one, or over 128 bytes of text.
+            1 => PROFILE.replace("len = 4", &format!("len = {}", u.choose(&[0, 1, 64, 65, 125])?)),
             _ => mutate_toml(u, PROFILE)?,
         };
         check_profile_text(u, &text)
@@ -150,7 +158,11 @@ fn every_type_profile(u: &mut Unstructured<'_>) -> Gen<Profile> {
             register: *u.choose(&[RegisterKind::Holding, RegisterKind::Input])?,
             address,
             dtype,
-            len: (dtype == DataType::String).then_some(u.int_in_range(1..=8)?),
+            // Now and then no registers, or a mold over 128 bytes (which the edge drops).
+            len: (dtype == DataType::String).then_some(match u.int_in_range(0..=5)? {
+                0 => *u.choose(&[0, 64, 65, 100])?,
+                _ => u.int_in_range(1..=8)?,
+            }),
             word_order: Some(*u.choose(&ORDERS)?),
             byte_order: Some(*u.choose(&ORDERS)?),
             scale: if sane { *u.choose(&[1.0, 0.1, -2.5, 1e-3])? } else { any_f64(u)? },
@@ -203,14 +215,15 @@ fn fuzz_modbus_snapshot_every_type_and_order() {
     });
 }
 
-/// Found by `fuzz_profile_toml_and_snapshots`: a string mold tag whose registers are blank
-/// (spaces or NULs — a controller with no mold code set) decodes to `Some("")`; the poller
-/// puts it into every shot record (`edge/src/schedule.rs`, `DevicePoller::record`), and the
-/// ingest's `check_record` refuses each one ("mold is empty"), so every shot of the machine
-/// lands in the quarantine. A string tag longer than 64 registers (mold over 128 bytes) and an
-/// OPC UA mold node answering an empty or over-long text do the same.
+/// Found by `fuzz_profile_toml_and_snapshots`, fixed: a string mold tag whose registers are
+/// blank (spaces or NULs — a controller with no mold code set) decoded to `Some("")`; the
+/// poller put it into every shot record and the ingest's `check_record` refused each one
+/// ("mold is empty"), so every shot of the machine landed in the quarantine (a string tag over
+/// 64 registers, a mold over 128 bytes, did the same). `Snapshot::decode` now drops a mold
+/// that fails `limits::check_name` (`edge/src/shot.rs`, `usable_mold`); the snapshot
+/// properties assert every shot record is accepted.
 #[test]
-fn bug_a_blank_mold_register_loses_every_shot() {
+fn regression_a_blank_mold_register_loses_every_shot() {
     let p: Profile = toml::from_str(PROFILE).expect("the example parses");
     let mut regs = Registers::default();
     for block in profile::plan_reads(&p.tags, 8) {

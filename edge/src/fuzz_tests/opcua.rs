@@ -79,11 +79,6 @@ scale = 0.1
 range = [0.0, 600.0]
 "#;
 
-/// A node name the ingest refuses as a value name: `bug_node_map_accepts_names_the_ingest_refuses`.
-fn has_unacceptable_node_name(p: &NodeProfile) -> bool {
-    p.nodes.iter().any(|n| limits::check_name("value name", &n.name).is_err())
-}
-
 #[test]
 fn fuzz_opcua_node_map() {
     fuzz("opcua/node_map", |u| {
@@ -110,12 +105,14 @@ fn fuzz_opcua_node_map() {
         if !errs.is_empty() {
             return Ok(());
         }
+        // Every node name becomes a value name on the wire: the ingest must take it.
+        for n in &map.nodes {
+            limits::check_name("value name", &n.name).expect("a valid node map has valid node names");
+        }
         let p = map.to_profile();
         let names: Vec<&str> = p.value_tags().iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, map.value_names(), "the node map and its profile disagree on values");
-        if !has_unacceptable_node_name(&map) {
-            assert!(p.validate().is_empty(), "a valid node map gives an invalid profile: {:?}", p.validate());
-        }
+        assert!(p.validate().is_empty(), "a valid node map gives an invalid profile: {:?}", p.validate());
         Ok(())
     });
 }
@@ -197,13 +194,14 @@ fn fuzz_opcua_read_results() {
     });
 }
 
-/// Found by `fuzz_opcua_node_map` (which now leaves such names out): `NodeProfile::validate`
-/// does not check node names like `Profile::validate` checks tag names (`limits::check_name`),
-/// so a node named with a control character or over 128 bytes (43 Hangul syllables) is
-/// accepted; the name becomes a value name in every record, and the ingest's `check_record`
-/// refuses every record of the device (`edge/src/sources/opcua/map.rs`, `validate`).
+/// Found by `fuzz_opcua_node_map`, fixed: `NodeProfile::validate` did not check node names
+/// like `Profile::validate` checks tag names, so a node named with a control character or over
+/// 128 bytes (43 Hangul syllables) was accepted, and the ingest's `check_record` refused every
+/// record of the device (the name is a value name in each). `validate` now runs
+/// `limits::check_name` on node names (`edge/src/sources/opcua/map.rs`); the property asserts
+/// every name of an accepted node map passes it.
 #[test]
-fn bug_node_map_accepts_names_the_ingest_refuses() {
+fn regression_node_map_accepts_names_the_ingest_refuses() {
     for name in ["가".repeat(43), "Cycle\tTime".to_string()] {
         let text = NODE_MAP
             .replace("name = \"Cycle_Time\"", &format!("name = {}", toml::Value::String(name.clone())));
@@ -215,13 +213,14 @@ fn bug_node_map_accepts_names_the_ingest_refuses() {
     }
 }
 
-/// Found by `fuzz_opcua_read_results` (which now leaves such molds out): a mold node answering
-/// a number is printed with `format!("{n}")` (`edge/src/sources/opcua/node.rs`, `text`), so
-/// `Double(1e300)` becomes a 301-digit mold that the ingest's `check_record` refuses ("mold is
-/// 301 bytes long"), losing the shot; an empty `String` answer gives the blank mold of
-/// `bug_a_blank_mold_register_loses_every_shot`.
+/// Found by `fuzz_opcua_read_results`, fixed: a mold node answering a number is printed with
+/// `format!("{n}")` (`edge/src/sources/opcua/node.rs`, `text`), so `Double(1e300)` became a
+/// 301-digit mold that the ingest's `check_record` refused ("mold is 301 bytes long"), losing
+/// the shot; an empty `String` answer gave the blank mold of
+/// `regression_a_blank_mold_register_loses_every_shot`. `node::snapshot` now drops a mold that
+/// fails `limits::check_name` (`crate::shot::usable_mold`): the shot lands without one.
 #[test]
-fn bug_a_numeric_opcua_mold_is_refused_by_the_ingest() {
+fn regression_a_numeric_opcua_mold_is_refused_by_the_ingest() {
     let map: NodeProfile = toml::from_str(NODE_MAP).expect("the example node map parses");
     let results = [
         DataValue::from(Variant::UInt16(7)),
@@ -230,6 +229,7 @@ fn bug_a_numeric_opcua_mold_is_refused_by_the_ingest() {
         DataValue::from(Variant::Double(61.5)),
     ];
     let snap = node::snapshot(&map, 16, &results).expect("the read is fine");
+    assert_eq!(snap.mold, None, "a mold the ingest refuses is dropped");
     let r = shot_record(&snap, "m9");
     check_record(&r).expect("a shot with a numeric mold is accepted by the ingest");
 }

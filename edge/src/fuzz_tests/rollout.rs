@@ -3,7 +3,9 @@
 use super::*;
 use crate::rollout::transfer::{self, Transfer};
 use moldops_shared::bundle::{self, Bundle, FeatureSpec, MODEL_FILE, Manifest, ModelKey};
-use moldops_shared::rollout::{BundleRef, DEFAULT_MAX_BUNDLE_BYTES, DesiredModels, MAX_DESIRED_BYTES};
+use moldops_shared::rollout::{
+    BundleRef, DEFAULT_MAX_BUNDLE_BYTES, DesiredModels, MAX_CHUNK_BYTES, MAX_CHUNKS, MAX_DESIRED_BYTES,
+};
 use std::collections::BTreeMap;
 
 /// Most memory a transfer's chunk table may take before its first chunk arrives.
@@ -32,7 +34,7 @@ fn desired_entries(payload: &[u8], max_bundle_bytes: u64) -> Option<Vec<(BundleR
 
 fn valid_desired_json(u: &mut Unstructured<'_>) -> Gen<serde_json::Value> {
     let bytes = u.int_in_range(1..=DEFAULT_MAX_BUNDLE_BYTES)?;
-    let chunk_bytes = u.int_in_range(4096..=moldops_shared::rollout::MAX_CHUNK_BYTES)?;
+    let chunk_bytes = u.int_in_range(4096..=MAX_CHUNK_BYTES)?;
     Ok(serde_json::json!({
         "models": [{
             "model_key": {"machine_id": "M1", "mold": "MOLD-A"},
@@ -49,8 +51,16 @@ fn valid_desired_json(u: &mut Unstructured<'_>) -> Gen<serde_json::Value> {
     }))
 }
 
-/// Breaks one field of a desired-state document with a hostile number or text.
+/// Breaks one field of a desired-state document with a hostile number or text, or cuts the
+/// bundle consistently into tiny chunks (1 to 64 bytes: too many of them for a large bundle).
 fn mutate_desired(u: &mut Unstructured<'_>, mut doc: serde_json::Value) -> Gen<Vec<u8>> {
+    if u.ratio(1, 4)? {
+        let bundle = &mut doc["models"][0]["bundle"];
+        let bytes = bundle["bytes"].as_u64().expect("the valid document has bytes");
+        let chunk_bytes = u.int_in_range(1..=64u64)?;
+        (bundle["chunk_bytes"], bundle["chunks"]) = (chunk_bytes.into(), bytes.div_ceil(chunk_bytes).into());
+        return Ok(serde_json::to_vec(&doc).expect("a JSON document serialises"));
+    }
     let field = *u.choose(&["bytes", "chunks", "chunk_bytes", "sha256", "version", "model_id"])?;
     let hostile = match u.int_in_range(0..=3)? {
         0 => serde_json::json!(any_u64(u)?),
@@ -89,10 +99,10 @@ fn fuzz_desired_state_payload() {
             note(verdict.is_ok());
             match verdict {
                 Err(reason) => assert!(!reason.trim().is_empty(), "refused without a reason: {r:?}"),
-                // `bug_desired_state_with_one_byte_chunks_allocates_gigabytes`: too big a table
-                // is not built here.
-                Ok(()) if slot_table_bytes(&r) > MAX_SLOT_TABLE_BYTES => {}
                 Ok(()) => {
+                    // Accepted: few enough chunks that the table `Transfer::new` sizes is small.
+                    assert!(r.chunks <= MAX_CHUNKS, "{} chunks accepted: {r:?}", r.chunks);
+                    assert!(slot_table_bytes(&r) <= MAX_SLOT_TABLE_BYTES, "{r:?}");
                     let mut t = timed("Transfer::new", || Transfer::new(r.clone()));
                     let index = if u.arbitrary()? { u.arbitrary()? } else { r.chunks - 1 };
                     let data: Vec<u8> = u.arbitrary()?;
@@ -190,22 +200,23 @@ fn fuzz_fetched_bundle_check() {
     });
 }
 
-/// Found reviewing `Transfer::new` for `fuzz_desired_state_payload`: `BundleRef::check`
-/// accepts `chunk_bytes = 1`, so a retained desired state naming a bundle of the default
-/// 256 MiB limit in 268 435 456 one-byte chunks passes every check, and `Transfer::new`
-/// (`edge/src/rollout/transfer.rs`) then allocates `vec![None; chunks]` — 6 GiB — before a
-/// single chunk arrives. This test computes the size instead of allocating it.
+/// Found reviewing `Transfer::new` for `fuzz_desired_state_payload`, fixed: `BundleRef::check`
+/// accepted `chunk_bytes = 1`, so a retained desired state naming a bundle of the default
+/// 256 MiB limit in 268 435 456 one-byte chunks passed every check, and `Transfer::new`
+/// (`edge/src/rollout/transfer.rs`) then allocated `vec![None; chunks]` — 6 GiB — before a
+/// single chunk arrived. `check` now refuses more than `MAX_CHUNKS` chunks; the property
+/// generates tiny-chunk desired states again. This test computes the size instead of
+/// allocating it.
 #[test]
-fn bug_desired_state_with_one_byte_chunks_allocates_gigabytes() {
+fn regression_desired_state_with_one_byte_chunks_allocates_gigabytes() {
     let payload = format!(
         r#"{{"models":[{{"model_key":{{"machine_id":"M1"}},"bundle":{{"model_id":"M1@1","version":1,"sha256":"{}","bytes":{DEFAULT_MAX_BUNDLE_BYTES},"chunks":{DEFAULT_MAX_BUNDLE_BYTES},"chunk_bytes":1}}}}]}}"#,
         "a".repeat(64)
     );
     let entries = desired_entries(payload.as_bytes(), DEFAULT_MAX_BUNDLE_BYTES).expect("the payload parses");
     let (r, verdict) = &entries[0];
-    assert!(
-        verdict.is_err() || slot_table_bytes(r) <= MAX_SLOT_TABLE_BYTES,
-        "accepted: Transfer::new would allocate {} bytes up front",
-        slot_table_bytes(r)
-    );
+    let Err(reason) = verdict else {
+        panic!("accepted: Transfer::new would allocate {} bytes up front", slot_table_bytes(r));
+    };
+    assert!(reason.contains("chunks (at most"), "refused for another reason: {reason}");
 }

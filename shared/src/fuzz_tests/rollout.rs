@@ -3,8 +3,8 @@
 use super::*;
 use crate::bundle::{self, ModelKey};
 use crate::rollout::{
-    BundleRef, DEFAULT_MAX_BUNDLE_BYTES, DesiredModel, DesiredModels, MAX_CHUNK_BYTES, ReportedModel,
-    ReportedModels, RolloutState, ScoreMessage,
+    BadDesired, BundleRef, DEFAULT_MAX_BUNDLE_BYTES, DesiredModel, DesiredModels, MAX_CHUNK_BYTES,
+    MAX_CHUNKS, ReportedModel, ReportedModels, RolloutState, ScoreMessage,
 };
 use std::collections::BTreeMap;
 
@@ -33,12 +33,17 @@ fn valid_ref(u: &mut Unstructured<'_>) -> Gen<BundleRef> {
 fn hostile_ref(u: &mut Unstructured<'_>) -> Gen<BundleRef> {
     let mut r = valid_ref(u)?;
     for _ in 0..u.int_in_range(1..=3)? {
-        match u.int_in_range(0..=5)? {
+        match u.int_in_range(0..=6)? {
             0 => r.model_id = any_string(u)?,
             1 => r.sha256 = if u.arbitrary()? { any_string(u)? } else { r.sha256.to_uppercase() },
             2 => r.bytes = any_u64(u)?,
             3 => r.chunks = any_u32(u)?,
             4 => r.chunk_bytes = any_u32(u)?,
+            5 => {
+                // Cut consistently into tiny chunks: too many of them for a large bundle.
+                r.chunk_bytes = u.int_in_range(1..=64)?;
+                r.chunks = u32::try_from(r.bytes.div_ceil(u64::from(r.chunk_bytes))).unwrap_or(u32::MAX);
+            }
             _ => r.version = any_u32(u)?,
         }
     }
@@ -54,20 +59,27 @@ fn valid_desired(u: &mut Unstructured<'_>) -> Gen<DesiredModels> {
 }
 
 /// What the edge does with one desired entry before it allocates anything: `check` refuses
-/// with a reason, or the entry is bounded, well formed and survives a JSON round trip.
+/// with a reason (too many chunks among them), or the entry is bounded, well formed and
+/// survives a JSON round trip.
 fn check_desired_model(m: &DesiredModel, max: u64) {
     let verdict = timed("DesiredModel::check", || m.check(max));
     note(verdict.is_ok());
     match verdict {
-        Err(e) => assert_reason(&e, m),
+        Err(e) => {
+            assert_reason(&e, m);
+            let b = &m.bundle;
+            if let BadDesired::TooManyChunks(n) = &e {
+                assert!(*n == b.chunks && *n > MAX_CHUNKS, "{e} for {b:?}");
+            }
+        }
         Ok(()) => {
             let b = &m.bundle;
             assert!(b.sha256.len() == 64 && b.sha256.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')));
             assert!((1..=max).contains(&b.bytes), "{b:?}");
             assert!((1..=MAX_CHUNK_BYTES).contains(&b.chunk_bytes), "{b:?}");
             assert_eq!(u64::from(b.chunks), b.bytes.div_ceil(u64::from(b.chunk_bytes)));
-            // Not asserted here: a bound on `chunks` itself (see the edge's
-            // `bug_desired_state_with_one_byte_chunks_allocates_gigabytes`).
+            // The edge sizes its chunk table from `chunks` before any chunk arrives.
+            assert!(b.chunks <= MAX_CHUNKS, "{} chunks accepted: {b:?}", b.chunks);
             let json = serde_json::to_vec(m).expect("a desired model serialises");
             let back: DesiredModel =
                 serde_json::from_slice(&json).expect("an accepted desired model parses back");
@@ -128,11 +140,15 @@ fn fuzz_desired_state() {
 #[test]
 fn fuzz_bundle_ref_describe_is_accepted() {
     fuzz("rollout/describe", |u| {
-        let bytes: Vec<u8> = u.arbitrary()?;
+        // Sometimes a bundle big enough that 1-byte chunks are more than `MAX_CHUNKS`.
+        let bytes: Vec<u8> =
+            if u.ratio(1, 8)? { vec![7; u.int_in_range(60_000..=140_000)?] } else { u.arbitrary()? };
         let chunk = if u.arbitrary()? { any_u32(u)? } else { u.int_in_range(1..=64)? };
         let r = BundleRef::describe(&valid_name(u)?, u.arbitrary()?, &bytes, chunk);
         let verdict = r.check(bytes.len() as u64);
-        if bytes.is_empty() || chunk > MAX_CHUNK_BYTES {
+        if r.chunks > MAX_CHUNKS && r.chunk_bytes <= MAX_CHUNK_BYTES {
+            assert_eq!(verdict, Err(BadDesired::TooManyChunks(r.chunks)), "{r:?}");
+        } else if bytes.is_empty() || chunk > MAX_CHUNK_BYTES {
             assert_reason(&verdict.expect_err("an empty bundle or a chunk over the limit is refused"), &r);
         } else {
             verdict.expect("describe yields a reference check accepts");
@@ -151,6 +167,7 @@ fn desired_state_with_huge_counts_is_refused_before_allocating() {
         (1000, u32::MAX, 256),
         (1000, 4, 0),
         (1000, 4, u32::MAX),
+        (DEFAULT_MAX_BUNDLE_BYTES, DEFAULT_MAX_BUNDLE_BYTES as u32, 1),
     ];
     for (bytes, chunks, chunk_bytes) in cases {
         let r =
