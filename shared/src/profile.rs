@@ -244,10 +244,14 @@ impl Profile {
             if t.scale == 0.0 || !t.scale.is_finite() || !t.offset.is_finite() {
                 errs.push(err("scale must be finite and non-zero, offset finite".into()));
             }
+            // A NaN bound would silently disable the check.
             if let Some([lo, hi]) = t.range
-                && lo > hi
+                && (lo.is_nan() || hi.is_nan() || lo > hi)
             {
-                errs.push(err(format!("range [{lo}, {hi}] is empty")));
+                errs.push(err(format!("range [{lo}, {hi}] is empty or not a number")));
+            }
+            if t.dtype == DataType::String && t.len.is_some_and(|n| n > MAX_READ) {
+                errs.push(err(format!("string tags take at most {MAX_READ} registers (one Modbus read)")));
             }
         }
         let roles = [

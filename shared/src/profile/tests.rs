@@ -121,3 +121,29 @@ fn validation_lists_every_problem() {
     let errs = p.validate();
     assert!(errs.len() >= 6, "{errs:?}");
 }
+
+#[test]
+fn a_nan_range_bound_and_a_string_longer_than_one_read_are_refused() {
+    let mut nan = tag("n", 0, DataType::F32);
+    nan.range = Some([f64::NAN, 10.0]);
+    let mut one_sided = tag("o", 2, DataType::F32);
+    one_sided.range = Some([f64::NEG_INFINITY, 10.0]);
+    let mut long = tag("l", 10, DataType::String);
+    long.len = Some(MAX_READ + 1);
+    let p = Profile {
+        name: "p".into(),
+        word_order: Order::Big,
+        byte_order: Order::Big,
+        shot_counter: None,
+        mold_code: None,
+        state: None,
+        timestamp: None,
+        shot_values: vec![],
+        history: None,
+        tags: vec![nan, one_sided, long],
+    };
+    let errs: Vec<String> = p.validate().iter().map(|e| e.to_string()).collect();
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs[0].contains("tag n") && errs[0].contains("not a number"), "{errs:?}");
+    assert!(errs[1].contains("tag l") && errs[1].contains("at most 125 registers"), "{errs:?}");
+}

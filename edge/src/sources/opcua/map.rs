@@ -94,9 +94,9 @@ impl NodeProfile {
                 errs.push(format!("{}: scale must be finite and non-zero, offset finite", n.name));
             }
             if let Some([lo, hi]) = n.range
-                && lo > hi
+                && (lo.is_nan() || hi.is_nan() || lo > hi)
             {
-                errs.push(format!("{}: range [{lo}, {hi}] is empty", n.name));
+                errs.push(format!("{}: range [{lo}, {hi}] is empty or not a number", n.name));
             }
         }
         let roles = [
