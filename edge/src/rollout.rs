@@ -54,12 +54,15 @@ enum LinkEvent {
 }
 
 /// Starts scoring and the rollout agent; `records` carries every durable record in seq order.
+/// The stored models are loaded only after `polling` fires (or is dropped): the caller fires
+/// it once the pollers run, so rollout work never delays polling.
 pub(crate) async fn start(
     cfg: &EdgeConfig,
     devices: &[Device],
     base: &Path,
     health: Arc<Health>,
     mut records: mpsc::UnboundedReceiver<Vec<Record>>,
+    polling: tokio::sync::oneshot::Receiver<()>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let models = cfg.models.clone().ok_or_else(|| anyhow!("no [models] section"))?;
@@ -98,8 +101,9 @@ pub(crate) async fn start(
     let (link_tx, mut link_rx) = mpsc::channel::<LinkEvent>(1024);
     tokio::spawn(drive(events, link_tx, shutdown.clone()));
     Ok(tokio::spawn(async move {
-        // Loading the stored models takes time: it runs on the blocking pool while the
-        // pollers already poll; records made meanwhile wait in `records` and are scored after.
+        // Loading the stored models takes time: it starts once the pollers poll (`polling`)
+        // and runs on the blocking pool; records made meanwhile wait in `records`.
+        let _ = polling.await;
         let mut agent = match tokio::task::spawn_blocking(move || {
             agent.restore();
             agent

@@ -54,11 +54,14 @@ pub async fn start(
         }
         None => (None, None),
     };
-    // Live scoring starts first: a backend that cannot run stops the edge before it polls.
+    // Live scoring is set up first: a backend that cannot run stops the edge before it polls.
+    // Its models load only once the pollers run (`polling_tx` below).
+    let (polling_tx, polling_rx) = tokio::sync::oneshot::channel();
     let scoring_task = match scoring {
-        Some(rx) => {
-            Some(crate::rollout::start(&cfg, &devices, base_dir, health.clone(), rx, shutdown.clone()).await?)
-        }
+        Some(rx) => Some(
+            crate::rollout::start(&cfg, &devices, base_dir, health.clone(), rx, polling_rx, shutdown.clone())
+                .await?,
+        ),
         None => None,
     };
     let writer = Writer::spawn_tapped(buffer.clone(), tap);
@@ -88,6 +91,7 @@ pub async fn start(
     let stats = buffer.stats();
     tracing::info!(edge_id = %cfg.edge_id, epoch = %stats.epoch, buffered = stats.records, next_seq = stats.next_seq,
         dropped = stats.dropped, buffer_resets = stats.resets, api = ?api_addr, "edge started");
+    let _ = polling_tx.send(());
     Ok(RunningEdge { api_addr, health, buffer, poll_stop, tasks })
 }
 

@@ -65,6 +65,11 @@ impl Proc {
     }
 
     /// Last lines of the process's stderr, for failure messages.
+    /// Everything the process wrote to stderr so far.
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
     pub fn stderr_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.stderr_log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();

@@ -268,6 +268,12 @@ fn a_rollout_interrupted_by_sigkill_completes_after_restart() {
     let stored = std::fs::read_to_string(dir.join("models/state.json")).expect("state file");
     assert!(stored.contains("\"shadow\""), "the shadow state was persisted: {stored}");
     let edge = start_edge(dir, &cfg);
+    // Rollout work never delays polling: the stored models load after the pollers started.
+    let loaded = wait_until(LONG, || edge.stderr_text().contains("active model loaded"));
+    assert!(loaded, "the stored v1 loads after the restart\n{}", edge.stderr_tail());
+    let log = edge.stderr_text();
+    let (started, model) = (log.find("edge started"), log.find("active model loaded"));
+    assert!(started.is_some() && started < model, "polling starts before the models load:\n{log}");
     let line = publisher.wait_line(LONG, |l| l.contains("\"model_key\""));
     assert!(line.contains("\"active\""), "v2 completed after the restart: {line}\n{}", edge.stderr_tail());
     assert!(publisher.wait_exit(Duration::from_secs(30)).is_some_and(|s| s.success()));
