@@ -6,9 +6,13 @@ use burn::tensor::{Device, Tensor, TensorData};
 /// `n` windows of `w` shots with `f` features, row-major (`data[(i·w + t)·f + j]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Windows {
+    /// The `n·w·f` values in the layout above: by window, then shot, then feature.
     pub data: Vec<f32>,
+    /// Number of windows (N).
     pub n: usize,
+    /// Shots per window (W).
     pub w: usize,
+    /// Features per shot (F).
     pub f: usize,
 }
 
@@ -50,7 +54,11 @@ impl Windows {
 /// Per-feature standardisation `(x − mean) / std`, the same inside the ONNX graph.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Normalizer {
+    /// Per feature, in feature order, the value subtracted: the mean of the fitted values.
     pub mean: Vec<f32>,
+    /// Per feature, in feature order, the divisor: the standard deviation ([`Normalizer::fit`])
+    /// or the spread around the window's context ([`Normalizer::fit_centred`]), at least
+    /// [`MIN_STD`].
     pub std: Vec<f32>,
 }
 

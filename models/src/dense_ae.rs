@@ -13,12 +13,14 @@ use serde::{Deserialize, Serialize};
 /// Shape of a [`DenseAe`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DenseAeConfig {
+    /// Features per shot (F): the width of the input and of the reconstruction.
     pub features: usize,
     /// Hidden sizes, the middle one the bottleneck (default `[16, 4, 16]`).
     pub hidden: Vec<usize>,
 }
 
 impl DenseAeConfig {
+    /// The baseline's default shape over `features` features: hidden sizes `[16, 4, 16]`.
     pub fn new(features: usize) -> Self {
         DenseAeConfig { features, hidden: vec![16, 4, 16] }
     }
@@ -45,6 +47,7 @@ impl DenseAeConfig {
 /// The per-shot dense autoencoder; see the module doc.
 #[derive(Module, Debug)]
 pub struct DenseAe {
+    /// The dense layers, input to output: one per hidden size, then one back to F features.
     pub layers: Vec<Linear>,
     /// Index of the layer whose output is the (linear) bottleneck.
     pub bottleneck: usize,

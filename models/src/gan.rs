@@ -92,7 +92,9 @@ impl Default for GanConfig {
 /// Per-column min–max scaling to `[-1, 1]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MinMax {
+    /// Per column, the middle of the fitted rows' range, `(min + max) / 2`; maps to 0.
     pub center: Vec<f64>,
+    /// Per column, half the fitted range, `(max − min) / 2`; 1 for a constant column.
     pub half_range: Vec<f64>,
 }
 
@@ -127,6 +129,7 @@ impl MinMax {
 /// What training did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainLog {
+    /// Training steps run, one batch each ([`GanConfig::steps`]).
     pub steps: usize,
     /// `(step, discriminator loss, generator loss)` every 50 steps and at the last step.
     pub losses: Vec<(usize, f32, f32)>,

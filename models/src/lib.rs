@@ -1,6 +1,7 @@
 //! Neural models (burn) for moldops: the LSTM autoencoder over shot windows ([`lstm_ae`], its
 //! layer [`lstm`]), the per-shot dense baseline ([`dense_ae`]), their training loop ([`train`]),
 //! scoring ([`score`]) and ONNX export ([`onnx`]); the conditional GAN ([`gan`]).
+#![warn(missing_docs)]
 
 pub mod autoencoder;
 pub mod data;

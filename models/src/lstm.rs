@@ -22,7 +22,9 @@ pub struct FusedLstm {
     pub r: Param<Tensor<2>>,
     /// Bias `[4H]`.
     pub b: Param<Tensor<1>>,
+    /// Width of each input step (`d_input`).
     pub d_input: usize,
+    /// Hidden size H: the width of each output step and of the cell state.
     pub d_hidden: usize,
 }
 

@@ -82,8 +82,11 @@ impl LstmAeConfig {
 /// The LSTM autoencoder; see the module doc.
 #[derive(Module, Debug)]
 pub struct LstmAe {
+    /// Encoder layers in order, sized by [`LstmAeConfig::encoder`].
     pub encoder: Vec<FusedLstm>,
+    /// Decoder layers in order, sized by [`LstmAeConfig::decoder`] (the encoder's, mirrored).
     pub decoder: Vec<FusedLstm>,
+    /// Dense layer applied at every time step, from the last decoder size back to F features.
     pub output: Linear,
     /// See [`LstmAeConfig::predict_last`].
     pub predict_last: bool,

@@ -38,7 +38,9 @@ impl std::str::FromStr for ScoreMode {
 /// Scores of `n` windows and their per-feature contributions (`[n, f]`, row-major).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Scores {
+    /// One score per window, in window order: the mean of its contributions.
     pub score: Vec<f32>,
+    /// Per window and feature, the reconstruction error the [`ScoreMode`] selects, `[n, f]`.
     pub contributions: Vec<f32>,
 }
 

@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 pub struct TrainConfig {
     /// Most epochs.
     pub epochs: usize,
+    /// Training windows per mini-batch (default 32).
     pub batch_size: usize,
+    /// Adam learning rate (default 1e-3).
     pub learning_rate: f64,
     /// Stop after this many epochs without a better validation loss.
     pub patience: usize,
@@ -35,19 +37,27 @@ impl Default for TrainConfig {
 /// Losses of one epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochLog {
+    /// 1-based epoch number.
     pub epoch: usize,
+    /// Mean squared reconstruction error over the epoch's training batches, as each was trained.
     pub train_loss: f64,
+    /// Mean squared reconstruction error of the validation windows after the epoch; the
+    /// training loss when there are none.
     pub val_loss: f64,
 }
 
 /// A trained model (inference form) and how training went.
 #[derive(Debug)]
 pub struct Trained<M> {
+    /// The model with the best epoch's weights, in inference form.
     pub model: M,
+    /// Losses of every epoch run, in order.
     pub history: Vec<EpochLog>,
     /// 1-based epoch whose weights were kept.
     pub best_epoch: usize,
+    /// True when early stopping ended training before [`TrainConfig::epochs`] epochs.
     pub stopped_early: bool,
+    /// Wall-clock training time, in seconds.
     pub seconds: f64,
 }
 

@@ -32,10 +32,17 @@ pub struct FeatureAssembler {
 /// The feature vector of one shot: names (the shared order) and values (NaN where missing).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShotFeatures {
+    /// Machine that made the shot (the shot record's `machine_id`).
     pub machine_id: String,
+    /// The controller's shot counter, when the shot record carries one.
     pub shot_number: Option<u64>,
+    /// Time of the shot, UTC milliseconds since the Unix epoch.
     pub ts_ms: i64,
+    /// Feature names in the shared order ([`moldops_shared::features::feature_names`]): the
+    /// shot's value names sorted, then the `{device}.{value}` peripheral columns sorted.
     pub names: Vec<String>,
+    /// One value per name, in the order of `names`; NaN where the shot has no such value or no
+    /// reading of the device lies within the assembler's tolerance.
     pub values: Vec<f64>,
     /// Per feature, how much older than the shot its value is (ms): 0 for the shot's own
     /// values, the reading's age for a peripheral value (whatever it is where the value is NaN).
@@ -51,6 +58,8 @@ impl ShotFeatures {
 }
 
 impl FeatureAssembler {
+    /// An assembler with no readings yet that counts a peripheral reading for a shot when it was
+    /// taken at most `tolerance_ms` milliseconds before the shot (both edges inclusive).
     pub fn new(tolerance_ms: i64) -> Self {
         FeatureAssembler { tolerance_ms, latest: HashMap::new() }
     }

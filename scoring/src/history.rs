@@ -10,6 +10,8 @@ use std::collections::{HashMap, VecDeque};
 /// much older than the shot the reading it came from is (ms; 0 for the shot's own values).
 pub type ShotValues = HashMap<String, (f64, i64)>;
 
+/// The shots of one machine's current production run, oldest first, that windows are cut from;
+/// the [`Scorer`](crate::Scorer) keeps one per machine.
 #[derive(Debug, Default)]
 pub struct History {
     shots: VecDeque<ShotValues>,
@@ -31,10 +33,12 @@ impl History {
         }
     }
 
+    /// Number of shots held: at most the last push's `keep`, fewer early in a run.
     pub fn len(&self) -> usize {
         self.shots.len()
     }
 
+    /// True before the first shot is pushed (a new run still holds the shot that started it).
     pub fn is_empty(&self) -> bool {
         self.shots.is_empty()
     }

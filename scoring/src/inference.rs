@@ -19,12 +19,15 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
+    /// tract, the pure-Rust engine built into every edge (the default, `"tract"` in config).
     #[default]
     Tract,
+    /// ONNX Runtime, loaded at run time; needs the cargo feature `ort` (`"ort"` in config).
     Ort,
 }
 
 impl BackendKind {
+    /// The name used in config (`models.backend`) and shown in `/status`: `tract` or `ort`.
     pub fn as_str(self) -> &'static str {
         match self {
             BackendKind::Tract => "tract",
@@ -36,6 +39,7 @@ impl BackendKind {
 /// The result of scoring one window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Output {
+    /// The window's anomaly score; the shot alarms when it is above the manifest's `threshold`.
     pub score: f32,
     /// One value per manifest feature, in manifest order.
     pub contributions: Vec<f32>,
@@ -79,6 +83,7 @@ impl Backend {
         }
     }
 
+    /// The engine this backend runs: the one opened, or tract after a fallback.
     pub fn kind(&self) -> BackendKind {
         self.kind
     }
@@ -143,14 +148,17 @@ impl Model {
         Ok(out)
     }
 
+    /// The manifest of the bundle the graph came from (features, window, threshold, tolerance).
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
 
+    /// The window `W`: how many consecutive shots of a run one score takes.
     pub fn window(&self) -> usize {
         self.manifest.window as usize
     }
 
+    /// The engine that runs this model's graph.
     pub fn backend(&self) -> BackendKind {
         self.backend
     }

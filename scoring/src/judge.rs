@@ -8,6 +8,8 @@ use moldops_shared::bundle::ScoreStats;
 /// Rollback thresholds (`[models]` config).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
+    /// Largest share of shadow shots (0 to 1) the candidate may alarm on
+    /// (`models.max_alarm_rate`).
     pub max_alarm_rate: f64,
     /// In validation standard deviations.
     pub max_score_shift: f64,
@@ -16,8 +18,11 @@ pub struct Limits {
 /// What the shadow run showed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShadowSummary {
+    /// Number of shadow shots judged.
     pub shots: u64,
+    /// Share of those shots (0 to 1) whose score was above the manifest's threshold.
     pub alarm_rate: f64,
+    /// Mean of their scores.
     pub mean_score: f64,
 }
 
@@ -34,12 +39,31 @@ pub enum Rejection {
     #[error(
         "alarm rate {rate:.2} over {shots} shadow shots exceeds max_alarm_rate {max:.2} (validation: {validation:.2})"
     )]
-    AlarmRate { rate: f64, shots: u64, max: f64, validation: f64 },
+    AlarmRate {
+        /// Share of shadow shots (0 to 1) that alarmed.
+        rate: f64,
+        /// Number of shadow shots judged.
+        shots: u64,
+        /// The limit it exceeds, [`Limits::max_alarm_rate`].
+        max: f64,
+        /// The model's alarm rate on its validation data (the bundle's `validation_scores`),
+        /// for comparison.
+        validation: f64,
+    },
     /// The candidate's scores sit far from its validation distribution.
     #[error(
         "mean shadow score {mean:.4} is {shift:.1} validation standard deviations from the validation mean {validation_mean:.4} (limit {max:.1})"
     )]
-    ScoreShift { mean: f64, shift: f64, validation_mean: f64, max: f64 },
+    ScoreShift {
+        /// Mean of the shadow scores.
+        mean: f64,
+        /// Its distance from `validation_mean`, in validation standard deviations.
+        shift: f64,
+        /// Mean score on the validation data (the bundle's `validation_scores.mean`).
+        validation_mean: f64,
+        /// The limit `shift` exceeds, [`Limits::max_score_shift`].
+        max: f64,
+    },
 }
 
 /// `Ok` with the summary when the candidate may be promoted, `Err` with the reason otherwise.

@@ -10,7 +10,7 @@
 //! - [`scorer`]: the live scorer — active and shadow model per model key, scores and alarms.
 //! - [`judge`]: whether a model in shadow may replace the active one.
 //! - [`metrics`]: Prometheus metrics of scoring.
-#![warn(unreachable_pub)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod features;
 pub mod history;

@@ -17,29 +17,43 @@ use std::sync::atomic::AtomicU64;
 
 const LATENCY_WINDOW: usize = 1024;
 
+/// The label set of the per-model-key metrics: `model_key="m1"` or `model_key="m1/A"`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KeyLabel {
+    /// The model key's label ([`ModelKey::label`](moldops_shared::bundle::ModelKey::label)).
     pub model_key: String,
 }
 
 /// Live figures of one model key, for `/status`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct KeyStatus {
+    /// Registry id of the active model (`{key}@{version}`); `None` before one is active.
     pub model_id: Option<String>,
+    /// Version of the active model within its key; `None` before one is active.
     pub version: Option<u32>,
+    /// Engine of the active model, `tract` or `ort`; `None` before one is active.
     pub backend: Option<String>,
+    /// Shots the key's active models have scored since the edge started.
     pub scored: u64,
+    /// Of those, the shots whose score was above the model's threshold.
     pub alarms: u64,
+    /// `alarms / scored`, 0 before the first scored shot.
     pub alarm_rate: f64,
+    /// Shots candidates in shadow for this key have taken since the edge started.
     pub shadow_scored: u64,
+    /// Score of the last shot the active model scored.
     pub last_score: Option<f32>,
+    /// Controller shot number of the last shot that alarmed; `None` before the first alarm or
+    /// when that shot had no number.
     pub last_alarm_shot: Option<u64>,
 }
 
 /// The `models` object of `/status`: inference latency, live figures per key, rollout states.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelsStatus {
+    /// Latency percentiles of the last 1024 inferences, active and shadow, in milliseconds.
     pub inference_ms: Percentiles,
+    /// Live figures by model key label (`m1` or `m1/A`).
     pub keys: BTreeMap<String, KeyStatus>,
     /// The rollout state last reported, by model key label (absent before the first report).
     pub rollout: Option<BTreeMap<String, moldops_shared::rollout::ReportedModel>>,
@@ -48,18 +62,36 @@ pub struct ModelsStatus {
 /// Median and 99th percentile of recent inference latencies, in milliseconds.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Percentiles {
+    /// Median latency; `None` before the first inference.
     pub p50: Option<f64>,
+    /// 99th percentile latency; `None` before the first inference.
     pub p99: Option<f64>,
 }
 
+/// The metrics and `/status` figures of live scoring, shared (in an `Arc`) by the
+/// [`Scorer`](crate::Scorer), the edge's rollout agent and its HTTP server. Metric names below
+/// are with the edge's `moldops_` prefix.
 pub struct ScoringMetrics {
+    /// Latency of each inference, active or shadow, per model key, in seconds
+    /// (`moldops_inference_seconds`).
     pub inference_seconds: Family<KeyLabel, Histogram, fn() -> Histogram>,
+    /// Shots scored by the active model, per model key (`moldops_scored_shots_total`).
     pub scored: Family<KeyLabel, Counter>,
+    /// Scored shots whose score was above the model's threshold, per model key
+    /// (`moldops_alarms_total`).
     pub alarms: Family<KeyLabel, Counter>,
+    /// Shots a candidate in shadow took, failed inferences included, per model key
+    /// (`moldops_shadow_shots_total`).
     pub shadow_scored: Family<KeyLabel, Counter>,
+    /// Version of the active model, per model key (`moldops_model_version`).
     pub model_version: Family<KeyLabel, Gauge>,
+    /// Shots not scored because their run holds fewer shots than the active model's window
+    /// (`moldops_unscored_warming_shots_total`).
     pub unscored_warming: Counter,
+    /// Inferences that failed, active or shadow (`moldops_inference_errors_total`).
     pub inference_errors: Counter,
+    /// Score and alarm messages dropped because the MQTT queue was full; counted by the edge's
+    /// rollout agent, not the scorer (`moldops_score_publish_dropped_total`).
     pub publish_dropped: Counter,
     p50: Gauge<f64, AtomicU64>,
     p99: Gauge<f64, AtomicU64>,

@@ -21,7 +21,10 @@ use std::time::Instant;
 
 /// A model with the bundle it came from.
 pub struct LoadedModel {
+    /// The bundle the model was loaded from; its model id and version go into score messages
+    /// and `/status`, its sha256 into [`ShadowDone`].
     pub bundle: BundleRef,
+    /// The bundle's graph, built and warmed for the edge's backend.
     pub model: Model,
 }
 
@@ -40,18 +43,30 @@ struct Slot {
 /// A shadow run that has scored its N shots, with the verdict.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShadowDone {
+    /// Model key the candidate was in shadow for.
     pub key: ModelKey,
+    /// Hex sha256 of the candidate's bundle ([`BundleRef::sha256`]): which candidate this is.
     pub sha256: String,
+    /// The [`judge`](judge::judge)'s verdict: the summary when the candidate may be promoted,
+    /// the reason to roll it back otherwise.
     pub verdict: Result<ShadowSummary, Rejection>,
 }
 
 /// What one record produced.
 #[derive(Debug, Default)]
 pub struct Observed {
+    /// The active model's score message for this shot, at most one: none for a reading or gap,
+    /// a shot without a model, a run shorter than the window or a failed inference. The edge
+    /// publishes it to `…/scores`, and an alarm also to `…/alarms`.
     pub scores: Vec<ScoreMessage>,
+    /// Shadow runs of this shot's keys (its machine's and its machine/mold's) that have reached
+    /// their shot count; the caller promotes or drops each candidate, else it comes back with
+    /// every later shot.
     pub shadow_done: Vec<ShadowDone>,
 }
 
+/// The live scorer of one edge: the active and shadow model of each model key and each
+/// machine's [`History`], fed every durable record in seq order through [`Scorer::observe`].
 pub struct Scorer {
     edge_id: String,
     assembler: FeatureAssembler,
@@ -62,6 +77,8 @@ pub struct Scorer {
 }
 
 impl Scorer {
+    /// A scorer without models for edge `edge_id` (stamped on every score message), judging
+    /// shadow runs against `limits` and counting into `metrics`.
     pub fn new(edge_id: &str, limits: Limits, metrics: Arc<ScoringMetrics>) -> Self {
         Scorer {
             edge_id: edge_id.to_string(),

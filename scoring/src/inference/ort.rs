@@ -46,12 +46,15 @@ fn environment() -> Result<&'static ort::environment::Environment> {
     }
 }
 
+/// A bundle's graph in an ONNX Runtime session (one intra-op thread) for one window shape.
 pub struct OrtEngine {
     session: Session,
     shape: [usize; 3],
 }
 
 impl OrtEngine {
+    /// Builds a session for `onnx` with window `window` × `features`, checking the graph has the
+    /// contract's input and outputs; fails when [`init`] has not loaded ONNX Runtime.
     pub fn new(onnx: &[u8], window: usize, features: usize) -> Result<Self> {
         let env = environment()?;
         let session = Session::builder(env)

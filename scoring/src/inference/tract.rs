@@ -6,6 +6,7 @@ use anyhow::{Context, Result, anyhow};
 use moldops_shared::bundle::{CONTRIB_OUTPUT, INPUT_NAME, SCORE_OUTPUT};
 use tract_onnx::prelude::*;
 
+/// A bundle's graph optimised by tract for one window shape, with its run state.
 pub struct TractEngine {
     state: TypedSimpleState,
     shape: [usize; 3],
