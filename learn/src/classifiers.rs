@@ -31,7 +31,10 @@ use serde::{Deserialize, Serialize};
 /// Predicted classes and ranking scores (higher = more likely class 1) for held-out rows.
 #[derive(Debug, Clone)]
 pub struct Prediction {
+    /// Predicted class per held-out row: 0 (good) or 1 (defective).
     pub pred: Vec<u8>,
+    /// Ranking score per held-out row (decision function or class-1 probability); higher means
+    /// more likely defective.
     pub score: Vec<f64>,
 }
 
@@ -50,17 +53,26 @@ pub(crate) fn smartcore_err(e: smartcore::error::Failed) -> anyhow::Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
+    /// k-nearest neighbours ([`knn`]).
     Knn,
+    /// RBF-kernel support vector machine ([`svm`]).
     Svm,
+    /// Single CART decision tree ([`tree`]).
     Tree,
+    /// Random forest of CART trees ([`forest`]).
     Forest,
+    /// Multi-layer perceptron trained with L-BFGS ([`mlp`]).
     Mlp,
+    /// AdaBoost over decision stumps ([`adaboost`]).
     Adaboost,
+    /// Gaussian naive Bayes ([`nb`]).
     Nb,
+    /// Quadratic discriminant analysis ([`qda`]).
     Qda,
 }
 
 impl Kind {
+    /// All eight classifiers, in the original's order.
     pub const ALL: [Kind; 8] =
         [Kind::Knn, Kind::Svm, Kind::Tree, Kind::Forest, Kind::Mlp, Kind::Adaboost, Kind::Nb, Kind::Qda];
 
@@ -92,6 +104,8 @@ impl Kind {
         }
     }
 
+    /// The classifier whose [`key`](Kind::key) is `s`; errors on any other name, listing the
+    /// valid ones.
     pub fn parse(s: &str) -> Result<Kind> {
         Kind::ALL.into_iter().find(|k| k.key() == s).ok_or_else(|| {
             let names: Vec<&str> = Kind::ALL.iter().map(|k| k.key()).collect();
@@ -105,17 +119,26 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "classifier", rename_all = "lowercase")]
 pub enum Params {
+    /// k-nearest neighbours parameters.
     Knn(knn::KnnParams),
+    /// RBF SVM parameters.
     Svm(svm::SvmParams),
+    /// Decision tree parameters.
     Tree(tree::TreeParams),
+    /// Random forest parameters.
     Forest(forest::ForestParams),
+    /// MLP parameters.
     Mlp(mlp::MlpParams),
+    /// AdaBoost parameters.
     Adaboost(adaboost::AdaBoostParams),
+    /// Naive Bayes parameters.
     Nb(nb::NbParams),
+    /// QDA parameters.
     Qda(qda::QdaParams),
 }
 
 impl Params {
+    /// Which classifier these parameters are for.
     pub fn kind(&self) -> Kind {
         match self {
             Params::Knn(_) => Kind::Knn,

@@ -67,6 +67,7 @@ pub struct Scaler {
 }
 
 impl Scaler {
+    /// Learns each column's mean and standard deviation from the rows of `x`.
     pub fn fit(x: &Matrix) -> Self {
         let n = x.rows.max(1) as f64;
         let mut mean = vec![0.0; x.cols];
@@ -94,6 +95,7 @@ impl Scaler {
         Self { mean, scale }
     }
 
+    /// Returns `x` with each column centred on the fitted mean and divided by the fitted scale.
     pub fn transform(&self, x: &Matrix) -> Matrix {
         let mut out = x.clone();
         for i in 0..x.rows {

@@ -6,8 +6,11 @@ use anyhow::{Result, bail};
 /// Dense row-major matrix of f64.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Matrix {
+    /// Number of rows.
     pub rows: usize,
+    /// Number of columns (values per row).
     pub cols: usize,
+    /// The `rows × cols` values, row after row.
     pub data: Vec<f64>,
 }
 
@@ -29,10 +32,12 @@ impl Matrix {
         Self::new(rows.len(), cols, rows.concat())
     }
 
+    /// Row `i` as a slice of `cols` values; panics if `i >= rows`.
     pub fn row(&self, i: usize) -> &[f64] {
         &self.data[i * self.cols..(i + 1) * self.cols]
     }
 
+    /// The value at row `i`, column `j`; panics if out of range.
     pub fn get(&self, i: usize, j: usize) -> f64 {
         self.data[i * self.cols + j]
     }
@@ -60,12 +65,17 @@ impl Matrix {
 pub struct Dataset {
     /// e.g. `m1` or `m1 / mold 9000a`.
     pub name: String,
+    /// Machine the rows come from.
     pub machine_id: String,
+    /// Mold the rows are restricted to, or `None` when the group is the whole machine.
     pub mold: Option<String>,
+    /// Names of the feature columns of `x`, in column order.
     pub features: Vec<String>,
+    /// Feature values, one row per sample and one column per entry of `features`.
     pub x: Matrix,
     /// 0 = good, 1 = defective.
     pub y: Vec<u8>,
+    /// Per row, whether it is synthetic (augmented) rather than real; same length as `y`.
     pub synthetic: Vec<bool>,
     /// Rows left out and why (unlabelled, missing values), for the record.
     pub dropped: Vec<(String, usize)>,

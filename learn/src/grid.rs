@@ -133,8 +133,12 @@ pub fn grid(kind: Kind, name: GridName) -> Vec<Params> {
 /// Scores of one candidate on one fold.
 #[derive(Debug, Clone, Copy)]
 pub struct FoldScore {
+    /// F1 of class 1 (defective) on the fold's test rows, in [0, 1].
     pub f1: f64,
+    /// Average precision (PR-AUC) of the scores on the test rows, in [0, 1]; NaN if they hold no
+    /// defective row.
     pub pr_auc: f64,
+    /// Mean recall of the two classes on the test rows, in [0, 1].
     pub balanced_accuracy: f64,
     /// Seconds to scale, fit and predict the fold.
     pub seconds: f64,
@@ -143,11 +147,14 @@ pub struct FoldScore {
 /// One candidate's scores over the folds, or why it failed.
 #[derive(Debug, Clone)]
 pub struct CandidateResult {
+    /// The candidate's classifier and parameters.
     pub params: Params,
+    /// Scores per fold, in split order, or the first failing fold's error message.
     pub folds: Result<Vec<FoldScore>, String>,
 }
 
 impl CandidateResult {
+    /// Mean F1 over the folds; `None` if any fold failed or the mean is NaN.
     pub fn mean_f1(&self) -> Option<f64> {
         let f = self.folds.as_ref().ok()?;
         let v: Vec<f64> = f.iter().map(|s| s.f1).collect();
@@ -158,7 +165,10 @@ impl CandidateResult {
 /// What one fold trains and tests on: row indices into the dataset's matrix.
 #[derive(Debug, Clone)]
 pub struct Split {
+    /// Dataset rows the classifier is fitted on: real rows outside the test fold, plus synthetic
+    /// rows.
     pub train: Vec<usize>,
+    /// Dataset rows it is scored on (the real rows of the test fold).
     pub test: Vec<usize>,
 }
 

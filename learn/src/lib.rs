@@ -12,6 +12,8 @@
 //! - [`quality`]: the percentile outlier fence, classical MDS, DBSCAN, weak labels and the
 //!   synthetic-data gate.
 
+#![warn(missing_docs)]
+
 pub mod classifiers;
 pub mod cv;
 pub mod data;

@@ -118,18 +118,33 @@ impl From<&SimArgs> for ConfigTemplate {
 /// A validated plant description.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plant {
+    /// Number of injection machines (m1, m2, …), 1 to 1000.
     pub machines: usize,
+    /// Seed of every random choice; machine i draws from its own stream of it.
     pub seed: u64,
+    /// Simulated seconds per real second, a positive finite number.
     pub speed: f64,
+    /// Simulated time at start, ms since the Unix epoch (UTC); the first shot of every machine
+    /// ends then.
     pub start_ms: i64,
+    /// Shots each machine makes before it stops producing (its servers keep serving); `None` =
+    /// no limit.
     pub shots: Option<u64>,
+    /// Number of each machine's first shot (the u32 counter wraps).
     pub start_shot: u32,
+    /// Fraction of defective shots, within `0..=0.9`.
     pub defect_rate: f64,
+    /// Shots between mold changes (±15 %, each a 20–40 min stop); 0 = never.
     pub mold_change_shots: u64,
+    /// Mean shots between idle stops of 16–45 min; 0 = never.
     pub idle_every: u64,
+    /// Address every server listens on.
     pub host: IpAddr,
+    /// Port of machine m1 (see [`Plant::addr`] for the others); 0 lets the OS pick every port.
     pub base_port: u16,
+    /// Path of the quality-inspection log (JSON lines), never empty; truncated at start.
     pub quality_log: PathBuf,
+    /// Serve only the machines: no tcu, dryer or scale servers.
     pub no_peripherals: bool,
     /// Machines (the first ones) served over OPC UA.
     pub opcua_machines: usize,

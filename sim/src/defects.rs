@@ -11,14 +11,21 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Defect {
+    /// A good part.
     None,
+    /// Incompletely filled part: light, low cushion, high injection pressure.
     ShortShot,
+    /// Melt escaped at the parting line: heavy part, high switch-over pressure.
     Flash,
+    /// Too little packing in a too-hot mold: light part, high cushion, hot mold.
     SinkMarks,
+    /// Splay from moist material (only above [`WET_MOISTURE`]): low pressures, short
+    /// plasticizing, slightly light part.
     WetMaterial,
 }
 
 impl Defect {
+    /// Every kind, [`Defect::None`] first.
     pub const ALL: [Defect; 5] =
         [Defect::None, Defect::ShortShot, Defect::Flash, Defect::SinkMarks, Defect::WetMaterial];
 
@@ -48,6 +55,7 @@ const MAX_EPISODE: u32 = 5;
 /// What a shot will be, before its defect signature is applied.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Draft {
+    /// Process values of the shot.
     pub values: Values,
     /// Part weight, g.
     pub weight: f64,

@@ -19,9 +19,13 @@ pub const PERIPHERAL_POLL_MS: u64 = 1000;
 /// The parts of an edge config that do not follow from the plant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigTemplate {
+    /// Site name of the edge (default `demo-plant`).
     pub site: String,
+    /// Edge id (default `edge-01`).
     pub edge_id: String,
+    /// Host of the MQTT broker the edge publishes to.
     pub broker_host: String,
+    /// Port of the MQTT broker (default 1883).
     pub broker_port: u16,
     /// Buffer folder; `None` keeps the edge's default.
     pub buffer_path: Option<PathBuf>,

@@ -7,28 +7,51 @@ use std::ops::{Index, IndexMut};
 /// One process value of a shot, in register order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Feature {
+    /// Injection time, s.
     InjectionTime,
+    /// Filling time (until switch-over), s.
     FillingTime,
+    /// Plasticizing (screw recovery) time, s.
     PlasticizingTime,
+    /// Cycle time, s; also the simulated time between the ends of consecutive shots.
     CycleTime,
+    /// Clamp closing time, s.
     ClampCloseTime,
+    /// Cushion (screw position left at the end of holding), mm.
     CushionPosition,
+    /// Screw position at switch-over to holding pressure, mm.
     SwitchOverPosition,
+    /// Screw position at the end of plasticizing, mm.
     PlasticizingPosition,
+    /// Clamp position when open, mm.
     ClampOpenPosition,
+    /// Peak injection speed, mm/s.
     MaxInjectionSpeed,
+    /// Peak screw speed while plasticizing, rpm.
     MaxScrewRpm,
+    /// Mean screw speed while plasticizing, rpm (below the peak).
     AverageScrewRpm,
+    /// Peak injection pressure, bar.
     MaxInjectionPressure,
+    /// Peak pressure at switch-over, bar.
     MaxSwitchOverPressure,
+    /// Peak back pressure while plasticizing, bar.
     MaxBackPressure,
+    /// Mean back pressure while plasticizing, bar (below the peak).
     AverageBackPressure,
+    /// Barrel zone 1 temperature, °C (nozzle side).
     Barrel1,
+    /// Barrel zone 2 temperature, °C.
     Barrel2,
+    /// Barrel zone 3 temperature, °C.
     Barrel3,
+    /// Barrel zone 4 temperature, °C.
     Barrel4,
+    /// Barrel zone 5 temperature, °C.
     Barrel5,
+    /// Barrel zone 6 temperature, °C.
     Barrel6,
+    /// Barrel zone 7 temperature, °C (feed throat).
     Barrel7,
 }
 

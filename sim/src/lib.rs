@@ -13,6 +13,8 @@
 //! [`edge_config`] the matching edge config, [`clock`] simulated time, [`profiles`] the
 //! embedded profiles.
 
+#![warn(missing_docs)]
+
 pub mod args;
 pub mod clock;
 pub mod defects;

@@ -12,9 +12,11 @@ use tokio::sync::watch;
 /// Where a machine task stands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TaskStatus {
+    /// Still making shots.
     Running,
     /// Made all its shots.
     Done,
+    /// Stopped on an error (the message names the machine).
     Failed(String),
 }
 
@@ -52,14 +54,21 @@ const IDLE_AFTER_MS: i64 = 60_000;
 /// One machine, its peripherals and its process.
 #[derive(Debug)]
 pub struct MachineRun {
+    /// Machine id (`m1`, `m2`, …), as written to the quality log.
     pub id: String,
+    /// The process whose steps the task replays.
     pub model: ProcessModel,
+    /// Where the machine's cycle data is written.
     pub output: MachineOutput,
+    /// Register images of the tcu, dryer and scale; `None` with `--no-peripherals`.
     pub peripherals: Option<PeripheralImages>,
+    /// Quality log that receives each shot's ground truth before its registers change.
     pub log: Arc<QualityLog>,
+    /// Simulated clock the task waits on for each step.
     pub clock: SimClock,
     /// Shots still to make; `None` = no limit.
     pub shots_left: Option<u64>,
+    /// Publishes where the task stands.
     pub status: watch::Sender<TaskStatus>,
 }
 

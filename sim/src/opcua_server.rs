@@ -166,6 +166,7 @@ impl UaImage {
 pub struct UaServer {
     /// The address it listens on (with the OS-picked port when bound to port 0).
     pub addr: SocketAddr,
+    /// The machine's nodes, for its task to write.
     pub image: Arc<UaImage>,
     server: opcua::server::Server,
     handle: opcua::server::ServerHandle,

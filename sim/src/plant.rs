@@ -25,7 +25,9 @@ use tokio::task::JoinHandle;
 /// One bound device of the plant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimDevice {
+    /// Device id: `m1`, `m2`, … for machines, `m1-tcu`, `m1-dryer`, `m1-scale` for peripherals.
     pub id: String,
+    /// Machine or peripheral.
     pub role: DeviceRole,
     /// The machine the device belongs to (its own id for a machine).
     pub machine_id: String,

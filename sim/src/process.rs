@@ -14,16 +14,22 @@ use rand_distr::StandardNormal;
 /// Machine state register values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MachineState {
+    /// Switched off.
     Off = 0,
+    /// Standing idle (an idle stop, or after the last shot).
     Idle = 1,
+    /// Making shots.
     Production = 2,
+    /// Stopped by an alarm (3–10 min).
     Alarm = 3,
+    /// Changing molds (20–40 min).
     MoldChange = 4,
 }
 
 /// Settings of one machine's process.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcessConfig {
+    /// Plant-wide seed; combined with `index` into the machine's own random stream.
     pub seed: u64,
     /// Machine index (0-based); seeds the RNG together with `seed` and picks the first mold.
     pub index: usize,
@@ -42,22 +48,31 @@ pub struct ProcessConfig {
 /// One shot as the controller records it, with its ground truth.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shot {
+    /// Shot counter value of the shot.
     pub number: u32,
     /// End of the shot, simulated ms since the epoch (UTC).
     pub ts_ms: i64,
+    /// Code of the mold the shot was made in.
     pub mold: &'static str,
+    /// Process values the controller records.
     pub values: Values,
+    /// Ground truth: the shot's defect ([`Defect::None`] for a good part); goes only to the
+    /// quality log.
     pub defect: Defect,
 }
 
 /// Readings of the machine's peripherals.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Peripherals {
+    /// Mold temperature controller supply temperature, °C.
     pub supply_temperature: f64,
+    /// Mold temperature controller return temperature, °C.
     pub return_temperature: f64,
     /// Mold coolant flow, l/min.
     pub flow: f64,
+    /// Dryer dew point, °C (about −40 when dry, rising toward −5 during a regeneration fault).
     pub dew_point: f64,
+    /// Dryer hopper temperature, °C.
     pub hopper_temperature: f64,
     /// Weight of the last part, g.
     pub part_weight: f64,
@@ -68,10 +83,15 @@ pub struct Peripherals {
 /// What happens at one instant: a shot ends, or (while stopped) time passes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
+    /// Simulated time of the step, ms since the Unix epoch (UTC).
     pub ts_ms: i64,
+    /// Machine state at that time.
     pub state: MachineState,
+    /// Code of the mold in the machine.
     pub mold: &'static str,
+    /// The shot that ended at `ts_ms`; `None` while the machine is stopped or as a stop ends.
     pub shot: Option<Shot>,
+    /// Peripheral readings at `ts_ms`.
     pub peripherals: Peripherals,
 }
 
@@ -123,6 +143,8 @@ pub struct ProcessModel {
 }
 
 impl ProcessModel {
+    /// A machine's process, deterministic for a given `cfg`; its first mold is
+    /// `MOLDS[index % MOLDS.len()]`.
     pub fn new(cfg: ProcessConfig) -> Self {
         let stream = (cfg.index as u64).wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ stream);

@@ -13,11 +13,17 @@ use std::sync::Mutex;
 /// One line of the log.
 #[derive(Debug, Serialize)]
 pub struct QualityRecord<'a> {
+    /// Machine id (`m1`, `m2`, …).
     pub machine_id: &'a str,
+    /// The shot's counter value, as in the machine's registers.
     pub shot_number: u32,
+    /// End of the shot, simulated ms since the Unix epoch (UTC).
     pub ts_ms: i64,
+    /// Code of the mold the shot was made in.
     pub mold: &'a str,
+    /// 1 for a defective shot, 0 for a good one.
     pub label: u8,
+    /// Defect kind: `none`, `short_shot`, `flash`, `sink_marks` or `wet_material`.
     pub defect: &'static str,
 }
 
@@ -38,6 +44,7 @@ impl QualityLog {
         Ok(QualityLog { path: path.to_path_buf(), file: Mutex::new(file) })
     }
 
+    /// Path of the log file.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -31,6 +31,8 @@ pub struct Writer<'a> {
 }
 
 impl DeviceImage {
+    /// An all-zero image sized to `profile`'s tags and history ring, served in `word_order`, whose
+    /// `clock_ms` tag (if any) reads `clock`.
     pub fn new(mut profile: Profile, word_order: Order, clock: SimClock) -> Self {
         profile.word_order = word_order;
         let len = super::profiles::image_len(&profile);
@@ -139,8 +141,11 @@ pub fn write_machine(img: &DeviceImage, step: &Step) -> anyhow::Result<()> {
 /// The peripheral images of one machine (absent with `--no-peripherals`).
 #[derive(Debug, Clone)]
 pub struct PeripheralImages {
+    /// Mold temperature controller.
     pub tcu: Arc<DeviceImage>,
+    /// Material dryer.
     pub dryer: Arc<DeviceImage>,
+    /// Part-weight scale.
     pub scale: Arc<DeviceImage>,
 }
 

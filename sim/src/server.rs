@@ -21,6 +21,7 @@ pub struct SimService {
 }
 
 impl SimService {
+    /// A handler serving reads of `image`.
     pub fn new(image: Arc<DeviceImage>) -> Self {
         SimService { image }
     }
@@ -55,6 +56,7 @@ impl Service for SimService {
 pub struct Served {
     /// The address it listens on (with the OS-picked port when bound to port 0).
     pub addr: SocketAddr,
+    /// The server task; aborting it stops the server.
     pub task: JoinHandle<()>,
 }
 

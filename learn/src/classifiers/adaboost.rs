@@ -16,10 +16,14 @@ use serde::{Deserialize, Serialize};
 /// Parameters, named as in sklearn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdaBoostParams {
+    /// Maximum number of boosting rounds (stumps); boosting may stop earlier.
     pub n_estimators: usize,
+    /// Shrinks each stump's weight `ln((1−err)/err)` by this factor (> 0).
     pub learning_rate: f64,
 }
 
+/// Fits up to `n_estimators` stumps on (`x`, `y`) and scores `test` by the normalised weighted vote
+/// in [−1, 1]; errors if the first stump is no better than chance (weighted error ≥ ½).
 pub fn fit_predict(p: &AdaBoostParams, x: &Matrix, y: &[u8], test: &Matrix, seed: u64) -> Result<Prediction> {
     let stump = TreeParams {
         criterion: Criterion::Gini,

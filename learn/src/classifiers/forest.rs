@@ -13,11 +13,15 @@ use serde::{Deserialize, Serialize};
 /// Parameters, named as in sklearn (`max_features` defaults to `sqrt` as sklearn's does).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ForestParams {
+    /// Number of trees, each fitted on its own bootstrap sample.
     pub n_estimators: usize,
     #[serde(flatten)]
+    /// Parameters of every tree (flattened into the same JSON object).
     pub tree: TreeParams,
 }
 
+/// Fits `n_estimators` trees on bootstrap samples of (`x`, `y`) and scores `test` by the
+/// class-1 probability averaged over the trees; `seed` fixes the samples and feature draws.
 pub fn fit_predict(p: &ForestParams, x: &Matrix, y: &[u8], test: &Matrix, seed: u64) -> Prediction {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut score = vec![0.0; test.rows];

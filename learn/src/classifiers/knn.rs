@@ -14,15 +14,21 @@ use smartcore::neighbors::knn_classifier::{KNNClassifier, KNNClassifierParameter
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// How neighbours' votes are weighted (sklearn's `weights`).
 pub enum Weights {
+    /// Every neighbour counts the same.
     Uniform,
+    /// Neighbours count by the inverse of their distance.
     Distance,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// Distance between rows (sklearn's `metric`).
 pub enum Metric {
+    /// Straight-line (L2) distance.
     Euclidean,
+    /// Sum of absolute differences (L1).
     Manhattan,
     /// Minkowski with p = 2 (sklearn's default p), i.e. euclidean computed another way.
     Minkowski,
@@ -31,11 +37,16 @@ pub enum Metric {
 /// Parameters, named as in sklearn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KnnParams {
+    /// Number of neighbours `k`; must not exceed the training rows.
     pub n_neighbors: usize,
+    /// How the neighbours' votes are weighted.
     pub weights: Weights,
+    /// Distance used to find the neighbours.
     pub metric: Metric,
 }
 
+/// Fits on (`x`, `y`) and scores `test` by class-1 probability; errors if `n_neighbors` exceeds
+/// the training rows or smartcore fails.
 pub fn fit_predict(p: &KnnParams, x: &Matrix, y: &[u8], test: &Matrix) -> Result<Prediction> {
     if p.n_neighbors > x.rows {
         bail!("KNN: n_neighbors {} exceeds the {} training rows", p.n_neighbors, x.rows);

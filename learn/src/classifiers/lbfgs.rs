@@ -9,9 +9,14 @@ const FTOL: f64 = 1e7 * f64::EPSILON;
 /// Where the minimiser stopped.
 #[derive(Debug, Clone)]
 pub struct Minimum {
+    /// The point reached (the best found, as the search only accepts decreases).
     pub x: Vec<f64>,
+    /// The objective's value at `x`.
     pub f: f64,
+    /// Number of L-BFGS iterations taken (each may evaluate the objective several times).
     pub iterations: usize,
+    /// Whether a stopping test (small gradient or small relative decrease) was met, rather than the
+    /// iteration or evaluation budget running out or the line search failing.
     pub converged: bool,
 }
 

@@ -1,5 +1,5 @@
 //! Multi-layer perceptron with one ReLU hidden layer and a logistic output, trained by
-//! L-BFGS ([`lbfgs`](super::lbfgs)) on the mean log-loss plus `alpha/(2n)·‖W‖²` — sklearn's
+//! L-BFGS ([`lbfgs`]) on the mean log-loss plus `alpha/(2n)·‖W‖²` — sklearn's
 //! `MLPClassifier(solver="lbfgs")`, the original's only solver. Written here because neither
 //! smartcore nor linfa has an MLP, and burn (in `models/`) has no L-BFGS. Weights start
 //! Glorot-uniform (bound √(6/(fan_in+fan_out)), biases too) from a seeded generator, so the
@@ -24,10 +24,13 @@ fn default_max_iter() -> usize {
 /// original grid); `alpha` defaults to 1 and `max_iter` to 3000 as the original fixed them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MlpParams {
+    /// Number of units in the single ReLU hidden layer (0 is treated as 1).
     pub hidden_layer_sizes: usize,
     #[serde(default = "default_alpha")]
+    /// L2 penalty strength on the weights (the loss adds `alpha/(2n)·‖W‖²`).
     pub alpha: f64,
     #[serde(default = "default_max_iter")]
+    /// Maximum number of L-BFGS iterations.
     pub max_iter: usize,
 }
 
@@ -105,6 +108,8 @@ impl Net<'_> {
     }
 }
 
+/// Fits the net on (`x`, `y`) with weights seeded by `seed` and scores `test` by its class-1
+/// probability.
 pub fn fit_predict(p: &MlpParams, x: &Matrix, y: &[u8], test: &Matrix, seed: u64) -> Prediction {
     let net = Net { x, y, h: p.hidden_layer_sizes.max(1), alpha: p.alpha };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// Parameters, named as in sklearn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NbParams {
+    /// Fraction of the largest feature variance added to every class variance for stability (≥ 0).
     pub var_smoothing: f64,
 }
 
@@ -28,6 +29,7 @@ fn mean_var(x: &Matrix, rows: &[usize]) -> (Vec<f64>, Vec<f64>) {
     (mean, var)
 }
 
+/// Fits Gaussian naive Bayes on (`x`, `y`) and scores `test` by the class-1 probability.
 pub fn fit_predict(p: &NbParams, x: &Matrix, y: &[u8], test: &Matrix) -> Prediction {
     let all: Vec<usize> = (0..x.rows).collect();
     let epsilon = p.var_smoothing * mean_var(x, &all).1.iter().copied().fold(0.0, f64::max);

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 /// Parameters, named as in sklearn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QdaParams {
+    /// Shrinkage of each class covariance towards the identity, in [0, 1]: `(1 − r)·Σ + r·I`.
     pub reg_param: f64,
 }
 
@@ -95,6 +96,9 @@ impl ClassModel {
     }
 }
 
+/// Fits one Gaussian per class on (`x`, `y`) and scores `test` by the difference of the two
+/// classes' decisions; errors if a class has fewer than 2 training rows or a regularised
+/// covariance is singular.
 pub fn fit_predict(p: &QdaParams, x: &Matrix, y: &[u8], test: &Matrix) -> Result<Prediction> {
     let models = [0u8, 1]
         .iter()

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SvmParams {
     #[serde(rename = "C")]
+    /// Penalty on margin violations (sklearn's `C`, > 0): each dual coefficient is bounded by it.
     pub c: f64,
+    /// Width of the RBF kernel `exp(−gamma·‖a − b‖²)` (> 0).
     pub gamma: f64,
 }
 
@@ -161,6 +163,7 @@ fn fit(p: &SvmParams, x: &Matrix, labels: &[u8]) -> Model {
     Model { sv, coef, rho, gamma: p.gamma }
 }
 
+/// Fits the C-SVC on (`x`, `y`) and scores `test` by the decision function (class 1 where > 0).
 pub fn fit_predict(p: &SvmParams, x: &Matrix, y: &[u8], test: &Matrix) -> Prediction {
     let model = fit(p, x, y);
     let score: Vec<f64> = (0..test.rows).map(|i| model.decision(test.row(i))).collect();

@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Criterion {
+    /// Gini impurity `1 − Σ p²`.
     Gini,
+    /// Shannon entropy in bits (log₂).
     Entropy,
 }
 
@@ -28,13 +30,16 @@ pub enum Criterion {
 #[serde(rename_all = "lowercase")]
 pub enum MaxFeatures {
     #[serde(alias = "auto")]
+    /// √(number of features), rounded down, at least 1.
     Sqrt,
+    /// log₂(number of features), rounded down, at least 1.
     Log2,
     /// All features (sklearn's `None`).
     All,
 }
 
 impl MaxFeatures {
+    /// How many features a split draws out of `n_features` (at least 1 for `Sqrt` and `Log2`).
     pub fn count(self, n_features: usize) -> usize {
         let n = n_features as f64;
         match self {
@@ -52,11 +57,15 @@ fn default_all() -> MaxFeatures {
 /// Parameters, named as in sklearn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TreeParams {
+    /// Impurity measure splits minimise.
     pub criterion: Criterion,
+    /// Depth at which nodes stop splitting (the root is depth 0); `None` means no limit.
     pub max_depth: Option<usize>,
     #[serde(default = "default_all")]
+    /// Features each split considers; defaults to all of them.
     pub max_features: MaxFeatures,
     #[serde(default)]
+    /// Cost-complexity pruning strength (≥ 0); 0, the default, prunes nothing.
     pub ccp_alpha: f64,
 }
 

@@ -82,7 +82,9 @@ pub fn cluster(neighbours: &[Vec<usize>], min_samples: usize) -> Vec<i32> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GridConfig {
+    /// Neighbourhood radii tried, in order (Euclidean distance in the points' units).
     pub eps: Vec<f64>,
+    /// Minimum neighbourhood sizes (the point itself included) tried for each `eps`, in order.
     pub min_samples: Vec<usize>,
 }
 
@@ -95,10 +97,14 @@ impl Default for GridConfig {
 /// The labelling the grid chose.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GridChoice {
+    /// Radius of the chosen labelling.
     pub eps: f64,
+    /// Minimum neighbourhood size of the chosen labelling.
     pub min_samples: usize,
+    /// Number of points labelled noise.
     pub noise: usize,
     #[serde(skip)]
+    /// Label per point: 0 for the cluster, [`NOISE`] for noise (not serialised).
     pub labels: Vec<i32>,
 }
 

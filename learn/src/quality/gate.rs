@@ -52,49 +52,73 @@ impl Default for GateConfig {
 /// The rows the gate judges. Labels: true = positive (defect). Synthetic rows are positive.
 #[derive(Debug, Clone, Copy)]
 pub struct GateInput<'a> {
+    /// Real training rows: the logistic models' training data and the DCR reference.
     pub train: &'a [Vec<f64>],
+    /// Label per `train` row (true = defect).
     pub train_labels: &'a [bool],
+    /// Real rows held out from training: scored by the efficacy check and the DCR baseline.
     pub holdout: &'a [Vec<f64>],
+    /// Label per `holdout` row (true = defect).
     pub holdout_labels: &'a [bool],
+    /// Synthetic positive rows under judgement, with the same columns as the real rows.
     pub synthetic: &'a [Vec<f64>],
+    /// Column names, one per value of every row, in order.
     pub columns: &'a [String],
 }
 
 /// One check's outcome: its value against its threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Check {
+    /// Human-readable name of the check.
     pub name: String,
+    /// Whether the check passed.
     pub passed: bool,
+    /// The measured value (mean KS, mean |Δr|, DCR ratio or largest score drop).
     pub value: f64,
+    /// The threshold `value` was compared with, from [`GateConfig`].
     pub threshold: f64,
+    /// Human-readable explanation of the value (worst column, row counts, medians, scores).
     pub detail: String,
 }
 
 /// KS of one column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColumnKs {
+    /// Column name.
     pub column: String,
+    /// Two-sample KS statistic of synthetic vs real positive values, in [0, 1].
     pub statistic: f64,
+    /// p-value of the KS statistic.
     pub p_value: f64,
 }
 
 /// Scores of the efficacy check.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
+    /// F1 of the positive class on the real holdout, in [0, 1].
     pub f1: f64,
+    /// Average precision (PR-AUC) on the real holdout, in [0, 1]; 0 without positive rows.
     pub pr_auc: f64,
 }
 
 /// Everything the gate measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateReport {
+    /// Whether all four checks passed, i.e. the synthetic rows may go downstream.
     pub passed: bool,
+    /// The four checks in order: distributions, correlations, privacy, efficacy.
     pub checks: Vec<Check>,
+    /// KS of every column, in column order.
     pub columns: Vec<ColumnKs>,
+    /// Median distance of synthetic rows to their closest training row (standardized units).
     pub dcr_synthetic_median: f64,
+    /// Median distance of holdout rows to their closest training row (standardized units).
     pub dcr_holdout_median: f64,
+    /// Number of synthetic rows within `copy_distance` of a training row.
     pub copies: usize,
+    /// Efficacy scores of the model trained on the real training rows only.
     pub real_only: Scores,
+    /// Efficacy scores of the model trained on real plus synthetic rows.
     pub real_plus_synthetic: Scores,
 }
 

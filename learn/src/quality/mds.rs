@@ -35,6 +35,7 @@ impl Default for MdsConfig {
 /// An embedding: one row of `dims` coordinates per point.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Embedding {
+    /// Coordinates of each input point, in input order, `dims` values each.
     pub coords: Vec<Vec<f64>>,
     /// Eigenvalues of the kept axes, largest first.
     pub eigenvalues: Vec<f64>,

@@ -35,8 +35,11 @@ impl Default for FenceConfig {
     "fence: need 0 <= lower_percentile < upper_percentile <= 100 and k >= 0, got {lower} / {upper} / {k}"
 )]
 pub struct BadFence {
+    /// The `lower_percentile` that was given.
     pub lower: f64,
+    /// The `upper_percentile` that was given.
     pub upper: f64,
+    /// The `k` that was given.
     pub k: f64,
 }
 
@@ -58,8 +61,11 @@ impl FenceConfig {
 /// The fitted bounds of one column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColumnFence {
+    /// Column name (empty when no name was given for it).
     pub column: String,
+    /// Lower bound `q_lo − k·R`; smaller values are outliers.
     pub low: f64,
+    /// Upper bound `q_hi + k·R`; larger values are outliers.
     pub high: f64,
     /// Rows outside the bounds (including non-finite values).
     pub flagged: usize,

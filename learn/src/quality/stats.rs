@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 /// Mean and standard deviation (population) per column, fitted on rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Standardizer {
+    /// Per-column mean of the fitted rows.
     pub mean: Vec<f64>,
+    /// Per-column population standard deviation of the fitted rows (1 where it was 0).
     pub std: Vec<f64>,
 }
 
@@ -27,10 +29,12 @@ impl Standardizer {
         Standardizer { mean, std }
     }
 
+    /// Standardizes one row: `(value − mean) / std` per column.
     pub fn transform(&self, row: &[f64]) -> Vec<f64> {
         row.iter().zip(&self.mean).zip(&self.std).map(|((v, m), s)| (v - m) / s).collect()
     }
 
+    /// Standardizes every row of `rows`.
     pub fn transform_all(&self, rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
         rows.iter().map(|r| self.transform(r)).collect()
     }
@@ -105,13 +109,18 @@ pub fn correlation(rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
 /// Counts of a binary prediction against truth.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Confusion {
+    /// True positives: predicted positive and positive.
     pub tp: usize,
+    /// False positives: predicted positive but negative.
     pub fp: usize,
+    /// False negatives: predicted negative but positive.
     pub fn_: usize,
+    /// True negatives: predicted negative and negative.
     pub tn: usize,
 }
 
 impl Confusion {
+    /// Counts `predicted` against `truth` pairwise (extra values of the longer slice are ignored).
     pub fn of(predicted: &[bool], truth: &[bool]) -> Self {
         let mut c = Confusion::default();
         for (&p, &t) in predicted.iter().zip(truth) {
@@ -135,6 +144,7 @@ impl Confusion {
         ratio(self.tp, self.tp + self.fn_)
     }
 
+    /// 2·tp / (2·tp + fp + fn); 0 when there are no predicted and no actual positives.
     pub fn f1(&self) -> f64 {
         ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn_)
     }

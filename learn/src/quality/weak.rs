@@ -21,7 +21,9 @@ use std::collections::BTreeMap;
 pub struct WeakConfig {
     /// Runs with fewer shots get no weak label.
     pub min_run_shots: usize,
+    /// Settings of the per-run MDS embedding.
     pub mds: MdsConfig,
+    /// Candidate `eps` and `min_samples` values of the DBSCAN grid.
     pub grid: GridConfig,
 }
 
@@ -34,10 +36,13 @@ impl Default for WeakConfig {
 /// What happened to one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunOutcome {
+    /// Production run identifier, as given in `run_ids`.
     pub run_id: String,
+    /// Rows of the run with all features finite (rows with a non-finite value are skipped).
     pub shots: usize,
     /// `labelled`, `no_candidate` (all 0) or `too_short` (no weak label).
     pub status: String,
+    /// Whether the run was embedded by landmark MDS rather than exact MDS.
     pub landmark_mds: bool,
     /// The grid's choice, when one qualified.
     pub choice: Option<GridChoice>,
@@ -48,8 +53,11 @@ pub struct RunOutcome {
 /// Weak labels of every row (`None`: not labelled) with their 2-D coordinates.
 #[derive(Debug, Clone, Default)]
 pub struct WeakLabels {
+    /// Per input row: 1 (presumed defect), 0, or `None` (short run, or a non-finite value).
     pub labels: Vec<Option<u8>>,
+    /// Per input row: its 2-D MDS coordinates, or `None` where `labels` is `None`.
     pub coords: Vec<Option<[f64; 2]>>,
+    /// One outcome per run, in ascending order of run id.
     pub runs: Vec<RunOutcome>,
 }
 
@@ -96,10 +104,15 @@ pub fn label(rows: &[Vec<f64>], run_ids: &[String], cfg: &WeakConfig, seed: u64)
 /// Weak labels scored against ground truth, over the rows that have both.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Agreement {
+    /// Number of rows with both a weak label and ground truth.
     pub rows: usize,
+    /// Weak labels (predicted) counted against ground truth.
     pub confusion: Confusion,
+    /// Share of weak defects that are true defects; 0 when no row is weakly labelled 1.
     pub precision: f64,
+    /// Share of true defects that are weakly labelled 1; 0 when there is no true defect.
     pub recall: f64,
+    /// F1 of the weak defect labels against the truth, in [0, 1].
     pub f1: f64,
     /// Share of rows where weak label and truth agree.
     pub accuracy: f64,
