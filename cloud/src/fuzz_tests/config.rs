@@ -43,7 +43,7 @@ fn fuzz_cloud_config() {
     fuzz("cloud/config", |u| {
         let text = match u.int_in_range(0..=3)? {
             0 => u.arbitrary::<String>()?,
-            _ => mutate_toml(u, CLOUD_TOML)?,
+            _ => TOML.mutate(u, CLOUD_TOML)?,
         };
         if let Err(e) = timed("parse cloud.toml", || toml::from_str::<CloudFile>(&text)) {
             assert_reason(&e, &text);

@@ -246,7 +246,7 @@ exclude = ["7", "6i"]
 #[test]
 fn fuzz_import_profile_toml() {
     fuzz("import/profile", |u| {
-        let text = if u.ratio(1, 4)? { u.arbitrary::<String>()? } else { mutate_toml(u, PROFILE_TOML)? };
+        let text = if u.ratio(1, 4)? { u.arbitrary::<String>()? } else { TOML.mutate(u, PROFILE_TOML)? };
         let p = match timed("parse profile", || toml::from_str::<ImportProfile>(&text)) {
             Err(e) => {
                 note(false);

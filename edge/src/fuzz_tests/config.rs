@@ -268,8 +268,8 @@ fn fuzz_edge_config() {
     let base = tempfile::tempdir().expect("a temporary folder");
     fuzz("edge/config", |u| {
         match u.int_in_range(0..=2)? {
-            0 => check_config_text(&toml_soup(u, CONFIG_KEYS)?, base.path()),
-            1 => check_config_text(&mutate_toml(u, CONFIG)?, base.path()),
+            0 => check_config_text(&TOML.soup(u, CONFIG_KEYS)?, base.path()),
+            1 => check_config_text(&TOML.mutate(u, CONFIG)?, base.path()),
             _ => check_resolve(&hostile_config(u)?, base.path(), false),
         }
         Ok(())

@@ -136,10 +136,10 @@ fn check_profile_text(u: &mut Unstructured<'_>, text: &str) -> Gen<()> {
 fn fuzz_profile_toml_and_snapshots() {
     fuzz("edge/profile", |u| {
         let text = match u.int_in_range(0..=3)? {
-            0 => toml_soup(u, PROFILE_KEYS)?,
+            0 => TOML.soup(u, PROFILE_KEYS)?,
             // The mold tag without registers, of one, or over 128 bytes of text.
             1 => PROFILE.replace("len = 4", &format!("len = {}", u.choose(&[0, 1, 64, 65, 125])?)),
-            _ => mutate_toml(u, PROFILE)?,
+            _ => TOML.mutate(u, PROFILE)?,
         };
         check_profile_text(u, &text)
     });

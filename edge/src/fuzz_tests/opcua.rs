@@ -83,11 +83,11 @@ range = [0.0, 600.0]
 fn fuzz_opcua_node_map() {
     fuzz("opcua/node_map", |u| {
         let text = match u.int_in_range(0..=3)? {
-            0 => toml_soup(
+            0 => TOML.soup(
                 u,
                 &["name", "nodes", "node", "type", "scale", "range", "shot_counter", "\"ns=2;i=1\""],
             )?,
-            _ => mutate_toml(u, NODE_MAP)?,
+            _ => TOML.mutate(u, NODE_MAP)?,
         };
         let map = match timed("parse node map", || toml::from_str::<NodeProfile>(&text)) {
             Err(e) => {

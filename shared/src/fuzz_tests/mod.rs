@@ -20,14 +20,12 @@ use crate::gap::DropGap;
 use crate::limits::{MAX_EPOCH_BYTES, MAX_ID_BYTES};
 use crate::record::{Record, RecordKind};
 use crate::rollout::MAX_CHUNK_BYTES;
-use arbtest::arbitrary::{self, Unstructured};
-use serde_json::Value as Json;
-use std::cell::Cell;
-use std::collections::BTreeMap;
-use std::fmt::Display;
-use std::time::{Duration, Instant};
+use moldops_testkit::arbitrary::Unstructured;
+use moldops_testkit::fuzz::{Gen, assert_reason, note, timed};
+use moldops_testkit::hostile::{any_f64, any_u64, truncate_bytes as truncate};
 
-type Gen<T> = arbitrary::Result<T>;
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -35,58 +33,10 @@ type Gen<T> = arbitrary::Result<T>;
 
 /// How long each property runs (milliseconds) unless `ARBTEST_BUDGET_MS` says otherwise.
 const BUDGET_MS: u64 = 500;
-/// Longest one decoder call may take on these small inputs before it counts as unbounded work.
-const SLOW: Duration = Duration::from_secs(2);
 
-thread_local! {
-    /// Inputs the running property saw accepted and refused (each test runs on its own thread).
-    static VERDICTS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-}
-
-/// Counts one decoder verdict, for the summary [`fuzz`] prints.
-fn note(accepted: bool) {
-    VERDICTS.with(|v| {
-        let (yes, no) = v.get();
-        v.set(if accepted { (yes + 1, no) } else { (yes, no + 1) });
-    });
-}
-
-/// Runs `property` on fresh random input until the time budget is spent; prints how many
-/// cases ran and how many inputs were accepted and refused.
-fn fuzz(name: &str, mut property: impl FnMut(&mut Unstructured<'_>) -> Gen<()>) {
-    let mut cases = 0u64;
-    let started = Instant::now();
-    VERDICTS.with(|v| v.set((0, 0)));
-    let test = arbtest::arbtest(|u: &mut Unstructured<'_>| {
-        cases += 1;
-        property(u)
-    })
-    .size_max(1 << 14);
-    match std::env::var_os("ARBTEST_BUDGET_MS") {
-        Some(_) => test.run(),
-        None => test.budget_ms(BUDGET_MS).run(),
-    }
-    let verdicts = match VERDICTS.with(Cell::get) {
-        (0, 0) => String::new(),
-        (accepted, refused) => format!(", {accepted} accepted, {refused} refused"),
-    };
-    eprintln!("fuzz {name}: {cases} cases in {:?}{verdicts}", started.elapsed());
-    assert!(cases > 0, "{name}: no case ran");
-}
-
-/// Runs `call`, failing when it takes longer than [`SLOW`] (a sign of unbounded work).
-fn timed<T>(what: &str, call: impl FnOnce() -> T) -> T {
-    let started = Instant::now();
-    let out = call();
-    let took = started.elapsed();
-    assert!(took < SLOW, "{what} took {took:?}");
-    out
-}
-
-/// A refusal must say why.
-fn assert_reason(err: &impl Display, input: &dyn std::fmt::Debug) {
-    let text = err.to_string();
-    assert!(!text.trim().is_empty(), "refusal without a reason for {input:?}");
+/// Runs one property for [`BUDGET_MS`] (see `moldops_testkit::fuzz::run`).
+fn fuzz(name: &str, property: impl FnMut(&mut Unstructured<'_>) -> Gen<()>) {
+    moldops_testkit::fuzz::run(name, BUDGET_MS, property);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,34 +91,6 @@ fn any_epoch(u: &mut Unstructured<'_>) -> Gen<String> {
     (0..len).map(|_| Ok(char::from(*u.choose(b"0123456789abcdef-_")?))).collect()
 }
 
-fn any_f64(u: &mut Unstructured<'_>) -> Gen<f64> {
-    const SPECIAL: [f64; 16] = [
-        f64::NAN,
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-        0.0,
-        -0.0,
-        f64::MAX,
-        f64::MIN,
-        f64::MIN_POSITIVE,
-        5e-324,
-        9_007_199_254_740_992.0,
-        9_007_199_254_740_994.0,
-        -9_007_199_254_740_992.0,
-        1e300,
-        -1.0,
-        0.5,
-        61.5,
-    ];
-    if u.ratio(2, 3)? { Ok(*u.choose(&SPECIAL)?) } else { Ok(f64::from_bits(u.arbitrary()?)) }
-}
-
-fn any_u64(u: &mut Unstructured<'_>) -> Gen<u64> {
-    const SPECIAL: [u64; 9] =
-        [0, 1, 2, u64::MAX, u64::MAX - 1, 1 << 53, (1 << 53) + 1, i64::MAX as u64, u32::MAX as u64];
-    if u.ratio(1, 2)? { Ok(*u.choose(&SPECIAL)?) } else { u.arbitrary() }
-}
-
 fn any_i64(u: &mut Unstructured<'_>) -> Gen<i64> {
     const SPECIAL: [i64; 8] = [0, -1, 1, i64::MIN, i64::MAX, 1 << 53, -(1 << 53), 1_700_000_000_000];
     if u.ratio(1, 2)? { Ok(*u.choose(&SPECIAL)?) } else { u.arbitrary() }
@@ -177,13 +99,6 @@ fn any_i64(u: &mut Unstructured<'_>) -> Gen<i64> {
 fn any_u32(u: &mut Unstructured<'_>) -> Gen<u32> {
     const SPECIAL: [u32; 7] = [0, 1, 2, 4096, u32::MAX, u32::MAX - 1, MAX_CHUNK_BYTES + 1];
     if u.ratio(1, 2)? { Ok(*u.choose(&SPECIAL)?) } else { u.arbitrary() }
-}
-
-/// Cuts `bytes` at a random point.
-fn truncate(u: &mut Unstructured<'_>, bytes: &mut Vec<u8>) -> Gen<()> {
-    let at = u.int_in_range(0..=bytes.len())?;
-    bytes.truncate(at);
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
