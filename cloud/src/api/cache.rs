@@ -1,9 +1,10 @@
 //! The lake summary behind `GET /lake`, computed once and served until the lake changes: a
 //! summary scans every part file, which a dashboard polling every few seconds must not cause.
 //!
-//! The cache is keyed by a cheap fingerprint of the lake — the modification time and size of
-//! the ingest's state file (rewritten on every commit) and of each dataset, quarantine and
-//! machine folder — and never served older than [`MAX_AGE`] (files an import adds to an
+//! The cache is keyed by a cheap fingerprint of the lake — a hash of the ingest's state file
+//! (small, and different after every commit: it holds the last commit's mark) and the
+//! modification time and size of each dataset, quarantine and machine folder — and never
+//! served older than [`MAX_AGE`] (files an import adds to an
 //! existing day folder change no fingerprint). Concurrent requests wait for one computation.
 
 use crate::lake::{self, summary::LakeSummary};
@@ -15,11 +16,19 @@ use tokio::sync::Mutex;
 /// Longest a summary is served without being computed again.
 pub const MAX_AGE: Duration = Duration::from_secs(30);
 
-/// What the fingerprint looks at: one file or folder's modification time and size.
+/// One folder's modification time and size.
 type Stamp = (PathBuf, Option<SystemTime>, u64);
 
+/// What says the lake changed.
+#[derive(PartialEq)]
+struct Fingerprint {
+    /// Hash of the ingest's state file (0 when there is none).
+    ingest_state: u64,
+    folders: Vec<Stamp>,
+}
+
 struct Entry {
-    fingerprint: Vec<Stamp>,
+    fingerprint: Fingerprint,
     made: Instant,
     summary: Arc<LakeSummary>,
 }
@@ -51,15 +60,19 @@ impl SummaryCache {
     }
 }
 
-/// The stamps of the ingest state file, the quarantine and every dataset and machine folder.
-fn fingerprint(lake: &Path) -> Vec<Stamp> {
-    let mut paths = vec![crate::ingest::state::DedupState::path(lake), lake.join(lake::QUARANTINE_DIR)];
+/// The ingest state's hash and the stamps of the quarantine and every dataset and machine
+/// folder.
+fn fingerprint(lake: &Path) -> Fingerprint {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::fs::read(crate::ingest::state::DedupState::path(lake)).unwrap_or_default().hash(&mut hasher);
+    let mut paths = vec![lake.join(lake::QUARANTINE_DIR)];
     for dataset in lake::DATASETS {
         let dir = lake.join(dataset);
         paths.extend(lake::subdirs(&dir, "machine=").unwrap_or_default());
         paths.push(dir);
     }
-    paths
+    let folders = paths
         .into_iter()
         .map(|p| {
             let meta = std::fs::metadata(&p).ok();
@@ -67,7 +80,8 @@ fn fingerprint(lake: &Path) -> Vec<Stamp> {
             let len = meta.map_or(0, |m| m.len());
             (p, modified, len)
         })
-        .collect()
+        .collect();
+    Fingerprint { ingest_state: hasher.finish(), folders }
 }
 
 #[cfg(test)]
@@ -90,7 +104,6 @@ mod tests {
         assert_eq!(first.datasets[0].rows, 1);
 
         // A commit rewrites the ingest's state: the next request sees the new rows.
-        std::thread::sleep(Duration::from_millis(20));
         let mut g = Group::default();
         g.add(&data_topic("e1"), &payload("e1", vec![shot(2, "M1", &[("a", 1.0)])]), T0);
         c.commit(g).expect("commit");
