@@ -242,6 +242,12 @@ impl DevicePoller {
     }
 
     fn warn_out_of_range(&mut self, snap: &Snapshot) {
+        if let Some(why) = &snap.mold_refused
+            && self.warned.insert("\0mold".into())
+        {
+            tracing::warn!(device = %self.device.cfg.id, %why,
+                "the mold code read from the controller cannot be sent; shots go on without a mold (logged once)");
+        }
         for issue in &snap.out_of_range {
             self.health.metrics.out_of_range.get_or_create(&self.label).inc();
             if !self.warned.insert(issue.tag.clone()) {

@@ -21,6 +21,9 @@ pub struct Snapshot {
     pub counter: Option<u64>,
     pub timestamp_ms: Option<i64>,
     pub mold: Option<String>,
+    /// Why a mold code that was read could not be kept (see [`usable_mold`]); blank is no
+    /// problem (no mold set on the controller).
+    pub mold_refused: Option<String>,
     pub values: BTreeMap<String, f64>,
     pub out_of_range: Vec<RangeIssue>,
 }
@@ -30,6 +33,15 @@ pub struct Snapshot {
 /// still lands — without a mold — instead of being quarantined.
 pub(crate) fn usable_mold(text: String) -> Option<String> {
     moldops_shared::limits::check_name("mold", &text).is_ok().then_some(text)
+}
+
+/// Sets `mold` (and `mold_refused`, when text that is not blank could not be kept).
+pub(crate) fn set_mold(s: &mut Snapshot, text: String) {
+    s.mold_refused = match moldops_shared::limits::check_name("mold", &text) {
+        Err(e) if !text.trim().is_empty() => Some(e.to_string()),
+        _ => None,
+    };
+    s.mold = usable_mold(text);
 }
 
 impl Snapshot {
@@ -46,10 +58,11 @@ impl Snapshot {
             } else if role(&profile.timestamp, tag) {
                 s.timestamp_ms = Some(timestamp(tag, words, word, byte));
             } else if role(&profile.mold_code, tag) {
-                s.mold = usable_mold(match profile::decode(tag, words, word, byte) {
+                let text = match profile::decode(tag, words, word, byte) {
                     Value::Text(t) => t,
                     Value::Number(n) => format!("{n}"),
-                });
+                };
+                set_mold(&mut s, text);
             } else if value_tags.contains(&tag.name.as_str())
                 && let Value::Number(v) = profile::decode(tag, words, word, byte)
             {

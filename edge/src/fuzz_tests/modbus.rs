@@ -232,6 +232,7 @@ fn regression_a_blank_mold_register_loses_every_shot() {
     }
     let snap = Snapshot::decode(&p, &regs, 0);
     assert_eq!(snap.mold, None, "blank mold registers give no mold");
+    assert_eq!(snap.mold_refused, None, "a blank mold is no problem to report");
     let r = shot_record(&snap, "m1");
     check_record(&r).expect("a shot from blank mold registers is accepted by the ingest");
 }

@@ -230,6 +230,10 @@ fn regression_a_numeric_opcua_mold_is_refused_by_the_ingest() {
     ];
     let snap = node::snapshot(&map, 16, &results).expect("the read is fine");
     assert_eq!(snap.mold, None, "a mold the ingest refuses is dropped");
+    assert!(
+        snap.mold_refused.as_deref().is_some_and(|why| why.contains("mold")),
+        "and the reason kept to log"
+    );
     let r = shot_record(&snap, "m9");
     check_record(&r).expect("a shot with a numeric mold is accepted by the ingest");
 }

@@ -175,7 +175,9 @@ pub fn snapshot(p: &NodeProfile, bits: u32, results: &[DataValue]) -> Result<Sna
                     .ok_or_else(|| wrong("timestamp must be a DateTime or a number"))?,
             );
         } else if is(&p.mold_code, &n.name) {
-            s.mold = text(v).and_then(crate::shot::usable_mold);
+            if let Some(t) = text(v) {
+                crate::shot::set_mold(&mut s, t);
+            }
         } else if values.contains(&n.name.as_str()) {
             let x = number(v).ok_or_else(|| wrong("value must be a number"))? * n.scale + n.offset;
             if !x.is_finite() || n.range.is_some_and(|[lo, hi]| x < lo || x > hi) {
