@@ -279,7 +279,7 @@ impl Buffer {
         let next = self.write_gap_records(&tree, dropping, now)?.unwrap_or(next);
         tree.flush_async().await.context("flushing buffer")?;
         tracing::trace!(records = seqs.len(), bytes = added, "buffer append durable");
-        self.appended.send_replace(next);
+        self.announce(next);
         Ok(seqs)
     }
 
@@ -299,6 +299,18 @@ impl Buffer {
     /// Seq the next appended record will get.
     pub fn next_seq(&self) -> u64 {
         self.state().next_seq
+    }
+
+    /// Tells subscribers the next seq; never goes back when an append and the gap records
+    /// written after an ack race each other.
+    fn announce(&self, next: u64) {
+        self.appended.send_if_modified(|v| {
+            let newer = next > *v;
+            if newer {
+                *v = next;
+            }
+            newer
+        });
     }
 
     /// Receives the next seq after every durable append.
@@ -342,7 +354,7 @@ impl Buffer {
         }
         // Room again: drops not yet reported go out now, not only with the next shot.
         if let Some(next) = self.write_gap_records(&tree, false, chrono::Utc::now().timestamp_millis())? {
-            self.appended.send_replace(next);
+            self.announce(next);
         }
         Ok(n)
     }
