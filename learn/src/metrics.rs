@@ -38,21 +38,32 @@ pub fn balanced_accuracy(y: &[u8], pred: &[u8]) -> f64 {
 /// (tied scores form one threshold), exactly as `sklearn.metrics.average_precision_score`.
 /// NaN when `y` has no positive row.
 pub fn average_precision(y: &[u8], score: &[f64]) -> f64 {
-    let positives = y.iter().filter(|&&t| t == 1).count();
+    average_precision_by(y.len(), |i| score[i], |i| y[i] == 1).unwrap_or(f64::NAN)
+}
+
+/// The one implementation of average precision behind every caller (grid search, quality gate,
+/// training metrics): rows `0..n`, row `i` scored `score(i)` and positive when `positive(i)`.
+/// `None` when no row is positive; callers decide what that means for them.
+pub fn average_precision_by(
+    n: usize,
+    score: impl Fn(usize) -> f64,
+    positive: impl Fn(usize) -> bool,
+) -> Option<f64> {
+    let positives = (0..n).filter(|&i| positive(i)).count();
     if positives == 0 {
-        return f64::NAN;
+        return None;
     }
-    let mut order: Vec<usize> = (0..y.len()).collect();
-    order.sort_by(|&a, &b| score[b].total_cmp(&score[a]));
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
     let (mut tp, mut fp) = (0usize, 0usize);
     let (mut ap, mut last_recall) = (0.0, 0.0);
-    for (i, &r) in order.iter().enumerate() {
-        if y[r] == 1 {
+    for (k, &r) in order.iter().enumerate() {
+        if positive(r) {
             tp += 1;
         } else {
             fp += 1;
         }
-        let threshold_ends = order.get(i + 1).is_none_or(|&next| score[next] != score[r]);
+        let threshold_ends = order.get(k + 1).is_none_or(|&next| score(next) != score(r));
         if threshold_ends {
             let recall = tp as f64 / positives as f64;
             let precision = tp as f64 / (tp + fp) as f64;
@@ -60,7 +71,7 @@ pub fn average_precision(y: &[u8], score: &[f64]) -> f64 {
             last_recall = recall;
         }
     }
-    ap
+    Some(ap)
 }
 
 /// Mean and population standard deviation (numpy's `std`, ddof 0) of `v`.

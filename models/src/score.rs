@@ -1,25 +1,26 @@
 //! Anomaly scores of windows: per-feature absolute reconstruction error of the window's last
-//! shot ([`ScoreMode::Last`], what the edge alarms on: each new shot with the W−1 before it),
-//! its squared error ([`ScoreMode::LastSquared`]: one feature far off counts more than many a
-//! little off) or the absolute error averaged over the window ([`ScoreMode::Window`]); the
-//! score is the mean over features. The
-//! ONNX export computes exactly this.
+//! shot ([`ScoreMode::Last`]: each new shot with the W−1 before it), its squared error
+//! ([`ScoreMode::LastSquared`], the default: one feature far off counts more than many a little
+//! off) or the absolute error averaged over the window ([`ScoreMode::Window`]); the score is the
+//! mean over features. The ONNX export computes exactly this, so the edge alarms on the mode the
+//! bundle was trained with.
 
 use crate::autoencoder::Autoencoder;
 use crate::data::Windows;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-/// Which reconstruction errors make a window's score.
+/// Which reconstruction errors make a window's score. The default, as `train --score-mode`'s,
+/// is [`LastSquared`](ScoreMode::LastSquared).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScoreMode {
-    /// The last shot's errors.
-    #[default]
+    /// The last shot's absolute errors.
     Last,
-    /// The errors averaged over all shots of the window.
+    /// The absolute errors averaged over all shots of the window.
     Window,
     /// The last shot's squared errors.
+    #[default]
     LastSquared,
 }
 

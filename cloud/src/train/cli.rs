@@ -19,6 +19,7 @@ pub struct TrainArgs {
     #[arg(long, env = "MOLDOPS_CLOUD_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
+    /// Where the registry is (`--registry`, `--data-dir`).
     #[command(flatten)]
     #[serde(skip)]
     pub loc: RegistryLocation,
@@ -38,15 +39,19 @@ pub struct TrainArgs {
     /// Encoder LSTM sizes (decoder mirrors them).
     #[arg(long, value_delimiter = ',', default_value = "16,4")]
     pub hidden: Vec<usize>,
+    /// Most training epochs (early stopping may end sooner).
     #[arg(long, default_value_t = 100)]
     pub epochs: usize,
+    /// Training windows per mini-batch.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub learning_rate: f64,
     /// Early stopping: epochs without a better validation loss.
     #[arg(long, default_value_t = 10)]
     pub patience: usize,
+    /// Seed of the initial weights, the batch order and the bootstrap resamples.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Let the LSTM encoder see the whole window, last shot included (default: the first W−1
@@ -67,21 +72,25 @@ pub struct TrainArgs {
     #[arg(long, default_value = "last_squared")]
     #[serde(serialize_with = "ser_mode")]
     pub score_mode: ScoreMode,
+    /// Share of each key's shots, earliest first, that is the training part.
     #[arg(long, default_value_t = 0.6)]
     pub train_frac: f64,
+    /// Share of each key's shots (of all of them) that is validation, right after training; the rest is test.
     #[arg(long, default_value_t = 0.2)]
     pub val_frac: f64,
     /// Drop a feature missing in more than this share of training shots.
     #[arg(long, default_value_t = 0.5)]
     pub max_missing: f64,
-    /// Threshold quantile of good validation scores when validation has too few defects.
+    /// Threshold quantile of the scores not labelled defective, when too few defective windows
+    /// are there to pick by F1.
     #[arg(long, default_value_t = 0.99)]
     pub quantile: f64,
     /// Choose the threshold on validation windows only (default: also on the training part's
     /// windows holding a defect, which training never fits on).
     #[arg(long)]
     pub val_only_threshold: bool,
-    /// Defective validation windows needed to choose the threshold by best F1.
+    /// Defective windows (validation, plus the training part's unless --val-only-threshold)
+    /// needed to choose the threshold by best F1.
     #[arg(long, default_value_t = 3)]
     pub min_val_defects: usize,
     /// Bootstrap resamples for the confidence intervals.

@@ -10,12 +10,19 @@ use serde::{Deserialize, Serialize};
 /// Counts and rates at one threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct AtThreshold {
+    /// True positives: defective windows flagged.
     pub tp: u64,
+    /// False positives: good windows flagged.
     pub fp: u64,
+    /// False negatives: defective windows not flagged.
     pub fn_: u64,
+    /// True negatives: good windows not flagged.
     pub tn: u64,
+    /// tp / (tp + fp), 0 when nothing is flagged.
     pub precision: f64,
+    /// tp / (tp + fn), 0 without a defective window.
     pub recall: f64,
+    /// Harmonic mean of precision and recall, 0 when both are 0.
     pub f1: f64,
 }
 
@@ -66,52 +73,42 @@ pub fn roc_auc(scores: &[f32], labels: &[u8]) -> Option<f64> {
 }
 
 /// Average precision (area under the precision–recall curve, step-wise, tied scores taken
-/// together); `None` without a positive.
+/// together, as scikit-learn's); `None` without a positive.
 pub fn average_precision(scores: &[f32], labels: &[u8]) -> Option<f64> {
-    let pos = labels.iter().filter(|&&l| l == 1).count();
-    if pos == 0 {
-        return None;
-    }
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let (mut tp, mut fp, mut ap, mut prev_recall) = (0usize, 0usize, 0.0, 0.0);
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
-            j += 1;
-        }
-        for &k in &idx[i..=j] {
-            if labels[k] == 1 { tp += 1 } else { fp += 1 }
-        }
-        let recall = tp as f64 / pos as f64;
-        let precision = tp as f64 / (tp + fp) as f64;
-        ap += (recall - prev_recall) * precision;
-        prev_recall = recall;
-        i = j + 1;
-    }
-    Some(ap)
+    moldops_learn::metrics::average_precision_by(scores.len(), |i| f64::from(scores[i]), |i| labels[i] == 1)
 }
 
 /// A value with its bootstrap 95 % interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
+    /// The metric on all windows; `None` when undefined (AUCs without the classes they need).
     pub value: Option<f64>,
+    /// 2.5th percentile of the bootstrap values; `None` without any.
     pub ci_low: Option<f64>,
+    /// 97.5th percentile of the bootstrap values; `None` without any.
     pub ci_high: Option<f64>,
 }
 
 /// Everything reported for one model on one labelled set at one threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
+    /// Windows scoring above it are flagged.
     pub threshold: f32,
+    /// Labelled windows evaluated.
     pub windows: usize,
+    /// Defective windows among them (label 1).
     pub positives: usize,
+    /// Confusion counts, precision, recall and F1 at the threshold.
     pub counts: AtThreshold,
+    /// Precision at the threshold, with its interval.
     pub precision: Estimate,
+    /// Recall at the threshold, with its interval.
     pub recall: Estimate,
+    /// F1 at the threshold, with its interval.
     pub f1: Estimate,
+    /// PR-AUC (average precision, independent of the threshold), with its interval.
     pub pr_auc: Estimate,
+    /// ROC-AUC (independent of the threshold), with its interval.
     pub roc_auc: Estimate,
 }
 
@@ -165,18 +162,23 @@ pub fn evaluate(scores: &[f32], labels: &[u8], threshold: f32, rounds: usize, se
 /// How the threshold was chosen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThresholdChoice {
+    /// The chosen threshold: a window is flagged when its score is above it.
     pub threshold: f32,
-    /// `best_f1` (labelled validation windows with enough defects) or `quantile`.
+    /// `best_f1` (enough defective windows among those the threshold is picked on: validation
+    /// and, unless `--val-only-threshold`, the training part's defective windows) or `quantile`.
     pub method: String,
-    /// F1 on validation at the threshold (best_f1 only).
+    /// F1 at the threshold on the windows it was picked on (best_f1 only).
     pub validation_f1: Option<f64>,
+    /// The quantile of good scores taken (quantile only).
     pub quantile: Option<f64>,
 }
 
-/// With at least `min_positives` defective validation windows: the threshold maximising F1
-/// there, placed halfway between the lowest flagged score and the next lower score (ties go
-/// to the higher threshold). Otherwise the `quantile` of the good validation windows' scores
-/// (of all `normal_fallback` scores when validation has no good window).
+/// Picks a threshold on `scores` with their `labels` (the caller passes the windows the weights
+/// were not fitted on). With at least `min_positives` defective windows: the threshold
+/// maximising F1 there, placed halfway between the lowest flagged score and the next lower
+/// score (ties go to the higher threshold). Otherwise the `quantile` of the scores of the windows
+/// not labelled defective (unlabelled ones count as good; all `normal_fallback` scores when there
+/// is none).
 pub fn choose_threshold(
     scores: &[f32],
     labels: &[Option<u8>],

@@ -10,7 +10,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-/// Parameters, named as in sklearn (`max_features` defaults to `sqrt` as sklearn's does).
+/// Parameters, named as in sklearn. Unlike sklearn's forest, a `max_features` left out of the
+/// JSON means all features (the tree's default); the grids always set it (`sqrt` or `log2`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ForestParams {
     /// Number of trees, each fitted on its own bootstrap sample.

@@ -154,30 +154,9 @@ fn ratio(a: usize, b: usize) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
-/// Average precision (scikit-learn's `average_precision_score`): Σ (R_k − R_{k−1}) · P_k over
-/// the distinct score thresholds, highest first. 0 when there is no positive.
+/// Average precision (scikit-learn's `average_precision_score`, as
+/// [`metrics::average_precision_by`](crate::metrics::average_precision_by)). 0 when there is no
+/// positive.
 pub fn average_precision(scores: &[f64], truth: &[bool]) -> f64 {
-    let positives = truth.iter().filter(|&&t| t).count();
-    if positives == 0 {
-        return 0.0;
-    }
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let (mut tp, mut fp, mut ap, mut prev_recall) = (0usize, 0usize, 0f64, 0f64);
-    let mut k = 0;
-    while k < order.len() {
-        let s = scores[order[k]];
-        while k < order.len() && scores[order[k]] == s {
-            if truth[order[k]] {
-                tp += 1
-            } else {
-                fp += 1
-            }
-            k += 1;
-        }
-        let recall = tp as f64 / positives as f64;
-        ap += (recall - prev_recall) * tp as f64 / (tp + fp) as f64;
-        prev_recall = recall;
-    }
-    ap
+    crate::metrics::average_precision_by(scores.len(), |i| scores[i], |i| truth[i]).unwrap_or(0.0)
 }
