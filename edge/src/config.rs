@@ -11,18 +11,27 @@ use moldops_shared::profile::{Order, Profile};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// The edge's TOML config (`edge.toml`, see docs/edge-config.md); [`EdgeConfig::load`] reads and
+/// validates it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EdgeConfig {
+    /// Site (plant) id; an MQTT topic level: no `/`, `+` or `#`, at most 128 bytes.
     pub site: String,
+    /// This edge's id; an MQTT topic level like `site`, and the scope of the buffer's seqs.
     pub edge_id: String,
+    /// `[broker]`: the MQTT broker the uplink publishes to (address, credentials, TLS).
     pub broker: BrokerConfig,
+    /// `[buffer]`: the store-and-forward buffer; defaults when absent.
     #[serde(default)]
     pub buffer: BufferConfig,
+    /// `[uplink]`: batching, pacing and confirmation of the upload; defaults when absent.
     #[serde(default)]
     pub uplink: UplinkConfig,
+    /// `[api]`: the local HTTP API; defaults to `127.0.0.1:9464` when absent.
     #[serde(default)]
     pub api: ApiConfig,
+    /// `[[devices]]`: the machines and peripherals to poll; at least one is required.
     #[serde(default)]
     pub devices: Vec<DeviceConfig>,
     /// Live scoring and model rollout; absent: the edge only collects data.
@@ -101,7 +110,12 @@ pub enum KeyError {
     Missing,
     /// The key file cannot be read.
     #[error("models.public_key_file {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// The key file, resolved against the config file's folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The key is not 64 hex digits of an Ed25519 public key.
     #[error("models public key: {0}")]
     Parse(moldops_shared::bundle::BundleError),
@@ -154,18 +168,23 @@ pub enum FullPolicy {
     DropOldest,
 }
 
+/// `[buffer]`: where the store-and-forward buffer lives and how large it may grow.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BufferConfig {
+    /// Folder of the sled database, relative to the config file; default `moldops-data/edge-buffer`.
     #[serde(default = "default_buffer_path")]
     pub path: PathBuf,
     /// Upper bound of buffered record bytes.
     #[serde(default = "default_buffer_bytes")]
     pub max_bytes: u64,
+    /// What happens at `max_bytes`; `drop-oldest` (the default and only policy).
     #[serde(default)]
     pub full_policy: FullPolicy,
 }
 
+/// `[uplink]`: how buffered records are batched, paced and confirmed on their way to the
+/// broker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UplinkConfig {
@@ -178,7 +197,8 @@ pub struct UplinkConfig {
     /// Upper rate for uploading the backlog after an outage; live records are not limited.
     #[serde(default = "default_catchup_rate")]
     pub catchup_records_per_s: u64,
-    /// Longest wait before a partial batch of live records is sent.
+    /// Not used: live records are published as soon as they are durable. Accepted (default 200)
+    /// so that configs written for earlier versions still load.
     #[serde(default = "default_linger_ms")]
     pub linger_ms: u64,
     /// When a record leaves the buffer: once the ingest has committed it to the lake
@@ -203,6 +223,7 @@ pub enum DeleteAfter {
     Puback,
 }
 
+/// `[api]`: the local HTTP API serving `/healthz`, `/status` and `/metrics`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
@@ -215,43 +236,57 @@ pub struct ApiConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceRole {
+    /// Produces one shot record per injection cycle; its profile needs a `shot_counter`.
     Machine,
+    /// Produces one sample record per poll, for the machine named in `machine_id`.
     Peripheral,
 }
 
+/// How a device is reached (`protocol` of a `[[devices]]` entry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Protocol {
+    /// Modbus TCP to `address` (`host:port`).
     ModbusTcp,
+    /// Modbus RTU over the serial line in `[devices.serial]`.
     ModbusRtu,
     /// OPC UA over `opc.tcp`, settings and node map in `[devices.opcua]`.
     Opcua,
 }
 
+/// `[devices.serial]`: the serial line of a Modbus RTU device.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SerialConfig {
+    /// Serial port, e.g. `/dev/ttyUSB0`.
     pub path: String,
+    /// Baud rate; default 19200.
     #[serde(default = "default_baud")]
     pub baud: u32,
     /// `none`, `even` or `odd`.
     #[serde(default = "default_parity")]
     pub parity: String,
+    /// Data bits, 5 to 8; default 8.
     #[serde(default = "default_data_bits")]
     pub data_bits: u8,
+    /// Stop bits, 1 or 2; default 1.
     #[serde(default = "default_stop_bits")]
     pub stop_bits: u8,
 }
 
+/// One `[[devices]]` entry: a machine or peripheral, how to reach it and what decodes its
+/// values.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceConfig {
     /// Unique device id; for machines also the machine id.
     pub id: String,
+    /// `machine` (shots) or `peripheral` (samples).
     pub role: DeviceRole,
     /// Machine a peripheral serves (defaults to `id` for machines).
     #[serde(default)]
     pub machine_id: Option<String>,
+    /// `modbus-tcp`, `modbus-rtu` or `opcua`.
     pub protocol: Protocol,
     /// `host:port` for Modbus TCP.
     #[serde(default)]
@@ -259,15 +294,21 @@ pub struct DeviceConfig {
     /// Serial line for Modbus RTU.
     #[serde(default)]
     pub serial: Option<SerialConfig>,
+    /// Modbus unit (slave) id; default 1.
     #[serde(default = "default_unit")]
     pub unit_id: u8,
+    /// Time between polls, ms (> 0); default 1000. OPC UA: also the subscription's publishing
+    /// and sampling interval.
     #[serde(default = "default_poll_ms")]
     pub poll_interval_ms: u64,
+    /// Timeout of each request and of a Modbus TCP connect, ms (> 0); default 1000. OPC UA
+    /// connects within 4 × this, at least 5 s.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
     /// Overrides the profile's default word order (e.g. one machine in `little` = CDAB).
     #[serde(default)]
     pub word_order: Option<Order>,
+    /// Overrides the profile's default byte order inside a register.
     #[serde(default)]
     pub byte_order: Option<Order>,
     /// Profile file (TOML), relative to the config file.
@@ -282,6 +323,7 @@ pub struct DeviceConfig {
 }
 
 impl DeviceConfig {
+    /// The machine this device belongs to: `machine_id`, else `id`.
     pub fn machine_id(&self) -> &str {
         self.machine_id.as_deref().unwrap_or(&self.id)
     }
@@ -375,7 +417,10 @@ impl Default for ApiConfig {
 /// A device with its profile resolved and validated.
 #[derive(Debug, Clone)]
 pub struct Device {
+    /// The device's config entry (OPC UA: `opcua` resolved, node map inline and paths absolute).
     pub cfg: DeviceConfig,
+    /// The profile that decodes its values: word/byte order overrides applied; for OPC UA the
+    /// one its node map amounts to.
     pub profile: Profile,
 }
 
@@ -449,6 +494,17 @@ impl EdgeConfig {
                     errs.push(format!("{at}: serial.parity must be none, even or odd"))
                 }
                 _ => {}
+            }
+            if let Some(s) = &d.serial {
+                if !(5..=8).contains(&s.data_bits) {
+                    errs.push(format!("{at}: serial.data_bits must be 5, 6, 7 or 8, not {}", s.data_bits));
+                }
+                if !(1..=2).contains(&s.stop_bits) {
+                    errs.push(format!("{at}: serial.stop_bits must be 1 or 2, not {}", s.stop_bits));
+                }
+                if s.baud == 0 {
+                    errs.push(format!("{at}: serial.baud must be > 0"));
+                }
             }
             if d.poll_interval_ms == 0 || d.timeout_ms == 0 {
                 errs.push(format!("{at}: poll_interval_ms and timeout_ms must be > 0"));

@@ -199,6 +199,8 @@ fn hostile_config(u: &mut Unstructured<'_>) -> Gen<EdgeConfig> {
             10 => {
                 if let Some(s) = &mut d.serial {
                     s.parity = any_string(u)?;
+                    (s.data_bits, s.stop_bits) = (u.arbitrary()?, u.arbitrary()?);
+                    s.baud = *u.choose(&[0, 1, 19_200, u32::MAX])?;
                 }
             }
             11 => {
@@ -261,6 +263,23 @@ fn the_example_config_resolves() {
     let cfg: EdgeConfig = toml::from_str(CONFIG).expect("the example parses");
     let devices = cfg.resolve(base.path()).expect("the example resolves");
     assert_eq!(devices.len(), 3);
+}
+
+/// A serial line the port could not be opened with as written is refused at load, not opened
+/// with other settings (data bits 9 used to open the port with 8).
+#[test]
+fn serial_line_settings_a_port_cannot_take_are_refused() {
+    let base = tempfile::tempdir().expect("a temporary folder");
+    let text = CONFIG.replace(
+        "path = \"/dev/ttyUSB0\"",
+        "path = \"/dev/ttyUSB0\"\ndata_bits = 9\nstop_bits = 3\nbaud = 0",
+    );
+    assert_ne!(text, CONFIG);
+    let cfg: EdgeConfig = toml::from_str(&text).expect("the config parses");
+    let problems = cfg.resolve(base.path()).expect_err("the serial line is refused").0;
+    for field in ["serial.data_bits", "serial.stop_bits", "serial.baud"] {
+        assert!(problems.iter().any(|p| p.contains(field)), "{field} not named in {problems:?}");
+    }
 }
 
 #[test]
