@@ -25,8 +25,11 @@ use std::sync::Arc;
 /// The folders the API reads.
 #[derive(Debug, Clone)]
 pub struct Folders {
+    /// The Parquet lake (`<data>/lake`), summarised for `GET /lake`.
     pub lake: PathBuf,
+    /// The model registry (`<data>/registry`), listed for `GET /models`.
     pub registry: PathBuf,
+    /// The data folder itself; `GET /pipeline/runs` lists the runs under `<data>/pipeline/runs`.
     pub data: PathBuf,
 }
 

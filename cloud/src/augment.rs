@@ -32,17 +32,26 @@ pub struct AugmentConfig {
     pub features: Option<Vec<String>>,
     /// Columns for the MDS embedding (default: the reference's 11 when present, else `features`).
     pub label_features: Option<Vec<String>>,
+    /// The outlier fence (`[fence]`; default: 2.5th–97.5th percentiles, k = 1.5, not sequential).
     pub fence: FenceConfig,
+    /// The weak labelling by MDS + DBSCAN per production run (`[weak]`; default: runs of ≥ 30 shots).
     pub weak: WeakConfig,
+    /// The conditional GAN and its training (`[gan]`; default: 600 steps of 32 rows); its `seed`
+    /// is replaced by each group's own seed.
     pub gan: GanConfig,
+    /// The synthetic-data gate's thresholds (`[gate]`; default: mean KS ≤ 0.35, mean |Δr| ≤ 0.35,
+    /// DCR ratio ≥ 0.5, F1 and PR-AUC drop ≤ 0.05).
     pub gate: GateConfig,
     /// Synthetic rows per group (default: as many as balance the training classes).
     pub synthetic: Option<usize>,
     /// Fewer defect rows than this in a group: no GAN.
+    /// Default 6; at least 2 (one to train on, one to hold out).
     pub min_defect_rows: usize,
     /// Share of each class held out (real rows only) for the gate's DCR and efficacy checks.
+    /// Default 0.3; within (0, 1).
     pub holdout_fraction: f64,
     /// Seed of everything random (each group derives its own from it).
+    /// Default 42.
     pub seed: u64,
 }
 
@@ -96,26 +105,40 @@ impl AugmentConfig {
 /// Totals over all groups.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
+    /// (machine, mold) groups processed.
     pub groups: usize,
+    /// Real `etl_data` rows read.
     pub rows: usize,
+    /// Rows the fence marked as outliers (kept in the data).
     pub outliers: usize,
+    /// Rows that got a weak label (0 or 1).
     pub weak_labelled: usize,
+    /// Rows whose label came from the weak labelling (no truth).
     pub weak_filled: usize,
+    /// Groups in which the GAN was trained.
     pub gan_trained: usize,
+    /// Groups whose synthetic rows passed the gate.
     pub gate_passed: usize,
+    /// Synthetic rows written to `aug_data`.
     pub synthetic_written: usize,
 }
 
 /// The JSON report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AugmentReport {
+    /// When the run finished (RFC 3339, UTC, whole seconds).
     pub created_at: String,
+    /// The lake folder the run read and wrote.
     pub lake: String,
+    /// Wall-clock duration of the run, in seconds.
     pub seconds: f64,
+    /// The settings the run used, after command-line overrides.
     pub settings: AugmentConfig,
+    /// Totals over all groups.
     pub totals: Totals,
     /// Weak labels against truth over every group.
     pub agreement: Option<Agreement>,
+    /// One report per (machine, mold) group, ordered by machine, then mold.
     pub groups: Vec<GroupReport>,
 }
 

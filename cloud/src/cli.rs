@@ -34,7 +34,7 @@ pub enum Command {
     Rollout(crate::rollout::cli::RolloutArgs),
     /// Batch scoring: score etl_data with a bundle's model, as the edge does, into `scores/`.
     Score(crate::score::cli::ScoreArgs),
-    /// The learning DAG (import → compact → etl → augment → evaluate ∥ train → register →
+    /// The learning DAG (import ∥ compact → etl → augment → evaluate ∥ train → register →
     /// rollout), locally or as Kubernetes Jobs; runs, resume, schedule.
     Pipeline(crate::pipeline::cli::PipelineArgs),
     /// Read-only HTTP API over a data folder: /healthz, /lake, /models, /pipeline/runs.

@@ -17,24 +17,31 @@ pub const DEFAULT_LAKE: &str = "moldops-data/lake";
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CloudFile {
+    /// `[broker]`: the MQTT broker; when absent, the host must come from `--broker-host`.
     #[serde(default)]
     pub broker: Option<BrokerConfig>,
+    /// `[lake]`: where the lake lives.
     #[serde(default)]
     pub lake: LakeSection,
+    /// `[ingest]`: the ingest's MQTT client id and group-commit size.
     #[serde(default)]
     pub ingest: IngestSection,
 }
 
+/// `[lake]`: the lake's root folder.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LakeSection {
+    /// Lake root folder (default `moldops-data/lake`, relative to the working folder).
     #[serde(default = "default_lake")]
     pub path: PathBuf,
 }
 
+/// `[ingest]`: settings of the MQTT → lake ingest.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngestSection {
+    /// MQTT client id (default `moldops-ingest`); keep it fixed so the broker keeps the session.
     #[serde(default = "default_client_id")]
     pub client_id: String,
     /// Upper bound of records per group commit.
@@ -65,9 +72,13 @@ fn default_max_group() -> usize {
 /// Command-line values that override the file (or stand in for it).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
+    /// `--broker-host`: replaces `[broker] host`; enough on its own without a `[broker]` section.
     pub broker_host: Option<String>,
+    /// `--broker-port`: replaces `[broker] port`.
     pub broker_port: Option<u16>,
+    /// `--lake`: replaces `[lake] path`.
     pub lake: Option<PathBuf>,
+    /// `--client-id`: replaces `[ingest] client_id`.
     pub client_id: Option<String>,
 }
 

@@ -46,6 +46,8 @@ pub struct EtlConfig {
     /// How much older than a shot a peripheral reading may be and still count: ms (≤ 1 day),
     /// or `auto` (half each machine's typical cycle, see [`tolerance`]).
     pub tolerance_ms: Tolerance,
+    /// The drop rules (`[rules]`; default: sentinel at |value| ≥ 1e8, and `Cycle_Time`,
+    /// `Injection_Time`, `Filling_Time`, `Plasticizing_Time`, `Clamp_Close_Time` within 0–3600 s).
     pub rules: CleanRules,
     /// Machines merged at once (0: one per core). Not a setting of the output, so not part of
     /// the settings fingerprint; from the command line only (`--jobs`).

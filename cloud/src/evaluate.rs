@@ -26,12 +26,17 @@ use std::time::Instant;
 /// What to evaluate and how.
 #[derive(Debug, Clone)]
 pub struct EvaluateConfig {
+    /// The lake folder to read `etl_data` or `aug_data` from.
     pub lake: PathBuf,
+    /// Which dataset to read (`--source`, default `auto`).
     pub source: load::Source,
     /// Folds requested (fewer when the rarer class is smaller, see [`cv::effective_folds`]).
     pub folds: usize,
+    /// Seed of the fold shuffle and of every randomised classifier.
     pub seed: u64,
+    /// Classifiers to grid-search, in this order.
     pub classifiers: Vec<Kind>,
+    /// Which parameter grids to search.
     pub grid: GridName,
 }
 

@@ -30,9 +30,11 @@ const GROUP_RECORDS: usize = 20_000;
 /// What one import did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ImportReport {
+    /// The imported file's path, as given.
     pub file: String,
     /// The import identity: `import:{first 16 hex digits of the file's sha256}`.
     pub source: String,
+    /// Lake dataset written: `raw_data`, `peripheral_data`, `labels` or `lot_labels`.
     pub dataset: String,
     /// Data rows read (header line excluded).
     pub rows: u64,
@@ -46,6 +48,7 @@ pub struct ImportReport {
     pub excluded: u64,
     /// Rows refused (stored in the quarantine).
     pub quarantined: u64,
+    /// Value columns taken from the table (tables only; empty for labels).
     pub value_columns: Vec<String>,
 }
 

@@ -45,12 +45,15 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Everything [`run`] needs; every path is explicit (nothing depends on the working folder).
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
+    /// The MQTT broker to subscribe at.
     pub broker: BrokerConfig,
     /// Folder that relative TLS file paths in `broker` resolve against.
     pub base_dir: PathBuf,
     /// Root folder of the lake.
     pub lake: PathBuf,
+    /// MQTT client id (default [`DEFAULT_CLIENT_ID`]); fixed, so the broker keeps the session.
     pub client_id: String,
+    /// Upper bound of records per group commit (default [`DEFAULT_MAX_GROUP_RECORDS`]; must be > 0).
     pub max_group_records: usize,
     /// Print `{"event":"subscribed"}` on stdout after the first SUBACK (for the CLI).
     pub announce: bool,

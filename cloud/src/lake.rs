@@ -35,7 +35,9 @@ use std::path::{Path, PathBuf};
 /// loses its buffer starts a new epoch, hence a new stream counting from 0 again.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct StreamId {
+    /// Site of the edge.
     pub site: String,
+    /// The edge's id (`import:{sha256 prefix}` for an imported file).
     pub edge_id: String,
     /// Empty for edges from before epochs (and for imported files).
     #[serde(default)]
@@ -43,10 +45,12 @@ pub struct StreamId {
 }
 
 impl StreamId {
+    /// The stream a batch belongs to.
     pub fn of(batch: &moldops_shared::Batch) -> StreamId {
         StreamId { site: batch.site.clone(), edge_id: batch.edge_id.clone(), epoch: batch.epoch.clone() }
     }
 
+    /// A stream from its parts (`epoch` empty for edges from before epochs).
     pub fn new(site: &str, edge_id: &str, epoch: &str) -> StreamId {
         StreamId { site: site.into(), edge_id: edge_id.into(), epoch: epoch.into() }
     }

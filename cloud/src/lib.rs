@@ -23,6 +23,8 @@
 //! Shared plumbing (broker config, atomic writes, locks, back-off, shutdown) is in
 //! `moldops-common`; the scoring code shared with the edge is in `moldops-scoring`.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod augment;
 pub mod broker;

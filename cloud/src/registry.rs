@@ -36,8 +36,11 @@ pub const STATE_FILE: &str = "stages.json";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// Registered by `train`, not serving yet; may be promoted or archived.
     Candidate,
+    /// The version the rollout ships for its key; at most one per key.
     Production,
+    /// Out of service (replaced or archived); re-promoting it is the rollback.
     Archived,
 }
 
@@ -67,12 +70,19 @@ pub struct Lineage {
 /// The immutable record of one version (`version.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VersionRecord {
+    /// Model key the version belongs to.
     pub key: ModelKey,
+    /// Version number within the key: 1, 2, …, never reused.
     pub version: u32,
+    /// Model architecture from the manifest (`lstm_ae` for what `train` registers).
     pub kind: String,
+    /// When the model was built, from the manifest (RFC 3339, UTC).
     pub created_at: String,
+    /// Anomaly-score alarm threshold, from the manifest (a shot alarms when `score > threshold`).
     pub threshold: f32,
+    /// Test metrics as free JSON (`train`: `roc_auc`, `pr_auc`, `f1`, `precision`, `recall`, …).
     pub metrics: serde_json::Value,
+    /// Data, parameters and code the model was trained from.
     pub lineage: Lineage,
     /// Hex public key whose private half signed the bundle.
     pub signed_by: String,
@@ -81,18 +91,27 @@ pub struct VersionRecord {
 /// A change of stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
+    /// When it happened (RFC 3339, UTC, milliseconds).
     pub at: String,
+    /// Version whose stage changed.
     pub version: u32,
+    /// Stage before; `None` when the version was registered.
     pub from: Option<Stage>,
+    /// Stage after.
     pub to: Stage,
+    /// Why, in words: `registered by train`, `promoted`, `replaced by version N`,
+    /// `rollback: re-promoted` or `archived`.
     pub reason: String,
 }
 
 /// Stages and history of one key (`stages.json`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct KeyState {
+    /// The key; `None` only in the empty state of a key without versions.
     pub key: Option<ModelKey>,
+    /// Current stage of every version, by version number.
     pub stages: BTreeMap<u32, Stage>,
+    /// Every transition, oldest first.
     pub history: Vec<Transition>,
 }
 
@@ -106,15 +125,19 @@ impl KeyState {
 /// One version with its stage and where its bundle lies.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VersionInfo {
+    /// The version's record (`version.json`), serialised inline.
     #[serde(flatten)]
     pub record: VersionRecord,
+    /// Current stage.
     pub stage: Stage,
+    /// Folder holding the version's bundle (`manifest.json`, `manifest.sig`, `model.onnx`).
     pub bundle_dir: PathBuf,
 }
 
 /// The production version of a key, for the rollout.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Production {
+    /// The production version number.
     pub version: u32,
     /// Folder holding `manifest.json`, `manifest.sig` and `model.onnx`.
     pub bundle_dir: PathBuf,
@@ -129,7 +152,9 @@ pub struct NewVersion {
     pub manifest: Manifest,
     /// Files of the bundle besides the manifest and signature (normally `model.onnx`).
     pub files: BTreeMap<String, Vec<u8>>,
+    /// Test metrics as free JSON, kept in the version record.
     pub metrics: serde_json::Value,
+    /// Where the model came from, kept in the version record.
     pub lineage: Lineage,
     /// The training report, kept beside the bundle (not in it).
     pub report: Option<serde_json::Value>,
@@ -154,6 +179,7 @@ impl Registry {
         Ok(Registry { root: dir.to_path_buf() })
     }
 
+    /// The registry folder.
     pub fn root(&self) -> &Path {
         &self.root
     }

@@ -23,13 +23,21 @@ pub const SCORES: &str = "scores";
 /// One scored shot.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ScoredShot {
+    /// Machine the shot was made on (the model key's).
     pub machine_id: String,
+    /// Shot time (UTC ms; 0 when etl_data has none).
     pub ts_ms: i64,
+    /// The machine's shot counter, when etl_data has it.
     pub shot_number: Option<u64>,
+    /// Production run of the shot, when etl_data has it.
     pub run_id: Option<String>,
+    /// Edge that sent the shot, when etl_data has it.
     pub edge_id: Option<String>,
+    /// The shot record's seq in its edge's buffer, when etl_data has it.
     pub seq: Option<u64>,
+    /// Anomaly score of the window ending at this shot (higher: more anomalous).
     pub score: f32,
+    /// `score` is above the bundle's threshold.
     pub alarm: bool,
     /// The feature contributing most.
     pub top_feature: String,
@@ -38,13 +46,20 @@ pub struct ScoredShot {
 /// What a batch run did.
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchSummary {
+    /// Registry id of the bundle's model.
     pub model_id: String,
+    /// Version of the model within its key.
     pub version: u32,
+    /// etl_data shots of the model's key: scored plus warming.
     pub rows: usize,
+    /// Shots scored.
     pub scored: usize,
+    /// Scored shots whose score is above the threshold.
     pub alarms: usize,
-    /// Shots not scored because their run had fewer than W shots before them.
+    /// Shots not scored because their run had fewer than W−1 shots before them (a window is
+    /// the shot and the W−1 before it).
     pub warming: usize,
+    /// The Parquet file written; `None` when no shot was scored.
     pub file: Option<PathBuf>,
 }
 

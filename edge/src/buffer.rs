@@ -47,23 +47,32 @@ const REOPEN_EVERY: Duration = Duration::from_secs(5);
 /// A record to append, with the shot-counter mark it advances (machines only).
 #[derive(Debug, Clone)]
 pub struct NewRecord {
+    /// The record to store; its `seq` is assigned by the buffer.
     pub record: Record,
+    /// `(machine_id, shot number)` stored as the machine's last shot in the same atomic batch;
+    /// `None` for peripheral samples and backfilled shots.
     pub shot_mark: Option<(String, u64)>,
 }
 
 /// Figures for metrics and status.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct BufferStats {
+    /// Records currently held.
     pub records: u64,
+    /// Stored bytes of those records (record JSON plus an 8-byte store time each); what
+    /// `buffer.max_bytes` bounds.
     pub bytes: u64,
     /// Records dropped because the buffer was full, over the buffer's whole life.
     pub dropped: u64,
     /// Of those, how many are not yet written as gap records for the cloud.
     pub dropped_unreported: u64,
+    /// Seq the next appended record will get.
     pub next_seq: u64,
     /// Wall-clock time (UTC ms) the oldest buffered record was stored.
     pub oldest_stored_ms: Option<i64>,
+    /// Size of the sled database on disk, bytes (0 while it is closed).
     pub disk_bytes: u64,
+    /// This buffer's epoch (empty for a buffer created before epochs existed).
     pub epoch: String,
     /// Corrupt buffers moved aside so far (kept next to the buffer as `*.corrupt-*`).
     pub resets: u64,
@@ -96,6 +105,7 @@ struct State {
 pub struct AppendFailed {
     /// The file system is full (ENOSPC): polling goes on and appends resume when space returns.
     pub disk_full: bool,
+    /// The error and its causes, as text.
     pub message: String,
 }
 
@@ -112,6 +122,8 @@ impl AppendFailed {
     }
 }
 
+/// The store-and-forward buffer of one edge (a sled database), shared by the writer, the
+/// uplink and health; see the module docs.
 pub struct Buffer {
     path: PathBuf,
     /// This buffer's epoch (empty for a buffer created before epochs existed).
@@ -364,6 +376,7 @@ impl Buffer {
         self.resets
     }
 
+    /// Current figures, for `/status`, `/metrics` and the start-up log.
     pub fn stats(&self) -> BufferStats {
         let (oldest_stored_ms, disk_bytes) = {
             let h = self.handles.read().unwrap_or_else(|e| e.into_inner());

@@ -14,50 +14,88 @@ use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
+/// Label set of the per-device metrics: `device="<device id>"`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeviceLabel {
+    /// The device's `id` from the config.
     pub device: String,
 }
 
 /// What `/status` says about one device.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DeviceStatus {
+    /// `machine` or `peripheral`.
     pub role: String,
+    /// Machine the device belongs to.
     pub machine_id: String,
+    /// What is polled: Modbus `host:port`, serial port or OPC UA endpoint.
     pub target: String,
+    /// True when the last poll succeeded.
     pub connected: bool,
+    /// Successful polls since the start.
     pub polls: u64,
+    /// Failed polls since the start.
     pub errors: u64,
+    /// Error of the latest failed poll (kept after the device answers again).
     pub last_error: Option<String>,
+    /// Wall-clock time (UTC ms) of the last successful poll.
     pub last_ok_ms: Option<i64>,
+    /// Shot number of the last shot recorded (machines).
     pub last_shot: Option<u64>,
+    /// Shot records made since the start, backfilled ones included (machines).
     pub shots: u64,
+    /// Shots the controller made that could not be read back since the start.
     pub missed_shots: u64,
 }
 
 type LatencyFamily = Family<DeviceLabel, Histogram, fn() -> Histogram>;
 
+/// The Prometheus metrics served on `/metrics`; names get the prefix `moldops_` (and counters
+/// `_total`).
 pub struct Metrics {
+    /// `poll_duration_seconds`: latency of a device poll, s, per device (buckets 1 ms to 2.5 s).
     pub poll_seconds: LatencyFamily,
+    /// `poll_errors`: failed polls per device.
     pub poll_errors: Family<DeviceLabel, Counter>,
+    /// `device_up`: 1 when the device answered its last poll, else 0.
     pub device_up: Family<DeviceLabel, Gauge>,
+    /// `shots`: shot records assembled per machine.
     pub shots: Family<DeviceLabel, Counter>,
+    /// `shots_missed`: shots the controller made that could not be read back, per machine.
     pub shots_missed: Family<DeviceLabel, Counter>,
+    /// `out_of_range_values`: values decoded outside their engineering range, per device.
     pub out_of_range: Family<DeviceLabel, Counter>,
+    /// `mqtt_connected`: 1 while the uplink is connected to the broker.
     pub mqtt_connected: Gauge,
+    /// `mqtt_connects`: successful broker connections.
     pub mqtt_connects: Counter,
+    /// `records_sent`: records the broker acknowledged (PUBACK).
     pub records_sent: Counter,
+    /// `batches_sent`: batches the broker acknowledged (PUBACK).
     pub batches_sent: Counter,
+    /// `records_committed`: records the ingest confirmed durable in the lake (commit acks),
+    /// removed from the buffer.
     pub records_committed: Counter,
+    /// `resend_rounds`: times records the ingest had not confirmed were sent again.
     pub records_resent_rounds: Counter,
+    /// `buffer_records`: records waiting in the buffer (buffer gauges are refreshed on each
+    /// scrape).
     pub buffer_records: Gauge,
+    /// `buffer_bytes`: stored record bytes in the buffer.
     pub buffer_bytes: Gauge,
+    /// `buffer_disk_bytes`: size of the buffer's database on disk, bytes.
     pub buffer_disk_bytes: Gauge,
+    /// `buffer_oldest_age_seconds`: age of the oldest buffered record, s (0 when empty).
     pub buffer_oldest_age: Gauge<f64, AtomicU64>,
+    /// `buffer_dropped_records`: records dropped because the buffer was full, over its whole life.
     pub buffer_dropped: Gauge,
+    /// `buffer_dropped_unreported`: dropped records not yet written as gap records.
     pub buffer_dropped_unreported: Gauge,
+    /// `buffer_resets`: corrupt buffers moved aside and replaced by a new one.
     pub buffer_resets: Gauge,
+    /// `buffer_write_errors`: buffer appends that failed since the start.
     pub buffer_write_errors: Gauge,
+    /// `buffer_disk_full`: 1 while appends fail because the disk is full.
     pub buffer_disk_full: Gauge,
 }
 
@@ -82,6 +120,7 @@ pub enum MqttState {
 
 /// Shared health state of one edge process.
 pub struct Health {
+    /// The Prometheus metrics every task updates.
     pub metrics: Metrics,
     /// Live scoring's metrics and status (served with the rest).
     pub scoring: Arc<moldops_scoring::metrics::ScoringMetrics>,
@@ -91,6 +130,7 @@ pub struct Health {
 }
 
 impl Health {
+    /// Registers every metric (live scoring's too) and starts with no devices and MQTT `starting`.
     pub fn new() -> Arc<Health> {
         let metrics = Metrics {
             poll_seconds: Family::new_with_constructor(latency_histogram),
@@ -191,15 +231,18 @@ impl Health {
         f(devices.entry(id.to_string()).or_default());
     }
 
+    /// A copy of every device's status, by device id (for `/status`).
     pub fn devices(&self) -> BTreeMap<String, DeviceStatus> {
         self.devices.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Records the uplink's connection state and sets `mqtt_connected` to match.
     pub fn set_mqtt_state(&self, state: MqttState) {
         self.metrics.mqtt_connected.set(i64::from(state == MqttState::Connected));
         *self.mqtt_state.lock().unwrap_or_else(|e| e.into_inner()) = state;
     }
 
+    /// The uplink's connection state now.
     pub fn mqtt_state(&self) -> MqttState {
         *self.mqtt_state.lock().unwrap_or_else(|e| e.into_inner())
     }

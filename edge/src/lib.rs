@@ -18,6 +18,8 @@
 //! Shared plumbing (broker config, MQTT options, back-off, shutdown) is in `moldops-common`;
 //! the simulated plant is its own crate and binary, `moldops-sim`.
 
+#![warn(missing_docs)]
+
 pub(crate) mod api;
 pub mod buffer;
 pub mod config;

@@ -14,8 +14,11 @@ use tokio::sync::watch;
 
 /// Handles of a running edge, for callers that embed it (demo, tests).
 pub struct RunningEdge {
+    /// Address the local API listens on; `None` when `api.listen` is empty.
     pub api_addr: Option<std::net::SocketAddr>,
+    /// Health and metrics of the running edge.
     pub health: std::sync::Arc<Health>,
+    /// The open buffer (flushed by [`RunningEdge::join`]).
     pub buffer: std::sync::Arc<Buffer>,
     poll_stop: std::sync::Arc<watch::Sender<bool>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,

@@ -32,6 +32,7 @@ enum Tracked {
     Other,
 }
 
+/// The MQTT uplink of one edge: uploads the buffer until shutdown (see the module docs).
 pub struct Uplink {
     cfg: EdgeConfig,
     base_dir: PathBuf,
@@ -59,6 +60,7 @@ struct Session {
 }
 
 impl Uplink {
+    /// An uplink for `cfg`; `base_dir` resolves relative TLS and password file paths of `[broker]`.
     pub fn new(cfg: EdgeConfig, base_dir: PathBuf, buffer: Arc<Buffer>, health: Arc<Health>) -> Self {
         Uplink { cfg, base_dir, buffer, health }
     }
@@ -328,6 +330,8 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
+    /// `rate` records/s (0: unlimited) with a burst of max(`rate`, `batch`); starts with `batch`
+    /// tokens.
     pub fn new(rate: u64, batch: usize, now: Instant) -> Self {
         let burst = (rate as f64).max(batch as f64);
         TokenBucket { rate: rate as f64, burst, tokens: batch as f64, refilled: now }
@@ -345,6 +349,7 @@ impl TokenBucket {
         if self.rate <= 0.0 { max } else { (self.tokens.floor().max(0.0) as usize).min(max) }
     }
 
+    /// Spends `n` tokens for records just sent (nothing when unlimited).
     pub fn take(&mut self, n: usize) {
         if self.rate > 0.0 {
             self.tokens -= n as f64;

@@ -40,6 +40,7 @@ pub struct SummaryCache {
 }
 
 impl SummaryCache {
+    /// An empty cache for the lake at `lake`; the first [`get`](Self::get) computes the summary.
     pub fn new(lake: &Path) -> Self {
         SummaryCache { lake: lake.to_path_buf(), entry: Mutex::new(None) }
     }

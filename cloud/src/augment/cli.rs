@@ -6,8 +6,10 @@ use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
+/// Arguments of `moldops-cloud augment`.
 #[derive(Debug, Clone, Args)]
 pub struct AugmentArgs {
+    /// `--lake` / `--config`: the lake to read `etl_data` from and write `aug_data` into.
     #[command(flatten)]
     pub lake: crate::config::LakeArgs,
     /// Augment settings (TOML; see docs/augment.md).

@@ -24,8 +24,11 @@ pub const SYNTHETIC: &str = "synthetic";
 /// The rows of one machine and mold.
 #[derive(Debug, Clone)]
 pub struct Group {
+    /// Machine of every row in the group.
     pub machine_id: String,
+    /// Mold / product code of every row (`None`: rows without a mold).
     pub mold: Option<String>,
+    /// The group's `etl_data` rows, all columns, in their order in `etl_data`.
     pub frame: DataFrame,
 }
 

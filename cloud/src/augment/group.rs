@@ -37,6 +37,7 @@ pub enum GanStatus {
     /// Too few labelled rows (the report's `reason` says how many).
     #[default]
     Skipped,
+    /// The GAN was trained and generated synthetic defect rows for the gate.
     Trained,
 }
 
@@ -52,14 +53,23 @@ impl std::fmt::Display for GanStatus {
 /// What the GAN step did in one group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GanOutcome {
+    /// Whether the GAN was trained.
     pub status: GanStatus,
+    /// Why no synthetic row was written (too few rows, or the gate failed); `None` otherwise.
     pub reason: Option<String>,
+    /// Real rows the GAN trained on (labelled, finite; normal outliers left out).
     pub train_rows: usize,
+    /// Defect rows among `train_rows`.
     pub train_defects: usize,
+    /// Real rows held out for the gate (`holdout_fraction` of each class, at least one per class).
     pub holdout_rows: usize,
+    /// Defect rows among `holdout_rows`.
     pub holdout_defects: usize,
+    /// `(step, discriminator loss, generator loss)` every 50 steps and at the last step.
     pub losses: Vec<(usize, f32, f32)>,
+    /// Synthetic defect rows generated (written only if the gate passed).
     pub generated: usize,
+    /// The gate's measurements; `None` when the GAN was skipped.
     pub gate: Option<GateReport>,
     /// Synthetic rows written to aug_data (0 unless the gate passed).
     pub written: usize,
@@ -68,32 +78,44 @@ pub struct GanOutcome {
 /// The report of one group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupReport {
+    /// Machine of the group.
     pub machine_id: String,
+    /// Mold / product code of the group (`None`: rows without a mold).
     pub mold: Option<String>,
+    /// Real rows in the group.
     pub rows: usize,
+    /// Rows with a ground-truth label.
     pub truth_labelled: usize,
+    /// Rows whose ground truth is a defect (label ≥ 0.5).
     pub truth_defects: usize,
     /// Columns the fence, GAN and gate use.
     pub features: Vec<String>,
     /// Columns the MDS embedding uses.
     pub label_features: Vec<String>,
+    /// The fence's fitted bounds per column of `features`.
     pub fences: Vec<ColumnFence>,
+    /// Rows the fence marked as outliers (kept in the data).
     pub outliers: usize,
     /// Defect rows (truth) that the fence marked; they stay in the data.
     pub outlier_defects: usize,
+    /// What the weak labelling did per production run, by ascending run id.
     pub runs: Vec<RunOutcome>,
+    /// Rows that got a weak label (0 or 1).
     pub weak_labelled: usize,
+    /// Rows weakly labelled 1 (presumed defect).
     pub weak_defects: usize,
     /// Rows whose label came from the weak labelling (no truth).
     pub weak_filled: usize,
     /// Weak labels against truth, over rows with both.
     pub agreement: Option<Agreement>,
+    /// What the GAN step and the gate did.
     pub gan: GanOutcome,
 }
 
 /// Data behind the report's plots.
 #[derive(Debug, Clone, Default)]
 pub struct GroupPlots {
+    /// Plot title, `machine / mold` (`(no mold)` when there is none).
     pub title: String,
     /// Every embedded row.
     pub embedding: Vec<EmbeddedShot>,
@@ -104,24 +126,34 @@ pub struct GroupPlots {
 /// One shot in the 2-D embedding.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EmbeddedShot {
+    /// The shot's 2-D MDS coordinates (within its production run's embedding).
     pub xy: [f64; 2],
+    /// Ground-truth label where known (≥ 0.5 is a defect).
     pub truth: Option<f64>,
+    /// Weak label: 1 presumed defect, 0 normal.
     pub weak: Option<u8>,
 }
 
 /// The values of one column: real normal, real defect and synthetic rows.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Distribution {
+    /// Column name.
     pub column: String,
+    /// Values of real normal rows (truth, else weak label), outliers left out.
     pub normal: Vec<f64>,
+    /// Values of real defect rows (truth, else weak label), outliers included.
     pub defect: Vec<f64>,
+    /// Values of the generated synthetic rows (empty when the GAN was skipped).
     pub synthetic: Vec<f64>,
 }
 
 /// Everything one group produced.
 pub struct GroupOutcome {
+    /// The group's report.
     pub report: GroupReport,
+    /// Data behind the group's plots.
     pub plots: GroupPlots,
+    /// The group's `aug_data` frames: the real rows, then the synthetic rows if the gate passed.
     pub frames: Vec<DataFrame>,
 }
 

@@ -41,6 +41,7 @@ pub struct Bar {
 }
 
 impl Bar {
+    /// Moves the tracker to step `pos` of its total (off a terminal: logs each quarter passed).
     pub fn set(&mut self, pos: u64) {
         if let Some(b) = &self.bar {
             b.set_position(pos);
@@ -53,6 +54,7 @@ impl Bar {
         }
     }
 
+    /// Clears the terminal bar; does nothing off a terminal.
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();

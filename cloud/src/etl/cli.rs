@@ -6,8 +6,10 @@ use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
+/// Arguments of `moldops-cloud etl`.
 #[derive(Debug, Clone, Args)]
 pub struct EtlArgs {
+    /// `--lake` / `--config`: the lake to read the inputs from and write `etl_data` into.
     #[command(flatten)]
     pub lake: crate::config::LakeArgs,
     /// ETL settings (TOML: tolerance_ms, [rules] sentinel_abs and limits).

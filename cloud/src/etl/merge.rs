@@ -45,6 +45,7 @@ pub struct MachineInput {
 pub struct Merged {
     /// Kept shots with `ts_ms`, run ids, labels and features, sorted by time.
     pub frame: DataFrame,
+    /// Shots read, before the drop rules.
     pub rows_in: u64,
     /// Dropped rows per reason.
     pub dropped: BTreeMap<String, u64>,

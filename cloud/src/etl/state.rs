@@ -19,8 +19,11 @@ const STATE_VERSION: u32 = 1;
 /// run segmentation of the next date continues from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tail {
+    /// Time of that shot, ms since the Unix epoch (UTC).
     pub ts_ms: i64,
+    /// Its mold / product code.
     pub mold: Option<String>,
+    /// Its production run id.
     pub run_id: String,
 }
 
@@ -31,7 +34,9 @@ pub struct DateState {
     pub fingerprint: String,
     /// Digest of the run id of every output row: the only output the seed decides.
     pub runs: String,
+    /// What the next date's runs continue from; `None` while no shot was kept up to this date.
     pub tail: Option<Tail>,
+    /// Output rows (kept shots) of the date.
     pub rows: u64,
 }
 
@@ -45,9 +50,11 @@ impl DateState {
 /// Everything the ETL has built, keyed by machine folder (`machine=…`) and date.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EtlState {
+    /// Format version of the file (1); another version is refused.
     pub version: u32,
     /// Fingerprint of the settings the outputs were built with; another one rebuilds all.
     pub settings: String,
+    /// Per machine folder, per date (`YYYY-MM-DD`), what was built.
     pub machines: BTreeMap<String, BTreeMap<String, DateState>>,
     /// The as-of tolerance each machine was built with (what training puts in its bundles).
     #[serde(default)]
@@ -55,6 +62,7 @@ pub struct EtlState {
 }
 
 impl EtlState {
+    /// The state file, `<lake>/_etl/state.json`.
     pub fn path(lake: &Path) -> PathBuf {
         lake.join(ETL_DIR).join("state.json")
     }

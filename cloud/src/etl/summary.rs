@@ -15,7 +15,9 @@ pub struct MachineSummary {
     pub dates_processed: u64,
     /// Dates whose output was (re)written.
     pub dates_written: u64,
+    /// Shots read for the dates merged, before the drop rules.
     pub rows_in: u64,
+    /// Output rows (kept shots) of the dates merged, written or unchanged.
     pub rows_out: u64,
     /// Rows dropped per reason.
     pub dropped: BTreeMap<String, u64>,
@@ -33,11 +35,17 @@ pub struct MachineSummary {
 pub struct EtlSummary {
     /// The tolerance setting (`auto` or ms); each machine's value is in its summary.
     pub tolerance: super::Tolerance,
+    /// Wall-clock duration of the run, in seconds.
     pub seconds: f64,
+    /// Shots read over all machines, before the drop rules.
     pub rows_in: u64,
+    /// Output rows over all machines.
     pub rows_out: u64,
+    /// Rows dropped per reason (`sentinel`, `idle`, `impossible`, `duplicate`) over all machines.
     pub dropped: BTreeMap<String, u64>,
+    /// Dates whose output was (re)written, over all machines.
     pub dates_written: u64,
+    /// One summary per machine, in folder order.
     pub machines: Vec<MachineSummary>,
 }
 

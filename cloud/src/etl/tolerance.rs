@@ -23,8 +23,10 @@ pub const AUTO_SETTLE_SHOTS: u64 = 100;
 /// The tolerance setting (`tolerance_ms` in the settings: `"auto"` or a number of ms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Tolerance {
+    /// Per machine, half its median cycle (at least 1 000 ms; 30 000 ms when no cycle is seen).
     #[default]
     Auto,
+    /// The same number of ms for every machine, 0 to 86 400 000 (one day).
     Fixed(i64),
 }
 
@@ -92,6 +94,7 @@ impl<'de> Deserialize<'de> for Tolerance {
 /// The tolerance one machine was built with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MachineTolerance {
+    /// The tolerance, in ms.
     pub ms: i64,
     /// Derived from the machine's cycle (else the fixed setting).
     pub auto: bool,

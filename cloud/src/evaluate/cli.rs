@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
+/// Arguments of `moldops-cloud evaluate`.
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
     /// Lake folder (holds etl_data, and aug_data once `augment` ran).
@@ -46,6 +47,8 @@ pub struct EvaluateArgs {
     pub keep_going: bool,
 }
 
+/// Runs the command: evaluates, writes one record per machine, prints them; fails when no group
+/// could be evaluated or (without `--keep-going`) a classifier failed outright.
 pub fn run_cli(args: EvaluateArgs) -> Result<()> {
     if args.folds < 2 {
         bail!("--folds must be at least 2, got {}", args.folds);

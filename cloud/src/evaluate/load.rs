@@ -34,7 +34,9 @@ const MAX_MISSING: f64 = 0.05;
 pub enum Source {
     /// aug_data when the lake has any, else etl_data.
     Auto,
+    /// etl_data (real rows only), even when aug_data exists.
     Etl,
+    /// aug_data; an error when the lake has none.
     Aug,
 }
 

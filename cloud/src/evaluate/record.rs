@@ -14,13 +14,17 @@ use std::path::{Path, PathBuf};
 /// Record format version.
 pub const SCHEMA: u32 = 1;
 
+/// Mean and population standard deviation of a score over the folds.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct MeanStd {
+    /// Mean over the folds (NaN when there is none).
     pub mean: f64,
+    /// Population standard deviation (ddof 0) over the folds.
     pub std: f64,
 }
 
 impl MeanStd {
+    /// Mean and population standard deviation of `v`.
     pub fn of(v: &[f64]) -> Self {
         let (mean, std) = mean_std(v);
         Self { mean, std }
@@ -30,17 +34,24 @@ impl MeanStd {
 /// Per-fold values of the best candidate.
 #[derive(Debug, Clone, Serialize)]
 pub struct PerFold {
+    /// F1 of the defective class on each fold's real test rows, in [0, 1].
     pub f1: Vec<f64>,
+    /// Average precision (PR-AUC) on each fold, in [0, 1]; NaN for a fold without a defective row.
     pub pr_auc: Vec<f64>,
+    /// Mean recall of the two classes on each fold, in [0, 1].
     pub balanced_accuracy: Vec<f64>,
+    /// Seconds to scale, fit and predict each fold.
     pub fit_time_s: Vec<f64>,
 }
 
 /// One candidate's mean F1 (or why it failed), for the record.
 #[derive(Debug, Clone, Serialize)]
 pub struct CandidateSummary {
+    /// The candidate's parameters.
     pub params: serde_json::Value,
+    /// Mean F1 over the folds; `None` when a fold failed or the mean is NaN.
     pub mean_f1: Option<f64>,
+    /// The first failing fold's error, when one failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -48,15 +59,21 @@ pub struct CandidateSummary {
 /// The grid search of one classifier with one kind of training data.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModeResult {
+    /// Parameters of the best candidate (highest mean F1, first on ties).
     pub best_params: serde_json::Value,
+    /// F1 of the defective class on the real held-out rows (best candidate, over the folds).
     pub f1: MeanStd,
+    /// Average precision (PR-AUC) on the real held-out rows (best candidate, over the folds).
     pub pr_auc: MeanStd,
+    /// Balanced accuracy on the real held-out rows (best candidate, over the folds).
     pub balanced_accuracy: MeanStd,
     /// Seconds to scale, fit and predict one fold (mean ± std over the folds).
     pub fit_time_s: MeanStd,
+    /// The best candidate's scores on each fold.
     pub per_fold: PerFold,
     /// Wall-clock seconds of the whole grid search (all candidates × folds, in parallel).
     pub search_s: f64,
+    /// Every candidate of the grid, in grid order.
     pub candidates: Vec<CandidateSummary>,
 }
 
@@ -94,7 +111,9 @@ impl ModeResult {
 /// One classifier's outcome in one group.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClassifierResult {
+    /// The classifier, by key (`knn`, `svm`, `tree`, `forest`, `mlp`, `adaboost`, `nb`, `qda`).
     pub classifier: Kind,
+    /// The name the original stored its results under (e.g. `RBF SVM`).
     pub name: &'static str,
     /// Trained on real rows only.
     pub real: Option<ModeResult>,
@@ -109,32 +128,51 @@ pub struct ClassifierResult {
 /// One machine (or machine and mold).
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupResult {
+    /// The group: the machine id, or `{machine} / mold {mold}`.
     pub name: String,
+    /// The group's mold; `None` when the machine's rows were not split by mold (one mold at most).
     pub mold: Option<String>,
+    /// Real labelled rows with every feature present.
     pub real_rows: usize,
+    /// Defective rows among `real_rows`.
     pub defective: usize,
+    /// Synthetic rows added to the training folds of the real + synthetic mode.
     pub synthetic_rows: usize,
+    /// Folds used: the requested number, fewer when the rarer class has fewer rows (0: skipped).
     pub folds: usize,
+    /// Feature columns used, in order.
     pub features: Vec<String>,
+    /// Numeric columns left out: constant, or missing in more than 5 % of the real rows.
     pub dropped_features: Vec<String>,
+    /// Rows left out, per reason (e.g. `no ground-truth label`, `missing feature values`).
     pub dropped_rows: Vec<(String, usize)>,
     /// Why the group was not evaluated (e.g. too few defective shots).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// One result per classifier evaluated, in the requested order.
     pub classifiers: Vec<ClassifierResult>,
 }
 
 /// Everything one `evaluate` run found for one machine.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvaluationRecord {
+    /// Record format version ([`SCHEMA`]).
     pub schema: u32,
+    /// When the evaluation began (RFC 3339, UTC, milliseconds); the same for every record of a run.
     pub created_at: String,
+    /// The machine evaluated.
     pub machine_id: String,
+    /// The dataset read: `etl_data` or `aug_data`.
     pub source: String,
+    /// The lake folder read.
     pub lake: String,
+    /// The parameter grids searched (`original` or `small`).
     pub grid: super::grid::GridName,
+    /// Folds asked for (`--folds`); each group's `folds` says how many were used.
     pub folds_requested: usize,
+    /// Seed of the fold shuffle and of every randomised classifier.
     pub seed: u64,
+    /// The machine's groups: one, or one per mold when it made several.
     pub groups: Vec<GroupResult>,
 }
 

@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
+/// Arguments of `moldops-cloud import`.
 #[derive(Debug, Clone, Args)]
 pub struct ImportArgs {
     /// Files to import (CSV or Parquet tables; JSON lines with --labels).

@@ -18,11 +18,15 @@ const DAY_MS: i64 = 86_400_000;
 /// One inspected shot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShotLabel {
+    /// Machine that made the shot.
     pub machine_id: String,
+    /// The machine's shot counter.
     pub shot_number: u64,
+    /// Time of the shot, ms since the Unix epoch (UTC).
     pub ts_ms: i64,
     /// 1 = defective, 0 = good.
     pub label: f64,
+    /// Defect type, when the log names one (an empty name counts as none).
     pub defect: Option<String>,
 }
 
@@ -30,10 +34,15 @@ pub struct ShotLabel {
 /// `defect_ratio` of defective parts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LotLabel {
+    /// Machine that made the lot.
     pub machine_id: String,
+    /// Start of the lot, ms since the Unix epoch (UTC).
     pub from_ms: i64,
+    /// End of the lot, ms since the Unix epoch (UTC), not before `from_ms`.
     pub to_ms: i64,
+    /// Share of defective parts in the lot, in [0, 1].
     pub defect_ratio: f64,
+    /// Lot name, when the table has one.
     pub lot: Option<String>,
 }
 

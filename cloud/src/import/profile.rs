@@ -24,6 +24,7 @@ pub enum TableKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeSpec {
+    /// Name of the column holding each row's time.
     pub column: String,
     /// A chrono format (`%Y-%m-%d %H:%M:%S`), `rfc3339`, `epoch_ms` or `epoch_s`; `auto`
     /// (default) tries RFC 3339, then `YYYY-MM-DD[ T]HH:MM:SS[.f]`.
@@ -63,13 +64,17 @@ pub struct MachineSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportProfile {
+    /// Name of the profile (e.g. `woojin`).
     pub name: String,
+    /// Shots or peripheral readings (default `shots`).
     #[serde(default)]
     pub kind: TableKind,
     /// Site recorded with every row.
     #[serde(default = "default_site")]
     pub site: String,
+    /// The time column, its format and time zone (`[time]`).
     pub time: TimeSpec,
+    /// Where each row's machine comes from (`[machine]`: exactly one of `id` and `column`).
     #[serde(default)]
     pub machine: MachineSpec,
     /// Shot counter column (shots; without it the line number is the shot number).

@@ -10,6 +10,7 @@ use moldops_shared::{Record, RecordKind};
 /// What became of one row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
+    /// The row's record (its `seq` is the row's line number).
     Record(Box<Record>),
     /// A header line repeated inside the file.
     Header,
@@ -17,7 +18,9 @@ pub enum Outcome {
     Excluded,
     /// Refused: the column (if one is to blame) and why.
     Bad {
+        /// The column to blame, if one is.
         column: Option<String>,
+        /// Why the row was refused.
         reason: String,
     },
 }
@@ -187,7 +190,9 @@ fn mostly_numeric(p: &ImportProfile, t: &Table, i: usize) -> bool {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{text:?} {why}")]
 pub struct BadTime {
+    /// The cell's text (trimmed).
     pub text: String,
+    /// Why it is no time (e.g. `is not a timestamp`).
     pub why: String,
 }
 

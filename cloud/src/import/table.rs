@@ -13,7 +13,9 @@ pub type Row = (usize, std::result::Result<Vec<Option<String>>, String>);
 /// A table: column names and rows. CSV cells are always `Some`; Parquet nulls are `None`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Table {
+    /// Column names, in order (CSV: the first line, trimmed; Parquet: the schema's).
     pub header: Vec<String>,
+    /// Data rows in file order (CSV blank lines skipped).
     pub rows: Vec<Row>,
 }
 

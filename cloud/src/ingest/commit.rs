@@ -171,13 +171,17 @@ fn report_gap(row: &Row) -> u64 {
 /// What one commit did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Outcome {
+    /// Payloads in the group, quarantined ones included.
     pub messages: usize,
+    /// Shot records written to `raw_data`.
     pub raw_records: u64,
+    /// Peripheral records written to `peripheral_data`.
     pub peripheral_records: u64,
     /// Gap records committed to `edge_gaps` (records an edge dropped, per machine and device).
     pub gap_records: u64,
     /// Records those gap records say an edge dropped because its buffer was full.
     pub dropped_at_edge: u64,
+    /// Records dropped as replays: already in the lake, or earlier in the same group.
     pub duplicates: u64,
     /// Quarantine entries stored: whole payloads and single records.
     pub quarantined: u64,
@@ -192,7 +196,10 @@ pub struct Outcome {
 /// One stream's contiguous committed mark (see [`moldops_shared::ack`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StreamAck {
+    /// The stream (site, edge id, buffer epoch) the mark belongs to.
     pub stream: StreamId,
+    /// Every seq of the stream from the edge's `held_from` up to and including this one is
+    /// durable in the lake (or its quarantine).
     pub committed_through: u64,
 }
 
@@ -239,6 +246,7 @@ impl Committer {
         Ok((Committer { lake: lake.to_path_buf(), state, held_from, last_nanos, _lock: lock }, recovery))
     }
 
+    /// The dedup state as of the last commit (or the recovery at open).
     pub fn state(&self) -> &DedupState {
         &self.state
     }

@@ -41,6 +41,7 @@ impl From<SeqSet> for Vec<[u64; 2]> {
 }
 
 impl SeqSet {
+    /// True when `seq` is in the set.
     pub fn contains(&self, seq: u64) -> bool {
         self.ranges.range(..=seq).next_back().is_some_and(|(_, &end)| end >= seq)
     }
@@ -50,6 +51,7 @@ impl SeqSet {
         self.ranges.range(..=hi).next_back().is_some_and(|(_, &end)| end >= lo)
     }
 
+    /// Adds one seq, merging it with adjacent intervals.
     pub fn insert(&mut self, seq: u64) {
         self.insert_range(seq, seq);
     }
@@ -96,6 +98,7 @@ impl SeqSet {
         self.ranges.iter().fold(0u64, |n, (a, b)| n.saturating_add(b - a + 1))
     }
 
+    /// True when the set holds no seq.
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
     }
@@ -142,9 +145,12 @@ mod stream_list {
 /// file stamp covered.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DedupState {
+    /// Format version of the state file: [`DedupState::save`] writes 2; a file of any other
+    /// version is rebuilt from the lake.
     pub version: u32,
     /// Highest `nanos` stamp of a part file whose rows are in `streams`.
     pub mark_nanos: u64,
+    /// Per stream (site, edge id, buffer epoch), the seqs already committed to the lake.
     #[serde(with = "stream_list")]
     pub streams: BTreeMap<StreamId, SeqSet>,
     /// Part files (relative to the lake) written by the last commit, for people and tools.
@@ -179,6 +185,7 @@ impl DedupState {
         lake.join(lake::INGEST_DIR).join("state.json")
     }
 
+    /// True when `seq` of `stream` is already in the lake (a replay to drop).
     pub fn contains(&self, stream: &StreamId, seq: u64) -> bool {
         self.streams.get(stream).is_some_and(|s| s.contains(seq))
     }

@@ -46,7 +46,9 @@ pub struct StatsSnapshot {
     pub commits: u64,
     /// Part files written.
     pub files: u64,
+    /// Connected to the broker now (set on CONNACK, cleared on a connection error or at stop).
     pub connected: bool,
+    /// The broker has acknowledged the subscription at least once since the start.
     pub subscribed: bool,
 }
 
@@ -70,6 +72,7 @@ impl Default for IngestStats {
 }
 
 impl IngestStats {
+    /// Reads every counter now (each read on its own, so not one atomic snapshot).
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             messages: self.messages.load(Ordering::Relaxed),

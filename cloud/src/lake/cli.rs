@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 /// Arguments of `moldops-cloud lake`.
 #[derive(Debug, Args)]
 pub struct LakeArgs {
+    /// The verb: `summary` or `compact`.
     #[command(subcommand)]
     pub command: LakeCommand,
 }
@@ -17,6 +18,7 @@ pub enum LakeCommand {
     /// What has arrived: rows, edges, time range, files and shots per dataset and machine,
     /// and the quarantine.
     Summary {
+        /// `--lake` / `--config`: the lake to summarise.
         #[command(flatten)]
         lake: LakeLocation,
         /// Print JSON instead of a table.
@@ -26,6 +28,7 @@ pub enum LakeCommand {
     /// Merge each partition's committed part files (one per ingest commit) into one file, so
     /// readers open a few files per machine and day. Safe next to a running ingest.
     Compact {
+        /// `--lake` / `--config`: the lake to compact.
         #[command(flatten)]
         lake: LakeLocation,
         /// Only partitions with at least this many part files.

@@ -36,6 +36,7 @@ pub struct CompactReport {
     pub partitions: u64,
     /// Part files merged (and removed).
     pub files_in: u64,
+    /// Rows in the merged files.
     pub rows: u64,
     /// Interrupted compactions completed on start.
     pub journals_completed: u64,

@@ -16,8 +16,11 @@ use std::path::Path;
 /// What edges reported dropping for one machine and device, over all their gap records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DroppedSummary {
+    /// Machine the dropped records belonged to.
     pub machine_id: String,
+    /// Device that produced them (the machine id for shots).
     pub device_id: String,
+    /// Edges that reported drops, sorted.
     pub edges: Vec<String>,
     /// Records the edges dropped from their buffers unconfirmed.
     pub dropped: u64,
@@ -25,6 +28,7 @@ pub struct DroppedSummary {
     pub missing: u64,
     /// Time range of the dropped records, UTC, RFC 3339 with milliseconds.
     pub first_ts: String,
+    /// End of that time range, same format.
     pub last_ts: String,
     /// Gap records that reported them.
     pub gaps: u64,

@@ -16,11 +16,15 @@ use std::path::Path;
 /// How many recent quarantine reasons a summary shows.
 pub const RECENT_REASONS: usize = 5;
 
+/// What has arrived in a lake: per dataset and machine, the quarantine, the edges' buffer
+/// epochs and what edges dropped unsent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LakeSummary {
+    /// The lake folder summarised.
     pub lake: String,
     /// Every dataset the ingest writes, in [`super::DATASETS`] order, empty ones included.
     pub datasets: Vec<DatasetSummary>,
+    /// Payloads in the quarantine and the most recent reasons.
     pub quarantine: QuarantineSummary,
     /// Per edge, every buffer epoch the lake holds, sorted by site and edge.
     #[serde(default)]
@@ -30,10 +34,14 @@ pub struct LakeSummary {
     pub dropped_at_edge: Vec<DroppedSummary>,
 }
 
+/// One edge and its buffer epochs, from the ingest's dedup state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EdgeSummary {
+    /// Site the edge belongs to.
     pub site: String,
+    /// The edge's id.
     pub edge_id: String,
+    /// Its buffer epochs, sorted by epoch id; more than one means a buffer was lost or replaced.
     pub epochs: Vec<EpochSummary>,
 }
 
@@ -42,8 +50,11 @@ pub struct EdgeSummary {
 pub struct EpochSummary {
     /// Empty for an edge from before epochs.
     pub epoch: String,
+    /// Seqs the lake accounts for in this epoch.
     pub records: u64,
+    /// Lowest seq accounted for.
     pub first_seq: u64,
+    /// Highest seq accounted for.
     pub last_seq: u64,
     /// Holes between the first and last seq (records never received, or dropped by the edge).
     pub gaps: u64,
@@ -51,42 +62,59 @@ pub struct EpochSummary {
     pub missing: u64,
 }
 
+/// One dataset: its rows and part files, in total and per machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatasetSummary {
+    /// Dataset name (`raw_data`, `peripheral_data` or `edge_gaps`).
     pub dataset: String,
+    /// Rows over all machines.
     pub rows: u64,
+    /// Part files over all machines.
     pub files: u64,
     /// Sorted by machine id.
     pub machines: Vec<MachineSummary>,
 }
 
+/// One machine's rows in one dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MachineSummary {
+    /// The machine (the `machine_id` column, not the escaped folder name).
     pub machine_id: String,
+    /// Rows of the machine.
     pub rows: u64,
     /// Edges that sent rows for this machine, sorted.
     pub edges: Vec<String>,
     /// Earliest and latest record time, UTC, RFC 3339 with milliseconds, and as epoch ms.
     pub first_ts: String,
+    /// Latest record time, UTC, RFC 3339 with milliseconds.
     pub last_ts: String,
+    /// Earliest record time, ms since the Unix epoch.
     pub first_ts_ms: i64,
+    /// Latest record time, ms since the Unix epoch.
     pub last_ts_ms: i64,
+    /// Part files holding the machine's rows.
     pub files: u64,
     /// Distinct shot numbers (0 for peripheral data).
     pub distinct_shots: u64,
 }
 
+/// The quarantine's size and most recent entries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuarantineSummary {
+    /// Entries (refused payloads or rows) in the quarantine.
     pub count: u64,
     /// Newest first, at most [`RECENT_REASONS`].
     pub recent: Vec<QuarantineNote>,
 }
 
+/// One quarantine entry, without its payload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuarantineNote {
+    /// When it was received, UTC, RFC 3339 with milliseconds.
     pub received_at: String,
+    /// MQTT topic it arrived on (an import's identity, `import:…`, for a refused import row).
     pub topic: String,
+    /// Why it was refused.
     pub reason: String,
 }
 

@@ -19,10 +19,13 @@ pub use moldops_common::fs::{sync_dir, sync_dirs, write_atomic, write_file};
 /// One record to write, with the batch fields it does not carry itself.
 #[derive(Debug, Clone, Copy)]
 pub struct Row<'a> {
+    /// Edge that sent the record's batch (column `edge_id`).
     pub edge_id: &'a str,
+    /// Site of that edge (column `site`).
     pub site: &'a str,
     /// The edge buffer's epoch; empty (written as null) from edges before epochs.
     pub epoch: &'a str,
+    /// The record itself: seq, machine, device, time, shot number, mold and values.
     pub record: &'a Record,
 }
 
@@ -84,8 +87,11 @@ pub fn frame(rows: &[Row<'_>]) -> Result<DataFrame> {
 /// One part file to write: its folder, its name and its rows.
 #[derive(Debug)]
 pub struct Part<'a> {
+    /// Partition folder, `{lake}/{dataset}/machine={m}/date={d}`; created when missing.
     pub dir: PathBuf,
+    /// File name inside it (see [`super::part_file_name`]).
     pub name: String,
+    /// The rows, written in this order.
     pub rows: Vec<Row<'a>>,
 }
 

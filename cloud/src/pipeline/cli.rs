@@ -15,12 +15,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+/// Arguments of `moldops-cloud pipeline`.
 #[derive(Debug, Args)]
 pub struct PipelineArgs {
+    /// The `pipeline` subcommand to run.
     #[command(subcommand)]
     pub command: PipelineCommand,
 }
 
+/// The `pipeline` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PipelineCommand {
     /// Run the DAG once: tasks in dependency order, independent ones in parallel.
@@ -37,6 +40,7 @@ pub enum PipelineCommand {
     Definition(DefinitionArgs),
 }
 
+/// Which definition to run and its variable overrides (shared by `run` and `schedule`).
 #[derive(Debug, Clone, Args)]
 pub struct DefArgs {
     /// Pipeline definition (TOML); default: the built-in learning DAG.
@@ -50,8 +54,10 @@ pub struct DefArgs {
     pub vars: Vec<String>,
 }
 
+/// Arguments of `pipeline run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// The definition and its variables.
     #[command(flatten)]
     pub def: DefArgs,
     /// Where tasks run.
@@ -62,8 +68,10 @@ pub struct RunArgs {
     pub run_id: Option<String>,
 }
 
+/// Arguments of `pipeline resume`.
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
+    /// Id of the run to continue.
     pub run_id: String,
     /// Data folder holding the run.
     #[arg(long, default_value = "moldops-data")]
@@ -73,8 +81,10 @@ pub struct ResumeArgs {
     pub executor: Option<ExecutorKind>,
 }
 
+/// Arguments of `pipeline runs`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Data folder holding the runs (under DATA/pipeline/runs).
     #[arg(long, default_value = "moldops-data")]
     pub data_dir: PathBuf,
     /// Print JSON records.
@@ -82,9 +92,12 @@ pub struct ListArgs {
     pub json: bool,
 }
 
+/// Arguments of `pipeline show`.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
+    /// Id of the run to show.
     pub run_id: String,
+    /// Data folder holding the run.
     #[arg(long, default_value = "moldops-data")]
     pub data_dir: PathBuf,
     /// Print the JSON record.
@@ -92,10 +105,13 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
+/// Arguments of `pipeline schedule`.
 #[derive(Debug, Args)]
 pub struct ScheduleArgs {
+    /// The definition and its variables.
     #[command(flatten)]
     pub def: DefArgs,
+    /// Where tasks run.
     #[arg(long, value_enum, default_value = "local")]
     pub executor: ExecutorKind,
     /// Cron expression (UTC), overriding the definition's `schedule`.
@@ -106,8 +122,10 @@ pub struct ScheduleArgs {
     pub max_runs: Option<u64>,
 }
 
+/// Arguments of `pipeline definition`.
 #[derive(Debug, Args)]
 pub struct DefinitionArgs {
+    /// Pipeline definition (TOML) to check and print; default: the built-in learning DAG.
     #[arg(long, env = "MOLDOPS_PIPELINE_CONFIG")]
     pub config: Option<PathBuf>,
 }

@@ -57,7 +57,8 @@ pub struct TaskDefaults {
     pub backoff_s: f64,
     /// Each further retry waits this many times longer.
     pub backoff_factor: f64,
-    /// Longest wait between attempts, seconds.
+    /// Cap on the wait between attempts, seconds; a first wait (`backoff_s`, the task's or
+    /// these defaults') longer than this is still waited in full, and so is every later one.
     pub backoff_max_s: f64,
     /// An attempt running longer than this is stopped and counts as failed (none: no limit).
     pub timeout_s: Option<u64>,
@@ -73,7 +74,8 @@ impl Default for TaskDefaults {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TaskDef {
-    /// Unique name: lowercase letters, digits and `-` (it becomes part of a Job name).
+    /// Unique name: 1-30 lowercase letters, digits and `-`, starting with a letter and not
+    /// ending with `-` (it becomes part of a Job name).
     pub name: String,
     /// Tasks that must succeed first.
     #[serde(default)]
@@ -91,10 +93,14 @@ pub struct TaskDef {
     /// Run the task only if this path exists; otherwise it is marked skipped (counts as done).
     #[serde(default)]
     pub when_exists: Option<String>,
+    /// Extra attempts after a failed one; default: `[defaults] retries`.
     #[serde(default)]
     pub retries: Option<u32>,
+    /// Wait before the first retry, seconds; default: `[defaults] backoff_s` (growth factor and
+    /// cap always come from `[defaults]`).
     #[serde(default)]
     pub backoff_s: Option<f64>,
+    /// Attempt time limit, seconds; default: `[defaults] timeout_s`.
     #[serde(default)]
     pub timeout_s: Option<u64>,
     /// Needs a GPU: the Job requests `nvidia.com/gpu` and goes to the GPU nodes.
@@ -112,9 +118,13 @@ pub struct TaskDef {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Resources {
+    /// CPU request, e.g. `"2"` or `"500m"` (none: no request).
     pub cpu: Option<String>,
+    /// Memory request, e.g. `"8Gi"`; also the memory limit unless `memory_limit` is set.
     pub memory: Option<String>,
+    /// CPU limit (none: no limit).
     pub cpu_limit: Option<String>,
+    /// Memory limit; default: the memory request (ignored without one).
     pub memory_limit: Option<String>,
     /// GPUs requested when `gpu = true` (default 1).
     pub gpus: Option<u32>,
@@ -125,14 +135,21 @@ pub struct Resources {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SecretRef {
+    /// Name of the Kubernetes Secret, in the Jobs' namespace.
     pub secret: String,
+    /// Absolute path where the Secret's keys appear as read-only files (mode 0400); none: every
+    /// key becomes an environment variable.
     #[serde(default)]
     pub mount: Option<String>,
+    /// Extra environment variables of the task's Job only (e.g. a mounted file's path).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
 }
 
-/// How long to wait before attempt `next` (2, 3, …) of a task.
+/// How long to wait before attempt `next` (2, 3, …) of a task: `first × factor^(next−2)`,
+/// where `first` is the task's `backoff_s`, else `[defaults] backoff_s`, and the factor
+/// (`[defaults] backoff_factor`) and cap always come from `defaults`; the cap is the larger of
+/// `backoff_max_s` and `first`.
 pub fn backoff(defaults: &TaskDefaults, task: &TaskDef, next: u32) -> std::time::Duration {
     let first = task.backoff_s.unwrap_or(defaults.backoff_s).max(0.0);
     let exp = next.saturating_sub(2) as i32;
@@ -195,7 +212,8 @@ impl PipelineDef {
         for t in &self.tasks {
             if !valid_name(&t.name) {
                 errs.push(format!(
-                    "task `{}`: name must be 1-30 lowercase letters, digits or `-`, starting with a letter",
+                    "task `{}`: name must be 1-30 lowercase letters, digits or `-`, starting with a letter \
+                     and not ending with `-`",
                     t.name
                 ));
             }
@@ -273,9 +291,10 @@ impl PipelineDef {
     }
 
     /// Applies `overrides` to the variables, then substitutes every `{var}` in the tasks'
-    /// program, arguments, environment and `when_exists`. `builtins` (run_id, run_dir) are
-    /// available too. Unknown lowercase `{names}` are an error (a typo would otherwise reach
-    /// the command line); other braces (`${HOME}`, `{}`) are left alone.
+    /// program, arguments, environment and `when_exists`. The variables in `builtins` are
+    /// available too (`pipeline run` passes only `run_id`; there is no `{run_dir}`). Unknown
+    /// lowercase `{names}` are an error (a typo would otherwise reach the command line); other
+    /// braces (`${HOME}`, `{}`) are left alone.
     pub fn resolve(
         &mut self,
         overrides: &BTreeMap<String, String>,

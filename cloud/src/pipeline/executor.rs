@@ -17,29 +17,39 @@ use tokio_util::sync::CancellationToken;
 /// One attempt to run.
 #[derive(Debug)]
 pub struct AttemptCtx<'a> {
+    /// Run the attempt belongs to.
     pub run_id: &'a str,
+    /// The task, variables already substituted.
     pub task: &'a TaskDef,
+    /// Attempt number (1-based; it continues across resumes).
     pub number: u32,
     /// Absolute log file path.
     pub log: PathBuf,
+    /// Time limit of the attempt (none: no limit).
     pub timeout: Option<Duration>,
 }
 
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptEnd {
+    /// Succeeded, failed or cancelled.
     pub status: AttemptStatus,
+    /// Exit code of the child process or the Job's container, when known.
     pub exit_code: Option<i32>,
+    /// Why it failed or was cancelled, in words (none on success).
     pub error: Option<String>,
 }
 
 impl AttemptEnd {
+    /// A successful end.
     pub fn succeeded(exit_code: Option<i32>) -> Self {
         Self { status: AttemptStatus::Succeeded, exit_code, error: None }
     }
+    /// A failed end with its reason.
     pub fn failed(exit_code: Option<i32>, error: impl Into<String>) -> Self {
         Self { status: AttemptStatus::Failed, exit_code, error: Some(error.into()) }
     }
+    /// An end by cancellation (error `cancelled`, no exit code).
     pub fn cancelled() -> Self {
         Self { status: AttemptStatus::Cancelled, exit_code: None, error: Some("cancelled".into()) }
     }
@@ -47,7 +57,9 @@ impl AttemptEnd {
 
 /// Where tasks run.
 pub enum Executor {
+    /// Child processes on this machine.
     Local(LocalExecutor),
+    /// One Kubernetes Job per task attempt.
     Kubernetes(Box<KubeExecutor>),
 }
 

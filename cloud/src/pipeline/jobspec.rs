@@ -20,7 +20,9 @@ use std::collections::BTreeMap;
 
 /// Label keys on every Job and pod.
 pub const LABEL_RUN: &str = "moldops.io/run-id";
+/// Label key holding the task name (on a task's Job and pod).
 pub const LABEL_TASK: &str = "moldops.io/task";
+/// Label key holding the attempt number (on a task's Job and pod).
 pub const LABEL_ATTEMPT: &str = "moldops.io/attempt";
 /// The Kubernetes extended resource of NVIDIA GPUs.
 pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
@@ -71,10 +73,15 @@ pub fn run_object(
 
 /// What a Job is built from.
 pub struct JobInput<'a> {
+    /// The definition's `[kubernetes]` settings.
     pub settings: &'a KubeSettings,
+    /// Namespace of the Job.
     pub namespace: &'a str,
+    /// Run the attempt belongs to.
     pub run_id: &'a str,
+    /// The task, variables already substituted.
     pub task: &'a TaskDef,
+    /// Attempt number (1-based; it continues across resumes).
     pub attempt: u32,
     /// Name and uid of the run's ConfigMap.
     pub owner: (&'a str, &'a str),
@@ -297,7 +304,9 @@ fn volume_mounts(s: &KubeSettings, t: &TaskDef) -> Vec<VolumeMount> {
 /// How a Job stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobState {
+    /// Not finished yet: no finishing condition, and no pod succeeded or failed.
     Running,
+    /// Finished well: condition `Complete` or `SuccessCriteriaMet`, or a pod succeeded.
     Succeeded,
     /// Failed, with the reason and message of its `Failed` condition.
     Failed(String),

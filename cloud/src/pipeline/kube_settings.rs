@@ -15,7 +15,10 @@ pub struct KubeSettings {
     pub image: String,
     /// Image of GPU tasks (built with burn's CUDA backend); default: `image`.
     pub gpu_image: Option<String>,
+    /// `imagePullPolicy` of the task containers (`Always`, `IfNotPresent`, `Never`); default:
+    /// Kubernetes' own.
     pub image_pull_policy: Option<String>,
+    /// Secrets used to pull the images (`imagePullSecrets`); default: none.
     pub image_pull_secrets: Vec<String>,
     /// Program inside the image that takes the task's arguments.
     pub program: String,
@@ -27,6 +30,7 @@ pub struct KubeSettings {
     pub delete_finished_jobs: bool,
     /// PersistentVolumeClaim holding the lake and registry, mounted in every task at `data_mount_path`.
     pub data_volume_claim: Option<String>,
+    /// Where the data volume is mounted in every task; default `/var/lib/moldops`.
     pub data_mount_path: String,
     /// Environment of every task.
     pub env: BTreeMap<String, String>,
@@ -70,7 +74,9 @@ impl Default for KubeSettings {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Placement {
+    /// Node labels the pods must match (`nodeSelector`); default: none.
     pub node_selector: BTreeMap<String, String>,
+    /// Taints the pods tolerate; default: none.
     pub tolerations: Vec<Toleration>,
 }
 
@@ -78,8 +84,12 @@ pub struct Placement {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Toleration {
+    /// Taint key (none with operator `Exists`: every taint).
     pub key: Option<String>,
+    /// `Exists` or `Equal` (none: Kubernetes' default, `Equal`).
     pub operator: Option<String>,
+    /// Taint value to match with operator `Equal`.
     pub value: Option<String>,
+    /// Taint effect: `NoSchedule`, `PreferNoSchedule` or `NoExecute` (none: every effect).
     pub effect: Option<String>,
 }

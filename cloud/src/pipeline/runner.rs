@@ -20,11 +20,34 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug)]
 pub enum Event {
     /// An attempt began.
-    Started { task: String, attempt: Attempt },
+    Started {
+        /// Task the attempt belongs to.
+        task: String,
+        /// The attempt's record as it starts (status `running`).
+        attempt: Attempt,
+    },
     /// The attempt's process id or Job name is known.
-    Handle { task: String, number: u32, pid: Option<u32>, job: Option<String> },
+    Handle {
+        /// Task the attempt belongs to.
+        task: String,
+        /// Attempt number.
+        number: u32,
+        /// Local executor: the child's process id.
+        pid: Option<u32>,
+        /// Kubernetes executor: the Job's name.
+        job: Option<String>,
+    },
     /// An attempt ended (at `at`).
-    Ended { task: String, number: u32, end: AttemptEnd, at: chrono::DateTime<Utc> },
+    Ended {
+        /// Task the attempt belongs to.
+        task: String,
+        /// Attempt number.
+        number: u32,
+        /// How it ended.
+        end: AttemptEnd,
+        /// When it ended (UTC).
+        at: chrono::DateTime<Utc>,
+    },
 }
 
 /// Sender half handed to executors.

@@ -25,9 +25,13 @@ pub enum ExecutorKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
+    /// Tasks are running (or the runner died: see [`RunStore::is_live`]).
     Running,
+    /// Every task succeeded or was skipped.
     Succeeded,
+    /// A task failed (its dependents were not run), or the run could not be prepared.
     Failed,
+    /// Stopped by cancellation (Ctrl-C, SIGTERM) before every task was done.
     Cancelled,
 }
 
@@ -39,6 +43,7 @@ pub enum TaskStatus {
     Pending,
     /// An attempt is running (or waiting for its retry back-off).
     Running,
+    /// An attempt succeeded.
     Succeeded,
     /// Its `when_exists` path was absent: counts as done.
     Skipped,
@@ -61,9 +66,13 @@ impl TaskStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptStatus {
+    /// Still running (or the runner died while it ran).
     Running,
+    /// Ended well: exit code 0, or the Job completed.
     Succeeded,
+    /// Ended badly: non-zero exit, signal, time limit, failed or vanished Job, or it never started.
     Failed,
+    /// Stopped by cancellation.
     Cancelled,
     /// The runner died while the attempt ran; `resume` stopped what was left of it.
     Interrupted,
@@ -72,10 +81,15 @@ pub enum AttemptStatus {
 /// One try of a task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
+    /// Attempt number, 1-based; it continues across resumes.
     pub number: u32,
+    /// Where the attempt stands.
     pub status: AttemptStatus,
+    /// When it started (UTC).
     pub started: DateTime<Utc>,
+    /// When it ended (UTC; none while running).
     pub ended: Option<DateTime<Utc>>,
+    /// Exit code of the child process or the Job's container, when known.
     pub exit_code: Option<i32>,
     /// Why it failed, in words (exit code, timeout, Job condition…).
     pub error: Option<String>,
@@ -90,7 +104,9 @@ pub struct Attempt {
 /// A task's record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
+    /// Where the task stands.
     pub status: TaskStatus,
+    /// Every attempt, oldest first.
     pub attempts: Vec<Attempt>,
     /// Why it is skipped, failed, or not run.
     pub note: Option<String>,
@@ -99,16 +115,23 @@ pub struct TaskRecord {
 /// Everything about one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
+    /// The run's id (`YYYYMMDD-HHMMSS-xxxx`, UTC, unless given with `--run-id`).
     pub run_id: String,
+    /// Name of the pipeline definition.
     pub pipeline: String,
+    /// Executor the run uses (`resume --executor` may change it).
     pub executor: ExecutorKind,
+    /// Where the run stands.
     pub status: RunStatus,
+    /// When the run was created (UTC).
     pub created: DateTime<Utc>,
+    /// When the run last ended (UTC; none while running).
     pub ended: Option<DateTime<Utc>>,
     /// When `resume` picked the run up again.
     pub resumed: Vec<DateTime<Utc>>,
     /// The definition with variables substituted, as it ran.
     pub definition: PipelineDef,
+    /// Each task's record, by task name.
     pub tasks: BTreeMap<String, TaskRecord>,
 }
 
@@ -160,6 +183,7 @@ impl RunStore {
         Self { root: data_dir.join("pipeline").join("runs") }
     }
 
+    /// The runs folder, `{data}/pipeline/runs`.
     pub fn root(&self) -> &Path {
         &self.root
     }

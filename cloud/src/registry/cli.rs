@@ -33,21 +33,26 @@ impl RegistryLocation {
     }
 }
 
+/// Arguments of `moldops-cloud models`.
 #[derive(Debug, Args)]
 pub struct ModelsArgs {
+    /// The `models` subcommand to run.
     #[command(subcommand)]
     pub command: ModelsCommand,
 }
 
+/// The `models` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
     /// Versions per model key with stage and headline metrics.
     List {
+        /// Where the registry is.
         #[command(flatten)]
         loc: RegistryLocation,
         /// Only this key (`M1` or `M1/MOLD`).
         #[arg(long)]
         key: Option<String>,
+        /// Print the versions as one JSON array instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -61,19 +66,23 @@ pub enum ModelsCommand {
     Archive(VersionArgs),
     /// Generate the registry's Ed25519 signing key (file mode 0600) and print its public key.
     Keygen {
-        /// Key file (default: $MOLDOPS_SIGNING_KEY, else ~/.config/moldops/signing.key).
+        /// Key file (default: $MOLDOPS_SIGNING_KEY, else $XDG_CONFIG_HOME/moldops/signing.key,
+        /// else ~/.config/moldops/signing.key).
         #[arg(long, env = "MOLDOPS_SIGNING_KEY")]
         out: Option<PathBuf>,
         /// Replace an existing key (bundles signed with the old one stop verifying on edges).
         #[arg(long)]
         force: bool,
+        /// Print the key file, public key file and public key as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Write a version's signed bundle in transport form (one file) after verifying it.
     ExportBundle {
+        /// Where the registry is.
         #[command(flatten)]
         loc: RegistryLocation,
+        /// Model key: `M1` or `M1/MOLD`.
         #[arg(long)]
         key: String,
         /// Version (default: the production version).
@@ -85,37 +94,46 @@ pub enum ModelsCommand {
         /// Verify against this public key (hex or file) instead of the recorded signer.
         #[arg(long)]
         public_key: Option<String>,
+        /// Print key, version, output file and size in bytes as JSON.
         #[arg(long)]
         json: bool,
     },
 }
 
+/// Arguments of `models promote`.
 #[derive(Debug, Args)]
 pub struct PromoteArgs {
+    /// Where the registry is.
     #[command(flatten)]
     pub loc: RegistryLocation,
     /// Model key: `M1` or `M1/MOLD` (with --latest: only this key).
     #[arg(long, required_unless_present = "latest")]
     pub key: Option<String>,
+    /// Version to promote (required without --latest, refused with it).
     #[arg(long, required_unless_present = "latest", conflicts_with = "latest")]
     pub version: Option<u32>,
     /// The newest version of each key, when it is a candidate (keys whose newest version is
     /// already production or archived are left alone).
     #[arg(long)]
     pub latest: bool,
+    /// Print the transitions made as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
+/// Arguments of `models show` and `models archive`: one version of one key.
 #[derive(Debug, Args)]
 pub struct VersionArgs {
+    /// Where the registry is.
     #[command(flatten)]
     pub loc: RegistryLocation,
     /// Model key: `M1` or `M1/MOLD`.
     #[arg(long)]
     pub key: String,
+    /// Version number.
     #[arg(long)]
     pub version: u32,
+    /// Print only JSON (show: version, manifest and stage history; archive: the transition made).
     #[arg(long)]
     pub json: bool,
 }

@@ -11,8 +11,10 @@ use moldops_shared::rollout::DEFAULT_CHUNK_BYTES;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Arguments of `moldops-cloud rollout`.
 #[derive(Debug, Args)]
 pub struct RolloutArgs {
+    /// `publish`, `status` or `rollback`.
     #[command(subcommand)]
     pub command: RolloutCommand,
 }
@@ -23,8 +25,10 @@ pub struct FleetArgs {
     /// Config file (TOML with [broker]).
     #[arg(long, env = "MOLDOPS_CLOUD_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Broker host (overrides the config file's; enough on its own without a config file).
     #[arg(long)]
     pub broker_host: Option<String>,
+    /// Broker port (overrides the config file's).
     #[arg(long)]
     pub broker_port: Option<u16>,
     /// Site of the edges.
@@ -38,12 +42,15 @@ pub struct FleetArgs {
     pub json: bool,
 }
 
+/// The verbs of `moldops-cloud rollout`.
 #[derive(Debug, Subcommand)]
 pub enum RolloutCommand {
     /// Send a bundle to the edges: canaries first, the rest once the canaries run it.
     Publish {
+        /// Broker, site and the edges to update (at least one).
         #[command(flatten)]
         fleet: FleetArgs,
+        /// Which bundles to send (default: every key's production version in the registry).
         #[command(flatten)]
         source: BundleSource,
         /// Edges that go first (default: the first of --edges).
@@ -65,6 +72,7 @@ pub enum RolloutCommand {
     },
     /// Each edge's reported model state.
     Status {
+        /// Broker, site and the edges to show (none given: every edge of the site that reports).
         #[command(flatten)]
         fleet: FleetArgs,
     },
@@ -72,15 +80,17 @@ pub enum RolloutCommand {
     /// older version only with a rollback statement signed by the registry key, so this
     /// needs the signing key.
     Rollback {
+        /// Broker, site and the edges to roll back (none given: every edge reporting the key).
         #[command(flatten)]
         fleet: FleetArgs,
         /// Model key (`machine` or `machine/mold`).
         #[arg(long)]
         key: String,
+        /// Seconds to wait for the edges' final states.
         #[arg(long, default_value_t = 300)]
         timeout_s: u64,
         /// The registry's signing key (default: $MOLDOPS_SIGNING_KEY, else
-        /// ~/.config/moldops/signing.key).
+        /// $XDG_CONFIG_HOME/moldops/signing.key, else ~/.config/moldops/signing.key).
         #[arg(long, env = crate::registry::keys::KEY_ENV)]
         signing_key: Option<PathBuf>,
         /// How long the signed statement stays valid, seconds.
@@ -102,6 +112,7 @@ pub struct BundleSource {
     /// Registry version (default: the key's production version).
     #[arg(long, requires = "model_key")]
     pub version: Option<u32>,
+    /// Where the registry is (`--registry`, `--data-dir`).
     #[command(flatten)]
     pub registry: RegistryLocation,
 }
@@ -178,6 +189,7 @@ async fn connect(f: &FleetArgs) -> Result<Link> {
     Link::connect(&cfg.broker, &cfg.base_dir, &id).await
 }
 
+/// Runs the verb; fails when an edge did not take (or roll back to) the bundle.
 pub fn run(args: RolloutArgs) -> Result<()> {
     let rt = moldops_common::runtime::build()?;
     rt.block_on(run_async(args))

@@ -19,44 +19,57 @@ use std::time::{Duration, Instant};
 /// Who gets the bundle, in which order, and when to stop.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// Site of the edges (the topic tree's `{site}` level).
     pub site: String,
     /// Every edge to update.
     pub edges: Vec<String>,
     /// Edges that go first (default: the first edge).
     pub canaries: Vec<String>,
-    /// Failed edges tolerated before the rollout stops (canaries included).
+    /// Failed edges tolerated (canaries included): more failed canaries stop the rollout before
+    /// the other edges get the bundle; more failures after them only mark the report `stopped`
+    /// (every edge has been sent the bundle by then).
     pub max_failures: usize,
     /// How long each stage waits for the edges' final states.
     pub timeout: Duration,
+    /// Chunk size in bytes; raised when the bundle would need more than `MAX_CHUNKS` (65 536) chunks.
     pub chunk_bytes: u32,
 }
 
 /// Where one edge ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EdgeOutcome {
+    /// The edge.
     pub edge_id: String,
     /// `None`: no final state within the timeout.
     pub state: Option<RolloutState>,
+    /// The reason the edge gave with its state (say, why it refused), or that none came in time.
     pub reason: Option<String>,
 }
 
 impl EdgeOutcome {
+    /// True when the edge reported the bundle active.
     pub fn ok(&self) -> bool {
         self.state == Some(RolloutState::Active)
     }
 }
 
+/// What a rollout of one bundle did, edge by edge.
 #[derive(Debug, Clone, Serialize)]
 pub struct RolloutReport {
+    /// The bundle's model key label (`machine` or `machine/mold`).
     pub model_key: String,
+    /// The bundle as published: model id, version, sha256, size and chunking.
     pub bundle: BundleRef,
+    /// Outcomes of the canary edges.
     pub canaries: Vec<EdgeOutcome>,
+    /// Outcomes of the other edges; empty when the rollout stopped after the canaries.
     pub rest: Vec<EdgeOutcome>,
     /// Why the rollout stopped before reaching every edge.
     pub stopped: Option<String>,
 }
 
 impl RolloutReport {
+    /// Edges, canaries included, that did not end with the bundle active.
     pub fn failures(&self) -> usize {
         self.canaries.iter().chain(&self.rest).filter(|o| !o.ok()).count()
     }
@@ -237,7 +250,9 @@ pub async fn status(link: &mut Link, site: &str, edges: &[String]) -> Result<Vec
 
 /// Signs rollback statements with the registry key, valid for a while.
 pub struct RollbackSigner {
+    /// The registry's private Ed25519 seed (its signing key).
     pub seed: [u8; 32],
+    /// How long each statement stays valid after it is signed.
     pub valid_for: Duration,
 }
 

@@ -14,6 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// The rollout manager's MQTT connection (clean session), with the last payload of every topic received.
 pub struct Link {
     client: AsyncClient,
     rx: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
@@ -67,6 +68,7 @@ impl Link {
         Ok(Link { client, rx, sync_topic, syncs: 0, seen: HashMap::new(), task })
     }
 
+    /// Subscribes to `filter` with QoS 1 (queued; after [`Link::sync`] its retained messages are in).
     pub async fn subscribe(&self, filter: &str) -> Result<()> {
         self.client.subscribe(filter, QoS::AtLeastOnce).await.context("subscribe")
     }

@@ -12,13 +12,16 @@ pub struct ScoreArgs {
     /// Lake folder (default: [lake] path of --config, else moldops-data/lake).
     #[arg(long)]
     pub lake: Option<PathBuf>,
+    /// Config file to take the lake folder from.
     #[arg(long, env = "MOLDOPS_CLOUD_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Which bundles to score with (default: every key's production version in the registry).
     #[command(flatten)]
     pub source: BundleSource,
     /// Registry public key (hex, or a file holding it); needed with --bundle.
     #[arg(long)]
     pub public_key: Option<String>,
+    /// Print one JSON summary per bundle instead of a line.
     #[arg(long)]
     pub json: bool,
 }

@@ -24,9 +24,13 @@ use serde::Serialize;
 /// How windows and splits are made.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DatasetConfig {
+    /// Shots per window (W, > 0).
     pub window: usize,
+    /// Share of the shots, in time order, that is training (> 0).
     pub train_frac: f64,
+    /// Share that is validation (≥ 0; `train_frac + val_frac` must stay below 1 to leave a test part).
     pub val_frac: f64,
+    /// Drop a feature missing in more than this share (0..=1) of the training shots.
     pub max_missing: f64,
     /// One key per (machine, mold) instead of per machine.
     pub by_mold: bool,
@@ -35,25 +39,33 @@ pub struct DatasetConfig {
 /// One shot of a key's series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shot {
+    /// Shot time (UTC ms).
     pub ts_ms: i64,
+    /// Production run the shot belongs to (empty when etl_data has none); windows never span two.
     pub run_id: String,
     /// 1 defective, 0 good, None unlabelled.
     pub label: Option<u8>,
+    /// One value per feature of the series (`feature_names` order), NaN when missing.
     pub values: Vec<f64>,
 }
 
 /// A key's shots in time order, over all etl_data feature columns.
 #[derive(Debug, Clone)]
 pub struct Series {
+    /// The model key: machine, and mold when training by mold.
     pub key: ModelKey,
+    /// Every etl_data feature column (all but the id columns and `ts_ms`), in etl_data's order.
     pub feature_names: Vec<String>,
+    /// The key's shots, sorted by time.
     pub shots: Vec<Shot>,
 }
 
 /// A dropped feature and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Dropped {
+    /// Feature (etl_data column) name.
     pub feature: String,
+    /// Why: missing in too many training shots, or constant there.
     pub reason: String,
 }
 
@@ -66,6 +78,7 @@ pub struct Part {
     pub labels: Vec<Option<u8>>,
     /// Whether no shot of the window is defective.
     pub clean: Vec<bool>,
+    /// Time of each window's last shot (UTC ms).
     pub end_ts_ms: Vec<i64>,
 }
 
@@ -80,18 +93,26 @@ impl Part {
 /// Everything one key trains and is judged on.
 #[derive(Debug, Clone)]
 pub struct Dataset {
+    /// The model key.
     pub key: ModelKey,
+    /// Kept features, in etl_data's order (the bundle's feature list).
     pub features: Vec<String>,
     /// Training mean of each kept feature (fill value for missing readings).
     pub fill: Vec<f32>,
+    /// Features dropped, with the reason.
     pub dropped: Vec<Dropped>,
+    /// Shots of the key, all parts.
     pub shots: usize,
+    /// Shots in the training part (the first `train_frac` of them, rounded).
     pub train_shots: usize,
     /// Filled values of the training part's shots not labelled defective (`[rows, F]`), for
     /// the standardisation.
     pub train_rows: Vec<f32>,
+    /// Training windows (the model fits on the clean ones).
     pub train: Part,
+    /// Validation windows: choose the best epoch and the threshold.
     pub val: Part,
+    /// Test windows: judged once.
     pub test: Part,
 }
 

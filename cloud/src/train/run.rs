@@ -56,19 +56,26 @@ pub struct Pooled {
 /// Result for one key.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyOutcome {
+    /// The model key: machine, and mold with `--by-mold`.
     pub key: ModelKey,
     /// Why the key was not trained, if it was not.
     pub skipped: Option<String>,
+    /// Shots of the key in etl_data, all parts.
     pub shots: usize,
+    /// Features kept for the model, in etl_data's order.
     pub features: Vec<String>,
+    /// Features dropped on the training part (too often missing, or constant), with the reason.
     pub dropped_features: Vec<Dropped>,
     /// Windows per part: train (clean), validation, test; and the defective ones among them.
     pub windows: BTreeMap<String, usize>,
+    /// The LSTM autoencoder's training and evaluation (the candidate); `None` when skipped.
     pub lstm_ae: Option<ModelOutcome>,
+    /// The per-shot dense autoencoder baseline's; `None` when skipped or `--no-baseline`.
     pub baseline: Option<ModelOutcome>,
     /// Largest |tract − burn| / max(1, |burn|) over score and contributions on validation
     /// windows (what [`PARITY_TOLERANCE`] bounds).
     pub onnx_parity_max_diff: Option<f32>,
+    /// Id of the etl_data trained on: sha256 over the list of the machine's files with their sha256s.
     pub data_snapshot: Option<String>,
     /// Registered version and its bundle folder.
     pub registered: Option<(u32, PathBuf)>,
@@ -79,12 +86,19 @@ pub struct KeyOutcome {
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainReport {
+    /// Lake folder whose etl_data was read.
     pub lake: PathBuf,
+    /// Code version that trained ([`super::code_version`]).
     pub code_version: String,
+    /// When the run ended (UTC, RFC 3339 with milliseconds).
     pub created_at: String,
+    /// The run's settings (`--config`, registry, signing key, `--report` and `--json` left out).
     pub settings: TrainArgs,
+    /// One entry per model key, trained or skipped, in key order.
     pub keys: Vec<KeyOutcome>,
+    /// Test windows of all trained keys together, LSTM-AE and baseline.
     pub pooled: Pooled,
+    /// Wall-clock duration of the run (s).
     pub seconds: f64,
 }
 

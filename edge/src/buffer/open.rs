@@ -10,16 +10,28 @@ pub enum OpenError {
     /// The files are damaged (truncated, overwritten, from an incompatible version): moving
     /// them aside and starting afresh is the only way to keep polling.
     #[error("the buffer at {} is corrupt: {reason}", path.display())]
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        /// The buffer's folder.
+        path: PathBuf,
+        /// What sled reported.
+        reason: String,
+    },
     /// Anything else (permissions, disk, another process holding it): not fixed by a reset.
     #[error("opening the buffer at {}: {source:#}", path.display())]
-    Other { path: PathBuf, source: anyhow::Error },
+    Other {
+        /// The buffer's folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: anyhow::Error,
+    },
 }
 
 /// A corrupt buffer that was moved aside.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BufferReset {
+    /// Path the corrupt buffer was renamed to (`{path}.corrupt-{unix ms}`).
     pub moved_to: String,
+    /// Why sled could not open it.
     pub reason: String,
 }
 

@@ -11,11 +11,20 @@ use moldops_shared::profile::{Profile, ReadBlock, RegisterKind, Tag, plan_reads}
 
 /// The source of one device.
 pub enum Source {
-    Modbus { client: Box<modbus::ModbusSource>, blocks: Vec<ReadBlock> },
+    /// A Modbus TCP/RTU device and the register blocks each poll reads.
+    Modbus {
+        /// The connection to the device.
+        client: Box<modbus::ModbusSource>,
+        /// Register blocks every poll reads, planned from the profile's tags.
+        blocks: Vec<ReadBlock>,
+    },
+    /// An OPC UA device.
     OpcUa(Box<opcua::OpcUaSource>),
 }
 
 impl Source {
+    /// The source for `device`'s protocol; nothing connects before the first snapshot. Modbus
+    /// reads are planned from the profile's tags, reading through gaps of up to 8 registers.
     pub fn new(device: &Device) -> Source {
         match device.cfg.protocol {
             Protocol::Opcua => Source::OpcUa(Box::new(opcua::OpcUaSource::new(device.cfg.clone()))),
@@ -75,6 +84,7 @@ pub struct Registers {
 }
 
 impl Registers {
+    /// Adds one block as read, with its words.
     pub fn push(&mut self, block: ReadBlock, words: Vec<u16>) {
         self.blocks.push((block, words));
     }

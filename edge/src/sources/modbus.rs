@@ -11,16 +11,44 @@ use tokio::time::timeout;
 use tokio_modbus::client::{Context, Reader};
 use tokio_modbus::slave::Slave;
 
+/// Why a Modbus read failed; the connection is dropped after any of them.
 #[derive(Debug, Error)]
 pub enum SourceError {
+    /// No connection could be opened (TCP connect, serial port or settings).
     #[error("connect to {target}: {msg}")]
-    Connect { target: String, msg: String },
+    Connect {
+        /// `host:port` or serial port.
+        target: String,
+        /// What failed.
+        msg: String,
+    },
+    /// A read got no answer within the device's `timeout_ms` (the duration given).
     #[error("timeout after {0:?}")]
     Timeout(Duration),
+    /// A read failed on the transport, or the answer had fewer registers than asked for.
     #[error("read {kind:?} {start}+{count}: {msg}")]
-    Read { kind: RegisterKind, start: u16, count: u16, msg: String },
+    Read {
+        /// Holding or input registers.
+        kind: RegisterKind,
+        /// First register address of the block.
+        start: u16,
+        /// Registers in the block.
+        count: u16,
+        /// The transport's error, or how short the answer was.
+        msg: String,
+    },
+    /// The device answered with a Modbus exception (e.g. illegal data address).
     #[error("read {kind:?} {start}+{count}: device answered exception {code}")]
-    Exception { kind: RegisterKind, start: u16, count: u16, code: String },
+    Exception {
+        /// Holding or input registers.
+        kind: RegisterKind,
+        /// First register address of the block.
+        start: u16,
+        /// Registers in the block.
+        count: u16,
+        /// The exception code, as tokio-modbus names it.
+        code: String,
+    },
 }
 
 /// A Modbus connection to one device, re-established on demand.
@@ -31,6 +59,7 @@ pub struct ModbusSource {
 }
 
 impl ModbusSource {
+    /// A source for `cfg`; it connects on the first read and waits `timeout_ms` per request.
     pub fn new(cfg: DeviceConfig) -> Self {
         let timeout = Duration::from_millis(cfg.timeout_ms);
         ModbusSource { cfg, ctx: None, timeout }
@@ -45,6 +74,7 @@ impl ModbusSource {
         }
     }
 
+    /// True while a connection is open (dropped after any error).
     pub fn is_connected(&self) -> bool {
         self.ctx.is_some()
     }

@@ -56,6 +56,7 @@ impl OpcUaSource {
         OpcUaSource { cfg, ua, profile, bits, conn: None, timeout, read_latency: None }
     }
 
+    /// The configured endpoint (`?` without `[devices.opcua]`).
     pub fn target(&self) -> String {
         self.ua.as_ref().map_or_else(|| "?".into(), |u| u.endpoint.clone())
     }
@@ -65,6 +66,7 @@ impl OpcUaSource {
         self.read_latency
     }
 
+    /// True while a session is open (dropped after any error).
     pub fn is_connected(&self) -> bool {
         self.conn.is_some()
     }

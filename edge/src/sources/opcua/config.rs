@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 /// OPC UA security policy of the secure channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum SecurityPolicy {
+    /// `none` (the default): messages neither signed nor encrypted.
     #[default]
     #[serde(rename = "none", alias = "None")]
     None,
+    /// `basic256sha256`: needs `certificate_file` and `private_key_file`.
     #[serde(rename = "basic256sha256", alias = "Basic256Sha256")]
     Basic256Sha256,
 }
@@ -21,11 +23,14 @@ pub enum SecurityPolicy {
 /// OPC UA message security mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum SecurityMode {
+    /// `none` (the default): only with security policy `none`.
     #[default]
     #[serde(rename = "none", alias = "None")]
     None,
+    /// `sign`: messages are signed.
     #[serde(rename = "sign", alias = "Sign")]
     Sign,
+    /// `sign_and_encrypt`: messages are signed and encrypted.
     #[serde(rename = "sign_and_encrypt", alias = "SignAndEncrypt")]
     SignAndEncrypt,
 }
@@ -47,8 +52,10 @@ pub enum ReadMode {
 pub struct OpcUaConfig {
     /// `opc.tcp://host:port/path`
     pub endpoint: String,
+    /// Security policy of the secure channel; default `none`.
     #[serde(default)]
     pub security_policy: SecurityPolicy,
+    /// Message security mode; default `none` (`sign` or `sign_and_encrypt` with `basic256sha256`).
     #[serde(default)]
     pub security_mode: SecurityMode,
     /// Client application certificate (DER), needed with a security policy other than none.
@@ -72,6 +79,7 @@ pub struct OpcUaConfig {
     /// File holding the password (relative to the config file; not readable by others).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    /// How values are read: `subscribe` (the default) or `poll`.
     #[serde(default)]
     pub mode: ReadMode,
     /// Node map file (TOML), relative to the config file.

@@ -12,19 +12,24 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeProfile {
+    /// Name of the node map, used in messages about it (and as the profile's name).
     pub name: String,
     /// Node whose change marks a new shot (machines): the cycle counter.
     #[serde(default)]
     pub shot_counter: Option<String>,
+    /// Node holding the mold / product code (text).
     #[serde(default)]
     pub mold_code: Option<String>,
+    /// Node holding the machine state (kept out of the shot values).
     #[serde(default)]
     pub state: Option<String>,
     /// Node with the time of the last cycle (DateTime, or ms since the epoch).
     #[serde(default)]
     pub timestamp: Option<String>,
+    /// Nodes whose values form a shot or sample; empty: every non-string node playing no role.
     #[serde(default)]
     pub shot_values: Vec<String>,
+    /// The nodes to read, in read order.
     pub nodes: Vec<NodeTag>,
 }
 
@@ -39,12 +44,16 @@ pub struct NodeTag {
     /// Counter width (`u16`, `u32`, `u64`) or `string`; numbers need none.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub dtype: Option<DataType>,
+    /// Factor applied to the raw number: value = raw × `scale` + `offset`; 1 unless given.
     #[serde(default = "one")]
     pub scale: f64,
+    /// Added to the scaled raw number; 0 unless given.
     #[serde(default)]
     pub offset: f64,
+    /// Engineering unit of the value (e.g. `mm`); informational only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
+    /// Plausible engineering range `[min, max]`; values outside are kept and flagged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<[f64; 2]>,
 }
@@ -54,6 +63,7 @@ fn one() -> f64 {
 }
 
 impl NodeProfile {
+    /// The node named `name`, if the map has one.
     pub fn node(&self, name: &str) -> Option<&NodeTag> {
         self.nodes.iter().find(|n| n.name == name)
     }

@@ -11,10 +11,13 @@ use std::str::FromStr;
 /// A node id from the config, possibly naming its namespace by URI.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeRef {
+    /// A node id with a namespace index (`ns=`, or namespace 0 when bare), used as is.
     Id(NodeId),
     /// `nsu=<uri>;<rest>`: `rest` parsed with namespace 0, the index found on connect.
     Uri {
+        /// The namespace URI.
         uri: String,
+        /// The id within that namespace (parsed with namespace 0).
         id: NodeId,
     },
 }
@@ -26,13 +29,22 @@ const SYNTAX: &str = "use ns=<index>;<i|s|g|b>=<id>, <i|s|g|b>=<id> or nsu=<uri>
 pub enum NodeRefError {
     /// The text is no node id of the accepted forms.
     #[error("node id {text:?} is malformed: {SYNTAX}")]
-    Malformed { text: String },
+    Malformed {
+        /// The node id as written.
+        text: String,
+    },
     /// `nsu=` without the `;` that ends the URI.
     #[error("node id {text:?} has no ';' after the namespace uri: {SYNTAX}")]
-    NoSeparator { text: String },
+    NoSeparator {
+        /// The node id as written.
+        text: String,
+    },
     /// The server does not know the node's namespace URI.
     #[error("namespace {uri:?} is not in the server's namespace array")]
-    UnknownNamespace { uri: String },
+    UnknownNamespace {
+        /// The namespace URI.
+        uri: String,
+    },
 }
 
 impl NodeRef {
@@ -53,6 +65,7 @@ impl NodeRef {
         NodeId::from_str(s).map(NodeRef::Id).map_err(|_| malformed())
     }
 
+    /// True for `nsu=` ids, which need the server's namespace array to resolve.
     pub fn needs_namespaces(&self) -> bool {
         matches!(self, NodeRef::Uri { .. })
     }
@@ -130,16 +143,42 @@ fn millis(v: &Variant, scale: f64, offset: f64) -> Option<i64> {
 pub enum ReadError {
     /// The server answered a different number of values than nodes were read.
     #[error("server answered {got} values for {nodes} nodes")]
-    Count { got: usize, nodes: usize },
+    Count {
+        /// Values the server answered.
+        got: usize,
+        /// Nodes in the map.
+        nodes: usize,
+    },
     /// A node answered with a bad status code.
     #[error("node {node} ({name}): {status}")]
-    Status { node: String, name: String, status: String },
+    Status {
+        /// Node id as written in the map.
+        node: String,
+        /// Record name of the node.
+        name: String,
+        /// Name and description of the status code.
+        status: String,
+    },
     /// A node answered without a value.
     #[error("node {node} ({name}): no value")]
-    NoValue { node: String, name: String },
+    NoValue {
+        /// Node id as written in the map.
+        node: String,
+        /// Record name of the node.
+        name: String,
+    },
     /// A node's value is not of the kind its role needs.
     #[error("node {node} ({name}): {need}, got {got}")]
-    WrongKind { node: String, name: String, need: &'static str, got: String },
+    WrongKind {
+        /// Node id as written in the map.
+        node: String,
+        /// Record name of the node.
+        name: String,
+        /// What the node's role needs.
+        need: &'static str,
+        /// The value received (debug form).
+        got: String,
+    },
 }
 
 /// Builds the snapshot of one read of every node (results in node-map order). A bad status

@@ -39,6 +39,7 @@ impl Shared {
 
 /// A connected session, its read request and (when subscribed) the notified values.
 pub struct Connection {
+    /// The async-opcua session; reads go through it.
     pub session: Arc<Session>,
     read: Vec<ReadValueId>,
     driver: Option<JoinHandle<()>>,
@@ -118,10 +119,12 @@ impl Connection {
         Ok(conn)
     }
 
+    /// True when a subscription was created (false: values are read with the Read service).
     pub fn subscribed(&self) -> bool {
         self.subscribed
     }
 
+    /// The Read request for every node, in node-map order, namespaces resolved.
     pub fn read_ids(&self) -> &[ReadValueId] {
         &self.read
     }
@@ -147,6 +150,7 @@ impl Connection {
         self.shared.values.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
     }
 
+    /// Drops the connection: the session is closed in the background (see the `Drop` impl).
     pub fn close(self) {}
 
     async fn resolve(&self, profile: &NodeProfile, limit: Duration) -> Result<Vec<NodeId>> {
