@@ -1,41 +1,46 @@
-//! `moldops-cloud import`: historical data into the lake. Shot and peripheral tables (CSV or
-//! Parquet) go through an import [`profile`] ([`table`] reads the cells, [`rows`] makes the
+//! `moldops-cloud import`: historical data into the lake. Shot and peripheral tables (CSV and
+//! other delimited text in any common encoding, Excel/OpenDocument workbooks, Parquet) go
+//! through an import [`profile`] ([`table`] reads the cells as a stream, [`rows`] makes the
 //! records) into `raw_data` / `peripheral_data` by the ingest's own commit path, so the lake's
 //! `(edge_id, seq)` dedup applies: a file's records carry `edge_id = "import:{sha256 prefix}"`
-//! and `seq` = their line number, and re-importing the same file adds nothing. Quality labels
-//! go into `labels` / `lot_labels` ([`labels`]). A bad row is quarantined with file, line,
-//! column and reason (`quarantine/date=…/import-{sha}-{line}.json`), never dropped silently
-//! and never aborting the import.
+//! and `seq` = the line their row starts on, and re-importing the same file adds nothing (an
+//! import killed half-way adds the rest). Quality labels go into `labels` / `lot_labels`
+//! ([`labels`]). A bad row is quarantined with file, line, column and reason
+//! ([`quarantine`]), never dropped silently and never aborting the import.
 
 pub mod cli;
 pub mod labels;
 pub mod profile;
+pub mod quarantine;
 pub mod rows;
 pub mod table;
 
 pub use profile::{ImportProfile, TableKind};
 
 use crate::ingest::{Committer, Group};
-use crate::lake::quarantine::QuarantineEntry;
-use crate::lake::{self, write};
 use anyhow::{Context, Result};
 use moldops_shared::topic::{Leaf, topic};
-use moldops_shared::{Batch, encode_batch};
+use moldops_shared::{Batch, Record, encode_batch};
+use quarantine::{BadRow, Quarantine};
 use serde::Serialize;
 use std::path::Path;
+use table::{ReadOptions, Row, RowSink};
 
-/// Records per committed group.
+/// Records per committed group: what one import holds in memory at most.
 const GROUP_RECORDS: usize = 20_000;
 
 /// What one import did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ImportReport {
-    /// The imported file's path, as given.
+    /// The file imported, as given.
     pub file: String,
     /// The import identity: `import:{first 16 hex digits of the file's sha256}`.
     pub source: String,
-    /// Lake dataset written: `raw_data`, `peripheral_data`, `labels` or `lot_labels`.
+    /// The lake dataset written: `raw_data`, `peripheral_data`, `labels` or `lot_labels`.
     pub dataset: String,
+    /// How the file was read: its encoding and delimiter (`EUC-KR (detected), delimiter ','`),
+    /// workbook sheet or `parquet`.
+    pub decoding: String,
     /// Data rows read (header line excluded).
     pub rows: u64,
     /// Records or labels written now.
@@ -48,8 +53,10 @@ pub struct ImportReport {
     pub excluded: u64,
     /// Rows refused (stored in the quarantine).
     pub quarantined: u64,
-    /// Value columns taken from the table (tables only; empty for labels).
+    /// Value columns taken (the profile's, or every mostly numeric one).
     pub value_columns: Vec<String>,
+    /// Seconds the import took.
+    pub elapsed_s: f64,
 }
 
 /// The import identity of a file's bytes.
@@ -57,70 +64,146 @@ pub fn source_id(bytes: &[u8]) -> String {
     format!("import:{}", &crate::etl::state::hex_digest(bytes)[..16])
 }
 
-/// One refused row.
-#[derive(Debug, Clone)]
-struct BadRow {
-    line: usize,
-    column: Option<String>,
-    reason: String,
+/// The import identity of the file at `path`, read in constant memory.
+pub fn file_source_id(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).with_context(|| format!("reading {}", path.display()))?;
+    let hex: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("import:{}", &hex[..16]))
 }
 
-/// Imports a shot or peripheral table through a profile.
+/// Imports a shot or peripheral table through a profile (no progress shown).
 pub fn import_table(lake_dir: &Path, path: &Path, profile: &ImportProfile) -> Result<ImportReport> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let source = source_id(&bytes);
-    let table = table::read(path, &bytes)?;
-    let columns = rows::Columns::resolve(profile, &table).with_context(|| format!("{}", path.display()))?;
+    import_table_with(lake_dir, path, profile, indicatif::ProgressBar::hidden())
+}
+
+/// Imports a shot or peripheral table through a profile, streaming: rows are read, turned
+/// into records and committed [`GROUP_RECORDS`] at a time, refused rows quarantined as they come.
+/// When the profile names no value columns, a first pass over the file finds the numeric ones.
+/// A killed import loses nothing: run again, it adds what is missing (the lake dedups by line).
+pub fn import_table_with(
+    lake_dir: &Path,
+    path: &Path,
+    profile: &ImportProfile,
+    progress: indicatif::ProgressBar,
+) -> Result<ImportReport> {
+    let started = std::time::Instant::now();
+    let source = file_source_id(path)?;
+    let opts = ReadOptions { progress, ..profile.read_options()? };
+    let census = if profile.values.is_empty() {
+        let mut census = rows::Census::new(profile);
+        table::read(
+            path,
+            &ReadOptions { progress: indicatif::ProgressBar::hidden(), ..opts.clone() },
+            &mut census,
+        )?;
+        Some(census)
+    } else {
+        None
+    };
     let dataset = match profile.kind {
         TableKind::Shots => "raw_data",
         TableKind::Peripheral => "peripheral_data",
     };
-    let mut report = ImportReport {
-        file: path.display().to_string(),
-        source: source.clone(),
-        dataset: dataset.into(),
-        rows: table.rows.len() as u64,
-        value_columns: columns.value_names().iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
+    let (committer, _) = Committer::open(lake_dir)?;
+    let mut import = TableImport {
+        profile,
+        census,
+        columns: None,
+        committer,
+        records: Vec::new(),
+        quarantine: Quarantine::open(lake_dir, path, &source)?,
+        report: ImportReport {
+            file: path.display().to_string(),
+            source: source.clone(),
+            dataset: dataset.into(),
+            ..Default::default()
+        },
     };
-    let mut records = Vec::new();
-    let mut bad = Vec::new();
-    for (line, row) in &table.rows {
-        match row {
-            Err(reason) => bad.push(BadRow { line: *line, column: None, reason: reason.clone() }),
-            Ok(cells) => match columns.row(profile, &table, *line, cells) {
-                rows::Outcome::Record(r) => records.push(*r),
-                rows::Outcome::Header => report.header_rows += 1,
-                rows::Outcome::Excluded => report.excluded += 1,
-                rows::Outcome::Bad { column, reason } => bad.push(BadRow { line: *line, column, reason }),
-            },
-        }
+    let summary = table::read(path, &opts, &mut import)?;
+    import.commit()?;
+    let mut report = import.report;
+    report.quarantined = import.quarantine.finish()?;
+    report.decoding = summary.decoding;
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The import of one table as its rows stream by.
+struct TableImport<'p> {
+    profile: &'p ImportProfile,
+    census: Option<rows::Census>,
+    columns: Option<rows::Columns>,
+    committer: Committer,
+    /// Records not committed yet (at most [`GROUP_RECORDS`]).
+    records: Vec<Record>,
+    quarantine: Quarantine,
+    report: ImportReport,
+}
+
+impl RowSink for TableImport<'_> {
+    fn header(&mut self, header: &[String]) -> Result<()> {
+        let columns = rows::Columns::resolve(self.profile, header, self.census.as_ref())
+            .with_context(|| self.report.file.clone())?;
+        self.report.value_columns = columns.value_names().iter().map(|s| s.to_string()).collect();
+        self.columns = Some(columns);
+        Ok(())
     }
-    let (mut committer, _) = Committer::open(lake_dir)?;
-    for chunk in records.chunks(GROUP_RECORDS) {
-        let mut group = Group::default();
-        for payload in payloads(&profile.site, &source, chunk) {
-            group.add(&topic(&profile.site, &source, Leaf::Data), &payload, now_ms());
+
+    fn row(&mut self, row: Row) -> Result<()> {
+        let columns = self.columns.as_ref().context("a row before the header")?;
+        self.report.rows += 1;
+        let outcome = match &row.cells {
+            Err(e) => rows::Outcome::Bad { column: None, reason: e.reason.clone() },
+            Ok(cells) => columns.row(self.profile, row.line, cells),
+        };
+        match outcome {
+            rows::Outcome::Record(r) => self.records.push(*r),
+            rows::Outcome::Header => self.report.header_rows += 1,
+            rows::Outcome::Excluded => self.report.excluded += 1,
+            rows::Outcome::Bad { column, reason } => {
+                self.quarantine.add(BadRow { line: row.line, column, reason, text: row.text() })?
+            }
         }
-        let out = committer.commit(group)?;
+        if self.records.len() >= GROUP_RECORDS {
+            self.commit()?;
+        }
+        Ok(())
+    }
+}
+
+impl TableImport<'_> {
+    /// Commits the records read so far.
+    fn commit(&mut self) -> Result<()> {
+        if self.records.is_empty() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.records);
+        let (site, source) = (&self.profile.site, &self.report.source);
+        let mut group = Group::default();
+        for payload in payloads(site, source, &records) {
+            group.add(&topic(site, source, Leaf::Data), &payload, now_ms());
+        }
+        let out = self.committer.commit(group)?;
         anyhow::ensure!(
             out.quarantined == 0,
             "the lake refused a batch of {}; see its quarantine",
-            path.display()
+            self.report.file
         );
-        report.written += out.raw_records + out.peripheral_records;
-        report.duplicates += out.duplicates;
+        self.report.written += out.raw_records + out.peripheral_records;
+        self.report.duplicates += out.duplicates;
+        Ok(())
     }
-    report.quarantined = quarantine(lake_dir, path, &source, &table, &bad)?;
-    Ok(report)
 }
 
 /// `records` as encoded batches the commit takes: at most `MAX_RECORDS` records and
 /// `MAX_PAYLOAD_BYTES` bytes each (a batch too large is halved until it fits).
-fn payloads(site: &str, source: &str, records: &[moldops_shared::Record]) -> Vec<Vec<u8>> {
+fn payloads(site: &str, source: &str, records: &[Record]) -> Vec<Vec<u8>> {
     use moldops_shared::limits::{MAX_PAYLOAD_BYTES, MAX_RECORDS};
     let mut out = Vec::new();
-    let mut todo: Vec<&[moldops_shared::Record]> = records.chunks(MAX_RECORDS).rev().collect();
+    let mut todo: Vec<&[Record]> = records.chunks(MAX_RECORDS).rev().collect();
     while let Some(part) = todo.pop() {
         let Some(batch) = Batch::new(site, source, 0, part.to_vec()) else { continue };
         let bytes = encode_batch(&batch);
@@ -137,6 +220,7 @@ fn payloads(site: &str, source: &str, records: &[moldops_shared::Record]) -> Vec
 
 /// Imports the simulator's quality log (JSON lines) as shot-level labels.
 pub fn import_quality_log(lake_dir: &Path, path: &Path) -> Result<ImportReport> {
+    let started = std::time::Instant::now();
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let source = source_id(&bytes);
     let text = String::from_utf8_lossy(&bytes);
@@ -145,6 +229,7 @@ pub fn import_quality_log(lake_dir: &Path, path: &Path) -> Result<ImportReport> 
         file: path.display().to_string(),
         source: source.clone(),
         dataset: crate::etl::LABELS.into(),
+        decoding: "JSON lines".into(),
         rows: (labels.len() + refused.len()) as u64,
         ..Default::default()
     };
@@ -154,26 +239,30 @@ pub fn import_quality_log(lake_dir: &Path, path: &Path) -> Result<ImportReport> 
         labels::write_shot_labels(lake_dir, &source, &labels)?;
         report.written = labels.len() as u64;
     }
-    let bad: Vec<BadRow> =
-        refused.into_iter().map(|(line, reason)| BadRow { line, column: None, reason }).collect();
-    let lines = table::Table {
-        header: Vec::new(),
-        rows: text.lines().enumerate().map(|(i, l)| (i + 1, Ok(vec![Some(l.to_string())]))).collect(),
-    };
-    report.quarantined = quarantine(lake_dir, path, &source, &lines, &bad)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut quarantine = Quarantine::open(lake_dir, path, &source)?;
+    for (line, reason) in refused {
+        let text = lines.get(line.wrapping_sub(1)).copied().unwrap_or_default().to_string();
+        quarantine.add(BadRow { line, column: None, reason, text })?;
+    }
+    report.quarantined = quarantine.finish()?;
+    report.elapsed_s = started.elapsed().as_secs_f64();
     Ok(report)
 }
 
-/// Imports a lot table (CSV or Parquet, see [`labels::parse_lot_table`]) as lot-level labels.
-pub fn import_lot_labels(lake_dir: &Path, path: &Path) -> Result<ImportReport> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let source = source_id(&bytes);
-    let table = table::read(path, &bytes)?;
+/// Imports a lot table (CSV, workbook or Parquet, see [`labels::parse_lot_table`]) as lot-level
+/// labels; `opts` say how to read it (encoding, delimiter, sheet).
+pub fn import_lot_labels(lake_dir: &Path, path: &Path, opts: &ReadOptions) -> Result<ImportReport> {
+    let started = std::time::Instant::now();
+    let source = file_source_id(path)?;
+    let mut table = table::Table::default();
+    let summary = table::read(path, opts, &mut table)?;
     let (lots, refused) = labels::parse_lot_table(&table).with_context(|| format!("{}", path.display()))?;
     let mut report = ImportReport {
         file: path.display().to_string(),
         source: source.clone(),
         dataset: crate::etl::LOT_LABELS.into(),
+        decoding: summary.decoding,
         rows: table.rows.len() as u64,
         ..Default::default()
     };
@@ -183,50 +272,14 @@ pub fn import_lot_labels(lake_dir: &Path, path: &Path) -> Result<ImportReport> {
         labels::write_lot_labels(lake_dir, &source, &lots)?;
         report.written = lots.len() as u64;
     }
-    let bad: Vec<BadRow> =
-        refused.into_iter().map(|(line, column, reason)| BadRow { line, column, reason }).collect();
-    report.quarantined = quarantine(lake_dir, path, &source, &table, &bad)?;
+    let mut quarantine = Quarantine::open(lake_dir, path, &source)?;
+    for (line, column, reason) in refused {
+        let text = table.rows.iter().find(|r| r.line == line).map(Row::text).unwrap_or_default();
+        quarantine.add(BadRow { line, column, reason, text })?;
+    }
+    report.quarantined = quarantine.finish()?;
+    report.elapsed_s = started.elapsed().as_secs_f64();
     Ok(report)
-}
-
-/// Stores refused rows, one quarantine file each, named by source and line so that a
-/// re-import stores nothing new. Returns how many rows were refused.
-fn quarantine(
-    lake_dir: &Path,
-    path: &Path,
-    source: &str,
-    table: &table::Table,
-    bad: &[BadRow],
-) -> Result<u64> {
-    if bad.is_empty() {
-        return Ok(0);
-    }
-    let prefix = format!("import-{}-", lake::escape(source.trim_start_matches("import:")));
-    let root = lake_dir.join(lake::QUARANTINE_DIR);
-    for d in lake::subdirs(&root, "date=")? {
-        if lake::read_dir(&d)?.iter().any(|e| e.file_name().to_string_lossy().starts_with(&prefix)) {
-            return Ok(bad.len() as u64);
-        }
-    }
-    let now = now_ms();
-    let dir = root.join(format!("date={}", lake::day_string(now.div_euclid(86_400_000))));
-    let sync = write::prepare_dirs(lake_dir, std::iter::once(dir.as_path()))?;
-    for b in bad {
-        let text = table
-            .rows
-            .iter()
-            .find(|(l, _)| *l == b.line)
-            .and_then(|(_, r)| r.as_ref().ok())
-            .map(|cells| cells.iter().map(|c| c.clone().unwrap_or_default()).collect::<Vec<_>>().join(","))
-            .unwrap_or_default();
-        let column = b.column.as_deref().map(|c| format!(", column {c:?}")).unwrap_or_default();
-        let reason = format!("{} line {}{column}: {}", path.display(), b.line, b.reason);
-        let entry = QuarantineEntry::new(reason, source, now, text.as_bytes());
-        let bytes = serde_json::to_vec_pretty(&entry).context("encoding a quarantine entry")?;
-        write::write_file(&dir.join(format!("{prefix}{:09}.json", b.line)), &bytes)?;
-    }
-    write::sync_dirs(&sync)?;
-    Ok(bad.len() as u64)
 }
 
 fn now_ms() -> i64 {

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::import::labels::{parse_lot_table, parse_quality_log};
-use crate::import::table::Table;
+use crate::import::table::{Row, RowError, Table};
 
 #[test]
 fn fuzz_quality_log() {
@@ -71,10 +71,12 @@ fn fuzz_lot_table() {
                 Some(any_string(u)?),
             ];
             cells.truncate(u.int_in_range(0..=header.len())?);
-            rows.push((
-                line,
-                if u.ratio(1, 10)? { Err("2 cells where the header has 5".into()) } else { Ok(cells) },
-            ));
+            let cells = if u.ratio(1, 10)? {
+                Err(RowError { reason: "2 cells where the header has 5".into(), text: "a,b".into() })
+            } else {
+                Ok(cells)
+            };
+            rows.push(Row { line, cells });
         }
         let table = Table { header, rows };
         let (lots, refused) = match timed("parse_lot_table", || parse_lot_table(&table)) {

@@ -38,24 +38,63 @@ pub struct ImportArgs {
     /// Generic profile: the rows are readings of this peripheral device (short name).
     #[arg(long)]
     pub peripheral: Option<String>,
+    /// Encoding of text files (overrides the profile's): auto, utf-8, cp949, utf-16le, …
+    #[arg(long)]
+    pub encoding: Option<String>,
+    /// Cell delimiter of text files (overrides the profile's): auto, tab, or one character.
+    #[arg(long)]
+    pub delimiter: Option<String>,
+    /// Workbook sheet to import (overrides the profile's; default the first).
+    #[arg(long)]
+    pub sheet: Option<String>,
     /// Print JSON reports.
     #[arg(long)]
     pub json: bool,
+}
+
+impl ImportArgs {
+    /// `p` with the reading options given on the command line.
+    fn with_overrides(&self, mut p: ImportProfile) -> Result<ImportProfile> {
+        if let Some(e) = &self.encoding {
+            p.encoding = e.clone();
+        }
+        if let Some(d) = &self.delimiter {
+            p.delimiter = d.clone();
+        }
+        if let Some(s) = &self.sheet {
+            p.sheet = Some(s.clone());
+        }
+        p.check()?;
+        Ok(p)
+    }
+}
+
+/// A progress bar on stderr (drawn only when stderr is a terminal): bytes read, bytes/s.
+fn progress_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} {bytes}/{total_bytes} {binary_bytes_per_sec} {elapsed_precise} {wide_bar}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
 }
 
 /// Runs the command.
 pub fn run(args: ImportArgs) -> Result<()> {
     let lake = crate::config::lake_path(args.config.as_deref(), args.lake.as_deref())?;
     let profile = match (&args.profile, &args.time_column, &args.machine) {
-        (Some(p), _, _) => Some(ImportProfile::load(p)?),
+        (Some(p), _, _) => Some(args.with_overrides(ImportProfile::load(p)?)?),
         (None, Some(t), Some(m)) => {
             let kind = if args.peripheral.is_some() { TableKind::Peripheral } else { TableKind::Shots };
             let p = ImportProfile { device: args.peripheral.clone(), ..ImportProfile::generic(t, m, kind) };
-            p.check()?;
-            Some(p)
+            Some(args.with_overrides(p)?)
         }
         _ => None,
     };
+    // Lot tables have no profile: the reading options come from the command line alone.
+    let lot_options =
+        args.with_overrides(ImportProfile::generic("-", "-", TableKind::Shots))?.read_options()?;
     anyhow::ensure!(
         args.labels || args.lot_labels || profile.is_some(),
         "give --profile, --labels, --lot-labels, or --time-column with --machine"
@@ -63,8 +102,8 @@ pub fn run(args: ImportArgs) -> Result<()> {
     let mut failed = 0;
     for file in &args.files {
         let report = match &profile {
-            Some(p) => super::import_table(&lake, file, p),
-            None if args.lot_labels => super::import_lot_labels(&lake, file),
+            Some(p) => super::import_table_with(&lake, file, p, progress_bar()),
+            None if args.lot_labels => super::import_lot_labels(&lake, file, &lot_options),
             None => super::import_quality_log(&lake, file),
         };
         match report {
@@ -84,7 +123,7 @@ fn print(r: &ImportReport, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string(r)?);
     } else {
         println!(
-            "{}: {} rows -> {} written to {}, {} already there, {} quarantined, {} header rows, {} excluded ({})",
+            "{}: {} rows -> {} written to {}, {} already there, {} quarantined, {} header rows, {} excluded ({}; {}; {:.0} rows/s)",
             r.file,
             r.rows,
             r.written,
@@ -93,7 +132,9 @@ fn print(r: &ImportReport, json: bool) -> Result<()> {
             r.quarantined,
             r.header_rows,
             r.excluded,
-            r.source
+            r.source,
+            r.decoding,
+            r.rows as f64 / r.elapsed_s.max(1e-9)
         );
     }
     Ok(())

@@ -183,11 +183,12 @@ pub fn parse_lot_table(table: &super::table::Table) -> Result<(Vec<LotLabel>, Ve
     let lot = find("lot");
     let mut out = Vec::new();
     let mut bad = Vec::new();
-    for (line, row) in &table.rows {
-        let cells = match row {
+    for row in &table.rows {
+        let line = &row.line;
+        let cells = match &row.cells {
             Ok(cells) => cells,
-            Err(reason) => {
-                bad.push((*line, None, reason.clone()));
+            Err(e) => {
+                bad.push((*line, None, e.reason.clone()));
                 continue;
             }
         };

@@ -95,6 +95,18 @@ pub struct ImportProfile {
     /// Cell texts meaning "no value" (after trimming); default `""`, `NaN`, `nan`, `NULL`, `null`.
     #[serde(default = "default_nulls")]
     pub null_values: Vec<String>,
+    /// Encoding of text files: `auto` (default: byte-order mark, else UTF-8 if valid, else the
+    /// detected legacy encoding) or a name such as `utf-8`, `cp949`, `euc-kr`, `utf-16le`,
+    /// `windows-1252`, `shift_jis`.
+    #[serde(default = "auto")]
+    pub encoding: String,
+    /// Cell delimiter of text files: `auto` (default: the likeliest of `,` `;` tab `|` in the
+    /// header line), one ASCII character, or `tab`.
+    #[serde(default = "auto")]
+    pub delimiter: String,
+    /// Workbook sheet to import (default: the first).
+    #[serde(default)]
+    pub sheet: Option<String>,
 }
 
 fn default_site() -> String {
@@ -129,6 +141,9 @@ impl ImportProfile {
             values: Vec::new(),
             ignore: Vec::new(),
             null_values: default_nulls(),
+            encoding: auto(),
+            delimiter: auto(),
+            sheet: None,
         }
     }
 
@@ -146,12 +161,54 @@ impl ImportProfile {
         if self.kind == TableKind::Peripheral && self.device.is_none() {
             problems.push("a peripheral profile needs `device`".to_string());
         }
+        if let Err(e) = super::table::encoding::by_label(&self.encoding) {
+            problems.push(e.to_string());
+        }
+        if let Err(e) = parse_delimiter(&self.delimiter) {
+            problems.push(e.to_string());
+        }
         anyhow::ensure!(problems.is_empty(), "{}", problems.join("; "));
         Ok(())
+    }
+
+    /// How to read this profile's files: encoding, delimiter, sheet, and workbook date cells
+    /// written in the time format (ISO when the format is not a chrono pattern).
+    pub fn read_options(&self) -> Result<super::table::ReadOptions> {
+        let date_format = match self.time.format.as_str() {
+            "auto" | "rfc3339" | "epoch_ms" | "epoch_s" => {
+                super::table::workbook::ISO_DATE_FORMAT.to_string()
+            }
+            pattern => pattern.to_string(),
+        };
+        Ok(super::table::ReadOptions {
+            encoding: super::table::encoding::by_label(&self.encoding)?,
+            delimiter: parse_delimiter(&self.delimiter)?,
+            sheet: self.sheet.clone(),
+            date_format,
+            ..Default::default()
+        })
     }
 
     /// The time zone of naive timestamps.
     pub fn zone(&self) -> chrono_tz::Tz {
         self.time.time_zone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(chrono_tz::UTC)
+    }
+}
+
+/// A delimiter setting: `auto` (or empty) is `None`; `tab` or `\t` is a tab; else one ASCII
+/// character other than a quote, a line break or a letter or digit.
+pub fn parse_delimiter(text: &str) -> Result<Option<u8>> {
+    match text {
+        "" | "auto" => Ok(None),
+        "tab" | "\\t" | "\t" => Ok(Some(b'\t')),
+        d if d.len() == 1
+            && d.is_ascii()
+            && !d.chars().all(|c| c.is_ascii_alphanumeric() || "\"\r\n".contains(c)) =>
+        {
+            Ok(Some(d.as_bytes()[0]))
+        }
+        other => anyhow::bail!(
+            "delimiter {other:?}: give auto, tab or one ASCII character (not a quote, letter or digit)"
+        ),
     }
 }

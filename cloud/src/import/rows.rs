@@ -3,7 +3,8 @@
 //! an excluded machine) or is refused with the column and reason.
 
 use super::profile::{ImportProfile, TableKind};
-use super::table::Table;
+use super::table::{Row, RowSink, Table};
+use anyhow::Context;
 use chrono::{NaiveDateTime, TimeZone};
 use moldops_shared::{Record, RecordKind};
 
@@ -33,6 +34,8 @@ pub struct Columns {
     shot: Option<usize>,
     mold: Option<usize>,
     values: Vec<(usize, String)>,
+    /// The header's names.
+    names: Vec<String>,
 }
 
 fn bad(column: Option<&str>, reason: impl Into<String>) -> Outcome {
@@ -40,11 +43,12 @@ fn bad(column: Option<&str>, reason: impl Into<String>) -> Outcome {
 }
 
 impl Columns {
-    /// Finds every role's column; value columns are the profile's, or every column not playing
-    /// a role nor ignored whose non-null cells mostly parse as numbers.
-    pub fn resolve(p: &ImportProfile, t: &Table) -> anyhow::Result<Columns> {
+    /// Finds every role's column in `header`; value columns are the profile's, or (with the
+    /// `census` of the whole table) every column not playing a role nor ignored whose non-null
+    /// cells mostly parse as numbers.
+    pub fn resolve(p: &ImportProfile, header: &[String], census: Option<&Census>) -> anyhow::Result<Columns> {
         let find = |name: &str| {
-            t.header
+            header
                 .iter()
                 .position(|h| h == name)
                 .ok_or_else(|| anyhow::anyhow!("no column {name:?} in the header"))
@@ -54,18 +58,19 @@ impl Columns {
         let (machine, shot, mold) = (opt(&p.machine.column)?, opt(&p.shot_number)?, opt(&p.mold)?);
         let roles = [Some(time), machine, shot, mold];
         let values = if p.values.is_empty() {
-            (0..t.header.len())
-                .filter(|i| !roles.contains(&Some(*i)) && !p.ignore.contains(&t.header[*i]))
-                .filter(|i| !crate::lake::FIXED_COLUMNS.contains(&t.header[*i].as_str()))
-                .filter(|i| mostly_numeric(p, t, *i))
-                .filter(|i| match value_name(&t.header[*i]) {
+            let census = census.context("the profile names no value columns and no census was taken")?;
+            (0..header.len())
+                .filter(|i| !roles.contains(&Some(*i)) && !p.ignore.contains(&header[*i]))
+                .filter(|i| !crate::lake::FIXED_COLUMNS.contains(&header[*i].as_str()))
+                .filter(|i| census.mostly_numeric(*i))
+                .filter(|i| match value_name(&header[*i]) {
                     Ok(()) => true,
                     Err(why) => {
-                        tracing::warn!(column = %t.header[*i].escape_debug(), %why, "numeric column skipped");
+                        tracing::warn!(column = %header[*i].escape_debug(), %why, "numeric column skipped");
                         false
                     }
                 })
-                .map(|i| (i, t.header[i].clone()))
+                .map(|i| (i, header[i].clone()))
                 .collect()
         } else {
             let named = |v: &String| {
@@ -74,7 +79,17 @@ impl Columns {
             };
             p.values.iter().map(named).collect::<anyhow::Result<_>>()?
         };
-        Ok(Columns { time, machine, shot, mold, values })
+        Ok(Columns { time, machine, shot, mold, values, names: header.to_vec() })
+    }
+
+    /// [`Columns::resolve`] for a table held in memory.
+    pub fn of_table(p: &ImportProfile, t: &Table) -> anyhow::Result<Columns> {
+        let mut census = Census::new(p);
+        census.header(&t.header)?;
+        for row in &t.rows {
+            census.row(row.clone())?;
+        }
+        Columns::resolve(p, &t.header, Some(&census))
     }
 
     /// Value column names.
@@ -83,7 +98,7 @@ impl Columns {
     }
 
     /// One row (`line` is its line number, used as shot number when the profile has none).
-    pub fn row(&self, p: &ImportProfile, t: &Table, line: usize, cells: &[Option<String>]) -> Outcome {
+    pub fn row(&self, p: &ImportProfile, line: usize, cells: &[Option<String>]) -> Outcome {
         let cell = |i: usize| {
             cells
                 .get(i)
@@ -91,7 +106,7 @@ impl Columns {
                 .map(str::trim)
                 .filter(|c| !p.null_values.iter().any(|n| n == c))
         };
-        let name = |i: usize| t.header[i].as_str();
+        let name = |i: usize| self.names[i].as_str();
         if cells.get(self.time).and_then(|c| c.as_deref()).map(str::trim) == Some(name(self.time)) {
             return Outcome::Header;
         }
@@ -172,18 +187,49 @@ fn value_name(name: &str) -> Result<(), String> {
     moldops_shared::limits::check_name("value name", name).map_err(|e| e.to_string())
 }
 
-/// True when most non-null cells of column `i` parse as numbers.
-fn mostly_numeric(p: &ImportProfile, t: &Table, i: usize) -> bool {
-    let (mut num, mut other) = (0usize, 0usize);
-    for (_, row) in &t.rows {
-        let Ok(cells) = row else { continue };
-        let Some(c) = cells.get(i).and_then(|c| c.as_deref()).map(str::trim) else { continue };
-        if p.null_values.iter().any(|n| n == c) || c == t.header[i] {
-            continue;
-        }
-        if c.parse::<f64>().is_ok() { num += 1 } else { other += 1 }
+/// How many non-null cells of each column parse as numbers, counted over a whole table as it
+/// streams by (repeated header rows and null texts not counted).
+#[derive(Debug, Clone, Default)]
+pub struct Census {
+    nulls: Vec<String>,
+    header: Vec<String>,
+    numeric: Vec<u64>,
+    other: Vec<u64>,
+}
+
+impl Census {
+    /// An empty census with the profile's null texts.
+    pub fn new(p: &ImportProfile) -> Census {
+        Census { nulls: p.null_values.clone(), ..Default::default() }
     }
-    num > 0 && num >= other * 9
+
+    /// True when at least nine in ten of column `i`'s counted cells (and at least one) are numbers.
+    pub fn mostly_numeric(&self, i: usize) -> bool {
+        let (num, other) =
+            (self.numeric.get(i).copied().unwrap_or(0), self.other.get(i).copied().unwrap_or(0));
+        num > 0 && num >= other * 9
+    }
+}
+
+impl RowSink for Census {
+    fn header(&mut self, header: &[String]) -> anyhow::Result<()> {
+        self.header = header.to_vec();
+        self.numeric = vec![0; header.len()];
+        self.other = vec![0; header.len()];
+        Ok(())
+    }
+
+    fn row(&mut self, row: Row) -> anyhow::Result<()> {
+        let Ok(cells) = row.cells else { return Ok(()) };
+        for (i, c) in cells.iter().enumerate().take(self.header.len()) {
+            let Some(c) = c.as_deref().map(str::trim) else { continue };
+            if self.nulls.iter().any(|n| n == c) || c == self.header[i] {
+                continue;
+            }
+            if c.parse::<f64>().is_ok() { self.numeric[i] += 1 } else { self.other[i] += 1 }
+        }
+        Ok(())
+    }
 }
 
 /// A time cell that yields no instant: the cell's text and why.

@@ -95,23 +95,35 @@ pub fn store(lake: &Path, entries: &[(i64, QuarantineEntry)], nanos: u64) -> Res
     Ok(paths)
 }
 
-/// How many payloads are in quarantine, and the most recent `recent` of them (newest first).
+/// How many payloads are in quarantine, and the most recent `recent` of them (newest first:
+/// by file modification time, then name — ingest and import entries are named differently, so
+/// names alone do not order them). An entry that cannot be read or parsed is counted, logged and
+/// left out of `recent` (the quarantine is what was refused; a torn file must not hide the rest).
 pub fn scan(lake: &Path, recent: usize) -> Result<(u64, Vec<QuarantineEntry>)> {
-    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    let mut files: Vec<(std::time::SystemTime, String, PathBuf)> = Vec::new();
     for dir in super::subdirs(&lake.join(super::QUARANTINE_DIR), "date=")? {
         for entry in super::read_dir(&dir)? {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.ends_with(".json") {
-                files.push((name, entry.path()));
+                let modified = entry.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+                files.push((modified, name, entry.path()));
             }
         }
     }
     files.sort();
     let mut newest = Vec::new();
-    for (_, path) in files.iter().rev().take(recent) {
-        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let entry = serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
-        newest.push(entry);
+    for (_, _, path) in files.iter().rev() {
+        if newest.len() >= recent {
+            break;
+        }
+        let parsed =
+            std::fs::read(path).with_context(|| format!("reading {}", path.display())).and_then(|text| {
+                serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))
+            });
+        match parsed {
+            Ok(entry) => newest.push(entry),
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "unreadable quarantine entry left out"),
+        }
     }
     Ok((files.len() as u64, newest))
 }
@@ -134,5 +146,31 @@ mod tests {
         assert_eq!(count, 2);
         assert_eq!(recent, vec![b]);
         assert!(dir.path().join("quarantine/date=2023-11-14").is_dir());
+    }
+
+    /// An import's entry (named `import-…`, which sorts after the ingest's numeric names) is not
+    /// taken for the newest when it is older; a torn entry is counted but does not fail the scan.
+    #[test]
+    fn newest_by_time_not_name_and_torn_entries_do_not_hide_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let day = dir.path().join("quarantine/date=2023-11-14");
+        std::fs::create_dir_all(&day).expect("mkdir");
+        let old = QuarantineEntry::new("old import row".into(), "import:ab", 1_700_000_000_000, b"x");
+        std::fs::write(day.join("import-ab-000000002.json"), serde_json::to_vec(&old).expect("json"))
+            .expect("w");
+        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let f =
+            std::fs::File::options().write(true).open(day.join("import-ab-000000002.json")).expect("open");
+        f.set_modified(past).expect("set mtime");
+        let new = QuarantineEntry::new("new batch".into(), "moldops/v1/s/e/data", 1_700_000_000_001, b"y");
+        store(dir.path(), &[(1_700_000_000_001, new.clone())], 1).expect("store");
+        std::fs::write(day.join("import-cd-000000001.json"), b"{torn").expect("torn");
+        let f =
+            std::fs::File::options().write(true).open(day.join("import-cd-000000001.json")).expect("open");
+        f.set_modified(past - std::time::Duration::from_secs(60)).expect("set mtime");
+        let (count, recent) = scan(dir.path(), 1).expect("scan");
+        assert_eq!((count, recent), (3, vec![new.clone()]));
+        let (_, all) = scan(dir.path(), 10).expect("scan all");
+        assert_eq!(all, vec![new, old]);
     }
 }

@@ -16,6 +16,7 @@
 //!   changes a few held-out predictions of a single tree) and, for the forest, other bootstrap
 //!   samples and feature draws [1.3e-2 tree, 7.6e-3 forest].
 
+use crate::support::python;
 use moldops_cloud::evaluate::classifiers::{Kind, Params};
 use moldops_cloud::evaluate::data::Matrix;
 use moldops_cloud::evaluate::grid::{GridName, Split, run_fold};
@@ -45,13 +46,6 @@ struct RefResult {
     f1: Vec<f64>,
     pr_auc: Vec<f64>,
     balanced_accuracy: Vec<f64>,
-}
-
-fn python() -> String {
-    std::env::var("MOLDOPS_PYTHON").unwrap_or_else(|_| {
-        let home = std::env::var("HOME").unwrap_or_default();
-        format!("{home}/.cache/moldops-venv/bin/python")
-    })
 }
 
 fn reference() -> &'static Reference {

@@ -113,7 +113,7 @@ fn as_parquet(csv: &Path, out: &Path) {
     let rows: Vec<Vec<String>> = table
         .rows
         .iter()
-        .map(|(_, r)| r.as_ref().expect("row").iter().map(|c| c.clone().unwrap_or_default()).collect())
+        .map(|r| r.cells.as_ref().expect("row").iter().map(|c| c.clone().unwrap_or_default()).collect())
         .collect();
     let columns = table
         .header
@@ -168,7 +168,7 @@ fn lot_tables_import_as_lot_labels_with_bad_rows_quarantined() {
                 M2,2024-05-01T10:00:00Z,2024-05-01T09:00:00Z,0.1,L-4\n\
                 M2,2024-05-01T10:00:00Z,2024-05-01T11:00:00Z,1.5,L-5\n";
     std::fs::write(&lots, text).expect("write lots");
-    let r = import::import_lot_labels(lake.path(), &lots).expect("lots");
+    let r = import::import_lot_labels(lake.path(), &lots, &Default::default()).expect("lots");
     assert_eq!((r.rows, r.written, r.quarantined), (5, 2, 3));
     let parts = lake::list_parts(lake.path(), "lot_labels").expect("parts");
     let df = moldops_cloud::lake::read_parts(&parts, &[]).expect("read").expect("lot_labels");
@@ -182,11 +182,120 @@ fn lot_tables_import_as_lot_labels_with_bad_rows_quarantined() {
     {
         assert!(reasons.iter().any(|r| r.contains(expected)), "{expected} in {reasons:?}");
     }
-    let again = import::import_lot_labels(lake.path(), &lots).expect("again");
+    let again = import::import_lot_labels(lake.path(), &lots, &Default::default()).expect("again");
     assert_eq!((again.written, again.duplicates), (0, 2));
 
     let missing = dir.path().join("bad.csv");
     std::fs::write(&missing, "machine_id,from_ts\nM1,0\n").expect("write");
-    let err = import::import_lot_labels(lake.path(), &missing).unwrap_err();
+    let err = import::import_lot_labels(lake.path(), &missing, &Default::default()).unwrap_err();
     assert!(format!("{err:#}").contains("to_ts, defect_ratio"), "{err:#}");
+}
+
+/// The WooJin table as a Korean plant has it: Korean mold names and a two-line note (in a
+/// column the profile ignores) — then its twins as Korean Windows software, Excel's "Unicode
+/// text", a ';' locale's "CSV UTF-8" and an Excel workbook write them (`tests/peers/
+/// export_twins.py`, Python's own codecs and openpyxl). Each twin imports to the same rows as
+/// the UTF-8 original, with the same refusals, and the report says how it was read.
+#[test]
+fn korean_exports_in_cp949_utf16_semicolons_and_xlsx_import_like_their_utf8_twin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(data("woojin_shots.csv")).expect("woojin table");
+    let korean = text
+        .replacen("\"9000a 09520   \",,", "\"범퍼 커버 9000a   \",\"메모: 금형 교체\n확인 필요\",", 1)
+        .replace("9000a 09520", "범퍼 커버 9000a")
+        .replace("GURAD REF UPP   DA63", "가드 레프 어퍼   DA63");
+    assert_ne!(korean, text);
+    let original = dir.path().join("utf8.csv");
+    std::fs::write(&original, &korean).expect("write");
+    let out = std::process::Command::new(crate::support::python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/peers/export_twins.py"))
+        .arg(&original)
+        .arg(dir.path())
+        .output()
+        .expect("run export_twins.py");
+    assert!(out.status.success(), "export_twins.py: {}", String::from_utf8_lossy(&out.stderr));
+
+    let p = profile("import-woojin.toml");
+    let import = |name: &str| {
+        let lake = tempfile::tempdir().expect("tempdir");
+        let r = import::import_table(lake.path(), &dir.path().join(name), &p).expect(name);
+        let df = lake::read_dataset(lake.path(), "raw_data").expect("raw_data").drop_many(["edge_id", "seq"]);
+        let df = df.sort(["machine_id", "ts", "shot_number"], Default::default()).expect("sort");
+        (r, df, lake)
+    };
+    let (want, want_rows, _lake) = import("utf8.csv");
+    assert_eq!((want.written, want.quarantined, want.excluded, want.header_rows), (6, 3, 2, 1), "{want:?}");
+    let molds: Vec<&str> =
+        want_rows.column("mold").expect("mold").str().expect("s").iter().flatten().collect();
+    assert!(molds.contains(&"범퍼 커버 9000a") && molds.contains(&"가드 레프 어퍼   DA63"), "{molds:?}");
+    for (name, decoding) in [
+        ("cp949.csv", "EUC-KR (detected), delimiter ','"),
+        ("unicode.txt", "UTF-16LE, delimiter '\\t'"),
+        ("semicolon.csv", "UTF-8, delimiter ';'"),
+        ("book.xlsx", "workbook sheet \"shot_data\""),
+    ] {
+        let (r, rows, _lake) = import(name);
+        assert_eq!(r.decoding, decoding, "{name}");
+        assert_eq!(
+            (r.written, r.quarantined, r.excluded),
+            (want.written, want.quarantined, want.excluded),
+            "{name}"
+        );
+        assert_eq!(r.value_columns, want.value_columns, "{name}");
+        assert!(rows.equals_missing(&want_rows), "{name}: rows differ\n{rows}\n{want_rows}");
+    }
+}
+
+/// A table of many commit groups, its import killed (`kill -9`) after the first group is in the
+/// lake, then run again: every row is in the lake exactly once, the refused row quarantined once.
+#[test]
+fn an_import_killed_half_way_finishes_on_the_next_run_without_loss_or_duplicates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = dir.path().join("lake");
+    let path = dir.path().join("long.csv");
+    const ROWS: i64 = 300_000;
+    let mut text = String::from("ts,pressure,temp\n");
+    for i in 0..ROWS {
+        let ts = chrono::DateTime::from_timestamp_millis(1_714_521_600_000 + i * 1000).expect("ts");
+        text.push_str(&format!("{},{}.5,{}\n", ts.to_rfc3339(), i % 97, 200 + i % 13));
+    }
+    text.push_str("2024-05-05T00:00:00Z,not a number,1\n");
+    std::fs::write(&path, &text).expect("write");
+    let import = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_moldops-cloud"))
+            .args(["import", "--json", "--time-column", "ts", "--machine", "m1", "--lake"])
+            .arg(&lake)
+            .arg(&path)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the import")
+    };
+    let mut child = import();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while lake::list_parts(&lake, "raw_data").map(|p| p.is_empty()).unwrap_or(true) {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the import ended before its first group was seen"
+        );
+        assert!(std::time::Instant::now() < deadline, "no group committed in 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().expect("kill -9 the import");
+    let killed = child.wait().expect("wait");
+    assert!(!killed.success(), "the import was killed, not finished");
+    let partial = lake::read_dataset(&lake, "raw_data").expect("raw").height() as i64;
+    assert!(partial > 0 && partial < ROWS, "{partial} rows after the kill");
+
+    let out = import().wait_with_output().expect("second run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert_eq!(
+        r["written"].as_i64().expect("written") + r["duplicates"].as_i64().expect("dups"),
+        ROWS,
+        "{r}"
+    );
+    assert!(r["duplicates"].as_i64().expect("dups") >= partial, "{r}");
+    assert_eq!(r["quarantined"], 1);
+    assert_eq!(lake::read_dataset(&lake, "raw_data").expect("raw").height() as i64, ROWS);
+    assert_eq!(quarantine::scan(&lake, 0).expect("q").0, 1);
 }

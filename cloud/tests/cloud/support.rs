@@ -6,6 +6,14 @@ use moldops_shared::topic::{Leaf, topic};
 use moldops_shared::{Batch, Record, RecordKind, encode_batch};
 use std::path::Path;
 
+/// The Python with the test peers installed (`MOLDOPS_PYTHON`, else the venv `.ci/run` makes).
+pub fn python() -> String {
+    std::env::var("MOLDOPS_PYTHON").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/moldops-venv/bin/python")
+    })
+}
+
 pub const MIN: i64 = 60_000;
 /// 2024-05-01T00:00:00Z.
 pub const DAY0: i64 = 1_714_521_600_000;
