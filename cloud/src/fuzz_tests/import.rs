@@ -444,3 +444,26 @@ fn import_refuses_hostile_cells_with_reasons() {
         }
     }
 }
+
+/// Found reviewing the streaming reader, fixed: a quote opened in one row and closed by a quote
+/// lines later made one record of those lines; with the right cell count it was accepted and the
+/// rows inside it vanished. A line break in a cell the import uses (time, machine, counter,
+/// mold, value) now refuses the row, naming the line the quote opened on.
+#[test]
+fn regression_a_quote_closed_lines_later_hides_rows_inside_an_accepted_row() {
+    let text = "t,mold,v\n2024-05-01T00:00:00Z,\"A-12,5\n2024-05-01T00:00:01Z,B,6\n2024-05-01T00:00:02Z,C\",7\n2024-05-01T00:00:03Z,D,8\n";
+    let t = read_csv(text).expect("the table splits");
+    let p =
+        ImportProfile { mold: Some("mold".into()), ..ImportProfile::generic("t", "m1", TableKind::Shots) };
+    let columns = Columns::of_table(&p, &t).expect("columns");
+    let outcomes: Vec<Outcome> =
+        t.rows.iter().map(|r| columns.row(&p, r.line, r.cells.as_ref().expect("whole"))).collect();
+    match &outcomes[0] {
+        Outcome::Bad { column, reason } => {
+            assert_eq!(column.as_deref(), Some("mold"));
+            assert!(reason.contains("line 2"), "{reason}");
+        }
+        other => panic!("the merged row was accepted: {other:?}"),
+    }
+    assert!(matches!(outcomes[1], Outcome::Record(_)), "the row after it is read: {:?}", outcomes[1]);
+}

@@ -107,6 +107,17 @@ impl Columns {
                 .filter(|c| !p.null_values.iter().any(|n| n == c))
         };
         let name = |i: usize| self.names[i].as_str();
+        // Times, labels, counters, molds and numbers never hold a line break: one that does took
+        // the lines after it into a quoted cell, and would hide them inside an accepted row.
+        let roles = [Some(self.time), self.machine, self.shot, self.mold].into_iter().flatten();
+        for i in roles.chain(self.values.iter().map(|(i, _)| *i)) {
+            if cells.get(i).and_then(|c| c.as_deref()).is_some_and(|c| c.contains('\n')) {
+                return bad(
+                    Some(name(i)),
+                    format!("a line break inside the cell (a quote opened on line {line} left open?)"),
+                );
+            }
+        }
         if cells.get(self.time).and_then(|c| c.as_deref()).map(str::trim) == Some(name(self.time)) {
             return Outcome::Header;
         }

@@ -13,6 +13,9 @@ use std::path::Path;
 /// Date cells' text when the profile's time format is not a chrono pattern.
 pub const ISO_DATE_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.3f";
 
+/// Columns of the widest sheet Excel writes (XFD); wider dimensions are not believed.
+const MAX_COLUMNS: u32 = 16_384;
+
 /// Reads one sheet of the workbook at `path`.
 pub fn read(path: &Path, opts: &ReadOptions, sink: &mut dyn RowSink) -> Result<ReadSummary> {
     let streamed =
@@ -21,7 +24,8 @@ pub fn read(path: &Path, opts: &ReadOptions, sink: &mut dyn RowSink) -> Result<R
         let mut book: calamine::Xlsx<_> = calamine::open_workbook(path).context("opening the workbook")?;
         let sheet = pick_sheet(&book.sheet_names(), opts.sheet.as_deref())?;
         let mut cells = book.worksheet_cells_reader(&sheet).with_context(|| format!("sheet {sheet:?}"))?;
-        let mut rows = Rows::new(opts, sink);
+        let dims = cells.dimensions();
+        let mut rows = Rows::new(opts, sink, (dims.start.1, dims.end.1));
         while let Some(cell) = cells.next_cell().with_context(|| format!("sheet {sheet:?}"))? {
             let (row, col) = cell.get_position();
             rows.cell(row, col, Data::from(cell.get_value().clone()))?;
@@ -33,7 +37,8 @@ pub fn read(path: &Path, opts: &ReadOptions, sink: &mut dyn RowSink) -> Result<R
     let sheet = pick_sheet(&book.sheet_names(), opts.sheet.as_deref())?;
     let range = book.worksheet_range(&sheet).with_context(|| format!("sheet {sheet:?}"))?;
     let (row0, col0) = range.start().unwrap_or((0, 0));
-    let mut rows = Rows::new(opts, sink);
+    let (_, col1) = range.end().unwrap_or((0, 0));
+    let mut rows = Rows::new(opts, sink, (col0, col1));
     for (r, cells) in range.rows().enumerate() {
         for (c, cell) in cells.iter().enumerate() {
             rows.cell(row0 + r as u32, col0 + c as u32, cell.clone())?;
@@ -60,6 +65,9 @@ struct Rows<'a> {
     opts: &'a ReadOptions,
     sink: &'a mut dyn RowSink,
     header: Option<Vec<String>>,
+    /// The sheet's used columns as its dimensions say (first, last): the header spans them, as
+    /// a CSV export of the sheet would, even where its first or last cells are empty.
+    used: (u32, u32),
     /// The sheet column of the header's first cell.
     first_col: u32,
     row: Option<u32>,
@@ -68,11 +76,19 @@ struct Rows<'a> {
 }
 
 impl<'a> Rows<'a> {
-    fn new(opts: &'a ReadOptions, sink: &'a mut dyn RowSink) -> Self {
-        Rows { opts, sink, header: None, first_col: 0, row: None, cells: Vec::new(), count: 0 }
+    fn new(opts: &'a ReadOptions, sink: &'a mut dyn RowSink, used: (u32, u32)) -> Self {
+        Rows { opts, sink, header: None, used, first_col: 0, row: None, cells: Vec::new(), count: 0 }
     }
 
     fn cell(&mut self, row: u32, col: u32, value: Data) -> Result<()> {
+        // A row number is a record's identity in the lake: a sheet that goes back would give two
+        // records one line.
+        anyhow::ensure!(
+            self.row.is_none_or(|r| r <= row),
+            "sheet row {} comes after row {}: rows out of order",
+            row + 1,
+            self.row.unwrap_or(0) + 1
+        );
         if self.row != Some(row) {
             self.flush()?;
             self.row = Some(row);
@@ -91,8 +107,13 @@ impl<'a> Rows<'a> {
         }
         let line = row as usize + 1;
         let Some(header) = &self.header else {
-            self.first_col = cells.iter().map(|(c, _)| *c).min().unwrap_or(0);
-            let last = cells.iter().map(|(c, _)| *c).max().unwrap_or(0);
+            let (used_first, used_last) = if self.used.0 <= self.used.1 && self.used.1 < MAX_COLUMNS {
+                self.used
+            } else {
+                (u32::MAX, 0)
+            };
+            self.first_col = cells.iter().map(|(c, _)| *c).min().unwrap_or(0).min(used_first);
+            let last = cells.iter().map(|(c, _)| *c).max().unwrap_or(0).max(used_last);
             let mut names = vec![String::new(); (last - self.first_col + 1) as usize];
             for (c, t) in cells {
                 names[(c - self.first_col) as usize] = t.unwrap_or_default().trim().to_string();
@@ -140,17 +161,68 @@ pub fn cell_text(cell: &Data, date_format: &str) -> Option<String> {
         Data::Float(f) => number_text(*f),
         Data::Bool(b) => b.to_string(),
         Data::DateTime(d) if d.is_datetime() => match d.as_datetime() {
-            Some(t) => t.format(date_format).to_string(),
+            Some(t) => time_text(t, date_format),
             None => number_text(d.as_f64()),
         },
         // A duration: its length in days, as Excel stores it.
         Data::DateTime(d) => number_text(d.as_f64()),
-        Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
+        // ODS and xlsx `t="d"` cells: ISO text, written in the profile's format like the others.
+        Data::DateTimeIso(s) => {
+            s.parse::<chrono::NaiveDateTime>().map_or_else(|_| s.clone(), |t| time_text(t, date_format))
+        }
+        Data::DurationIso(s) => s.clone(),
         Data::Error(e) => e.to_string(),
     })
+}
+
+/// A date cell's time in `format`; in ISO form when the format cannot write a naive time (an
+/// offset such as `%z`, or no valid pattern).
+fn time_text(t: chrono::NaiveDateTime, format: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    match write!(out, "{}", t.format(format)) {
+        Ok(()) => out,
+        Err(_) => t.format(ISO_DATE_FORMAT).to_string(),
+    }
 }
 
 /// A number the way a CSV export writes it: whole numbers without a fraction.
 fn number_text(f: f64) -> String {
     if f.fract() == 0.0 && f.abs() < 1e15 { format!("{}", f as i64) } else { f.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_read_like_a_csv_export_of_them() {
+        let t = chrono::NaiveDate::from_ymd_opt(2024, 5, 1).and_then(|d| d.and_hms_milli_opt(10, 0, 0, 250));
+        let t = t.expect("a time");
+        assert_eq!(time_text(t, "%Y-%m-%d %H:%M:%S"), "2024-05-01 10:00:00");
+        // An offset a naive time has not: ISO instead of a panic.
+        assert_eq!(time_text(t, "%Y-%m-%dT%H:%M:%S%z"), "2024-05-01 10:00:00.250");
+        let iso = Data::DateTimeIso("2024-05-01T10:00:00".into());
+        assert_eq!(cell_text(&iso, "%Y/%m/%d %H:%M").as_deref(), Some("2024/05/01 10:00"));
+        assert_eq!(cell_text(&Data::Float(5000.0), "").as_deref(), Some("5000"));
+        assert_eq!(cell_text(&Data::Float(0.1), "").as_deref(), Some("0.1"));
+        assert_eq!(cell_text(&Data::Empty, ""), None);
+    }
+
+    #[test]
+    fn the_header_spans_the_used_columns_and_rows_may_not_go_back() {
+        let opts = ReadOptions::default();
+        let mut t = super::super::Table::default();
+        let mut rows = Rows::new(&opts, &mut t, (0, 2));
+        // pandas' to_excel with its index: A1 empty, index values in column A.
+        rows.cell(0, 1, Data::String("t".into())).unwrap();
+        rows.cell(0, 2, Data::String("v".into())).unwrap();
+        rows.cell(1, 0, Data::Int(0)).unwrap();
+        rows.cell(1, 1, Data::String("x".into())).unwrap();
+        rows.cell(1, 2, Data::Float(1.5)).unwrap();
+        assert!(rows.cell(0, 0, Data::Int(9)).is_err(), "a row that goes back is refused");
+        rows.finish().unwrap();
+        assert_eq!(t.header, ["", "t", "v"]);
+        assert_eq!(t.rows, [Row::ok(2, vec![Some("0".into()), Some("x".into()), Some("1.5".into())])]);
+    }
 }
