@@ -3,6 +3,16 @@
 
 use anyhow::{Result, bail};
 
+/// Labels at or above this are defects: a shot label is 0 or 1; a lot's defect ratio (0.5 and
+/// up: at least half the lot was bad) counts as a defect too. Every stage reads labels through
+/// [`is_defect`], so a row is never a defect for one stage and good for another.
+pub const DEFECT_AT: f64 = 0.5;
+
+/// Whether a label (shot 0/1, or a lot's defect ratio) marks a defect; NaN is not one.
+pub fn is_defect(label: f64) -> bool {
+    label >= DEFECT_AT
+}
+
 /// Dense row-major matrix of f64.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Matrix {
@@ -98,5 +108,16 @@ impl Dataset {
     pub fn class_counts(&self) -> (usize, usize) {
         let pos = self.real().iter().filter(|&&i| self.y[i] == 1).count();
         (self.real().len() - pos, pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A lot half bad is a defect in every stage (evaluate used `> 0.5`, augment and train
+    /// `>= 0.5`: a ratio of exactly 0.5 was a defect in one and good in the other).
+    #[test]
+    fn half_a_lot_bad_is_a_defect_and_nan_is_not() {
+        assert!(super::is_defect(0.5) && super::is_defect(1.0));
+        assert!(!super::is_defect(0.499) && !super::is_defect(0.0) && !super::is_defect(f64::NAN));
     }
 }

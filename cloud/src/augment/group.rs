@@ -293,15 +293,18 @@ fn label(group: &Group, cfg: &AugmentConfig, seed: u64) -> Result<Labelled> {
         frame::strings(&group.frame, "run_id")?.into_iter().map(Option::unwrap_or_default).collect();
     let label_rows = frame::rows(&frame::columns(&group.frame, &label_features)?);
     let weak = weak::label(&label_rows, &run_ids, &cfg.weak, seed).context("weak labels")?;
-    let effective: Vec<Option<u8>> =
-        truth.iter().zip(&weak.labels).map(|(t, w)| t.map(|v| u8::from(v >= 0.5)).or(*w)).collect();
+    let effective: Vec<Option<u8>> = truth
+        .iter()
+        .zip(&weak.labels)
+        .map(|(t, w)| t.map(|v| u8::from(moldops_learn::data::is_defect(v))).or(*w))
+        .collect();
     Ok(Labelled { features, label_features, rows, outlier, fences, truth, weak, effective })
 }
 
 impl Labelled {
     /// The group's report before the GAN step (which fills `gan`).
     fn report(&self, group: &Group) -> GroupReport {
-        let is_defect = |t: &Option<f64>| t.is_some_and(|v| v >= 0.5);
+        let is_defect = |t: &Option<f64>| t.is_some_and(moldops_learn::data::is_defect);
         let (truth, weak) = (&self.truth, &self.weak);
         GroupReport {
             machine_id: group.machine_id.clone(),

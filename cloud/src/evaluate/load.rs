@@ -196,7 +196,7 @@ fn build(
             continue;
         }
         data.extend(kept.iter().map(|(_, c)| c[i].unwrap_or(f64::NAN)));
-        y.push(u8::from(label[i].unwrap_or(0.0) > 0.5));
+        y.push(u8::from(label[i].is_some_and(moldops_learn::data::is_defect)));
         syn.push(synthetic[i]);
     }
     let mut dropped = Vec::new();

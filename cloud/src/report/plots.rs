@@ -55,8 +55,8 @@ pub fn embedding(title: &str, points: &[EmbeddedShot]) -> Result<String> {
             .map_err(err)?;
         chart.configure_mesh().x_desc("MDS 1").y_desc("MDS 2").draw().map_err(err)?;
         let classes: [(&str, RGBColor, Pick); 3] = [
-            ("normal (truth)", NORMAL, |t| t.is_some_and(|v| v < 0.5)),
-            ("defect (truth)", DEFECT, |t| t.is_some_and(|v| v >= 0.5)),
+            ("normal (truth)", NORMAL, |t| t.is_some_and(|v| !moldops_learn::data::is_defect(v))),
+            ("defect (truth)", DEFECT, |t| t.is_some_and(moldops_learn::data::is_defect)),
             ("no truth", UNKNOWN, |t| t.is_none()),
         ];
         for (name, colour, pick) in classes {

@@ -159,7 +159,7 @@ pub fn series(df: &DataFrame, by_mold: bool) -> Result<Vec<Series>> {
         let machine = machines[i].clone().with_context(|| format!("etl_data row {i}: no machine_id"))?;
         let ts_ms = ts[i].with_context(|| format!("etl_data row {i}: no ts"))?;
         let key = ModelKey { machine_id: machine, mold: if by_mold { molds[i].clone() } else { None } };
-        let label = labels[i].filter(|v| v.is_finite()).map(|v| u8::from(v >= 0.5));
+        let label = labels[i].filter(|v| v.is_finite()).map(|v| u8::from(moldops_learn::data::is_defect(v)));
         let values = columns.iter().map(|c| c[i]).collect();
         let run_id = runs[i].clone().unwrap_or_default();
         by_key.entry(key).or_default().push(Shot { ts_ms, run_id, label, values });

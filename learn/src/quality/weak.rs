@@ -120,8 +120,11 @@ pub struct Agreement {
 
 /// Agreement of `weak` with `truth` (1.0 = defect); `None` when no row has both.
 pub fn agreement(weak: &[Option<u8>], truth: &[Option<f64>]) -> Option<Agreement> {
-    let (p, t): (Vec<bool>, Vec<bool>) =
-        weak.iter().zip(truth).filter_map(|(w, t)| Some((w.as_ref()? == &1, t.as_ref()? >= &0.5))).unzip();
+    let (p, t): (Vec<bool>, Vec<bool>) = weak
+        .iter()
+        .zip(truth)
+        .filter_map(|(w, t)| Some((w.as_ref()? == &1, crate::data::is_defect(*t.as_ref()?))))
+        .unzip();
     if p.is_empty() {
         return None;
     }
