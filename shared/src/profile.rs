@@ -458,4 +458,4 @@ pub fn plan_reads<'a>(tags: impl IntoIterator<Item = &'a Tag>, max_gap: u16) -> 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -270,18 +270,7 @@ fn regression_decode_of_an_empty_register_slice_panics() {
 fn regression_string_tag_of_len_0_panics_in_validate() {
     let mut t = tag("mold", 10, DataType::String);
     t.len = Some(0);
-    let p = Profile {
-        name: "p".into(),
-        word_order: Order::Big,
-        byte_order: Order::Big,
-        shot_counter: None,
-        mold_code: None,
-        state: None,
-        timestamp: None,
-        shot_values: vec![],
-        history: None,
-        tags: vec![t],
-    };
+    let p = crate::profile::tests::profile_of(vec![t]);
     let errs = std::panic::catch_unwind(|| p.validate()).expect("validate refuses len = 0 without panicking");
     assert!(errs.iter().any(|e| e.to_string().contains("len")), "{errs:?}");
     let plan = std::panic::catch_unwind(|| profile::plan_reads(&p.tags, 8));

@@ -2,6 +2,22 @@
 
 use super::*;
 
+/// A big-endian profile named `p` with `tags` and no roles (shared with the fuzz tests).
+pub(crate) fn profile_of(tags: Vec<Tag>) -> Profile {
+    Profile {
+        name: "p".into(),
+        word_order: Order::Big,
+        byte_order: Order::Big,
+        shot_counter: None,
+        mold_code: None,
+        state: None,
+        timestamp: None,
+        shot_values: vec![],
+        history: None,
+        tags,
+    }
+}
+
 fn tag(name: &str, address: u16, dtype: DataType) -> Tag {
     Tag {
         name: name.into(),
@@ -130,18 +146,7 @@ fn a_nan_range_bound_and_a_string_longer_than_one_read_are_refused() {
     one_sided.range = Some([f64::NEG_INFINITY, 10.0]);
     let mut long = tag("l", 10, DataType::String);
     long.len = Some(MAX_READ + 1);
-    let p = Profile {
-        name: "p".into(),
-        word_order: Order::Big,
-        byte_order: Order::Big,
-        shot_counter: None,
-        mold_code: None,
-        state: None,
-        timestamp: None,
-        shot_values: vec![],
-        history: None,
-        tags: vec![nan, one_sided, long],
-    };
+    let p = profile_of(vec![nan, one_sided, long]);
     let errs: Vec<String> = p.validate().iter().map(|e| e.to_string()).collect();
     assert_eq!(errs.len(), 2, "{errs:?}");
     assert!(errs[0].contains("tag n") && errs[0].contains("not a number"), "{errs:?}");
