@@ -61,7 +61,13 @@ pub struct ImportReport {
 
 /// The import identity of a file's bytes.
 pub fn source_id(bytes: &[u8]) -> String {
-    format!("import:{}", &crate::etl::state::hex_digest(bytes)[..16])
+    use sha2::{Digest, Sha256};
+    source_of_digest(&Sha256::digest(bytes))
+}
+
+/// `import:` and the first 16 hex digits of a sha256.
+fn source_of_digest(digest: &[u8]) -> String {
+    format!("import:{}", hex::encode(&digest[..8]))
 }
 
 /// The import identity of the file at `path`, read in constant memory.
@@ -70,8 +76,7 @@ pub fn file_source_id(path: &Path) -> Result<String> {
     let mut file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher).with_context(|| format!("reading {}", path.display()))?;
-    let hex: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("import:{}", &hex[..16]))
+    Ok(source_of_digest(&hasher.finalize()))
 }
 
 /// Imports a shot or peripheral table through a profile (no progress shown).

@@ -93,8 +93,12 @@ pub fn run(args: ImportArgs) -> Result<()> {
         _ => None,
     };
     // Lot tables have no profile: the reading options come from the command line alone.
-    let lot_options =
-        args.with_overrides(ImportProfile::generic("-", "-", TableKind::Shots))?.read_options()?;
+    let lot_options = super::table::ReadOptions {
+        encoding: super::table::encoding::by_label(args.encoding.as_deref().unwrap_or("auto"))?,
+        delimiter: super::profile::parse_delimiter(args.delimiter.as_deref().unwrap_or("auto"))?,
+        sheet: args.sheet.clone(),
+        ..Default::default()
+    };
     anyhow::ensure!(
         args.labels || args.lot_labels || profile.is_some(),
         "give --profile, --labels, --lot-labels, or --time-column with --machine"

@@ -13,7 +13,7 @@ use super::{ReadOptions, ReadSummary, Row, RowError, RowSink};
 use anyhow::{Context, Result};
 use encoding_rs::Encoding;
 use std::collections::VecDeque;
-use std::io::{Read, Seek};
+use std::io::Read;
 use std::path::Path;
 
 /// Largest record (all its cells and delimiters) read, in bytes.
@@ -24,9 +24,8 @@ const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
 
 /// Reads the delimited file at `path`.
 pub fn read(path: &Path, opts: &ReadOptions, sink: &mut dyn RowSink) -> Result<ReadSummary> {
-    let mut file = std::fs::File::open(path)?;
+    let file = std::fs::File::open(path)?;
     let len = file.metadata()?.len();
-    file.rewind()?;
     read_from(file, len, opts, sink)
 }
 

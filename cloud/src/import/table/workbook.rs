@@ -93,6 +93,12 @@ impl<'a> Rows<'a> {
             self.flush()?;
             self.row = Some(row);
         }
+        // Positions come from the file: a row may not claim more cells than a sheet has columns.
+        anyhow::ensure!(
+            col < MAX_COLUMNS && self.cells.len() < MAX_COLUMNS as usize,
+            "sheet row {}: a cell beyond column {MAX_COLUMNS}",
+            row + 1
+        );
         if let Some(text) = cell_text(&value, &self.opts.date_format) {
             self.cells.push((col, Some(text)));
         }
@@ -221,6 +227,7 @@ mod tests {
         rows.cell(1, 1, Data::String("x".into())).unwrap();
         rows.cell(1, 2, Data::Float(1.5)).unwrap();
         assert!(rows.cell(0, 0, Data::Int(9)).is_err(), "a row that goes back is refused");
+        assert!(rows.cell(1, MAX_COLUMNS, Data::Int(9)).is_err(), "a column past XFD is refused");
         rows.finish().unwrap();
         assert_eq!(t.header, ["", "t", "v"]);
         assert_eq!(t.rows, [Row::ok(2, vec![Some("0".into()), Some("x".into()), Some("1.5".into())])]);
