@@ -18,6 +18,8 @@ pub enum Command {
     Ingest(crate::ingest::cli::IngestArgs),
     /// Load historical shot/peripheral tables (CSV, Parquet) or quality labels into the lake.
     Import(crate::import::cli::ImportArgs),
+    /// Pull history incrementally from PostgreSQL, MS-SQL or InfluxDB into the lake (watermarks).
+    Pull(crate::pull::cli::PullArgs),
     /// Merge shots, peripheral readings and labels into etl_data (incremental).
     Etl(crate::etl::cli::EtlArgs),
     /// Outlier fence, weak labels (MDS + DBSCAN), GAN defect rows behind a quality gate → aug_data + report.
@@ -34,7 +36,7 @@ pub enum Command {
     Rollout(crate::rollout::cli::RolloutArgs),
     /// Batch scoring: score etl_data with a bundle's model, as the edge does, into `scores/`.
     Score(crate::score::cli::ScoreArgs),
-    /// The learning DAG (import ∥ compact → etl → augment → evaluate ∥ train → register →
+    /// The learning DAG (import ∥ pull ∥ compact → etl → augment → evaluate ∥ train → register →
     /// rollout), locally or as Kubernetes Jobs; runs, resume, schedule.
     Pipeline(crate::pipeline::cli::PipelineArgs),
     /// Read-only HTTP API over a data folder: /healthz, /lake, /models, /pipeline/runs.
@@ -48,6 +50,7 @@ pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Ingest(args) => crate::ingest::cli::run(args),
         Command::Import(args) => crate::import::cli::run(args),
+        Command::Pull(args) => crate::pull::cli::run(args),
         Command::Etl(args) => crate::etl::cli::run(args),
         Command::Augment(args) => crate::augment::cli::run(args),
         Command::Evaluate(args) => crate::evaluate::cli::run_cli(args),

@@ -188,7 +188,7 @@ impl TableImport<'_> {
         let records = std::mem::take(&mut self.records);
         let (site, source) = (&self.profile.site, &self.report.source);
         let mut group = Group::default();
-        for payload in payloads(site, source, &records) {
+        for payload in payloads(site, source, "", &records) {
             group.add(&topic(site, source, Leaf::Data), &payload, now_ms());
         }
         let out = self.committer.commit(group)?;
@@ -203,14 +203,16 @@ impl TableImport<'_> {
     }
 }
 
-/// `records` as encoded batches the commit takes: at most `MAX_RECORDS` records and
-/// `MAX_PAYLOAD_BYTES` bytes each (a batch too large is halved until it fits).
-fn payloads(site: &str, source: &str, records: &[Record]) -> Vec<Vec<u8>> {
+/// `records` (of stream `source`, `epoch`) as encoded batches the commit takes: at most
+/// `MAX_RECORDS` records and `MAX_PAYLOAD_BYTES` bytes each (a batch too large is halved until
+/// it fits).
+pub(crate) fn payloads(site: &str, source: &str, epoch: &str, records: &[Record]) -> Vec<Vec<u8>> {
     use moldops_shared::limits::{MAX_PAYLOAD_BYTES, MAX_RECORDS};
     let mut out = Vec::new();
     let mut todo: Vec<&[Record]> = records.chunks(MAX_RECORDS).rev().collect();
     while let Some(part) = todo.pop() {
-        let Some(batch) = Batch::new(site, source, 0, part.to_vec()) else { continue };
+        let Some(mut batch) = Batch::new(site, source, 0, part.to_vec()) else { continue };
+        batch.epoch = epoch.to_string();
         let bytes = encode_batch(&batch);
         if bytes.len() > MAX_PAYLOAD_BYTES && part.len() > 1 {
             let (first, second) = part.split_at(part.len() / 2);

@@ -6,6 +6,7 @@
 //!   (the one-machine [`broker`] embeds an MQTT broker for demos and tests).
 //! - [`lake`]: the Parquet lake's layout, reading, writing, summary and compaction.
 //! - [`import`]: historical shot tables, peripheral series and quality labels from files.
+//! - [`pull`]: the same history pulled incrementally from PostgreSQL, MS-SQL and InfluxDB.
 //! - [`etl`]: machines merged with their peripherals and labels into `etl_data`, the same
 //!   features the edge computes.
 //! - [`quality`] and [`augment`]: outlier fence, weak labels (MDS + DBSCAN), GAN defect rows
@@ -36,6 +37,7 @@ pub mod import;
 pub mod ingest;
 pub mod lake;
 pub mod pipeline;
+pub mod pull;
 pub mod registry;
 pub mod report;
 pub mod rollout;

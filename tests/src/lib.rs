@@ -3,12 +3,14 @@
 //! when their handle drops, so a failing test leaves nothing running.
 
 pub mod broker;
+pub mod databases;
 pub mod proc;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use broker::Mosquitto;
+pub use databases::{Influxd, Postgres};
 pub use proc::Proc;
 
 /// Directory holding the workspace binaries (`target/debug`), found from this test binary.

@@ -1,7 +1,7 @@
 //! The quarantine of an import's refused rows: one entry per row,
-//! `quarantine/date=…/import-{sha}-{line}.json`, with file, line, column and reason. Entries are
-//! named by source and line, so importing the same file again (or finishing an import that was
-//! killed) writes only the entries not there yet.
+//! `quarantine/date=…/import-{sha}-{line}.json` (a pull's: `pull-{source}-{epoch}-{seq}.json`), with file,
+//! line, column and reason. Entries are named by source and line, so importing the same file again
+//! (or finishing an import that was killed) writes only the entries not there yet.
 
 use crate::lake::quarantine::QuarantineEntry;
 use crate::lake::{self, write};
@@ -27,6 +27,8 @@ pub struct Quarantine {
     lake: PathBuf,
     file: String,
     source: String,
+    /// What a row's number is called in messages (`line` of a file, `row` of a pull).
+    position: &'static str,
     prefix: String,
     /// Lines with an entry already (any date folder).
     existing: HashSet<usize>,
@@ -39,6 +41,24 @@ impl Quarantine {
     /// Looks up the entries an earlier import of `source` left.
     pub fn open(lake_dir: &Path, file: &Path, source: &str) -> Result<Quarantine> {
         let prefix = format!("import-{}-", lake::escape(source.trim_start_matches("import:")));
+        Quarantine::open_as(lake_dir, file.display().to_string(), "line", source, prefix)
+    }
+
+    /// Looks up the entries earlier pulls of source `name` into lake stream epoch `epoch` left;
+    /// rows are named by their seq in that epoch.
+    pub fn open_pull(lake_dir: &Path, name: &str, epoch: &str) -> Result<Quarantine> {
+        let (source, prefix) =
+            (format!("pull:{name}"), format!("pull-{}-{}-", lake::escape(name), lake::escape(epoch)));
+        Quarantine::open_as(lake_dir, source.clone(), "row", &source, prefix)
+    }
+
+    fn open_as(
+        lake_dir: &Path,
+        file: String,
+        position: &'static str,
+        source: &str,
+        prefix: String,
+    ) -> Result<Quarantine> {
         let mut existing = HashSet::new();
         for d in lake::subdirs(&lake_dir.join(lake::QUARANTINE_DIR), "date=")? {
             for e in lake::read_dir(&d)? {
@@ -50,8 +70,9 @@ impl Quarantine {
         }
         Ok(Quarantine {
             lake: lake_dir.to_path_buf(),
-            file: file.display().to_string(),
+            file,
             source: source.to_string(),
+            position,
             prefix,
             existing,
             sync: BTreeSet::new(),
@@ -74,10 +95,15 @@ impl Quarantine {
             self.sync.extend(write::prepare_dirs(&self.lake, std::iter::once(dir.as_path()))?);
         }
         let column = bad.column.as_deref().map(|c| format!(", column {c:?}")).unwrap_or_default();
-        let reason = format!("{} line {}{column}: {}", self.file, bad.line, bad.reason);
+        let reason = format!("{} {} {}{column}: {}", self.file, self.position, bad.line, bad.reason);
         let entry = QuarantineEntry::new(reason, &self.source, now, bad.text.as_bytes());
         let bytes = serde_json::to_vec_pretty(&entry).context("encoding a quarantine entry")?;
         write::write_file(&dir.join(format!("{}{:09}.json", self.prefix, bad.line)), &bytes)
+    }
+
+    /// Makes the entries written so far durable.
+    pub fn sync(&mut self) -> Result<()> {
+        write::sync_dirs(&std::mem::take(&mut self.sync))
     }
 
     /// Makes the entries durable; returns how many rows were refused.

@@ -9,8 +9,9 @@ fn builtin_dag_is_valid_and_ordered() {
     let d = PipelineDef::builtin().expect("built-in DAG");
     let order = d.order().expect("acyclic");
     let pos = |n: &str| order.iter().position(|x| x == n).unwrap_or(usize::MAX);
-    assert_eq!(order.len(), 8);
+    assert_eq!(order.len(), 9);
     assert!(pos("import") < pos("etl") && pos("compact") < pos("etl") && pos("etl") < pos("augment"));
+    assert!(pos("pull") < pos("etl"));
     assert!(pos("augment") < pos("evaluate") && pos("augment") < pos("train"));
     assert!(
         pos("evaluate") < pos("register")
@@ -73,4 +74,12 @@ fn dependents_are_transitive() {
     let d = PipelineDef::builtin().expect("built-in DAG");
     let below: Vec<String> = d.dependents("augment").into_iter().collect();
     assert_eq!(below, ["evaluate", "register", "rollout", "train"]);
+}
+
+#[test]
+fn the_shipped_hourly_pull_dag_is_valid() {
+    let d = def(include_str!("../../../deploy/pipelines/pull-hourly.toml")).expect("pull-hourly.toml");
+    assert_eq!(d.order().expect("acyclic"), ["pull"]);
+    assert_eq!(d.schedule.as_deref(), Some("5 * * * *"));
+    assert_eq!(d.task("pull").map(|t| t.args[0].as_str()), Some("pull"));
 }
