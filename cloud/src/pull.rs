@@ -177,6 +177,10 @@ pub async fn pull_source(lake_dir: &Path, source: &Source, opts: &PullOptions) -
             "rows stamped more than a day ahead are not pulled (a clock error or a placeholder date?)"
         );
     }
+    // The rows left out stay visible in the state file until a pull finds them gone.
+    intake.state.totals.without_time = intake.report.without_time;
+    intake.state.totals.in_future = intake.report.in_future;
+    intake.state.save(lake_dir)?;
     let mut report = intake.report;
     report.watermark = intake.state.watermark.map(SourceTime::cell);
     report.elapsed_s = started.elapsed().as_secs_f64();

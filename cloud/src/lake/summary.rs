@@ -32,6 +32,9 @@ pub struct LakeSummary {
     /// Records edges dropped unsent (buffer full), per machine and device, sorted.
     #[serde(default)]
     pub dropped_at_edge: Vec<DroppedSummary>,
+    /// The database sources `pull` takes history from: watermark, rows, rows left out.
+    #[serde(default)]
+    pub pulls: Vec<crate::pull::state::PullSummary>,
 }
 
 /// One edge and its buffer epochs, from the ingest's dedup state.
@@ -132,6 +135,7 @@ pub fn summary(lake: &Path) -> Result<LakeSummary> {
         quarantine: QuarantineSummary { count, recent },
         edges: edges(lake)?,
         dropped_at_edge: super::dropped::dropped_at_edge(lake)?,
+        pulls: crate::pull::state::summaries(lake)?,
     })
 }
 
@@ -295,6 +299,26 @@ impl LakeSummary {
                 d.last_ts,
                 d.edges.join(",")
             );
+        }
+        if !self.pulls.is_empty() {
+            let _ = writeln!(out, "\npulled from databases (moldops-cloud pull):");
+        }
+        for p in &self.pulls {
+            let _ = match &p.error {
+                Some(e) => writeln!(out, "  {}  unreadable state: {e}", p.source),
+                None => writeln!(
+                    out,
+                    "  {}  up to {}  {} rows, {} quarantined, {} excluded, {} without time, {} in the future{}",
+                    p.source,
+                    p.watermark.as_deref().unwrap_or("-"),
+                    p.rows,
+                    p.quarantined,
+                    p.excluded,
+                    p.without_time,
+                    p.in_future,
+                    if p.page_pending { ", a page pending" } else { "" }
+                ),
+            };
         }
         let q = &self.quarantine;
         let _ = writeln!(out, "\nquarantine: {} payload(s)", q.count);

@@ -13,7 +13,7 @@ pub enum Client {
     /// MS-SQL (boxed: the TDS client is large).
     #[cfg(feature = "pull-sql")]
     Mssql(Box<super::mssql::Mssql>),
-    /// InfluxDB 1.x or 2.x.
+    /// InfluxDB 1.x, 2.x or 3.x.
     Influx(super::influx::Influx),
 }
 
@@ -34,7 +34,7 @@ impl Client {
             SourceKind::Mssql => {
                 Ok(Client::Mssql(Box::new(super::mssql::Mssql::connect(source, target()).await?)))
             }
-            SourceKind::Influxdb1 | SourceKind::Influxdb2 => {
+            SourceKind::Influxdb1 | SourceKind::Influxdb2 | SourceKind::Influxdb3 => {
                 Ok(Client::Influx(super::influx::Influx::new(source)?))
             }
             #[cfg(not(feature = "pull-sql"))]

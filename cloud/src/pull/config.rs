@@ -5,7 +5,7 @@
 //! ```toml
 //! [[source]]
 //! name = "mes-shots"                      # names the watermark, the lake stream, the quarantine
-//! kind = "postgres"                       # postgres | mssql | influxdb1 | influxdb2
+//! kind = "postgres"                       # postgres | mssql | influxdb1 | influxdb2 | influxdb3
 //! url = "postgres://reader@mes-db:5432/mes"
 //! password_env = "MES_DB_PASSWORD"        # or password_file (mode 0600/0640)
 //! table = "public.shots"                  # or query = "SELECT … FROM …"
@@ -39,6 +39,8 @@ pub enum SourceKind {
     Influxdb1,
     /// InfluxDB 2.x (Flux over HTTP).
     Influxdb2,
+    /// InfluxDB 3.x (SQL over HTTP, `/api/v3/query_sql`).
+    Influxdb3,
 }
 
 impl SourceKind {
@@ -47,7 +49,7 @@ impl SourceKind {
         match self {
             SourceKind::Postgres => Some(Dialect::Postgres),
             SourceKind::Mssql => Some(Dialect::Mssql),
-            SourceKind::Influxdb1 | SourceKind::Influxdb2 => None,
+            SourceKind::Influxdb1 | SourceKind::Influxdb2 | SourceKind::Influxdb3 => None,
         }
     }
 }
@@ -63,7 +65,7 @@ pub struct SourceConfig {
     /// Where the server is: `postgres://user@host:port/db`, `sqlserver://user@host:port/db`,
     /// `http(s)://host:8086` for InfluxDB.
     pub url: String,
-    /// Environment variable holding the password (InfluxDB 2: the token).
+    /// Environment variable holding the password (InfluxDB 2 and 3: the token).
     #[serde(default)]
     pub password_env: Option<String>,
     /// File holding the password or token (checked like a key: not readable by others).
@@ -76,7 +78,7 @@ pub struct SourceConfig {
     /// time bound, order and limit).
     #[serde(default)]
     pub query: Option<String>,
-    /// InfluxDB 1: the database; InfluxDB 2: the bucket.
+    /// InfluxDB 1 and 3: the database; InfluxDB 2: the bucket.
     #[serde(default)]
     pub database: Option<String>,
     /// InfluxDB 2: the organisation.
@@ -218,7 +220,7 @@ fn check(c: &SourceConfig) -> Vec<String> {
             let schemes: &[&str] = match c.kind {
                 SourceKind::Postgres => &["postgres", "postgresql"],
                 SourceKind::Mssql => &["sqlserver", "mssql"],
-                SourceKind::Influxdb1 | SourceKind::Influxdb2 => &["http", "https"],
+                SourceKind::Influxdb1 | SourceKind::Influxdb2 | SourceKind::Influxdb3 => &["http", "https"],
             };
             if !schemes.contains(&u.scheme()) {
                 problems.push(format!("url: scheme {:?}, expected {}", u.scheme(), schemes.join(" or ")));
@@ -249,7 +251,7 @@ fn check(c: &SourceConfig) -> Vec<String> {
                 problems.push("query: one SELECT without `;`".into());
             }
         }
-        SourceKind::Influxdb1 | SourceKind::Influxdb2 => {
+        SourceKind::Influxdb1 | SourceKind::Influxdb2 | SourceKind::Influxdb3 => {
             if !has(&c.database) {
                 problems.push("database is required (InfluxDB 1: the database; 2: the bucket)".into());
             }

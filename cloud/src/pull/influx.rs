@@ -1,5 +1,6 @@
 //! Pages from InfluxDB over HTTP: 1.x with InfluxQL (`/query`, JSON, times in nanoseconds;
-//! also 2.x's v1 compatibility API) and 2.x with Flux (`/api/v2/query`, CSV). Either way a page
+//! also 2.x's v1 compatibility API), 2.x with Flux (`/api/v2/query`, CSV) and 3.x with SQL
+//! (`/api/v3/query_sql`, JSON lines). Either way a page
 //! is one measurement's points at or after the watermark, tags and fields as columns, in time
 //! order, the time column named as the server names it (`time` in InfluxQL, `_time` in Flux —
 //! as in the CSV exports of each, so one import profile reads both the export and the pull).
@@ -57,6 +58,7 @@ impl Influx {
         };
         match self.kind {
             SourceKind::Influxdb2 => self.page_flux(since_ns, limit).await,
+            SourceKind::Influxdb3 => self.page_sql(since_ns, limit).await,
             _ => self.page_influxql(since_ns, limit).await,
         }
     }
@@ -96,6 +98,78 @@ impl Influx {
             read_body(req.send().await.with_context(|| format!("POST {}api/v2/query", self.base))?).await?;
         parse_flux_csv(&body).context("the Flux answer")
     }
+}
+
+impl Influx {
+    async fn page_sql(&self, since_ns: Option<i64>, limit: usize) -> Result<Page> {
+        let q = influx_sql(&self.measurement, since_ns, limit);
+        let body = serde_json::json!({ "db": self.database, "q": q, "format": "jsonl" });
+        let mut req = self
+            .http
+            .post(self.base.join("api/v3/query_sql")?)
+            .header("Content-Type", "application/json")
+            .body(serde_json::to_vec(&body)?);
+        if let Some(token) = &self.secret {
+            req = req.header("Authorization", format!("Bearer {token}"));
+        }
+        let body =
+            read_body(req.send().await.with_context(|| format!("POST {}api/v3/query_sql", self.base))?)
+                .await?;
+        parse_jsonl(&body).with_context(|| format!("the answer to {q}"))
+    }
+}
+
+/// The SQL of a page for InfluxDB 3 (DataFusion): the measurement is a table, `time` a column.
+pub fn influx_sql(measurement: &str, since_ns: Option<i64>, limit: usize) -> String {
+    let bound = since_ns.map(|ns| format!(" WHERE time >= to_timestamp_nanos({ns})")).unwrap_or_default();
+    format!("SELECT * FROM \"{}\"{bound} ORDER BY time LIMIT {limit}", measurement.replace('"', "\"\""))
+}
+
+/// The rows of a JSON-lines answer: one object per row, `time` as RFC 3339 or as a UTC time
+/// without offset (`2024-05-01T00:00:00.5`); columns in the order first met, missing ones NULL.
+pub fn parse_jsonl(body: &[u8]) -> Result<Page> {
+    let mut columns: Vec<String> = vec!["time".into()];
+    let mut rows = Vec::new();
+    for (n, line) in body.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(line).with_context(|| format!("line {} is not a JSON object", n + 1))?;
+        if let Some(e) = object.get("error").and_then(|e| e.as_str()) {
+            bail!("InfluxDB: {e}");
+        }
+        let text = object
+            .get("time")
+            .and_then(|t| t.as_str())
+            .with_context(|| format!("line {}: no time", n + 1))?;
+        let t = chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .or_else(|_| {
+                chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc())
+            })
+            .with_context(|| format!("line {}: time {text:?}", n + 1))?;
+        let t = SourceTime::Nanos(t.timestamp_nanos_opt().context("a time outside 1677–2262")?);
+        let mut cells = vec![None; columns.len()];
+        cells[0] = Some(t.cell());
+        for (name, value) in &object {
+            if name == "time" {
+                continue;
+            }
+            let i = columns.iter().position(|c| c == name).unwrap_or_else(|| {
+                columns.push(name.clone());
+                cells.push(None);
+                columns.len() - 1
+            });
+            cells[i] = cell(value);
+        }
+        rows.push(PageRow { time: t, cells });
+    }
+    let width = columns.len();
+    for r in &mut rows {
+        r.cells.resize(width, None);
+    }
+    Ok(Page { columns, rows })
 }
 
 /// The body of a successful answer, bounded; an error answer becomes an error with its text.
@@ -287,6 +361,7 @@ pub fn parse_flux_csv(body: &[u8]) -> Result<Page> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pull::config::SourceConfig;
 
     #[test]
     fn queries_quote_names_and_bound_time() {
@@ -322,6 +397,29 @@ mod tests {
     }
 
     #[test]
+    fn sql_answers_in_json_lines_become_pages() {
+        assert_eq!(
+            influx_sql("tcu", Some(7), 5),
+            "SELECT * FROM \"tcu\" WHERE time >= to_timestamp_nanos(7) ORDER BY time LIMIT 5"
+        );
+        let body = b"{\"machine\":\"M1\",\"temp\":55.5,\"time\":\"2024-05-01T00:00:00\"}\n\
+                     {\"flow\":3,\"machine\":\"M2\",\"time\":\"2024-05-01T00:00:01.5Z\"}\n";
+        let p = parse_jsonl(body).expect("page");
+        assert_eq!(p.columns, ["time", "machine", "temp", "flow"]);
+        assert_eq!(
+            p.rows[0].cells,
+            [Some("2024-05-01T00:00:00Z".into()), Some("M1".into()), Some("55.5".into()), None]
+        );
+        assert_eq!(p.rows[1].time, SourceTime::Nanos(1_714_521_601_500_000_000));
+        assert_eq!(p.rows[1].cells[3].as_deref(), Some("3"));
+        assert!(parse_jsonl(b"{\"machine\":\"M1\"}\n").is_err(), "a row without time");
+        assert!(
+            format!("{:#}", parse_jsonl(b"{\"error\":\"table not found\"}").expect_err("e"))
+                .contains("not found")
+        );
+    }
+
+    #[test]
     fn flux_csv_tables_merge_into_one_page() {
         let body = ",result,table,_start,_stop,_time,_measurement,machine,temp\r\n\
                     ,_result,0,1970-01-01T00:00:00Z,2030-01-01T00:00:00Z,2024-05-01T00:00:00Z,tcu,M1,55.5\r\n\
@@ -345,7 +443,7 @@ mod tests {
     /// The 2.x client against an HTTP server playing InfluxDB: the request carries the token,
     /// the org and the Flux of the page; the CSV answer becomes the page.
     #[test]
-    fn the_flux_client_sends_token_org_and_query() {
+    fn the_flux_and_sql_clients_send_token_org_and_query() {
         use axum::{Router, extract::Query, http::HeaderMap, routing::post};
         let rt = moldops_common::runtime::build().expect("runtime");
         rt.block_on(async {
@@ -365,6 +463,18 @@ mod tests {
                         }
                     },
                 ),
+            );
+            let (tx3, mut rx3) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+            let app = app.route(
+                "/api/v3/query_sql",
+                post(move |headers: HeaderMap, body: String| {
+                    let tx3 = tx3.clone();
+                    async move {
+                        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+                        tx3.send((auth.to_string(), body)).ok();
+                        "{\"machine\":\"M1\",\"temp\":55,\"time\":\"2024-05-01T00:00:00\"}\n"
+                    }
+                }),
             );
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let port = listener.local_addr().expect("addr").port();
@@ -395,6 +505,18 @@ mod tests {
             let body: serde_json::Value = serde_json::from_str(&body).expect("json body");
             let q = body["query"].as_str().expect("query");
             assert!(q.contains("time(v: 42)") && q.contains("limit(n: 7)") && q.contains("\"plant\""), "{q}");
+
+            let v3 = Source {
+                config: SourceConfig { kind: SourceKind::Influxdb3, ..source.config.clone() },
+                profile: source.profile.clone(),
+            };
+            let page = Influx::new(&v3).expect("client").page(None, 3).await.expect("v3 page");
+            assert_eq!((page.rows.len(), page.columns.len()), (1, 3));
+            let (auth, body) = rx3.recv().await.expect("v3 request");
+            assert_eq!(auth, "Bearer tok");
+            let body: serde_json::Value = serde_json::from_str(&body).expect("json body");
+            assert_eq!((body["db"].as_str(), body["format"].as_str()), (Some("plant"), Some("jsonl")));
+            assert_eq!(body["q"], "SELECT * FROM \"tcu\" ORDER BY time LIMIT 3");
         });
     }
 }

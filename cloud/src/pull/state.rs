@@ -67,6 +67,12 @@ pub struct Totals {
     pub quarantined: u64,
     /// Rows of machines the profile excludes.
     pub excluded: u64,
+    /// Rows without a usable time, as the last pull counted them (never pulled).
+    #[serde(default)]
+    pub without_time: u64,
+    /// Rows stamped more than a day ahead, as the last pull met them (not pulled).
+    #[serde(default)]
+    pub in_future: u64,
 }
 
 /// One source's state.
@@ -192,6 +198,70 @@ impl PullState {
     }
 }
 
+/// What `lake summary` and the API show of one source's pulls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PullSummary {
+    /// The source's name.
+    pub source: String,
+    /// The newest time pulled, as the profile reads it.
+    pub watermark: Option<String>,
+    /// Rows taken over every pull (records and refused rows).
+    pub rows: u64,
+    /// Rows refused into the quarantine.
+    pub quarantined: u64,
+    /// Rows of machines the profile excludes.
+    pub excluded: u64,
+    /// Rows without a usable time at the last pull (never pulled).
+    pub without_time: u64,
+    /// Rows stamped more than a day ahead at the last pull (not pulled).
+    pub in_future: u64,
+    /// A page decided but not yet known to be in the lake (the next pull commits it).
+    pub page_pending: bool,
+    /// Why the state file could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+/// The pull states of a lake, sorted by file name; an unreadable one is listed with why.
+pub fn summaries(lake_dir: &Path) -> Result<Vec<PullSummary>> {
+    let mut out = Vec::new();
+    for entry in lake::read_dir(&lake_dir.join(PULL_DIR))? {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let name = path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let parsed = std::fs::read(&path)
+            .map_err(anyhow::Error::from)
+            .and_then(|b| serde_json::from_slice::<PullState>(&b).map_err(anyhow::Error::from));
+        out.push(match parsed {
+            Ok(s) => PullSummary {
+                source: s.source,
+                watermark: s.watermark.map(SourceTime::cell),
+                rows: s.totals.rows,
+                quarantined: s.totals.quarantined,
+                excluded: s.totals.excluded,
+                without_time: s.totals.without_time,
+                in_future: s.totals.in_future,
+                page_pending: s.pending.is_some(),
+                error: None,
+            },
+            Err(e) => PullSummary {
+                source: name,
+                watermark: None,
+                rows: 0,
+                quarantined: 0,
+                excluded: 0,
+                without_time: 0,
+                in_future: 0,
+                page_pending: false,
+                error: Some(format!("{e:#}")),
+            },
+        });
+    }
+    out.sort_by(|a, b| a.source.cmp(&b.source));
+    Ok(out)
+}
+
 /// The identity of a row: its time and its key cells (every non-NULL cell when no key is
 /// given) as `(column, text)` pairs sorted by column — so neither the order of the columns in
 /// an answer nor a column added later changes it — hashed with SHA-256 to 64 bits, stable
@@ -237,7 +307,17 @@ mod tests {
         assert_eq!(back, s);
         assert!(back.seen(b));
 
+        let listed = summaries(dir.path()).expect("summaries");
+        assert_eq!(
+            (listed.len(), listed[0].watermark.as_deref(), listed[0].error.is_none()),
+            (1, Some("5"), true)
+        );
+
         std::fs::write(path(dir.path(), "s"), b"{\"version\":1,").expect("truncate");
+        assert!(
+            summaries(dir.path()).expect("summaries")[0].error.is_some(),
+            "a corrupt state is listed as such"
+        );
         let e = format!("{:#}", PullState::load(dir.path(), "s").expect_err("corrupt"));
         assert!(e.contains("corrupt") && e.contains("--restart"), "{e}");
     }

@@ -299,6 +299,12 @@ fn pulls_from_postgresql_and_influxdb_take_every_row_once_through_kills_and_late
     );
     let last = pull_all(&lake, &sources);
     assert!(last.iter().all(|r| r.written == 0 && r.new_rows == 0), "{last:?}");
+    // What was left out stays visible in the lake's summary (and so in the API's /lake).
+    let summary = lake::summary(&lake).expect("summary");
+    let left_out: Vec<(&str, u64, u64, u64)> =
+        summary.pulls.iter().map(|p| (p.source.as_str(), p.rows, p.without_time, p.in_future)).collect();
+    assert_eq!(left_out, [("mes-shots", shots.len() as u64, 2, 1), ("tcu", tcu.len() as u64, 0, 0)]);
+    assert!(summary.to_table().contains("mes-shots  up to 2024-05-02"), "{}", summary.to_table());
 
     // The same history imported from files gives the same etl_data.
     let files = dir.path().join("files");
