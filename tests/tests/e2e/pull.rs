@@ -299,6 +299,20 @@ fn pulls_from_postgresql_and_influxdb_take_every_row_once_through_kills_and_late
     );
     let last = pull_all(&lake, &sources);
     assert!(last.iter().all(|r| r.written == 0 && r.new_rows == 0), "{last:?}");
+    // A lost state, or another key, stops the source instead of pulling everything again.
+    let rt = moldops_common::runtime::build().expect("runtime");
+    let pull_one = |s: &config::Source| rt.block_on(pull::pull_source(&lake, s, &PullOptions::default()));
+    let moved = state_file.with_extension("moved");
+    std::fs::rename(&state_file, &moved).expect("move the state away");
+    let lost = format!("{:#}", pull_one(&sources[0]).expect_err("state missing"));
+    assert!(lost.contains("missing") && lost.contains("--restart"), "{lost}");
+    std::fs::rename(&moved, &state_file).expect("put it back");
+    let mut rekeyed = sources[0].clone();
+    rekeyed.config.key = vec!["machine".into()];
+    let e = format!("{:#}", pull_one(&rekeyed).expect_err("key changed"));
+    assert!(e.contains("differs"), "{e}");
+    assert_eq!(pull_one(&sources[0]).expect("the state back").written, 0);
+
     // What was left out stays visible in the lake's summary (and so in the API's /lake).
     let summary = lake::summary(&lake).expect("summary");
     let left_out: Vec<(&str, u64, u64, u64)> =
