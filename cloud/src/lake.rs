@@ -5,6 +5,7 @@
 //! lake/{dataset}/machine={machine_id}/date={YYYY-MM-DD}/part-{site}~{edge_id}~{epoch}-{first}-{last}-{nanos}.parquet
 //! lake/quarantine/date={YYYY-MM-DD}/{nanos}-{n}.json
 //! lake/_ingest/state.json
+//! lake/_pull/{source}.json
 //! ```
 //!
 //! Partition values are escaped like Hive does (`%XX` for anything outside `[A-Za-z0-9_.-]`),

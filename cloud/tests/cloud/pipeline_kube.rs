@@ -75,7 +75,7 @@ async fn jobs_specs_retries_logs_and_cleanup() {
     let by_name: BTreeMap<String, Job> =
         jobs.iter().map(|j| (j.metadata.name.clone().unwrap_or_default(), j.clone())).collect();
     let names: Vec<&String> = by_name.keys().collect();
-    assert_eq!(jobs.len(), 9, "8 tasks + one retry of etl: {names:?}");
+    assert_eq!(jobs.len(), 10, "9 tasks + one retry of etl: {names:?}");
     assert!(by_name.contains_key("mo-k-ok-etl-1") && by_name.contains_key("mo-k-ok-etl-2"), "{names:?}");
     let etl = &run.tasks["etl"].attempts;
     assert_eq!((etl[0].status, etl[1].status), (AttemptStatus::Failed, AttemptStatus::Succeeded));
