@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// A PostgreSQL server with database `postgres` and superuser `postgres`, no password.
+/// A PostgreSQL server with database `postgres` and superuser `postgres`, no password, TLS on
+/// with a self-signed certificate (made by `openssl`) beside plain connections.
 pub struct Postgres {
     /// The server (declared first: killed before its folder is removed).
     _proc: Proc,
@@ -74,6 +75,22 @@ impl Postgres {
             .output()
             .expect("initdb");
         assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+        let out = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+        if let Some((uid, gid)) = ids {
+            for f in [&cert, &key] {
+                std::os::unix::fs::chown(f, Some(uid), Some(gid)).expect("chown");
+            }
+        }
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
         let port = crate::free_port();
         let proc = Proc::spawn(
             "postgres",
@@ -82,7 +99,9 @@ impl Postgres {
                 .arg(&data)
                 .args(["-p", &port.to_string(), "-k"])
                 .arg(dir.path())
-                .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off"]),
+                .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off"])
+                .args(["-c", "ssl=on", "-c", &format!("ssl_cert_file={}", cert.display())])
+                .args(["-c", &format!("ssl_key_file={}", key.display())]),
             log_dir,
         );
         let pg = Postgres { _proc: proc, port, bin, dir };

@@ -103,8 +103,9 @@ pub struct SourceConfig {
     /// Rows per query.
     #[serde(default = "default_batch_rows")]
     pub batch_rows: usize,
-    /// MS-SQL: `required` (default), `off` (plain TCP, for servers without TLS on a closed
-    /// network) or `trust` (TLS without checking the server certificate).
+    /// SQL servers: `required` (TLS with a verified certificate; MS-SQL's default), `trust` (TLS
+    /// without checking the server certificate) or `off` (plain TCP, on a closed network).
+    /// PostgreSQL without it follows the url's `sslmode` (default `prefer`).
     #[serde(default)]
     pub tls: Option<String>,
 }
@@ -271,8 +272,8 @@ fn check(c: &SourceConfig) -> Vec<String> {
         None | Some("required" | "off" | "trust") => {}
         Some(other) => problems.push(format!("tls {other:?}: give required, off or trust")),
     }
-    if c.tls.is_some() && c.kind != SourceKind::Mssql {
-        problems.push("tls applies to mssql sources (use an https url for InfluxDB)".into());
+    if c.tls.is_some() && c.kind.dialect().is_none() {
+        problems.push("tls applies to SQL sources (use an https url for InfluxDB)".into());
     }
     problems
 }
@@ -339,7 +340,7 @@ mod tests {
             "database is required",
             "measurement is required",
             "org is required",
-            "tls applies to mssql",
+            "tls applies to SQL sources",
             "missing.toml",
             "InfluxDB's answers call it \"time\"",
         ] {

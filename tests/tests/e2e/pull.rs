@@ -215,7 +215,7 @@ fn pulls_from_postgresql_and_influxdb_take_every_row_once_through_kills_and_late
         &pull_toml,
         format!(
             "[[source]]\nname = \"mes-shots\"\nkind = \"postgres\"\nurl = \"{}\"\ntable = \"public.shots\"\n\
-             time_column = \"ts\"\nkey = [\"id\"]\nprofile = \"shots.toml\"\nlook_back_s = 3600\nbatch_rows = 40\n\n\
+             time_column = \"ts\"\nkey = [\"id\"]\ntls = \"trust\"\nprofile = \"shots.toml\"\nlook_back_s = 3600\nbatch_rows = 40\n\n\
              [[source]]\nname = \"tcu\"\nkind = \"influxdb1\"\nurl = \"{}\"\ndatabase = \"plant\"\n\
              measurement = \"tcu\"\nprofile = \"tcu.toml\"\nlook_back_s = 3600\nbatch_rows = 250\n",
             pg.url(),
@@ -302,6 +302,13 @@ fn pulls_from_postgresql_and_influxdb_take_every_row_once_through_kills_and_late
     // A lost state, or another key, stops the source instead of pulling everything again.
     let rt = moldops_common::runtime::build().expect("runtime");
     let pull_one = |s: &config::Source| rt.block_on(pull::pull_source(&lake, s, &PullOptions::default()));
+    // The test server's certificate is self-signed: `trust` (above) reads over TLS, `required`
+    // checks the certificate and refuses it.
+    let mut checked = sources[0].clone();
+    checked.config.tls = Some("required".into());
+    let e = format!("{:#}", pull_one(&checked).expect_err("a self-signed certificate"));
+    assert!(e.contains("certificate"), "{e}");
+
     let moved = state_file.with_extension("moved");
     std::fs::rename(&state_file, &moved).expect("move the state away");
     let lost = format!("{:#}", pull_one(&sources[0]).expect_err("state missing"));
