@@ -1,6 +1,6 @@
-//! Property-based fuzz tests of the cloud's decoders (`cloud.toml`, and the import path: CSV
-//! splitting, import profiles, rows to records, time cells, quality logs, lot tables), each run
-//! by plain `cargo test` for a fixed time budget.
+//! Property-based fuzz tests of the cloud's decoders (`cloud.toml`, the import path: CSV
+//! splitting, import profiles, rows to records, time cells, quality logs, lot tables; and the
+//! database answers a pull reads), each run by plain `cargo test` for a fixed time budget.
 
 // Inputs are arbitrary text and valid examples with fields changed to hostile values (huge,
 // negative, NaN/inf, empty, over-long, Korean, MQTT wildcards, truncated TOML). Properties:
@@ -12,6 +12,7 @@
 mod config;
 mod import;
 mod labels;
+mod pull;
 
 use moldops_testkit::arbitrary::Unstructured;
 use moldops_testkit::fuzz::{Gen, assert_reason, note, timed};
