@@ -50,18 +50,27 @@ pub fn run(args: PullArgs) -> Result<()> {
         }
         sources.retain(|s| args.only.contains(&s.config.name));
     }
-    moldops_common::runtime::block_on(async {
+    // One source failing (its server down, its state refused) does not keep the others back.
+    let failed = moldops_common::runtime::block_on(async {
+        let mut failed = 0;
         for source in &sources {
             let bar = progress_bar();
             bar.set_message(source.config.name.clone());
             let opts = PullOptions { restart: args.restart, progress: Some(bar.clone()) };
             let report = super::pull_source(&lake, source, &opts).await;
             bar.finish_and_clear();
-            let report = report.map_err(|e| e.context(format!("source {}", source.config.name)))?;
-            print(&report, args.json)?;
+            match report {
+                Ok(r) => print(&r, args.json)?,
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("error: source {}: {e:#}", source.config.name);
+                }
+            }
         }
-        Ok(())
-    })?
+        anyhow::Ok(failed)
+    })??;
+    anyhow::ensure!(failed == 0, "{failed} of {} source(s) failed", sources.len());
+    Ok(())
 }
 
 fn print(r: &PullReport, json: bool) -> Result<()> {

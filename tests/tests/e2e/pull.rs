@@ -320,6 +320,25 @@ fn pulls_from_postgresql_and_influxdb_take_every_row_once_through_kills_and_late
     assert!(e.contains("differs"), "{e}");
     assert_eq!(pull_one(&sources[0]).expect("the state back").written, 0);
 
+    // A source whose server is down fails alone: the others are pulled, the exit code says so.
+    let with_dead = work.join("pull-with-dead.toml");
+    let dead = format!(
+        "\n[[source]]\nname = \"dead\"\nkind = \"influxdb1\"\nurl = \"http://127.0.0.1:{}\"\n\
+         database = \"plant\"\nmeasurement = \"tcu\"\nprofile = \"tcu.toml\"\n",
+        moldops_tests::free_port()
+    );
+    std::fs::write(&with_dead, std::fs::read_to_string(&pull_toml).expect("pull.toml") + &dead)
+        .expect("write");
+    let out = Command::new(bin("moldops-cloud"))
+        .args(["pull", "--json", "--lake"])
+        .arg(&lake)
+        .arg(&with_dead)
+        .output()
+        .expect("pull with a dead source");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("source dead"), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2, "the two live sources reported");
+
     // What was left out stays visible in the lake's summary (and so in the API's /lake).
     let summary = lake::summary(&lake).expect("summary");
     let left_out: Vec<(&str, u64, u64, u64)> =
