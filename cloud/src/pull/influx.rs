@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 
 /// The largest response body read (a page is `batch_rows` points; anything far larger is
 /// not an answer to our query).
-pub const MAX_RESPONSE_BYTES: usize = 512 << 20;
+pub const MAX_RESPONSE_BYTES: usize = super::page::MAX_PAGE_BYTES;
 
 /// A connection to one InfluxDB.
 pub struct Influx {

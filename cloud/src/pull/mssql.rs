@@ -5,9 +5,10 @@
 //! other column rendered as text (numbers exactly as the server sent them, binary as hex).
 
 use super::config::Source;
-use super::page::{Page, PageRow, SourceTime};
+use super::page::{Page, PageBytes, PageRow, SourceTime};
 use super::sql::{Dialect, Target};
 use anyhow::{Context, Result, bail};
+use futures::TryStreamExt;
 use tiberius::{AuthMethod, Client, ColumnData, Config, EncryptionLevel, FromSql};
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
@@ -64,29 +65,30 @@ impl Mssql {
     /// Up to `limit` rows at or after `since`, in time order.
     pub async fn page(&mut self, since: Option<SourceTime>, limit: usize) -> Result<Page> {
         let sql = Dialect::Mssql.page("*", &self.target, &self.time_column, since, None, limit)?;
-        let rows = self
+        let mut rows = self
             .client
             .simple_query(sql.as_str())
             .await
             .with_context(|| format!("query {sql}"))?
-            .into_first_result()
-            .await
-            .with_context(|| format!("query {sql}"))?;
-        let Some(first) = rows.first() else { return Ok(Page::default()) };
-        let columns: Vec<String> = first.columns().iter().map(|c| c.name().to_string()).collect();
-        let time_index = columns
-            .iter()
-            .position(|n| *n == self.time_column)
-            .with_context(|| format!("no column {:?}", self.time_column))?;
-        let mut page = Page { columns, rows: Vec::with_capacity(rows.len()) };
-        for row in rows {
+            .into_row_stream();
+        let (mut page, mut bytes, mut time_index) = (Page::default(), PageBytes::default(), 0);
+        while let Some(row) = rows.try_next().await.with_context(|| format!("query {sql}"))? {
+            if page.columns.is_empty() {
+                page.columns = row.columns().iter().map(|c| c.name().to_string()).collect();
+                time_index = page
+                    .columns
+                    .iter()
+                    .position(|n| *n == self.time_column)
+                    .with_context(|| format!("no column {:?}", self.time_column))?;
+            }
             let data: Vec<ColumnData<'static>> = row.into_iter().collect();
-            let time = time_of(&data[time_index])?;
-            let cells = data
+            let time = time_of(data.get(time_index).context("a row shorter than its columns")?)?;
+            let cells: Vec<Option<String>> = data
                 .iter()
                 .enumerate()
                 .map(|(i, d)| if i == time_index { Some(time.cell()) } else { text_of(d) })
                 .collect();
+            bytes.add(&cells)?;
             page.rows.push(PageRow { time, cells });
         }
         Ok(page)

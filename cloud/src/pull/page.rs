@@ -7,6 +7,23 @@ use serde::{Deserialize, Serialize};
 
 /// The longest cell a pulled row may hold (as for a file's record); a longer one refuses its row.
 pub const MAX_CELL_BYTES: usize = 1 << 20;
+/// The most one page (one answer) may hold: a page is `batch_rows` rows in memory at once.
+pub const MAX_PAGE_BYTES: usize = 512 << 20;
+
+/// The bytes of a page's cells, counted as its rows arrive.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PageBytes(usize);
+
+impl PageBytes {
+    /// Counts one row's cells; fails once the page passes [`MAX_PAGE_BYTES`].
+    pub fn add(&mut self, cells: &[Option<String>]) -> Result<()> {
+        self.0 += cells.iter().map(|c| c.as_ref().map_or(0, String::len)).sum::<usize>();
+        if self.0 > MAX_PAGE_BYTES {
+            bail!("one page holds more than {} MiB: lower the source's batch_rows", MAX_PAGE_BYTES >> 20);
+        }
+        Ok(())
+    }
+}
 
 /// A row's time as the source holds it: the watermark's unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -161,6 +178,14 @@ mod tests {
         let now = DateTime::from_timestamp(1_714_521_600, 0).expect("now");
         assert_eq!(SourceTime::Number(0).horizon(now, 1000), SourceTime::Number(1_714_608_000_000));
         assert_eq!(SourceTime::Naive(0).horizon(now, 1), SourceTime::Naive(1_714_608_000_000_000));
+    }
+
+    #[test]
+    fn a_page_past_its_byte_bound_is_refused() {
+        let mut bytes = PageBytes::default();
+        let big = vec![Some("x".repeat(MAX_CELL_BYTES)); 256];
+        assert!(bytes.add(&big).is_ok() && bytes.add(&big).is_ok());
+        assert!(format!("{:#}", bytes.add(&big).expect_err("over")).contains("batch_rows"));
     }
 
     #[test]

@@ -7,9 +7,10 @@
 //! (default `prefer`: TLS when the server offers it, its certificate verified).
 
 use super::config::Source;
-use super::page::{Page, PageRow, SourceTime};
+use super::page::{Page, PageBytes, PageRow, SourceTime};
 use super::sql::{Dialect, Target};
 use anyhow::{Context, Result, bail};
+use futures::TryStreamExt;
 use tokio_postgres::types::Type;
 
 /// The time column's type.
@@ -131,9 +132,15 @@ impl Postgres {
             shape.guard.as_deref(),
             limit,
         )?;
-        let rows = self.client.query(&sql, &[]).await.with_context(|| format!("query {sql}"))?;
-        let mut page = Page { columns: shape.names.clone(), rows: Vec::with_capacity(rows.len()) };
-        for row in rows {
+        let rows = self
+            .client
+            .query_raw(&sql, std::iter::empty::<i32>())
+            .await
+            .with_context(|| format!("query {sql}"))?;
+        futures::pin_mut!(rows);
+        let (mut page, mut bytes) =
+            (Page { columns: shape.names.clone(), rows: Vec::new() }, PageBytes::default());
+        while let Some(row) = rows.try_next().await.with_context(|| format!("query {sql}"))? {
             let t = shape.time;
             let time = match shape.time_type {
                 TimeType::Zoned => row.try_get::<_, chrono::DateTime<chrono::Utc>>(t).map(SourceTime::utc),
@@ -155,6 +162,7 @@ impl Postgres {
                         .with_context(|| format!("column {}", shape.names[i]))?
                 });
             }
+            bytes.add(&cells)?;
             page.rows.push(PageRow { time, cells });
         }
         Ok(page)
