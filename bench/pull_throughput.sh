@@ -100,6 +100,7 @@ url = "postgres://postgres@127.0.0.1:$PGPORT/postgres"
 table = "public.shots"
 time_column = "ts"
 key = ["id"]
+tls = "off"                # the benchmark's server on loopback has no certificate
 profile = "shots.toml"
 look_back_s = 3600
 

@@ -152,6 +152,12 @@ pub async fn pull_source(lake_dir: &Path, source: &Source, opts: &PullOptions) -
         if let Some(w) = intake.state.watermark {
             w.same_kind(first)?;
         }
+        let horizon = first.horizon(chrono::Utc::now(), per_second);
+        if first > horizon {
+            // Everything from here on is stamped in the future (the page is in time order).
+            intake.report.in_future += page.rows.len() as u64;
+            break;
+        }
         let full = page.rows.len() >= limit;
         if full && first == last {
             // One time holds a whole page: read more at once, or the pull cannot move past it.
@@ -161,7 +167,7 @@ pub async fn pull_source(lake_dir: &Path, source: &Source, opts: &PullOptions) -
             limit = (limit * 2).min(MAX_BATCH_ROWS);
             continue;
         }
-        let end = intake.page(page, first.horizon(chrono::Utc::now(), per_second))?;
+        let end = intake.page(page, horizon)?;
         if let Some(bar) = &opts.progress {
             bar.set_position(intake.report.rows_read);
         }

@@ -79,7 +79,7 @@ fn print(r: &PullReport, json: bool) -> Result<()> {
     } else {
         println!(
             "{}: {} rows read in {} pages, {} new -> {} written, {} already pulled, {} already in the lake, \
-             {} quarantined, {} excluded, {} without time; watermark {} ({:.0} rows/s)",
+             {} quarantined, {} excluded, {} without time, {} in the future; watermark {} ({:.0} rows/s)",
             r.source,
             r.rows_read,
             r.pages,
@@ -90,6 +90,7 @@ fn print(r: &PullReport, json: bool) -> Result<()> {
             r.quarantined,
             r.excluded,
             r.without_time,
+            r.in_future,
             r.watermark.as_deref().unwrap_or("none"),
             r.rows_per_s
         );

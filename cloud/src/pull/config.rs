@@ -103,9 +103,9 @@ pub struct SourceConfig {
     /// Rows per query.
     #[serde(default = "default_batch_rows")]
     pub batch_rows: usize,
-    /// SQL servers: `required` (TLS with a verified certificate; MS-SQL's default), `trust` (TLS
+    /// SQL servers: `required` (TLS with a verified certificate; the default), `trust` (TLS
     /// without checking the server certificate) or `off` (plain TCP, on a closed network).
-    /// PostgreSQL without it follows the url's `sslmode` (default `prefer`).
+    /// PostgreSQL without it follows the url's `sslmode` when the url gives one.
     #[serde(default)]
     pub tls: Option<String>,
 }
@@ -160,12 +160,10 @@ impl Source {
     }
 }
 
-/// The user named in a url (`sqlserver://plant%20reader@…` → `plant reader`).
+/// The user named in a url, percent-decoded (`sqlserver://plant%20reader@…` → `plant reader`;
+/// a `+` stays a `+`).
 pub fn url_user(url: &url::Url) -> String {
-    url::form_urlencoded::parse(format!("u={}", url.username()).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    percent_encoding::percent_decode_str(url.username()).decode_utf8_lossy().into_owned()
 }
 
 /// Reads `pull.toml`, its profiles, and checks everything, listing every problem at once.

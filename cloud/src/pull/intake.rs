@@ -72,22 +72,41 @@ impl<'a> Intake<'a> {
     }
 
     /// The page's rows with their cells in the order of the source's header; columns met for
-    /// the first time are added to the header (and the column roles found again).
-    fn align(&mut self, page: Page) -> Vec<PageRow> {
+    /// the first time are added to the header (and the column roles found again). A SQL answer
+    /// always has every column: one gone from it (dropped, renamed) stops the pull rather than
+    /// turn its values into NULLs.
+    fn align(&mut self, page: Page) -> Result<Vec<PageRow>> {
+        if self.source.config.kind.dialect().is_some()
+            && let Some(gone) = self.state.header.iter().find(|h| !page.columns.contains(h))
+        {
+            bail!(
+                "column {gone:?} is gone from the source's answer (columns now: {:?}); restore it, or \
+                 start the source over with --restart",
+                page.columns
+            );
+        }
         for c in &page.columns {
             if !self.state.header.contains(c) {
+                if !self.state.header.is_empty() && self.source.config.key.is_empty() {
+                    tracing::warn!(
+                        source = %self.source.config.name,
+                        column = %c,
+                        "a new column: rows of the look-back window that now hold a value in it \
+                         count as new (give the source a `key` to identify rows by their id)"
+                    );
+                }
                 self.state.header.push(c.clone());
                 self.columns = None;
             }
         }
         if page.columns == self.state.header {
-            return page.rows;
+            return Ok(page.rows);
         }
         let at: Vec<Option<usize>> =
             self.state.header.iter().map(|h| page.columns.iter().position(|c| c == h)).collect();
         let cells =
             |r: &PageRow| at.iter().map(|i| i.and_then(|i| r.cells.get(i).cloned().flatten())).collect();
-        page.rows.iter().map(|r| PageRow { time: r.time, cells: cells(r) }).collect()
+        Ok(page.rows.iter().map(|r| PageRow { time: r.time, cells: cells(r) }).collect())
     }
 
     /// The profile and column roles for the header. A time column of a date/time type is read
@@ -105,9 +124,9 @@ impl<'a> Intake<'a> {
             Some(SourceTime::Number(_)) => {}
             _ => profile.time.format = "auto".into(),
         }
-        // Columns the profile names win; else those a census of an earlier first page chose.
+        // Columns the profile names win; else those the census of the first page ever chose.
         if profile.values.is_empty()
-            && let Some(values) = &self.state.value_columns
+            && let Some(values) = self.state.value_columns.as_ref().filter(|v| !v.is_empty())
         {
             profile.values = values.clone();
         }
@@ -120,6 +139,11 @@ impl<'a> Intake<'a> {
         }
         let columns = Columns::resolve(&profile, &self.state.header, Some(&census))?;
         let values: Vec<String> = columns.value_names().iter().map(|s| s.to_string()).collect();
+        if values.is_empty() {
+            bail!(
+                "no column of the first page holds numbers: name the value columns in the profile's `values`"
+            );
+        }
         self.state.value_columns = Some(values.clone());
         profile.values = values;
         Ok((profile, columns))
@@ -128,7 +152,7 @@ impl<'a> Intake<'a> {
     /// Decides a page and commits it: rows pulled before (by identity) are skipped, rows stamped
     /// after `horizon` end the page, the watermark moves to the last row taken.
     pub fn page(&mut self, page: Page, horizon: SourceTime) -> Result<PageEnd> {
-        let rows = self.align(page);
+        let rows = self.align(page)?;
         if self.columns.is_none() {
             self.columns = Some(self.resolve(&rows)?);
         }
@@ -153,6 +177,12 @@ impl<'a> Intake<'a> {
                 break;
             }
             self.report.rows_read += 1;
+            if self.state.recent_from.is_some_and(|from| row.time < from) {
+                // Before the kept window (a bound a little wide, as for MS-SQL `datetime`): pulled
+                // by an earlier pull, whose identities are gone.
+                self.report.already_pulled += 1;
+                continue;
+            }
             last = Some(row.time);
             let cells: Vec<(&str, &Option<String>)> =
                 key.iter().filter_map(|&i| Some((header.get(i)?.as_str(), row.cells.get(i)?))).collect();

@@ -201,6 +201,8 @@ mod tests {
         let c =
             config(&source("sqlserver://plant%20reader@db.local:1444/mes", Some("trust"))).expect("config");
         assert_eq!(c.get_addr(), "db.local:1444");
+        let url = url::Url::parse("sqlserver://a+b%40c@h/d").expect("url");
+        assert_eq!(crate::pull::config::url_user(&url), "a+b@c");
         assert!(config(&source("sqlserver://db.local/mes", None)).is_err(), "a user is required");
     }
 

@@ -3,8 +3,9 @@
 //! column as PostgreSQL's own text (`::text`: exact for `float8` and `numeric`).
 //!
 //! TLS through the system's OpenSSL (`native-tls`): the source's `tls` (`required`: a verified
-//! certificate; `trust`: any certificate; `off`: plain TCP), else the url's `sslmode`
-//! (default `prefer`: TLS when the server offers it, its certificate verified).
+//! certificate; `trust`: any certificate; `off`: plain TCP), else the url's explicit `sslmode`,
+//! else `required` — never libpq's `prefer`, which falls back to plain text when a man in the
+//! middle says the server has no TLS.
 
 use super::config::Source;
 use super::page::{Page, PageBytes, PageRow, SourceTime};
@@ -65,7 +66,10 @@ impl Postgres {
             Some(_) => {
                 config.ssl_mode(tokio_postgres::config::SslMode::Require);
             }
-            None => {}
+            None if source.config.url.contains("sslmode=") => {}
+            None => {
+                config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            }
         }
         let tls = postgres_native_tls::MakeTlsConnector::new(tls.build().context("TLS")?);
         let (client, connection) =

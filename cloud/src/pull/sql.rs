@@ -50,12 +50,18 @@ impl Dialect {
         }
     }
 
-    /// The watermark as a literal of the column's own type.
+    /// The watermark as a literal of the column's own type. For MS-SQL a time 4 ms earlier:
+    /// `datetime` keeps 1/300 s, which servers below compatibility level 130 compare with a
+    /// `datetime2` rounded down, so a row exactly at the watermark could fall below it; the rows
+    /// read again are recognised (and those before the kept window skipped) by the pull.
     pub fn literal(self, t: SourceTime) -> Result<String> {
         if let SourceTime::Number(n) = t {
             return Ok(n.to_string());
         }
-        let Some(naive) = t.naive_time() else { bail!("no SQL literal for {t:?}") };
+        let Some(mut naive) = t.naive_time() else { bail!("no SQL literal for {t:?}") };
+        if self == Dialect::Mssql {
+            naive -= chrono::Duration::milliseconds(4);
+        }
         let text = naive.format("%Y-%m-%d %H:%M:%S%.6f");
         Ok(match (self, t) {
             (Dialect::Postgres, SourceTime::Utc(_) | SourceTime::Nanos(_)) => {
@@ -137,7 +143,7 @@ mod tests {
         let from = Target::Table("dbo.shots".into());
         assert_eq!(
             Dialect::Mssql.page("*", &from, "ts", Some(t), None, 500).expect("sql"),
-            "SELECT TOP (500) * FROM [dbo].[shots] WHERE [ts] >= CAST('2024-05-01 00:00:00.500000' AS datetime2) ORDER BY [ts]"
+            "SELECT TOP (500) * FROM [dbo].[shots] WHERE [ts] >= CAST('2024-05-01 00:00:00.496000' AS datetime2) ORDER BY [ts]"
         );
         assert_eq!(
             Dialect::Postgres
@@ -152,7 +158,7 @@ mod tests {
         assert_eq!(Dialect::Mssql.literal(SourceTime::Number(-4)).expect("n"), "-4");
         assert_eq!(
             Dialect::Mssql.literal(SourceTime::Utc(0)).expect("utc"),
-            "CAST('1970-01-01 00:00:00.000000 +00:00' AS datetimeoffset)"
+            "CAST('1969-12-31 23:59:59.996000 +00:00' AS datetimeoffset)"
         );
         assert_eq!(Dialect::Mssql.shape(&from).expect("shape"), "SELECT TOP (0) * FROM [dbo].[shots]");
         assert_eq!(

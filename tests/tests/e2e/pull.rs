@@ -320,6 +320,12 @@ fn pulls_from_postgresql_and_influxdb_take_every_row_once_through_kills_and_late
     assert!(e.contains("differs"), "{e}");
     assert_eq!(pull_one(&sources[0]).expect("the state back").written, 0);
 
+    // A column renamed in the MES table stops the source instead of pulling NULLs for it.
+    pg.psql("ALTER TABLE public.shots RENAME COLUMN mold TO mould");
+    let e = format!("{:#}", pull_one(&sources[0]).expect_err("a column gone"));
+    assert!(e.contains("\"mold\" is gone"), "{e}");
+    pg.psql("ALTER TABLE public.shots RENAME COLUMN mould TO mold");
+
     // A source whose server is down fails alone: the others are pulled, the exit code says so.
     let with_dead = work.join("pull-with-dead.toml");
     let dead = format!(
