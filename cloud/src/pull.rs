@@ -24,6 +24,9 @@ pub mod postgres;
 pub mod sql;
 pub mod state;
 
+#[cfg(test)]
+mod pull_tests;
+
 use crate::import::ImportProfile;
 use crate::ingest::Committer;
 use anyhow::{Context, Result, bail};
@@ -106,6 +109,17 @@ pub async fn pull_all(lake_dir: &Path, sources: &[Source], opts: &PullOptions) -
 /// Pulls one source: what is new since its watermark (and the late rows of the look-back
 /// window), page by page, each page committed with the watermark.
 pub async fn pull_source(lake_dir: &Path, source: &Source, opts: &PullOptions) -> Result<PullReport> {
+    pull_with(lake_dir, source, opts, Client::connect(source)).await
+}
+
+/// [`pull_source`] through the connection `connect` makes (awaited once a page an interrupted
+/// pull left is committed: that needs no server).
+async fn pull_with(
+    lake_dir: &Path,
+    source: &Source,
+    opts: &PullOptions,
+    connect: impl std::future::Future<Output = Result<Client>>,
+) -> Result<PullReport> {
     let started = std::time::Instant::now();
     let stream = source.stream();
     let (committer, _) = Committer::open(lake_dir)?;
@@ -134,7 +148,7 @@ pub async fn pull_source(lake_dir: &Path, source: &Source, opts: &PullOptions) -
     }
     let mut intake = Intake::new(lake_dir, source, committer, state)?;
     intake.resume()?;
-    let mut client = Client::connect(source).await?;
+    let mut client = connect.await?;
     intake.report.without_time = client.without_time().await?;
     if intake.report.without_time > 0 {
         tracing::warn!(source = %source.config.name, rows = intake.report.without_time, "rows without a time are not pulled");

@@ -15,6 +15,22 @@ pub enum Client {
     Mssql(Box<super::mssql::Mssql>),
     /// InfluxDB 1.x, 2.x or 3.x.
     Influx(super::influx::Influx),
+    /// Rows held in memory, for tests of the pull itself.
+    #[cfg(test)]
+    Memory(Memory),
+}
+
+/// A table in memory: its rows (shared with the test, which adds rows between pulls) and how
+/// many more pages it answers before failing like a lost connection.
+#[cfg(test)]
+#[derive(Debug, Clone, Default)]
+pub struct Memory {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// The rows, in any order.
+    pub rows: std::sync::Arc<std::sync::Mutex<Vec<super::page::PageRow>>>,
+    /// Pages answered before the next one fails (`None`: never fails).
+    pub pages_left: Option<usize>,
 }
 
 impl Client {
@@ -52,6 +68,20 @@ impl Client {
             #[cfg(feature = "pull-sql")]
             Client::Mssql(c) => c.page(since, limit).await,
             Client::Influx(c) => c.page(since, limit).await,
+            #[cfg(test)]
+            Client::Memory(m) => {
+                if let Some(left) = &mut m.pages_left {
+                    anyhow::ensure!(*left > 0, "connection lost (a test's injected failure)");
+                    *left -= 1;
+                }
+                let mut rows: Vec<super::page::PageRow> = match m.rows.lock() {
+                    Ok(rows) => rows.iter().filter(|r| since.is_none_or(|s| r.time >= s)).cloned().collect(),
+                    Err(_) => anyhow::bail!("the test's rows are poisoned"),
+                };
+                rows.sort_by_key(|r| r.time);
+                rows.truncate(limit);
+                Ok(Page { columns: m.columns.clone(), rows })
+            }
         }
     }
 
@@ -63,6 +93,8 @@ impl Client {
             #[cfg(feature = "pull-sql")]
             Client::Mssql(c) => c.without_time().await,
             Client::Influx(_) => Ok(0),
+            #[cfg(test)]
+            Client::Memory(_) => Ok(0),
         }
     }
 }
