@@ -114,6 +114,31 @@ fn default_batch_rows() -> usize {
     DEFAULT_BATCH_ROWS
 }
 
+#[cfg(test)]
+impl SourceConfig {
+    /// A source of `kind` at `url` reading table `t` in order of `ts`, for tests.
+    pub(crate) fn for_test(kind: SourceKind, url: &str) -> SourceConfig {
+        SourceConfig {
+            name: "s".into(),
+            kind,
+            url: url.into(),
+            password_env: None,
+            password_file: None,
+            table: Some("t".into()),
+            query: None,
+            database: None,
+            org: None,
+            measurement: None,
+            time_column: Some("ts".into()),
+            key: vec![],
+            profile: "p.toml".into(),
+            look_back_s: 0,
+            batch_rows: DEFAULT_BATCH_ROWS,
+            tls: None,
+        }
+    }
+}
+
 /// The file: its sources.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -160,27 +160,12 @@ mod tests {
 
     fn source(url: &str, tls: Option<&str>) -> Source {
         let profile = crate::import::ImportProfile::generic("ts", "m1", crate::import::TableKind::Shots);
-        Source {
-            config: SourceConfig {
-                name: "s".into(),
-                kind: SourceKind::Mssql,
-                url: url.into(),
-                password_env: None,
-                password_file: None,
-                table: Some("dbo.shots".into()),
-                query: None,
-                database: None,
-                org: None,
-                measurement: None,
-                time_column: Some("ts".into()),
-                key: vec![],
-                profile: "p.toml".into(),
-                look_back_s: 0,
-                batch_rows: 10,
-                tls: tls.map(str::to_string),
-            },
-            profile,
-        }
+        let config = SourceConfig {
+            table: Some("dbo.shots".into()),
+            tls: tls.map(str::to_string),
+            ..SourceConfig::for_test(SourceKind::Mssql, url)
+        };
+        Source { config, profile }
     }
 
     #[test]

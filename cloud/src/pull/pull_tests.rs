@@ -17,22 +17,9 @@ fn source(batch_rows: usize, look_back_s: u64) -> Source {
     profile.time.format = "epoch_s".into();
     profile.values = vec!["v".into()];
     let config = SourceConfig {
-        name: "mem".into(),
-        kind: SourceKind::Postgres,
-        url: "postgres://u@127.0.0.1/db".into(),
-        password_env: None,
-        password_file: None,
-        table: Some("t".into()),
-        query: None,
-        database: None,
-        org: None,
-        measurement: None,
-        time_column: Some("ts".into()),
-        key: vec![],
-        profile: "p.toml".into(),
         look_back_s,
         batch_rows,
-        tls: None,
+        ..SourceConfig::for_test(SourceKind::Postgres, "postgres://u@127.0.0.1/db")
     };
     Source { config, profile }
 }
