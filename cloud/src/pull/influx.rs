@@ -6,12 +6,8 @@
 //! as in the CSV exports of each, so one import profile reads both the export and the pull).
 
 use super::config::{Source, SourceKind};
-use super::page::{Page, PageRow, SourceTime};
+use super::page::{MAX_PAGE_BYTES, Page, PageRow, SourceTime};
 use anyhow::{Context, Result, bail};
-
-/// The largest response body read (a page is `batch_rows` points; anything far larger is
-/// not an answer to our query).
-pub const MAX_RESPONSE_BYTES: usize = super::page::MAX_PAGE_BYTES;
 
 /// A connection to one InfluxDB.
 pub struct Influx {
@@ -177,8 +173,8 @@ async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>> {
     let status = resp.status();
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.context("reading the answer")? {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            bail!("the answer is larger than {} MiB; lower batch_rows", MAX_RESPONSE_BYTES >> 20);
+        if body.len() + chunk.len() > MAX_PAGE_BYTES {
+            bail!("the answer is larger than {} MiB; lower batch_rows", MAX_PAGE_BYTES >> 20);
         }
         body.extend_from_slice(&chunk);
     }

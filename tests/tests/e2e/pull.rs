@@ -146,6 +146,16 @@ fn pull_all(lake: &Path, sources: &[config::Source]) -> Vec<PullReport> {
     rt.block_on(pull::pull_all(lake, sources, &PullOptions::default())).expect("pull")
 }
 
+/// `moldops-cloud pull --json --lake {lake} {sources}` run to its end.
+fn pull_binary(lake: &Path, sources: &Path) -> std::process::Output {
+    Command::new(bin("moldops-cloud"))
+        .args(["pull", "--json", "--lake"])
+        .arg(lake)
+        .arg(sources)
+        .output()
+        .expect("run moldops-cloud pull")
+}
+
 /// The ETL output without the columns that name the stream a record came by.
 fn etl_rows(lake: &Path) -> DataFrame {
     etl::run(lake, &EtlConfig::default()).expect("etl");
@@ -273,12 +283,7 @@ fn pulls_from_postgresql_and_influxdb_take_every_row_once_through_kills_and_late
     let partial = lake_shots(&lake).len();
     assert!(partial < shots.len(), "killed mid-way: {partial} of {} shots", shots.len());
 
-    let out = Command::new(bin("moldops-cloud"))
-        .args(["pull", "--json", "--lake"])
-        .arg(&lake)
-        .arg(&pull_toml)
-        .output()
-        .expect("pull again");
+    let out = pull_binary(&lake, &pull_toml);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let reports: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -335,12 +340,7 @@ fn pulls_from_postgresql_and_influxdb_take_every_row_once_through_kills_and_late
     );
     std::fs::write(&with_dead, std::fs::read_to_string(&pull_toml).expect("pull.toml") + &dead)
         .expect("write");
-    let out = Command::new(bin("moldops-cloud"))
-        .args(["pull", "--json", "--lake"])
-        .arg(&lake)
-        .arg(&with_dead)
-        .output()
-        .expect("pull with a dead source");
+    let out = pull_binary(&lake, &with_dead);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("source dead"), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2, "the two live sources reported");
