@@ -1,13 +1,15 @@
 //! ETL benchmark: generates a lake of `--shots` shots (default 1 000 000, over `--machines`
 //! machines, one per minute) and ten peripheral readings per shot (three devices), runs
-//! `moldops_cloud::etl::run` on it, then the pandas implementation of the same merge
-//! (`bench/etl_pandas.py`, Python from `MOLDOPS_PYTHON` or `~/.cache/moldops-venv/bin/python`),
-//! and prints time, peak RSS and the ratio.
+//! `moldops_cloud::etl::run` on it and the pandas implementation of the same merge
+//! (`bench/etl_pandas.py`, Python from `MOLDOPS_BENCH_PYTHON`, else `python3`, with pandas and
+//! pyarrow), checks that both wrote the same rows and values (`bench/etl_compare.py`), and
+//! prints time, peak RSS and one `BENCH-RESULT` line per parallelism for `bench/run`.
 //!
-//! `cargo bench -p moldops-cloud --bench etl -- [--shots N] [--machines M] [--jobs J] [--repeat R] [--no-pandas]`
+//! `cargo bench -p moldops-cloud --bench etl -- [--shots N] [--machines M] [--jobs 1,2] [--repeat R] [--no-pandas]`
 //!
-//! Both run `--repeat` times (default 3), alternating, each from scratch on the same lake; the
-//! ratio is of the medians (one run on a shared VM varies by ±25 %).
+//! For each `--jobs` value (default: 1 and the core count) both sides merge that many machines
+//! at once (ours on threads, pandas in worker processes), `--repeat` times (default 3),
+//! alternating, each from scratch on the same lake.
 
 use anyhow::{Context, Result};
 use moldops_cloud::etl::{self, EtlConfig};
@@ -38,13 +40,21 @@ const SHOT_VALUES: [&str; 8] = [
     "Barrel_Temperature_1",
 ];
 
-fn arg(name: &str, default: usize) -> usize {
+fn arg_text(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    arg_text(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn python() -> String {
+    std::env::var("MOLDOPS_BENCH_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn script(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench").join(name)
 }
 
 /// A deterministic wobble in [-1, 1].
@@ -154,6 +164,14 @@ fn reset_peak() {
 fn main() -> Result<()> {
     let shots = arg("--shots", 1_000_000);
     let machines = arg("--machines", 20).max(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs: Vec<usize> = match arg_text("--jobs") {
+        Some(list) => {
+            list.split(',').map(|j| j.trim().parse()).collect::<Result<_, _>>().context("--jobs")?
+        }
+        None if cores > 1 => vec![1, cores],
+        None => vec![1],
+    };
     let dir = tempfile::tempdir()?;
     let lake_dir = dir.path().join("lake");
     let t = Instant::now();
@@ -161,28 +179,46 @@ fn main() -> Result<()> {
     for m in 0..machines {
         readings += generate(&lake_dir, &format!("M{m:02}"), shots / machines)?;
     }
+    let shots = shots / machines * machines;
     println!(
-        "generated {} shots + {readings} peripheral readings in {:.1} s",
-        shots / machines * machines,
+        "generated {shots} shots + {readings} peripheral readings in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-
-    let cfg = EtlConfig { jobs: arg("--jobs", 0), ..EtlConfig::default() };
     let pandas = !std::env::args().any(|a| a == "--no-pandas");
     let repeat = arg("--repeat", 3).max(1);
+    for jobs in jobs {
+        compare_at(&lake_dir, dir.path(), jobs, repeat, pandas, shots, readings)?;
+    }
+    Ok(())
+}
+
+/// Both sides at `jobs` machines at once, `repeat` rounds alternating; the outputs of the last
+/// round compared before the result is printed.
+fn compare_at(
+    lake_dir: &Path,
+    dir: &Path,
+    jobs: usize,
+    repeat: usize,
+    pandas: bool,
+    shots: usize,
+    readings: u64,
+) -> Result<()> {
+    let cfg = EtlConfig { jobs, ..EtlConfig::default() };
+    let pandas_out = dir.join("pandas_out");
     let (mut rust_s, mut pandas_s) = (Vec::new(), Vec::new());
+    let mut pandas_version = String::new();
     for round in 1..=repeat {
         // Each round from scratch: no earlier output, no ETL state.
         for d in ["etl_data", "_etl"] {
             let _ = std::fs::remove_dir_all(lake_dir.join(d));
         }
-        let _ = std::fs::remove_dir_all(dir.path().join("pandas_out"));
+        let _ = std::fs::remove_dir_all(&pandas_out);
         reset_peak();
         let t = Instant::now();
-        let summary = etl::run(&lake_dir, &cfg)?;
+        let summary = etl::run(lake_dir, &cfg)?;
         rust_s.push(t.elapsed().as_secs_f64());
         println!(
-            "round {round} rust (polars): {:.2} s, peak RSS {:.0} MiB, rows {} -> {}, dropped {:?}",
+            "jobs {jobs} round {round} rust (polars): {:.2} s, peak RSS {:.0} MiB, rows {} -> {}, dropped {:?}",
             rust_s[rust_s.len() - 1],
             peak_rss_mib(),
             summary.rows_in,
@@ -190,49 +226,84 @@ fn main() -> Result<()> {
             summary.dropped
         );
         if pandas {
-            pandas_s.push(run_pandas(&lake_dir, &dir.path().join("pandas_out"), round)?);
+            let report = run_pandas(lake_dir, &pandas_out, jobs)?;
+            println!(
+                "jobs {jobs} round {round} pandas: {:.2} s, peak RSS {:.0} MiB, rows {} -> {}, dropped {:?}",
+                report.seconds, report.peak_rss_mib, report.rows_in, report.rows_out, report.dropped
+            );
+            anyhow::ensure!(
+                report.rows_in == summary.rows_in && report.rows_out == summary.rows_out,
+                "pandas read {} and kept {} rows, ours {} and {}",
+                report.rows_in,
+                report.rows_out,
+                summary.rows_in,
+                summary.rows_out
+            );
+            pandas_s.push(report.seconds);
+            pandas_version = format!("pandas {} + pyarrow {}", report.pandas, report.pyarrow);
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let rust = median(&mut rust_s);
-    println!("rust (polars) median of {repeat}: {rust:.2} s");
+    let mut result = serde_json::json!({
+        "id": format!("etl-jobs{jobs}"),
+        "title": format!("ETL, {shots} shots + {readings} readings, {jobs} machine(s) at once on each side"),
+        "unit": "s",
+        "better": "lower",
+        "ours": rust_s,
+        "target": {"text": "≥ 5× pandas", "speedup_at_least": 5.0},
+    });
     if pandas {
-        let pandas = median(&mut pandas_s);
-        println!("pandas median of {repeat}: {pandas:.2} s");
-        println!("ratio pandas / rust (medians): {:.1}x", pandas / rust);
+        let checked = compare_outputs(&lake_dir.join(etl::ETL_DATA), &pandas_out)?;
+        result["baseline"] = serde_json::json!(pandas_s);
+        result["baseline_name"] = serde_json::json!(format!("{pandas_version}, {jobs} process(es)"));
+        result["checked"] = serde_json::json!(checked);
     }
+    println!("BENCH-RESULT {result}");
     Ok(())
 }
 
-/// Runs `bench/etl_pandas.py` on the lake; returns its own timing of the merge (seconds).
-fn run_pandas(lake_dir: &Path, out_dir: &Path, round: usize) -> Result<f64> {
-    let python = std::env::var("MOLDOPS_PYTHON").unwrap_or_else(|_| {
-        let venv =
-            std::env::var("HOME").map(|h| format!("{h}/.cache/moldops-venv/bin/python")).unwrap_or_default();
-        if Path::new(&venv).exists() { venv } else { "python3".into() }
-    });
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/etl_pandas.py");
-    let t = Instant::now();
+/// What `bench/etl_pandas.py` prints.
+#[derive(serde::Deserialize)]
+struct PandasReport {
+    rows_in: u64,
+    rows_out: u64,
+    dropped: std::collections::BTreeMap<String, u64>,
+    seconds: f64,
+    peak_rss_mib: f64,
+    pandas: String,
+    pyarrow: String,
+}
+
+/// Runs `bench/etl_pandas.py` on the lake with `jobs` worker processes.
+fn run_pandas(lake_dir: &Path, out_dir: &Path, jobs: usize) -> Result<PandasReport> {
+    let python = python();
     let out = std::process::Command::new(&python)
-        .arg(&script)
+        .arg(script("etl_pandas.py"))
         .arg(lake_dir)
         .arg(out_dir)
+        .args(["--jobs", &jobs.to_string()])
         .output()
-        .with_context(|| format!("running {python} {}", script.display()))?;
+        .with_context(|| format!("running {python} bench/etl_pandas.py"))?;
     anyhow::ensure!(out.status.success(), "pandas failed: {}", String::from_utf8_lossy(&out.stderr));
-    let wall = t.elapsed().as_secs_f64();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).context("pandas report")?;
-    let pandas_s = report["seconds"].as_f64().unwrap_or(wall);
-    println!(
-        "round {round} pandas {}: {pandas_s:.2} s ({wall:.2} s with start-up), peak RSS {:.0} MiB, rows {} -> {}, dropped {}",
-        report["pandas"],
-        report["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
-        report["rows_in"],
-        report["rows_out"],
-        report["dropped"]
+    serde_json::from_slice(&out.stdout).context("reading the pandas report")
+}
+
+/// Runs `bench/etl_compare.py`; fails unless both outputs hold the same rows and values.
+fn compare_outputs(ours: &Path, baseline: &Path) -> Result<String> {
+    let out = std::process::Command::new(python())
+        .arg(script("etl_compare.py"))
+        .arg(ours)
+        .arg(baseline)
+        .output()
+        .context("running bench/etl_compare.py")?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    anyhow::ensure!(
+        out.status.success(),
+        "the two ETL outputs differ: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    Ok(pandas_s)
+    let v: serde_json::Value = serde_json::from_str(&text).context("reading the comparison")?;
+    Ok(format!(
+        "outputs equal: {} rows × {} columns in {} machine-date files",
+        v["rows"], v["columns"], v["partitions"]
+    ))
 }
