@@ -1,20 +1,74 @@
 //! One LSTM-AE training epoch on the CPU (burn, flex) against PyTorch's CPU implementation of
-//! the same architecture on the same windows (`bench/train_torch.py`), as a ratio in one run.
+//! the same network on the same windows (`bench/train_torch.py`), in rounds that alternate burn,
+//! PyTorch on one thread and PyTorch on its default threads.
 //!
-//! `cargo bench -p moldops-models --bench lstm_epoch` (release profile). Python with torch:
-//! `MOLDOPS_TORCH_PYTHON`, else `~/.cache/torch-venv/bin/python`. Sizes: `BENCH_WINDOWS`
-//! (default 2048) windows of 16 shots × 23 features, batches of 32, one warm-up epoch each;
-//! `BENCH_TORCH_THREADS` sets torch's thread count (default: torch's own choice).
+//! `cargo bench -p moldops-models --bench lstm_epoch` (release profile), run by `bench/run`.
+//! The network is the one `train` ships ([`LstmAeConfig::new`]: encoder 16-4 over the first
+//! W−1 shots, decoder 4-16 over W, dense output, windows centred on their context); PyTorch's
+//! copy reports its layers and steps, and the bench fails unless they are ours. Python with
+//! torch: `MOLDOPS_TORCH_PYTHON`, else `MOLDOPS_BENCH_PYTHON`, else `python3` (without torch
+//! the baseline is skipped and said so). Sizes: `BENCH_WINDOWS` (default 2048) windows of 16
+//! shots × 23 features, batches of 32; `BENCH_ROUNDS` (default 3). `BENCH_EXPORT_ONNX=PATH`
+//! writes the trained network as the edge runs it (for the inference bench). Prints
+//! `BENCH-RESULT` lines for `bench/run`.
 
-use moldops_models::data::Windows;
+use moldops_models::data::{Normalizer, Windows};
 use moldops_models::lstm_ae::LstmAeConfig;
+use moldops_models::score::ScoreMode;
 use moldops_models::train::{TrainConfig, fit};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// What `bench/train_torch.py` reports of one round.
+#[derive(Deserialize)]
+struct TorchRound {
+    seconds_per_epoch: f64,
+    threads: usize,
+    torch: String,
+    /// `[inputs, hidden]` of each LSTM layer, encoder first, then decoder.
+    lstm_layers: Vec<[usize; 2]>,
+    /// `[inputs, outputs]` of the dense output layer.
+    output_layer: [usize; 2],
+    encoder_steps: usize,
+    decoder_steps: usize,
+}
+
+/// The network as burn builds it, in the terms the torch script reports.
+fn ours(cfg: &LstmAeConfig, w: usize) -> (Vec<[usize; 2]>, [usize; 2], usize, usize) {
+    let mut layers = Vec::new();
+    let mut d = cfg.features;
+    for &h in cfg.encoder.iter().chain(&cfg.decoder()) {
+        layers.push([d, h]);
+        d = h;
+    }
+    let encoder_steps = if cfg.predict_last && w > 1 { w - 1 } else { w };
+    (layers, [d, cfg.features], encoder_steps, w)
+}
+
+fn torch_round(python: &Path, dir: &Path, threads: usize) -> anyhow::Result<TorchRound> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/train_torch.py");
+    let out = std::process::Command::new(python)
+        .arg(&script)
+        .arg("--data")
+        .arg(dir.join("windows.f32"))
+        .arg("--shape")
+        .arg(dir.join("shape.json"))
+        .args(["--threads", &threads.to_string()])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
 fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::var("BENCH_WINDOWS").ok().and_then(|v| v.parse().ok()).unwrap_or(2048);
+    let n = env_usize("BENCH_WINDOWS", 2048);
+    let rounds = env_usize("BENCH_ROUNDS", 3).max(1);
     let (w, f) = (16, 23);
     let mut rng = ChaCha8Rng::seed_from_u64(42);
     let data: Vec<f32> = (0..n * w * f).map(|_| rng.random_range(-1.0f32..1.0)).collect();
@@ -22,50 +76,98 @@ fn main() -> anyhow::Result<()> {
     let device = moldops_models::device::device("cpu")?;
     let empty = Windows::empty(w, f);
     let cfg = TrainConfig { epochs: 1, batch_size: 32, patience: 1, ..TrainConfig::default() };
-    // The plain network, as bench/train_torch.py builds it (no window centring).
-    let model = LstmAeConfig { centre: false, centre_clip: 0.0, ..LstmAeConfig::new(f) }.init(42, &device)?;
-    let warm = fit(model, &windows, &empty, &cfg, &device, "warm-up")?;
-    let start = Instant::now();
-    let t = fit(warm.model, &windows, &empty, &cfg, &device, "bench")?;
-    let burn_s = start.elapsed().as_secs_f64();
-    println!(
-        "burn (flex CPU): {burn_s:.3} s per epoch ({n} windows of {w}×{f}, loss {:.4})",
-        t.history[0].train_loss
-    );
+    let net = LstmAeConfig::new(f);
+    let mut model = fit(net.init(42, &device)?, &windows, &empty, &cfg, &device, "warm-up")?.model;
 
-    let dir = std::env::temp_dir().join(format!("moldops-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let dir = tempfile::tempdir()?;
     let raw: Vec<u8> = windows.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(dir.join("windows.f32"), raw)?;
-    std::fs::write(dir.join("shape.json"), serde_json::json!({"n": n, "w": w, "f": f}).to_string())?;
-    let python =
-        std::env::var_os("MOLDOPS_TORCH_PYTHON").map(std::path::PathBuf::from).unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/torch-venv/bin/python")
-        });
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/train_torch.py");
-    let out = std::process::Command::new(&python)
-        .arg(&script)
-        .arg("--data")
-        .arg(dir.join("windows.f32"))
-        .arg("--shape")
-        .arg(dir.join("shape.json"))
-        .arg("--threads")
-        .arg(std::env::var("BENCH_TORCH_THREADS").unwrap_or_else(|_| "0".into()))
-        .output();
-    let _ = std::fs::remove_dir_all(&dir);
-    match out {
-        Ok(o) if o.status.success() => {
-            let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
-            let torch_s = v["seconds_per_epoch"].as_f64().unwrap_or(f64::NAN);
-            println!(
-                "pytorch (CPU, {} threads, torch {}): {torch_s:.3} s per epoch",
-                v["threads"], v["torch"]
-            );
-            println!("ratio burn / pytorch: {:.2}× (target ≤ 1.5×)", burn_s / torch_s);
+    std::fs::write(dir.path().join("windows.f32"), raw)?;
+    let shape = serde_json::json!({"n": n, "w": w, "f": f, "centre": net.centre, "centre_clip": net.centre_clip,
+        "predict_last": net.predict_last, "encoder": net.encoder});
+    std::fs::write(dir.path().join("shape.json"), shape.to_string())?;
+    let python: PathBuf = std::env::var_os("MOLDOPS_TORCH_PYTHON")
+        .or_else(|| std::env::var_os("MOLDOPS_BENCH_PYTHON"))
+        .map_or_else(|| PathBuf::from("python3"), PathBuf::from);
+    let mut burn_s = Vec::new();
+    let mut torch: [Vec<TorchRound>; 2] = Default::default();
+    let mut skipped = None;
+    for round in 1..=rounds {
+        let start = Instant::now();
+        let t = fit(model, &windows, &empty, &cfg, &device, "bench")?;
+        burn_s.push(start.elapsed().as_secs_f64());
+        model = t.model;
+        println!(
+            "round {round} burn (flex CPU): {:.3} s per epoch (loss {:.4})",
+            burn_s[round - 1],
+            t.history[0].train_loss
+        );
+        if skipped.is_some() {
+            continue;
         }
-        Ok(o) => println!("pytorch baseline failed: {}", String::from_utf8_lossy(&o.stderr)),
-        Err(e) => println!("pytorch baseline not run ({}: {e}); set MOLDOPS_TORCH_PYTHON", python.display()),
+        for (k, threads) in [1, 0].into_iter().enumerate() {
+            match torch_round(&python, dir.path(), threads) {
+                Ok(r) => {
+                    println!(
+                        "round {round} PyTorch {} thread(s): {:.3} s per epoch",
+                        r.threads, r.seconds_per_epoch
+                    );
+                    torch[k].push(r);
+                }
+                Err(e) => {
+                    println!("PyTorch baseline not run ({}): {e:#}", python.display());
+                    skipped = Some(format!("{e:#}"));
+                    break;
+                }
+            }
+        }
+    }
+    if let Ok(path) = std::env::var("BENCH_EXPORT_ONNX") {
+        let identity = Normalizer { mean: vec![0.0; f], std: vec![1.0; f] };
+        let onnx = moldops_models::onnx::export_lstm_ae(&model, &identity, w, ScoreMode::default())?;
+        std::fs::write(&path, onnx)?;
+        println!("wrote the trained network to {path}");
+    }
+
+    let (layers, output, enc, dec) = ours(&net, w);
+    let title = format!("LSTM-AE training epoch, {n} windows of {w}×{f}, batches of 32 (burn flex CPU)");
+    let target = serde_json::json!({"text": "≤ 1.5× PyTorch's time", "speedup_at_least": 1.0 / 1.5});
+    if torch.iter().all(Vec::is_empty) {
+        let result = serde_json::json!({"id": "lstm-epoch", "title": title, "unit": "s", "better": "lower",
+            "ours": burn_s, "baseline_name": format!("PyTorch: not run ({})", skipped.unwrap_or_default()),
+            "target": target});
+        println!("BENCH-RESULT {result}");
+        return Ok(());
+    }
+    for (k, label) in ["1 thread", "default threads"].into_iter().enumerate() {
+        let runs = &torch[k];
+        let Some(first) = runs.first() else { continue };
+        for r in runs {
+            anyhow::ensure!(
+                r.lstm_layers == layers
+                    && r.output_layer == output
+                    && r.encoder_steps == enc
+                    && r.decoder_steps == dec,
+                "PyTorch's network is not ours: layers {:?} / {:?}, output {:?} / {:?}, steps {}+{} / {enc}+{dec}",
+                r.lstm_layers,
+                layers,
+                r.output_layer,
+                output,
+                r.encoder_steps,
+                r.decoder_steps
+            );
+        }
+        let result = serde_json::json!({
+            "id": format!("lstm-epoch-torch-{}", if k == 0 { "1thread" } else { "default" }),
+            "title": title,
+            "unit": "s",
+            "better": "lower",
+            "ours": burn_s,
+            "baseline": runs.iter().map(|r| r.seconds_per_epoch).collect::<Vec<_>>(),
+            "baseline_name": format!("PyTorch {} CPU, {label} ({})", first.torch, first.threads),
+            "checked": format!("same network: LSTM layers {layers:?}, dense {output:?}, encoder {enc} steps, decoder {dec}, centred windows"),
+            "target": target,
+        });
+        println!("BENCH-RESULT {result}");
     }
     Ok(())
 }

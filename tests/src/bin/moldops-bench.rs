@@ -5,23 +5,38 @@
 //!    uplink into the ingest until every row is committed to the lake. Baseline: the same
 //!    batch payloads published and received by plain rumqttc clients through the same broker
 //!    (no buffer, no lake) — the ceiling the broker and client give.
-//! 2. **Footprint**: peak RSS of the `moldops-edge` process polling 50 simulated machines at
-//!    1 Hz for a fixed window.
+//! 2. **Footprint**: peak RSS and mean CPU of the `moldops-edge` process polling simulated
+//!    machines and their peripherals (Modbus TCP) at the poll rates the simulator writes (as a
+//!    plant configures them), buffering, uploading and scoring every shot with a model per
+//!    machine (signed bundles rolled out through the broker before the window), over a window.
 //!
-//! Usage: `cargo run --release -p moldops-tests --bin moldops-bench -- [records] [rss_window_s]`
+//! Usage: `moldops-bench [--records N] [--rounds R] [--footprint-s S] [--machines 50,200]
+//! [--edge-bin PATH]` (`--edge-bin`: the edge binary to measure, e.g. the shipped
+//! `target/edge/moldops-edge`; default: the one beside this binary). Run by `bench/run`;
+//! prints `BENCH-RESULT` lines.
 
 use anyhow::{Context, Result};
+use moldops_cloud::rollout::{fleet, link::Link};
 use moldops_common::mqtt::BrokerConfig;
 use moldops_edge::buffer::{Buffer, NewRecord};
 use moldops_edge::config::EdgeConfig;
+use moldops_scoring::inference::reference::zscore_onnx;
+use moldops_shared::bundle::{Bundle, FeatureSpec, MODEL_FILE, Manifest, ModelKey, public_key};
+use moldops_shared::rollout::{BundleRef, DesiredModel, DesiredModels};
+use moldops_shared::topic::{self, Leaf};
 use moldops_shared::{Record, RecordKind};
 use moldops_sim::features::FEATURE_NAMES;
 use moldops_tests::{Mosquitto, Proc, bin};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BATCH: usize = 500;
+/// Signs the footprint run's model bundles.
+const SEED: [u8; 32] = [7; 32];
+const SITE: &str = "bench";
+const EDGE: &str = "bench-edge";
 
 fn shot(i: u64) -> Record {
     Record {
@@ -139,69 +154,240 @@ async fn moldops_path(port: u16, n: usize, dir: &std::path::Path, delete_after: 
     Ok((rate, stats.snapshot().duplicates))
 }
 
-/// Peak RSS (MiB) of the edge polling 50 simulated machines at 1 Hz for `window`.
-fn edge_rss(dir: &std::path::Path, window: Duration) -> Result<f64> {
-    let mut broker = Mosquitto::start(dir);
-    let cfg = dir.join("edge50.toml");
+/// What the edge used while polling one plant.
+struct Footprint {
+    peak_rss_mib: f64,
+    cpu_percent: f64,
+    devices: usize,
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("unreadable /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).context("short /proc stat");
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name and state.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// A quiet z-score model over the simulator's first four values of `machine` (window 3).
+fn model(machine: &str) -> Result<Bundle> {
+    let names = &FEATURE_NAMES[..4];
+    let specs = names.iter().map(|n| FeatureSpec { name: n.to_string(), unit: None, fill: 0.0 }).collect();
+    let key = ModelKey { machine_id: machine.into(), mold: None };
+    let manifest = Manifest {
+        model_id: format!("{machine}@1"),
+        version: 1,
+        ..Manifest::new(key, "zscore", specs, 3, 1e6)
+    };
+    let files = BTreeMap::from([(MODEL_FILE.to_string(), zscore_onnx(3, &[0.0; 4], &[1e3; 4]))]);
+    Ok(Bundle::seal(manifest, files, &SEED)?)
+}
+
+/// Sends one model per machine to the edge in one desired state; waits until it runs them all.
+async fn roll_out_models(port: u16, machines: usize, dir: &std::path::Path) -> Result<()> {
+    let mut link = Link::connect(&broker_cfg(port), dir, "bench-rollout").await?;
+    let mut desired = DesiredModels::default();
+    let mut wanted = Vec::new();
+    for m in 1..=machines {
+        let bundle = model(&format!("m{m}"))?;
+        let manifest = bundle.manifest_unverified()?;
+        let bytes = bundle.to_bytes();
+        let bref = BundleRef::describe(&manifest.model_id, manifest.version, &bytes, 64 << 10);
+        for (i, chunk) in bytes.chunks(bref.chunk_bytes as usize).enumerate() {
+            link.publish(&topic::bundle_chunk(SITE, &bref.sha256, i as u32), true, chunk.to_vec()).await?;
+        }
+        let d = DesiredModel::new(manifest.model_key.clone(), bref);
+        desired.set(d.clone());
+        wanted.push(d);
+    }
+    desired.issued_at_ms = chrono::Utc::now().timestamp_millis();
+    let t = topic::topic(SITE, EDGE, Leaf::ModelDesired);
+    link.publish(&t, true, serde_json::to_vec(&desired)?).await?;
+    link.sync(Duration::from_secs(60)).await?;
+    for d in wanted {
+        let per_edge = BTreeMap::from([(EDGE.to_string(), d.clone())]);
+        let outcome = fleet::wait_for(
+            &mut link,
+            SITE,
+            &d.model_key,
+            &per_edge,
+            desired.issued_at_ms,
+            Duration::from_secs(600),
+        )
+        .await?;
+        anyhow::ensure!(
+            outcome.iter().all(|o| o.ok()),
+            "model {} did not go live: {outcome:?}",
+            d.model_key.label()
+        );
+    }
+    link.close().await;
+    Ok(())
+}
+
+/// The edge polling `machines` simulated machines with their peripherals for `window`.
+fn footprint(
+    dir: &std::path::Path,
+    edge_bin: &std::path::Path,
+    machines: usize,
+    window: Duration,
+) -> Result<Footprint> {
+    let dir = dir.join(format!("plant{machines}"));
+    std::fs::create_dir_all(&dir)?;
+    let mut broker = Mosquitto::start(&dir);
+    let cfg = dir.join("edge.toml");
     let mut sim_cmd = Command::new(bin("moldops-sim"));
     sim_cmd
-        .args(["--machines", "50", "--no-peripherals", "--speed", "1", "--base-port", "0"])
+        .args(["--machines", &machines.to_string(), "--speed", "1", "--base-port", "0"])
         .arg("--quality-log")
-        .arg(dir.join("q50.jsonl"))
+        .arg(dir.join("quality.jsonl"))
         .arg("--write-config")
         .arg(&cfg)
-        .args(["--broker-port", &broker.port.to_string(), "--api-listen", ""])
+        .args([
+            "--broker-port",
+            &broker.port.to_string(),
+            "--api-listen",
+            "",
+            "--site",
+            SITE,
+            "--edge-id",
+            EDGE,
+        ])
         .arg("--buffer-path")
-        .arg(dir.join("buf50"));
-    let mut sim = Proc::spawn("simulate50", &mut sim_cmd, dir);
-    sim.wait_line(Duration::from_secs(60), |l| l.contains("\"ready\""));
-    let text =
-        std::fs::read_to_string(&cfg)?.replace("poll_interval_ms = 100\n", "poll_interval_ms = 1000\n");
+        .arg(dir.join("buffer"));
+    let mut sim = Proc::spawn("simulate", &mut sim_cmd, &dir);
+    sim.wait_line(Duration::from_secs(120), |l| l.contains("\"ready\""));
+    let mut text = std::fs::read_to_string(&cfg)?;
+    let devices = text.matches("[[devices]]").count();
+    let key: String = public_key(&SEED).iter().map(|b| format!("{b:02x}")).collect();
+    text.push_str(&format!("\n[models]\npublic_key = \"{key}\"\nstore = \"models\"\nshadow_shots = 1\n"));
     std::fs::write(&cfg, text)?;
-    let mut cmd = Command::new(bin("moldops-edge"));
-    cmd.arg("run").arg("--config").arg(&cfg);
-    let edge = Proc::spawn("edge50", &mut cmd, dir);
+    let mut cmd = Command::new(edge_bin);
+    cmd.arg("run").arg("--config").arg(&cfg).current_dir(&dir);
+    let edge = Proc::spawn("edge", &mut cmd, &dir);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(roll_out_models(broker.port, machines, &dir))?;
+    let cpu0 = cpu_seconds(edge.pid())?;
+    let started = Instant::now();
     std::thread::sleep(window);
-    let kib = edge.peak_rss_kib().context("edge exited during the RSS window")?;
+    let cpu = cpu_seconds(edge.pid()).context("the edge exited during the window")? - cpu0;
+    let wall = started.elapsed().as_secs_f64();
+    let kib = edge.peak_rss_kib().context("the edge exited during the window")?;
     broker.stop();
-    Ok(kib as f64 / 1024.0)
+    Ok(Footprint { peak_rss_mib: kib as f64 / 1024.0, cpu_percent: 100.0 * cpu / wall, devices })
+}
+
+struct Args {
+    records: usize,
+    rounds: usize,
+    footprint_s: u64,
+    machines: Vec<usize>,
+    edge_bin: std::path::PathBuf,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args {
+        records: 200_000,
+        rounds: 3,
+        footprint_s: 300,
+        machines: vec![50, 200],
+        edge_bin: bin("moldops-edge"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--records" => a.records = value()?.parse()?,
+            "--rounds" => a.rounds = value()?.parse::<usize>()?.max(1),
+            "--footprint-s" => a.footprint_s = value()?.parse()?,
+            "--machines" => {
+                a.machines = value()?.split(',').map(|m| m.trim().parse()).collect::<Result<_, _>>()?
+            }
+            "--edge-bin" => a.edge_bin = value()?.into(),
+            other => anyhow::bail!("unknown argument {other}"),
+        }
+    }
+    Ok(a)
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(200_000);
-    let window = Duration::from_secs(args.get(2).and_then(|a| a.parse().ok()).unwrap_or(30));
+    let a = args()?;
+    let n = a.records;
     let tmp = tempfile::tempdir()?;
     let broker = Mosquitto::start(tmp.path());
-    let base = baseline(broker.port, n).await?;
-    let (ours, dups) = moldops_path(broker.port, n, tmp.path(), "commit").await?;
-    let (puback, _) = moldops_path(broker.port, n, tmp.path(), "puback").await?;
+    let (mut base, mut ours, mut puback, mut dups) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    for round in 1..=a.rounds {
+        base.push(baseline(broker.port, n).await?);
+        let dir = tmp.path().join(format!("round{round}"));
+        let (rate, d) = moldops_path(broker.port, n, &dir, "commit").await?;
+        ours.push(rate);
+        dups += d;
+        puback.push(moldops_path(broker.port, n, &dir, "puback").await?.0);
+        eprintln!(
+            "round {round}: moldops {:.0} rec/s (commit acks), {:.0} rec/s (delete on PUBACK), baseline {:.0} rec/s",
+            ours[round - 1],
+            puback[round - 1],
+            base[round - 1]
+        );
+    }
     drop(broker);
-    eprintln!(
-        "throughput: moldops {ours:.0} rec/s (commit acks), {puback:.0} rec/s (delete on PUBACK), baseline {base:.0} rec/s"
-    );
-    let rss = tokio::task::spawn_blocking({
+    anyhow::ensure!(dups == 0, "the ingest dropped {dups} duplicates of records sent once");
+    let checked = format!("every record in the lake, {dups} duplicates");
+    let title = format!("sled → MQTT → ingest → Parquet, {n} buffered records, batches of {BATCH}");
+    let result = serde_json::json!({
+        "id": "uplink-commit", "title": format!("{title}, deleted on the ingest's commit ack"),
+        "unit": "rec/s", "better": "higher", "ours": ours, "baseline": base,
+        "baseline_name": "rumqttc → Mosquitto → rumqttc, same payloads (the broker's ceiling)",
+        "checked": checked, "target": {"text": "≥ 50 000 rec/s", "ours_above": 50_000.0},
+    });
+    println!("BENCH-RESULT {result}");
+    let result = serde_json::json!({
+        "id": "uplink-puback", "title": format!("{title}, deleted on PUBACK"),
+        "unit": "rec/s", "better": "higher", "ours": puback, "baseline": base,
+        "baseline_name": "rumqttc → Mosquitto → rumqttc, same payloads",
+        "checked": checked,
+    });
+    println!("BENCH-RESULT {result}");
+    let size = std::fs::metadata(&a.edge_bin).with_context(|| format!("{}", a.edge_bin.display()))?.len();
+    let result = serde_json::json!({
+        "id": "edge-binary", "title": format!("edge binary size ({})", a.edge_bin.display()),
+        "unit": "MB", "better": "lower", "ours": [size as f64 / 1e6],
+        "target": {"text": "< 30 MB", "ours_below": 30.0},
+    });
+    println!("BENCH-RESULT {result}");
+    for machines in &a.machines {
+        let window = Duration::from_secs(a.footprint_s);
         let dir = tmp.path().to_path_buf();
-        move || edge_rss(&dir, window)
-    })
-    .await??;
-    let profile = if cfg!(debug_assertions) { "dev (deps opt-level 1)" } else { "release" };
-    println!("| measure ({profile}, {n} records, batches of {BATCH}) | value | baseline | ratio | target |");
-    println!("|---|---|---|---|---|");
-    println!(
-        "| sled → MQTT → ingest → Parquet | {ours:.0} rec/s | {base:.0} rec/s (rumqttc pub → Mosquitto → rumqttc sub) | {:.2} | ≥ 50,000 rec/s |",
-        ours / base
-    );
-    println!(
-        "| same, records deleted on PUBACK (no end-to-end ack) | {puback:.0} rec/s | {ours:.0} rec/s with commit acks | {:.2} | — |",
-        puback / ours
-    );
-    println!("| duplicates dropped by ingest | {dups} | 0 | — | 0 |");
-    println!(
-        "| edge peak RSS, 50 machines polled at 1 Hz, {}s | {rss:.1} MiB | 50 MiB target | {:.2} | < 50 MB |",
-        window.as_secs(),
-        rss / 50.0
-    );
+        let bin = a.edge_bin.clone();
+        let machines = *machines;
+        let f = tokio::task::spawn_blocking(move || footprint(&dir, &bin, machines, window)).await??;
+        eprintln!(
+            "{machines} machines ({} devices): peak RSS {:.1} MiB, CPU {:.1} %",
+            f.devices, f.peak_rss_mib, f.cpu_percent
+        );
+        let title = format!(
+            "edge, {machines} machines + peripherals ({} devices) at the simulator's poll rates, {} s",
+            f.devices, a.footprint_s
+        );
+        let target = if machines <= 50 {
+            serde_json::json!({"text": "< 50 MB", "ours_below": 47.68})
+        } else {
+            serde_json::Value::Null
+        };
+        let result = serde_json::json!({
+            "id": format!("edge-rss-{machines}"), "title": format!("{title}: peak RSS"),
+            "unit": "MiB", "better": "lower", "ours": [f.peak_rss_mib], "target": target,
+        });
+        println!("BENCH-RESULT {result}");
+        let result = serde_json::json!({
+            "id": format!("edge-cpu-{machines}"), "title": format!("{title}: mean CPU (100 % = one core)"),
+            "unit": "%", "better": "lower", "ours": [f.cpu_percent],
+        });
+        println!("BENCH-RESULT {result}");
+    }
     Ok(())
 }
