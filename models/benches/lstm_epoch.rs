@@ -115,7 +115,9 @@ fn main() -> anyhow::Result<()> {
                 }
                 Err(e) => {
                     println!("PyTorch baseline not run ({}): {e:#}", python.display());
-                    skipped = Some(format!("{e:#}"));
+                    // The last line of Python's traceback says why (a table cell holds one line).
+                    let why = format!("{e:#}");
+                    skipped = why.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string());
                     break;
                 }
             }
