@@ -25,6 +25,7 @@ import tempfile
 import time
 
 import numpy as np
+import sklearn
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -58,7 +59,7 @@ def ours(a, tmp):
     return json.loads(out.stdout), groups, wall
 
 
-def sklearn(records, groups, jobs):
+def sklearn_searches(records, groups, jobs):
     """GridSearchCV over every search in `records`, on its candidates and folds; one row each."""
     rows = []
     for rec in records:
@@ -137,7 +138,7 @@ def main():
             records, groups, wall = ours(a, tmp)
         best = None
         for j in jobs:
-            rows = sklearn(records, groups, j)
+            rows = sklearn_searches(records, groups, j)
             o, s = table(rows, j, wall)
             if best is None or s < best[1]:
                 best = (o, s, j, rows)
@@ -153,12 +154,11 @@ def main():
                 and abs(r["sklearn_best_f1"] - r["ours_best_f1"]) <= 0.03)
     print(json.dumps({"rows": rows_out, "ours_s": ours_s, "sklearn_s": sk_s, "sklearn_jobs": sk_jobs,
                       "grid": a.grid}))
-    import sklearn as sk_module
     print("BENCH-RESULT " + json.dumps({
         "id": f"grid-search-{a.grid}", "unit": "s", "better": "lower",
         "title": f"classifier grid search ({a.grid} grids, {searches} searches, {fits} candidate × fold fits)",
         "ours": ours_s, "baseline": sk_s,
-        "baseline_name": f"scikit-learn {sk_module.__version__} GridSearchCV, best of n_jobs {a.jobs} "
+        "baseline_name": f"scikit-learn {sklearn.__version__} GridSearchCV, best of n_jobs {a.jobs} "
                          f"(chosen: {sorted(set(sk_jobs))})",
         "checked": f"same candidates and folds on both sides; best mean F1 within 0.03 in {agree} of {searches}",
     }))

@@ -75,19 +75,28 @@ impl RolloutReport {
     }
 }
 
-/// Publishes `bundle` to the plan's edges: canaries first, the rest when they are active.
-pub async fn publish(link: &mut Link, bundle: &Bundle, plan: &Plan) -> Result<RolloutReport> {
+/// Publishes `bundle`'s chunks (retained) for the edges of `site` to fetch, in chunks of
+/// `chunk_bytes` or larger (edges take at most [`MAX_CHUNKS`]); returns its key and reference.
+pub async fn upload(
+    link: &mut Link,
+    site: &str,
+    bundle: &Bundle,
+    chunk_bytes: u32,
+) -> Result<(ModelKey, BundleRef)> {
     let manifest = bundle.manifest_unverified()?;
-    let key = manifest.model_key.clone();
     let bytes = bundle.to_bytes();
-    // Edges take at most MAX_CHUNKS chunks: a large bundle gets larger chunks.
     let fewest = (bytes.len() as u64).div_ceil(u64::from(MAX_CHUNKS)).min(u64::from(u32::MAX)) as u32;
-    let bref =
-        BundleRef::describe(&manifest.model_id, manifest.version, &bytes, plan.chunk_bytes.max(fewest));
+    let bref = BundleRef::describe(&manifest.model_id, manifest.version, &bytes, chunk_bytes.max(fewest));
     for (i, chunk) in bytes.chunks(bref.chunk_bytes as usize).enumerate() {
-        link.publish(&topic::bundle_chunk(&plan.site, &bref.sha256, i as u32), true, chunk.to_vec()).await?;
+        link.publish(&topic::bundle_chunk(site, &bref.sha256, i as u32), true, chunk.to_vec()).await?;
     }
     link.sync(Duration::from_secs(60)).await?;
+    Ok((manifest.model_key, bref))
+}
+
+/// Publishes `bundle` to the plan's edges: canaries first, the rest when they are active.
+pub async fn publish(link: &mut Link, bundle: &Bundle, plan: &Plan) -> Result<RolloutReport> {
+    let (key, bref) = upload(link, &plan.site, bundle, plan.chunk_bytes).await?;
     tracing::info!(key = %key.label(), version = bref.version, bytes = bref.bytes, chunks = bref.chunks, "bundle published");
     let canaries: Vec<String> = if plan.canaries.is_empty() {
         plan.edges.iter().take(1).cloned().collect()

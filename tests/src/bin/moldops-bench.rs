@@ -22,7 +22,7 @@ use moldops_edge::buffer::{Buffer, NewRecord};
 use moldops_edge::config::EdgeConfig;
 use moldops_scoring::inference::reference::zscore_onnx;
 use moldops_shared::bundle::{Bundle, FeatureSpec, MODEL_FILE, Manifest, ModelKey, public_key};
-use moldops_shared::rollout::{BundleRef, DesiredModel, DesiredModels};
+use moldops_shared::rollout::{DesiredModel, DesiredModels};
 use moldops_shared::topic::{self, Leaf};
 use moldops_shared::{Record, RecordKind};
 use moldops_sim::features::FEATURE_NAMES;
@@ -192,14 +192,8 @@ async fn roll_out_models(port: u16, machines: usize, dir: &std::path::Path) -> R
     let mut desired = DesiredModels::default();
     let mut wanted = Vec::new();
     for m in 1..=machines {
-        let bundle = model(&format!("m{m}"))?;
-        let manifest = bundle.manifest_unverified()?;
-        let bytes = bundle.to_bytes();
-        let bref = BundleRef::describe(&manifest.model_id, manifest.version, &bytes, 64 << 10);
-        for (i, chunk) in bytes.chunks(bref.chunk_bytes as usize).enumerate() {
-            link.publish(&topic::bundle_chunk(SITE, &bref.sha256, i as u32), true, chunk.to_vec()).await?;
-        }
-        let d = DesiredModel::new(manifest.model_key.clone(), bref);
+        let (key, bref) = fleet::upload(&mut link, SITE, &model(&format!("m{m}"))?, 64 << 10).await?;
+        let d = DesiredModel::new(key, bref);
         desired.set(d.clone());
         wanted.push(d);
     }
