@@ -25,6 +25,7 @@ fn batch(edge: &str, first: u64) -> Vec<u8> {
             mold: (seq % 10 != 0).then(|| "MOLD-A".to_string()),
             values: (0..45).map(|i| (format!("V{i:02}"), seq as f64 * 0.5 + i as f64)).collect(),
             out_of_range: vec![],
+            model: None,
         })
         .collect();
     encode_batch(&Batch::new("plant", edge, 0, records).unwrap_or_else(|| unreachable!()))

@@ -20,6 +20,7 @@ pub mod compact;
 pub mod dropped;
 pub mod quarantine;
 pub mod summary;
+pub mod verdicts;
 pub mod write;
 
 pub use summary::{LakeSummary, summary};
@@ -58,7 +59,7 @@ impl StreamId {
 }
 
 /// Every dataset the ingest writes.
-pub const DATASETS: [&str; 3] = ["raw_data", "peripheral_data", "edge_gaps"];
+pub const DATASETS: [&str; 5] = ["raw_data", "peripheral_data", "edge_gaps", "edge_scores", "edge_status"];
 
 /// Folder of the quarantine, relative to the lake.
 pub const QUARANTINE_DIR: &str = "quarantine";
@@ -80,6 +81,17 @@ pub const FIXED_COLUMNS: [&str; 10] = [
     "out_of_range",
     "epoch",
 ];
+
+/// Columns of the model stamp ([`moldops_shared::score::ModelStamp`]), written after the fixed
+/// columns in part files whose records carry one (`edge_scores`): the model key, registry id
+/// and version, and the sha256 of the bundle that judged the record.
+pub const MODEL_COLUMNS: [&str; 4] = ["model_key", "model_id", "model_version", "bundle_sha256"];
+
+/// Whether `name` is a column the lake itself defines (fixed or model stamp), not a value:
+/// a record's value may not take such a name.
+pub fn is_lake_column(name: &str) -> bool {
+    FIXED_COLUMNS.contains(&name) || MODEL_COLUMNS.contains(&name)
+}
 
 /// Longest escaped partition value (a folder name is `machine=` and this).
 pub const MAX_ESCAPED: usize = 120;
@@ -128,7 +140,12 @@ pub fn day_string(day: i64) -> String {
 
 /// Folder of one partition: `lake/{dataset}/machine={machine}/date={date}`.
 pub fn partition_dir(lake: &Path, dataset: &str, machine_id: &str, date: &str) -> PathBuf {
-    lake.join(dataset).join(format!("machine={}", escape(machine_id))).join(format!("date={date}"))
+    machine_dir(lake, dataset, machine_id).join(format!("date={date}"))
+}
+
+/// Folder of one machine's partitions of a dataset: `lake/{dataset}/machine={machine}`.
+pub fn machine_dir(lake: &Path, dataset: &str, machine_id: &str) -> PathBuf {
+    lake.join(dataset).join(format!("machine={}", escape(machine_id)))
 }
 
 /// Name of a part file of one stream. `nanos` is unique per file and increasing across
@@ -255,8 +272,8 @@ pub fn read_dataset(lake: &Path, dataset: &str) -> Result<DataFrame> {
     Ok(df.sort(["machine_id", "ts", "edge_id", "seq"], sort)?)
 }
 
-/// The columns of a part file frame in the lake's order: the fixed columns, then the value
-/// columns sorted by name.
+/// The columns of a part file frame in the lake's order: the fixed columns, the model stamp's
+/// (when present), then the value columns sorted by name.
 pub(crate) fn in_lake_order(mut df: DataFrame) -> Result<DataFrame> {
     if df.column("epoch").is_err() {
         let n = df.height();
@@ -266,14 +283,12 @@ pub(crate) fn in_lake_order(mut df: DataFrame) -> Result<DataFrame> {
             &polars::prelude::DataType::String,
         ))?;
     }
-    let mut values: Vec<&str> = df
-        .get_column_names()
-        .into_iter()
-        .map(|c| c.as_str())
-        .filter(|c| !FIXED_COLUMNS.contains(c))
-        .collect();
+    let names: Vec<&str> = df.get_column_names().into_iter().map(|c| c.as_str()).collect();
+    let stamp = MODEL_COLUMNS.iter().copied().filter(|c| names.contains(c));
+    let mut values: Vec<&str> = names.iter().copied().filter(|c| !is_lake_column(c)).collect();
     values.sort_unstable();
-    let order: Vec<PlSmallStr> = FIXED_COLUMNS.iter().copied().chain(values).map(PlSmallStr::from).collect();
+    let order: Vec<PlSmallStr> =
+        FIXED_COLUMNS.iter().copied().chain(stamp).chain(values).map(PlSmallStr::from).collect();
     Ok(df.select(order)?)
 }
 

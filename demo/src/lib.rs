@@ -274,8 +274,13 @@ async fn drain(floor: &Floor, cloud: &Cloud, status: &impl Fn() -> String) -> BT
     loop {
         let sent = edge.health.metrics.records_sent.get();
         let s = cloud.stats.snapshot();
-        let drained =
-            edge.buffer.stats().records == 0 && s.raw_records + s.peripheral_records + s.duplicates >= sent;
+        let landed = s.raw_records
+            + s.peripheral_records
+            + s.gap_records
+            + s.score_records
+            + s.status_records
+            + s.duplicates;
+        let drained = edge.buffer.stats().records == 0 && landed >= sent;
         if drained || Instant::now() > deadline {
             break;
         }

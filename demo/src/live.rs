@@ -143,6 +143,7 @@ mod tests {
             model_key: machine.into(),
             model_id: "x".into(),
             version: 1,
+            bundle_sha256: String::new(),
             score: 0.0,
             threshold: 1.0,
             alarm,

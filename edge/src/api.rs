@@ -35,7 +35,7 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
     let body = s.health.render(&s.buffer);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+    ([(header::CONTENT_TYPE, crate::health::METRICS_CONTENT_TYPE)], body)
 }
 
 /// The body of `/status`.

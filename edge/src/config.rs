@@ -162,7 +162,7 @@ impl ModelsConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FullPolicy {
-    /// Drop the oldest records (counted in `moldops_buffer_dropped_records`, reported to the
+    /// Drop the oldest records (counted in `moldops_buffer_dropped_records_total`, reported to the
     /// cloud as gap records) to make room.
     #[default]
     DropOldest,
@@ -472,6 +472,11 @@ impl EdgeConfig {
             }
             if let Err(e) = limits::check_name("id", &d.id) {
                 errs.push(format!("devices[{i}]: {e}"));
+            }
+            for (field, id) in [("id", d.id.as_str()), ("machine_id", d.machine_id())] {
+                if moldops_shared::RESERVED_IDS.contains(&id) {
+                    errs.push(format!("{at}: {field} {id:?} is reserved for the edge's own records"));
+                }
             }
             if let Err(e) = limits::check_name("machine_id", d.machine_id()) {
                 errs.push(format!("{at}: {e}"));

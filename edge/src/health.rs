@@ -2,7 +2,8 @@
 //! on `/metrics` (poll latency and errors per device, shots, buffer depth/bytes/oldest age,
 //! MQTT state, records sent). Every task reports here; nothing here does I/O.
 
-use crate::buffer::Buffer;
+use crate::buffer::{Buffer, BufferStats};
+use moldops_shared::status::EdgeHealth;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -88,13 +89,13 @@ pub struct Metrics {
     /// `buffer_oldest_age_seconds`: age of the oldest buffered record, s (0 when empty).
     pub buffer_oldest_age: Gauge<f64, AtomicU64>,
     /// `buffer_dropped_records`: records dropped because the buffer was full, over its whole life.
-    pub buffer_dropped: Gauge,
+    pub buffer_dropped: Counter,
     /// `buffer_dropped_unreported`: dropped records not yet written as gap records.
     pub buffer_dropped_unreported: Gauge,
     /// `buffer_resets`: corrupt buffers moved aside and replaced by a new one.
-    pub buffer_resets: Gauge,
+    pub buffer_resets: Counter,
     /// `buffer_write_errors`: buffer appends that failed since the start.
-    pub buffer_write_errors: Gauge,
+    pub buffer_write_errors: Counter,
     /// `buffer_disk_full`: 1 while appends fail because the disk is full.
     pub buffer_disk_full: Gauge,
 }
@@ -149,10 +150,10 @@ impl Health {
             buffer_bytes: Gauge::default(),
             buffer_disk_bytes: Gauge::default(),
             buffer_oldest_age: Gauge::default(),
-            buffer_dropped: Gauge::default(),
+            buffer_dropped: Counter::default(),
             buffer_dropped_unreported: Gauge::default(),
-            buffer_resets: Gauge::default(),
-            buffer_write_errors: Gauge::default(),
+            buffer_resets: Counter::default(),
+            buffer_write_errors: Counter::default(),
             buffer_disk_full: Gauge::default(),
         };
         let mut r = Registry::with_prefix("moldops");
@@ -247,6 +248,34 @@ impl Health {
         *self.mqtt_state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A snapshot of the edge's health for the lake ([`crate::heartbeat`]): `buffer`'s
+    /// figures, the broker link, the `devices` the edge polls (how many are down), the models.
+    pub fn snapshot(&self, buffer: &BufferStats, devices: usize, running: bool, uptime_s: f64) -> EdgeHealth {
+        let polled = self.devices();
+        let models = self.scoring.status();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        EdgeHealth {
+            running,
+            uptime_s,
+            buffered_records: buffer.records,
+            buffered_bytes: buffer.bytes,
+            oldest_buffered_s: buffer.oldest_stored_ms.map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1e3),
+            dropped_records: buffer.dropped,
+            buffer_write_errors: buffer.write_errors,
+            broker_connected: self.mqtt_state() == MqttState::Connected,
+            records_sent: self.metrics.records_sent.get(),
+            devices: devices as u64,
+            // A device that never answered has no entry yet: it counts as down.
+            devices_down: devices.saturating_sub(polled.values().filter(|d| d.connected).count()) as u64,
+            poll_errors: polled.values().map(|d| d.errors).sum(),
+            missed_shots: polled.values().map(|d| d.missed_shots).sum(),
+            models_active: models.keys.values().filter(|k| k.model_id.is_some()).count() as u64,
+            scored_shots: models.keys.values().map(|k| k.scored).sum(),
+            alarms: models.keys.values().map(|k| k.alarms).sum(),
+            score_records_lost: models.score_records_lost,
+        }
+    }
+
     /// Prometheus text exposition, with buffer gauges refreshed from `buffer`.
     pub fn render(&self, buffer: &Buffer) -> String {
         let st = buffer.stats();
@@ -254,19 +283,74 @@ impl Health {
         m.buffer_records.set(st.records as i64);
         m.buffer_bytes.set(st.bytes as i64);
         m.buffer_disk_bytes.set(st.disk_bytes as i64);
-        m.buffer_dropped.set(st.dropped as i64);
+        // Totals the buffer keeps (persisted, or since the start): counters that catch up.
+        catch_up(&m.buffer_dropped, st.dropped);
         m.buffer_dropped_unreported.set(st.dropped_unreported as i64);
-        m.buffer_resets.set(st.resets as i64);
-        m.buffer_write_errors.set(st.write_errors as i64);
+        catch_up(&m.buffer_resets, st.resets);
+        catch_up(&m.buffer_write_errors, st.write_errors);
         m.buffer_disk_full.set(i64::from(st.write_failing.as_ref().is_some_and(|f| f.disk_full)));
         let age =
             st.oldest_stored_ms.map_or(0.0, |t| (chrono::Utc::now().timestamp_millis() - t) as f64 / 1e3);
         m.buffer_oldest_age.set(age.max(0.0));
-        self.scoring.refresh();
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.push_str("# encoding failed\n");
         }
         out
+    }
+}
+
+/// The content type of [`Health::render`]'s text: OpenMetrics (it ends in `# EOF`).
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Raises `counter` to `total`, a running total kept elsewhere (it never goes down while the
+/// process lives; a restart starts the counter at 0, which Prometheus reads as a reset).
+fn catch_up(counter: &Counter, total: u64) {
+    let now = counter.get();
+    if total > now {
+        counter.inc_by(total - now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example Grafana dashboard only charts metrics the edge (or the ingest) serves.
+    #[test]
+    fn the_example_dashboard_charts_metrics_the_edge_serves() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (buffer, _) = Buffer::open_or_reset(&dir.path().join("buf"), 1 << 20).expect("buffer");
+        let health = Health::new();
+        // A family shows in the text once it has a member: one device and one model key.
+        let (m, device) = (&health.metrics, DeviceLabel { device: "m1".into() });
+        m.poll_seconds.get_or_create(&device).observe(0.01);
+        m.poll_errors.get_or_create(&device).inc();
+        m.device_up.get_or_create(&device).set(1);
+        m.shots.get_or_create(&device).inc();
+        m.shots_missed.get_or_create(&device).inc();
+        m.out_of_range.get_or_create(&device).inc();
+        let key = moldops_scoring::metrics::KeyLabel { model_key: "m1".into() };
+        health.scoring.observe_latency("m1", 1e-4);
+        health.scoring.scored.get_or_create(&key).inc();
+        health.scoring.alarms.get_or_create(&key).inc();
+        health.scoring.shadow_scored.get_or_create(&key).inc();
+        health.scoring.model_version.get_or_create(&key).set(1);
+        let text = health.render(&buffer);
+        assert!(text.ends_with("# EOF\n"), "OpenMetrics text");
+        assert!(text.contains("# TYPE moldops_buffer_dropped_records counter"), "{text}");
+        let served: Vec<&str> =
+            text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split_whitespace().next()).collect();
+        let dashboard = include_str!("../../deploy/grafana/moldops-dashboard.json");
+        let mut charted = 0;
+        for name in dashboard.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if !name.starts_with("moldops_") || name.starts_with("moldops_ingest_") {
+                continue;
+            }
+            let base = ["_total", "_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s));
+            assert!(served.contains(&base.unwrap_or(name)), "{name} is charted but not served:\n{text}");
+            charted += 1;
+        }
+        assert!(charted >= 10, "the dashboard charts the edge ({charted} expressions)");
     }
 }

@@ -12,7 +12,8 @@
 //!   says they are in the lake.
 //! - `rollout`: with `[models]`, scores every shot (through `moldops-scoring`, the same code
 //!   batch scoring runs) and installs signed bundles from the registry with a shadow run.
-//! - [`health`] and `api`: `/healthz`, `/status` and Prometheus `/metrics`.
+//! - [`health`] and `api`: `/healthz`, `/status` and Prometheus `/metrics`; `heartbeat`
+//!   buffers a health snapshot every minute, so the lake holds each edge's history.
 //! - [`run`]: starts all of the above and stops it in order.
 //!
 //! Shared plumbing (broker config, MQTT options, back-off, shutdown) is in `moldops-common`;
@@ -24,6 +25,7 @@ pub(crate) mod api;
 pub mod buffer;
 pub mod config;
 pub mod health;
+pub(crate) mod heartbeat;
 pub(crate) mod rollout;
 pub mod run;
 pub(crate) mod schedule;

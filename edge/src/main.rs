@@ -69,7 +69,7 @@ fn check_config(path: &std::path::Path, cycle_s: f64) -> ExitCode {
     match EdgeConfig::load(path) {
         Ok((cfg, devices)) => {
             let hours = moldops_edge::run::outage_hours(&cfg, &devices, cycle_s);
-            let rate = moldops_edge::run::estimated_bytes_per_s(&devices, cycle_s);
+            let rate = moldops_edge::run::estimated_buffer_bytes_per_s(&cfg, &devices, cycle_s);
             println!("{}: OK ({} devices)", path.display(), devices.len());
             println!(
                 "buffer: {:.0} MiB at ~{:.0} B/s (one shot per {cycle_s} s per machine) covers {:.1} hours of broker outage",

@@ -5,13 +5,15 @@
 //! happens in the second, on the blocking pool, so it never delays polling: the MQTT
 //! link (its own connection: desired state and bundle chunks in; reported state, scores and
 //! alarms out) and the [`agent::Agent`], which receives every durable record from the buffer
-//! writer in seq order and scores it. The wire format is in `docs/mqtt-contract.md`, the
-//! states and checks in `docs/rollout.md`.
+//! writer in seq order and scores it. Each score also goes back into the buffer as a score
+//! record ([`record_scores`]), which the uplink sends to the lake like the shot. The wire
+//! format is in `docs/mqtt-contract.md`, the states and checks in `docs/rollout.md`.
 
 pub(crate) mod agent;
 pub(crate) mod store;
 pub(crate) mod transfer;
 
+use crate::buffer::{NewRecord, Writer};
 use crate::config::{Device, DeviceRole, EdgeConfig};
 use crate::health::Health;
 use agent::{Agent, Loaded};
@@ -20,6 +22,7 @@ use moldops_common::backoff::Backoff;
 use moldops_scoring::Scorer;
 use moldops_scoring::inference::Backend;
 use moldops_scoring::judge::Limits;
+use moldops_scoring::metrics::ScoringMetrics;
 use moldops_shared::Record;
 use moldops_shared::features::{device_alias, feature_names, peripheral_column};
 use rumqttc::{AsyncClient, Event, EventLoop, Packet};
@@ -53,14 +56,34 @@ enum LinkEvent {
     Message(String, Vec<u8>),
 }
 
-/// Starts scoring and the rollout agent; `records` carries every durable record in seq order.
-/// The stored models are loaded only after `polling` fires (or is dropped): the caller fires
-/// it once the pollers run, so rollout work never delays polling.
+/// Score records waiting for the buffer, in batches (one per batch of records scored); a
+/// stalled buffer fills it and further score records are counted as lost.
+const SCORE_BATCHES_QUEUED: usize = 4096;
+
+/// Appends the agent's score records to the buffer, off the agent's task (it never waits for
+/// a flush); a record the buffer refuses is counted and logged. Ends when the agent is gone.
+async fn record_scores(writer: Writer, mut rx: mpsc::Receiver<Vec<Record>>, metrics: Arc<ScoringMetrics>) {
+    while let Some(records) = rx.recv().await {
+        let n = records.len();
+        let items = records.into_iter().map(|record| NewRecord { record, shot_mark: None }).collect();
+        if let Err(e) = writer.append(items).await {
+            metrics.records_lost.inc_by(n as u64);
+            tracing::error!(records = n, error = %format!("{e:#}"), "score records not buffered: lost");
+        }
+    }
+}
+
+/// Starts scoring and the rollout agent; `records` carries every durable record in seq order,
+/// and score records go back through `writer`. The stored models are loaded only after
+/// `polling` fires (or is dropped): the caller fires it once the pollers run, so rollout work
+/// never delays polling.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn start(
     cfg: &EdgeConfig,
     devices: &[Device],
     base: &Path,
     health: Arc<Health>,
+    writer: Writer,
     mut records: mpsc::UnboundedReceiver<Vec<Record>>,
     polling: tokio::sync::oneshot::Receiver<()>,
     mut shutdown: watch::Receiver<bool>,
@@ -81,6 +104,8 @@ pub(crate) async fn start(
     opts.set_clean_session(true);
     let (client, events) = AsyncClient::new(opts, 10_000);
     let (load_tx, mut load_rx) = mpsc::unbounded_channel::<Loaded>();
+    let (score_tx, score_rx) = mpsc::channel(SCORE_BATCHES_QUEUED);
+    let score_sink = tokio::spawn(record_scores(writer, score_rx, metrics.clone()));
     let mut agent = Agent {
         site: cfg.site.clone(),
         edge_id: cfg.edge_id.clone(),
@@ -96,6 +121,8 @@ pub(crate) async fn start(
         load_tx,
         transfers: HashMap::new(),
         loading: HashMap::new(),
+        score_records: score_tx,
+        pending_scores: Vec::new(),
     };
     tracing::info!(store = %store_dir.display(), backend = agent.backend.kind().as_str(), "live scoring on");
     let (link_tx, mut link_rx) = mpsc::channel::<LinkEvent>(1024);
@@ -120,7 +147,10 @@ pub(crate) async fn start(
         loop {
             tokio::select! {
                 batch = records.recv() => match batch {
-                    Some(batch) => batch.iter().for_each(|r| agent.on_record(r)),
+                    Some(batch) => {
+                        batch.iter().for_each(|r| agent.on_record(r));
+                        agent.flush_scores();
+                    }
                     None => break,
                 },
                 ev = link_rx.recv() => match ev {
@@ -134,11 +164,15 @@ pub(crate) async fn start(
                     while let Ok(batch) = records.try_recv() {
                         batch.iter().for_each(|r| agent.on_record(r));
                     }
+                    agent.flush_scores();
                     let _ = agent.client.try_disconnect();
                     break;
                 },
             }
         }
+        // The last score records reach the buffer before the edge flushes it.
+        drop(agent);
+        let _ = score_sink.await;
     }))
 }
 

@@ -1,5 +1,5 @@
-//! Wiring of the edge daemon: opens the buffer, starts one poller per device, the uplink and
-//! the local API, and stops them all in order on shutdown. Also the capacity estimate
+//! Wiring of the edge daemon: opens the buffer, starts one poller per device, the uplink, the
+//! heartbeat and the local API, and stops them all in order on shutdown. Also the capacity estimate
 //! `check-config` prints (how long a broker outage the buffer covers).
 
 use crate::api::{self, ApiState};
@@ -57,21 +57,38 @@ pub async fn start(
         }
         None => (None, None),
     };
-    // Live scoring is set up first: a backend that cannot run stops the edge before it polls.
-    // Its models load only once the pollers run (`polling_tx` below).
+    let writer = Writer::spawn_tapped(buffer.clone(), tap);
+    // Live scoring is set up before polling: a backend that cannot run stops the edge before
+    // it polls. Its models load only once the pollers run (`polling_tx` below).
     let (polling_tx, polling_rx) = tokio::sync::oneshot::channel();
     let scoring_task = match scoring {
         Some(rx) => Some(
-            crate::rollout::start(&cfg, &devices, base_dir, health.clone(), rx, polling_rx, shutdown.clone())
-                .await?,
+            crate::rollout::start(
+                &cfg,
+                &devices,
+                base_dir,
+                health.clone(),
+                writer.clone(),
+                rx,
+                polling_rx,
+                shutdown.clone(),
+            )
+            .await?,
         ),
         None => None,
     };
-    let writer = Writer::spawn_tapped(buffer.clone(), tap);
     let (poll_stop, poll_rx) = watch::channel(false);
     let poll_stop = std::sync::Arc::new(poll_stop);
     let mut tasks = vec![tokio::spawn(forward_stop(shutdown.clone(), poll_stop.clone()))];
     tasks.extend(scoring_task);
+    let heartbeat = crate::heartbeat::run(
+        writer.clone(),
+        health.clone(),
+        buffer.clone(),
+        devices.len(),
+        shutdown.clone(),
+    );
+    tasks.push(tokio::spawn(heartbeat));
     for d in devices {
         let last =
             if d.cfg.role == DeviceRole::Machine { buffer.last_shot(d.cfg.machine_id())? } else { None };
@@ -120,8 +137,20 @@ pub fn estimated_bytes_per_s(devices: &[Device], cycle_s: f64) -> f64 {
         .sum()
 }
 
+/// Stored bytes of one score record (the durable copy of a live score), without an alarm's
+/// contributions: the record JSON with its model stamp, plus the 8-byte store time.
+pub const SCORE_RECORD_BYTES: f64 = 400.0;
+
+/// Estimated bytes per second the edge buffers: what the devices produce, plus a score record
+/// per shot when live scoring is on (`[models]`).
+pub fn estimated_buffer_bytes_per_s(cfg: &EdgeConfig, devices: &[Device], cycle_s: f64) -> f64 {
+    let machines = devices.iter().filter(|d| d.cfg.role == DeviceRole::Machine).count() as f64;
+    let scores = if cfg.models.is_some() { machines * SCORE_RECORD_BYTES / cycle_s.max(0.1) } else { 0.0 };
+    estimated_bytes_per_s(devices, cycle_s) + scores
+}
+
 /// Hours of broker outage the buffer covers at the estimated rate.
 pub fn outage_hours(cfg: &EdgeConfig, devices: &[Device], cycle_s: f64) -> f64 {
-    let rate = estimated_bytes_per_s(devices, cycle_s);
+    let rate = estimated_buffer_bytes_per_s(cfg, devices, cycle_s);
     if rate <= 0.0 { f64::INFINITY } else { cfg.buffer.max_bytes as f64 / rate / 3600.0 }
 }

@@ -178,6 +178,7 @@ impl DevicePoller {
             mold: if kind == RecordKind::Shot { snap.mold.clone() } else { None },
             values: snap.values.clone(),
             out_of_range: snap.flagged(),
+            model: None,
         }
     }
 

@@ -17,6 +17,7 @@ use crate::health::{Health, MqttState};
 use anyhow::{Context, Result, bail};
 use moldops_common::backoff::Backoff;
 use moldops_shared::ack::CommitAck;
+use moldops_shared::status::{LinkState, StatusMessage};
 use moldops_shared::topic::{self, Leaf};
 use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS, SubscribeReasonCode};
 use std::collections::{HashMap, VecDeque};
@@ -89,16 +90,15 @@ impl Uplink {
         }
     }
 
-    fn status_payload(&self, state: &str) -> Vec<u8> {
-        serde_json::json!({
-            "state": state,
-            "site": self.cfg.site,
-            "edge_id": self.cfg.edge_id,
-            "ts_ms": chrono::Utc::now().timestamp_millis(),
-            "version": env!("CARGO_PKG_VERSION"),
-        })
-        .to_string()
-        .into_bytes()
+    fn status_payload(&self, state: LinkState) -> Vec<u8> {
+        let message = StatusMessage {
+            state,
+            site: self.cfg.site.clone(),
+            edge_id: self.cfg.edge_id.clone(),
+            ts_ms: chrono::Utc::now().timestamp_millis(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        serde_json::to_vec(&message).unwrap_or_default()
     }
 
     async fn session(&self, shutdown: &mut watch::Receiver<bool>) -> Result<()> {
@@ -111,7 +111,7 @@ impl Uplink {
         opts.set_inflight((up.max_inflight + 4).min(u16::MAX as usize) as u16);
         opts.set_last_will(LastWill::new(
             &status_topic,
-            self.status_payload("offline"),
+            self.status_payload(LinkState::Offline),
             QoS::AtLeastOnce,
             true,
         ));
@@ -142,7 +142,12 @@ impl Uplink {
             awaiting_pkid: VecDeque::new(),
             inflight: HashMap::new(),
         };
-        s.client.try_publish(&status_topic, QoS::AtLeastOnce, true, self.status_payload("online"))?;
+        s.client.try_publish(
+            &status_topic,
+            QoS::AtLeastOnce,
+            true,
+            self.status_payload(LinkState::Online),
+        )?;
         s.awaiting_pkid.push_back(Tracked::Other);
         let commit_acks = up.delete_after == DeleteAfter::Commit;
         if commit_acks {
@@ -159,7 +164,7 @@ impl Uplink {
                 changed = appended.changed() => if changed.is_err() { bail!("buffer closed") },
                 _ = tick.tick(), if commit_acks || s.backlog_cursor < s.live_from => {}
                 _ = shutdown.changed() => if *shutdown.borrow() {
-                    let _ = s.client.try_publish(&status_topic, QoS::AtMostOnce, true, self.status_payload("offline"));
+                    let _ = s.client.try_publish(&status_topic, QoS::AtMostOnce, true, self.status_payload(LinkState::Offline));
                     let _ = s.client.try_disconnect();
                     let _ = tokio::time::timeout(Duration::from_millis(500), async {
                         while events.poll().await.is_ok() {}
@@ -428,6 +433,7 @@ mod tests {
                     mold: None,
                     values: [("dew_point".to_string(), -40.0)].into_iter().collect(),
                     out_of_range: vec![],
+                    model: None,
                 };
                 (seq, serde_json::to_vec(&r).expect("json"))
             })

@@ -65,7 +65,8 @@ impl FeatureAssembler {
     }
 
     /// Takes one record: a peripheral reading is kept (if not older than the one held), a
-    /// shot yields its feature vector, a gap record (no process values) is passed over.
+    /// shot yields its feature vector, the edge's own records (gaps, scores, health) are
+    /// passed over.
     pub fn observe(&mut self, record: &Record) -> Option<ShotFeatures> {
         match record.kind {
             RecordKind::Peripheral => {
@@ -73,7 +74,7 @@ impl FeatureAssembler {
                 None
             }
             RecordKind::Shot => Some(self.shot(record)),
-            RecordKind::Gap => None,
+            RecordKind::Gap | RecordKind::Score | RecordKind::Status => None,
         }
     }
 

@@ -13,7 +13,6 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
-use std::sync::atomic::AtomicU64;
 
 const LATENCY_WINDOW: usize = 1024;
 
@@ -57,6 +56,9 @@ pub struct ModelsStatus {
     pub keys: BTreeMap<String, KeyStatus>,
     /// The rollout state last reported, by model key label (absent before the first report).
     pub rollout: Option<BTreeMap<String, moldops_shared::rollout::ReportedModel>>,
+    /// Score records that never reached the buffer since the start (the buffer refused them);
+    /// each was logged.
+    pub score_records_lost: u64,
 }
 
 /// Median and 99th percentile of recent inference latencies, in milliseconds.
@@ -93,8 +95,10 @@ pub struct ScoringMetrics {
     /// Score and alarm messages dropped because the MQTT queue was full; counted by the edge's
     /// rollout agent, not the scorer (`moldops_score_publish_dropped_total`).
     pub publish_dropped: Counter,
-    p50: Gauge<f64, AtomicU64>,
-    p99: Gauge<f64, AtomicU64>,
+    /// Score records (the durable copy of each score, see `moldops_shared::score`) the buffer
+    /// refused, so they never reach the lake; counted by the edge's rollout agent
+    /// (`moldops_score_records_lost_total`).
+    pub records_lost: Counter,
     latencies: Mutex<VecDeque<f64>>,
     keys: Mutex<BTreeMap<String, KeyStatus>>,
     rollout: Mutex<Option<ReportedModels>>,
@@ -115,8 +119,7 @@ impl Default for ScoringMetrics {
             unscored_warming: Counter::default(),
             inference_errors: Counter::default(),
             publish_dropped: Counter::default(),
-            p50: Gauge::default(),
-            p99: Gauge::default(),
+            records_lost: Counter::default(),
             latencies: Mutex::new(VecDeque::new()),
             keys: Mutex::new(BTreeMap::new()),
             rollout: Mutex::new(None),
@@ -128,8 +131,6 @@ impl ScoringMetrics {
     /// Registers the metrics (prefix of `registry`, e.g. `moldops_`).
     pub fn register(&self, r: &mut Registry) {
         r.register("inference_seconds", "Latency of one model inference", self.inference_seconds.clone());
-        r.register("inference_p50_seconds", "Median of the last 1024 inferences", self.p50.clone());
-        r.register("inference_p99_seconds", "99th percentile of the last 1024 inferences", self.p99.clone());
         r.register("scored_shots", "Shots scored by the active model", self.scored.clone());
         r.register("alarms", "Shots whose score passed the model's threshold", self.alarms.clone());
         r.register("shadow_shots", "Shots scored by a candidate in shadow", self.shadow_scored.clone());
@@ -144,6 +145,11 @@ impl ScoringMetrics {
             "score_publish_dropped",
             "Score messages dropped because the MQTT queue was full",
             self.publish_dropped.clone(),
+        );
+        r.register(
+            "score_records_lost",
+            "Score records the buffer refused (they never reach the lake)",
+            self.records_lost.clone(),
         );
     }
 
@@ -183,19 +189,16 @@ impl ScoringMetrics {
         *self.rollout.lock().unwrap_or_else(|e| e.into_inner()) = Some(reported.clone());
     }
 
-    /// Refreshes the percentile gauges (before rendering).
-    pub fn refresh(&self) {
-        if let Some((p50, p99)) = self.percentiles() {
-            self.p50.set(p50);
-            self.p99.set(p99);
-        }
-    }
-
     /// The `models` object of `/status`.
     pub fn status(&self) -> ModelsStatus {
         let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let rollout = self.rollout.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let (p50, p99) = self.percentiles().map_or((None, None), |(a, b)| (Some(a * 1e3), Some(b * 1e3)));
-        ModelsStatus { inference_ms: Percentiles { p50, p99 }, keys, rollout: rollout.map(|r| r.models) }
+        ModelsStatus {
+            inference_ms: Percentiles { p50, p99 },
+            keys,
+            rollout: rollout.map(|r| r.models),
+            score_records_lost: self.records_lost.get(),
+        }
     }
 }

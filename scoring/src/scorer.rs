@@ -265,6 +265,7 @@ fn score_one(
         model_key: label.to_string(),
         model_id: active.bundle.model_id.clone(),
         version: active.bundle.version,
+        bundle_sha256: active.bundle.sha256.clone(),
         score: out.score,
         threshold: manifest.threshold,
         alarm,

@@ -215,10 +215,14 @@ pub enum RecordError {
     /// A record of kind `gap` is not a valid gap ([`crate::gap::DropGap::from_record`]).
     #[error("{0}")]
     Gap(#[from] crate::gap::GapError),
+    /// The record's model stamp is not valid, or a record of kind `score` is not a valid score
+    /// ([`crate::score::check_record`]).
+    #[error("{0}")]
+    Score(#[from] crate::score::ScoreError),
 }
 
 /// Checks one record on its own: identifiers, value count and names, finite values, a shot
-/// number on shots, whole and ordered figures on gaps.
+/// number on shots, whole and ordered figures on gaps, a model stamp and a score on scores.
 pub fn check_record(r: &Record) -> Result<(), RecordError> {
     limits::check_name("machine_id", &r.machine_id)?;
     limits::check_name("device_id", &r.device_id)?;
@@ -237,11 +241,15 @@ pub fn check_record(r: &Record) -> Result<(), RecordError> {
     for name in &r.out_of_range {
         limits::check_name("out_of_range name", name)?;
     }
+    if let Some(stamp) = &r.model {
+        stamp.check()?;
+    }
     match r.kind {
         crate::RecordKind::Shot if r.shot_number.is_none() => return Err(RecordError::NoShotNumber),
         crate::RecordKind::Gap => {
             crate::gap::DropGap::from_record(r)?;
         }
+        crate::RecordKind::Score => crate::score::check_record(r)?,
         _ => {}
     }
     Ok(())
@@ -263,6 +271,7 @@ mod tests {
             mold: Some("A".into()),
             values: [("Cycle_Time".to_string(), 61.5)].into_iter().collect(),
             out_of_range: vec![],
+            model: None,
         }
     }
 

@@ -1,8 +1,9 @@
 //! Contracts spoken by both sides of moldops: the records an edge produces (and the gaps it
-//! reports when it had to drop some), the batches it uploads and the commit acks it gets
-//! back, the MQTT topic layout, the wire codec and its limits, the model bundle, the rollout
-//! messages and the signed rollback statements that alone allow a downgrade, and the machine
-//! profiles (tag maps) that say how registers become named values. No I/O lives here.
+//! reports when it had to drop some, the scores it gives each shot and its own health), the
+//! batches it uploads and the commit acks it gets back, the MQTT topic layout, the wire codec
+//! and its limits, the model bundle, the rollout messages and the signed rollback statements
+//! that alone allow a downgrade, and the machine profiles (tag maps) that say how registers
+//! become named values. No I/O lives here.
 
 #![warn(missing_docs)]
 
@@ -16,6 +17,8 @@ pub mod profile;
 pub mod record;
 pub mod rollback;
 pub mod rollout;
+pub mod score;
+pub mod status;
 pub mod topic;
 
 #[cfg(test)]
@@ -24,4 +27,4 @@ mod fuzz_tests;
 pub use codec::{
     CodecError, Decoded, RecordError, RefusedRecord, decode_batch, decode_lenient, encode_batch,
 };
-pub use record::{Batch, Record, RecordKind, SCHEMA_VERSION};
+pub use record::{Batch, RESERVED_IDS, Record, RecordKind, SCHEMA_VERSION};

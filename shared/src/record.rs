@@ -20,6 +20,11 @@ pub enum RecordKind {
     /// Records the edge dropped unsent because its buffer was full, per machine and device
     /// (dataset `edge_gaps`; see [`crate::gap`]).
     Gap,
+    /// One shot scored live at the edge, stamped with the model that judged it (dataset
+    /// `edge_scores`; see [`crate::score`]).
+    Score,
+    /// A snapshot of the edge's own health (dataset `edge_status`; see [`crate::status`]).
+    Status,
 }
 
 impl RecordKind {
@@ -29,16 +34,23 @@ impl RecordKind {
             RecordKind::Shot => "raw_data",
             RecordKind::Peripheral => "peripheral_data",
             RecordKind::Gap => "edge_gaps",
+            RecordKind::Score => "edge_scores",
+            RecordKind::Status => "edge_status",
         }
     }
 }
 
-/// One record: a shot or a peripheral sample, with its named process values.
+/// Machine and device ids the edge uses for its own records (health snapshots, scores): no
+/// configured device or machine may take them.
+pub const RESERVED_IDS: [&str; 2] = [crate::status::MACHINE_ID, crate::score::DEVICE_ID];
+
+/// One record: a shot, a peripheral sample, a gap, a score or an edge's health, with its
+/// named values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// Per-edge, strictly increasing sequence number.
     pub seq: u64,
-    /// Shot, peripheral sample or gap; decides the lake dataset the record lands in.
+    /// What the record describes; decides the lake dataset it lands in.
     pub kind: RecordKind,
     /// Machine this record belongs to (for peripherals: the machine the device serves).
     pub machine_id: String,
@@ -57,6 +69,9 @@ pub struct Record {
     /// Names of values that were decoded outside their configured engineering range.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub out_of_range: Vec<String>,
+    /// The model that judged this record: on score records (see [`crate::score`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<crate::score::ModelStamp>,
 }
 
 impl Record {
@@ -78,6 +93,7 @@ impl Record {
             mold: None,
             values: values.into_iter().map(|(k, v)| (k.into(), v)).collect(),
             out_of_range: Vec::new(),
+            model: None,
         }
     }
 }

@@ -279,6 +279,10 @@ pub struct ScoreMessage {
     pub model_id: String,
     /// Version of the scoring model.
     pub version: u32,
+    /// Sha256 of the bundle the scoring model came from ([`BundleRef::sha256`]); empty from
+    /// edges before it was sent.
+    #[serde(default)]
+    pub bundle_sha256: String,
     /// Anomaly score of the window ending with this shot.
     pub score: f32,
     /// The scoring model's alarm threshold.

@@ -34,7 +34,7 @@ pub fn peripherals(
     let value_cols: Vec<PlSmallStr> = p
         .get_column_names()
         .into_iter()
-        .filter(|c| !crate::lake::FIXED_COLUMNS.contains(&c.as_str()) && c.as_str() != "ts_ms")
+        .filter(|c| !crate::lake::is_lake_column(c.as_str()) && c.as_str() != "ts_ms")
         .cloned()
         .collect();
     let mut out = shots;

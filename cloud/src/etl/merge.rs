@@ -89,7 +89,7 @@ pub fn merge(
     let values: Vec<PlSmallStr> = raw
         .get_column_names()
         .into_iter()
-        .filter(|c| !crate::lake::FIXED_COLUMNS.contains(&c.as_str()) && c.as_str() != "ts_ms")
+        .filter(|c| !crate::lake::is_lake_column(c.as_str()) && c.as_str() != "ts_ms")
         .cloned()
         .collect();
     let sort = SortMultipleOptions::default().with_maintain_order(true);

@@ -157,7 +157,7 @@ fn lake_takes(r: &Record) -> Result<(), String> {
     if !(-62_135_596_800_000..=253_402_300_799_999).contains(&r.ts_ms) {
         return Err(format!("ts_ms {} is outside years 1..=9999", r.ts_ms));
     }
-    match r.values.keys().find(|k| crate::lake::FIXED_COLUMNS.contains(&k.as_str())) {
+    match r.values.keys().find(|k| crate::lake::is_lake_column(k)) {
         Some(name) => Err(format!("value name {name:?} collides with a lake column")),
         None => Ok(()),
     }
@@ -165,7 +165,7 @@ fn lake_takes(r: &Record) -> Result<(), String> {
 
 /// Why the lake refuses `name` as a value name (a lake column, or not a valid name), if it does.
 fn bad_value_name(name: &str) -> Option<String> {
-    if crate::lake::FIXED_COLUMNS.contains(&name) {
+    if crate::lake::is_lake_column(name) {
         return Some(format!("{name:?} is a lake column"));
     }
     limits::check_name("value name", name).err().map(|e| e.to_string())

@@ -61,7 +61,7 @@ impl Columns {
             let census = census.context("the profile names no value columns and no census was taken")?;
             (0..header.len())
                 .filter(|i| !roles.contains(&Some(*i)) && !p.ignore.contains(&header[*i]))
-                .filter(|i| !crate::lake::FIXED_COLUMNS.contains(&header[*i].as_str()))
+                .filter(|i| !crate::lake::is_lake_column(&header[*i]))
                 .filter(|i| census.mostly_numeric(*i))
                 .filter(|i| match value_name(&header[*i]) {
                     Ok(()) => true,
@@ -180,6 +180,7 @@ impl Columns {
             mold,
             values,
             out_of_range: Vec::new(),
+            model: None,
         };
         // The lake's own check: a row it would refuse is refused here, alone, with its reason.
         match moldops_shared::codec::check_record(&record) {
@@ -192,7 +193,7 @@ impl Columns {
 /// Whether a column name can be a value name in the lake: a valid identifier (at most 128
 /// bytes, no control characters, not empty) that is not one of the lake's own columns.
 fn value_name(name: &str) -> Result<(), String> {
-    if crate::lake::FIXED_COLUMNS.contains(&name) {
+    if crate::lake::is_lake_column(name) {
         return Err(format!("{name:?} is a column of the lake itself"));
     }
     moldops_shared::limits::check_name("value name", name).map_err(|e| e.to_string())

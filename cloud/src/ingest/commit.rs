@@ -10,12 +10,13 @@
 //! for duplicates.
 
 use super::state::{DedupState, Recovery, SeqSet, StreamId, now_nanos};
+use crate::lake;
 use crate::lake::quarantine::{self, QuarantineEntry};
 use crate::lake::write::{Part, Row, write_parts};
-use crate::lake::{self, FIXED_COLUMNS};
 use anyhow::Result;
 use moldops_common::lock::LockFile;
 use moldops_shared::gap::DropGap;
+use moldops_shared::score;
 use moldops_shared::topic::{self, Leaf};
 use moldops_shared::{Batch, Decoded, RecordKind, RefusedRecord, decode_lenient};
 use serde::Serialize;
@@ -135,7 +136,7 @@ fn check(topic_name: &str, payload: &[u8]) -> Result<Decoded, String> {
         } else {
             r.values
                 .keys()
-                .find(|k| FIXED_COLUMNS.contains(&k.as_str()))
+                .find(|k| lake::is_lake_column(k))
                 .map(|name| format!("value name {name:?} collides with a lake column"))
         };
         match problem {
@@ -181,6 +182,12 @@ pub struct Outcome {
     pub gap_records: u64,
     /// Records those gap records say an edge dropped because its buffer was full.
     pub dropped_at_edge: u64,
+    /// Score records written to `edge_scores` (one per shot an edge scored live).
+    pub score_records: u64,
+    /// Of those, the alarms.
+    pub alarm_records: u64,
+    /// Health snapshots of edges written to `edge_status`.
+    pub status_records: u64,
     /// Records dropped as replays: already in the lake, or earlier in the same group.
     pub duplicates: u64,
     /// Quarantine entries stored: whole payloads and single records.
@@ -293,6 +300,12 @@ impl Committer {
                     out.gap_records += rows.len() as u64;
                     out.dropped_at_edge += rows.iter().map(report_gap).sum::<u64>();
                 }
+                RecordKind::Score => {
+                    out.score_records += rows.len() as u64;
+                    let alarm = |r: &&Row| r.record.values.get(score::value::ALARM) == Some(&1.0);
+                    out.alarm_records += rows.iter().filter(alarm).count() as u64;
+                }
+                RecordKind::Status => out.status_records += rows.len() as u64,
             }
             let rel = dir.join(&name);
             out.files.push(rel.strip_prefix(&self.lake).unwrap_or(&rel).to_string_lossy().into_owned());

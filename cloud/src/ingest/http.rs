@@ -1,6 +1,7 @@
 //! The ingest's own small HTTP endpoint, for Kubernetes probes and monitoring: `/healthz`
 //! (alive), `/readyz` (connected to the broker and subscribed: 503 otherwise), `/status` (the
-//! counters as JSON) and `/metrics` (the same in Prometheus text format).
+//! counters as JSON) and `/metrics` (the same, with commit latency and lag histograms, as
+//! OpenMetrics text).
 
 use super::stats::{IngestStats, StatsSnapshot};
 use anyhow::{Context, Result};
@@ -9,7 +10,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
-use std::fmt::Write as _;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -46,16 +49,27 @@ async fn status(State(stats): State<Arc<IngestStats>>) -> Json<StatsSnapshot> {
 }
 
 async fn metrics(State(stats): State<Arc<IngestStats>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], exposition(&stats.snapshot()))
+    ([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], exposition(&stats))
 }
 
-/// The counters in Prometheus text format.
-fn exposition(s: &StatsSnapshot) -> String {
+/// The content type of `/metrics`: OpenMetrics text (it ends in `# EOF`).
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The counters (`moldops_ingest_*_total`), gauges and histograms as OpenMetrics text.
+fn exposition(stats: &IngestStats) -> String {
+    let s = stats.snapshot();
     let counters = [
         ("messages", "Publishes received on data topics", s.messages),
         ("raw_records", "Rows committed to raw_data", s.raw_records),
         ("peripheral_records", "Rows committed to peripheral_data", s.peripheral_records),
         ("gap_records", "Gap records committed to edge_gaps", s.gap_records),
+        (
+            "score_records",
+            "Score records (one per shot scored at an edge) committed to edge_scores",
+            s.score_records,
+        ),
+        ("alarm_records", "Alarms among the score records committed", s.alarm_records),
+        ("status_records", "Edge health snapshots committed to edge_status", s.status_records),
         (
             "dropped_at_edge",
             "Records edges report they dropped unsent because their buffer was full",
@@ -75,17 +89,20 @@ fn exposition(s: &StatsSnapshot) -> String {
         ("commits", "Group commits", s.commits),
         ("files", "Part files written", s.files),
     ];
-    let mut out = String::new();
+    let mut r = Registry::with_prefix("moldops_ingest");
     for (name, help, v) in counters {
-        let _ = writeln!(out, "# HELP moldops_ingest_{name} {help}.\n# TYPE moldops_ingest_{name} counter");
-        let _ = writeln!(out, "moldops_ingest_{name}_total {v}");
+        r.register(name, help, ConstCounter::new(v));
     }
     for (name, help, v) in [
         ("connected", "1 while connected to the broker", s.connected),
         ("subscribed", "1 once the data subscription is in place", s.subscribed),
     ] {
-        let _ = writeln!(out, "# HELP moldops_ingest_{name} {help}.\n# TYPE moldops_ingest_{name} gauge");
-        let _ = writeln!(out, "moldops_ingest_{name} {}", u8::from(v));
+        r.register(name, help, ConstGauge::new(i64::from(v)));
+    }
+    stats.register_histograms(&mut r);
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, &r).is_err() {
+        out.push_str("# encoding failed\n");
     }
     out
 }
@@ -96,21 +113,36 @@ mod tests {
 
     #[test]
     fn exposition_names_every_counter() {
-        let s = StatsSnapshot {
-            quarantined: 3,
-            new_epochs: 1,
-            dropped_at_edge: 42,
-            connected: true,
-            ..Default::default()
-        };
-        let text = exposition(&s);
-        assert!(text.contains("moldops_ingest_dropped_at_edge_total 42"), "{text}");
-        assert!(text.contains("moldops_ingest_quarantined_total 3"), "{text}");
-        assert!(text.contains("moldops_ingest_new_epochs_total 1"), "{text}");
+        let stats = IngestStats::default();
+        stats.observe_commit(0.004, 0.25);
+        let text = exposition(&stats);
+        assert!(text.contains("moldops_ingest_dropped_at_edge_total 0"), "{text}");
+        assert!(text.contains("moldops_ingest_score_records_total 0"), "{text}");
         assert!(
-            text.contains("moldops_ingest_connected 1") && text.contains("moldops_ingest_subscribed 0"),
+            text.contains("moldops_ingest_connected 0") && text.contains("moldops_ingest_subscribed 0"),
             "{text}"
         );
-        assert_eq!(text.matches("# TYPE").count(), 12);
+        assert!(text.contains("moldops_ingest_commit_seconds_count 1"), "{text}");
+        assert!(text.contains("moldops_ingest_commit_lag_seconds_bucket{le=\"0.5\"} 1"), "{text}");
+        assert_eq!(text.matches("# TYPE").count(), 17, "{text}");
+        assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends in # EOF");
+    }
+
+    /// The example Grafana dashboard only charts ingest metrics the ingest serves.
+    #[test]
+    fn the_example_dashboard_charts_metrics_the_ingest_serves() {
+        let text = exposition(&IngestStats::default());
+        let served: Vec<&str> =
+            text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split_whitespace().next()).collect();
+        let dashboard = include_str!("../../../deploy/grafana/moldops-dashboard.json");
+        let charted: Vec<&str> = dashboard
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|n| n.starts_with("moldops_ingest_"))
+            .collect();
+        assert!(charted.len() >= 8, "{charted:?}");
+        for name in charted {
+            let base = ["_total", "_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s));
+            assert!(served.contains(&base.unwrap_or(name)), "{name} is charted but not served:\n{text}");
+        }
     }
 }

@@ -55,6 +55,7 @@ fn record(seq: u64) -> Record {
         mold: Some("A".into()),
         values: [("Cycle_Time".to_string(), 1.0)].into_iter().collect(),
         out_of_range: vec![],
+        model: None,
     }
 }
 

@@ -2,6 +2,8 @@
 //! what was written, dropped and quarantined, and whether the subscription is in place.
 
 use super::commit::Outcome;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::watch;
@@ -13,6 +15,9 @@ pub struct IngestStats {
     raw_records: AtomicU64,
     peripheral_records: AtomicU64,
     gap_records: AtomicU64,
+    score_records: AtomicU64,
+    alarm_records: AtomicU64,
+    status_records: AtomicU64,
     dropped_at_edge: AtomicU64,
     duplicates: AtomicU64,
     quarantined: AtomicU64,
@@ -21,6 +26,8 @@ pub struct IngestStats {
     files: AtomicU64,
     connected: AtomicBool,
     subscribed: watch::Sender<bool>,
+    commit_seconds: Histogram,
+    commit_lag_seconds: Histogram,
 }
 
 /// A copy of the counters at one moment.
@@ -34,6 +41,12 @@ pub struct StatsSnapshot {
     pub peripheral_records: u64,
     /// Gap records committed to `edge_gaps`.
     pub gap_records: u64,
+    /// Score records (one per shot an edge scored) committed to `edge_scores`.
+    pub score_records: u64,
+    /// Of those, the alarms (score above the model's threshold).
+    pub alarm_records: u64,
+    /// Edge health snapshots committed to `edge_status`.
+    pub status_records: u64,
     /// Records the edges' gap records say were dropped at the edge (buffer full).
     pub dropped_at_edge: u64,
     /// Records dropped because their `(site, edge_id, epoch, seq)` was already committed.
@@ -59,6 +72,9 @@ impl Default for IngestStats {
             raw_records: AtomicU64::new(0),
             peripheral_records: AtomicU64::new(0),
             gap_records: AtomicU64::new(0),
+            score_records: AtomicU64::new(0),
+            alarm_records: AtomicU64::new(0),
+            status_records: AtomicU64::new(0),
             dropped_at_edge: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             quarantined: AtomicU64::new(0),
@@ -67,6 +83,10 @@ impl Default for IngestStats {
             files: AtomicU64::new(0),
             connected: AtomicBool::new(false),
             subscribed: watch::Sender::new(false),
+            commit_seconds: Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            commit_lag_seconds: Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
         }
     }
 }
@@ -79,6 +99,9 @@ impl IngestStats {
             raw_records: self.raw_records.load(Ordering::Relaxed),
             peripheral_records: self.peripheral_records.load(Ordering::Relaxed),
             gap_records: self.gap_records.load(Ordering::Relaxed),
+            score_records: self.score_records.load(Ordering::Relaxed),
+            alarm_records: self.alarm_records.load(Ordering::Relaxed),
+            status_records: self.status_records.load(Ordering::Relaxed),
             dropped_at_edge: self.dropped_at_edge.load(Ordering::Relaxed),
             duplicates: self.duplicates.load(Ordering::Relaxed),
             quarantined: self.quarantined.load(Ordering::Relaxed),
@@ -110,10 +133,30 @@ impl IngestStats {
         !self.subscribed.send_replace(true)
     }
 
+    /// Records one group commit: how long writing it took, and its lag — from the arrival of
+    /// its oldest publish to the commit being durable (seconds).
+    pub(super) fn observe_commit(&self, commit_seconds: f64, lag_seconds: f64) {
+        self.commit_seconds.observe(commit_seconds);
+        self.commit_lag_seconds.observe(lag_seconds);
+    }
+
+    /// Adds the commit latency and lag histograms to `r` (for `/metrics`).
+    pub(super) fn register_histograms(&self, r: &mut Registry) {
+        r.register("commit_seconds", "Time to write one group commit durably", self.commit_seconds.clone());
+        r.register(
+            "commit_lag_seconds",
+            "From the arrival of a group's oldest publish to its commit being durable",
+            self.commit_lag_seconds.clone(),
+        );
+    }
+
     pub(super) fn commit(&self, out: &Outcome) {
         self.raw_records.fetch_add(out.raw_records, Ordering::Relaxed);
         self.peripheral_records.fetch_add(out.peripheral_records, Ordering::Relaxed);
         self.gap_records.fetch_add(out.gap_records, Ordering::Relaxed);
+        self.score_records.fetch_add(out.score_records, Ordering::Relaxed);
+        self.alarm_records.fetch_add(out.alarm_records, Ordering::Relaxed);
+        self.status_records.fetch_add(out.status_records, Ordering::Relaxed);
         self.dropped_at_edge.fetch_add(out.dropped_at_edge, Ordering::Relaxed);
         self.duplicates.fetch_add(out.duplicates, Ordering::Relaxed);
         self.quarantined.fetch_add(out.quarantined, Ordering::Relaxed);

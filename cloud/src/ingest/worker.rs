@@ -56,6 +56,7 @@ impl Worker {
             }
             let mut group = Group::default();
             let mut publishes = Vec::new();
+            let mut received = Vec::new();
             let mut round = vec![first];
             loop {
                 // Take what is ready now, decode it (on several cores), and go on while more
@@ -75,19 +76,25 @@ impl Worker {
                     .map(|r| (r.publish.topic.as_str(), &r.publish.payload[..], r.received_at_ms))
                     .collect();
                 group.add_all(&msgs);
+                received.extend(round.iter().map(|r| r.received_at_ms));
                 publishes.extend(round.drain(..).map(|r| r.publish));
                 if drained || group.records() >= self.max_group_records {
                     break;
                 }
             }
+            let oldest_ms = received.iter().copied().min().unwrap_or(0);
             let started = Instant::now();
             let out = self.committer.commit(group)?;
             self.stats.commit(&out);
+            let lag_ms = chrono::Utc::now().timestamp_millis().saturating_sub(oldest_ms).max(0);
+            self.stats.observe_commit(started.elapsed().as_secs_f64(), lag_ms as f64 / 1e3);
             tracing::info!(
                 messages = out.messages,
                 raw_data = out.raw_records,
                 peripheral_data = out.peripheral_records,
                 edge_gaps = out.gap_records,
+                edge_scores = out.score_records,
+                edge_status = out.status_records,
                 duplicates = out.duplicates,
                 quarantined = out.quarantined,
                 new_epochs = out.new_epochs,

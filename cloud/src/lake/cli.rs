@@ -1,13 +1,14 @@
-//! `moldops-cloud lake summary|compact`: inspecting and compacting the lake.
+//! `moldops-cloud lake summary|verdicts|compact`: inspecting and compacting the lake.
 
 use crate::config::LakeArgs as LakeLocation;
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use std::ops::RangeInclusive;
 
 /// Arguments of `moldops-cloud lake`.
 #[derive(Debug, Args)]
 pub struct LakeArgs {
-    /// The verb: `summary` or `compact`.
+    /// The verb: `summary`, `verdicts` or `compact`.
     #[command(subcommand)]
     pub command: LakeCommand,
 }
@@ -21,6 +22,26 @@ pub enum LakeCommand {
         /// `--lake` / `--config`: the lake to summarise.
         #[command(flatten)]
         lake: LakeLocation,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which model judged which shots of one machine, and why: the edges' live scores from
+    /// `edge_scores` — score, threshold, the exact bundle (sha256), and for alarms the
+    /// features that drove the score.
+    Verdicts {
+        /// `--lake` / `--config`: the lake to read.
+        #[command(flatten)]
+        lake: LakeLocation,
+        /// The machine.
+        #[arg(long)]
+        machine: String,
+        /// Only these shot numbers: `N` or `FIRST..LAST` (inclusive).
+        #[arg(long, value_parser = parse_shots)]
+        shots: Option<RangeInclusive<u64>>,
+        /// Only alarms.
+        #[arg(long)]
+        alarms: bool,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -41,8 +62,31 @@ pub enum LakeCommand {
 pub fn run(args: LakeArgs) -> Result<()> {
     match args.command {
         LakeCommand::Summary { lake, json } => summary(&lake, json),
+        LakeCommand::Verdicts { lake, machine, shots, alarms, json } => {
+            let query = super::verdicts::Query { machine_id: machine, shots, alarms_only: alarms };
+            let found = super::verdicts::verdicts(&lake.path()?, &query)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&found)?);
+            } else {
+                print!("{}", super::verdicts::to_table(&query.machine_id, &found));
+            }
+            Ok(())
+        }
         LakeCommand::Compact { lake, min_files } => compact(&lake, min_files),
     }
+}
+
+/// `N` or `FIRST..LAST` (also `FIRST-LAST`), inclusive.
+fn parse_shots(text: &str) -> Result<RangeInclusive<u64>, String> {
+    let number = |t: &str| t.trim().parse::<u64>().map_err(|e| format!("{t:?} is not a shot number: {e}"));
+    let range = match text.split_once("..").or_else(|| text.split_once('-')) {
+        Some((a, b)) => number(a)?..=number(b.trim_start_matches('='))?,
+        None => number(text)?..=number(text)?,
+    };
+    if range.is_empty() {
+        return Err(format!("{text}: the first shot is after the last"));
+    }
+    Ok(range)
 }
 
 fn compact(lake: &LakeLocation, min_files: usize) -> Result<()> {
@@ -67,4 +111,19 @@ fn summary(lake: &LakeLocation, json: bool) -> Result<()> {
         print!("{}", s.to_table());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_shots;
+
+    #[test]
+    fn shot_ranges_parse_inclusive_and_refuse_nonsense() {
+        assert_eq!(parse_shots("100..200"), Ok(100..=200));
+        assert_eq!(parse_shots("100..=200"), Ok(100..=200));
+        assert_eq!(parse_shots("100-200"), Ok(100..=200));
+        assert_eq!(parse_shots("7"), Ok(7..=7));
+        assert!(parse_shots("200..100").is_err());
+        assert!(parse_shots("a..b").is_err());
+    }
 }

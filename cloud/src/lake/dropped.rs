@@ -139,7 +139,8 @@ fn arrived(lake: &Path, gaps: &[Gap]) -> Result<Arrived> {
     };
     let epoch = col("epoch").cast(DataType::String).fill_null(lit(""));
     let mut scans = Vec::new();
-    for dataset in [RecordKind::Shot.dataset(), RecordKind::Peripheral.dataset()] {
+    let kinds = [RecordKind::Shot, RecordKind::Peripheral, RecordKind::Score, RecordKind::Status];
+    for dataset in kinds.map(RecordKind::dataset) {
         for part in super::list_parts(lake, dataset)? {
             scans.push(super::scan_part(&part, None)?.select([
                 col("site"),

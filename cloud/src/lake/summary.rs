@@ -68,7 +68,7 @@ pub struct EpochSummary {
 /// One dataset: its rows and part files, in total and per machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatasetSummary {
-    /// Dataset name (`raw_data`, `peripheral_data` or `edge_gaps`).
+    /// Dataset name (one of [`super::DATASETS`]).
     pub dataset: String,
     /// Rows over all machines.
     pub rows: u64,

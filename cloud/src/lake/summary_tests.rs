@@ -9,7 +9,7 @@ use moldops_shared::gap::DropGap;
 fn summary_counts_rows_edges_files_shots_and_quarantine() {
     let dir = tempfile::tempdir().expect("tempdir");
     let empty = summary(dir.path()).expect("empty summary");
-    assert_eq!(empty.datasets.len(), 3);
+    assert_eq!(empty.datasets.len(), crate::lake::DATASETS.len());
     assert!(empty.dropped_at_edge.is_empty());
     assert!(empty.datasets.iter().all(|d| d.rows == 0 && d.machines.is_empty()));
     assert_eq!(empty.quarantine.count, 0);

@@ -29,8 +29,9 @@ pub struct Row<'a> {
     pub record: &'a Record,
 }
 
-/// Builds the frame of one part file: the fixed columns (see [`super::FIXED_COLUMNS`]), then
-/// one f64 column per value name present in `rows`, sorted by name, null where absent.
+/// Builds the frame of one part file: the fixed columns (see [`super::FIXED_COLUMNS`]), the
+/// model stamp's when a row carries one (see [`super::MODEL_COLUMNS`]), then one f64 column
+/// per value name present in `rows`, sorted by name, null where absent.
 pub fn frame(rows: &[Row<'_>]) -> Result<DataFrame> {
     let n = rows.len();
     let names = value_names(rows);
@@ -78,10 +79,30 @@ pub fn frame(rows: &[Row<'_>]) -> Result<DataFrame> {
         "epoch".into(),
         rows.iter().map(|r| (!r.epoch.is_empty()).then_some(r.epoch)).collect::<Vec<_>>(),
     ));
+    if rows.iter().any(|r| r.record.model.is_some()) {
+        columns.extend(stamp_columns(rows));
+    }
     for (name, col) in names.iter().zip(values) {
         columns.push(Column::new((*name).into(), col));
     }
     DataFrame::new(n, columns).context("building a part frame")
+}
+
+/// The model stamp's columns (see [`super::MODEL_COLUMNS`]), null for rows without one.
+fn stamp_columns(rows: &[Row<'_>]) -> [Column; 4] {
+    fn stamp<'a>(r: &Row<'a>) -> Option<&'a moldops_shared::score::ModelStamp> {
+        r.record.model.as_ref()
+    }
+    let [key, id, version, sha] = super::MODEL_COLUMNS;
+    [
+        Column::new(key.into(), rows.iter().map(|r| stamp(r).map(|m| m.key.as_str())).collect::<Vec<_>>()),
+        Column::new(id.into(), rows.iter().map(|r| stamp(r).map(|m| m.id.as_str())).collect::<Vec<_>>()),
+        Column::new(version.into(), rows.iter().map(|r| stamp(r).map(|m| m.version)).collect::<Vec<_>>()),
+        Column::new(
+            sha.into(),
+            rows.iter().map(|r| stamp(r).map(|m| m.bundle_sha256.as_str())).collect::<Vec<_>>(),
+        ),
+    ]
 }
 
 /// One part file to write: its folder, its name and its rows.

@@ -28,6 +28,7 @@ fn batch(edge: &str, seqs: std::ops::RangeInclusive<u64>) -> Vec<u8> {
             mold: Some("A".into()),
             values: [("Cycle_Time".to_string(), 60.0)].into_iter().collect(),
             out_of_range: vec![],
+            model: None,
         })
         .collect();
     encode_batch(&Batch::new("plant", edge, 0, records).expect("non-empty"))

@@ -31,6 +31,7 @@ pub fn shot(n: u64, ts_ms: i64, mold: &str, values: &[(&str, f64)]) -> Record {
         mold: Some(mold.into()),
         values: values.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         out_of_range: vec![],
+        model: None,
     }
 }
 

@@ -16,6 +16,7 @@ fn rec(machine: &str, shot: u64) -> NewRecord {
             mold: Some("M".into()),
             values: [("Cycle_Time".to_string(), 60.0)].into_iter().collect(),
             out_of_range: vec![],
+            model: None,
         },
         shot_mark: Some((machine.into(), shot)),
     }

@@ -265,6 +265,25 @@ fn the_example_config_resolves() {
     assert_eq!(devices.len(), 3);
 }
 
+/// The ids of the edge's own records (scores, health) are not a device's or a machine's: a
+/// config using them is refused with the reason, so those records never mix with a device's.
+#[test]
+fn the_ids_of_the_edges_own_records_are_reserved() {
+    let base = tempfile::tempdir().expect("a temporary folder");
+    for (from, to) in
+        [("id = \"m1-tcu\"", "id = \"_scores\""), ("machine_id = \"m1\"", "machine_id = \"_edge\"")]
+    {
+        let text = CONFIG.replacen(from, to, 1);
+        assert_ne!(text, CONFIG);
+        let cfg: EdgeConfig = toml::from_str(&text).expect("the config parses");
+        let problems = cfg.resolve(base.path()).expect_err("the reserved id is refused").0;
+        assert!(
+            problems.iter().any(|p| p.contains("is reserved for the edge's own records")),
+            "{problems:?}"
+        );
+    }
+}
+
 /// A serial line the port could not be opened with as written is refused at load, not opened
 /// with other settings (data bits 9 used to open the port with 8).
 #[test]

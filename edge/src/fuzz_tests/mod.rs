@@ -100,6 +100,7 @@ fn shot_record(snap: &Snapshot, machine: &str) -> Record {
         mold: snap.mold.clone(),
         values: snap.values.clone(),
         out_of_range: snap.flagged(),
+        model: None,
     }
 }
 

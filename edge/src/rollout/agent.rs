@@ -59,6 +59,10 @@ pub(crate) struct Agent {
     pub transfers: HashMap<String, Transfer>,
     /// Loads in progress: key label → sha256.
     pub loading: HashMap<String, String>,
+    /// To the task that appends score records to the buffer ([`super::record_scores`]).
+    pub score_records: mpsc::Sender<Vec<Record>>,
+    /// Score records of the records handled since the last [`Agent::flush_scores`].
+    pub pending_scores: Vec<Record>,
 }
 
 impl Agent {
@@ -344,9 +348,24 @@ impl Agent {
             if self.client.try_publish(self.topic(Leaf::Scores), QoS::AtLeastOnce, false, payload).is_err() {
                 self.metrics.publish_dropped.inc();
             }
+            self.pending_scores.push(msg.to_record());
         }
         for done in observed.shadow_done {
             self.on_shadow_done(done);
+        }
+    }
+
+    /// Hands the score records made since the last call to the buffer's appender; when it is
+    /// that far behind (the buffer stalls), they are counted as lost and logged.
+    pub(crate) fn flush_scores(&mut self) {
+        if self.pending_scores.is_empty() {
+            return;
+        }
+        let records = std::mem::take(&mut self.pending_scores);
+        let n = records.len();
+        if self.score_records.try_send(records).is_err() {
+            self.metrics.records_lost.inc_by(n as u64);
+            tracing::error!(records = n, "score records not buffered (the buffer is not keeping up): lost");
         }
     }
 

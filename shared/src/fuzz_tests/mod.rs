@@ -260,5 +260,6 @@ fn valid_record(u: &mut Unstructured<'_>, seq: u64) -> Gen<Record> {
         mold: if u.arbitrary()? { Some(valid_name(u)?) } else { None },
         values,
         out_of_range: if u.ratio(1, 4)? { vec![valid_name(u)?] } else { Vec::new() },
+        model: None,
     })
 }

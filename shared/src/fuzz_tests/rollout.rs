@@ -238,6 +238,7 @@ fn fuzz_reported_state_and_scores() {
             model_key: valid_name(u)?,
             model_id: valid_name(u)?,
             version: any_u32(u)?,
+            bundle_sha256: "0".repeat(64),
             score: Some(u.arbitrary::<f32>()?).filter(|s| s.is_finite()).unwrap_or(0.0),
             threshold: 0.5,
             alarm: u.arbitrary()?,

@@ -2,7 +2,9 @@
 //! simulated plant → edge → broker → ingest → lake → the built-in learning DAG (import → etl →
 //! augment → evaluate ∥ train → register → rollout) → the edge scoring live shots. An
 //! independent client (`mosquitto_sub`) records the scores the edge publishes; the test holds
-//! them against the simulator's quality log itself and checks the demo's own figures.
+//! them against the simulator's quality log itself and checks the demo's own figures, and
+//! finds every score once in the lake's `edge_scores`, stamped with its model, and the edge's
+//! health snapshots in `edge_status`.
 
 use moldops_tests::broker::Mosquitto;
 use moldops_tests::{bin, test_dir};
@@ -82,4 +84,74 @@ fn the_demo_closes_the_loop_and_its_alarms_match_the_truth() {
     assert!(demo.join("report.html").is_file(), "the browsable report");
     let models = d["models"].as_object().expect("models");
     assert_eq!(models.len(), 2, "one rolled-out model per machine scored: {d}");
+
+    // The durable copy: the scores reached the lake through the edge's buffer, each shot once,
+    // each agreeing with what the broker carried, stamped with the model that judged it.
+    let lake_scores = scores_in_lake(&demo.join("lake"));
+    assert!(
+        lake_scores.len() as u64 >= scored,
+        "{} scores in the lake, {scored} judged live",
+        lake_scores.len()
+    );
+    for (shot, row) in &lake_scores {
+        if let Some(alarm) = seen.get(shot) {
+            assert_eq!(row.alarm, *alarm, "{shot:?}: the lake and the broker disagree");
+        }
+        let version = models.get(&row.model_key).and_then(|v| v.as_u64());
+        let version =
+            version.unwrap_or_else(|| panic!("{shot:?}: model key {} not live: {d}", row.model_key));
+        assert_eq!(row.model_id, format!("{}@{version}", row.model_key), "{shot:?}");
+        assert_eq!(row.bundle_sha256.len(), 64, "{shot:?}");
+        assert_eq!(row.contributions > 0, row.alarm, "{shot:?}: contributions exactly on alarms");
+    }
+    assert!(lake_scores.values().any(|r| r.alarm), "some alarm reached the lake");
+
+    // The edge's health reached the lake too: a snapshot at the start and every minute.
+    let health = moldops_cloud::lake::read_dataset(&demo.join("lake"), "edge_status").expect("edge_status");
+    assert!(health.height() >= 2, "health snapshots at the start and each minute: {health}");
+    let figures = |name: &str| -> Vec<f64> {
+        health.column(name).expect(name).f64().expect("f64").iter().map(|v| v.expect(name)).collect()
+    };
+    assert!(figures("running").iter().all(|r| *r == 1.0), "{health}");
+    assert!(figures("devices").iter().all(|n| *n >= 2.0), "the demo's machines are counted: {health}");
+    assert!(figures("broker_connected").contains(&1.0), "{health}");
+}
+
+/// One row of `edge_scores`.
+struct LakeScore {
+    alarm: bool,
+    model_key: String,
+    model_id: String,
+    bundle_sha256: String,
+    /// Non-null `contribution.*` values.
+    contributions: usize,
+}
+
+/// `edge_scores` by (machine, shot); a shot twice fails the test.
+fn scores_in_lake(lake: &std::path::Path) -> BTreeMap<(String, u64), LakeScore> {
+    let df = moldops_cloud::lake::read_dataset(lake, "edge_scores").expect("edge_scores");
+    let strings = |name: &str| df.column(name).expect(name).str().expect(name).clone();
+    let (machine, model_key) = (strings("machine_id"), strings("model_key"));
+    let (model_id, sha) = (strings("model_id"), strings("bundle_sha256"));
+    let shot = df.column("shot_number").expect("shot_number").u64().expect("u64").clone();
+    let alarm = df.column("alarm").expect("alarm").f64().expect("f64").clone();
+    let contribution_columns: Vec<_> = df
+        .columns()
+        .iter()
+        .filter(|c| c.name().starts_with("contribution."))
+        .map(|c| c.f64().expect("f64").clone())
+        .collect();
+    let mut out = BTreeMap::new();
+    for i in 0..df.height() {
+        let key = (machine.get(i).expect("machine").to_string(), shot.get(i).expect("shot number"));
+        let row = LakeScore {
+            alarm: alarm.get(i) == Some(1.0),
+            model_key: model_key.get(i).expect("model_key").to_string(),
+            model_id: model_id.get(i).expect("model_id").to_string(),
+            bundle_sha256: sha.get(i).expect("bundle_sha256").to_string(),
+            contributions: contribution_columns.iter().filter(|c| c.get(i).is_some()).count(),
+        };
+        assert!(out.insert(key.clone(), row).is_none(), "{key:?} is in edge_scores twice");
+    }
+    out
 }

@@ -73,7 +73,8 @@ fn edge_config(dir: &Path, broker: u16, device: &str) -> std::path::PathBuf {
     p
 }
 
-/// Subscribes to every data topic and returns the first record as generic JSON.
+/// Subscribes to every data topic and returns the first shot record as generic JSON (the
+/// edge's own records, such as its health snapshot at start, are passed over).
 fn first_record(port: u16, start: impl FnOnce() -> Proc) -> (serde_json::Value, Proc) {
     let mut opts = MqttOptions::new("peer-test-sub", "127.0.0.1", port);
     opts.set_max_packet_size(16 << 20, 16 << 20);
@@ -92,8 +93,10 @@ fn first_record(port: u16, start: impl FnOnce() -> Proc) -> (serde_json::Value, 
             Ok(Event::Incoming(Packet::SubAck(_))) => edge = start.take().map(|f| f()),
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let batch: serde_json::Value = serde_json::from_slice(&p.payload).expect("batch is JSON");
-                let rec = batch["records"][0].clone();
-                return (rec, edge.expect("edge started"));
+                let records = batch["records"].as_array().cloned().unwrap_or_default();
+                if let Some(rec) = records.into_iter().find(|r| r["kind"] == "shot") {
+                    return (rec, edge.expect("edge started"));
+                }
             }
             Ok(_) => {}
             Err(e) => panic!("test subscriber lost the broker: {e}"),
