@@ -1,11 +1,13 @@
 //! MQTT → lake ingest. One task drives the rumqttc event loop (persistent session, fixed
-//! client id, manual acks, QoS 1 subscription to every edge's data topic, reconnecting forever
+//! client id, manual acks, QoS 1 subscriptions to every edge's data topic and to its retained
+//! status and reported model state — see [`events`] —, reconnecting forever
 //! with capped exponential back-off) and hands publishes to the commit [`worker`] thread,
 //! which writes them in groups and acknowledges each group only once it is durable. A crash
 //! before the ack means the broker redelivers and the dedup state drops the replay.
 
 pub mod cli;
 pub mod commit;
+pub mod events;
 pub mod http;
 pub mod state;
 pub mod stats;
@@ -21,7 +23,9 @@ use crate::config::ConfigErrors;
 use anyhow::{Context, Result, anyhow};
 use moldops_common::backoff::Backoff;
 use moldops_shared::topic::{Leaf, filter_all};
-use rumqttc::{AsyncClient, ConnectionError, Event, Outgoing, Packet, QoS, SubscribeReasonCode};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, Outgoing, Packet, QoS, SubscribeFilter, SubscribeReasonCode,
+};
 use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
@@ -147,7 +151,7 @@ pub async fn run(cfg: IngestConfig, shutdown: impl Future<Output = ()>) -> Resul
     let mut session = Session {
         cfg: &cfg,
         client: client.clone(),
-        filter: filter_all(Leaf::Data),
+        filters: [Leaf::Data, Leaf::Status, Leaf::ModelReported].map(filter_all).to_vec(),
         link: Link { up: false, last_error: None, backoff: reconnect_backoff() },
         tx,
     };
@@ -225,7 +229,7 @@ enum Step {
 struct Session<'a> {
     cfg: &'a IngestConfig,
     client: AsyncClient,
-    filter: String,
+    filters: Vec<String>,
     link: Link,
     tx: mpsc::UnboundedSender<Received>,
 }
@@ -235,7 +239,11 @@ impl Session<'_> {
         let cfg = self.cfg;
         match event {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                cfg.stats.message();
+                if moldops_shared::topic::parse(&publish.topic)
+                    .is_some_and(|(_, _, l)| l == Leaf::Data.as_str())
+                {
+                    cfg.stats.message();
+                }
                 let received_at_ms = chrono::Utc::now().timestamp_millis();
                 // Only fails once the worker is gone; its result then arrives on `done`.
                 let _ = self.tx.send(Received { publish, received_at_ms });
@@ -245,16 +253,25 @@ impl Session<'_> {
                     session_present = ack.session_present, "connected to the broker");
                 self.link = Link { up: true, last_error: None, backoff: reconnect_backoff() };
                 cfg.stats.set_connected(true);
-                if self.client.try_subscribe(self.filter.clone(), QoS::AtLeastOnce).is_err() {
-                    let (client, filter) = (self.client.clone(), self.filter.clone());
-                    tokio::spawn(async move { client.subscribe(filter, QoS::AtLeastOnce).await });
+                let filters: Vec<SubscribeFilter> =
+                    self.filters.iter().map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce)).collect();
+                if self.client.try_subscribe_many(filters.clone()).is_err() {
+                    let client = self.client.clone();
+                    tokio::spawn(async move { client.subscribe_many(filters).await });
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
-                    return Step::Fail(anyhow!("the broker refused the subscription to {}", self.filter));
+                let refused: Vec<&String> = ack
+                    .return_codes
+                    .iter()
+                    .zip(&self.filters)
+                    .filter(|(c, _)| matches!(c, SubscribeReasonCode::Failure))
+                    .map(|(_, f)| f)
+                    .collect();
+                if !refused.is_empty() {
+                    return Step::Fail(anyhow!("the broker refused the subscription to {refused:?}"));
                 }
-                tracing::info!(filter = %self.filter, "subscribed");
+                tracing::info!(filters = ?self.filters, "subscribed");
                 if cfg.stats.set_subscribed() && cfg.announce {
                     let mut out = std::io::stdout().lock();
                     let _ = writeln!(out, "{}", serde_json::json!({"event": "subscribed"}));

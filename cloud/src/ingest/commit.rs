@@ -9,6 +9,7 @@
 //! edge (its buffer was lost or replaced) is a new stream, counted and logged, never taken
 //! for duplicates.
 
+use super::events::{self, EventMessage};
 use super::state::{DedupState, Recovery, SeqSet, StreamId, now_nanos};
 use crate::lake;
 use crate::lake::quarantine::{self, QuarantineEntry};
@@ -42,6 +43,8 @@ enum Refused {
 pub struct Group {
     accepted: Vec<Batch>,
     refused: Vec<Refused>,
+    /// Messages on the edges' retained event topics (status, reported model state).
+    events: Vec<EventMessage>,
     records: usize,
     messages: usize,
 }
@@ -77,6 +80,20 @@ impl Group {
 
     fn push(&mut self, topic: &str, payload: &[u8], received_at_ms: i64, checked: Result<Decoded, String>) {
         self.messages += 1;
+        if let Some((site, edge_id, leaf)) =
+            topic::parse(topic).filter(|(_, _, leaf)| events::is_event_leaf(leaf))
+        {
+            match events::parse(site, edge_id, leaf, payload, received_at_ms) {
+                Ok(Some(message)) => self.events.push(message),
+                Ok(None) => {}
+                Err(reason) => {
+                    tracing::warn!(topic, %reason, bytes = payload.len(), "edge event quarantined");
+                    let entry = QuarantineEntry::new(reason, topic, received_at_ms, payload);
+                    self.refused.push(Refused::Payload { at: received_at_ms, entry });
+                }
+            }
+            return;
+        }
         match checked {
             Ok(decoded) => {
                 let batch = self.accepted.len();
@@ -188,6 +205,8 @@ pub struct Outcome {
     pub alarm_records: u64,
     /// Health snapshots of edges written to `edge_status`.
     pub status_records: u64,
+    /// Rows written to `edge_events` (link and rollout states from retained topics).
+    pub event_records: u64,
     /// Records dropped as replays: already in the lake, or earlier in the same group.
     pub duplicates: u64,
     /// Quarantine entries stored: whole payloads and single records.
@@ -317,7 +336,13 @@ impl Committer {
             let nanos = self.next_nanos();
             quarantine::store(&self.lake, &sorted.quarantine, nanos)?;
         }
-        if sorted.seen.values().any(|s| !s.is_empty()) {
+        let event_rows = events::fresh(group.events, &mut self.state.events);
+        if !event_rows.is_empty() {
+            let nanos = self.next_nanos();
+            out.files.extend(events::write(&self.lake, &event_rows, nanos)?);
+            out.event_records = event_rows.len() as u64;
+        }
+        if sorted.seen.values().any(|s| !s.is_empty()) || !event_rows.is_empty() {
             self.state.merge(&sorted.seen);
             self.state.mark_nanos = self.last_nanos;
             self.state.last_commit_files = out.files.clone();

@@ -186,6 +186,34 @@ fn score_records_land_in_edge_scores_with_their_model_stamp_once() {
 }
 
 #[test]
+fn edge_events_are_recorded_once_across_redeliveries_and_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = |state: &str, ts: i64| {
+        format!(r#"{{"state":"{state}","site":"plant","edge_id":"e1","ts_ms":{ts},"version":"0.1.0"}}"#)
+            .into_bytes()
+    };
+    let t = topic::topic("plant", "e1", Leaf::Status);
+    {
+        let (mut c, _) = Committer::open(dir.path()).expect("open");
+        let forged = topic::topic("plant", "e2", Leaf::Status);
+        let out = commit(&mut c, &[(&t, status("online", 100)), (&forged, status("online", 100))]);
+        assert_eq!((out.event_records, out.quarantined, out.messages), (1, 1, 2));
+        // The broker's last will: built before the connection, so an older edge time.
+        let out = commit(&mut c, &[(&t, status("online", 100)), (&t, status("offline", 99))]);
+        assert_eq!(out.event_records, 1, "the retained online again is passed over");
+    }
+    // A restarted ingest sees the retained message once more, and knows it.
+    let (mut c, _) = Committer::open(dir.path()).expect("reopen");
+    let out = commit(&mut c, &[(&t, status("offline", 99))]);
+    assert_eq!(out.event_records, 0);
+    let df = lake::read_parts(&lake::list_parts(dir.path(), "edge_events").expect("list"), &[])
+        .expect("read")
+        .expect("files");
+    let events: Vec<Option<&str>> = df.column("event").expect("event").str().expect("str").iter().collect();
+    assert_eq!(events, [Some("online"), Some("offline")]);
+}
+
+#[test]
 fn dedup_within_and_across_groups_and_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut c, _) = Committer::open(dir.path()).expect("open");

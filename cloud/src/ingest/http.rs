@@ -70,6 +70,7 @@ fn exposition(stats: &IngestStats) -> String {
         ),
         ("alarm_records", "Alarms among the score records committed", s.alarm_records),
         ("status_records", "Edge health snapshots committed to edge_status", s.status_records),
+        ("event_records", "Edge link and rollout events committed to edge_events", s.event_records),
         (
             "dropped_at_edge",
             "Records edges report they dropped unsent because their buffer was full",
@@ -124,7 +125,7 @@ mod tests {
         );
         assert!(text.contains("moldops_ingest_commit_seconds_count 1"), "{text}");
         assert!(text.contains("moldops_ingest_commit_lag_seconds_bucket{le=\"0.5\"} 1"), "{text}");
-        assert_eq!(text.matches("# TYPE").count(), 17, "{text}");
+        assert_eq!(text.matches("# TYPE").count(), 18, "{text}");
         assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends in # EOF");
     }
 

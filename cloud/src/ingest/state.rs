@@ -156,6 +156,10 @@ pub struct DedupState {
     /// Part files (relative to the lake) written by the last commit, for people and tools.
     #[serde(default)]
     pub last_commit_files: Vec<String>,
+    /// The edge events recorded last, per `{site}/{edge_id}/{leaf}` (see
+    /// [`super::events::fresh`]): retained messages that come again are recognised.
+    #[serde(default)]
+    pub events: BTreeMap<String, Vec<super::events::EventMark>>,
 }
 
 /// What [`DedupState::recover`] found.

@@ -139,5 +139,10 @@ fn the_shipped_acl_keeps_each_edge_to_its_own_topics() {
     let data = received(ingest);
     assert!(data.contains("edge-a/data own-data"), "the ingest gets an edge's own data: {data:?}");
     assert!(!data.contains("forged-data"), "an edge published as another edge: {data:?}");
+
+    // The ingest also reads the edges' retained reported model state (into edge_events).
+    assert!(publish(dir, port, Some("edge-a"), &format!("{site}/edge-a/model/reported"), "own-report", true));
+    let reports = received(subscribe(dir, port, "moldops-ingest", "moldops/v1/+/+/model/reported", 4, None));
+    assert!(reports.contains("own-report"), "the ingest reads an edge's reported state: {reports:?}");
     drop(broker);
 }

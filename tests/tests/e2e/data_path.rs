@@ -1,6 +1,7 @@
 //! The acceptance path: simulator (2 machines + peripherals, accelerated) → edge → real
 //! Mosquitto → ingest → lake holds exactly the shots the simulator logged, with no gap and no
-//! duplicate, while the broker is restarted and the edge and the ingest are SIGKILLed.
+//! duplicate, while the broker is restarted and the edge and the ingest are SIGKILLed; the
+//! edge's link events (online, offline by its last will) land in `edge_events` once each.
 
 use crate::common::*;
 use moldops_tests::{Mosquitto, Proc, bin, wait_until};
@@ -69,6 +70,23 @@ fn exactly_once_through_broker_restart_and_kills() {
     let got = assert_lake_matches_log(&lake, &qlog, total, &[&edge, &ingest]);
     assert!(got.iter().any(|(_, s)| *s < 100), "the u32 shot counter wrapped during the run");
     assert!(lake_rows(&lake, "peripheral_data") > 0, "peripheral samples reached the lake");
+
+    // The edge's link in edge_events: online on each connection, offline by the broker's last
+    // will when the edge was killed; each once, though the ingest was killed and restarted and
+    // saw the retained status again.
+    let files = moldops_cloud::lake::list_parts(&lake, "edge_events").expect("list");
+    let events = moldops_cloud::lake::read_parts(&files, &[]).expect("read").expect("edge_events");
+    let kind = events.column("event").expect("event").str().expect("str").clone();
+    let edge_ts =
+        events.column("edge_ts").expect("edge_ts").cast(&polars::prelude::DataType::Int64).expect("i64");
+    let edge_ts = edge_ts.i64().expect("i64").clone();
+    let rows: Vec<(String, i64)> = (0..events.height())
+        .map(|i| (kind.get(i).unwrap_or_default().to_string(), edge_ts.get(i).unwrap_or_default()))
+        .collect();
+    let count = |e: &str| rows.iter().filter(|(k, _)| k == e).count();
+    assert!(count("online") >= 2 && count("offline") >= 1, "link events: {rows:?}");
+    let distinct: std::collections::BTreeSet<_> = rows.iter().collect();
+    assert_eq!(distinct.len(), rows.len(), "no link event twice: {rows:?}");
     drop(sim);
 }
 

@@ -1,0 +1,284 @@
+//! What edges say about themselves on their retained topics, kept in the lake's `edge_events`:
+//! their link state (`status`: `online` on every connection, `offline` when they stop cleanly
+//! or when the broker publishes their last will because the connection died) and their rollout
+//! state per model key (`model/reported`).
+//!
+//! A retained message comes again on every subscription, so each is recorded once: the ingest
+//! state keeps the last few (state, edge time) marks per edge and topic, and a message already
+//! marked is passed over. A payload that is not such a message is quarantined with the reason.
+
+use crate::lake;
+use crate::lake::write::{prepare_dirs, sync_dirs, write_parquet};
+use anyhow::{Context, Result};
+use moldops_shared::limits;
+use moldops_shared::rollout::ReportedModels;
+use moldops_shared::status::{LinkState, MACHINE_ID, StatusMessage};
+use moldops_shared::topic::Leaf;
+use polars::prelude::{Column, DataFrame, Int64Chunked, IntoColumn, NewChunkedArray, TimeUnit, TimeZone};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The dataset of edge events.
+pub const DATASET: &str = "edge_events";
+
+/// Largest event payload read (a reported state with many model keys stays far below).
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// Marks kept per edge and topic to recognise a retained message seen before.
+const MARKS_KEPT: usize = 8;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// One row of `edge_events`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EdgeEvent {
+    /// Site of the edge.
+    pub site: String,
+    /// Id of the edge.
+    pub edge_id: String,
+    /// When the ingest received the message (UTC ms; column `ts`): for a last will, about when
+    /// the edge's connection died.
+    pub received_at_ms: i64,
+    /// The time the edge wrote into the message (UTC ms; column `edge_ts`). A last will carries
+    /// the time of the connection it guards.
+    pub edge_ts_ms: i64,
+    /// `online`, `offline` or `rollout`.
+    pub event: &'static str,
+    /// The edge's build (status events).
+    pub edge_version: Option<String>,
+    /// The model key (rollout events).
+    pub model_key: Option<String>,
+    /// `downloading`, `verified`, `shadow`, `active`, `rejected` or `rolled_back`.
+    pub rollout_state: Option<&'static str>,
+    /// Version of the bundle the rollout is about.
+    pub target_version: Option<u32>,
+    /// Version scoring live shots.
+    pub active_version: Option<u32>,
+    /// Why a target was rejected or rolled back.
+    pub reason: Option<String>,
+}
+
+/// What identifies one retained message of one edge and topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMark {
+    /// `online`, `offline` or `rollout`.
+    pub event: String,
+    /// The edge's time in the message.
+    pub edge_ts_ms: i64,
+}
+
+/// One retained message read: its key (site, edge, topic), its mark and its rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventMessage {
+    /// `{site}/{edge_id}/{leaf}`.
+    pub key: String,
+    /// What identifies it.
+    pub mark: EventMark,
+    /// The rows it becomes (none for a cleared retained message).
+    pub rows: Vec<EdgeEvent>,
+}
+
+/// Whether `leaf` is a topic whose messages are edge events.
+pub fn is_event_leaf(leaf: &str) -> bool {
+    leaf == Leaf::Status.as_str() || leaf == Leaf::ModelReported.as_str()
+}
+
+/// Reads one message of `site`/`edge_id` on an event topic; `Err` says why it is refused.
+/// An empty payload (a retained message cleared) reads as no event.
+pub fn parse(
+    site: &str,
+    edge_id: &str,
+    leaf: &str,
+    payload: &[u8],
+    received_at_ms: i64,
+) -> Result<Option<EventMessage>, String> {
+    if payload.is_empty() {
+        return Ok(None);
+    }
+    if payload.len() > MAX_EVENT_BYTES {
+        return Err(format!("{leaf} payload is {} bytes (at most {MAX_EVENT_BYTES})", payload.len()));
+    }
+    let key = format!("{site}/{edge_id}/{leaf}");
+    let same_edge = |s: &str, e: &str| {
+        if s == site && e == edge_id {
+            Ok(())
+        } else {
+            Err(format!("topic says site {site:?} edge {edge_id:?} but the {leaf} message says {s:?} {e:?}"))
+        }
+    };
+    let base = |edge_ts_ms: i64, event: &'static str| EdgeEvent {
+        site: site.to_string(),
+        edge_id: edge_id.to_string(),
+        received_at_ms,
+        edge_ts_ms,
+        event,
+        edge_version: None,
+        model_key: None,
+        rollout_state: None,
+        target_version: None,
+        active_version: None,
+        reason: None,
+    };
+    if leaf == Leaf::Status.as_str() {
+        let m: StatusMessage =
+            serde_json::from_slice(payload).map_err(|e| format!("not a status message: {e}"))?;
+        same_edge(&m.site, &m.edge_id)?;
+        limits::check_name("version", &m.version).map_err(|e| e.to_string())?;
+        let event = match m.state {
+            LinkState::Online => "online",
+            LinkState::Offline => "offline",
+        };
+        let row = EdgeEvent { edge_version: Some(m.version.clone()), ..base(m.ts_ms, event) };
+        let mark = EventMark { event: event.to_string(), edge_ts_ms: m.ts_ms };
+        return Ok(Some(EventMessage { key, mark, rows: vec![row] }));
+    }
+    let m: ReportedModels =
+        serde_json::from_slice(payload).map_err(|e| format!("not a reported model state: {e}"))?;
+    same_edge(&m.site, &m.edge_id)?;
+    let mut rows = Vec::with_capacity(m.models.len());
+    for (label, r) in &m.models {
+        limits::check_name("model key", label).map_err(|e| e.to_string())?;
+        rows.push(EdgeEvent {
+            model_key: Some(label.clone()),
+            rollout_state: Some(r.state.as_str()),
+            target_version: r.target.as_ref().map(|b| b.version),
+            active_version: r.active.as_ref().map(|b| b.version),
+            reason: r.reason.clone(),
+            ..base(m.ts_ms, "rollout")
+        });
+    }
+    Ok(Some(EventMessage { key, mark: EventMark { event: "rollout".into(), edge_ts_ms: m.ts_ms }, rows }))
+}
+
+/// The messages not recorded before (by `marks`, and earlier in `messages`), in order; their
+/// marks are added to `marks`.
+pub fn fresh(messages: Vec<EventMessage>, marks: &mut BTreeMap<String, Vec<EventMark>>) -> Vec<EdgeEvent> {
+    let mut rows = Vec::new();
+    for m in messages {
+        let seen = marks.entry(m.key).or_default();
+        if seen.contains(&m.mark) {
+            continue;
+        }
+        if seen.len() == MARKS_KEPT {
+            seen.remove(0);
+        }
+        seen.push(m.mark);
+        rows.extend(m.rows);
+    }
+    rows
+}
+
+/// Writes `rows` durably, one part file per UTC day of arrival (`edge_events/machine=_edge/
+/// date=…/part-events-{nanos}.parquet`); returns the files written, relative to the lake.
+pub fn write(lake_dir: &Path, rows: &[EdgeEvent], nanos: u64) -> Result<Vec<String>> {
+    let mut by_day: BTreeMap<i64, Vec<&EdgeEvent>> = BTreeMap::new();
+    for r in rows {
+        by_day.entry(r.received_at_ms.div_euclid(DAY_MS)).or_default().push(r);
+    }
+    let dirs: Vec<_> = by_day
+        .keys()
+        .map(|d| lake::partition_dir(lake_dir, DATASET, MACHINE_ID, &lake::day_string(*d)))
+        .collect();
+    let sync = prepare_dirs(lake_dir, dirs.iter().map(|d| d.as_path()))?;
+    let name = format!("part-events-{nanos:020}.parquet");
+    let mut files = Vec::new();
+    for (dir, day_rows) in dirs.iter().zip(by_day.values()) {
+        let mut df = frame(day_rows)?;
+        write_parquet(dir, &name, &mut df)?;
+        let path = dir.join(&name);
+        files.push(path.strip_prefix(lake_dir).unwrap_or(&path).to_string_lossy().into_owned());
+    }
+    sync_dirs(&sync)?;
+    Ok(files)
+}
+
+fn frame(rows: &[&EdgeEvent]) -> Result<DataFrame> {
+    let time = |name: &str, f: fn(&EdgeEvent) -> i64| {
+        Int64Chunked::from_iter_values(name.into(), rows.iter().map(|r| f(r)))
+            .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+            .into_column()
+    };
+    let text = |name: &str, f: fn(&EdgeEvent) -> Option<&str>| {
+        Column::new(name.into(), rows.iter().map(|r| f(r)).collect::<Vec<_>>())
+    };
+    let version = |name: &str, f: fn(&EdgeEvent) -> Option<u32>| {
+        Column::new(name.into(), rows.iter().map(|r| f(r)).collect::<Vec<_>>())
+    };
+    let columns = vec![
+        text("site", |r| Some(r.site.as_str())),
+        text("edge_id", |r| Some(r.edge_id.as_str())),
+        time("ts", |r| r.received_at_ms),
+        time("edge_ts", |r| r.edge_ts_ms),
+        text("event", |r| Some(r.event)),
+        text("edge_version", |r| r.edge_version.as_deref()),
+        text("model_key", |r| r.model_key.as_deref()),
+        text("rollout_state", |r| r.rollout_state),
+        version("target_version", |r| r.target_version),
+        version("active_version", |r| r.active_version),
+        text("reason", |r| r.reason.as_deref()),
+    ];
+    DataFrame::new(rows.len(), columns).context("building the edge events frame")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(state: &str, ts_ms: i64) -> Vec<u8> {
+        format!(r#"{{"state":"{state}","site":"plant","edge_id":"e1","ts_ms":{ts_ms},"version":"0.1.0"}}"#)
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_retained_status_is_recorded_once_and_the_last_will_is_not_taken_for_stale() {
+        let parse_status = |payload: &[u8]| parse("plant", "e1", "status", payload, 9_000).expect("valid");
+        let online = parse_status(&status("online", 1_000)).expect("an event");
+        assert_eq!(online.rows[0].event, "online");
+        // The last will was built before the connection it guards: an older edge time.
+        let will = parse_status(&status("offline", 999)).expect("an event");
+        let again = parse_status(&status("online", 1_000)).expect("an event");
+        let mut marks = BTreeMap::new();
+        let rows = fresh(vec![online, again.clone()], &mut marks);
+        assert_eq!(rows.len(), 1, "the same retained message twice in one group");
+        assert!(fresh(vec![again], &mut marks).is_empty(), "redelivered on a new subscription");
+        let rows = fresh(vec![will], &mut marks);
+        assert_eq!((rows.len(), rows[0].event, rows[0].edge_ts_ms), (1, "offline", 999));
+        assert_eq!(parse_status(b""), None, "a cleared retained message is no event");
+    }
+
+    #[test]
+    fn hostile_event_payloads_are_refused_with_a_reason() {
+        let wrong_edge = parse("plant", "e2", "status", &status("online", 1), 0).expect_err("another edge's");
+        assert!(wrong_edge.contains("topic says"), "{wrong_edge}");
+        assert!(parse("plant", "e1", "status", b"{\"state\":\"maybe\"}", 0).is_err());
+        assert!(parse("plant", "e1", "model/reported", b"[]", 0).is_err());
+        let huge = vec![b' '; MAX_EVENT_BYTES + 1];
+        assert!(parse("plant", "e1", "status", &huge, 0).expect_err("too large").contains("bytes"));
+    }
+
+    #[test]
+    fn a_reported_state_becomes_one_row_per_model_key_and_lands_in_the_lake() {
+        let reported = r#"{"site":"plant","edge_id":"e1","ts_ms":5000,"models":{
+            "m1":{"model_key":{"machine_id":"m1"},"state":"rolled_back","target":null,"active":null,
+                  "previous":null,"reason":"alarm rate 0.90","shadow":null,"newest":3,"desired_at_ms":0,"ts_ms":5000}}}"#;
+        let m = parse("plant", "e1", "model/reported", reported.as_bytes(), 86_400_000 + 7).expect("valid");
+        let rows = fresh(m.into_iter().collect(), &mut BTreeMap::new());
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].rollout_state, rows[0].reason.as_deref()),
+            (Some("rolled_back"), Some("alarm rate 0.90"))
+        );
+        let lake_dir = tempfile::tempdir().expect("tempdir");
+        let files = write(lake_dir.path(), &rows, 42).expect("write");
+        assert_eq!(
+            files,
+            ["edge_events/machine=_edge/date=1970-01-02/part-events-00000000000000000042.parquet"]
+        );
+        let df = lake::read_parts(&lake::list_parts(lake_dir.path(), DATASET).expect("list"), &[])
+            .expect("read")
+            .expect("a file");
+        assert_eq!(df.column("model_key").expect("model_key").str().expect("str").get(0), Some("m1"));
+        assert_eq!(df.column("event").expect("event").str().expect("str").get(0), Some("rollout"));
+    }
+}
