@@ -175,19 +175,34 @@ pub fn part_nanos(file_name: &str) -> Option<u64> {
 pub fn list_parts(lake: &Path, dataset: &str) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for machine in subdirs(&lake.join(dataset), "machine=")? {
-        for date in subdirs(&machine, "date=")? {
-            for entry in read_dir(&date)? {
-                let path = entry.path();
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                if name.starts_with("part-") && name.ends_with(".parquet") && path.is_file() {
-                    out.push(path);
-                }
-            }
-        }
+        parts_of_machine(&machine, &mut out)?;
     }
     out.sort();
     Ok(out)
+}
+
+/// The committed part files of one machine in a dataset, sorted by path; none when the
+/// machine has no folder there.
+pub fn list_machine_parts(lake: &Path, dataset: &str, machine_id: &str) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    parts_of_machine(&machine_dir(lake, dataset, machine_id), &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+/// Adds the part files under one `machine=` folder (every `date=` in it) to `out`.
+fn parts_of_machine(machine: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for date in subdirs(machine, "date=")? {
+        for entry in read_dir(&date)? {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("part-") && name.ends_with(".parquet") && path.is_file() {
+                out.push(path);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sub-folders of `dir` whose names start with `prefix`; none when `dir` does not exist.

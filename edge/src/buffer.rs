@@ -82,6 +82,13 @@ pub struct BufferStats {
     pub write_failing: Option<AppendFailed>,
 }
 
+impl BufferStats {
+    /// Age of the oldest buffered record at `now_ms` (UTC ms), seconds; 0 when empty.
+    pub fn oldest_age_s(&self, now_ms: i64) -> f64 {
+        self.oldest_stored_ms.map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1e3)
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     next_seq: u64,

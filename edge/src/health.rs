@@ -259,7 +259,7 @@ impl Health {
             uptime_s,
             buffered_records: buffer.records,
             buffered_bytes: buffer.bytes,
-            oldest_buffered_s: buffer.oldest_stored_ms.map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1e3),
+            oldest_buffered_s: buffer.oldest_age_s(now_ms),
             dropped_records: buffer.dropped,
             buffer_write_errors: buffer.write_errors,
             broker_connected: self.mqtt_state() == MqttState::Connected,
@@ -289,9 +289,7 @@ impl Health {
         catch_up(&m.buffer_resets, st.resets);
         catch_up(&m.buffer_write_errors, st.write_errors);
         m.buffer_disk_full.set(i64::from(st.write_failing.as_ref().is_some_and(|f| f.disk_full)));
-        let age =
-            st.oldest_stored_ms.map_or(0.0, |t| (chrono::Utc::now().timestamp_millis() - t) as f64 / 1e3);
-        m.buffer_oldest_age.set(age.max(0.0));
+        m.buffer_oldest_age.set(st.oldest_age_s(chrono::Utc::now().timestamp_millis()));
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.push_str("# encoding failed\n");
@@ -339,18 +337,9 @@ mod tests {
         let text = health.render(&buffer);
         assert!(text.ends_with("# EOF\n"), "OpenMetrics text");
         assert!(text.contains("# TYPE moldops_buffer_dropped_records counter"), "{text}");
-        let served: Vec<&str> =
-            text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split_whitespace().next()).collect();
         let dashboard = include_str!("../../deploy/grafana/moldops-dashboard.json");
-        let mut charted = 0;
-        for name in dashboard.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-            if !name.starts_with("moldops_") || name.starts_with("moldops_ingest_") {
-                continue;
-            }
-            let base = ["_total", "_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s));
-            assert!(served.contains(&base.unwrap_or(name)), "{name} is charted but not served:\n{text}");
-            charted += 1;
-        }
+        let edge_metric = |n: &str| n.starts_with("moldops_") && !n.starts_with("moldops_ingest_");
+        let charted = moldops_testkit::metrics::assert_dashboard_served(dashboard, &text, edge_metric);
         assert!(charted >= 10, "the dashboard charts the edge ({charted} expressions)");
     }
 }

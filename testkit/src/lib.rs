@@ -6,10 +6,12 @@
 //!   check that every refusal has a reason.
 //! - [`hostile`]: numbers and text cuts meant to break decoders.
 //! - [`toml`]: breaking valid TOML examples (configs, profiles) node by node.
+//! - [`metrics`]: a dashboard charts only metrics the daemon serves.
 #![warn(missing_docs)]
 
 pub mod fuzz;
 pub mod hostile;
+pub mod metrics;
 pub mod toml;
 
 pub use arbtest::arbitrary::{self, Unstructured};

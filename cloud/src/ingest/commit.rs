@@ -52,7 +52,7 @@ pub struct Group {
 impl Group {
     /// Decodes and checks one payload received on `topic` at `received_at_ms` (UTC ms).
     pub fn add(&mut self, topic: &str, payload: &[u8], received_at_ms: i64) {
-        let checked = check(topic, payload);
+        let checked = check(topic, payload, received_at_ms);
         self.push(topic, payload, received_at_ms, checked);
     }
 
@@ -65,10 +65,10 @@ impl Group {
             return;
         }
         let chunk = msgs.len().div_ceil(threads);
-        let checked: Vec<Vec<Result<Decoded, String>>> = std::thread::scope(|scope| {
+        let checked: Vec<Vec<Result<Checked, String>>> = std::thread::scope(|scope| {
             let handles: Vec<_> = msgs
                 .chunks(chunk)
-                .map(|c| scope.spawn(move || c.iter().map(|(t, p, _)| check(t, p)).collect::<Vec<_>>()))
+                .map(|c| scope.spawn(move || c.iter().map(|(t, p, at)| check(t, p, *at)).collect::<Vec<_>>()))
                 .collect();
             // `check` returns errors rather than panic; a panic is a bug and ends the worker.
             handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
@@ -78,24 +78,11 @@ impl Group {
         }
     }
 
-    fn push(&mut self, topic: &str, payload: &[u8], received_at_ms: i64, checked: Result<Decoded, String>) {
+    fn push(&mut self, topic: &str, payload: &[u8], received_at_ms: i64, checked: Result<Checked, String>) {
         self.messages += 1;
-        if let Some((site, edge_id, leaf)) =
-            topic::parse(topic).filter(|(_, _, leaf)| events::is_event_leaf(leaf))
-        {
-            match events::parse(site, edge_id, leaf, payload, received_at_ms) {
-                Ok(Some(message)) => self.events.push(message),
-                Ok(None) => {}
-                Err(reason) => {
-                    tracing::warn!(topic, %reason, bytes = payload.len(), "edge event quarantined");
-                    let entry = QuarantineEntry::new(reason, topic, received_at_ms, payload);
-                    self.refused.push(Refused::Payload { at: received_at_ms, entry });
-                }
-            }
-            return;
-        }
         match checked {
-            Ok(decoded) => {
+            Ok(Checked::Event(message)) => self.events.extend(message),
+            Ok(Checked::Batch(decoded)) => {
                 let batch = self.accepted.len();
                 for r in decoded.refused {
                     tracing::warn!(topic, index = r.index, seq = r.seq, reason = %r.reason, "record quarantined");
@@ -128,13 +115,26 @@ impl Group {
     }
 }
 
+/// A payload that passed [`check`].
+#[derive(Debug)]
+enum Checked {
+    /// A batch of records from a data topic (its refused records set aside inside).
+    Batch(Decoded),
+    /// A message on an edge's status or reported-state topic; `None` for a cleared retained one.
+    Event(Option<EventMessage>),
+}
+
 /// Decodes a payload and checks it against its topic and the lake's needs: a bad header or
 /// a topic that disagrees refuses the payload; a record the lake cannot hold (time outside
-/// years 1..=9999, a value named like a lake column) is refused alone.
-fn check(topic_name: &str, payload: &[u8]) -> Result<Decoded, String> {
+/// years 1..=9999, a value named like a lake column) is refused alone. Payloads on the edges'
+/// event topics are read as [`events`].
+fn check(topic_name: &str, payload: &[u8], received_at_ms: i64) -> Result<Checked, String> {
     let Some((site, edge_id, leaf)) = topic::parse(topic_name) else {
         return Err(format!("topic {topic_name:?} is not in the moldops tree"));
     };
+    if events::is_event_leaf(leaf) {
+        return events::parse(site, edge_id, leaf, payload, received_at_ms).map(Checked::Event);
+    }
     if leaf != Leaf::Data.as_str() {
         return Err(format!("topic {topic_name:?} is not a data topic"));
     }
@@ -166,7 +166,7 @@ fn check(topic_name: &str, payload: &[u8]) -> Result<Decoded, String> {
             }),
         }
     }
-    Ok(decoded)
+    Ok(Checked::Batch(decoded))
 }
 
 /// Logs a gap record an edge sent; returns how many records it says were dropped.

@@ -99,6 +99,9 @@ pub fn parse(
     if payload.len() > MAX_EVENT_BYTES {
         return Err(format!("{leaf} payload is {} bytes (at most {MAX_EVENT_BYTES})", payload.len()));
     }
+    // The topic's levels become a key of the ingest state and columns: bounded like a batch's.
+    limits::check_level("site", site).map_err(|e| e.to_string())?;
+    limits::check_level("edge_id", edge_id).map_err(|e| e.to_string())?;
     let key = format!("{site}/{edge_id}/{leaf}");
     let same_edge = |s: &str, e: &str| {
         if s == site && e == edge_id {
@@ -255,6 +258,12 @@ mod tests {
         assert!(parse("plant", "e1", "model/reported", b"[]", 0).is_err());
         let huge = vec![b' '; MAX_EVENT_BYTES + 1];
         assert!(parse("plant", "e1", "status", &huge, 0).expect_err("too large").contains("bytes"));
+        let long = "e".repeat(limits::MAX_ID_BYTES + 1);
+        assert!(
+            parse("plant", &long, "status", &status("online", 1), 0)
+                .expect_err("long id")
+                .contains("edge_id")
+        );
     }
 
     #[test]

@@ -133,17 +133,9 @@ mod tests {
     #[test]
     fn the_example_dashboard_charts_metrics_the_ingest_serves() {
         let text = exposition(&IngestStats::default());
-        let served: Vec<&str> =
-            text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split_whitespace().next()).collect();
         let dashboard = include_str!("../../../deploy/grafana/moldops-dashboard.json");
-        let charted: Vec<&str> = dashboard
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .filter(|n| n.starts_with("moldops_ingest_"))
-            .collect();
-        assert!(charted.len() >= 8, "{charted:?}");
-        for name in charted {
-            let base = ["_total", "_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s));
-            assert!(served.contains(&base.unwrap_or(name)), "{name} is charted but not served:\n{text}");
-        }
+        let ingest_metric = |n: &str| n.starts_with("moldops_ingest_");
+        let charted = moldops_testkit::metrics::assert_dashboard_served(dashboard, &text, ingest_metric);
+        assert!(charted >= 8, "the dashboard charts the ingest ({charted} expressions)");
     }
 }

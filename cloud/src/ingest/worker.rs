@@ -56,7 +56,7 @@ impl Worker {
             }
             let mut group = Group::default();
             let mut publishes = Vec::new();
-            let mut received = Vec::new();
+            let mut oldest_ms = i64::MAX;
             let mut round = vec![first];
             loop {
                 // Take what is ready now, decode it (on several cores), and go on while more
@@ -76,13 +76,12 @@ impl Worker {
                     .map(|r| (r.publish.topic.as_str(), &r.publish.payload[..], r.received_at_ms))
                     .collect();
                 group.add_all(&msgs);
-                received.extend(round.iter().map(|r| r.received_at_ms));
+                oldest_ms = round.iter().map(|r| r.received_at_ms).fold(oldest_ms, i64::min);
                 publishes.extend(round.drain(..).map(|r| r.publish));
                 if drained || group.records() >= self.max_group_records {
                     break;
                 }
             }
-            let oldest_ms = received.iter().copied().min().unwrap_or(0);
             let started = Instant::now();
             let out = self.committer.commit(group)?;
             self.stats.commit(&out);

@@ -10,7 +10,7 @@ use polars::prelude::{DataFrame, DataType};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::ops::RangeInclusive;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What to look up.
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ pub struct Verdict {
 
 /// The verdicts on `query`'s shots, in time order.
 pub fn verdicts(lake: &Path, query: &Query) -> Result<Vec<Verdict>> {
-    let files = machine_parts(lake, &query.machine_id)?;
+    let files = super::list_machine_parts(lake, RecordKind::Score.dataset(), &query.machine_id)?;
     let Some(df) = super::read_parts(&files, &[])? else { return Ok(Vec::new()) };
     let mut out = rows(&df).with_context(|| format!("reading edge_scores of {}", query.machine_id))?;
     out.retain(|v| {
@@ -67,21 +67,6 @@ pub fn verdicts(lake: &Path, query: &Query) -> Result<Vec<Verdict>> {
     });
     out.sort_by_key(|v| (v.ts_ms, v.shot_number));
     Ok(out)
-}
-
-/// The part files of `edge_scores` for one machine (only its partition folder is listed).
-fn machine_parts(lake: &Path, machine_id: &str) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for date in super::subdirs(&super::machine_dir(lake, RecordKind::Score.dataset(), machine_id), "date=")? {
-        for entry in super::read_dir(&date)? {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("part-") && name.ends_with(".parquet") {
-                files.push(entry.path());
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
 }
 
 /// Every row of a frame of `edge_scores` as a verdict.
