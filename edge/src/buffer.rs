@@ -106,6 +106,11 @@ struct State {
     gaps_written: Option<Instant>,
 }
 
+/// The database is closed: a write failed and reopening it has not yet succeeded.
+#[derive(Debug, thiserror::Error)]
+#[error("the buffer database is closed (reopen after a write failure)")]
+struct Closed;
+
 /// An append that did not reach the disk: its records were not acknowledged to the caller.
 #[derive(Debug, Clone, serde::Serialize, thiserror::Error)]
 #[error("writing the buffer failed{}: {message}", if *disk_full { " (disk full)" } else { "" })]
@@ -208,9 +213,7 @@ impl Buffer {
     /// The records tree (a cheap handle); an error while the database is closed.
     fn tree(&self) -> Result<sled::Tree> {
         let h = self.handles.read().unwrap_or_else(|e| e.into_inner());
-        h.as_ref()
-            .map(|h| h.tree.clone())
-            .context("the buffer database is closed (reopen after a write failure)")
+        Ok(h.as_ref().map(|h| h.tree.clone()).ok_or(Closed)?)
     }
 
     /// Reopens the database after a write failure, at most every [`REOPEN_EVERY`]: sled
@@ -237,7 +240,11 @@ impl Buffer {
                 st.dropped = st.dropped.max(disk.dropped);
                 tracing::info!(buffer = %self.path.display(), "buffer database reopened after a write failure");
             }
-            Err(e) => tracing::warn!(error = %e, "reopening the buffer failed; trying again"),
+            Err(e) => {
+                tracing::warn!(error = %e, "reopening the buffer failed; trying again");
+                // The reason it stays closed is the reason writes fail now (a full disk, say).
+                self.state().failing = Some(AppendFailed::of(&e.into()));
+            }
         }
     }
 
@@ -256,6 +263,10 @@ impl Buffer {
                 let failed = AppendFailed::of(&e);
                 let mut st = self.state();
                 st.write_errors += 1;
+                if let Some(why) = st.failing.clone().filter(|_| e.is::<Closed>()) {
+                    // Closed after an earlier failure: that failure (or the reopen's) says why.
+                    return Err(why);
+                }
                 if st.failing.is_none() {
                     tracing::error!(error = %failed, "cannot write the buffer: polling goes on; shots made meanwhile \
                         are read back from the controller's history when writes succeed again");

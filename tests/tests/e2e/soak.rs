@@ -278,6 +278,20 @@ fn a_full_disk_is_reported_as_disk_full_and_the_edge_resumes_when_space_returns(
     );
     assert!(edge.wait_exit(Duration::from_millis(10)).is_none(), "the edge keeps running");
 
+    // The edge tries to reopen the database while the disk is still full; whatever that
+    // attempt meets, the status goes on saying why writes fail (once said "closed").
+    let tried = wait_until(long, || {
+        let log = edge.stderr_tail();
+        log.contains("reopening the buffer failed") || log.contains("buffer database reopened")
+    });
+    assert!(tried, "the edge retries the buffer while the disk is full\n{}", edge.stderr_tail());
+    let errors = |s: &serde_json::Value| s["buffer"]["write_errors"].as_u64().unwrap_or(0);
+    let before = edge_status(&cfg).map_or(0, |s| errors(&s));
+    let later = wait_until(long, || edge_status(&cfg).is_some_and(|s| errors(&s) >= before + 2));
+    let s = edge_status(&cfg).unwrap_or_default();
+    assert!(later, "appends go on failing while full: {s:#}");
+    assert_eq!(s["buffer"]["write_failing"]["disk_full"], true, "still disk full after a reopen: {s:#}");
+
     // Space returns: writes resume and later shots reach the lake.
     std::fs::remove_file(&filler).expect("free the space");
     let resumed =
