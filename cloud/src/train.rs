@@ -1,16 +1,20 @@
-//! `moldops-cloud train`: per model key, an LSTM autoencoder over windows of consecutive good
-//! shots and a per-shot dense autoencoder as its baseline ([`dataset`] makes the windows and
-//! the time-ordered split), a threshold chosen on validation windows, an evaluation on the
-//! held-out test windows against ground truth — beside the baseline and the original's fixed
-//! 0.1 threshold ([`metrics`]) — the LSTM model exported to ONNX and checked with tract, and a
-//! signed bundle registered as a candidate in the [`crate::registry`]. A report goes to
-//! stdout (table, or `--json`) and into the registry beside the bundle.
+//! `moldops-cloud train`: per model key, the model families ([`family`]: a PCA monitor with
+//! Hotelling's T² and Q, an LSTM autoencoder over windows of consecutive good shots) and a
+//! per-shot dense autoencoder as the baseline ([`dataset`] makes the windows and the
+//! time-ordered split); a threshold for each, chosen on validation windows; an evaluation on
+//! the held-out test windows against ground truth — beside the baseline and the original's
+//! fixed 0.1 threshold ([`metrics`]); one family selected on data it was not fitted on
+//! ([`select`]), exported to ONNX and checked with tract, and a signed bundle registered as a
+//! candidate in the [`crate::registry`]. A report goes to stdout (table, or `--json`) and into
+//! the registry beside the bundle.
 
 pub mod cli;
 pub mod dataset;
+pub mod family;
 pub mod metrics;
 pub mod report;
 mod run;
+pub mod select;
 mod snapshot;
 
 pub use cli::TrainArgs;

@@ -1,7 +1,8 @@
-//! ONNX export of a trained [`LstmAe`], by hand on `tract_onnx::pb` (burn has no LSTM export),
-//! following the bundle's graph contract (`moldops_shared::bundle`): input `window`
-//! `f32[N, W, F]` of raw values, standardisation (`Sub`, `Div`) inside, outputs `score` `f32[N]`
-//! and `contributions` `f32[N, F]` exactly as [`crate::score::score`] computes them.
+//! ONNX export of the model families, by hand on `tract_onnx::pb`: a trained [`LstmAe`] here
+//! (burn has no LSTM export), a PCA monitor in [`pca`] ([`export_pca`]). Both follow the
+//! bundle's graph contract (`moldops_shared::bundle`): input `window` `f32[N, W, F]` of raw
+//! values, standardisation (`Sub`, `Div`) inside, outputs `score` `f32[N]` and `contributions`
+//! `f32[N, F]` exactly as the model's own scoring ([`crate::score::score`]) computes them.
 //!
 //! burn works batch-first; ONNX's `LSTM` is sequence-first (`layout = 0`), so the standardised
 //! input is transposed to `[W, N, F]` once and the reconstruction back at the end. Each
@@ -14,15 +15,17 @@
 
 mod check;
 mod graph;
+mod pca;
 
 pub use check::tract_scores;
+pub use pca::export_pca;
 
 use crate::data::Normalizer;
 use crate::lstm::FusedLstm;
 use crate::lstm_ae::LstmAe;
 use crate::score::{ScoreMode, read};
 use graph::{Attr, Dim, Graph};
-use moldops_shared::bundle::{CONTRIB_OUTPUT, INPUT_NAME, SCORE_OUTPUT};
+use moldops_shared::bundle::{CONTRIB_OUTPUT, INPUT_NAME};
 use prost::Message;
 
 /// Serialised ONNX model of `model` with `norm` baked in, for windows of `window` shots.
@@ -120,15 +123,7 @@ pub fn export_lstm_ae(
             "contributions",
         ),
     }
-    g.node_named(
-        "ReduceMean",
-        &[CONTRIB_OUTPUT],
-        &[SCORE_OUTPUT.to_string()],
-        vec![("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(0))],
-        "score",
-    );
-    g.output(SCORE_OUTPUT, &[Dim::Named("N")]);
-    g.output(CONTRIB_OUTPUT, &[Dim::Named("N"), Dim::Fixed(f)]);
+    g.score_outputs(f);
     let doc = format!("moldops LSTM autoencoder: window {window}, {f} features, score mode {mode:?}");
     Ok(g.into_model("moldops_lstm_ae", &doc).encode_to_vec())
 }

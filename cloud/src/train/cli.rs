@@ -1,6 +1,7 @@
 //! `moldops-cloud train`: the training settings as flags ([`TrainArgs`], recorded in every
 //! report) and the command's run: train, write and print the report.
 
+use super::family::FamilyChoice;
 use super::{report, run_training};
 use crate::registry::cli::RegistryLocation;
 use anyhow::Result;
@@ -36,6 +37,13 @@ pub struct TrainArgs {
     /// Shots per window (W).
     #[arg(long, default_value_t = 16)]
     pub window: usize,
+    /// Model families to fit: `auto` (the PCA monitor and the LSTM autoencoder, validation
+    /// picks one per key), `pca` or `lstm_ae`.
+    #[arg(long, value_enum, default_value_t = FamilyChoice::Auto)]
+    pub family: FamilyChoice,
+    /// PCA monitor: share of the variance its kept components explain.
+    #[arg(long, default_value_t = 0.9)]
+    pub pca_variance: f64,
     /// Encoder LSTM sizes (decoder mirrors them).
     #[arg(long, value_delimiter = ',', default_value = "16,4")]
     pub hidden: Vec<usize>,

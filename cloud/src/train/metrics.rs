@@ -1,7 +1,12 @@
 //! How well scores separate defective from good windows: precision, recall and F1 at a
 //! threshold (a window is flagged when `score > threshold`), PR-AUC (average precision),
 //! ROC-AUC (Mann–Whitney, ties counted half), each with a seeded percentile-bootstrap 95 %
-//! confidence interval over the windows; and the threshold choice on validation data.
+//! confidence interval; and the threshold choice on validation data.
+//!
+//! Windows of W consecutive shots overlap by W − 1 shots, and a fault lasts many shots, so
+//! neighbouring windows are not independent: the bootstrap is a moving-block one (blocks of
+//! [`block_len`] consecutive windows, in time order, drawn with replacement), which keeps that
+//! correlation inside each resample instead of pretending to n independent draws.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -112,8 +117,23 @@ pub struct Evaluation {
     pub roc_auc: Estimate,
 }
 
-/// Evaluates `scores` against `labels` at `threshold`, with `rounds` bootstrap resamples.
-pub fn evaluate(scores: &[f32], labels: &[u8], threshold: f32, rounds: usize, seed: u64) -> Evaluation {
+/// Block length of the moving-block bootstrap for `n` windows of `window` shots: at least the
+/// window (what two windows share) and at least ∛n (the usual rate for block bootstraps).
+pub fn block_len(n: usize, window: usize) -> usize {
+    let cube_root = (n as f64).cbrt().ceil() as usize;
+    window.max(cube_root).clamp(1, n.max(1))
+}
+
+/// Evaluates time-ordered `scores` against `labels` at `threshold`, with `rounds` moving-block
+/// bootstrap resamples in blocks of `block` windows.
+pub fn evaluate(
+    scores: &[f32],
+    labels: &[u8],
+    threshold: f32,
+    rounds: usize,
+    block: usize,
+    seed: u64,
+) -> Evaluation {
     type Metric = fn(&[f32], &[u8], f32) -> Option<f64>;
     let metrics: [Metric; 5] = [
         |s, l, t| Some(at_threshold(s, l, t).precision),
@@ -125,15 +145,18 @@ pub fn evaluate(scores: &[f32], labels: &[u8], threshold: f32, rounds: usize, se
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); metrics.len()];
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = scores.len();
-    let (mut bs, mut bl) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let block = block.clamp(1, n.max(1));
+    let (mut bs, mut bl) = (Vec::with_capacity(n + block), Vec::with_capacity(n + block));
     for _ in 0..if n == 0 { 0 } else { rounds } {
         bs.clear();
         bl.clear();
-        for _ in 0..n {
-            let k = rng.random_range(0..n);
-            bs.push(scores[k]);
-            bl.push(labels[k]);
+        while bs.len() < n {
+            let start = rng.random_range(0..=n - block);
+            bs.extend_from_slice(&scores[start..start + block]);
+            bl.extend_from_slice(&labels[start..start + block]);
         }
+        bs.truncate(n);
+        bl.truncate(n);
         for (m, out) in metrics.iter().zip(&mut samples) {
             if let Some(v) = m(&bs, &bl, threshold) {
                 out.push(v);

@@ -1,6 +1,6 @@
-//! The printed form of a training report: one line per key and model (LSTM-AE at its chosen
-//! threshold, the baseline at its own, LSTM-AE at the original's fixed 0.1), values with their
-//! bootstrap 95 % intervals.
+//! The printed form of a training report: one line per key and model (each family at its
+//! chosen threshold, the selected one starred, the baseline at its own, LSTM-AE at the
+//! original's fixed 0.1), the selection's reason, values with their bootstrap 95 % intervals.
 
 use super::metrics::{Estimate, Evaluation};
 use super::run::TrainReport;
@@ -50,14 +50,19 @@ pub fn table(r: &TrainReport) -> String {
             let _ = writeln!(out, "{label:<16} skipped: {why}");
             continue;
         }
-        if let Some(m) = &k.lstm_ae {
-            line(&mut out, &label, "lstm_ae", m.test.as_ref());
+        let chosen = k.selection.as_ref().map_or("", |s| s.kind.as_str());
+        for m in [&k.pca, &k.lstm_ae].into_iter().flatten() {
+            let star = if m.kind == chosen { " *" } else { "" };
+            line(&mut out, &label, &format!("{}{star}", m.kind), m.test.as_ref());
         }
         if let Some(m) = &k.baseline {
             line(&mut out, &label, "dense_ae (baseline)", m.test.as_ref());
         }
         if let Some(m) = &k.lstm_ae {
             line(&mut out, &label, "lstm_ae @ fixed 0.1", m.test_fixed_0_1.as_ref());
+        }
+        if let Some(s) = &k.selection {
+            let _ = writeln!(out, "{label:<16} selected {}: {}", s.kind, s.reason);
         }
         let targets: Vec<String> =
             k.targets.iter().map(|(n, ok)| format!("{n}: {}", if *ok { "yes" } else { "NO" })).collect();
@@ -67,7 +72,7 @@ pub fn table(r: &TrainReport) -> String {
         }
     }
     if r.keys.iter().filter(|k| k.skipped.is_none()).count() > 1 {
-        line(&mut out, "all keys", "lstm_ae (pooled)", r.pooled.lstm_ae.as_ref());
+        line(&mut out, "all keys", "selected (pooled)", r.pooled.selected.as_ref());
         if r.pooled.baseline.is_some() {
             line(&mut out, "all keys", "dense_ae (pooled)", r.pooled.baseline.as_ref());
         }

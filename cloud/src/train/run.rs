@@ -1,17 +1,17 @@
-//! One training run over all keys: dataset, the two models, thresholds, evaluation, export,
-//! parity check and registration.
+//! One training run over all keys: dataset, the model families and the baseline, thresholds,
+//! evaluation, selection, export, parity check and registration.
 
 use super::TrainArgs;
 use super::dataset::{self, Dataset, DatasetConfig, Dropped};
 use super::metrics::{self, Evaluation, ThresholdChoice};
 use super::snapshot::{DataSnapshot, snapshot};
+use super::{family, select};
 use crate::registry::{Lineage, NewVersion, Registry, keys};
 use anyhow::{Context, Result};
-use moldops_models::autoencoder::Autoencoder;
 use moldops_models::data::{Normalizer, Windows};
 use moldops_models::dense_ae::DenseAeConfig;
 use moldops_models::lstm_ae::LstmAeConfig;
-use moldops_models::score::{self, ScoreMode, Scores};
+use moldops_models::score::{self, Scores};
 use moldops_models::train::{EpochLog, TrainConfig, fit};
 use moldops_shared::bundle::{FeatureSpec, MODEL_FILE, Manifest, ModelKey, ScoreStats};
 use serde::Serialize;
@@ -43,13 +43,21 @@ pub struct ModelOutcome {
     /// Labelled test windows as (score / threshold, label), for the pooled summary.
     #[serde(skip)]
     pub test_relative: Vec<(f32, u8)>,
+    /// Scores of the windows the threshold was picked on, with their labels (for selection).
+    #[serde(skip)]
+    pub pick_scores: Vec<f32>,
+    #[serde(skip)]
+    pub pick_labels: Vec<Option<u8>>,
 }
 
 /// Test windows of all trained keys together, each flagged at its own key's threshold;
 /// PR-AUC and ROC-AUC rank `score / threshold`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Pooled {
+    /// Each key's selected family.
+    pub selected: Option<Evaluation>,
     pub lstm_ae: Option<Evaluation>,
+    pub pca: Option<Evaluation>,
     pub baseline: Option<Evaluation>,
 }
 
@@ -68,8 +76,12 @@ pub struct KeyOutcome {
     pub dropped_features: Vec<Dropped>,
     /// Windows per part: train (clean), validation, test; and the defective ones among them.
     pub windows: BTreeMap<String, usize>,
-    /// The LSTM autoencoder's training and evaluation (the candidate); `None` when skipped.
+    /// The family that became the candidate, and why; `None` when skipped.
+    pub selection: Option<select::Selection>,
+    /// The LSTM autoencoder's training and evaluation; `None` when skipped or not fitted.
     pub lstm_ae: Option<ModelOutcome>,
+    /// The PCA monitor's; `None` when skipped or not fitted.
+    pub pca: Option<ModelOutcome>,
     /// The per-shot dense autoencoder baseline's; `None` when skipped or `--no-baseline`.
     pub baseline: Option<ModelOutcome>,
     /// Largest |tract − burn| / max(1, |burn|) over score and contributions on validation
@@ -81,6 +93,17 @@ pub struct KeyOutcome {
     pub registered: Option<(u32, PathBuf)>,
     /// Targets: ROC-AUC ≥ 0.95, F1 ≥ 0.8, better than the baseline (on test).
     pub targets: BTreeMap<String, bool>,
+}
+
+impl KeyOutcome {
+    /// The outcome of the family selected as the candidate.
+    pub fn selected(&self) -> Option<&ModelOutcome> {
+        match self.selection.as_ref()?.kind.as_str() {
+            "pca" => self.pca.as_ref(),
+            "lstm_ae" => self.lstm_ae.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 /// The whole run.
@@ -156,9 +179,17 @@ pub fn run_training(args: &TrainArgs) -> Result<TrainReport> {
     let pool = |pick: fn(&KeyOutcome) -> Option<&ModelOutcome>| {
         let (s, l): (Vec<f32>, Vec<u8>) =
             keys_out.iter().filter_map(pick).flat_map(|m| m.test_relative.iter().copied()).unzip();
-        (!s.is_empty()).then(|| metrics::evaluate(&s, &l, 1.0, args.bootstrap, args.seed ^ 3))
+        (!s.is_empty()).then(|| {
+            let block = metrics::block_len(s.len(), args.window);
+            metrics::evaluate(&s, &l, 1.0, args.bootstrap, block, args.seed ^ 3)
+        })
     };
-    let pooled = Pooled { lstm_ae: pool(|k| k.lstm_ae.as_ref()), baseline: pool(|k| k.baseline.as_ref()) };
+    let pooled = Pooled {
+        selected: pool(KeyOutcome::selected),
+        lstm_ae: pool(|k| k.lstm_ae.as_ref()),
+        pca: pool(|k| k.pca.as_ref()),
+        baseline: pool(|k| k.baseline.as_ref()),
+    };
     Ok(TrainReport {
         pooled,
         lake,
@@ -186,7 +217,9 @@ fn key_outcome(ds: &Dataset) -> KeyOutcome {
         features: ds.features.clone(),
         dropped_features: ds.dropped.clone(),
         windows,
+        selection: None,
         lstm_ae: None,
+        pca: None,
         baseline: None,
         onnx_parity_max_diff: None,
         data_snapshot: None,
@@ -195,36 +228,48 @@ fn key_outcome(ds: &Dataset) -> KeyOutcome {
     }
 }
 
-/// Standardised parts of a dataset.
-struct Prepared {
-    norm: Normalizer,
+/// The raw windows every family is scored on; see [`PartScores`].
+struct Parts {
+    /// Clean training windows (what the autoencoders fit on).
     train: Windows,
-    val_clean: Windows,
-    val: Windows,
-    test: Windows,
     /// The training part's windows with a defective shot: never fitted on, so their scores
     /// are as honest as validation's; they join validation when the threshold is chosen.
     held: Windows,
     held_labels: Vec<Option<u8>>,
 }
 
-impl Prepared {
-    fn new(ds: &Dataset, norm: Normalizer) -> Self {
+impl Parts {
+    fn new(ds: &Dataset) -> Self {
         let held_idx: Vec<usize> = (0..ds.train.windows.n).filter(|&i| !ds.train.clean[i]).collect();
-        Prepared {
-            train: norm.apply(&ds.train.clean_windows()),
-            val_clean: norm.apply(&ds.val.clean_windows()),
-            val: norm.apply(&ds.val.windows),
-            test: norm.apply(&ds.test.windows),
-            held: norm.apply(&ds.train.windows.select(&held_idx)),
+        Parts {
+            train: ds.train.clean_windows(),
+            held: ds.train.windows.select(&held_idx),
             held_labels: held_idx.iter().map(|&i| ds.train.labels[i]).collect(),
-            norm,
         }
     }
 }
 
-/// Trains, checks and (optionally) registers one key's candidate, in phases: fit both
-/// models, export and check parity, then register with lineage.
+/// One model's scores on each part.
+struct PartScores {
+    train: Scores,
+    val: Scores,
+    held: Scores,
+    test: Scores,
+}
+
+impl PartScores {
+    fn of(ds: &Dataset, parts: &Parts, score: impl Fn(&Windows) -> Result<Scores>) -> Result<Self> {
+        Ok(PartScores {
+            train: score(&parts.train)?,
+            val: score(&ds.val.windows)?,
+            held: score(&parts.held)?,
+            test: score(&ds.test.windows)?,
+        })
+    }
+}
+
+/// Trains, checks and (optionally) registers one key's candidate, in phases: fit the
+/// families, select one, export and check parity, then register with lineage.
 fn train_key(
     args: &TrainArgs,
     lake: &Path,
@@ -233,10 +278,18 @@ fn train_key(
     out: &mut KeyOutcome,
     register: Option<(&Registry, &[u8; 32])>,
 ) -> Result<()> {
-    let champion = fit_models(args, ds, device, out)?;
+    let parts = Parts::new(ds);
+    let mut fitted = fit_families(args, ds, &parts, device, out)?;
+    let selection = {
+        let scored: Vec<select::Scored<'_>> = fitted.iter().map(|c| c.scored(ds)).collect();
+        select::select(&scored, args.min_val_defects, args.quantile)
+    };
+    tracing::info!(key = %ds.key.label(), family = %selection.kind, reason = %selection.reason, "selected");
+    let at = fitted.iter().position(|c| c.fitted.kind() == selection.kind).unwrap_or(0);
+    let champion = fitted.swap_remove(at);
+    out.selection = Some(selection);
     let onnx = export_checked(args, ds, &champion, device, out)?;
     targets(out, &champion.outcome);
-    out.lstm_ae = Some(champion.outcome.clone());
     let snap = snapshot(lake, &ds.key.machine_id)?;
     out.data_snapshot = Some(snap.id.clone());
     if let Some((reg, seed)) = register {
@@ -246,33 +299,35 @@ fn train_key(
     Ok(())
 }
 
-/// The LSTM autoencoder that becomes the candidate, with what its bundle needs.
+/// A fitted family with its scores, threshold and evaluation.
 struct Champion {
-    trained: moldops_models::train::Trained<moldops_models::lstm_ae::LstmAe>,
-    cfg: LstmAeConfig,
-    train: TrainConfig,
-    norm: Normalizer,
-    /// Its scores, threshold and evaluation.
+    fitted: family::Fitted,
+    scores: PartScores,
     outcome: ModelOutcome,
 }
 
-/// Fits the LSTM autoencoder (and, unless turned off, the per-shot dense baseline, whose
-/// outcome goes into `out.baseline`).
-fn fit_models(
+impl Champion {
+    fn scored<'a>(&'a self, ds: &'a Dataset) -> select::Scored<'a> {
+        select::Scored {
+            kind: self.fitted.kind(),
+            pick: (&self.outcome.pick_scores, &self.outcome.pick_labels),
+            val: (&self.scores.val.score, &ds.val.labels),
+        }
+    }
+}
+
+/// Fits the families `--family` asks for (simplest first) and, unless turned off, the
+/// per-shot dense baseline (its outcome goes into `out.baseline`). Every family's outcome
+/// goes into `out` too.
+fn fit_families(
     args: &TrainArgs,
     ds: &Dataset,
+    parts: &Parts,
     device: &moldops_models::device::Device,
     out: &mut KeyOutcome,
-) -> Result<Champion> {
+) -> Result<Vec<Champion>> {
     let label = ds.key.label();
     let f = ds.features.len();
-    let centre = !args.no_centre;
-    let global = Normalizer::fit(&ds.train_rows, f);
-    let p = if centre {
-        Prepared::new(ds, Normalizer::fit_centred(&ds.train.clean_windows()))
-    } else {
-        Prepared::new(ds, global.clone())
-    };
     let tc = TrainConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
@@ -280,33 +335,70 @@ fn fit_models(
         patience: args.patience,
         seed: args.seed,
     };
-    let cfg = LstmAeConfig {
-        features: f,
-        encoder: args.hidden.clone(),
-        predict_last: !args.no_predict_last,
-        centre,
-        centre_clip: args.centre_clip,
-    };
-    let lstm =
-        fit(cfg.init(args.seed, device)?, &p.train, &p.val_clean, &tc, device, &format!("{label} lstm_ae"))?;
-    let outcome = judge(args, ds, &p, &lstm.model, "lstm_ae", &lstm, device)?;
+    let global = Normalizer::fit(&ds.train_rows, f);
+    let mut fitted = Vec::new();
+    if args.family.pca() {
+        let started = std::time::Instant::now();
+        let pca = family::fit_pca(args, &ds.train_rows, f)?;
+        fitted.push((pca, started.elapsed().as_secs_f64()));
+    }
+    if args.family.lstm_ae() {
+        let centre = !args.no_centre;
+        let norm = if centre { Normalizer::fit_centred(&ds.train.clean_windows()) } else { global.clone() };
+        let cfg = LstmAeConfig {
+            features: f,
+            encoder: args.hidden.clone(),
+            predict_last: !args.no_predict_last,
+            centre,
+            centre_clip: args.centre_clip,
+        };
+        let (train, val) = (norm.apply(&parts.train), norm.apply(&ds.val.clean_windows()));
+        let trained =
+            fit(cfg.init(args.seed, device)?, &train, &val, &tc, device, &format!("{label} lstm_ae"))?;
+        let seconds = trained.seconds;
+        fitted.push((
+            family::Fitted::LstmAe { trained: Box::new(trained), cfg, train: tc.clone(), norm },
+            seconds,
+        ));
+    }
+    let mut champions = Vec::new();
+    for (model, seconds) in fitted {
+        let scores = PartScores::of(ds, parts, |w| model.score_raw(w, args, device))?;
+        let outcome = judge(args, ds, parts, &scores, model.kind(), model.fit_summary(seconds));
+        match &model {
+            family::Fitted::Pca { .. } => out.pca = Some(outcome.clone()),
+            family::Fitted::LstmAe { .. } => out.lstm_ae = Some(outcome.clone()),
+        }
+        champions.push(Champion { fitted: model, scores, outcome });
+    }
     if !args.no_baseline {
         // The per-shot baseline keeps the plain standardisation.
-        let p = Prepared::new(ds, global);
+        let (train, val) = (global.apply(&parts.train), global.apply(&ds.val.clean_windows()));
         let dense = fit(
             DenseAeConfig::new(f).init(args.seed, device)?,
-            &p.train,
-            &p.val_clean,
+            &train,
+            &val,
             &tc,
             device,
             &format!("{label} dense_ae"),
         )?;
-        out.baseline = Some(judge(args, ds, &p, &dense.model, "dense_ae", &dense, device)?);
+        let scores = PartScores::of(ds, parts, |w| {
+            score::score(&dense.model, &global.apply(w), args.score_mode, 256, device)
+        })?;
+        let summary = family::FitSummary {
+            epochs_run: dense.history.len(),
+            best_epoch: dense.best_epoch,
+            stopped_early: dense.stopped_early,
+            train_seconds: dense.seconds,
+            history: dense.history.clone(),
+        };
+        out.baseline = Some(judge(args, ds, parts, &scores, "dense_ae", summary));
     }
-    Ok(Champion { trained: lstm, cfg, train: tc, norm: p.norm, outcome })
+    anyhow::ensure!(!champions.is_empty(), "no model family to fit");
+    Ok(champions)
 }
 
-/// Exports the champion to ONNX and checks that tract scores it as burn does.
+/// Exports the champion to ONNX and checks that tract scores it as the family's own code does.
 fn export_checked(
     args: &TrainArgs,
     ds: &Dataset,
@@ -314,20 +406,20 @@ fn export_checked(
     device: &moldops_models::device::Device,
     out: &mut KeyOutcome,
 ) -> Result<Vec<u8>> {
-    let model = &champion.trained.model;
-    let onnx = moldops_models::onnx::export_lstm_ae(model, &champion.norm, args.window, args.score_mode)?;
+    let onnx = champion.fitted.export(args)?;
     let raw_val = if ds.val.windows.n > 0 { &ds.val.windows } else { &ds.train.windows };
     let sample = raw_val.select(&(0..raw_val.n.min(128)).collect::<Vec<_>>());
-    let burn_scores = score::score(model, &champion.norm.apply(&sample), args.score_mode, 256, device)?;
+    let own = champion.fitted.score_raw(&sample, args, device)?;
     let tract = moldops_models::onnx::tract_scores(&onnx, &sample)?;
     // Squared errors of a far-off shot reach tens to hundreds, where f32 rounding alone
-    // exceeds 1e-4: the check is relative above 1 (|tract − burn| ≤ 1e-4 · max(1, |burn|)).
-    let diff = max_diff(&burn_scores, &tract, |b| b.abs().max(1.0));
+    // exceeds 1e-4: the check is relative above 1 (|tract − own| ≤ 1e-4 · max(1, |own|)).
+    let diff = max_diff(&own, &tract, |b| b.abs().max(1.0));
     out.onnx_parity_max_diff = Some(diff);
     anyhow::ensure!(
         diff <= PARITY_TOLERANCE,
-        "{}: exported model differs from burn by {diff} (relative above 1; > {PARITY_TOLERANCE})",
-        ds.key.label()
+        "{}: exported {} model differs from its own scores by {diff} (relative above 1; > {PARITY_TOLERANCE})",
+        ds.key.label(),
+        champion.fitted.kind()
     );
     Ok(onnx)
 }
@@ -350,20 +442,22 @@ fn register_candidate(
     seed: &[u8; 32],
 ) -> Result<()> {
     let ch = c.champion;
-    let params = serde_json::json!({
-        "architecture": ch.cfg,
-        "train": ch.train,
+    let mut params = serde_json::json!({
+        "family": ch.fitted.kind(),
+        "selection": out.selection,
         "window": args.window,
         "score_mode": args.score_mode,
         "split": {"train_frac": args.train_frac, "val_frac": args.val_frac},
         "max_missing": args.max_missing,
         "dropped_features": ds.dropped,
-        "normalizer": ch.norm,
         "threshold": ch.outcome.threshold,
-        "best_epoch": ch.trained.best_epoch,
     });
-    let m = out.lstm_ae.as_ref().and_then(|o| o.test.as_ref());
+    if let (Some(all), serde_json::Value::Object(own)) = (params.as_object_mut(), ch.fitted.params()) {
+        all.extend(own);
+    }
+    let m = ch.outcome.test.as_ref();
     let metrics = serde_json::json!({
+        "family": ch.fitted.kind(),
         "roc_auc": m.and_then(|e| e.roc_auc.value),
         "pr_auc": m.and_then(|e| e.pr_auc.value),
         "f1": m.and_then(|e| e.f1.value),
@@ -377,7 +471,7 @@ fn register_candidate(
         model_id: String::new(),
         version: 0,
         model_key: ds.key.clone(),
-        kind: "lstm_ae".into(),
+        kind: ch.fitted.kind().into(),
         features: ds
             .features
             .iter()
@@ -429,48 +523,44 @@ fn join_tolerance(lake: &Path, machine_id: &str) -> Result<i64> {
 }
 
 /// Scores, threshold and evaluation of one trained model.
-fn judge<M: Autoencoder>(
+fn judge(
     args: &TrainArgs,
     ds: &Dataset,
-    p: &Prepared,
-    model: &M,
+    parts: &Parts,
+    scores: &PartScores,
     kind: &str,
-    trained: &moldops_models::train::Trained<M>,
-    device: &moldops_models::device::Device,
-) -> Result<ModelOutcome> {
-    let mode: ScoreMode = args.score_mode;
-    let val = score::score(model, &p.val, mode, 256, device)?;
-    let test = score::score(model, &p.test, mode, 256, device)?;
-    let train_scores = score::score(model, &p.train, mode, 256, device)?;
-    // Labelled windows the weights were not fitted on: validation and, unless asked not to,
+    fit: family::FitSummary,
+) -> ModelOutcome {
+    // Labelled windows the model was not fitted on: validation and, unless asked not to,
     // the training part's windows with a defect (a machine with no defect in its validation
     // months still gets a threshold set against defects and the shots right after them).
-    let (mut pick_scores, mut pick_labels) = (val.score.clone(), ds.val.labels.clone());
-    if !args.val_only_threshold && p.held.n > 0 {
-        pick_scores.extend(score::score(model, &p.held, mode, 256, device)?.score);
-        pick_labels.extend(p.held_labels.iter().copied());
+    let (mut pick_scores, mut pick_labels) = (scores.val.score.clone(), ds.val.labels.clone());
+    if !args.val_only_threshold {
+        pick_scores.extend(&scores.held.score);
+        pick_labels.extend(parts.held_labels.iter().copied());
     }
     let choice = metrics::choose_threshold(
         &pick_scores,
         &pick_labels,
         args.min_val_defects,
         args.quantile,
-        &train_scores.score,
+        &scores.train.score,
     );
     let (ts, tl): (Vec<f32>, Vec<u8>) =
-        test.score.iter().zip(&ds.test.labels).filter_map(|(s, l)| l.map(|l| (*s, l))).unzip();
+        scores.test.score.iter().zip(&ds.test.labels).filter_map(|(s, l)| l.map(|l| (*s, l))).unzip();
+    let block = metrics::block_len(ts.len(), args.window);
     let eval = |t: f32, salt: u64| {
-        (!ts.is_empty()).then(|| metrics::evaluate(&ts, &tl, t, args.bootstrap, args.seed ^ salt))
+        (!ts.is_empty()).then(|| metrics::evaluate(&ts, &tl, t, args.bootstrap, block, args.seed ^ salt))
     };
-    let stats =
-        score_stats(if val.score.is_empty() { &train_scores.score } else { &val.score }, choice.threshold);
-    let outcome = ModelOutcome {
+    let val = &scores.val.score;
+    let stats = score_stats(if val.is_empty() { &scores.train.score } else { val }, choice.threshold);
+    ModelOutcome {
         kind: kind.into(),
-        epochs_run: trained.history.len(),
-        best_epoch: trained.best_epoch,
-        stopped_early: trained.stopped_early,
-        train_seconds: trained.seconds,
-        history: trained.history.clone(),
+        epochs_run: fit.epochs_run,
+        best_epoch: fit.best_epoch,
+        stopped_early: fit.stopped_early,
+        train_seconds: fit.train_seconds,
+        history: fit.history,
         threshold: choice.clone(),
         test: eval(choice.threshold, 1),
         test_fixed_0_1: eval(ORIGINAL_THRESHOLD, 2),
@@ -480,8 +570,9 @@ fn judge<M: Autoencoder>(
             .zip(&tl)
             .map(|(&s, &l)| (s / choice.threshold.max(f32::MIN_POSITIVE), l))
             .collect(),
-    };
-    Ok(outcome)
+        pick_scores,
+        pick_labels,
+    }
 }
 
 fn score_stats(scores: &[f32], threshold: f32) -> ScoreStats {

@@ -31,12 +31,28 @@ fn roc_and_pr_auc_match_sklearn_values() {
 fn bootstrap_is_seeded_and_brackets_the_value() {
     let s: Vec<f32> = (0..60).map(|i| (i % 10) as f32 / 10.0 + if i % 6 == 0 { 0.5 } else { 0.0 }).collect();
     let l: Vec<u8> = (0..60).map(|i| u8::from(i % 6 == 0)).collect();
-    let a = evaluate(&s, &l, 0.9, 200, 1);
-    assert_eq!(a, evaluate(&s, &l, 0.9, 200, 1));
-    assert_ne!(a.roc_auc.ci_low, evaluate(&s, &l, 0.9, 200, 2).roc_auc.ci_low);
+    let a = evaluate(&s, &l, 0.9, 200, 4, 1);
+    assert_eq!(a, evaluate(&s, &l, 0.9, 200, 4, 1));
+    assert_ne!(a.roc_auc.ci_low, evaluate(&s, &l, 0.9, 200, 4, 2).roc_auc.ci_low);
     let (v, lo, hi) = (a.roc_auc.value.unwrap(), a.roc_auc.ci_low.unwrap(), a.roc_auc.ci_high.unwrap());
     assert!(lo <= v && v <= hi, "{lo} ≤ {v} ≤ {hi}");
     assert_eq!((a.windows, a.positives), (60, 10));
+}
+
+#[test]
+fn block_bootstrap_widens_the_interval_of_correlated_windows() {
+    // Four faults of 25 consecutive windows each, caught on their first 15: the misses come
+    // in runs, as they do when a model sees a sustained fault only at its onset.
+    let l: Vec<u8> = (0..400).map(|i| u8::from(i % 100 < 25)).collect();
+    let s: Vec<f32> = (0..400).map(|i| if i % 100 < 15 { 2.0 } else { 0.0 }).collect();
+    let width = |block| {
+        let e = evaluate(&s, &l, 1.0, 400, block, 7);
+        e.recall.ci_high.unwrap() - e.recall.ci_low.unwrap()
+    };
+    assert_eq!(block_len(400, 16), 16);
+    assert_eq!(block_len(10_000, 4), 22);
+    let (iid, blocks) = (width(1), width(block_len(400, 16)));
+    assert!(blocks > 1.5 * iid, "blocks {blocks:.3} vs independent draws {iid:.3}");
 }
 
 #[test]

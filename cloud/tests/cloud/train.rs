@@ -1,5 +1,6 @@
-//! `train` end to end on a small synthetic etl_data: features dropped for the stated reasons,
-//! both models trained and judged on the time-ordered test part, the ONNX export checked with
+//! `train` end to end on small synthetic etl_data: features dropped for the stated reasons,
+//! the families and the baseline trained and judged on the time-ordered test part, the family
+//! that catches a sustained step selected on validation, the ONNX export checked with
 //! tract, and a signed bundle registered as a candidate whose tampering the registry refuses.
 
 use clap::Parser;
@@ -34,6 +35,20 @@ pub fn write_etl(lake: &Path, n: usize) {
         cushion.push(22.0 + 0.5 * drift + rng.random_range(-0.2..0.2) + if d { 3.0 } else { 0.0 });
         filling.push(3.7 + rng.random_range(-0.02..0.02) + if d { 0.4 } else { 0.0 });
     }
+    let label: Vec<Option<f64>> = defect.iter().map(|&d| Some(f64::from(u8::from(d)))).collect();
+    let features = vec![
+        ("Cushion_Position", cushion),
+        ("Cycle_Time", cycle),
+        ("Filling_Time", filling),
+        ("Mold_Constant", vec![7.0f64; n]),
+    ];
+    write_frame(lake, label, features, true);
+}
+
+/// Writes machine m1's etl_data: shots a minute apart in two runs (an hour between them), the
+/// given labels and feature columns, and with `unmeasured` a feature that is never measured.
+fn write_frame(lake: &Path, label: Vec<Option<f64>>, features: Vec<(&str, Vec<f64>)>, unmeasured: bool) {
+    let n = label.len();
     let half = n as i64 / 2;
     let ts = Int64Chunked::from_vec(
         "ts".into(),
@@ -41,31 +56,25 @@ pub fn write_etl(lake: &Path, n: usize) {
     )
     .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC));
     let runs: Vec<&str> = (0..n as i64).map(|i| if i < half { "m1-a" } else { "m1-b" }).collect();
-    let label: Vec<Option<f64>> = defect.iter().map(|&d| Some(f64::from(u8::from(d)))).collect();
-    let df = DataFrame::new(
-        n,
-        vec![
-            Column::new("machine_id".into(), vec!["m1"; n]),
-            ts.into_column(),
-            Column::new("shot_number".into(), (1..=n as u64).collect::<Vec<_>>()),
-            Column::new("mold".into(), vec!["9000a"; n]),
-            Column::new("run_id".into(), runs),
-            Column::new("label".into(), label),
-            Column::new("label_source".into(), vec!["shot"; n]),
-            Column::new("defect".into(), vec![None::<&str>; n]),
-            Column::new("edge_id".into(), vec!["e1"; n]),
-            Column::new("seq".into(), (1..=n as u64).collect::<Vec<_>>()),
-            Column::new("Cushion_Position".into(), cushion),
-            Column::new("Cycle_Time".into(), cycle),
-            Column::new("Filling_Time".into(), filling),
-            Column::new("Mold_Constant".into(), vec![7.0f64; n]),
-            Column::new("tcu.flow".into(), vec![None::<f64>; n]),
-        ],
-    )
-    .unwrap();
+    let mut columns = vec![
+        Column::new("machine_id".into(), vec!["m1"; n]),
+        ts.into_column(),
+        Column::new("shot_number".into(), (1..=n as u64).collect::<Vec<_>>()),
+        Column::new("mold".into(), vec!["9000a"; n]),
+        Column::new("run_id".into(), runs),
+        Column::new("label".into(), label),
+        Column::new("label_source".into(), vec!["shot"; n]),
+        Column::new("defect".into(), vec![None::<&str>; n]),
+        Column::new("edge_id".into(), vec!["e1"; n]),
+        Column::new("seq".into(), (1..=n as u64).collect::<Vec<_>>()),
+    ];
+    columns.extend(features.into_iter().map(|(name, v)| Column::new(name.into(), v)));
+    if unmeasured {
+        columns.push(Column::new("tcu.flow".into(), vec![None::<f64>; n]));
+    }
+    let mut df = DataFrame::new(n, columns).unwrap();
     let dir = lake.join("etl_data/machine=m1/date=2026-01-01");
     std::fs::create_dir_all(&dir).unwrap();
-    let mut df = df;
     let mut f = std::fs::File::create(dir.join("part.parquet")).unwrap();
     ParquetWriter::new(&mut f).finish(&mut df).unwrap();
 }
@@ -105,6 +114,11 @@ fn trains_judges_exports_and_registers_a_signed_candidate() {
     assert!(k.windows["test"] > 0 && k.windows["test_defective"] > 0);
     let lstm = k.lstm_ae.as_ref().unwrap();
     let test = lstm.test.as_ref().unwrap();
+    let pca = k.pca.as_ref().unwrap();
+    assert!(pca.test.as_ref().is_some_and(|e| e.windows == k.windows["test"]));
+    let selection = k.selection.as_ref().unwrap();
+    let chosen = k.selected().unwrap();
+    assert_eq!(chosen.kind, selection.kind, "{selection:?}");
     assert_eq!(test.windows, k.windows["test"]);
     assert!(test.roc_auc.value.unwrap() > 0.5, "a strong defect signature is ranked above chance");
     assert!(k.baseline.as_ref().unwrap().test.is_some());
@@ -126,7 +140,8 @@ fn trains_judges_exports_and_registers_a_signed_candidate() {
     let manifest = bundle.verify(&moldops_shared::bundle::parse_key_hex(&public).unwrap()).unwrap();
     assert_eq!(manifest.model_id, "m1@1");
     assert_eq!(manifest.window, 4);
-    assert_eq!(manifest.threshold, lstm.threshold.threshold);
+    assert_eq!(manifest.threshold, chosen.threshold.threshold);
+    assert_eq!(manifest.kind, selection.kind);
     assert_eq!(manifest.feature_names(), k.features);
     assert!(!bundle.files.keys().any(|f| f.contains("key")), "no key material in the bundle");
     let private = std::fs::read_to_string(&key).unwrap();
@@ -175,4 +190,53 @@ fn train_refuses_a_missing_or_world_readable_key() {
         let err = run_training(&args(&lake, &registry, &key, &[])).unwrap_err();
         assert!(format!("{err:#}").contains("chmod 600"), "{err:#}");
     }
+}
+
+/// 600 shots of five features driven by two slow process factors; from shot 400 to 419
+/// (validation) and 520 to 569 (test) the third feature sits 0.5 above its relation to the
+/// others — a sustained step, small against the feature's own range. Those shots are labelled
+/// defective.
+fn write_step_fault(lake: &Path) {
+    let n = 600;
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let (mut u1, mut u2) = (0.0f64, 0.0f64);
+    let mut cols: Vec<Vec<f64>> = vec![Vec::new(); 5];
+    let mut label = Vec::with_capacity(n);
+    for i in 0..n {
+        u1 = 0.9 * u1 + rng.random_range(-0.5..0.5);
+        u2 = 0.9 * u2 + rng.random_range(-0.5..0.5);
+        let fault = (400..420).contains(&i) || (520..570).contains(&i);
+        let mut noise = || rng.random_range(-0.05..0.05);
+        let x = [u1, u1 + u2, u2 + if fault { 0.5 } else { 0.0 }, u1 - u2, 2.0 * u1];
+        for (c, v) in cols.iter_mut().zip(x) {
+            c.push(10.0 + v + noise());
+        }
+        label.push(Some(f64::from(u8::from(fault))));
+    }
+    let names = ["p1", "p2", "p3", "p4", "p5"];
+    write_frame(lake, label, names.into_iter().zip(cols).collect(), false);
+}
+
+#[test]
+fn validation_selects_the_family_that_catches_a_sustained_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (lake, registry, key) =
+        (tmp.path().join("lake"), tmp.path().join("registry"), tmp.path().join("keys/signing.key"));
+    write_step_fault(&lake);
+    keys::keygen(&key, false).unwrap();
+    let report = run_training(&args(&lake, &registry, &key, &["--no-baseline"])).unwrap();
+    let k = &report.keys[0];
+    let s = k.selection.as_ref().unwrap();
+    assert_eq!(s.criterion, moldops_cloud::train::select::Criterion::PrAuc, "{s:?}");
+    assert!(s.figures.contains_key("pca") && s.figures.contains_key("lstm_ae"), "{s:?}");
+    assert_eq!(s.kind, "pca", "the step is a broken correlation that T²/Q keep seeing: {s:?}");
+    let chosen = k.selected().unwrap().test.as_ref().unwrap();
+    assert!(chosen.positives >= 40, "{chosen:?}");
+    assert!(chosen.recall.value.unwrap() >= 0.9, "the whole step is flagged, not its onset: {chosen:?}");
+    assert!(chosen.precision.value.unwrap() >= 0.9, "{chosen:?}");
+    let (_, dir) = k.registered.clone().unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&Bundle::read_dir(&dir).unwrap().files["manifest.json"]).unwrap();
+    assert_eq!(manifest["kind"], "pca");
+    assert!(k.onnx_parity_max_diff.unwrap() <= 1e-4);
 }

@@ -1,6 +1,7 @@
 //! A small builder for ONNX graphs on `tract_onnx::pb` (the prost types of onnx.proto): float
 //! and int64 initializers, nodes with attributes, typed inputs and outputs.
 
+use moldops_shared::bundle::{CONTRIB_OUTPUT, SCORE_OUTPUT};
 use tract_onnx::pb;
 
 /// ONNX element type codes used here.
@@ -117,6 +118,20 @@ impl Graph {
     pub(super) fn output(&mut self, name: &str, dims: &[Dim]) {
         let v = value_info(name, dims);
         self.graph.output.push(v);
+    }
+
+    /// The bundle contract's outputs: `score` (`[N]`) as the mean of the `contributions`
+    /// (`[N, f]`, already computed under that name) over features; both declared as outputs.
+    pub(super) fn score_outputs(&mut self, f: usize) {
+        self.node_named(
+            "ReduceMean",
+            &[CONTRIB_OUTPUT],
+            &[SCORE_OUTPUT.to_string()],
+            vec![("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(0))],
+            "score",
+        );
+        self.output(SCORE_OUTPUT, &[Dim::Named("N")]);
+        self.output(CONTRIB_OUTPUT, &[Dim::Named("N"), Dim::Fixed(f)]);
     }
 
     /// The model: IR version 8, default-domain opset 17.

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::data::Windows;
-use crate::score::score;
+use crate::score::{Scores, score};
 use crate::train::{TrainConfig, fit};
 use burn::tensor::Device;
 use rand::{Rng, SeedableRng};
@@ -99,16 +99,12 @@ score, contrib = s.run(["score", "contributions"], {"window": x})
 print(json.dumps({"score": score.tolist(), "contributions": contrib.reshape(-1).tolist()}))
 "#;
 
-#[test]
-fn onnx_checker_accepts_and_onnxruntime_matches_burn() {
-    let (model, norm, held_out) = trained(2, true);
-    let device = Device::flex();
-    let bytes = export_lstm_ae(&model, &norm, held_out.w, ScoreMode::LastSquared).unwrap();
-    let dir = std::env::temp_dir().join(format!("moldops-onnx-parity-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (model_path, input_path) = (dir.join("m.onnx"), dir.join("in.json"));
-    std::fs::write(&model_path, &bytes).unwrap();
-    let input = serde_json::json!({"data": held_out.data, "n": held_out.n, "w": held_out.w, "f": held_out.f});
+/// `bytes` checked by `onnx.checker` (full check) and run by onnxruntime on `windows`.
+fn onnxruntime_scores(bytes: &[u8], windows: &Windows) -> Scores {
+    let dir = tempfile::tempdir().unwrap();
+    let (model_path, input_path) = (dir.path().join("m.onnx"), dir.path().join("in.json"));
+    std::fs::write(&model_path, bytes).unwrap();
+    let input = serde_json::json!({"data": windows.data, "n": windows.n, "w": windows.w, "f": windows.f});
     std::fs::write(&input_path, input.to_string()).unwrap();
     let out = std::process::Command::new(python())
         .arg("-c")
@@ -119,7 +115,6 @@ fn onnx_checker_accepts_and_onnxruntime_matches_burn() {
         .expect(
             "run python (set MOLDOPS_PYTHON; needs onnx, onnxruntime, numpy from tests/requirements.txt)",
         );
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         out.status.success(),
         "onnx check / onnxruntime failed: {}",
@@ -129,9 +124,39 @@ fn onnx_checker_accepts_and_onnxruntime_matches_burn() {
     let vec = |k: &str| -> Vec<f32> {
         got[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect()
     };
+    Scores { score: vec("score"), contributions: vec("contributions") }
+}
+
+#[test]
+fn onnx_checker_accepts_and_onnxruntime_matches_burn() {
+    let (model, norm, held_out) = trained(2, true);
+    let device = Device::flex();
+    let bytes = export_lstm_ae(&model, &norm, held_out.w, ScoreMode::LastSquared).unwrap();
+    let got = onnxruntime_scores(&bytes, &held_out);
     let expected = score(&model, &norm.apply(&held_out), ScoreMode::LastSquared, 64, &device).unwrap();
-    assert!(max_diff(&expected.score, &vec("score")) <= TOL);
-    assert!(max_diff(&expected.contributions, &vec("contributions")) <= TOL);
+    assert!(max_diff(&expected.score, &got.score) <= TOL);
+    assert!(max_diff(&expected.contributions, &got.contributions) <= TOL);
+}
+
+#[test]
+fn a_pca_monitor_runs_the_same_in_tract_and_onnxruntime() {
+    let (w, f) = (4, 5);
+    let train = raw_windows(300, 1, f, 7);
+    let pca = crate::pca::Pca::fit(&train.data, f, &crate::pca::PcaConfig { variance: 0.6 }).unwrap();
+    assert!(pca.components >= 1 && pca.components < f);
+    let held_out = raw_windows(9, w, f, 8);
+    let expected = pca.score(&held_out);
+    let bytes = export_pca(&pca, w).unwrap();
+    // Scores reach tens on far-off shots: relative above 1, as the training's parity check.
+    let close = |a: &[f32], b: &[f32]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= TOL * x.abs().max(1.0))
+    };
+    for got in [tract_scores(&bytes, &held_out).unwrap(), onnxruntime_scores(&bytes, &held_out)] {
+        assert!(close(&expected.score, &got.score), "{:?} vs {:?}", expected.score, got.score);
+        assert!(close(&expected.contributions, &got.contributions));
+    }
+    let one = tract_scores(&bytes, &held_out.select(&[3])).unwrap();
+    assert!(close(&expected.score[3..4], &one.score), "one window at a time, as the edge runs it");
 }
 
 #[test]
