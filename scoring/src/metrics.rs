@@ -38,6 +38,10 @@ pub struct KeyStatus {
     pub alarms: u64,
     /// `alarms / scored`, 0 before the first scored shot.
     pub alarm_rate: f64,
+    /// The active model's calibrated false-alarm rate (its manifest's `false_alarm_target`):
+    /// on good production `alarm_rate` should sit near it; well above it, the process or the
+    /// sensors moved away from the training data.
+    pub false_alarm_target: Option<f64>,
     /// Shots candidates in shadow for this key have taken since the edge started.
     pub shadow_scored: u64,
     /// Score of the last shot the active model scored.

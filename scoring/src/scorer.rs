@@ -96,6 +96,7 @@ impl Scorer {
         let label = key.label();
         let (version, id, backend) =
             (model.bundle.version, model.bundle.model_id.clone(), model.model.backend().as_str());
+        let target = model.model.manifest().false_alarm_target;
         self.metrics
             .model_version
             .get_or_create(&KeyLabel { model_key: label.clone() })
@@ -104,6 +105,7 @@ impl Scorer {
             s.version = Some(version);
             s.model_id = Some(id);
             s.backend = Some(backend.to_string());
+            s.false_alarm_target = target;
         });
         self.slots.entry(key.clone()).or_default().active.replace(model)
     }

@@ -137,6 +137,11 @@ pub struct Manifest {
     pub tolerance_ms: i64,
     /// Score above which a shot alarms (`score > threshold`).
     pub threshold: f32,
+    /// Share of good shots the model is expected to alarm on at `threshold` (0 to 1), as
+    /// calibrated on a held-out slice of time: what the edge's live alarm rate is read against.
+    /// Absent in bundles from before calibration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub false_alarm_target: Option<f64>,
     /// How the model scored its validation data: the baseline a shadow run is judged against.
     pub validation_scores: ScoreStats,
     /// sha256 of the training data snapshot.
@@ -380,6 +385,7 @@ impl Manifest {
             window,
             tolerance_ms: crate::features::DEFAULT_TOLERANCE_MS,
             threshold,
+            false_alarm_target: None,
             validation_scores: ScoreStats::default(),
             data_snapshot: String::new(),
             code_version: String::new(),
@@ -396,6 +402,9 @@ impl Manifest {
         }
         if !self.threshold.is_finite() {
             return Err(BundleError::Manifest("threshold is not finite".into()));
+        }
+        if let Some(t) = self.false_alarm_target.filter(|t| !(0.0..=1.0).contains(t)) {
+            return Err(BundleError::Manifest(format!("false_alarm_target {t} is not a share in 0..=1")));
         }
         if !(0..=crate::features::MAX_TOLERANCE_MS).contains(&self.tolerance_ms) {
             return Err(BundleError::Manifest(format!(

@@ -11,9 +11,11 @@
 //!   scores each new shot with the W−1 before it). A window is *clean* when none of its shots is
 //!   labelled defective (label 0 or no label).
 //! - **Split.** The key's shots in time order: the first `train_frac` are training, the next
-//!   `val_frac` validation, the rest test; a window belongs to the part of its last shot (its
-//!   earlier shots may lie in the part before, as they would at the edge). The model trains on
-//!   clean training windows; validation chooses the epoch and the threshold; test is judged once.
+//!   `val_frac` validation, the rest test; a window belongs to the part of its last shot, and
+//!   the W − 1 windows that would reach back into the part before are left out (a gap: no
+//!   validation or test window shares a shot with the part before it). The model trains on
+//!   clean training windows; validation chooses the epoch, the threshold and the family; test
+//!   is judged once.
 
 use anyhow::{Context, Result, bail};
 use moldops_models::data::Windows;
@@ -211,13 +213,18 @@ pub fn build(series: &Series, cfg: &DatasetConfig) -> Result<Dataset> {
             continue;
         }
         let start = e + 1 - w;
-        let which = if e < train_end {
-            0
+        let (which, part_start) = if e < train_end {
+            (0, 0)
         } else if e < val_end {
-            1
+            (1, train_end)
         } else {
-            2
+            (2, val_end)
         };
+        if start < part_start {
+            // The gap: a window that reaches back into the part before would share shots
+            // with what was fitted on (or chosen on) there.
+            continue;
+        }
         let p = &mut parts[which];
         for r in &rows[start..=e] {
             p.windows.data.extend_from_slice(r);

@@ -188,26 +188,27 @@ pub struct ThresholdChoice {
     /// The chosen threshold: a window is flagged when its score is above it.
     pub threshold: f32,
     /// `best_f1` (enough defective windows among those the threshold is picked on: validation
-    /// and, unless `--val-only-threshold`, the training part's defective windows) or `quantile`.
+    /// and, unless `--val-only-threshold`, the training part's defective windows) or
+    /// `conformal` (for a false-alarm rate of `1 − quantile` on good validation windows).
     pub method: String,
     /// F1 at the threshold on the windows it was picked on (best_f1 only).
     pub validation_f1: Option<f64>,
-    /// The quantile of good scores taken (quantile only).
+    /// `1 −` the intended false-alarm rate (conformal only).
     pub quantile: Option<f64>,
 }
 
 /// Picks a threshold on `scores` with their `labels` (the caller passes the windows the weights
 /// were not fitted on). With at least `min_positives` defective windows: the threshold
 /// maximising F1 there, placed halfway between the lowest flagged score and the next lower
-/// score (ties go to the higher threshold). Otherwise the `quantile` of the scores of the windows
-/// not labelled defective (unlabelled ones count as good; all `normal_fallback` scores when there
-/// is none).
+/// score (ties go to the higher threshold). Otherwise a conformal threshold for a false-alarm
+/// rate of `1 − quantile` on `calibration`, the scores of good windows from a slice of time the
+/// model was not fitted on ([`conformal_threshold`]).
 pub fn choose_threshold(
     scores: &[f32],
     labels: &[Option<u8>],
     min_positives: usize,
     quantile: f64,
-    normal_fallback: &[f32],
+    calibration: &[f32],
 ) -> ThresholdChoice {
     let labelled: Vec<(f32, u8)> =
         scores.iter().zip(labels).filter_map(|(&s, l)| l.map(|l| (s, l))).collect();
@@ -234,16 +235,83 @@ pub fn choose_threshold(
             quantile: None,
         };
     }
-    let mut normal: Vec<f32> =
-        scores.iter().zip(labels).filter(|(_, l)| **l != Some(1)).map(|(s, _)| *s).collect();
-    if normal.is_empty() {
-        normal = normal_fallback.to_vec();
+    ThresholdChoice {
+        threshold: conformal_threshold(calibration, 1.0 - quantile),
+        method: "conformal".into(),
+        validation_f1: None,
+        quantile: Some(quantile),
     }
-    normal.sort_by(f32::total_cmp);
-    let t = if normal.is_empty() {
-        f32::MAX
-    } else {
-        normal[((normal.len() - 1) as f64 * quantile).round() as usize]
+}
+
+/// Split-conformal threshold for a false-alarm rate of at most `alpha` on new good windows
+/// exchangeable with `good` (the calibration scores): the ⌈(n+1)(1−α)⌉-th smallest of the n
+/// scores, so a new window exceeds it with probability ≤ α. With too few scores for `alpha`
+/// (n < 1/α − 1) that rank is past the largest and the largest is taken: the achieved rate may
+/// then be above α (the report shows it). `f32::MAX` without any score.
+pub fn conformal_threshold(good: &[f32], alpha: f64) -> f32 {
+    let mut sorted: Vec<f32> = good.iter().copied().filter(|s| !s.is_nan()).collect();
+    if sorted.is_empty() {
+        return f32::MAX;
+    }
+    sorted.sort_by(f32::total_cmp);
+    let n = sorted.len();
+    let rank = (((n + 1) as f64) * (1.0 - alpha.clamp(0.0, 1.0))).ceil() as usize;
+    sorted[rank.clamp(1, n) - 1]
+}
+
+/// False alarms of a threshold: intended, on the calibration slice, and achieved on the test
+/// part's good windows with a moving-block bootstrap interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FalseAlarms {
+    /// The rate the threshold was set for (`1 − quantile`) with a conformal threshold; with a
+    /// best-F1 threshold, the rate on the calibration slice (what to expect live). The manifest's
+    /// `false_alarm_target`.
+    pub target: f64,
+    /// Good windows of the calibration slice (validation).
+    pub calibration_windows: usize,
+    /// Share of them above the threshold.
+    pub calibration_rate: Option<f64>,
+    /// Good (not defective-labelled) test windows.
+    pub test_windows: usize,
+    /// Share of them above the threshold, with its interval.
+    pub test_rate: Estimate,
+    /// Whether the target lies within the test rate's interval (`None` without test windows).
+    pub target_within_interval: Option<bool>,
+}
+
+/// [`FalseAlarms`] of `threshold` for `choice`, from the good calibration and test scores (each
+/// in time order).
+pub fn false_alarms(
+    choice: &ThresholdChoice,
+    calibration: &[f32],
+    test_good: &[f32],
+    rounds: usize,
+    block: usize,
+    seed: u64,
+) -> FalseAlarms {
+    let rate = |s: &[f32]| {
+        (!s.is_empty()).then(|| s.iter().filter(|&&v| v > choice.threshold).count() as f64 / s.len() as f64)
     };
-    ThresholdChoice { threshold: t, method: "quantile".into(), validation_f1: None, quantile: Some(quantile) }
+    let calibration_rate = rate(calibration);
+    let target = match choice.quantile {
+        Some(q) => 1.0 - q,
+        None => calibration_rate.unwrap_or(0.0),
+    };
+    // Every test window is a "positive" of the alarm event: recall at the threshold is the rate.
+    let ones = vec![1u8; test_good.len()];
+    let e = evaluate(test_good, &ones, choice.threshold, rounds, block, seed);
+    let test_rate =
+        if test_good.is_empty() { Estimate { value: None, ci_low: None, ci_high: None } } else { e.recall };
+    let within = match (test_rate.ci_low, test_rate.ci_high) {
+        (Some(lo), Some(hi)) => Some(lo <= target && target <= hi),
+        _ => None,
+    };
+    FalseAlarms {
+        target,
+        calibration_windows: calibration.len(),
+        calibration_rate,
+        test_windows: test_good.len(),
+        test_rate,
+        target_within_interval: within,
+    }
 }

@@ -61,6 +61,18 @@ pub fn table(r: &TrainReport) -> String {
         if let Some(m) = &k.lstm_ae {
             line(&mut out, &label, "lstm_ae @ fixed 0.1", m.test_fixed_0_1.as_ref());
         }
+        if let Some(m) = k.selected() {
+            let fa = &m.false_alarms;
+            let _ = writeln!(
+                out,
+                "{label:<16} false alarms ({}): target {:.3}, calibration {}, test {} on {} good windows",
+                m.threshold.method,
+                fa.target,
+                fa.calibration_rate.map_or("-".into(), |r| format!("{r:.3}")),
+                est(&fa.test_rate),
+                fa.test_windows
+            );
+        }
         if let Some(s) = &k.selection {
             let _ = writeln!(out, "{label:<16} selected {}: {}", s.kind, s.reason);
         }

@@ -3,7 +3,7 @@
 
 use super::TrainArgs;
 use super::dataset::{self, Dataset, DatasetConfig, Dropped};
-use super::metrics::{self, Evaluation, ThresholdChoice};
+use super::metrics::{self, Evaluation, FalseAlarms, ThresholdChoice};
 use super::snapshot::{DataSnapshot, snapshot};
 use super::{family, select};
 use crate::registry::{Lineage, NewVersion, Registry, keys};
@@ -35,6 +35,8 @@ pub struct ModelOutcome {
     pub train_seconds: f64,
     pub history: Vec<EpochLog>,
     pub threshold: ThresholdChoice,
+    /// False alarms at the threshold: intended, on calibration, achieved on test.
+    pub false_alarms: FalseAlarms,
     /// Test windows at the chosen threshold.
     pub test: Option<Evaluation>,
     /// Test windows at the original's fixed 0.1.
@@ -481,6 +483,7 @@ fn register_candidate(
         window: args.window as u32,
         tolerance_ms: join_tolerance(lake, &ds.key.machine_id)?,
         threshold: ch.outcome.threshold.threshold,
+        false_alarm_target: Some(ch.outcome.false_alarms.target),
         validation_scores: ch.outcome.validation_scores.clone(),
         data_snapshot: c.data.id.clone(),
         code_version: super::code_version(),
@@ -539,12 +542,30 @@ fn judge(
         pick_scores.extend(&scores.held.score);
         pick_labels.extend(parts.held_labels.iter().copied());
     }
+    // Calibration: the good validation windows, a slice of time after training (with the
+    // split's gap); the clean training windows only when validation has none.
+    let good = |sc: &Scores, labels: &[Option<u8>]| -> Vec<f32> {
+        sc.score.iter().zip(labels).filter(|(_, l)| **l != Some(1)).map(|(s, _)| *s).collect()
+    };
+    let mut calibration = good(&scores.val, &ds.val.labels);
+    if calibration.is_empty() {
+        calibration = scores.train.score.clone();
+    }
     let choice = metrics::choose_threshold(
         &pick_scores,
         &pick_labels,
         args.min_val_defects,
         args.quantile,
-        &scores.train.score,
+        &calibration,
+    );
+    let test_good = good(&scores.test, &ds.test.labels);
+    let false_alarms = metrics::false_alarms(
+        &choice,
+        &calibration,
+        &test_good,
+        args.bootstrap,
+        metrics::block_len(test_good.len(), args.window),
+        args.seed ^ 4,
     );
     let (ts, tl): (Vec<f32>, Vec<u8>) =
         scores.test.score.iter().zip(&ds.test.labels).filter_map(|(s, l)| l.map(|l| (*s, l))).unzip();
@@ -562,6 +583,7 @@ fn judge(
         train_seconds: fit.train_seconds,
         history: fit.history,
         threshold: choice.clone(),
+        false_alarms,
         test: eval(choice.threshold, 1),
         test_fixed_0_1: eval(ORIGINAL_THRESHOLD, 2),
         validation_scores: stats,

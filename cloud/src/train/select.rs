@@ -3,9 +3,9 @@
 //! - **Labelled** (at least `--min-val-defects` defective windows among those the threshold is
 //!   picked on): the higher PR-AUC (average precision) there.
 //! - **Label-free**: false-alarm stability. The validation part's good windows, in time order,
-//!   are cut in halves; each family's threshold is the `--quantile` of the first half's scores and
-//!   the family whose false-alarm rate on the second half lands nearer the intended `1 − quantile`
-//!   wins: its threshold will hold on new shots.
+//!   are cut in halves; each family's threshold is set for `1 − quantile` false alarms on the
+//!   first half (conformal, as the threshold itself) and the family whose false-alarm rate on
+//!   the second half lands nearer that intended rate wins: its threshold will hold on new shots.
 //!
 //! Within [`PR_AUC_TIE`] or [`FALSE_ALARM_TIE`] the simpler family wins (candidates are given
 //! simplest first), as it does when there are too few windows to tell.
@@ -153,9 +153,7 @@ fn false_alarm_drift(val: (&[f32], &[Option<u8>]), quantile: f64) -> Option<f64>
     if half < MIN_HALF {
         return None;
     }
-    let mut early = good[..half].to_vec();
-    early.sort_by(f32::total_cmp);
-    let t = early[((early.len() - 1) as f64 * quantile).round() as usize];
+    let t = super::metrics::conformal_threshold(&good[..half], 1.0 - quantile);
     let late = &good[half..];
     let rate = late.iter().filter(|&&s| s > t).count() as f64 / late.len() as f64;
     Some((rate - (1.0 - quantile)).abs())

@@ -70,14 +70,41 @@ fn threshold_by_best_f1_when_validation_has_defects() {
 }
 
 #[test]
-fn threshold_by_quantile_of_good_windows_otherwise() {
+fn without_defects_the_threshold_is_conformal_on_the_calibration_slice() {
     let s: Vec<f32> = (0..101).map(|i| i as f32 / 100.0).collect();
     let mut l: Vec<Option<u8>> = vec![Some(0); 101];
     l[100] = Some(1); // one defect: below min_positives
-    let c = choose_threshold(&s, &l, 3, 0.9, &[]);
-    assert_eq!(c.method, "quantile");
-    assert!((c.threshold - 0.89).abs() < 1e-6, "quantile of the 100 good windows 0..0.99: {}", c.threshold);
-    // Unlabelled windows count as good; with no validation windows the fallback is used.
-    let c = choose_threshold(&[], &[], 3, 0.5, &[1.0, 2.0, 3.0]);
-    assert_eq!(c.threshold, 2.0);
+    let calibration: Vec<f32> = (0..99).map(|i| i as f32).collect();
+    let c = choose_threshold(&s, &l, 3, 0.9, &calibration);
+    assert_eq!(c.method, "conformal");
+    // ⌈(99 + 1) · 0.9⌉ = 90th smallest of 0..98 = 89: 9 of 99 above it (≤ 10 %).
+    assert_eq!(c.threshold, 89.0);
+    assert_eq!(conformal_threshold(&[1.0, 2.0, 3.0], 0.5), 2.0);
+    // Too few scores for 1 %: the largest, and no score at all: nothing alarms.
+    assert_eq!(conformal_threshold(&[1.0, 2.0, 3.0], 0.01), 3.0);
+    assert_eq!(conformal_threshold(&[], 0.01), f32::MAX);
+}
+
+#[test]
+fn false_alarms_report_the_target_and_the_achieved_rate_with_an_interval() {
+    let calibration: Vec<f32> = (0..200).map(|i| (i * 37 % 200) as f32).collect();
+    let c = choose_threshold(&[], &[], 3, 0.95, &calibration);
+    let test: Vec<f32> = (0..400).map(|i| (i * 53 % 200) as f32).collect();
+    let fa = false_alarms(&c, &calibration, &test, 300, 10, 1);
+    assert!((fa.target - 0.05).abs() < 1e-12);
+    let rate = fa.test_rate.value.unwrap();
+    assert!((rate - fa.calibration_rate.unwrap()).abs() < 0.01 && rate <= 0.05, "{fa:?}");
+    assert_eq!(fa.target_within_interval, Some(true), "{fa:?}");
+    // A drift upward on test: the rate and its interval leave the target behind.
+    let drifted: Vec<f32> = test.iter().map(|s| s + 50.0).collect();
+    let fa = false_alarms(&c, &calibration, &drifted, 300, 10, 1);
+    assert_eq!(fa.target_within_interval, Some(false), "{fa:?}");
+    // A best-F1 threshold's target is what the calibration slice showed.
+    let f1 = ThresholdChoice {
+        threshold: 189.5,
+        method: "best_f1".into(),
+        validation_f1: Some(1.0),
+        quantile: None,
+    };
+    assert!((false_alarms(&f1, &calibration, &test, 10, 10, 1).target - 0.05).abs() < 1e-12);
 }

@@ -17,6 +17,7 @@ pub(crate) fn new_version(key: &ModelKey, tag: &str) -> NewVersion {
         window: 16,
         tolerance_ms: 30_000,
         threshold: 0.5,
+        false_alarm_target: None,
         validation_scores: ScoreStats::default(),
         data_snapshot: "ab".repeat(32),
         code_version: "test".into(),

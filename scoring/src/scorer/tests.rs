@@ -12,6 +12,7 @@ fn manifest(version: u32, window: u32, threshold: f32) -> Manifest {
     Manifest {
         model_id: format!("m1@{version}"),
         version,
+        false_alarm_target: Some(0.01),
         ..Manifest::new(key, "zscore", specs, window, threshold)
     }
 }
@@ -51,6 +52,8 @@ fn every_shot_is_scored_once_the_window_is_full_with_fills_for_missing_values() 
     assert_eq!((msg.seq, msg.version, msg.alarm), (2, 1, false));
     assert_eq!(msg.contributions[0].0, "Cycle_Time", "largest contribution first");
     assert_eq!(msg.model_key, "m1");
+    let live = &s.metrics.status().keys["m1"];
+    assert_eq!((live.scored, live.false_alarm_target), (1, Some(0.01)), "the live rate beside its target");
 }
 
 #[test]

@@ -16,6 +16,7 @@ fn manifest() -> Manifest {
         window: 16,
         tolerance_ms: 30_000,
         threshold: 0.5,
+        false_alarm_target: None,
         validation_scores: ScoreStats::default(),
         data_snapshot: "abc".into(),
         code_version: "test".into(),
@@ -100,4 +101,20 @@ fn the_join_tolerance_defaults_for_old_bundles_and_is_bounded() {
     let b = Bundle::seal(negative, files, &SEED).expect("seal");
     let err = b.verify(&public_key(&SEED)).unwrap_err();
     assert!(err.to_string().contains("tolerance_ms -1"), "{err}");
+}
+
+#[test]
+fn the_false_alarm_target_is_optional_and_a_share() {
+    let json = serde_json::to_string(&manifest()).unwrap();
+    assert!(!json.contains("false_alarm_target"), "absent when unset: old edges read the same bytes");
+    let files = BTreeMap::from([(MODEL_FILE.to_string(), b"onnx-bytes".to_vec())]);
+    let set = Manifest { false_alarm_target: Some(0.01), ..manifest() };
+    let b = Bundle::seal(set, files.clone(), &SEED).expect("seal");
+    assert_eq!(b.verify(&public_key(&SEED)).unwrap().false_alarm_target, Some(0.01));
+    for bad in [1.5, -0.1] {
+        let m = Manifest { false_alarm_target: Some(bad), ..manifest() };
+        let b = Bundle::seal(m, files.clone(), &SEED).expect("seal");
+        let err = b.verify(&public_key(&SEED)).unwrap_err();
+        assert!(err.to_string().contains("false_alarm_target"), "{err}");
+    }
 }
