@@ -89,8 +89,8 @@ pub struct TrainArgs {
     /// Drop a feature missing in more than this share of training shots.
     #[arg(long, default_value_t = 0.5)]
     pub max_missing: f64,
-    /// Threshold quantile of the scores not labelled defective, when too few defective windows
-    /// are there to pick by F1.
+    /// 1 − the false-alarm target: the threshold is conformal for at most `1 − quantile` false
+    /// alarms on good validation windows (labelled defects may only raise it, by best F1).
     #[arg(long, default_value_t = 0.99)]
     pub quantile: f64,
     /// Choose the threshold on validation windows only (default: also on the training part's

@@ -187,22 +187,25 @@ pub fn evaluate(
 pub struct ThresholdChoice {
     /// The chosen threshold: a window is flagged when its score is above it.
     pub threshold: f32,
+    /// `conformal` (for a false-alarm rate of `1 − quantile` on good validation windows);
     /// `best_f1` (enough defective windows among those the threshold is picked on: validation
-    /// and, unless `--val-only-threshold`, the training part's defective windows) or
-    /// `conformal` (for a false-alarm rate of `1 − quantile` on good validation windows).
+    /// and, unless `--val-only-threshold`, the training part's defective windows, and the best
+    /// F1 threshold is at least the conformal one) or `best_f1_at_target` (the best-F1 threshold
+    /// was lower: the conformal one is kept).
     pub method: String,
     /// F1 at the threshold on the windows it was picked on (best_f1 only).
     pub validation_f1: Option<f64>,
-    /// `1 −` the intended false-alarm rate (conformal only).
+    /// `1 −` the false-alarm target the threshold respects.
     pub quantile: Option<f64>,
 }
 
-/// Picks a threshold on `scores` with their `labels` (the caller passes the windows the weights
-/// were not fitted on). With at least `min_positives` defective windows: the threshold
-/// maximising F1 there, placed halfway between the lowest flagged score and the next lower
-/// score (ties go to the higher threshold). Otherwise a conformal threshold for a false-alarm
-/// rate of `1 − quantile` on `calibration`, the scores of good windows from a slice of time the
-/// model was not fitted on ([`conformal_threshold`]).
+/// Picks a threshold for a false-alarm rate of at most `1 − quantile`: the conformal threshold
+/// on `calibration`, the scores of good windows from a slice of time the model was not fitted on
+/// ([`conformal_threshold`]). With at least `min_positives` defective windows among `scores` (the
+/// windows the weights were not fitted on, with their `labels`), the threshold maximising F1
+/// there instead (halfway between the lowest flagged score and the next lower score; ties go to
+/// the higher threshold) when it is the stricter of the two; otherwise the conformal one
+/// (`best_f1_at_target`): labels may raise the threshold, never lower it below the target's.
 pub fn choose_threshold(
     scores: &[f32],
     labels: &[Option<u8>],
@@ -228,11 +231,15 @@ pub fn choose_threshold(
                 best = (f1, t);
             }
         }
+        // Labels may make the threshold stricter than the false-alarm target, never looser.
+        let floor = conformal_threshold(calibration, 1.0 - quantile);
+        let (threshold, method) =
+            if best.1 >= floor { (best.1, "best_f1") } else { (floor, "best_f1_at_target") };
         return ThresholdChoice {
-            threshold: best.1,
-            method: "best_f1".into(),
+            threshold,
+            method: method.into(),
             validation_f1: Some(best.0),
-            quantile: None,
+            quantile: Some(quantile),
         };
     }
     ThresholdChoice {
@@ -263,8 +270,7 @@ pub fn conformal_threshold(good: &[f32], alpha: f64) -> f32 {
 /// part's good windows with a moving-block bootstrap interval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FalseAlarms {
-    /// The rate the threshold was set for (`1 − quantile`) with a conformal threshold; with a
-    /// best-F1 threshold, the rate on the calibration slice (what to expect live). The manifest's
+    /// The rate the threshold was set for at most (`1 − quantile`): the manifest's
     /// `false_alarm_target`.
     pub target: f64,
     /// Good windows of the calibration slice (validation).
@@ -293,10 +299,8 @@ pub fn false_alarms(
         (!s.is_empty()).then(|| s.iter().filter(|&&v| v > choice.threshold).count() as f64 / s.len() as f64)
     };
     let calibration_rate = rate(calibration);
-    let target = match choice.quantile {
-        Some(q) => 1.0 - q,
-        None => calibration_rate.unwrap_or(0.0),
-    };
+    // A threshold chosen without a target (none today) is judged against what calibration showed.
+    let target = choice.quantile.map_or(calibration_rate.unwrap_or(0.0), |q| 1.0 - q);
     // Every test window is a "positive" of the alarm event: recall at the threshold is the rate.
     let ones = vec![1u8; test_good.len()];
     let e = evaluate(test_good, &ones, choice.threshold, rounds, block, seed);

@@ -59,7 +59,7 @@ fn block_bootstrap_widens_the_interval_of_correlated_windows() {
 fn threshold_by_best_f1_when_validation_has_defects() {
     let s = [0.1, 0.2, 0.3, 0.9, 1.0, 0.25];
     let l = [Some(0), Some(0), Some(0), Some(1), Some(1), Some(1)];
-    let c = choose_threshold(&s, &l, 2, 0.99, &[]);
+    let c = choose_threshold(&s, &l, 2, 0.99, &[0.0, 0.1]);
     assert_eq!(c.method, "best_f1");
     // Flagging {1.0, 0.9} gives F1 0.8; {1.0, 0.9, 0.3, 0.25} gives tp 3, fp 1, F1 6/7, the
     // best: the threshold lies halfway between 0.25 and the next lower score, 0.2.
@@ -67,6 +67,11 @@ fn threshold_by_best_f1_when_validation_has_defects() {
     assert!((c.validation_f1.unwrap() - 6.0 / 7.0).abs() < 1e-9);
     let m = at_threshold(&s, &[0, 0, 0, 1, 1, 1], c.threshold);
     assert_eq!((m.tp, m.fp), (3, 1));
+    // Good calibration windows scoring up to 0.5: the best-F1 threshold would alarm on them
+    // more often than the target allows, so the conformal one is kept.
+    let calibration: Vec<f32> = (0..=50).map(|i| i as f32 / 100.0).collect();
+    let c = choose_threshold(&s, &l, 2, 0.99, &calibration);
+    assert_eq!((c.method.as_str(), c.threshold), ("best_f1_at_target", 0.5));
 }
 
 #[test]

@@ -19,6 +19,7 @@ mod modbus_peers;
 mod opcua;
 mod parity;
 mod pipeline;
+mod process_data;
 mod pull;
 mod rollout;
 mod rollout_scores;
