@@ -62,6 +62,10 @@ pub struct DemoArgs {
     /// Seed of the simulated plant.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Sustained process faults in the plant: expected failed heater bands per 10 000 shots of
+    /// a machine (each 60–200 shots; see `moldops-sim simulate --sustained-faults`); 0 = none.
+    #[arg(long, default_value_t = 0.0)]
+    pub sustained_faults: f64,
     /// The first K machines serve their cycle data over OPC UA instead of Modbus TCP (mixes
     /// protocols; needs moldops-sim's default `opcua` feature).
     #[arg(long, default_value_t = 0, value_name = "K")]
@@ -176,6 +180,7 @@ async fn start_floor(args: &DemoArgs, dir: &Path, port: u16, stop: watch::Receiv
         machines: args.machines,
         speed: args.speed,
         seed: args.seed,
+        sustained_faults: args.sustained_faults,
         opcua_machines: args.opcua_machines,
         base_port: 0,
         quality_log: dir.join("quality-log.jsonl"),

@@ -34,6 +34,11 @@ pub struct SimArgs {
     /// Fraction of defective shots (episodes of 1–5 shots).
     #[arg(long, default_value_t = 0.03)]
     pub defect_rate: f64,
+    /// Sustained process faults: expected failed barrel heater bands per 10 000 shots of a
+    /// machine, each lasting 60–200 shots or until the next stop (all its shots defective, on
+    /// top of --defect-rate); 0 = none.
+    #[arg(long, default_value_t = 0.0)]
+    pub sustained_faults: f64,
     /// Shots between mold changes (±15 %, each a 20–40 min stop); 0 = never.
     #[arg(long, default_value_t = 300)]
     pub mold_change_shots: u64,
@@ -134,6 +139,8 @@ pub struct Plant {
     pub start_shot: u32,
     /// Fraction of defective shots, within `0..=0.9`.
     pub defect_rate: f64,
+    /// Expected sustained faults per 10 000 shots, within `0..=100`.
+    pub sustained_faults: f64,
     /// Shots between mold changes (±15 %, each a 20–40 min stop); 0 = never.
     pub mold_change_shots: u64,
     /// Mean shots between idle stops of 16–45 min; 0 = never.
@@ -165,6 +172,9 @@ impl Plant {
         }
         if !(0.0..=0.9).contains(&a.defect_rate) {
             errs.push(format!("--defect-rate {} must be within 0..=0.9", a.defect_rate));
+        }
+        if !(0.0..=100.0).contains(&a.sustained_faults) {
+            errs.push(format!("--sustained-faults {} must be within 0..=100", a.sustained_faults));
         }
         let last_port = u32::from(a.base_port) + 10 * a.machines.saturating_sub(1) as u32 + 3;
         if a.base_port != 0 && last_port > u32::from(u16::MAX) {
@@ -201,6 +211,7 @@ impl Plant {
             shots: a.shots,
             start_shot: a.start_shot,
             defect_rate: a.defect_rate,
+            sustained_faults: a.sustained_faults,
             mold_change_shots: a.mold_change_shots,
             idle_every: a.idle_every,
             host: a.host,
@@ -219,6 +230,7 @@ impl Plant {
             start_ms: self.start_ms,
             start_shot: self.start_shot,
             defect_rate: self.defect_rate,
+            sustained_faults: self.sustained_faults,
             mold_change_shots: self.mold_change_shots,
             idle_every: self.idle_every,
         }

@@ -1,7 +1,9 @@
 //! Defects of the simulated process: which shots are bad (short episodes of 1–5 consecutive
-//! shots, started at a rate that makes the configured fraction of shots defective), of which
-//! kind (wet material only when the material is moist), and the physical signature each kind
-//! leaves on the process values, the part weight and the mold temperature.
+//! shots, started at a rate that makes the configured fraction of shots defective; and, when
+//! asked for, sustained process faults — a failed barrel heater band that stays until the next
+//! stop or 60–200 shots), of which kind (wet material only when the material is moist), and the
+//! physical signature each kind leaves on the process values, the part weight and the mold
+//! temperature.
 
 use super::features::{Feature as F, Values};
 use rand::Rng;
@@ -22,12 +24,22 @@ pub enum Defect {
     /// Splay from moist material (only above [`WET_MOISTURE`]): low pressures, short
     /// plasticizing, slightly light part.
     WetMaterial,
+    /// A failed barrel heater band (a sustained fault): zone 2 runs cold, the stiffer melt
+    /// needs more pressure and time to fill and plasticize, parts come out light, shot after
+    /// shot until the band is replaced.
+    HeaterBand,
 }
 
 impl Defect {
     /// Every kind, [`Defect::None`] first.
-    pub const ALL: [Defect; 5] =
-        [Defect::None, Defect::ShortShot, Defect::Flash, Defect::SinkMarks, Defect::WetMaterial];
+    pub const ALL: [Defect; 6] = [
+        Defect::None,
+        Defect::ShortShot,
+        Defect::Flash,
+        Defect::SinkMarks,
+        Defect::WetMaterial,
+        Defect::HeaterBand,
+    ];
 
     /// Name in the quality log.
     pub fn as_str(self) -> &'static str {
@@ -37,6 +49,7 @@ impl Defect {
             Defect::Flash => "flash",
             Defect::SinkMarks => "sink_marks",
             Defect::WetMaterial => "wet_material",
+            Defect::HeaterBand => "heater_band",
         }
     }
 
@@ -51,6 +64,9 @@ pub const WET_MOISTURE: f64 = 0.06;
 
 /// Longest defect episode, in shots; lengths are uniform in `1..=MAX_EPISODE`.
 const MAX_EPISODE: u32 = 5;
+
+/// Shots a failed heater band lasts unless a stop comes first (uniform).
+const SUSTAINED: std::ops::RangeInclusive<u32> = 60..=200;
 
 /// What a shot will be, before its defect signature is applied.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,17 +90,22 @@ struct Episode {
 #[derive(Debug, Clone)]
 pub struct Episodes {
     p_start: f64,
+    /// Chance a good shot starts a sustained fault.
+    p_sustained: f64,
     current: Option<Episode>,
 }
 
 impl Episodes {
-    /// `rate` is the fraction of defective shots, clamped to `[0, 0.9]`.
-    pub fn new(rate: f64) -> Self {
+    /// `rate` is the fraction of defective shots in short episodes, clamped to `[0, 0.9]`;
+    /// `sustained_per_10k` the expected sustained faults per 10 000 shots (clamped to
+    /// `[0, 100]`), whose shots come on top of that fraction.
+    pub fn new(rate: f64, sustained_per_10k: f64) -> Self {
         let f = if rate.is_finite() { rate.clamp(0.0, 0.9) } else { 0.0 };
         // A good shot starts an episode (mean length m) with probability p, so the defective
         // fraction is m·p / (1 − p + m·p); solved for p.
         let m = f64::from(MAX_EPISODE + 1) / 2.0;
-        Episodes { p_start: f / (m - (m - 1.0) * f), current: None }
+        let sustained = if sustained_per_10k.is_finite() { sustained_per_10k.clamp(0.0, 100.0) } else { 0.0 };
+        Episodes { p_start: f / (m - (m - 1.0) * f), p_sustained: sustained / 10_000.0, current: None }
     }
 
     /// Ends the running episode (the machine stopped; the cause was fixed).
@@ -94,6 +115,11 @@ impl Episodes {
 
     /// Defect and severity of the next shot; `moisture` in %.
     pub fn next(&mut self, rng: &mut impl Rng, moisture: f64) -> (Defect, f64) {
+        if self.current.is_none() && self.p_sustained > 0.0 && rng.random::<f64>() < self.p_sustained {
+            let left = rng.random_range(SUSTAINED);
+            let severity = rng.random_range(0.8..1.2);
+            self.current = Some(Episode { defect: Defect::HeaterBand, left, severity });
+        }
         if self.current.is_none() && self.p_start > 0.0 && rng.random::<f64>() < self.p_start {
             let defect = pick(rng, moisture);
             let left = rng.random_range(1..=MAX_EPISODE);
@@ -170,6 +196,16 @@ pub fn apply(defect: Defect, s: f64, d: &mut Draft) {
             v[F::PlasticizingTime] -= 0.8 * s;
             v[F::AverageBackPressure] -= 0.6 * s;
         }
+        // Zone 2 runs 25 °C cold: stiffer melt, more pressure and time to fill and plasticize,
+        // a slightly light part; the controller's other zones barely notice.
+        Defect::HeaterBand => {
+            d.weight *= 1.0 - 0.012 * s;
+            v[F::Barrel2] -= 25.0 * s;
+            v[F::Barrel3] -= 4.0 * s;
+            scale(v, F::MaxInjectionPressure, 0.08 * s);
+            v[F::FillingTime] += 0.12 * s;
+            v[F::PlasticizingTime] += 0.6 * s;
+        }
     }
 }
 
@@ -182,7 +218,7 @@ mod tests {
     #[test]
     fn episodes_hit_the_rate_and_stay_short() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let mut ep = Episodes::new(0.03);
+        let mut ep = Episodes::new(0.03, 0.0);
         let (mut bad, mut runs, mut prev) = (0u32, 0u32, Defect::None);
         let n = 200_000;
         for _ in 0..n {
@@ -196,6 +232,24 @@ mod tests {
         assert!((0.027..0.033).contains(&rate), "rate {rate}");
         let mean_run = f64::from(bad) / f64::from(runs);
         assert!((2.5..3.5).contains(&mean_run), "mean episode length {mean_run}");
-        assert_eq!(Episodes::new(0.0).next(&mut rng, 1.0).0, Defect::None);
+        assert_eq!(Episodes::new(0.0, 0.0).next(&mut rng, 1.0).0, Defect::None);
+    }
+
+    #[test]
+    fn a_failed_heater_band_stays_for_60_to_200_shots() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut ep = Episodes::new(0.0, 20.0);
+        let (mut runs, mut current) = (Vec::new(), 0u32);
+        for _ in 0..200_000 {
+            match ep.next(&mut rng, 0.02).0 {
+                Defect::HeaterBand => current += 1,
+                Defect::None if current > 0 => runs.push(std::mem::take(&mut current)),
+                Defect::None => {}
+                other => panic!("only sustained faults asked for, got {other:?}"),
+            }
+        }
+        assert!(runs.iter().all(|r| SUSTAINED.contains(r)), "{runs:?}");
+        // One failure per 500 good shots, each ~130 long: 200 000 / 630 ≈ 317 of them.
+        assert!((250..400).contains(&runs.len()), "{} failures", runs.len());
     }
 }

@@ -37,8 +37,10 @@ pub struct ProcessConfig {
     pub start_ms: i64,
     /// Number of the first shot (the counter wraps at 2^32).
     pub start_shot: u32,
-    /// Fraction of defective shots.
+    /// Fraction of defective shots in short episodes.
     pub defect_rate: f64,
+    /// Expected sustained faults (failed heater bands) per 10 000 shots; their shots come on top.
+    pub sustained_faults: f64,
     /// Shots between mold changes (±15 %); 0 = never.
     pub mold_change_shots: u64,
     /// Mean shots between idle stops of over 15 minutes; 0 = never.
@@ -163,7 +165,7 @@ impl ProcessModel {
             started: false,
             next_number: cfg.start_shot,
             mold: cfg.index % MOLDS.len(),
-            episodes: Episodes::new(cfg.defect_rate),
+            episodes: Episodes::new(cfg.defect_rate, cfg.sustained_faults),
             pause: None,
             until_change,
             drifts,

@@ -9,6 +9,7 @@ fn config(seed: u64, index: usize) -> ProcessConfig {
         start_ms: 1_767_592_800_000,
         start_shot: 1,
         defect_rate: 0.03,
+        sustained_faults: 0.0,
         mold_change_shots: 300,
         idle_every: 600,
     }
@@ -78,9 +79,10 @@ fn defect_rate_and_physical_signatures() {
     let speed = mean_dev(&series, rel(F::MaxInjectionSpeed));
     let supply = mean_dev(&series, |s, p| p.supply_temperature - spec(s).tcu_supply);
     let dew = mean_dev(&series, |_, p| p.dew_point);
-    for d in Defect::ALL {
+    for d in Defect::ALL.into_iter().filter(|d| *d != Defect::HeaterBand) {
         assert!(weight.contains_key(&d), "no {d:?} shots in 20000");
     }
+    assert!(!weight.contains_key(&Defect::HeaterBand), "sustained faults only when asked for");
     let good = Defect::None;
     let (ss, fl, sm, wm) = (Defect::ShortShot, Defect::Flash, Defect::SinkMarks, Defect::WetMaterial);
     assert!(weight[&ss] < weight[&good] - 0.03 && cushion[&ss] < cushion[&good] - 2.0);
@@ -90,6 +92,28 @@ fn defect_rate_and_physical_signatures() {
     assert!(supply[&sm] > supply[&good] + 2.5);
     assert!(pressure[&wm] < pressure[&good] - 0.06 && speed[&wm] > speed[&good] + 0.03);
     assert!(dew[&wm] > dew[&good] + 10.0, "wet material comes with a wet dryer");
+}
+
+#[test]
+fn a_failed_heater_band_is_a_sustained_step_in_the_process() {
+    let series = shots(ProcessConfig { sustained_faults: 5.0, ..config(9, 0) }, 20_000);
+    let rel = |f: F| move |s: &Shot, _: &Peripherals| s.values[f] / spec(s).nominal[f] - 1.0;
+    let barrel2 = mean_dev(&series, |s, _| s.values[F::Barrel2] - spec(s).nominal[F::Barrel2]);
+    let pressure = mean_dev(&series, rel(F::MaxInjectionPressure));
+    let weight = mean_dev(&series, |s, p| p.part_weight / spec(s).part_weight - 1.0);
+    let (hb, good) = (Defect::HeaterBand, Defect::None);
+    assert!(barrel2[&hb] < barrel2[&good] - 15.0, "zone 2 runs cold: {barrel2:?}");
+    assert!(
+        pressure[&hb] > pressure[&good] + 0.02 && weight[&hb] < weight[&good] - 0.008,
+        "{pressure:?} {weight:?}"
+    );
+    // Long runs of consecutive failed shots, not 1–5 shot episodes.
+    let mut longest = (0, 0);
+    for (s, _) in &series {
+        longest.0 = if s.defect == hb { longest.0 + 1 } else { 0 };
+        longest.1 = longest.1.max(longest.0);
+    }
+    assert!(longest.1 >= 60, "longest heater band failure {} shots", longest.1);
 }
 
 #[test]

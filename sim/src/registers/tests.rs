@@ -12,6 +12,7 @@ fn shot_steps(n: usize) -> Vec<Step> {
         start_ms: START,
         start_shot: u32::MAX - 1,
         defect_rate: 0.03,
+        sustained_faults: 0.0,
         mold_change_shots: 300,
         idle_every: 0,
     };

@@ -20,6 +20,7 @@ fn simulate(steps: usize) -> Vec<Record> {
         start_ms: DAY0 + 23 * 3_600_000,
         start_shot: 1,
         defect_rate: 0.1,
+        sustained_faults: 0.0,
         mold_change_shots: 120,
         idle_every: 80,
     };

@@ -47,6 +47,7 @@ fn history(steps: usize) -> (Vec<ShotRow>, Vec<TcuRow>) {
             start_ms: DAY0 + 22 * 3_600_000,
             start_shot: 1,
             defect_rate: 0.05,
+            sustained_faults: 0.0,
             mold_change_shots: 300,
             idle_every: 0,
         });
