@@ -5,12 +5,13 @@
 //! the held-out test windows against ground truth — beside the baseline and the original's
 //! fixed 0.1 threshold ([`metrics`]); one family selected on data it was not fitted on
 //! ([`select`]), exported to ONNX and checked with tract, and a signed bundle registered as a
-//! candidate in the [`crate::registry`]. A report goes to stdout (table, or `--json`) and into
-//! the registry beside the bundle.
+//! candidate in the [`crate::registry`]. A report goes to stdout (table, or `--json`), into
+//! the registry beside the bundle and, with `--html`, to a page with curves ([`html`]).
 
 pub mod cli;
 pub mod dataset;
 pub mod family;
+pub mod html;
 pub mod metrics;
 pub mod report;
 mod run;

@@ -1,6 +1,7 @@
 //! The report's plots as inline SVG strings (plotters' SVG backend, its built-in text
 //! measurement — no font files, no external references): the 2-D embedding coloured by label
-//! and real-vs-synthetic distributions of a column.
+//! and real-vs-synthetic distributions of a column (augment); ROC and PR curves and scores over
+//! time (train).
 
 use crate::augment::group::EmbeddedShot;
 use anyhow::{Result, anyhow};
@@ -146,6 +147,83 @@ pub fn distribution(column: &str, normal: &[f64], defect: &[f64], synthetic: &[f
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(inline(svg))
+}
+
+/// Colours of the curves of several models, in order.
+const SERIES: [RGBColor; 4] = [SYNTH, DEFECT, RGBColor(44, 160, 44), NORMAL];
+
+/// Lines on the unit square, one per named series (ROC and PR curves): `(x, y)` points each.
+pub fn curves(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (360, 300)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 14))
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(40)
+            .build_cartesian_2d(0.0..1.0, 0.0..1.02)
+            .map_err(err)?;
+        chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).draw().map_err(err)?;
+        for ((name, pts), colour) in series.iter().zip(SERIES.iter().cycle()) {
+            let colour = *colour;
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), colour.stroke_width(2)))
+                .map_err(err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(inline(svg))
+}
+
+/// Scores over time (hours since the first point): grey good, red defective, orange
+/// unlabelled; the threshold as a dashed line.
+pub fn timeline(title: &str, points: &[(f64, f64, Option<u8>)], threshold: f64) -> Result<String> {
+    let (x0, x1) = range(points.iter().map(|p| p.0));
+    let (y0, y1) = range(points.iter().map(|p| p.1).chain([threshold]));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 260)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 14))
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(52)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(err)?;
+        chart.configure_mesh().x_desc("hours").y_desc("score").draw().map_err(err)?;
+        for (colour, pick) in [(NORMAL, Some(0)), (UNKNOWN, None), (DEFECT, Some(1))] {
+            let dots =
+                points.iter().filter(|p| p.2 == pick).map(|p| Circle::new((p.0, p.1), 2, colour.filled()));
+            chart.draw_series(dots).map_err(err)?;
+        }
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(x0, threshold), (x1, threshold)],
+                6,
+                4,
+                BLACK.stroke_width(1),
+            ))
             .map_err(err)?;
         root.present().map_err(err)?;
     }

@@ -117,6 +117,10 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(skip)]
     pub report: Option<PathBuf>,
+    /// Also write the report as an HTML page (curves, scores over time) to this file.
+    #[arg(long)]
+    #[serde(skip)]
+    pub html: Option<PathBuf>,
     /// Print the JSON report instead of the table.
     #[arg(long)]
     #[serde(skip)]
@@ -135,6 +139,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         // Absolute, so a bare file name has a parent folder to sync.
         let p = std::path::absolute(p).unwrap_or_else(|_| p.clone());
         moldops_common::fs::write_atomic(&p, json.as_bytes())?;
+    }
+    if let Some(p) = &args.html {
+        let p = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        moldops_common::fs::write_atomic(&p, super::html::render(&report)?.as_bytes())?;
     }
     if args.json {
         println!("{json}");

@@ -319,3 +319,34 @@ pub fn false_alarms(
         target_within_interval: within,
     }
 }
+
+/// Points of a curve on the unit square.
+pub type Curve = Vec<(f64, f64)>;
+
+/// The ROC curve and the precision–recall curve of `scores` against `labels` (1 defective):
+/// `(false-positive rate, recall)` and `(recall, precision)` points, one per distinct score,
+/// from the strictest threshold down. Empty without both classes.
+pub fn curves(scores: &[f32], labels: &[u8]) -> (Curve, Curve) {
+    let pos = labels.iter().filter(|l| **l == 1).count() as f64;
+    let neg = labels.len() as f64 - pos;
+    if pos == 0.0 || neg == 0.0 {
+        return (Vec::new(), Vec::new());
+    }
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let (mut roc, mut pr) = (vec![(0.0, 0.0)], Vec::new());
+    let (mut tp, mut fp) = (0.0, 0.0);
+    for (k, &i) in idx.iter().enumerate() {
+        if labels[i] == 1 {
+            tp += 1.0
+        } else {
+            fp += 1.0
+        }
+        let last_of_tie = idx.get(k + 1).is_none_or(|&j| scores[j] != scores[i]);
+        if last_of_tie {
+            roc.push((fp / neg, tp / pos));
+            pr.push((tp / pos, tp / (tp + fp)));
+        }
+    }
+    (roc, pr)
+}

@@ -45,6 +45,9 @@ pub struct ModelOutcome {
     /// Labelled test windows as (score / threshold, label), for the pooled summary.
     #[serde(skip)]
     pub test_relative: Vec<(f32, u8)>,
+    /// Every test window in time order: end time (UTC ms), score, label (for the HTML report).
+    #[serde(skip)]
+    pub test_series: Vec<(i64, f32, Option<u8>)>,
     /// Scores of the windows the threshold was picked on, with their labels (for selection).
     #[serde(skip)]
     pub pick_scores: Vec<f32>,
@@ -591,6 +594,14 @@ fn judge(
             .iter()
             .zip(&tl)
             .map(|(&s, &l)| (s / choice.threshold.max(f32::MIN_POSITIVE), l))
+            .collect(),
+        test_series: ds
+            .test
+            .end_ts_ms
+            .iter()
+            .zip(&scores.test.score)
+            .zip(&ds.test.labels)
+            .map(|((t, s), l)| (*t, *s, *l))
             .collect(),
         pick_scores,
         pick_labels,

@@ -113,3 +113,11 @@ fn false_alarms_report_the_target_and_the_achieved_rate_with_an_interval() {
     };
     assert!((false_alarms(&f1, &calibration, &test, 10, 10, 1).target - 0.05).abs() < 1e-12);
 }
+
+#[test]
+fn roc_and_pr_curves_run_from_the_strictest_threshold_down() {
+    let (roc, pr) = curves(&[0.9, 0.8, 0.8, 0.1], &[1, 1, 0, 0]);
+    assert_eq!(roc, [(0.0, 0.0), (0.0, 0.5), (0.5, 1.0), (1.0, 1.0)]);
+    assert_eq!(pr, [(0.5, 1.0), (1.0, 2.0 / 3.0), (1.0, 0.5)]);
+    assert_eq!(curves(&[0.5], &[1]), (vec![], vec![]));
+}

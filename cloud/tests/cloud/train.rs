@@ -238,5 +238,10 @@ fn validation_selects_the_family_that_catches_a_sustained_step() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&Bundle::read_dir(&dir).unwrap().files["manifest.json"]).unwrap();
     assert_eq!(manifest["kind"], "pca");
+    // The HTML page: the choice, both families' rows, ROC/PR curves and the scores over time.
+    let page = moldops_cloud::train::html::render(&report).unwrap();
+    assert!(page.contains("Selected <b>pca</b>") && page.contains("<td>lstm_ae</td>"), "{page:.2000}");
+    assert_eq!(page.matches("<svg").count(), 3, "ROC, PR and the timeline");
+    assert!(page.contains("ROC on test windows") && !page.contains("{{"));
     assert!(k.onnx_parity_max_diff.unwrap() <= 1e-4);
 }
