@@ -19,9 +19,9 @@ td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3
 {% if k.skipped %}<p>Skipped: {{ k.skipped }}</p>{% else %}
 <p>{{ k.shots }} shots, {{ k.features }} features. Selected <b>{{ k.selected }}</b>: {{ k.reason }}</p>
 <table><tr><th>family</th><th>threshold</th><th>method</th><th>false-alarm target</th><th>calibration</th>
-<th>test false alarms (95 % interval)</th><th>precision</th><th>recall</th><th>F1</th><th>PR-AUC</th><th>ROC-AUC</th></tr>
+<th>test false alarms (95 % interval)</th><th>fault episodes caught · median delay · coverage</th><th>precision</th><th>recall</th><th>F1</th><th>PR-AUC</th><th>ROC-AUC</th></tr>
 {% for m in k.models %}<tr{% if m.chosen %} class="chosen"{% endif %}><td>{{ m.kind }}</td><td>{{ m.threshold }}</td>
-<td>{{ m.method }}</td><td>{{ m.target }}</td><td>{{ m.calibration }}</td><td>{{ m.test_false_alarms }}</td>
+<td>{{ m.method }}</td><td>{{ m.target }}</td><td>{{ m.calibration }}</td><td>{{ m.test_false_alarms }}</td><td>{{ m.onsets }}</td>
 <td>{{ m.precision }}</td><td>{{ m.recall }}</td><td>{{ m.f1 }}</td><td>{{ m.pr_auc }}</td><td>{{ m.roc_auc }}</td></tr>
 {% endfor %}</table>
 <div class="plots">{{ k.roc | safe }}{{ k.pr | safe }}{{ k.timeline | safe }}</div>{% endif %}
@@ -59,6 +59,7 @@ struct ModelRow {
     target: String,
     calibration: String,
     test_false_alarms: String,
+    onsets: String,
     precision: String,
     recall: String,
     f1: String,
@@ -87,6 +88,12 @@ fn row(m: &ModelOutcome, chosen: &str) -> ModelRow {
             .calibration_rate
             .map_or("–".into(), |r| format!("{r:.3} of {}", fa.calibration_windows)),
         test_false_alarms: format!("{} of {}", est(Some(&fa.test_rate)), fa.test_windows),
+        onsets: match (&m.onsets.median_delay, m.onsets.mean_coverage) {
+            (Some(d), Some(c)) => {
+                format!("{} of {} · {d} windows · {:.0} %", m.onsets.detected, m.onsets.episodes, 100.0 * c)
+            }
+            _ => format!("{} of {}", m.onsets.detected, m.onsets.episodes),
+        },
         precision: est(t.map(|e| &e.precision)),
         recall: est(t.map(|e| &e.recall)),
         f1: est(t.map(|e| &e.f1)),

@@ -350,3 +350,50 @@ pub fn curves(scores: &[f32], labels: &[u8]) -> (Curve, Curve) {
     }
     (roc, pr)
 }
+
+/// How soon faults are caught: episodes of consecutive defective windows (in time order) and,
+/// for each, how many windows after its onset the first alarm came.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Onsets {
+    /// Fault episodes among the labelled windows.
+    pub episodes: usize,
+    /// Of those, the ones with at least one alarm.
+    pub detected: usize,
+    /// Per detected episode, windows from its onset to the first alarm (0: at onset).
+    pub delays: Vec<usize>,
+    /// Median of `delays`.
+    pub median_delay: Option<usize>,
+    /// Share of each episode's windows that alarmed, averaged over episodes (a model that sees
+    /// only the onset of a long fault scores low here even when every episode is "detected").
+    pub mean_coverage: Option<f64>,
+}
+
+/// [`Onsets`] of time-ordered windows `series` (`(score, label)`) at `threshold`.
+pub fn onsets(series: &[(f32, u8)], threshold: f32) -> Onsets {
+    let mut out = Onsets::default();
+    let mut coverage = Vec::new();
+    let mut i = 0;
+    while i < series.len() {
+        if series[i].1 != 1 {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < series.len() && series[i].1 == 1 {
+            i += 1;
+        }
+        let episode = &series[start..i];
+        out.episodes += 1;
+        let alarms = episode.iter().filter(|(s, _)| *s > threshold).count();
+        coverage.push(alarms as f64 / episode.len() as f64);
+        if let Some(first) = episode.iter().position(|(s, _)| *s > threshold) {
+            out.detected += 1;
+            out.delays.push(first);
+        }
+    }
+    let mut sorted = out.delays.clone();
+    sorted.sort_unstable();
+    out.median_delay = sorted.get(sorted.len() / 2).copied();
+    out.mean_coverage = (!coverage.is_empty()).then(|| coverage.iter().sum::<f64>() / coverage.len() as f64);
+    out
+}

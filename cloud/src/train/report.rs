@@ -73,6 +73,16 @@ pub fn table(r: &TrainReport) -> String {
                 fa.test_windows
             );
         }
+        if let Some(o) = k.selected().map(|m| &m.onsets).filter(|o| o.episodes > 0) {
+            let _ = writeln!(
+                out,
+                "{label:<16} fault episodes on test: {} of {} caught, median {} windows after onset, {:.0} % of their windows alarmed",
+                o.detected,
+                o.episodes,
+                o.median_delay.map_or("-".into(), |d| d.to_string()),
+                100.0 * o.mean_coverage.unwrap_or(0.0)
+            );
+        }
         if let Some(s) = &k.selection {
             let _ = writeln!(out, "{label:<16} selected {}: {}", s.kind, s.reason);
         }

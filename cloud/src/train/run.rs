@@ -37,6 +37,8 @@ pub struct ModelOutcome {
     pub threshold: ThresholdChoice,
     /// False alarms at the threshold: intended, on calibration, achieved on test.
     pub false_alarms: FalseAlarms,
+    /// Fault episodes of the test part: caught or not, how many windows after onset, coverage.
+    pub onsets: metrics::Onsets,
     /// Test windows at the chosen threshold.
     pub test: Option<Evaluation>,
     /// Test windows at the original's fixed 0.1.
@@ -587,6 +589,10 @@ fn judge(
         history: fit.history,
         threshold: choice.clone(),
         false_alarms,
+        onsets: metrics::onsets(
+            &ts.iter().copied().zip(tl.iter().copied()).collect::<Vec<_>>(),
+            choice.threshold,
+        ),
         test: eval(choice.threshold, 1),
         test_fixed_0_1: eval(ORIGINAL_THRESHOLD, 2),
         validation_scores: stats,

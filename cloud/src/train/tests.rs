@@ -121,3 +121,14 @@ fn roc_and_pr_curves_run_from_the_strictest_threshold_down() {
     assert_eq!(pr, [(0.5, 1.0), (1.0, 2.0 / 3.0), (1.0, 0.5)]);
     assert_eq!(curves(&[0.5], &[1]), (vec![], vec![]));
 }
+
+#[test]
+fn onsets_count_episodes_delays_and_coverage() {
+    // Two faults: the first caught two windows late and only then, the second never.
+    let series: Vec<(f32, u8)> =
+        [(0.1, 0), (0.2, 1), (0.3, 1), (2.0, 1), (0.2, 1), (0.1, 0), (0.4, 1), (0.1, 1), (3.0, 0)].to_vec();
+    let o = onsets(&series, 1.0);
+    assert_eq!((o.episodes, o.detected, o.delays.clone(), o.median_delay), (2, 1, vec![2], Some(2)));
+    assert!((o.mean_coverage.unwrap() - (0.25 + 0.0) / 2.0).abs() < 1e-12);
+    assert_eq!(onsets(&[(0.5, 0)], 1.0), Onsets::default());
+}

@@ -234,6 +234,9 @@ fn validation_selects_the_family_that_catches_a_sustained_step() {
     assert!(chosen.positives >= 40, "{chosen:?}");
     assert!(chosen.recall.value.unwrap() >= 0.9, "the whole step is flagged, not its onset: {chosen:?}");
     assert!(chosen.precision.value.unwrap() >= 0.9, "{chosen:?}");
+    let onsets = &k.selected().unwrap().onsets;
+    assert_eq!((onsets.episodes, onsets.detected), (1, 1), "{onsets:?}");
+    assert!(onsets.mean_coverage.unwrap() >= 0.9 && onsets.median_delay == Some(0), "{onsets:?}");
     let (_, dir) = k.registered.clone().unwrap();
     let manifest: serde_json::Value =
         serde_json::from_slice(&Bundle::read_dir(&dir).unwrap().files["manifest.json"]).unwrap();
