@@ -137,7 +137,7 @@ pub struct Manifest {
     pub tolerance_ms: i64,
     /// Score above which a shot alarms (`score > threshold`).
     pub threshold: f32,
-    /// Share of good shots the model is expected to alarm on at `threshold` (0 to 1), as
+    /// Share of good shots (0 to 1) the model should alarm on at most at `threshold`, as
     /// calibrated on a held-out slice of time: what the edge's live alarm rate is read against.
     /// Absent in bundles from before calibration.
     #[serde(default, skip_serializing_if = "Option::is_none")]

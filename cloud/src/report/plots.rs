@@ -33,6 +33,36 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// A chart of these plots: f64 on both axes, drawn into an SVG string.
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// Draws named, coloured lines and their legend at `position`.
+fn lines<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    series: impl IntoIterator<Item = (String, RGBColor, Vec<(f64, f64)>)>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    for (name, colour, pts) in series {
+        chart
+            .draw_series(LineSeries::new(pts, colour.stroke_width(2)))
+            .map_err(err)?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
 /// Inline SVG for the browser: without the namespace URL (not needed inside HTML).
 fn inline(svg: String) -> String {
     svg.replace(" xmlns=\"http://www.w3.org/2000/svg\"", "")
@@ -131,23 +161,12 @@ pub fn distribution(column: &str, normal: &[f64], defect: &[f64], synthetic: &[f
             .build_cartesian_2d(lo..hi, 0.0..top)
             .map_err(err)?;
         chart.configure_mesh().y_desc("density").draw().map_err(err)?;
-        for ((name, colour, pts), n) in series.into_iter().zip([normal.len(), defect.len(), synthetic.len()])
-        {
-            if n == 0 {
-                continue;
-            }
-            chart
-                .draw_series(LineSeries::new(pts, colour.stroke_width(2)))
-                .map_err(err)?
-                .label(format!("{name} ({n})"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        let drawn = series
+            .into_iter()
+            .zip([normal.len(), defect.len(), synthetic.len()])
+            .filter(|(_, n)| *n > 0)
+            .map(|((name, colour, pts), n)| (format!("{name} ({n})"), colour, pts));
+        lines(&mut chart, drawn, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(err)?;
     }
     Ok(inline(svg))
@@ -175,21 +194,9 @@ pub fn curves(
             .build_cartesian_2d(0.0..1.0, 0.0..1.02)
             .map_err(err)?;
         chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).draw().map_err(err)?;
-        for ((name, pts), colour) in series.iter().zip(SERIES.iter().cycle()) {
-            let colour = *colour;
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), colour.stroke_width(2)))
-                .map_err(err)?
-                .label(name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        let drawn =
+            series.iter().zip(SERIES.iter().cycle()).map(|((name, pts), c)| (name.clone(), *c, pts.clone()));
+        lines(&mut chart, drawn, SeriesLabelPosition::LowerRight)?;
         root.present().map_err(err)?;
     }
     Ok(inline(svg))

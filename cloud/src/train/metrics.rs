@@ -124,6 +124,37 @@ pub fn block_len(n: usize, window: usize) -> usize {
     window.max(cube_root).clamp(1, n.max(1))
 }
 
+impl Estimate {
+    /// `value` with the 2.5th and 97.5th percentiles of its bootstrap `samples`.
+    fn of(value: Option<f64>, mut samples: Vec<f64>) -> Estimate {
+        samples.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            (!samples.is_empty()).then(|| samples[((samples.len() - 1) as f64 * p).round() as usize])
+        };
+        Estimate { value, ci_low: q(0.025), ci_high: q(0.975) }
+    }
+}
+
+/// Calls `each` with `rounds` moving-block resamples of the indices `0..n` (blocks of `block`
+/// consecutive indices drawn with replacement, cut to n), seeded; none when `n` is 0.
+fn block_bootstrap(n: usize, rounds: usize, block: usize, seed: u64, mut each: impl FnMut(&[usize])) {
+    if n == 0 {
+        return;
+    }
+    let block = block.clamp(1, n);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut idx = Vec::with_capacity(n + block);
+    for _ in 0..rounds {
+        idx.clear();
+        while idx.len() < n {
+            let start = rng.random_range(0..=n - block);
+            idx.extend(start..start + block);
+        }
+        idx.truncate(n);
+        each(&idx);
+    }
+}
+
 /// Evaluates time-ordered `scores` against `labels` at `threshold`, with `rounds` moving-block
 /// bootstrap resamples in blocks of `block` windows.
 pub fn evaluate(
@@ -142,33 +173,21 @@ pub fn evaluate(
         |s, l, _| average_precision(s, l),
         |s, l, _| roc_auc(s, l),
     ];
-    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); metrics.len()];
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = scores.len();
-    let block = block.clamp(1, n.max(1));
-    let (mut bs, mut bl) = (Vec::with_capacity(n + block), Vec::with_capacity(n + block));
-    for _ in 0..if n == 0 { 0 } else { rounds } {
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); metrics.len()];
+    let (mut bs, mut bl) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    block_bootstrap(n, rounds, block, seed, |idx| {
         bs.clear();
         bl.clear();
-        while bs.len() < n {
-            let start = rng.random_range(0..=n - block);
-            bs.extend_from_slice(&scores[start..start + block]);
-            bl.extend_from_slice(&labels[start..start + block]);
-        }
-        bs.truncate(n);
-        bl.truncate(n);
+        bs.extend(idx.iter().map(|&i| scores[i]));
+        bl.extend(idx.iter().map(|&i| labels[i]));
         for (m, out) in metrics.iter().zip(&mut samples) {
             if let Some(v) = m(&bs, &bl, threshold) {
                 out.push(v);
             }
         }
-    }
-    let est = |k: usize| {
-        let mut s = samples[k].clone();
-        s.sort_by(f64::total_cmp);
-        let q = |p: f64| (!s.is_empty()).then(|| s[((s.len() - 1) as f64 * p).round() as usize]);
-        Estimate { value: metrics[k](scores, labels, threshold), ci_low: q(0.025), ci_high: q(0.975) }
-    };
+    });
+    let est = |k: usize| Estimate::of(metrics[k](scores, labels, threshold), samples[k].clone());
     Evaluation {
         threshold,
         windows: n,
@@ -301,11 +320,12 @@ pub fn false_alarms(
     let calibration_rate = rate(calibration);
     // A threshold chosen without a target (none today) is judged against what calibration showed.
     let target = choice.quantile.map_or(calibration_rate.unwrap_or(0.0), |q| 1.0 - q);
-    // Every test window is a "positive" of the alarm event: recall at the threshold is the rate.
-    let ones = vec![1u8; test_good.len()];
-    let e = evaluate(test_good, &ones, choice.threshold, rounds, block, seed);
-    let test_rate =
-        if test_good.is_empty() { Estimate { value: None, ci_low: None, ci_high: None } } else { e.recall };
+    let mut samples = Vec::with_capacity(rounds);
+    block_bootstrap(test_good.len(), rounds, block, seed, |idx| {
+        let alarms = idx.iter().filter(|&&i| test_good[i] > choice.threshold).count();
+        samples.push(alarms as f64 / idx.len() as f64);
+    });
+    let test_rate = Estimate::of(rate(test_good), samples);
     let within = match (test_rate.ci_low, test_rate.ci_high) {
         (Some(lo), Some(hi)) => Some(lo <= target && target <= hi),
         _ => None,

@@ -105,11 +105,8 @@ pub struct KeyOutcome {
 impl KeyOutcome {
     /// The outcome of the family selected as the candidate.
     pub fn selected(&self) -> Option<&ModelOutcome> {
-        match self.selection.as_ref()?.kind.as_str() {
-            "pca" => self.pca.as_ref(),
-            "lstm_ae" => self.lstm_ae.as_ref(),
-            _ => None,
-        }
+        let kind = &self.selection.as_ref()?.kind;
+        [&self.pca, &self.lstm_ae].into_iter().flatten().find(|m| &m.kind == kind)
     }
 }
 
@@ -351,7 +348,7 @@ fn fit_families(
     }
     if args.family.lstm_ae() {
         let centre = !args.no_centre;
-        let norm = if centre { Normalizer::fit_centred(&ds.train.clean_windows()) } else { global.clone() };
+        let norm = if centre { Normalizer::fit_centred(&parts.train) } else { global.clone() };
         let cfg = LstmAeConfig {
             features: f,
             encoder: args.hidden.clone(),
