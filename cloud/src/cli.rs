@@ -41,6 +41,9 @@ pub enum Command {
     Pipeline(crate::pipeline::cli::PipelineArgs),
     /// Read-only HTTP API over a data folder: /healthz, /lake, /models, /pipeline/runs.
     Api(crate::api::cli::ApiArgs),
+    /// The operator console: fleet, machines, alarms, models, rollouts, pipeline runs and
+    /// reports in a browser; acknowledge alarms, promote and archive models (signed in, audited).
+    Console(crate::console::cli::ConsoleArgs),
     /// Inspect the lake, or compact it.
     Lake(crate::lake::cli::LakeArgs),
 }
@@ -60,6 +63,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Score(args) => crate::score::cli::run(args),
         Command::Pipeline(args) => crate::pipeline::cli::run(args),
         Command::Api(args) => crate::api::cli::run(args),
+        Command::Console(args) => crate::console::cli::run(args),
         Command::Lake(args) => crate::lake::cli::run(args),
     }
 }

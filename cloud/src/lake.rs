@@ -16,6 +16,7 @@
 //! serve pruning and people browsing the tree.
 
 pub mod cli;
+pub mod columns;
 pub mod compact;
 pub mod dropped;
 pub mod quarantine;

@@ -18,7 +18,8 @@
 //! - [`rollout`]: sending a bundle to a fleet of edges over MQTT, canaries first.
 //! - [`score`]: batch scoring of the lake with the edge's own scoring code.
 //! - [`pipeline`]: all of it as one DAG, locally or as Kubernetes Jobs, on a schedule.
-//! - [`api`]: a read-only HTTP API over a data folder.
+//! - [`api`]: a read-only HTTP API over a data folder; [`console`]: the operator console, a web
+//!   UI over the same folder with signed-in, audited actions.
 //! - [`config`]: `cloud.toml` and command-line overrides; [`cli`]: the `moldops-cloud` verbs.
 //!
 //! Shared plumbing (broker config, atomic writes, locks, back-off, shutdown) is in
@@ -31,6 +32,7 @@ pub mod augment;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod etl;
 pub mod evaluate;
 pub mod import;

@@ -6,9 +6,11 @@
 //! augment → evaluate ∥ train → register → rollout) trains models and rolls them out to the
 //! same edge, which scores the plant's next shots live ([`live`]). The demo ends with the data
 //! path's exactly-once check, the live alarms held against the simulator's ground truth, and a
-//! browsable page ([`page`]). `--data-only` stops after the data path. Every part is the same
+//! browsable page ([`page`]), then serves the operator console over the demo's data folder
+//! until Ctrl-C ([`console`]; `--exit` ends there). `--data-only` stops after the data path. Every part is the same
 //! code the real deployment runs; this crate only wires them together, like `tests/` does.
 
+pub mod console;
 pub mod learn;
 pub mod live;
 pub mod page;
@@ -70,6 +72,13 @@ pub struct DemoArgs {
     /// protocols; needs moldops-sim's default `opcua` feature).
     #[arg(long, default_value_t = 0, value_name = "K")]
     pub opcua_machines: usize,
+    /// Exit when the demo is done instead of serving the operator console until Ctrl-C (for
+    /// scripts and tests).
+    #[arg(long)]
+    pub exit: bool,
+    /// Where the operator console listens at the end (a free port when this one is taken).
+    #[arg(long, default_value = "127.0.0.1:8490")]
+    pub console_listen: SocketAddr,
 }
 
 /// What the simulator's quality log says was made.
@@ -139,7 +148,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     floor.edge.join().await?;
     cloud.task.await.context("ingest task")??;
     floor.plant.shutdown().await;
-    verdict(&dir, &lake_dir, &floor.quality_log, &last_read, detection.as_ref())
+    let verdict = verdict(&dir, &lake_dir, &floor.quality_log, &last_read, detection.as_ref());
+    if !args.exit {
+        console::serve(&dir, args.console_listen).await?;
+    }
+    verdict
 }
 
 /// The embedded broker on a free loopback port, or the one on `port`.

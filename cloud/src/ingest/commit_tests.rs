@@ -103,7 +103,7 @@ fn round_trip_with_heterogeneous_values() {
 }
 
 /// The score record an edge buffers for shot `shot_seq` (see `moldops_shared::score`).
-fn score(seq: u64, shot_seq: u64, alarm: bool) -> Record {
+pub(crate) fn score(seq: u64, shot_seq: u64, alarm: bool) -> Record {
     let msg = moldops_shared::rollout::ScoreMessage {
         edge_id: "e1".into(),
         machine_id: "M1".into(),

@@ -6,7 +6,7 @@
 use anyhow::{Context, Result};
 use moldops_shared::RecordKind;
 use moldops_shared::score::value;
-use polars::prelude::{DataFrame, DataType};
+use polars::prelude::DataFrame;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::ops::RangeInclusive;
@@ -71,24 +71,24 @@ pub fn verdicts(lake: &Path, query: &Query) -> Result<Vec<Verdict>> {
 
 /// Every row of a frame of `edge_scores` as a verdict.
 fn rows(df: &DataFrame) -> Result<Vec<Verdict>> {
-    let text = |name: &str| -> Result<Vec<Option<String>>> {
-        Ok(df.column(name)?.cast(&DataType::String)?.str()?.iter().map(|v| v.map(str::to_string)).collect())
-    };
-    let number = |name: &str| -> Result<Vec<Option<f64>>> {
-        Ok(df.column(name)?.cast(&DataType::Float64)?.f64()?.iter().collect())
-    };
-    let (edge, mold, key, id, sha) =
-        (text("edge_id")?, text("mold")?, text("model_key")?, text("model_id")?, text("bundle_sha256")?);
-    let (score, threshold, alarm) = (number(value::SCORE)?, number(value::THRESHOLD)?, number(value::ALARM)?);
-    let shot: Vec<Option<u64>> = df.column("shot_number")?.cast(&DataType::UInt64)?.u64()?.iter().collect();
-    let version: Vec<Option<u32>> =
-        df.column("model_version")?.cast(&DataType::UInt32)?.u32()?.iter().collect();
-    let ts: Vec<Option<i64>> = df.column("ts")?.cast(&DataType::Int64)?.i64()?.iter().collect();
+    use super::columns::{count, millis, number, text};
+    let (edge, mold, key, id, sha) = (
+        text(df, "edge_id")?,
+        text(df, "mold")?,
+        text(df, "model_key")?,
+        text(df, "model_id")?,
+        text(df, "bundle_sha256")?,
+    );
+    let (score, threshold, alarm) =
+        (number(df, value::SCORE)?, number(df, value::THRESHOLD)?, number(df, value::ALARM)?);
+    let shot = count(df, "shot_number")?;
+    let version = count(df, "model_version")?;
+    let ts = millis(df, "ts")?;
     let contribution_columns: Vec<(String, Vec<Option<f64>>)> = df
         .get_column_names()
         .into_iter()
         .filter_map(|c| c.as_str().strip_prefix(value::CONTRIBUTION_PREFIX).map(|f| (c.as_str(), f)))
-        .map(|(c, f)| Ok((f.to_string(), number(c)?)))
+        .map(|(c, f)| Ok((f.to_string(), number(df, c)?)))
         .collect::<Result<_>>()?;
     let mut out = Vec::with_capacity(df.height());
     for i in 0..df.height() {
@@ -102,7 +102,7 @@ fn rows(df: &DataFrame) -> Result<Vec<Verdict>> {
             edge_id: edge[i].clone().unwrap_or_default(),
             model_key: key[i].clone().unwrap_or_default(),
             model_id: id[i].clone().unwrap_or_default(),
-            model_version: version[i],
+            model_version: version[i].and_then(|v| u32::try_from(v).ok()),
             bundle_sha256: sha[i].clone().unwrap_or_default(),
             score: score[i].unwrap_or(f64::NAN),
             threshold: threshold[i].unwrap_or(f64::NAN),

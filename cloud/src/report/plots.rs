@@ -236,3 +236,38 @@ pub fn timeline(title: &str, points: &[(f64, f64, Option<u8>)], threshold: f64) 
     }
     Ok(inline(svg))
 }
+
+/// A feature over shots (x: shot number), its line in blue; the shots the edge alarmed on as
+/// red rings.
+pub fn trend(title: &str, feature: &str, points: &[(f64, f64)], alarms: &[(f64, f64)]) -> Result<String> {
+    let (x0, x1) = range(points.iter().map(|p| p.0));
+    let (y0, y1) = range(points.iter().map(|p| p.1));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 300)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 14))
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(err)?;
+        chart.configure_mesh().x_desc("shot").y_desc(feature).draw().map_err(err)?;
+        chart.draw_series(LineSeries::new(points.iter().copied(), SYNTH.stroke_width(1))).map_err(err)?;
+        chart
+            .draw_series(alarms.iter().map(|p| Circle::new(*p, 4, DEFECT.stroke_width(2))))
+            .map_err(err)?
+            .label("alarm")
+            .legend(|(x, y)| Circle::new((x + 8, y), 4, DEFECT.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(inline(svg))
+}

@@ -38,7 +38,7 @@ fn the_demo_closes_the_loop_and_its_alarms_match_the_truth() {
         .spawn()
         .expect("mosquitto_sub (apt install mosquitto-clients)");
     let out = Command::new(bin("moldops-demo"))
-        .args(["demo", "--duration-s", "60", "--score-s", "40", "--shadow-shots", "100"])
+        .args(["demo", "--exit", "--duration-s", "60", "--score-s", "40", "--shadow-shots", "100"])
         .args(["--broker-port", &broker.port.to_string()])
         .arg("--pipeline-config")
         .arg(&def)
@@ -115,6 +115,9 @@ fn the_demo_closes_the_loop_and_its_alarms_match_the_truth() {
     assert!(figures("running").iter().all(|r| *r == 1.0), "{health}");
     assert!(figures("devices").iter().all(|n| *n >= 2.0), "the demo's machines are counted: {health}");
     assert!(figures("broker_connected").contains(&1.0), "{health}");
+
+    // The operator console over what the loop left, in a real browser.
+    crate::console::check_in_browser(&demo, dir.path());
 }
 
 /// One row of `edge_scores`.

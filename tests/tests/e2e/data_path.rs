@@ -95,7 +95,7 @@ fn exactly_once_through_broker_restart_and_kills() {
 fn the_demo_runs_end_to_end() {
     let tmp = moldops_tests::test_dir();
     let out = Command::new(bin("moldops-demo"))
-        .args(["demo", "--data-only", "--duration-s", "4", "--speed", "200", "--data-dir"])
+        .args(["demo", "--exit", "--data-only", "--duration-s", "4", "--speed", "200", "--data-dir"])
         .arg(tmp.path())
         .output()
         .expect("run demo");

@@ -12,6 +12,7 @@ mod admission;
 mod buffer_full;
 mod closed_loop;
 mod common;
+mod console;
 mod data_path;
 mod faults;
 mod lake_support;

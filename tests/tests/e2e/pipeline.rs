@@ -76,6 +76,10 @@ fn kustomize_overlays_render_and_validate() {
             yaml.contains("name: moldops-api") && yaml.contains("- api\n"),
             "{name}: the API Deployment and Service"
         );
+        assert!(
+            yaml.contains("name: moldops-console") && yaml.contains("secretName: moldops-console-users"),
+            "{name}: the console Deployment with its users Secret"
+        );
         seen += 1;
     }
     assert!(seen >= 2, "expected dev and prod overlays, found {seen}");
@@ -136,7 +140,7 @@ pub(crate) fn definition(dir: &Path, keep: &[&str], tiny_training: bool) -> Path
 fn run_on_demo_data(dir: &Path, definition: &Path) -> (std::process::Output, RunRecord, RunStore) {
     let data = dir.join("demo");
     let demo = Command::new(bin("moldops-demo"))
-        .args(["demo", "--data-only", "--duration-s", "15", "--speed", "1000", "--data-dir"])
+        .args(["demo", "--exit", "--data-only", "--duration-s", "15", "--speed", "1000", "--data-dir"])
         .arg(dir)
         .output()
         .expect("demo");

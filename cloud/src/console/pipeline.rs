@@ -1,0 +1,129 @@
+//! The pipeline page: the learning pipeline's runs, newest first, each task's state, attempts,
+//! duration and error, and a task's log (its tail).
+
+use super::{Failure, Page, Shared};
+use crate::pipeline::RunStore;
+use crate::pipeline::state::{RunRecord, RunStatus, TaskStatus};
+use axum::extract::{Path as UrlPath, State};
+use axum::http::HeaderMap;
+use serde::Serialize;
+
+/// Runs listed.
+const RUNS: usize = 30;
+
+/// Tail of a log shown.
+const LOG_TAIL: u64 = 64 << 10;
+
+/// One task of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskView {
+    /// The task's name.
+    pub name: String,
+    /// Where it stands.
+    pub status: TaskStatus,
+    /// Attempts made.
+    pub attempts: usize,
+    /// Seconds the last attempt ran (so far, while running).
+    pub seconds: Option<f64>,
+    /// The last attempt's error, or why the task was skipped or not run.
+    pub note: Option<String>,
+    /// Whether a log can be shown.
+    pub has_log: bool,
+}
+
+/// One run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunView {
+    /// Its id.
+    pub run_id: String,
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// Where it stands.
+    pub status: RunStatus,
+    /// When it was created.
+    pub created: String,
+    /// Seconds from creation to its end (or now).
+    pub seconds: f64,
+    /// Its tasks in dependency order.
+    pub tasks: Vec<TaskView>,
+}
+
+/// `GET /pipeline`.
+pub async fn page(State(c): State<Shared>, headers: HeaderMap) -> Page {
+    let data = c.folders.data.clone();
+    let mut runs = super::blocking(move || RunStore::new(&data).list()).await?;
+    runs.sort_by_key(|r| std::cmp::Reverse(r.created));
+    runs.truncate(RUNS);
+    let view: Vec<RunView> = runs.iter().map(run_view).collect();
+    c.render("pipeline.html", "pipeline", "Pipeline", &headers, view)
+}
+
+fn run_view(r: &RunRecord) -> RunView {
+    let now = chrono::Utc::now();
+    let order = r.definition.order().unwrap_or_else(|_| r.tasks.keys().cloned().collect());
+    let tasks = order
+        .iter()
+        .filter_map(|name| {
+            let t = r.tasks.get(name)?;
+            let last = t.attempts.last();
+            Some(TaskView {
+                name: name.clone(),
+                status: t.status,
+                attempts: t.attempts.len(),
+                seconds: last
+                    .map(|a| (a.ended.unwrap_or(now) - a.started).num_milliseconds() as f64 / 1000.0),
+                note: last.and_then(|a| a.error.clone()).or_else(|| t.note.clone()),
+                has_log: last.is_some(),
+            })
+        })
+        .collect();
+    RunView {
+        run_id: r.run_id.clone(),
+        pipeline: r.pipeline.clone(),
+        status: r.status,
+        created: r.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        seconds: (r.ended.unwrap_or(now) - r.created).num_milliseconds() as f64 / 1000.0,
+        tasks,
+    }
+}
+
+/// `GET /pipeline/{run}/{task}/log`: the tail of the task's last attempt's log, as text.
+pub async fn log(
+    State(c): State<Shared>,
+    UrlPath((run, task)): UrlPath<(String, String)>,
+) -> Result<String, Failure> {
+    let ok = |s: &str| {
+        !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    if !ok(&run) || run.starts_with('.') {
+        return Err(Failure::bad_request(format!("run id {run:?}")));
+    }
+    let data = c.folders.data.clone();
+    super::blocking(move || {
+        let store = RunStore::new(&data);
+        let record = store.load(&run)?;
+        let attempt = record
+            .tasks
+            .get(&task)
+            .and_then(|t| t.attempts.last())
+            .ok_or_else(|| anyhow::anyhow!("run {run} has no attempt of task {task:?}"))?;
+        // The log path comes from the run's own record; it must stay inside the run folder.
+        let rel = &attempt.log;
+        if rel.is_absolute() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            anyhow::bail!("log path {} leaves the run folder", rel.display());
+        }
+        tail(&store.run_dir(&run).join(rel))
+    })
+    .await
+}
+
+/// The last [`LOG_TAIL`] bytes of a file, as text.
+fn tail(path: &std::path::Path) -> anyhow::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL)))?;
+    let mut bytes = Vec::new();
+    f.take(LOG_TAIL).read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}

@@ -1,0 +1,154 @@
+//! The console served on loopback over a lake the ingest wrote: pages, sign-in, refusals and
+//! the audited acknowledgement.
+
+use super::auth::{Access, COOKIE, Users};
+use crate::api::Folders;
+use crate::ingest::commit::tests::{T0, data_topic, payload, score, shot};
+use crate::ingest::commit::{Committer, Group};
+use reqwest::StatusCode;
+use std::path::Path;
+
+/// A data folder whose lake holds two shots of M1 and their scores, the second an alarm.
+fn data_folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut c, _) = Committer::open(&dir.path().join("lake")).expect("open");
+    let mut g = Group::default();
+    let records = vec![
+        shot(1, "M1", &[("Cycle_Time", 30.0), ("Max_Pressure", 900.0)]),
+        score(2, 1, false),
+        shot(3, "M1", &[("Cycle_Time", 45.0), ("Max_Pressure", 700.0)]),
+        score(4, 3, true),
+    ];
+    g.add(&data_topic("e1"), &payload("e1", records), T0);
+    c.commit(g).expect("commit");
+    std::fs::create_dir_all(dir.path().join("reports")).expect("mkdir");
+    std::fs::write(dir.path().join("reports/train.html"), "<h1>train report</h1>").expect("write");
+    dir
+}
+
+/// Serves the console for `data` with `access` under `base`; returns its root URL.
+async fn serve(data: &Path, access: Access, base: &str) -> String {
+    let router = super::router(Folders::under(data), access, base).expect("router");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}{base}")
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+}
+
+async fn text(r: reqwest::Response) -> (StatusCode, String) {
+    let status = r.status();
+    (status, r.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn every_page_renders_the_lake_and_an_acknowledgement_needs_a_user_and_is_audited() {
+    let data = data_folder();
+    let users_file = data.path().join("users");
+    let token = Users::add(&users_file, "alice").expect("add");
+    let users = Users::load(&users_file).expect("users");
+    let access = Access::new("127.0.0.1:0".parse().expect("addr"), users).expect("access");
+    let root = serve(data.path(), access, "").await;
+    let http = client();
+    let get = |path: &str| http.get(format!("{root}{path}")).send();
+
+    let (status, fleet) = text(get("/").await.expect("fleet")).await;
+    assert_eq!(status, StatusCode::OK, "{fleet}");
+    assert!(fleet.contains("href=\"/machines/M1\"") && fleet.contains("e1"), "{fleet}");
+    let (status, machine) = text(get("/machines/M1?feature=Max_Pressure").await.expect("machine")).await;
+    assert_eq!(status, StatusCode::OK, "{machine}");
+    assert!(machine.contains("<svg") && machine.contains("M1@2") && machine.contains("MOLD-A"), "{machine}");
+    assert_eq!(get("/machines/nope").await.expect("404").status(), StatusCode::NOT_FOUND);
+
+    let (_, alarms) = text(get("/alarms").await.expect("alarms")).await;
+    assert!(alarms.contains("1 alarm(s) match"), "only the alarm is listed: {alarms}");
+    let alarm_ts = T0 + 3000;
+    let alarm = format!("/alarms/M1/{alarm_ts}");
+    let (status, page) = text(get(&alarm).await.expect("alarm")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("Cycle_Time") && page.contains("width:100.0%"), "contributions as bars: {page}");
+    assert!(page.contains("Not acknowledged"), "{page}");
+
+    // Without a user, the acknowledgement is refused and nothing is stored.
+    let ack = format!("{root}{alarm}/acknowledge");
+    let refused = http.post(&ack).form(&[("comment", "short shot")]).send().await.expect("post");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let forged = http.post(&ack).header("cookie", format!("{COOKIE}=guess")).form(&[("comment", "x")]);
+    assert_eq!(forged.send().await.expect("post").status(), StatusCode::UNAUTHORIZED);
+    assert!(super::audit::read(&data.path().join("lake")).expect("audit").is_empty());
+
+    // Signed in with the cookie the sign-in sets, it is stored with the user and shown.
+    let signed =
+        http.post(format!("{root}/login")).form(&[("token", token.as_str())]).send().await.expect("login");
+    let cookie = signed.headers()["set-cookie"].to_str().expect("cookie").to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let cookie = cookie.split(';').next().expect("pair").to_string();
+    let done = http.post(&ack).header("cookie", &cookie).form(&[("comment", "short shot, part scrapped")]);
+    assert_eq!(done.send().await.expect("post").status(), StatusCode::SEE_OTHER);
+    let audit = super::audit::read(&data.path().join("lake")).expect("audit");
+    assert_eq!(audit.len(), 1);
+    assert_eq!(
+        (audit[0].user.as_str(), audit[0].target.as_str()),
+        ("alice", format!("M1@{alarm_ts}").as_str())
+    );
+    let (_, page) = text(get(&alarm).await.expect("alarm")).await;
+    assert!(page.contains("short shot, part scrapped") && page.contains("alice"), "{page}");
+    let (_, open) = text(get("/alarms?state=open").await.expect("open")).await;
+    assert!(open.contains("0 alarm(s) match"), "{open}");
+    let no_such = http.post(format!("{root}/alarms/M1/5/acknowledge")).header("cookie", &cookie);
+    assert_eq!(no_such.form(&[("comment", "")]).send().await.expect("post").status(), StatusCode::NOT_FOUND);
+
+    // The other pages, over an empty registry and no runs; a report inside the data folder only.
+    let (_, metrics) = text(get("/metrics").await.expect("metrics")).await;
+    assert!(
+        metrics.contains("moldops_console_actions_total{action=\"acknowledge\",outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("moldops_console_requests_total{route=\"/alarms/{machine}/{ts_ms}\",status=\"200\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("moldops_pipeline_store_readable 1") && metrics.ends_with("# EOF\n"),
+        "{metrics}"
+    );
+    for path in ["/models", "/rollouts", "/pipeline", "/reports", "/api/lake", "/healthz"] {
+        assert_eq!(get(path).await.expect(path).status(), StatusCode::OK, "{path}");
+    }
+    let (_, report) = text(get("/reports/view?path=reports/train.html").await.expect("report")).await;
+    assert!(report.contains("train report"));
+    assert_eq!(get("/reports/view?path=../users").await.expect("escape").status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_networked_console_asks_every_reader_to_sign_in_and_serves_under_its_base_path() {
+    let data = data_folder();
+    let users_file = data.path().join("users");
+    let token = Users::add(&users_file, "bob").expect("add");
+    let access = Access::new("0.0.0.0:0".parse().expect("addr"), Users::load(&users_file).expect("users"))
+        .expect("access");
+    let root = serve(data.path(), access, "/moldops").await;
+    let http = client();
+    let browser = http.get(format!("{root}/alarms")).header("accept", "text/html").send().await.expect("get");
+    assert_eq!(browser.status(), StatusCode::SEE_OTHER);
+    assert_eq!(browser.headers()["location"], "/moldops/login");
+    let script = http.get(format!("{root}/api/lake")).send().await.expect("get");
+    assert_eq!(script.status(), StatusCode::UNAUTHORIZED);
+    let (status, login) = text(http.get(format!("{root}/login")).send().await.expect("login")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(login.contains("action=\"/moldops/login\""), "{login}");
+    let refused = http.get(format!("{root}/login?token=nope")).send().await.expect("login");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let (status, fleet) = text(http.get(&root).bearer_auth(&token).send().await.expect("fleet")).await;
+    assert_eq!(status, StatusCode::OK, "{fleet}");
+    assert!(
+        fleet.contains("href=\"/moldops/machines/M1\"") && fleet.contains("signed in as <b>bob</b>"),
+        "{fleet}"
+    );
+    let slash = http.get(format!("{root}/")).bearer_auth(&token).send().await.expect("slash");
+    assert_eq!(slash.headers()["location"], "/moldops");
+}

@@ -1,0 +1,120 @@
+//! The operator console in a real browser over a lake the whole loop wrote: headless Chromium
+//! (Debian's, driven by Playwright from `tests/peers/console_browser.py`) visits every page,
+//! acknowledges an alarm and archives and rolls back a model through the forms; the test holds
+//! what the browser saw against the lake and the registry. Screenshots of every page are kept
+//! under the test folder (`MOLDOPS_KEEP_TEST_DIRS`).
+
+use moldops_tests::{Proc, asset, bin, python};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// Serves `moldops-cloud console` over the data folder `data` and checks it in Chromium.
+pub fn check_in_browser(data: &Path, dir: &Path) {
+    let users = dir.join("console-users");
+    let out = Command::new(bin("moldops-cloud"))
+        .args(["console", "--add-user", "operator", "--users"])
+        .arg(&users)
+        .output()
+        .expect("console --add-user");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(token.len(), 64, "a 32-byte hex token: {token}");
+
+    let mut cmd = Command::new(bin("moldops-cloud"));
+    cmd.args(["console", "--listen", "127.0.0.1:0", "--users"]).arg(&users).arg("--data-dir").arg(data);
+    let mut console = Proc::spawn("console", &mut cmd, dir);
+    let line = console.wait_line(Duration::from_secs(30), |l| l.starts_with("console: http://"));
+    let url = line.trim_start_matches("console: ").trim().to_string();
+
+    let screens = dir.join("console-screens");
+    let out = Command::new(python())
+        .arg(asset("peers/console_browser.py"))
+        .args([&url, &token])
+        .arg(&screens)
+        .output()
+        .expect("python console_browser.py (pip install playwright; apt install chromium)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "browser run failed:\n{stderr}\n{}", console.stderr_tail());
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).expect("browser report JSON");
+
+    // Every page answered and raised no error in the browser; each has its screenshot.
+    let pages = seen["pages"].as_object().expect("pages");
+    for name in ["fleet", "machine", "alarms", "alarm", "models", "rollouts", "pipeline", "reports", "login"]
+    {
+        let p = &pages[name];
+        assert_eq!(p["status"], 200, "{name}: {p}");
+        assert_eq!(p["errors"].as_array().map(Vec::len), Some(0), "{name}: browser errors {}", p["errors"]);
+        assert!(screens.join(format!("{name}.png")).is_file(), "{name} screenshot");
+    }
+
+    // The fleet shows the machines the lake holds; the machine page its trend.
+    let lake = data.join("lake");
+    let summary = moldops_cloud::lake::summary(&lake).expect("summary");
+    let in_lake: Vec<String> = summary
+        .datasets
+        .iter()
+        .filter(|d| d.dataset == "raw_data")
+        .flat_map(|d| d.machines.iter().map(|m| m.machine_id.clone()))
+        .collect();
+    let shown: Vec<String> = serde_json::from_value(seen["machines"].clone()).expect("machines");
+    assert_eq!(shown, in_lake, "the fleet page lists the lake's machines");
+    assert_eq!(seen["trend_svg"], 1, "the machine page plots a trend");
+    let fleet_text = pages["fleet"]["text"].as_str().unwrap_or_default();
+    assert!(fleet_text.contains("online") || fleet_text.contains("offline"), "edge link state: {fleet_text}");
+
+    // The alarms are the lake's; one acknowledged through the UI, refused before signing in.
+    let alarms_in_lake = moldops_cloud::lake::read_dataset(&lake, "edge_scores")
+        .ok()
+        .and_then(|df| {
+            df.column("alarm").ok()?.f64().ok().map(|c| c.iter().filter(|a| *a == Some(1.0)).count())
+        })
+        .unwrap_or(0);
+    let listed = seen["alarms_listed"].as_u64().expect("alarms listed") as usize;
+    assert_eq!(listed, alarms_in_lake.min(200), "the alarms page lists the lake's alarms");
+    assert!(listed > 0, "the loop raised alarms");
+    assert!(seen["contribution_bars"].as_u64() > Some(0), "an alarm shows its contributions: {seen}");
+    assert_eq!(seen["ack_unsigned_status"], 401, "a write without credentials is refused");
+    assert!(
+        seen["signed_in_as"].as_str().unwrap_or_default().contains("operator"),
+        "{}",
+        seen["signed_in_as"]
+    );
+    assert_eq!(seen["acks_shown"], 1, "the acknowledgement shows on the alarm");
+    let audit = moldops_cloud::console::audit::read(&lake).expect("audit");
+    let acks: Vec<_> =
+        audit.iter().filter(|a| a.kind == moldops_cloud::console::audit::Kind::Acknowledge).collect();
+    assert_eq!(acks.len(), 1, "exactly the signed-in acknowledgement is stored: {audit:?}");
+    assert_eq!(acks[0].user, "operator");
+    assert!(acks[0].comment.contains("short shot"), "{:?}", acks[0]);
+
+    // The models page shows the registry's versions; archive and roll back through the UI.
+    let registry = moldops_cloud::registry::Registry::open(&data.join("registry")).expect("registry");
+    let mut in_registry = Vec::new();
+    for key in registry.keys().expect("keys") {
+        for v in registry.versions(&key).expect("versions") {
+            in_registry.push((key.label(), v.record.version, v.stage.to_string()));
+        }
+    }
+    let mut versions: Vec<(String, u32, String)> =
+        serde_json::from_value(seen["versions"].clone()).expect("versions");
+    versions.sort();
+    in_registry.sort();
+    assert_eq!(versions, in_registry, "the models page lists the registry");
+    let (key, version): (String, u32) =
+        serde_json::from_value(seen["changed_key"].clone()).expect("a production key");
+    assert_eq!(
+        (seen["after_archive"].as_str(), seen["after_rollback"].as_str()),
+        (Some("archived"), Some("production"))
+    );
+    let key = moldops_shared::bundle::ModelKey::parse(&key).expect("key");
+    let state = registry.state(&key).expect("state");
+    assert_eq!(state.production(), Some(version), "rolled back to production");
+    let reasons: Vec<&str> = state.history.iter().rev().take(2).map(|t| t.reason.as_str()).collect();
+    assert_eq!(reasons, ["rollback: re-promoted", "archived"], "{:?}", state.history);
+    let changes: Vec<_> =
+        audit.iter().filter(|a| a.kind != moldops_cloud::console::audit::Kind::Acknowledge).collect();
+    assert_eq!(changes.len(), 2, "both changes audited: {audit:?}");
+    assert!(changes.iter().all(|a| a.user == "operator" && a.outcome == "ok"), "{changes:?}");
+    let _ = console.terminate(Duration::from_secs(10));
+}
