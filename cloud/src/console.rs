@@ -9,13 +9,17 @@
 //! - [`alarms`]: the edges' alarms with filters; one alarm's shot, the shots before it and its
 //!   per-feature contributions; acknowledging it with a comment.
 //! - [`models`]: registry keys and versions with stage, metrics and intervals, lineage and
-//!   history; promote and archive (a rollback is re-promoting an archived version).
+//!   history; promote and archive (a rollback is re-promoting an archived version), and
+//!   [`rollout_start`]: send the production version to chosen edges; [`version`]: one
+//!   version's families, training curves and live score distribution.
 //! - [`rollouts`]: per edge and model key the rollout state the edge reported, against the
 //!   registry's production version.
 //! - [`pipeline`]: runs, task states, durations and logs; [`reports`]: the HTML reports under
 //!   the data folder.
 //!
-//! [`auth`] decides who may read and write; [`audit`] keeps every write action in the lake.
+//! [`auth`] decides who may read and write, [`login`] signs browsers in, [`guard`] applies the
+//! rules to every request (and refuses cross-site writes); [`audit`] keeps every write action
+//! in the lake; [`metrics`] serves `/metrics`.
 //! The read-only JSON API ([`crate::api`]) is served beside the pages under `api/`. Everything
 //! is served under `--base-path` (e.g. `/moldops` behind a reverse proxy that keeps the prefix).
 
@@ -24,21 +28,25 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod fleet;
+pub mod guard;
+pub mod login;
 pub mod machine;
 pub mod metrics;
 pub mod models;
 pub mod pipeline;
 pub mod reports;
+pub mod rollout_start;
 pub mod rollouts;
+pub mod version;
 
 use crate::api::Folders;
 use axum::Router;
-use axum::extract::{Form, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::sync::Arc;
 
 /// What every handler shares.
@@ -49,6 +57,8 @@ pub struct Console {
     pub access: auth::Access,
     /// Path prefix of every link ("" or e.g. "/moldops", without a trailing slash).
     pub base: String,
+    /// The broker account rollouts are started with, when the console has one.
+    pub rollout: Option<rollout_start::RolloutAccount>,
     /// Requests, actions and pipeline runs for `/metrics`.
     pub metrics: metrics::Metrics,
     /// The lake summary, computed again only when the lake changes.
@@ -72,9 +82,14 @@ impl Failure {
         Failure { status, reason: reason.into() }
     }
 
-    /// A request that asks for something that does not exist or makes no sense.
+    /// A request that makes no sense.
     pub fn bad_request(reason: impl Into<String>) -> Failure {
         Failure::new(StatusCode::BAD_REQUEST, reason)
+    }
+
+    /// A request for something that does not exist.
+    pub fn not_found(reason: impl Into<String>) -> Failure {
+        Failure::new(StatusCode::NOT_FOUND, reason)
     }
 }
 
@@ -142,7 +157,7 @@ impl Console {
     }
 
     /// The path the sign-in cookie is sent for: the base path, or `/`.
-    fn cookie_path(&self) -> &str {
+    pub(crate) fn cookie_path(&self) -> &str {
         if self.base.is_empty() { "/" } else { &self.base }
     }
 
@@ -162,6 +177,11 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(Failure::from)
 }
 
+/// `value` percent-encoded as one path segment of a link.
+pub fn path_segment(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 /// Every template, compiled in.
 fn templates() -> anyhow::Result<minijinja::Environment<'static>> {
     let mut env = minijinja::Environment::new();
@@ -174,6 +194,8 @@ fn templates() -> anyhow::Result<minijinja::Environment<'static>> {
         ("alarm.html", include_str!("console/templates/alarm.html")),
         ("models.html", include_str!("console/templates/models.html")),
         ("confirm.html", include_str!("console/templates/confirm.html")),
+        ("rollout.html", include_str!("console/templates/rollout.html")),
+        ("version.html", include_str!("console/templates/version.html")),
         ("rollouts.html", include_str!("console/templates/rollouts.html")),
         ("pipeline.html", include_str!("console/templates/pipeline.html")),
         ("reports.html", include_str!("console/templates/reports.html")),
@@ -185,17 +207,29 @@ fn templates() -> anyhow::Result<minijinja::Environment<'static>> {
         "fixed",
         |v: f64, digits: usize| if v.is_finite() { format!("{v:.digits$}") } else { "–".into() },
     );
-    env.add_filter("urlencode_path", |v: String| {
-        percent_encoding::utf8_percent_encode(&v, percent_encoding::NON_ALPHANUMERIC).to_string()
-    });
+    env.add_filter("urlencode_path", |v: String| path_segment(&v));
     Ok(env)
 }
 
-/// The console's routes over `folders`, under `base`.
-pub fn router(folders: Folders, access: auth::Access, base: &str) -> anyhow::Result<Router> {
-    let base = base.trim_end_matches('/').to_string();
+/// What a console serves and how.
+pub struct Settings {
+    /// The data folder's parts.
+    pub folders: Folders,
+    /// Who may read and write.
+    pub access: auth::Access,
+    /// Path prefix (`--base-path`), "" for none.
+    pub base_path: String,
+    /// The broker account for rollouts started from the console (none: the page says how).
+    pub rollout: Option<rollout_start::RolloutAccount>,
+}
+
+/// The console's routes.
+pub fn router(settings: Settings) -> anyhow::Result<Router> {
+    let Settings { folders, access, base_path, rollout } = settings;
+    let base = base_path.trim_end_matches('/').to_string();
     let plain = base.chars().all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c));
-    if !base.is_empty() && (!base.starts_with('/') || !plain || base.contains("//")) {
+    let dots = base.split('/').any(|segment| segment == "." || segment == "..");
+    if !base.is_empty() && (!base.starts_with('/') || !plain || dots || base.contains("//")) {
         anyhow::bail!("--base-path {base:?}: a path of A-Z a-z 0-9 / _ . - starting with `/`, e.g. /moldops");
     }
     let console = Arc::new(Console {
@@ -204,6 +238,7 @@ pub fn router(folders: Folders, access: auth::Access, base: &str) -> anyhow::Res
         folders: folders.clone(),
         access,
         base: base.clone(),
+        rollout,
         templates: templates()?,
     });
     let pages = Router::new()
@@ -213,8 +248,10 @@ pub fn router(folders: Folders, access: auth::Access, base: &str) -> anyhow::Res
         .route("/alarms/{machine}/{ts_ms}", get(alarms::one))
         .route("/alarms/{machine}/{ts_ms}/acknowledge", axum::routing::post(alarms::acknowledge))
         .route("/models", get(models::page))
+        .route("/models/version", get(version::page))
         .route("/models/confirm", get(models::confirm))
         .route("/models/change", axum::routing::post(models::change))
+        .route("/models/rollout", get(rollout_start::confirm).post(rollout_start::start))
         .route("/rollouts", get(rollouts::page))
         .route("/pipeline", get(pipeline::page))
         .route("/pipeline/{run}/{task}/log", get(pipeline::log))
@@ -222,38 +259,25 @@ pub fn router(folders: Folders, access: auth::Access, base: &str) -> anyhow::Res
         .route("/reports/view", get(reports::view))
         .route("/metrics", get(metrics_page))
         .nest_service("/api", crate::api::router(folders))
-        .route_layer(axum::middleware::from_fn_with_state(console.clone(), gate))
+        .route_layer(axum::middleware::from_fn_with_state(console.clone(), guard::gate))
+        .route("/login", get(login::page).post(login::form))
+        .route("/logout", axum::routing::post(login::logout))
+        .route_layer(axum::middleware::from_fn_with_state(console.clone(), guard::same_origin))
         .route_layer(axum::middleware::from_fn_with_state(console.clone(), measure))
-        .route("/login", get(login_page).post(login))
-        .route("/logout", axum::routing::post(logout))
-        .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::middleware::from_fn(guard::security_headers))
         .with_state(console);
+    let healthz = || async { "ok" };
     if base.is_empty() {
-        return Ok(pages);
+        return Ok(pages.route("/healthz", get(healthz)));
     }
-    // `/moldops/` as well as `/moldops` is the fleet page (nesting matches only the latter).
+    // `/moldops/` as well as `/moldops` is the fleet page (nesting matches only the latter);
+    // `/healthz` stays at the root too, for probes that know no prefix.
     let home = base.clone();
     Ok(Router::new()
         .route(&format!("{base}/"), get(move || async move { Redirect::permanent(&home) }))
+        .route(&format!("{base}/healthz"), get(healthz))
+        .route("/healthz", get(healthz))
         .nest(&base, pages))
-}
-
-/// Reads need a signed-in user unless the console is on loopback; a browser is sent to sign in.
-async fn gate(State(c): State<Shared>, request: Request, next: Next) -> Response {
-    if c.access.may_read(request.headers()) {
-        return next.run(request).await;
-    }
-    let wants_html = request
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"));
-    if wants_html && request.method() == axum::http::Method::GET {
-        Redirect::to(&c.link("/login")).into_response()
-    } else {
-        Failure::new(StatusCode::UNAUTHORIZED, "sign in first (a bearer token or the console's sign-in page)")
-            .into_response()
-    }
 }
 
 /// Counts every routed request with its route pattern, status and time.
@@ -278,55 +302,6 @@ async fn metrics_page(State(c): State<Shared>) -> Response {
         }
         Err(f) => f.into_response(),
     }
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    token: String,
-}
-
-#[derive(Deserialize)]
-struct LoginQuery {
-    token: Option<String>,
-}
-
-#[derive(Serialize)]
-struct LoginView {
-    refused: bool,
-}
-
-/// The sign-in form; with `?token=` (the link the demo prints) it signs in at once.
-async fn login_page(State(c): State<Shared>, headers: HeaderMap, Query(q): Query<LoginQuery>) -> Response {
-    match q.token {
-        Some(token) => sign_in(&c, &headers, &token),
-        None => c.render("login.html", "", "Sign in", &headers, LoginView { refused: false }).into_response(),
-    }
-}
-
-async fn login(State(c): State<Shared>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
-    sign_in(&c, &headers, &f.token)
-}
-
-fn sign_in(c: &Console, headers: &HeaderMap, token: &str) -> Response {
-    let token = token.trim();
-    match c.access.who(token) {
-        Some(user) => {
-            tracing::info!(user = %user, "console sign-in");
-            let cookie =
-                format!("{}={token}; Path={}; HttpOnly; SameSite=Strict", auth::COOKIE, c.cookie_path());
-            ([(header::SET_COOKIE, cookie)], Redirect::to(&c.link("/"))).into_response()
-        }
-        None => {
-            tracing::warn!("console sign-in refused: unknown token");
-            let page = c.render("login.html", "", "Sign in", headers, LoginView { refused: true });
-            (StatusCode::UNAUTHORIZED, page).into_response()
-        }
-    }
-}
-
-async fn logout(State(c): State<Shared>) -> Response {
-    let cookie = format!("{}=; Path={}; HttpOnly; SameSite=Strict; Max-Age=0", auth::COOKIE, c.cookie_path());
-    ([(header::SET_COOKIE, cookie)], Redirect::to(&c.link("/login"))).into_response()
 }
 
 /// Serves until `shutdown` resolves.

@@ -179,6 +179,33 @@ impl Registry {
         Ok(Registry { root: dir.to_path_buf() })
     }
 
+    /// Opens the registry folder `dir` for reading; a missing folder is an error, not created
+    /// (a page or a read must not write).
+    pub fn open_existing(dir: &Path) -> Result<Registry> {
+        if !dir.is_dir() {
+            anyhow::bail!("no model registry at {}", dir.display());
+        }
+        Ok(Registry { root: dir.to_path_buf() })
+    }
+
+    /// The training report kept beside a version's bundle (`report.json`), when it has one.
+    pub fn report(&self, key: &ModelKey, version: u32) -> Result<Option<serde_json::Value>> {
+        /// Larger than any report `train` writes; a bigger file is not ours.
+        const MAX_REPORT_BYTES: u64 = 64 << 20;
+        let info = self.version(key, version)?;
+        let Some(path) = info.bundle_dir.parent().map(|d| d.join(REPORT_FILE)) else { return Ok(None) };
+        let len = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(anyhow::Error::from(e).context(format!("reading {}", path.display()))),
+        };
+        if len > MAX_REPORT_BYTES {
+            anyhow::bail!("{} is {len} bytes, more than {MAX_REPORT_BYTES}", path.display());
+        }
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?))
+    }
+
     /// The registry folder.
     pub fn root(&self) -> &Path {
         &self.root

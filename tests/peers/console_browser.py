@@ -4,7 +4,8 @@ way an operator would, and reports what it saw as JSON on stdout for the Rust te
 Visits every page, recording the HTTP status, the browser's console errors and uncaught page
 errors, and a full-page screenshot; tries to acknowledge an alarm before signing in (must be
 refused), signs in with the token, acknowledges the newest alarm with a comment, then archives
-the production version of the first model key and rolls back to it, all through the forms.
+the production version of the first model key, rolls back to it and starts its rollout to
+every edge, all through the forms.
 
 usage: console_browser.py URL TOKEN SCREENSHOT_DIR
 """
@@ -56,6 +57,11 @@ def main():
         visit("models", "/models")
         report["versions"] = page.eval_on_selector_all(
             "tr.version", "els => els.map(e => [e.closest('section').dataset.key, +e.dataset.version, e.dataset.stage])")
+        if page.locator("a.version-link").count():
+            page.click("a.version-link")
+            page.wait_for_load_state()
+            visit("version", page.url[len(url):])
+            report["version_plots"] = page.locator("#training svg, #live svg").count()
         for name, path in [("rollouts", "/rollouts"), ("pipeline", "/pipeline"), ("reports", "/reports")]:
             visit(name, path)
 
@@ -114,6 +120,16 @@ def main():
                 f"section.key[data-key='{key}'] tr.version[data-version='{version}']", "e => e.dataset.stage")
             report["changed_key"] = [key, version]
             visit("models_after", "/models")
+            # Roll the production version out to every edge the lake knows, canary first.
+            page.locator(f"section.key[data-key='{key}'] tr.version[data-version='{version}'] a.rollout").click()
+            page.wait_for_load_state()
+            visit("rollout", page.url[len(url):])
+            report["rollout_edges"] = page.locator("input.edge-choice").count()
+            if report["rollout_edges"]:
+                page.fill("#comment", "browser test: roll out")
+                page.click("#start-rollout")
+                page.wait_for_load_state()
+                report["after_rollout_path"] = page.url[len(url):]
         browser.close()
     print(json.dumps(report))
 

@@ -259,10 +259,7 @@ pub async fn one(
     let m = machine.clone();
     let view = super::blocking(move || alarm_detail(&lake_dir, &m, ts_ms)).await?;
     let Some(view) = view else {
-        return Err(Failure::new(
-            axum::http::StatusCode::NOT_FOUND,
-            format!("no alarm of {machine:?} at {ts_ms}"),
-        ));
+        return Err(Failure::not_found(format!("no alarm of {machine:?} at {ts_ms}")));
     };
     c.render("alarm.html", "alarms", &format!("Alarm on {machine}"), &headers, view)
 }
@@ -331,10 +328,7 @@ pub async fn acknowledge(
     Form(form): Form<AckForm>,
 ) -> Result<Response, Failure> {
     let user = c.writer(&headers)?;
-    let comment = form.comment.trim().to_string();
-    if comment.len() > audit::MAX_COMMENT {
-        return Err(Failure::bad_request(format!("a comment of at most {} bytes", audit::MAX_COMMENT)));
-    }
+    let comment = audit::comment(&form.comment)?;
     let lake_dir = c.folders.lake.clone();
     let m = machine.clone();
     let exists = super::blocking(move || {
@@ -343,10 +337,7 @@ pub async fn acknowledge(
     })
     .await?;
     if !exists {
-        return Err(Failure::new(
-            axum::http::StatusCode::NOT_FOUND,
-            format!("no alarm of {machine:?} at {ts_ms}"),
-        ));
+        return Err(Failure::not_found(format!("no alarm of {machine:?} at {ts_ms}")));
     }
     let action = Action {
         ts_ms: chrono::Utc::now().timestamp_millis(),
@@ -360,9 +351,6 @@ pub async fn acknowledge(
     super::blocking(move || audit::record(&lake_dir, &action)).await?;
     c.metrics.action(Kind::Acknowledge.as_str(), true);
     tracing::info!(user, machine, ts_ms, "alarm acknowledged");
-    let back = format!(
-        "/alarms/{}/{ts_ms}",
-        percent_encoding::utf8_percent_encode(&machine, percent_encoding::NON_ALPHANUMERIC)
-    );
+    let back = format!("/alarms/{}/{ts_ms}", super::path_segment(&machine));
     Ok(Redirect::to(&c.link(&back)).into_response())
 }

@@ -1,5 +1,5 @@
 //! The console's audit trail in the lake: every write action — an alarm acknowledged, a model
-//! promoted or archived — with who did it, when, on what, the comment and how it ended, as
+//! promoted, archived or rolled out — with who did it, when, on what, the comment and how it ended, as
 //! one Parquet part per action in `console_actions/machine=_console/date=…/`.
 //!
 //! Acknowledgements live only here: the alarms page reads them back, so an acknowledgement is
@@ -18,8 +18,17 @@ pub const DATASET: &str = "console_actions";
 /// Its one partition value for `machine=` (actions are not a machine's).
 const MACHINE: &str = "_console";
 
-/// Longest comment kept (longer ones are refused by the form handler).
+/// Longest comment kept (longer ones are refused).
 pub const MAX_COMMENT: usize = 2000;
+
+/// The comment of a change, trimmed, or the refusal when it is too long.
+pub fn comment(text: &str) -> Result<String, super::Failure> {
+    let text = text.trim();
+    if text.len() > MAX_COMMENT {
+        return Err(super::Failure::bad_request(format!("a comment of at most {MAX_COMMENT} bytes")));
+    }
+    Ok(text.to_string())
+}
 
 /// What was done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -31,6 +40,8 @@ pub enum Kind {
     Promote,
     /// A model version archived.
     Archive,
+    /// A production version sent to edges (one row when it starts, one when it ends).
+    Rollout,
 }
 
 impl Kind {
@@ -40,11 +51,12 @@ impl Kind {
             Kind::Acknowledge => "acknowledge",
             Kind::Promote => "promote",
             Kind::Archive => "archive",
+            Kind::Rollout => "rollout",
         }
     }
 
     fn parse(s: &str) -> Option<Kind> {
-        [Kind::Acknowledge, Kind::Promote, Kind::Archive].into_iter().find(|k| k.as_str() == s)
+        [Kind::Acknowledge, Kind::Promote, Kind::Archive, Kind::Rollout].into_iter().find(|k| k.as_str() == s)
     }
 }
 

@@ -1,6 +1,7 @@
 //! `moldops-cloud console`: its arguments, adding a user, and the server's start.
 
 use super::auth::{Access, Users};
+use super::rollout_start::RolloutAccount;
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ pub struct ConsoleArgs {
     #[arg(long, default_value = "moldops-data")]
     pub data_dir: PathBuf,
     /// Users file: one `NAME sha256:HEX` per line (see --add-user). Every change (acknowledge,
-    /// promote, archive) needs a signed-in user.
+    /// promote, archive, rollout) needs a signed-in user.
     #[arg(long, env = "MOLDOPS_CONSOLE_USERS", value_name = "FILE")]
     pub users: Option<PathBuf>,
     /// Adds a user with a fresh token to the users file, prints the token once and exits.
@@ -26,6 +27,31 @@ pub struct ConsoleArgs {
     /// `/moldops/…` unchanged.
     #[arg(long, default_value = "")]
     pub base_path: String,
+    /// Config file with the `[broker]` account rollouts are sent with (as `rollout publish
+    /// --config`); with it or --broker-host, the models page can start a rollout.
+    #[arg(long, value_name = "FILE")]
+    pub rollout_config: Option<PathBuf>,
+    /// Broker host for rollouts (overrides the config file's).
+    #[arg(long)]
+    pub broker_host: Option<String>,
+    /// Broker port for rollouts (overrides the config file's).
+    #[arg(long)]
+    pub broker_port: Option<u16>,
+}
+
+/// The rollout account, when one is configured.
+fn rollout_account(args: &ConsoleArgs) -> Result<Option<RolloutAccount>> {
+    if args.rollout_config.is_none() && args.broker_host.is_none() && args.broker_port.is_none() {
+        return Ok(None);
+    }
+    let over = crate::config::Overrides {
+        broker_host: args.broker_host.clone(),
+        broker_port: args.broker_port,
+        lake: None,
+        client_id: None,
+    };
+    let cfg = crate::config::ingest_config(args.rollout_config.as_deref(), &over)?;
+    Ok(Some(RolloutAccount { broker: cfg.broker, base_dir: cfg.base_dir }))
 }
 
 /// Adds a user, or serves until SIGINT or SIGTERM.
@@ -46,7 +72,13 @@ pub fn run(args: ConsoleArgs) -> Result<()> {
             None => Access::new(addr, Users::default())?,
         };
         let users = access.users();
-        let router = super::router(crate::api::Folders::under(&args.data_dir), access, &args.base_path)?;
+        let settings = super::Settings {
+            folders: crate::api::Folders::under(&args.data_dir),
+            access,
+            base_path: args.base_path.clone(),
+            rollout: rollout_account(&args)?,
+        };
+        let router = super::router(settings)?;
         tracing::info!(listen = %addr, data = %args.data_dir.display(), users, "console serving");
         println!("console: http://{addr}{}/", args.base_path.trim_end_matches('/'));
         super::serve(listener, router, moldops_common::shutdown::requested()).await

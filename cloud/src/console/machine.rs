@@ -92,10 +92,7 @@ pub async fn page(
     let id = machine_id.clone();
     let view = super::blocking(move || detail(&lake_dir, &id, choice.feature.as_deref())).await?;
     let Some(view) = view else {
-        return Err(Failure::new(
-            axum::http::StatusCode::NOT_FOUND,
-            format!("the lake has no machine {machine_id:?}"),
-        ));
+        return Err(Failure::not_found(format!("the lake has no machine {machine_id:?}")));
     };
     let title = format!("Machine {}", view.machine_id);
     c.render("machine.html", "fleet", &title, &headers, view)
@@ -142,22 +139,28 @@ pub fn detail(lake_dir: &Path, machine_id: &str, feature: Option<&str>) -> Resul
     if let Some(feature) = chosen {
         let values = columns::number(&df, &feature)?;
         let shown = &order[order.len().saturating_sub(TREND_SHOTS)..];
-        let points: Vec<(f64, f64)> = shown
-            .iter()
-            .enumerate()
-            .filter_map(|(x, &i)| Some((shot[i].map_or(x as f64, |s| s as f64), values[i]?)))
-            .collect();
+        // The x axis: shot numbers when every shot shown has one and they rise in time order;
+        // otherwise (a counter reset, a machine without one) the shots' positions.
+        let numbered: Option<Vec<u64>> = shown.iter().map(|&i| shot[i]).collect();
+        let by_number = numbered.filter(|n| n.windows(2).all(|w| w[0] < w[1]));
+        let x_desc = if by_number.is_some() { "shot" } else { "shot (position, oldest first)" };
+        let x = |pos: usize| by_number.as_ref().map_or(pos as f64, |n| n[pos] as f64);
+        let points: Vec<(f64, f64)> =
+            shown.iter().enumerate().filter_map(|(pos, &i)| Some((x(pos), values[i]?))).collect();
         let marks: Vec<(f64, f64)> = shown
             .iter()
-            .filter_map(|&i| {
-                let s = shot[i].filter(|s| alarmed.contains(s))?;
-                Some((s as f64, values[i]?))
-            })
+            .enumerate()
+            .filter(|(_, i)| shot[**i].is_some_and(|s| alarmed.contains(&s)))
+            .filter_map(|(pos, &i)| Some((x(pos), values[i]?)))
             .collect();
         view.shots_shown = shown.len();
         view.alarms_shown = marks.len();
-        view.trend_svg =
-            crate::report::plots::trend(&format!("{machine_id}: {feature}"), &feature, &points, &marks)?;
+        view.trend_svg = crate::report::plots::trend(
+            &format!("{machine_id}: {feature}"),
+            (x_desc, &feature),
+            &points,
+            &marks,
+        )?;
         view.feature = feature;
     }
     view.features = features;

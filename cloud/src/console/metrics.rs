@@ -1,7 +1,7 @@
 //! The console's `/metrics` (OpenMetrics text): requests and their latency per route and
 //! status, write actions per kind and outcome, and the learning pipeline's runs read from the
 //! run store at scrape time — runs per status, the latest run's duration and start, and failed
-//! task attempts per task.
+//! attempts per task over the runs kept.
 
 use crate::pipeline::{RunStatus, RunStore};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -32,7 +32,7 @@ pub struct RouteLabel {
 /// A write action and how it ended.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabel {
-    /// `acknowledge`, `promote` or `archive`.
+    /// `acknowledge`, `promote`, `archive` or `rollout`.
     pub action: String,
     /// `ok` or `refused`.
     pub outcome: String,
@@ -91,7 +91,7 @@ impl Metrics {
         );
         r.register(
             "console_actions",
-            "Write actions (acknowledge, promote, archive) per outcome",
+            "Write actions (acknowledge, promote, archive, rollout) per outcome",
             self.actions.clone(),
         );
         pipeline(&mut r, data);
@@ -148,8 +148,7 @@ fn pipeline(r: &mut Registry, data: &Path) {
     let now = chrono::Utc::now();
     for (name, run) in latest {
         let label = PipelineLabel { pipeline: name.to_string() };
-        let seconds = (run.ended.unwrap_or(now) - run.created).num_milliseconds() as f64 / 1000.0;
-        duration.get_or_create(&label).set(seconds);
+        duration.get_or_create(&label).set(super::pipeline::seconds(run.created, run.ended, now));
         started.get_or_create(&label).set(run.created.timestamp());
     }
     r.register(
@@ -173,11 +172,18 @@ fn pipeline(r: &mut Registry, data: &Path) {
             *failures.entry(task.as_str()).or_default() += failed as u64;
         }
     }
-    let by_task: Family<TaskLabel, Counter> = Family::default();
+    // A gauge, not a counter: it is counted again from the runs kept, which may be pruned.
+    let by_task: Family<TaskLabel, Gauge> = Family::default();
     for (task, n) in failures {
-        by_task.get_or_create(&TaskLabel { task: task.to_string() }).inc_by(n);
+        by_task
+            .get_or_create(&TaskLabel { task: task.to_string() })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
-    r.register("pipeline_task_failures", "Failed attempts of each task over the runs in the store", by_task);
+    r.register(
+        "pipeline_task_failed_attempts",
+        "Failed attempts of each task over the runs in the store",
+        by_task,
+    );
 }
 
 fn status_name(s: RunStatus) -> String {

@@ -2,10 +2,7 @@
 //! with their intervals, lineage (data snapshot, code version, parameters) and the history of
 //! stage changes; promoting or archiving a version after a confirmation page (re-promoting an
 //! archived version is the rollback). Every change is done as the signed-in user and audited.
-//!
-//! The rollout that ships a new production version to the edges stays `moldops-cloud rollout`
-//! (or the pipeline's rollout task): it needs the broker and the signing key, which the
-//! console does not hold.
+//! Sending the production version to edges is [`super::rollout_start`].
 
 use super::audit::{self, Action, Kind};
 use super::{Failure, Page, Shared};
@@ -60,6 +57,9 @@ pub struct VersionView {
     pub params: String,
 }
 
+/// The test metrics shown per version, in their column order.
+pub const METRICS: [&str; 5] = ["f1", "precision", "recall", "pr_auc", "roc_auc"];
+
 /// One key.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyView {
@@ -71,13 +71,24 @@ pub struct KeyView {
     pub versions: Vec<VersionView>,
     /// Stage changes, newest first.
     pub history: Vec<Transition>,
+    /// Why the key's versions could not be read (the other keys are still shown).
+    pub error: Option<String>,
+}
+
+/// The models page.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelsView {
+    /// The metric column names.
+    pub metrics: [&'static str; 5],
+    /// Every key.
+    pub keys: Vec<KeyView>,
 }
 
 /// `GET /models`.
 pub async fn page(State(c): State<Shared>, headers: HeaderMap) -> Page {
     let registry = c.folders.registry.clone();
-    let view = super::blocking(move || keys(&registry)).await?;
-    c.render("models.html", "models", "Models", &headers, view)
+    let keys = super::blocking(move || keys(&registry)).await?;
+    c.render("models.html", "models", "Models", &headers, ModelsView { metrics: METRICS, keys })
 }
 
 /// Every key of the registry at `dir` (none when it does not exist).
@@ -85,20 +96,33 @@ pub fn keys(dir: &Path) -> Result<Vec<KeyView>> {
     if !dir.exists() {
         return Ok(Vec::new());
     }
-    let reg = Registry::open(dir)?;
+    let reg = Registry::open_existing(dir)?;
     let mut out = Vec::new();
     for key in reg.keys()? {
-        let state = reg.state(&key)?;
-        let mut versions: Vec<VersionView> = reg.versions(&key)?.iter().map(version_view).collect();
-        versions.reverse();
-        let mut history = state.history.clone();
-        history.reverse();
-        out.push(KeyView { key: key.label(), production: state.production(), versions, history });
+        let read = reg.state(&key).and_then(|state| Ok((reg.versions(&key)?, state)));
+        let view = match read {
+            Ok((versions, state)) => KeyView {
+                key: key.label(),
+                production: state.production(),
+                versions: versions.iter().rev().map(version_view).collect(),
+                history: state.history.into_iter().rev().collect(),
+                error: None,
+            },
+            Err(e) => KeyView {
+                key: key.label(),
+                production: None,
+                versions: Vec::new(),
+                history: Vec::new(),
+                error: Some(format!("{e:#}")),
+            },
+        };
+        out.push(view);
     }
     Ok(out)
 }
 
-fn version_view(v: &VersionInfo) -> VersionView {
+/// A version as the models and version pages show it.
+pub(super) fn version_view(v: &VersionInfo) -> VersionView {
     let r = &v.record;
     let test = &r.metrics["test"];
     let metric = |name: &'static str| Metric {
@@ -113,7 +137,7 @@ fn version_view(v: &VersionInfo) -> VersionView {
         kind: r.kind.clone(),
         created_at: r.created_at.clone(),
         threshold: r.threshold,
-        metrics: ["f1", "precision", "recall", "pr_auc", "roc_auc"].map(metric).to_vec(),
+        metrics: METRICS.map(metric).to_vec(),
         test_windows: test["windows"].as_u64(),
         test_positives: test["positives"].as_u64(),
         data_snapshot: r.lineage.data_snapshot.chars().take(12).collect(),
@@ -174,7 +198,7 @@ pub async fn confirm(
     let registry = c.folders.registry.clone();
     let r = request.clone();
     let (stage, production) = super::blocking(move || {
-        let reg = Registry::open(&registry)?;
+        let reg = Registry::open_existing(&registry)?;
         let key = ModelKey::parse(&r.key)?;
         let state = reg.state(&key)?;
         let stage = *state
@@ -196,16 +220,14 @@ pub async fn change(
     Form(request): Form<ChangeRequest>,
 ) -> Result<Response, Failure> {
     let user = c.writer(&headers)?;
-    if request.comment.len() > audit::MAX_COMMENT {
-        return Err(Failure::bad_request(format!("a comment of at most {} bytes", audit::MAX_COMMENT)));
-    }
+    let comment = audit::comment(&request.comment)?;
     let key = ModelKey::parse(&request.key)
         .map_err(|e| Failure::bad_request(format!("key {:?}: {e}", request.key)))?;
     let (registry, lake_dir) = (c.folders.registry.clone(), c.folders.lake.clone());
     let r = request.clone();
     let who = user.clone();
     let outcome = super::blocking(move || {
-        let reg = Registry::open(&registry)?;
+        let reg = Registry::open_existing(&registry)?;
         let done = match r.change {
             Change::Promote => reg.promote(&key, r.version).map(|_| ()),
             Change::Archive => reg.archive(&key, r.version).map(|_| ()),
@@ -219,10 +241,14 @@ pub async fn change(
             user: who,
             kind: r.change.kind(),
             target: format!("{}@{}", r.key, r.version),
-            comment: r.comment.trim().to_string(),
+            comment,
             outcome: outcome.clone(),
         };
-        audit::record(&lake_dir, &action)?;
+        if let Err(e) = audit::record(&lake_dir, &action) {
+            // The registry changed (or refused) already: say loudly that the trail lacks it.
+            tracing::error!(error = format!("{e:#}"), ?action, "a model change was not audited");
+            return Err(e.context("the change was made but could not be audited"));
+        }
         Ok(done.err().map(|_| outcome))
     })
     .await?;

@@ -6,6 +6,7 @@ use crate::pipeline::RunStore;
 use crate::pipeline::state::{RunRecord, RunStatus, TaskStatus};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::HeaderMap;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// Runs listed.
@@ -82,9 +83,14 @@ fn run_view(r: &RunRecord) -> RunView {
         pipeline: r.pipeline.clone(),
         status: r.status,
         created: r.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        seconds: (r.ended.unwrap_or(now) - r.created).num_milliseconds() as f64 / 1000.0,
+        seconds: seconds(r.created, r.ended, now),
         tasks,
     }
+}
+
+/// Seconds from `start` to `end`, or to `now` while it runs.
+pub fn seconds(start: DateTime<Utc>, end: Option<DateTime<Utc>>, now: DateTime<Utc>) -> f64 {
+    (end.unwrap_or(now) - start).num_milliseconds() as f64 / 1000.0
 }
 
 /// `GET /pipeline/{run}/{task}/log`: the tail of the task's last attempt's log, as text.
@@ -99,8 +105,11 @@ pub async fn log(
         return Err(Failure::bad_request(format!("run id {run:?}")));
     }
     let data = c.folders.data.clone();
+    let store = RunStore::new(&data);
+    if !store.run_dir(&run).is_dir() {
+        return Err(Failure::not_found(format!("no pipeline run {run:?}")));
+    }
     super::blocking(move || {
-        let store = RunStore::new(&data);
         let record = store.load(&run)?;
         let attempt = record
             .tasks

@@ -98,18 +98,25 @@ pub async fn view(State(c): State<Shared>, Query(which): Query<Which>) -> Result
         .into_response())
 }
 
-/// `rel` under `data`, when it names an `.html` file that does not leave it (no `..`, no
-/// absolute path, no link out).
+/// `rel` under `data`, when it names a plain `.html` file that does not leave it: no `..`, no
+/// absolute path, and no symbolic link anywhere on the way (a link named `x.html` could point
+/// at the users file beside the reports).
 fn inside(data: &Path, rel: &str) -> Option<PathBuf> {
     let rel = Path::new(rel);
-    if rel.extension().is_none_or(|x| x != "html")
-        || !rel.components().all(|c| matches!(c, Component::Normal(_)))
-    {
+    let html = |p: &Path| p.extension().is_some_and(|x| x == "html");
+    if !html(rel) || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
         return None;
     }
+    let mut at = data.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        if std::fs::symlink_metadata(&at).ok()?.file_type().is_symlink() {
+            return None;
+        }
+    }
     let root = data.canonicalize().ok()?;
-    let file = data.join(rel).canonicalize().ok()?;
-    (file.starts_with(&root) && file.is_file()).then_some(file)
+    let file = at.canonicalize().ok()?;
+    (file.starts_with(&root) && html(&file) && file.is_file()).then_some(file)
 }
 
 #[cfg(test)]
@@ -128,7 +135,10 @@ mod tests {
         assert!(inside(&data, "demo/secret.txt").is_none());
         assert!(inside(&data, "../outside.html").is_none());
         assert!(inside(&data, dir.path().join("outside.html").to_str().expect("utf-8")).is_none());
+        std::os::unix::fs::symlink(data.join("demo/secret.txt"), data.join("demo/link.html"))
+            .expect("symlink");
+        assert!(inside(&data, "demo/link.html").is_none(), "a link is not followed");
         let listed: Vec<String> = list(&data).into_iter().map(|r| r.path).collect();
-        assert_eq!(listed, ["demo/report.html"]);
+        assert_eq!(listed, ["demo/report.html"], "links are not listed either");
     }
 }

@@ -62,10 +62,9 @@ pub fn rollouts(lake_dir: &Path, registry: &Path) -> Result<Rollouts> {
     let Some(df) = lake::read_parts(&lake::list_parts(lake_dir, events::DATASET)?, &[])? else {
         return Ok(Rollouts { latest: Vec::new(), history: Vec::new() });
     };
-    let production = |key: &str| -> Option<u32> {
-        let reg = Registry::open(registry).ok()?;
-        reg.state(&ModelKey::parse(key).ok()?).ok()?.production()
-    };
+    let reg = Registry::open_existing(registry).ok();
+    let production =
+        |key: &str| -> Option<u32> { reg.as_ref()?.state(&ModelKey::parse(key).ok()?).ok()?.production() };
     let (site, edge, ts, event, key, state) = (
         columns::text(&df, "site")?,
         columns::text(&df, "edge_id")?,

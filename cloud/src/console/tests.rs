@@ -28,7 +28,9 @@ fn data_folder() -> tempfile::TempDir {
 
 /// Serves the console for `data` with `access` under `base`; returns its root URL.
 async fn serve(data: &Path, access: Access, base: &str) -> String {
-    let router = super::router(Folders::under(data), access, base).expect("router");
+    let settings =
+        super::Settings { folders: Folders::under(data), access, base_path: base.to_string(), rollout: None };
+    let router = super::router(settings).expect("router");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, router).await });
@@ -72,6 +74,14 @@ async fn every_page_renders_the_lake_and_an_acknowledgement_needs_a_user_and_is_
     assert!(page.contains("Cycle_Time") && page.contains("width:100.0%"), "contributions as bars: {page}");
     assert!(page.contains("Not acknowledged"), "{page}");
 
+    // Pages say no to frames and scripts; open reads need a loopback Host (DNS rebinding).
+    let headers = get("/").await.expect("fleet");
+    let csp = headers.headers()["content-security-policy"].to_str().expect("csp").to_string();
+    assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("script-src"), "{csp}");
+    let rebound =
+        http.get(format!("{root}/alarms")).header("host", "evil.example").send().await.expect("get");
+    assert_eq!(rebound.status(), StatusCode::UNAUTHORIZED, "a foreign Host gets no open reads");
+
     // Without a user, the acknowledgement is refused and nothing is stored.
     let ack = format!("{root}{alarm}/acknowledge");
     let refused = http.post(&ack).form(&[("comment", "short shot")]).send().await.expect("post");
@@ -86,6 +96,17 @@ async fn every_page_renders_the_lake_and_an_acknowledgement_needs_a_user_and_is_
     let cookie = signed.headers()["set-cookie"].to_str().expect("cookie").to_string();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
     let cookie = cookie.split(';').next().expect("pair").to_string();
+    let cross_site = http
+        .post(&ack)
+        .header("cookie", &cookie)
+        .header("origin", "http://evil.example")
+        .form(&[("comment", "forged")]);
+    assert_eq!(cross_site.send().await.expect("post").status(), StatusCode::FORBIDDEN, "a cross-site change");
+    let sibling = http.post(&ack).header("cookie", &cookie).header("sec-fetch-site", "same-site");
+    assert_eq!(
+        sibling.form(&[("comment", "forged")]).send().await.expect("post").status(),
+        StatusCode::FORBIDDEN
+    );
     let done = http.post(&ack).header("cookie", &cookie).form(&[("comment", "short shot, part scrapped")]);
     assert_eq!(done.send().await.expect("post").status(), StatusCode::SEE_OTHER);
     let audit = super::audit::read(&data.path().join("lake")).expect("audit");
@@ -141,8 +162,12 @@ async fn a_networked_console_asks_every_reader_to_sign_in_and_serves_under_its_b
     let (status, login) = text(http.get(format!("{root}/login")).send().await.expect("login")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(login.contains("action=\"/moldops/login\""), "{login}");
-    let refused = http.get(format!("{root}/login?token=nope")).send().await.expect("login");
+    let in_url = http.get(format!("{root}/login?token={token}")).send().await.expect("login");
+    assert_eq!(in_url.status(), StatusCode::BAD_REQUEST, "no token in URLs off loopback");
+    let refused = http.post(format!("{root}/login")).form(&[("token", "nope")]).send().await.expect("login");
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let probe = http.get(root.replace("/moldops", "/healthz")).send().await.expect("healthz");
+    assert_eq!(probe.status(), StatusCode::OK, "probes find /healthz without the prefix");
     let (status, fleet) = text(http.get(&root).bearer_auth(&token).send().await.expect("fleet")).await;
     assert_eq!(status, StatusCode::OK, "{fleet}");
     assert!(

@@ -147,7 +147,7 @@ impl BundleSource {
 
 /// A registry version's bundle (verified by the registry); `None`: the production version.
 pub fn registry_bundle(registry: &Path, key: &ModelKey, version: Option<u32>) -> Result<Bundle> {
-    let reg = Registry::open(registry)?;
+    let reg = Registry::open_existing(registry)?;
     let version = match version {
         Some(v) => v,
         None => {

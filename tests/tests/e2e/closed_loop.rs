@@ -117,7 +117,7 @@ fn the_demo_closes_the_loop_and_its_alarms_match_the_truth() {
     assert!(figures("broker_connected").contains(&1.0), "{health}");
 
     // The operator console over what the loop left, in a real browser.
-    crate::console::check_in_browser(&demo, dir.path());
+    crate::console::check_in_browser(&demo, dir.path(), broker.port);
 }
 
 /// One row of `edge_scores`.

@@ -4,13 +4,15 @@
 //! what the browser saw against the lake and the registry. Screenshots of every page are kept
 //! under the test folder (`MOLDOPS_KEEP_TEST_DIRS`).
 
+use moldops_cloud::console::audit::Kind;
 use moldops_tests::{Proc, asset, bin, python};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-/// Serves `moldops-cloud console` over the data folder `data` and checks it in Chromium.
-pub fn check_in_browser(data: &Path, dir: &Path) {
+/// Serves `moldops-cloud console` over the data folder `data`, with the broker on
+/// `broker_port` for rollouts, and checks it in Chromium.
+pub fn check_in_browser(data: &Path, dir: &Path, broker_port: u16) {
     let users = dir.join("console-users");
     let out = Command::new(bin("moldops-cloud"))
         .args(["console", "--add-user", "operator", "--users"])
@@ -23,11 +25,13 @@ pub fn check_in_browser(data: &Path, dir: &Path) {
 
     let mut cmd = Command::new(bin("moldops-cloud"));
     cmd.args(["console", "--listen", "127.0.0.1:0", "--users"]).arg(&users).arg("--data-dir").arg(data);
+    cmd.args(["--broker-host", "127.0.0.1", "--broker-port", &broker_port.to_string()]);
     let mut console = Proc::spawn("console", &mut cmd, dir);
     let line = console.wait_line(Duration::from_secs(30), |l| l.starts_with("console: http://"));
     let url = line.trim_start_matches("console: ").trim().to_string();
 
     let screens = dir.join("console-screens");
+    let before_ms = chrono::Utc::now().timestamp_millis();
     let out = Command::new(python())
         .arg(asset("peers/console_browser.py"))
         .args([&url, &token])
@@ -82,8 +86,7 @@ pub fn check_in_browser(data: &Path, dir: &Path) {
     );
     assert_eq!(seen["acks_shown"], 1, "the acknowledgement shows on the alarm");
     let audit = moldops_cloud::console::audit::read(&lake).expect("audit");
-    let acks: Vec<_> =
-        audit.iter().filter(|a| a.kind == moldops_cloud::console::audit::Kind::Acknowledge).collect();
+    let acks: Vec<_> = audit.iter().filter(|a| a.kind == Kind::Acknowledge).collect();
     assert_eq!(acks.len(), 1, "exactly the signed-in acknowledgement is stored: {audit:?}");
     assert_eq!(acks[0].user, "operator");
     assert!(acks[0].comment.contains("short shot"), "{:?}", acks[0]);
@@ -101,6 +104,7 @@ pub fn check_in_browser(data: &Path, dir: &Path) {
     versions.sort();
     in_registry.sort();
     assert_eq!(versions, in_registry, "the models page lists the registry");
+    assert_eq!(seen["version_plots"], 2, "a version shows its training curve and its live scores");
     let (key, version): (String, u32) =
         serde_json::from_value(seen["changed_key"].clone()).expect("a production key");
     assert_eq!(
@@ -112,9 +116,31 @@ pub fn check_in_browser(data: &Path, dir: &Path) {
     assert_eq!(state.production(), Some(version), "rolled back to production");
     let reasons: Vec<&str> = state.history.iter().rev().take(2).map(|t| t.reason.as_str()).collect();
     assert_eq!(reasons, ["rollback: re-promoted", "archived"], "{:?}", state.history);
-    let changes: Vec<_> =
-        audit.iter().filter(|a| a.kind != moldops_cloud::console::audit::Kind::Acknowledge).collect();
-    assert_eq!(changes.len(), 2, "both changes audited: {audit:?}");
-    assert!(changes.iter().all(|a| a.user == "operator" && a.outcome == "ok"), "{changes:?}");
+    let changes: Vec<_> = audit.iter().filter(|a| a.kind != Kind::Acknowledge).collect();
+    let stage_changes: Vec<_> = changes.iter().filter(|a| a.kind != Kind::Rollout).collect();
+    assert_eq!(stage_changes.len(), 2, "archive and roll back audited: {audit:?}");
+    assert!(stage_changes.iter().all(|a| a.user == "operator" && a.outcome == "ok"), "{changes:?}");
+
+    // The rollout started from the console: audited, and the edge's desired state on the broker
+    // names the production bundle, issued now (the demo's own rollout issued it before).
+    assert_eq!(seen["after_rollout_path"], "/rollouts", "{seen}");
+    let started: Vec<_> = changes.iter().filter(|a| a.kind == Kind::Rollout).collect();
+    assert!(
+        started.iter().any(|a| a.outcome == "started" && a.target == format!("{}@{version}", key.label())),
+        "{audit:?}"
+    );
+    let edge = summary.edges.first().expect("an edge in the lake");
+    let topic =
+        moldops_shared::topic::topic(&edge.site, &edge.edge_id, moldops_shared::topic::Leaf::ModelDesired);
+    let mut desired = serde_json::Value::Null;
+    let issued = moldops_tests::wait_until(Duration::from_secs(60), || {
+        let out = Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &broker_port.to_string(), "-t", &topic, "-C", "1", "-W", "5"])
+            .output();
+        desired = out.ok().and_then(|o| serde_json::from_slice(&o.stdout).ok()).unwrap_or_default();
+        desired["issued_at_ms"].as_i64().is_some_and(|t| t >= before_ms)
+    });
+    assert!(issued, "the console's rollout set the desired state on the broker: {desired}");
+    assert!(desired.to_string().contains(&format!("\"version\":{version}")), "{desired}");
     let _ = console.terminate(Duration::from_secs(10));
 }
