@@ -59,6 +59,8 @@ pub struct Console {
     pub base: String,
     /// The broker account rollouts are started with, when the console has one.
     pub rollout: Option<rollout_start::RolloutAccount>,
+    /// How pipeline runs are started, when this console may start them.
+    pub pipeline: Option<pipeline::Launch>,
     /// Requests, actions and pipeline runs for `/metrics`.
     pub metrics: metrics::Metrics,
     /// The lake summary, computed again only when the lake changes.
@@ -167,11 +169,22 @@ impl Console {
     }
 }
 
-/// Runs a blocking read of the data folder off the async workers.
+/// Runs a blocking read of the data folder off the async workers, again from a fresh listing
+/// when a lake file vanished under it (a compaction ran meanwhile).
 pub async fn blocking<T: Send + 'static>(
-    read: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    mut read: impl FnMut() -> anyhow::Result<T> + Send + 'static,
 ) -> Result<T, Failure> {
-    tokio::task::spawn_blocking(read)
+    tokio::task::spawn_blocking(move || crate::lake::retry_vanished(&mut read))
+        .await
+        .map_err(|e| Failure::from(anyhow::Error::from(e)))?
+        .map_err(Failure::from)
+}
+
+/// Runs a blocking change of the data folder off the async workers, once.
+pub async fn writing<T: Send + 'static>(
+    write: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(write)
         .await
         .map_err(|e| Failure::from(anyhow::Error::from(e)))?
         .map_err(Failure::from)
@@ -221,11 +234,13 @@ pub struct Settings {
     pub base_path: String,
     /// The broker account for rollouts started from the console (none: the page says how).
     pub rollout: Option<rollout_start::RolloutAccount>,
+    /// How pipeline runs are started from the console (none: they are not).
+    pub pipeline: Option<pipeline::Launch>,
 }
 
 /// The console's routes.
 pub fn router(settings: Settings) -> anyhow::Result<Router> {
-    let Settings { folders, access, base_path, rollout } = settings;
+    let Settings { folders, access, base_path, rollout, pipeline } = settings;
     let base = base_path.trim_end_matches('/').to_string();
     let plain = base.chars().all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c));
     let dots = base.split('/').any(|segment| segment == "." || segment == "..");
@@ -239,6 +254,7 @@ pub fn router(settings: Settings) -> anyhow::Result<Router> {
         access,
         base: base.clone(),
         rollout,
+        pipeline,
         templates: templates()?,
     });
     let pages = Router::new()
@@ -254,6 +270,7 @@ pub fn router(settings: Settings) -> anyhow::Result<Router> {
         .route("/models/rollout", get(rollout_start::confirm).post(rollout_start::start))
         .route("/rollouts", get(rollouts::page))
         .route("/pipeline", get(pipeline::page))
+        .route("/pipeline/start", axum::routing::post(pipeline::start))
         .route("/pipeline/{run}/{task}/log", get(pipeline::log))
         .route("/reports", get(reports::page))
         .route("/reports/view", get(reports::view))

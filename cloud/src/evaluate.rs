@@ -5,9 +5,10 @@
 //!
 //! Parts: [`load`] (input and groups), [`data`] (matrix, dataset), [`cv`] (folds, scaler),
 //! [`classifiers`] (the eight, and which crate each comes from), [`grid`] (grids, parallel
-//! search), [`metrics`], [`record`] (the JSON record and table), [`cli`].
+//! search), [`metrics`], [`record`] (the JSON record and table), [`html`] (its page), [`cli`].
 
 pub mod cli;
+pub mod html;
 pub mod load;
 pub mod record;
 

@@ -274,10 +274,55 @@ fn read_part(path: &Path, skip: &[&str]) -> Result<DataFrame> {
         .with_context(|| format!("reading {}", path.display()))
 }
 
+/// Whether `e` says a file vanished between listing and reading it — a compaction (or a
+/// dataset rewrite) replaced it: reading again from a fresh listing finds its rows elsewhere.
+pub fn vanished(e: &anyhow::Error) -> bool {
+    /// Polars' I/O error, also when the query engine wrapped it in context.
+    fn polars_kind(e: &polars::error::PolarsError) -> Option<std::io::ErrorKind> {
+        match e {
+            polars::error::PolarsError::IO { error, .. } => Some(error.kind()),
+            polars::error::PolarsError::Context { error, .. } => polars_kind(error),
+            _ => None,
+        }
+    }
+    e.chain().any(|cause| {
+        let io = cause.downcast_ref::<std::io::Error>().map(std::io::Error::kind);
+        let polars = cause.downcast_ref::<polars::error::PolarsError>().and_then(polars_kind);
+        io.or(polars) == Some(std::io::ErrorKind::NotFound)
+    })
+}
+
+/// Most reads of the lake [`retry_vanished`] makes.
+pub const READ_TRIES: u32 = 6;
+
+/// Runs a read of the lake again (from a fresh listing, up to [`READ_TRIES`] in all, 50 ms
+/// then twice as long each time) while a file it listed vanished under it: readers never lock
+/// the lake, and `lake compact` may rewrite one partition after another meanwhile.
+pub fn retry_vanished<T>(mut read: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut tries = 1;
+    loop {
+        match read() {
+            Err(e) if tries < READ_TRIES && vanished(&e) => {
+                tracing::debug!(
+                    error = format!("{e:#}"),
+                    "a lake file vanished while reading; reading again"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50 << (tries - 1)));
+                tries += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Reads every partition of a dataset into one frame: the fixed columns, then the union of
 /// value columns sorted by name (null where a file lacks one), rows sorted by machine, time,
 /// edge and seq. An empty frame when nothing has arrived.
 pub fn read_dataset(lake: &Path, dataset: &str) -> Result<DataFrame> {
+    retry_vanished(|| read_dataset_once(lake, dataset))
+}
+
+fn read_dataset_once(lake: &Path, dataset: &str) -> Result<DataFrame> {
     let Some(df) = read_parts(&list_parts(lake, dataset)?, &[])
         .with_context(|| format!("reading dataset {dataset} in {}", lake.display()))?
     else {
@@ -311,6 +356,36 @@ pub(crate) fn in_lake_order(mut df: DataFrame) -> Result<DataFrame> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_is_tried_again_when_a_listed_file_vanished_and_only_then() {
+        let gone = || {
+            anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::NotFound)).context("reading a part")
+        };
+        let mut calls = 0;
+        let read = retry_vanished(|| {
+            calls += 1;
+            if calls < 3 { Err(gone()) } else { Ok(calls) }
+        });
+        assert_eq!(read.expect("third time"), 3);
+        let mut calls = 0;
+        let always = retry_vanished(|| -> Result<()> {
+            calls += 1;
+            Err(gone())
+        });
+        assert!(always.is_err() && calls == READ_TRIES, "at most {READ_TRIES} tries");
+        let mut calls = 0;
+        let other = retry_vanished(|| -> Result<()> {
+            calls += 1;
+            Err(anyhow::anyhow!("corrupt part file"))
+        });
+        assert!(other.is_err() && calls == 1, "other errors are not retried");
+        let polars = polars::error::PolarsError::from(std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert!(
+            vanished(&anyhow::Error::from(polars.wrap_msg(|m| format!("{m} (in a query)")))),
+            "also wrapped"
+        );
+    }
 
     #[test]
     fn escaping_keeps_segments_safe() {

@@ -29,8 +29,13 @@ pub async fn serve(dir: &Path, listen: SocketAddr) -> Result<()> {
     let addr = listener.local_addr()?;
     let access = auth::Access::with_file(addr, &users_file)?;
     // No broker account: the demo's edge has stopped by now, a rollout would wait in vain.
-    let settings =
-        console::Settings { folders: Folders::under(dir), access, base_path: String::new(), rollout: None };
+    let settings = console::Settings {
+        folders: Folders::under(dir),
+        access,
+        base_path: String::new(),
+        rollout: None,
+        pipeline: None,
+    };
     let router = console::router(settings)?;
     println!();
     println!("operator console (plant, alarms, models), signed in as `demo`:");

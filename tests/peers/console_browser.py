@@ -4,8 +4,8 @@ way an operator would, and reports what it saw as JSON on stdout for the Rust te
 Visits every page, recording the HTTP status, the browser's console errors and uncaught page
 errors, and a full-page screenshot; tries to acknowledge an alarm before signing in (must be
 refused), signs in with the token, acknowledges the newest alarm with a comment, then archives
-the production version of the first model key, rolls back to it and starts its rollout to
-every edge, all through the forms.
+the production version of the first model key, rolls back to it, starts its rollout to every
+edge and starts a pipeline run, all through the forms.
 
 usage: console_browser.py URL TOKEN SCREENSHOT_DIR
 """
@@ -130,6 +130,13 @@ def main():
                 page.click("#start-rollout")
                 page.wait_for_load_state()
                 report["after_rollout_path"] = page.url[len(url):]
+        # Start a pipeline run from the pipeline page (a console started with --pipeline-start).
+        visit("pipeline_signed_in", "/pipeline")
+        if page.locator("#start-run").count():
+            page.fill("#run-comment", "browser test: a run")
+            page.click("#start-run")
+            page.wait_for_load_state()
+            report["after_run_start_path"] = page.url[len(url):]
         browser.close()
     print(json.dumps(report))
 

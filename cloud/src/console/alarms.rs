@@ -118,7 +118,7 @@ pub async fn list(State(c): State<Shared>, headers: HeaderMap, Query(filter): Qu
         .flat_map(|d| d.machines.iter().map(|m| m.machine_id.clone()))
         .collect();
     let lake_dir = c.folders.lake.clone();
-    let view = super::blocking(move || alarm_list(&lake_dir, machines, filter)).await?;
+    let view = super::blocking(move || alarm_list(&lake_dir, machines.clone(), filter.clone())).await?;
     c.render("alarms.html", "alarms", "Alarms", &headers, view)
 }
 
@@ -332,7 +332,7 @@ pub async fn acknowledge(
     let lake_dir = c.folders.lake.clone();
     let m = machine.clone();
     let exists = super::blocking(move || {
-        let query = verdicts::Query { machine_id: m, shots: None, alarms_only: true };
+        let query = verdicts::Query { machine_id: m.clone(), shots: None, alarms_only: true };
         Ok(verdicts::verdicts(&lake_dir, &query)?.iter().any(|v| v.ts_ms == ts_ms))
     })
     .await?;
@@ -348,7 +348,7 @@ pub async fn acknowledge(
         outcome: "ok".into(),
     };
     let lake_dir = c.folders.lake.clone();
-    super::blocking(move || audit::record(&lake_dir, &action)).await?;
+    super::writing(move || audit::record(&lake_dir, &action)).await?;
     c.metrics.action(Kind::Acknowledge.as_str(), true);
     tracing::info!(user, machine, ts_ms, "alarm acknowledged");
     let back = format!("/alarms/{}/{ts_ms}", super::path_segment(&machine));

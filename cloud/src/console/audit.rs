@@ -1,5 +1,5 @@
 //! The console's audit trail in the lake: every write action — an alarm acknowledged, a model
-//! promoted, archived or rolled out — with who did it, when, on what, the comment and how it ended, as
+//! promoted, archived or rolled out, a pipeline run started — with who did it, when, on what, the comment and how it ended, as
 //! one Parquet part per action in `console_actions/machine=_console/date=…/`.
 //!
 //! Acknowledgements live only here: the alarms page reads them back, so an acknowledgement is
@@ -42,6 +42,8 @@ pub enum Kind {
     Archive,
     /// A production version sent to edges (one row when it starts, one when it ends).
     Rollout,
+    /// A pipeline run started (target: the run id).
+    PipelineRun,
 }
 
 impl Kind {
@@ -52,11 +54,14 @@ impl Kind {
             Kind::Promote => "promote",
             Kind::Archive => "archive",
             Kind::Rollout => "rollout",
+            Kind::PipelineRun => "pipeline_run",
         }
     }
 
     fn parse(s: &str) -> Option<Kind> {
-        [Kind::Acknowledge, Kind::Promote, Kind::Archive, Kind::Rollout].into_iter().find(|k| k.as_str() == s)
+        [Kind::Acknowledge, Kind::Promote, Kind::Archive, Kind::Rollout, Kind::PipelineRun]
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 }
 

@@ -37,6 +37,16 @@ pub struct ConsoleArgs {
     /// Broker port for rollouts (overrides the config file's).
     #[arg(long)]
     pub broker_port: Option<u16>,
+    /// Let signed-in users start pipeline runs from the pipeline page (`pipeline run` as a
+    /// child process of the console, on this machine or as Kubernetes Jobs).
+    #[arg(long)]
+    pub pipeline_start: bool,
+    /// The definition those runs use (default: the built-in learning DAG).
+    #[arg(long, value_name = "FILE", requires = "pipeline_start")]
+    pub pipeline_config: Option<PathBuf>,
+    /// Where their tasks run.
+    #[arg(long, value_enum, default_value = "local", requires = "pipeline_start")]
+    pub pipeline_executor: crate::pipeline::ExecutorKind,
 }
 
 /// The rollout account, when one is configured.
@@ -77,6 +87,10 @@ pub fn run(args: ConsoleArgs) -> Result<()> {
             access,
             base_path: args.base_path.clone(),
             rollout: rollout_account(&args)?,
+            pipeline: args.pipeline_start.then(|| super::pipeline::Launch {
+                config: args.pipeline_config.clone(),
+                executor: args.pipeline_executor,
+            }),
         };
         let router = super::router(settings)?;
         tracing::info!(listen = %addr, data = %args.data_dir.display(), users, "console serving");

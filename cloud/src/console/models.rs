@@ -226,7 +226,7 @@ pub async fn change(
     let (registry, lake_dir) = (c.folders.registry.clone(), c.folders.lake.clone());
     let r = request.clone();
     let who = user.clone();
-    let outcome = super::blocking(move || {
+    let outcome = super::writing(move || {
         let reg = Registry::open_existing(&registry)?;
         let done = match r.change {
             Change::Promote => reg.promote(&key, r.version).map(|_| ()),

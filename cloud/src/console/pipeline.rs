@@ -1,13 +1,19 @@
 //! The pipeline page: the learning pipeline's runs, newest first, each task's state, attempts,
-//! duration and error, and a task's log (its tail).
+//! duration and error, a task's log (its tail), and — on a console started with
+//! `--pipeline-start` — starting a run: `pipeline run` as a child process of the console
+//! (the same binary), its output in `pipeline/console-starts/{run}.log`, audited.
 
+use super::audit::{self, Action, Kind};
 use super::{Failure, Page, Shared};
 use crate::pipeline::RunStore;
-use crate::pipeline::state::{RunRecord, RunStatus, TaskStatus};
-use axum::extract::{Path as UrlPath, State};
+use crate::pipeline::state::{ExecutorKind, RunRecord, RunStatus, TaskStatus};
+use axum::extract::{Form, Path as UrlPath, State};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde::Serialize;
+use std::path::PathBuf;
 
 /// Runs listed.
 const RUNS: usize = 30;
@@ -49,14 +55,91 @@ pub struct RunView {
     pub tasks: Vec<TaskView>,
 }
 
+/// How the console starts runs.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The definition (`None`: the built-in learning DAG).
+    pub config: Option<PathBuf>,
+    /// Where the tasks run.
+    pub executor: ExecutorKind,
+}
+
+/// The page.
+#[derive(Debug, Clone, Serialize)]
+struct PipelineView {
+    /// Whether this console may start runs.
+    can_start: bool,
+    runs: Vec<RunView>,
+}
+
 /// `GET /pipeline`.
 pub async fn page(State(c): State<Shared>, headers: HeaderMap) -> Page {
     let data = c.folders.data.clone();
     let mut runs = super::blocking(move || RunStore::new(&data).list()).await?;
     runs.sort_by_key(|r| std::cmp::Reverse(r.created));
     runs.truncate(RUNS);
-    let view: Vec<RunView> = runs.iter().map(run_view).collect();
+    let view = PipelineView { can_start: c.pipeline.is_some(), runs: runs.iter().map(run_view).collect() };
     c.render("pipeline.html", "pipeline", "Pipeline", &headers, view)
+}
+
+/// The start form.
+#[derive(Debug, Deserialize)]
+pub struct StartForm {
+    /// Why (audited).
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// `POST /pipeline/start`: signed in only, on a console started with `--pipeline-start`.
+pub async fn start(
+    State(c): State<Shared>,
+    headers: HeaderMap,
+    Form(form): Form<StartForm>,
+) -> Result<Response, Failure> {
+    let user = c.writer(&headers)?;
+    let Some(launch) = c.pipeline.clone() else {
+        return Err(Failure::bad_request("this console does not start runs: start it with --pipeline-start"));
+    };
+    let comment = audit::comment(&form.comment)?;
+    let run_id = crate::pipeline::state::new_run_id();
+    let data = c.folders.data.clone();
+    let logs = data.join("pipeline").join("console-starts");
+    std::fs::create_dir_all(&logs).map_err(|e| anyhow::anyhow!("creating {}: {e}", logs.display()))?;
+    let log_path = logs.join(format!("{run_id}.log"));
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", log_path.display()))?;
+    let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("finding this program: {e}"))?;
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.args(["pipeline", "run", "--run-id", &run_id, "--data-dir"]).arg(&data);
+    cmd.args([
+        "--executor",
+        if launch.executor == ExecutorKind::Kubernetes { "kubernetes" } else { "local" },
+    ]);
+    if let Some(config) = &launch.config {
+        cmd.arg("--config").arg(config);
+    }
+    let err = log.try_clone().map_err(|e| anyhow::anyhow!("{e}"))?;
+    cmd.stdin(std::process::Stdio::null()).stdout(log).stderr(err);
+    let mut child = cmd.spawn().map_err(|e| anyhow::anyhow!("starting `pipeline run`: {e}"))?;
+    let action = Action {
+        ts_ms: chrono::Utc::now().timestamp_millis(),
+        user: user.clone(),
+        kind: Kind::PipelineRun,
+        target: run_id.clone(),
+        comment,
+        outcome: "started".into(),
+    };
+    let lake_dir = c.folders.lake.clone();
+    super::writing(move || audit::record(&lake_dir, &action)).await?;
+    c.metrics.action(Kind::PipelineRun.as_str(), true);
+    tracing::info!(user, run_id, log = %log_path.display(), "pipeline run started from the console");
+    tokio::spawn(async move {
+        match child.wait().await {
+            Ok(status) => tracing::info!(run_id, %status, "pipeline run started from the console ended"),
+            Err(e) => tracing::warn!(run_id, error = %e, "waiting for a pipeline run"),
+        }
+    });
+    Ok(Redirect::to(&c.link("/pipeline")).into_response())
 }
 
 fn run_view(r: &RunRecord) -> RunView {

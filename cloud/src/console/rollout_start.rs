@@ -143,7 +143,7 @@ pub async fn start(State(c): State<Shared>, headers: HeaderMap, body: String) ->
         outcome: "started".into(),
     };
     let lake_dir = c.folders.lake.clone();
-    super::blocking(move || audit::record(&lake_dir, &started)).await?;
+    super::writing(move || audit::record(&lake_dir, &started)).await?;
     c.metrics.action(Kind::Rollout.as_str(), true);
     tracing::info!(user, target, edges = ?chosen, "rollout started from the console");
     let lake_dir = c.folders.lake.clone();

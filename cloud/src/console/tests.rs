@@ -28,8 +28,13 @@ fn data_folder() -> tempfile::TempDir {
 
 /// Serves the console for `data` with `access` under `base`; returns its root URL.
 async fn serve(data: &Path, access: Access, base: &str) -> String {
-    let settings =
-        super::Settings { folders: Folders::under(data), access, base_path: base.to_string(), rollout: None };
+    let settings = super::Settings {
+        folders: Folders::under(data),
+        access,
+        base_path: base.to_string(),
+        rollout: None,
+        pipeline: None,
+    };
     let router = super::router(settings).expect("router");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

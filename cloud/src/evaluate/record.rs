@@ -177,7 +177,8 @@ pub struct EvaluationRecord {
 }
 
 impl EvaluationRecord {
-    /// Writes the record to `dir/{machine}/{stamp}.json` via a synced temporary file and a rename.
+    /// Writes the record to `dir/{machine}/{stamp}.json` (synced temporary file, rename) and its
+    /// page beside it, `{stamp}.html`.
     pub fn write(&self, dir: &Path, stamp: &str) -> Result<PathBuf> {
         let machine_dir = dir.join(crate::lake::escape(&self.machine_id));
         std::fs::create_dir_all(&machine_dir)
@@ -185,6 +186,8 @@ impl EvaluationRecord {
         let path = machine_dir.join(format!("{stamp}.json"));
         let text = serde_json::to_string_pretty(self)?;
         moldops_common::fs::write_atomic(&path, text.as_bytes())?;
+        let page = super::html::html(self)?;
+        moldops_common::fs::write_atomic(&machine_dir.join(format!("{stamp}.html")), page.as_bytes())?;
         Ok(path)
     }
 

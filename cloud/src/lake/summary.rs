@@ -123,6 +123,10 @@ pub struct QuarantineNote {
 
 /// Summarises a lake (an empty or missing lake gives zeros).
 pub fn summary(lake: &Path) -> Result<LakeSummary> {
+    super::retry_vanished(|| summary_once(lake))
+}
+
+fn summary_once(lake: &Path) -> Result<LakeSummary> {
     let datasets = super::DATASETS.iter().map(|d| dataset_summary(lake, d)).collect::<Result<Vec<_>>>()?;
     let (count, recent) = quarantine::scan(lake, RECENT_REASONS)?;
     let recent = recent

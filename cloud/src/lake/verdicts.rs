@@ -54,6 +54,10 @@ pub struct Verdict {
 
 /// The verdicts on `query`'s shots, in time order.
 pub fn verdicts(lake: &Path, query: &Query) -> Result<Vec<Verdict>> {
+    super::retry_vanished(|| verdicts_once(lake, query))
+}
+
+fn verdicts_once(lake: &Path, query: &Query) -> Result<Vec<Verdict>> {
     let files = super::list_machine_parts(lake, RecordKind::Score.dataset(), &query.machine_id)?;
     let Some(df) = super::read_parts(&files, &[])? else { return Ok(Vec::new()) };
     let mut out = rows(&df).with_context(|| format!("reading edge_scores of {}", query.machine_id))?;

@@ -277,6 +277,16 @@ fn evaluate_writes_a_record_for_all_eight_with_synthetic_training() {
     let v: serde_json::Value = serde_json::from_str(&text).expect("record JSON");
     assert_eq!(v["groups"][0]["classifiers"].as_array().map(Vec::len), Some(8));
     assert!(m1.to_table().contains("Random Forest"));
+    // Its page beside it: every classifier, both training modes, the grid.
+    let page = std::fs::read_to_string(path.with_extension("html")).expect("the record's page");
+    assert_eq!(
+        page.matches("<tr class=\"classifier\">").count(),
+        16,
+        "8 classifiers × real, real + synthetic"
+    );
+    assert!(
+        page.contains("Random Forest") && page.contains("real + synthetic") && page.contains("<b>best</b>")
+    );
 }
 
 #[test]

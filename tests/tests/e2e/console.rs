@@ -26,6 +26,12 @@ pub fn check_in_browser(data: &Path, dir: &Path, broker_port: u16) {
     let mut cmd = Command::new(bin("moldops-cloud"));
     cmd.args(["console", "--listen", "127.0.0.1:0", "--users"]).arg(&users).arg("--data-dir").arg(data);
     cmd.args(["--broker-host", "127.0.0.1", "--broker-port", &broker_port.to_string()]);
+    // Runs started from the console: a one-task pipeline (compact the lake).
+    let runs_dir = dir.join("console-pipeline");
+    std::fs::create_dir_all(&runs_dir).expect("mkdir");
+    cmd.arg("--pipeline-start")
+        .arg("--pipeline-config")
+        .arg(crate::pipeline::quick_definition(&runs_dir, &["compact"]));
     let mut console = Proc::spawn("console", &mut cmd, dir);
     let line = console.wait_line(Duration::from_secs(30), |l| l.starts_with("console: http://"));
     let url = line.trim_start_matches("console: ").trim().to_string();
@@ -42,10 +48,36 @@ pub fn check_in_browser(data: &Path, dir: &Path, broker_port: u16) {
     assert!(out.status.success(), "browser run failed:\n{stderr}\n{}", console.stderr_tail());
     let seen: serde_json::Value = serde_json::from_slice(&out.stdout).expect("browser report JSON");
 
+    // The pipeline run started from the console (it compacts the lake) ran to its end, and its
+    // start is audited; the lake is read below once it is done.
+    assert_eq!(seen["after_run_start_path"], "/pipeline", "{seen}");
+    let store = moldops_cloud::pipeline::RunStore::new(data);
+    let mut started_run = None;
+    let finished = moldops_tests::wait_until(Duration::from_secs(120), || {
+        started_run =
+            store.list().unwrap_or_default().into_iter().find(|r| r.created.timestamp_millis() >= before_ms);
+        started_run.as_ref().is_some_and(|r| r.status != moldops_cloud::pipeline::RunStatus::Running)
+    });
+    let run = started_run.expect("a run started from the console");
+    assert!(
+        finished && run.status == moldops_cloud::pipeline::RunStatus::Succeeded,
+        "{run:?}\n{}",
+        console.stderr_tail()
+    );
+    let started_by = moldops_cloud::console::audit::read(&data.join("lake")).expect("audit");
+    assert!(
+        started_by
+            .iter()
+            .any(|a| a.kind == Kind::PipelineRun && a.target == run.run_id && a.user == "operator"),
+        "{started_by:?}"
+    );
+
     // Every page answered and raised no error in the browser; each has its screenshot.
     let pages = seen["pages"].as_object().expect("pages");
-    for name in ["fleet", "machine", "alarms", "alarm", "models", "rollouts", "pipeline", "reports", "login"]
-    {
+    for name in [
+        "fleet", "machine", "alarms", "alarm", "models", "version", "rollouts", "pipeline", "reports",
+        "login",
+    ] {
         let p = &pages[name];
         assert_eq!(p["status"], 200, "{name}: {p}");
         assert_eq!(p["errors"].as_array().map(Vec::len), Some(0), "{name}: browser errors {}", p["errors"]);
@@ -117,7 +149,8 @@ pub fn check_in_browser(data: &Path, dir: &Path, broker_port: u16) {
     let reasons: Vec<&str> = state.history.iter().rev().take(2).map(|t| t.reason.as_str()).collect();
     assert_eq!(reasons, ["rollback: re-promoted", "archived"], "{:?}", state.history);
     let changes: Vec<_> = audit.iter().filter(|a| a.kind != Kind::Acknowledge).collect();
-    let stage_changes: Vec<_> = changes.iter().filter(|a| a.kind != Kind::Rollout).collect();
+    let stage_changes: Vec<_> =
+        changes.iter().filter(|a| matches!(a.kind, Kind::Archive | Kind::Promote)).collect();
     assert_eq!(stage_changes.len(), 2, "archive and roll back audited: {audit:?}");
     assert!(stage_changes.iter().all(|a| a.user == "operator" && a.outcome == "ok"), "{changes:?}");
 
@@ -142,5 +175,6 @@ pub fn check_in_browser(data: &Path, dir: &Path, broker_port: u16) {
     });
     assert!(issued, "the console's rollout set the desired state on the broker: {desired}");
     assert!(desired.to_string().contains(&format!("\"version\":{version}")), "{desired}");
+
     let _ = console.terminate(Duration::from_secs(10));
 }
