@@ -230,7 +230,7 @@ pub(crate) fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
 }
 
 /// A lazy scan of one part file (no Hive columns: the partition values are real columns).
-pub(crate) fn scan_part(path: &Path, include_path: Option<&str>) -> Result<LazyFrame> {
+pub fn scan_part(path: &Path, include_path: Option<&str>) -> Result<LazyFrame> {
     let text = path.to_str().with_context(|| format!("path {} is not UTF-8", path.display()))?;
     let args = ScanArgsParquet {
         hive_options: HiveOptions::new_disabled(),

@@ -51,6 +51,7 @@ def main():
             page.wait_for_load_state()
             visit("machine", page.url[len(url):])
             report["trend_svg"] = page.locator("#trend svg").count()
+            report["peripherals"] = page.locator("tr.peripheral").count()
         visit("alarms", "/alarms")
         alarms = page.locator("tr.alarm")
         report["alarms_listed"] = alarms.count()

@@ -80,6 +80,8 @@ pub struct MachineView {
     pub shots: u64,
     /// Shots scored live by an edge.
     pub scored: u64,
+    /// Samples of its peripherals.
+    pub peripheral_samples: u64,
     /// Latest shot (UTC ms).
     pub last_ts_ms: i64,
     /// Edges that sent its shots.
@@ -142,12 +144,14 @@ pub fn fleet(lake_dir: &Path, summary: &lake::LakeSummary) -> Result<Fleet> {
             .collect()
     };
     let scored = rows_of(moldops_shared::RecordKind::Score.dataset());
+    let peripheral = rows_of("peripheral_data");
     let machines = rows_of("raw_data")
         .into_values()
         .map(|m| MachineView {
             machine_id: m.machine_id.clone(),
             shots: m.rows,
             scored: scored.get(m.machine_id.as_str()).map_or(0, |s| s.rows),
+            peripheral_samples: peripheral.get(m.machine_id.as_str()).map_or(0, |s| s.rows),
             last_ts_ms: m.last_ts_ms,
             edges: m.edges.clone(),
         })

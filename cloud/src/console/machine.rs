@@ -1,6 +1,7 @@
 //! The machine page: the machine's recent shots as a trend of one feature, chosen by the user,
 //! with the shots the edge alarmed on marked; the models judging it (threshold, alarm rate over
-//! the recent verdicts); and its recent production runs — consecutive shots on one mold.
+//! the recent verdicts); its recent production runs — consecutive shots on one mold; and its
+//! peripherals with their samples and values out of range.
 
 use super::{Failure, Page, Shared};
 use crate::lake::{self, columns, verdicts};
@@ -53,6 +54,20 @@ pub struct Run {
     pub last_ms: i64,
 }
 
+/// A peripheral of the machine (mold temperature controller, dryer, scale, …), from
+/// `peripheral_data`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Peripheral {
+    /// The device's id.
+    pub device_id: String,
+    /// Samples in the lake.
+    pub samples: u64,
+    /// The latest sample (UTC ms).
+    pub last_ms: i64,
+    /// Samples with a value outside its engineering range (the device or its mapping is off).
+    pub out_of_range: u64,
+}
+
 /// The whole page.
 #[derive(Debug, Clone, Serialize)]
 pub struct MachineDetail {
@@ -72,6 +87,8 @@ pub struct MachineDetail {
     pub models: Vec<ModelLive>,
     /// Recent production runs, newest first.
     pub runs: Vec<Run>,
+    /// Its peripherals.
+    pub peripherals: Vec<Peripheral>,
 }
 
 /// `?feature=`.
@@ -116,6 +133,7 @@ pub fn detail(lake_dir: &Path, machine_id: &str, feature: Option<&str>) -> Resul
         alarms_shown: 0,
         models: models(&all[all.len().saturating_sub(RATE_VERDICTS)..]),
         runs: Vec::new(),
+        peripherals: peripherals(lake_dir, machine_id)?,
     };
     let Some(df) = shots else { return Ok(Some(view)) };
     let mut features: Vec<String> = df
@@ -186,6 +204,47 @@ fn recent_shots(lake_dir: &Path, machine_id: &str) -> Result<Option<polars::prel
         return Ok(None);
     }
     Ok(Some(polars::functions::concat_df_diagonal(&frames)?))
+}
+
+/// The machine's peripherals: samples, the latest, and samples with values out of range.
+fn peripherals(lake_dir: &Path, machine_id: &str) -> Result<Vec<Peripheral>> {
+    use polars::prelude::{DataType, SortMultipleOptions, UnionArgs, col, concat, len, lit};
+    let parts = lake::list_machine_parts(lake_dir, "peripheral_data", machine_id)?;
+    if parts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let scans = parts
+        .iter()
+        .map(|p| {
+            lake::scan_part(p, None).map(|lf| lf.select([col("device_id"), col("ts"), col("out_of_range")]))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let flagged = col("out_of_range").is_not_null().and(col("out_of_range").neq(lit("")));
+    let df = concat(scans, UnionArgs::default())?
+        .group_by([col("device_id")])
+        .agg([
+            len().cast(DataType::UInt64).alias("samples"),
+            col("ts").max().cast(DataType::Int64).alias("last"),
+            flagged.cast(DataType::UInt64).sum().alias("out_of_range"),
+        ])
+        .sort(["device_id"], SortMultipleOptions::default())
+        .collect()?;
+    let (device, samples, last, out) = (
+        columns::text(&df, "device_id")?,
+        columns::count(&df, "samples")?,
+        columns::millis(&df, "last")?,
+        columns::count(&df, "out_of_range")?,
+    );
+    Ok((0..df.height())
+        .filter_map(|i| {
+            Some(Peripheral {
+                device_id: device[i].clone()?,
+                samples: samples[i].unwrap_or_default(),
+                last_ms: last[i].unwrap_or_default(),
+                out_of_range: out[i].unwrap_or_default(),
+            })
+        })
+        .collect())
 }
 
 /// The feature that most often leads an alarm's contributions.

@@ -37,6 +37,8 @@ pub struct Report {
     pub active_version: Option<u32>,
     /// Why a target was rejected or rolled back.
     pub reason: Option<String>,
+    /// Shadow progress: shots the candidate scored so far, and the shots needed.
+    pub shadow: Option<(u64, u64)>,
     /// The registry's production version of the key (what a rollout ships).
     pub production: Option<u32>,
 }
@@ -78,6 +80,7 @@ pub fn rollouts(lake_dir: &Path, registry: &Path) -> Result<Rollouts> {
         columns::count(&df, "active_version")?,
         columns::text(&df, "reason")?,
     );
+    let (scored, needed) = (columns::count(&df, "shadow_scored")?, columns::count(&df, "shadow_needed")?);
     let version = |v: Option<u64>| v.and_then(|v| u32::try_from(v).ok());
     let mut reports: Vec<Report> = (0..df.height())
         .filter(|&i| event[i].as_deref() == Some("rollout"))
@@ -91,6 +94,7 @@ pub fn rollouts(lake_dir: &Path, registry: &Path) -> Result<Rollouts> {
                 target_version: version(target[i]),
                 active_version: version(active[i]),
                 reason: reason[i].clone(),
+                shadow: scored[i].zip(needed[i]),
                 production: None,
             })
         })

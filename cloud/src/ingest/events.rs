@@ -57,6 +57,9 @@ pub struct EdgeEvent {
     pub active_version: Option<u32>,
     /// Why a target was rejected or rolled back.
     pub reason: Option<String>,
+    /// Shadow progress of the target (rollout events in state `shadow`): shots the candidate
+    /// scored so far, and the shots its shadow run needs.
+    pub shadow: Option<(u64, u64)>,
 }
 
 /// What identifies one retained message of one edge and topic.
@@ -122,6 +125,7 @@ pub fn parse(
         target_version: None,
         active_version: None,
         reason: None,
+        shadow: None,
     };
     if leaf == Leaf::Status.as_str() {
         let m: StatusMessage =
@@ -148,6 +152,7 @@ pub fn parse(
             target_version: r.target.as_ref().map(|b| b.version),
             active_version: r.active.as_ref().map(|b| b.version),
             reason: r.reason.clone(),
+            shadow: r.shadow,
             ..base(m.ts_ms, "rollout")
         });
     }
@@ -208,6 +213,9 @@ fn frame(rows: &[&EdgeEvent]) -> Result<DataFrame> {
     let version = |name: &str, f: fn(&EdgeEvent) -> Option<u32>| {
         Column::new(name.into(), rows.iter().map(|r| f(r)).collect::<Vec<_>>())
     };
+    let count = |name: &str, f: fn(&EdgeEvent) -> Option<u64>| {
+        Column::new(name.into(), rows.iter().map(|r| f(r)).collect::<Vec<_>>())
+    };
     let columns = vec![
         text("site", |r| Some(r.site.as_str())),
         text("edge_id", |r| Some(r.edge_id.as_str())),
@@ -220,6 +228,8 @@ fn frame(rows: &[&EdgeEvent]) -> Result<DataFrame> {
         version("target_version", |r| r.target_version),
         version("active_version", |r| r.active_version),
         text("reason", |r| r.reason.as_deref()),
+        count("shadow_scored", |r| r.shadow.map(|s| s.0)),
+        count("shadow_needed", |r| r.shadow.map(|s| s.1)),
     ];
     DataFrame::new(rows.len(), columns).context("building the edge events frame")
 }
@@ -264,6 +274,26 @@ mod tests {
                 .expect_err("long id")
                 .contains("edge_id")
         );
+    }
+
+    #[test]
+    fn shadow_progress_is_kept_with_the_rollout_row() {
+        let reported = r#"{"site":"plant","edge_id":"e1","ts_ms":6000,"models":{
+            "m1":{"model_key":{"machine_id":"m1"},"state":"shadow","target":null,"active":null,
+                  "previous":null,"shadow":[40,150],"newest":3,"desired_at_ms":0,"ts_ms":6000}}}"#;
+        let m = parse("plant", "e1", "model/reported", reported.as_bytes(), 7).expect("valid");
+        let rows = fresh(m.into_iter().collect(), &mut BTreeMap::new());
+        assert_eq!(rows[0].shadow, Some((40, 150)));
+        let lake_dir = tempfile::tempdir().expect("tempdir");
+        write(lake_dir.path(), &rows, 1).expect("write");
+        let df = lake::read_parts(&lake::list_parts(lake_dir.path(), DATASET).expect("list"), &[])
+            .expect("read")
+            .expect("a file");
+        let got = (
+            lake::columns::count(&df, "shadow_scored").expect("scored")[0],
+            lake::columns::count(&df, "shadow_needed").expect("needed")[0],
+        );
+        assert_eq!(got, (Some(40), Some(150)));
     }
 
     #[test]

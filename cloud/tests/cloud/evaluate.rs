@@ -324,8 +324,13 @@ fn cli_writes_records_prints_json_and_fails_without_labels() {
     assert_eq!(records.as_array().map(Vec::len), Some(2));
     assert_eq!(records[0]["groups"][0]["classifiers"].as_array().map(Vec::len), Some(2));
     for m in ["m1", "m2"] {
-        let files = std::fs::read_dir(out.join(m)).expect("record folder").count();
-        assert_eq!(files, 1, "one record for {m}");
+        let mut files: Vec<String> = std::fs::read_dir(out.join(m))
+            .expect("record folder")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), 2, "one record for {m} and its page: {files:?}");
+        assert!(files[0].ends_with(".html") && files[1].ends_with(".json"), "{files:?}");
     }
     // A lake without labelled rows is an error, not an empty success.
     let empty = tmp.path().join("empty");

@@ -96,6 +96,7 @@ pub fn check_in_browser(data: &Path, dir: &Path, broker_port: u16) {
     let shown: Vec<String> = serde_json::from_value(seen["machines"].clone()).expect("machines");
     assert_eq!(shown, in_lake, "the fleet page lists the lake's machines");
     assert_eq!(seen["trend_svg"], 1, "the machine page plots a trend");
+    assert!(seen["peripherals"].as_u64() > Some(0), "the machine page lists its peripherals: {seen}");
     let fleet_text = pages["fleet"]["text"].as_str().unwrap_or_default();
     assert!(fleet_text.contains("online") || fleet_text.contains("offline"), "edge link state: {fleet_text}");
 
