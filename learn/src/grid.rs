@@ -130,8 +130,47 @@ pub fn grid(kind: Kind, name: GridName) -> Vec<Params> {
     }
 }
 
+/// Confusion counts of the defective class (1) against the good one (0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Confusion {
+    /// Good rows predicted good.
+    pub tn: u64,
+    /// Good rows predicted defective.
+    pub fp: u64,
+    /// Defective rows predicted good.
+    #[serde(rename = "fn")]
+    pub fn_: u64,
+    /// Defective rows predicted defective.
+    pub tp: u64,
+}
+
+impl Confusion {
+    /// The counts of `pred` against `truth`.
+    pub fn of(truth: &[u8], pred: &[u8]) -> Confusion {
+        let mut c = Confusion::default();
+        for (t, p) in truth.iter().zip(pred) {
+            match (t, p) {
+                (1, 1) => c.tp += 1,
+                (1, _) => c.fn_ += 1,
+                (_, 1) => c.fp += 1,
+                _ => c.tn += 1,
+            }
+        }
+        c
+    }
+}
+
+impl std::ops::Add for Confusion {
+    type Output = Confusion;
+
+    /// The counts of both.
+    fn add(self, o: Confusion) -> Confusion {
+        Confusion { tn: self.tn + o.tn, fp: self.fp + o.fp, fn_: self.fn_ + o.fn_, tp: self.tp + o.tp }
+    }
+}
+
 /// Scores of one candidate on one fold.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct FoldScore {
     /// F1 of class 1 (defective) on the fold's test rows, in [0, 1].
     pub f1: f64,
@@ -142,6 +181,11 @@ pub struct FoldScore {
     pub balanced_accuracy: f64,
     /// Seconds to scale, fit and predict the fold.
     pub seconds: f64,
+    /// Confusion counts at the classifier's own decision on the test rows.
+    pub confusion: Confusion,
+    /// Each test row's score (higher: more likely defective) and true label, for curves over
+    /// the folds.
+    pub scored: Vec<(f64, u8)>,
 }
 
 /// One candidate's scores over the folds, or why it failed.
@@ -202,6 +246,8 @@ pub fn run_fold(params: &Params, x: &Matrix, y: &[u8], split: &Split, seed: u64)
         pr_auc: metrics::average_precision(&yte, &p.score),
         balanced_accuracy: metrics::balanced_accuracy(&yte, &p.pred),
         seconds,
+        confusion: Confusion::of(&yte, &p.pred),
+        scored: p.score.iter().copied().zip(yte.iter().copied()).collect(),
     })
 }
 

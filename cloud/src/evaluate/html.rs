@@ -1,6 +1,7 @@
 //! The evaluation record as a page (`{stamp}.html` beside each `{stamp}.json`): per group, every
 //! classifier's F1, PR-AUC and balanced accuracy over the folds (mean ± std, as bars), real rows
-//! only and with synthetic rows, the best parameters, the per-fold scores and the whole grid.
+//! only and with synthetic rows, the best parameters, the confusion matrix over the folds, ROC
+//! and PR curves of the out-of-fold scores, the per-fold scores and the whole grid.
 
 use super::record::{EvaluationRecord, ModeResult};
 use anyhow::Result;
@@ -49,6 +50,11 @@ struct Row {
     per_fold_f1: Vec<Option<f64>>,
     per_fold_pr_auc: Vec<Option<f64>>,
     candidates: Vec<Candidate>,
+    /// Confusion counts over the folds.
+    confusion: super::grid::Confusion,
+    /// ROC and PR curves of the out-of-fold scores, inline SVG (empty without both classes).
+    roc_svg: String,
+    pr_svg: String,
 }
 
 /// One group.
@@ -75,10 +81,47 @@ struct Page {
     groups: Vec<Group>,
 }
 
-fn row(classifier: &str, mode: &'static str, m: &ModeResult) -> Row {
+/// Points kept per curve: enough for the eye, few enough for a page with many curves.
+const CURVE_POINTS: usize = 200;
+
+/// Every `k`-th point of a curve and its last, at most about [`CURVE_POINTS`].
+fn thin(curve: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    let step = curve.len().div_ceil(CURVE_POINTS).max(1);
+    let last = curve.last().copied();
+    let mut out: Vec<(f64, f64)> = curve.into_iter().step_by(step).collect();
+    if let Some(l) = last.filter(|l| out.last() != Some(l)) {
+        out.push(l);
+    }
+    out
+}
+
+fn row(classifier: &str, mode: &'static str, m: &ModeResult) -> Result<Row> {
     let finite = |v: &f64| v.is_finite().then_some(*v);
     let best = serde_json::to_string(&m.best_params).unwrap_or_default();
-    Row {
+    let scores: Vec<f32> = m.out_of_fold.iter().map(|s| s.0 as f32).collect();
+    let labels: Vec<u8> = m.out_of_fold.iter().map(|s| s.1).collect();
+    let (roc, pr) = crate::train::metrics::curves(&scores, &labels);
+    let title = format!("{classifier} ({mode})");
+    let (roc_svg, pr_svg) = if roc.is_empty() {
+        (String::new(), String::new())
+    } else {
+        let plot = |kind: &str, x: &str, y: &str, c: Vec<(f64, f64)>| {
+            crate::report::plots::curves(
+                &format!("{kind}: {title}"),
+                x,
+                y,
+                &[("out of fold".to_string(), thin(c))],
+            )
+        };
+        (
+            plot("ROC", "false positive rate", "true positive rate", roc)?,
+            plot("PR", "recall", "precision", pr)?,
+        )
+    };
+    Ok(Row {
+        confusion: m.confusion,
+        roc_svg,
+        pr_svg,
         classifier: classifier.to_string(),
         mode,
         f1: Score::of(m.f1),
@@ -96,7 +139,7 @@ fn row(classifier: &str, mode: &'static str, m: &ModeResult) -> Row {
             })
             .collect(),
         best_params: best,
-    }
+    })
 }
 
 /// The page of one evaluation record.
@@ -104,30 +147,32 @@ pub fn html(r: &EvaluationRecord) -> Result<String> {
     let groups = r
         .groups
         .iter()
-        .map(|g| Group {
-            name: g.name.clone(),
-            real_rows: g.real_rows,
-            defective: g.defective,
-            synthetic_rows: g.synthetic_rows,
-            folds: g.folds,
-            features: g.features.len(),
-            skipped: g.skipped.clone(),
-            failed: g
-                .classifiers
-                .iter()
-                .filter_map(|c| Some(format!("{}: {}", c.name, c.error.as_ref()?)))
-                .collect(),
-            rows: g
-                .classifiers
-                .iter()
-                .flat_map(|c| {
-                    let real = c.real.as_ref().map(|m| row(c.name, "real", m));
-                    let plus = c.real_plus_synthetic.as_ref().map(|m| row(c.name, "real + synthetic", m));
-                    real.into_iter().chain(plus)
-                })
-                .collect(),
+        .map(|g| -> Result<Group> {
+            Ok(Group {
+                name: g.name.clone(),
+                real_rows: g.real_rows,
+                defective: g.defective,
+                synthetic_rows: g.synthetic_rows,
+                folds: g.folds,
+                features: g.features.len(),
+                skipped: g.skipped.clone(),
+                failed: g
+                    .classifiers
+                    .iter()
+                    .filter_map(|c| Some(format!("{}: {}", c.name, c.error.as_ref()?)))
+                    .collect(),
+                rows: g
+                    .classifiers
+                    .iter()
+                    .flat_map(|c| {
+                        let real = c.real.as_ref().map(|m| row(c.name, "real", m));
+                        let plus = c.real_plus_synthetic.as_ref().map(|m| row(c.name, "real + synthetic", m));
+                        real.into_iter().chain(plus)
+                    })
+                    .collect::<Result<_>>()?,
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let page = Page {
         machine_id: r.machine_id.clone(),
         created_at: r.created_at.clone(),

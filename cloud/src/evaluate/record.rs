@@ -4,7 +4,7 @@
 //! (atomically: a temporary file renamed into place) and printed as a table.
 
 use super::classifiers::Kind;
-use super::grid::{CandidateResult, FoldScore};
+use super::grid::{CandidateResult, Confusion, FoldScore};
 use super::metrics::mean_std;
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -75,6 +75,12 @@ pub struct ModeResult {
     pub search_s: f64,
     /// Every candidate of the grid, in grid order.
     pub candidates: Vec<CandidateSummary>,
+    /// The best candidate's confusion counts, summed over the folds.
+    pub confusion: Confusion,
+    /// The best candidate's out-of-fold scores and labels, every real row once (for the page's
+    /// ROC and PR curves; not in the JSON record).
+    #[serde(skip)]
+    pub out_of_fold: Vec<(f64, u8)>,
 }
 
 impl ModeResult {
@@ -94,6 +100,8 @@ impl ModeResult {
             pr_auc: MeanStd::of(&per_fold.pr_auc),
             balanced_accuracy: MeanStd::of(&per_fold.balanced_accuracy),
             fit_time_s: MeanStd::of(&per_fold.fit_time_s),
+            confusion: folds.iter().fold(Confusion::default(), |c, f| c + f.confusion),
+            out_of_fold: folds.iter().flat_map(|f| f.scored.iter().copied()).collect(),
             per_fold,
             search_s,
             candidates: results
