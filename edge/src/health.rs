@@ -273,6 +273,15 @@ impl Health {
             scored_shots: models.keys.values().map(|k| k.scored).sum(),
             alarms: models.keys.values().map(|k| k.alarms).sum(),
             score_records_lost: models.score_records_lost,
+            per_device: polled
+                .iter()
+                .map(|(id, d)| moldops_shared::status::DeviceHealth {
+                    device_id: id.clone(),
+                    up: d.connected,
+                    poll_errors: d.errors,
+                    missed_shots: d.missed_shots,
+                })
+                .collect(),
         }
     }
 

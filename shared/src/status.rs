@@ -77,6 +77,50 @@ pub mod value {
     pub const ALARMS: &str = "alarms";
     /// Score records the buffer refused since the start.
     pub const SCORE_RECORDS_LOST: &str = "score_records_lost";
+    /// Start of each device's own figures: `device.{device_id}.{figure}` (see
+    /// [`super::device_value`]), with the figures below.
+    pub const DEVICE_PREFIX: &str = "device.";
+    /// A device's figure: 1 when its last poll succeeded.
+    pub const DEVICE_UP: &str = "up";
+    /// A device's figure: its failed polls since the start.
+    pub const DEVICE_POLL_ERRORS: &str = "poll_errors";
+    /// A device's figure: shots its controller made that could not be read back.
+    pub const DEVICE_MISSED_SHOTS: &str = "missed_shots";
+}
+
+/// The value name of one device's figure, `device.{device_id}.{figure}`. A device id that would
+/// break the value-name limit is cut and ends in `~` and 16 hex digits of its sha256, so
+/// distinct devices stay distinct.
+pub fn device_value(device_id: &str, figure: &str) -> String {
+    let full = format!("{}{device_id}.{figure}", value::DEVICE_PREFIX);
+    if full.len() <= crate::limits::MAX_ID_BYTES {
+        return full;
+    }
+    let hash = crate::bundle::sha256_hex(device_id.as_bytes());
+    let room = crate::limits::MAX_ID_BYTES - value::DEVICE_PREFIX.len() - figure.len() - 1 - 17;
+    let mut cut = room.min(device_id.len());
+    while !device_id.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{}~{}.{figure}", value::DEVICE_PREFIX, &device_id[..cut], &hash[..16])
+}
+
+/// A value name read back as (device, figure), when it is a device's figure.
+pub fn parse_device_value(name: &str) -> Option<(&str, &str)> {
+    name.strip_prefix(value::DEVICE_PREFIX)?.rsplit_once('.')
+}
+
+/// One device in a snapshot.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceHealth {
+    /// The device's id from the edge's config.
+    pub device_id: String,
+    /// Its last poll succeeded.
+    pub up: bool,
+    /// Failed polls since the start.
+    pub poll_errors: u64,
+    /// Shots its controller made that could not be read back, since the start (machines).
+    pub missed_shots: u64,
 }
 
 /// One snapshot of an edge's health (see [`value`] for what each figure means).
@@ -116,6 +160,8 @@ pub struct EdgeHealth {
     pub alarms: u64,
     /// Score records lost since the start.
     pub score_records_lost: u64,
+    /// Each device polled so far (a device that never answered has no entry yet).
+    pub per_device: Vec<DeviceHealth>,
 }
 
 impl EdgeHealth {
@@ -123,30 +169,41 @@ impl EdgeHealth {
     pub fn to_record(&self, ts_ms: i64) -> Record {
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         let count = |n: u64| n as f64;
+        let devices = self.per_device.iter().flat_map(|d| {
+            [
+                (device_value(&d.device_id, value::DEVICE_UP), flag(d.up)),
+                (device_value(&d.device_id, value::DEVICE_POLL_ERRORS), count(d.poll_errors)),
+                (device_value(&d.device_id, value::DEVICE_MISSED_SHOTS), count(d.missed_shots)),
+            ]
+        });
+        // The value limit leaves room for the edge's figures: the devices beyond it are left out.
+        let room = (crate::limits::MAX_VALUES - 17) / 3 * 3;
+        let edge = [
+            (value::RUNNING, flag(self.running)),
+            (value::UPTIME_S, self.uptime_s),
+            (value::BUFFERED_RECORDS, count(self.buffered_records)),
+            (value::BUFFERED_BYTES, count(self.buffered_bytes)),
+            (value::OLDEST_BUFFERED_S, self.oldest_buffered_s),
+            (value::DROPPED_RECORDS, count(self.dropped_records)),
+            (value::BUFFER_WRITE_ERRORS, count(self.buffer_write_errors)),
+            (value::BROKER_CONNECTED, flag(self.broker_connected)),
+            (value::RECORDS_SENT, count(self.records_sent)),
+            (value::DEVICES, count(self.devices)),
+            (value::DEVICES_DOWN, count(self.devices_down)),
+            (value::POLL_ERRORS, count(self.poll_errors)),
+            (value::MISSED_SHOTS, count(self.missed_shots)),
+            (value::MODELS_ACTIVE, count(self.models_active)),
+            (value::SCORED_SHOTS, count(self.scored_shots)),
+            (value::ALARMS, count(self.alarms)),
+            (value::SCORE_RECORDS_LOST, count(self.score_records_lost)),
+        ]
+        .map(|(name, v)| (name.to_string(), v));
         Record::new(
             RecordKind::Status,
             MACHINE_ID,
             MACHINE_ID,
             ts_ms,
-            [
-                (value::RUNNING, flag(self.running)),
-                (value::UPTIME_S, self.uptime_s),
-                (value::BUFFERED_RECORDS, count(self.buffered_records)),
-                (value::BUFFERED_BYTES, count(self.buffered_bytes)),
-                (value::OLDEST_BUFFERED_S, self.oldest_buffered_s),
-                (value::DROPPED_RECORDS, count(self.dropped_records)),
-                (value::BUFFER_WRITE_ERRORS, count(self.buffer_write_errors)),
-                (value::BROKER_CONNECTED, flag(self.broker_connected)),
-                (value::RECORDS_SENT, count(self.records_sent)),
-                (value::DEVICES, count(self.devices)),
-                (value::DEVICES_DOWN, count(self.devices_down)),
-                (value::POLL_ERRORS, count(self.poll_errors)),
-                (value::MISSED_SHOTS, count(self.missed_shots)),
-                (value::MODELS_ACTIVE, count(self.models_active)),
-                (value::SCORED_SHOTS, count(self.scored_shots)),
-                (value::ALARMS, count(self.alarms)),
-                (value::SCORE_RECORDS_LOST, count(self.score_records_lost)),
-            ],
+            edge.into_iter().chain(devices.take(room)),
         )
     }
 }
@@ -164,15 +221,31 @@ mod tests {
             devices_down: 1,
             ..Default::default()
         };
+        let long = "P".repeat(200);
+        let h = EdgeHealth {
+            per_device: vec![
+                DeviceHealth { device_id: "press-1".into(), up: true, poll_errors: 4, missed_shots: 2 },
+                DeviceHealth { device_id: long.clone(), up: false, poll_errors: 9, missed_shots: 0 },
+            ],
+            ..h
+        };
         let r = h.to_record(1_700_000_000_000);
         assert_eq!(
             (r.kind, r.machine_id.as_str(), r.device_id.as_str()),
             (RecordKind::Status, MACHINE_ID, MACHINE_ID)
         );
+        assert_eq!(r.values["device.press-1.poll_errors"], 4.0);
+        assert_eq!(r.values["device.press-1.up"], 1.0);
+        let cut = device_value(&long, value::DEVICE_POLL_ERRORS);
+        assert!(cut.len() <= crate::limits::MAX_ID_BYTES && cut.contains('~'), "{cut}");
+        assert_eq!(r.values[&cut], 9.0);
+        assert_eq!(parse_device_value(&cut).map(|(_, f)| f), Some("poll_errors"));
+        assert_eq!(parse_device_value("device.a.b.up"), Some(("a.b", "up")), "a dotted device id");
+        assert_eq!(parse_device_value("poll_errors"), None);
         assert_eq!(r.values[value::RUNNING], 1.0);
         assert_eq!(r.values[value::BUFFERED_RECORDS], 12.0);
         assert_eq!(r.values[value::DEVICES_DOWN], 1.0);
-        assert_eq!(r.values.len(), 17);
+        assert_eq!(r.values.len(), 17 + 2 * 3);
         assert_eq!(crate::codec::check_record(&r), Ok(()));
         assert_eq!(r.kind.dataset(), "edge_status");
     }

@@ -44,6 +44,7 @@ def main():
             return page
 
         visit("fleet", "/")
+        report["devices"] = page.locator("tr.device").count()
         machines = page.eval_on_selector_all("tr.machine a", "els => els.map(e => e.textContent)")
         report["machines"] = machines
         if machines:

@@ -69,6 +69,21 @@ pub struct Health {
     pub models_active: u64,
     /// Alarms raised so far.
     pub alarms: u64,
+    /// Each device the edge polled, from the same snapshot.
+    pub per_device: Vec<DeviceView>,
+}
+
+/// One device of an edge, as its latest health snapshot says.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeviceView {
+    /// The device's id (cut and hashed when very long).
+    pub device_id: String,
+    /// Its last poll succeeded.
+    pub up: bool,
+    /// Failed polls since the edge started.
+    pub poll_errors: u64,
+    /// Shots its controller made that could not be read back.
+    pub missed_shots: u64,
 }
 
 /// One machine the lake holds shots of.
@@ -209,10 +224,36 @@ fn latest_health(lake_dir: &Path) -> Result<Vec<(String, String, i64, Health)>> 
         n(status::MODELS_ACTIVE)?,
         n(status::ALARMS)?,
     );
+    // Per device, its three figures' columns (`device.{id}.{figure}`), where present.
+    let mut per_device: BTreeMap<String, [Option<Vec<Option<f64>>>; 3]> = BTreeMap::new();
+    for name in df.get_column_names() {
+        let Some((device, figure)) = moldops_shared::status::parse_device_value(name) else { continue };
+        let k = match figure {
+            status::DEVICE_UP => 0,
+            status::DEVICE_POLL_ERRORS => 1,
+            status::DEVICE_MISSED_SHOTS => 2,
+            _ => continue,
+        };
+        per_device.entry(device.to_string()).or_default()[k] = Some(columns::number(&df, name)?);
+    }
     Ok(latest
         .into_iter()
         .map(|((s, e), (t, i))| {
+            let per_device = per_device
+                .iter()
+                .filter_map(|(device_id, figures)| {
+                    let [up, errors, missed] = [0, 1, 2].map(|k| figures[k].as_ref().and_then(|v| v[i]));
+                    up.or(errors)?;
+                    Some(DeviceView {
+                        device_id: device_id.clone(),
+                        up: up == Some(1.0),
+                        poll_errors: errors.filter(|x| x.is_finite() && *x >= 0.0).unwrap_or(0.0) as u64,
+                        missed_shots: missed.filter(|x| x.is_finite() && *x >= 0.0).unwrap_or(0.0) as u64,
+                    })
+                })
+                .collect();
             let health = Health {
+                per_device,
                 backlog_records: get(&backlog, i),
                 oldest_buffered_s: get(&oldest, i),
                 dropped_records: get(&dropped, i),

@@ -18,6 +18,23 @@ fn data_folder() -> tempfile::TempDir {
         score(2, 1, false),
         shot(3, "M1", &[("Cycle_Time", 45.0), ("Max_Pressure", 700.0)]),
         score(4, 3, true),
+        moldops_shared::Record {
+            seq: 5,
+            ..moldops_shared::status::EdgeHealth {
+                running: true,
+                devices: 2,
+                devices_down: 1,
+                poll_errors: 7,
+                per_device: vec![moldops_shared::status::DeviceHealth {
+                    device_id: "TCU-7".into(),
+                    up: false,
+                    poll_errors: 7,
+                    missed_shots: 0,
+                }],
+                ..Default::default()
+            }
+            .to_record(T0 + 4000)
+        },
     ];
     g.add(&data_topic("e1"), &payload("e1", records), T0);
     c.commit(g).expect("commit");
@@ -65,6 +82,10 @@ async fn every_page_renders_the_lake_and_an_acknowledgement_needs_a_user_and_is_
     let (status, fleet) = text(get("/").await.expect("fleet")).await;
     assert_eq!(status, StatusCode::OK, "{fleet}");
     assert!(fleet.contains("href=\"/machines/M1\"") && fleet.contains("e1"), "{fleet}");
+    assert!(
+        fleet.contains("<tr class=\"device\"><td>e1</td><td>TCU-7</td>") && fleet.contains(">failed<"),
+        "{fleet}"
+    );
     let (status, machine) = text(get("/machines/M1?feature=Max_Pressure").await.expect("machine")).await;
     assert_eq!(status, StatusCode::OK, "{machine}");
     assert!(machine.contains("<svg") && machine.contains("M1@2") && machine.contains("MOLD-A"), "{machine}");

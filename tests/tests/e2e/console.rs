@@ -95,6 +95,7 @@ pub fn check_in_browser(data: &Path, dir: &Path, broker_port: u16) {
         .collect();
     let shown: Vec<String> = serde_json::from_value(seen["machines"].clone()).expect("machines");
     assert_eq!(shown, in_lake, "the fleet page lists the lake's machines");
+    assert!(seen["devices"].as_u64() > Some(0), "the fleet page lists the edge's devices: {seen}");
     assert_eq!(seen["trend_svg"], 1, "the machine page plots a trend");
     assert!(seen["peripherals"].as_u64() > Some(0), "the machine page lists its peripherals: {seen}");
     let fleet_text = pages["fleet"]["text"].as_str().unwrap_or_default();
