@@ -88,17 +88,24 @@ async fn runs(State(s): State<Arc<Served>>) -> Reply {
 /// What the handlers share: the folders and the cached lake summary.
 struct Served {
     folders: Folders,
-    lake_summary: cache::SummaryCache,
+    lake_summary: Arc<cache::SummaryCache>,
 }
 
 /// The API's routes over `folders`.
 pub fn router(folders: Folders) -> Router {
+    let summary = Arc::new(cache::SummaryCache::new(&folders.lake));
+    router_with(folders, summary)
+}
+
+/// The API's routes over `folders`, with a lake summary cache shared with another server (the
+/// console serves the API too: one cache, one scan per change of the lake).
+pub fn router_with(folders: Folders, lake_summary: Arc<cache::SummaryCache>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/lake", get(lake))
         .route("/models", get(models))
         .route("/pipeline/runs", get(runs))
-        .with_state(Arc::new(Served { lake_summary: cache::SummaryCache::new(&folders.lake), folders }))
+        .with_state(Arc::new(Served { lake_summary, folders }))
 }
 
 /// Serves until `shutdown` resolves.

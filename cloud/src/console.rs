@@ -64,7 +64,7 @@ pub struct Console {
     /// Requests, actions and pipeline runs for `/metrics`.
     pub metrics: metrics::Metrics,
     /// The lake summary, computed again only when the lake changes.
-    pub summary: crate::api::cache::SummaryCache,
+    pub summary: Arc<crate::api::cache::SummaryCache>,
     templates: minijinja::Environment<'static>,
 }
 
@@ -247,8 +247,9 @@ pub fn router(settings: Settings) -> anyhow::Result<Router> {
     if !base.is_empty() && (!base.starts_with('/') || !plain || dots || base.contains("//")) {
         anyhow::bail!("--base-path {base:?}: a path of A-Z a-z 0-9 / _ . - starting with `/`, e.g. /moldops");
     }
+    let summary = Arc::new(crate::api::cache::SummaryCache::new(&folders.lake));
     let console = Arc::new(Console {
-        summary: crate::api::cache::SummaryCache::new(&folders.lake),
+        summary: summary.clone(),
         metrics: metrics::Metrics::default(),
         folders: folders.clone(),
         access,
@@ -275,7 +276,7 @@ pub fn router(settings: Settings) -> anyhow::Result<Router> {
         .route("/reports", get(reports::page))
         .route("/reports/view", get(reports::view))
         .route("/metrics", get(metrics_page))
-        .nest_service("/api", crate::api::router(folders))
+        .nest_service("/api", crate::api::router_with(folders, summary))
         .route_layer(axum::middleware::from_fn_with_state(console.clone(), guard::gate))
         .route("/login", get(login::page).post(login::form))
         .route("/logout", axum::routing::post(login::logout))

@@ -463,6 +463,14 @@ impl EdgeConfig {
         if self.devices.is_empty() {
             errs.push("no [[devices]] configured".into());
         }
+        if self.devices.len() > moldops_shared::status::MAX_DEVICES {
+            errs.push(format!(
+                "{} [[devices]] configured, at most {} per edge (each is reported in the edge's health \
+                 records); split them over more edges",
+                self.devices.len(),
+                moldops_shared::status::MAX_DEVICES
+            ));
+        }
         let mut ids = std::collections::HashSet::new();
         let mut devices = Vec::new();
         for (i, d) in self.devices.iter().enumerate() {

@@ -88,6 +88,14 @@ pub mod value {
     pub const DEVICE_MISSED_SHOTS: &str = "missed_shots";
 }
 
+/// Most devices one edge may poll: each adds three figures to the health snapshot, which must
+/// stay within a record's [`crate::limits::MAX_VALUES`] with the edge's own figures (the edge's
+/// config refuses more, so no device is ever left out of a snapshot).
+pub const MAX_DEVICES: usize = (crate::limits::MAX_VALUES - EDGE_FIGURES) / 3;
+
+/// The edge's own figures in a snapshot (the constants of [`value`] before the devices').
+const EDGE_FIGURES: usize = 17;
+
 /// The value name of one device's figure, `device.{device_id}.{figure}`. A device id that would
 /// break the value-name limit is cut and ends in `~` and 16 hex digits of its sha256, so
 /// distinct devices stay distinct.
@@ -176,8 +184,6 @@ impl EdgeHealth {
                 (device_value(&d.device_id, value::DEVICE_MISSED_SHOTS), count(d.missed_shots)),
             ]
         });
-        // The value limit leaves room for the edge's figures: the devices beyond it are left out.
-        let room = (crate::limits::MAX_VALUES - 17) / 3 * 3;
         let edge = [
             (value::RUNNING, flag(self.running)),
             (value::UPTIME_S, self.uptime_s),
@@ -198,13 +204,7 @@ impl EdgeHealth {
             (value::SCORE_RECORDS_LOST, count(self.score_records_lost)),
         ]
         .map(|(name, v)| (name.to_string(), v));
-        Record::new(
-            RecordKind::Status,
-            MACHINE_ID,
-            MACHINE_ID,
-            ts_ms,
-            edge.into_iter().chain(devices.take(room)),
-        )
+        Record::new(RecordKind::Status, MACHINE_ID, MACHINE_ID, ts_ms, edge.into_iter().chain(devices))
     }
 }
 
@@ -245,7 +245,14 @@ mod tests {
         assert_eq!(r.values[value::RUNNING], 1.0);
         assert_eq!(r.values[value::BUFFERED_RECORDS], 12.0);
         assert_eq!(r.values[value::DEVICES_DOWN], 1.0);
-        assert_eq!(r.values.len(), 17 + 2 * 3);
+        assert_eq!(r.values.len(), EDGE_FIGURES + 2 * 3);
+        let most = EdgeHealth {
+            per_device: (0..MAX_DEVICES)
+                .map(|i| DeviceHealth { device_id: format!("d{i}"), ..Default::default() })
+                .collect(),
+            ..Default::default()
+        };
+        assert_eq!(crate::codec::check_record(&most.to_record(1)), Ok(()), "the most devices fit a record");
         assert_eq!(crate::codec::check_record(&r), Ok(()));
         assert_eq!(r.kind.dataset(), "edge_status");
     }

@@ -103,11 +103,15 @@ pub async fn start(
     let comment = audit::comment(&form.comment)?;
     let run_id = crate::pipeline::state::new_run_id();
     let data = c.folders.data.clone();
-    let logs = data.join("pipeline").join("console-starts");
-    std::fs::create_dir_all(&logs).map_err(|e| anyhow::anyhow!("creating {}: {e}", logs.display()))?;
-    let log_path = logs.join(format!("{run_id}.log"));
-    let log = std::fs::File::create(&log_path)
-        .map_err(|e| anyhow::anyhow!("creating {}: {e}", log_path.display()))?;
+    let log_path = data.join("pipeline").join("console-starts").join(format!("{run_id}.log"));
+    let path = log_path.clone();
+    let log = super::writing(move || {
+        use anyhow::Context as _;
+        let dir = path.parent().context("the log's folder")?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))
+    })
+    .await?;
     let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("finding this program: {e}"))?;
     let mut cmd = tokio::process::Command::new(exe);
     cmd.args(["pipeline", "run", "--run-id", &run_id, "--data-dir"]).arg(&data);

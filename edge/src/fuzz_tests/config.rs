@@ -284,6 +284,23 @@ fn the_ids_of_the_edges_own_records_are_reserved() {
     }
 }
 
+/// More devices than a health snapshot can report are refused with the reason.
+#[test]
+fn more_devices_than_a_health_record_holds_are_refused() {
+    let base = tempfile::tempdir().expect("a temporary folder");
+    let mut cfg: EdgeConfig = toml::from_str(CONFIG).expect("the example parses");
+    let first = cfg.devices[0].clone();
+    cfg.devices = (0..=moldops_shared::status::MAX_DEVICES)
+        .map(|i| {
+            let mut d = first.clone();
+            d.id = format!("d{i}");
+            d
+        })
+        .collect();
+    let problems = cfg.resolve(base.path()).expect_err("too many devices").0;
+    assert!(problems.iter().any(|p| p.contains("at most") && p.contains("[[devices]]")), "{problems:?}");
+}
+
 /// A serial line the port could not be opened with as written is refused at load, not opened
 /// with other settings (data bits 9 used to open the port with 8).
 #[test]
