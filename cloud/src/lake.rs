@@ -18,6 +18,7 @@
 pub mod cli;
 pub mod columns;
 pub mod compact;
+pub mod decisions;
 pub mod dropped;
 pub mod quarantine;
 pub mod summary;
@@ -60,7 +61,8 @@ impl StreamId {
 }
 
 /// Every dataset the ingest writes.
-pub const DATASETS: [&str; 5] = ["raw_data", "peripheral_data", "edge_gaps", "edge_scores", "edge_status"];
+pub const DATASETS: [&str; 6] =
+    ["raw_data", "peripheral_data", "edge_gaps", "edge_scores", "edge_status", "edge_decisions"];
 
 /// Folder of the quarantine, relative to the lake.
 pub const QUARANTINE_DIR: &str = "quarantine";

@@ -74,7 +74,7 @@ impl FeatureAssembler {
                 None
             }
             RecordKind::Shot => Some(self.shot(record)),
-            RecordKind::Gap | RecordKind::Score | RecordKind::Status => None,
+            RecordKind::Gap | RecordKind::Score | RecordKind::Status | RecordKind::Decision => None,
         }
     }
 

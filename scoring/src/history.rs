@@ -43,6 +43,19 @@ impl History {
         self.shots.is_empty()
     }
 
+    /// How many of `features` the newest shot lacks (absent, not finite, or older than
+    /// `tolerance_ms`): what a window ending with it fills in for that shot.
+    pub fn missing(&self, features: &[FeatureSpec], tolerance_ms: i64) -> usize {
+        let Some(shot) = self.shots.back() else { return features.len() };
+        features
+            .iter()
+            .filter(|f| {
+                let value = shot.get(&f.name).filter(|(_, age)| within_tolerance(*age, tolerance_ms));
+                !value.is_some_and(|(v, _)| v.is_finite())
+            })
+            .count()
+    }
+
     /// The last `w` shots as a `[w, F]` row-major window in `features` order, values older
     /// than `tolerance_ms` (the model's join tolerance) and missing ones replaced by each
     /// feature's fill; `None` while the run has fewer than `w` shots.
@@ -109,5 +122,8 @@ mod tests {
         let features = [spec("a", 0.0), spec("p", 9.0)];
         assert_eq!(h.window(1, &features, 500), Some(vec![1.0, 1.0]), "the edge is inclusive");
         assert_eq!(h.window(1, &features, 499), Some(vec![1.0, 9.0]));
+        assert_eq!(h.missing(&features, 500), 0);
+        assert_eq!(h.missing(&features, 499), 1);
+        assert_eq!(h.missing(&[spec("b", 0.0), spec("zz", 0.0)], 500), 2, "NaN and absent");
     }
 }

@@ -21,4 +21,4 @@ pub mod scorer;
 
 pub use features::FeatureAssembler;
 pub use inference::{Backend, BackendKind, Model};
-pub use scorer::{LoadedModel, Scorer};
+pub use scorer::{LoadedModel, Scorer, Verdict};

@@ -52,9 +52,29 @@ pub struct ShadowDone {
     pub verdict: Result<ShadowSummary, Rejection>,
 }
 
+/// What the active model made of one shot: the evidence a quality gate decides on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// No model is active for the shot's keys.
+    NoModel,
+    /// A model is active but the run holds fewer shots than its window (after a start, a
+    /// restart, a mold change or a stop).
+    Warming,
+    /// The active model failed to score the shot.
+    Failed,
+    /// The active model scored the shot ([`Observed::scores`] holds the message); `missing`
+    /// of its features were filled in for this shot (absent or older than the tolerance).
+    Scored {
+        /// Features of this shot the window filled in.
+        missing: usize,
+    },
+}
+
 /// What one record produced.
 #[derive(Debug, Default)]
 pub struct Observed {
+    /// For a shot: what its active model made of it; `None` for any other record.
+    pub verdict: Option<Verdict>,
     /// The active model's score message for this shot, at most one: none for a reading or gap,
     /// a shot without a model, a run shorter than the window or a failed inference. The edge
     /// publishes it to `…/scores`, and an alarm also to `…/alarms`.
@@ -165,6 +185,7 @@ impl Scorer {
         };
         let history = &self.history[machine];
         let metrics = self.metrics.clone();
+        out.verdict = Some(Verdict::NoModel);
         if let Some(key) = official
             && let Some(slot) = self.slots.get_mut(&key)
             && let Some(active) = slot.active.as_mut()
@@ -174,10 +195,14 @@ impl Scorer {
             match history.window(active.model.window(), &manifest.features, manifest.tolerance_ms) {
                 None => {
                     metrics.unscored_warming.inc();
+                    out.verdict = Some(Verdict::Warming);
                 }
                 Some(window) => {
+                    let missing = history.missing(&manifest.features, manifest.tolerance_ms);
+                    out.verdict = Some(Verdict::Failed);
                     if let Some(msg) = score_one(&self.edge_id, record, &label, active, &window, &metrics) {
                         out.scores.push(msg);
+                        out.verdict = Some(Verdict::Scored { missing });
                     }
                 }
             }

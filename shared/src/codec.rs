@@ -219,6 +219,9 @@ pub enum RecordError {
     /// ([`crate::score::check_record`]).
     #[error("{0}")]
     Score(#[from] crate::score::ScoreError),
+    /// A record of kind `decision` is not a valid decision ([`crate::decision::check_record`]).
+    #[error("{0}")]
+    Decision(#[from] crate::decision::DecisionError),
 }
 
 /// Checks one record on its own: identifiers, value count and names, finite values, a shot
@@ -250,6 +253,7 @@ pub fn check_record(r: &Record) -> Result<(), RecordError> {
             crate::gap::DropGap::from_record(r)?;
         }
         crate::RecordKind::Score => crate::score::check_record(r)?,
+        crate::RecordKind::Decision => crate::decision::check_record(r)?,
         _ => {}
     }
     Ok(())

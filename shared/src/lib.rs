@@ -10,6 +10,7 @@
 pub mod ack;
 pub mod bundle;
 pub mod codec;
+pub mod decision;
 pub mod features;
 pub mod gap;
 pub mod limits;

@@ -25,6 +25,9 @@ pub enum RecordKind {
     Score,
     /// A snapshot of the edge's own health (dataset `edge_status`; see [`crate::status`]).
     Status,
+    /// What a machine's quality gate decided for one shot and wrote to its sorting output
+    /// (dataset `edge_decisions`; see [`crate::decision`]).
+    Decision,
 }
 
 impl RecordKind {
@@ -36,13 +39,15 @@ impl RecordKind {
             RecordKind::Gap => "edge_gaps",
             RecordKind::Score => "edge_scores",
             RecordKind::Status => "edge_status",
+            RecordKind::Decision => "edge_decisions",
         }
     }
 }
 
 /// Machine and device ids the edge uses for its own records (health snapshots, scores): no
 /// configured device or machine may take them.
-pub const RESERVED_IDS: [&str; 2] = [crate::status::MACHINE_ID, crate::score::DEVICE_ID];
+pub const RESERVED_IDS: [&str; 3] =
+    [crate::status::MACHINE_ID, crate::score::DEVICE_ID, crate::decision::DEVICE_ID];
 
 /// One record: a shot, a peripheral sample, a gap, a score or an edge's health, with its
 /// named values.

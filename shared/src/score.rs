@@ -107,7 +107,14 @@ impl ModelStamp {
 /// name's sha256 (distinct names stay distinct; a reader matches them against the model's
 /// feature list).
 pub fn contribution_name(feature: &str) -> String {
-    let full = format!("{}{feature}", value::CONTRIBUTION_PREFIX);
+    limited_name(value::CONTRIBUTION_PREFIX, feature)
+}
+
+/// `{prefix}{name}` as a value name: whole when it fits the value-name limit, else cut and
+/// ended in `~` and 16 hex digits of `name`'s sha256 (see [`contribution_name`]).
+pub fn limited_name(prefix: &str, name: &str) -> String {
+    let feature = name;
+    let full = format!("{prefix}{feature}");
     if full.len() <= limits::MAX_ID_BYTES {
         return full;
     }

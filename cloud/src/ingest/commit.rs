@@ -205,6 +205,8 @@ pub struct Outcome {
     pub alarm_records: u64,
     /// Health snapshots of edges written to `edge_status`.
     pub status_records: u64,
+    /// Quality-gate decisions written to `edge_decisions` (one per gated shot).
+    pub decision_records: u64,
     /// Rows written to `edge_events` (link and rollout states from retained topics).
     pub event_records: u64,
     /// Records dropped as replays: already in the lake, or earlier in the same group.
@@ -325,6 +327,7 @@ impl Committer {
                     out.alarm_records += rows.iter().filter(alarm).count() as u64;
                 }
                 RecordKind::Status => out.status_records += rows.len() as u64,
+                RecordKind::Decision => out.decision_records += rows.len() as u64,
             }
             let rel = dir.join(&name);
             out.files.push(rel.strip_prefix(&self.lake).unwrap_or(&rel).to_string_lossy().into_owned());

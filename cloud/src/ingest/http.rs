@@ -70,6 +70,7 @@ fn exposition(stats: &IngestStats) -> String {
         ),
         ("alarm_records", "Alarms among the score records committed", s.alarm_records),
         ("status_records", "Edge health snapshots committed to edge_status", s.status_records),
+        ("decision_records", "Quality-gate decisions committed to edge_decisions", s.decision_records),
         ("event_records", "Edge link and rollout events committed to edge_events", s.event_records),
         (
             "dropped_at_edge",

@@ -139,7 +139,13 @@ fn arrived(lake: &Path, gaps: &[Gap]) -> Result<Arrived> {
     };
     let epoch = col("epoch").cast(DataType::String).fill_null(lit(""));
     let mut scans = Vec::new();
-    let kinds = [RecordKind::Shot, RecordKind::Peripheral, RecordKind::Score, RecordKind::Status];
+    let kinds = [
+        RecordKind::Shot,
+        RecordKind::Peripheral,
+        RecordKind::Score,
+        RecordKind::Status,
+        RecordKind::Decision,
+    ];
     for dataset in kinds.map(RecordKind::dataset) {
         for part in super::list_parts(lake, dataset)? {
             scans.push(super::scan_part(&part, None)?.select([

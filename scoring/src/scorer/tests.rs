@@ -41,10 +41,21 @@ fn scorer() -> Scorer {
 fn every_shot_is_scored_once_the_window_is_full_with_fills_for_missing_values() {
     let mut s = scorer();
     let key = ModelKey { machine_id: "m1".into(), mold: None };
+    assert_eq!(s.observe(&shot(0, 11.0)).verdict, Some(Verdict::NoModel));
     s.set_active(&key, loaded(1, 2, 100.0, [10.0, 5.0]));
-    assert!(s.observe(&shot(1, 11.0)).scores.is_empty(), "window of 2 needs 2 shots");
-    let out = s.observe(&shot(2, 13.0));
+    // A new run (the 1 s step from shot 0 is within the run gap, so start far later).
+    let mut first = shot(1, 11.0);
+    first.ts_ms += 10_000_000;
+    let mut second = shot(2, 13.0);
+    second.ts_ms += 10_000_000;
+    let out = s.observe(&first);
+    assert!(out.scores.is_empty(), "window of 2 needs 2 shots");
+    assert_eq!(out.verdict, Some(Verdict::Warming));
+    let out = s.observe(&second);
     assert_eq!(out.scores.len(), 1);
+    assert_eq!(out.verdict, Some(Verdict::Scored { missing: 1 }), "tcu.flow is filled in");
+    let reading = Record::new(RecordKind::Peripheral, "m1", "m1-tcu", 0, [("flow", 1.0)]);
+    assert_eq!(s.observe(&reading).verdict, None, "only shots get a verdict");
     let msg = &out.scores[0];
     // tcu.flow never arrived: the fill (5.0) is fed, which is its mean: no contribution.
     let (score, _) = plain(&[11.0, 5.0, 13.0, 5.0], &[10.0, 5.0], &[1.0, 2.0]);
