@@ -47,6 +47,8 @@ struct StatusReport {
     buffer: BufferStats,
     devices: BTreeMap<String, DeviceStatus>,
     models: ModelsStatus,
+    /// Quality gates by machine (empty without `[[gates]]`).
+    gates: BTreeMap<String, crate::gate::metrics::GateStatus>,
 }
 
 /// The uplink part of `/status`.
@@ -73,6 +75,7 @@ async fn status(State(s): State<ApiState>) -> Json<StatusReport> {
         buffer: s.buffer.stats(),
         devices: s.health.devices(),
         models: s.health.scoring.status(),
+        gates: s.health.gate.status(),
     })
 }
 

@@ -23,7 +23,7 @@ mod open;
 mod writer;
 
 pub use open::{BufferReset, OpenError};
-pub use writer::Writer;
+pub use writer::{Durable, Writer};
 
 use anyhow::{Context, Result};
 use moldops_shared::Record;

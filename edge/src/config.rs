@@ -37,6 +37,10 @@ pub struct EdgeConfig {
     /// Live scoring and model rollout; absent: the edge only collects data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<ModelsConfig>,
+    /// `[[gates]]`: quality gates that sort parts per machine (docs/quality-gate.md); none by
+    /// default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<crate::gate::GateConfig>,
 }
 
 /// `[models]`: the public key bundles must be signed with, the inference backend, the model
@@ -463,6 +467,9 @@ impl EdgeConfig {
         if self.devices.is_empty() {
             errs.push("no [[devices]] configured".into());
         }
+        let machines: Vec<&str> =
+            self.devices.iter().filter(|d| d.role == DeviceRole::Machine).map(|d| d.machine_id()).collect();
+        errs.extend(crate::gate::config::problems(&self.gates, &machines));
         if self.devices.len() > moldops_shared::status::MAX_DEVICES {
             errs.push(format!(
                 "{} [[devices]] configured, at most {} per edge (each is reported in the edge's health \

@@ -125,6 +125,8 @@ pub struct Health {
     pub metrics: Metrics,
     /// Live scoring's metrics and status (served with the rest).
     pub scoring: Arc<moldops_scoring::metrics::ScoringMetrics>,
+    /// The quality gates' metrics and status (served with the rest).
+    pub gate: Arc<crate::gate::GateMetrics>,
     registry: Registry,
     devices: Mutex<BTreeMap<String, DeviceStatus>>,
     mqtt_state: Mutex<MqttState>,
@@ -217,9 +219,12 @@ impl Health {
         r.register("buffer_disk_full", "1 while the buffer's disk is full", m.buffer_disk_full.clone());
         let scoring = Arc::new(moldops_scoring::metrics::ScoringMetrics::default());
         scoring.register(&mut r);
+        let gate = Arc::new(crate::gate::GateMetrics::default());
+        gate.register(&mut r);
         Arc::new(Health {
             metrics,
             scoring,
+            gate,
             registry: r,
             devices: Mutex::new(BTreeMap::new()),
             mqtt_state: Mutex::new(MqttState::Starting),

@@ -12,6 +12,9 @@
 //!   says they are in the lake.
 //! - `rollout`: with `[models]`, scores every shot (through `moldops-scoring`, the same code
 //!   batch scoring runs) and installs signed bundles from the registry with a shadow run.
+//! - [`gate`]: with `[[gates]]`, decides for every shot of a gated machine — good, reject or
+//!   uncertain, from limits and the active model — and writes it to the sorting output within
+//!   the deadline, or the fail-safe.
 //! - [`health`] and `api`: `/healthz`, `/status` and Prometheus `/metrics`; `heartbeat`
 //!   buffers a health snapshot every minute, so the lake holds each edge's history.
 //! - [`run`]: starts all of the above and stops it in order.
@@ -24,6 +27,7 @@
 pub(crate) mod api;
 pub mod buffer;
 pub mod config;
+pub mod gate;
 pub mod health;
 pub(crate) mod heartbeat;
 pub(crate) mod rollout;

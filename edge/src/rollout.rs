@@ -13,7 +13,7 @@ pub(crate) mod agent;
 pub(crate) mod store;
 pub(crate) mod transfer;
 
-use crate::buffer::{NewRecord, Writer};
+use crate::buffer::{Durable, NewRecord, Writer};
 use crate::config::{Device, DeviceRole, EdgeConfig};
 use crate::health::Health;
 use agent::{Agent, Loaded};
@@ -84,7 +84,8 @@ pub(crate) async fn start(
     base: &Path,
     health: Arc<Health>,
     writer: Writer,
-    mut records: mpsc::UnboundedReceiver<Vec<Record>>,
+    mut records: mpsc::UnboundedReceiver<Vec<Durable>>,
+    gates: crate::gate::Feed,
     polling: tokio::sync::oneshot::Receiver<()>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>> {
@@ -123,6 +124,7 @@ pub(crate) async fn start(
         loading: HashMap::new(),
         score_records: score_tx,
         pending_scores: Vec::new(),
+        gates,
     };
     tracing::info!(store = %store_dir.display(), backend = agent.backend.kind().as_str(), "live scoring on");
     let (link_tx, mut link_rx) = mpsc::channel::<LinkEvent>(1024);
@@ -148,7 +150,7 @@ pub(crate) async fn start(
             tokio::select! {
                 batch = records.recv() => match batch {
                     Some(batch) => {
-                        batch.iter().for_each(|r| agent.on_record(r));
+                        batch.iter().for_each(|d| agent.on_record(d));
                         agent.flush_scores();
                     }
                     None => break,
@@ -162,7 +164,7 @@ pub(crate) async fn start(
                 _ = shutdown.changed() => if *shutdown.borrow() {
                     // Score what the writer already made durable, then stop.
                     while let Ok(batch) = records.try_recv() {
-                        batch.iter().for_each(|r| agent.on_record(r));
+                        batch.iter().for_each(|d| agent.on_record(d));
                     }
                     agent.flush_scores();
                     let _ = agent.client.try_disconnect();

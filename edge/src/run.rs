@@ -50,14 +50,22 @@ pub async fn start(
     let buffer_path = base_dir.join(&cfg.buffer.path);
     let (buffer, _reset) = Buffer::open_or_reset(&buffer_path, cfg.buffer.max_bytes)?;
     let health = Health::new();
-    let (tap, scoring) = match cfg.models {
-        Some(_) => {
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            (Some(tx), Some(rx))
-        }
-        None => (None, None),
+    let (tap, tapped) = if cfg.models.is_some() || !cfg.gates.is_empty() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
     };
     let writer = Writer::spawn_tapped(buffer.clone(), tap);
+    let (gates, gate_tasks) =
+        start_gates(&cfg, &devices, &buffer_path, &buffer, writer.clone(), health.clone(), &shutdown)?;
+    let (scoring, feeder) = match (cfg.models.is_some(), tapped) {
+        (true, tapped) => (tapped, None),
+        (false, Some(rx)) => {
+            (None, Some(tokio::spawn(crate::gate::feed_without_models(gates.clone(), rx, shutdown.clone()))))
+        }
+        (false, None) => (None, None),
+    };
     // Live scoring is set up before polling: a backend that cannot run stops the edge before
     // it polls. Its models load only once the pollers run (`polling_tx` below).
     let (polling_tx, polling_rx) = tokio::sync::oneshot::channel();
@@ -70,6 +78,7 @@ pub async fn start(
                 health.clone(),
                 writer.clone(),
                 rx,
+                gates,
                 polling_rx,
                 shutdown.clone(),
             )
@@ -81,6 +90,8 @@ pub async fn start(
     let poll_stop = std::sync::Arc::new(poll_stop);
     let mut tasks = vec![tokio::spawn(forward_stop(shutdown.clone(), poll_stop.clone()))];
     tasks.extend(scoring_task);
+    tasks.extend(feeder);
+    tasks.extend(gate_tasks);
     let heartbeat = crate::heartbeat::run(
         writer.clone(),
         health.clone(),
@@ -113,6 +124,36 @@ pub async fn start(
         dropped = stats.dropped, buffer_resets = stats.resets, api = ?api_addr, "edge started");
     let _ = polling_tx.send(());
     Ok(RunningEdge { api_addr, health, buffer, poll_stop, tasks })
+}
+
+/// Starts the quality gates of `[[gates]]` (none: an empty feed). Their journal lies beside
+/// the buffer (`{buffer}.gate.json`), outside the folder a corrupt buffer is moved aside with.
+fn start_gates(
+    cfg: &EdgeConfig,
+    devices: &[Device],
+    buffer_path: &Path,
+    buffer: &Buffer,
+    writer: Writer,
+    health: std::sync::Arc<Health>,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(crate::gate::Feed, Vec<tokio::task::JoinHandle<()>>)> {
+    if cfg.gates.is_empty() {
+        return Ok((crate::gate::Feed::default(), Vec::new()));
+    }
+    let mut recorded = std::collections::HashMap::new();
+    for d in devices.iter().filter(|d| d.cfg.role == DeviceRole::Machine) {
+        let machine = d.cfg.machine_id().to_string();
+        let last = buffer.last_shot(&machine)?;
+        recorded.insert(machine, (last, d.profile.counter_bits()));
+    }
+    let journal = crate::gate::Journal::open(&buffer_path.with_extension("gate.json"));
+    let ctx = crate::gate::Context {
+        writer,
+        metrics: health.gate.clone(),
+        journal: std::sync::Arc::new(std::sync::Mutex::new(journal)),
+        recorded,
+    };
+    Ok(crate::gate::start(&cfg.gates, ctx, shutdown))
 }
 
 /// Stops the pollers when the whole edge shuts down.

@@ -66,6 +66,7 @@ pub fn edge_config(devices: &[SimDevice], t: &ConfigTemplate) -> EdgeConfig {
         api,
         devices: devices.iter().map(device_config).collect(),
         models: None,
+        gates: Vec::new(),
     }
 }
 

@@ -10,6 +10,8 @@
 
 use super::store::{KeyState, Store};
 use super::transfer::{self, RefusedBundle, Transfer};
+use crate::buffer::Durable;
+use crate::gate::Shot;
 use moldops_scoring::inference::{Backend, Model};
 use moldops_scoring::metrics::ScoringMetrics;
 use moldops_scoring::scorer::{LoadedModel, Scorer, ShadowDone};
@@ -63,6 +65,8 @@ pub(crate) struct Agent {
     pub score_records: mpsc::Sender<Vec<Record>>,
     /// Score records of the records handled since the last [`Agent::flush_scores`].
     pub pending_scores: Vec<Record>,
+    /// The quality gates, which get every shot of their machines with its verdict.
+    pub gates: crate::gate::Feed,
 }
 
 impl Agent {
@@ -331,12 +335,25 @@ impl Agent {
         tracing::info!(key = %label, version = done.bundle.version, shots = self.shadow_shots, "candidate in shadow");
     }
 
-    /// Scores one durable record and acts on finished shadow runs.
-    pub(crate) fn on_record(&mut self, record: &Record) {
+    /// Scores one durable record, hands a gated machine's shot to its gate (first: the gate
+    /// runs against a deadline) and acts on finished shadow runs.
+    pub(crate) fn on_record(&mut self, durable: &Durable) {
+        let record = &durable.record;
         if record.kind != RecordKind::Shot && record.kind != RecordKind::Peripheral {
             return;
         }
         let observed = self.scorer.observe(record);
+        if let Some(verdict) = observed.verdict
+            && self.gates.gated(&record.machine_id)
+        {
+            self.gates.offer(Shot {
+                record: record.clone(),
+                submitted: durable.submitted,
+                live: durable.live,
+                verdict,
+                score: observed.scores.first().cloned(),
+            });
+        }
         for msg in observed.scores {
             let Ok(payload) = serde_json::to_vec(&msg) else { continue };
             if msg.alarm {
