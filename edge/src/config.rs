@@ -469,7 +469,7 @@ impl EdgeConfig {
         }
         let machines: Vec<&str> =
             self.devices.iter().filter(|d| d.role == DeviceRole::Machine).map(|d| d.machine_id()).collect();
-        errs.extend(crate::gate::config::problems(&self.gates, &machines));
+        errs.extend(crate::gate::config::problems(&self.gates, &machines, base));
         if self.devices.len() > moldops_shared::status::MAX_DEVICES {
             errs.push(format!(
                 "{} [[devices]] configured, at most {} per edge (each is reported in the edge's health \

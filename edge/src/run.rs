@@ -58,7 +58,7 @@ pub async fn start(
     };
     let writer = Writer::spawn_tapped(buffer.clone(), tap);
     let (gates, gate_tasks) =
-        start_gates(&cfg, &devices, &buffer_path, &buffer, writer.clone(), health.clone(), &shutdown)?;
+        start_gates(&cfg, &devices, base_dir, &buffer, writer.clone(), health.clone(), &shutdown)?;
     let (scoring, feeder) = match (cfg.models.is_some(), tapped) {
         (true, tapped) => (tapped, None),
         (false, Some(rx)) => {
@@ -131,7 +131,7 @@ pub async fn start(
 fn start_gates(
     cfg: &EdgeConfig,
     devices: &[Device],
-    buffer_path: &Path,
+    base: &Path,
     buffer: &Buffer,
     writer: Writer,
     health: std::sync::Arc<Health>,
@@ -146,14 +146,15 @@ fn start_gates(
         let last = buffer.last_shot(&machine)?;
         recorded.insert(machine, (last, d.profile.counter_bits()));
     }
-    let journal = crate::gate::Journal::open(&buffer_path.with_extension("gate.json"));
+    let journal = crate::gate::Journal::open(&base.join(&cfg.buffer.path).with_extension("gate.json"));
     let ctx = crate::gate::Context {
         writer,
         metrics: health.gate.clone(),
         journal: std::sync::Arc::new(std::sync::Mutex::new(journal)),
         recorded,
+        base: base.to_path_buf(),
     };
-    Ok(crate::gate::start(&cfg.gates, ctx, shutdown))
+    crate::gate::start(&cfg.gates, ctx, shutdown)
 }
 
 /// Stops the pollers when the whole edge shuts down.

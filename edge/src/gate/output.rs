@@ -1,42 +1,64 @@
-//! The sorting output of one gate: a Modbus TCP connection kept open between shots (a connect
-//! would eat the deadline), each write bounded by the time left, the connection dropped after
-//! any failure so the next shot reconnects.
+//! The sorting output of one gate — Modbus TCP ([`modbus`]) or OPC UA ([`opcua`]) — kept
+//! connected between shots (a connect would eat the deadline), each write bounded by the time
+//! left, the connection dropped after any failure so the next shot reconnects.
 
-use super::config::{OutputConfig, OutputKind};
+mod modbus;
+mod opcua;
+
+use super::config::{OutputConfig, OutputProtocol};
 use moldops_shared::decision::Decision;
+use std::path::Path;
 use std::time::Duration;
 use tokio::time::timeout;
-use tokio_modbus::client::{Context, Writer as _};
-use tokio_modbus::slave::Slave;
 
 /// One gate's output.
-pub(crate) struct Output {
-    cfg: OutputConfig,
-    ctx: Option<Context>,
+pub(crate) enum Output {
+    Modbus(modbus::ModbusOutput),
+    OpcUa(Box<opcua::OpcUaOutput>),
 }
 
 impl Output {
-    pub(crate) fn new(cfg: OutputConfig) -> Self {
-        Output { cfg, ctx: None }
+    /// The output of gate `machine` as configured (checked at load: a setting that fails here
+    /// is reported and the gate records its decisions without writing them).
+    pub(crate) fn new(
+        machine: &str,
+        cfg: &OutputConfig,
+        base: &Path,
+        deadline: Duration,
+    ) -> Result<Output, String> {
+        match cfg.protocol {
+            OutputProtocol::ModbusTcp => Ok(Output::Modbus(modbus::ModbusOutput {
+                address: cfg.address.clone().unwrap_or_default(),
+                unit_id: cfg.unit_id,
+                kind: cfg.kind,
+                register: cfg.register.unwrap_or_default(),
+                codes: cfg.codes,
+                ctx: None,
+            })),
+            OutputProtocol::Opcua => {
+                let mut errs = Vec::new();
+                let ua = cfg.opcua_resolved("output", base, &mut errs).filter(|_| errs.is_empty());
+                let ua = ua.ok_or_else(|| errs.join("; "))?;
+                Ok(Output::OpcUa(Box::new(opcua::OpcUaOutput::new(machine, ua, cfg.codes, deadline))))
+            }
+        }
     }
 
-    /// The controller's `host:port`.
+    /// The controller: `host:port` or the endpoint.
     pub(crate) fn target(&self) -> &str {
-        &self.cfg.address
+        match self {
+            Output::Modbus(m) => &m.address,
+            Output::OpcUa(u) => u.target(),
+        }
     }
 
     /// Opens the connection ahead of the first shot; the error says why it could not.
     pub(crate) async fn connect(&mut self, limit: Duration) -> Result<(), String> {
-        if self.ctx.is_some() {
-            return Ok(());
-        }
-        let stream = timeout(limit, tokio::net::TcpStream::connect(&self.cfg.address))
-            .await
-            .map_err(|_| format!("connect to {}: no answer within {limit:?}", self.cfg.address))?
-            .map_err(|e| format!("connect to {}: {e}", self.cfg.address))?;
-        let _ = stream.set_nodelay(true);
-        self.ctx = Some(tokio_modbus::client::tcp::attach_slave(stream, Slave(self.cfg.unit_id)));
-        Ok(())
+        let result = match self {
+            Output::Modbus(m) => timeout(limit, m.connect(limit)).await,
+            Output::OpcUa(u) => timeout(limit, u.connect(limit)).await,
+        };
+        result.unwrap_or_else(|_| Err(format!("no connection within {limit:?}")))
     }
 
     /// Writes `decision` for shot `shot` and waits for the acknowledgement, all within `limit`.
@@ -46,27 +68,17 @@ impl Output {
         shot: u64,
         limit: Duration,
     ) -> Result<(), String> {
-        let result = timeout(limit, self.write_inner(decision, shot, limit))
-            .await
-            .unwrap_or_else(|_| Err(format!("no acknowledgement within {limit:?}")));
+        let result = match self {
+            Output::Modbus(m) => timeout(limit, m.write(decision, shot, limit)).await,
+            Output::OpcUa(u) => timeout(limit, u.write(decision, shot, limit)).await,
+        };
+        let result = result.unwrap_or_else(|_| Err(format!("no acknowledgement within {limit:?}")));
         if result.is_err() {
-            self.ctx = None;
+            match self {
+                Output::Modbus(m) => m.ctx = None,
+                Output::OpcUa(u) => u.drop_connection(),
+            }
         }
         result
-    }
-
-    async fn write_inner(&mut self, decision: Decision, shot: u64, limit: Duration) -> Result<(), String> {
-        self.connect(limit).await?;
-        let (kind, register, code) = (self.cfg.kind, self.cfg.register, self.cfg.codes.of(decision));
-        let ctx = self.ctx.as_mut().ok_or("not connected")?;
-        let answer = match kind {
-            OutputKind::Registers => {
-                let low = shot as u32;
-                let words = [code, (low >> 16) as u16, low as u16];
-                ctx.write_multiple_registers(register, &words).await
-            }
-            OutputKind::Coil => ctx.write_single_coil(register, decision != Decision::Good).await,
-        };
-        answer.map_err(|e| format!("write: {e}"))?.map_err(|e| format!("device answered exception {e:?}"))
     }
 }

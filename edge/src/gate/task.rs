@@ -75,28 +75,43 @@ pub(crate) struct Context {
     /// Per machine: the last shot the buffer recorded and the counter's width, to find shots
     /// owed since the last run.
     pub recorded: HashMap<String, (Option<u64>, u32)>,
+    /// What relative paths of the config (an OPC UA output's certificates) resolve against.
+    pub base: std::path::PathBuf,
 }
 
-/// Starts one task per gate; the tasks end at shutdown, after deciding what was queued.
+/// Starts one task per gate; the tasks end at shutdown, after deciding what was queued. An
+/// output whose settings no longer hold (a certificate removed since the config was checked)
+/// stops the start with the reason.
 pub(crate) fn start(
     gates: &[GateConfig],
     ctx: Context,
     shutdown: &watch::Receiver<bool>,
-) -> (Feed, Vec<tokio::task::JoinHandle<()>>) {
+) -> anyhow::Result<(Feed, Vec<tokio::task::JoinHandle<()>>)> {
     let ctx = Arc::new(ctx);
     let mut feed = Feed::default();
-    let mut tasks = Vec::new();
+    let mut gated = Vec::new();
     for cfg in gates {
-        let (tx, rx) = mpsc::unbounded_channel();
-        feed.gates.insert(cfg.machine.clone(), tx);
-        let gate = Gate { output: cfg.output.clone().map(Output::new), cfg: cfg.clone(), ctx: ctx.clone() };
+        let deadline = Duration::from_millis(cfg.deadline_ms);
+        let output = match &cfg.output {
+            Some(o) => Some(
+                Output::new(&cfg.machine, o, &ctx.base, deadline)
+                    .map_err(|e| anyhow::anyhow!("gate of {}: {e}", cfg.machine))?,
+            ),
+            None => None,
+        };
         ctx.metrics.gate(&cfg.machine, |s| {
             s.deadline_ms = cfg.deadline_ms;
-            s.output = cfg.output.as_ref().map(|o| o.address.clone());
+            s.output = cfg.output.as_ref().map(|o| o.target());
         });
+        gated.push(Gate { output, cfg: cfg.clone(), ctx: ctx.clone() });
+    }
+    let mut tasks = Vec::new();
+    for gate in gated {
+        let (tx, rx) = mpsc::unbounded_channel();
+        feed.gates.insert(gate.cfg.machine.clone(), tx);
         tasks.push(tokio::spawn(gate.run(rx, shutdown.clone())));
     }
-    (feed, tasks)
+    Ok((feed, tasks))
 }
 
 struct Gate {
