@@ -186,6 +186,56 @@ fn score_records_land_in_edge_scores_with_their_model_stamp_once() {
 }
 
 #[test]
+fn gate_decisions_land_in_edge_decisions_and_show_beside_the_verdict() {
+    use moldops_shared::decision::{Decision, DecisionRecord, Outcome, Reason};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut c, _) = Committer::open(dir.path()).expect("open");
+    let t = data_topic("e1");
+    let alarm = score(2, 1, true);
+    let stamp = alarm.model.clone().expect("stamp");
+    let decided = DecisionRecord {
+        machine_id: "M1".into(),
+        ts_ms: alarm.ts_ms,
+        shot_number: alarm.shot_number,
+        mold: alarm.mold.clone(),
+        shot_seq: Some(1),
+        decision: Decision::Reject,
+        reason: Reason::ModelAlarm,
+        actuated: Decision::Reject,
+        outcome: Outcome::Written,
+        latency_ms: 3.25,
+        model: Some((stamp, 9.0, 3.0)),
+        missing: Some(0),
+        limits: vec![],
+    };
+    let mut forged = decided.to_record();
+    forged.values.insert(moldops_shared::decision::value::OUTCOME.into(), 7.0);
+    let batch = payload(
+        "e1",
+        vec![
+            shot(1, "M1", &[]),
+            alarm,
+            Record { seq: 3, ..decided.to_record() },
+            Record { seq: 4, ..forged },
+        ],
+    );
+    let out = commit(&mut c, &[(&t, batch)]);
+    assert_eq!((out.decision_records, out.quarantined), (1, 1), "an unknown outcome code is refused");
+    let df = lake::read_dataset(dir.path(), "edge_decisions").expect("read");
+    assert_eq!(df.height(), 1);
+    assert_eq!(df.column("device_id").expect("d").str().expect("str").get(0), Some("_gate"));
+    let found = lake::verdicts::verdicts(
+        dir.path(),
+        &lake::verdicts::Query { machine_id: "M1".into(), shots: None, alarms_only: false },
+    )
+    .expect("verdicts");
+    let gate = found[0].gate.as_ref().expect("the gate's decision beside the model's verdict");
+    assert_eq!((gate.decision, gate.outcome, gate.latency_ms), (Decision::Reject, Outcome::Written, 3.25));
+    let table = lake::verdicts::to_table("M1", &found);
+    assert!(table.contains("gate: reject (model_alarm), written in 3.2 ms"), "{table}");
+}
+
+#[test]
 fn edge_events_are_recorded_once_across_redeliveries_and_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let status = |state: &str, ts: i64| {

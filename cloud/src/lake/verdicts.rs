@@ -50,6 +50,8 @@ pub struct Verdict {
     pub alarm: bool,
     /// For an alarm, each feature's contribution to the score, largest first.
     pub contributions: Vec<(String, f64)>,
+    /// What the machine's quality gate did with the part, when it has one (`edge_decisions`).
+    pub gate: Option<super::decisions::GateDecision>,
 }
 
 /// The verdicts on `query`'s shots, in time order.
@@ -70,6 +72,10 @@ fn verdicts_once(lake: &Path, query: &Query) -> Result<Vec<Verdict>> {
         in_range && (v.alarm || !query.alarms_only)
     });
     out.sort_by_key(|v| (v.ts_ms, v.shot_number));
+    let gated = super::decisions::decisions(lake, &query.machine_id, query.shots.as_ref())?;
+    for v in &mut out {
+        v.gate = v.shot_number.and_then(|n| gated.get(&n).cloned());
+    }
     Ok(out)
 }
 
@@ -112,6 +118,7 @@ fn rows(df: &DataFrame) -> Result<Vec<Verdict>> {
             threshold: threshold[i].unwrap_or(f64::NAN),
             alarm: alarm[i] == Some(1.0),
             contributions,
+            gate: None,
         });
     }
     Ok(out)
@@ -148,6 +155,9 @@ pub fn to_table(machine_id: &str, verdicts: &[Verdict]) -> String {
             v.score,
             v.threshold
         );
+        if let Some(g) = &v.gate {
+            let _ = writeln!(out, "{:>10}  gate: {}", "", g.describe());
+        }
     }
     let mut models: Vec<(&str, &str, usize)> = Vec::new();
     for v in verdicts {
