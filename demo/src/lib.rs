@@ -14,6 +14,7 @@ pub mod console;
 pub mod learn;
 pub mod live;
 pub mod page;
+pub mod sorting;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -76,6 +77,11 @@ pub struct DemoArgs {
     /// scripts and tests).
     #[arg(long)]
     pub exit: bool,
+    /// Run a quality gate per machine: the edge sorts every part (engineering limits, then the
+    /// models) onto a simulated sorting output, and the demo reports parts caught, missed and
+    /// diverted against the ground truth (docs/quality-gate.md).
+    #[arg(long)]
+    pub gate: bool,
     /// Where the operator console listens at the end (a free port when this one is taken).
     #[arg(long, default_value = "127.0.0.1:8490")]
     pub console_listen: SocketAddr,
@@ -120,6 +126,7 @@ struct Floor {
     broker: BrokerConfig,
     key: Option<learn::DemoKey>,
     quality_log: PathBuf,
+    sorting: Option<sorting::Sorting>,
 }
 
 /// The demo from start to verdict: data path, learning, live scoring, exactly-once check.
@@ -149,6 +156,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     cloud.task.await.context("ingest task")??;
     floor.plant.shutdown().await;
     let verdict = verdict(&dir, &lake_dir, &floor.quality_log, &last_read, detection.as_ref());
+    if let Some(s) = floor.sorting {
+        let report = s.finish(&floor.quality_log)?;
+        println!("\n{}", report.to_text());
+        let json = serde_json::to_vec_pretty(&report)?;
+        moldops_common::fs::write_atomic(&dir.join("sorting.json"), &json)?;
+    }
     if !args.exit {
         console::serve(&dir, args.console_listen).await?;
     }
@@ -223,6 +236,15 @@ async fn start_floor(args: &DemoArgs, dir: &Path, port: u16, stop: watch::Receiv
             ..Default::default()
         });
     }
+    let sorting = if args.gate {
+        let mut s = sorting::Sorting::start().await?;
+        let devices = edge_cfg.resolve(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        edge_cfg.gates = s.gates(&devices);
+        println!("quality gates on every machine, sorting onto a simulated output at {}", s.addr);
+        Some(s)
+    } else {
+        None
+    };
     sim::write_edge_config(&dir.join("edge.toml"), &edge_cfg)?;
     let devices = edge_cfg.resolve(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (site, edge_id, broker) = (edge_cfg.site.clone(), edge_cfg.edge_id.clone(), edge_cfg.broker.clone());
@@ -231,7 +253,7 @@ async fn start_floor(args: &DemoArgs, dir: &Path, port: u16, stop: watch::Receiv
         println!("edge API: http://{a}/status  http://{a}/metrics");
     }
     let quality_log = plant.quality_log().to_path_buf();
-    Ok(Floor { plant, edge, site, edge_id, broker, key, quality_log })
+    Ok(Floor { plant, edge, site, edge_id, broker, key, quality_log, sorting })
 }
 
 /// One line of progress: shots made, buffered, sent, and landed in the lake.
@@ -271,6 +293,9 @@ async fn learn_and_score(
     };
     let labels = learning.snapshot_labels(&floor.quality_log)?;
     learning.run_pipeline(&labels).await?;
+    if let Some(s) = &floor.sorting {
+        s.mark_models_active();
+    }
     println!("models active on the edge; scoring live shots for {} s …", args.score_s);
     let bar = phase_bar(args.score_s);
     let scores = live::collect(&floor.broker, dir, Duration::from_secs(args.score_s), |n, alarms| {
@@ -297,6 +322,7 @@ async fn drain(floor: &Floor, cloud: &Cloud, status: &impl Fn() -> String) -> BT
             + s.gap_records
             + s.score_records
             + s.status_records
+            + s.decision_records
             + s.duplicates;
         let drained = edge.buffer.stats().records == 0 && landed >= sent;
         if drained || Instant::now() > deadline {

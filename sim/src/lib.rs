@@ -11,7 +11,7 @@
 //! [`molds`], [`defects`]), [`registers`] register images, [`server`] the Modbus service,
 //! `opcua_server` the OPC UA service (feature `opcua`), [`machine`] one machine's task, [`plant`] orchestration, [`quality`] the quality log,
 //! [`edge_config`] the matching edge config, [`clock`] simulated time, [`profiles`] the
-//! embedded profiles.
+//! embedded profiles, [`sorter`] a sorting output for the edge's quality gates.
 
 #![warn(missing_docs)]
 
@@ -30,6 +30,7 @@ pub mod profiles;
 pub mod quality;
 pub mod registers;
 pub mod server;
+pub mod sorter;
 
 pub use args::{Plant, SimArgs};
 pub use edge_config::{ConfigTemplate, write_edge_config};
