@@ -15,6 +15,9 @@ registered in order of appearance after urn:moldops:peer (index 2).
   --wait-client      make no shot before a client monitors or reads a cycle counter node
                      (it will then see every shot)
   --user U:P         accept only this user name and password (no anonymous)
+  --sorter           also serve a sorting output for the edge's quality gate: writable
+                     variables ns=2;s=Sorter.Shot (UInt32) and ns=2;s=Sorter.Decision (Int32);
+                     each write of the decision prints `WRITE {"shot": s, "decision": d}`
   --secure CERT:KEY  offer only Basic256Sha256 with Sign and SignAndEncrypt (no security None),
                      with this server certificate (DER) and private key (PEM); the
                      certificate's application URI must be urn:moldops:peer
@@ -76,6 +79,7 @@ async def main():
     p.add_argument("--wait-client", action="store_true")
     p.add_argument("--user")
     p.add_argument("--secure")
+    p.add_argument("--sorter", action="store_true")
     a = p.parse_args()
     maps = []
     for path in a.map:
@@ -136,6 +140,23 @@ async def main():
     async def on_read(event, dispatcher):
         if any(r.NodeId in counters for r in event.request_params.NodesToRead):
             client_seen.set()
+
+    if a.sorter:
+        sorter = await server.nodes.objects.add_folder(ua.NodeId("Sorter", 2), "2:Sorter")
+        shot_var = await sorter.add_variable(ua.NodeId("Sorter.Shot", 2), "2:Shot", ua.Variant(0, ua.VariantType.UInt32))
+        decision_var = await sorter.add_variable(
+            ua.NodeId("Sorter.Decision", 2), "2:Decision", ua.Variant(0, ua.VariantType.Int32)
+        )
+        await shot_var.set_writable()
+        await decision_var.set_writable()
+
+        async def on_write(event, dispatcher):
+            for w, status in zip(event.request_params.NodesToWrite, event.response_params):
+                if w.NodeId == decision_var.nodeid and status.is_good():
+                    shot = (await shot_var.read_value())
+                    print("WRITE " + json.dumps({"shot": shot, "decision": w.Value.Value.Value}), flush=True)
+
+        server.subscribe_server_callback(CallbackType.PostWrite, on_write)
 
     server.subscribe_server_callback(CallbackType.ItemSubscriptionCreated, on_item)
     server.subscribe_server_callback(CallbackType.PostRead, on_read)

@@ -64,12 +64,17 @@ impl Proc {
         }
     }
 
-    /// Last lines of the process's stderr, for failure messages.
+    /// The stdout lines that arrived since the last call (or since the start), not waiting.
+    pub fn new_lines(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+
     /// Everything the process wrote to stderr so far.
     pub fn stderr_text(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
 
+    /// Last lines of the process's stderr, for failure messages.
     pub fn stderr_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.stderr_log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();

@@ -38,7 +38,7 @@ fn the_demo_closes_the_loop_and_its_alarms_match_the_truth() {
         .spawn()
         .expect("mosquitto_sub (apt install mosquitto-clients)");
     let out = Command::new(bin("moldops-demo"))
-        .args(["demo", "--exit", "--duration-s", "60", "--score-s", "40", "--shadow-shots", "100"])
+        .args(["demo", "--exit", "--gate", "--duration-s", "60", "--score-s", "40", "--shadow-shots", "100"])
         .args(["--broker-port", &broker.port.to_string()])
         .arg("--pipeline-config")
         .arg(&def)
@@ -115,6 +115,28 @@ fn the_demo_closes_the_loop_and_its_alarms_match_the_truth() {
     assert!(figures("running").iter().all(|r| *r == 1.0), "{health}");
     assert!(figures("devices").iter().all(|n| *n >= 2.0), "the demo's machines are counted: {health}");
     assert!(figures("broker_connected").contains(&1.0), "{health}");
+
+    // The quality gates sorted every part the edge recorded, once, and the demo held the
+    // sorting against the ground truth.
+    let sorting: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(demo.join("sorting.json")).expect("sorting.json"))
+            .expect("json");
+    let with_models = &sorting["with_models"];
+    let n = |k: &str| with_models[k].as_u64().unwrap_or_else(|| panic!("{k} in {sorting}"));
+    assert!(n("parts") > 0, "parts sorted with the models active: {sorting}");
+    assert_eq!(n("caught") + n("missed"), n("defective"), "{sorting}");
+    assert_eq!(n("passed") + n("rejected") + n("uncertain"), n("parts"), "{sorting}");
+    assert!(stdout.contains("quality gates (sorting output on"), "{stdout}");
+    let shots_of = |dataset: &str| -> Vec<(String, u64)> {
+        let df = moldops_cloud::lake::read_dataset(&demo.join("lake"), dataset).expect(dataset);
+        let machines = df.column("machine_id").expect("machine_id").str().expect("str").clone();
+        let shots = df.column("shot_number").expect("shot_number").u64().expect("u64").clone();
+        let mut out: Vec<(String, u64)> =
+            machines.iter().zip(shots.iter()).filter_map(|(m, s)| Some((m?.to_string(), s?))).collect();
+        out.sort();
+        out
+    };
+    assert_eq!(shots_of("edge_decisions"), shots_of("raw_data"), "one decision per recorded shot");
 
     // The operator console over what the loop left, in a real browser.
     crate::console::check_in_browser(&demo, dir.path(), broker.port);

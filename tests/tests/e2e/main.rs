@@ -15,6 +15,7 @@ mod common;
 mod console;
 mod data_path;
 mod faults;
+mod gate;
 mod lake_support;
 mod modbus_peers;
 mod opcua;

@@ -29,7 +29,7 @@ node = "ns=2;i=8201"
 "#;
 
 /// A machine map with numeric and string node ids in the namespace by index.
-const NUMERIC_MAP: &str = r#"
+pub const NUMERIC_MAP: &str = r#"
 name = "numeric"
 shot_counter = "counter"
 timestamp = "cycle_end"
@@ -57,14 +57,14 @@ fn deploy_map() -> PathBuf {
     asset("../deploy/opcua/euromap77-machine.toml")
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).expect("write file");
     p
 }
 
 /// Starts the asyncua peer serving `maps` and waits until it listens.
-fn start_peer(dir: &Path, name: &str, port: u16, maps: &[&Path], args: &[&str]) -> Proc {
+pub fn start_peer(dir: &Path, name: &str, port: u16, maps: &[&Path], args: &[&str]) -> Proc {
     let mut cmd = Command::new(python());
     cmd.arg(asset("peers/opcua_server.py")).args(["--port", &port.to_string()]);
     for m in maps {
@@ -134,7 +134,7 @@ fn shots_of<'a>(got: &'a [Value], machine: &str) -> Vec<&'a Value> {
     got.iter().filter(|r| r["kind"] == "shot" && r["machine_id"] == machine).collect()
 }
 
-fn edge_config(dir: &Path, broker: u16, api: u16, devices: &str) -> PathBuf {
+pub fn edge_config(dir: &Path, broker: u16, api: u16, devices: &str) -> PathBuf {
     let text = format!(
         "site = \"test\"\nedge_id = \"ua-edge\"\n[broker]\nhost = \"127.0.0.1\"\nport = {broker}\n\
          [buffer]\npath = \"buffer\"\n[api]\nlisten = \"127.0.0.1:{api}\"\n\
@@ -143,7 +143,7 @@ fn edge_config(dir: &Path, broker: u16, api: u16, devices: &str) -> PathBuf {
     write(dir, "edge.toml", &text)
 }
 
-fn ua_device(id: &str, role: &str, port: u16, poll_ms: u64, opcua: &str) -> String {
+pub fn ua_device(id: &str, role: &str, port: u16, poll_ms: u64, opcua: &str) -> String {
     format!(
         "[[devices]]\nid = \"{id}\"\nrole = \"{role}\"\nmachine_id = \"m-ua\"\nprotocol = \"opcua\"\n\
          poll_interval_ms = {poll_ms}\n[devices.opcua]\nendpoint = \"opc.tcp://127.0.0.1:{port}/moldops/\"\n{opcua}\n"

@@ -18,7 +18,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const SEED: [u8; 32] = [7; 32];
+pub const SEED: [u8; 32] = [7; 32];
 const OTHER_SEED: [u8; 32] = [9; 32];
 const LONG: Duration = Duration::from_secs(180);
 
@@ -72,7 +72,7 @@ impl Watch {
     }
 }
 
-fn manifest(version: u32, features: &[&str], window: u32, threshold: f32) -> Manifest {
+pub fn manifest(version: u32, features: &[&str], window: u32, threshold: f32) -> Manifest {
     let specs = features.iter().map(|n| FeatureSpec { name: n.to_string(), unit: None, fill: 0.0 }).collect();
     let key = ModelKey { machine_id: "m1".into(), mold: None };
     Manifest {
@@ -83,14 +83,14 @@ fn manifest(version: u32, features: &[&str], window: u32, threshold: f32) -> Man
 }
 
 /// A z-score bundle on the simulator's first features; `sigma` sets how loud it is.
-fn bundle(version: u32, sigma: f32, seed: &[u8; 32]) -> Bundle {
+pub fn bundle(version: u32, sigma: f32, seed: &[u8; 32]) -> Bundle {
     let features = &FEATURE_NAMES[..4];
     let onnx = zscore_onnx(3, &[0.0; 4], &[sigma; 4]);
     let files = BTreeMap::from([(MODEL_FILE.to_string(), onnx)]);
     Bundle::seal(manifest(version, features, 3, 1.0), files, seed).expect("seal")
 }
 
-fn save(dir: &Path, name: &str, b: &Bundle) -> PathBuf {
+pub fn save(dir: &Path, name: &str, b: &Bundle) -> PathBuf {
     let p = dir.join(name);
     b.write_dir(&p).expect("write bundle");
     p
@@ -101,7 +101,7 @@ fn key_hex() -> String {
 }
 
 /// Simulator (one machine) plus an edge config with `[models]`; returns (sim, config path).
-fn plant(dir: &Path, port: u16, shadow_shots: u64) -> (Proc, PathBuf) {
+pub fn plant(dir: &Path, port: u16, shadow_shots: u64) -> (Proc, PathBuf) {
     let cfg = dir.join("edge.toml");
     let mut sim_cmd = Command::new(bin("moldops-sim"));
     sim_cmd
@@ -126,7 +126,7 @@ fn plant(dir: &Path, port: u16, shadow_shots: u64) -> (Proc, PathBuf) {
 }
 
 /// Runs `moldops-cloud rollout …`; returns (success, stdout).
-fn rollout(port: u16, args: &[&str]) -> (bool, String) {
+pub fn rollout(port: u16, args: &[&str]) -> (bool, String) {
     let out = Command::new(bin("moldops-cloud"))
         .arg("rollout")
         .args(args)
@@ -146,7 +146,7 @@ fn rollout(port: u16, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-fn publish(port: u16, bundle: &Path) -> (bool, String) {
+pub fn publish(port: u16, bundle: &Path) -> (bool, String) {
     let b = bundle.to_string_lossy().to_string();
     rollout(port, &["publish", "--bundle", &b, "--timeout-s", "120", "--chunk-kib", "1"])
 }
