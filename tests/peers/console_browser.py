@@ -75,6 +75,8 @@ def main():
             report["alarm_path"] = alarm_path
             visit("alarm", alarm_path)
             report["contribution_bars"] = page.locator("tr.contribution").count()
+            gate = page.locator("#gate")
+            report["gate"] = gate.inner_text() if gate.count() else None
             # Not signed in: the form is there, the server refuses it.
             page.fill("#comment", "not signed in")
             with page.expect_response(lambda r: r.url.endswith("/acknowledge")) as refused:

@@ -77,6 +77,8 @@ pub struct AlarmRow {
     pub label: String,
     /// The defect kind, when the label names one.
     pub defect: Option<String>,
+    /// What the machine's quality gate did with the part (none without a gate).
+    pub gate: Option<String>,
     /// Acknowledgements, oldest first.
     pub acks: Vec<Ack>,
     /// Every contribution, largest first (for the alarm's own page).
@@ -195,6 +197,7 @@ fn machine_alarms(
                 contributions: v.contributions,
                 label: label.into(),
                 defect,
+                gate: v.gate.map(|g| g.describe()),
             }
         })
         .collect())

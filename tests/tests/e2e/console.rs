@@ -112,6 +112,12 @@ pub fn check_in_browser(data: &Path, dir: &Path, broker_port: u16) {
     assert_eq!(listed, alarms_in_lake.min(200), "the alarms page lists the lake's alarms");
     assert!(listed > 0, "the loop raised alarms");
     assert!(seen["contribution_bars"].as_u64() > Some(0), "an alarm shows its contributions: {seen}");
+    // The demo ran with --gate: the alarm's part has its gate decision beside the model's score.
+    let gate = seen["gate"].as_str().unwrap_or_default();
+    assert!(
+        gate.starts_with("Quality gate: reject (model_alarm)"),
+        "the gate's decision on the alarm page: {seen}"
+    );
     assert_eq!(seen["ack_unsigned_status"], 401, "a write without credentials is refused");
     assert!(
         seen["signed_in_as"].as_str().unwrap_or_default().contains("operator"),
