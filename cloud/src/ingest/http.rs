@@ -120,13 +120,14 @@ mod tests {
         let text = exposition(&stats);
         assert!(text.contains("moldops_ingest_dropped_at_edge_total 0"), "{text}");
         assert!(text.contains("moldops_ingest_score_records_total 0"), "{text}");
+        assert!(text.contains("moldops_ingest_decision_records_total 0"), "{text}");
         assert!(
             text.contains("moldops_ingest_connected 0") && text.contains("moldops_ingest_subscribed 0"),
             "{text}"
         );
         assert!(text.contains("moldops_ingest_commit_seconds_count 1"), "{text}");
         assert!(text.contains("moldops_ingest_commit_lag_seconds_bucket{le=\"0.5\"} 1"), "{text}");
-        assert_eq!(text.matches("# TYPE").count(), 18, "{text}");
+        assert_eq!(text.matches("# TYPE").count(), 19, "{text}");
         assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends in # EOF");
     }
 

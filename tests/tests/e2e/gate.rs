@@ -242,12 +242,17 @@ fn the_sorting_output_gets_every_decision_once_through_kills_a_rollout_and_failu
             Some(d) if d.outcome == "written" || d.outcome == "late" => {
                 assert_eq!(codes, &[d.actuated], "shot {shot}: the output got what the lake says was written")
             }
+            // No acknowledgement in time (the output killed between taking a write and
+            // answering, or answering after the time left): failed, though the write arrived.
+            Some(d) if d.outcome == "failed" => {
+                assert_eq!(codes, &[d.actuated], "shot {shot}: what arrived is what was decided")
+            }
             // A kill between the write and its record leaves the shot recorded as owed.
             Some(d) if d.reason == "owed_after_restart" => unrecorded_writes += 1,
             other => panic!("shot {shot}: written {codes:?} but recorded as {other:?}"),
         }
     }
-    assert!(unrecorded_writes <= 1, "{unrecorded_writes} writes recorded as owed (one kill)");
+    assert!(unrecorded_writes <= 1, "{unrecorded_writes} writes recorded as owed (one kill of the edge)");
     for d in &all {
         match d.outcome.as_str() {
             "written" | "late" => assert!(
@@ -257,9 +262,7 @@ fn the_sorting_output_gets_every_decision_once_through_kills_a_rollout_and_failu
                 d.outcome
             ),
             "skipped" => {}
-            "failed" => {
-                assert!(!got.contains_key(&d.shot), "shot {}: recorded as failed, but acknowledged", d.shot)
-            }
+            "failed" => {}
             other => panic!("shot {}: outcome {other}", d.shot),
         }
         if d.outcome == "written" {
