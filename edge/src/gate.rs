@@ -7,11 +7,14 @@
 //!   limits; a model warming up, failing or missing features makes the part `uncertain`; with
 //!   no model the limits decide alone. A candidate in shadow never decides anything: only the
 //!   active model's verdict reaches the gate, and a rollback swaps it between two shots.
-//! - `output`: the decision written to the sorting controller over Modbus TCP (three holding
-//!   registers carrying the code and the shot number, or one coil), bounded by the deadline; a
-//!   decision that cannot make the deadline writes the fail-safe instead.
-//! - `journal`: the last shot actuated per machine, so no shot is actuated twice and shots
-//!   recorded but never actuated (the edge stopped in between) are counted after a restart.
+//! - `runner`: one task per gated machine — decides, drives the output, hands the decision on.
+//! - `output`: the decision written to the sorting controller, bounded by the deadline — over
+//!   Modbus TCP (three holding registers carrying the code and the shot number, or one coil) or
+//!   OPC UA (two variables); a decision that cannot make the deadline writes the fail-safe.
+//! - `recorder`: the decision record to the buffer, then the journal — off the gate's task.
+//! - `journal`: the last shot decided per machine, so no shot is actuated twice and shots
+//!   recorded but never decided (the edge stopped in between) are recorded after a restart.
+//! - `task`: the plumbing — the shot a gate takes, the feed, starting the gates.
 //! - [`metrics`]: decisions, write outcomes, latency and the live reject rate on `/metrics`
 //!   and `/status`.
 //!
@@ -25,9 +28,11 @@ mod decide;
 mod journal;
 pub mod metrics;
 mod output;
+mod recorder;
+mod runner;
 mod task;
 
 pub use config::GateConfig;
 pub(crate) use journal::Journal;
 pub use metrics::GateMetrics;
-pub(crate) use task::{Context, Feed, Shot, feed_without_models, start};
+pub(crate) use task::{Context, Feed, LastRecorded, Shot, feed_without_models, start};

@@ -143,10 +143,12 @@ fn start_gates(
     let mut recorded = std::collections::HashMap::new();
     for d in devices.iter().filter(|d| d.cfg.role == DeviceRole::Machine) {
         let machine = d.cfg.machine_id().to_string();
-        let last = buffer.last_shot(&machine)?;
-        recorded.insert(machine, (last, d.profile.counter_bits()));
+        let shot = buffer.last_shot(&machine)?;
+        recorded.insert(machine, crate::gate::LastRecorded { shot, bits: d.profile.counter_bits() });
     }
-    let journal = crate::gate::Journal::open(&base.join(&cfg.buffer.path).with_extension("gate.json"));
+    let mut journal_path = base.join(&cfg.buffer.path).into_os_string();
+    journal_path.push(".gate.json");
+    let journal = crate::gate::Journal::open(Path::new(&journal_path));
     let ctx = crate::gate::Context {
         writer,
         metrics: health.gate.clone(),
@@ -183,12 +185,17 @@ pub fn estimated_bytes_per_s(devices: &[Device], cycle_s: f64) -> f64 {
 /// contributions: the record JSON with its model stamp, plus the 8-byte store time.
 pub const SCORE_RECORD_BYTES: f64 = 400.0;
 
+/// Stored bytes of one decision record of a quality gate, with a model stamp.
+pub const DECISION_RECORD_BYTES: f64 = 450.0;
+
 /// Estimated bytes per second the edge buffers: what the devices produce, plus a score record
-/// per shot when live scoring is on (`[models]`).
+/// per shot when live scoring is on (`[models]`) and a decision record per shot of each gated
+/// machine (`[[gates]]`).
 pub fn estimated_buffer_bytes_per_s(cfg: &EdgeConfig, devices: &[Device], cycle_s: f64) -> f64 {
     let machines = devices.iter().filter(|d| d.cfg.role == DeviceRole::Machine).count() as f64;
     let scores = if cfg.models.is_some() { machines * SCORE_RECORD_BYTES / cycle_s.max(0.1) } else { 0.0 };
-    estimated_bytes_per_s(devices, cycle_s) + scores
+    let decisions = cfg.gates.len() as f64 * DECISION_RECORD_BYTES / cycle_s.max(0.1);
+    estimated_bytes_per_s(devices, cycle_s) + scores + decisions
 }
 
 /// Hours of broker outage the buffer covers at the estimated rate.

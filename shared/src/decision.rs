@@ -110,9 +110,12 @@ coded! {
         FeaturesMissing = 6 => "features_missing",
         /// The active model failed to score the shot.
         InferenceFailed = 7 => "inference_failed",
-        /// The shot was recorded before a restart but never actuated: the fail-safe is written
-        /// for it now, late.
+        /// The shot was recorded before a restart but never decided: nothing is written for it
+        /// (the output's watchdog took the fail-safe); recorded so that every shot has a record.
         OwedAfterRestart = 8 => "owed_after_restart",
+        /// The shot was met again (its buffer was replaced after corruption) and had been
+        /// actuated already: not written again.
+        AlreadyActuated = 9 => "already_actuated",
     }
 }
 
@@ -159,11 +162,22 @@ pub struct DecisionRecord {
     /// Shot detection to acknowledgement, in milliseconds.
     pub latency_ms: f64,
     /// The model that judged the shot, with its score and threshold.
-    pub model: Option<(crate::score::ModelStamp, f32, f32)>,
+    pub model: Option<ModelJudgement>,
     /// Features the model had to fill in.
     pub missing: Option<usize>,
     /// Limits broken: feature and value.
-    pub limits: Vec<(String, f64)>,
+    pub broken: Vec<(String, f64)>,
+}
+
+/// What the active model said about a shot, for its decision record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelJudgement {
+    /// The exact model and bundle.
+    pub stamp: crate::score::ModelStamp,
+    /// Its score.
+    pub score: f32,
+    /// Its alarm threshold.
+    pub threshold: f32,
 }
 
 impl DecisionRecord {
@@ -178,17 +192,20 @@ impl DecisionRecord {
         ];
         values.extend(self.shot_seq.map(|s| (value::SHOT_SEQ.to_string(), s as f64)));
         values.extend(self.missing.map(|n| (value::MISSING.to_string(), n as f64)));
-        if let Some((_, score, threshold)) = &self.model {
-            values.push((value::SCORE.to_string(), f64::from(*score)));
-            values.push((value::THRESHOLD.to_string(), f64::from(*threshold)));
+        if let Some(m) = &self.model {
+            // A score that is not a number stays out (the gate decided `inference_failed`).
+            let finite = [(value::SCORE, m.score), (value::THRESHOLD, m.threshold)];
+            values.extend(
+                finite.into_iter().filter(|(_, v)| v.is_finite()).map(|(n, v)| (n.to_string(), f64::from(v))),
+            );
         }
-        for (feature, v) in self.limits.iter().filter(|(_, v)| v.is_finite()) {
+        for (feature, v) in self.broken.iter().filter(|(_, v)| v.is_finite()) {
             values.push((crate::score::limited_name(value::LIMIT_PREFIX, feature), *v));
         }
         let mut r = Record::new(RecordKind::Decision, &self.machine_id, DEVICE_ID, self.ts_ms, values);
         r.shot_number = self.shot_number;
         r.mold = self.mold.clone();
-        r.model = self.model.as_ref().map(|(stamp, _, _)| stamp.clone());
+        r.model = self.model.as_ref().map(|m| m.stamp.clone());
         r
     }
 }
@@ -233,18 +250,18 @@ mod tests {
             actuated: Decision::Reject,
             outcome: Outcome::Written,
             latency_ms: 3.5,
-            model: Some((
-                ModelStamp {
+            model: Some(ModelJudgement {
+                stamp: ModelStamp {
                     key: "M1".into(),
                     id: "M1@3".into(),
                     version: 3,
                     bundle_sha256: "ab".repeat(32),
                 },
-                7.5,
-                3.0,
-            )),
+                score: 7.5,
+                threshold: 3.0,
+            }),
             missing: Some(0),
-            limits: vec![("cushion".into(), 9.5), ("y".repeat(300), 1.0)],
+            broken: vec![("cushion".into(), 9.5), ("y".repeat(300), 1.0)],
         }
     }
 
@@ -261,6 +278,13 @@ mod tests {
         assert!(r.values.keys().all(|k| k.len() <= crate::limits::MAX_ID_BYTES), "{:?}", r.values.keys());
         assert_eq!(r.model.as_ref().map(|m| m.version), Some(3));
         crate::codec::check_record(&r).expect("valid");
+        let mut nan = decision();
+        if let Some(m) = nan.model.as_mut() {
+            m.score = f32::NAN;
+        }
+        let r = nan.to_record();
+        assert!(!r.values.contains_key(value::SCORE), "a NaN score stays out");
+        crate::codec::check_record(&r).expect("still valid");
     }
 
     #[test]

@@ -127,6 +127,16 @@ pub fn limited_name(prefix: &str, name: &str) -> String {
 }
 
 impl ScoreMessage {
+    /// The model that judged the shot.
+    pub fn stamp(&self) -> ModelStamp {
+        ModelStamp {
+            key: self.model_key.clone(),
+            id: self.model_id.clone(),
+            version: self.version,
+            bundle_sha256: self.bundle_sha256.clone(),
+        }
+    }
+
     /// The scored shot as a record for the edge's buffer (its seq is assigned there): score,
     /// threshold, alarm and the shot's seq, the model stamp, and an alarm's contributions.
     pub fn to_record(&self) -> Record {
@@ -147,12 +157,7 @@ impl ScoreMessage {
         let mut r = Record::new(RecordKind::Score, &self.machine_id, DEVICE_ID, self.ts_ms, values);
         r.shot_number = self.shot_number;
         r.mold = self.mold.clone();
-        r.model = Some(ModelStamp {
-            key: self.model_key.clone(),
-            id: self.model_id.clone(),
-            version: self.version,
-            bundle_sha256: self.bundle_sha256.clone(),
-        });
+        r.model = Some(self.stamp());
         r
     }
 }

@@ -187,7 +187,7 @@ fn score_records_land_in_edge_scores_with_their_model_stamp_once() {
 
 #[test]
 fn gate_decisions_land_in_edge_decisions_and_show_beside_the_verdict() {
-    use moldops_shared::decision::{Decision, DecisionRecord, Outcome, Reason};
+    use moldops_shared::decision::{Decision, DecisionRecord, ModelJudgement, Outcome, Reason};
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut c, _) = Committer::open(dir.path()).expect("open");
     let t = data_topic("e1");
@@ -204,9 +204,9 @@ fn gate_decisions_land_in_edge_decisions_and_show_beside_the_verdict() {
         actuated: Decision::Reject,
         outcome: Outcome::Written,
         latency_ms: 3.25,
-        model: Some((stamp, 9.0, 3.0)),
+        model: Some(ModelJudgement { stamp, score: 9.0, threshold: 3.0 }),
         missing: Some(0),
-        limits: vec![],
+        broken: vec![],
     };
     let mut forged = decided.to_record();
     forged.values.insert(moldops_shared::decision::value::OUTCOME.into(), 7.0);

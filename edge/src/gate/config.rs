@@ -255,8 +255,12 @@ fn output_problems(o: &OutputConfig, at: &str, base: &Path, errs: &mut Vec<Strin
     }
     match o.protocol {
         OutputProtocol::ModbusTcp => {
+            let host_port = |a: &str| {
+                a.rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+            };
             match &o.address {
-                Some(a) if a.parse::<std::net::SocketAddr>().is_ok() || a.contains(':') => {}
+                Some(a) if host_port(a) => {}
                 a => errs.push(format!("{at}: output.address {a:?} must be host:port")),
             }
             match o.register {

@@ -46,6 +46,10 @@ pub(crate) fn decide(
         (Verdict::Scored { missing }, _) if missing > cfg.max_missing_features => {
             judged(Decision::Uncertain, Reason::FeaturesMissing)
         }
+        // A score that is not a number compares false with any threshold: not a pass.
+        (Verdict::Scored { .. }, Some(s)) if !s.score.is_finite() => {
+            judged(Decision::Uncertain, Reason::InferenceFailed)
+        }
         (Verdict::Scored { .. }, Some(s)) if s.alarm => judged(Decision::Reject, Reason::ModelAlarm),
         (Verdict::Scored { .. }, Some(_)) => judged(Decision::Good, Reason::ModelPass),
         (Verdict::Scored { .. } | Verdict::Failed, _) => judged(Decision::Uncertain, Reason::InferenceFailed),
@@ -131,5 +135,10 @@ mod tests {
             (Decision::Good, Reason::ModelPass)
         );
         assert_eq!(d(Verdict::NoModel, None), (Decision::Uncertain, Reason::NoJudge), "nothing judges it");
+        let nan = ScoreMessage { score: f32::NAN, alarm: false, ..score(false) };
+        assert_eq!(
+            d(Verdict::Scored { missing: 0 }, Some(&nan)),
+            (Decision::Uncertain, Reason::InferenceFailed)
+        );
     }
 }

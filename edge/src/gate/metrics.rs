@@ -56,7 +56,9 @@ pub struct GateStatus {
     pub duplicates_suppressed: u64,
     /// Decision records the buffer refused (they never reach the lake).
     pub records_lost: u64,
-    /// Share of the last 1 000 decisions that were rejects.
+    /// Shots offered after the gate had stopped: never decided.
+    pub undecided: u64,
+    /// Share of the last 1 000 decisions on live shots that were rejects.
     pub reject_rate: f64,
     /// Latency of the last write, ms.
     pub last_latency_ms: Option<f64>,
@@ -119,6 +121,11 @@ impl GateMetrics {
         );
     }
 
+    /// Counts a shot offered to a gate that had stopped.
+    pub(crate) fn undecided(&self, machine: &str) {
+        self.gate(machine, |s| s.undecided += 1);
+    }
+
     /// Counts a decision record the buffer refused.
     pub(crate) fn record_lost(&self, machine: &str) {
         self.records_lost.get_or_create(&MachineLabel { machine: machine.into() }).inc();
@@ -160,6 +167,9 @@ impl GateMetrics {
             *s.outcomes.entry(outcome_name).or_default() += 1;
             if reason == Reason::OwedAfterRestart {
                 s.owed_after_restart += 1;
+                return;
+            }
+            if outcome == Outcome::Skipped {
                 return;
             }
             if wrote {

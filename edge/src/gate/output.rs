@@ -18,8 +18,8 @@ pub(crate) enum Output {
 }
 
 impl Output {
-    /// The output of gate `machine` as configured (checked at load: a setting that fails here
-    /// is reported and the gate records its decisions without writing them).
+    /// The output of gate `machine` as configured (checked at load; a setting that fails here —
+    /// a file removed since — is an error that stops the edge's start).
     pub(crate) fn new(
         machine: &str,
         cfg: &OutputConfig,
@@ -52,7 +52,16 @@ impl Output {
         }
     }
 
-    /// Opens the connection ahead of the first shot; the error says why it could not.
+    /// True while a connection (Modbus) or session (OPC UA) is open.
+    pub(crate) fn is_connected(&self) -> bool {
+        match self {
+            Output::Modbus(m) => m.ctx.is_some(),
+            Output::OpcUa(u) => u.is_connected(),
+        }
+    }
+
+    /// Opens the connection (ahead of the first shot, or after a failure); the error says why
+    /// it could not.
     pub(crate) async fn connect(&mut self, limit: Duration) -> Result<(), String> {
         let result = match self {
             Output::Modbus(m) => timeout(limit, m.connect(limit)).await,

@@ -64,6 +64,7 @@ fn decisions(lake: &Path) -> Vec<Decided> {
         "features_missing",
         "inference_failed",
         "owed_after_restart",
+        "already_actuated",
     ];
     let outcomes = ["written", "late", "failed", "not_wired", "skipped"];
     (0..df.height())

@@ -98,6 +98,11 @@ impl OpcUaOutput {
         }
     }
 
+    /// True while a session is open.
+    pub(crate) fn is_connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
     /// Drops the session (after a failure: the next write reconnects).
     pub(crate) fn drop_connection(&mut self) {
         self.conn = None;
