@@ -1,14 +1,14 @@
 //! The quality gate against a real sorting output: a pymodbus server (`peers/sorter_peer.py`)
 //! receives the edge's writes while the simulator produces shots. The gate first decides on
-//! limits alone, then with a model rolled out through Mosquitto and replaced by a second
-//! version; through a `kill -9` of the broker and of the edge, an output that goes away and
+//! limits alone, then with a model rolled out through Mosquitto, replaced by a second
+//! version and rolled back; through a `kill -9` of the broker and of the edge, an output that goes away and
 //! then refuses every write, and a deadline no decision can make. What the output received
 //! must equal what the lake's `edge_decisions` says was written, shot for shot: every recorded
 //! shot decided exactly once, no shot actuated twice, each decision made on the very verdict
 //! `edge_scores` holds, failed writes recorded, the fail-safe written when the deadline is missed.
 
 use crate::common::*;
-use crate::rollout::{SEED, bundle, plant, publish, save};
+use crate::rollout::{SEED, bundle, plant, publish, rollout, save};
 use moldops_tests::{Mosquitto, Proc, asset, free_port, python, wait_until};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -161,6 +161,23 @@ fn the_sorting_output_gets_every_decision_once_through_kills_a_rollout_and_failu
     // A second version replaces it during production: the swap happens between two shots.
     let (ok, out) = publish(broker.port, &save(dir, "v2", &bundle(2, 1e5, &SEED)));
     assert!(ok, "v2 rollout: {out}\n{}", edge.stderr_tail());
+    // ... and is rolled back to v1 during production (a signed rollback statement).
+    let key_file = dir.join("signing.key");
+    std::fs::write(&key_file, format!("{}\n", SEED.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+        .expect("key");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let key_arg = key_file.display().to_string();
+    let (ok, out) = rollout(broker.port, &["rollback", "--key", "m1", "--signing-key", &key_arg, "--json"]);
+    assert!(ok, "rollback: {out}\n{}", edge.stderr_tail());
+    let before = received(&lines).len();
+    assert!(
+        writes(&sorter, &mut lines, before + 3),
+        "sorting goes on after the rollback\n{}",
+        edge.stderr_tail()
+    );
 
     // The broker crashes: parts are still sorted (the gate needs no broker); the decisions
     // wait in the edge's buffer and reach the lake once it is back.
@@ -290,7 +307,12 @@ fn the_sorting_output_gets_every_decision_once_through_kills_a_rollout_and_failu
         assert_eq!(s.map(|(_, v)| *v), d.score, "shot {}: same score", d.shot);
     }
     let bundles: BTreeSet<&String> = judged.iter().filter_map(|d| d.bundle.as_ref()).collect();
-    assert_eq!(bundles.len(), 2, "v1 then v2 judged parts");
+    assert_eq!(bundles.len(), 2, "v1 and v2 judged parts");
+    let mut in_order: Vec<(u64, &String)> =
+        judged.iter().filter_map(|d| Some((d.shot, d.bundle.as_ref()?))).collect();
+    in_order.sort();
+    let swaps = in_order.windows(2).filter(|w| w[0].1 != w[1].1).count();
+    assert!(swaps >= 2, "v1, then v2, then v1 again after the rollback ({swaps} swaps)");
     let mut latencies: Vec<f64> =
         all.iter().filter(|d| d.outcome == "written").map(|d| d.latency_ms).collect();
     latencies.sort_by(f64::total_cmp);
