@@ -23,7 +23,8 @@ pub struct GateConfig {
     /// that cannot make it writes the fail-safe instead. Default 50.
     #[serde(default = "default_deadline")]
     pub deadline_ms: u64,
-    /// What the output gets when the deadline is missed: `uncertain` (divert to inspection,
+    /// What the output gets when the deadline is missed or the model's inference fails (a dead
+    /// model): `uncertain` (divert to inspection,
     /// the default), `reject`, or `good` (hold good, for non-critical lines).
     #[serde(default = "default_fail_safe")]
     pub fail_safe: Decision,

@@ -133,7 +133,11 @@ impl Gate {
             return;
         }
         let judged = decide(&self.cfg, &shot.record.values, shot.verdict, shot.score.as_ref());
-        let (actuated, outcome, latency) = self.actuate(&shot, number, judged.decision).await;
+        // A dead model (its inference failed) takes the configured fail-safe, like a missed
+        // deadline; every other uncertain part is diverted as `uncertain`.
+        let wanted =
+            if judged.reason == Reason::InferenceFailed { self.cfg.fail_safe } else { judged.decision };
+        let (actuated, outcome, latency) = self.actuate(&shot, number, wanted).await;
         self.last = Some(number);
         self.ctx.metrics.decided(&machine, judged.decision, judged.reason, outcome, latency.as_secs_f64());
         let record = evidence(&shot, judged, actuated, outcome, latency);
