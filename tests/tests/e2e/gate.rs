@@ -248,12 +248,21 @@ fn the_sorting_output_gets_every_decision_once_through_kills_a_rollout_and_failu
     lines.extend(sorter.new_lines());
     let got = received(&lines);
 
+    // A kill between a durable record and its journal entry may give that one shot a second,
+    // owed record; anything else twice is a fault.
+    let owed: Vec<&Decided> = all.iter().filter(|d| d.reason == "owed_after_restart").collect();
+    let real: Vec<&Decided> = all.iter().filter(|d| d.reason != "owed_after_restart").collect();
     let mut seen = BTreeSet::new();
-    let twice: Vec<u64> = all.iter().map(|d| d.shot).filter(|s| !seen.insert(*s)).collect();
+    let twice: Vec<u64> = real.iter().map(|d| d.shot).filter(|s| !seen.insert(*s)).collect();
     assert!(twice.is_empty(), "shots decided twice: {twice:?}");
+    let doubled = owed.iter().filter(|d| seen.contains(&d.shot)).count();
+    assert!(doubled <= 1, "{doubled} shots with a real and an owed record (one kill of the edge)");
+    let mut owed_seen = BTreeSet::new();
+    assert!(owed.iter().all(|d| owed_seen.insert(d.shot)), "an owed shot recorded twice: {owed:?}");
     let actuated_twice: Vec<(&u64, &Vec<u64>)> = got.iter().filter(|(_, codes)| codes.len() > 1).collect();
     assert!(actuated_twice.is_empty(), "shots actuated twice: {actuated_twice:?}");
-    let by_shot: BTreeMap<u64, &Decided> = all.iter().map(|d| (d.shot, d)).collect();
+    // The real record of a shot, else its owed one.
+    let by_shot: BTreeMap<u64, &Decided> = owed.iter().chain(real.iter()).map(|d| (d.shot, *d)).collect();
     let mut unrecorded_writes = 0;
     for (shot, codes) in &got {
         match by_shot.get(shot) {
