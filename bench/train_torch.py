@@ -11,7 +11,11 @@ bench wrote (raw little-endian f32; shape and network settings from the JSON bes
 warm-up epoch, then times `--epochs` epochs. Prints one JSON line with the time and the network's
 layers and steps, which the Rust bench checks against its own.
 
+`--device cuda` runs it on the GPU (bench/gpu, models/benches/gpu_epoch.rs), synchronising before
+the clock is read.
+
 Usage: train_torch.py --data windows.f32 --shape shape.json [--epochs 1] [--threads N]
+                      [--batch-size 32] [--device cpu|cuda]
 """
 import argparse
 import json
@@ -63,20 +67,22 @@ def main():
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
+    dev = torch.device(a.device)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     shape = json.load(open(a.shape))
     n, w, f = shape["n"], shape["w"], shape["f"]
-    x = torch.from_numpy(np.fromfile(a.data, dtype="<f4").reshape(n, w, f).copy())
+    x = torch.from_numpy(np.fromfile(a.data, dtype="<f4").reshape(n, w, f).copy()).to(dev)
     torch.manual_seed(42)
-    model = LstmAe(f, shape["encoder"], shape["centre"], shape["centre_clip"], shape["predict_last"])
+    model = LstmAe(f, shape["encoder"], shape["centre"], shape["centre_clip"], shape["predict_last"]).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(42)
 
     def epoch():
         total = 0.0
-        for idx in torch.randperm(n, generator=gen).split(a.batch_size):
+        for idx in torch.randperm(n, generator=gen).to(dev).split(a.batch_size):
             xb = x[idx]
             opt.zero_grad()
             loss = ((model(xb) - xb) ** 2).mean()
@@ -85,14 +91,22 @@ def main():
             total += loss.item() * len(idx)
         return total / n
 
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
     epoch()  # warm-up
+    sync()
     start = time.perf_counter()
     for _ in range(a.epochs):
         loss = epoch()
+    sync()
     secs = (time.perf_counter() - start) / a.epochs
     layers = [[m.input_size, m.hidden_size] for m in [*model.enc, *model.dec]]
     print(json.dumps({"seconds_per_epoch": secs, "loss": loss, "threads": torch.get_num_threads(),
-                      "torch": torch.__version__, "lstm_layers": layers,
+                      "torch": torch.__version__, "device": str(dev),
+                      "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+                      "lstm_layers": layers,
                       "output_layer": [model.out.in_features, model.out.out_features],
                       "encoder_steps": model.encoder_steps(w), "decoder_steps": w}))
 

@@ -134,6 +134,10 @@ pub struct AugmentReport {
     pub seconds: f64,
     /// The settings the run used, after command-line overrides.
     pub settings: AugmentConfig,
+    /// Where the GANs trained: `cpu`, or the GPU's description (`--device`); empty in reports
+    /// written before it was recorded.
+    #[serde(default)]
+    pub device: String,
     /// Totals over all groups.
     pub totals: Totals,
     /// Weak labels against truth over every group.
@@ -147,6 +151,7 @@ pub struct AugmentReport {
 pub fn run(
     lake_dir: &Path,
     cfg: &AugmentConfig,
+    device: &moldops_models::device::TrainingDevice,
     progress: &Progress,
 ) -> Result<(AugmentReport, Vec<GroupPlots>)> {
     cfg.validate()?;
@@ -163,7 +168,7 @@ pub fn run(
     for g in &groups {
         tracing::info!(machine = %g.machine_id, mold = ?g.mold, rows = g.frame.height(), "augment: group");
         let seed = group::group_seed(cfg.seed, &g.machine_id, g.mold.as_deref());
-        let out = group::process(g, cfg, seed, progress)?;
+        let out = group::process(g, cfg, seed, &device.device, progress)?;
         per_machine.entry(g.machine_id.clone()).or_default().extend(out.frames);
         reports.push(out.report);
         plots.push(out.plots);
@@ -204,6 +209,7 @@ pub fn run(
         lake: lake_dir.display().to_string(),
         seconds: started.elapsed().as_secs_f64(),
         settings: cfg.clone(),
+        device: device.description.clone(),
         totals,
         agreement,
         groups: reports,

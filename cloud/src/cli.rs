@@ -46,6 +46,9 @@ pub enum Command {
     Console(crate::console::cli::ConsoleArgs),
     /// Inspect the lake, or compact it.
     Lake(crate::lake::cli::LakeArgs),
+    /// Where `train` and `augment` would compute with this `--device`: resolves it, runs a small
+    /// computation there and prints the device (a GPU pod's check that its GPU is usable).
+    Device(crate::config::DeviceArgs),
 }
 
 /// Runs one verb to its end.
@@ -65,6 +68,12 @@ pub fn run(command: Command) -> Result<()> {
         Command::Api(args) => crate::api::cli::run(args),
         Command::Console(args) => crate::console::cli::run(args),
         Command::Lake(args) => crate::lake::cli::run(args),
+        Command::Device(args) => {
+            let device = args.resolve()?;
+            device.check()?;
+            println!("{}", device.description);
+            Ok(())
+        }
     }
 }
 

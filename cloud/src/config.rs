@@ -216,3 +216,22 @@ pub fn settings<T: serde::de::DeserializeOwned + Default>(file: Option<&Path>) -
     let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))
 }
+
+/// `--device`, shared by the commands that train a network (`train`, `augment`'s GAN).
+#[derive(Debug, Clone, Copy, Default, clap::Args, serde::Serialize, serde::Deserialize)]
+pub struct DeviceArgs {
+    /// Where networks train: auto (a GPU when this build and machine have one, else the CPU),
+    /// cpu, gpu[:N] or cuda[:N] (the Nth GPU / NVIDIA GPU; an error without one, never a
+    /// silent fall-back to the CPU). The pipeline's Kubernetes GPU Jobs set MOLDOPS_DEVICE.
+    #[arg(long, env = "MOLDOPS_DEVICE", default_value = "auto", alias = "backend")]
+    pub device: moldops_models::device::DeviceRequest,
+}
+
+impl DeviceArgs {
+    /// Resolves the request to a device (see `moldops_models::device`).
+    pub fn resolve(
+        &self,
+    ) -> Result<moldops_models::device::TrainingDevice, moldops_models::device::DeviceError> {
+        moldops_models::device::resolve(self.device)
+    }
+}

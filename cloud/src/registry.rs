@@ -65,6 +65,10 @@ pub struct Lineage {
     pub params: serde_json::Value,
     /// `moldops-cloud` version and git description at build time.
     pub code_version: String,
+    /// Where the networks trained: `cpu`, or the GPU's description (`train --device`). Absent
+    /// in versions registered before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 /// The immutable record of one version (`version.json`).

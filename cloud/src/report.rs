@@ -40,10 +40,11 @@ pub fn html(report: &AugmentReport, plots: &[GroupPlots]) -> Result<String> {
         h,
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>moldops augment report</title>\
          <style>{STYLE}</style></head><body><h1>moldops augment report</h1>\
-         <p>Lake <code>{}</code>, {} · seed {} · {:.1} s</p>",
+         <p>Lake <code>{}</code>, {} · seed {} · GAN trained on {} · {:.1} s</p>",
         escape(&report.lake),
         escape(&report.created_at),
         report.settings.seed,
+        escape(&report.device),
         report.seconds
     )?;
     write!(

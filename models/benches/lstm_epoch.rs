@@ -73,7 +73,7 @@ fn main() -> anyhow::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(42);
     let data: Vec<f32> = (0..n * w * f).map(|_| rng.random_range(-1.0f32..1.0)).collect();
     let windows = Windows::new(data, n, w, f)?;
-    let device = moldops_models::device::device("cpu")?;
+    let device = moldops_models::device::TrainingDevice::cpu().device;
     let empty = Windows::empty(w, f);
     let cfg = TrainConfig { epochs: 1, batch_size: 32, patience: 1, ..TrainConfig::default() };
     let net = LstmAeConfig::new(f);

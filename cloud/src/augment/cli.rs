@@ -27,6 +27,9 @@ pub struct AugmentArgs {
     /// GAN training steps (overrides the settings file).
     #[arg(long)]
     pub steps: Option<usize>,
+    /// `--device`: where the GAN trains.
+    #[command(flatten)]
+    pub device: crate::config::DeviceArgs,
     /// Print the JSON report instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -45,7 +48,8 @@ pub fn run(args: AugmentArgs) -> Result<()> {
     if let Some(n) = args.steps {
         cfg.gan.steps = n;
     }
-    let (report, plots) = super::run(&lake, &cfg, &Progress::new(args.json))?;
+    let device = args.device.resolve()?;
+    let (report, plots) = super::run(&lake, &cfg, &device, &Progress::new(args.json))?;
     let dir = args.report.unwrap_or_else(|| lake.join("_augment"));
     super::write_reports(&dir, &report, &plots)?;
     if args.json {

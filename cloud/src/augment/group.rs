@@ -208,7 +208,13 @@ fn pick_features(group: &Group, cfg: &AugmentConfig) -> Result<(Vec<String>, Vec
 
 /// Runs the steps on one group: label the rows, report them, then (when there are enough
 /// labelled rows) train the GAN and gate its synthetic rows.
-pub fn process(group: &Group, cfg: &AugmentConfig, seed: u64, progress: &Progress) -> Result<GroupOutcome> {
+pub fn process(
+    group: &Group,
+    cfg: &AugmentConfig,
+    seed: u64,
+    device: &gan::Device,
+    progress: &Progress,
+) -> Result<GroupOutcome> {
     let title = format!("{} / {}", group.machine_id, group.mold.as_deref().unwrap_or("(no mold)"));
     let l = label(group, cfg, seed).with_context(|| title.clone())?;
     let mut report = l.report(group);
@@ -233,10 +239,9 @@ pub fn process(group: &Group, cfg: &AugmentConfig, seed: u64, progress: &Progres
     report.gan.holdout_defects = split.hold_labels.iter().filter(|&&d| d).count();
 
     let gan_cfg = gan::GanConfig { seed, ..cfg.gan.clone() };
-    let device = gan::Device::flex();
     let y: Vec<usize> = split.train_labels.iter().map(|&l| usize::from(l)).collect();
     let mut bar = progress.bar(&format!("GAN {title}"), gan_cfg.steps as u64);
-    let (model, log) = gan::train(&split.train_rows, &y, &gan_cfg, &device, &mut |s, _| bar.set(s as u64))
+    let (model, log) = gan::train(&split.train_rows, &y, &gan_cfg, device, &mut |s, _| bar.set(s as u64))
         .with_context(|| format!("{title}: GAN training"))?;
     bar.finish();
     let normal = report.gan.train_rows - report.gan.train_defects;

@@ -26,6 +26,8 @@ pub const LABEL_TASK: &str = "moldops.io/task";
 pub const LABEL_ATTEMPT: &str = "moldops.io/attempt";
 /// The Kubernetes extended resource of NVIDIA GPUs.
 pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
+/// The variable `train` and `augment` read their `--device` from.
+pub const DEVICE_ENV: &str = "MOLDOPS_DEVICE";
 
 /// Name of the ConfigMap that stands for a run (owner of its Jobs).
 pub fn run_object_name(run_id: &str) -> String {
@@ -217,10 +219,13 @@ fn container(s: &KubeSettings, t: &TaskDef, i: &JobInput<'_>) -> Container {
     }
 }
 
-/// The environment: the settings', the task's, its secrets' extra variables, then the run,
-/// task and attempt (later ones win), sorted by name.
+/// The environment: the settings', a GPU task's `MOLDOPS_DEVICE`, the task's, its secrets'
+/// extra variables, then the run, task and attempt (later ones win), sorted by name.
 fn env(s: &KubeSettings, t: &TaskDef, i: &JobInput<'_>) -> Vec<EnvVar> {
     let mut env: BTreeMap<String, String> = s.env.clone();
+    if t.gpu {
+        env.insert(DEVICE_ENV.into(), s.gpu_device.to_string());
+    }
     env.extend(t.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     for r in &t.secrets {
         env.extend(r.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -507,6 +512,7 @@ mod tests {
         assert_eq!(var("SHARED"), Some(json!("task")), "the task's env wins over the settings'");
         assert_eq!(var("KEY_FILE"), Some(json!("/secrets/gcp/key.json")));
         assert_eq!(var("MOLDOPS_PIPELINE_ATTEMPT"), Some(json!("2")));
+        assert_eq!(var(DEVICE_ENV), Some(json!("gpu:0")), "a GPU task must get its GPU, not the CPU");
         assert_eq!(
             pod["volumes"],
             json!([
@@ -548,6 +554,18 @@ mod tests {
             assert!(absent.is_null(), "{j:#}");
         }
         assert!(c.get("envFrom").is_none() && c.get("imagePullPolicy").is_none(), "{c:#}");
+        let env = c["env"].as_array().expect("env");
+        assert!(env.iter().all(|e| e["name"] != json!(DEVICE_ENV)), "a CPU task gets no device: {env:?}");
+    }
+
+    #[test]
+    fn gpu_device_setting_reaches_gpu_tasks_and_bad_values_are_refused() {
+        let s: KubeSettings = toml::from_str("gpu_device = \"auto\"").expect("settings");
+        let j = job_json(&s, &task("augment", true), None);
+        let env = j["spec"]["template"]["spec"]["containers"][0]["env"].as_array().cloned().expect("env");
+        assert!(env.contains(&json!({ "name": DEVICE_ENV, "value": "auto" })), "{env:?}");
+        let e = toml::from_str::<KubeSettings>("gpu_device = \"tpu\"").expect_err("refused");
+        assert!(e.to_string().contains("unknown device"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The `[kubernetes]` table of a pipeline definition: namespace, images, the service account
 //! tasks run as, Job clean-up, the shared data volume, and where CPU and GPU tasks are placed.
 
+use moldops_models::device::DeviceRequest;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -13,8 +14,12 @@ pub struct KubeSettings {
     pub namespace: Option<String>,
     /// Image of CPU tasks.
     pub image: String,
-    /// Image of GPU tasks (built with burn's CUDA backend); default: `image`.
+    /// Image of GPU tasks (built with the GPU backend, `cloud-gpu.Containerfile`); default: `image`.
     pub gpu_image: Option<String>,
+    /// `MOLDOPS_DEVICE` of GPU tasks (`--device` of `train` and `augment`): `gpu` (default) fails
+    /// the task when its pod has no usable GPU; `auto` lets it fall back to the CPU (logged and
+    /// recorded in the report and lineage); `cuda:N` / `gpu:N` pick one.
+    pub gpu_device: DeviceRequest,
     /// `imagePullPolicy` of the task containers (`Always`, `IfNotPresent`, `Never`); default:
     /// Kubernetes' own.
     pub image_pull_policy: Option<String>,
@@ -52,6 +57,7 @@ impl Default for KubeSettings {
             namespace: None,
             image: "ghcr.io/moldops/moldops-cloud:latest".into(),
             gpu_image: None,
+            gpu_device: DeviceRequest::Gpu(0),
             image_pull_policy: None,
             image_pull_secrets: vec![],
             program: "moldops-cloud".into(),

@@ -104,9 +104,10 @@ pub struct TrainArgs {
     /// Bootstrap resamples for the confidence intervals.
     #[arg(long, default_value_t = 1000)]
     pub bootstrap: usize,
-    /// Training device: cpu, cuda or wgpu (the last two need the cargo feature).
-    #[arg(long, default_value = "cpu")]
-    pub backend: String,
+    /// `--device`: where the networks train.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub device: crate::config::DeviceArgs,
     /// Skip the baseline.
     #[arg(long)]
     pub no_baseline: bool,

@@ -14,7 +14,7 @@ const TEMPLATE: &str = r#"<!DOCTYPE html><html><head><meta charset="utf-8"><titl
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 .chosen{font-weight:bold}.plots svg{margin:4px;border:1px solid #eee}h2{border-bottom:2px solid #ddd}</style></head><body>
 <h1>moldops training report</h1>
-<p>Lake <code>{{ lake }}</code> · {{ created_at }} · {{ code_version }} · {{ seconds }} s</p>
+<p>Lake <code>{{ lake }}</code> · {{ created_at }} · {{ code_version }} · trained on {{ device }} · {{ seconds }} s</p>
 {% for k in keys %}<h2>{{ k.label }}</h2>
 {% if k.skipped %}<p>Skipped: {{ k.skipped }}</p>{% else %}
 <p>{{ k.shots }} shots, {{ k.features }} features. Selected <b>{{ k.selected }}</b>: {{ k.reason }}</p>
@@ -32,6 +32,7 @@ struct Page {
     lake: String,
     created_at: String,
     code_version: String,
+    device: String,
     seconds: String,
     keys: Vec<KeyPage>,
 }
@@ -150,6 +151,7 @@ pub fn render(r: &TrainReport) -> Result<String> {
         lake: r.lake.display().to_string(),
         created_at: r.created_at.clone(),
         code_version: r.code_version.clone(),
+        device: r.device.clone(),
         seconds: format!("{:.1}", r.seconds),
         keys: r.keys.iter().map(key_page).collect::<Result<_>>()?,
     };

@@ -99,6 +99,6 @@ pub fn table(r: &TrainReport) -> String {
             line(&mut out, "all keys", "dense_ae (pooled)", r.pooled.baseline.as_ref());
         }
     }
-    let _ = writeln!(out, "({:.1} s; {})", r.seconds, r.code_version);
+    let _ = writeln!(out, "({:.1} s on {}; {})", r.seconds, r.device, r.code_version);
     out
 }

@@ -10,6 +10,7 @@ use crate::registry::{Lineage, NewVersion, Registry, keys};
 use anyhow::{Context, Result};
 use moldops_models::data::{Normalizer, Windows};
 use moldops_models::dense_ae::DenseAeConfig;
+use moldops_models::device::TrainingDevice;
 use moldops_models::lstm_ae::LstmAeConfig;
 use moldops_models::score::{self, Scores};
 use moldops_models::train::{EpochLog, TrainConfig, fit};
@@ -121,6 +122,8 @@ pub struct TrainReport {
     pub created_at: String,
     /// The run's settings (`--config`, registry, signing key, `--report` and `--json` left out).
     pub settings: TrainArgs,
+    /// Where the networks trained: `cpu`, or the GPU's description (`--device`).
+    pub device: String,
     /// One entry per model key, trained or skipped, in key order.
     pub keys: Vec<KeyOutcome>,
     /// Test windows of all trained keys together, LSTM-AE and baseline.
@@ -143,7 +146,8 @@ fn lake_dir(args: &TrainArgs) -> Result<PathBuf> {
 pub fn run_training(args: &TrainArgs) -> Result<TrainReport> {
     let started = std::time::Instant::now();
     let lake = lake_dir(args)?;
-    let device = moldops_models::device::device(&args.backend)?;
+    let device = args.device.resolve()?;
+    tracing::info!(device = %device.description, "training device");
     let signing = if args.no_register {
         None
     } else {
@@ -200,6 +204,7 @@ pub fn run_training(args: &TrainArgs) -> Result<TrainReport> {
         code_version: super::code_version(),
         created_at: crate::registry::now_rfc3339(),
         settings: args.clone(),
+        device: device.description.clone(),
         keys: keys_out,
         seconds: started.elapsed().as_secs_f64(),
     })
@@ -278,10 +283,11 @@ fn train_key(
     args: &TrainArgs,
     lake: &Path,
     ds: &Dataset,
-    device: &moldops_models::device::Device,
+    trained_on: &TrainingDevice,
     out: &mut KeyOutcome,
     register: Option<(&Registry, &[u8; 32])>,
 ) -> Result<()> {
+    let device = &trained_on.device;
     let parts = Parts::new(ds);
     let mut fitted = fit_families(args, ds, &parts, device, out)?;
     let selection = {
@@ -297,7 +303,7 @@ fn train_key(
     let snap = snapshot(lake, &ds.key.machine_id)?;
     out.data_snapshot = Some(snap.id.clone());
     if let Some((reg, seed)) = register {
-        let candidate = Candidate { champion: &champion, onnx, data: snap };
+        let candidate = Candidate { champion: &champion, onnx, data: snap, device: &trained_on.description };
         register_candidate(args, lake, ds, candidate, out, reg, seed)?;
     }
     Ok(())
@@ -433,6 +439,8 @@ struct Candidate<'a> {
     champion: &'a Champion,
     onnx: Vec<u8>,
     data: DataSnapshot,
+    /// Where it trained ([`TrainingDevice::description`]).
+    device: &'a str,
 }
 
 /// Signs and registers the candidate with its manifest, metrics and lineage.
@@ -503,6 +511,7 @@ fn register_candidate(
             data_files: c.data.files,
             params,
             code_version: super::code_version(),
+            device: Some(c.device.to_string()),
         },
         report: Some(serde_json::to_value(&*out)?),
     };

@@ -4,11 +4,16 @@
 
 use moldops_cloud::augment::{self, AugmentConfig, progress::Progress};
 use moldops_cloud::quality::gate::GateConfig;
+use moldops_models::device::TrainingDevice;
 use moldops_models::gan::GanConfig;
 use polars::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
+
+fn cpu() -> TrainingDevice {
+    TrainingDevice::cpu()
+}
 
 const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 
@@ -94,7 +99,8 @@ fn aug_data_round_trip_with_flags_weak_labels_and_gated_synthetic_rows() {
         efficacy_tolerance: 1.0,
         ..GateConfig::default()
     };
-    let (report, plots) = augment::run(lake, &small(lenient), &Progress::new(true)).unwrap();
+    let (report, plots) = augment::run(lake, &small(lenient), &cpu(), &Progress::new(true)).unwrap();
+    assert_eq!(report.device, "cpu", "the report names where the GAN trained");
     let g = &report.groups[0];
     assert_eq!((g.rows, g.truth_labelled, g.truth_defects), (90, 60, 7));
     assert_eq!(g.outliers, 1, "the glitch, and only it: {:?}", g.fences);
@@ -171,7 +177,7 @@ fn a_failed_gate_writes_no_synthetic_row_and_a_rerun_is_identical() {
     write_etl(lake);
     // Any synthetic row counts as a copy: the gate fails.
     let strict = GateConfig { copy_distance: 1e9, ..GateConfig::default() };
-    let (report, _) = augment::run(lake, &small(strict.clone()), &Progress::new(true)).unwrap();
+    let (report, _) = augment::run(lake, &small(strict.clone()), &cpu(), &Progress::new(true)).unwrap();
     let g = &report.groups[0];
     assert!(!g.gan.gate.as_ref().unwrap().passed);
     assert_eq!(g.gan.written, 0);
@@ -179,7 +185,7 @@ fn a_failed_gate_writes_no_synthetic_row_and_a_rerun_is_identical() {
     assert_eq!(first.height(), 90);
     assert!(bools(&first, "synthetic").iter().all(|s| !s));
     // Seeded: the same settings give the same report numbers and the same data.
-    let (again, _) = augment::run(lake, &small(strict), &Progress::new(true)).unwrap();
+    let (again, _) = augment::run(lake, &small(strict), &cpu(), &Progress::new(true)).unwrap();
     assert_eq!(again.groups[0].gan.losses, g.gan.losses);
     assert_eq!(again.groups[0].runs, g.runs);
     assert!(augment::read_aug(lake).unwrap().equals_missing(&first));
@@ -188,6 +194,6 @@ fn a_failed_gate_writes_no_synthetic_row_and_a_rerun_is_identical() {
 #[test]
 fn no_etl_data_is_an_error_naming_the_fix() {
     let dir = tempfile::tempdir().unwrap();
-    let err = augment::run(dir.path(), &AugmentConfig::default(), &Progress::new(true)).unwrap_err();
+    let err = augment::run(dir.path(), &AugmentConfig::default(), &cpu(), &Progress::new(true)).unwrap_err();
     assert!(err.to_string().contains("moldops-cloud etl"), "{err}");
 }

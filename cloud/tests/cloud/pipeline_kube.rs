@@ -128,12 +128,18 @@ async fn jobs_specs_retries_logs_and_cleanup() {
         assert!(c["image"].as_str().is_some_and(|i| i.contains("gpu")), "{t}");
         assert_eq!(pod_spec(j)["nodeSelector"], json!({ "moldops.io/node-pool": "gpu" }));
         assert_eq!(pod_spec(j)["tolerations"][0]["key"], json!("nvidia.com/gpu"));
+        // ... and run with the GPU: `train` and `augment` read --device from MOLDOPS_DEVICE, and
+        // `gpu:0` fails the task without a GPU instead of computing on the CPU.
+        assert_eq!(c["args"][0], json!(t));
+        let env = c["env"].as_array().expect("env");
+        assert!(env.contains(&json!({ "name": "MOLDOPS_DEVICE", "value": "gpu:0" })), "{t}: {env:?}");
     }
     for t in ["etl", "evaluate", "register"] {
         let j = &by_name[&format!("mo-k-ok-{t}-1")];
         let c = container(j);
         assert!(c["resources"]["limits"].get("nvidia.com/gpu").is_none(), "{t}");
         assert_eq!(pod_spec(j)["nodeSelector"], json!({ "moldops.io/node-pool": "high-memory" }));
+        assert!(!c["env"].to_string().contains("MOLDOPS_DEVICE"), "{t}");
     }
     // The task's own command line, env and the shared volume.
     let etl_c = container(&by_name["mo-k-ok-etl-1"]);

@@ -35,6 +35,7 @@ pub(crate) fn new_version(key: &ModelKey, tag: &str) -> NewVersion {
             data_files: vec![],
             params: serde_json::json!({}),
             code_version: "test".into(),
+            device: None,
         },
         report: None,
     }

@@ -136,6 +136,12 @@ fn trains_judges_exports_and_registers_a_signed_candidate() {
     assert_eq!(info.record.signed_by, public);
     assert_eq!(info.record.lineage.data_files, ["etl_data/machine=m1/date=2026-01-01/part.parquet"]);
     assert_eq!(info.record.lineage.data_snapshot.len(), 64);
+    assert!(!report.device.is_empty());
+    assert_eq!(
+        info.record.lineage.device.as_deref(),
+        Some(report.device.as_str()),
+        "lineage names the device"
+    );
     let bundle = Bundle::read_dir(&bundle_dir).unwrap();
     let manifest = bundle.verify(&moldops_shared::bundle::parse_key_hex(&public).unwrap()).unwrap();
     assert_eq!(manifest.model_id, "m1@1");
@@ -171,6 +177,22 @@ fn trains_judges_exports_and_registers_a_signed_candidate() {
     let err = reg.promote(&key_m1, 2).unwrap_err();
     assert!(format!("{err:#}").contains("signature"), "{err:#}");
     assert!(reg.state(&key_m1).unwrap().production().is_none());
+}
+
+#[test]
+fn a_required_gpu_that_is_not_there_fails_the_run_instead_of_using_the_cpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (lake, registry, key) =
+        (tmp.path().join("lake"), tmp.path().join("registry"), tmp.path().join("signing.key"));
+    write_etl(&lake, 60);
+    keys::keygen(&key, false).unwrap();
+    for device in ["gpu", "cuda:0"] {
+        let err = run_training(&args(&lake, &registry, &key, &["--device", device])).unwrap_err();
+        assert!(format!("{err:#}").contains("needs a GPU"), "{device}: {err:#}");
+    }
+    assert!(!registry.exists(), "nothing trained or registered");
+    let err = Cli::try_parse_from(["train", "--device", "tpu"]).map(|_| ()).unwrap_err();
+    assert!(err.to_string().contains("unknown device"), "{err}");
 }
 
 #[test]

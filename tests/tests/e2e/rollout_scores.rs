@@ -142,6 +142,7 @@ fn the_production_version_comes_from_the_registry() {
                 data_files: vec![],
                 params: serde_json::json!({}),
                 code_version: "test".into(),
+                device: None,
             },
             report: None,
         };
