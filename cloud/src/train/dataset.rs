@@ -38,6 +38,9 @@ pub struct DatasetConfig {
     pub by_mold: bool,
 }
 
+/// The kind of a defective shot whose kind etl_data does not record.
+pub const UNSPECIFIED_KIND: &str = "unspecified";
+
 /// One shot of a key's series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shot {
@@ -47,6 +50,9 @@ pub struct Shot {
     pub run_id: String,
     /// 1 defective, 0 good, None unlabelled.
     pub label: Option<u8>,
+    /// Defect kind of a defective shot (etl_data's `defect`, e.g. `short_shot`); None when the
+    /// shot is not defective or its kind was not recorded.
+    pub defect: Option<String>,
     /// One value per feature of the series (`feature_names` order), NaN when missing.
     pub values: Vec<f64>,
 }
@@ -78,6 +84,9 @@ pub struct Part {
     pub windows: Windows,
     /// Label of each window's last shot.
     pub labels: Vec<Option<u8>>,
+    /// Defect kind of each window's last shot when it is defective ([`UNSPECIFIED_KIND`] when
+    /// etl_data does not say), else None.
+    pub kinds: Vec<Option<String>>,
     /// Whether no shot of the window is defective.
     pub clean: Vec<bool>,
     /// Time of each window's last shot (UTC ms).
@@ -139,6 +148,8 @@ pub fn series(df: &DataFrame, by_mold: bool) -> Result<Vec<Series>> {
     let machines = strings(df, "machine_id")?;
     let molds = strings(df, "mold")?;
     let runs = strings(df, "run_id")?;
+    // Older lakes and imported tables may have no defect kinds: every defect is then unspecified.
+    let defects = if df.column("defect").is_ok() { strings(df, "defect")? } else { vec![None; df.height()] };
     let ts: Vec<Option<i64>> =
         df.column("ts").context("etl_data has no ts")?.cast(&DataType::Int64)?.i64()?.iter().collect();
     let labels: Vec<Option<f64>> = df
@@ -164,7 +175,8 @@ pub fn series(df: &DataFrame, by_mold: bool) -> Result<Vec<Series>> {
         let label = labels[i].filter(|v| v.is_finite()).map(|v| u8::from(moldops_learn::data::is_defect(v)));
         let values = columns.iter().map(|c| c[i]).collect();
         let run_id = runs[i].clone().unwrap_or_default();
-        by_key.entry(key).or_default().push(Shot { ts_ms, run_id, label, values });
+        let defect = defects[i].clone().filter(|d| label == Some(1) && !d.is_empty() && d != "none");
+        by_key.entry(key).or_default().push(Shot { ts_ms, run_id, label, defect, values });
     }
     Ok(by_key
         .into_iter()
@@ -231,6 +243,10 @@ pub fn build(series: &Series, cfg: &DatasetConfig) -> Result<Dataset> {
         }
         p.windows.n += 1;
         p.labels.push(series.shots[e].label);
+        let last = &series.shots[e];
+        p.kinds.push(
+            (last.label == Some(1)).then(|| last.defect.clone().unwrap_or_else(|| UNSPECIFIED_KIND.into())),
+        );
         p.clean.push(series.shots[start..=e].iter().all(|s| s.label != Some(1)));
         p.end_ts_ms.push(series.shots[e].ts_ms);
     }
@@ -256,7 +272,13 @@ pub fn build(series: &Series, cfg: &DatasetConfig) -> Result<Dataset> {
 }
 
 fn new_part(w: usize, f: usize) -> Part {
-    Part { windows: Windows::empty(w, f), labels: Vec::new(), clean: Vec::new(), end_ts_ms: Vec::new() }
+    Part {
+        windows: Windows::empty(w, f),
+        labels: Vec::new(),
+        kinds: Vec::new(),
+        clean: Vec::new(),
+        end_ts_ms: Vec::new(),
+    }
 }
 
 /// Indices of kept features, their training means, and the dropped ones.

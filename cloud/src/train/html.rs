@@ -19,10 +19,10 @@ td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3
 {% if k.skipped %}<p>Skipped: {{ k.skipped }}</p>{% else %}
 <p>{{ k.shots }} shots, {{ k.features }} features. Selected <b>{{ k.selected }}</b>: {{ k.reason }}</p>
 <table><tr><th>family</th><th>threshold</th><th>method</th><th>false-alarm target</th><th>calibration</th>
-<th>test false alarms (95 % interval)</th><th>fault episodes caught · median delay · coverage</th><th>precision</th><th>recall</th><th>F1</th><th>PR-AUC</th><th>ROC-AUC</th></tr>
+<th>test false alarms (95 % interval)</th><th>fault episodes caught · median delay · coverage</th><th>precision</th><th>recall</th><th>recall by defect kind</th><th>F1</th><th>PR-AUC</th><th>ROC-AUC</th></tr>
 {% for m in k.models %}<tr{% if m.chosen %} class="chosen"{% endif %}><td>{{ m.kind }}</td><td>{{ m.threshold }}</td>
 <td>{{ m.method }}</td><td>{{ m.target }}</td><td>{{ m.calibration }}</td><td>{{ m.test_false_alarms }}</td><td>{{ m.onsets }}</td>
-<td>{{ m.precision }}</td><td>{{ m.recall }}</td><td>{{ m.f1 }}</td><td>{{ m.pr_auc }}</td><td>{{ m.roc_auc }}</td></tr>
+<td>{{ m.precision }}</td><td>{{ m.recall }}</td><td>{{ m.by_kind }}</td><td>{{ m.f1 }}</td><td>{{ m.pr_auc }}</td><td>{{ m.roc_auc }}</td></tr>
 {% endfor %}</table>
 <div class="plots">{{ k.roc | safe }}{{ k.pr | safe }}{{ k.timeline | safe }}</div>{% endif %}
 {% endfor %}</body></html>"#;
@@ -63,6 +63,7 @@ struct ModelRow {
     onsets: String,
     precision: String,
     recall: String,
+    by_kind: String,
     f1: String,
     pr_auc: String,
     roc_auc: String,
@@ -97,6 +98,12 @@ fn row(m: &ModelOutcome, chosen: &str) -> ModelRow {
         },
         precision: est(t.map(|e| &e.precision)),
         recall: est(t.map(|e| &e.recall)),
+        by_kind: m
+            .test_by_kind
+            .iter()
+            .map(|(kind, r)| format!("{kind} {} ({}/{})", est(Some(&r.recall)), r.caught, r.windows))
+            .collect::<Vec<_>>()
+            .join("; "),
         f1: est(t.map(|e| &e.f1)),
         pr_auc: est(t.map(|e| &e.pr_auc)),
         roc_auc: est(t.map(|e| &e.roc_auc)),

@@ -11,6 +11,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Counts and rates at one threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -304,6 +305,53 @@ pub struct FalseAlarms {
     pub target_within_interval: Option<bool>,
 }
 
+/// The share of `hits` that are true, with a moving-block bootstrap interval (`rounds`
+/// resamples in blocks of `block`, seeded); no value for no hits at all.
+pub fn share(hits: &[bool], rounds: usize, block: usize, seed: u64) -> Estimate {
+    let mut samples = Vec::with_capacity(rounds);
+    block_bootstrap(hits.len(), rounds, block, seed, |idx| {
+        samples.push(idx.iter().filter(|&&i| hits[i]).count() as f64 / idx.len() as f64);
+    });
+    let value = (!hits.is_empty()).then(|| hits.iter().filter(|h| **h).count() as f64 / hits.len() as f64);
+    Estimate::of(value, samples)
+}
+
+/// Recall on the test windows of one defect kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KindRecall {
+    /// Test windows whose last shot is a defect of this kind.
+    pub windows: usize,
+    /// Of those, the ones that alarmed.
+    pub caught: usize,
+    /// `caught / windows` with a moving-block bootstrap interval over those windows in time
+    /// order (one episode's windows stay together).
+    pub recall: Estimate,
+}
+
+/// Recall per defect kind at `threshold`: `kinds[i]` is window i's kind when it is defective.
+pub fn recall_by_kind(
+    scores: &[f32],
+    kinds: &[Option<String>],
+    threshold: f32,
+    rounds: usize,
+    window: usize,
+    seed: u64,
+) -> BTreeMap<String, KindRecall> {
+    let mut hits: BTreeMap<&str, Vec<bool>> = BTreeMap::new();
+    for (s, k) in scores.iter().zip(kinds) {
+        if let Some(k) = k {
+            hits.entry(k.as_str()).or_default().push(*s > threshold);
+        }
+    }
+    hits.into_iter()
+        .map(|(kind, h)| {
+            let recall = share(&h, rounds, block_len(h.len(), window), seed);
+            let caught = h.iter().filter(|x| **x).count();
+            (kind.to_string(), KindRecall { windows: h.len(), caught, recall })
+        })
+        .collect()
+}
+
 /// [`FalseAlarms`] of `threshold` for `choice`, from the good calibration and test scores (each
 /// in time order).
 pub fn false_alarms(
@@ -320,12 +368,8 @@ pub fn false_alarms(
     let calibration_rate = rate(calibration);
     // A threshold chosen without a target (none today) is judged against what calibration showed.
     let target = choice.quantile.map_or(calibration_rate.unwrap_or(0.0), |q| 1.0 - q);
-    let mut samples = Vec::with_capacity(rounds);
-    block_bootstrap(test_good.len(), rounds, block, seed, |idx| {
-        let alarms = idx.iter().filter(|&&i| test_good[i] > choice.threshold).count();
-        samples.push(alarms as f64 / idx.len() as f64);
-    });
-    let test_rate = Estimate::of(rate(test_good), samples);
+    let alarms: Vec<bool> = test_good.iter().map(|&v| v > choice.threshold).collect();
+    let test_rate = share(&alarms, rounds, block, seed);
     let within = match (test_rate.ci_low, test_rate.ci_high) {
         (Some(lo), Some(hi)) => Some(lo <= target && target <= hi),
         _ => None,

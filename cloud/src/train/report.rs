@@ -83,6 +83,14 @@ pub fn table(r: &TrainReport) -> String {
                 100.0 * o.mean_coverage.unwrap_or(0.0)
             );
         }
+        if let Some(m) = k.selected().filter(|m| !m.test_by_kind.is_empty()) {
+            let kinds: Vec<String> = m
+                .test_by_kind
+                .iter()
+                .map(|(kind, r)| format!("{kind} {} ({}/{})", est(&r.recall), r.caught, r.windows))
+                .collect();
+            let _ = writeln!(out, "{label:<16} recall by defect kind: {}", kinds.join(", "));
+        }
         if let Some(s) = &k.selection {
             let _ = writeln!(out, "{label:<16} selected {}: {}", s.kind, s.reason);
         }

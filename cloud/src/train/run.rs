@@ -40,6 +40,8 @@ pub struct ModelOutcome {
     pub false_alarms: FalseAlarms,
     /// Fault episodes of the test part: caught or not, how many windows after onset, coverage.
     pub onsets: metrics::Onsets,
+    /// Recall at the threshold per defect kind of the test windows (etl_data's `defect`).
+    pub test_by_kind: BTreeMap<String, metrics::KindRecall>,
     /// Test windows at the chosen threshold.
     pub test: Option<Evaluation>,
     /// Test windows at the original's fixed 0.1.
@@ -598,6 +600,14 @@ fn judge(
         onsets: metrics::onsets(
             &ts.iter().copied().zip(tl.iter().copied()).collect::<Vec<_>>(),
             choice.threshold,
+        ),
+        test_by_kind: metrics::recall_by_kind(
+            &scores.test.score,
+            &ds.test.kinds,
+            choice.threshold,
+            args.bootstrap,
+            args.window,
+            args.seed ^ 5,
         ),
         test: eval(choice.threshold, 1),
         test_fixed_0_1: eval(ORIGINAL_THRESHOLD, 2),

@@ -56,6 +56,25 @@ fn block_bootstrap_widens_the_interval_of_correlated_windows() {
 }
 
 #[test]
+fn recall_is_counted_per_defect_kind_with_an_interval() {
+    // Two short-shot episodes (one caught), one flash episode (missed), good windows between.
+    let kind = |k: &str| Some(k.to_string());
+    let (ss, fl) = (kind("short_shot"), kind("flash"));
+    let kinds =
+        [None, ss.clone(), ss.clone(), None, fl.clone(), fl.clone(), None, ss.clone(), ss.clone(), None];
+    let scores = [0.1, 0.9, 0.8, 0.2, 0.3, 0.1, 0.9, 0.2, 0.4, 0.95];
+    let by = recall_by_kind(&scores, &kinds, 0.5, 200, 2, 7);
+    assert_eq!(by.keys().collect::<Vec<_>>(), ["flash", "short_shot"], "good windows are no kind");
+    let s = &by["short_shot"];
+    assert_eq!((s.windows, s.caught), (4, 2));
+    assert_eq!(s.recall.value, Some(0.5));
+    let (lo, hi) = (s.recall.ci_low.unwrap(), s.recall.ci_high.unwrap());
+    assert!(lo < 0.5 && hi > 0.5, "episodes resampled as blocks: {lo}..{hi}");
+    assert_eq!((by["flash"].caught, by["flash"].recall.value), (0, Some(0.0)));
+    assert_eq!(by, recall_by_kind(&scores, &kinds, 0.5, 200, 2, 7), "seeded");
+}
+
+#[test]
 fn threshold_by_best_f1_when_validation_has_defects() {
     let s = [0.1, 0.2, 0.3, 0.9, 1.0, 0.25];
     let l = [Some(0), Some(0), Some(0), Some(1), Some(1), Some(1)];

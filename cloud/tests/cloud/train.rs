@@ -62,9 +62,19 @@ fn write_frame(lake: &Path, label: Vec<Option<f64>>, features: Vec<(&str, Vec<f6
         Column::new("shot_number".into(), (1..=n as u64).collect::<Vec<_>>()),
         Column::new("mold".into(), vec!["9000a"; n]),
         Column::new("run_id".into(), runs),
-        Column::new("label".into(), label),
+        Column::new("label".into(), label.clone()),
         Column::new("label_source".into(), vec!["shot"; n]),
-        Column::new("defect".into(), vec![None::<&str>; n]),
+        // Two defect kinds, alternating every ten shots.
+        Column::new(
+            "defect".into(),
+            label
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    (*l == Some(1.0)).then_some(if (i / 10) % 2 == 0 { "short_shot" } else { "flash" })
+                })
+                .collect::<Vec<_>>(),
+        ),
         Column::new("edge_id".into(), vec!["e1"; n]),
         Column::new("seq".into(), (1..=n as u64).collect::<Vec<_>>()),
     ];
@@ -120,6 +130,20 @@ fn trains_judges_exports_and_registers_a_signed_candidate() {
     let chosen = k.selected().unwrap();
     assert_eq!(chosen.kind, selection.kind, "{selection:?}");
     assert_eq!(test.windows, k.windows["test"]);
+    // Recall per defect kind, each with its interval, over exactly the defective test windows.
+    let by_kind = &chosen.test_by_kind;
+    assert_eq!(
+        by_kind.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["flash", "short_shot"],
+        "{by_kind:?}"
+    );
+    assert_eq!(by_kind.values().map(|r| r.windows).sum::<usize>(), k.windows["test_defective"]);
+    for r in by_kind.values() {
+        let (v, lo, hi) = (r.recall.value.unwrap(), r.recall.ci_low.unwrap(), r.recall.ci_high.unwrap());
+        assert!(r.caught <= r.windows && (v - r.caught as f64 / r.windows as f64).abs() < 1e-12);
+        assert!(lo <= v && v <= hi, "{r:?}");
+    }
+    assert!(moldops_cloud::train::report::table(&report).contains("recall by defect kind: flash"));
     assert!(test.roc_auc.value.unwrap() > 0.5, "a strong defect signature is ranked above chance");
     assert!(k.baseline.as_ref().unwrap().test.is_some());
     assert!(lstm.test_fixed_0_1.as_ref().is_some_and(|e| e.threshold == 0.1));
