@@ -293,3 +293,81 @@ pub fn best(results: &[CandidateResult]) -> Option<usize> {
     }
     best.map(|(i, _)| i)
 }
+
+/// One fold's pick in [`held_out_selection`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeldOutPick {
+    /// Index into the results of the candidate chosen without this fold's scores.
+    pub candidate: usize,
+    /// That candidate's F1 on this fold.
+    pub f1: f64,
+}
+
+/// The grid's choice judged on folds the choice did not look at: for each fold, the candidate
+/// [`best`] picks from the *other* folds' F1 and that candidate's F1 on this fold.
+///
+/// The best-of-grid mean F1 is optimistic: it is the largest of many noisy means, each over the
+/// very folds it is reported on. This estimate is not: no fold's score takes part in choosing
+/// the candidate it judges. It reuses the search's fitted models (each fold's model was trained
+/// on the other folds), so it costs nothing, and it is not a fully nested cross-validation,
+/// which would rerun the whole grid inside each fold. `None` with fewer than two folds or when
+/// no candidate scored every fold.
+pub fn held_out_selection(results: &[CandidateResult]) -> Option<Vec<HeldOutPick>> {
+    let scored: Vec<(usize, &[FoldScore])> =
+        results.iter().enumerate().filter_map(|(i, r)| r.folds.as_deref().ok().map(|f| (i, f))).collect();
+    let k = scored.iter().map(|(_, f)| f.len()).max()?;
+    if k < 2 {
+        return None;
+    }
+    (0..k)
+        .map(|j| {
+            let mut pick: Option<(usize, f64, f64)> = None;
+            for &(i, folds) in scored.iter().filter(|(_, f)| f.len() == k) {
+                let others: Vec<f64> =
+                    folds.iter().enumerate().filter(|(m, _)| *m != j).map(|(_, s)| s.f1).collect();
+                let mean = metrics::mean_std(&others).0;
+                if !mean.is_nan() && pick.is_none_or(|(_, b, _)| mean > b) {
+                    pick = Some((i, mean, folds[j].f1));
+                }
+            }
+            pick.map(|(candidate, _, f1)| HeldOutPick { candidate, f1 })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidate(f1: &[f64]) -> CandidateResult {
+        let fold = |&f1: &f64| FoldScore {
+            f1,
+            pr_auc: f1,
+            balanced_accuracy: f1,
+            seconds: 0.0,
+            confusion: Confusion::default(),
+            scored: Vec::new(),
+        };
+        CandidateResult {
+            params: Params::Nb(NbParams { var_smoothing: 1e-9 }),
+            folds: Ok(f1.iter().map(fold).collect()),
+        }
+    }
+
+    #[test]
+    fn each_fold_is_judged_by_a_choice_made_without_it() {
+        // Candidate 1 wins the grid only through its lucky fold 0; without fold 0, candidate 0 wins.
+        let results = [candidate(&[0.5, 0.7, 0.7]), candidate(&[1.0, 0.6, 0.6]), candidate(&[0.1, 0.1, 0.1])];
+        assert_eq!(best(&results), Some(1), "best of grid: mean 0.733");
+        let picks = held_out_selection(&results).unwrap();
+        let chosen: Vec<usize> = picks.iter().map(|p| p.candidate).collect();
+        assert_eq!(chosen, [0, 1, 1]);
+        let f1: Vec<f64> = picks.iter().map(|p| p.f1).collect();
+        assert_eq!(f1, [0.5, 0.6, 0.6], "lower than the best-of-grid mean, as it should be");
+        // A failed candidate takes no part; one fold is too few.
+        let failed = CandidateResult { folds: Err("singular".into()), ..candidate(&[]) };
+        assert_eq!(held_out_selection(&[failed.clone(), results[0].clone()]).map(|p| p.len()), Some(3));
+        assert_eq!(held_out_selection(&[candidate(&[0.9])]), None);
+        assert_eq!(held_out_selection(&[failed]), None);
+    }
+}

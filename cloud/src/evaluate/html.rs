@@ -43,6 +43,8 @@ struct Row {
     classifier: String,
     mode: &'static str,
     f1: Score,
+    /// The choice judged on folds it did not look at (see `record::HeldOutSelection`).
+    held_out_f1: Score,
     pr_auc: Score,
     balanced_accuracy: Score,
     fit_time_s: Option<f64>,
@@ -125,6 +127,11 @@ fn row(classifier: &str, mode: &'static str, m: &ModeResult) -> Result<Row> {
         classifier: classifier.to_string(),
         mode,
         f1: Score::of(m.f1),
+        held_out_f1: Score::of(
+            m.held_out_selection
+                .as_ref()
+                .map_or(super::record::MeanStd { mean: f64::NAN, std: f64::NAN }, |h| h.f1),
+        ),
         pr_auc: Score::of(m.pr_auc),
         balanced_accuracy: Score::of(m.balanced_accuracy),
         fit_time_s: finite(&m.fit_time_s.mean),

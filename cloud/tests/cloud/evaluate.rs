@@ -255,6 +255,16 @@ fn evaluate_writes_a_record_for_all_eight_with_synthetic_training() {
         assert!(c.real_plus_synthetic.is_some(), "{}: no real+synthetic result", c.name);
         assert_eq!(real.per_fold.f1.len(), 5);
         assert!(real.f1.mean > 0.5, "{}: F1 {} on separable data", c.name, real.f1.mean);
+        // Beside the best of the grid, its choice judged on folds the choice did not see.
+        let held = real.held_out_selection.as_ref().expect("held-out estimate with 5 folds");
+        assert_eq!(held.per_fold_f1.len(), 5);
+        assert!(held.folds_agreeing_with_best <= 5);
+        let best_candidate = real.candidates.iter().filter_map(|c| c.mean_f1).fold(f64::MIN, f64::max);
+        assert!((real.f1.mean - best_candidate).abs() < 1e-12, "{}: F1 is the best of grid", c.name);
+        assert!(held.per_fold_f1.iter().all(|v| (0.0..=1.0).contains(v)), "{}: {held:?}", c.name);
+        if held.folds_agreeing_with_best == 5 {
+            assert_eq!(held.per_fold_f1, real.per_fold.f1, "{}: a stable choice is judged as itself", c.name);
+        }
     }
     // m2 has two molds: one group each, 4 defective shots per mold → 4 folds.
     let m2 = &records[1];
@@ -276,7 +286,7 @@ fn evaluate_writes_a_record_for_all_eight_with_synthetic_training() {
     let text = std::fs::read_to_string(&path).expect("read back");
     let v: serde_json::Value = serde_json::from_str(&text).expect("record JSON");
     assert_eq!(v["groups"][0]["classifiers"].as_array().map(Vec::len), Some(8));
-    assert!(m1.to_table().contains("Random Forest"));
+    assert!(m1.to_table().contains("Random Forest") && m1.to_table().contains("F1 (held out)"));
     // Its page beside it: every classifier, both training modes, the grid.
     let page = std::fs::read_to_string(path.with_extension("html")).expect("the record's page");
     assert_eq!(
