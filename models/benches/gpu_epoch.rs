@@ -75,7 +75,13 @@ fn agreement(cpu: &TrainingDevice, gpu: &TrainingDevice) -> anyhow::Result<f32> 
 
 /// One PyTorch epoch, or why it did not run.
 fn torch_epoch(python: &Path, dir: &Path, batch: usize) -> Result<(f64, String), String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/train_torch.py");
+    // From the repository root (a binary carried to a GPU machine), else where it was built.
+    let here = Path::new("bench/train_torch.py");
+    let script = if here.exists() {
+        here.to_path_buf()
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/train_torch.py")
+    };
     let out = std::process::Command::new(python)
         .arg(&script)
         .arg("--data")

@@ -16,6 +16,11 @@
 //!   through Vulkan, not the CUDA runtime; the resolved [`TrainingDevice::description`] says so.
 //! - `cpu`: the CPU.
 //!
+//! Adapters are listed on Vulkan only (wgpu's other Linux API, OpenGL, is not used to find a
+//! GPU). A GPU is used only after it computed a small product correctly: a driver that is half
+//! there fails the request with the reason (or, for `auto`, falls back to the CPU), not a
+//! training run half-way.
+//!
 //! Software rasterisers (lavapipe, llvmpipe) are not GPUs: `auto` never picks one and `gpu`
 //! finds none, unless `MOLDOPS_GPU_SOFTWARE=1` is set — which exists so the GPU code path can
 //! be tested on a machine without a GPU.
@@ -120,6 +125,31 @@ pub enum DeviceError {
         /// What was found, in words.
         found: String,
     },
+    /// The GPU was found but does not compute (a driver half there, a lost device).
+    #[error(
+        "device {asked} ({description}) was found but does not compute: {reason}; check the GPU's \
+         Vulkan driver, or use --device auto or cpu to train on the CPU"
+    )]
+    Broken {
+        /// What was asked.
+        asked: DeviceRequest,
+        /// The device found.
+        description: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl DeviceError {
+    /// Why no GPU is used, in words, for `auto`'s log line.
+    fn why_no_gpu(&self) -> String {
+        match self {
+            Self::Unknown(s) => format!("unknown device {s:?}"),
+            Self::NoBackend(_) => "this build has no GPU backend".into(),
+            Self::NotFound { found, .. } => format!("this machine has {found}"),
+            Self::Broken { description, reason, .. } => format!("{description} does not compute: {reason}"),
+        }
+    }
 }
 
 /// The device a run trains on, and how reports and the registry name it.
@@ -154,22 +184,39 @@ impl TrainingDevice {
     }
 }
 
-/// The device for a request: see the module doc for what each form means.
+/// The device for a request: see the module doc for what each form means. A GPU is used only
+/// after it computed a small product correctly ([`TrainingDevice::check`]).
 pub fn resolve(request: DeviceRequest) -> Result<TrainingDevice, DeviceError> {
     match request {
         DeviceRequest::Cpu => Ok(TrainingDevice::cpu()),
-        DeviceRequest::Auto => match gpu::find(DeviceRequest::Gpu(0)) {
+        DeviceRequest::Auto => match gpu::find(DeviceRequest::Gpu(0)).and_then(|d| working(d, request)) {
             Ok(d) => {
                 tracing::info!(device = %d.description, "--device auto: training on the GPU");
                 Ok(d)
             }
             Err(e) => {
-                tracing::info!(reason = %e, "--device auto: no GPU, training on the CPU");
+                tracing::info!(reason = %e.why_no_gpu(), "--device auto: no usable GPU, training on the CPU");
                 Ok(TrainingDevice::cpu())
             }
         },
-        asked => gpu::find(asked),
+        asked => gpu::find(asked).and_then(|d| working(d, asked)),
     }
+}
+
+/// `d` when it computes; the GPU runtime panics on some driver failures, caught here so that
+/// they become a [`DeviceError::Broken`] with the reason.
+fn working(d: TrainingDevice, asked: DeviceRequest) -> Result<TrainingDevice, DeviceError> {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.check()));
+    let reason = match outcome {
+        Ok(Ok(())) => return Ok(d),
+        Ok(Err(e)) => format!("{e:#}"),
+        Err(panic) => panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "the GPU runtime panicked".into()),
+    };
+    Err(DeviceError::Broken { asked, description: d.description, reason })
 }
 
 #[cfg(not(feature = "wgpu"))]
@@ -188,6 +235,7 @@ mod gpu {
     use super::{Device, DeviceError, DeviceRequest, SOFTWARE_GPU_ENV, TrainingDevice};
     use burn::tensor::DeviceKind;
     use burn::tensor::wgpu::wgpu;
+    use std::sync::OnceLock;
 
     /// PCI vendor id of NVIDIA.
     const NVIDIA: u32 = 0x10de;
@@ -219,27 +267,34 @@ mod gpu {
         Ok(TrainingDevice { device: Device::wgpu(c.kind), description, gpu: true })
     }
 
-    /// Hardware adapters (and software ones when `software`), discrete first, each with the
-    /// index burn gives it within its kind.
-    fn candidates(software: bool) -> Vec<Candidate> {
-        let backends = wgpu::Backends::VULKAN;
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-            backends,
-            ..wgpu::InstanceDescriptor::new_without_display_handle()
-        });
-        let infos: Vec<wgpu::AdapterInfo> =
+    /// The Vulkan adapters, listed once per process: the Vulkan loader does not survive
+    /// instances created and dropped on several threads at once, and the list does not change.
+    fn adapters() -> &'static [wgpu::AdapterInfo] {
+        static ADAPTERS: OnceLock<Vec<wgpu::AdapterInfo>> = OnceLock::new();
+        ADAPTERS.get_or_init(|| {
+            let backends = wgpu::Backends::VULKAN;
+            let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+                backends,
+                ..wgpu::InstanceDescriptor::new_without_display_handle()
+            });
             futures::executor::block_on(instance.enumerate_adapters(backends))
                 .iter()
                 .map(|a| a.get_info())
-                .collect();
-        let (mut discrete, mut integrated, mut virt) = (0, 0, 0);
+                .collect()
+        })
+    }
+
+    /// Hardware adapters (and the first software one when `software`: burn does not number
+    /// them), discrete first, each with the index burn gives it within its kind.
+    fn candidates(software: bool) -> Vec<Candidate> {
+        let (mut discrete, mut integrated, mut virt, mut cpu) = (0, 0, 0, 0);
         let mut out: Vec<(u8, Candidate)> = Vec::new();
-        for info in infos {
+        for info in adapters().iter().cloned() {
             let (rank, kind) = match info.device_type {
                 wgpu::DeviceType::DiscreteGpu => (0, DeviceKind::DiscreteGpu(post_inc(&mut discrete))),
                 wgpu::DeviceType::IntegratedGpu => (1, DeviceKind::IntegratedGpu(post_inc(&mut integrated))),
                 wgpu::DeviceType::VirtualGpu => (2, DeviceKind::VirtualGpu(post_inc(&mut virt))),
-                wgpu::DeviceType::Cpu if software => (3, DeviceKind::Cpu),
+                wgpu::DeviceType::Cpu if software && post_inc(&mut cpu) == 0 => (3, DeviceKind::Cpu),
                 wgpu::DeviceType::Cpu | wgpu::DeviceType::Other => continue,
             };
             out.push((rank, Candidate { kind, info }));

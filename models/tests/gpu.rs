@@ -15,6 +15,7 @@ use moldops_models::score::{ScoreMode, score};
 use moldops_models::train::{TrainConfig, fit};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::sync::OnceLock;
 
 /// Largest score difference between CPU- and GPU-trained models, relative to the CPU score
 /// (floored at 1e-3): float sums run in another order on the GPU, and Adam carries the
@@ -23,9 +24,11 @@ const TRAINED_TOLERANCE: f32 = 0.05;
 /// The same weights scored on both devices.
 const INFERENCE_TOLERANCE: f32 = 1e-4;
 
+/// The GPU, resolved (and checked) once for the tests of this file.
 fn gpu() -> TrainingDevice {
-    match device::resolve(DeviceRequest::Gpu(0)) {
-        Ok(d) => d,
+    static GPU: OnceLock<Result<TrainingDevice, String>> = OnceLock::new();
+    match GPU.get_or_init(|| device::resolve(DeviceRequest::Gpu(0)).map_err(|e| e.to_string())) {
+        Ok(d) => d.clone(),
         Err(e) => panic!("{e} (CI sets {}=1 with Mesa's lavapipe installed)", device::SOFTWARE_GPU_ENV),
     }
 }

@@ -16,7 +16,7 @@ pub struct KubeSettings {
     pub image: String,
     /// Image of GPU tasks (built with the GPU backend, `cloud-gpu.Containerfile`); default: `image`.
     pub gpu_image: Option<String>,
-    /// `MOLDOPS_DEVICE` of GPU tasks (`--device` of `train` and `augment`): `gpu` (default) fails
+    /// `MOLDOPS_DEVICE` of GPU tasks (`--device` of `train` and `augment`): `gpu:0` (default) fails
     /// the task when its pod has no usable GPU; `auto` lets it fall back to the CPU (logged and
     /// recorded in the report and lineage); `cuda:N` / `gpu:N` pick one.
     pub gpu_device: DeviceRequest,

@@ -306,8 +306,15 @@ pub struct FalseAlarms {
 }
 
 /// The share of `hits` that are true, with a moving-block bootstrap interval (`rounds`
-/// resamples in blocks of `block`, seeded); no value for no hits at all.
+/// resamples in blocks of `block`, seeded); no value for no hits at all, and no interval when
+/// one block holds them all (every resample would be the sample itself: a zero-width interval
+/// that would look certain).
 pub fn share(hits: &[bool], rounds: usize, block: usize, seed: u64) -> Estimate {
+    if hits.len() <= block {
+        let value =
+            (!hits.is_empty()).then(|| hits.iter().filter(|h| **h).count() as f64 / hits.len() as f64);
+        return Estimate { value, ci_low: None, ci_high: None };
+    }
     let mut samples = Vec::with_capacity(rounds);
     block_bootstrap(hits.len(), rounds, block, seed, |idx| {
         samples.push(idx.iter().filter(|&&i| hits[i]).count() as f64 / idx.len() as f64);

@@ -72,6 +72,10 @@ fn recall_is_counted_per_defect_kind_with_an_interval() {
     assert!(lo < 0.5 && hi > 0.5, "episodes resampled as blocks: {lo}..{hi}");
     assert_eq!((by["flash"].caught, by["flash"].recall.value), (0, Some(0.0)));
     assert_eq!(by, recall_by_kind(&scores, &kinds, 0.5, 200, 2, 7), "seeded");
+    // Windows of 8 shots: one block would hold all four short-shot windows, so no interval
+    // rather than a zero-width one.
+    let wide = &recall_by_kind(&scores, &kinds, 0.5, 200, 8, 7)["short_shot"];
+    assert_eq!((wide.recall.value, wide.recall.ci_low, wide.recall.ci_high), (Some(0.5), None, None));
 }
 
 #[test]

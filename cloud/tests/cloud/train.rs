@@ -139,9 +139,13 @@ fn trains_judges_exports_and_registers_a_signed_candidate() {
     );
     assert_eq!(by_kind.values().map(|r| r.windows).sum::<usize>(), k.windows["test_defective"]);
     for r in by_kind.values() {
-        let (v, lo, hi) = (r.recall.value.unwrap(), r.recall.ci_low.unwrap(), r.recall.ci_high.unwrap());
+        let v = r.recall.value.unwrap();
         assert!(r.caught <= r.windows && (v - r.caught as f64 / r.windows as f64).abs() < 1e-12);
-        assert!(lo <= v && v <= hi, "{r:?}");
+        // An interval when the kind's windows span more than one bootstrap block (window 4).
+        match (r.recall.ci_low, r.recall.ci_high) {
+            (Some(lo), Some(hi)) => assert!(r.windows > 4 && lo <= v && v <= hi, "{r:?}"),
+            _ => assert!(r.windows <= 4, "{r:?}"),
+        }
     }
     assert!(moldops_cloud::train::report::table(&report).contains("recall by defect kind: flash"));
     assert!(test.roc_auc.value.unwrap() > 0.5, "a strong defect signature is ranked above chance");
@@ -204,6 +208,8 @@ fn trains_judges_exports_and_registers_a_signed_candidate() {
 }
 
 #[test]
+/// (In a build with `moldops-models/wgpu` on a machine with a GPU this request would succeed;
+/// the workspace tests run without the feature.)
 fn a_required_gpu_that_is_not_there_fails_the_run_instead_of_using_the_cpu() {
     let tmp = tempfile::tempdir().unwrap();
     let (lake, registry, key) =
