@@ -22,6 +22,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use torch::TorchInput;
+
+mod torch;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -74,20 +77,9 @@ fn agreement(cpu: &TrainingDevice, gpu: &TrainingDevice) -> anyhow::Result<f32> 
 }
 
 /// One PyTorch epoch, or why it did not run.
-fn torch_epoch(python: &Path, dir: &Path, batch: usize) -> Result<(f64, String), String> {
-    // From the repository root (a binary carried to a GPU machine), else where it was built.
-    let here = Path::new("bench/train_torch.py");
-    let script = if here.exists() {
-        here.to_path_buf()
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/train_torch.py")
-    };
-    let out = std::process::Command::new(python)
-        .arg(&script)
-        .arg("--data")
-        .arg(dir.join("windows.f32"))
-        .arg("--shape")
-        .arg(dir.join("shape.json"))
+fn torch_epoch(python: &Path, input: &TorchInput, batch: usize) -> Result<(f64, String), String> {
+    let out = input
+        .command(python)
         .args(["--device", "cuda", "--batch-size", &batch.to_string()])
         .output()
         .map_err(|e| format!("{}: {e}", python.display()))?;
@@ -120,13 +112,8 @@ fn main() -> anyhow::Result<()> {
     gpu.check()?;
     println!("GPU: {}", gpu.description);
     let windows = random_windows(n, w, f, 42)?;
-    let dir = tempfile::tempdir()?;
-    let raw: Vec<u8> = windows.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(dir.path().join("windows.f32"), raw)?;
     let net = LstmAeConfig::new(f);
-    let shape = serde_json::json!({"n": n, "w": w, "f": f, "centre": net.centre, "centre_clip": net.centre_clip,
-        "predict_last": net.predict_last, "encoder": net.encoder});
-    std::fs::write(dir.path().join("shape.json"), shape.to_string())?;
+    let input = TorchInput::write(&windows, &net)?;
     let python: PathBuf =
         std::env::var_os("MOLDOPS_TORCH_PYTHON").map_or_else(|| PathBuf::from("python3"), PathBuf::from);
 
@@ -137,7 +124,7 @@ fn main() -> anyhow::Result<()> {
     for round in 1..=rounds {
         lstm_cpu.push(burn_epoch(&cpu, &windows, batch)?);
         lstm_gpu.push(burn_epoch(&gpu, &windows, batch)?);
-        match torch_epoch(&python, dir.path(), batch) {
+        match torch_epoch(&python, &input, batch) {
             Ok((s, name)) => {
                 lstm_torch.push(s);
                 torch_name = name;

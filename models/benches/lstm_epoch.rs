@@ -21,6 +21,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use torch::TorchInput;
+
+mod torch;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -52,16 +55,8 @@ fn ours(cfg: &LstmAeConfig, w: usize) -> (Vec<[usize; 2]>, [usize; 2], usize, us
     (layers, [d, cfg.features], encoder_steps, w)
 }
 
-fn torch_round(python: &Path, dir: &Path, threads: usize) -> anyhow::Result<TorchRound> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/train_torch.py");
-    let out = std::process::Command::new(python)
-        .arg(&script)
-        .arg("--data")
-        .arg(dir.join("windows.f32"))
-        .arg("--shape")
-        .arg(dir.join("shape.json"))
-        .args(["--threads", &threads.to_string()])
-        .output()?;
+fn torch_round(python: &Path, input: &TorchInput, threads: usize) -> anyhow::Result<TorchRound> {
+    let out = input.command(python).args(["--threads", &threads.to_string()]).output()?;
     anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     Ok(serde_json::from_slice(&out.stdout)?)
 }
@@ -79,12 +74,7 @@ fn main() -> anyhow::Result<()> {
     let net = LstmAeConfig::new(f);
     let mut model = fit(net.init(42, &device)?, &windows, &empty, &cfg, &device, "warm-up")?.model;
 
-    let dir = tempfile::tempdir()?;
-    let raw: Vec<u8> = windows.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(dir.path().join("windows.f32"), raw)?;
-    let shape = serde_json::json!({"n": n, "w": w, "f": f, "centre": net.centre, "centre_clip": net.centre_clip,
-        "predict_last": net.predict_last, "encoder": net.encoder});
-    std::fs::write(dir.path().join("shape.json"), shape.to_string())?;
+    let input = TorchInput::write(&windows, &net)?;
     let python: PathBuf = std::env::var_os("MOLDOPS_TORCH_PYTHON")
         .or_else(|| std::env::var_os("MOLDOPS_BENCH_PYTHON"))
         .map_or_else(|| PathBuf::from("python3"), PathBuf::from);
@@ -105,7 +95,7 @@ fn main() -> anyhow::Result<()> {
             continue;
         }
         for (k, threads) in [1, 0].into_iter().enumerate() {
-            match torch_round(&python, dir.path(), threads) {
+            match torch_round(&python, &input, threads) {
                 Ok(r) => {
                     println!(
                         "round {round} PyTorch {} thread(s): {:.3} s per epoch",
