@@ -41,6 +41,19 @@ pub struct Family {
     pub epochs: Option<u64>,
 }
 
+/// Recall on the test windows of one defect kind (the training report's `test_by_kind`).
+#[derive(Debug, Clone, Serialize)]
+pub struct KindRecall {
+    /// The defect kind (`short_shot`, …, `unspecified`).
+    pub kind: String,
+    /// Test windows ending in such a defect.
+    pub windows: u64,
+    /// Of those, the ones that alarmed.
+    pub caught: u64,
+    /// Recall with its 95 % interval, in words (`0.750 [0.50, 1.00]`).
+    pub recall: String,
+}
+
 /// What the edges scored with this version.
 #[derive(Debug, Clone, Serialize)]
 pub struct Live {
@@ -67,6 +80,10 @@ pub struct VersionDetail {
     pub threshold_method: Option<String>,
     /// Every family trained.
     pub families: Vec<Family>,
+    /// The shipped family's recall per defect kind on the test windows.
+    pub by_kind: Vec<KindRecall>,
+    /// Where it trained (`cpu` or the GPU), when the lineage records it.
+    pub device: Option<String>,
     /// Training and validation loss per epoch, inline SVG (empty without a history).
     pub training_svg: String,
     /// Live scores, when edges scored with it.
@@ -122,7 +139,23 @@ pub fn detail(registry: &Path, lake_dir: &Path, key: &str, version: u32) -> Resu
     } else {
         crate::report::plots::training(&format!("{key} v{version}: {selected}"), &epochs)?
     };
+    let by_kind = own["test_by_kind"]
+        .as_object()
+        .map(|kinds| {
+            kinds
+                .iter()
+                .map(|(kind, r)| KindRecall {
+                    kind: kind.clone(),
+                    windows: r["windows"].as_u64().unwrap_or(0),
+                    caught: r["caught"].as_u64().unwrap_or(0),
+                    recall: estimate(&r["recall"]),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(VersionDetail {
+        by_kind,
+        device: info.record.lineage.device.clone(),
         key: key.to_string(),
         selection: report["selection"]["reason"].as_str().map(str::to_string),
         threshold_method: own["threshold"]["method"].as_str().map(str::to_string),
@@ -134,6 +167,15 @@ pub fn detail(registry: &Path, lake_dir: &Path, key: &str, version: u32) -> Resu
         version: models::version_view(&info),
         history,
     })
+}
+
+/// A report's estimate (`{value, ci_low, ci_high}`) in words.
+fn estimate(e: &Value) -> String {
+    match (e["value"].as_f64(), e["ci_low"].as_f64(), e["ci_high"].as_f64()) {
+        (Some(v), Some(lo), Some(hi)) => format!("{v:.3} [{lo:.2}, {hi:.2}]"),
+        (Some(v), _, _) => format!("{v:.3}"),
+        _ => "–".into(),
+    }
 }
 
 fn family(kind: &str, r: &Value, selected: bool) -> Family {

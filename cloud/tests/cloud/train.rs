@@ -148,6 +148,12 @@ fn trains_judges_exports_and_registers_a_signed_candidate() {
         }
     }
     assert!(moldops_cloud::train::report::table(&report).contains("recall by defect kind: flash"));
+    // The console's version page shows them, and where it trained.
+    let page = moldops_cloud::console::version::detail(&registry, &lake, "m1", 1).unwrap();
+    let kinds: Vec<(&str, u64)> = page.by_kind.iter().map(|k| (k.kind.as_str(), k.windows)).collect();
+    let expected: Vec<(&str, u64)> = by_kind.iter().map(|(k, r)| (k.as_str(), r.windows as u64)).collect();
+    assert_eq!(kinds, expected);
+    assert_eq!(page.device.as_deref(), Some(report.device.as_str()));
     assert!(test.roc_auc.value.unwrap() > 0.5, "a strong defect signature is ranked above chance");
     assert!(k.baseline.as_ref().unwrap().test.is_some());
     assert!(lstm.test_fixed_0_1.as_ref().is_some_and(|e| e.threshold == 0.1));
