@@ -8,7 +8,7 @@
 //! `edge_scores` holds, failed writes recorded, the fail-safe written when the deadline is missed.
 
 use crate::common::*;
-use crate::rollout::{SEED, bundle, plant, publish, rollout, save};
+use crate::rollout::{SEED, bundle, plant, publish, rollout, save, signing_key_file};
 use moldops_tests::{Mosquitto, Proc, asset, free_port, python, wait_until};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -162,14 +162,7 @@ fn the_sorting_output_gets_every_decision_once_through_kills_a_rollout_and_failu
     let (ok, out) = publish(broker.port, &save(dir, "v2", &bundle(2, 1e5, &SEED)));
     assert!(ok, "v2 rollout: {out}\n{}", edge.stderr_tail());
     // ... and is rolled back to v1 during production (a signed rollback statement).
-    let key_file = dir.join("signing.key");
-    std::fs::write(&key_file, format!("{}\n", SEED.iter().map(|b| format!("{b:02x}")).collect::<String>()))
-        .expect("key");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
-    let key_arg = key_file.display().to_string();
+    let key_arg = signing_key_file(dir).display().to_string();
     let (ok, out) = rollout(broker.port, &["rollback", "--key", "m1", "--signing-key", &key_arg, "--json"]);
     assert!(ok, "rollback: {out}\n{}", edge.stderr_tail());
     let before = received(&lines).len();

@@ -90,6 +90,17 @@ pub fn bundle(version: u32, sigma: f32, seed: &[u8; 32]) -> Bundle {
     Bundle::seal(manifest(version, features, 3, 1.0), files, seed).expect("seal")
 }
 
+/// Writes [`SEED`] as the registry's signing key file (hex, mode 0600) in `dir`, as `rollout
+/// rollback --signing-key` reads it; returns its path.
+pub fn signing_key_file(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let key_file = dir.join("signing.key");
+    let hex: String = SEED.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&key_file, format!("{hex}\n")).expect("key");
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    key_file
+}
+
 pub fn save(dir: &Path, name: &str, b: &Bundle) -> PathBuf {
     let p = dir.join(name);
     b.write_dir(&p).expect("write bundle");
@@ -219,14 +230,7 @@ fn good_bundles_go_live_tampered_ones_are_refused_and_rollback_is_one_command() 
     let (ok, out) =
         rollout(broker.port, &["rollback", "--key", "m1", "--signing-key", "/nonexistent/signing.key"]);
     assert!(!ok && out.contains("signing key"), "{out}");
-    let key_file = dir.join("signing.key");
-    std::fs::write(&key_file, format!("{}\n", SEED.iter().map(|b| format!("{b:02x}")).collect::<String>()))
-        .expect("key");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
-    let key_arg = key_file.display().to_string();
+    let key_arg = signing_key_file(dir).display().to_string();
     let (ok, out) = rollout(broker.port, &["rollback", "--key", "m1", "--signing-key", &key_arg, "--json"]);
     assert!(ok, "rollback: {out}");
     assert!(out.contains("\"active\""), "{out}");
