@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use torch::TorchInput;
+use torch::{TorchInput, TorchRound};
 
 mod torch;
 
@@ -46,8 +46,9 @@ fn burn_epoch(d: &TrainingDevice, windows: &Windows, batch: usize) -> anyhow::Re
     let cfg = TrainConfig { epochs: 1, batch_size: batch, patience: 1, ..TrainConfig::default() };
     let net = LstmAeConfig::new(windows.f);
     let empty = Windows::empty(windows.w, windows.f);
+    let model = net.init(42, &d.device)?;
     let start = Instant::now();
-    fit(net.init(42, &d.device)?, windows, &empty, &cfg, &d.device, &d.description)?;
+    fit(model, windows, &empty, &cfg, &d.device, &d.description)?;
     Ok(start.elapsed().as_secs_f64())
 }
 
@@ -77,7 +78,7 @@ fn agreement(cpu: &TrainingDevice, gpu: &TrainingDevice) -> anyhow::Result<f32> 
 }
 
 /// One PyTorch epoch, or why it did not run.
-fn torch_epoch(python: &Path, input: &TorchInput, batch: usize) -> Result<(f64, String), String> {
+fn torch_epoch(python: &Path, input: &TorchInput, batch: usize) -> Result<TorchRound, String> {
     let out = input
         .command(python)
         .args(["--device", "cuda", "--batch-size", &batch.to_string()])
@@ -87,16 +88,7 @@ fn torch_epoch(python: &Path, input: &TorchInput, batch: usize) -> Result<(f64, 
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("failed").trim().to_string());
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-    let secs = v["seconds_per_epoch"].as_f64().ok_or("no seconds_per_epoch")?;
-    Ok((
-        secs,
-        format!(
-            "PyTorch {} on {}",
-            v["torch"].as_str().unwrap_or("?"),
-            v["device_name"].as_str().unwrap_or("?")
-        ),
-    ))
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("reading its report: {e}"))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -125,9 +117,11 @@ fn main() -> anyhow::Result<()> {
         lstm_cpu.push(burn_epoch(&cpu, &windows, batch)?);
         lstm_gpu.push(burn_epoch(&gpu, &windows, batch)?);
         match torch_epoch(&python, &input, batch) {
-            Ok((s, name)) => {
-                lstm_torch.push(s);
-                torch_name = name;
+            Ok(r) => {
+                // Equal work, or no figure: PyTorch must have run our network.
+                r.same_network(&net, w)?;
+                lstm_torch.push(r.seconds_per_epoch);
+                torch_name = format!("PyTorch {} on {}", r.torch, r.device_name);
             }
             Err(why) => torch_name = format!("PyTorch-CUDA not run: {why}"),
         }

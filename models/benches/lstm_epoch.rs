@@ -18,41 +18,14 @@ use moldops_models::score::ScoreMode;
 use moldops_models::train::{TrainConfig, fit};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use torch::TorchInput;
+use torch::{TorchInput, TorchRound, ours};
 
 mod torch;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// What `bench/train_torch.py` reports of one round.
-#[derive(Deserialize)]
-struct TorchRound {
-    seconds_per_epoch: f64,
-    threads: usize,
-    torch: String,
-    /// `[inputs, hidden]` of each LSTM layer, encoder first, then decoder.
-    lstm_layers: Vec<[usize; 2]>,
-    /// `[inputs, outputs]` of the dense output layer.
-    output_layer: [usize; 2],
-    encoder_steps: usize,
-    decoder_steps: usize,
-}
-
-/// The network as burn builds it, in the terms the torch script reports.
-fn ours(cfg: &LstmAeConfig, w: usize) -> (Vec<[usize; 2]>, [usize; 2], usize, usize) {
-    let mut layers = Vec::new();
-    let mut d = cfg.features;
-    for &h in cfg.encoder.iter().chain(&cfg.decoder()) {
-        layers.push([d, h]);
-        d = h;
-    }
-    let encoder_steps = if cfg.predict_last && w > 1 { w - 1 } else { w };
-    (layers, [d, cfg.features], encoder_steps, w)
 }
 
 fn torch_round(python: &Path, input: &TorchInput, threads: usize) -> anyhow::Result<TorchRound> {
@@ -134,19 +107,7 @@ fn main() -> anyhow::Result<()> {
         let runs = &torch[k];
         let Some(first) = runs.first() else { continue };
         for r in runs {
-            anyhow::ensure!(
-                r.lstm_layers == layers
-                    && r.output_layer == output
-                    && r.encoder_steps == enc
-                    && r.decoder_steps == dec,
-                "PyTorch's network is not ours: layers {:?} / {:?}, output {:?} / {:?}, steps {}+{} / {enc}+{dec}",
-                r.lstm_layers,
-                layers,
-                r.output_layer,
-                output,
-                r.encoder_steps,
-                r.decoder_steps
-            );
+            r.same_network(&net, w)?;
         }
         let result = serde_json::json!({
             "id": format!("lstm-epoch-torch-{}", if k == 0 { "1thread" } else { "default" }),

@@ -47,13 +47,6 @@ pub enum DeviceRequest {
     Nvidia(usize),
 }
 
-impl DeviceRequest {
-    /// Whether this request refuses to run without a GPU.
-    pub fn requires_gpu(self) -> bool {
-        matches!(self, Self::Gpu(_) | Self::Nvidia(_))
-    }
-}
-
 impl FromStr for DeviceRequest {
     type Err = DeviceError;
 
@@ -330,7 +323,6 @@ mod tests {
             assert!(bad.parse::<DeviceRequest>().is_err(), "{bad:?} accepted");
         }
         assert_eq!(DeviceRequest::Nvidia(1).to_string(), "cuda:1");
-        assert!(DeviceRequest::Gpu(0).requires_gpu() && !DeviceRequest::Auto.requires_gpu());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use moldops_models::data::Windows;
 use moldops_models::lstm_ae::LstmAeConfig;
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -38,4 +39,55 @@ impl TorchInput {
         c.arg("--shape").arg(self.dir.path().join("shape.json"));
         c
     }
+}
+
+/// What `bench/train_torch.py` reports of one round (each bench reads what it needs).
+#[derive(Deserialize)]
+#[allow(dead_code)]
+pub(crate) struct TorchRound {
+    pub(crate) seconds_per_epoch: f64,
+    pub(crate) threads: usize,
+    pub(crate) torch: String,
+    /// `cpu`, or the CUDA device's name.
+    #[serde(default)]
+    pub(crate) device_name: String,
+    /// `[inputs, hidden]` of each LSTM layer, encoder first, then decoder.
+    pub(crate) lstm_layers: Vec<[usize; 2]>,
+    /// `[inputs, outputs]` of the dense output layer.
+    pub(crate) output_layer: [usize; 2],
+    pub(crate) encoder_steps: usize,
+    pub(crate) decoder_steps: usize,
+}
+
+impl TorchRound {
+    /// An error unless PyTorch ran the network burn builds from `net` for windows of `w`
+    /// shots: the two sides of a benchmark must do the same work.
+    pub(crate) fn same_network(&self, net: &LstmAeConfig, w: usize) -> anyhow::Result<()> {
+        let (layers, output, enc, dec) = ours(net, w);
+        anyhow::ensure!(
+            self.lstm_layers == layers
+                && self.output_layer == output
+                && self.encoder_steps == enc
+                && self.decoder_steps == dec,
+            "PyTorch's network is not ours: layers {:?} / {layers:?}, output {:?} / {output:?}, steps {}+{} / {enc}+{dec}",
+            self.lstm_layers,
+            self.output_layer,
+            self.encoder_steps,
+            self.decoder_steps
+        );
+        Ok(())
+    }
+}
+
+/// The network as burn builds it, in the terms the torch script reports: LSTM layers, dense
+/// output layer, encoder and decoder steps.
+pub(crate) fn ours(cfg: &LstmAeConfig, w: usize) -> (Vec<[usize; 2]>, [usize; 2], usize, usize) {
+    let mut layers = Vec::new();
+    let mut d = cfg.features;
+    for &h in cfg.encoder.iter().chain(&cfg.decoder()) {
+        layers.push([d, h]);
+        d = h;
+    }
+    let encoder_steps = if cfg.predict_last && w > 1 { w - 1 } else { w };
+    (layers, [d, cfg.features], encoder_steps, w)
 }
