@@ -236,16 +236,25 @@ pub struct Settings {
     pub rollout: Option<rollout_start::RolloutAccount>,
     /// How pipeline runs are started from the console (none: they are not).
     pub pipeline: Option<pipeline::Launch>,
+    /// Memory for part files already read, in MiB (0: every page reads its files again); see
+    /// [`crate::lake::cache`].
+    pub lake_cache_mib: usize,
 }
+
+/// Default of [`Settings::lake_cache_mib`].
+pub const DEFAULT_LAKE_CACHE_MIB: usize = 256;
 
 /// The console's routes.
 pub fn router(settings: Settings) -> anyhow::Result<Router> {
-    let Settings { folders, access, base_path, rollout, pipeline } = settings;
+    let Settings { folders, access, base_path, rollout, pipeline, lake_cache_mib } = settings;
     let base = base_path.trim_end_matches('/').to_string();
     let plain = base.chars().all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c));
     let dots = base.split('/').any(|segment| segment == "." || segment == "..");
     if !base.is_empty() && (!base.starts_with('/') || !plain || dots || base.contains("//")) {
         anyhow::bail!("--base-path {base:?}: a path of A-Z a-z 0-9 / _ . - starting with `/`, e.g. /moldops");
+    }
+    if lake_cache_mib > 0 {
+        crate::lake::cache::enable(lake_cache_mib.saturating_mul(1 << 20));
     }
     let summary = Arc::new(crate::api::cache::SummaryCache::new(&folders.lake));
     let console = Arc::new(Console {

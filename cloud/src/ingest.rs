@@ -1,6 +1,7 @@
 //! MQTT → lake ingest. One task drives the rumqttc event loop (persistent session, fixed
-//! client id, manual acks, QoS 1 subscriptions to every edge's data topic and to its retained
-//! status and reported model state — see [`events`] —, reconnecting forever
+//! client id, manual acks, QoS 1 subscriptions to every edge's data topic, to its retained
+//! status and reported model state, and to the desired state the rollout manager retains for it
+//! — see [`events`] —, reconnecting forever
 //! with capped exponential back-off) and hands publishes to the commit [`worker`] thread,
 //! which writes them in groups and acknowledges each group only once it is durable. A crash
 //! before the ack means the broker redelivers and the dedup state drops the replay.
@@ -151,7 +152,7 @@ pub async fn run(cfg: IngestConfig, shutdown: impl Future<Output = ()>) -> Resul
     let mut session = Session {
         cfg: &cfg,
         client: client.clone(),
-        filters: [Leaf::Data, Leaf::Status, Leaf::ModelReported].map(filter_all).to_vec(),
+        filters: [Leaf::Data, Leaf::Status, Leaf::ModelReported, Leaf::ModelDesired].map(filter_all).to_vec(),
         link: Link { up: false, last_error: None, backoff: reconnect_backoff() },
         tx,
     };
@@ -261,15 +262,22 @@ impl Session<'_> {
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                let refused: Vec<&String> = ack
+                let refused = ack
                     .return_codes
                     .iter()
                     .zip(&self.filters)
                     .filter(|(c, _)| matches!(c, SubscribeReasonCode::Failure))
-                    .map(|(_, f)| f)
-                    .collect();
-                if !refused.is_empty() {
-                    return Step::Fail(anyhow!("the broker refused the subscription to {refused:?}"));
+                    .map(|(_, f)| f);
+                let (optional, required): (Vec<&String>, Vec<&String>) =
+                    refused.partition(|f| f.ends_with(Leaf::ModelDesired.as_str()));
+                if !required.is_empty() {
+                    return Step::Fail(anyhow!("the broker refused the subscription to {required:?}"));
+                }
+                if !optional.is_empty() {
+                    // Only the console's rollouts page reads it: run without, and say so.
+                    tracing::warn!(filters = ?optional, "the broker refused the subscription to the \
+                        desired model states (give the ingest read access to them): the console shows \
+                        no `asked for` versions");
                 }
                 tracing::info!(filters = ?self.filters, "subscribed");
                 if cfg.stats.set_subscribed() && cfg.announce {

@@ -15,6 +15,7 @@
 //! limit of common file systems. The true values live in the columns; folder names only
 //! serve pruning and people browsing the tree.
 
+pub mod cache;
 pub mod cli;
 pub mod columns;
 pub mod compact;
@@ -247,12 +248,15 @@ pub fn scan_part(path: &Path, include_path: Option<&str>) -> Result<LazyFrame> {
 /// Reads part files into one frame (diagonal: the union of their columns, null where a file
 /// lacks one) without the columns named in `skip`; `None` when there are none. Each file is
 /// read eagerly: a lazy scan per file costs about 2.5 times as much per small file, and a lake
-/// has many.
+/// has many. A process that enabled the [`cache`] reads each file once while it is unchanged.
 pub fn read_parts(files: &[PathBuf], skip: &[&str]) -> Result<Option<DataFrame>> {
     if files.is_empty() {
         return Ok(None);
     }
-    let frames = files.iter().map(|f| read_part(f, skip)).collect::<Result<Vec<_>>>()?;
+    let frames = files
+        .iter()
+        .map(|f| cache::read_through(f, skip, || read_part(f, skip)))
+        .collect::<Result<Vec<_>>>()?;
     let df = polars::functions::concat_df_diagonal(&frames)
         .map_err(anyhow::Error::from)
         .context("combining part files")?;

@@ -35,6 +35,7 @@ pub async fn serve(dir: &Path, listen: SocketAddr) -> Result<()> {
         base_path: String::new(),
         rollout: None,
         pipeline: None,
+        lake_cache_mib: console::DEFAULT_LAKE_CACHE_MIB,
     };
     let router = console::router(settings)?;
     println!();

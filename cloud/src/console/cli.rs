@@ -47,6 +47,10 @@ pub struct ConsoleArgs {
     /// Where their tasks run.
     #[arg(long, value_enum, default_value = "local", requires = "pipeline_start")]
     pub pipeline_executor: crate::pipeline::ExecutorKind,
+    /// Memory for lake part files already read, in MiB: a page reads only the files that are
+    /// new since the last request (0: read every file on every request).
+    #[arg(long, default_value_t = super::DEFAULT_LAKE_CACHE_MIB, value_name = "MIB")]
+    pub lake_cache_mib: usize,
 }
 
 /// The rollout account, when one is configured.
@@ -91,6 +95,7 @@ pub fn run(args: ConsoleArgs) -> Result<()> {
                 config: args.pipeline_config.clone(),
                 executor: args.pipeline_executor,
             }),
+            lake_cache_mib: args.lake_cache_mib,
         };
         let router = super::router(settings)?;
         tracing::info!(listen = %addr, data = %args.data_dir.display(), users, "console serving");

@@ -95,12 +95,24 @@ impl Metrics {
             self.actions.clone(),
         );
         pipeline(&mut r, data);
+        lake_cache(&mut r);
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &r).is_err() {
             out.push_str("# encoding failed\n");
         }
         out
     }
+}
+
+/// The lake's part-file cache, when it is on.
+fn lake_cache(r: &mut Registry) {
+    let Some(s) = crate::lake::cache::stats() else { return };
+    let gauge = |v: usize| ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX));
+    r.register("console_lake_cache_files", "Lake part files held in memory", gauge(s.files));
+    r.register("console_lake_cache_bytes", "Estimated size of the lake part files held", gauge(s.bytes));
+    let count = |v: u64| prometheus_client::metrics::counter::ConstCounter::new(v);
+    r.register("console_lake_cache_hits", "Part file reads answered from memory", count(s.hits));
+    r.register("console_lake_cache_misses", "Part file reads that went to the file", count(s.misses));
 }
 
 /// A run status.

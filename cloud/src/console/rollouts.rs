@@ -1,7 +1,8 @@
-//! The rollouts page: per edge and model key the latest rollout state the edge reported on its
-//! retained `model/reported` topic (`edge_events`) — downloading, verified, shadow, active,
-//! rejected or rolled back, with the reason — against the registry's production version, and
-//! the recent history of those reports.
+//! The rollouts page: per edge and model key the version the rollout manager asked for (the
+//! retained `model/desired` the edge reads, kept by the ingest in `edge_events`), the latest
+//! rollout state the edge reported on its retained `model/reported` topic — downloading,
+//! verified, shadow, active, rejected or rolled back, with the reason — and the registry's
+//! production version, then the recent history of both.
 
 use super::{Page, Shared};
 use crate::ingest::events;
@@ -41,7 +42,25 @@ pub struct Report {
     pub shadow: Option<(u64, u64)>,
     /// The registry's production version of the key (what a rollout ships).
     pub production: Option<u32>,
+    /// What the rollout manager last asked of this edge for this key (latest rows only).
+    pub desired: Option<Desired>,
 }
+
+/// The version the rollout manager last asked an edge to run for one key.
+#[derive(Debug, Clone, Serialize)]
+pub struct Desired {
+    /// The version asked for.
+    pub version: u32,
+    /// When the request reached the ingest (UTC ms; a retained request is recorded once).
+    pub seen_at_ms: i64,
+    /// Whether it came with a signed rollback statement (a version older than the edge's newest).
+    pub rollback: bool,
+}
+
+/// State shown for a key the manager asked for that the edge has not reported on yet.
+const NOT_REPORTED: &str = "not reported";
+/// State of a history row that is the manager's request, not the edge's report.
+const DESIRED: &str = "desired";
 
 /// The page.
 #[derive(Debug, Clone, Serialize)]
@@ -83,19 +102,24 @@ pub fn rollouts(lake_dir: &Path, registry: &Path) -> Result<Rollouts> {
     let (scored, needed) = (columns::count(&df, "shadow_scored")?, columns::count(&df, "shadow_needed")?);
     let version = |v: Option<u64>| v.and_then(|v| u32::try_from(v).ok());
     let mut reports: Vec<Report> = (0..df.height())
-        .filter(|&i| event[i].as_deref() == Some("rollout"))
         .filter_map(|i| {
+            let desired = match event[i].as_deref() {
+                Some("rollout") => false,
+                Some("desired") => true,
+                _ => return None,
+            };
             Some(Report {
                 site: site[i].clone()?,
                 edge_id: edge[i].clone()?,
                 model_key: key[i].clone()?,
                 ts_ms: ts[i]?,
-                state: state[i].clone().unwrap_or_default(),
+                state: if desired { DESIRED.to_string() } else { state[i].clone().unwrap_or_default() },
                 target_version: version(target[i]),
                 active_version: version(active[i]),
                 reason: reason[i].clone(),
                 shadow: scored[i].zip(needed[i]),
                 production: None,
+                desired: None,
             })
         })
         .collect();
@@ -104,10 +128,37 @@ pub fn rollouts(lake_dir: &Path, registry: &Path) -> Result<Rollouts> {
     for r in &mut reports {
         r.production = *productions.entry(r.model_key.clone()).or_insert_with(|| production(&r.model_key));
     }
-    let mut latest: BTreeMap<(String, String, String), Report> = BTreeMap::new();
-    for r in &reports {
-        latest.entry((r.site.clone(), r.edge_id.clone(), r.model_key.clone())).or_insert_with(|| r.clone());
-    }
+    let latest = latest_per_key(&reports);
     reports.truncate(HISTORY);
-    Ok(Rollouts { latest: latest.into_values().collect(), history: reports })
+    Ok(Rollouts { latest, history: reports })
+}
+
+/// Per edge and key (from `reports`, newest first): the newest report of the edge, with the
+/// newest request of the manager beside it; a key only asked for shows as not reported.
+fn latest_per_key(reports: &[Report]) -> Vec<Report> {
+    let at = |r: &Report| (r.site.clone(), r.edge_id.clone(), r.model_key.clone());
+    let mut latest: BTreeMap<(String, String, String), Report> = BTreeMap::new();
+    let mut asked: BTreeMap<(String, String, String), &Report> = BTreeMap::new();
+    for r in reports {
+        if r.state == DESIRED {
+            asked.entry(at(r)).or_insert(r);
+        } else {
+            latest.entry(at(r)).or_insert_with(|| r.clone());
+        }
+    }
+    for (at, request) in asked {
+        let Some(version) = request.target_version else { continue };
+        let row = latest.entry(at).or_insert_with(|| Report {
+            state: NOT_REPORTED.to_string(),
+            target_version: None,
+            reason: None,
+            ..request.clone()
+        });
+        row.desired = Some(Desired {
+            version,
+            seen_at_ms: request.ts_ms,
+            rollback: request.reason.as_deref() == Some("rollback"),
+        });
+    }
+    latest.into_values().collect()
 }

@@ -37,6 +37,25 @@ fn data_folder() -> tempfile::TempDir {
         },
     ];
     g.add(&data_topic("e1"), &payload("e1", records), T0);
+    // The manager asked e1 for M1 version 2 and M9 version 1; e1 reported M1 still on 1.
+    let sha = "a".repeat(64);
+    let bundle = |key: &str, v: u32| {
+        format!(
+            r#"{{"model_key":{{"machine_id":"{key}"}},"bundle":{{"model_id":"{key}@{v}","version":{v},
+            "sha256":"{sha}","bytes":10,"chunks":1,"chunk_bytes":10}}}}"#
+        )
+    };
+    let desired = format!(r#"{{"issued_at_ms":{T0},"models":[{},{}]}}"#, bundle("M1", 2), bundle("M9", 1));
+    let reported = format!(
+        r#"{{"site":"plant","edge_id":"e1","ts_ms":{},"models":{{"M1":{{"model_key":{{"machine_id":"M1"}},
+        "state":"downloading","target":null,"active":{{"model_id":"M1@1","version":1,"sha256":"{sha}","bytes":10,"chunks":1,"chunk_bytes":10}},
+        "previous":null,"shadow":null,"newest":1,"desired_at_ms":{T0},"ts_ms":{}}}}}}}"#,
+        T0 + 10,
+        T0 + 10
+    );
+    let event_topic = |leaf| moldops_shared::topic::topic("plant", "e1", leaf);
+    g.add(&event_topic(moldops_shared::topic::Leaf::ModelDesired), desired.as_bytes(), T0 + 5);
+    g.add(&event_topic(moldops_shared::topic::Leaf::ModelReported), reported.as_bytes(), T0 + 20);
     c.commit(g).expect("commit");
     std::fs::create_dir_all(dir.path().join("reports")).expect("mkdir");
     std::fs::write(dir.path().join("reports/train.html"), "<h1>train report</h1>").expect("write");
@@ -51,6 +70,7 @@ async fn serve(data: &Path, access: Access, base: &str) -> String {
         base_path: base.to_string(),
         rollout: None,
         pipeline: None,
+        lake_cache_mib: super::DEFAULT_LAKE_CACHE_MIB,
     };
     let router = super::router(settings).expect("router");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -163,7 +183,29 @@ async fn every_page_renders_the_lake_and_an_acknowledgement_needs_a_user_and_is_
         metrics.contains("moldops_pipeline_store_readable 1") && metrics.ends_with("# EOF\n"),
         "{metrics}"
     );
-    for path in ["/models", "/rollouts", "/pipeline", "/reports", "/api/lake", "/healthz"] {
+    // The alarm's files were read again for each page above: from memory after the first time.
+    let hits = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("moldops_console_lake_cache_hits_total "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(hits.is_some_and(|h| h > 0), "{metrics}");
+    let (_, rollouts) = text(get("/rollouts").await.expect("rollouts")).await;
+    let row = |key: &str| {
+        rollouts
+            .split("<tr class=\"rollout\">")
+            .find(|r| r.contains(&format!("<td>{key}</td>")))
+            .unwrap_or_else(|| panic!("a row for {key}: {rollouts}"))
+            .split("</tr>")
+            .next()
+            .expect("a row")
+            .to_string()
+    };
+    let m1 = row("M1");
+    assert!(m1.contains(">2</span>") && m1.contains("downloading"), "asked for 2, reported: {m1}");
+    assert!(m1.contains("<td class=\"num warn\">1</td>"), "active 1 is behind what was asked: {m1}");
+    let m9 = row("M9");
+    assert!(m9.contains(">1</span>") && m9.contains("not reported"), "asked for, not reported yet: {m9}");
+    for path in ["/models", "/pipeline", "/reports", "/api/lake", "/healthz"] {
         assert_eq!(get(path).await.expect(path).status(), StatusCode::OK, "{path}");
     }
     let (_, report) = text(get("/reports/view?path=reports/train.html").await.expect("report")).await;
@@ -202,4 +244,38 @@ async fn a_networked_console_asks_every_reader_to_sign_in_and_serves_under_its_b
     );
     let slash = http.get(format!("{root}/")).bearer_auth(&token).send().await.expect("slash");
     assert_eq!(slash.headers()["location"], "/moldops");
+}
+
+/// A lake of many small part files (an ingest that committed every few shots): a page reads
+/// each file once, and what it shows from memory is what it showed from the files.
+#[test]
+fn a_page_over_many_part_files_reads_each_once_and_shows_the_same_from_memory() {
+    const GROUPS: u64 = 300;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake_dir = dir.path().join("lake");
+    let (mut c, _) = Committer::open(&lake_dir).expect("open");
+    for i in 0..GROUPS {
+        let mut g = Group::default();
+        let records = vec![
+            shot(2 * i + 1, "M1", &[("Cycle_Time", 30.0 + i as f64), ("Max_Pressure", 900.0)]),
+            score(2 * i + 2, 2 * i + 1, i % 10 == 0),
+        ];
+        g.add(&data_topic("e1"), &payload("e1", records), T0 + i as i64);
+        c.commit(g).expect("commit");
+    }
+    crate::lake::cache::enable(super::DEFAULT_LAKE_CACHE_MIB << 20);
+    let hits = || crate::lake::cache::stats().expect("enabled").hits;
+    let list = || {
+        let started = std::time::Instant::now();
+        let view =
+            super::alarms::alarm_list(&lake_dir, vec!["M1".into()], Default::default()).expect("alarms");
+        (format!("{view:?}"), started.elapsed())
+    };
+    let (from_files, cold) = list();
+    let before = hits();
+    let (from_memory, warm) = list();
+    assert_eq!(from_memory, from_files);
+    assert!(from_files.contains("matching: 30"), "every tenth shot alarmed");
+    assert!(hits() - before >= GROUPS, "the score files came from memory");
+    eprintln!("alarm list over {GROUPS} groups' part files: {cold:?} from the files, {warm:?} from memory");
 }

@@ -1,7 +1,8 @@
 //! What edges say about themselves on their retained topics, kept in the lake's `edge_events`:
 //! their link state (`status`: `online` on every connection, `offline` when they stop cleanly
-//! or when the broker publishes their last will because the connection died) and their rollout
-//! state per model key (`model/reported`).
+//! or when the broker publishes their last will because the connection died), their rollout
+//! state per model key (`model/reported`), and what the rollout manager asked of them per model
+//! key (`model/desired`, the cloud's retained message each edge reads).
 //!
 //! A retained message comes again on every subscription, so each is recorded once: the ingest
 //! state keeps the last few (state, edge time) marks per edge and topic, and a message already
@@ -11,7 +12,7 @@ use crate::lake;
 use crate::lake::write::{prepare_dirs, sync_dirs, write_parquet};
 use anyhow::{Context, Result};
 use moldops_shared::limits;
-use moldops_shared::rollout::ReportedModels;
+use moldops_shared::rollout::{DesiredModels, ReportedModels};
 use moldops_shared::status::{LinkState, MACHINE_ID, StatusMessage};
 use moldops_shared::topic::Leaf;
 use polars::prelude::{Column, DataFrame, Int64Chunked, IntoColumn, NewChunkedArray, TimeUnit, TimeZone};
@@ -43,7 +44,9 @@ pub struct EdgeEvent {
     /// The time the edge wrote into the message (UTC ms; column `edge_ts`). A last will carries
     /// the time of the connection it guards.
     pub edge_ts_ms: i64,
-    /// `online`, `offline` or `rollout`.
+    /// `online`, `offline`, `rollout` (the edge's report) or `desired` (the manager's request;
+    /// `target_version` is the version asked for, `reason` says `rollback` when it came with a
+    /// signed rollback statement).
     pub event: &'static str,
     /// The edge's build (status events).
     pub edge_version: Option<String>,
@@ -65,7 +68,7 @@ pub struct EdgeEvent {
 /// What identifies one retained message of one edge and topic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventMark {
-    /// `online`, `offline` or `rollout`.
+    /// `online`, `offline`, `rollout` or `desired`.
     pub event: String,
     /// The edge's time in the message.
     pub edge_ts_ms: i64,
@@ -84,7 +87,9 @@ pub struct EventMessage {
 
 /// Whether `leaf` is a topic whose messages are edge events.
 pub fn is_event_leaf(leaf: &str) -> bool {
-    leaf == Leaf::Status.as_str() || leaf == Leaf::ModelReported.as_str()
+    leaf == Leaf::Status.as_str()
+        || leaf == Leaf::ModelReported.as_str()
+        || leaf == Leaf::ModelDesired.as_str()
 }
 
 /// Reads one message of `site`/`edge_id` on an event topic; `Err` says why it is refused.
@@ -139,6 +144,23 @@ pub fn parse(
         let row = EdgeEvent { edge_version: Some(m.version.clone()), ..base(m.ts_ms, event) };
         let mark = EventMark { event: event.to_string(), edge_ts_ms: m.ts_ms };
         return Ok(Some(EventMessage { key, mark, rows: vec![row] }));
+    }
+    if leaf == Leaf::ModelDesired.as_str() {
+        let m: DesiredModels =
+            serde_json::from_slice(payload).map_err(|e| format!("not a desired model state: {e}"))?;
+        let mut rows = Vec::with_capacity(m.models.len());
+        for d in &m.models {
+            // The checks an edge makes before acting on it; the bundle size bound is the edge's.
+            d.check(u64::MAX).map_err(|e| e.to_string())?;
+            rows.push(EdgeEvent {
+                model_key: Some(d.model_key.label()),
+                target_version: Some(d.bundle.version),
+                reason: d.rollback.as_ref().map(|_| "rollback".to_string()),
+                ..base(m.issued_at_ms, "desired")
+            });
+        }
+        let mark = EventMark { event: "desired".into(), edge_ts_ms: m.issued_at_ms };
+        return Ok(Some(EventMessage { key, mark, rows }));
     }
     let m: ReportedModels =
         serde_json::from_slice(payload).map_err(|e| format!("not a reported model state: {e}"))?;
@@ -274,6 +296,49 @@ mod tests {
                 .expect_err("long id")
                 .contains("edge_id")
         );
+    }
+
+    fn desired(issued_at_ms: i64, version: u32, sha: &str) -> Vec<u8> {
+        format!(
+            r#"{{"issued_at_ms":{issued_at_ms},"models":[
+            {{"model_key":{{"machine_id":"m1"}},"bundle":{{"model_id":"m1@{version}","version":{version},
+              "sha256":"{sha}","bytes":10,"chunks":1,"chunk_bytes":10}}}},
+            {{"model_key":{{"machine_id":"m2","mold":"A"}},"bundle":{{"model_id":"m2/A@1","version":1,
+              "sha256":"{sha}","bytes":10,"chunks":1,"chunk_bytes":10}},
+              "rollback":{{"statement":"{{}}","signature":"00"}}}}]}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_desired_state_becomes_one_row_per_key_once_and_a_malformed_one_is_refused() {
+        let sha = "a".repeat(64);
+        let parse_desired = |payload: &[u8]| {
+            parse("plant", "e1", "model/desired", payload, 9_000).expect("valid").expect("event")
+        };
+        let m = parse_desired(&desired(4_000, 3, &sha));
+        let again = parse_desired(&desired(4_000, 3, &sha));
+        let mut marks = BTreeMap::new();
+        let rows = fresh(vec![m, again], &mut marks);
+        assert_eq!(rows.len(), 2, "two keys, recorded once: {rows:?}");
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| (r.event, r.model_key.as_deref(), r.target_version, r.reason.as_deref(), r.edge_ts_ms))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("desired", Some("m1"), Some(3), None, 4_000),
+                ("desired", Some("m2/A"), Some(1), Some("rollback"), 4_000)
+            ]
+        );
+        // A newer request for the same edge is a new event; the old one redelivered is not.
+        assert_eq!(fresh(vec![parse_desired(&desired(5_000, 4, &sha))], &mut marks).len(), 2);
+        assert!(fresh(vec![parse_desired(&desired(4_000, 3, &sha))], &mut marks).is_empty());
+        // The checks an edge makes: a bad digest or chunk count refuses the message.
+        let bad = parse("plant", "e1", "model/desired", &desired(1, 1, "xyz"), 0).expect_err("bad sha");
+        assert!(bad.contains("sha256"), "{bad}");
+        assert!(parse("plant", "e1", "model/desired", b"{\"models\":7}", 0).is_err());
     }
 
     #[test]

@@ -144,5 +144,17 @@ fn the_shipped_acl_keeps_each_edge_to_its_own_topics() {
     assert!(publish(dir, port, Some("edge-a"), &format!("{site}/edge-a/model/reported"), "own-report", true));
     let reports = received(subscribe(dir, port, "moldops-ingest", "moldops/v1/+/+/model/reported", 4, None));
     assert!(reports.contains("own-report"), "the ingest reads an edge's reported state: {reports:?}");
+    // And what the manager asked of each edge (the console's rollouts page), but cannot write it.
+    publish(
+        dir,
+        port,
+        Some("moldops-ingest"),
+        &format!("{site}/edge-a/model/desired"),
+        "ingest-desired",
+        true,
+    );
+    let desired = received(subscribe(dir, port, "moldops-ingest", "moldops/v1/+/+/model/desired", 4, None));
+    assert!(desired.contains("edge-b-desired"), "the ingest reads the desired states: {desired:?}");
+    assert!(!desired.contains("ingest-desired"), "the ingest wrote a desired state: {desired:?}");
     drop(broker);
 }
