@@ -9,6 +9,7 @@
 //! the registry beside the bundle and, with `--html`, to a page with curves ([`html`]).
 
 pub mod cli;
+mod combine;
 pub mod dataset;
 pub mod family;
 pub mod html;

@@ -112,7 +112,8 @@ fn row(m: &ModelOutcome, chosen: &str) -> ModelRow {
 
 fn key_page(k: &KeyOutcome) -> Result<KeyPage> {
     let chosen = k.selection.as_ref().map_or(String::new(), |s| s.kind.clone());
-    let families: Vec<&ModelOutcome> = [&k.pca, &k.lstm_ae, &k.baseline].into_iter().flatten().collect();
+    let families: Vec<&ModelOutcome> =
+        [&k.pca, &k.lstm_ae, &k.baseline, &k.combined].into_iter().flatten().collect();
     let (mut roc, mut pr) = (Vec::new(), Vec::new());
     for m in &families {
         let (s, l): (Vec<f32>, Vec<u8>) = m.test_series.iter().filter_map(|p| p.2.map(|l| (p.1, l))).unzip();

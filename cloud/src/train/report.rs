@@ -1,6 +1,7 @@
 //! The printed form of a training report: one line per key and model (each family at its
 //! chosen threshold, the selected one starred, the baseline at its own, LSTM-AE at the
-//! original's fixed 0.1), the selection's reason, values with their bootstrap 95 % intervals.
+//! original's fixed 0.1, the families' combination as measured), the selection's reason,
+//! values with their bootstrap 95 % intervals.
 
 use super::metrics::{Estimate, Evaluation};
 use super::run::TrainReport;
@@ -57,6 +58,9 @@ pub fn table(r: &TrainReport) -> String {
         }
         if let Some(m) = &k.baseline {
             line(&mut out, &label, "dense_ae (baseline)", m.test.as_ref());
+        }
+        if let Some(m) = &k.combined {
+            line(&mut out, &label, "combined (measured)", m.test.as_ref());
         }
         if let Some(m) = &k.lstm_ae {
             line(&mut out, &label, "lstm_ae @ fixed 0.1", m.test_fixed_0_1.as_ref());

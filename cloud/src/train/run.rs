@@ -94,6 +94,10 @@ pub struct KeyOutcome {
     pub pca: Option<ModelOutcome>,
     /// The per-shot dense autoencoder baseline's; `None` when skipped or `--no-baseline`.
     pub baseline: Option<ModelOutcome>,
+    /// The fitted families' scores combined (each over its own label-free scale, the largest
+    /// per window; [`super::combine`]), judged like a family: measured beside the selection,
+    /// never shipped. `None` with fewer than two families.
+    pub combined: Option<ModelOutcome>,
     /// Largest |tract − burn| / max(1, |burn|) over score and contributions on validation
     /// windows (what [`PARITY_TOLERANCE`] bounds).
     pub onnx_parity_max_diff: Option<f32>,
@@ -232,6 +236,7 @@ fn key_outcome(ds: &Dataset) -> KeyOutcome {
         lstm_ae: None,
         pca: None,
         baseline: None,
+        combined: None,
         onnx_parity_max_diff: None,
         data_snapshot: None,
         registered: None,
@@ -261,11 +266,11 @@ impl Parts {
 }
 
 /// One model's scores on each part.
-struct PartScores {
-    train: Scores,
-    val: Scores,
-    held: Scores,
-    test: Scores,
+pub(super) struct PartScores {
+    pub(super) train: Scores,
+    pub(super) val: Scores,
+    pub(super) held: Scores,
+    pub(super) test: Scores,
 }
 
 impl PartScores {
@@ -292,6 +297,9 @@ fn train_key(
     let device = &trained_on.device;
     let parts = Parts::new(ds);
     let mut fitted = fit_families(args, ds, &parts, device, out)?;
+    let families: Vec<&PartScores> = fitted.iter().map(|c| &c.scores).collect();
+    out.combined = super::combine::combine(&families, &ds.val.labels, args.quantile)
+        .map(|scores| judge(args, ds, &parts, &scores, "combined", family::FitSummary::default()));
     let selection = {
         let scored: Vec<select::Scored<'_>> = fitted.iter().map(|c| c.scored(ds)).collect();
         select::select(&scored, args.min_val_defects, args.quantile)

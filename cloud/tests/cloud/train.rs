@@ -305,4 +305,16 @@ fn validation_selects_the_family_that_catches_a_sustained_step() {
     assert_eq!(page.matches("<svg").count(), 3, "ROC, PR and the timeline");
     assert!(page.contains("ROC on test windows") && !page.contains("{{"));
     assert!(k.onnx_parity_max_diff.unwrap() <= 1e-4);
+    // The families' combination is measured on the same test windows (never shipped).
+    let combined = k.combined.as_ref().expect("two families, one combination");
+    let ce = combined.test.as_ref().unwrap();
+    assert_eq!(
+        (combined.kind.as_str(), ce.positives, ce.windows),
+        ("combined", chosen.positives, chosen.windows)
+    );
+    assert!(page.contains("<td>combined</td>"), "{page:.2000}");
+    eprintln!(
+        "sustained step: selected pca recall {:?} pr_auc {:?}; combined recall {:?} pr_auc {:?}",
+        chosen.recall.value, chosen.pr_auc.value, ce.recall.value, ce.pr_auc.value
+    );
 }

@@ -93,6 +93,19 @@ fn on_real_process_data_the_selected_model_detects_at_least_as_much_as_pca_t2_at
                 fa <= target + 0.02,
                 "{dataset}: false alarms {fa:.3} on new good windows, target {target}: {r}"
             );
+            // The combination is calibrated the same way, so the same bound holds for it.
+            let c = &r["combined"];
+            let cfa = c["false_alarm"].as_f64().expect("the combination is measured for every key");
+            assert!(cfa <= target + 0.02, "{dataset}: combined false alarms {cfa:.3}: {r}");
         }
+        // Selection against combination (docs/training.md quotes these lines).
+        let combined = mean(&|r| r["combined"]["detection"].as_f64().expect("combined detection"));
+        let t2_there = mean(&|r| r["combined"]["pca_t2"]["detection"].as_f64().expect("T² detection"));
+        eprintln!(
+            "{dataset}: selected {ours:.3} at {:.3} false alarms (PCA T² {t2:.3}); combined {combined:.3} at {:.3} \
+             (PCA T² {t2_there:.3})",
+            mean(&|r| r["ours_false_alarm"].as_f64().unwrap_or(f64::NAN)),
+            mean(&|r| r["combined"]["false_alarm"].as_f64().unwrap_or(f64::NAN)),
+        );
     }
 }
