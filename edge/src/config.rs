@@ -69,9 +69,15 @@ pub struct ModelsConfig {
     /// Shots a new model scores in shadow, next to the active one, before it is promoted.
     #[serde(default = "default_shadow_shots")]
     pub shadow_shots: u64,
-    /// Roll back when the candidate alarms on more than this share of its shadow shots.
+    /// Roll back when the candidate alarms on more than this share of its shadow shots where
+    /// the active model did not alarm (of all its shadow shots without an active model).
     #[serde(default = "default_max_alarm_rate")]
     pub max_alarm_rate: f64,
+    /// Roll back when, on shadow shots the active model judged good, the candidate alarms
+    /// significantly more often (p < 0.01) than this many times its bundle's
+    /// `false_alarm_target`; 0 turns the check off (bundles without a target skip it).
+    #[serde(default = "default_false_alarm_tolerance")]
+    pub false_alarm_tolerance: f64,
     /// Roll back when the candidate's mean shadow score is further than this many validation
     /// standard deviations from its validation mean.
     #[serde(default = "default_max_score_shift")]
@@ -97,6 +103,7 @@ impl Default for ModelsConfig {
             store: default_model_store(),
             shadow_shots: default_shadow_shots(),
             max_alarm_rate: default_max_alarm_rate(),
+            false_alarm_tolerance: default_false_alarm_tolerance(),
             max_score_shift: default_max_score_shift(),
             max_bundle_bytes: default_max_bundle_bytes(),
         }
@@ -152,6 +159,9 @@ impl ModelsConfig {
         }
         if !(self.max_score_shift.is_finite() && self.max_score_shift > 0.0) {
             errs.push("models.max_score_shift must be a positive number".into());
+        }
+        if !(self.false_alarm_tolerance.is_finite() && self.false_alarm_tolerance >= 0.0) {
+            errs.push("models.false_alarm_tolerance must be 0 (off) or a positive number".into());
         }
         if let Some(lib) = &self.ort_library
             && !resolve_path(base, lib).is_file()
@@ -341,6 +351,9 @@ fn default_shadow_shots() -> u64 {
 }
 fn default_max_alarm_rate() -> f64 {
     0.25
+}
+fn default_false_alarm_tolerance() -> f64 {
+    5.0
 }
 fn default_max_score_shift() -> f64 {
     4.0

@@ -96,7 +96,11 @@ pub(crate) async fn start(
     let backend = Backend::open(models.backend, ort_library, models.fallback)?;
     let store_dir = base.join(&models.store);
     let store = store::Store::open(&store_dir)?;
-    let limits = Limits { max_alarm_rate: models.max_alarm_rate, max_score_shift: models.max_score_shift };
+    let limits = Limits {
+        max_alarm_rate: models.max_alarm_rate,
+        max_score_shift: models.max_score_shift,
+        false_alarm_tolerance: models.false_alarm_tolerance,
+    };
     let metrics = health.scoring.clone();
     let scorer = Scorer::new(&cfg.edge_id, limits, metrics.clone());
     let mut opts =

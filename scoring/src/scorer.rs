@@ -9,7 +9,7 @@
 use crate::features::FeatureAssembler;
 use crate::history::{History, ShotValues};
 use crate::inference::Model;
-use crate::judge::{self, Limits, Rejection, ShadowSummary};
+use crate::judge::{self, Declared, Limits, Rejection, ShadowShot, ShadowSummary};
 use crate::metrics::{KeyLabel, ScoringMetrics};
 use moldops_shared::bundle::ModelKey;
 use moldops_shared::features::MAX_TOLERANCE_MS;
@@ -30,7 +30,7 @@ pub struct LoadedModel {
 
 struct Shadow {
     candidate: LoadedModel,
-    scores: Vec<f32>,
+    shots: Vec<ShadowShot>,
     needed: u64,
 }
 
@@ -132,7 +132,7 @@ impl Scorer {
 
     /// Starts a shadow run of `candidate` for `needed` shots (replacing any other candidate).
     pub fn start_shadow(&mut self, key: &ModelKey, candidate: LoadedModel, needed: u64) {
-        let shadow = Shadow { candidate, scores: Vec::new(), needed: needed.max(1) };
+        let shadow = Shadow { candidate, shots: Vec::new(), needed: needed.max(1) };
         self.slots.entry(key.clone()).or_default().shadow = Some(shadow);
     }
 
@@ -152,7 +152,7 @@ impl Scorer {
     /// Shadow progress of `key`: `(scored, needed)` and the candidate's sha256.
     pub fn shadow_progress(&self, key: &ModelKey) -> Option<(u64, u64, &str)> {
         let s = self.slots.get(key)?.shadow.as_ref()?;
-        Some((s.scores.len() as u64, s.needed, s.candidate.bundle.sha256.as_str()))
+        Some((s.shots.len() as u64, s.needed, s.candidate.bundle.sha256.as_str()))
     }
 
     /// Takes one durable record (seq assigned).
@@ -207,6 +207,9 @@ impl Scorer {
                 }
             }
         }
+        // What the model in charge made of this shot, for the judge (shared alarms are not held
+        // against a candidate).
+        let active_alarmed = out.scores.first().map(|m| m.alarm);
         let mut candidates = vec![machine_key];
         if record.mold.is_some() {
             candidates.push(mold_key);
@@ -218,23 +221,29 @@ impl Scorer {
             let m = model.manifest();
             let Some(window) = history.window(model.window(), &m.features, m.tolerance_ms) else { continue };
             let started = Instant::now();
-            match model.score(&window) {
+            let score = match model.score(&window) {
                 Ok(o) => {
                     metrics.observe_latency(&key.label(), started.elapsed().as_secs_f64());
-                    shadow.scores.push(o.score);
+                    o.score
                 }
                 Err(e) => {
                     metrics.inference_errors.inc();
                     tracing::warn!(key = %key.label(), error = %format!("{e:#}"), "candidate inference failed");
-                    shadow.scores.push(f32::NAN);
+                    f32::NAN
                 }
-            }
+            };
+            shadow.shots.push(ShadowShot { score, active_alarmed });
             let label = KeyLabel { model_key: key.label() };
             metrics.shadow_scored.get_or_create(&label).inc();
             metrics.key(&label.model_key, |s| s.shadow_scored += 1);
-            if shadow.scores.len() as u64 >= shadow.needed {
+            if shadow.shots.len() as u64 >= shadow.needed {
                 let m = shadow.candidate.model.manifest();
-                let verdict = judge::judge(&shadow.scores, m.threshold, &m.validation_scores, &self.limits);
+                let declared = Declared {
+                    threshold: m.threshold,
+                    false_alarm_target: m.false_alarm_target,
+                    validation: &m.validation_scores,
+                };
+                let verdict = judge::judge(&shadow.shots, &declared, &self.limits);
                 let sha256 = shadow.candidate.bundle.sha256.clone();
                 out.shadow_done.push(ShadowDone { key: key.clone(), sha256, verdict });
             }

@@ -250,6 +250,7 @@ fn hostile_config_field(u: &mut Unstructured<'_>, cfg: &mut EdgeConfig, field: u
         _ => {
             let m = cfg.models.get_or_insert_with(Default::default);
             (m.max_alarm_rate, m.max_score_shift) = (any_f64(u)?, any_f64(u)?);
+            m.false_alarm_tolerance = any_f64(u)?;
             m.shadow_shots = any_u64(u)?;
             m.max_bundle_bytes = any_u64(u)?;
         }

@@ -33,7 +33,7 @@ fn shot(seq: u64, cycle: f64) -> Record {
 }
 
 fn scorer() -> Scorer {
-    let limits = Limits { max_alarm_rate: 0.5, max_score_shift: 4.0 };
+    let limits = Limits { max_alarm_rate: 0.5, max_score_shift: 4.0, false_alarm_tolerance: 5.0 };
     Scorer::new("e1", limits, Arc::new(ScoringMetrics::default()))
 }
 
@@ -105,6 +105,30 @@ fn a_candidate_that_alarms_too_often_is_judged_unfit() {
     assert_eq!(verdicts.len(), 1);
     let reason = verdicts[0].clone().expect_err("rolled back").to_string();
     assert!(reason.contains("alarm rate 1.00"), "{reason}");
+}
+
+#[test]
+fn alarms_the_active_model_raises_on_the_same_shots_are_not_held_against_the_candidate() {
+    // A process fault: every shot is far off, the active model and the candidate both alarm.
+    let mut s = scorer();
+    let key = ModelKey { machine_id: "m1".into(), mold: None };
+    s.set_active(&key, loaded(1, 1, 0.5, [0.0, 0.0]));
+    s.start_shadow(&key, loaded(2, 1, 0.5, [0.0, 0.0]), 3);
+    let mut verdicts = Vec::new();
+    for seq in 1..=3 {
+        let out = s.observe(&shot(seq, 10.0));
+        assert!(out.scores.iter().all(|m| m.alarm && m.version == 1), "{:?}", out.scores);
+        verdicts.extend(out.shadow_done.into_iter().map(|d| d.verdict));
+    }
+    let summary = verdicts[0].clone().expect("shared alarms pass");
+    assert_eq!((summary.alarm_rate, summary.unshared_alarm_rate), (1.0, 0.0));
+    // The same candidate beside an active model that stays quiet is rolled back.
+    let mut s = scorer();
+    s.set_active(&key, loaded(1, 1, 1e6, [0.0, 0.0]));
+    s.start_shadow(&key, loaded(2, 1, 0.5, [0.0, 0.0]), 3);
+    let done: Vec<_> = (1..=3).flat_map(|seq| s.observe(&shot(seq, 10.0)).shadow_done).collect();
+    let reason = done[0].verdict.clone().expect_err("unshared alarms").to_string();
+    assert!(reason.contains("1.00 where the active model did not alarm"), "{reason}");
 }
 
 #[test]

@@ -101,7 +101,7 @@ fn batch_and_edge_agree() {
     // Edge: the same records, in time order, through the live scorer.
     let mut scorer = Scorer::new(
         "edge-1",
-        Limits { max_alarm_rate: 1.0, max_score_shift: 1.0 },
+        Limits { max_alarm_rate: 1.0, max_score_shift: 1.0, false_alarm_tolerance: 0.0 },
         Arc::new(ScoringMetrics::default()),
     );
     let m = score::load_model(&b, Some(&key)).expect("load");
