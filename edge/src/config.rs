@@ -268,8 +268,9 @@ pub enum Protocol {
     Opcua,
 }
 
-/// `[devices.serial]`: the serial line of a Modbus RTU device.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `[devices.serial]`: the serial line of a Modbus RTU device. Devices on one RS-485 line
+/// (multi-drop) give the same path and settings and different `unit_id`s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SerialConfig {
     /// Serial port, e.g. `/dev/ttyUSB0`.
@@ -581,6 +582,7 @@ impl EdgeConfig {
             }
             devices.push(Device { cfg: d.clone(), profile });
         }
+        errs.extend(crate::sources::serial_line::check_lines(&self.devices));
         if errs.is_empty() { Ok(devices) } else { Err(ConfigErrors(errs)) }
     }
 }

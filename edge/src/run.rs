@@ -100,10 +100,12 @@ pub async fn start(
         shutdown.clone(),
     );
     tasks.push(tokio::spawn(heartbeat));
+    // RTU devices on one serial path share one port (RS-485 multi-drop).
+    let mut lines = crate::sources::serial_line::Lines::default();
     for d in devices {
         let last =
             if d.cfg.role == DeviceRole::Machine { buffer.last_shot(d.cfg.machine_id())? } else { None };
-        let poller = DevicePoller::new(d, writer.clone(), health.clone(), last);
+        let poller = DevicePoller::new(d, &mut lines, writer.clone(), health.clone(), last);
         tasks.push(tokio::spawn(poller.run(poll_rx.clone())));
     }
     let uplink = Uplink::new(cfg.clone(), base_dir.to_path_buf(), buffer.clone(), health.clone());

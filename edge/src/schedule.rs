@@ -35,8 +35,14 @@ pub(crate) struct DevicePoller {
 }
 
 impl DevicePoller {
-    pub(crate) fn new(device: Device, writer: Writer, health: Arc<Health>, last_shot: Option<u64>) -> Self {
-        let source = Source::new(&device);
+    pub(crate) fn new(
+        device: Device,
+        lines: &mut crate::sources::serial_line::Lines,
+        writer: Writer,
+        health: Arc<Health>,
+        last_shot: Option<u64>,
+    ) -> Self {
+        let source = Source::new(&device, lines);
         let label = DeviceLabel { device: device.cfg.id.clone() };
         health.device(&device.cfg.id, |s| {
             s.role = format!("{:?}", device.cfg.role).to_lowercase();

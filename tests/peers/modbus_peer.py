@@ -11,8 +11,10 @@ implementation that shares nothing with it:
   20-23 f64 ABCD  1234.5678              24-27 f64 DCBA-words (little word order) 1234.5678
   30    i16 -10 (scaled by the profile)  31-34 ASCII "MOLD-X" (space padded, 4 registers)
 
-Usage: modbus_peer.py tcp PORT | rtu DEVICE [BAUD [PARITY N|E|O]]
-(pseudo-terminals accept no parity setting from pyserial: use N over a socat pty pair)
+Usage: modbus_peer.py tcp PORT | rtu DEVICE [BAUD [PARITY N|E|O [UNITS]]]
+(pseudo-terminals accept no parity setting from pyserial: use N over a socat pty pair).
+UNITS, e.g. `1,2`: the unit ids answered on the line (RS-485 multi-drop), each with the same
+registers; requests to any other unit id get no answer, like a dead device on the line.
 """
 import asyncio
 import struct
@@ -47,13 +49,22 @@ async def main():
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     shot = 7
-    device = SimDevice(id=1, simdata=[SimData(address=0, values=image(shot), datatype=DataType.REGISTERS)])
+    units = [int(u) for u in sys.argv[5].split(",")] if len(sys.argv) > 5 else [1]
+    devices = [SimDevice(id=u, simdata=[SimData(address=0, values=image(shot), datatype=DataType.REGISTERS)])
+               for u in units]
+    device = devices[0] if len(devices) == 1 else devices
     if sys.argv[1] == "tcp":
         server = ModbusTcpServer(device, address=("127.0.0.1", int(sys.argv[2])))
     else:
         baud = int(sys.argv[3]) if len(sys.argv) > 3 else 19200
         parity = sys.argv[4] if len(sys.argv) > 4 else "E"
-        server = ModbusSerialServer(device, port=sys.argv[2], baudrate=baud, parity=parity, stopbits=1, bytesize=8)
+        def silent_to_others(sending, packet):
+            # A unit id nobody answers to stays silent, as a dead device on the line does
+            # (pymodbus itself would answer with an exception).
+            return b"" if sending and packet and packet[0] not in units else packet
+
+        server = ModbusSerialServer(device, port=sys.argv[2], baudrate=baud, parity=parity, stopbits=1, bytesize=8,
+                                    trace_packet=silent_to_others)
     print("READY", flush=True)
     await server.serve_forever()
 

@@ -1,9 +1,11 @@
 //! Device sources: how a device is read — registers over Modbus ([`modbus`], decoded through
-//! the register image [`Registers`]) or nodes over OPC UA ([`opcua`]) — and [`Source`], which
-//! gives the poller the same [`Snapshot`] from either, so shot assembly is protocol-blind.
+//! the register image [`Registers`]; RTU devices on one RS-485 line share it through
+//! [`serial_line`]) or nodes over OPC UA ([`opcua`]) — and [`Source`], which gives the poller
+//! the same [`Snapshot`] from either, so shot assembly is protocol-blind.
 
 pub mod modbus;
 pub mod opcua;
+pub mod serial_line;
 
 use crate::config::{Device, Protocol};
 use crate::shot::Snapshot;
@@ -24,12 +26,13 @@ pub enum Source {
 
 impl Source {
     /// The source for `device`'s protocol; nothing connects before the first snapshot. Modbus
-    /// reads are planned from the profile's tags, reading through gaps of up to 8 registers.
-    pub fn new(device: &Device) -> Source {
+    /// reads are planned from the profile's tags, reading through gaps of up to 8 registers; an
+    /// RTU device takes its serial line from `lines`, shared with the devices on the same path.
+    pub fn new(device: &Device, lines: &mut serial_line::Lines) -> Source {
         match device.cfg.protocol {
             Protocol::Opcua => Source::OpcUa(Box::new(opcua::OpcUaSource::new(device.cfg.clone()))),
             Protocol::ModbusTcp | Protocol::ModbusRtu => Source::Modbus {
-                client: Box::new(modbus::ModbusSource::new(device.cfg.clone())),
+                client: Box::new(modbus::ModbusSource::new(device.cfg.clone(), lines)),
                 blocks: plan_reads(&device.profile.tags, 8),
             },
         }

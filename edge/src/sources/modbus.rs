@@ -1,10 +1,14 @@
 //! Modbus TCP and RTU client for one device: connects on demand, wraps every request in a
 //! timeout (tokio-modbus has none of its own) and drops the connection on any error so the
-//! next poll reconnects. Back-off between attempts is the caller's ([`crate::schedule`]).
+//! next poll reconnects. An RTU device talks through the serial line it shares with the other
+//! devices on the same path ([`super::serial_line`]). Back-off between attempts is the
+//! caller's ([`crate::schedule`]).
 
 use super::Registers;
-use crate::config::{DeviceConfig, Protocol, SerialConfig};
+use super::serial_line::{Lines, SerialLine};
+use crate::config::{DeviceConfig, Protocol};
 use moldops_shared::profile::{ReadBlock, RegisterKind};
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::time::timeout;
@@ -54,15 +58,32 @@ pub enum SourceError {
 /// A Modbus connection to one device, re-established on demand.
 pub struct ModbusSource {
     cfg: DeviceConfig,
-    ctx: Option<Context>,
+    link: Link,
     timeout: Duration,
+}
+
+/// How requests reach the device.
+enum Link {
+    /// Its own TCP connection (`None` until the first read and after any error).
+    Tcp(Option<Context>),
+    /// A turn on the serial line it shares with the other RTU devices on the same path.
+    Rtu(Arc<SerialLine>),
+    /// Settings that cannot work (the configuration check refuses them first).
+    Unusable(&'static str),
 }
 
 impl ModbusSource {
     /// A source for `cfg`; it connects on the first read and waits `timeout_ms` per request.
-    pub fn new(cfg: DeviceConfig) -> Self {
+    /// An RTU device takes its line from `lines`.
+    pub fn new(cfg: DeviceConfig, lines: &mut Lines) -> Self {
         let timeout = Duration::from_millis(cfg.timeout_ms);
-        ModbusSource { cfg, ctx: None, timeout }
+        let link = match (cfg.protocol, &cfg.serial) {
+            (Protocol::ModbusTcp, _) => Link::Tcp(None),
+            (Protocol::ModbusRtu, Some(serial)) => Link::Rtu(lines.line(serial)),
+            (Protocol::ModbusRtu, None) => Link::Unusable("no serial settings"),
+            (Protocol::Opcua, _) => Link::Unusable("not a Modbus device"),
+        };
+        ModbusSource { cfg, link, timeout }
     }
 
     /// Human-readable target (address or serial path).
@@ -74,92 +95,69 @@ impl ModbusSource {
         }
     }
 
-    /// True while a connection is open (dropped after any error).
-    pub fn is_connected(&self) -> bool {
-        self.ctx.is_some()
-    }
-
-    async fn connect(&mut self) -> Result<&mut Context, SourceError> {
-        if self.ctx.is_none() {
-            let slave = Slave(self.cfg.unit_id);
-            let target = self.target();
-            let err = |msg: String| SourceError::Connect { target: target.clone(), msg };
-            let ctx = match self.cfg.protocol {
-                Protocol::ModbusTcp => {
+    /// Reads every block; on any failure the connection (or the shared line's port) is closed
+    /// and the error returned.
+    pub async fn read(&mut self, blocks: &[ReadBlock]) -> Result<Registers, SourceError> {
+        let target = self.target();
+        let (limit, unit) = (self.timeout, self.cfg.unit_id);
+        let err = |msg: String| SourceError::Connect { target: target.clone(), msg };
+        match &mut self.link {
+            Link::Tcp(slot) => {
+                if slot.is_none() {
                     let addr = self.cfg.address.clone().unwrap_or_default();
-                    let stream = timeout(self.timeout, tokio::net::TcpStream::connect(addr))
+                    let stream = timeout(limit, tokio::net::TcpStream::connect(addr))
                         .await
-                        .map_err(|_| err(format!("timeout after {:?}", self.timeout)))?
+                        .map_err(|_| err(format!("timeout after {limit:?}")))?
                         .map_err(|e| err(e.to_string()))?;
                     let _ = stream.set_nodelay(true);
-                    tokio_modbus::client::tcp::attach_slave(stream, slave)
+                    *slot = Some(tokio_modbus::client::tcp::attach_slave(stream, Slave(unit)));
                 }
-                Protocol::Opcua => return Err(err("not a Modbus device".into())),
-                Protocol::ModbusRtu => {
-                    let serial = self.cfg.serial.as_ref().ok_or_else(|| err("no serial settings".into()))?;
-                    let port = open_serial(serial).map_err(|e| err(e.to_string()))?;
-                    tokio_modbus::client::rtu::attach_slave(port, slave)
+                let ctx = slot.as_mut().ok_or_else(|| err("lost".into()))?;
+                let result = read_blocks(ctx, blocks, limit).await;
+                if result.is_err() {
+                    *slot = None;
                 }
-            };
-            self.ctx = Some(ctx);
-        }
-        let target = self.target();
-        self.ctx.as_mut().ok_or(SourceError::Connect { target, msg: "lost".into() })
-    }
-
-    /// Reads every block; on any failure the connection is dropped and the error returned.
-    pub async fn read(&mut self, blocks: &[ReadBlock]) -> Result<Registers, SourceError> {
-        let result = self.read_inner(blocks).await;
-        if result.is_err() {
-            self.ctx = None;
-        }
-        result
-    }
-
-    async fn read_inner(&mut self, blocks: &[ReadBlock]) -> Result<Registers, SourceError> {
-        let limit = self.timeout;
-        let ctx = self.connect().await?;
-        let mut regs = Registers::default();
-        for b in blocks {
-            let call = async {
-                match b.register {
-                    RegisterKind::Holding => ctx.read_holding_registers(b.start, b.count).await,
-                    RegisterKind::Input => ctx.read_input_registers(b.start, b.count).await,
-                }
-            };
-            let (kind, start, count) = (b.register, b.start, b.count);
-            let words = timeout(limit, call)
-                .await
-                .map_err(|_| SourceError::Timeout(limit))?
-                .map_err(|e| SourceError::Read { kind, start, count, msg: e.to_string() })?
-                .map_err(|e| SourceError::Exception { kind, start, count, code: format!("{e:?}") })?;
-            if words.len() != usize::from(count) {
-                let msg = format!("short answer: {} of {count} registers", words.len());
-                return Err(SourceError::Read { kind, start, count, msg });
+                result
             }
-            regs.push(b.clone(), words);
+            Link::Rtu(line) => {
+                let mut turn = line.lock().await;
+                let ctx = turn.context(unit).map_err(|e| err(e.to_string()))?;
+                let result = read_blocks(ctx, blocks, limit).await;
+                if result.is_err() {
+                    turn.close();
+                }
+                result
+            }
+            Link::Unusable(why) => Err(err((*why).into())),
         }
-        Ok(regs)
     }
 }
 
-fn open_serial(s: &SerialConfig) -> Result<tokio_serial::SerialStream, tokio_serial::Error> {
-    use tokio_serial::{DataBits, Parity, SerialPortBuilderExt, StopBits};
-    let parity = match s.parity.as_str() {
-        "even" => Parity::Even,
-        "odd" => Parity::Odd,
-        _ => Parity::None,
-    };
-    let data_bits = match s.data_bits {
-        5 => DataBits::Five,
-        6 => DataBits::Six,
-        7 => DataBits::Seven,
-        _ => DataBits::Eight,
-    };
-    let stop_bits = if s.stop_bits == 2 { StopBits::Two } else { StopBits::One };
-    tokio_serial::new(&s.path, s.baud)
-        .parity(parity)
-        .data_bits(data_bits)
-        .stop_bits(stop_bits)
-        .open_native_async()
+/// Reads `blocks` in order over `ctx`, each request within `limit`.
+async fn read_blocks(
+    ctx: &mut Context,
+    blocks: &[ReadBlock],
+    limit: Duration,
+) -> Result<Registers, SourceError> {
+    let mut regs = Registers::default();
+    for b in blocks {
+        let call = async {
+            match b.register {
+                RegisterKind::Holding => ctx.read_holding_registers(b.start, b.count).await,
+                RegisterKind::Input => ctx.read_input_registers(b.start, b.count).await,
+            }
+        };
+        let (kind, start, count) = (b.register, b.start, b.count);
+        let words = timeout(limit, call)
+            .await
+            .map_err(|_| SourceError::Timeout(limit))?
+            .map_err(|e| SourceError::Read { kind, start, count, msg: e.to_string() })?
+            .map_err(|e| SourceError::Exception { kind, start, count, code: format!("{e:?}") })?;
+        if words.len() != usize::from(count) {
+            let msg = format!("short answer: {} of {count} registers", words.len());
+            return Err(SourceError::Read { kind, start, count, msg });
+        }
+        regs.push(b.clone(), words);
+    }
+    Ok(regs)
 }

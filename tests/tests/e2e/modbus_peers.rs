@@ -7,6 +7,7 @@ use moldops_tests::{Mosquitto, Proc, asset, free_port, python, wait_until};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 const PROFILE: &str = r#"
 [devices.profile]
@@ -64,22 +65,34 @@ len = 4
 "#;
 
 fn edge_config(dir: &Path, broker: u16, device: &str) -> std::path::PathBuf {
+    edge_config_of(dir, broker, &[device])
+}
+
+/// An edge config with `devices`, each read with the peer's profile.
+fn edge_config_of(dir: &Path, broker: u16, devices: &[&str]) -> std::path::PathBuf {
+    let devices: String = devices.iter().map(|d| format!("[[devices]]\n{d}\n{PROFILE}\n")).collect();
     let text = format!(
         "site = \"test\"\nedge_id = \"peer-edge\"\n[broker]\nhost = \"127.0.0.1\"\nport = {broker}\n\
-         [buffer]\npath = \"buffer\"\n[api]\nlisten = \"\"\n[uplink]\ndelete_after = \"puback\"\n[[devices]]\n{device}\n{PROFILE}"
+         [buffer]\npath = \"buffer\"\n[api]\nlisten = \"\"\n[uplink]\ndelete_after = \"puback\"\n{devices}"
     );
     let p = dir.join("edge.toml");
     std::fs::write(&p, text).expect("write config");
     p
 }
 
+/// A plain MQTT client subscribed to every edge's data topic.
+fn data_subscriber(port: u16, client_id: &str) -> (Client, rumqttc::Connection) {
+    let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
+    opts.set_max_packet_size(16 << 20, 16 << 20);
+    let (client, conn) = Client::new(opts, 10);
+    client.subscribe("moldops/v1/+/+/data", QoS::AtLeastOnce).expect("subscribe");
+    (client, conn)
+}
+
 /// Subscribes to every data topic and returns the first shot record as generic JSON (the
 /// edge's own records, such as its health snapshot at start, are passed over).
 fn first_record(port: u16, start: impl FnOnce() -> Proc) -> (serde_json::Value, Proc) {
-    let mut opts = MqttOptions::new("peer-test-sub", "127.0.0.1", port);
-    opts.set_max_packet_size(16 << 20, 16 << 20);
-    let (client, mut conn) = Client::new(opts, 10);
-    client.subscribe("moldops/v1/+/+/data", QoS::AtLeastOnce).expect("subscribe");
+    let (_client, mut conn) = data_subscriber(port, "peer-test-sub");
     let mut start = Some(start);
     let mut edge = None;
     let deadline = std::time::Instant::now() + READY;
@@ -153,17 +166,7 @@ fn pymodbus_rtu_through_a_pty_pair() {
     let tmp = moldops_tests::test_dir();
     let dir = tmp.path();
     let broker = Mosquitto::start(dir);
-    let (a, b) = (dir.join("ttyA"), dir.join("ttyB"));
-    let mut socat = Command::new("socat");
-    socat
-        .arg(format!("pty,raw,echo=0,link={}", a.display()))
-        .arg(format!("pty,raw,echo=0,link={}", b.display()));
-    let _socat = Proc::spawn("socat", &mut socat, dir);
-    assert!(wait_until(READY, || a.exists() && b.exists()), "socat made no pty pair");
-    let mut cmd = Command::new(python());
-    cmd.arg(asset("peers/modbus_peer.py")).arg("rtu").arg(&a).args(["19200", "N"]);
-    let mut peer = Proc::spawn("pymodbus-rtu", &mut cmd, dir);
-    peer.wait_line(READY, |l| l.contains("READY"));
+    let (b, _line) = rtu_line(dir, "1");
     let device = format!(
         "id = \"m1\"\nrole = \"machine\"\nprotocol = \"modbus-rtu\"\npoll_interval_ms = 200\ntimeout_ms = 1000\n\
          [devices.serial]\npath = \"{}\"\nbaud = 19200\nparity = \"none\"",
@@ -172,4 +175,97 @@ fn pymodbus_rtu_through_a_pty_pair() {
     let cfg = edge_config(dir, broker.port, &device);
     let (rec, _edge) = first_record(broker.port, || start_edge(dir, &cfg));
     check_values(&rec);
+}
+
+/// A socat pty pair in `dir`: the peer opens the first end, the edge the second.
+fn pty_pair(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, Proc) {
+    let (a, b) = (dir.join("ttyA"), dir.join("ttyB"));
+    let mut socat = Command::new("socat");
+    socat
+        .arg(format!("pty,raw,echo=0,link={}", a.display()))
+        .arg(format!("pty,raw,echo=0,link={}", b.display()));
+    let socat = Proc::spawn("socat", &mut socat, dir);
+    assert!(wait_until(READY, || a.exists() && b.exists()), "socat made no pty pair");
+    (a, b, socat)
+}
+
+/// A pymodbus RTU server answering `units` (e.g. `1,2`) at 19 200 baud on one end of a pty
+/// pair; returns the other end, for the edge, and the processes to keep alive.
+fn rtu_line(dir: &Path, units: &str) -> (std::path::PathBuf, (Proc, Proc)) {
+    let (a, b, socat) = pty_pair(dir);
+    let mut cmd = Command::new(python());
+    cmd.arg(asset("peers/modbus_peer.py")).arg("rtu").arg(&a).args(["19200", "N", units]);
+    let mut peer = Proc::spawn("pymodbus-rtu", &mut cmd, dir);
+    peer.wait_line(READY, |l| l.contains("READY"));
+    (b, (socat, peer))
+}
+
+/// Every record the edge publishes within `window` after it connected, as generic JSON.
+fn records_within(
+    port: u16,
+    window: Duration,
+    start: impl FnOnce() -> Proc,
+) -> (Vec<serde_json::Value>, Proc) {
+    let (_client, mut conn) = data_subscriber(port, "peer-test-all");
+    let mut start = Some(start);
+    let mut edge = None;
+    let mut records = Vec::new();
+    let mut deadline = std::time::Instant::now() + READY;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(ev) = conn.recv_timeout(left) else { break };
+        match ev {
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                edge = start.take().map(|f| f());
+                deadline = std::time::Instant::now() + window;
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let batch: serde_json::Value = serde_json::from_slice(&p.payload).expect("batch is JSON");
+                records.extend(batch["records"].as_array().cloned().unwrap_or_default());
+            }
+            Ok(_) => {}
+            Err(e) => panic!("test subscriber lost the broker: {e}"),
+        }
+    }
+    (records, edge.expect("the edge started"))
+}
+
+/// RS-485 multi-drop: a machine (unit 1) and its dryer (unit 2), both answered by one pymodbus
+/// server on one line, and a scale on the same line that never answers (unit 9). The edge opens
+/// the port once for all three; the live devices keep their pace while the dead one times out.
+#[test]
+fn pymodbus_rtu_multi_drop_shares_one_line_and_a_dead_unit_starves_no_one() {
+    let tmp = moldops_tests::test_dir();
+    let dir = tmp.path();
+    let broker = Mosquitto::start(dir);
+    let (b, _line) = rtu_line(dir, "1,2");
+    let serial = format!("[devices.serial]\npath = \"{}\"\nbaud = 19200\nparity = \"none\"", b.display());
+    let device = |id: &str, role: &str, unit: u8| {
+        format!(
+            "id = \"{id}\"\nrole = \"{role}\"\nmachine_id = \"m1\"\nprotocol = \"modbus-rtu\"\nunit_id = {unit}\n\
+             poll_interval_ms = 100\ntimeout_ms = 300\n{serial}"
+        )
+    };
+    let devices = [
+        device("m1", "machine", 1),
+        device("m1-dryer", "peripheral", 2),
+        device("m1-scale", "peripheral", 9),
+    ];
+    let cfg = edge_config_of(dir, broker.port, &devices.iter().map(String::as_str).collect::<Vec<_>>());
+    let window = Duration::from_secs(8);
+    let (records, edge) = records_within(broker.port, window, || start_edge(dir, &cfg));
+    let of = |device: &str| records.iter().filter(|r| r["device_id"] == device).collect::<Vec<_>>();
+    let shot =
+        of("m1").into_iter().find(|r| r["kind"] == "shot").expect("the machine's shot over the shared line");
+    check_values(shot);
+    let dryer = of("m1-dryer");
+    assert!(dryer.first().is_some_and(|r| r["values"]["f_abcd"] == f64::from(123.456f32)), "{dryer:?}");
+    // Polled every 100 ms for 8 s: about 80 samples. Had the dead unit's 300 ms timeouts taken
+    // the line at every cycle (no back-off, no turns), at most 8 s / 0.4 s = 20 would come.
+    assert!(dryer.len() >= 30, "the dryer was starved: {} samples in {window:?}", dryer.len());
+    eprintln!("multi-drop: {} dryer samples in {window:?} beside a dead unit", dryer.len());
+    assert!(of("m1-scale").is_empty(), "nothing answers unit 9");
+    let log = edge.stderr_tail();
+    assert!(log.contains("m1-scale") && log.contains("timeout"), "the dead unit is reported:\n{log}");
+    assert!(!log.contains("Device or resource busy") && !log.contains("already open"), "one open:\n{log}");
 }
