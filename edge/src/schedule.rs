@@ -1,5 +1,7 @@
 //! Per-device polling tasks. Each device runs in its own task with its own interval,
-//! timeout and exponential back-off, so one slow or dead device never delays another.
+//! timeout and exponential back-off, so one slow or dead device never delays another — except
+//! on a shared RS-485 line, where devices take turns and wait out a failing one's timeout
+//! ([`crate::sources::serial_line`]), bounded by its back-off.
 //! Whatever the protocol ([`Source`]: Modbus or OPC UA), a poll yields a [`Snapshot`];
 //! machines become shot records when their counter advances, peripherals a sample per poll.
 //! Records go to the buffer writer and are durable before the task moves on.

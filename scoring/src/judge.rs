@@ -177,7 +177,8 @@ pub fn judge(
 /// model misses alarms many in a row), so this rejects somewhat more readily than the nominal
 /// 1 %; a tolerance of several times the target leaves room for that.
 fn false_alarms(shots: &[ShadowShot], declared: &Declared<'_>, limits: &Limits) -> Option<Rejection> {
-    let target = declared.false_alarm_target?;
+    // A target of 0 promises no false alarm at all: nothing a finite shadow run could test.
+    let target = declared.false_alarm_target.filter(|t| *t > 0.0)?;
     // Off at 0 (and at NaN, which the config refuses).
     if limits.false_alarm_tolerance.is_nan() || limits.false_alarm_tolerance <= 0.0 {
         return None;
@@ -303,6 +304,8 @@ mod tests {
         assert!(judge(&on_good(25, 200), &declared(2.5, None, &v), &LIMITS).is_ok());
         let off = Limits { false_alarm_tolerance: 0.0, ..LIMITS };
         assert!(judge(&on_good(25, 200), &declared(2.5, Some(0.01), &v), &off).is_ok());
+        // A target of 0 promises nothing testable: only max_alarm_rate applies.
+        assert!(judge(&on_good(1, 200), &declared(2.5, Some(0.0), &v), &LIMITS).is_ok());
         // A handful of shadow shots never proves much: 1 of 4.
         assert!(judge(&on_good(1, 4), &declared(2.5, Some(0.01), &v), &LIMITS).is_ok());
     }

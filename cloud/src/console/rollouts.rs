@@ -51,7 +51,8 @@ pub struct Report {
 pub struct Desired {
     /// The version asked for.
     pub version: u32,
-    /// When the request reached the ingest (UTC ms; a retained request is recorded once).
+    /// When this version was first asked for (the ingest's receive time, UTC ms; the manager
+    /// republishes every key with each rollout, and only a changed request counts).
     pub seen_at_ms: i64,
     /// Whether it came with a signed rollback statement (a version older than the edge's newest).
     pub rollback: bool,
@@ -123,7 +124,18 @@ pub fn rollouts(lake_dir: &Path, registry: &Path) -> Result<Rollouts> {
             })
         })
         .collect();
-    reports.sort_by_key(|r| std::cmp::Reverse(r.ts_ms));
+    // The manager republishes every key of an edge with each rollout: keep a request only when
+    // it asks for something new, so a key's row shows when its version was first asked for.
+    reports.sort_by_key(|r| r.ts_ms);
+    let mut asked: BTreeMap<At, (Option<u32>, Option<String>)> = BTreeMap::new();
+    reports.retain(|r| {
+        if r.state != DESIRED {
+            return true;
+        }
+        let request = (r.target_version, r.reason.clone());
+        asked.insert(at(r), request.clone()) != Some(request)
+    });
+    reports.reverse();
     let mut productions: BTreeMap<String, Option<u32>> = BTreeMap::new();
     for r in &mut reports {
         r.production = *productions.entry(r.model_key.clone()).or_insert_with(|| production(&r.model_key));
@@ -133,12 +145,18 @@ pub fn rollouts(lake_dir: &Path, registry: &Path) -> Result<Rollouts> {
     Ok(Rollouts { latest, history: reports })
 }
 
+/// Site, edge and model key of a row.
+type At = (String, String, String);
+
+fn at(r: &Report) -> At {
+    (r.site.clone(), r.edge_id.clone(), r.model_key.clone())
+}
+
 /// Per edge and key (from `reports`, newest first): the newest report of the edge, with the
 /// newest request of the manager beside it; a key only asked for shows as not reported.
 fn latest_per_key(reports: &[Report]) -> Vec<Report> {
-    let at = |r: &Report| (r.site.clone(), r.edge_id.clone(), r.model_key.clone());
-    let mut latest: BTreeMap<(String, String, String), Report> = BTreeMap::new();
-    let mut asked: BTreeMap<(String, String, String), &Report> = BTreeMap::new();
+    let mut latest: BTreeMap<At, Report> = BTreeMap::new();
+    let mut asked: BTreeMap<At, &Report> = BTreeMap::new();
     for r in reports {
         if r.state == DESIRED {
             asked.entry(at(r)).or_insert(r);

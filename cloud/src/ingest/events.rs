@@ -149,15 +149,26 @@ pub fn parse(
         let m: DesiredModels =
             serde_json::from_slice(payload).map_err(|e| format!("not a desired model state: {e}"))?;
         let mut rows = Vec::with_capacity(m.models.len());
+        let mut refused = Vec::new();
         for d in &m.models {
-            // The checks an edge makes before acting on it; the bundle size bound is the edge's.
-            d.check(u64::MAX).map_err(|e| e.to_string())?;
+            // The checks an edge makes on each entry before acting on it (the bundle size bound
+            // is the edge's own); like the edge, a bad entry does not hide the others.
+            if let Err(e) = d.check(u64::MAX) {
+                refused.push(e.to_string());
+                continue;
+            }
             rows.push(EdgeEvent {
                 model_key: Some(d.model_key.label()),
                 target_version: Some(d.bundle.version),
                 reason: d.rollback.as_ref().map(|_| "rollback".to_string()),
                 ..base(m.issued_at_ms, "desired")
             });
+        }
+        if rows.is_empty() && !refused.is_empty() {
+            return Err(format!("every desired model refused: {}", refused.join("; ")));
+        }
+        for why in &refused {
+            tracing::warn!(site, edge_id, reason = %why, "a desired model entry refused; the others are kept");
         }
         let mark = EventMark { event: "desired".into(), edge_ts_ms: m.issued_at_ms };
         return Ok(Some(EventMessage { key, mark, rows }));
@@ -335,9 +346,13 @@ mod tests {
         // A newer request for the same edge is a new event; the old one redelivered is not.
         assert_eq!(fresh(vec![parse_desired(&desired(5_000, 4, &sha))], &mut marks).len(), 2);
         assert!(fresh(vec![parse_desired(&desired(4_000, 3, &sha))], &mut marks).is_empty());
-        // The checks an edge makes: a bad digest or chunk count refuses the message.
+        // The checks an edge makes: a message with nothing valid is refused with the reason,
+        // one bad entry among good ones is passed over (as the edge does) and the rest kept.
         let bad = parse("plant", "e1", "model/desired", &desired(1, 1, "xyz"), 0).expect_err("bad sha");
         assert!(bad.contains("sha256"), "{bad}");
+        let mixed = String::from_utf8(desired(6_000, 5, &sha)).expect("utf8").replacen(&sha, "xyz", 1);
+        let kept = parse("plant", "e1", "model/desired", mixed.as_bytes(), 0).expect("valid").expect("event");
+        assert_eq!(kept.rows.iter().map(|r| r.model_key.as_deref()).collect::<Vec<_>>(), [Some("m2/A")]);
         assert!(parse("plant", "e1", "model/desired", b"{\"models\":7}", 0).is_err());
     }
 

@@ -10,7 +10,7 @@
 
 use anyhow::Result;
 use polars::prelude::DataFrame;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
@@ -45,6 +45,13 @@ pub fn stats() -> Option<CacheStats> {
         hits: cache.hits,
         misses: cache.misses,
     })
+}
+
+/// Whether the cache holds a frame of `path` (false when it is off).
+pub fn holds(path: &Path) -> bool {
+    CACHE
+        .get()
+        .is_some_and(|c| c.lock().unwrap_or_else(|p| p.into_inner()).entries.keys().any(|k| k.path == path))
 }
 
 /// The frame of `path` without the columns in `skip`: from the cache when it holds this very
@@ -102,18 +109,30 @@ struct PartCache {
     hits: u64,
     misses: u64,
     entries: HashMap<Key, Entry>,
+    /// Keys by last use, oldest first: what eviction takes.
+    order: BTreeMap<u64, Key>,
 }
 
 impl PartCache {
     fn new(max_bytes: usize) -> PartCache {
-        PartCache { max_bytes, bytes: 0, clock: 0, hits: 0, misses: 0, entries: HashMap::new() }
+        PartCache {
+            max_bytes,
+            bytes: 0,
+            clock: 0,
+            hits: 0,
+            misses: 0,
+            entries: HashMap::new(),
+            order: BTreeMap::new(),
+        }
     }
 
     fn get(&mut self, key: &Key, stamp: Stamp) -> Option<DataFrame> {
         self.clock += 1;
         match self.entries.get_mut(key) {
             Some(e) if e.stamp == stamp => {
+                self.order.remove(&e.used);
                 e.used = self.clock;
+                self.order.insert(self.clock, key.clone());
                 self.hits += 1;
                 Some(e.frame.clone())
             }
@@ -130,14 +149,14 @@ impl PartCache {
             return;
         }
         self.clock += 1;
-        if let Some(old) = self.entries.insert(key, Entry { stamp, frame, bytes, used: self.clock }) {
+        if let Some(old) = self.entries.insert(key.clone(), Entry { stamp, frame, bytes, used: self.clock }) {
             self.bytes -= old.bytes;
+            self.order.remove(&old.used);
         }
+        self.order.insert(self.clock, key);
         self.bytes += bytes;
         while self.bytes > self.max_bytes {
-            let Some(oldest) = self.entries.iter().min_by_key(|(_, e)| e.used).map(|(k, _)| k.clone()) else {
-                break;
-            };
+            let Some((_, oldest)) = self.order.pop_first() else { break };
             if let Some(e) = self.entries.remove(&oldest) {
                 self.bytes -= e.bytes;
             }
@@ -170,7 +189,7 @@ mod tests {
         c.put(key("b"), stamp, frame(&[2; 100]));
         assert!(c.get(&key("a"), stamp).is_some(), "a used after b");
         c.put(key("c"), stamp, frame(&[3; 100]));
-        assert_eq!((c.entries.len(), c.bytes), (2, 2 * size), "within the budget");
+        assert_eq!((c.entries.len(), c.order.len(), c.bytes), (2, 2, 2 * size), "within the budget");
         assert!(c.get(&key("b"), stamp).is_none(), "b, used least recently, left");
         assert!(c.get(&key("a"), stamp).is_some() && c.get(&key("c"), stamp).is_some());
         c.put(key("big"), stamp, frame(&[4; 1000]));

@@ -5,7 +5,7 @@
 //! caller's ([`crate::schedule`]).
 
 use super::Registers;
-use super::serial_line::{Lines, SerialLine};
+use super::serial_line::{Lines, SerialLine, Turn};
 use crate::config::{DeviceConfig, Protocol};
 use moldops_shared::profile::{ReadBlock, RegisterKind};
 use std::sync::Arc;
@@ -113,7 +113,7 @@ impl ModbusSource {
                     *slot = Some(tokio_modbus::client::tcp::attach_slave(stream, Slave(unit)));
                 }
                 let ctx = slot.as_mut().ok_or_else(|| err("lost".into()))?;
-                let result = read_blocks(ctx, blocks, limit).await;
+                let result = read_all(ctx, blocks, limit).await;
                 if result.is_err() {
                     *slot = None;
                 }
@@ -121,10 +121,9 @@ impl ModbusSource {
             }
             Link::Rtu(line) => {
                 let mut turn = line.lock().await;
-                let ctx = turn.context(unit).map_err(|e| err(e.to_string()))?;
-                let result = read_blocks(ctx, blocks, limit).await;
+                let result = read_on_line(&mut turn, unit, blocks, limit, &target).await;
                 if result.is_err() {
-                    turn.close();
+                    turn.fail(limit);
                 }
                 result
             }
@@ -133,31 +132,59 @@ impl ModbusSource {
     }
 }
 
-/// Reads `blocks` in order over `ctx`, each request within `limit`.
-async fn read_blocks(
+/// Reads `blocks` in order over `ctx`.
+async fn read_all(
     ctx: &mut Context,
     blocks: &[ReadBlock],
     limit: Duration,
 ) -> Result<Registers, SourceError> {
     let mut regs = Registers::default();
     for b in blocks {
-        let call = async {
-            match b.register {
-                RegisterKind::Holding => ctx.read_holding_registers(b.start, b.count).await,
-                RegisterKind::Input => ctx.read_input_registers(b.start, b.count).await,
-            }
-        };
-        let (kind, start, count) = (b.register, b.start, b.count);
-        let words = timeout(limit, call)
-            .await
-            .map_err(|_| SourceError::Timeout(limit))?
-            .map_err(|e| SourceError::Read { kind, start, count, msg: e.to_string() })?
-            .map_err(|e| SourceError::Exception { kind, start, count, code: format!("{e:?}") })?;
-        if words.len() != usize::from(count) {
-            let msg = format!("short answer: {} of {count} registers", words.len());
-            return Err(SourceError::Read { kind, start, count, msg });
-        }
-        regs.push(b.clone(), words);
+        regs.push(b.clone(), read_block(ctx, b, limit).await?);
     }
     Ok(regs)
+}
+
+/// Reads `blocks` in order on this turn of a shared serial line, silent for the line's gap
+/// between two requests.
+async fn read_on_line(
+    turn: &mut Turn<'_>,
+    unit: u8,
+    blocks: &[ReadBlock],
+    limit: Duration,
+    target: &str,
+) -> Result<Registers, SourceError> {
+    let mut regs = Registers::default();
+    for (i, b) in blocks.iter().enumerate() {
+        if i > 0 {
+            let gap = turn.gap();
+            tokio::time::sleep(gap).await;
+        }
+        let connect =
+            |e: tokio_serial::Error| SourceError::Connect { target: target.to_string(), msg: e.to_string() };
+        let ctx = turn.context(unit).map_err(connect)?;
+        regs.push(b.clone(), read_block(ctx, b, limit).await?);
+    }
+    Ok(regs)
+}
+
+/// Reads one block over `ctx` within `limit`.
+async fn read_block(ctx: &mut Context, b: &ReadBlock, limit: Duration) -> Result<Vec<u16>, SourceError> {
+    let call = async {
+        match b.register {
+            RegisterKind::Holding => ctx.read_holding_registers(b.start, b.count).await,
+            RegisterKind::Input => ctx.read_input_registers(b.start, b.count).await,
+        }
+    };
+    let (kind, start, count) = (b.register, b.start, b.count);
+    let words = timeout(limit, call)
+        .await
+        .map_err(|_| SourceError::Timeout(limit))?
+        .map_err(|e| SourceError::Read { kind, start, count, msg: e.to_string() })?
+        .map_err(|e| SourceError::Exception { kind, start, count, code: format!("{e:?}") })?;
+    if words.len() != usize::from(count) {
+        let msg = format!("short answer: {} of {count} registers", words.len());
+        return Err(SourceError::Read { kind, start, count, msg });
+    }
+    Ok(words)
 }

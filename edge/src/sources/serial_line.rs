@@ -7,12 +7,14 @@
 //! - **one request at a time**, in the order the devices asked (tokio's lock is fair), each
 //!   under its own device's unit id and `timeout_ms`;
 //! - **a silent gap between frames**: 3.5 character times as Modbus RTU requires (1.75 ms
-//!   above 19 200 baud), counted from the end of the last exchange;
-//! - **any error closes the port**, so a late or garbled answer of one unit can never be read
-//!   as the answer to the next device's request; the next turn opens it again.
+//!   above 19 200 baud), between turns and between the requests of one turn;
+//! - **any error closes the port and keeps the line quiet** for the failing device's timeout
+//!   before the next turn, so an answer that comes late dies out on the bus instead of
+//!   colliding with the next request; the next turn opens the port again (and tokio-modbus
+//!   refuses an answer whose unit id or function does not match the request).
 //!
-//! A dead unit costs the others one timeout per attempt, and its device backs off between
-//! attempts ([`crate::schedule`]), so it never starves the line.
+//! A dead unit costs the others about two of its timeouts per attempt, and its device backs
+//! off between attempts ([`crate::schedule`]), so it never starves the line.
 
 use crate::config::{DeviceConfig, Protocol, SerialConfig};
 use std::collections::HashMap;
@@ -54,7 +56,8 @@ pub struct SerialLine {
 
 struct LineState {
     ctx: Option<Context>,
-    last_exchange: Option<Instant>,
+    /// When the next turn may speak (the gap after the last exchange, or a failure's quiet).
+    free_at: Option<Instant>,
 }
 
 impl SerialLine {
@@ -62,7 +65,7 @@ impl SerialLine {
         SerialLine {
             settings: settings.clone(),
             gap: frame_gap(settings.baud),
-            state: Mutex::new(LineState { ctx: None, last_exchange: None }),
+            state: Mutex::new(LineState { ctx: None, free_at: None }),
         }
     }
 
@@ -74,10 +77,10 @@ impl SerialLine {
     /// Waits for the line's turn and for the silent gap after the previous exchange.
     pub async fn lock(&self) -> Turn<'_> {
         let state = self.state.lock().await;
-        if let Some(last) = state.last_exchange {
-            tokio::time::sleep_until(last + self.gap).await;
+        if let Some(at) = state.free_at {
+            tokio::time::sleep_until(at).await;
         }
-        Turn { line: self, state }
+        Turn { line: self, state, quiet: Duration::ZERO }
     }
 }
 
@@ -85,6 +88,7 @@ impl SerialLine {
 pub struct Turn<'a> {
     line: &'a SerialLine,
     state: MutexGuard<'a, LineState>,
+    quiet: Duration,
 }
 
 impl Turn<'_> {
@@ -102,15 +106,22 @@ impl Turn<'_> {
         Ok(ctx)
     }
 
-    /// Closes the port after a failed exchange: whatever the unit sends late is discarded.
-    pub fn close(&mut self) {
+    /// The silence the line needs between two frames (also between two requests of a turn).
+    pub fn gap(&self) -> Duration {
+        self.line.gap
+    }
+
+    /// After a failed exchange: closes the port and keeps the line quiet for `quiet` after
+    /// this turn, so an answer the unit sends late passes before anyone speaks again.
+    pub fn fail(&mut self, quiet: Duration) {
         self.state.ctx = None;
+        self.quiet = quiet;
     }
 }
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        self.state.last_exchange = Some(Instant::now());
+        self.state.free_at = Some(Instant::now() + self.line.gap.max(self.quiet));
     }
 }
 
@@ -223,6 +234,21 @@ mod tests {
         let c = lines.line(&settings("/dev/ttyUSB1"));
         assert!(Arc::ptr_eq(&a, &b) && !Arc::ptr_eq(&a, &c));
         assert_eq!(c.path(), "/dev/ttyUSB1");
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_exchange_the_line_stays_quiet_for_the_failing_timeout() {
+        let line = SerialLine::new(&settings("/dev/null-line"));
+        let mut turn = line.lock().await;
+        turn.fail(Duration::from_millis(60));
+        drop(turn);
+        let failed = Instant::now();
+        let _next = line.lock().await;
+        assert!(
+            failed.elapsed() >= Duration::from_millis(60),
+            "a late answer gets its time: {:?}",
+            failed.elapsed()
+        );
     }
 
     #[tokio::test]
