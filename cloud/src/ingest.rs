@@ -269,7 +269,7 @@ impl Session<'_> {
                     .filter(|(c, _)| matches!(c, SubscribeReasonCode::Failure))
                     .map(|(_, f)| f);
                 let (optional, required): (Vec<&String>, Vec<&String>) =
-                    refused.partition(|f| f.ends_with(Leaf::ModelDesired.as_str()));
+                    refused.partition(|f| **f == filter_all(Leaf::ModelDesired));
                 if !required.is_empty() {
                     return Step::Fail(anyhow!("the broker refused the subscription to {required:?}"));
                 }

@@ -48,7 +48,8 @@ pub fn stats() -> Option<CacheStats> {
 }
 
 /// Whether the cache holds a frame of `path` (false when it is off).
-pub fn holds(path: &Path) -> bool {
+#[cfg(test)]
+pub(crate) fn holds(path: &Path) -> bool {
     CACHE
         .get()
         .is_some_and(|c| c.lock().unwrap_or_else(|p| p.into_inner()).entries.keys().any(|k| k.path == path))

@@ -41,7 +41,7 @@ impl Source {
     /// Human-readable target (address, serial path or endpoint).
     pub fn target(&self) -> String {
         match self {
-            Source::Modbus { client, .. } => client.target(),
+            Source::Modbus { client, .. } => client.target().to_string(),
             Source::OpcUa(s) => s.target(),
         }
     }

@@ -60,6 +60,8 @@ pub struct ModbusSource {
     cfg: DeviceConfig,
     link: Link,
     timeout: Duration,
+    /// Address or serial path, for messages.
+    target: String,
 }
 
 /// How requests reach the device.
@@ -83,24 +85,24 @@ impl ModbusSource {
             (Protocol::ModbusRtu, None) => Link::Unusable("no serial settings"),
             (Protocol::Opcua, _) => Link::Unusable("not a Modbus device"),
         };
-        ModbusSource { cfg, link, timeout }
-    }
-
-    /// Human-readable target (address or serial path).
-    pub fn target(&self) -> String {
-        match (&self.cfg.address, &self.cfg.serial) {
+        let target = match (&cfg.address, &cfg.serial) {
             (Some(a), _) => a.clone(),
             (None, Some(s)) => s.path.clone(),
             (None, None) => "?".into(),
-        }
+        };
+        ModbusSource { cfg, link, timeout, target }
+    }
+
+    /// Human-readable target (address or serial path).
+    pub fn target(&self) -> &str {
+        &self.target
     }
 
     /// Reads every block; on any failure the connection (or the shared line's port) is closed
     /// and the error returned.
     pub async fn read(&mut self, blocks: &[ReadBlock]) -> Result<Registers, SourceError> {
-        let target = self.target();
-        let (limit, unit) = (self.timeout, self.cfg.unit_id);
-        let err = |msg: String| SourceError::Connect { target: target.clone(), msg };
+        let (limit, unit, target) = (self.timeout, self.cfg.unit_id, self.target.as_str());
+        let err = |msg: String| SourceError::Connect { target: target.to_string(), msg };
         match &mut self.link {
             Link::Tcp(slot) => {
                 if slot.is_none() {
@@ -121,7 +123,7 @@ impl ModbusSource {
             }
             Link::Rtu(line) => {
                 let mut turn = line.lock().await;
-                let result = read_on_line(&mut turn, unit, blocks, limit, &target).await;
+                let result = read_on_line(&mut turn, unit, blocks, limit, target).await;
                 if result.is_err() {
                     turn.fail(limit);
                 }

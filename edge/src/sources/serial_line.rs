@@ -69,11 +69,6 @@ impl SerialLine {
         }
     }
 
-    /// The serial path.
-    pub fn path(&self) -> &str {
-        &self.settings.path
-    }
-
     /// Waits for the line's turn and for the silent gap after the previous exchange.
     pub async fn lock(&self) -> Turn<'_> {
         let state = self.state.lock().await;
@@ -233,7 +228,7 @@ mod tests {
         let b = lines.line(&settings("/dev/ttyUSB0"));
         let c = lines.line(&settings("/dev/ttyUSB1"));
         assert!(Arc::ptr_eq(&a, &b) && !Arc::ptr_eq(&a, &c));
-        assert_eq!(c.path(), "/dev/ttyUSB1");
+        assert_eq!(c.settings.path, "/dev/ttyUSB1");
     }
 
     #[tokio::test]
