@@ -23,6 +23,7 @@ pub use moldops_common::mqtt::BrokerConfig;
 use crate::config::ConfigErrors;
 use anyhow::{Context, Result, anyhow};
 use moldops_common::backoff::Backoff;
+use moldops_shared::sparkplug::{self, MessageType};
 use moldops_shared::topic::{Leaf, filter_all};
 use rumqttc::{
     AsyncClient, ConnectionError, Event, Outgoing, Packet, QoS, SubscribeFilter, SubscribeReasonCode,
@@ -152,7 +153,11 @@ pub async fn run(cfg: IngestConfig, shutdown: impl Future<Output = ()>) -> Resul
     let mut session = Session {
         cfg: &cfg,
         client: client.clone(),
-        filters: [Leaf::Data, Leaf::Status, Leaf::ModelReported, Leaf::ModelDesired].map(filter_all).to_vec(),
+        filters: [Leaf::Data, Leaf::Status, Leaf::ModelReported, Leaf::ModelDesired]
+            .map(filter_all)
+            .into_iter()
+            .chain([MessageType::DData, MessageType::NDeath].map(sparkplug::filter_all))
+            .collect(),
         link: Link { up: false, last_error: None, backoff: reconnect_backoff() },
         tx,
     };
@@ -240,9 +245,11 @@ impl Session<'_> {
         let cfg = self.cfg;
         match event {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                if moldops_shared::topic::parse(&publish.topic)
-                    .is_some_and(|(_, _, l)| l == Leaf::Data.as_str())
-                {
+                let native = moldops_shared::topic::parse(&publish.topic)
+                    .is_some_and(|(_, _, l)| l == Leaf::Data.as_str());
+                let sparkplug =
+                    sparkplug::parse_topic(&publish.topic).is_some_and(|t| t.kind == MessageType::DData);
+                if native || sparkplug {
                     cfg.stats.message();
                 }
                 let received_at_ms = chrono::Utc::now().timestamp_millis();
@@ -268,10 +275,19 @@ impl Session<'_> {
                     .zip(&self.filters)
                     .filter(|(c, _)| matches!(c, SubscribeReasonCode::Failure))
                     .map(|(_, f)| f);
+                let (sparkplug, refused): (Vec<&String>, Vec<&String>) =
+                    refused.partition(|f| f.starts_with(sparkplug::NAMESPACE));
                 let (optional, required): (Vec<&String>, Vec<&String>) =
-                    refused.partition(|f| **f == filter_all(Leaf::ModelDesired));
+                    refused.into_iter().partition(|f| **f == filter_all(Leaf::ModelDesired));
                 if !required.is_empty() {
                     return Step::Fail(anyhow!("the broker refused the subscription to {required:?}"));
+                }
+                if !sparkplug.is_empty() {
+                    // Native edges need none of it; Sparkplug edges keep their records buffered
+                    // (no commit ack) until it is allowed.
+                    tracing::warn!(filters = ?sparkplug, "the broker refused the subscription to \
+                        Sparkplug B data (give the ingest read access to spBv1.0/+/DDATA/+/+ and \
+                        spBv1.0/+/NDEATH/+): edges with uplink.format = \"sparkplug-b\" are not ingested");
                 }
                 if !optional.is_empty() {
                     // Only the console's rollouts page reads it: run without, and say so.

@@ -224,6 +224,21 @@ pub struct UplinkConfig {
     /// sent again (the ingest drops the duplicates).
     #[serde(default = "default_resend_after_s")]
     pub resend_after_s: u64,
+    /// What goes on the wire: `native` batches (the default) or `sparkplug-b` (one Sparkplug B
+    /// `DDATA` per record, with births, deaths and rebirths; docs/sparkplug.md).
+    #[serde(default)]
+    pub format: UplinkFormat,
+}
+
+/// The uplink's wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UplinkFormat {
+    /// Self-describing JSON batches on `moldops/v1/{site}/{edge}/data`.
+    #[default]
+    Native,
+    /// MQTT Sparkplug B: group = site, edge node = edge, one device per machine or peripheral.
+    SparkplugB,
 }
 
 /// When the uplink removes a record from the buffer.
@@ -423,6 +438,7 @@ impl Default for UplinkConfig {
             linger_ms: default_linger_ms(),
             delete_after: DeleteAfter::default(),
             resend_after_s: default_resend_after_s(),
+            format: UplinkFormat::default(),
         }
     }
 }
@@ -501,6 +517,10 @@ impl EdgeConfig {
             }
             if let Err(e) = limits::check_name("id", &d.id) {
                 errs.push(format!("devices[{i}]: {e}"));
+            } else if self.uplink.format == UplinkFormat::SparkplugB
+                && let Err(e) = limits::check_level("id", &d.id)
+            {
+                errs.push(format!("{at}: {e}: with uplink.format = \"sparkplug-b\" the id is a topic level"));
             }
             for (field, id) in [("id", d.id.as_str()), ("machine_id", d.machine_id())] {
                 if moldops_shared::RESERVED_IDS.contains(&id) {

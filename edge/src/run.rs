@@ -100,6 +100,9 @@ pub async fn start(
         shutdown.clone(),
     );
     tasks.push(tokio::spawn(heartbeat));
+    // The uplink's Sparkplug births declare the devices' tag maps.
+    let uplink = Uplink::new(cfg.clone(), base_dir.to_path_buf(), buffer.clone(), health.clone())
+        .with_devices(&devices);
     // RTU devices on one serial path share one port (RS-485 multi-drop).
     let mut lines = crate::sources::serial_line::Lines::default();
     for d in devices {
@@ -108,7 +111,6 @@ pub async fn start(
         let poller = DevicePoller::new(d, &mut lines, writer.clone(), health.clone(), last);
         tasks.push(tokio::spawn(poller.run(poll_rx.clone())));
     }
-    let uplink = Uplink::new(cfg.clone(), base_dir.to_path_buf(), buffer.clone(), health.clone());
     tasks.push(tokio::spawn(uplink.run(shutdown.clone())));
     let api_addr = if cfg.api.listen.trim().is_empty() {
         None

@@ -10,9 +10,15 @@
 //! Two lanes share the in-flight window: **live** records (stored since this connection came
 //! up) go out as they arrive; the **backlog** from an outage is sent oldest first, limited to
 //! `catchup_records_per_s`, so live data keeps flowing during catch-up.
+//!
+//! With `uplink.format = "sparkplug-b"` each record goes out as one Sparkplug B `DDATA` of its
+//! device instead of inside a batch, with the node's births, death and rebirths ([`sparkplug`]);
+//! the window then counts records, and everything else (lanes, commit acks, resends) is the same.
+
+pub mod sparkplug;
 
 use crate::buffer::Buffer;
-use crate::config::{DeleteAfter, EdgeConfig};
+use crate::config::{DeleteAfter, Device, EdgeConfig, UplinkFormat};
 use crate::health::{Health, MqttState};
 use anyhow::{Context, Result, bail};
 use moldops_common::backoff::Backoff;
@@ -22,7 +28,7 @@ use moldops_shared::topic::{self, Leaf};
 use rumqttc::{AsyncClient, Event, LastWill, Outgoing, Packet, QoS, SubscribeReasonCode};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -39,6 +45,8 @@ pub struct Uplink {
     base_dir: PathBuf,
     buffer: Arc<Buffer>,
     health: Arc<Health>,
+    /// The Sparkplug B node, with `uplink.format = "sparkplug-b"`.
+    sparkplug: Option<Mutex<sparkplug::Node>>,
 }
 
 /// Lanes and window of one connection.
@@ -58,12 +66,31 @@ struct Session {
     acks: u64,
     /// When the buffer was last looked at for stale records (at most once a second).
     stale_checked: Instant,
+    /// Sparkplug B: the topic of the node's commands.
+    command_topic: Option<String>,
 }
 
 impl Uplink {
     /// An uplink for `cfg`; `base_dir` resolves relative TLS and password file paths of `[broker]`.
     pub fn new(cfg: EdgeConfig, base_dir: PathBuf, buffer: Arc<Buffer>, health: Arc<Health>) -> Self {
-        Uplink { cfg, base_dir, buffer, health }
+        Uplink { cfg, base_dir, buffer, health, sparkplug: None }.with_devices(&[])
+    }
+
+    /// The devices whose tag maps declare the metrics of the Sparkplug B device births (used only
+    /// with `uplink.format = "sparkplug-b"`; without them a device is born with its first record).
+    pub fn with_devices(mut self, devices: &[Device]) -> Self {
+        if self.cfg.uplink.format == UplinkFormat::SparkplugB {
+            let state = sparkplug::Node::state_path_for(&self.base_dir.join(&self.cfg.buffer.path));
+            let node = sparkplug::Node::new(&self.cfg.site, &self.cfg.edge_id, devices, state);
+            self.sparkplug = Some(Mutex::new(node));
+        }
+        self
+    }
+
+    /// The Sparkplug B node, if any (a panic while it was held cannot leave it inconsistent:
+    /// each call finishes its changes before it returns).
+    fn node(&self) -> Option<MutexGuard<'_, sparkplug::Node>> {
+        self.sparkplug.as_ref().map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// Connects, uploads and reconnects with back-off until `shutdown` turns true.
@@ -109,13 +136,21 @@ impl Uplink {
             moldops_common::mqtt::options(&self.cfg.broker, &format!("moldops-edge-{edge}"), &self.base_dir)?;
         opts.set_clean_session(true);
         opts.set_inflight((up.max_inflight + 4).min(u16::MAX as usize) as u16);
-        opts.set_last_will(LastWill::new(
-            &status_topic,
-            self.status_payload(LinkState::Offline),
-            QoS::AtLeastOnce,
-            true,
-        ));
-        let (client, mut events) = AsyncClient::new(opts, up.max_inflight + 16);
+        let now = now_ms();
+        let will = match self.node() {
+            Some(mut node) => node.connect(now),
+            None => {
+                LastWill::new(&status_topic, self.status_payload(LinkState::Offline), QoS::AtLeastOnce, true)
+            }
+        };
+        opts.set_last_will(will);
+        // Room for the window, plus (Sparkplug) a device birth per record and the births of
+        // every device at once.
+        let room = match self.node() {
+            Some(node) => 2 * up.max_inflight + 16 + node.devices(),
+            None => up.max_inflight + 16,
+        };
+        let (client, mut events) = AsyncClient::new(opts, room);
         self.health.set_mqtt_state(MqttState::Connecting);
         loop {
             match events.poll().await.context("connecting to broker")? {
@@ -141,6 +176,7 @@ impl Uplink {
             catchup: TokenBucket::new(up.catchup_records_per_s, up.batch_max_records, Instant::now()),
             awaiting_pkid: VecDeque::new(),
             inflight: HashMap::new(),
+            command_topic: None,
         };
         s.client.try_publish(
             &status_topic,
@@ -153,6 +189,12 @@ impl Uplink {
         if commit_acks {
             s.client.try_subscribe(&s.ack_topic, QoS::AtLeastOnce)?;
         }
+        let births = self.node().map(|mut node| (node.command_topic(), node.births(now_ms())));
+        if let Some((commands, births)) = births {
+            s.client.try_subscribe(&commands, QoS::AtLeastOnce)?;
+            s.command_topic = Some(commands);
+            self.send_all(&mut s, births)?;
+        }
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         loop {
             self.fill(&mut s, *appended.borrow())?;
@@ -164,6 +206,10 @@ impl Uplink {
                 changed = appended.changed() => if changed.is_err() { bail!("buffer closed") },
                 _ = tick.tick(), if commit_acks || s.backlog_cursor < s.live_from => {}
                 _ = shutdown.changed() => if *shutdown.borrow() {
+                    // A clean disconnect discards the will: the death is said here.
+                    if let Some(death) = self.node().map(|n| n.death(now_ms())) {
+                        let _ = s.client.try_publish(death.topic, QoS::AtMostOnce, false, death.payload);
+                    }
                     let _ = s.client.try_publish(&status_topic, QoS::AtMostOnce, true, self.status_payload(LinkState::Offline));
                     let _ = s.client.try_disconnect();
                     let _ = tokio::time::timeout(Duration::from_millis(500), async {
@@ -185,7 +231,12 @@ impl Uplink {
         let up = &self.cfg.uplink;
         s.catchup.refill(Instant::now());
         while Self::window_used(s) < up.max_inflight {
-            let live = self.buffer.read(s.live_cursor, durable_until, up.batch_max_records)?;
+            // Sparkplug sends a message per record: the window's room is counted in records.
+            let per_message = match self.sparkplug {
+                Some(_) => up.max_inflight - Self::window_used(s),
+                None => up.batch_max_records,
+            };
+            let live = self.buffer.read(s.live_cursor, durable_until, per_message)?;
             if let Some((last, _)) = live.last() {
                 s.live_cursor = last + 1;
                 self.publish(s, live)?;
@@ -198,8 +249,7 @@ impl Uplink {
             if allowed == 0 {
                 break;
             }
-            let backlog =
-                self.buffer.read(s.backlog_cursor, s.live_from, allowed.min(up.batch_max_records))?;
+            let backlog = self.buffer.read(s.backlog_cursor, s.live_from, allowed.min(per_message))?;
             let Some((last, _)) = backlog.last() else {
                 s.backlog_cursor = s.live_from;
                 tracing::info!("backlog uploaded");
@@ -282,14 +332,85 @@ impl Uplink {
 
     fn publish(&self, s: &mut Session, records: Vec<(u64, Vec<u8>)>) -> Result<()> {
         let (Some((first, _)), Some((last, _))) = (records.first(), records.last()) else { return Ok(()) };
-        let tracked = Tracked::Data { first: *first, last: *last, count: records.len() as u64 };
         let held_from = match self.cfg.uplink.delete_after {
             DeleteAfter::Commit => Some(self.buffer.lowest_seq()?.unwrap_or(*first).min(*first)),
             DeleteAfter::Puback => None,
         };
+        if self.sparkplug.is_some() {
+            return self.publish_sparkplug(s, records, held_from);
+        }
+        let tracked = Tracked::Data { first: *first, last: *last, count: records.len() as u64 };
         let payload = batch_json(&self.cfg.site, &self.cfg.edge_id, self.buffer.epoch(), held_from, &records);
         s.client.try_publish(&s.data_topic, QoS::AtLeastOnce, false, payload)?;
         s.awaiting_pkid.push_back(tracked);
+        Ok(())
+    }
+
+    /// Sends each record as a Sparkplug B `DDATA` (after its device's birth when needed). A
+    /// stored record that no longer reads as one (a damaged buffer) goes out as a native batch
+    /// of its own, which the ingest quarantines with the reason: never dropped unseen.
+    fn publish_sparkplug(
+        &self,
+        s: &mut Session,
+        records: Vec<(u64, Vec<u8>)>,
+        held_from: Option<u64>,
+    ) -> Result<()> {
+        for (seq, json) in records {
+            let record = match serde_json::from_slice::<moldops_shared::Record>(&json) {
+                Ok(r) if r.seq == seq => r,
+                Ok(_) | Err(_) => {
+                    tracing::warn!(
+                        seq,
+                        "a buffered record does not read as a record: sent as a native batch for the ingest's quarantine"
+                    );
+                    let one = [(seq, json)];
+                    let payload =
+                        batch_json(&self.cfg.site, &self.cfg.edge_id, self.buffer.epoch(), held_from, &one);
+                    s.client.try_publish(&s.data_topic, QoS::AtLeastOnce, false, payload)?;
+                    s.awaiting_pkid.push_back(Tracked::Data { first: seq, last: seq, count: 1 });
+                    continue;
+                }
+            };
+            let held = held_from.map(|h| h.min(seq));
+            let messages = match self.node() {
+                Some(mut node) => node.data(&record, self.buffer.epoch(), held, now_ms()),
+                None => Vec::new(),
+            };
+            let Some((data, births)) = messages.split_last() else { continue };
+            self.send_all(s, births.to_vec())?;
+            s.client.try_publish(&data.topic, data.qos, false, data.payload.clone())?;
+            s.awaiting_pkid.push_back(Tracked::Data { first: seq, last: seq, count: 1 });
+        }
+        Ok(())
+    }
+
+    /// Publishes Sparkplug births (or other messages that carry no records).
+    fn send_all(&self, s: &mut Session, messages: Vec<sparkplug::Message>) -> Result<()> {
+        for m in messages {
+            s.client.try_publish(m.topic, m.qos, false, m.payload)?;
+            s.awaiting_pkid.push_back(Tracked::Other);
+        }
+        Ok(())
+    }
+
+    /// A host's command to the node: a rebirth request republishes every birth; anything else
+    /// is logged and ignored.
+    fn on_command(&self, s: &mut Session, payload: &[u8]) -> Result<()> {
+        let rebirth = match self.node() {
+            Some(mut node) => match node.on_command(payload) {
+                Ok(true) => Some(node.births(now_ms())),
+                Ok(false) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, bytes = payload.len(), "Sparkplug node command refused");
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(births) = rebirth {
+            tracing::info!("Sparkplug rebirth requested: births published again");
+            self.send_all(s, births)?;
+        }
         Ok(())
     }
 
@@ -312,6 +433,9 @@ impl Uplink {
                 }
             }
             Event::Incoming(Packet::Publish(p)) if p.topic == s.ack_topic => self.on_ack(s, &p.payload)?,
+            Event::Incoming(Packet::Publish(p)) if s.command_topic.as_deref() == Some(p.topic.as_str()) => {
+                self.on_command(s, &p.payload)?
+            }
             Event::Incoming(Packet::SubAck(ack))
                 if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) =>
             {
@@ -322,6 +446,11 @@ impl Uplink {
         }
         Ok(())
     }
+}
+
+/// Now, UTC ms (0 before 1970).
+fn now_ms() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
 }
 
 /// Rate limit of the backlog lane: `rate` records per second with a burst of one second (at

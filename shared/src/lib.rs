@@ -1,9 +1,9 @@
 //! Contracts spoken by both sides of moldops: the records an edge produces (and the gaps it
 //! reports when it had to drop some, the scores it gives each shot and its own health), the
 //! batches it uploads and the commit acks it gets back, the MQTT topic layout, the wire codec
-//! and its limits, the model bundle, the rollout messages and the signed rollback statements
-//! that alone allow a downgrade, and the machine profiles (tag maps) that say how registers
-//! become named values. No I/O lives here.
+//! and its limits, the Sparkplug B mapping of records, the model bundle, the rollout messages
+//! and the signed rollback statements that alone allow a downgrade, and the machine profiles
+//! (tag maps) that say how registers become named values. No I/O lives here.
 
 #![warn(missing_docs)]
 
@@ -19,6 +19,7 @@ pub mod record;
 pub mod rollback;
 pub mod rollout;
 pub mod score;
+pub mod sparkplug;
 pub mod status;
 pub mod topic;
 

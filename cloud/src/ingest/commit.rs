@@ -5,6 +5,11 @@
 //! stream), stores what was refused, and persists the dedup state — in that order. When it
 //! returns `Ok`, everything in the group is durable and the caller may acknowledge it.
 //!
+//! Payloads come as native batches (`moldops/v1/…/data`) or as Sparkplug B `DDATA` of moldops
+//! edges (one record each, [`moldops_shared::sparkplug`]); both become the same batches and go
+//! through the same checks, dedup and commit acks. A Sparkplug node's `NDEATH` is its `offline`
+//! event; `DDATA` of other Sparkplug nodes are counted and passed over.
+//!
 //! A stream is one edge buffer's sequence: `(site, edge_id, epoch)`. A new epoch of a known
 //! edge (its buffer was lost or replaced) is a new stream, counted and logged, never taken
 //! for duplicates.
@@ -18,6 +23,7 @@ use anyhow::Result;
 use moldops_common::lock::LockFile;
 use moldops_shared::gap::DropGap;
 use moldops_shared::score;
+use moldops_shared::sparkplug::{self, MessageType, SparkplugError};
 use moldops_shared::topic::{self, Leaf};
 use moldops_shared::{Batch, Decoded, RecordKind, RefusedRecord, decode_lenient};
 use serde::Serialize;
@@ -47,6 +53,8 @@ pub struct Group {
     events: Vec<EventMessage>,
     records: usize,
     messages: usize,
+    /// Sparkplug `DDATA` of nodes that are not moldops edges.
+    foreign: u64,
 }
 
 impl Group {
@@ -82,6 +90,10 @@ impl Group {
         self.messages += 1;
         match checked {
             Ok(Checked::Event(message)) => self.events.extend(message),
+            Ok(Checked::Foreign(reason)) => {
+                tracing::debug!(topic, %reason, "passed over");
+                self.foreign += 1;
+            }
             Ok(Checked::Batch(decoded)) => {
                 let batch = self.accepted.len();
                 for r in decoded.refused {
@@ -120,8 +132,11 @@ impl Group {
 enum Checked {
     /// A batch of records from a data topic (its refused records set aside inside).
     Batch(Decoded),
-    /// A message on an edge's status or reported-state topic; `None` for a cleared retained one.
+    /// A message on an edge's status or reported-state topic (or a Sparkplug death); `None`
+    /// for a cleared retained one.
     Event(Option<EventMessage>),
+    /// A Sparkplug `DDATA` of a node that is no moldops edge, with the reason.
+    Foreign(String),
 }
 
 /// Decodes a payload and checks it against its topic and the lake's needs: a bad header or
@@ -129,6 +144,9 @@ enum Checked {
 /// years 1..=9999, a value named like a lake column) is refused alone. Payloads on the edges'
 /// event topics are read as [`events`].
 fn check(topic_name: &str, payload: &[u8], received_at_ms: i64) -> Result<Checked, String> {
+    if let Some(t) = sparkplug::parse_topic(topic_name) {
+        return check_sparkplug(&t, payload, received_at_ms);
+    }
     let Some((site, edge_id, leaf)) = topic::parse(topic_name) else {
         return Err(format!("topic {topic_name:?} is not in the moldops tree"));
     };
@@ -146,6 +164,34 @@ fn check(topic_name: &str, payload: &[u8], received_at_ms: i64) -> Result<Checke
             batch.site, batch.edge_id
         ));
     }
+    lake_checks(&mut decoded);
+    Ok(Checked::Batch(decoded))
+}
+
+/// A Sparkplug B message: a moldops edge's `DDATA` is a batch of its one record, an `NDEATH`
+/// the node's `offline` event; other kinds are not subscribed to and refused.
+fn check_sparkplug(t: &sparkplug::Topic<'_>, payload: &[u8], received_at_ms: i64) -> Result<Checked, String> {
+    match (t.kind, t.device) {
+        (MessageType::DData, Some(device)) => match sparkplug::decode_ddata(t.group, t.node, device, payload)
+        {
+            Ok(mut decoded) => {
+                lake_checks(&mut decoded);
+                Ok(Checked::Batch(decoded))
+            }
+            Err(e @ SparkplugError::NotMoldops(_)) => Ok(Checked::Foreign(e.to_string())),
+            Err(e) => Err(e.to_string()),
+        },
+        (MessageType::NDeath, None) => {
+            events::parse_death(t.group, t.node, payload, received_at_ms).map(Checked::Event)
+        }
+        (kind, _) => Err(format!("Sparkplug {} messages are not ingested", kind.as_str())),
+    }
+}
+
+/// Sets aside the records the lake cannot hold: a time outside years 1..=9999, a value named
+/// like a lake column.
+fn lake_checks(decoded: &mut Decoded) {
+    let batch = &mut decoded.batch;
     let records = std::mem::take(&mut batch.records);
     for (i, r) in records.into_iter().enumerate() {
         let problem = if !TS_RANGE.contains(&r.ts_ms) {
@@ -166,7 +212,6 @@ fn check(topic_name: &str, payload: &[u8], received_at_ms: i64) -> Result<Checke
             }),
         }
     }
-    Ok(Checked::Batch(decoded))
 }
 
 /// Logs a gap record an edge sent; returns how many records it says were dropped.
@@ -213,6 +258,8 @@ pub struct Outcome {
     pub duplicates: u64,
     /// Quarantine entries stored: whole payloads and single records.
     pub quarantined: u64,
+    /// Sparkplug B `DDATA` of nodes that are not moldops edges, passed over.
+    pub foreign_sparkplug: u64,
     /// Streams that are a new buffer epoch of an edge already in the lake.
     pub new_epochs: u64,
     /// Part files written, relative to the lake.
@@ -287,7 +334,8 @@ impl Committer {
 
     /// Commits a group durably (see the module doc). An error means nothing may be acknowledged.
     pub fn commit(&mut self, group: Group) -> Result<Outcome> {
-        let mut out = Outcome { messages: group.messages, ..Default::default() };
+        let mut out =
+            Outcome { messages: group.messages, foreign_sparkplug: group.foreign, ..Default::default() };
         let streams: Vec<StreamId> = group.accepted.iter().map(StreamId::of).collect();
         let mut sorted = Sorted::default();
         for (b, stream) in group.accepted.iter().zip(&streams) {

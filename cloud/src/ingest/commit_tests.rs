@@ -432,3 +432,49 @@ fn an_oversized_payload_is_quarantined_by_its_head() {
     assert_eq!(recent[0].bytes, 10 << 20);
     assert!(recent[0].payload.len() <= quarantine::MAX_STORED_BYTES, "{}", recent[0].payload.len());
 }
+
+#[test]
+fn sparkplug_ddata_joins_the_streams_of_native_batches_and_foreign_nodes_are_passed_over() {
+    use moldops_shared::sparkplug::{self as spb, MessageType};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut c, _) = Committer::open(dir.path()).expect("open");
+    let native =
+        epoch_payload("plant", "e1", "ep", vec![shot(1, "M1", &[("Cycle_Time", 60.0)]), shot(2, "M1", &[])]);
+    let ddata = |r: &Record| spb::ddata(r, "ep", Some(1), 0, 5).encode();
+    let dtopic = |device: &str| spb::topic("plant", MessageType::DData, "e1", Some(device));
+    let third = shot(3, "M1", &[("Cycle_Time", 61.0)]);
+    let foreign = spb::Payload {
+        uuid: None,
+        body: None,
+        ..spb::Payload::decode_bounded(&ddata(&third), 1 << 20).expect("pb")
+    };
+    let death = spb::ndeath(7, 1_000).encode();
+    let msgs = [
+        (data_topic("e1"), native),
+        (dtopic("M1"), ddata(&shot(2, "M1", &[]))),
+        (dtopic("M1"), ddata(&third)),
+        (spb::topic("plant", MessageType::DData, "ignition", Some("PLC1")), foreign.encode()),
+        (dtopic("M1"), b"\xff\xfe garbage".to_vec()),
+        (spb::topic("plant", MessageType::NDeath, "e1", None), death.clone()),
+        (spb::topic("plant", MessageType::NBirth, "e1", None), spb::nbirth(7, 1_000).encode()),
+    ];
+    let refs: Vec<(&str, Vec<u8>)> = msgs.iter().map(|(t, p)| (t.as_str(), p.clone())).collect();
+    let out = commit(&mut c, &refs);
+    assert_eq!((out.raw_records, out.duplicates), (3, 1), "a record sent both ways is stored once");
+    assert_eq!(
+        (out.foreign_sparkplug, out.quarantined),
+        (1, 2),
+        "garbage and an NBIRTH are refused with a reason"
+    );
+    assert_eq!(out.event_records, 1, "the node's death is its offline event");
+    let ack = out.acks.iter().find(|a| a.stream.epoch == "ep").expect("an ack for the stream");
+    assert_eq!(ack.committed_through, 3, "the DDATA's held_from earns the edge its commit ack");
+    let df = lake::read_dataset(dir.path(), "raw_data").expect("read");
+    let cycle = df.column("Cycle_Time").expect("col").f64().expect("f64").clone();
+    let mut got: Vec<f64> = cycle.iter().flatten().collect();
+    got.sort_by(f64::total_cmp);
+    assert_eq!(got, vec![60.0, 61.0]);
+    // The death comes again (a redelivery): recorded once.
+    let again = spb::topic("plant", MessageType::NDeath, "e1", None);
+    assert_eq!(commit(&mut c, &[(&again, death)]).event_records, 0);
+}

@@ -13,6 +13,7 @@ use crate::lake::write::{prepare_dirs, sync_dirs, write_parquet};
 use anyhow::{Context, Result};
 use moldops_shared::limits;
 use moldops_shared::rollout::{DesiredModels, ReportedModels};
+use moldops_shared::sparkplug;
 use moldops_shared::status::{LinkState, MACHINE_ID, StatusMessage};
 use moldops_shared::topic::Leaf;
 use polars::prelude::{Column, DataFrame, Int64Chunked, IntoColumn, NewChunkedArray, TimeUnit, TimeZone};
@@ -190,6 +191,38 @@ pub fn parse(
         });
     }
     Ok(Some(EventMessage { key, mark: EventMark { event: "rollout".into(), edge_ts_ms: m.ts_ms }, rows }))
+}
+
+/// Reads the Sparkplug B death certificate (`NDEATH`) of node `edge_id` in group `site`: the
+/// edge's `offline` event, at the time the certificate carries (a will is composed when its
+/// connection starts, like a native last will).
+pub fn parse_death(
+    site: &str,
+    edge_id: &str,
+    payload: &[u8],
+    received_at_ms: i64,
+) -> Result<Option<EventMessage>, String> {
+    limits::check_level("site", site).map_err(|e| e.to_string())?;
+    limits::check_level("edge_id", edge_id).map_err(|e| e.to_string())?;
+    let p = sparkplug::Payload::decode_bounded(payload, MAX_EVENT_BYTES).map_err(|e| e.to_string())?;
+    let Some(bd_seq) = sparkplug::bd_seq(&p) else { return Err("NDEATH without bdSeq".into()) };
+    let edge_ts_ms = p.timestamp.and_then(|t| i64::try_from(t).ok()).unwrap_or(received_at_ms);
+    let row = EdgeEvent {
+        site: site.to_string(),
+        edge_id: edge_id.to_string(),
+        received_at_ms,
+        edge_ts_ms,
+        event: "offline",
+        edge_version: None,
+        model_key: None,
+        rollout_state: None,
+        target_version: None,
+        active_version: None,
+        reason: Some(format!("Sparkplug NDEATH (bdSeq {bd_seq})")),
+        shadow: None,
+    };
+    let mark = EventMark { event: "offline".into(), edge_ts_ms };
+    Ok(Some(EventMessage { key: format!("{site}/{edge_id}/NDEATH"), mark, rows: vec![row] }))
 }
 
 /// The messages not recorded before (by `marks`, and earlier in `messages`), in order; their

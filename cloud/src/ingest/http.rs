@@ -84,6 +84,11 @@ fn exposition(stats: &IngestStats) -> String {
         ),
         ("quarantined", "Payloads and single records stored in the quarantine", s.quarantined),
         (
+            "foreign_sparkplug",
+            "Sparkplug B DDATA of nodes that are not moldops edges, passed over",
+            s.foreign_sparkplug,
+        ),
+        (
             "new_epochs",
             "New buffer epochs of edges already in the lake (a buffer lost or replaced)",
             s.new_epochs,
@@ -127,7 +132,7 @@ mod tests {
         );
         assert!(text.contains("moldops_ingest_commit_seconds_count 1"), "{text}");
         assert!(text.contains("moldops_ingest_commit_lag_seconds_bucket{le=\"0.5\"} 1"), "{text}");
-        assert_eq!(text.matches("# TYPE").count(), 19, "{text}");
+        assert_eq!(text.matches("# TYPE").count(), 20, "{text}");
         assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends in # EOF");
     }
 

@@ -23,6 +23,7 @@ pub struct IngestStats {
     dropped_at_edge: AtomicU64,
     duplicates: AtomicU64,
     quarantined: AtomicU64,
+    foreign_sparkplug: AtomicU64,
     new_epochs: AtomicU64,
     commits: AtomicU64,
     files: AtomicU64,
@@ -59,6 +60,9 @@ pub struct StatsSnapshot {
     pub duplicates: u64,
     /// Payloads and single records stored in the quarantine.
     pub quarantined: u64,
+    /// Sparkplug B `DDATA` of nodes that are not moldops edges (no moldops record body),
+    /// passed over: they are another system's data, not this lake's.
+    pub foreign_sparkplug: u64,
     /// New buffer epochs of edges already in the lake (a buffer lost or replaced).
     pub new_epochs: u64,
     /// Group commits done.
@@ -86,6 +90,7 @@ impl Default for IngestStats {
             dropped_at_edge: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             quarantined: AtomicU64::new(0),
+            foreign_sparkplug: AtomicU64::new(0),
             new_epochs: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             files: AtomicU64::new(0),
@@ -115,6 +120,7 @@ impl IngestStats {
             dropped_at_edge: self.dropped_at_edge.load(Ordering::Relaxed),
             duplicates: self.duplicates.load(Ordering::Relaxed),
             quarantined: self.quarantined.load(Ordering::Relaxed),
+            foreign_sparkplug: self.foreign_sparkplug.load(Ordering::Relaxed),
             new_epochs: self.new_epochs.load(Ordering::Relaxed),
             commits: self.commits.load(Ordering::Relaxed),
             files: self.files.load(Ordering::Relaxed),
@@ -172,6 +178,7 @@ impl IngestStats {
         self.dropped_at_edge.fetch_add(out.dropped_at_edge, Ordering::Relaxed);
         self.duplicates.fetch_add(out.duplicates, Ordering::Relaxed);
         self.quarantined.fetch_add(out.quarantined, Ordering::Relaxed);
+        self.foreign_sparkplug.fetch_add(out.foreign_sparkplug, Ordering::Relaxed);
         self.new_epochs.fetch_add(out.new_epochs, Ordering::Relaxed);
         self.files.fetch_add(out.files.len() as u64, Ordering::Relaxed);
         self.commits.fetch_add(1, Ordering::Relaxed);

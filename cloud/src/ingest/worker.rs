@@ -98,6 +98,7 @@ impl Worker {
                 edge_events = out.event_records,
                 duplicates = out.duplicates,
                 quarantined = out.quarantined,
+                foreign_sparkplug = out.foreign_sparkplug,
                 new_epochs = out.new_epochs,
                 files = out.files.len(),
                 ms = started.elapsed().as_millis() as u64,

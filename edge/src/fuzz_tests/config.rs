@@ -285,6 +285,19 @@ fn the_ids_of_the_edges_own_records_are_reserved() {
     }
 }
 
+/// With the Sparkplug B uplink a device id is a topic level: one holding `/`, `+` or `#` is
+/// refused with the reason (the native format takes it).
+#[test]
+fn a_sparkplug_device_id_must_be_a_topic_level() {
+    let base = tempfile::tempdir().expect("a temporary folder");
+    let mut cfg: EdgeConfig = toml::from_str(CONFIG).expect("the example parses");
+    cfg.devices[0].id = "line 1/m1".into();
+    cfg.resolve(base.path()).expect("the native format takes any name");
+    cfg.uplink.format = crate::config::UplinkFormat::SparkplugB;
+    let problems = cfg.resolve(base.path()).expect_err("a topic character is refused").0;
+    assert!(problems.iter().any(|p| p.contains("the id is a topic level")), "{problems:?}");
+}
+
 /// More devices than a health snapshot can report are refused with the reason.
 #[test]
 fn more_devices_than_a_health_record_holds_are_refused() {
