@@ -113,6 +113,8 @@ fn opcua_device_config(
         mode: ReadMode::Subscribe,
         profile_file: None,
         profile: Some(map),
+        root: None,
+        namespaces: Default::default(),
     };
     DeviceConfig {
         id: d.id.clone(),

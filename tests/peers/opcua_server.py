@@ -5,8 +5,15 @@ Serves the nodes of one or more moldops node maps (TOML, the format of `[devices
 at opc.tcp://127.0.0.1:PORT/moldops/ with security None (or Basic256Sha256, --secure), and acts as a machine making shots:
 for shot n it writes every value node first (node j of a map gets 1 + 1.5 j + 0.125 (n mod 10),
 exact in binary), the mold code and the cycle time stamp, and the cycle counter last, then
-prints `SHOT {"n": n, "values": {...}}` on stdout. Namespace URIs named with `nsu=` are
-registered in order of appearance after urn:moldops:peer (index 2).
+prints `SHOT {"n": n, "values": {...}}` on stdout (engineering values: raw × scale + offset, as
+the edge computes them). Namespace URIs named with `nsu=` are registered in order of appearance
+after urn:moldops:peer (index 2).
+
+A node given as a browse path (`/alias:Name/…`, `.` too; `&` escapes; no `<…>`) is served as
+an object tree with those browse names, in the namespaces of the map's `[namespaces]` aliases
+(and --alias), under the --root path from the Objects folder; intermediate objects and the
+variable get numeric ids in urn:moldops:peer counting from --id-base. Those namespaces are
+registered after urn:moldops:peer and --pad-namespaces dummy ones, in reverse alias order.
 
   --start N          first shot made is N; the server starts as if shot N-1 was the last
                      (N = 1: counter 0, no cycle yet: null time stamp)
@@ -18,11 +25,15 @@ registered in order of appearance after urn:moldops:peer (index 2).
   --sorter           also serve a sorting output for the edge's quality gate: writable
                      variables ns=2;s=Sorter.Shot (UInt32) and ns=2;s=Sorter.Decision (Int32);
                      each write of the decision prints `WRITE {"shot": s, "decision": d}`
+  --root PATH        browse path (from Objects) of the object the map's browse paths start at
+  --alias A=URI      a namespace alias for browse paths besides the map's (repeatable)
+  --id-base N        first numeric id of browse-path nodes (default 5000)
+  --pad-namespaces K register K dummy namespaces first: the real ones get other indexes
   --secure CERT:KEY  offer only Basic256Sha256 with Sign and SignAndEncrypt (no security None),
                      with this server certificate (DER) and private key (PEM); the
                      certificate's application URI must be urn:moldops:peer
 
-Prints READY once it listens.
+Prints READY once it listens, then `NODES {"namespaces": [...], "ids": {name: node id}}`.
 """
 import argparse
 import asyncio
@@ -51,6 +62,37 @@ def value(j, n):
     return 1.0 + 1.5 * j + 0.125 * (n % 10)
 
 
+def is_path(text):
+    return text.lstrip().startswith(("/", "."))
+
+
+def parse_path(text):
+    """[(alias or None, name)] of a browse path in the edge's text format (no <…> references)."""
+    text = text.strip()
+    elements, i = [], 0
+    while i < len(text):
+        if text[i] not in "/.":
+            raise SystemExit(f"peer: unsupported browse path {text!r}")
+        i += 1
+        alias, name = None, ""
+        while i < len(text) and text[i] not in "/.<":
+            ch = text[i]
+            if ch == "&":
+                name += text[i + 1]
+                i += 2
+                continue
+            if ch == ":" and alias is None:
+                alias, name = name, ""
+            else:
+                name += ch
+            i += 1
+        elements.append((alias, name))
+    return elements
+
+
+COUNTER_TYPES = {"u16": ua.VariantType.UInt16, "u64": ua.VariantType.UInt64}
+
+
 def role_of(profile, name):
     for role in ("shot_counter", "timestamp", "mold_code", "state"):
         if profile.get(role) == name:
@@ -58,9 +100,9 @@ def role_of(profile, name):
     return "value"
 
 
-def initial(role, j, last):
+def initial(role, j, last, counter_type=ua.VariantType.UInt32):
     if role == "shot_counter":
-        return ua.Variant(last % 2**32, ua.VariantType.UInt32)
+        return ua.Variant(last % 2**32, counter_type)
     if role == "timestamp":
         t = NULL_TIME if last == 0 else datetime.datetime.now(datetime.timezone.utc)
         return ua.Variant(t, ua.VariantType.DateTime)
@@ -80,6 +122,10 @@ async def main():
     p.add_argument("--user")
     p.add_argument("--secure")
     p.add_argument("--sorter", action="store_true")
+    p.add_argument("--root", default="")
+    p.add_argument("--alias", action="append", default=[])
+    p.add_argument("--id-base", type=int, default=5000)
+    p.add_argument("--pad-namespaces", type=int, default=0)
     a = p.parse_args()
     maps = []
     for path in a.map:
@@ -104,6 +150,14 @@ async def main():
     if a.user:
         server.set_identity_tokens([ua.UserNameIdentityToken])
     namespaces = {"urn:moldops:peer": await server.register_namespace("urn:moldops:peer")}
+    for k in range(a.pad_namespaces):
+        await server.register_namespace(f"urn:moldops:pad:{k}")
+    aliases = dict(alias.split("=", 1) for alias in a.alias)
+    for m in maps:
+        aliases = {**m.get("namespaces", {}), **aliases}
+    for alias in sorted(aliases, reverse=True):
+        if aliases[alias] not in namespaces:
+            namespaces[aliases[alias]] = await server.register_namespace(aliases[alias])
     for m in maps:
         for n in m["nodes"]:
             if n["node"].startswith("nsu="):
@@ -113,11 +167,43 @@ async def main():
 
     folder = await server.nodes.objects.add_folder(ua.NodeId("Machine", 2), "2:Machine")
     last = a.start - 1
-    nodes = []  # (map, role, j, name, node)
+    nodes = []  # (role, j, name, var, scale, offset)
     seen = set()
+    next_id = [a.id_base]
+    tree = {(): server.nodes.objects}
+
+    def qualified(alias, name):
+        return ua.QualifiedName(name, 0 if alias is None else namespaces[aliases[alias]])
+
+    async def child(parent_key, element, variable=None):
+        key = parent_key + (element,)
+        if key not in tree:
+            nid = ua.NodeId(next_id[0], 2)
+            next_id[0] += 1
+            parent = tree[parent_key]
+            if variable is None:
+                tree[key] = await parent.add_object(nid, qualified(*element))
+            else:
+                tree[key] = await parent.add_variable(nid, qualified(*element), variable)
+        return key
+
+    root = ()
+    for element in parse_path(a.root) if a.root else []:
+        root = await child(root, element)
     for m in maps:
         for j, n in enumerate(m["nodes"]):
             text = n["node"]
+            role = role_of(m, n["name"])
+            scale, offset = n.get("scale", 1.0), n.get("offset", 0.0)
+            if is_path(text):
+                *parents, leaf = parse_path(text)
+                key = root
+                for element in parents:
+                    key = await child(key, element)
+                counter_type = COUNTER_TYPES.get(n.get("type"), ua.VariantType.UInt32)
+                key = await child(key, leaf, initial(role, j, last, counter_type))
+                nodes.append((role, j, n["name"], tree[key], scale, offset, counter_type))
+                continue
             if text.startswith("nsu="):
                 uri, rest = text[4:].split(";", 1)
                 text = f"ns={namespaces[uri]};{rest}"
@@ -125,13 +211,12 @@ async def main():
             if nid in seen:
                 continue
             seen.add(nid)
-            role = role_of(m, n["name"])
             var = await folder.add_variable(nid, ua.QualifiedName(n["name"], nid.NamespaceIndex), initial(role, j, last))
-            nodes.append((role, j, n["name"], var))
+            nodes.append((role, j, n["name"], var, scale, offset, ua.VariantType.UInt32))
 
     client_seen = asyncio.Event()
 
-    counters = {var.nodeid for role, _, _, var in nodes if role == "shot_counter"}
+    counters = {t[3].nodeid for t in nodes if t[0] == "shot_counter"}
 
     async def on_item(event, dispatcher):
         if any(i.ItemToMonitor.NodeId in counters for i in event.request_params.ItemsToCreate):
@@ -164,21 +249,24 @@ async def main():
     nodes.sort(key=lambda t: order[t[0]])
     async with server:
         print("READY", flush=True)
+        ids = {t[2]: t[3].nodeid.to_string() for t in nodes}
+        array = await server.get_namespace_array()
+        print("NODES " + json.dumps({"namespaces": array, "ids": ids}), flush=True)
         if a.wait_client:
             await client_seen.wait()
         for k in range(a.shots):
             await asyncio.sleep(a.every)
             n = a.start + k
             values = {}
-            for role, j, name, var in nodes:
+            for role, j, name, var, scale, offset, counter_type in nodes:
                 if role == "shot_counter":
-                    await var.write_value(ua.Variant(n % 2**32, ua.VariantType.UInt32))
+                    await var.write_value(ua.Variant(n % 2**32, counter_type))
                 elif role == "timestamp":
                     now = datetime.datetime.now(datetime.timezone.utc)
                     await var.write_value(ua.Variant(now, ua.VariantType.DateTime))
                 elif role == "value":
-                    values[name] = value(j, n)
-                    await var.write_value(ua.Variant(values[name], ua.VariantType.Double))
+                    values[name] = value(j, n) * scale + offset
+                    await var.write_value(ua.Variant(value(j, n), ua.VariantType.Double))
             print("SHOT " + json.dumps({"n": n, "values": values}), flush=True)
         await asyncio.Event().wait()
 

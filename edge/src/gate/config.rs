@@ -170,6 +170,7 @@ impl OutputConfig {
             state: None,
             timestamp: None,
             shot_values: Vec::new(),
+            namespaces: Default::default(),
             nodes,
         });
         ua.resolve(&format!("{at}: output"), base, errs)

@@ -15,11 +15,15 @@
 //! after the counter moved; a peripheral monitors every node and yields the latest values each
 //! poll. If the server refuses subscriptions the device falls back to polling (Read service),
 //! which `mode = "poll"` selects outright. Submodules: [`config`] the settings, [`map`] the
-//! node map, [`node`] node ids and value conversion, [`session`] connecting and subscribing.
+//! node map, [`node`] node ids and value conversion, [`browse_path`] browse paths,
+//! [`resolve`] turning the map into the server's node ids on every connect, [`session`]
+//! connecting and subscribing.
 
+pub mod browse_path;
 pub mod config;
 pub mod map;
 pub mod node;
+pub mod resolve;
 pub mod session;
 
 use crate::config::{DeviceConfig, DeviceRole};

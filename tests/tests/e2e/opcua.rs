@@ -1,9 +1,13 @@
 //! The edge against an independent OPC UA server (Python asyncua, `peers/opcua_server.py`) on
 //! loopback: shots assembled on cycle-counter change by subscription and by polling, a server
-//! restart without a lost or doubled shot, wrong credentials and an unknown node id reported
-//! per device while the others go on, a mixed OPC UA + Modbus plant whose lake rows look
-//! alike, and Sign / SignAndEncrypt sessions with certificates and a trust decision. Records are read back by a plain MQTT client as generic JSON.
+//! restart without a lost or doubled shot — the shipped EUROMAP 77 map by browse path, the
+//! restarted server under other node ids and namespace indexes —, wrong credentials and an
+//! unknown node id reported per device while the others go on, the same EUROMAP 77 map on
+//! node-opcua, a mixed OPC UA + Modbus plant whose lake rows look alike, and Sign /
+//! SignAndEncrypt sessions with certificates and a trust decision. Records are read back by a
+//! plain MQTT client as generic JSON.
 
+mod euromap77;
 mod mixed;
 mod security;
 
@@ -55,6 +59,29 @@ node = "ns=2;i=1010"
 
 fn deploy_map() -> PathBuf {
     asset("../deploy/opcua/euromap77-machine.toml")
+}
+
+/// The machine object the test servers put the EUROMAP 77 tree under (from Objects).
+const EUROMAP_ROOT: &str = "/di:DeviceSet/vendor:IMM_MOLDOPS_0001";
+/// The test machine's instance ("vendor") namespace.
+const VENDOR_NS: &str = "urn:moldops:imm-vendor";
+
+/// `[devices.opcua]` lines of a machine read with the EUROMAP 77 map `map`.
+fn euromap_opcua(map: &Path) -> String {
+    format!(
+        "profile_file = {map:?}\nroot = \"{EUROMAP_ROOT}\"\nnamespaces = {{ vendor = \"{VENDOR_NS}\" }}\n"
+    )
+}
+
+/// Peer arguments serving the EUROMAP 77 tree under [`EUROMAP_ROOT`].
+fn euromap_peer_args() -> Vec<String> {
+    ["--root", EUROMAP_ROOT, "--alias", &format!("vendor={VENDOR_NS}")].map(String::from).to_vec()
+}
+
+/// The peer's `NODES` line (printed after READY): its namespace array and node ids by name.
+fn peer_nodes(peer: &mut Proc) -> Value {
+    let line = peer.wait_line(READY, |l| l.starts_with("NODES "));
+    serde_json::from_str(&line[6..]).expect("NODES line is JSON")
 }
 
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -176,7 +203,12 @@ fn check_shots(shots: &[&Value], truth: &BTreeMap<u64, Value>, names: usize) {
         let values = r["values"].as_object().cloned().unwrap_or_default();
         assert_eq!(values.len(), names, "one value per shot_values name: {r}");
         for (k, v) in &values {
-            assert_eq!(v, &truth[&n][k], "{k} of shot {n} as the server wrote it");
+            // As numbers: node-opcua's JSON writes 6.0 as 6.
+            let (got, wrote) = (v.as_f64(), truth[&n][k].as_f64());
+            assert!(
+                got.is_some() && got == wrote,
+                "{k} of shot {n}: {v} received, {wrote:?} written by the server"
+            );
         }
         assert_eq!(r["mold"], "M-OPCUA-1");
         let ts = r["ts_ms"].as_i64().unwrap_or_default();
@@ -197,11 +229,17 @@ fn subscription_shots_survive_a_server_restart() {
     let (port, api) = (free_port(), free_port());
     let (machine_map, tcu_map) = (deploy_map(), write(dir, "tcu.toml", TCU_MAP));
     let maps = [machine_map.as_path(), tcu_map.as_path()];
-    let peer_args =
-        |start: &'static str| ["--start", start, "--shots", "4", "--every", "0.5", "--wait-client"];
-    let mut peer = start_peer(dir, "asyncua-1", port, &maps, &peer_args("1"));
+    let euromap = euromap_peer_args();
+    let peer_args = |start: &'static str, ids: &[&'static str]| {
+        let mut args = vec!["--start", start, "--shots", "4", "--every", "0.5", "--wait-client"];
+        args.extend(euromap.iter().map(String::as_str));
+        args.extend(ids);
+        args
+    };
+    let mut peer = start_peer(dir, "asyncua-1", port, &maps, &peer_args("1", &[]));
+    let before = peer_nodes(&mut peer);
     let rx = records(broker.port);
-    let machine = ua_device("m-ua", "machine", port, 100, &format!("profile_file = {:?}", machine_map));
+    let machine = ua_device("m-ua", "machine", port, 100, &euromap_opcua(&machine_map));
     let tcu = ua_device("m-ua-tcu", "peripheral", port, 200, &format!("profile_file = {:?}", tcu_map));
     let edge = start_edge(dir, &edge_config(dir, broker.port, api, &format!("{machine}{tcu}")));
 
@@ -212,7 +250,15 @@ fn subscription_shots_survive_a_server_restart() {
     let down = wait_until(READY, || status(api)["devices"]["m-ua"]["connected"] == false);
     assert!(down, "the edge noticed the server went away: {}", status(api));
 
-    let mut peer = start_peer(dir, "asyncua-2", port, &maps, &peer_args("5"));
+    // The restarted server numbers its nodes and namespaces differently (as after a firmware
+    // update): the edge resolves the browse paths again on reconnect.
+    let restarted = peer_args("5", &["--id-base", "9000", "--pad-namespaces", "2"]);
+    let mut peer = start_peer(dir, "asyncua-2", port, &maps, &restarted);
+    let after = peer_nodes(&mut peer);
+    for name in ["shot_counter", "Cycle_Time", "Mold_Temperature_1"] {
+        assert_ne!(before["ids"][name], after["ids"][name], "{name} has another node id after the restart");
+    }
+    assert_ne!(before["namespaces"], after["namespaces"], "other namespace indexes after the restart");
     truth.extend(peer_shots(&mut peer, 4));
     collect(&rx, &mut got, &edge, |g| {
         let after = g.iter().rposition(|r| r["shot_number"] == 8);

@@ -1,11 +1,15 @@
 //! Configuration of an OPC UA device (`protocol = "opcua"`): the `[devices.opcua]` table
-//! (endpoint, security, identity, read mode, node map in [`super::map`]). [`resolve_device`]
+//! (endpoint, security, identity, read mode, node map in [`super::map`], the root and
+//! namespace aliases of its browse paths). [`resolve_device`]
 //! checks it all at load, listing every problem, and gives the device the profile its
 //! node map amounts to, so shots and samples cannot tell the protocol.
 
+use super::map::check_aliases;
 pub use super::map::{NodeProfile, NodeTag, load_node_profile};
+use super::node::NodeSpec;
 use crate::config::{Device, DeviceConfig, DeviceRole, Protocol};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// OPC UA security policy of the secure channel.
@@ -88,9 +92,25 @@ pub struct OpcUaConfig {
     /// Inline node map (alternative to `profile_file`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<NodeProfile>,
+    /// Start node of the node map's browse paths (e.g. a EUROMAP 77 machine object): a node
+    /// id, or a browse path from the Objects folder (`/di:DeviceSet/vendor:IMM_ACME_0042`);
+    /// the Objects folder when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// Namespace aliases (alias → URI) for browse paths, added to the node map's and taking
+    /// precedence over them (e.g. the machine vendor's instance namespace).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub namespaces: BTreeMap<String, String>,
 }
 
 impl OpcUaConfig {
+    /// The namespace aliases browse paths may use: the node map's, then this device's over them.
+    pub fn aliases(&self) -> BTreeMap<String, String> {
+        let mut all = self.profile.as_ref().map(|p| p.namespaces.clone()).unwrap_or_default();
+        all.extend(self.namespaces.iter().map(|(a, u)| (a.clone(), u.clone())));
+        all
+    }
+
     /// Checks the connection settings (files relative to `base`) and resolves the node map;
     /// problems are pushed to `errs` prefixed with `at`. Paths come back absolute.
     pub fn resolve(&self, at: &str, base: &Path, errs: &mut Vec<String>) -> Option<OpcUaConfig> {
@@ -158,6 +178,26 @@ impl OpcUaConfig {
         }?;
         for e in profile.validate() {
             errs.push(format!("{at}: node map {}: {e}", profile.name));
+        }
+        for e in check_aliases("opcua.namespaces", &self.namespaces) {
+            errs.push(format!("{at}: {e}"));
+        }
+        for e in profile.unknown_aliases(&self.namespaces) {
+            errs.push(format!("{at}: node map {}: {e}", profile.name));
+        }
+        if let Some(root) = &self.root {
+            match NodeSpec::parse(root) {
+                Err(e) => errs.push(format!("{at}: opcua.root: {e}")),
+                Ok(NodeSpec::Path(p)) => {
+                    let known =
+                        |a: &str| self.namespaces.contains_key(a) || profile.namespaces.contains_key(a);
+                    for a in p.aliases().filter(|a| !known(a)) {
+                        let e = super::browse_path::PathError::UnknownAlias { alias: a.to_string() };
+                        errs.push(format!("{at}: opcua.root: {e}"));
+                    }
+                }
+                Ok(NodeSpec::Id(_)) => {}
+            }
         }
         out.profile = Some(profile);
         out.profile_file = None;

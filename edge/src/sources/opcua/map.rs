@@ -1,12 +1,18 @@
-//! Node maps: node ids mapped to the same record names a Modbus tag map uses, with the same
-//! roles (shot counter, mold code, state, timestamp, shot values); their validation, listing
-//! every problem, and [`NodeProfile::to_profile`], the equivalent [`Profile`].
+//! Node maps: node ids or browse paths mapped to the same record names a Modbus tag map
+//! uses, with the same roles (shot counter, mold code, state, timestamp, shot values); their
+//! validation, listing every problem, and [`NodeProfile::to_profile`], the equivalent
+//! [`Profile`].
 
-use super::node::NodeRef;
+use super::browse_path::{BrowsePath, MAX_TEXT, PathError, is_alias};
+use super::node::NodeSpec;
 use moldops_common::config::{TomlFileError, load_toml};
 use moldops_shared::profile::{DataType, Order, Profile, Tag};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
+
+/// Most namespace aliases a node map (or a device) may define.
+pub const MAX_ALIASES: usize = 64;
 
 /// A node map: record names for node ids, and the roles some of them play.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +35,11 @@ pub struct NodeProfile {
     /// Nodes whose values form a shot or sample; empty: every non-string node playing no role.
     #[serde(default)]
     pub shot_values: Vec<String>,
+    /// Namespace aliases for browse paths: alias → namespace URI (e.g.
+    /// `imm = "http://opcfoundation.org/UA/PlasticsRubber/IMM2MES/"`); a device's
+    /// `opcua.namespaces` adds to and overrides them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub namespaces: BTreeMap<String, String>,
     /// The nodes to read, in read order.
     pub nodes: Vec<NodeTag>,
 }
@@ -39,7 +50,8 @@ pub struct NodeProfile {
 pub struct NodeTag {
     /// Record name (the same the Modbus tag maps use).
     pub name: String,
-    /// `ns=2;s=Name`, `ns=3;i=1001`, `i=2258` or `nsu=<namespace uri>;s=Name`.
+    /// `ns=2;s=Name`, `ns=3;i=1001`, `i=2258`, `nsu=<namespace uri>;s=Name`, or a browse path
+    /// from the device's root such as `/imm:Jobs/gen:ActiveJobValues/gen:JobCycleCounter`.
     pub node: String,
     /// Counter width (`u16`, `u32`, `u64`) or `string`; numbers need none.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -97,7 +109,7 @@ impl NodeProfile {
             if !seen.insert(n.name.as_str()) {
                 errs.push(format!("{} defined twice", n.name));
             }
-            if let Err(e) = NodeRef::parse(&n.node) {
+            if let Err(e) = NodeSpec::parse(&n.node) {
                 errs.push(format!("{}: {e}", n.name));
             }
             if n.scale == 0.0 || !n.scale.is_finite() || !n.offset.is_finite() {
@@ -130,6 +142,32 @@ impl NodeProfile {
         for n in &self.shot_values {
             if self.node(n).is_none() {
                 errs.push(format!("shot_values names unknown node {n:?}"));
+            }
+        }
+        errs.extend(check_aliases("namespaces", &self.namespaces));
+        errs
+    }
+
+    /// The browse paths of the map (node name, path as written, parsed path); malformed ones
+    /// are left out ([`NodeProfile::validate`] reports them).
+    pub fn paths(&self) -> impl Iterator<Item = (&str, &str, BrowsePath)> {
+        self.nodes.iter().filter_map(|n| match NodeSpec::parse(&n.node) {
+            Ok(NodeSpec::Path(p)) => Some((n.name.as_str(), n.node.as_str(), p)),
+            _ => None,
+        })
+    }
+
+    /// Every browse path whose namespace alias is in neither this map's `namespaces` nor
+    /// `extra` (the device's), one message per node and alias.
+    pub fn unknown_aliases(&self, extra: &BTreeMap<String, String>) -> Vec<String> {
+        let mut errs = Vec::new();
+        for (name, _, path) in self.paths() {
+            let mut seen = Vec::new();
+            for a in path.aliases() {
+                if !self.namespaces.contains_key(a) && !extra.contains_key(a) && !seen.contains(&a) {
+                    seen.push(a);
+                    errs.push(format!("{name}: {}", PathError::UnknownAlias { alias: a.to_string() }));
+                }
             }
         }
         errs
@@ -173,6 +211,28 @@ impl NodeProfile {
             tags,
         }
     }
+}
+
+/// Problems with an alias table (`field` names it in messages): malformed aliases, empty or
+/// overlong URIs, too many entries.
+pub fn check_aliases(field: &str, table: &BTreeMap<String, String>) -> Vec<String> {
+    let mut errs = Vec::new();
+    if table.len() > MAX_ALIASES {
+        errs.push(format!("{field}: {} aliases, at most {MAX_ALIASES}", table.len()));
+    }
+    for (alias, uri) in table {
+        if !is_alias(alias) {
+            errs.push(format!(
+                "{field}: alias {alias:?} must be a letter followed by letters, digits, '_' or '-' (at most 32)"
+            ));
+        }
+        if uri.trim().is_empty() || uri.len() > MAX_TEXT || uri.chars().any(char::is_control) {
+            errs.push(format!(
+                "{field}.{alias}: the namespace uri must be non-empty text of at most {MAX_TEXT} bytes"
+            ));
+        }
+    }
+    errs
 }
 
 /// Loads a node map file (TOML).

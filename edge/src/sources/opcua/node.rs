@@ -1,8 +1,10 @@
-//! Node ids as written in a node map ([`NodeRef`]: `ns=`, bare `i=`/`s=`, or `nsu=` with a
-//! namespace URI resolved against the server's namespace array on connect), and the turning
-//! of read results ([`DataValue`]s in node-map order) into a [`Snapshot`] — the same the
-//! Modbus decoder makes, so shot assembly is shared.
+//! Nodes as written in a node map ([`NodeSpec`]: a node id — [`NodeRef`]: `ns=`, bare
+//! `i=`/`s=`, or `nsu=` with a namespace URI resolved against the server's namespace array on
+//! connect — or a [`BrowsePath`] resolved with TranslateBrowsePathsToNodeIds on connect), and
+//! the turning of read results ([`DataValue`]s in node-map order) into a [`Snapshot`] — the
+//! same the Modbus decoder makes, so shot assembly is shared.
 
+use super::browse_path::{BrowsePath, PathError};
 use super::config::NodeProfile;
 use crate::shot::{RangeIssue, Snapshot};
 use opcua::types::{DataValue, NodeId, StatusCode, Variant};
@@ -45,6 +47,37 @@ pub enum NodeRefError {
         /// The namespace URI.
         uri: String,
     },
+}
+
+/// Where a node of the map is: a node id, or a browse path from the device's root node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeSpec {
+    /// A node id (`ns=`, bare, or `nsu=`).
+    Id(NodeRef),
+    /// A browse path (text starting with `/`, `.` or `<`).
+    Path(BrowsePath),
+}
+
+/// Why a node of a node map (or a device's root) cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NodeSpecError {
+    /// A malformed node id.
+    #[error(transparent)]
+    Id(#[from] NodeRefError),
+    /// A malformed browse path.
+    #[error(transparent)]
+    Path(#[from] PathError),
+}
+
+impl NodeSpec {
+    /// A browse path when the text starts with `/`, `.` or `<`, else a node id.
+    pub fn parse(s: &str) -> Result<NodeSpec, NodeSpecError> {
+        if BrowsePath::looks_like_path(s) {
+            Ok(NodeSpec::Path(BrowsePath::parse(s)?))
+        } else {
+            Ok(NodeSpec::Id(NodeRef::parse(s)?))
+        }
+    }
 }
 
 impl NodeRef {

@@ -1,10 +1,11 @@
 //! One OPC UA session to a device: builds the client (security, identity), connects within a
-//! time limit, resolves namespace URIs, and creates the subscription and monitored items.
+//! time limit, resolves the node map ([`super::resolve`]: namespace URIs, browse paths) afresh
+//! on every connect, and creates the subscription and monitored items.
 //! The session's event loop runs in its own task; when it ends (connection lost, session
 //! rejected) the [`Connection`] says so and the caller drops it. Dropping closes the session.
 
 use super::config::{NodeProfile, OpcUaConfig, SecurityMode, SecurityPolicy};
-use super::node::{NodeRef, status_text};
+use super::node::status_text;
 use crate::config::DeviceConfig;
 use anyhow::{Result, anyhow, bail};
 use futures::{Stream, StreamExt};
@@ -13,7 +14,7 @@ use opcua::client::{
 };
 use opcua::types::{
     DataValue, MessageSecurityMode, MonitoredItemCreateRequest, MonitoringMode, MonitoringParameters, NodeId,
-    ReadValueId, StatusCode, TimestampsToReturn, VariableId, Variant,
+    ReadValueId, StatusCode, TimestampsToReturn,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -109,7 +110,8 @@ impl Connection {
             Ok(Ok(Err(code))) => bail!("session not established: {}{}", status_text(code), hint(code)),
             Ok(Ok(Ok(()))) => {}
         }
-        let ids = conn.resolve(profile, limit).await?;
+        // On every connect: node ids may differ after a server restart or firmware update.
+        let ids = super::resolve::node_ids(&conn.session, ua, profile, limit).await?;
         conn.read = ids.iter().cloned().map(ReadValueId::from).collect();
         *conn.shared.values.lock().unwrap_or_else(|e| e.into_inner()) = vec![None; ids.len()];
         if subscribe {
@@ -152,40 +154,6 @@ impl Connection {
 
     /// Drops the connection: the session is closed in the background (see the `Drop` impl).
     pub fn close(self) {}
-
-    async fn resolve(&self, profile: &NodeProfile, limit: Duration) -> Result<Vec<NodeId>> {
-        let refs: Vec<NodeRef> = profile
-            .nodes
-            .iter()
-            .map(|n| NodeRef::parse(&n.node))
-            .collect::<Result<_, _>>()
-            .map_err(|e| anyhow!(e))?;
-        let mut namespaces = Vec::new();
-        if refs.iter().any(NodeRef::needs_namespaces) {
-            let id: NodeId = VariableId::Server_NamespaceArray.into();
-            let ids = [ReadValueId::from(id)];
-            let read = self.session.read(&ids, TimestampsToReturn::Neither, 0.0);
-            let dv = timeout(limit, read)
-                .await
-                .map_err(|_| anyhow!("namespace array: no answer within {limit:?}"))?
-                .map_err(|e| anyhow!("namespace array: {e}"))?;
-            if let Some(Some(Variant::Array(a))) = dv.first().map(|d| d.value.as_ref()) {
-                namespaces = a
-                    .values
-                    .iter()
-                    .map(|v| match v {
-                        Variant::String(s) => s.value().clone().unwrap_or_default(),
-                        _ => String::new(),
-                    })
-                    .collect();
-            }
-        }
-        let mut ids = Vec::new();
-        for (r, n) in refs.iter().zip(&profile.nodes) {
-            ids.push(r.resolve(&namespaces).map_err(|e| anyhow!("node {} ({}): {e}", n.node, n.name))?);
-        }
-        Ok(ids)
-    }
 
     /// Creates the subscription; `Ok(false)` when the server does not support one.
     async fn subscribe(

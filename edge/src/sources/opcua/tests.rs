@@ -180,3 +180,97 @@ fn the_deploy_example_map_is_valid() {
         );
     }
 }
+
+/// A machine using the shipped EUROMAP 77 map, with `extra` lines in its `[devices.opcua]`.
+fn euromap_device(extra: &str) -> String {
+    let map = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/opcua/euromap77-machine.toml");
+    format!(
+        "[[devices]]\nid = \"m77\"\nrole = \"machine\"\nprotocol = \"opcua\"\n[devices.opcua]\n\
+         endpoint = \"opc.tcp://10.0.0.77:4840/\"\nprofile_file = {:?}\n{extra}\n",
+        map.display().to_string()
+    )
+}
+
+#[test]
+fn the_euromap_map_takes_its_machine_and_vendor_namespace_from_the_device() {
+    let dir = std::env::temp_dir();
+    let good = euromap_device(
+        "root = \"/di:DeviceSet/vendor:IMM_ACME_0042\"\nnamespaces = { vendor = \"http://acme.example/IMM/\" }",
+    );
+    let devices = resolve(&good, &dir).unwrap_or_else(|e| panic!("{e}"));
+    let ua = devices[0].cfg.opcua.as_ref().unwrap_or_else(|| panic!("opcua kept"));
+    let aliases = ua.aliases();
+    assert_eq!(aliases.get("vendor").map(String::as_str), Some("http://acme.example/IMM/"));
+    assert_eq!(
+        aliases.get("imm").map(String::as_str),
+        Some("http://opcfoundation.org/UA/PlasticsRubber/IMM2MES/")
+    );
+    let map = ua.profile.as_ref().unwrap_or_else(|| panic!("node map"));
+    assert!(map.nodes.iter().all(|n| n.node.starts_with('/')), "every node by browse path");
+    assert_eq!(map.paths().count(), map.nodes.len());
+    assert_eq!(devices[0].profile.counter_bits(), 64);
+
+    let e =
+        resolve(&euromap_device(""), &dir).err().unwrap_or_else(|| panic!("no vendor namespace accepted"));
+    for node in ["Injection_Time", "shot_time"] {
+        assert!(e.contains(&format!("{node}: namespace alias \"vendor\" is defined neither")), "{e}");
+    }
+    // A device's alias overrides the map's (e.g. an older URI of a companion specification).
+    let older = euromap_device("namespaces = { vendor = \"urn:v\", gen = \"urn:old-83\" }");
+    let devices = resolve(&older, &dir).unwrap_or_else(|e| panic!("{e}"));
+    let ua = devices[0].cfg.opcua.as_ref().unwrap_or_else(|| panic!("opcua kept"));
+    assert_eq!(ua.aliases().get("gen").map(String::as_str), Some("urn:old-83"));
+}
+
+#[test]
+fn malformed_browse_paths_roots_and_aliases_are_listed_at_load() {
+    let text = r#"
+[[devices]]
+id = "m1"
+role = "machine"
+protocol = "opcua"
+[devices.opcua]
+endpoint = "opc.tcp://10.0.0.1:4840/"
+root = "/di:DeviceSet//x:IMM"
+namespaces = { "1bad" = "urn:x", empty = "" }
+[devices.opcua.profile]
+name = "paths"
+shot_counter = "counter"
+[devices.opcua.profile.namespaces]
+imm = "urn:imm"
+[[devices.opcua.profile.nodes]]
+name = "counter"
+node = "/imm:Jobs/imm:"
+[[devices.opcua.profile.nodes]]
+name = "temp"
+node = "/imm:Zone<HasSubtype>imm:T"
+[[devices.opcua.profile.nodes]]
+name = "ghost"
+node = "/nope:Jobs"
+[[devices]]
+id = "m2"
+role = "machine"
+protocol = "opcua"
+[devices.opcua]
+endpoint = "opc.tcp://10.0.0.2:4840/"
+root = "/zz:Machine"
+[devices.opcua.profile]
+name = "ok"
+shot_counter = "counter"
+[[devices.opcua.profile.nodes]]
+name = "counter"
+node = "ns=2;i=1"
+"#;
+    let e = resolve(text, Path::new("/nonexistent")).err().unwrap_or_else(|| panic!("accepted"));
+    for needle in [
+        "node map paths: counter: element 2 of the browse path has no browse name",
+        "temp: element 2 of the browse path: unknown reference type \"HasSubtype\"",
+        "ghost: namespace alias \"nope\" is defined neither",
+        "devices[0] (m1): opcua.root: element 2 of the browse path has no browse name",
+        "opcua.namespaces: alias \"1bad\" must be a letter",
+        "opcua.namespaces.empty: the namespace uri must be non-empty",
+        "devices[1] (m2): opcua.root: namespace alias \"zz\" is defined neither",
+    ] {
+        assert!(e.contains(needle), "message names {needle:?}:\n{e}");
+    }
+}

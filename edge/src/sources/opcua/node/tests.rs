@@ -27,6 +27,7 @@ fn profile() -> NodeProfile {
         state: None,
         timestamp: Some("ts".into()),
         shot_values: vec![],
+        namespaces: Default::default(),
         nodes: vec![
             counter,
             tag("ts", "ns=2;i=2"),
