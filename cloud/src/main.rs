@@ -4,6 +4,7 @@
 
 use clap::Parser;
 use moldops_cloud::cli;
+use moldops_cloud::pipeline::export::skip_unless_exists;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
@@ -21,5 +22,10 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_tracing("info");
-    cli::exit_code(cli::run(cli.command))
+    // A task of an exported DAG with `when_exists` (`pipeline export`): skipped when the path is absent.
+    match skip_unless_exists(|name| std::env::var(name).ok(), |path| path.exists()) {
+        Ok(Some(code)) => ExitCode::from(code),
+        Ok(None) => cli::exit_code(cli::run(cli.command)),
+        Err(e) => cli::exit_code(Err(e)),
+    }
 }

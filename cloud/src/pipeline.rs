@@ -3,11 +3,13 @@
 //! ([`dag`], built-in [`dag::DEFAULT_TOML`]), run by [`runner`] in dependency order with
 //! retries and back-off, on the [`local`] executor (child processes) or the [`kubernetes`]
 //! executor (one Job per attempt, [`jobspec`]); run and task records in [`state`]; periodic
-//! runs in [`schedule`]; the command line in [`cli`].
+//! runs in [`schedule`]; the command line in [`cli`]; the same DAG as an Airflow DAG or Argo
+//! workflow in [`export`].
 
 pub mod cli;
 pub mod dag;
 pub mod executor;
+pub mod export;
 pub mod jobspec;
 pub mod kube_settings;
 pub mod kubernetes;

@@ -1,5 +1,5 @@
 //! The `moldops-cloud pipeline …` command line: `run`, `resume`, `runs`, `show`, `schedule`,
-//! `definition`. Ctrl-C or SIGTERM cancels a run (running tasks are stopped, Jobs deleted);
+//! `definition`, `export`. Ctrl-C or SIGTERM cancels a run (running tasks are stopped, Jobs deleted);
 //! the command exits non-zero unless the run succeeded.
 
 use super::dag::{DEFAULT_TOML, PipelineDef};
@@ -7,7 +7,7 @@ use super::executor::Executor;
 use super::kubernetes::KubeExecutor;
 use super::local::LocalExecutor;
 use super::state::{ExecutorKind, RunRecord, RunStore, new_run_id};
-use super::{report, runner, schedule};
+use super::{export, report, runner, schedule};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
@@ -38,6 +38,8 @@ pub enum PipelineCommand {
     Schedule(ScheduleArgs),
     /// Print the pipeline definition (the built-in one unless --config), checked.
     Definition(DefinitionArgs),
+    /// Write the DAG as an Airflow DAG file and/or Argo WorkflowTemplate + CronWorkflow.
+    Export(ExportArgs),
 }
 
 /// Which definition to run and its variable overrides (shared by `run` and `schedule`).
@@ -130,6 +132,25 @@ pub struct DefinitionArgs {
     pub config: Option<PathBuf>,
 }
 
+/// Arguments of `pipeline export`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("target").required(true).multiple(true).args(["airflow", "argo"]))]
+pub struct ExportArgs {
+    /// The definition and its variables.
+    #[command(flatten)]
+    pub def: DefArgs,
+    /// Write the Airflow DAG (Python) to FILE (`-`: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub airflow: Option<PathBuf>,
+    /// Write the Argo WorkflowTemplate and CronWorkflow (YAML) to FILE (`-`: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub argo: Option<PathBuf>,
+    /// Service account of Argo's executor containers (the task container gets no token);
+    /// default: `[kubernetes] service_account`, else `default`.
+    #[arg(long, value_name = "NAME")]
+    pub argo_executor_service_account: Option<String>,
+}
+
 /// Runs the command.
 pub fn run(args: PipelineArgs) -> Result<()> {
     match args.command {
@@ -166,6 +187,7 @@ pub fn run(args: PipelineArgs) -> Result<()> {
             }
             Ok(())
         }
+        PipelineCommand::Export(a) => export(&a),
         PipelineCommand::Run(a) => block_on(async move {
             let cancel = cancel_on_signal();
             let run = start(&a.def, a.executor, a.run_id, &cancel).await?;
@@ -204,6 +226,29 @@ pub fn run(args: PipelineArgs) -> Result<()> {
             Ok(())
         }),
     }
+}
+
+/// `pipeline export`: renders every requested file before writing any.
+fn export(a: &ExportArgs) -> Result<()> {
+    let prepared = export::prepare(load_def(&a.def)?, &overrides(&a.def)?)?;
+    let mut files = Vec::new();
+    if let Some(path) = &a.airflow {
+        files.push((path, export::airflow::render(&prepared)?));
+    }
+    if let Some(path) = &a.argo {
+        let options =
+            export::argo::ArgoOptions { executor_service_account: a.argo_executor_service_account.clone() };
+        files.push((path, export::argo::render(&prepared, &options)?));
+    }
+    for (path, text) in files {
+        if path.as_os_str() == "-" {
+            print!("{text}");
+        } else {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            tracing::info!(file = %path.display(), "written");
+        }
+    }
+    Ok(())
 }
 
 fn block_on<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()> {

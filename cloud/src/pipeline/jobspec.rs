@@ -2,7 +2,8 @@
 //! only its own secrets, resources (GPU tasks request `nvidia.com/gpu`), node selection and
 //! tolerations for CPU or GPU nodes, the shared data volume, labels (run, task, attempt), an
 //! owner reference to the run's ConfigMap (deleting it deletes every Job of the run),
-//! `backoffLimit: 0` (retries are the runner's) and `ttlSecondsAfterFinished`. Pure functions.
+//! `backoffLimit: 0` (retries are the runner's) and `ttlSecondsAfterFinished`. Pure functions;
+//! [`pod_spec`] and [`task_labels`] need no Job, so `pipeline export` writes the same pod.
 
 use super::dag::TaskDef;
 use super::kube_settings::{KubeSettings, Placement};
@@ -96,7 +97,9 @@ pub fn build_job(i: &JobInput<'_>) -> Result<Job> {
     let s = i.settings;
     let t = i.task;
     let name = job_name(i.run_id, &t.name, i.attempt)?;
-    let labels = task_labels(i);
+    let attempt = i.attempt.to_string();
+    let pod = PodInput { settings: s, task: t, run_id: i.run_id, attempt: &attempt };
+    let labels = task_labels(&pod);
     let active_deadline_seconds = i
         .timeout_s
         .map(i64::try_from)
@@ -116,7 +119,7 @@ pub fn build_job(i: &JobInput<'_>) -> Result<Job> {
             active_deadline_seconds,
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
-                spec: Some(pod_spec(s, t, i)),
+                spec: Some(pod_spec(&pod)),
             },
             ..JobSpec::default()
         }),
@@ -124,12 +127,25 @@ pub fn build_job(i: &JobInput<'_>) -> Result<Job> {
     })
 }
 
+/// What a task's pod is built from: no Job, owner or namespace, and the run id and attempt as
+/// text, so that `pipeline export` can put its scheduler's own placeholders there.
+pub struct PodInput<'a> {
+    /// The definition's `[kubernetes]` settings.
+    pub settings: &'a KubeSettings,
+    /// The task, variables already substituted.
+    pub task: &'a TaskDef,
+    /// Run id (`MOLDOPS_PIPELINE_RUN` and the run label).
+    pub run_id: &'a str,
+    /// Attempt number (`MOLDOPS_PIPELINE_ATTEMPT` and the attempt label).
+    pub attempt: &'a str,
+}
+
 /// The labels of a task's Job and pod: the run's, plus task and attempt.
-fn task_labels(i: &JobInput<'_>) -> BTreeMap<String, String> {
+pub fn task_labels(i: &PodInput<'_>) -> BTreeMap<String, String> {
     let mut labels = run_labels(i.settings, i.run_id);
     labels.insert("app.kubernetes.io/component".into(), "pipeline-task".into());
     labels.insert(LABEL_TASK.into(), i.task.name.clone());
-    labels.insert(LABEL_ATTEMPT.into(), i.attempt.to_string());
+    labels.insert(LABEL_ATTEMPT.into(), i.attempt.into());
     labels
 }
 
@@ -151,7 +167,8 @@ fn placement<'a>(s: &'a KubeSettings, t: &TaskDef) -> &'a Placement {
 }
 
 /// The pod: never restarted, non-root with the default seccomp profile, no API token.
-fn pod_spec(s: &KubeSettings, t: &TaskDef, i: &JobInput<'_>) -> PodSpec {
+pub fn pod_spec(i: &PodInput<'_>) -> PodSpec {
+    let (s, t) = (i.settings, i.task);
     let placement = placement(s, t);
     let image_pull_secrets = (!s.image_pull_secrets.is_empty())
         .then(|| s.image_pull_secrets.iter().map(|n| LocalObjectReference { name: n.clone() }).collect());
@@ -165,7 +182,7 @@ fn pod_spec(s: &KubeSettings, t: &TaskDef, i: &JobInput<'_>) -> PodSpec {
             seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
             ..PodSecurityContext::default()
         }),
-        containers: vec![container(s, t, i)],
+        containers: vec![container(i)],
         volumes: Some(volumes(s, t)),
         node_selector: Some(placement.node_selector.clone()),
         tolerations: Some(placement.tolerations.iter().map(toleration).collect()),
@@ -188,7 +205,8 @@ fn toleration(t: &super::kube_settings::Toleration) -> Toleration {
 
 /// The task's container: its image, command line, environment, resources and mounts, with
 /// no privilege escalation and every capability dropped.
-fn container(s: &KubeSettings, t: &TaskDef, i: &JobInput<'_>) -> Container {
+fn container(i: &PodInput<'_>) -> Container {
+    let (s, t) = (i.settings, i.task);
     let image = if t.gpu { s.gpu_image.as_ref().unwrap_or(&s.image) } else { &s.image };
     let program = t.program.as_ref().unwrap_or(&s.program);
     let env_from: Vec<EnvFromSource> = t
@@ -206,7 +224,7 @@ fn container(s: &KubeSettings, t: &TaskDef, i: &JobInput<'_>) -> Container {
         image_pull_policy: s.image_pull_policy.clone(),
         command: Some(vec![program.clone()]),
         args: Some(t.args.clone()),
-        env: Some(env(s, t, i)),
+        env: Some(env(i)),
         env_from: (!env_from.is_empty()).then_some(env_from),
         resources: Some(resources(t)),
         volume_mounts: Some(volume_mounts(s, t)),
@@ -221,7 +239,8 @@ fn container(s: &KubeSettings, t: &TaskDef, i: &JobInput<'_>) -> Container {
 
 /// The environment: the settings', a GPU task's `MOLDOPS_DEVICE`, the task's, its secrets'
 /// extra variables, then the run, task and attempt (later ones win), sorted by name.
-fn env(s: &KubeSettings, t: &TaskDef, i: &JobInput<'_>) -> Vec<EnvVar> {
+fn env(i: &PodInput<'_>) -> Vec<EnvVar> {
+    let (s, t) = (i.settings, i.task);
     let mut env: BTreeMap<String, String> = s.env.clone();
     if t.gpu {
         env.insert(DEVICE_ENV.into(), s.gpu_device.to_string());
@@ -232,7 +251,7 @@ fn env(s: &KubeSettings, t: &TaskDef, i: &JobInput<'_>) -> Vec<EnvVar> {
     }
     env.insert("MOLDOPS_PIPELINE_RUN".into(), i.run_id.into());
     env.insert("MOLDOPS_PIPELINE_TASK".into(), t.name.clone());
-    env.insert("MOLDOPS_PIPELINE_ATTEMPT".into(), i.attempt.to_string());
+    env.insert("MOLDOPS_PIPELINE_ATTEMPT".into(), i.attempt.into());
     env.into_iter().map(|(name, value)| EnvVar { name, value: Some(value), value_from: None }).collect()
 }
 
