@@ -68,6 +68,15 @@ struct Session {
     stale_checked: Instant,
     /// Sparkplug B: the topic of the node's commands.
     command_topic: Option<String>,
+    /// Sparkplug B: a host asked for a rebirth; the births go out when the request queue has
+    /// room for them (many requests at once make one rebirth).
+    rebirth_pending: bool,
+    /// Capacity of the client's request queue.
+    room: usize,
+    /// Topics subscribed to, in request order, until their packet id is known.
+    subscribing: VecDeque<String>,
+    /// Subscriptions waiting for their SUBACK, by packet id.
+    subscriptions: HashMap<u16, String>,
 }
 
 impl Uplink {
@@ -177,6 +186,10 @@ impl Uplink {
             awaiting_pkid: VecDeque::new(),
             inflight: HashMap::new(),
             command_topic: None,
+            rebirth_pending: false,
+            room,
+            subscribing: VecDeque::new(),
+            subscriptions: HashMap::new(),
         };
         s.client.try_publish(
             &status_topic,
@@ -188,10 +201,12 @@ impl Uplink {
         let commit_acks = up.delete_after == DeleteAfter::Commit;
         if commit_acks {
             s.client.try_subscribe(&s.ack_topic, QoS::AtLeastOnce)?;
+            s.subscribing.push_back(s.ack_topic.clone());
         }
         let births = self.node().map(|mut node| (node.command_topic(), node.births(now_ms())));
         if let Some((commands, births)) = births {
             s.client.try_subscribe(&commands, QoS::AtLeastOnce)?;
+            s.subscribing.push_back(commands.clone());
             s.command_topic = Some(commands);
             self.send_all(&mut s, births)?;
         }
@@ -229,6 +244,7 @@ impl Uplink {
     /// Publishes batches while the window has room: live first, then rate-limited backlog.
     fn fill(&self, s: &mut Session, durable_until: u64) -> Result<()> {
         let up = &self.cfg.uplink;
+        self.rebirth_when_room(s)?;
         s.catchup.refill(Instant::now());
         while Self::window_used(s) < up.max_inflight {
             // Sparkplug sends a message per record: the window's room is counted in records.
@@ -347,8 +363,10 @@ impl Uplink {
     }
 
     /// Sends each record as a Sparkplug B `DDATA` (after its device's birth when needed). A
-    /// stored record that no longer reads as one (a damaged buffer) goes out as a native batch
-    /// of its own, which the ingest quarantines with the reason: never dropped unseen.
+    /// stored record Sparkplug cannot carry (its device id is no topic level, it fails the record
+    /// checks, or it no longer reads as a record: a damaged buffer) goes out as a native batch of
+    /// its own, which the ingest stores or quarantines alone with the reason: never dropped
+    /// unseen, and its seq still counts toward the commit ack.
     fn publish_sparkplug(
         &self,
         s: &mut Session,
@@ -356,22 +374,19 @@ impl Uplink {
         held_from: Option<u64>,
     ) -> Result<()> {
         for (seq, json) in records {
-            let record = match serde_json::from_slice::<moldops_shared::Record>(&json) {
-                Ok(r) if r.seq == seq => r,
-                Ok(_) | Err(_) => {
-                    tracing::warn!(
-                        seq,
-                        "a buffered record does not read as a record: sent as a native batch for the ingest's quarantine"
-                    );
-                    let one = [(seq, json)];
+            let held = held_from.map(|h| h.min(seq));
+            let record = match sparkplug::carried(seq, &json) {
+                Ok(r) => r,
+                Err(why) => {
+                    tracing::warn!(seq, %why, "a buffered record goes out as a native batch instead of a DDATA");
+                    let one = [(seq, sparkplug::readable_json(seq, json))];
                     let payload =
-                        batch_json(&self.cfg.site, &self.cfg.edge_id, self.buffer.epoch(), held_from, &one);
+                        batch_json(&self.cfg.site, &self.cfg.edge_id, self.buffer.epoch(), held, &one);
                     s.client.try_publish(&s.data_topic, QoS::AtLeastOnce, false, payload)?;
                     s.awaiting_pkid.push_back(Tracked::Data { first: seq, last: seq, count: 1 });
                     continue;
                 }
             };
-            let held = held_from.map(|h| h.min(seq));
             let messages = match self.node() {
                 Some(mut node) => node.data(&record, self.buffer.epoch(), held, now_ms()),
                 None => Vec::new(),
@@ -393,25 +408,39 @@ impl Uplink {
         Ok(())
     }
 
-    /// A host's command to the node: a rebirth request republishes every birth; anything else
-    /// is logged and ignored.
+    /// A host's command to the node: a rebirth request republishes every birth (once the
+    /// request queue has room); anything else is logged and ignored.
     fn on_command(&self, s: &mut Session, payload: &[u8]) -> Result<()> {
-        let rebirth = match self.node() {
-            Some(mut node) => match node.on_command(payload) {
-                Ok(true) => Some(node.births(now_ms())),
-                Ok(false) => None,
-                Err(e) => {
-                    tracing::warn!(error = %e, bytes = payload.len(), "Sparkplug node command refused");
-                    None
-                }
-            },
-            None => None,
-        };
-        if let Some(births) = rebirth {
-            tracing::info!("Sparkplug rebirth requested: births published again");
-            self.send_all(s, births)?;
+        let Some(node) = self.node() else { return Ok(()) };
+        match node.on_command(payload) {
+            Ok(true) => {
+                tracing::info!("Sparkplug rebirth requested");
+                s.rebirth_pending = true;
+            }
+            Ok(false) => tracing::info!(
+                bytes = payload.len(),
+                "Sparkplug node command without a rebirth request ignored"
+            ),
+            Err(e) => tracing::warn!(error = %e, bytes = payload.len(), "Sparkplug node command refused"),
         }
-        Ok(())
+        drop(node);
+        self.rebirth_when_room(s)
+    }
+
+    /// Publishes the births a host asked for when the client's request queue can take them all.
+    fn rebirth_when_room(&self, s: &mut Session) -> Result<()> {
+        if !s.rebirth_pending {
+            return Ok(());
+        }
+        let births = match self.node() {
+            Some(mut node) if s.awaiting_pkid.len() + node.devices() + 1 + 4 <= s.room => {
+                node.births(now_ms())
+            }
+            _ => return Ok(()),
+        };
+        s.rebirth_pending = false;
+        tracing::info!(messages = births.len(), "Sparkplug births published again");
+        self.send_all(s, births)
     }
 
     fn on_event(&self, s: &mut Session, ev: Event) -> Result<()> {
@@ -436,11 +465,22 @@ impl Uplink {
             Event::Incoming(Packet::Publish(p)) if s.command_topic.as_deref() == Some(p.topic.as_str()) => {
                 self.on_command(s, &p.payload)?
             }
-            Event::Incoming(Packet::SubAck(ack))
-                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) =>
-            {
-                tracing::error!(topic = %s.ack_topic, "the broker refused the subscription to the commit acks: \
-                    records stay in the buffer (and are sent again) until it is allowed; see deploy/mosquitto/acl");
+            Event::Outgoing(Outgoing::Subscribe(pkid)) => {
+                if let Some(topic) = s.subscribing.pop_front() {
+                    s.subscriptions.insert(pkid, topic);
+                }
+            }
+            Event::Incoming(Packet::SubAck(ack)) => {
+                let topic = s.subscriptions.remove(&ack.pkid).unwrap_or_default();
+                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
+                    if topic == s.ack_topic {
+                        tracing::error!(%topic, "the broker refused the subscription to the commit acks: \
+                            records stay in the buffer (and are sent again) until it is allowed; see deploy/mosquitto/acl");
+                    } else {
+                        tracing::error!(%topic, "the broker refused a subscription (Sparkplug: the node's commands, \
+                            so a host cannot ask for a rebirth); see deploy/mosquitto/acl");
+                    }
+                }
             }
             _ => {}
         }

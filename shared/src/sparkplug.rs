@@ -26,6 +26,8 @@ use thiserror::Error;
 pub const NAMESPACE: &str = "spBv1.0";
 /// `uuid` of a payload whose `body` is a [`RecordMeta`].
 pub const RECORD_UUID: &str = "moldops.record.v1";
+/// `uuid` of a moldops edge's `NBIRTH` and `NDEATH`, which tells its death from other nodes'.
+pub const NODE_UUID: &str = "moldops.node.v1";
 /// Name of the birth/death sequence metric of `NBIRTH` and `NDEATH`.
 pub const BD_SEQ: &str = "bdSeq";
 /// Name of the node control metric a host sets to `true` in an `NCMD` to ask for a rebirth.
@@ -34,8 +36,12 @@ pub const REBIRTH: &str = "Node Control/Rebirth";
 pub const SHOT_NUMBER: &str = "moldops/shot_number";
 /// Metric showing a shot's mould / product code.
 pub const MOLD: &str = "moldops/mold";
-/// Largest Sparkplug payload read; larger ones are refused unread.
-pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
+/// Largest Sparkplug payload read; larger ones are refused unread (one record of
+/// [`limits::MAX_VALUES`] values with long names stays below it).
+pub const MAX_PAYLOAD_BYTES: usize = 256 << 10;
+/// Most metrics a payload may hold; counted on the wire before anything is decoded (an empty
+/// metric is 2 bytes there and about a hundred in memory).
+pub const MAX_METRICS: usize = limits::MAX_VALUES + 8;
 /// Largest node command read (a rebirth request is a few dozen bytes).
 pub const MAX_COMMAND_BYTES: usize = 64 << 10;
 
@@ -159,10 +165,14 @@ impl Payload {
         self.encode_to_vec()
     }
 
-    /// Reads protobuf bytes of at most `max` bytes.
+    /// Reads protobuf bytes of at most `max` bytes holding at most [`MAX_METRICS`] metrics.
     pub fn decode_bounded(bytes: &[u8], max: usize) -> Result<Payload, SparkplugError> {
         if bytes.len() > max {
             return Err(SparkplugError::TooLarge { len: bytes.len(), max });
+        }
+        let metrics = count_metrics(bytes).map_err(|e| SparkplugError::Protobuf(e.to_string()))?;
+        if metrics > MAX_METRICS {
+            return Err(SparkplugError::TooManyMetrics(metrics));
         }
         Payload::decode(bytes).map_err(|e| SparkplugError::Protobuf(e.to_string()))
     }
@@ -171,6 +181,19 @@ impl Payload {
     pub fn metric(&self, name: &str) -> Option<&Metric> {
         self.metrics.iter().find(|m| m.name.as_deref() == Some(name))
     }
+}
+
+/// How many `metrics` (field 2) a payload holds, walking its top-level fields without decoding
+/// them (stops counting past [`MAX_METRICS`]).
+fn count_metrics(mut buf: &[u8]) -> Result<usize, prost::DecodeError> {
+    use prost::encoding::{DecodeContext, decode_key, skip_field};
+    let mut n = 0;
+    while !buf.is_empty() && n <= MAX_METRICS {
+        let (tag, wire_type) = decode_key(&mut buf)?;
+        n += usize::from(tag == 2);
+        skip_field(wire_type, tag, &mut buf, DecodeContext::default())?;
+    }
+    Ok(n)
 }
 
 /// The kinds of Sparkplug B messages (the topic's second level).
@@ -268,16 +291,17 @@ pub fn parse_topic(topic: &str) -> Option<Topic<'_>> {
     }
 }
 
-/// The node's birth certificate: `bdSeq` (the one its will carries) and the rebirth control;
-/// `seq` is 0.
+/// The node's birth certificate: `bdSeq` (the one its will carries; `Int64` as in Eclipse
+/// Tahu) and the rebirth control; `seq` is 0.
 pub fn nbirth(bd_seq: u8, now_ms: u64) -> Payload {
     Payload {
         timestamp: Some(now_ms),
         metrics: vec![
-            Metric::new(BD_SEQ, datatype::UINT64, now_ms, MetricValue::Long(bd_seq.into())),
+            Metric::new(BD_SEQ, datatype::INT64, now_ms, MetricValue::Long(bd_seq.into())),
             Metric::new(REBIRTH, datatype::BOOLEAN, now_ms, MetricValue::Boolean(false)),
         ],
         seq: Some(0),
+        uuid: Some(NODE_UUID.into()),
         ..Payload::default()
     }
 }
@@ -286,9 +310,15 @@ pub fn nbirth(bd_seq: u8, now_ms: u64) -> Payload {
 pub fn ndeath(bd_seq: u8, now_ms: u64) -> Payload {
     Payload {
         timestamp: Some(now_ms),
-        metrics: vec![Metric::new(BD_SEQ, datatype::UINT64, now_ms, MetricValue::Long(bd_seq.into()))],
+        metrics: vec![Metric::new(BD_SEQ, datatype::INT64, now_ms, MetricValue::Long(bd_seq.into()))],
+        uuid: Some(NODE_UUID.into()),
         ..Payload::default()
     }
+}
+
+/// Whether a birth or death certificate is a moldops edge's.
+pub fn is_moldops_node(p: &Payload) -> bool {
+    p.uuid.as_deref() == Some(NODE_UUID)
 }
 
 /// The `bdSeq` of a birth or death certificate.
@@ -438,6 +468,9 @@ pub enum SparkplugError {
     /// Not a Sparkplug B protobuf payload.
     #[error("not a Sparkplug B payload: {0}")]
     Protobuf(String),
+    /// More metrics than [`MAX_METRICS`] (how many were counted, up to one past the limit).
+    #[error("Sparkplug payload holds more than {MAX_METRICS} metrics")]
+    TooManyMetrics(usize),
     /// A `DDATA` without a moldops record body (e.g. from another Sparkplug node): it names no
     /// record of an edge buffer, so it cannot be stored exactly once.
     #[error("DDATA carries no moldops record (uuid {0:?}): only moldops edges' DDATA are ingested")]
@@ -457,11 +490,11 @@ pub enum SparkplugError {
 /// batch.
 pub fn decode_ddata(group: &str, node: &str, device: &str, bytes: &[u8]) -> Result<Decoded, SparkplugError> {
     let p = Payload::decode_bounded(bytes, MAX_PAYLOAD_BYTES)?;
-    limits::check_level("site", group)?;
-    limits::check_level("edge_id", node)?;
     if p.uuid.as_deref() != Some(RECORD_UUID) {
         return Err(SparkplugError::NotMoldops(p.uuid.clone()));
     }
+    limits::check_level("site", group)?;
+    limits::check_level("edge_id", node)?;
     let body = p.body.as_deref().unwrap_or_default();
     let meta: RecordMeta = serde_json::from_slice(body).map_err(|e| SparkplugError::Body(e.to_string()))?;
     limits::check_epoch(&meta.epoch)?;

@@ -87,6 +87,8 @@ fn births_deaths_and_rebirth_requests() {
     assert_eq!(b.metric(REBIRTH).and_then(|m| m.value.clone()), Some(MetricValue::Boolean(false)));
     let d = ndeath(200, 5);
     assert_eq!((d.seq, bd_seq(&d)), (None, Some(200)), "a death carries the birth's bdSeq and no seq");
+    assert!(is_moldops_node(&b) && is_moldops_node(&d), "a moldops node's certificates say so");
+    assert_eq!(b.metric(BD_SEQ).and_then(|m| m.datatype), Some(datatype::INT64), "bdSeq is an Int64");
     let defs = shot_metrics(["Cycle_Time"]);
     let db = dbirth(1, 5, &defs);
     assert_eq!(db.metrics.len(), 3);
@@ -106,6 +108,11 @@ fn hostile_ddata_is_refused_with_a_reason() {
     let good = ddata(&r, "0a1b", None, 1, 1);
     let decode = |p: &Payload| decode_ddata("plant", "edge-1", "M1", &p.encode());
 
+    let empty_metrics: Vec<u8> = [0x12u8, 0x00].repeat(MAX_METRICS + 1);
+    assert!(
+        matches!(decode_ddata("p", "e", "d", &empty_metrics), Err(SparkplugError::TooManyMetrics(_))),
+        "metrics are counted on the wire before they are decoded"
+    );
     let big = vec![0u8; MAX_PAYLOAD_BYTES + 1];
     assert!(matches!(decode_ddata("p", "e", "d", &big), Err(SparkplugError::TooLarge { .. })));
     assert!(matches!(decode_ddata("p", "e", "d", b"\xff\xff\xff"), Err(SparkplugError::Protobuf(_))));

@@ -168,8 +168,9 @@ fn check(topic_name: &str, payload: &[u8], received_at_ms: i64) -> Result<Checke
     Ok(Checked::Batch(decoded))
 }
 
-/// A Sparkplug B message: a moldops edge's `DDATA` is a batch of its one record, an `NDEATH`
-/// the node's `offline` event; other kinds are not subscribed to and refused.
+/// A Sparkplug B message: a moldops edge's `DDATA` is a batch of its one record, its `NDEATH`
+/// its `offline` event (other nodes' are counted and passed over); other kinds are not
+/// subscribed to and refused.
 fn check_sparkplug(t: &sparkplug::Topic<'_>, payload: &[u8], received_at_ms: i64) -> Result<Checked, String> {
     match (t.kind, t.device) {
         (MessageType::DData, Some(device)) => match sparkplug::decode_ddata(t.group, t.node, device, payload)
@@ -182,7 +183,12 @@ fn check_sparkplug(t: &sparkplug::Topic<'_>, payload: &[u8], received_at_ms: i64
             Err(e) => Err(e.to_string()),
         },
         (MessageType::NDeath, None) => {
-            events::parse_death(t.group, t.node, payload, received_at_ms).map(Checked::Event)
+            match sparkplug::Payload::decode_bounded(payload, events::MAX_EVENT_BYTES) {
+                Ok(p) if !sparkplug::is_moldops_node(&p) => {
+                    Ok(Checked::Foreign("NDEATH of a node that is no moldops edge".into()))
+                }
+                _ => events::parse_death(t.group, t.node, payload, received_at_ms).map(Checked::Event),
+            }
         }
         (kind, _) => Err(format!("Sparkplug {} messages are not ingested", kind.as_str())),
     }

@@ -449,6 +449,7 @@ fn sparkplug_ddata_joins_the_streams_of_native_batches_and_foreign_nodes_are_pas
         ..spb::Payload::decode_bounded(&ddata(&third), 1 << 20).expect("pb")
     };
     let death = spb::ndeath(7, 1_000).encode();
+    let foreign_death = spb::Payload { uuid: None, ..spb::ndeath(3, 1_000) }.encode();
     let msgs = [
         (data_topic("e1"), native),
         (dtopic("M1"), ddata(&shot(2, "M1", &[]))),
@@ -456,6 +457,7 @@ fn sparkplug_ddata_joins_the_streams_of_native_batches_and_foreign_nodes_are_pas
         (spb::topic("plant", MessageType::DData, "ignition", Some("PLC1")), foreign.encode()),
         (dtopic("M1"), b"\xff\xfe garbage".to_vec()),
         (spb::topic("plant", MessageType::NDeath, "e1", None), death.clone()),
+        (spb::topic("plant", MessageType::NDeath, "ignition", None), foreign_death),
         (spb::topic("plant", MessageType::NBirth, "e1", None), spb::nbirth(7, 1_000).encode()),
     ];
     let refs: Vec<(&str, Vec<u8>)> = msgs.iter().map(|(t, p)| (t.as_str(), p.clone())).collect();
@@ -463,8 +465,8 @@ fn sparkplug_ddata_joins_the_streams_of_native_batches_and_foreign_nodes_are_pas
     assert_eq!((out.raw_records, out.duplicates), (3, 1), "a record sent both ways is stored once");
     assert_eq!(
         (out.foreign_sparkplug, out.quarantined),
-        (1, 2),
-        "garbage and an NBIRTH are refused with a reason"
+        (2, 2),
+        "another node's DDATA and NDEATH are counted; garbage and an NBIRTH are refused with a reason"
     );
     assert_eq!(out.event_records, 1, "the node's death is its offline event");
     let ack = out.acks.iter().find(|a| a.stream.epoch == "ep").expect("an ack for the stream");

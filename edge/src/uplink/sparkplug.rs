@@ -27,6 +27,37 @@ pub struct Message {
     pub qos: QoS,
 }
 
+/// The record stored under `seq` when Sparkplug can carry it: it reads as a record with that
+/// seq, passes the record checks, and its device id is a topic level; else why not.
+pub fn carried(seq: u64, json: &[u8]) -> Result<Record, String> {
+    let r: Record = serde_json::from_slice(json).map_err(|e| format!("it does not read as a record: {e}"))?;
+    if r.seq != seq {
+        return Err(format!("it says seq {} but is stored under {seq}", r.seq));
+    }
+    moldops_shared::codec::check_record(&r).map_err(|e| e.to_string())?;
+    moldops_shared::limits::check_level("device_id", &r.device_id).map_err(|e| e.to_string())?;
+    Ok(r)
+}
+
+/// A stored record as JSON the ingest can take apart: the bytes themselves when they are JSON,
+/// else an object with the seq and the damaged bytes as text, so the ingest refuses that one
+/// record under its seq (and the commit ack can pass it) instead of the whole payload.
+pub fn readable_json(seq: u64, json: Vec<u8>) -> Vec<u8> {
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&json).is_ok() {
+        return json;
+    }
+    #[derive(Serialize)]
+    struct Damaged {
+        seq: u64,
+        damaged: String,
+    }
+    let text = String::from_utf8_lossy(&json).into_owned();
+    serde_json::to_vec(&Damaged { seq, damaged: text }).unwrap_or_default()
+}
+
+/// Longest bdSeq file read (it holds a few bytes).
+const MAX_STATE_BYTES: u64 = 4096;
+
 /// What the bdSeq file holds.
 #[derive(Debug, Serialize, Deserialize)]
 struct BdSeqFile {
@@ -88,7 +119,12 @@ impl Node {
     /// logged) and stores the one after it before the connection is attempted, so a crash
     /// cannot reuse it. Returns the will: the death certificate with that bdSeq.
     pub fn connect(&mut self, now_ms: u64) -> LastWill {
-        let stored = std::fs::read(&self.state_path).ok();
+        let stored = std::fs::File::open(&self.state_path).ok().and_then(|f| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_STATE_BYTES), &mut bytes)
+                .ok()
+                .map(|_| bytes)
+        });
         self.bd_seq = match stored.as_deref().map(serde_json::from_slice::<BdSeqFile>) {
             Some(Ok(f)) => f.next,
             Some(Err(e)) => {
@@ -222,6 +258,23 @@ mod tests {
         std::fs::write(dir.path().join("buf.sparkplug.json"), b"{garbage").expect("write");
         let _ = restarted.connect(5);
         assert_eq!(restarted.bd_seq, 0, "an unreadable file starts over at 0");
+    }
+
+    #[test]
+    fn records_sparkplug_cannot_carry_go_as_readable_native_json() {
+        let mut r = Record::new(RecordKind::Peripheral, "M1", "line 1/dryer", 10, [("dew_point", -40.0)]);
+        r.seq = 7;
+        let json = serde_json::to_vec(&r).expect("json");
+        assert!(carried(7, &json).expect_err("a device id with '/'").contains("device_id"));
+        r.device_id = "dryer".into();
+        let json = serde_json::to_vec(&r).expect("json");
+        assert_eq!(carried(7, &json), Ok(r.clone()));
+        assert!(carried(8, &json).is_err(), "a record stored under another seq");
+        assert_eq!(readable_json(7, json.clone()), json, "good JSON goes as it is");
+        let damaged = readable_json(9, b"{\"seq\":9,\"kin".to_vec());
+        let batch = crate::uplink::batch_json("s", "e", "ep", None, &[(9, damaged)]);
+        let decoded = moldops_shared::decode_lenient(&batch).expect("the batch stays readable");
+        assert_eq!(decoded.refused[0].seq, Some(9), "refused alone, under its seq");
     }
 
     #[test]

@@ -354,6 +354,9 @@ fn element_name(
                     Some(e) if RESERVED.contains(e) => name.push(e),
                     _ => return Err(PathError::BadEscape { element }),
                 }
+                if name.chars().count() > MAX_NAME {
+                    return Err(PathError::NameTooLong { element });
+                }
                 continue;
             }
             ':' if alias.is_none() => {

@@ -85,7 +85,12 @@ fn one_euromap77_map_on_asyncua_and_node_opcua_and_a_missing_path_refused() {
     assert!(wait_until(READY, || refused(&status(api))), "asyncua: {:#}", status(api));
 
     asyncua.kill9();
-    let down = wait_until(READY, || status(api)["devices"]["m77"]["connected"] == false);
+    // Both devices notice: the ghost's last error is no longer asyncua's refusal, so the one
+    // checked below can only come from node-opcua.
+    let down = wait_until(READY, || {
+        let st = status(api);
+        st["devices"]["m77"]["connected"] == false && !refused(&st)
+    });
     assert!(down, "the edge noticed asyncua went away: {}", status(api));
     let node_args =
         ["--start", "4", "--shots", "3", "--every", "0.5", "--wait-client", "--max-translate", "4"];

@@ -94,6 +94,8 @@ fn hostile_paths_are_bounded() {
     let long_name = format!("/{}", "x".repeat(MAX_NAME + 1));
     assert_eq!(refused(&long_name), PathError::NameTooLong { element: 1 });
     assert_eq!(parse(&format!("/{}", "x".repeat(MAX_NAME))).elements[0].name.len(), MAX_NAME);
+    let escaped = format!("/{}", "&/".repeat(MAX_NAME + 1));
+    assert_eq!(refused(&escaped), PathError::NameTooLong { element: 1 }, "escapes count toward the limit");
     let slashes = "/".repeat(MAX_TEXT);
     assert_eq!(refused(&slashes), PathError::EmptyName { element: 1 });
     let long_alias = format!("/{}:X", "a".repeat(MAX_ALIAS + 1));
