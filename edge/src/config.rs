@@ -86,6 +86,10 @@ pub struct ModelsConfig {
     /// before anything is allocated.
     #[serde(default = "default_max_bundle_bytes")]
     pub max_bundle_bytes: u64,
+    /// `[models.cold_start]`: a learning baseline for each mould without a model of its own
+    /// (docs/mould-lifecycle.md); absent, the machine's model scores such a mould as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_start: Option<moldops_scoring::ColdStart>,
 }
 
 fn default_max_bundle_bytes() -> u64 {
@@ -106,6 +110,7 @@ impl Default for ModelsConfig {
             false_alarm_tolerance: default_false_alarm_tolerance(),
             max_score_shift: default_max_score_shift(),
             max_bundle_bytes: default_max_bundle_bytes(),
+            cold_start: None,
         }
     }
 }
@@ -153,6 +158,9 @@ impl ModelsConfig {
         }
         if self.shadow_shots == 0 {
             errs.push("models.shadow_shots must be at least 1".into());
+        }
+        if let Some(c) = &self.cold_start {
+            errs.extend(c.problems());
         }
         if !(self.max_alarm_rate > 0.0 && self.max_alarm_rate <= 1.0) {
             errs.push("models.max_alarm_rate must be in (0, 1]".into());

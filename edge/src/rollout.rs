@@ -102,7 +102,8 @@ pub(crate) async fn start(
         false_alarm_tolerance: models.false_alarm_tolerance,
     };
     let metrics = health.scoring.clone();
-    let scorer = Scorer::new(&cfg.edge_id, limits, metrics.clone());
+    let mut scorer = Scorer::new(&cfg.edge_id, limits, metrics.clone());
+    scorer.set_cold_start(models.cold_start.clone());
     let mut opts =
         moldops_common::mqtt::options(&cfg.broker, &format!("moldops-edge-{}-models", cfg.edge_id), base)
             .context("models MQTT connection")?;
@@ -129,6 +130,7 @@ pub(crate) async fn start(
         score_records: score_tx,
         pending_scores: Vec::new(),
         gates,
+        cold_start: models.cold_start.is_some(),
     };
     tracing::info!(store = %store_dir.display(), backend = agent.backend.kind().as_str(), "live scoring on");
     let (link_tx, mut link_rx) = mpsc::channel::<LinkEvent>(1024);
@@ -171,6 +173,7 @@ pub(crate) async fn start(
                         batch.iter().for_each(|d| agent.on_record(d));
                     }
                     agent.flush_scores();
+                    agent.save_baselines();
                     let _ = agent.client.try_disconnect();
                     break;
                 },

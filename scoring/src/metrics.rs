@@ -1,7 +1,7 @@
 //! What live scoring shows: Prometheus metrics (inference latency histogram and p50/p99 of the
 //! last 1024 inferences, scored shots, alarms, shadow shots, model version per model key) and
 //! the `models` part of `/status` (per key: rollout state, active version, backend, counts,
-//! alarm rate, last score).
+//! alarm rate, last score, cold-start phase), and the cold-start baselines' shots and alarms.
 
 use moldops_shared::rollout::ReportedModels;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -49,6 +49,20 @@ pub struct KeyStatus {
     /// Controller shot number of the last shot that alarmed; `None` before the first alarm or
     /// when that shot had no number.
     pub last_alarm_shot: Option<u64>,
+    /// The (machine, mould)'s cold-start baseline, while one judges the key's shots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_start: Option<ColdStartStatus>,
+}
+
+/// Where a (machine, mould)'s cold-start baseline stands, for `/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ColdStartStatus {
+    /// `learning` (no alarms) or `baseline` (alarms on its robust limits).
+    pub phase: &'static str,
+    /// Shots the baseline has judged since it was created (restarts included).
+    pub shots: u64,
+    /// Shots it learns from before it may alarm.
+    pub learning_shots: u64,
 }
 
 /// The `models` object of `/status`: inference latency, live figures per key, rollout states.
@@ -103,6 +117,19 @@ pub struct ScoringMetrics {
     /// refused, so they never reach the lake; counted by the edge's rollout agent
     /// (`moldops_score_records_lost_total`).
     pub records_lost: Counter,
+    /// Shots a cold-start baseline learned from (no alarm possible), per (machine, mould) key
+    /// (`moldops_learning_shots_total`).
+    pub learning_shots: Family<KeyLabel, Counter>,
+    /// Shots a cold-start baseline judged after learning, per key
+    /// (`moldops_baseline_shots_total`).
+    pub baseline_shots: Family<KeyLabel, Counter>,
+    /// Of those, the shots above the z limit, per key (`moldops_baseline_alarms_total`).
+    pub baseline_alarms: Family<KeyLabel, Counter>,
+    /// Cold-start baselines held (`moldops_cold_start_baselines`).
+    pub baselines_held: Gauge,
+    /// Baselines dropped because more (machine, mould) keys than `max_keys` came
+    /// (`moldops_cold_start_baselines_dropped_total`).
+    pub baselines_dropped: Counter,
     latencies: Mutex<VecDeque<f64>>,
     keys: Mutex<BTreeMap<String, KeyStatus>>,
     rollout: Mutex<Option<ReportedModels>>,
@@ -124,6 +151,11 @@ impl Default for ScoringMetrics {
             inference_errors: Counter::default(),
             publish_dropped: Counter::default(),
             records_lost: Counter::default(),
+            learning_shots: Family::default(),
+            baseline_shots: Family::default(),
+            baseline_alarms: Family::default(),
+            baselines_held: Gauge::default(),
+            baselines_dropped: Counter::default(),
             latencies: Mutex::new(VecDeque::new()),
             keys: Mutex::new(BTreeMap::new()),
             rollout: Mutex::new(None),
@@ -154,6 +186,27 @@ impl ScoringMetrics {
             "score_records_lost",
             "Score records the buffer refused (they never reach the lake)",
             self.records_lost.clone(),
+        );
+        r.register(
+            "learning_shots",
+            "Shots a cold-start baseline learned from, without alarms",
+            self.learning_shots.clone(),
+        );
+        r.register(
+            "baseline_shots",
+            "Shots a cold-start baseline judged after learning",
+            self.baseline_shots.clone(),
+        );
+        r.register(
+            "baseline_alarms",
+            "Shots above a cold-start baseline's z limit",
+            self.baseline_alarms.clone(),
+        );
+        r.register("cold_start_baselines", "Cold-start baselines held", self.baselines_held.clone());
+        r.register(
+            "cold_start_baselines_dropped",
+            "Cold-start baselines dropped for the key cap",
+            self.baselines_dropped.clone(),
         );
     }
 

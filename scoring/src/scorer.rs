@@ -2,18 +2,24 @@
 //! order. Peripheral readings feed the [`FeatureAssembler`]; a shot becomes its feature vector
 //! (the same one ETL computes), joins its machine's [`History`], and is scored by the active
 //! model of its model key — `machine/mold` when that key has a model, else `machine` — once the
-//! run holds a full window. A candidate in shadow scores the same shots beside it without
+//! run holds a full window. With a cold start configured ([`ColdStart`]), a shot whose mould has
+//! no model of its own is judged by that (machine, mould)'s [`Baseline`] instead of the
+//! machine's model (unless the machine's model covers all moulds): learning at first, without
+//! alarms, then against its robust limits, until the mould's own model is active — from the
+//! next shot on. A candidate in shadow scores the same shots beside it without
 //! publishing; after its N shots the [`judge`](crate::judge) decides, and the caller promotes it or drops it
 //! between two shots, so no shot is scored twice or skipped by a swap.
 
+use crate::baseline::{Baseline, ColdStart};
 use crate::features::FeatureAssembler;
 use crate::history::{History, ShotValues};
 use crate::inference::Model;
 use crate::judge::{self, Declared, Limits, Rejection, ShadowShot, ShadowSummary};
-use crate::metrics::{KeyLabel, ScoringMetrics};
+use crate::metrics::{ColdStartStatus, KeyLabel, ScoringMetrics};
 use moldops_shared::bundle::ModelKey;
-use moldops_shared::features::MAX_TOLERANCE_MS;
+use moldops_shared::features::{DEFAULT_TOLERANCE_MS, MAX_TOLERANCE_MS, within_tolerance};
 use moldops_shared::rollout::{BundleRef, ScoreMessage};
+use moldops_shared::score::{ColdStartPhase, ModelStamp};
 use moldops_shared::{Record, RecordKind};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -55,15 +61,17 @@ pub struct ShadowDone {
 /// What the active model made of one shot: the evidence a quality gate decides on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// No model is active for the shot's keys.
+    /// No model is active for the shot's keys, or its mould's cold-start baseline is still
+    /// learning (its score message, if any, can never alarm).
     NoModel,
     /// A model is active but the run holds fewer shots than its window (after a start, a
     /// restart, a mold change or a stop).
     Warming,
     /// The active model failed to score the shot.
     Failed,
-    /// The active model scored the shot ([`Observed::scores`] holds the message); `missing`
-    /// of its features were filled in for this shot (absent or older than the tolerance).
+    /// The active model, or its mould's cold-start baseline after learning, scored the shot
+    /// ([`Observed::scores`] holds the message); `missing` of its features were filled in for
+    /// this shot (absent or older than the tolerance; for a baseline: absent).
     Scored {
         /// Features of this shot the window filled in.
         missing: usize,
@@ -83,6 +91,21 @@ pub struct Observed {
     /// their shot count; the caller promotes or drops each candidate, else it comes back with
     /// every later shot.
     pub shadow_done: Vec<ShadowDone>,
+    /// A copy of the (machine, mould) baseline that judged this shot, when it should be saved
+    /// now ([`Judged::checkpoint`](crate::baseline::Judged::checkpoint)).
+    pub baseline_checkpoint: Option<(ModelKey, Baseline)>,
+    /// Baselines this shot retired: the least recently used one beyond
+    /// [`ColdStart::max_keys`], or the one of a mould whose own model now scores it. The caller
+    /// deletes their saved copies.
+    pub baselines_dropped: Vec<ModelKey>,
+}
+
+/// Who judges a shot.
+enum Judge {
+    /// The active model of the key.
+    Model(ModelKey),
+    /// The cold-start baseline of the (machine, mould) key.
+    Baseline(ModelKey),
 }
 
 /// The live scorer of one edge: the active and shadow model of each model key and each
@@ -94,6 +117,10 @@ pub struct Scorer {
     slots: BTreeMap<ModelKey, Slot>,
     limits: Limits,
     metrics: Arc<ScoringMetrics>,
+    cold_start: Option<ColdStart>,
+    /// Baselines by (machine, mould) key, each with the tick of its last use (for eviction).
+    baselines: HashMap<ModelKey, (Baseline, u64)>,
+    tick: u64,
 }
 
 impl Scorer {
@@ -108,7 +135,51 @@ impl Scorer {
             slots: BTreeMap::new(),
             limits,
             metrics,
+            cold_start: None,
+            baselines: HashMap::new(),
+            tick: 0,
         }
+    }
+
+    /// Turns the cold start of moulds without a model of their own on (`Some`) or off.
+    pub fn set_cold_start(&mut self, cold_start: Option<ColdStart>) {
+        self.cold_start = cold_start;
+    }
+
+    /// Takes a saved baseline of a (machine, mould) `key` back (after a restart; restore the
+    /// most recently used last); returns the keys dropped to stay within
+    /// [`ColdStart::max_keys`] (none without a cold start: then nothing is taken).
+    pub fn restore_baseline(&mut self, key: ModelKey, baseline: Baseline) -> Vec<ModelKey> {
+        let Some(max_keys) = self.cold_start.as_ref().map(|c| c.max_keys) else { return Vec::new() };
+        let mut dropped = Vec::new();
+        if !self.baselines.contains_key(&key) {
+            dropped = make_room(&mut self.baselines, max_keys, &self.metrics);
+        }
+        self.tick += 1;
+        self.baselines.insert(key.clone(), (baseline, self.tick));
+        self.metrics.baselines_held.set(self.baselines.len() as i64);
+        self.update_baseline_status(&key);
+        dropped
+    }
+
+    /// The cold-start baselines held, by (machine, mould) key.
+    pub fn baselines(&self) -> impl Iterator<Item = (&ModelKey, &Baseline)> {
+        self.baselines.iter().map(|(k, (b, _))| (k, b))
+    }
+
+    /// The cold-start baseline of a (machine, mould) key, if one is held.
+    pub fn baseline(&self, key: &ModelKey) -> Option<&Baseline> {
+        self.baselines.get(key).map(|(b, _)| b)
+    }
+
+    fn update_baseline_status(&self, key: &ModelKey) {
+        let Some((b, _)) = self.baselines.get(key) else { return };
+        let status = ColdStartStatus {
+            phase: if b.is_learning() { "learning" } else { "baseline" },
+            shots: b.shots,
+            learning_shots: b.learning_shots,
+        };
+        self.metrics.key(&key.label(), |s| s.cold_start = Some(status));
     }
 
     /// Makes `model` the active model of `key` at once; returns the one it replaces.
@@ -163,6 +234,18 @@ impl Scorer {
         let values: ShotValues =
             features.names.into_iter().zip(features.values.into_iter().zip(features.ages_ms)).collect();
         let machine = &record.machine_id;
+        // The shot's own values and its peripherals' fresh readings, for a cold-start baseline.
+        let flat: Vec<(String, f64)> = if self.cold_start.is_some() && record.mold.is_some() {
+            let mut v: Vec<(String, f64)> = values
+                .iter()
+                .filter(|(_, (v, age))| v.is_finite() && within_tolerance(*age, DEFAULT_TOLERANCE_MS))
+                .map(|(n, (v, _))| (n.clone(), *v))
+                .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        } else {
+            Vec::new()
+        };
         let keep = self
             .slots
             .iter()
@@ -176,17 +259,64 @@ impl Scorer {
         let mold_key = ModelKey { machine_id: machine.clone(), mold: record.mold.clone() };
         let machine_key = ModelKey { machine_id: machine.clone(), mold: None };
         let has_active = |k: &ModelKey| self.slots.get(k).is_some_and(|s| s.active.is_some());
-        let official = if record.mold.is_some() && has_active(&mold_key) {
-            Some(mold_key.clone())
+        let covered_by_machine = |c: &ColdStart| c.machine_model_covers_all_molds && has_active(&machine_key);
+        let judge = if record.mold.is_some() && has_active(&mold_key) {
+            Some(Judge::Model(mold_key.clone()))
+        } else if record.mold.is_some() && self.cold_start.as_ref().is_some_and(|c| !covered_by_machine(c)) {
+            Some(Judge::Baseline(mold_key.clone()))
         } else if has_active(&machine_key) {
-            Some(machine_key.clone())
+            Some(Judge::Model(machine_key.clone()))
         } else {
             None
         };
+        if matches!(judge, Some(Judge::Model(ref k)) if *k == mold_key)
+            && self.baselines.remove(&mold_key).is_some()
+        {
+            // The mould's own model took over: its baseline is done.
+            self.metrics.baselines_held.set(self.baselines.len() as i64);
+            self.metrics.key(&mold_key.label(), |s| s.cold_start = None);
+            out.baselines_dropped.push(mold_key.clone());
+        }
         let history = &self.history[machine];
         let metrics = self.metrics.clone();
         out.verdict = Some(Verdict::NoModel);
-        if let Some(key) = official
+        let mut judged_by_model = false;
+        if let Some(Judge::Baseline(key)) = &judge
+            && let Some(cfg) = &self.cold_start
+        {
+            if !self.baselines.contains_key(key) {
+                out.baselines_dropped.extend(make_room(&mut self.baselines, cfg.max_keys, &metrics));
+                self.baselines.insert(key.clone(), (Baseline::new(cfg.learning_shots), 0));
+                metrics.baselines_held.set(self.baselines.len() as i64);
+            }
+            self.tick += 1;
+            if let Some((baseline, used)) = self.baselines.get_mut(key) {
+                *used = self.tick;
+                let judged = baseline.observe(record.ts_ms, &flat, cfg.z_limit);
+                if judged.checkpoint {
+                    out.baseline_checkpoint = Some((key.clone(), baseline.clone()));
+                }
+                let label = KeyLabel { model_key: key.label() };
+                if judged.learning {
+                    metrics.learning_shots.get_or_create(&label).inc();
+                } else {
+                    metrics.baseline_shots.get_or_create(&label).inc();
+                    if judged.alarm {
+                        metrics.baseline_alarms.get_or_create(&label).inc();
+                    }
+                    out.verdict = Some(Verdict::Scored { missing: judged.missing });
+                }
+                out.scores.push(baseline_message(
+                    &self.edge_id,
+                    record,
+                    &label.model_key,
+                    judged,
+                    cfg.z_limit,
+                ));
+            }
+            self.update_baseline_status(key);
+        }
+        if let Some(Judge::Model(key)) = judge
             && let Some(slot) = self.slots.get_mut(&key)
             && let Some(active) = slot.active.as_mut()
         {
@@ -202,14 +332,15 @@ impl Scorer {
                     out.verdict = Some(Verdict::Failed);
                     if let Some(msg) = score_one(&self.edge_id, record, &label, active, &window, &metrics) {
                         out.scores.push(msg);
+                        judged_by_model = true;
                         out.verdict = Some(Verdict::Scored { missing });
                     }
                 }
             }
         }
         // What the model in charge made of this shot, for the judge (shared alarms are not held
-        // against a candidate).
-        let active_alarmed = out.scores.first().map(|m| m.alarm);
+        // against a candidate). A cold-start baseline is no model: against it, every alarm counts.
+        let active_alarmed = out.scores.first().filter(|_| judged_by_model).map(|m| m.alarm);
         let mut candidates = vec![machine_key];
         if record.mold.is_some() {
             candidates.push(mold_key);
@@ -249,6 +380,58 @@ impl Scorer {
             }
         }
         out
+    }
+}
+
+/// Drops the least recently used baselines until one more fits under `max_keys`; returns their
+/// keys.
+fn make_room(
+    baselines: &mut HashMap<ModelKey, (Baseline, u64)>,
+    max_keys: usize,
+    metrics: &ScoringMetrics,
+) -> Vec<ModelKey> {
+    let mut dropped = Vec::new();
+    while baselines.len() >= max_keys.max(1) {
+        let Some(oldest) = baselines.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone()) else {
+            break;
+        };
+        baselines.remove(&oldest);
+        metrics.baselines_dropped.inc();
+        metrics.key(&oldest.label(), |s| s.cold_start = None);
+        tracing::info!(key = %oldest.label(), max_keys, "cold-start baseline dropped (least recently used)");
+        dropped.push(oldest);
+    }
+    metrics.baselines_held.set(baselines.len() as i64);
+    dropped
+}
+
+/// The score message of a shot its mould's cold-start baseline judged: stamped `{key}@learning`
+/// or `{key}@baseline`, version 0, no bundle ([`ModelStamp::cold_start`]); the threshold is
+/// the z limit.
+fn baseline_message(
+    edge_id: &str,
+    record: &Record,
+    label: &str,
+    judged: crate::baseline::Judged,
+    z_limit: f64,
+) -> ScoreMessage {
+    let phase = if judged.learning { ColdStartPhase::Learning } else { ColdStartPhase::Baseline };
+    let stamp = ModelStamp::cold_start(label, phase);
+    ScoreMessage {
+        edge_id: edge_id.to_string(),
+        machine_id: record.machine_id.clone(),
+        mold: record.mold.clone(),
+        shot_number: record.shot_number,
+        seq: record.seq,
+        ts_ms: record.ts_ms,
+        model_key: stamp.key,
+        model_id: stamp.id,
+        version: stamp.version,
+        bundle_sha256: stamp.bundle_sha256,
+        score: judged.score,
+        threshold: z_limit as f32,
+        alarm: judged.alarm && !judged.learning,
+        contributions: judged.contributions,
     }
 }
 

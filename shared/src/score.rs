@@ -6,6 +6,12 @@
 //! The live `scores` and `alarms` MQTT topics stay a best-effort feed for dashboards; these
 //! records are the durable copy: a broker outage or a restart of either side loses none of them.
 //!
+//! A shot of a mould without a model of its own may be judged by the edge's cold-start baseline
+//! instead (docs/mould-lifecycle.md): its stamp is [`ModelStamp::cold_start`] — id
+//! `{key}@learning` while the baseline learns (the record never alarms) or `{key}@baseline`
+//! after, version [`COLD_START_VERSION`] and no bundle — so the lake can tell how each shot was
+//! judged ([`ModelStamp::judge`]) and count the learning shots of each new key.
+//!
 //! A score record names its shot by the edge and buffer epoch of its batch and the shot's seq
 //! ([`value::SHOT_SEQ`]); it repeats the shot's machine, time, shot number and mold, so the
 //! lake's `edge_scores` partitions line up with `raw_data`'s.
@@ -40,6 +46,37 @@ pub mod value {
 /// [`limits::MAX_ID_BYTES`].
 pub const MAX_KEY_BYTES: usize = 2 * limits::MAX_ID_BYTES + 1;
 
+/// Version in the stamp of a shot judged by a cold-start baseline: registry versions start at 1.
+pub const COLD_START_VERSION: u32 = 0;
+
+/// The phase of a cold-start baseline that judged a shot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColdStartPhase {
+    /// Learning from the mould's first shots: no alarm possible.
+    Learning,
+    /// Judging against the limits it learned.
+    Baseline,
+}
+
+impl ColdStartPhase {
+    /// `learning` or `baseline`: the stamp id's suffix after `@`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColdStartPhase::Learning => "learning",
+            ColdStartPhase::Baseline => "baseline",
+        }
+    }
+}
+
+/// What judged a shot, read from its stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judge {
+    /// A registry model (a bundle the edge verified).
+    Model,
+    /// The mould's cold-start baseline in that phase.
+    ColdStart(ColdStartPhase),
+}
+
 /// Largest integer an `f64` value holds exactly.
 const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
 
@@ -54,7 +91,8 @@ pub struct ModelStamp {
     pub id: String,
     /// Registry version.
     pub version: u32,
-    /// Sha256 (lowercase hex) of the bundle the edge verified and loaded.
+    /// Sha256 (lowercase hex) of the bundle the edge verified and loaded; empty for a
+    /// cold-start baseline.
     pub bundle_sha256: String,
 }
 
@@ -75,6 +113,10 @@ pub enum ScoreError {
     /// A score record carries no model stamp.
     #[error("score record without a model stamp")]
     NoStamp,
+    /// A stamp of version [`COLD_START_VERSION`] that is not exactly a cold-start stamp
+    /// (`{key}@learning` or `{key}@baseline` with an empty bundle hash).
+    #[error("model stamp of version 0 is not a cold-start baseline's")]
+    ColdStart,
     /// A score record lacks one of the [`value`] names (the one held).
     #[error("score record without value {0}")]
     Missing(&'static str),
@@ -84,7 +126,32 @@ pub enum ScoreError {
 }
 
 impl ModelStamp {
-    /// Checks the stamp's identifiers and hash.
+    /// The stamp of a shot judged by the cold-start baseline of the key labelled `key` in
+    /// `phase`: id `{key}@learning` or `{key}@baseline`, version [`COLD_START_VERSION`], no
+    /// bundle hash.
+    pub fn cold_start(key: &str, phase: ColdStartPhase) -> ModelStamp {
+        ModelStamp {
+            key: key.to_string(),
+            id: format!("{key}@{}", phase.as_str()),
+            version: COLD_START_VERSION,
+            bundle_sha256: String::new(),
+        }
+    }
+
+    /// What judged the shot: a registry model, or a cold-start baseline in its phase.
+    pub fn judge(&self) -> Judge {
+        if self.version != COLD_START_VERSION || !self.bundle_sha256.is_empty() {
+            return Judge::Model;
+        }
+        let phase = self.id.strip_prefix(self.key.as_str()).and_then(|rest| rest.strip_prefix('@'));
+        match phase {
+            Some("learning") => Judge::ColdStart(ColdStartPhase::Learning),
+            Some("baseline") => Judge::ColdStart(ColdStartPhase::Baseline),
+            _ => Judge::Model,
+        }
+    }
+
+    /// Checks the stamp's identifiers and hash (a cold-start stamp: its exact form).
     pub fn check(&self) -> Result<(), ScoreError> {
         for (field, name) in [("key", &self.key), ("id", &self.id)] {
             let bad = name.trim().is_empty()
@@ -93,6 +160,12 @@ impl ModelStamp {
             if bad {
                 return Err(ScoreError::Name { field, len: name.len() });
             }
+        }
+        if self.version == COLD_START_VERSION {
+            return match self.judge() {
+                Judge::ColdStart(_) => Ok(()),
+                Judge::Model => Err(ScoreError::ColdStart),
+            };
         }
         let hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
         if self.bundle_sha256.len() != 64 || !self.bundle_sha256.bytes().all(hex) {
@@ -163,14 +236,17 @@ impl ScoreMessage {
 }
 
 /// Checks a record of kind `score`: a valid model stamp, a score and a threshold, an alarm of 0
-/// or 1, and the shot's seq as a whole number.
+/// or 1 (0 when a learning baseline judged the shot), and the shot's seq as a whole number.
 pub fn check_record(r: &Record) -> Result<(), ScoreError> {
-    r.model.as_ref().ok_or(ScoreError::NoStamp)?.check()?;
+    let stamp = r.model.as_ref().ok_or(ScoreError::NoStamp)?;
+    stamp.check()?;
     let get = |name: &'static str| r.values.get(name).copied().ok_or(ScoreError::Missing(name));
     get(value::SCORE)?;
     get(value::THRESHOLD)?;
     let alarm = get(value::ALARM)?;
-    if alarm != 0.0 && alarm != 1.0 {
+    let learning = stamp.judge() == Judge::ColdStart(ColdStartPhase::Learning);
+    let allowed: &[f64] = if learning { &[0.0] } else { &[0.0, 1.0] };
+    if !allowed.contains(&alarm) {
         return Err(ScoreError::Range(value::ALARM));
     }
     let seq = get(value::SHOT_SEQ)?;
@@ -225,6 +301,41 @@ mod tests {
         let r = message(false).to_record();
         assert_eq!(r.values.len(), 4);
         assert_eq!(r.values[value::ALARM], 0.0);
+    }
+
+    #[test]
+    fn cold_start_stamps_pass_and_say_how_the_shot_was_judged() {
+        let mut m = message(false);
+        let stamp = ModelStamp::cold_start("M1/MOLD-X", ColdStartPhase::Learning);
+        (m.model_key, m.model_id, m.version, m.bundle_sha256) =
+            (stamp.key.clone(), stamp.id.clone(), stamp.version, stamp.bundle_sha256.clone());
+        let r = m.to_record();
+        assert_eq!(check_record(&r), Ok(()));
+        assert_eq!(crate::codec::check_record(&r), Ok(()));
+        let judged = r.model.as_ref().map(ModelStamp::judge);
+        assert_eq!(judged, Some(Judge::ColdStart(ColdStartPhase::Learning)));
+        assert_eq!(r.model.as_ref().map(|s| s.id.as_str()), Some("M1/MOLD-X@learning"));
+        // Learning never alarms.
+        let mut alarmed = r.clone();
+        alarmed.values.insert(value::ALARM.into(), 1.0);
+        assert_eq!(check_record(&alarmed), Err(ScoreError::Range(value::ALARM)));
+        // After learning the baseline may alarm.
+        let baseline = ModelStamp::cold_start("M1/MOLD-X", ColdStartPhase::Baseline);
+        assert_eq!(baseline.judge(), Judge::ColdStart(ColdStartPhase::Baseline));
+        alarmed.model = Some(baseline);
+        assert_eq!(check_record(&alarmed), Ok(()));
+        // A registry model's stamp is a model.
+        assert_eq!(message(true).stamp().judge(), Judge::Model);
+        // Version 0 in any other form, or a cold-start id with a hash, is refused.
+        for bad in [
+            ModelStamp { id: "M1/MOLD-Y@learning".into(), ..stamp.clone() },
+            ModelStamp { id: "M1/MOLD-X@guess".into(), ..stamp.clone() },
+            ModelStamp { bundle_sha256: "ab".repeat(32), ..stamp.clone() },
+        ] {
+            assert_eq!(bad.check(), Err(ScoreError::ColdStart), "{bad:?}");
+        }
+        let no_hash = ModelStamp { version: 1, ..stamp };
+        assert_eq!(no_hash.check(), Err(ScoreError::Sha256), "a model needs its bundle hash");
     }
 
     #[test]

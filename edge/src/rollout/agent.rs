@@ -7,6 +7,11 @@
 //! the load failed) / `rolled_back` (the shadow verdict failed), with the reason. A desired
 //! bundle equal to the previous active one is a rollback: loaded from the store and activated
 //! at once. Every change is persisted before it is reported.
+//!
+//! The cold-start baselines of moulds without a model of their own (`[models.cold_start]`,
+//! docs/mould-lifecycle.md) live in the scorer; the agent saves them to the store when the
+//! scorer asks (checkpoints while learning, the end of learning, the stop) and deletes the ones
+//! it retires, and loads them back on a restart.
 
 use super::store::{KeyState, Store};
 use super::transfer::{self, RefusedBundle, Transfer};
@@ -67,6 +72,8 @@ pub(crate) struct Agent {
     pub pending_scores: Vec<Record>,
     /// The quality gates, which get every shot of their machines with its verdict.
     pub gates: crate::gate::Feed,
+    /// `[models.cold_start]` is configured: saved baselines are loaded on a restart.
+    pub cold_start: bool,
 }
 
 impl Agent {
@@ -74,8 +81,22 @@ impl Agent {
         topic::topic(&self.site, &self.edge_id, leaf)
     }
 
-    /// Loads the active models and resumes unfinished rollouts (after a start or restart).
+    /// Loads the saved cold-start baselines (when a cold start is configured; the least
+    /// recently used first, so the key cap drops the oldest), the active models, and resumes
+    /// unfinished rollouts (after a start or restart).
     pub(crate) fn restore(&mut self) {
+        if self.cold_start {
+            let saved = self.store.read_baselines();
+            let n = saved.len();
+            for (key, baseline) in saved {
+                for dropped in self.scorer.restore_baseline(key, baseline) {
+                    self.store.remove_baseline(&dropped);
+                }
+            }
+            if n > 0 {
+                tracing::info!(baselines = n, "cold-start baselines loaded");
+            }
+        }
         let keys: Vec<KeyState> = self.store.state.keys.values().cloned().collect();
         for ks in keys {
             let label = ks.model_key.label();
@@ -343,6 +364,12 @@ impl Agent {
             return;
         }
         let observed = self.scorer.observe(record);
+        if let Some((key, baseline)) = &observed.baseline_checkpoint {
+            self.save_baseline(key, baseline);
+        }
+        for key in &observed.baselines_dropped {
+            self.store.remove_baseline(key);
+        }
         if let Some(verdict) = observed.verdict
             && self.gates.gated(&record.machine_id)
         {
@@ -369,6 +396,19 @@ impl Agent {
         }
         for done in observed.shadow_done {
             self.on_shadow_done(done);
+        }
+    }
+
+    fn save_baseline(&self, key: &ModelKey, baseline: &moldops_scoring::Baseline) {
+        if let Err(e) = self.store.put_baseline(key, baseline) {
+            tracing::warn!(key = %key.label(), error = %format!("{e:#}"), "cannot save the cold-start baseline; it learns again after a restart");
+        }
+    }
+
+    /// Saves every cold-start baseline (at a stop: learning goes on where it was).
+    pub(crate) fn save_baselines(&self) {
+        for (key, baseline) in self.scorer.baselines() {
+            self.save_baseline(key, baseline);
         }
     }
 
@@ -490,5 +530,27 @@ impl Store {
         self.state.keys.get(label).map(|k| k.model_key.clone()).unwrap_or_else(|| {
             ModelKey::parse(label).unwrap_or(ModelKey { machine_id: label.to_string(), mold: None })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::ModelsConfig;
+
+    #[test]
+    fn a_cold_start_section_turns_the_cold_start_on_with_defaults() {
+        let text = "public_key = \"00\"\n[cold_start]\nlearning_shots = 50\n";
+        let m: ModelsConfig = toml::from_str(text).expect("parses");
+        let c = m.cold_start.expect("on");
+        assert_eq!(
+            (c.learning_shots, c.z_limit, c.max_keys, c.machine_model_covers_all_molds),
+            (50, 4.5, 256, false)
+        );
+        let off: ModelsConfig = toml::from_str("public_key = \"00\"\n").expect("parses");
+        assert!(off.cold_start.is_none(), "absent: off, as before");
+        assert!(
+            toml::from_str::<ModelsConfig>("[cold_start]\nlearning_shot = 5\n").is_err(),
+            "typos are refused"
+        );
     }
 }

@@ -1,11 +1,14 @@
 //! The model store: a folder holding the bundles this edge knows (`bundles/{sha256}.bundle`,
 //! their transport bytes, content-addressed and immutable) and `state.json`, the rollout state
-//! of every model key (active, previous and target bundle, phase, reasons, refused bundles).
+//! of every model key (active, previous and target bundle, phase, reasons, refused bundles), and
+//! `baselines/{hash of the key}.json`, the cold-start baseline of each (machine, mould) still
+//! learning or judging without a model of its own (docs/mould-lifecycle.md).
 //! Every write goes to a temporary file that is synced and renamed over the old one, so a crash
 //! leaves either the old or the new version, never a torn one.
 
 use anyhow::{Context, Result};
 use moldops_common::fs::write_atomic;
+use moldops_scoring::Baseline;
 use moldops_shared::bundle::ModelKey;
 use moldops_shared::rollout::{BundleRef, RolloutState};
 use serde::{Deserialize, Serialize};
@@ -71,6 +74,16 @@ impl KeyState {
         self.reason = Some(reason);
     }
 }
+
+/// A cold-start baseline as saved: its key and itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SavedBaseline {
+    model_key: ModelKey,
+    baseline: Baseline,
+}
+
+/// Folder of the saved baselines inside the store.
+const BASELINES: &str = "baselines";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct StoreState {
@@ -140,6 +153,59 @@ impl Store {
         std::fs::read(&p).with_context(|| format!("reading stored bundle {}", p.display()))
     }
 
+    fn baseline_path(&self, key: &ModelKey) -> PathBuf {
+        let hash = moldops_shared::bundle::sha256_hex(key.label().as_bytes());
+        self.dir.join(BASELINES).join(format!("{}.json", &hash[..32]))
+    }
+
+    /// Saves the cold-start baseline of `key` (atomically).
+    pub(crate) fn put_baseline(&self, key: &ModelKey, baseline: &Baseline) -> Result<()> {
+        let saved = SavedBaseline { model_key: key.clone(), baseline: baseline.clone() };
+        write_atomic(&self.baseline_path(key), &serde_json::to_vec(&saved)?)
+    }
+
+    /// Deletes the saved baseline of `key`, if any.
+    pub(crate) fn remove_baseline(&self, key: &ModelKey) {
+        let path = self.baseline_path(key);
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(file = %path.display(), error = %e, "cannot delete a saved baseline");
+        }
+    }
+
+    /// The saved baselines, least recently used first. One that does not read back (truncated,
+    /// corrupt, not under its key's name) is logged and deleted: its mould learns again.
+    pub(crate) fn read_baselines(&self) -> Vec<(ModelKey, Baseline)> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join(BASELINES)) else { return Vec::new() };
+        let mut out = Vec::new();
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().and_then(|x| x.to_str()) != Some("json") {
+                continue; // a temporary file of an interrupted write
+            }
+            let read = std::fs::read(&path).map_err(anyhow::Error::from).and_then(|bytes| {
+                let saved: SavedBaseline = serde_json::from_slice(&bytes)?;
+                saved.baseline.check()?;
+                anyhow::ensure!(
+                    self.baseline_path(&saved.model_key) == path,
+                    "saved under another key's name"
+                );
+                Ok(saved)
+            });
+            match read {
+                Ok(saved) => out.push((saved.model_key, saved.baseline)),
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %format!("{e:#}"),
+                        "a saved cold-start baseline does not read back: deleted, its mould learns again");
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        out.sort_by_key(|(_, b)| b.last_ts_ms);
+        out
+    }
+
     /// Deletes bundles no key refers to any more (active, previous or target).
     pub(crate) fn collect_garbage(&self) {
         let keep: Vec<&str> = self
@@ -188,6 +254,31 @@ mod tests {
             .flatten()
             .any(|e| e.file_name().to_string_lossy().starts_with("state.json.corrupt-"));
         assert!(aside, "kept for forensics");
+    }
+
+    #[test]
+    fn baselines_survive_a_reopen_and_a_corrupt_one_starts_learning_again() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = Store::open(dir.path()).expect("open");
+        let key = |mold: &str| ModelKey { machine_id: "m1".into(), mold: Some(mold.into()) };
+        let mut a = Baseline::new(10);
+        a.observe(2_000, &[("Cycle_Time".into(), 10.0)], 4.5);
+        let mut b = Baseline::new(10);
+        b.observe(1_000, &[("Cycle_Time".into(), 12.0)], 4.5);
+        s.put_baseline(&key("A/1"), &a).expect("put");
+        s.put_baseline(&key("B"), &b).expect("put");
+        s.put_baseline(&key("C"), &b).expect("put");
+        // C is torn (a crash mid-write cannot do it, a disk fault can).
+        let torn = s.baseline_path(&key("C"));
+        let bytes = std::fs::read(&torn).expect("read");
+        std::fs::write(&torn, &bytes[..bytes.len() / 2]).expect("truncate");
+        let again = Store::open(dir.path()).expect("reopen");
+        let read = again.read_baselines();
+        assert_eq!(read, [(key("B"), b), (key("A/1"), a)], "least recently used first; C is gone");
+        assert!(!torn.exists(), "the corrupt copy is deleted");
+        again.remove_baseline(&key("B"));
+        again.remove_baseline(&key("B"));
+        assert_eq!(again.read_baselines().len(), 1);
     }
 
     #[test]

@@ -172,3 +172,148 @@ fn each_model_joins_peripherals_with_its_own_training_tolerance() {
     assert!((score_with(1_999) - stale).abs() < 1e-5, "too old for this model: its fill");
     assert!((fresh - stale).abs() > 0.1, "the two cases differ");
 }
+
+fn molded(seq: u64, mold: &str, cycle: f64) -> Record {
+    let mut r = shot(seq, cycle);
+    r.mold = Some(mold.into());
+    r
+}
+
+fn mold_key(mold: &str) -> ModelKey {
+    ModelKey { machine_id: "m1".into(), mold: Some(mold.into()) }
+}
+
+fn cold(learning_shots: u64, max_keys: usize, covers: bool) -> ColdStart {
+    ColdStart { learning_shots, z_limit: 4.5, max_keys, machine_model_covers_all_molds: covers }
+}
+
+/// A normal cycle time near 10 s for shot `seq` (deterministic spread of ±0.2).
+fn normal(seq: u64) -> f64 {
+    10.0 + ((seq * 7) % 5) as f64 * 0.1 - 0.2
+}
+
+#[test]
+fn a_mould_change_switches_to_that_moulds_model_on_its_first_shot_and_back() {
+    let mut s = scorer();
+    s.set_active(&ModelKey { machine_id: "m1".into(), mold: None }, loaded(1, 1, 100.0, [0.0, 0.0]));
+    s.set_active(&mold_key("A"), loaded(7, 1, 100.0, [0.0, 0.0]));
+    s.set_active(&mold_key("B"), loaded(9, 1, 100.0, [0.0, 0.0]));
+    // Alternating runs of 1 to 3 shots, one second apart: each change is a new run.
+    let molds = ["A", "B", "B", "A", "A", "A", "B", "A", "B"];
+    for (i, mold) in molds.iter().enumerate() {
+        let seq = i as u64 + 1;
+        let out = s.observe(&molded(seq, mold, 10.0));
+        assert_eq!(out.verdict, Some(Verdict::Scored { missing: 1 }), "shot {seq}");
+        let keys: Vec<(&str, u32)> = out.scores.iter().map(|m| (m.model_key.as_str(), m.version)).collect();
+        let want = if *mold == "A" { ("m1/A", 7) } else { ("m1/B", 9) };
+        assert_eq!(keys, [want], "shot {seq} of mould {mold} is scored by its own model only");
+    }
+}
+
+#[test]
+fn an_unseen_mould_learns_without_alarms_then_alarms_on_its_limits_until_its_model_arrives() {
+    let mut s = scorer();
+    s.set_cold_start(Some(cold(20, 16, false)));
+    // The machine's model alarms on everything: it must not judge mould B.
+    s.set_active(&ModelKey { machine_id: "m1".into(), mold: None }, loaded(1, 1, 0.0, [0.0, 0.0]));
+    s.set_active(&mold_key("A"), loaded(7, 1, 100.0, [0.0, 0.0]));
+    let mut seq = 0;
+    let mut next = |mold: &str, cycle: f64| {
+        seq += 1;
+        molded(seq, mold, cycle)
+    };
+    for i in 0..20u64 {
+        // Wild values among the learning shots: still no alarm.
+        let cycle = if i % 7 == 3 { 1e6 } else { normal(i) };
+        let out = s.observe(&next("B", cycle));
+        assert_eq!(out.verdict, Some(Verdict::NoModel), "learning shot {i}: nothing judges the part");
+        let m = &out.scores[0];
+        assert_eq!((m.model_key.as_str(), m.model_id.as_str(), m.version), ("m1/B", "m1/B@learning", 0));
+        assert!(!m.alarm, "learning shot {i} never alarms: {m:?}");
+        assert_eq!(moldops_shared::score::check_record(&m.to_record()), Ok(()));
+        assert_eq!(out.baseline_checkpoint.is_some(), i == 19, "learning ends at its 20th shot");
+    }
+    // Mould A keeps its own model meanwhile.
+    let out = s.observe(&next("A", 10.0));
+    assert_eq!(out.scores[0].model_key, "m1/A");
+    let live = &s.metrics.status().keys["m1/B"];
+    assert_eq!(live.cold_start.map(|c| (c.phase, c.shots)), Some(("baseline", 20)));
+    for i in 0..10 {
+        let out = s.observe(&next("B", normal(i)));
+        let m = &out.scores[0];
+        assert_eq!((m.model_id.as_str(), m.alarm), ("m1/B@baseline", false), "{m:?}");
+        assert_eq!(out.verdict, Some(Verdict::Scored { missing: 0 }));
+    }
+    let out = s.observe(&next("B", 14.0));
+    let m = &out.scores[0];
+    assert!(m.alarm && m.score > 4.5, "an outlier after learning alarms: {m:?}");
+    assert_eq!(m.threshold, 4.5);
+    assert_eq!(moldops_shared::score::check_record(&m.to_record()), Ok(()));
+    let label = KeyLabel { model_key: "m1/B".into() };
+    assert_eq!(s.metrics.learning_shots.get_or_create(&label).get(), 20);
+    assert_eq!(s.metrics.baseline_alarms.get_or_create(&label).get(), 1);
+    // The mould's own model arrives: it scores the very next shot, and the baseline retires.
+    s.set_active(&mold_key("B"), loaded(3, 1, 100.0, [0.0, 0.0]));
+    let out = s.observe(&next("B", 14.0));
+    assert_eq!((out.scores.len(), out.scores[0].model_id.as_str()), (1, "m1@3"));
+    assert_eq!(out.baselines_dropped, [mold_key("B")]);
+    assert!(s.baseline(&mold_key("B")).is_none());
+}
+
+#[test]
+fn a_machine_model_that_covers_all_moulds_keeps_scoring_them() {
+    let mut s = scorer();
+    s.set_cold_start(Some(cold(20, 16, true)));
+    s.set_active(&ModelKey { machine_id: "m1".into(), mold: None }, loaded(1, 1, 100.0, [0.0, 0.0]));
+    let out = s.observe(&molded(1, "B", 10.0));
+    assert_eq!(out.scores[0].model_key, "m1");
+    assert!(s.baseline(&mold_key("B")).is_none());
+    // Another machine without a model of its own learns.
+    let mut other = molded(2, "B", 10.0);
+    other.machine_id = "m2".into();
+    let out = s.observe(&other);
+    assert_eq!(out.scores[0].model_id, "m2/B@learning");
+    // Without a cold start, nothing changes: the machine model scores every mould.
+    let mut s = scorer();
+    s.set_active(&ModelKey { machine_id: "m1".into(), mold: None }, loaded(1, 1, 100.0, [0.0, 0.0]));
+    assert_eq!(s.observe(&molded(1, "B", 10.0)).scores[0].model_key, "m1");
+}
+
+#[test]
+fn baselines_are_capped_by_dropping_the_least_recently_used() {
+    let mut s = scorer();
+    s.set_cold_start(Some(cold(5, 3, false)));
+    let mut dropped = Vec::new();
+    for (i, mold) in ["M0", "M1", "M2", "M0", "M3"].iter().enumerate() {
+        dropped.extend(s.observe(&molded(i as u64 + 1, mold, 10.0)).baselines_dropped);
+    }
+    assert_eq!(dropped, [mold_key("M1")], "M0 was used again, M1 is the oldest");
+    for i in 0..100u64 {
+        dropped.extend(s.observe(&molded(10 + i, &format!("X{i}"), 10.0)).baselines_dropped);
+    }
+    assert_eq!(s.baselines.len(), 3);
+    assert_eq!(dropped.len(), 101);
+    assert_eq!(s.metrics.baselines_dropped.get(), 101);
+    assert_eq!(s.metrics.baselines_held.get(), 3);
+    assert!(s.metrics.status().keys.get("m1/M0").is_none_or(|k| k.cold_start.is_none()), "M0 was dropped");
+}
+
+#[test]
+fn a_restored_baseline_carries_on_where_it_stopped() {
+    let mut s = scorer();
+    s.set_cold_start(Some(cold(10, 4, false)));
+    let mut saved = None;
+    for i in 1..=5 {
+        let out = s.observe(&molded(i, "B", normal(i)));
+        saved = out.baseline_checkpoint.or(saved);
+    }
+    let b = s.baseline(&mold_key("B")).cloned().expect("held");
+    let mut restarted = scorer();
+    restarted.set_cold_start(Some(cold(10, 4, false)));
+    assert!(restarted.restore_baseline(mold_key("B"), b).is_empty());
+    let ids: Vec<String> =
+        (6..=11).map(|i| restarted.observe(&molded(i, "B", normal(i))).scores[0].model_id.clone()).collect();
+    assert_eq!(ids[..5], ["m1/B@learning"; 5], "shots 6 to 10 end the learning");
+    assert_eq!(ids[5], "m1/B@baseline");
+    assert!(saved.is_none(), "no checkpoint before shot 25 nor the end of learning in 5 shots");
+}
