@@ -70,7 +70,7 @@ pub fn zscore_onnx(window: usize, mu: &[f32], sigma: &[f32]) -> Vec<u8> {
     .encode_to_vec()
 }
 
-fn value_info(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
+pub(super) fn value_info(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
     let dim = dims
         .iter()
         .map(|d| Dimension {

@@ -72,3 +72,85 @@ fn ort_and_tract_give_the_same_scores() {
     let missing = Backend::open(BackendKind::Ort, Some("/nonexistent/libonnxruntime.so".into()), false);
     assert!(format!("{:#}", missing.expect_err("refused")).contains("does not exist"));
 }
+
+/// ONNX bytes of a small LSTM over the window (score: the sum of its last hidden state;
+/// contributions: the window's mean per feature), the shape of the trained LSTM-AE's scan.
+fn lstm_onnx(window: usize, features: usize, hidden: usize) -> Vec<u8> {
+    use prost::Message;
+    use tract_onnx::pb::{
+        AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+        attribute_proto::AttributeType, tensor_proto::DataType,
+    };
+    let init = |name: &str, dims: &[i64], seed: usize| {
+        let n: i64 = dims.iter().product();
+        let values = (0..n as usize).map(|i| (((i * 37 + seed * 11) % 19) as f32 - 9.0) / 20.0);
+        TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: DataType::Float as i32,
+            raw_data: values.flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        }
+    };
+    let ints = |name: &str, v: Vec<i64>| AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Ints as i32,
+        ints: v,
+        ..Default::default()
+    };
+    let int = |name: &str, v: i64| AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Int as i32,
+        i: v,
+        ..Default::default()
+    };
+    let node = |op: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<AttributeProto>| NodeProto {
+        op_type: op.into(),
+        name: outputs.iter().find(|o| !o.is_empty()).map(|o| o.to_string()).unwrap_or_default(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        attribute,
+        ..Default::default()
+    };
+    let (f, h) = (features as i64, hidden as i64);
+    let graph = GraphProto {
+        name: "lstm".into(),
+        node: vec![
+            node("Transpose", &["window"], &["seq"], vec![ints("perm", vec![1, 0, 2])]),
+            node("LSTM", &["seq", "W", "R", "B"], &["", "y_h"], vec![int("hidden_size", h)]),
+            node("ReduceSum", &["y_h"], &["score"], vec![ints("axes", vec![0, 2]), int("keepdims", 0)]),
+            node("ReduceMean", &["window"], &["contributions"], vec![ints("axes", vec![1]), int("keepdims", 0)]),
+        ],
+        initializer: vec![init("W", &[1, 4 * h, f], 1), init("R", &[1, 4 * h, h], 2), init("B", &[1, 8 * h], 3)],
+        input: vec![super::reference::value_info("window", &[None, Some(window as i64), Some(f)])],
+        output: vec![
+            super::reference::value_info("score", &[None]),
+            super::reference::value_info("contributions", &[None, Some(f)]),
+        ],
+        ..Default::default()
+    };
+    ModelProto {
+        ir_version: 7,
+        producer_name: "moldops-test".into(),
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 13 }],
+        graph: Some(graph),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// A recurrent graph keeps inner state in tract's run state: one kept between shots made the
+/// same window score differently each time (found by the promotion gate's comparison).
+#[test]
+fn a_recurrent_model_scores_the_same_window_the_same_every_time() {
+    let onnx = lstm_onnx(6, 3, 4);
+    let window: Vec<f32> = (0..18).map(|i| (i as f32 * 0.37).sin()).collect();
+    let mut m = Model::load(manifest(&["a", "b", "c"], 6, 1.0), &onnx, &Backend::tract()).expect("loads");
+    let other: Vec<f32> = window.iter().map(|v| v * 3.0 + 1.0).collect();
+    let first = m.score(&window).expect("scores").score;
+    assert!(first.is_finite() && first != 0.0, "{first}");
+    let _ = m.score(&other).expect("scores");
+    for _ in 0..3 {
+        assert_eq!(m.score(&window).expect("scores").score, first, "no state carried between shots");
+    }
+}

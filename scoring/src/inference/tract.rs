@@ -1,14 +1,16 @@
-//! The tract backend (pure Rust, default): the graph is typed for one window `[1, W, F]`,
-//! optimised once, and run with a state kept between shots so a shot allocates little.
+//! The tract backend (pure Rust, default): the graph is typed for one window `[1, W, F]` and
+//! optimised once; each shot runs it in a fresh run state. A state kept between shots would
+//! keep its operators' inner state too (an LSTM's scan), and the same window would score
+//! differently each time.
 
 use super::{Engine, Output};
 use anyhow::{Context, Result, anyhow};
 use moldops_shared::bundle::{CONTRIB_OUTPUT, INPUT_NAME, SCORE_OUTPUT};
 use tract_onnx::prelude::*;
 
-/// A bundle's graph optimised by tract for one window shape, with its run state.
+/// A bundle's graph optimised by tract for one window shape.
 pub struct TractEngine {
-    state: TypedSimpleState,
+    plan: std::sync::Arc<TypedRunnableModel>,
     shape: [usize; 3],
     score_at: usize,
     contrib_at: usize,
@@ -43,15 +45,14 @@ impl TractEngine {
         };
         let (score_at, contrib_at) = (find(SCORE_OUTPUT)?, find(CONTRIB_OUTPUT)?);
         let plan = typed.into_runnable().context("building the tract plan")?;
-        let state = plan.spawn().context("tract state")?;
-        Ok(TractEngine { state, shape, score_at, contrib_at })
+        Ok(TractEngine { plan, shape, score_at, contrib_at })
     }
 }
 
 impl Engine for TractEngine {
     fn run(&mut self, window: &[f32]) -> Result<Output> {
         let input = Tensor::from_shape(&self.shape, window)?;
-        let out = self.state.run(tvec!(input.into()))?;
+        let out = self.plan.run(tvec!(input.into()))?;
         let score = out[self.score_at].to_plain_array_view::<f32>()?;
         let score = *score.iter().next().ok_or_else(|| anyhow!("empty score output"))?;
         let contributions = out[self.contrib_at].to_plain_array_view::<f32>()?.iter().copied().collect();
