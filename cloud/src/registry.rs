@@ -9,14 +9,22 @@
 //! written once (tmp folder, fsync, rename); the stage file is replaced atomically under a
 //! per-key lock, with every transition kept in its history.
 //!
+//! Promotion by `models promote` passes the [`gate`] first (held-out data, false alarms, not
+//! worse than production on the same held-out shots); its decision is kept per version in the
+//! key's state ([`Registry::promote_gated`], [`Registry::record_gate`]).
+//!
 //! For the rollout: [`Registry::open`] then [`Registry::production`] (version, bundle folder,
 //! manifest) or [`Registry::bundle_bytes`] (the transport form of a version's bundle).
 
 pub mod cli;
+pub mod compare;
+pub mod gate;
 pub mod keys;
+pub mod promote;
 mod store;
 
 use anyhow::{Context, Result, bail};
+use gate::{GateRecord, Outcome};
 use moldops_shared::bundle::{Bundle, Manifest, ModelKey};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -103,7 +111,8 @@ pub struct Transition {
     pub from: Option<Stage>,
     /// Stage after.
     pub to: Stage,
-    /// Why, in words: `registered by train`, `promoted`, `replaced by version N`,
+    /// Why, in words: `registered by train`, `promoted`, `promoted (gate passed)`,
+    /// `promoted with --force (gate not applied)`, `replaced by version N`,
     /// `rollback: re-promoted` or `archived`.
     pub reason: String,
 }
@@ -117,6 +126,9 @@ pub struct KeyState {
     pub stages: BTreeMap<u32, Stage>,
     /// Every transition, oldest first.
     pub history: Vec<Transition>,
+    /// The last gate decision on each version that went through the gate, by version number.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gate: BTreeMap<u32, GateRecord>,
 }
 
 impl KeyState {
@@ -136,6 +148,9 @@ pub struct VersionInfo {
     pub stage: Stage,
     /// Folder holding the version's bundle (`manifest.json`, `manifest.sig`, `model.onnx`).
     pub bundle_dir: PathBuf,
+    /// The last gate decision on the version, if it went through the gate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateRecord>,
 }
 
 /// The production version of a key, for the rollout.
@@ -230,8 +245,8 @@ impl Registry {
         let dir = store::key_dir(&self.root, key);
         let state = store::read_state(&dir)?;
         let mut out = Vec::new();
-        for (v, stage) in &state.stages {
-            out.push(self.info(&dir, *v, *stage)?);
+        for v in state.stages.keys() {
+            out.push(self.info(&dir, *v, &state)?);
         }
         Ok(out)
     }
@@ -240,16 +255,19 @@ impl Registry {
     pub fn version(&self, key: &ModelKey, version: u32) -> Result<VersionInfo> {
         let dir = store::key_dir(&self.root, key);
         let state = store::read_state(&dir)?;
-        let Some(stage) = state.stages.get(&version) else {
+        if !state.stages.contains_key(&version) {
             bail!("{} has no version {version} in {}", key.label(), self.root.display())
-        };
-        self.info(&dir, version, *stage)
+        }
+        self.info(&dir, version, &state)
     }
 
-    fn info(&self, key_dir: &Path, version: u32, stage: Stage) -> Result<VersionInfo> {
+    /// `version`'s record, stage and gate decision; `version` must be in `state`.
+    fn info(&self, key_dir: &Path, version: u32, state: &KeyState) -> Result<VersionInfo> {
+        let Some(&stage) = state.stages.get(&version) else { bail!("no version {version}") };
         let vdir = store::version_dir(key_dir, version);
         let record: VersionRecord = store::read_json(&vdir.join(RECORD_FILE))?;
-        Ok(VersionInfo { record, stage, bundle_dir: vdir.join(BUNDLE_DIR) })
+        let gate = state.gate.get(&version).cloned();
+        Ok(VersionInfo { record, stage, bundle_dir: vdir.join(BUNDLE_DIR), gate })
     }
 
     /// The production version of `key`, its bundle folder and manifest; `None` when the key
@@ -304,12 +322,46 @@ impl Registry {
             reason: "registered by train".into(),
         });
         store::write_state(&dir, &state)?;
-        self.info(&dir, version, Stage::Candidate)
+        self.info(&dir, version, &state)
     }
 
     /// Makes `version` production (from candidate or archived); the previous production is
     /// archived. Verifies the bundle first. Returns the transitions made.
     pub fn promote(&self, key: &ModelKey, version: u32) -> Result<Vec<Transition>> {
+        self.promote_with(key, version, None)
+    }
+
+    /// Promotes `version` as [`Registry::promote`] does, after the gate passed it
+    /// ([`Outcome::Passed`]) or a person forced it ([`Outcome::Forced`]), and keeps `record` as
+    /// its gate decision. A passed record must name the production version the key still has
+    /// (else the gate judged against another one: run it again); a forced one gets the current
+    /// production filled in.
+    pub fn promote_gated(&self, key: &ModelKey, version: u32, record: GateRecord) -> Result<Vec<Transition>> {
+        if record.outcome == Outcome::Refused {
+            bail!("{}@{version} was refused by the gate; it stays a candidate", key.label());
+        }
+        self.promote_with(key, version, Some(record))
+    }
+
+    /// Keeps `record` as `record.version`'s gate decision without changing any stage (a
+    /// refusal: the version stays a candidate).
+    pub fn record_gate(&self, key: &ModelKey, record: GateRecord) -> Result<()> {
+        let dir = store::key_dir(&self.root, key);
+        let _lock = KeyLock::acquire(&dir)?;
+        let mut state = store::read_state(&dir)?;
+        if !state.stages.contains_key(&record.version) {
+            bail!("{} has no version {}", key.label(), record.version);
+        }
+        state.gate.insert(record.version, record);
+        store::write_state(&dir, &state)
+    }
+
+    fn promote_with(
+        &self,
+        key: &ModelKey,
+        version: u32,
+        gate: Option<GateRecord>,
+    ) -> Result<Vec<Transition>> {
         let dir = store::key_dir(&self.root, key);
         let _lock = KeyLock::acquire(&dir)?;
         let mut state = store::read_state(&dir)?;
@@ -319,8 +371,27 @@ impl Registry {
         if stage == Stage::Production {
             bail!("{}@{version} is already production", key.label());
         }
-        verify_info(&self.info(&dir, version, stage)?)
+        verify_info(&self.info(&dir, version, &state)?)
             .with_context(|| format!("refusing to promote {}@{version}", key.label()))?;
+        let mut reason =
+            if stage == Stage::Archived { "rollback: re-promoted" } else { "promoted" }.to_string();
+        if let Some(mut record) = gate {
+            let now = state.production();
+            match record.outcome {
+                Outcome::Forced => {
+                    record.production = now;
+                    reason = format!("{reason} with --force (gate not applied)");
+                }
+                _ if record.production != now => bail!(
+                    "the production version of {} changed ({} → {}) while the gate judged                      version {version}; run promote again",
+                    key.label(),
+                    record.production.map_or("none".into(), |v| v.to_string()),
+                    now.map_or("none".into(), |v| v.to_string())
+                ),
+                _ => reason = format!("{reason} (gate passed)"),
+            }
+            state.gate.insert(version, record);
+        }
         let mut done = Vec::new();
         if let Some(previous) = state.production() {
             done.push(transition(
@@ -330,8 +401,7 @@ impl Registry {
                 format!("replaced by version {version}"),
             ));
         }
-        let reason = if stage == Stage::Archived { "rollback: re-promoted" } else { "promoted" };
-        done.push(transition(&mut state, version, Stage::Production, reason.into()));
+        done.push(transition(&mut state, version, Stage::Production, reason));
         store::write_state(&dir, &state)?;
         Ok(done)
     }

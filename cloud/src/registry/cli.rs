@@ -1,8 +1,10 @@
 //! `moldops-cloud models …`: list, show, promote, archive, keygen, export-bundle. Every command
 //! is non-interactive, prints a table or (`--json`) one JSON document on stdout, and exits
-//! non-zero on failure.
+//! non-zero on failure (a candidate the promotion gate refuses is an outcome, not a failure).
 
-use super::{Registry, Stage, VersionInfo, keys};
+use super::gate::{GATE_FILE, GateFile, Outcome};
+use super::promote::{PromoteOptions, PromoteReport, promote_latest, promote_one};
+use super::{Registry, VersionInfo, keys};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use moldops_shared::bundle::{Bundle, ModelKey};
@@ -60,7 +62,9 @@ pub enum ModelsCommand {
     Show(VersionArgs),
     /// Make a version production; the previous production is archived (re-promoting an
     /// archived version is the rollback). `--latest` promotes, for every key (or `--key`), the
-    /// newest version when it is a candidate — what a pipeline runs after `train`.
+    /// newest version when it is a candidate — what a pipeline runs after `train`. A candidate
+    /// must pass the promotion gate (held-out data, false alarms, not worse than production on
+    /// the same held-out shots) unless `--force`; a refused one stays a candidate.
     Promote(PromoteArgs),
     /// Archive a candidate or production version.
     Archive(VersionArgs),
@@ -116,7 +120,17 @@ pub struct PromoteArgs {
     /// already production or archived are left alone).
     #[arg(long)]
     pub latest: bool,
-    /// Print the transitions made as JSON.
+    /// Promote without the gate: a person's explicit choice, recorded as forced.
+    #[arg(long)]
+    pub force: bool,
+    /// Lake whose etl_data the gate scores the candidate and the production version on
+    /// (default: <data-dir>/lake when --data-dir is given).
+    #[arg(long)]
+    pub lake: Option<PathBuf>,
+    /// Gate settings file (default: gate.toml in the registry folder, when there is one).
+    #[arg(long)]
+    pub gate_config: Option<PathBuf>,
+    /// Print the decisions (gate outcome, reasons, transitions) as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -142,29 +156,53 @@ fn parse_key(label: &str) -> Result<ModelKey> {
     ModelKey::parse(label).with_context(|| format!("--key {label:?}"))
 }
 
-/// `models promote`: one version, or the newest candidate of every key (`--latest`).
-fn promote(a: &PromoteArgs) -> Result<()> {
+/// `models promote`'s settings: `--force`, the lake and the gate file.
+fn promote_options(a: &PromoteArgs) -> Result<PromoteOptions> {
+    let lake = match (&a.lake, &a.loc.data_dir) {
+        (Some(l), _) => Some((l.clone(), true)),
+        (None, Some(d)) => Some((d.join("lake"), false)),
+        (None, None) => None,
+    };
+    let gate = match &a.gate_config {
+        Some(path) => GateFile::load(path, true)?,
+        None => GateFile::load(&a.loc.path().join(GATE_FILE), false)?,
+    };
+    Ok(PromoteOptions { force: a.force, lake, gate: gate.unwrap_or_default() })
+}
+
+/// `models promote`: one version, or the newest candidate of every key (`--latest`), through
+/// the gate unless `--force`.
+pub fn promote(a: &PromoteArgs) -> Result<PromoteReport> {
     let reg = Registry::open(&a.loc.path())?;
+    let opts = promote_options(a)?;
     let key = a.key.as_deref().map(parse_key).transpose()?;
     if let (Some(key), Some(version)) = (&key, a.version) {
-        return print_transitions(&reg.promote(key, version)?, a.json);
+        return promote_one(&reg, key, version, &opts);
     }
     let keys = match key {
         Some(k) => vec![k],
         None => reg.keys()?,
     };
-    let mut done = Vec::new();
-    for key in keys {
-        let state = reg.state(&key)?;
-        match state.stages.iter().next_back() {
-            Some((&version, Stage::Candidate)) => done.extend(reg.promote(&key, version)?),
-            Some((version, stage)) => {
-                tracing::info!(key = %key.label(), version, ?stage, "newest version is not a candidate; left alone")
+    promote_latest(&reg, &keys, &opts)
+}
+
+fn print_promotions(report: &PromoteReport, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    for d in &report.decisions {
+        match d.gate {
+            Some(Outcome::Refused) => {
+                println!("{}@{}: refused by the gate; stays a candidate:", d.key.label(), d.version);
+                for r in &d.reasons {
+                    println!("  - {r}");
+                }
             }
-            None => tracing::info!(key = %key.label(), "no versions"),
+            _ => print_transitions(&d.transitions, false)?,
         }
     }
-    print_transitions(&done, a.json)
+    Ok(())
 }
 
 /// Runs a `models` command.
@@ -172,7 +210,7 @@ pub fn run(args: ModelsArgs) -> Result<()> {
     match args.command {
         ModelsCommand::List { loc, key, json } => list(&loc, key.as_deref(), json),
         ModelsCommand::Show(a) => show(&a),
-        ModelsCommand::Promote(a) => promote(&a),
+        ModelsCommand::Promote(a) => print_promotions(&promote(&a)?, a.json),
         ModelsCommand::Archive(a) => {
             let reg = Registry::open(&a.loc.path())?;
             let done = vec![reg.archive(&parse_key(&a.key)?, a.version)?];
@@ -237,8 +275,8 @@ fn list(loc: &RegistryLocation, key: Option<&str>, json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<24} {:>7} {:<11} {:<8} {:>9} {:>7} {:>7} {:<24}",
-        "key", "version", "stage", "kind", "threshold", "roc_auc", "f1", "created_at"
+        "{:<24} {:>7} {:<11} {:<8} {:<8} {:>9} {:>7} {:>7} {:<24}",
+        "key", "version", "stage", "gate", "kind", "threshold", "roc_auc", "f1", "created_at"
     );
     for v in &all {
         let metric = |name: &str| {
@@ -248,11 +286,18 @@ fn list(loc: &RegistryLocation, key: Option<&str>, json: bool) -> Result<()> {
                 .and_then(serde_json::Value::as_f64)
                 .map_or("-".to_string(), |x| format!("{x:.3}"))
         };
+        let gate = match v.gate.as_ref().map(|g| g.outcome) {
+            Some(Outcome::Passed) => "passed",
+            Some(Outcome::Refused) => "refused",
+            Some(Outcome::Forced) => "forced",
+            None => "-",
+        };
         println!(
-            "{:<24} {:>7} {:<11} {:<8} {:>9.4} {:>7} {:>7} {:<24}",
+            "{:<24} {:>7} {:<11} {:<8} {:<8} {:>9.4} {:>7} {:>7} {:<24}",
             v.record.key.label(),
             v.record.version,
             v.stage.to_string(),
+            gate,
             v.record.kind,
             v.record.threshold,
             metric("roc_auc"),

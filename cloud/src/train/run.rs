@@ -6,6 +6,7 @@ use super::dataset::{self, Dataset, DatasetConfig, Dropped};
 use super::metrics::{self, Evaluation, FalseAlarms, ThresholdChoice};
 use super::snapshot::{DataSnapshot, snapshot};
 use super::{family, select};
+use crate::registry::gate::{HELD_OUT_METRIC, HeldOut};
 use crate::registry::{Lineage, NewVersion, Registry, keys};
 use anyhow::{Context, Result};
 use moldops_models::data::{Normalizer, Windows};
@@ -478,6 +479,7 @@ fn register_candidate(
         all.extend(own);
     }
     let m = ch.outcome.test.as_ref();
+    let held_out = held_out(ds, out, &ch.outcome);
     let metrics = serde_json::json!({
         "family": ch.fitted.kind(),
         "roc_auc": m.and_then(|e| e.roc_auc.value),
@@ -487,6 +489,7 @@ fn register_candidate(
         "recall": m.and_then(|e| e.recall.value),
         "test": m,
         "baseline_test": out.baseline.as_ref().and_then(|b| b.test.as_ref()),
+        (HELD_OUT_METRIC): held_out,
     });
     let manifest = Manifest {
         schema: moldops_shared::bundle::MANIFEST_SCHEMA,
@@ -529,6 +532,22 @@ fn register_candidate(
     tracing::info!(key = %ds.key.label(), version = info.record.version, "registered candidate");
     out.registered = Some((info.record.version, info.bundle_dir));
     Ok(())
+}
+
+/// What the promotion gate reads: the held-out (test) window's span, the data counts and the
+/// false-alarm rate on its good windows; `None` without test windows.
+fn held_out(ds: &Dataset, out: &KeyOutcome, chosen: &ModelOutcome) -> Option<HeldOut> {
+    let (&from_ts_ms, &to_ts_ms) = (ds.test.end_ts_ms.first()?, ds.test.end_ts_ms.last()?);
+    let defective_windows = ds.test.labels.iter().filter(|l| **l == Some(1)).count();
+    Some(HeldOut {
+        from_ts_ms,
+        to_ts_ms,
+        train_windows: out.windows.get("train_clean").copied().unwrap_or_default(),
+        validation_windows: ds.val.windows.n,
+        good_windows: chosen.false_alarms.test_windows,
+        defective_windows,
+        false_alarm_rate: chosen.false_alarms.test_rate.value,
+    })
 }
 
 /// The join tolerance the ETL recorded for a machine (the bundle's scorer joins the same way).

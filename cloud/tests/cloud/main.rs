@@ -11,6 +11,7 @@ mod augment;
 mod compact;
 mod etl;
 mod evaluate;
+mod gate;
 mod import;
 mod ingest_rumqttd;
 mod kmock;
