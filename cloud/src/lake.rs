@@ -62,8 +62,15 @@ impl StreamId {
 }
 
 /// Every dataset the ingest writes.
-pub const DATASETS: [&str; 6] =
-    ["raw_data", "peripheral_data", "edge_gaps", "edge_scores", "edge_status", "edge_decisions"];
+pub const DATASETS: [&str; 7] = [
+    "raw_data",
+    "peripheral_data",
+    "edge_gaps",
+    "edge_scores",
+    "edge_status",
+    "edge_decisions",
+    "edge_drift",
+];
 
 /// Folder of the quarantine, relative to the lake.
 pub const QUARANTINE_DIR: &str = "quarantine";

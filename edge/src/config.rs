@@ -90,6 +90,11 @@ pub struct ModelsConfig {
     /// (docs/mould-lifecycle.md); absent, the machine's model scores such a mould as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cold_start: Option<moldops_scoring::ColdStart>,
+    /// `[models.drift]`: per model key, score and feature histograms summarised every period
+    /// and buffered as `drift` records for the cloud to judge (docs/drift.md); on by default,
+    /// `every_shots = 0` turns it off.
+    #[serde(default)]
+    pub drift: moldops_scoring::DriftSettings,
 }
 
 fn default_max_bundle_bytes() -> u64 {
@@ -111,6 +116,7 @@ impl Default for ModelsConfig {
             max_score_shift: default_max_score_shift(),
             max_bundle_bytes: default_max_bundle_bytes(),
             cold_start: None,
+            drift: Default::default(),
         }
     }
 }
@@ -161,6 +167,9 @@ impl ModelsConfig {
         }
         if let Some(c) = &self.cold_start {
             errs.extend(c.problems());
+        }
+        if self.drift.enabled() {
+            errs.extend(self.drift.problems());
         }
         if !(self.max_alarm_rate > 0.0 && self.max_alarm_rate <= 1.0) {
             errs.push("models.max_alarm_rate must be in (0, 1]".into());

@@ -104,6 +104,7 @@ pub(crate) async fn start(
     let metrics = health.scoring.clone();
     let mut scorer = Scorer::new(&cfg.edge_id, limits, metrics.clone());
     scorer.set_cold_start(models.cold_start.clone());
+    scorer.set_drift(Some(models.drift.clone()));
     let mut opts =
         moldops_common::mqtt::options(&cfg.broker, &format!("moldops-edge-{}-models", cfg.edge_id), base)
             .context("models MQTT connection")?;

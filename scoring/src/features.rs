@@ -74,7 +74,11 @@ impl FeatureAssembler {
                 None
             }
             RecordKind::Shot => Some(self.shot(record)),
-            RecordKind::Gap | RecordKind::Score | RecordKind::Status | RecordKind::Decision => None,
+            RecordKind::Gap
+            | RecordKind::Score
+            | RecordKind::Status
+            | RecordKind::Decision
+            | RecordKind::Drift => None,
         }
     }
 

@@ -56,6 +56,13 @@ impl History {
             .count()
     }
 
+    /// The newest shot's value of `feature` when it is usable: present, finite and no older
+    /// than `tolerance_ms` (what the drift monitor bins).
+    pub fn newest_value(&self, feature: &str, tolerance_ms: i64) -> Option<f64> {
+        let (v, age) = self.shots.back()?.get(feature)?;
+        (v.is_finite() && within_tolerance(*age, tolerance_ms)).then_some(*v)
+    }
+
     /// The last `w` shots as a `[w, F]` row-major window in `features` order, values older
     /// than `tolerance_ms` (the model's join tolerance) and missing ones replaced by each
     /// feature's fill; `None` while the run has fewer than `w` shots.

@@ -10,11 +10,14 @@
 //! - [`inference`]: the bundle's ONNX graph run by [`tract`](inference::tract) or ONNX Runtime
 //!   (cargo feature `ort`); [`inference::reference`] builds small graphs for tests.
 //! - [`scorer`]: the live scorer — active and shadow model per model key, scores and alarms.
+//! - [`drift`]: per model key, histograms of the score and the features over a period, the
+//!   drift summaries the edge uploads for the cloud to judge.
 //! - [`judge`]: whether a model in shadow may replace the active one.
 //! - [`metrics`]: Prometheus metrics of scoring.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod baseline;
+pub mod drift;
 pub mod features;
 pub mod history;
 pub mod inference;
@@ -23,6 +26,7 @@ pub mod metrics;
 pub mod scorer;
 
 pub use baseline::{Baseline, ColdStart};
+pub use drift::{DriftMonitor, DriftSettings};
 pub use features::FeatureAssembler;
 pub use inference::{Backend, BackendKind, Model};
 pub use scorer::{LoadedModel, Scorer, Verdict};

@@ -49,6 +49,10 @@ pub struct KeyStatus {
     /// Controller shot number of the last shot that alarmed; `None` before the first alarm or
     /// when that shot had no number.
     pub last_alarm_shot: Option<u64>,
+    /// The largest PSI (the score's or a feature's, against its reference) in the key's latest
+    /// drift summary: above 0.25 its scores or inputs moved (docs/drift.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_psi: Option<f64>,
     /// The (machine, mould)'s cold-start baseline, while one judges the key's shots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cold_start: Option<ColdStartStatus>,

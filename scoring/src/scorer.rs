@@ -9,14 +9,20 @@
 //! next shot on. A candidate in shadow scores the same shots beside it without
 //! publishing; after its N shots the [`judge`](crate::judge) decides, and the caller promotes it or drops it
 //! between two shots, so no shot is scored twice or skipped by a swap.
+//!
+//! With drift monitoring on ([`Scorer::set_drift`]), every shot a model or a watching baseline
+//! judged also feeds the [`DriftMonitor`]: the period summaries it closes come out in
+//! [`Observed::drift`] for the edge to buffer.
 
 use crate::baseline::{Baseline, ColdStart};
+use crate::drift::{DriftMonitor, DriftSettings, JudgedShot};
 use crate::features::FeatureAssembler;
 use crate::history::{History, ShotValues};
 use crate::inference::Model;
 use crate::judge::{self, Declared, Limits, Rejection, ShadowShot, ShadowSummary};
 use crate::metrics::{ColdStartStatus, KeyLabel, ScoringMetrics};
 use moldops_shared::bundle::ModelKey;
+use moldops_shared::drift::DriftSummary;
 use moldops_shared::features::{DEFAULT_TOLERANCE_MS, MAX_TOLERANCE_MS, within_tolerance};
 use moldops_shared::rollout::{BundleRef, ScoreMessage};
 use moldops_shared::score::{ColdStartPhase, ModelStamp};
@@ -98,6 +104,9 @@ pub struct Observed {
     /// [`ColdStart::max_keys`], or the one of a mould whose own model now scores it. The caller
     /// deletes their saved copies.
     pub baselines_dropped: Vec<ModelKey>,
+    /// Drift summaries this shot closed (at most one: its judge's key); the caller buffers
+    /// them as records of kind `drift`.
+    pub drift: Vec<DriftSummary>,
 }
 
 /// Who judges a shot.
@@ -121,6 +130,7 @@ pub struct Scorer {
     /// Baselines by (machine, mould) key, each with the tick of its last use (for eviction).
     baselines: HashMap<ModelKey, (Baseline, u64)>,
     tick: u64,
+    drift: Option<DriftMonitor>,
 }
 
 impl Scorer {
@@ -138,7 +148,14 @@ impl Scorer {
             cold_start: None,
             baselines: HashMap::new(),
             tick: 0,
+            drift: None,
         }
+    }
+
+    /// Turns drift monitoring on with these settings (off when `None` or not
+    /// [`enabled`](DriftSettings::enabled)); the keys monitored so far start over.
+    pub fn set_drift(&mut self, settings: Option<DriftSettings>) {
+        self.drift = settings.filter(DriftSettings::enabled).map(DriftMonitor::new);
     }
 
     /// Turns the cold start of moulds without a model of their own on (`Some`) or off.
@@ -306,13 +323,28 @@ impl Scorer {
                     }
                     out.verdict = Some(Verdict::Scored { missing: judged.missing });
                 }
-                out.scores.push(baseline_message(
-                    &self.edge_id,
-                    record,
-                    &label.model_key,
-                    judged,
-                    cfg.z_limit,
-                ));
+                // Only the shots it judged after learning: the one that ends learning is stamped
+                // @learning and is not monitored.
+                let learning = judged.learning;
+                let message = baseline_message(&self.edge_id, record, &label.model_key, judged, cfg.z_limit);
+                if let Some(monitor) = self.drift.as_mut()
+                    && !learning
+                {
+                    let value = |name: &str| flat.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+                    let shot = JudgedShot {
+                        key,
+                        stamp: message.stamp(),
+                        validation: None,
+                        alarm_target: None,
+                        ts_ms: record.ts_ms,
+                        score: f64::from(message.score),
+                        alarm: message.alarm,
+                        features: flat.iter().map(|(n, _)| n.as_str()).collect(),
+                        value: &value,
+                    };
+                    out.drift.extend(monitor.observe(&shot));
+                }
+                out.scores.push(message);
             }
             self.update_baseline_status(key);
         }
@@ -331,12 +363,33 @@ impl Scorer {
                     let missing = history.missing(&manifest.features, manifest.tolerance_ms);
                     out.verdict = Some(Verdict::Failed);
                     if let Some(msg) = score_one(&self.edge_id, record, &label, active, &window, &metrics) {
+                        if let Some(monitor) = self.drift.as_mut() {
+                            let m = active.model.manifest();
+                            let value = |name: &str| history.newest_value(name, m.tolerance_ms);
+                            let v = &m.validation_scores;
+                            let shot = JudgedShot {
+                                key: &key,
+                                stamp: msg.stamp(),
+                                validation: Some(v),
+                                alarm_target: m.false_alarm_target.or((v.count > 0).then_some(v.alarm_rate)),
+                                ts_ms: record.ts_ms,
+                                score: f64::from(msg.score),
+                                alarm: msg.alarm,
+                                features: m.features.iter().map(|f| f.name.as_str()).collect(),
+                                value: &value,
+                            };
+                            out.drift.extend(monitor.observe(&shot));
+                        }
                         out.scores.push(msg);
                         judged_by_model = true;
                         out.verdict = Some(Verdict::Scored { missing });
                     }
                 }
             }
+        }
+        for summary in &out.drift {
+            let psi = summary.max_psi();
+            metrics.key(&summary.stamp.key, |s| s.drift_psi = psi);
         }
         // What the model in charge made of this shot, for the judge (shared alarms are not held
         // against a candidate). A cold-start baseline is no model: against it, every alarm counts.

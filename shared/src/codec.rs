@@ -222,6 +222,9 @@ pub enum RecordError {
     /// A record of kind `decision` is not a valid decision ([`crate::decision::check_record`]).
     #[error("{0}")]
     Decision(#[from] crate::decision::DecisionError),
+    /// A record of kind `drift` is not a valid drift summary ([`crate::drift::check_record`]).
+    #[error("{0}")]
+    Drift(#[from] crate::drift::DriftError),
 }
 
 /// Checks one record on its own: identifiers, value count and names, finite values, a shot
@@ -254,6 +257,7 @@ pub fn check_record(r: &Record) -> Result<(), RecordError> {
         }
         crate::RecordKind::Score => crate::score::check_record(r)?,
         crate::RecordKind::Decision => crate::decision::check_record(r)?,
+        crate::RecordKind::Drift => crate::drift::check_record(r)?,
         _ => {}
     }
     Ok(())

@@ -11,6 +11,7 @@ pub mod ack;
 pub mod bundle;
 pub mod codec;
 pub mod decision;
+pub mod drift;
 pub mod features;
 pub mod gap;
 pub mod limits;

@@ -28,6 +28,9 @@ pub enum RecordKind {
     /// What a machine's quality gate decided for one shot and wrote to its sorting output
     /// (dataset `edge_decisions`; see [`crate::decision`]).
     Decision,
+    /// One period's score and feature histograms of one model key, for drift monitoring
+    /// (dataset `edge_drift`; see [`crate::drift`]).
+    Drift,
 }
 
 impl RecordKind {
@@ -40,14 +43,15 @@ impl RecordKind {
             RecordKind::Score => "edge_scores",
             RecordKind::Status => "edge_status",
             RecordKind::Decision => "edge_decisions",
+            RecordKind::Drift => "edge_drift",
         }
     }
 }
 
 /// Machine and device ids the edge uses for its own records (health snapshots, scores): no
 /// configured device or machine may take them.
-pub const RESERVED_IDS: [&str; 3] =
-    [crate::status::MACHINE_ID, crate::score::DEVICE_ID, crate::decision::DEVICE_ID];
+pub const RESERVED_IDS: [&str; 4] =
+    [crate::status::MACHINE_ID, crate::score::DEVICE_ID, crate::decision::DEVICE_ID, crate::drift::DEVICE_ID];
 
 /// One record: a shot, a peripheral sample, a gap, a score or an edge's health, with its
 /// named values.

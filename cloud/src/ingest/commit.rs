@@ -258,6 +258,8 @@ pub struct Outcome {
     pub status_records: u64,
     /// Quality-gate decisions written to `edge_decisions` (one per gated shot).
     pub decision_records: u64,
+    /// Drift summaries written to `edge_drift` (one per model key and period at an edge).
+    pub drift_records: u64,
     /// Rows written to `edge_events` (link and rollout states from retained topics).
     pub event_records: u64,
     /// Records dropped as replays: already in the lake, or earlier in the same group.
@@ -382,6 +384,7 @@ impl Committer {
                 }
                 RecordKind::Status => out.status_records += rows.len() as u64,
                 RecordKind::Decision => out.decision_records += rows.len() as u64,
+                RecordKind::Drift => out.drift_records += rows.len() as u64,
             }
             let rel = dir.join(&name);
             out.files.push(rel.strip_prefix(&self.lake).unwrap_or(&rel).to_string_lossy().into_owned());

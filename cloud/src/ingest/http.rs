@@ -71,6 +71,7 @@ fn exposition(stats: &IngestStats) -> String {
         ("alarm_records", "Alarms among the score records committed", s.alarm_records),
         ("status_records", "Edge health snapshots committed to edge_status", s.status_records),
         ("decision_records", "Quality-gate decisions committed to edge_decisions", s.decision_records),
+        ("drift_records", "Drift summaries of edges committed to edge_drift", s.drift_records),
         ("event_records", "Edge link and rollout events committed to edge_events", s.event_records),
         (
             "dropped_at_edge",
@@ -126,13 +127,14 @@ mod tests {
         assert!(text.contains("moldops_ingest_dropped_at_edge_total 0"), "{text}");
         assert!(text.contains("moldops_ingest_score_records_total 0"), "{text}");
         assert!(text.contains("moldops_ingest_decision_records_total 0"), "{text}");
+        assert!(text.contains("moldops_ingest_drift_records_total 0"), "{text}");
         assert!(
             text.contains("moldops_ingest_connected 0") && text.contains("moldops_ingest_subscribed 0"),
             "{text}"
         );
         assert!(text.contains("moldops_ingest_commit_seconds_count 1"), "{text}");
         assert!(text.contains("moldops_ingest_commit_lag_seconds_bucket{le=\"0.5\"} 1"), "{text}");
-        assert_eq!(text.matches("# TYPE").count(), 20, "{text}");
+        assert_eq!(text.matches("# TYPE").count(), 21, "{text}");
         assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends in # EOF");
     }
 

@@ -19,6 +19,7 @@ pub struct IngestStats {
     alarm_records: AtomicU64,
     status_records: AtomicU64,
     decision_records: AtomicU64,
+    drift_records: AtomicU64,
     event_records: AtomicU64,
     dropped_at_edge: AtomicU64,
     duplicates: AtomicU64,
@@ -52,6 +53,8 @@ pub struct StatsSnapshot {
     pub status_records: u64,
     /// Quality-gate decisions committed to `edge_decisions`.
     pub decision_records: u64,
+    /// Drift summaries of edges committed to `edge_drift`.
+    pub drift_records: u64,
     /// Link and rollout events of edges committed to `edge_events`.
     pub event_records: u64,
     /// Records the edges' gap records say were dropped at the edge (buffer full).
@@ -86,6 +89,7 @@ impl Default for IngestStats {
             alarm_records: AtomicU64::new(0),
             status_records: AtomicU64::new(0),
             decision_records: AtomicU64::new(0),
+            drift_records: AtomicU64::new(0),
             event_records: AtomicU64::new(0),
             dropped_at_edge: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
@@ -116,6 +120,7 @@ impl IngestStats {
             alarm_records: self.alarm_records.load(Ordering::Relaxed),
             status_records: self.status_records.load(Ordering::Relaxed),
             decision_records: self.decision_records.load(Ordering::Relaxed),
+            drift_records: self.drift_records.load(Ordering::Relaxed),
             event_records: self.event_records.load(Ordering::Relaxed),
             dropped_at_edge: self.dropped_at_edge.load(Ordering::Relaxed),
             duplicates: self.duplicates.load(Ordering::Relaxed),
@@ -174,6 +179,7 @@ impl IngestStats {
         self.alarm_records.fetch_add(out.alarm_records, Ordering::Relaxed);
         self.status_records.fetch_add(out.status_records, Ordering::Relaxed);
         self.decision_records.fetch_add(out.decision_records, Ordering::Relaxed);
+        self.drift_records.fetch_add(out.drift_records, Ordering::Relaxed);
         self.event_records.fetch_add(out.event_records, Ordering::Relaxed);
         self.dropped_at_edge.fetch_add(out.dropped_at_edge, Ordering::Relaxed);
         self.duplicates.fetch_add(out.duplicates, Ordering::Relaxed);

@@ -95,6 +95,7 @@ impl Worker {
                 edge_scores = out.score_records,
                 edge_status = out.status_records,
                 edge_decisions = out.decision_records,
+                edge_drift = out.drift_records,
                 edge_events = out.event_records,
                 duplicates = out.duplicates,
                 quarantined = out.quarantined,

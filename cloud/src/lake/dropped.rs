@@ -145,6 +145,7 @@ fn arrived(lake: &Path, gaps: &[Gap]) -> Result<Arrived> {
         RecordKind::Score,
         RecordKind::Status,
         RecordKind::Decision,
+        RecordKind::Drift,
     ];
     for dataset in kinds.map(RecordKind::dataset) {
         for part in super::list_parts(lake, dataset)? {

@@ -285,6 +285,40 @@ fn the_ids_of_the_edges_own_records_are_reserved() {
     }
 }
 
+/// Drift monitoring is on by default with `[models]`; `[models.drift]` sets it, `every_shots = 0`
+/// turns it off (its other settings unchecked then), a setting out of range is refused with its
+/// name, an unknown one does not parse, and the drift records' device id is reserved.
+#[test]
+fn drift_monitoring_is_on_by_default_and_its_settings_are_checked() {
+    let base = tempfile::tempdir().expect("a temporary folder");
+    let cfg: EdgeConfig = toml::from_str(CONFIG).expect("the example parses");
+    let drift = &cfg.models.as_ref().expect("[models]").drift;
+    assert!(drift.enabled());
+    assert_eq!((drift.every_shots, drift.reference_shots, drift.bins), (500, 500, 10));
+    let with = |table: &str| {
+        CONFIG.replacen("store = \"models\"", &format!("store = \"models\"\n[models.drift]\n{table}"), 1)
+    };
+    let cfg: EdgeConfig = toml::from_str(&with("every_shots = 200\nbins = 12")).expect("parses");
+    let drift = &cfg.models.as_ref().expect("[models]").drift;
+    assert_eq!((drift.every_shots, drift.bins, drift.reference_shots), (200, 12, 500));
+    cfg.resolve(base.path()).expect("resolves");
+    let bad = with("every_shots = 2000000\nbins = 13\nreference_shots = 10\nmax_keys = 0");
+    let cfg: EdgeConfig = toml::from_str(&bad).expect("parses");
+    let problems = cfg.resolve(base.path()).expect_err("out of range").0;
+    for field in ["every_shots", "bins", "reference_shots", "max_keys"] {
+        let name = format!("models.drift.{field}");
+        assert!(problems.iter().any(|p| p.contains(&name)), "{name} not named in {problems:?}");
+    }
+    let off: EdgeConfig = toml::from_str(&with("every_shots = 0\nbins = 13")).expect("parses");
+    assert!(!off.models.as_ref().expect("[models]").drift.enabled());
+    off.resolve(base.path()).expect("off: the rest is not checked");
+    assert!(toml::from_str::<EdgeConfig>(&with("every_shot = 5")).is_err(), "a misspelt key is refused");
+    let reserved: EdgeConfig =
+        toml::from_str(&CONFIG.replacen("id = \"m1-tcu\"", "id = \"_drift\"", 1)).expect("parses");
+    let problems = reserved.resolve(base.path()).expect_err("reserved").0;
+    assert!(problems.iter().any(|p| p.contains("is reserved for the edge's own records")), "{problems:?}");
+}
+
 /// With the Sparkplug B uplink a device id is a topic level: one holding `/`, `+` or `#` is
 /// refused with the reason (the native format takes it).
 #[test]

@@ -68,7 +68,8 @@ pub(crate) struct Agent {
     pub loading: HashMap<String, String>,
     /// To the task that appends score records to the buffer ([`super::record_scores`]).
     pub score_records: mpsc::Sender<Vec<Record>>,
-    /// Score records of the records handled since the last [`Agent::flush_scores`].
+    /// Score records (and drift summaries) of the records handled since the last
+    /// [`Agent::flush_scores`].
     pub pending_scores: Vec<Record>,
     /// The quality gates, which get every shot of their machines with its verdict.
     pub gates: crate::gate::Feed,
@@ -394,6 +395,8 @@ impl Agent {
             }
             self.pending_scores.push(msg.to_record());
         }
+        // Drift summaries travel with the score records: buffered, uploaded exactly once.
+        self.pending_scores.extend(observed.drift.iter().map(|d| d.to_record()));
         for done in observed.shadow_done {
             self.on_shadow_done(done);
         }

@@ -119,9 +119,18 @@ fn lstm_onnx(window: usize, features: usize, hidden: usize) -> Vec<u8> {
             node("Transpose", &["window"], &["seq"], vec![ints("perm", vec![1, 0, 2])]),
             node("LSTM", &["seq", "W", "R", "B"], &["", "y_h"], vec![int("hidden_size", h)]),
             node("ReduceSum", &["y_h"], &["score"], vec![ints("axes", vec![0, 2]), int("keepdims", 0)]),
-            node("ReduceMean", &["window"], &["contributions"], vec![ints("axes", vec![1]), int("keepdims", 0)]),
+            node(
+                "ReduceMean",
+                &["window"],
+                &["contributions"],
+                vec![ints("axes", vec![1]), int("keepdims", 0)],
+            ),
         ],
-        initializer: vec![init("W", &[1, 4 * h, f], 1), init("R", &[1, 4 * h, h], 2), init("B", &[1, 8 * h], 3)],
+        initializer: vec![
+            init("W", &[1, 4 * h, f], 1),
+            init("R", &[1, 4 * h, h], 2),
+            init("B", &[1, 8 * h], 3),
+        ],
         input: vec![super::reference::value_info("window", &[None, Some(window as i64), Some(f)])],
         output: vec![
             super::reference::value_info("score", &[None]),

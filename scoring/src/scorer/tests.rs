@@ -317,3 +317,42 @@ fn a_restored_baseline_carries_on_where_it_stopped() {
     assert_eq!(ids[5], "m1/B@baseline");
     assert!(saved.is_none(), "no checkpoint before shot 25 nor the end of learning in 5 shots");
 }
+
+#[test]
+fn judged_shots_feed_the_drift_monitor_and_each_period_comes_out_once() {
+    let mut s = scorer();
+    let settings = DriftSettings { every_shots: 40, every_s: 0, reference_shots: 50, ..Default::default() };
+    s.set_drift(Some(settings));
+    let key = ModelKey { machine_id: "m1".into(), mold: None };
+    s.set_active(&key, loaded(1, 1, 100.0, [10.0, 5.0]));
+    let mut summaries = Vec::new();
+    // 50 reference shots, then 80 more whose last 40 run 1 s hotter: a heater-zone step.
+    for seq in 1..=130 {
+        let cycle = normal(seq) + if seq > 90 { 1.0 } else { 0.0 };
+        summaries.extend(s.observe(&shot(seq, cycle)).drift);
+    }
+    assert_eq!(summaries.len(), 2, "one summary per 40 judged shots after the 50-shot reference");
+    let (calm, hot) = (&summaries[0], &summaries[1]);
+    assert_eq!((calm.stamp.id.as_str(), calm.shots, calm.mold.as_deref()), ("m1@1", 40, None));
+    assert_eq!(calm.features.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["Cycle_Time", "tcu.flow"]);
+    assert_eq!(calm.features[1].histogram.missing, 40, "tcu.flow never arrived: missing, not its fill");
+    let psi = |s: &DriftSummary| s.features[0].histogram.psi().unwrap_or(f64::NAN);
+    assert!(psi(calm) < 0.1 && psi(hot) > 0.25, "{} {}", psi(calm), psi(hot));
+    assert_eq!(s.metrics.status().keys["m1"].drift_psi, hot.max_psi());
+    for summary in &summaries {
+        let r = summary.to_record();
+        assert_eq!(moldops_shared::codec::check_record(&r), Ok(()));
+        assert!(r.values.len() < 100, "{} values", r.values.len());
+    }
+    // A watching cold-start baseline is monitored under its own stamp; learning shots are not.
+    s.set_cold_start(Some(cold(20, 16, false)));
+    let mut baseline = Vec::new();
+    for i in 0..(20 + 50 + 40) {
+        baseline.extend(s.observe(&molded(1_000 + i, "B", normal(i))).drift);
+    }
+    assert_eq!(baseline.len(), 1);
+    assert_eq!((baseline[0].stamp.id.as_str(), baseline[0].alarm_target), ("m1/B@baseline", None));
+    // Off: nothing is summarised.
+    s.set_drift(None);
+    assert!((0..200).all(|i| s.observe(&shot(2_000 + i, 10.0)).drift.is_empty()));
+}
