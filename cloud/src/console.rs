@@ -7,7 +7,9 @@
 //! - [`machine`]: one machine's recent shots as a trend of a chosen feature with its alarms
 //!   marked, the models judging it, its production runs and molds.
 //! - [`alarms`]: the edges' alarms with filters; one alarm's shot, the shots before it and its
-//!   per-feature contributions; acknowledging it with a comment.
+//!   per-feature contributions; acknowledging it with a comment and a verdict on the part.
+//! - [`quality`]: per model, version and mould, precision and recall against the labels that
+//!   came back (operator verdicts, QC lot results, scrap counts), with a row per lot.
 //! - [`models`]: registry keys and versions with stage, metrics and intervals, lineage and
 //!   history; promote and archive (a rollback is re-promoting an archived version), and
 //!   [`rollout_start`]: send the production version to chosen edges; [`version`]: one
@@ -34,6 +36,7 @@ pub mod machine;
 pub mod metrics;
 pub mod models;
 pub mod pipeline;
+pub mod quality;
 pub mod reports;
 pub mod rollout_start;
 pub mod rollouts;
@@ -212,6 +215,7 @@ fn templates() -> anyhow::Result<minijinja::Environment<'static>> {
         ("rollouts.html", include_str!("console/templates/rollouts.html")),
         ("pipeline.html", include_str!("console/templates/pipeline.html")),
         ("reports.html", include_str!("console/templates/reports.html")),
+        ("quality.html", include_str!("console/templates/quality.html")),
     ] {
         env.add_template(name, text)?;
     }
@@ -279,6 +283,7 @@ pub fn router(settings: Settings) -> anyhow::Result<Router> {
         .route("/models/change", axum::routing::post(models::change))
         .route("/models/rollout", get(rollout_start::confirm).post(rollout_start::start))
         .route("/rollouts", get(rollouts::page))
+        .route("/quality", get(quality::page))
         .route("/pipeline", get(pipeline::page))
         .route("/pipeline/start", axum::routing::post(pipeline::start))
         .route("/pipeline/{run}/{task}/log", get(pipeline::log))

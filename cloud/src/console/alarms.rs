@@ -1,10 +1,12 @@
 //! The alarms page: every alarm the edges recorded in `edge_scores`, newest first, filtered by
 //! machine, mold, day, acknowledgement and the quality label when one is known (`etl_data`);
 //! one alarm's page with its per-feature contributions, its shot and the shots before it; and
-//! acknowledging an alarm with a comment, kept in the audit trail ([`super::audit`]).
+//! acknowledging an alarm with a comment and the operator's verdict on the part, kept in the
+//! audit trail ([`super::audit`]) and the verdict as a label ([`crate::labels::operator`]).
 
 use super::audit::{self, Action, Kind};
 use super::{Failure, Page, Shared};
+use crate::labels::operator::{self, Verdict};
 use crate::lake::{self, columns, verdicts};
 use anyhow::Result;
 use axum::extract::{Form, Path as UrlPath, Query, State};
@@ -52,6 +54,8 @@ pub struct Ack {
     pub ts_ms: i64,
     /// Their comment.
     pub comment: String,
+    /// The verdict given with it (`defect`, `false_alarm`, `unsure`), if one was.
+    pub verdict: Option<String>,
 }
 
 /// One alarm in the list.
@@ -79,6 +83,8 @@ pub struct AlarmRow {
     pub defect: Option<String>,
     /// What the machine's quality gate did with the part (none without a gate).
     pub gate: Option<String>,
+    /// The operator's latest verdict on the part, if any (`defect`, `false_alarm`, `unsure`).
+    pub verdict: Option<String>,
     /// Acknowledgements, oldest first.
     pub acks: Vec<Ack>,
     /// Every contribution, largest first (for the alarm's own page).
@@ -127,9 +133,10 @@ pub async fn list(State(c): State<Shared>, headers: HeaderMap, Query(filter): Qu
 /// The alarms matching `filter` among `machines`.
 pub fn alarm_list(lake_dir: &Path, machines: Vec<String>, filter: Filter) -> Result<AlarmList> {
     let acks = acks(lake_dir)?;
+    let marks = marks(lake_dir)?;
     let mut alarms = Vec::new();
     for m in machines.iter().filter(|m| filter.machine.is_empty() || **m == filter.machine) {
-        alarms.extend(machine_alarms(lake_dir, m, &acks)?);
+        alarms.extend(machine_alarms(lake_dir, m, &acks, &marks)?);
     }
     alarms.retain(|a| keeps(&filter, a));
     alarms.sort_by(|a, b| b.ts_ms.cmp(&a.ts_ms).then_with(|| a.machine_id.cmp(&b.machine_id)));
@@ -155,13 +162,31 @@ fn alarm_id(machine_id: &str, ts_ms: i64) -> String {
     format!("{machine_id}@{ts_ms}")
 }
 
-/// Acknowledgements by alarm id.
+/// Acknowledgements by alarm id, each with the verdict recorded with it (same target, user
+/// and time).
 fn acks(lake_dir: &Path) -> Result<BTreeMap<String, Vec<Ack>>> {
+    let actions: Vec<Action> = audit::read(lake_dir)?.into_iter().filter(|a| a.outcome == "ok").collect();
+    let verdicts: BTreeMap<(&str, &str, i64), &str> = actions
+        .iter()
+        .filter(|a| a.kind == Kind::Label)
+        .map(|a| ((a.target.as_str(), a.user.as_str(), a.ts_ms), a.comment.as_str()))
+        .collect();
     let mut out: BTreeMap<String, Vec<Ack>> = BTreeMap::new();
-    for a in audit::read(lake_dir)?.into_iter().filter(|a| a.kind == Kind::Acknowledge && a.outcome == "ok") {
-        out.entry(a.target).or_default().push(Ack { user: a.user, ts_ms: a.ts_ms, comment: a.comment });
+    for a in actions.iter().filter(|a| a.kind == Kind::Acknowledge) {
+        let verdict = verdicts.get(&(a.target.as_str(), a.user.as_str(), a.ts_ms)).map(|v| v.to_string());
+        out.entry(a.target.clone()).or_default().push(Ack {
+            user: a.user.clone(),
+            ts_ms: a.ts_ms,
+            comment: a.comment.clone(),
+            verdict,
+        });
     }
     Ok(out)
+}
+
+/// The latest operator verdict of each shot, by (machine, shot time).
+fn marks(lake_dir: &Path) -> Result<BTreeMap<(String, i64), Verdict>> {
+    Ok(operator::latest(operator::read(lake_dir)?).into_iter().map(|(k, m)| (k, m.verdict)).collect())
 }
 
 /// Every alarm of one machine, with labels and acknowledgements.
@@ -169,6 +194,7 @@ fn machine_alarms(
     lake_dir: &Path,
     machine_id: &str,
     acks: &BTreeMap<String, Vec<Ack>>,
+    marks: &BTreeMap<(String, i64), Verdict>,
 ) -> Result<Vec<AlarmRow>> {
     let query = verdicts::Query { machine_id: machine_id.to_string(), shots: None, alarms_only: true };
     let found = verdicts::verdicts(lake_dir, &query)?;
@@ -186,6 +212,7 @@ fn machine_alarms(
             };
             AlarmRow {
                 acks: acks.get(&alarm_id(machine_id, v.ts_ms)).cloned().unwrap_or_default(),
+                verdict: marks.get(&(machine_id.to_string(), v.ts_ms)).map(|v| v.as_str().to_string()),
                 machine_id: machine_id.to_string(),
                 ts_ms: v.ts_ms,
                 shot_number: v.shot_number,
@@ -270,7 +297,9 @@ pub async fn one(
 /// The page of the alarm of `machine_id` at `ts_ms`; `None` when there is none.
 pub fn alarm_detail(lake_dir: &Path, machine_id: &str, ts_ms: i64) -> Result<Option<AlarmDetail>> {
     let acks = acks(lake_dir)?;
-    let Some(alarm) = machine_alarms(lake_dir, machine_id, &acks)?.into_iter().find(|a| a.ts_ms == ts_ms)
+    let marks = marks(lake_dir)?;
+    let Some(alarm) =
+        machine_alarms(lake_dir, machine_id, &acks, &marks)?.into_iter().find(|a| a.ts_ms == ts_ms)
     else {
         return Ok(None);
     };
@@ -321,9 +350,13 @@ pub struct AckForm {
     /// Why the alarm is acknowledged, what was found.
     #[serde(default)]
     pub comment: String,
+    /// What was found on the part: `defect`, `false_alarm` or `unsure`; empty for none.
+    #[serde(default)]
+    pub verdict: String,
 }
 
-/// `POST /alarms/{machine}/{ts_ms}/acknowledge`: signed in only; stored in the audit trail.
+/// `POST /alarms/{machine}/{ts_ms}/acknowledge`: signed in only; stored in the audit trail, and
+/// a verdict also as the shot's operator label (a later verdict on the shot replaces it).
 pub async fn acknowledge(
     State(c): State<Shared>,
     headers: HeaderMap,
@@ -332,28 +365,58 @@ pub async fn acknowledge(
 ) -> Result<Response, Failure> {
     let user = c.writer(&headers)?;
     let comment = audit::comment(&form.comment)?;
+    let verdict = match form.verdict.trim() {
+        "" => None,
+        v => Some(Verdict::parse(v).map_err(Failure::bad_request)?),
+    };
     let lake_dir = c.folders.lake.clone();
     let m = machine.clone();
-    let exists = super::blocking(move || {
+    let alarm = super::blocking(move || {
         let query = verdicts::Query { machine_id: m.clone(), shots: None, alarms_only: true };
-        Ok(verdicts::verdicts(&lake_dir, &query)?.iter().any(|v| v.ts_ms == ts_ms))
+        Ok(verdicts::verdicts(&lake_dir, &query)?.into_iter().find(|v| v.ts_ms == ts_ms))
     })
     .await?;
-    if !exists {
+    let Some(alarm) = alarm else {
         return Err(Failure::not_found(format!("no alarm of {machine:?} at {ts_ms}")));
-    }
-    let action = Action {
-        ts_ms: chrono::Utc::now().timestamp_millis(),
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let action = |kind, comment: String| Action {
+        ts_ms: now,
         user: user.clone(),
-        kind: Kind::Acknowledge,
+        kind,
         target: alarm_id(&machine, ts_ms),
         comment,
         outcome: "ok".into(),
     };
+    let mut actions = vec![action(Kind::Acknowledge, comment)];
+    let mark = verdict.map(|verdict| {
+        actions.push(action(Kind::Label, verdict.as_str().to_string()));
+        operator::Mark {
+            machine_id: machine.clone(),
+            shot_ts_ms: ts_ms,
+            shot_number: alarm.shot_number,
+            mold: alarm.mold.clone(),
+            verdict,
+            user: user.clone(),
+            marked_ms: now,
+            stamp: 0,
+        }
+    });
     let lake_dir = c.folders.lake.clone();
-    super::writing(move || audit::record(&lake_dir, &action)).await?;
+    super::writing(move || {
+        if let Some(mark) = &mark {
+            operator::record(&lake_dir, mark)?;
+        }
+        actions.iter().try_for_each(|a| audit::record(&lake_dir, a))
+    })
+    .await?;
     c.metrics.action(Kind::Acknowledge.as_str(), true);
-    tracing::info!(user, machine, ts_ms, "alarm acknowledged");
+    if let Some(v) = verdict {
+        c.metrics.action(Kind::Label.as_str(), true);
+        tracing::info!(user, machine, ts_ms, verdict = v.as_str(), "alarm acknowledged with a verdict");
+    } else {
+        tracing::info!(user, machine, ts_ms, "alarm acknowledged");
+    }
     let back = format!("/alarms/{}/{ts_ms}", super::path_segment(&machine));
     Ok(Redirect::to(&c.link(&back)).into_response())
 }

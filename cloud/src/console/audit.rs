@@ -1,5 +1,5 @@
-//! The console's audit trail in the lake: every write action — an alarm acknowledged, a model
-//! promoted, archived or rolled out, a pipeline run started — with who did it, when, on what, the comment and how it ended, as
+//! The console's audit trail in the lake: every write action — an alarm acknowledged (and the
+//! operator's verdict on it), a model promoted, archived or rolled out, a pipeline run started — with who did it, when, on what, the comment and how it ended, as
 //! one Parquet part per action in `console_actions/machine=_console/date=…/`.
 //!
 //! Acknowledgements live only here: the alarms page reads them back, so an acknowledgement is
@@ -44,6 +44,9 @@ pub enum Kind {
     Rollout,
     /// A pipeline run started (target: the run id).
     PipelineRun,
+    /// An operator's verdict on an alarm's part (target: the alarm; comment: the verdict),
+    /// stored as a label in `operator_labels` ([`crate::labels::operator`]).
+    Label,
 }
 
 impl Kind {
@@ -55,11 +58,12 @@ impl Kind {
             Kind::Archive => "archive",
             Kind::Rollout => "rollout",
             Kind::PipelineRun => "pipeline_run",
+            Kind::Label => "label",
         }
     }
 
     fn parse(s: &str) -> Option<Kind> {
-        [Kind::Acknowledge, Kind::Promote, Kind::Archive, Kind::Rollout, Kind::PipelineRun]
+        [Kind::Acknowledge, Kind::Promote, Kind::Archive, Kind::Rollout, Kind::PipelineRun, Kind::Label]
             .into_iter()
             .find(|k| k.as_str() == s)
     }

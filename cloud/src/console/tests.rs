@@ -289,3 +289,89 @@ fn a_page_over_many_part_files_reads_each_once_and_shows_the_same_from_memory() 
     assert!(from_files.contains("matching: 30"), "every tenth shot alarmed");
     eprintln!("alarm list over {GROUPS} groups' part files: {cold:?} from the files, {warm:?} from memory");
 }
+
+#[tokio::test]
+async fn acknowledging_with_a_verdict_labels_the_shot_and_the_quality_page_shows_it() {
+    use crate::labels::operator::{self, Verdict};
+    let data = data_folder();
+    let lake = data.path().join("lake");
+    let users_file = data.path().join("users");
+    let token = Users::add(&users_file, "alice").expect("add");
+    let access = Access::new("127.0.0.1:0".parse().expect("addr"), Users::load(&users_file).expect("users"))
+        .expect("access");
+    let root = serve(data.path(), access, "").await;
+    let http = client();
+    let get = |path: &str| http.get(format!("{root}{path}")).send();
+    let signed =
+        http.post(format!("{root}/login")).form(&[("token", token.as_str())]).send().await.expect("login");
+    let cookie =
+        signed.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_string();
+
+    // Before any label: the model is on the quality page, without precision or recall.
+    let (status, quality) = text(get("/quality").await.expect("quality")).await;
+    assert_eq!(status, StatusCode::OK, "{quality}");
+    assert!(quality.contains("href=\"/quality\" class=\"on\""), "in the navigation: {quality}");
+    assert!(quality.contains("data-key=\"M1\" data-version=\"2\""), "{quality}");
+    assert!(quality.contains("<td class=\"precision\">–</td><td class=\"recall\">–</td>"), "{quality}");
+    assert!(quality.contains("id=\"no-lots\""), "{quality}");
+
+    let alarm_ts = T0 + 3000;
+    let alarm = format!("/alarms/M1/{alarm_ts}");
+    let (_, page) = text(get(&alarm).await.expect("alarm")).await;
+    assert!(page.contains("id=\"verdict-select\"") && page.contains("none yet"), "{page}");
+    let ack = format!("{root}{alarm}/acknowledge");
+    let post = |form: Vec<(&'static str, &'static str)>| {
+        http.post(&ack).header("cookie", &cookie).form(&form).send()
+    };
+
+    // An unknown verdict is refused and stores nothing.
+    let (status, body) = text(post(vec![("comment", "x"), ("verdict", "broken")]).await.expect("post")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("false_alarm"), "the refusal names the verdicts: {body}");
+    assert!(super::audit::read(&lake).expect("audit").is_empty());
+    assert!(operator::read(&lake).expect("marks").is_empty());
+
+    // A verdict is the shot's operator label, audited beside the acknowledgement.
+    let done =
+        post(vec![("comment", "flash on the parting line"), ("verdict", "defect")]).await.expect("post");
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let marks = operator::read(&lake).expect("marks");
+    assert_eq!(marks.len(), 1);
+    let m = &marks[0];
+    assert_eq!(
+        (m.machine_id.as_str(), m.shot_ts_ms, m.shot_number, m.mold.as_deref(), m.verdict, m.user.as_str()),
+        ("M1", alarm_ts, Some(1003), Some("MOLD-A"), Verdict::Defect, "alice")
+    );
+    let audit = super::audit::read(&lake).expect("audit");
+    let kinds: Vec<(&str, &str)> = audit.iter().map(|a| (a.kind.as_str(), a.comment.as_str())).collect();
+    assert!(
+        kinds.contains(&("acknowledge", "flash on the parting line")) && kinds.contains(&("label", "defect")),
+        "{kinds:?}"
+    );
+    let (_, page) = text(get(&alarm).await.expect("alarm")).await;
+    assert!(page.contains("<span class=\"pill bad\">defect</span>"), "the shot's verdict: {page}");
+    assert!(page.contains("<td>alice</td><td>defect</td><td>flash on the parting line</td>"), "{page}");
+    let (_, alarms) = text(get("/alarms").await.expect("alarms")).await;
+    assert!(alarms.contains("<td class=\"verdict\">defect</td>"), "{alarms}");
+    let (_, quality) = text(get("/quality").await.expect("quality")).await;
+    assert!(quality.contains("<td class=\"precision\"><b>100.0 %</b>"), "{quality}");
+    assert!(quality.contains("<td class=\"recall\">–</td>"), "a verdict never feeds recall: {quality}");
+
+    // Marked again: the later verdict replaces it; an acknowledgement without one adds none.
+    let again =
+        post(vec![("comment", "looked again: good part"), ("verdict", "false_alarm")]).await.expect("post");
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    let plain = post(vec![("comment", "seen")]).await.expect("post");
+    assert_eq!(plain.status(), StatusCode::SEE_OTHER);
+    assert_eq!(operator::read(&lake).expect("marks").len(), 2);
+    let (_, page) = text(get(&alarm).await.expect("alarm")).await;
+    assert!(page.contains("<span class=\"pill ok\">false alarm</span>"), "{page}");
+    assert!(page.contains("<td>alice</td><td>–</td><td>seen</td>"), "{page}");
+    let (_, quality) = text(get("/quality").await.expect("quality")).await;
+    assert!(quality.contains("<td class=\"precision\"><b>0.0 %</b>"), "{quality}");
+    let (_, metrics) = text(get("/metrics").await.expect("metrics")).await;
+    assert!(
+        metrics.contains("moldops_console_actions_total{action=\"label\",outcome=\"ok\"} 2"),
+        "{metrics}"
+    );
+}

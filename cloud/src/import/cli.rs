@@ -20,15 +20,19 @@ pub struct ImportArgs {
     #[arg(long, env = "MOLDOPS_CLOUD_CONFIG")]
     pub config: Option<PathBuf>,
     /// Import profile (TOML), e.g. deploy/profiles/import-woojin.toml.
-    #[arg(long, conflicts_with_all = ["labels", "lot_labels", "time_column"])]
+    #[arg(long, conflicts_with_all = ["labels", "lot_labels", "scrap_counts", "time_column"])]
     pub profile: Option<PathBuf>,
     /// The files are quality logs (JSON lines of machine_id, shot_number, ts_ms, label, defect).
-    #[arg(long, conflicts_with = "lot_labels")]
+    #[arg(long, conflicts_with_all = ["lot_labels", "scrap_counts"])]
     pub labels: bool,
     /// The files are lot tables (CSV or Parquet: machine_id, from_ts, to_ts, defect_ratio[, lot];
     /// times RFC 3339 with offset or epoch ms).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "scrap_counts")]
     pub lot_labels: bool,
+    /// The files are scrap counts (CSV, workbook or Parquet: machine_id, from_ts, to_ts, scrap[,
+    /// parts][, lot]), stored as lot-level labels; see docs/etl.md.
+    #[arg(long)]
+    pub scrap_counts: bool,
     /// Generic profile: the time column (every numeric column becomes a value).
     #[arg(long, requires = "machine")]
     pub time_column: Option<String>,
@@ -100,14 +104,15 @@ pub fn run(args: ImportArgs) -> Result<()> {
         ..Default::default()
     };
     anyhow::ensure!(
-        args.labels || args.lot_labels || profile.is_some(),
-        "give --profile, --labels, --lot-labels, or --time-column with --machine"
+        args.labels || args.lot_labels || args.scrap_counts || profile.is_some(),
+        "give --profile, --labels, --lot-labels, --scrap-counts, or --time-column with --machine"
     );
     let mut failed = 0;
     for file in &args.files {
         let report = match &profile {
             Some(p) => super::import_table_with(&lake, file, p, progress_bar()),
             None if args.lot_labels => super::import_lot_labels(&lake, file, &lot_options),
+            None if args.scrap_counts => crate::labels::scrap::import(&lake, file, &lot_options),
             None => super::import_quality_log(&lake, file),
         };
         match report {

@@ -54,7 +54,7 @@ pub fn already_imported(lake_dir: &Path, dataset: &str, source: &str) -> Result<
         .any(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix))))
 }
 
-fn ts_column(name: &str, ms: impl Iterator<Item = i64>) -> Column {
+pub(crate) fn ts_column(name: &str, ms: impl Iterator<Item = i64>) -> Column {
     Int64Chunked::from_iter_values(name.into(), ms)
         .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
         .into_column()
@@ -109,9 +109,9 @@ pub fn write_lot_labels(lake_dir: &Path, source: &str, lots: &[LotLabel]) -> Res
     })
 }
 
-type Groups<'a, T> = BTreeMap<(&'a str, i64), Vec<(u64, &'a T)>>;
+pub(crate) type Groups<'a, T> = BTreeMap<(&'a str, i64), Vec<(u64, &'a T)>>;
 
-fn write_groups<T>(
+pub(crate) fn write_groups<T>(
     lake_dir: &Path,
     dataset: &str,
     source: &str,
@@ -220,7 +220,7 @@ pub fn parse_lot_table(table: &super::table::Table) -> Result<(Vec<LotLabel>, Ve
 }
 
 /// Epoch milliseconds of an RFC 3339 time (with offset) or of an integer of milliseconds.
-fn parse_time_ms(text: &str) -> std::result::Result<i64, BadTime> {
+pub(crate) fn parse_time_ms(text: &str) -> std::result::Result<i64, BadTime> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }

@@ -1,0 +1,274 @@
+//! Scrap counts as lot-level labels (`moldops-cloud import --scrap-counts`): a table of how
+//! many parts of a machine's lot or period were scrapped, without saying which, stored in
+//! `lot_labels` with the defect ratio it implies beside the count.
+//!
+//! Columns: `machine_id, from_ts, to_ts, scrap` and optionally `parts` (what the count is out
+//! of) and `lot`; times RFC 3339 with an offset or epoch ms. Without `parts` the count is out
+//! of the machine's shots the lake holds in the span, counted at import. A row is refused
+//! (quarantined with its column and reason) when the machine or lot is not a valid name, a time
+//! does not parse, the span is backwards or longer than [`MAX_SPAN_DAYS`], the count is not a
+//! whole number, it is larger than its lot, or the lake holds no shot to take it out of. A
+//! table without the required columns is refused whole, naming them.
+
+use crate::import::labels::{already_imported, parse_time_ms, ts_column, write_groups};
+use crate::import::quarantine::{BadRow, Quarantine};
+use crate::import::table::{self, ReadOptions, Row, Table};
+use crate::import::{ImportReport, file_source_id};
+use crate::lake::{self, columns};
+use anyhow::{Context, Result};
+use moldops_shared::limits;
+use polars::prelude::{Column, DataFrame};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Column of `lot_labels` holding a scrap count (null in QC lot results).
+pub const SCRAP_COLUMN: &str = "scrap";
+/// Column of `lot_labels` holding what a scrap count is out of.
+pub const PARTS_COLUMN: &str = "parts";
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Longest span one scrap count may cover: a count over more than a year is no lot label.
+pub const MAX_SPAN_DAYS: i64 = 366;
+
+/// One row of a scrap table, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrapCount {
+    /// The machine.
+    pub machine_id: String,
+    /// Start of the lot or period (UTC ms).
+    pub from_ms: i64,
+    /// End of it (UTC ms), inclusive.
+    pub to_ms: i64,
+    /// Parts scrapped.
+    pub scrap: u64,
+    /// What the count is out of: the table's `parts`, else the shots the lake holds.
+    pub parts: u64,
+    /// The lot's name, when given.
+    pub lot: Option<String>,
+}
+
+/// A refused row: line, column to blame and reason.
+pub type Refusal = (usize, Option<String>, String);
+
+/// Reads the scrap counts of `table`; `shots(machine, from, to)` counts the machine's shots
+/// in the span when a row gives no `parts`.
+pub fn parse(
+    table: &Table,
+    mut shots: impl FnMut(&str, i64, i64) -> Result<u64>,
+) -> Result<(Vec<ScrapCount>, Vec<Refusal>)> {
+    let find = |name: &str| table.header.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let required = ["machine_id", "from_ts", "to_ts", SCRAP_COLUMN];
+    let missing: Vec<&str> = required.iter().copied().filter(|c| find(c).is_none()).collect();
+    anyhow::ensure!(missing.is_empty(), "a scrap table needs the column(s) {}", missing.join(", "));
+    let [machine, from, to, scrap] = required.map(|c| find(c).unwrap_or_default());
+    let (parts, lot) = (find(PARTS_COLUMN), find("lot"));
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    for row in &table.rows {
+        let cells = match &row.cells {
+            Ok(cells) => cells,
+            Err(e) => {
+                bad.push((row.line, None, e.reason.clone()));
+                continue;
+            }
+        };
+        let cell = |i: usize| cells.get(i).and_then(|c| c.as_deref()).map(str::trim).unwrap_or("");
+        let blame = |col: &str, why: String| (Some(col.to_string()), why);
+        let parsed = (|| -> Result<ScrapCount, (Option<String>, String)> {
+            let machine_id = cell(machine);
+            limits::check_name("machine_id", machine_id).map_err(|e| blame("machine_id", e.to_string()))?;
+            let from_ms = parse_time_ms(cell(from)).map_err(|e| blame("from_ts", e.to_string()))?;
+            let to_ms = parse_time_ms(cell(to)).map_err(|e| blame("to_ts", e.to_string()))?;
+            if to_ms < from_ms {
+                return Err(blame("to_ts", "before from_ts".into()));
+            }
+            if to_ms.saturating_sub(from_ms) > MAX_SPAN_DAYS * DAY_MS {
+                return Err(blame("to_ts", format!("the span is longer than {MAX_SPAN_DAYS} days")));
+            }
+            let count = |col: &str, text: &str| {
+                text.parse::<u64>()
+                    .map_err(|_| blame(col, format!("{text:?} is not a whole number of parts")))
+            };
+            let scrapped = count(SCRAP_COLUMN, cell(scrap))?;
+            let given =
+                parts.map(cell).filter(|p| !p.is_empty()).map(|p| count(PARTS_COLUMN, p)).transpose()?;
+            let out_of = match given {
+                Some(0) => return Err(blame(PARTS_COLUMN, "a lot of 0 parts".into())),
+                Some(p) if scrapped > p => {
+                    return Err(blame(
+                        SCRAP_COLUMN,
+                        format!("{scrapped} scrapped is more than the lot's {p} parts"),
+                    ));
+                }
+                Some(p) => p,
+                None => {
+                    let span = format!(
+                        "{}..{}",
+                        lake::quarantine::rfc3339_ms(from_ms),
+                        lake::quarantine::rfc3339_ms(to_ms)
+                    );
+                    let n = shots(machine_id, from_ms, to_ms).map_err(|e| (None, format!("{e:#}")))?;
+                    if n == 0 {
+                        return Err(blame(
+                            "from_ts",
+                            format!(
+                                "the lake holds no shot of {machine_id} in {span}: import the shots first, or give `parts`"
+                            ),
+                        ));
+                    }
+                    if scrapped > n {
+                        return Err(blame(
+                            SCRAP_COLUMN,
+                            format!(
+                                "{scrapped} scrapped is more than the {n} shots of {machine_id} the lake holds in {span}"
+                            ),
+                        ));
+                    }
+                    n
+                }
+            };
+            let lot = lot.map(cell).filter(|l| !l.is_empty()).map(str::to_string);
+            if let Some(name) = &lot {
+                limits::check_name("lot", name).map_err(|e| blame("lot", e.to_string()))?;
+            }
+            Ok(ScrapCount {
+                machine_id: machine_id.to_string(),
+                from_ms,
+                to_ms,
+                scrap: scrapped,
+                parts: out_of,
+                lot,
+            })
+        })();
+        match parsed {
+            Ok(s) => out.push(s),
+            Err((column, reason)) => bad.push((row.line, column, reason)),
+        }
+    }
+    Ok((out, bad))
+}
+
+/// Counts a machine's shots in a span from the lake's `raw_data` (distinct shot times), each
+/// (machine, day) partition read once however many rows of a table ask for it.
+#[derive(Debug)]
+pub struct ShotCounter<'a> {
+    lake_dir: &'a Path,
+    days: BTreeMap<(String, i64), Vec<i64>>,
+}
+
+impl<'a> ShotCounter<'a> {
+    /// A counter over the lake at `lake_dir`.
+    pub fn new(lake_dir: &'a Path) -> ShotCounter<'a> {
+        ShotCounter { lake_dir, days: BTreeMap::new() }
+    }
+
+    /// The shots of `machine_id` from `from_ms` to `to_ms` inclusive; only the date
+    /// partitions of the span are read (the span is bounded by the caller).
+    pub fn count(&mut self, machine_id: &str, from_ms: i64, to_ms: i64) -> Result<u64> {
+        let (first, last) = (from_ms.div_euclid(DAY_MS), to_ms.div_euclid(DAY_MS));
+        let missing: Vec<i64> =
+            (first..=last).filter(|d| !self.days.contains_key(&(machine_id.to_string(), *d))).collect();
+        if !missing.is_empty() {
+            let wanted: BTreeMap<String, i64> =
+                missing.iter().map(|d| (format!("date={}", lake::day_string(*d)), *d)).collect();
+            let files = lake::list_machine_parts(self.lake_dir, "raw_data", machine_id)?;
+            let mut by_day: BTreeMap<i64, Vec<std::path::PathBuf>> = BTreeMap::new();
+            for f in files {
+                let day = f
+                    .parent()
+                    .and_then(Path::file_name)
+                    .and_then(|d| wanted.get(d.to_string_lossy().as_ref()));
+                if let Some(day) = day {
+                    by_day.entry(*day).or_default().push(f);
+                }
+            }
+            for d in missing {
+                let mut times = match by_day.get(&d) {
+                    Some(files) => match lake::read_parts(files, &[])? {
+                        Some(df) => columns::millis(&df, "ts")?.into_iter().flatten().collect(),
+                        None => Vec::new(),
+                    },
+                    None => Vec::new(),
+                };
+                times.sort_unstable();
+                times.dedup();
+                self.days.insert((machine_id.to_string(), d), times);
+            }
+        }
+        let mut n = 0u64;
+        for d in first..=last {
+            if let Some(times) = self.days.get(&(machine_id.to_string(), d)) {
+                let (lo, hi) =
+                    (times.partition_point(|t| *t < from_ms), times.partition_point(|t| *t <= to_ms));
+                n += (hi - lo) as u64;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Writes scrap counts from `source` into `lot_labels` (the defect ratio `scrap / parts`
+/// beside the counts), partitioned by machine and the date of each lot's start.
+pub fn write(lake_dir: &Path, source: &str, counts: &[ScrapCount]) -> Result<usize> {
+    let mut groups: BTreeMap<(&str, i64), Vec<(u64, &ScrapCount)>> = BTreeMap::new();
+    for (i, s) in counts.iter().enumerate() {
+        groups.entry((&s.machine_id, s.from_ms.div_euclid(DAY_MS))).or_default().push((i as u64 + 1, s));
+    }
+    write_groups(lake_dir, crate::etl::LOT_LABELS, source, groups, |rows| {
+        let n = rows.len();
+        let each = |f: fn(&ScrapCount) -> u64| rows.iter().map(|r| f(r.1)).collect::<Vec<_>>();
+        let cols = vec![
+            Column::new("edge_id".into(), vec![source; n]),
+            Column::new("seq".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+            Column::new(
+                "machine_id".into(),
+                rows.iter().map(|r| r.1.machine_id.as_str()).collect::<Vec<_>>(),
+            ),
+            ts_column("from_ts", rows.iter().map(|r| r.1.from_ms)),
+            ts_column("to_ts", rows.iter().map(|r| r.1.to_ms)),
+            Column::new(
+                "defect_ratio".into(),
+                rows.iter().map(|r| r.1.scrap as f64 / r.1.parts as f64).collect::<Vec<_>>(),
+            ),
+            Column::new("lot".into(), rows.iter().map(|r| r.1.lot.as_deref()).collect::<Vec<_>>()),
+            Column::new(SCRAP_COLUMN.into(), each(|s| s.scrap)),
+            Column::new(PARTS_COLUMN.into(), each(|s| s.parts)),
+        ];
+        DataFrame::new(n, cols).context("building a scrap counts frame")
+    })
+}
+
+/// Imports a scrap table (CSV, workbook or Parquet; `opts` say how to read it) into
+/// `lot_labels`; importing the same file again adds nothing.
+pub fn import(lake_dir: &Path, path: &Path, opts: &ReadOptions) -> Result<ImportReport> {
+    let started = std::time::Instant::now();
+    let source = file_source_id(path)?;
+    let mut table = Table::default();
+    let summary = table::read(path, opts, &mut table)?;
+    let mut shots = ShotCounter::new(lake_dir);
+    let (counts, refused) =
+        parse(&table, |m, from, to| shots.count(m, from, to)).with_context(|| path.display().to_string())?;
+    let mut report = ImportReport {
+        file: path.display().to_string(),
+        source: source.clone(),
+        dataset: crate::etl::LOT_LABELS.into(),
+        decoding: summary.decoding,
+        rows: table.rows.len() as u64,
+        ..Default::default()
+    };
+    if already_imported(lake_dir, crate::etl::LOT_LABELS, &source)? {
+        report.duplicates = counts.len() as u64;
+    } else {
+        write(lake_dir, &source, &counts)?;
+        report.written = counts.len() as u64;
+    }
+    let mut quarantine = Quarantine::open(lake_dir, path, &source)?;
+    for (line, column, reason) in refused {
+        let text = table.rows.iter().find(|r| r.line == line).map(Row::text).unwrap_or_default();
+        quarantine.add(BadRow { line, column, reason, text })?;
+    }
+    report.quarantined = quarantine.finish()?;
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    Ok(report)
+}
