@@ -39,11 +39,19 @@ pub enum Command {
     /// The learning DAG (import ∥ pull ∥ compact → etl → augment → evaluate ∥ train → register →
     /// rollout), locally or as Kubernetes Jobs; runs, resume, schedule.
     Pipeline(crate::pipeline::cli::PipelineArgs),
+    /// Drift of the models on the floor: judge the edges' new score and feature summaries (PSI,
+    /// KS, alarm rate against target) into `drift_events`; `--trigger` writes a retraining trigger.
+    Drift(crate::drift::cli::DriftArgs),
+    /// A mould's model without a human step: which (machine, mould) keys are due for training.
+    Lifecycle(crate::lifecycle::cli::LifecycleArgs),
     /// Read-only HTTP API over a data folder: /healthz, /lake, /models, /pipeline/runs.
     Api(crate::api::cli::ApiArgs),
     /// The operator console: fleet, machines, alarms, models, rollouts, pipeline runs and
     /// reports in a browser; acknowledge alarms, promote and archive models (signed in, audited).
     Console(crate::console::cli::ConsoleArgs),
+    /// Labels joined to the edges' scored shots: precision and recall per model, version and
+    /// mould, with intervals over lots (`labels report`).
+    Labels(crate::labels::cli::LabelsArgs),
     /// Inspect the lake, or compact it.
     Lake(crate::lake::cli::LakeArgs),
     /// Where `train` and `augment` would compute with this `--device`: resolves it, runs a small
@@ -65,8 +73,11 @@ pub fn run(command: Command) -> Result<()> {
         Command::Rollout(args) => crate::rollout::cli::run(args),
         Command::Score(args) => crate::score::cli::run(args),
         Command::Pipeline(args) => crate::pipeline::cli::run(args),
+        Command::Drift(args) => crate::drift::cli::run(args),
+        Command::Lifecycle(args) => crate::lifecycle::cli::run(args),
         Command::Api(args) => crate::api::cli::run(args),
         Command::Console(args) => crate::console::cli::run(args),
+        Command::Labels(args) => crate::labels::cli::run(args),
         Command::Lake(args) => crate::lake::cli::run(args),
         Command::Device(args) => {
             let device = args.resolve()?;

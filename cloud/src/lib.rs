@@ -17,7 +17,13 @@
 //! - [`registry`]: signed model bundles, versions and stages.
 //! - [`rollout`]: sending a bundle to a fleet of edges over MQTT, canaries first.
 //! - [`score`]: batch scoring of the lake with the edge's own scoring code.
+//! - [`labels`]: the label loop — operator verdicts, QC lot results and scrap counts joined
+//!   to the scored shots, precision and recall per model and mould.
 //! - [`pipeline`]: all of it as one DAG, locally or as Kubernetes Jobs, on a schedule.
+//! - [`drift`]: the edges' score and feature summaries judged for drift (PSI, KS, alarm rate
+//!   against target) into `drift_events`, and the retraining trigger.
+//! - [`lifecycle`]: which mould keys are due for a model of their own, the trigger of the
+//!   lifecycle pipeline that trains, gates and rolls them out without a human step.
 //! - [`api`]: a read-only HTTP API over a data folder; [`console`]: the operator console, a web
 //!   UI over the same folder with signed-in, audited actions.
 //! - [`config`]: `cloud.toml` and command-line overrides; [`cli`]: the `moldops-cloud` verbs.
@@ -33,11 +39,14 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod drift;
 pub mod etl;
 pub mod evaluate;
 pub mod import;
 pub mod ingest;
+pub mod labels;
 pub mod lake;
+pub mod lifecycle;
 pub mod pipeline;
 pub mod pull;
 pub mod registry;

@@ -83,3 +83,21 @@ fn the_shipped_hourly_pull_dag_is_valid() {
     assert_eq!(d.schedule.as_deref(), Some("5 * * * *"));
     assert_eq!(d.task("pull").map(|t| t.args[0].as_str()), Some("pull"));
 }
+
+#[test]
+fn the_shipped_mould_lifecycle_dag_is_valid_and_runs_on_its_plan() {
+    let text = crate::lifecycle::PIPELINE_TOML;
+    let mut d = def(text).expect("mould-lifecycle.toml");
+    assert_eq!(d.order().expect("acyclic"), ["drift", "plan", "etl", "train", "register", "rollout"]);
+    d.resolve(&Default::default(), &Default::default()).expect("variables resolve");
+    let plan = d.task("plan").expect("plan");
+    let out = plan.args.iter().position(|a| a == "--out").expect("--out") + 1;
+    let drift = d.task("drift").expect("drift");
+    let trigger = drift.args.iter().position(|a| a == "--trigger").expect("--trigger") + 1;
+    assert!(plan.args.windows(2).any(|w| w[0] == "--drift-trigger" && w[1] == drift.args[trigger]));
+    for t in d.tasks.iter().filter(|t| !["drift", "plan"].contains(&t.name.as_str())) {
+        assert_eq!(t.when_exists.as_deref(), Some(plan.args[out].as_str()), "{} runs only on a plan", t.name);
+    }
+    let train = d.task("train").expect("train");
+    assert!(train.args.windows(2).any(|w| w[0] == "--keys-from" && w[1] == plan.args[out]));
+}

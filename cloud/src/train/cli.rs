@@ -34,6 +34,14 @@ pub struct TrainArgs {
     /// One model per (machine, mold) instead of per machine.
     #[arg(long)]
     pub by_mold: bool,
+    /// Train only these model keys (`M1` or `M1/MOLD`, repeatable); a key with a mould trains
+    /// per (machine, mould), as `--by-mold`.
+    #[arg(long = "key")]
+    pub keys: Vec<String>,
+    /// Train the keys a lifecycle plan lists (`moldops-cloud lifecycle plan --out FILE`).
+    #[arg(long)]
+    #[serde(skip)]
+    pub keys_from: Option<PathBuf>,
     /// Shots per window (W).
     #[arg(long, default_value_t = 16)]
     pub window: usize,

@@ -164,16 +164,22 @@ pub fn run_training(args: &TrainArgs) -> Result<TrainReport> {
     let registry = if args.no_register { None } else { Some(Registry::open(&args.loc.path())?) };
     let df =
         crate::etl::read_etl(&lake).with_context(|| format!("reading etl_data of {}", lake.display()))?;
-    let all = dataset::series(&df, args.by_mold)?;
+    let wanted = wanted_keys(args)?;
+    let by_mold = args.by_mold || wanted.iter().any(|k| k.mold.is_some());
+    let all = dataset::series(&df, by_mold)?;
     let cfg = DatasetConfig {
         window: args.window,
         train_frac: args.train_frac,
         val_frac: args.val_frac,
         max_missing: args.max_missing,
-        by_mold: args.by_mold,
+        by_mold,
+    };
+    let asked = |s: &&dataset::Series| {
+        (args.machine.is_empty() || args.machine.contains(&s.key.machine_id))
+            && (wanted.is_empty() || wanted.contains(&s.key))
     };
     let mut keys_out = Vec::new();
-    for series in all.iter().filter(|s| args.machine.is_empty() || args.machine.contains(&s.key.machine_id)) {
+    for series in all.iter().filter(asked) {
         let ds = dataset::build(series, &cfg)?;
         let mut out = key_outcome(&ds);
         let clean = ds.train.clean.iter().filter(|c| **c).count();
@@ -188,7 +194,7 @@ pub fn run_training(args: &TrainArgs) -> Result<TrainReport> {
     }
     anyhow::ensure!(
         !keys_out.is_empty(),
-        "etl_data of {} has no shots of the machines asked for",
+        "etl_data of {} has no shots of the machines or keys asked for",
         lake.display()
     );
     let pool = |pick: fn(&KeyOutcome) -> Option<&ModelOutcome>| {
@@ -548,6 +554,19 @@ fn held_out(ds: &Dataset, out: &KeyOutcome, chosen: &ModelOutcome) -> Option<Hel
         defective_windows,
         false_alarm_rate: chosen.false_alarms.test_rate.value,
     })
+}
+
+/// The model keys `--key` and `--keys-from` ask for (none: every key).
+pub(crate) fn wanted_keys(args: &TrainArgs) -> Result<Vec<ModelKey>> {
+    let mut keys: Vec<ModelKey> = args
+        .keys
+        .iter()
+        .map(|k| ModelKey::parse(k).with_context(|| format!("--key {k:?}")))
+        .collect::<Result<_>>()?;
+    if let Some(path) = &args.keys_from {
+        keys.extend(crate::lifecycle::plan::Plan::read(path)?.keys()?);
+    }
+    Ok(keys)
 }
 
 /// The join tolerance the ETL recorded for a machine (the bundle's scorer joins the same way).

@@ -155,3 +155,37 @@ fn onsets_count_episodes_delays_and_coverage() {
     assert!((o.mean_coverage.unwrap() - (0.25 + 0.0) / 2.0).abs() < 1e-12);
     assert_eq!(onsets(&[(0.5, 0)], 1.0), Onsets::default());
 }
+
+#[test]
+fn keys_asked_for_come_from_key_flags_and_a_lifecycle_plan() {
+    use crate::lifecycle::plan::{Plan, PlanEntry, Reason};
+    use clap::Parser;
+    use moldops_shared::bundle::ModelKey;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        train: crate::train::cli::TrainArgs,
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let plan_path = dir.path().join("plan.json");
+    let plan = Plan {
+        min_shots: 300,
+        train: vec![PlanEntry { key: "M2/MOLD-B".into(), reason: Reason::NewKey { shots: 400 } }],
+        waiting: Default::default(),
+    };
+    plan.write(&plan_path).expect("plan");
+    let args = |extra: &[&str]| {
+        let mut argv = vec!["train"];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).expect("args").train
+    };
+    let keys =
+        super::run::wanted_keys(&args(&["--key", "M1", "--keys-from", plan_path.to_str().expect("utf-8")]))
+            .expect("keys");
+    let expected = ["M1", "M2/MOLD-B"].map(|k| ModelKey::parse(k).expect("key"));
+    assert_eq!(keys, expected);
+    assert!(super::run::wanted_keys(&args(&[])).expect("none").is_empty(), "no flag: every key");
+    assert!(super::run::wanted_keys(&args(&["--key", "M1/"])).is_err(), "a bad key is refused");
+    std::fs::write(&plan_path, b"{").expect("write");
+    assert!(super::run::wanted_keys(&args(&["--keys-from", plan_path.to_str().expect("utf-8")])).is_err());
+}

@@ -1,0 +1,172 @@
+//! What the lifecycle plan is made from: shots per (machine, mould) in the lake's `raw_data`,
+//! the registry's keys and newest versions, the drift trigger file and the labels' evidence per
+//! key ([`crate::labels::evidence`]); [`plan`] reads them all and applies
+//! [`super::plan::plan_from`].
+
+use super::plan::{Inputs, LabelTargets, Plan, Registered, Versions, plan_from};
+use crate::drift::{Trigger, TriggerKey};
+use crate::lake;
+use crate::registry::Registry;
+use anyhow::{Context, Result};
+use moldops_shared::bundle::ModelKey;
+use polars::prelude::{DataType, IntoLazy, col, len};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Shots per (machine, mould) in the lake's `raw_data` (shots without a mould are not counted:
+/// they have no mould key).
+pub fn shots_per_mould(lake_dir: &Path) -> Result<BTreeMap<ModelKey, u64>> {
+    let files = lake::list_parts(lake_dir, "raw_data")?;
+    let mut out = BTreeMap::new();
+    let Some(df) = lake::retry_vanished(|| lake::read_parts(&files, &[]))? else { return Ok(out) };
+    if df.column("mold").is_err() {
+        return Ok(out);
+    }
+    let counts = df
+        .lazy()
+        .select([col("machine_id"), col("mold").cast(DataType::String)])
+        .filter(col("mold").is_not_null())
+        .group_by([col("machine_id"), col("mold")])
+        .agg([len().alias("shots")])
+        .collect()?;
+    let machines = counts.column("machine_id")?.str()?.clone();
+    let molds = counts.column("mold")?.str()?.clone();
+    let shots = counts.column("shots")?.cast(&DataType::UInt64)?;
+    let shots = shots.u64()?;
+    for i in 0..counts.height() {
+        if let (Some(m), Some(mold), Some(n)) = (machines.get(i), molds.get(i), shots.get(i)) {
+            out.insert(ModelKey { machine_id: m.to_string(), mold: Some(mold.to_string()) }, n);
+        }
+    }
+    Ok(out)
+}
+
+/// What the registry holds: each key with versions, its newest version and when it was built.
+pub fn registered(registry: &Registry) -> Result<Registered> {
+    let mut out = Registered::new();
+    for key in registry.keys()? {
+        let versions = registry.versions(&key)?;
+        let in_production = versions.iter().any(|v| v.stage == crate::registry::Stage::Production);
+        let Some(newest) = versions.into_iter().max_by_key(|v| v.record.version) else {
+            continue;
+        };
+        let built_ms = chrono::DateTime::parse_from_rfc3339(&newest.record.created_at)
+            .map_or(i64::MIN, |t| t.timestamp_millis());
+        let refused = !in_production
+            && newest.gate.as_ref().is_some_and(|g| g.outcome == crate::registry::gate::Outcome::Refused);
+        out.insert(key, Versions { newest: newest.record.version, built_ms, refused });
+    }
+    Ok(out)
+}
+
+/// Reads the drift trigger at `path` (`moldops-cloud drift --trigger`); an absent file means no
+/// key drifted.
+pub fn read_drift_trigger(path: &Path) -> Result<Vec<TriggerKey>> {
+    const MAX_BYTES: u64 = 16 << 20;
+    let len = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    anyhow::ensure!(
+        len <= MAX_BYTES,
+        "{} is {len} bytes (a drift trigger is at most {MAX_BYTES})",
+        path.display()
+    );
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let trigger: Trigger = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a drift trigger", path.display()))?;
+    Ok(trigger.keys)
+}
+
+/// What the plan is made from besides the lake and the registry.
+#[derive(Debug, Clone, Default)]
+pub struct Options<'a> {
+    /// The drift trigger (`moldops-cloud drift --trigger`), if any.
+    pub drift_trigger: Option<&'a Path>,
+    /// When labels call for retraining (`None`: labels are not read).
+    pub targets: Option<LabelTargets>,
+    /// Shots a new key needs.
+    pub min_shots: u64,
+    /// How long after a refused candidate was built its key is tried again (ms).
+    pub retry_after_ms: i64,
+}
+
+/// The plan for a lake and a registry.
+pub fn plan(lake_dir: &Path, registry: &Registry, options: &Options<'_>) -> Result<Plan> {
+    let drifted = match options.drift_trigger {
+        Some(path) => read_drift_trigger(path)?,
+        None => Vec::new(),
+    };
+    let (labels, targets) = match options.targets {
+        Some(t) => (crate::labels::evidence(lake_dir, t.min_labelled)?, t),
+        None => (Vec::new(), LabelTargets::OFF),
+    };
+    let shots = shots_per_mould(lake_dir)?;
+    let registered = registered(registry)?;
+    Ok(plan_from(&Inputs {
+        shots: &shots,
+        registered: &registered,
+        drifted: &drifted,
+        labels: &labels,
+        targets,
+        min_shots: options.min_shots,
+        now_ms: chrono::Utc::now().timestamp_millis(),
+        retry_after_ms: options.retry_after_ms,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(label: &str) -> ModelKey {
+        ModelKey::parse(label).expect("key")
+    }
+
+    #[test]
+    fn the_drift_trigger_file_is_read_bounded_and_an_absent_one_means_no_drift() {
+        let drifted: Vec<TriggerKey> = ["M1/A", "M1/B"]
+            .into_iter()
+            .map(|k| TriggerKey {
+                key: k.into(),
+                model_id: format!("{k}@1"),
+                period_end_ms: 1,
+                reasons: vec![],
+            })
+            .collect();
+        // The trigger file round-trips, and an absent one means no drift.
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("drift.json");
+        assert_eq!(read_drift_trigger(&path).expect("absent"), vec![]);
+        std::fs::write(&path, serde_json::to_vec(&Trigger { keys: drifted.to_vec() }).expect("json"))
+            .expect("write");
+        assert_eq!(read_drift_trigger(&path).expect("read").len(), 2);
+        std::fs::write(&path, b"[1,2").expect("write");
+        assert!(read_drift_trigger(&path).is_err());
+    }
+
+    #[test]
+    fn shots_are_counted_per_mould_from_the_lake_as_the_ingest_wrote_them() {
+        use crate::ingest::commit::tests::{T0, data_topic, payload, shot};
+        use crate::ingest::commit::{Committer, Group};
+        let dir = tempfile::tempdir().expect("tmp");
+        let (mut c, _) = Committer::open(dir.path()).expect("open");
+        assert!(shots_per_mould(dir.path()).expect("an empty lake").is_empty());
+        let mut records = Vec::new();
+        for seq in 1..=30 {
+            let mut r = shot(seq, "M1", &[("Cycle_Time", 60.0)]);
+            r.mold = match seq % 3 {
+                0 => None,
+                1 => Some("MOLD-A".into()),
+                _ => Some("MOLD-B".into()),
+            };
+            records.push(r);
+        }
+        let mut g = Group::default();
+        g.add(&data_topic("e1"), &payload("e1", records), T0);
+        c.commit(g).expect("commit");
+        let counts = shots_per_mould(dir.path()).expect("count");
+        assert_eq!(counts, BTreeMap::from([(key("M1/MOLD-A"), 10), (key("M1/MOLD-B"), 10)]));
+    }
+}
