@@ -76,9 +76,29 @@ impl Learning<'_> {
         Ok(path)
     }
 
-    /// Runs the built-in learning DAG to its end; fails when the run fails. Shows a spinner
-    /// with the elapsed time; the run's table is printed by the child.
+    /// Runs the learning DAG (built in, or `--pipeline-config`) to its end; fails when the run
+    /// fails.
     pub async fn run_pipeline(&self, labels: &Path) -> Result<()> {
+        let vars = [
+            ("labels", labels.display().to_string()),
+            // The demo shows the loop; the reference's full classifier grids take longer
+            // than the rest of it together (`moldops-cloud evaluate` runs them).
+            ("evaluate_grid", "small".to_string()),
+        ];
+        let what = "learning pipeline: import → etl → augment → evaluate ∥ train → register → rollout";
+        self.run_definition("learning pipeline", what, self.definition, &vars).await
+    }
+
+    /// Runs the pipeline `definition` (default: the built-in learning DAG) to its end with the
+    /// demo's site, edges and seed and these `vars`; fails when the run fails. Shows a spinner
+    /// with the elapsed time; the run's table is printed by the child.
+    pub async fn run_definition(
+        &self,
+        name: &str,
+        what: &str,
+        definition: Option<&Path>,
+        vars: &[(&str, String)],
+    ) -> Result<()> {
         let exe = std::env::current_exe().context("finding the moldops-demo binary")?;
         let config = self.write_cloud_config()?;
         let mut cmd = tokio::process::Command::new(exe);
@@ -86,31 +106,29 @@ impl Learning<'_> {
             .arg("run")
             .arg("--data-dir")
             .arg(self.dir)
-            .args(["--var", &format!("labels={}", labels.display())])
             .args(["--var", &format!("site={}", self.site)])
             .args(["--var", &format!("edges={}", self.edges.join(","))])
-            .args(["--var", &format!("seed={}", self.seed)])
-            // The demo shows the loop; the reference's full classifier grids take longer
-            // than the rest of it together (`moldops-cloud evaluate` runs them).
-            .args(["--var", "evaluate_grid=small"])
-            .env("MOLDOPS_CLOUD_CONFIG", &config)
+            .args(["--var", &format!("seed={}", self.seed)]);
+        for (k, v) in vars {
+            cmd.args(["--var", &format!("{k}={v}")]);
+        }
+        cmd.env("MOLDOPS_CLOUD_CONFIG", &config)
             .env(keys::KEY_ENV, &self.key.private)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .kill_on_drop(true);
-        if let Some(def) = self.definition {
+        if let Some(def) = definition {
             cmd.arg("--config").arg(def);
         }
         let mut child = cmd.spawn().context("starting `moldops-demo pipeline run`")?;
-        let bar =
-            spinner("learning pipeline: import → etl → augment → evaluate ∥ train → register → rollout");
+        let bar = spinner(what);
         let started = Instant::now();
         let status = loop {
             tokio::select! {
                 s = child.wait() => break s.context("waiting for the pipeline")?,
                 _ = tokio::time::sleep(Duration::from_secs(10)) => {
                     if bar.is_hidden() {
-                        println!("[{:>4}s] learning pipeline running (task logs under {})",
+                        println!("[{:>4}s] {name} running (task logs under {})",
                             started.elapsed().as_secs(), self.dir.join("pipeline/runs").display());
                     }
                 }
@@ -119,11 +137,11 @@ impl Learning<'_> {
         bar.finish_and_clear();
         if !status.success() {
             bail!(
-                "the learning pipeline failed ({status}); see `moldops-cloud pipeline runs --data-dir {}`",
+                "the {name} failed ({status}); see `moldops-cloud pipeline runs --data-dir {}`",
                 self.dir.display()
             );
         }
-        println!("learning pipeline finished in {:.0} s", started.elapsed().as_secs_f64());
+        println!("{name} finished in {:.0} s", started.elapsed().as_secs_f64());
         Ok(())
     }
 }

@@ -7,12 +7,16 @@
 //! same edge, which scores the plant's next shots live ([`live`]). The demo ends with the data
 //! path's exactly-once check, the live alarms held against the simulator's ground truth, and a
 //! browsable page ([`page`]), then serves the operator console over the demo's data folder
-//! until Ctrl-C ([`console`]; `--exit` ends there). `--data-only` stops after the data path. Every part is the same
-//! code the real deployment runs; this crate only wires them together, like `tests/` does.
+//! until Ctrl-C ([`console`]; `--exit` ends there). `--data-only` stops after the data path;
+//! `--new-mould` ends the live phase with a mould change ([`new_mould`]): a mould the machine
+//! never ran goes from the edge's learning mode to its own model without a human step. Every
+//! part is the same code the real deployment runs; this crate only wires them together, like
+//! `tests/` does.
 
 pub mod console;
 pub mod learn;
 pub mod live;
+pub mod new_mould;
 pub mod page;
 pub mod sorting;
 
@@ -82,6 +86,12 @@ pub struct DemoArgs {
     /// diverted against the ground truth (docs/quality-gate.md).
     #[arg(long)]
     pub gate: bool,
+    /// After live scoring, machine m1 changes to a mould it never ran: the edge judges it on a
+    /// cold-start baseline (learning, no alarms; then robust limits) until the lifecycle
+    /// pipeline has trained, gated and rolled out its own model (docs/mould-lifecycle.md).
+    /// Models are trained per (machine, mould) for this, and the edge runs `[models.cold_start]`.
+    #[arg(long, conflicts_with = "data_only")]
+    pub new_mould: bool,
     /// Where the operator console listens at the end (a free port when this one is taken).
     #[arg(long, default_value = "127.0.0.1:8490")]
     pub console_listen: SocketAddr,
@@ -146,16 +156,17 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let floor = start_floor(&args, &dir, addr.port(), stop_rx).await?;
     let status = || status_line(&floor, &cloud);
     produce(args.duration_s, "collecting", status).await;
-    let detection = match &floor.key {
-        Some(key) => Some(learn_and_score(&args, &dir, addr.port(), &floor, key, &status).await?),
-        None => None,
+    let (detection, mould) = match &floor.key {
+        Some(key) => learn_and_score(&args, &dir, addr.port(), &floor, key, &status).await?,
+        None => (None, None),
     };
     let last_read = drain(&floor, &cloud, &status).await;
     let _ = stop_tx.send(true);
     floor.edge.join().await?;
     cloud.task.await.context("ingest task")??;
     floor.plant.shutdown().await;
-    let verdict = verdict(&dir, &lake_dir, &floor.quality_log, &last_read, detection.as_ref());
+    let verdict =
+        verdict(&dir, &lake_dir, &floor.quality_log, &last_read, detection.as_ref(), mould.as_ref());
     if let Some(s) = floor.sorting {
         let report = s.finish(&floor.quality_log)?;
         println!("\n{}", report.to_text());
@@ -210,6 +221,9 @@ async fn start_floor(args: &DemoArgs, dir: &Path, port: u16, stop: watch::Receiv
         opcua_machines: args.opcua_machines,
         base_port: 0,
         quality_log: dir.join("quality-log.jsonl"),
+        // With --new-mould each machine keeps its first mould until the demo changes m1's: the
+        // mould it gets then is one it never ran.
+        mold_change_shots: if args.new_mould { 0 } else { SimArgs::default().mold_change_shots },
         ..SimArgs::default()
     };
     let plant = sim::start(&sim_args).await?;
@@ -233,6 +247,10 @@ async fn start_floor(args: &DemoArgs, dir: &Path, port: u16, stop: watch::Receiv
             public_key: Some(k.public_hex.clone()),
             store: dir.join("edge-models"),
             shadow_shots: args.shadow_shots,
+            cold_start: args.new_mould.then(|| moldops_scoring::ColdStart {
+                learning_shots: new_mould::LEARNING_SHOTS,
+                ..Default::default()
+            }),
             ..Default::default()
         });
     }
@@ -272,7 +290,8 @@ fn status_line(floor: &Floor, cloud: &Cloud) -> String {
 }
 
 /// Runs the learning pipeline, then scores live shots with the rolled-out models for
-/// `--score-s` and judges the alarms against the quality log.
+/// `--score-s` and judges the alarms against the quality log; with `--new-mould`, then follows
+/// a new mould to its own model.
 async fn learn_and_score(
     args: &DemoArgs,
     dir: &Path,
@@ -280,8 +299,10 @@ async fn learn_and_score(
     floor: &Floor,
     key: &learn::DemoKey,
     status: &impl Fn() -> String,
-) -> Result<live::Detection> {
+) -> Result<(Option<live::Detection>, Option<new_mould::NewMould>)> {
     let edges = vec![floor.edge_id.clone()];
+    let by_mould =
+        if args.new_mould { Some(by_mould_definition(dir, args.pipeline_config.as_deref())?) } else { None };
     let learning = learn::Learning {
         dir,
         broker_port: port,
@@ -289,7 +310,7 @@ async fn learn_and_score(
         edges: &edges,
         seed: args.seed,
         key,
-        definition: args.pipeline_config.as_deref(),
+        definition: by_mould.as_deref().or(args.pipeline_config.as_deref()),
     };
     let labels = learning.snapshot_labels(&floor.quality_log)?;
     learning.run_pipeline(&labels).await?;
@@ -304,7 +325,33 @@ async fn learn_and_score(
     })
     .await?;
     bar.finish_and_clear();
-    live::judge(&scores, &floor.quality_log)
+    let detection = live::judge(&scores, &floor.quality_log)?;
+    let mould = if args.new_mould {
+        let m = new_mould::run(&learning, &floor.plant, &floor.broker, status).await?;
+        println!("{}", m.to_text());
+        Some(m)
+    } else {
+        None
+    };
+    Ok((Some(detection), mould))
+}
+
+/// The learning DAG (`--pipeline-config` or the built-in one) with `train --by-mold`, written
+/// to the demo folder: models per (machine, mould), so that a new mould is a new key.
+fn by_mould_definition(dir: &Path, base: Option<&Path>) -> Result<PathBuf> {
+    use moldops_cloud::pipeline::dag::PipelineDef;
+    let mut def = match base {
+        Some(path) => PipelineDef::load(path)?,
+        None => PipelineDef::builtin()?,
+    };
+    let train =
+        def.tasks.iter_mut().find(|t| t.name == "train").context("the learning DAG has no train task")?;
+    if !train.args.iter().any(|a| a == "--by-mold") {
+        train.args.push("--by-mold".into());
+    }
+    let path = dir.join("learning-by-mould.toml");
+    std::fs::write(&path, toml::to_string(&def)?).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 /// Stops polling and waits (up to 30 s) until the edge's buffer has reached the lake; returns
@@ -323,6 +370,7 @@ async fn drain(floor: &Floor, cloud: &Cloud, status: &impl Fn() -> String) -> BT
             + s.score_records
             + s.status_records
             + s.decision_records
+            + s.drift_records
             + s.duplicates;
         let drained = edge.buffer.stats().records == 0 && landed >= sent;
         if drained || Instant::now() > deadline {
@@ -342,6 +390,7 @@ fn verdict(
     quality_log: &Path,
     last_read: &BTreeMap<String, u64>,
     detection: Option<&live::Detection>,
+    mould: Option<&new_mould::NewMould>,
 ) -> Result<()> {
     let summary = lake::summary(lake_dir)?;
     println!("\n{}", summary.to_table());
@@ -368,8 +417,12 @@ fn verdict(
             detection: d,
         })?;
         println!("report: {}", page.display());
-        let json =
-            serde_json::json!({ "exactly_once": in_lake == t.shots, "shots": in_lake, "detection": d });
+        let json = serde_json::json!({
+            "exactly_once": in_lake == t.shots,
+            "shots": in_lake,
+            "detection": d,
+            "new_mould": mould,
+        });
         moldops_common::fs::write_atomic(&dir.join("summary.json"), &serde_json::to_vec_pretty(&json)?)?;
     }
     println!(

@@ -7,6 +7,7 @@ use super::process::{MachineState, ProcessModel, Step};
 use super::quality::QualityLog;
 use super::registers::{DeviceImage, PeripheralImages, write_machine, write_peripherals};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 
 /// Where a machine task stands.
@@ -70,6 +71,9 @@ pub struct MachineRun {
     pub shots_left: Option<u64>,
     /// Publishes where the task stands.
     pub status: watch::Sender<TaskStatus>,
+    /// Set to ask for a mould change ([`crate::RunningPlant::change_mold`]); taken at the next
+    /// step.
+    pub mold_change: Arc<AtomicBool>,
 }
 
 impl MachineRun {
@@ -117,6 +121,9 @@ impl MachineRun {
 
     async fn produce(&mut self) -> anyhow::Result<()> {
         while self.shots_left != Some(0) {
+            if self.mold_change.swap(false, Ordering::Relaxed) {
+                self.model.request_mold_change();
+            }
             let step = self.model.next_step();
             self.clock.sleep_until(step.ts_ms).await;
             self.apply(&step)?;

@@ -19,6 +19,7 @@ use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -80,6 +81,8 @@ pub struct RunningPlant {
     servers: Vec<JoinHandle<()>>,
     machines: Vec<JoinHandle<()>>,
     status: Vec<watch::Receiver<TaskStatus>>,
+    /// Per machine, the flag its task takes a mould change request from.
+    mold_changes: Vec<Arc<AtomicBool>>,
     quality_log: PathBuf,
     clock: SimClock,
 }
@@ -94,6 +97,7 @@ pub async fn start(plant: &Plant) -> anyhow::Result<RunningPlant> {
         servers: Vec::new(),
         machines: Vec::new(),
         status: Vec::new(),
+        mold_changes: Vec::new(),
         quality_log: log.path().to_path_buf(),
         clock,
     };
@@ -120,7 +124,9 @@ pub async fn start(plant: &Plant) -> anyhow::Result<RunningPlant> {
             clock,
             shots_left: plant.shots,
             status: tx,
+            mold_change: Arc::new(AtomicBool::new(false)),
         };
+        running.mold_changes.push(Arc::clone(&run.mold_change));
         run.first_shot()?;
         runs.push(run);
         running.status.push(rx);
@@ -161,6 +167,15 @@ impl RunningPlant {
         self.servers.push(served.task);
         let address = advertised(served.addr);
         self.devices.push(SimDevice::modbus(id, role, machine_id, address, word_order, profile));
+        Ok(())
+    }
+
+    /// Asks machine `index` (0-based: `m1` is 0) to change its mould after its current shot: a
+    /// 20–40 min stop of simulated time, then the next mould of the list, one the machine has
+    /// not run before in a plant without scheduled changes. Fails for an unknown machine.
+    pub fn change_mold(&self, index: usize) -> anyhow::Result<()> {
+        let flag = self.mold_changes.get(index).ok_or_else(|| anyhow::anyhow!("no machine {}", index + 1))?;
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

@@ -139,6 +139,8 @@ pub struct ProcessModel {
     mold: usize,
     pause: Option<Pause>,
     until_change: u64,
+    /// A mould change asked for from outside ([`ProcessModel::request_mold_change`]).
+    change_requested: bool,
     drifts: Drifts,
     episodes: Episodes,
     last_weight: (f64, u32),
@@ -168,6 +170,7 @@ impl ProcessModel {
             episodes: Episodes::new(cfg.defect_rate, cfg.sustained_faults),
             pause: None,
             until_change,
+            change_requested: false,
             drifts,
             last_weight: (0.0, 0),
             rng,
@@ -202,6 +205,12 @@ impl ProcessModel {
         self.shot()
     }
 
+    /// Asks for a mould change: the machine stops after its current shot (20–40 min, as a
+    /// scheduled change) and goes on with the next mould of the list.
+    pub fn request_mold_change(&mut self) {
+        self.change_requested = true;
+    }
+
     fn spec(&self) -> &'static MoldSpec {
         &MOLDS[self.mold]
     }
@@ -212,7 +221,8 @@ impl ProcessModel {
 
     fn maybe_pause(&mut self) -> Option<Pause> {
         let minutes = |rng: &mut ChaCha8Rng, lo: f64, hi: f64| (rng.random_range(lo..hi) * 60_000.0) as i64;
-        let (state, dur, change_mold) = if self.cfg.mold_change_shots > 0 && self.until_change == 0 {
+        let scheduled = self.cfg.mold_change_shots > 0 && self.until_change == 0;
+        let (state, dur, change_mold) = if std::mem::take(&mut self.change_requested) || scheduled {
             (MachineState::MoldChange, minutes(&mut self.rng, 20.0, 40.0), true)
         } else if self.cfg.idle_every > 0 && self.rng.random::<f64>() < 1.0 / self.cfg.idle_every as f64 {
             (MachineState::Idle, minutes(&mut self.rng, 16.0, 45.0), false)

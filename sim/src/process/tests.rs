@@ -162,3 +162,28 @@ fn mold_changes_and_idle_gaps() {
     assert!(idle_gaps >= 1, "no idle gap over 15 min in 3000 shots");
     assert!(states.contains(&1) && states.contains(&2) && states.contains(&4));
 }
+
+#[test]
+fn a_requested_mold_change_stops_the_machine_and_brings_the_next_mold() {
+    let cfg = ProcessConfig { mold_change_shots: 0, idle_every: 0, ..config(5, 0) };
+    let mut m = ProcessModel::new(cfg.clone());
+    let before = shots(cfg, 20);
+    let first = before[0].0.mold;
+    assert!(before.iter().all(|(s, _)| s.mold == first), "no change without a request");
+    let mut last = None;
+    for _ in 0..20 {
+        last = m.next_step().shot.or(last);
+    }
+    let last = last.expect("shots");
+    m.request_mold_change();
+    let next = loop {
+        if let Some(s) = m.next_step().shot {
+            break s;
+        }
+    };
+    assert_ne!(next.mold, first, "the next shot is made in another mould");
+    let gap_min = (next.ts_ms - last.ts_ms) as f64 / 60_000.0;
+    assert!((20.0..42.0).contains(&gap_min), "a change stop of {gap_min} min");
+    let after: Vec<&str> = (0..200).filter_map(|_| m.next_step().shot).map(|s| s.mold).collect();
+    assert!(after.iter().all(|mold| *mold == next.mold), "one request, one change");
+}

@@ -18,6 +18,7 @@ mod faults;
 mod gate;
 mod lake_support;
 mod modbus_peers;
+mod mould_lifecycle;
 mod opcua;
 mod parity;
 mod pipeline;
