@@ -279,12 +279,7 @@ pub fn import_lot_labels(lake_dir: &Path, path: &Path, opts: &ReadOptions) -> Re
         labels::write_lot_labels(lake_dir, &source, &lots)?;
         report.written = lots.len() as u64;
     }
-    let mut quarantine = Quarantine::open(lake_dir, path, &source)?;
-    for (line, column, reason) in refused {
-        let text = table.rows.iter().find(|r| r.line == line).map(Row::text).unwrap_or_default();
-        quarantine.add(BadRow { line, column, reason, text })?;
-    }
-    report.quarantined = quarantine.finish()?;
+    report.quarantined = quarantine::table_rows(lake_dir, path, &source, &table, refused)?;
     report.elapsed_s = started.elapsed().as_secs_f64();
     Ok(report)
 }

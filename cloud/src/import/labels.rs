@@ -92,21 +92,48 @@ pub fn write_lot_labels(lake_dir: &Path, source: &str, lots: &[LotLabel]) -> Res
         groups.entry((&l.machine_id, l.from_ms.div_euclid(DAY_MS))).or_default().push((i as u64 + 1, l));
     }
     write_groups(lake_dir, LOT_LABELS, source, groups, |rows| {
-        let n = rows.len();
-        let cols = vec![
-            Column::new("edge_id".into(), vec![source; n]),
-            Column::new("seq".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
-            Column::new(
-                "machine_id".into(),
-                rows.iter().map(|r| r.1.machine_id.as_str()).collect::<Vec<_>>(),
-            ),
-            ts_column("from_ts", rows.iter().map(|r| r.1.from_ms)),
-            ts_column("to_ts", rows.iter().map(|r| r.1.to_ms)),
-            Column::new("defect_ratio".into(), rows.iter().map(|r| r.1.defect_ratio).collect::<Vec<_>>()),
-            Column::new("lot".into(), rows.iter().map(|r| r.1.lot.as_deref()).collect::<Vec<_>>()),
-        ];
-        DataFrame::new(n, cols).context("building a lot labels frame")
+        let lots: Vec<LotRow<'_>> = rows
+            .iter()
+            .map(|(seq, l)| LotRow {
+                seq: *seq,
+                machine_id: &l.machine_id,
+                from_ms: l.from_ms,
+                to_ms: l.to_ms,
+                defect_ratio: l.defect_ratio,
+                lot: l.lot.as_deref(),
+            })
+            .collect();
+        DataFrame::new(lots.len(), lot_columns(source, &lots)).context("building a lot labels frame")
     })
+}
+
+/// One row of `lot_labels` as every source of lot-level labels stores it.
+pub(crate) struct LotRow<'a> {
+    /// The row's number within its import (`seq`).
+    pub seq: u64,
+    /// Machine of the lot.
+    pub machine_id: &'a str,
+    /// First and last moment of the lot (UTC ms).
+    pub from_ms: i64,
+    /// See `from_ms`.
+    pub to_ms: i64,
+    /// Share of defective parts in the lot.
+    pub defect_ratio: f64,
+    /// The lot's name, if it has one.
+    pub lot: Option<&'a str>,
+}
+
+/// The columns every `lot_labels` row has, for `rows` imported from `source`.
+pub(crate) fn lot_columns(source: &str, rows: &[LotRow<'_>]) -> Vec<Column> {
+    vec![
+        Column::new("edge_id".into(), vec![source; rows.len()]),
+        Column::new("seq".into(), rows.iter().map(|r| r.seq).collect::<Vec<_>>()),
+        Column::new("machine_id".into(), rows.iter().map(|r| r.machine_id).collect::<Vec<_>>()),
+        ts_column("from_ts", rows.iter().map(|r| r.from_ms)),
+        ts_column("to_ts", rows.iter().map(|r| r.to_ms)),
+        Column::new("defect_ratio".into(), rows.iter().map(|r| r.defect_ratio).collect::<Vec<_>>()),
+        Column::new("lot".into(), rows.iter().map(|r| r.lot).collect::<Vec<_>>()),
+    ]
 }
 
 pub(crate) type Groups<'a, T> = BTreeMap<(&'a str, i64), Vec<(u64, &'a T)>>;

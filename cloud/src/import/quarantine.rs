@@ -22,6 +22,24 @@ pub struct BadRow {
     pub text: String,
 }
 
+/// Quarantines the rows of `table` (read from `file`) refused with (line, column to blame,
+/// reason), each with its text; returns how many were refused.
+pub fn table_rows(
+    lake_dir: &Path,
+    file: &Path,
+    source: &str,
+    table: &super::table::Table,
+    refused: Vec<(usize, Option<String>, String)>,
+) -> Result<u64> {
+    let mut quarantine = Quarantine::open(lake_dir, file, source)?;
+    for (line, column, reason) in refused {
+        let text =
+            table.rows.iter().find(|r| r.line == line).map(super::table::Row::text).unwrap_or_default();
+        quarantine.add(BadRow { line, column, reason, text })?;
+    }
+    quarantine.finish()
+}
+
 /// Writes the quarantine entries of one imported file.
 pub struct Quarantine {
     lake: PathBuf,

@@ -10,9 +10,8 @@
 //! whole number, it is larger than its lot, or the lake holds no shot to take it out of. A
 //! table without the required columns is refused whole, naming them.
 
-use crate::import::labels::{already_imported, parse_time_ms, ts_column, write_groups};
-use crate::import::quarantine::{BadRow, Quarantine};
-use crate::import::table::{self, ReadOptions, Row, Table};
+use crate::import::labels::{LotRow, already_imported, lot_columns, parse_time_ms, write_groups};
+use crate::import::table::{self, ReadOptions, Table};
 use crate::import::{ImportReport, file_source_id};
 use crate::lake::{self, columns};
 use anyhow::{Context, Result};
@@ -216,26 +215,22 @@ pub fn write(lake_dir: &Path, source: &str, counts: &[ScrapCount]) -> Result<usi
         groups.entry((&s.machine_id, s.from_ms.div_euclid(DAY_MS))).or_default().push((i as u64 + 1, s));
     }
     write_groups(lake_dir, crate::etl::LOT_LABELS, source, groups, |rows| {
-        let n = rows.len();
         let each = |f: fn(&ScrapCount) -> u64| rows.iter().map(|r| f(r.1)).collect::<Vec<_>>();
-        let cols = vec![
-            Column::new("edge_id".into(), vec![source; n]),
-            Column::new("seq".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
-            Column::new(
-                "machine_id".into(),
-                rows.iter().map(|r| r.1.machine_id.as_str()).collect::<Vec<_>>(),
-            ),
-            ts_column("from_ts", rows.iter().map(|r| r.1.from_ms)),
-            ts_column("to_ts", rows.iter().map(|r| r.1.to_ms)),
-            Column::new(
-                "defect_ratio".into(),
-                rows.iter().map(|r| r.1.scrap as f64 / r.1.parts as f64).collect::<Vec<_>>(),
-            ),
-            Column::new("lot".into(), rows.iter().map(|r| r.1.lot.as_deref()).collect::<Vec<_>>()),
-            Column::new(SCRAP_COLUMN.into(), each(|s| s.scrap)),
-            Column::new(PARTS_COLUMN.into(), each(|s| s.parts)),
-        ];
-        DataFrame::new(n, cols).context("building a scrap counts frame")
+        let lots: Vec<LotRow<'_>> = rows
+            .iter()
+            .map(|(seq, s)| LotRow {
+                seq: *seq,
+                machine_id: &s.machine_id,
+                from_ms: s.from_ms,
+                to_ms: s.to_ms,
+                defect_ratio: s.scrap as f64 / s.parts as f64,
+                lot: s.lot.as_deref(),
+            })
+            .collect();
+        let mut cols = lot_columns(source, &lots);
+        cols.push(Column::new(SCRAP_COLUMN.into(), each(|s| s.scrap)));
+        cols.push(Column::new(PARTS_COLUMN.into(), each(|s| s.parts)));
+        DataFrame::new(lots.len(), cols).context("building a scrap counts frame")
     })
 }
 
@@ -263,12 +258,7 @@ pub fn import(lake_dir: &Path, path: &Path, opts: &ReadOptions) -> Result<Import
         write(lake_dir, &source, &counts)?;
         report.written = counts.len() as u64;
     }
-    let mut quarantine = Quarantine::open(lake_dir, path, &source)?;
-    for (line, column, reason) in refused {
-        let text = table.rows.iter().find(|r| r.line == line).map(Row::text).unwrap_or_default();
-        quarantine.add(BadRow { line, column, reason, text })?;
-    }
-    report.quarantined = quarantine.finish()?;
+    report.quarantined = crate::import::quarantine::table_rows(lake_dir, path, &source, &table, refused)?;
     report.elapsed_s = started.elapsed().as_secs_f64();
     Ok(report)
 }
