@@ -119,7 +119,18 @@ pub fn merge(
     let peripherals = read_timed(&input.peripherals, &READING_COLUMNS_UNUSED)?;
     let (joined, added) = join::peripherals(kept, peripherals, &machine_id, tolerance_ms)?;
     let labels = crate::lake::read_parts(&input.labels, &[])?;
-    let lots = crate::lake::read_parts(&input.lots, &[])?;
+    // Scrap counts share `lot_labels` but say how many parts of a span were bad, not which:
+    // they label no shot (docs/labels.md).
+    let lots = match crate::lake::read_parts(&input.lots, &[])? {
+        Some(df) if df.column(crate::labels::scrap::SCRAP_COLUMN).is_ok() => Some(
+            df.lazy()
+                .filter(col(crate::labels::scrap::SCRAP_COLUMN).is_null())
+                .collect()
+                .map_err(anyhow::Error::from)
+                .context("leaving the scrap counts out of the lot labels")?,
+        ),
+        other => other,
+    };
     let mut frame = join::labels(joined, labels, lots)?
         .collect()
         .map_err(anyhow::Error::from)

@@ -194,6 +194,34 @@ fn shot_and_lot_labels_attach_with_their_source() {
 }
 
 #[test]
+fn scrap_counts_label_no_shot_for_training() {
+    let lake = tempfile::tempdir().expect("tempdir");
+    let t = DAY0 + 8 * 60 * MIN;
+    commit(lake.path(), "e1", 1, (1..=4).map(|n| good(n, t + n as i64 * MIN, "A")).collect());
+    // 3 of 5 parts scrapped in a span: which ones is unknown, so no shot gets a label.
+    let count = moldops_cloud::labels::scrap::ScrapCount {
+        machine_id: "M1".into(),
+        from_ms: t,
+        to_ms: t + 10 * MIN,
+        scrap: 3,
+        parts: 5,
+        lot: Some("L1".into()),
+    };
+    moldops_cloud::labels::scrap::write(lake.path(), "scrap", &[count]).expect("scrap");
+    let lot = LotLabel {
+        machine_id: "M1".into(),
+        from_ms: t + 4 * MIN,
+        to_ms: t + 5 * MIN,
+        defect_ratio: 1.0,
+        lot: None,
+    };
+    write_lot_labels(lake.path(), "lots", &[lot]).expect("lots");
+    etl::run(lake.path(), &EtlConfig::default()).expect("etl");
+    let out = read_etl(lake.path()).expect("read");
+    assert_eq!(f64s(&out, "label"), [None, None, None, Some(1.0)], "only the QC lot labels a shot");
+}
+
+#[test]
 fn a_rerun_changes_nothing_and_new_inputs_rebuild_only_their_dates() {
     let lake = tempfile::tempdir().expect("tempdir");
     let t = DAY0 + 8 * 60 * MIN;
