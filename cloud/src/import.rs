@@ -260,11 +260,24 @@ pub fn import_quality_log(lake_dir: &Path, path: &Path) -> Result<ImportReport> 
 /// Imports a lot table (CSV, workbook or Parquet, see [`labels::parse_lot_table`]) as lot-level
 /// labels; `opts` say how to read it (encoding, delimiter, sheet).
 pub fn import_lot_labels(lake_dir: &Path, path: &Path, opts: &ReadOptions) -> Result<ImportReport> {
+    import_lot_table(lake_dir, path, opts, labels::parse_lot_table, labels::write_lot_labels)
+}
+
+/// Imports a table of lot-level labels into `lot_labels`: `parse` turns the rows read from
+/// `path` into lots and refused rows, `write` stores the lots unless this file was imported
+/// before (then nothing is added), and the refused rows go to the quarantine with the reason.
+pub(crate) fn import_lot_table<T>(
+    lake_dir: &Path,
+    path: &Path,
+    opts: &ReadOptions,
+    parse: impl FnOnce(&table::Table) -> Result<(Vec<T>, Vec<labels::LotRefusal>)>,
+    write: impl FnOnce(&Path, &str, &[T]) -> Result<usize>,
+) -> Result<ImportReport> {
     let started = std::time::Instant::now();
     let source = file_source_id(path)?;
     let mut table = table::Table::default();
     let summary = table::read(path, opts, &mut table)?;
-    let (lots, refused) = labels::parse_lot_table(&table).with_context(|| format!("{}", path.display()))?;
+    let (lots, refused) = parse(&table).with_context(|| format!("{}", path.display()))?;
     let mut report = ImportReport {
         file: path.display().to_string(),
         source: source.clone(),
@@ -276,7 +289,7 @@ pub fn import_lot_labels(lake_dir: &Path, path: &Path, opts: &ReadOptions) -> Re
     if labels::already_imported(lake_dir, crate::etl::LOT_LABELS, &source)? {
         report.duplicates = lots.len() as u64;
     } else {
-        labels::write_lot_labels(lake_dir, &source, &lots)?;
+        write(lake_dir, &source, &lots)?;
         report.written = lots.len() as u64;
     }
     report.quarantined = quarantine::table_rows(lake_dir, path, &source, &table, refused)?;

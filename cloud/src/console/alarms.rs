@@ -367,6 +367,10 @@ pub async fn acknowledge(
     let comment = audit::comment(&form.comment)?;
     let verdict = match form.verdict.trim() {
         "" => None,
+        // Not echoed back when it cannot be a verdict's name at all.
+        v if v.len() > 32 => {
+            return Err(Failure::bad_request("a verdict is defect, false_alarm or unsure".to_string()));
+        }
         v => Some(Verdict::parse(v).map_err(Failure::bad_request)?),
     };
     let lake_dir = c.folders.lake.clone();

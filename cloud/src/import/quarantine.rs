@@ -32,9 +32,12 @@ pub fn table_rows(
     refused: Vec<(usize, Option<String>, String)>,
 ) -> Result<u64> {
     let mut quarantine = Quarantine::open(lake_dir, file, source)?;
+    // Rows are in line order: a binary search keeps a table of many refusals linear.
     for (line, column, reason) in refused {
-        let text =
-            table.rows.iter().find(|r| r.line == line).map(super::table::Row::text).unwrap_or_default();
+        let text = match table.rows.binary_search_by_key(&line, |r| r.line) {
+            Ok(i) => table.rows[i].text(),
+            Err(_) => String::new(),
+        };
         quarantine.add(BadRow { line, column, reason, text })?;
     }
     quarantine.finish()

@@ -10,9 +10,9 @@
 //! whole number, it is larger than its lot, or the lake holds no shot to take it out of. A
 //! table without the required columns is refused whole, naming them.
 
-use crate::import::labels::{LotRow, already_imported, lot_columns, parse_time_ms, write_groups};
-use crate::import::table::{self, ReadOptions, Table};
-use crate::import::{ImportReport, file_source_id};
+use crate::import::ImportReport;
+use crate::import::labels::{LotRefusal, LotRow, lot_columns, parse_time_ms, write_groups};
+use crate::import::table::{ReadOptions, Table};
 use crate::lake::{self, columns};
 use anyhow::{Context, Result};
 use moldops_shared::limits;
@@ -47,15 +47,12 @@ pub struct ScrapCount {
     pub lot: Option<String>,
 }
 
-/// A refused row: line, column to blame and reason.
-pub type Refusal = (usize, Option<String>, String);
-
 /// Reads the scrap counts of `table`; `shots(machine, from, to)` counts the machine's shots
 /// in the span when a row gives no `parts`.
 pub fn parse(
     table: &Table,
     mut shots: impl FnMut(&str, i64, i64) -> Result<u64>,
-) -> Result<(Vec<ScrapCount>, Vec<Refusal>)> {
+) -> Result<(Vec<ScrapCount>, Vec<LotRefusal>)> {
     let find = |name: &str| table.header.iter().position(|h| h.eq_ignore_ascii_case(name));
     let required = ["machine_id", "from_ts", "to_ts", SCRAP_COLUMN];
     let missing: Vec<&str> = required.iter().copied().filter(|c| find(c).is_none()).collect();
@@ -148,56 +145,64 @@ pub fn parse(
     Ok((out, bad))
 }
 
-/// Counts a machine's shots in a span from the lake's `raw_data` (distinct shot times), each
-/// (machine, day) partition read once however many rows of a table ask for it.
+/// Counts a machine's shots in a span from the lake's `raw_data` (distinct shot times): each
+/// machine's partitions are listed once, and each (machine, day) partition read once however
+/// many rows of a table ask for it. Memory follows the days the lake has, not the spans asked
+/// for.
 #[derive(Debug)]
 pub struct ShotCounter<'a> {
     lake_dir: &'a Path,
-    days: BTreeMap<(String, i64), Vec<i64>>,
+    /// Per machine, its days with part files: the files until read, then the sorted times.
+    machines: BTreeMap<String, BTreeMap<i64, Day>>,
+}
+
+#[derive(Debug)]
+enum Day {
+    Unread(Vec<std::path::PathBuf>),
+    Read(Vec<i64>),
 }
 
 impl<'a> ShotCounter<'a> {
     /// A counter over the lake at `lake_dir`.
     pub fn new(lake_dir: &'a Path) -> ShotCounter<'a> {
-        ShotCounter { lake_dir, days: BTreeMap::new() }
+        ShotCounter { lake_dir, machines: BTreeMap::new() }
     }
 
     /// The shots of `machine_id` from `from_ms` to `to_ms` inclusive; only the date
-    /// partitions of the span are read (the span is bounded by the caller).
+    /// partitions of the span that exist are read.
     pub fn count(&mut self, machine_id: &str, from_ms: i64, to_ms: i64) -> Result<u64> {
-        let (first, last) = (from_ms.div_euclid(DAY_MS), to_ms.div_euclid(DAY_MS));
-        let missing: Vec<i64> =
-            (first..=last).filter(|d| !self.days.contains_key(&(machine_id.to_string(), *d))).collect();
-        if !missing.is_empty() {
-            let wanted: BTreeMap<String, i64> =
-                missing.iter().map(|d| (format!("date={}", lake::day_string(*d)), *d)).collect();
-            let files = lake::list_machine_parts(self.lake_dir, "raw_data", machine_id)?;
-            let mut by_day: BTreeMap<i64, Vec<std::path::PathBuf>> = BTreeMap::new();
-            for f in files {
-                let day = f
-                    .parent()
-                    .and_then(Path::file_name)
-                    .and_then(|d| wanted.get(d.to_string_lossy().as_ref()));
+        if !self.machines.contains_key(machine_id) {
+            let mut days: BTreeMap<i64, Day> = BTreeMap::new();
+            for f in lake::list_machine_parts(self.lake_dir, "raw_data", machine_id)? {
+                let day = f.parent().and_then(Path::file_name).and_then(|d| {
+                    let d = d.to_string_lossy();
+                    let date =
+                        chrono::NaiveDate::parse_from_str(d.strip_prefix("date=")?, "%Y-%m-%d").ok()?;
+                    Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis().div_euclid(DAY_MS))
+                });
                 if let Some(day) = day {
-                    by_day.entry(*day).or_default().push(f);
+                    match days.entry(day).or_insert_with(|| Day::Unread(Vec::new())) {
+                        Day::Unread(files) => files.push(f),
+                        Day::Read(_) => {}
+                    }
                 }
             }
-            for d in missing {
-                let mut times = match by_day.get(&d) {
-                    Some(files) => match lake::read_parts(files, &[])? {
-                        Some(df) => columns::millis(&df, "ts")?.into_iter().flatten().collect(),
-                        None => Vec::new(),
-                    },
+            self.machines.insert(machine_id.to_string(), days);
+        }
+        let Some(days) = self.machines.get_mut(machine_id) else { return Ok(0) };
+        let (first, last) = (from_ms.div_euclid(DAY_MS), to_ms.div_euclid(DAY_MS));
+        let mut n = 0u64;
+        for day in days.range_mut(first..=last).map(|(_, d)| d) {
+            if let Day::Unread(files) = day {
+                let mut times: Vec<i64> = match lake::read_parts(files, &[])? {
+                    Some(df) => columns::millis(&df, "ts")?.into_iter().flatten().collect(),
                     None => Vec::new(),
                 };
                 times.sort_unstable();
                 times.dedup();
-                self.days.insert((machine_id.to_string(), d), times);
+                *day = Day::Read(times);
             }
-        }
-        let mut n = 0u64;
-        for d in first..=last {
-            if let Some(times) = self.days.get(&(machine_id.to_string(), d)) {
+            if let Day::Read(times) = day {
                 let (lo, hi) =
                     (times.partition_point(|t| *t < from_ms), times.partition_point(|t| *t <= to_ms));
                 n += (hi - lo) as u64;
@@ -237,28 +242,12 @@ pub fn write(lake_dir: &Path, source: &str, counts: &[ScrapCount]) -> Result<usi
 /// Imports a scrap table (CSV, workbook or Parquet; `opts` say how to read it) into
 /// `lot_labels`; importing the same file again adds nothing.
 pub fn import(lake_dir: &Path, path: &Path, opts: &ReadOptions) -> Result<ImportReport> {
-    let started = std::time::Instant::now();
-    let source = file_source_id(path)?;
-    let mut table = Table::default();
-    let summary = table::read(path, opts, &mut table)?;
     let mut shots = ShotCounter::new(lake_dir);
-    let (counts, refused) =
-        parse(&table, |m, from, to| shots.count(m, from, to)).with_context(|| path.display().to_string())?;
-    let mut report = ImportReport {
-        file: path.display().to_string(),
-        source: source.clone(),
-        dataset: crate::etl::LOT_LABELS.into(),
-        decoding: summary.decoding,
-        rows: table.rows.len() as u64,
-        ..Default::default()
-    };
-    if already_imported(lake_dir, crate::etl::LOT_LABELS, &source)? {
-        report.duplicates = counts.len() as u64;
-    } else {
-        write(lake_dir, &source, &counts)?;
-        report.written = counts.len() as u64;
-    }
-    report.quarantined = crate::import::quarantine::table_rows(lake_dir, path, &source, &table, refused)?;
-    report.elapsed_s = started.elapsed().as_secs_f64();
-    Ok(report)
+    crate::import::import_lot_table(
+        lake_dir,
+        path,
+        opts,
+        |table| parse(table, |m, from, to| shots.count(m, from, to)),
+        write,
+    )
 }
