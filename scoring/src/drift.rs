@@ -282,10 +282,13 @@ impl Tracker {
             }
             return None;
         }
+        // The period spans its earliest to its latest shot: a shot clock may step back (an edge
+        // or controller clock set), and a summary whose start lies after its end is refused.
         if self.shots == 0 {
-            self.period_start_ms = shot.ts_ms;
+            (self.period_start_ms, self.period_end_ms) = (shot.ts_ms, shot.ts_ms);
         }
-        self.period_end_ms = shot.ts_ms;
+        self.period_start_ms = self.period_start_ms.min(shot.ts_ms);
+        self.period_end_ms = self.period_end_ms.max(shot.ts_ms);
         self.shots += 1;
         self.alarms += u64::from(shot.alarm);
         for ((value, binning), running) in row.iter().zip(&self.binnings).zip(&mut self.running) {

@@ -155,6 +155,14 @@ pub enum DriftError {
     /// The record carries no model stamp, or a bad one.
     #[error("drift record: {0}")]
     Stamp(#[from] ScoreError),
+    /// The stamp's model key is not the record's (machine, mould).
+    #[error("drift record of {record} stamped with the model key {stamp}")]
+    Key {
+        /// The stamp's key.
+        stamp: String,
+        /// The record's (machine, mould) as a key.
+        record: String,
+    },
     /// A value the summary needs is absent (its name).
     #[error("drift record without value {0}")]
     Missing(String),
@@ -275,6 +283,12 @@ impl DriftSummary {
     pub fn from_record(r: &Record) -> Result<DriftSummary, DriftError> {
         let stamp = r.model.clone().ok_or(ScoreError::NoStamp)?;
         stamp.check()?;
+        // The judge's key is the record's own (machine, mould): a summary cannot speak for
+        // another key (and have that one retrained).
+        let own = crate::bundle::ModelKey { machine_id: r.machine_id.clone(), mold: r.mold.clone() };
+        if stamp.key != own.label() {
+            return Err(DriftError::Key { stamp: stamp.key, record: own.label() });
+        }
         let v = &r.values;
         let shots = whole(v, value::SHOTS)?;
         if !(1..=MAX_PERIOD_SHOTS).contains(&shots) {
@@ -418,6 +432,9 @@ mod tests {
         let mut r = good.clone();
         r.values.remove("f0.ref_std");
         assert_eq!(check_record(&r), Err(DriftError::Missing("f0.ref_std".into())));
+        let mut r = good.clone();
+        r.model.as_mut().expect("stamp").key = "M9/X".into();
+        assert_eq!(check_record(&r), Err(DriftError::Key { stamp: "M9/X".into(), record: "M1/A".into() }));
         let mut r = good.clone();
         r.model = None;
         assert_eq!(check_record(&r), Err(DriftError::Stamp(ScoreError::NoStamp)));

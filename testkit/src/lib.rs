@@ -7,11 +7,13 @@
 //! - [`hostile`]: numbers and text cuts meant to break decoders.
 //! - [`toml`]: breaking valid TOML examples (configs, profiles) node by node.
 //! - [`metrics`]: a dashboard charts only metrics the daemon serves.
+//! - [`normal`]: a seeded standard normal source for simulated process noise.
 #![warn(missing_docs)]
 
 pub mod fuzz;
 pub mod hostile;
 pub mod metrics;
+pub mod normal;
 pub mod toml;
 
 pub use arbtest::arbitrary::{self, Unstructured};

@@ -1,5 +1,6 @@
 use super::*;
 use moldops_shared::limits;
+use moldops_testkit::normal::Normal;
 
 fn key(mold: &str) -> ModelKey {
     ModelKey { machine_id: "M1".into(), mold: Some(mold.into()) }
@@ -139,24 +140,6 @@ fn periods_close_on_shot_time_and_keys_stay_bounded() {
     assert_eq!(bad.problems().len(), 3);
 }
 
-/// A seeded standard normal source (xorshift64* and Box–Muller): the same values every run.
-struct Normal(u64);
-
-impl Normal {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        // The top 53 bits, mapped into (0, 1).
-        ((self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn next(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
-
 /// The cloud's default `--drift-psi` and `--warn-psi` (`moldops-cloud drift`).
 const DRIFT_PSI: f64 = 0.25;
 const WARN_PSI: f64 = 0.1;
@@ -176,7 +159,7 @@ fn shots_to_flag(
     let mut m = DriftMonitor::new(settings.clone());
     let k = key("A");
     let v = validation();
-    let mut noise = Normal(0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0x1000_0000_01b3));
+    let mut noise = Normal::new(0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0x1000_0000_01b3));
     let before = settings.reference_shots + stable;
     let mut calm_psi = Vec::new();
     for i in 0..before + 4 * settings.every_shots {
