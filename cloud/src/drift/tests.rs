@@ -9,23 +9,7 @@ use moldops_shared::bundle::{ModelKey, ScoreStats};
 use moldops_shared::drift::DriftSummary;
 use moldops_shared::score::ModelStamp;
 use moldops_shared::{Record, RecordKind};
-
-/// A seeded standard normal source (xorshift64* and Box–Muller).
-struct Normal(u64);
-
-impl Normal {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        ((self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn next(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
+use moldops_testkit::normal::Normal;
 
 /// Validation scores of a model whose scores are N(1, 0.5): quantiles, and 1 % over the
 /// threshold (its p99).
@@ -57,7 +41,7 @@ impl Edge {
     fn new() -> Edge {
         let settings = DriftSettings { every_s: 0, ..DriftSettings::default() };
         assert_eq!((settings.every_shots, settings.reference_shots), (500, 500));
-        Edge { monitor: DriftMonitor::new(settings), noise: Normal(42), shots: 0, seq: 0 }
+        Edge { monitor: DriftMonitor::new(settings), noise: Normal::new(42), shots: 0, seq: 0 }
     }
 
     /// `n` shots of machine `machine` (model 2 of its key `{machine}/MOLD-A`); returns the
@@ -198,6 +182,14 @@ fn calm_periods_are_ok_a_drifting_heater_zone_and_excess_alarms_are_drift_and_ea
     assert_eq!((again.events.len(), again.already_recorded, again.files.len()), (0, 6, 0));
     assert!(!write_trigger(&trigger, &again).expect("trigger"));
     assert!(!trigger.exists(), "no new drift: the trigger is removed");
+    // The drift stays in the lake for the lifecycle plan, which no lost trigger can undo.
+    let in_lake = crate::lifecycle::sources::drifted_in_lake(&lake).expect("drifted");
+    let keys: Vec<(&str, i64)> = in_lake.iter().map(|k| (k.key.as_str(), k.period_end_ms)).collect();
+    assert_eq!(
+        keys,
+        [("M1/MOLD-A", shifted.events[0].period_end_ms), ("M2/MOLD-A", shifted.events[1].period_end_ms)]
+    );
+    assert!(in_lake[0].reasons[0].starts_with("Barrel_Temp_Zone3 PSI"), "{in_lake:?}");
     let recorded = store::recorded_levels(&lake).expect("recorded");
     assert_eq!(recorded.len(), 6, "one row per summary");
     assert_eq!(recorded.values().filter(|l| **l == Level::Drift).count(), 2);

@@ -120,7 +120,14 @@ pub struct Versions {
     pub built_ms: i64,
     /// The key has no production version and the gate refused its newest one.
     pub refused: bool,
+    /// Candidates in a row, newest first, that the gate refused: after [`MAX_TRIES`] the key
+    /// waits for a person (or for something to change in the gate's settings).
+    pub refusals: u32,
 }
+
+/// Refused candidates in a row after which no rule retrains a key on its own: a mould whose
+/// data cannot pass the gate must not add a candidate every hour.
+pub const MAX_TRIES: u32 = 3;
 
 /// The registry's keys with versions.
 pub type Registered = BTreeMap<ModelKey, Versions>;
@@ -186,7 +193,7 @@ pub fn plan_from(inputs: &Inputs<'_>) -> Plan {
     for (key, &n) in inputs.shots {
         if let Some(v) = inputs.registered.get(key) {
             let waited = inputs.now_ms.saturating_sub(v.built_ms) >= inputs.retry_after_ms;
-            if v.refused && waited && n >= inputs.min_shots {
+            if v.refused && v.refusals < MAX_TRIES && waited && n >= inputs.min_shots {
                 plan.due(
                     &key.label(),
                     Reason::Retry { model_id: format!("{}@{}", key.label(), v.newest), shots: n },
@@ -208,7 +215,10 @@ pub fn plan_from(inputs: &Inputs<'_>) -> Plan {
         // Only a registry model's drift counts: a cold-start baseline is on its way out, and a
         // key without a model is the new-key rule's. A version built after the drifted period
         // already answers it (the gate decides whether it replaces production).
-        let answered = inputs.registered.get(&key).is_none_or(|v| v.built_ms > d.period_end_ms);
+        let answered = inputs
+            .registered
+            .get(&key)
+            .is_none_or(|v| v.built_ms > d.period_end_ms || v.refusals >= MAX_TRIES);
         if model_version(&d.model_id).is_some() && !answered {
             let reason = Reason::Drift {
                 model_id: d.model_id.clone(),
@@ -222,7 +232,10 @@ pub fn plan_from(inputs: &Inputs<'_>) -> Plan {
     for e in inputs.labels {
         let Ok(key) = ModelKey::parse(&e.model_key) else { continue };
         // The labels judge the newest version that scored; a newer one answers them.
-        let current = inputs.registered.get(&key).is_some_and(|v| v.newest == e.model_version);
+        let current = inputs
+            .registered
+            .get(&key)
+            .is_some_and(|v| v.newest == e.model_version && v.refusals < MAX_TRIES);
         let faulted = (t.min_precision > 0.0 && e.precision_below(t.min_precision))
             || (t.min_recall > 0.0 && e.recall_below(t.min_recall));
         if e.model_version >= 1 && current && e.labelled >= t.min_labelled && faulted {
@@ -248,7 +261,7 @@ mod tests {
     }
 
     fn at(newest: u32, built_ms: i64) -> Versions {
-        Versions { newest, built_ms, refused: false }
+        Versions { newest, built_ms, refused: false, refusals: 0 }
     }
 
     fn inputs<'a>(
@@ -282,12 +295,14 @@ mod tests {
 
     #[test]
     fn a_key_whose_candidate_the_gate_refused_is_tried_again_after_the_delay() {
-        let refused = |built_ms| Versions { newest: 1, built_ms, refused: true };
-        let shots = BTreeMap::from([(key("M1/A"), 900), (key("M1/B"), 900), (key("M1/C"), 200)]);
+        let refused = |built_ms, refusals| Versions { newest: refusals, built_ms, refused: true, refusals };
+        let shots =
+            BTreeMap::from([(key("M1/A"), 900), (key("M1/B"), 900), (key("M1/C"), 200), (key("M1/D"), 900)]);
         let registered = Registered::from([
-            (key("M1/A"), refused(1_000_000)), // 2.5 h ago: due
-            (key("M1/B"), refused(9_000_000)), // 17 min ago: waits
-            (key("M1/C"), refused(1_000_000)), // too few shots
+            (key("M1/A"), refused(1_000_000, 1)),         // 2.5 h ago: due
+            (key("M1/B"), refused(9_000_000, 1)),         // 17 min ago: waits
+            (key("M1/C"), refused(1_000_000, 1)),         // too few shots
+            (key("M1/D"), refused(1_000_000, MAX_TRIES)), // refused too often: waits for a person
         ]);
         let p = plan_from(&inputs(&shots, &registered, &[], &[]));
         assert_eq!(

@@ -7,28 +7,38 @@ use super::plan::{Inputs, LabelTargets, Plan, Registered, Versions, plan_from};
 use crate::drift::{Trigger, TriggerKey};
 use crate::lake;
 use crate::registry::Registry;
+use crate::registry::gate::Outcome;
 use anyhow::{Context, Result};
 use moldops_shared::bundle::ModelKey;
-use polars::prelude::{DataType, IntoLazy, col, len};
+use polars::prelude::{DataFrame, DataType, UnionArgs, col, concat, len};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Shots per (machine, mould) in the lake's `raw_data` (shots without a mould are not counted:
 /// they have no mould key).
 pub fn shots_per_mould(lake_dir: &Path) -> Result<BTreeMap<ModelKey, u64>> {
-    let files = lake::list_parts(lake_dir, "raw_data")?;
     let mut out = BTreeMap::new();
-    let Some(df) = lake::retry_vanished(|| lake::read_parts(&files, &[]))? else { return Ok(out) };
-    if df.column("mold").is_err() {
-        return Ok(out);
-    }
-    let counts = df
-        .lazy()
-        .select([col("machine_id"), col("mold").cast(DataType::String)])
-        .filter(col("mold").is_not_null())
-        .group_by([col("machine_id"), col("mold")])
-        .agg([len().alias("shots")])
-        .collect()?;
+    // Only the two key columns are read (the lake's shots do not fit in memory), from a fresh
+    // listing when a compaction replaced a file meanwhile.
+    let count = || -> Result<Option<DataFrame>> {
+        let files = lake::list_parts(lake_dir, "raw_data")?;
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let key = [col("machine_id"), col("mold").cast(DataType::String)];
+        let scans = files
+            .iter()
+            .map(|p| lake::scan_part(p, None).map(|lf| lf.select(key.clone())))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(
+            concat(scans, UnionArgs::default())?
+                .filter(col("mold").is_not_null())
+                .group_by([col("machine_id"), col("mold")])
+                .agg([len().alias("shots")])
+                .collect()?,
+        ))
+    };
+    let Some(counts) = lake::retry_vanished(count)? else { return Ok(out) };
     let machines = counts.column("machine_id")?.str()?.clone();
     let molds = counts.column("mold")?.str()?.clone();
     let shots = counts.column("shots")?.cast(&DataType::UInt64)?;
@@ -45,16 +55,24 @@ pub fn shots_per_mould(lake_dir: &Path) -> Result<BTreeMap<ModelKey, u64>> {
 pub fn registered(registry: &Registry) -> Result<Registered> {
     let mut out = Registered::new();
     for key in registry.keys()? {
-        let versions = registry.versions(&key)?;
+        let mut versions = registry.versions(&key)?;
+        versions.sort_by_key(|v| std::cmp::Reverse(v.record.version));
         let in_production = versions.iter().any(|v| v.stage == crate::registry::Stage::Production);
-        let Some(newest) = versions.into_iter().max_by_key(|v| v.record.version) else {
-            continue;
-        };
+        let is_refused =
+            |v: &crate::registry::VersionInfo| v.gate.as_ref().is_some_and(|g| g.outcome == Outcome::Refused);
+        let refusals = versions.iter().take_while(|v| is_refused(v)).count();
+        let Some(newest) = versions.first() else { continue };
         let built_ms = chrono::DateTime::parse_from_rfc3339(&newest.record.created_at)
             .map_or(i64::MIN, |t| t.timestamp_millis());
-        let refused = !in_production
-            && newest.gate.as_ref().is_some_and(|g| g.outcome == crate::registry::gate::Outcome::Refused);
-        out.insert(key, Versions { newest: newest.record.version, built_ms, refused });
+        out.insert(
+            key,
+            Versions {
+                newest: newest.record.version,
+                built_ms,
+                refused: !in_production && refusals > 0,
+                refusals: u32::try_from(refusals).unwrap_or(u32::MAX),
+            },
+        );
     }
     Ok(out)
 }
@@ -79,6 +97,35 @@ pub fn read_drift_trigger(path: &Path) -> Result<Vec<TriggerKey>> {
     Ok(trigger.keys)
 }
 
+/// Each model key's latest period judged `drift` in the lake's `drift_events`.
+pub fn drifted_in_lake(lake_dir: &Path) -> Result<Vec<TriggerKey>> {
+    let events = crate::drift::store::read_events(lake_dir)?;
+    if events.height() == 0 {
+        return Ok(Vec::new());
+    }
+    let text = |name: &str| -> Result<Vec<Option<String>>> {
+        Ok(events.column(name)?.str()?.iter().map(|v| v.map(str::to_string)).collect())
+    };
+    let (keys, ids, levels, reasons) =
+        (text("model_key")?, text("model_id")?, text("level")?, text("reasons")?);
+    let ends = events.column("period_end")?.cast(&DataType::Int64)?;
+    let ends = ends.i64()?;
+    let mut latest: BTreeMap<String, TriggerKey> = BTreeMap::new();
+    // Rows come oldest period first: the last drifted one of a key wins.
+    for i in 0..events.height() {
+        let (Some(key), Some(model_id), Some(end)) = (keys[i].clone(), ids[i].clone(), ends.get(i)) else {
+            continue;
+        };
+        if levels[i].as_deref() != Some(crate::drift::assess::Level::Drift.as_str()) {
+            continue;
+        }
+        let reasons = reasons[i].as_deref().unwrap_or_default().split("; ").filter(|r| !r.is_empty());
+        let reasons = reasons.map(str::to_string).collect();
+        latest.insert(key.clone(), TriggerKey { key, model_id, period_end_ms: end, reasons });
+    }
+    Ok(latest.into_values().collect())
+}
+
 /// What the plan is made from besides the lake and the registry.
 #[derive(Debug, Clone, Default)]
 pub struct Options<'a> {
@@ -94,10 +141,12 @@ pub struct Options<'a> {
 
 /// The plan for a lake and a registry.
 pub fn plan(lake_dir: &Path, registry: &Registry, options: &Options<'_>) -> Result<Plan> {
-    let drifted = match options.drift_trigger {
-        Some(path) => read_drift_trigger(path)?,
-        None => Vec::new(),
-    };
+    // The drift events in the lake as well as the trigger: a trigger lost to a failed run (the
+    // next `drift` run removes it) must not lose the drift; the plan's rules make repeats safe.
+    let mut drifted = drifted_in_lake(lake_dir)?;
+    if let Some(path) = options.drift_trigger {
+        drifted.extend(read_drift_trigger(path)?);
+    }
     let (labels, targets) = match options.targets {
         Some(t) => (crate::labels::evidence(lake_dir, t.min_labelled)?, t),
         None => (Vec::new(), LabelTargets::OFF),

@@ -165,32 +165,44 @@ pub fn run_training(args: &TrainArgs) -> Result<TrainReport> {
     let df =
         crate::etl::read_etl(&lake).with_context(|| format!("reading etl_data of {}", lake.display()))?;
     let wanted = wanted_keys(args)?;
-    let by_mold = args.by_mold || wanted.iter().any(|k| k.mold.is_some());
-    let all = dataset::series(&df, by_mold)?;
-    let cfg = DatasetConfig {
-        window: args.window,
-        train_frac: args.train_frac,
-        val_frac: args.val_frac,
-        max_missing: args.max_missing,
-        by_mold,
+    // Machine keys and (machine, mould) keys are series of different cuts: a plan may list both.
+    let mut cuts: Vec<bool> = if wanted.is_empty() {
+        vec![args.by_mold]
+    } else {
+        wanted.iter().map(|k| k.mold.is_some()).collect()
     };
+    cuts.sort_unstable();
+    cuts.dedup();
     let asked = |s: &&dataset::Series| {
         (args.machine.is_empty() || args.machine.contains(&s.key.machine_id))
             && (wanted.is_empty() || wanted.contains(&s.key))
     };
     let mut keys_out = Vec::new();
-    for series in all.iter().filter(asked) {
-        let ds = dataset::build(series, &cfg)?;
-        let mut out = key_outcome(&ds);
-        let clean = ds.train.clean.iter().filter(|c| **c).count();
-        if clean < MIN_TRAIN_WINDOWS {
-            out.skipped = Some(format!("{clean} clean training windows (need {MIN_TRAIN_WINDOWS})"));
-            tracing::warn!(key = %ds.key.label(), reason = out.skipped.as_deref(), "skipped");
+    for by_mold in cuts {
+        let all = dataset::series(&df, by_mold)?;
+        let cfg = DatasetConfig {
+            window: args.window,
+            train_frac: args.train_frac,
+            val_frac: args.val_frac,
+            max_missing: args.max_missing,
+            by_mold,
+        };
+        for series in all.iter().filter(asked) {
+            let ds = dataset::build(series, &cfg)?;
+            let mut out = key_outcome(&ds);
+            let clean = ds.train.clean.iter().filter(|c| **c).count();
+            if clean < MIN_TRAIN_WINDOWS {
+                out.skipped = Some(format!("{clean} clean training windows (need {MIN_TRAIN_WINDOWS})"));
+                tracing::warn!(key = %ds.key.label(), reason = out.skipped.as_deref(), "skipped");
+                keys_out.push(out);
+                continue;
+            }
+            train_key(args, &lake, &ds, &device, &mut out, registry.as_ref().zip(signing.as_ref()))?;
             keys_out.push(out);
-            continue;
         }
-        train_key(args, &lake, &ds, &device, &mut out, registry.as_ref().zip(signing.as_ref()))?;
-        keys_out.push(out);
+    }
+    for k in wanted.iter().filter(|k| !keys_out.iter().any(|o| o.key == **k)) {
+        tracing::warn!(key = %k.label(), "asked for, but etl_data has no shots of it; not trained");
     }
     anyhow::ensure!(
         !keys_out.is_empty(),
@@ -564,7 +576,10 @@ pub(crate) fn wanted_keys(args: &TrainArgs) -> Result<Vec<ModelKey>> {
         .map(|k| ModelKey::parse(k).with_context(|| format!("--key {k:?}")))
         .collect::<Result<_>>()?;
     if let Some(path) = &args.keys_from {
-        keys.extend(crate::lifecycle::plan::Plan::read(path)?.keys()?);
+        let planned = crate::lifecycle::plan::Plan::read(path)?.keys()?;
+        // An empty list must not mean "every key": the whole fleet would be trained.
+        anyhow::ensure!(!planned.is_empty(), "{} lists no key to train", path.display());
+        keys.extend(planned);
     }
     Ok(keys)
 }

@@ -186,6 +186,9 @@ fn keys_asked_for_come_from_key_flags_and_a_lifecycle_plan() {
     assert_eq!(keys, expected);
     assert!(super::run::wanted_keys(&args(&[])).expect("none").is_empty(), "no flag: every key");
     assert!(super::run::wanted_keys(&args(&["--key", "M1/"])).is_err(), "a bad key is refused");
+    std::fs::write(&plan_path, br#"{"min_shots": 300, "train": [], "waiting": {}}"#).expect("write");
+    let empty = super::run::wanted_keys(&args(&["--keys-from", plan_path.to_str().expect("utf-8")]));
+    assert!(empty.is_err(), "an empty plan trains nothing, not every key");
     std::fs::write(&plan_path, b"{").expect("write");
     assert!(super::run::wanted_keys(&args(&["--keys-from", plan_path.to_str().expect("utf-8")])).is_err());
 }
