@@ -242,3 +242,36 @@ fn a_heater_zone_mean_shift_is_flagged_within_a_stated_number_of_shots() {
     assert!(calm_max > 0.0 && calm_max < DRIFT_PSI / 2.0, "the largest PSI of a calm period was {calm_max}");
     assert!(calm_warned <= 1, "{calm_warned} calm periods warned");
 }
+
+#[test]
+fn a_shot_clock_stepping_back_still_gives_a_valid_period() {
+    let settings = DriftSettings { every_shots: 100, every_s: 0, reference_shots: 100, ..Default::default() };
+    let mut m = DriftMonitor::new(settings);
+    let key = key("A");
+    let v = validation();
+    let mut out = Vec::new();
+    for i in 0..200u64 {
+        let value = |name: &str| (name == "a").then_some(i as f64);
+        // Halfway through the period the clock is set back by an hour.
+        let ts_ms = 10_000_000 + 1_000 * i as i64 - if i >= 150 { 3_600_000 } else { 0 };
+        let shot = JudgedShot {
+            key: &key,
+            stamp: stamp(&key, 1),
+            validation: Some(&v),
+            alarm_target: Some(0.01),
+            ts_ms,
+            score: 1.0,
+            alarm: false,
+            features: vec!["a"],
+            value: &value,
+        };
+        out.extend(m.observe(&shot));
+    }
+    let s = out.last().expect("a summary");
+    assert!(s.period_start_ms <= s.period_end_ms, "{} > {}", s.period_start_ms, s.period_end_ms);
+    assert_eq!(
+        (s.period_start_ms, s.period_end_ms),
+        (10_000_000 + 150_000 - 3_600_000, 10_000_000 + 149_000)
+    );
+    assert_eq!(moldops_shared::codec::check_record(&s.to_record()), Ok(()), "the ingest takes it");
+}
