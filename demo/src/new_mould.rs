@@ -17,7 +17,6 @@ use moldops_shared::topic::{Leaf, filter_all};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -118,7 +117,7 @@ impl NewMould {
 
 /// The edge's score messages of [`MACHINE`], collected by a background task.
 struct Follower {
-    messages: Arc<Mutex<Vec<ScoreMessage>>>,
+    messages: watch::Receiver<Vec<ScoreMessage>>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -127,17 +126,15 @@ impl Follower {
     async fn start(broker: &BrokerConfig, base: &Path) -> Result<Follower> {
         let mut link = Link::connect(broker, base, "moldops-demo-new-mould").await?;
         link.subscribe(&filter_all(Leaf::Scores)).await?;
-        let messages = Arc::new(Mutex::new(Vec::new()));
+        let (out, messages) = watch::channel(Vec::new());
         let (stop, mut stopped) = watch::channel(false);
-        let out = Arc::clone(&messages);
         let task = tokio::spawn(async move {
             while !*stopped.borrow_and_update() {
                 if let Some((_, payload)) = link.next(Duration::from_millis(200)).await
                     && let Ok(m) = serde_json::from_slice::<ScoreMessage>(&payload)
                     && m.machine_id == MACHINE
-                    && let Ok(mut all) = out.lock()
                 {
-                    all.push(m);
+                    out.send_modify(|all| all.push(m));
                 }
             }
             link.close().await;
@@ -146,28 +143,24 @@ impl Follower {
     }
 
     fn snapshot(&self) -> Vec<ScoreMessage> {
-        self.messages.lock().map(|m| m.clone()).unwrap_or_default()
+        self.messages.borrow().clone()
     }
 
-    /// Waits until `done` holds for the messages so far; fails after [`STEP_LIMIT`].
+    /// Waits until `done` holds for the messages so far (checked as each one arrives); fails
+    /// after [`STEP_LIMIT`].
     async fn until(&self, what: &str, done: impl Fn(&[ScoreMessage]) -> bool) -> Result<Vec<ScoreMessage>> {
-        let end = Instant::now() + STEP_LIMIT;
-        loop {
-            let all = self.snapshot();
-            if done(&all) {
-                return Ok(all);
-            }
-            if Instant::now() > end {
-                bail!("the new mould: no {what} within {} s", STEP_LIMIT.as_secs());
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+        let mut rx = self.messages.clone();
+        match tokio::time::timeout(STEP_LIMIT, rx.wait_for(|all| done(all))).await {
+            Ok(Ok(all)) => Ok(all.clone()),
+            Ok(Err(_)) => bail!("the new mould: the score subscription ended before any {what}"),
+            Err(_) => bail!("the new mould: no {what} within {} s", STEP_LIMIT.as_secs()),
         }
     }
 
     async fn finish(self) -> Vec<ScoreMessage> {
         let _ = self.stop.send(true);
         let _ = self.task.await;
-        self.messages.lock().map(|m| m.clone()).unwrap_or_default()
+        self.messages.borrow().clone()
     }
 }
 

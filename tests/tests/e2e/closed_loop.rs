@@ -9,6 +9,7 @@
 use moldops_tests::broker::Mosquitto;
 use moldops_tests::{bin, test_dir};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// (machine, shot) → defective, from the simulator's quality log.
@@ -37,26 +38,11 @@ fn the_demo_closes_the_loop_and_its_alarms_match_the_truth() {
         .stderr(Stdio::null())
         .spawn()
         .expect("mosquitto_sub (apt install mosquitto-clients)");
-    let out = Command::new(bin("moldops-demo"))
-        .args(["demo", "--exit", "--gate", "--duration-s", "60", "--score-s", "40", "--shadow-shots", "100"])
-        .args(["--broker-port", &broker.port.to_string()])
-        .arg("--pipeline-config")
-        .arg(&def)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .expect("run demo");
+    let demo_args = ["--gate", "--duration-s", "60", "--score-s", "40", "--shadow-shots", "100"];
+    let (stdout, summary) = run_demo(dir.path(), broker.port, &def, &demo_args);
     let _ = sub.kill();
     let _ = sub.wait();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "demo failed\n{stdout}\n{stderr}");
-    assert!(stdout.contains("every shot, exactly once"), "{stdout}");
-
     let demo = dir.path().join("demo");
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(demo.join("summary.json")).expect("summary.json"))
-            .expect("summary json");
     let d = &summary["detection"];
     let truth = truth(&demo.join("quality-log.jsonl"));
 
@@ -140,6 +126,33 @@ fn the_demo_closes_the_loop_and_its_alarms_match_the_truth() {
 
     // The operator console over what the loop left, in a real browser.
     crate::console::check_in_browser(&demo, dir.path(), broker.port);
+}
+
+/// Runs `moldops-demo demo --exit` with `args` in `dir` against the broker on `broker_port`,
+/// the learning half from the pipeline definition `def`; fails the test when the demo fails or
+/// its lake is not every shot exactly once. Returns its output and its `summary.json`.
+pub(crate) fn run_demo(
+    dir: &Path,
+    broker_port: u16,
+    def: &Path,
+    args: &[&str],
+) -> (String, serde_json::Value) {
+    let out = Command::new(bin("moldops-demo"))
+        .args(["demo", "--exit"])
+        .args(args)
+        .args(["--broker-port", &broker_port.to_string()])
+        .arg("--pipeline-config")
+        .arg(def)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .expect("run demo");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed\n{stdout}\n{stderr}");
+    assert!(stdout.contains("every shot, exactly once"), "{stdout}");
+    let summary = std::fs::read(dir.join("demo").join("summary.json")).expect("summary.json");
+    (stdout, serde_json::from_slice(&summary).expect("summary json"))
 }
 
 /// One row of `edge_scores`.

@@ -6,13 +6,12 @@
 //! shadow run — every shot of the new mould judged exactly once, none by the old mould's model.
 //! The edges' drift summaries reach the lake and the pipeline's drift task judges them.
 
-use moldops_cloud::pipeline::state::{RunStatus, RunStore};
+use moldops_cloud::pipeline::state::{RunStatus, RunStore, TaskStatus};
 use moldops_cloud::registry::Registry;
 use moldops_shared::bundle::ModelKey;
 use moldops_tests::broker::Mosquitto;
-use moldops_tests::{bin, test_dir};
+use moldops_tests::test_dir;
 use std::collections::BTreeMap;
-use std::process::Command;
 
 /// One row of `edge_scores` of the new key.
 #[derive(Debug)]
@@ -29,23 +28,10 @@ fn a_new_mould_goes_from_learning_to_its_own_model_without_a_human_step() {
     let broker = Mosquitto::start(dir.path());
     let all = ["import", "compact", "etl", "augment", "evaluate", "train", "register", "rollout"];
     let def = crate::pipeline::definition(dir.path(), &all, false);
-    let out = Command::new(bin("moldops-demo"))
-        .args(["demo", "--exit", "--new-mould", "--machines", "1", "--duration-s", "60", "--score-s", "15"])
-        .args(["--shadow-shots", "60", "--broker-port", &broker.port.to_string()])
-        .arg("--pipeline-config")
-        .arg(&def)
-        .arg("--data-dir")
-        .arg(dir.path())
-        .output()
-        .expect("run demo");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "demo failed\n{stdout}\n{stderr}");
-    assert!(stdout.contains("every shot, exactly once"), "{stdout}");
+    let args =
+        ["--new-mould", "--machines", "1", "--duration-s", "60", "--score-s", "15", "--shadow-shots", "60"];
+    let (stdout, summary) = crate::closed_loop::run_demo(dir.path(), broker.port, &def, &args);
     let demo = dir.path().join("demo");
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(demo.join("summary.json")).expect("summary.json"))
-            .expect("json");
     let m = &summary["new_mould"];
     let key = m["key"].as_str().unwrap_or_else(|| panic!("no new mould in {summary}")).to_string();
     let mold = ModelKey::parse(&key).expect("key").mold.expect("a mould key");
@@ -121,10 +107,16 @@ fn a_new_mould_goes_from_learning_to_its_own_model_without_a_human_step() {
     );
     assert!(own.iter().all(|j| j.model_id == format!("{key}@{production}")), "{own:?}");
 
-    // The lifecycle run: every task ran (the plan had the key) and succeeded.
+    // A lifecycle run trained and registered the key: its every task ran (the plan had the
+    // key), none was skipped, and the run succeeded.
     let runs = RunStore::new(&demo).list().expect("runs");
-    let lifecycle = runs.iter().find(|r| r.pipeline == "mould-lifecycle").expect("a lifecycle run");
-    assert_eq!(lifecycle.status, RunStatus::Succeeded, "{lifecycle:?}");
+    let ran = |r: &&moldops_cloud::pipeline::state::RunRecord| {
+        r.pipeline == "mould-lifecycle"
+            && r.status == RunStatus::Succeeded
+            && r.tasks.values().all(|t| t.status == TaskStatus::Succeeded)
+    };
+    let lifecycle = runs.iter().find(ran);
+    assert!(lifecycle.is_some_and(|r| r.tasks.len() == 6), "no lifecycle run did every task: {runs:?}");
 
     // Drift: the edge's summaries reached the lake and the pipeline's drift task judged them.
     let drift = moldops_cloud::lake::read_dataset(&lake, "edge_drift").expect("edge_drift");
