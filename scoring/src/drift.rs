@@ -1,8 +1,8 @@
 //! Drift monitoring at the edge: per model key, fixed-bin histograms of the score and of each
 //! input feature of the shots its judge scored, summed over a period and handed out as one
 //! [`DriftSummary`] per key and period (every [`DriftSettings::every_shots`] judged shots or
-//! [`DriftSettings::every_s`] seconds of shot time), which the edge buffers as a record of kind
-//! `drift` for the cloud to judge (docs/drift.md).
+//! [`DriftSettings::every_s`] seconds of shot time once it holds [`DriftSettings::min_shots`]),
+//! which the edge buffers as a record of kind `drift` for the cloud to judge (docs/drift.md).
 //!
 //! Bins: the score's are cut at the model's validation median, 90th and 99th percentile when its
 //! manifest has them, so the score's PSI reads against validation. Everything else — the
@@ -44,9 +44,15 @@ pub struct DriftSettings {
     #[serde(default = "default_every_shots")]
     pub every_shots: u64,
     /// … or once this many seconds of shot time have passed since its period's first shot
-    /// (checked at each shot; 0: by shots only).
+    /// (checked at each shot; 0: by shots only) and the period holds at least
+    /// [`DriftSettings::min_shots`].
     #[serde(default = "default_every_s")]
     pub every_s: u64,
+    /// Fewest judged shots a period closed by time holds: a thinner period goes on until it has
+    /// them (the cloud judges histograms of fewer than 100 shots by the alarm rate only, and a
+    /// calm period's PSI grows as its shots shrink).
+    #[serde(default = "default_min_shots")]
+    pub min_shots: u64,
     /// Judged shots a key's reference sample holds (bins are cut at its quantiles).
     #[serde(default = "default_reference_shots")]
     pub reference_shots: u64,
@@ -65,6 +71,9 @@ fn default_every_shots() -> u64 {
 fn default_every_s() -> u64 {
     3_600
 }
+fn default_min_shots() -> u64 {
+    200
+}
 fn default_reference_shots() -> u64 {
     500
 }
@@ -80,6 +89,7 @@ impl Default for DriftSettings {
         DriftSettings {
             every_shots: default_every_shots(),
             every_s: default_every_s(),
+            min_shots: default_min_shots(),
             reference_shots: default_reference_shots(),
             bins: default_bins(),
             max_keys: default_max_keys(),
@@ -109,6 +119,9 @@ impl DriftSettings {
         }
         if !(1..=MAX_KEYS).contains(&self.max_keys) {
             out.push(format!("models.drift.max_keys must be 1 to {MAX_KEYS}"));
+        }
+        if self.min_shots > MAX_PERIOD_SHOTS {
+            out.push(format!("models.drift.min_shots must be at most {MAX_PERIOD_SHOTS}"));
         }
         if self.every_s > 366 * 86_400 {
             out.push("models.drift.every_s must be at most a year".into());
@@ -301,6 +314,7 @@ impl Tracker {
             }
         }
         let by_time = settings.every_s > 0
+            && self.shots >= settings.min_shots
             && shot.ts_ms.saturating_sub(self.period_start_ms)
                 >= (settings.every_s as i64).saturating_mul(1000);
         (self.shots >= settings.every_shots || by_time).then(|| self.close(shot.key, settings))

@@ -28,9 +28,21 @@ fn feed(
     n: u64,
     f: impl Fn(u64) -> f64,
 ) -> Vec<DriftSummary> {
+    feed_shots(m, key, version, 0..n, 1_000, f)
+}
+
+/// Feeds shots `shots` (shot `i` at `i · step_ms`) of `key` and version `version`.
+fn feed_shots(
+    m: &mut DriftMonitor,
+    key: &ModelKey,
+    version: u32,
+    shots: std::ops::Range<u64>,
+    step_ms: i64,
+    f: impl Fn(u64) -> f64,
+) -> Vec<DriftSummary> {
     let v = validation();
     let mut out = Vec::new();
-    for i in 0..n {
+    for i in shots {
         let a = f(i);
         let value = move |name: &str| match name {
             "a" => Some(a),
@@ -42,7 +54,7 @@ fn feed(
             stamp: stamp(key, version),
             validation: Some(&v),
             alarm_target: Some(0.01),
-            ts_ms: 1_000 * i as i64,
+            ts_ms: step_ms * i as i64,
             score: (i % 4) as f64,
             alarm: i % 4 == 3,
             features: vec!["a", "b"],
@@ -123,21 +135,34 @@ fn periods_close_on_shot_time_and_keys_stay_bounded() {
     let settings = DriftSettings {
         every_shots: 10_000,
         every_s: 30,
+        min_shots: 20,
         reference_shots: 50,
         max_keys: 2,
         ..Default::default()
     };
-    let mut m = DriftMonitor::new(settings);
+    let mut m = DriftMonitor::new(settings.clone());
     // Shots 1 s apart: after the 50-shot reference a period closes when 30 s have passed.
     let out = feed(&mut m, &key("A"), 1, 50 + 31, |i| i as f64);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].shots, 31);
+    // A slow machine (shots 10 s apart): the period goes on past 30 s until it holds 20 shots.
+    let mut slow = DriftMonitor::new(settings.clone());
+    let out = feed_shots(&mut slow, &key("A"), 1, 0..50 + 19, 10_000, |i| i as f64);
+    assert!(out.is_empty(), "19 shots over 190 s: too thin to close by time");
+    let out = feed_shots(&mut slow, &key("A"), 1, 69..70, 10_000, |i| i as f64);
+    assert_eq!(out.iter().map(|s| s.shots).collect::<Vec<_>>(), [20]);
     for mold in ["B", "C", "D"] {
         feed(&mut m, &key(mold), 1, 5, |i| i as f64);
     }
     assert_eq!(m.keys(), 2, "the least recently judged keys were dropped");
-    let bad = DriftSettings { bins: 1, reference_shots: 10, max_keys: 0, ..Default::default() };
-    assert_eq!(bad.problems().len(), 3);
+    let bad = DriftSettings {
+        bins: 1,
+        reference_shots: 10,
+        max_keys: 0,
+        min_shots: MAX_PERIOD_SHOTS + 1,
+        ..Default::default()
+    };
+    assert_eq!(bad.problems().len(), 4);
 }
 
 /// The cloud's default `--drift-psi` and `--warn-psi` (`moldops-cloud drift`).
