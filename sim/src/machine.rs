@@ -7,8 +7,23 @@ use super::process::{MachineState, ProcessModel, Step};
 use super::quality::QualityLog;
 use super::registers::{DeviceImage, PeripheralImages, write_machine, write_peripherals};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::mpsc;
 use tokio::sync::watch;
+
+/// What a running plant's owner asks of a machine ([`crate::RunningPlant`]); taken at its next
+/// step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Request {
+    /// Change to the next mould ([`ProcessModel::request_mold_change`]).
+    MoldChange,
+    /// Shift a barrel zone for good ([`ProcessModel::shift_heater`]).
+    HeaterShift {
+        /// Zone index, 0 = nozzle side.
+        zone: usize,
+        /// °C added to the zone.
+        delta_c: f64,
+    },
+}
 
 /// Where a machine task stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,9 +86,9 @@ pub struct MachineRun {
     pub shots_left: Option<u64>,
     /// Publishes where the task stands.
     pub status: watch::Sender<TaskStatus>,
-    /// Set to ask for a mould change ([`crate::RunningPlant::change_mold`]); taken at the next
-    /// step.
-    pub mold_change: Arc<AtomicBool>,
+    /// Requests from the plant's owner ([`crate::RunningPlant::change_mold`],
+    /// [`crate::RunningPlant::shift_heater`]); taken at the next step.
+    pub requests: mpsc::UnboundedReceiver<Request>,
 }
 
 impl MachineRun {
@@ -121,8 +136,11 @@ impl MachineRun {
 
     async fn produce(&mut self) -> anyhow::Result<()> {
         while self.shots_left != Some(0) {
-            if self.mold_change.swap(false, Ordering::Relaxed) {
-                self.model.request_mold_change();
+            while let Ok(request) = self.requests.try_recv() {
+                match request {
+                    Request::MoldChange => self.model.request_mold_change(),
+                    Request::HeaterShift { zone, delta_c } => self.model.shift_heater(zone, delta_c)?,
+                }
             }
             let step = self.model.next_step();
             self.clock.sleep_until(step.ts_ms).await;

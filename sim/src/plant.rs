@@ -6,7 +6,7 @@
 use super::args::Plant;
 use super::clock::SimClock;
 use super::edge_config::{ConfigTemplate, edge_config};
-use super::machine::{MachineRun, TaskStatus};
+use super::machine::{MachineRun, Request, TaskStatus};
 use super::process::ProcessModel;
 use super::profiles::{dryer_profile, machine_profile, scale_profile, tcu_profile};
 use super::quality::QualityLog;
@@ -19,7 +19,6 @@ use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -81,8 +80,8 @@ pub struct RunningPlant {
     servers: Vec<JoinHandle<()>>,
     machines: Vec<JoinHandle<()>>,
     status: Vec<watch::Receiver<TaskStatus>>,
-    /// Per machine, the flag its task takes a mould change request from.
-    mold_changes: Vec<Arc<AtomicBool>>,
+    /// Per machine, where its task takes requests from.
+    requests: Vec<tokio::sync::mpsc::UnboundedSender<Request>>,
     quality_log: PathBuf,
     clock: SimClock,
 }
@@ -97,7 +96,7 @@ pub async fn start(plant: &Plant) -> anyhow::Result<RunningPlant> {
         servers: Vec::new(),
         machines: Vec::new(),
         status: Vec::new(),
-        mold_changes: Vec::new(),
+        requests: Vec::new(),
         quality_log: log.path().to_path_buf(),
         clock,
     };
@@ -115,6 +114,7 @@ pub async fn start(plant: &Plant) -> anyhow::Result<RunningPlant> {
         let ua =
             if index < plant.opcua_machines { Some(bind_opcua(plant, &mid, addr(5)?).await?) } else { None };
         let (tx, rx) = watch::channel(TaskStatus::Running);
+        let (ask, requests) = tokio::sync::mpsc::unbounded_channel();
         let mut run = MachineRun {
             id: mid.clone(),
             model: ProcessModel::new(plant.process(index)),
@@ -124,9 +124,9 @@ pub async fn start(plant: &Plant) -> anyhow::Result<RunningPlant> {
             clock,
             shots_left: plant.shots,
             status: tx,
-            mold_change: Arc::new(AtomicBool::new(false)),
+            requests,
         };
-        running.mold_changes.push(Arc::clone(&run.mold_change));
+        running.requests.push(ask);
         run.first_shot()?;
         runs.push(run);
         running.status.push(rx);
@@ -174,9 +174,25 @@ impl RunningPlant {
     /// 20–40 min stop of simulated time, then the next mould of the list, one the machine has
     /// not run before in a plant without scheduled changes. Fails for an unknown machine.
     pub fn change_mold(&self, index: usize) -> anyhow::Result<()> {
-        let flag = self.mold_changes.get(index).ok_or_else(|| anyhow::anyhow!("no machine {}", index + 1))?;
-        flag.store(true, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
+        self.ask(index, Request::MoldChange)
+    }
+
+    /// Asks machine `index` to shift barrel zone `zone` (0 = nozzle side, at most 6) by `delta_c`
+    /// °C from its next shot on, for good: a drifting heater zone (see
+    /// [`crate::process::ProcessModel::shift_heater`]). Fails for an unknown machine; a zone out
+    /// of range stops that machine with the reason.
+    pub fn shift_heater(&self, index: usize, zone: usize, delta_c: f64) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            zone < 7 && delta_c.is_finite(),
+            "no heater shift of zone {} by {delta_c} °C",
+            zone + 1
+        );
+        self.ask(index, Request::HeaterShift { zone, delta_c })
+    }
+
+    fn ask(&self, index: usize, request: Request) -> anyhow::Result<()> {
+        let to = self.requests.get(index).ok_or_else(|| anyhow::anyhow!("no machine {}", index + 1))?;
+        to.send(request).map_err(|_| anyhow::anyhow!("machine {} has stopped", index + 1))
     }
 
     /// The bound devices, machines each followed by their peripherals.

@@ -118,6 +118,8 @@ struct Drifts {
     barrel: [f64; 7],
     /// A failing heater band: (zone, °C per step, steps left).
     heater: Option<(usize, f64, u32)>,
+    /// Lasting barrel zone offsets asked for from outside ([`ProcessModel::shift_heater`]), °C.
+    offset: [f64; 7],
     dew_point: f64,
     /// Steps left of a dryer regeneration fault.
     dryer_fault: u32,
@@ -156,6 +158,7 @@ impl ProcessModel {
         let drifts = Drifts {
             barrel: [0.0; 7],
             heater: None,
+            offset: [0.0; 7],
             dew_point: -40.0,
             dryer_fault: 0,
             moisture: DRY_MOISTURE,
@@ -209,6 +212,18 @@ impl ProcessModel {
     /// scheduled change) and goes on with the next mould of the list.
     pub fn request_mold_change(&mut self) {
         self.change_requested = true;
+    }
+
+    /// Shifts barrel zone `zone` (0 = nozzle side, at most 6) by `delta_c` °C from the next
+    /// shot on, for good (a drifting thermocouple or heater controller): the zone's value and
+    /// the melt it heats move with it. Quality stays as it was: a drift, not a defect. Shifts
+    /// add up; a zone out of range is refused.
+    pub fn shift_heater(&mut self, zone: usize, delta_c: f64) -> anyhow::Result<()> {
+        anyhow::ensure!(delta_c.is_finite(), "a heater shift of {delta_c} °C");
+        let offset =
+            self.drifts.offset.get_mut(zone).ok_or_else(|| anyhow::anyhow!("no barrel zone {}", zone + 1))?;
+        *offset += delta_c;
+        Ok(())
     }
 
     fn spec(&self) -> &'static MoldSpec {
@@ -269,11 +284,12 @@ impl ProcessModel {
         for i in 0..N_FEATURES {
             v.0[i] += SPREAD.0[i] * self.gauss();
         }
+        let zone = |d: &Drifts, i: usize| d.barrel[i] + d.offset[i];
         for (i, f) in BARREL.iter().enumerate() {
-            v[*f] += self.drifts.barrel[i];
+            v[*f] += zone(&self.drifts, i);
         }
         // Hotter melt and moister material flow more easily.
-        let melt = self.drifts.barrel[..6].iter().sum::<f64>() / 6.0;
+        let melt = (0..6).map(|i| zone(&self.drifts, i)).sum::<f64>() / 6.0;
         let viscosity = -0.006 * melt - (self.drifts.moisture - DRY_MOISTURE);
         v[F::MaxInjectionPressure] *= 1.0 + viscosity;
         v[F::MaxSwitchOverPressure] *= 1.0 + 0.8 * viscosity;

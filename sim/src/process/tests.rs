@@ -187,3 +187,20 @@ fn a_requested_mold_change_stops_the_machine_and_brings_the_next_mold() {
     let after: Vec<&str> = (0..200).filter_map(|_| m.next_step().shot).map(|s| s.mold).collect();
     assert!(after.iter().all(|mold| *mold == next.mold), "one request, one change");
 }
+
+#[test]
+fn a_heater_shift_moves_its_zone_from_the_next_shot_for_good() {
+    let cfg = ProcessConfig { mold_change_shots: 0, idle_every: 0, ..config(9, 0) };
+    let zone3 = |m: &mut ProcessModel, n: usize| -> f64 {
+        let shots: Vec<_> =
+            std::iter::from_fn(|| Some(m.next_step())).filter_map(|s| s.shot).take(n).collect();
+        shots.iter().map(|s| s.values[BARREL[2]]).sum::<f64>() / n as f64
+    };
+    let mut calm = ProcessModel::new(cfg.clone());
+    let mut shifted = ProcessModel::new(cfg);
+    assert_eq!(zone3(&mut calm, 50), zone3(&mut shifted, 50), "the same plant until the shift");
+    shifted.shift_heater(2, 3.0).expect("zone 3");
+    let (a, b) = (zone3(&mut calm, 400), zone3(&mut shifted, 400));
+    assert!((b - a - 3.0).abs() < 1e-9, "zone 3 runs 3 °C hotter on every shot: {a} vs {b}");
+    assert!(shifted.shift_heater(7, 1.0).is_err() && shifted.shift_heater(0, f64::NAN).is_err());
+}
