@@ -9,11 +9,16 @@
 //! browsable page ([`page`]), then serves the operator console over the demo's data folder
 //! until Ctrl-C ([`console`]; `--exit` ends there). `--data-only` stops after the data path;
 //! `--new-mould` ends the live phase with a mould change ([`new_mould`]): a mould the machine
-//! never ran goes from the edge's learning mode to its own model without a human step. Every
+//! never ran goes from the edge's learning mode to its own model without a human step; then a
+//! heater zone drifts under that model until the drift is flagged ([`heater_drift`]), and QC's
+//! lot results, arriving after production, label the mould's shots ([`late_labels`]). Every
 //! part is the same code the real deployment runs; this crate only wires them together, like
 //! `tests/` does.
 
 pub mod console;
+pub mod follow;
+pub mod heater_drift;
+pub mod late_labels;
 pub mod learn;
 pub mod live;
 pub mod new_mould;
@@ -156,11 +161,18 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let floor = start_floor(&args, &dir, addr.port(), stop_rx).await?;
     let status = || status_line(&floor, &cloud);
     produce(args.duration_s, "collecting", status).await;
-    let (detection, mould) = match &floor.key {
-        Some(key) => learn_and_score(&args, &dir, addr.port(), &floor, key, &status).await?,
+    let landed = || cloud.stats.snapshot().drift_records;
+    let (detection, mut mould) = match &floor.key {
+        Some(key) => learn_and_score(&args, &dir, addr.port(), &floor, key, &status, &landed).await?,
         None => (None, None),
     };
     let last_read = drain(&floor, &cloud, &status).await;
+    if let Some(m) = &mut mould {
+        let last = last_read.get(new_mould::MACHINE).copied().unwrap_or_default();
+        let labels = late_labels::run(&dir, &lake_dir, &floor.quality_log, &m.key, last)?;
+        println!("\n{}", labels.to_text());
+        m.late_labels = Some(labels);
+    }
     let _ = stop_tx.send(true);
     floor.edge.join().await?;
     cloud.task.await.context("ingest task")??;
@@ -251,6 +263,7 @@ async fn start_floor(args: &DemoArgs, dir: &Path, port: u16, stop: watch::Receiv
                 learning_shots: new_mould::LEARNING_SHOTS,
                 ..Default::default()
             }),
+            drift: if args.new_mould { heater_drift::settings() } else { Default::default() },
             ..Default::default()
         });
     }
@@ -299,6 +312,7 @@ async fn learn_and_score(
     floor: &Floor,
     key: &learn::DemoKey,
     status: &impl Fn() -> String,
+    landed: &impl Fn() -> u64,
 ) -> Result<(Option<live::Detection>, Option<new_mould::NewMould>)> {
     let edges = vec![floor.edge_id.clone()];
     let by_mould =
@@ -327,9 +341,7 @@ async fn learn_and_score(
     bar.finish_and_clear();
     let detection = live::judge(&scores, &floor.quality_log)?;
     let mould = if args.new_mould {
-        let m = new_mould::run(&learning, &floor.plant, &floor.broker, status).await?;
-        println!("{}", m.to_text());
-        Some(m)
+        Some(new_mould::run(&learning, &floor.plant, &floor.broker, status, landed).await?)
     } else {
         None
     };

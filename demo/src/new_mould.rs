@@ -5,20 +5,19 @@
 //! rolls out the mould's model once the lake holds enough of its shots, and the edge shadows
 //! that model and makes it active (docs/mould-lifecycle.md).
 
+use crate::follow::Follower;
+use crate::heater_drift::{self, DriftFlag};
+use crate::late_labels::LateLabels;
 use crate::learn::Learning;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use moldops_cloud::registry::Registry;
-use moldops_cloud::rollout::Link;
 use moldops_common::mqtt::BrokerConfig;
 use moldops_shared::bundle::ModelKey;
 use moldops_shared::rollout::ScoreMessage;
 use moldops_shared::score::{ColdStartPhase, Judge};
-use moldops_shared::topic::{Leaf, filter_all};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use std::time::Instant;
 
 /// The machine that gets the new mould.
 pub const MACHINE: &str = "m1";
@@ -31,8 +30,6 @@ pub const MIN_SHOTS: u64 = 400;
 const ATTEMPTS: u32 = 3;
 /// Shots of the new mould gathered between two runs.
 const RETRY_SHOTS: u64 = 150;
-/// Longest wait for each step: the new mould's first shots, enough shots, its own model.
-const STEP_LIMIT: Duration = Duration::from_secs(300);
 
 /// How the new mould went, from the edge's score messages.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -58,6 +55,10 @@ pub struct NewMould {
     pub unjudged_between: u64,
     /// Seconds from the first lifecycle pipeline run to a production model (all runs).
     pub pipeline_s: f64,
+    /// The heater-zone drift on the own model, as flagged ([`heater_drift`]).
+    pub drift: Option<DriftFlag>,
+    /// The QC lot results that came back after production ([`crate::late_labels`]).
+    pub late_labels: Option<LateLabels>,
 }
 
 impl NewMould {
@@ -115,70 +116,24 @@ impl NewMould {
     }
 }
 
-/// The edge's score messages of [`MACHINE`], collected by a background task.
-struct Follower {
-    messages: watch::Receiver<Vec<ScoreMessage>>,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Follower {
-    async fn start(broker: &BrokerConfig, base: &Path) -> Result<Follower> {
-        let mut link = Link::connect(broker, base, "moldops-demo-new-mould").await?;
-        link.subscribe(&filter_all(Leaf::Scores)).await?;
-        let (out, messages) = watch::channel(Vec::new());
-        let (stop, mut stopped) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            while !*stopped.borrow_and_update() {
-                if let Some((_, payload)) = link.next(Duration::from_millis(200)).await
-                    && let Ok(m) = serde_json::from_slice::<ScoreMessage>(&payload)
-                    && m.machine_id == MACHINE
-                {
-                    out.send_modify(|all| all.push(m));
-                }
-            }
-            link.close().await;
-        });
-        Ok(Follower { messages, stop, task })
-    }
-
-    fn snapshot(&self) -> Vec<ScoreMessage> {
-        self.messages.borrow().clone()
-    }
-
-    /// Waits until `done` holds for the messages so far (checked as each one arrives); fails
-    /// after [`STEP_LIMIT`].
-    async fn until(&self, what: &str, done: impl Fn(&[ScoreMessage]) -> bool) -> Result<Vec<ScoreMessage>> {
-        let mut rx = self.messages.clone();
-        match tokio::time::timeout(STEP_LIMIT, rx.wait_for(|all| done(all))).await {
-            Ok(Ok(all)) => Ok(all.clone()),
-            Ok(Err(_)) => bail!("the new mould: the score subscription ended before any {what}"),
-            Err(_) => bail!("the new mould: no {what} within {} s", STEP_LIMIT.as_secs()),
-        }
-    }
-
-    async fn finish(self) -> Vec<ScoreMessage> {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-        self.messages.borrow().clone()
-    }
-}
-
 /// The key of the first of machine [`MACHINE`]'s messages in another mould than `old`.
 fn new_key(messages: &[ScoreMessage], old: &Option<String>) -> Option<String> {
     messages.iter().find(|m| m.mold.is_some() && m.mold != *old).map(|m| m.model_key.clone())
 }
 
-/// Changes [`MACHINE`]'s mould and follows the new key until its own model judges it.
+/// Changes [`MACHINE`]'s mould and follows the new key until its own model judges it, then
+/// lets a heater zone drift under that model until the drift is flagged (`landed`: drift
+/// records in the lake so far).
 pub async fn run(
     learning: &Learning<'_>,
     plant: &moldops_sim::RunningPlant,
     broker: &BrokerConfig,
     status: &impl Fn() -> String,
+    landed: &impl Fn() -> u64,
 ) -> Result<NewMould> {
     let dir = learning.dir;
     let registry = Registry::open(&dir.join("registry"))?;
-    let follower = Follower::start(broker, dir).await?;
+    let follower = Follower::start(broker, dir, MACHINE).await?;
     let before = follower.until(&format!("shot of {MACHINE}"), |all| !all.is_empty()).await?;
     let old = before[0].mold.clone();
     plant.change_mold(0)?;
@@ -228,8 +183,11 @@ pub async fn run(
     follower
         .until("shot judged by the mould's own model", |all| all.iter().filter(|m| own(m)).count() >= 20)
         .await?;
+    println!("{}", NewMould::from_messages(&key, &follower.snapshot()).to_text());
+    let drift = heater_drift::run(&follower, plant, &dir.join("lake"), &key, landed).await?;
+    println!("{}", drift.to_text());
     let all = follower.finish().await;
-    Ok(NewMould { pipeline_s, ..NewMould::from_messages(&key, &all) })
+    Ok(NewMould { pipeline_s, drift: Some(drift), ..NewMould::from_messages(&key, &all) })
 }
 
 #[cfg(test)]

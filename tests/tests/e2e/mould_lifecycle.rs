@@ -4,7 +4,10 @@
 //! alarm), the lifecycle pipeline (drift → plan → etl → train → gate → rollout) training,
 //! gating and rolling out the mould's model, and the edge's own model taking over after its
 //! shadow run — every shot of the new mould judged exactly once, none by the old mould's model.
-//! The edges' drift summaries reach the lake and the pipeline's drift task judges them.
+//! The edges' drift summaries reach the lake and the pipeline's drift task judges them; a
+//! heater zone that drifts under the mould's own model is flagged within two drift periods; QC
+//! lot results imported after production give per-lot precision and recall for the mould's key
+//! that hold the simulator's ground truth.
 
 use moldops_cloud::pipeline::state::{RunStatus, RunStore, TaskStatus};
 use moldops_cloud::registry::Registry;
@@ -124,4 +127,82 @@ fn a_new_mould_goes_from_learning_to_its_own_model_without_a_human_step() {
     let events = moldops_cloud::drift::store::read_events(&lake).expect("drift_events");
     assert!(events.height() >= 1, "the drift task judged no summary");
     assert!(stdout.contains(&format!("new mould {key}: learning 100 shots (0 alarms)")), "{stdout}");
+
+    // The heater zone drifting under the own model: flagged within two periods, in the lake.
+    let flag = &m["drift"];
+    let period = moldops_demo::heater_drift::PERIOD_SHOTS;
+    let shots_to_flag = flag["shots_to_flag"].as_u64().expect("shots_to_flag");
+    assert!((1..=2 * period).contains(&shots_to_flag), "flagged after {shots_to_flag} shots: {flag}");
+    assert_eq!(flag["feature"], "Barrel_Temperature_3", "{flag}");
+    assert!(flag["psi"].as_f64().is_some_and(|p| p > 0.25), "{flag}");
+    let shift_ms = flag["shift_ms"].as_i64().expect("shift_ms");
+    let flagged_id = flag["model_id"].as_str().expect("model_id");
+    assert!(flagged_id == format!("{key}@{production}"), "{flag}");
+    let ids = events.column("model_id").expect("model_id").str().expect("str").clone();
+    let levels = events.column("level").expect("level").str().expect("str").clone();
+    let ends =
+        events.column("period_end").expect("period_end").cast(&polars::prelude::DataType::Int64).expect("ms");
+    let ends = ends.i64().expect("i64").clone();
+    let in_lake = (0..events.height()).any(|i| {
+        ids.get(i) == Some(flagged_id)
+            && levels.get(i) == Some("drift")
+            && ends.get(i).is_some_and(|e| e > shift_ms)
+    });
+    assert!(in_lake, "the flagged period is not in drift_events");
+
+    // Late QC lots: no lot row before the import, then rows whose bounds hold the truth.
+    let late = &m["late_labels"];
+    assert_eq!(late["rows_before"], 0, "{late}");
+    assert!(late["lots"].as_u64().is_some_and(|n| n >= 3), "{late}");
+    let truth = ground_truth(&demo.join("quality-log.jsonl"));
+    let rows = late["rows"].as_array().expect("rows");
+    let mut whole = 0;
+    for row in rows {
+        let (from, to) = (row["from_ms"].as_i64().expect("from"), row["to_ms"].as_i64().expect("to"));
+        let version = row["model_version"].as_u64().unwrap_or(0);
+        let shots: Vec<(&Judged, bool)> = judged
+            .iter()
+            .filter(|(_, j)| (from..=to).contains(&j.ts_ms) && j.version == version)
+            .map(|(n, j)| (j, truth.get(&("m1".to_string(), *n)).copied().expect("every shot in the log")))
+            .collect();
+        assert_eq!(row["shots"].as_u64(), Some(shots.len() as u64), "{row}");
+        assert_eq!(
+            row["alarms"].as_u64(),
+            Some(shots.iter().filter(|(j, _)| j.alarm).count() as u64),
+            "{row}"
+        );
+        if shots.len() != moldops_demo::late_labels::LOT_SHOTS {
+            continue; // a lot split between two judges: its ratio is the whole lot's
+        }
+        whole += 1;
+        let defects = shots.iter().filter(|(_, d)| *d).count() as u64;
+        let tp = shots.iter().filter(|(j, d)| j.alarm && *d).count() as f64;
+        assert_eq!(row["defects"].as_u64(), Some(defects), "{row}");
+        let holds = |range: &serde_json::Value, exact: f64| {
+            range.as_array().is_some_and(|r| {
+                let (lo, hi) = (r[0].as_f64().unwrap_or(f64::NAN), r[1].as_f64().unwrap_or(f64::NAN));
+                lo - 1e-9 <= exact && exact <= hi + 1e-9
+            })
+        };
+        let alarms = row["alarms"].as_u64().unwrap_or(0) as f64;
+        if alarms > 0.0 {
+            assert!(holds(&row["precision"], tp / alarms), "true precision {} outside {row}", tp / alarms);
+        }
+        if defects > 0 {
+            assert!(holds(&row["recall"], tp / defects as f64), "true recall outside {row}");
+        }
+    }
+    assert!(whole >= 1, "no lot judged by one judge throughout: {late}");
+}
+
+/// Defective or not, per (machine, shot number), from the simulator's quality log.
+fn ground_truth(log: &std::path::Path) -> BTreeMap<(String, u64), bool> {
+    let text = std::fs::read_to_string(log).expect("quality log");
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| {
+            let machine = v["machine_id"].as_str().unwrap_or_default().to_string();
+            ((machine, v["shot_number"].as_u64().unwrap_or_default()), v["label"].as_u64() == Some(1))
+        })
+        .collect()
 }
