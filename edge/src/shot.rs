@@ -20,10 +20,14 @@ pub struct RangeIssue {
 pub struct Snapshot {
     pub counter: Option<u64>,
     pub timestamp_ms: Option<i64>,
+    /// The mould key: the mould code, with the material joined once every tag is read
+    /// ([`join_material`]).
     pub mold: Option<String>,
     /// Why a mold code that was read could not be kept (see [`usable_mold`]); blank is no
     /// problem (no mold set on the controller).
     pub mold_refused: Option<String>,
+    /// The material or recipe code as read, until [`join_material`] joins it to the mould.
+    pub material: Option<String>,
     pub values: BTreeMap<String, f64>,
     pub out_of_range: Vec<RangeIssue>,
 }
@@ -42,6 +46,22 @@ pub(crate) fn set_mold(s: &mut Snapshot, text: String) {
         _ => None,
     };
     s.mold = usable_mold(text);
+}
+
+/// Joins the material read (if any) to the mould: `{mould}+{material}`. A blank material, or
+/// none, leaves the mould key as it is; so does a material without a mould. A key that could
+/// not travel (over the name limit, control characters) keeps the mould alone and says why in
+/// `mold_refused`.
+pub(crate) fn join_material(s: &mut Snapshot) {
+    let material = s.material.take().filter(|m| !m.trim().is_empty());
+    let (Some(mould), Some(material)) = (&s.mold, material) else { return };
+    let key = moldops_shared::mould::with_material(mould, material.trim());
+    match moldops_shared::limits::check_name("mold", &key) {
+        Ok(()) => s.mold = Some(key),
+        Err(e) => {
+            s.mold_refused = Some(format!("material {:?} left out of the mould key: {e}", material.trim()))
+        }
+    }
 }
 
 impl Snapshot {
@@ -63,6 +83,11 @@ impl Snapshot {
                     Value::Number(n) => format!("{n}"),
                 };
                 set_mold(&mut s, text);
+            } else if role(&profile.material_code, tag) {
+                s.material = Some(match profile::decode(tag, words, word, byte) {
+                    Value::Text(t) => t,
+                    Value::Number(n) => format!("{n}"),
+                });
             } else if value_tags.contains(&tag.name.as_str())
                 && let Value::Number(v) = profile::decode(tag, words, word, byte)
             {
@@ -75,6 +100,7 @@ impl Snapshot {
                 }
             }
         }
+        join_material(&mut s);
         s
     }
 
@@ -150,6 +176,57 @@ pub(crate) fn missed(last: Option<u64>, current: u64, bits: u32, backfilled: usi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Registers holding `text` as 2 ASCII bytes each (big endian), padded with NUL.
+    fn text_words(text: &str, registers: usize) -> Vec<u16> {
+        let mut bytes = text.as_bytes().to_vec();
+        bytes.resize(2 * registers, 0);
+        bytes.chunks(2).map(|b| u16::from_be_bytes([b[0], b[1]])).collect()
+    }
+
+    #[test]
+    fn a_material_refines_the_mould_key_and_a_blank_one_leaves_it() {
+        let p: Profile = toml::from_str(
+            r#"
+name = "imm"
+mold_code = "mold"
+material_code = "material"
+[[tags]]
+name = "mold"
+address = 0
+type = "string"
+len = 2
+[[tags]]
+name = "material"
+address = 2
+type = "string"
+len = 2
+[[tags]]
+name = "Cycle_Time"
+address = 4
+type = "u16"
+"#,
+        )
+        .expect("profile");
+        assert!(p.validate().is_empty(), "{:?}", p.validate());
+        assert_eq!(p.value_tags().iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["Cycle_Time"]);
+        let decode = |mold: &str, material: &str| {
+            let mut words = text_words(mold, 2);
+            words.extend(text_words(material, 2));
+            words.push(30);
+            let mut regs = Registers::default();
+            let blocks = profile::plan_reads(&p.tags, 8);
+            assert_eq!(blocks.len(), 1, "one read of the five registers");
+            for block in blocks {
+                regs.push(block, words.clone());
+            }
+            let s = Snapshot::decode(&p, &regs, 0);
+            (s.mold, s.mold_refused)
+        };
+        assert_eq!(decode("A1", "PA6"), (Some("A1+PA6".into()), None));
+        assert_eq!(decode("A1", ""), (Some("A1".into()), None), "no material set: the mould alone");
+        assert_eq!(decode("", "PA6"), (None, None), "a material without a mould is no key");
+    }
 
     #[test]
     fn plans_next_and_wrap() {

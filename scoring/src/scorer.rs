@@ -1,8 +1,9 @@
 //! Live scoring: every record the edge makes durable passes through [`Scorer::observe`] in seq
 //! order. Peripheral readings feed the [`FeatureAssembler`]; a shot becomes its feature vector
 //! (the same one ETL computes), joins its machine's [`History`], and is scored by the active
-//! model of its model key — `machine/mold` when that key has a model, else `machine` — once the
-//! run holds a full window. With a cold start configured ([`ColdStart`]), a shot whose mould has
+//! model of its model key — `machine/mold` when that key has a model, else, for a mould key with
+//! a material (`mold+material`, [`moldops_shared::mould`]), `machine/mold` without it, else
+//! `machine` — once the run holds a full window. With a cold start configured ([`ColdStart`]), a shot whose mould has
 //! no model of its own is judged by that (machine, mould)'s [`Baseline`] instead of the
 //! machine's model (unless the machine's model covers all moulds): learning at first, without
 //! alarms, then against its robust limits, until the mould's own model is active — from the
@@ -277,8 +278,17 @@ impl Scorer {
         let machine_key = ModelKey { machine_id: machine.clone(), mold: None };
         let has_active = |k: &ModelKey| self.slots.get(k).is_some_and(|s| s.active.is_some());
         let covered_by_machine = |c: &ColdStart| c.machine_model_covers_all_molds && has_active(&machine_key);
+        // A mould key with a material (`{mould}+{material}`) falls back on the mould's model.
+        let base_key = record
+            .mold
+            .as_deref()
+            .and_then(moldops_shared::mould::mould_of)
+            .map(|m| ModelKey { machine_id: machine.clone(), mold: Some(m.to_string()) })
+            .filter(has_active);
         let judge = if record.mold.is_some() && has_active(&mold_key) {
             Some(Judge::Model(mold_key.clone()))
+        } else if let Some(base) = base_key {
+            Some(Judge::Model(base))
         } else if record.mold.is_some() && self.cold_start.as_ref().is_some_and(|c| !covered_by_machine(c)) {
             Some(Judge::Baseline(mold_key.clone()))
         } else if has_active(&machine_key) {

@@ -15,6 +15,7 @@ pub mod drift;
 pub mod features;
 pub mod gap;
 pub mod limits;
+pub mod mould;
 pub mod profile;
 pub mod record;
 pub mod rollback;

@@ -128,6 +128,11 @@ pub struct Profile {
     /// Tag holding the mold / product code.
     #[serde(default)]
     pub mold_code: Option<String>,
+    /// Tag holding the material or recipe code, where the machine exposes one: a shot's mould
+    /// key becomes `{mould}+{material}` ([`crate::mould`]), so each material of a mould gets
+    /// its own model (the mould's model scores a material that has none yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub material_code: Option<String>,
     /// Tag holding the machine state.
     #[serde(default)]
     pub state: Option<String>,
@@ -213,7 +218,7 @@ impl Profile {
         if !self.shot_values.is_empty() {
             return self.shot_values.iter().filter_map(|n| self.tag(n)).collect();
         }
-        let roles = [&self.shot_counter, &self.mold_code, &self.state, &self.timestamp];
+        let roles = [&self.shot_counter, &self.mold_code, &self.material_code, &self.state, &self.timestamp];
         self.tags
             .iter()
             .filter(|t| t.dtype != DataType::String)
@@ -257,6 +262,7 @@ impl Profile {
         let roles = [
             ("shot_counter", &self.shot_counter),
             ("mold_code", &self.mold_code),
+            ("material_code", &self.material_code),
             ("state", &self.state),
             ("timestamp", &self.timestamp),
         ];

@@ -10,6 +10,7 @@ implementation that shares nothing with it:
   14-15 f32 ABCD  -0.5                   16-17 f32 CDAB  -0.5
   20-23 f64 ABCD  1234.5678              24-27 f64 DCBA-words (little word order) 1234.5678
   30    i16 -10 (scaled by the profile)  31-34 ASCII "MOLD-X" (space padded, 4 registers)
+  35-37 ASCII "PA6-GF" (material, 3 registers)
 
 Usage: modbus_peer.py tcp PORT | rtu DEVICE [BAUD [PARITY N|E|O [UNITS]]]
 (pseudo-terminals accept no parity setting from pyserial: use N over a socat pty pair).
@@ -41,6 +42,8 @@ def image(shot):
     regs[30] = words_be("h", -10)[0]
     text = b"MOLD-X".ljust(8, b" ")
     regs[31:35] = [int.from_bytes(text[i:i + 2], "big") for i in range(0, 8, 2)]
+    material = b"PA6-GF".ljust(6, b"\0")
+    regs[35:38] = [int.from_bytes(material[i:i + 2], "big") for i in range(0, 6, 2)]
     return regs
 
 

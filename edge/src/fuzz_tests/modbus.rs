@@ -184,6 +184,7 @@ fn every_type_profile(u: &mut Unstructured<'_>) -> Gen<Profile> {
         byte_order: Order::Big,
         shot_counter: Some(roles[*u.choose(&[0, 2, 4])?].clone()),
         mold_code: Some(roles[7].clone()),
+        material_code: None,
         state: None,
         timestamp: if u.arbitrary()? { Some(roles[*u.choose(&[4, 5, 6])?].clone()) } else { None },
         shot_values: Vec::new(),

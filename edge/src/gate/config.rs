@@ -167,6 +167,7 @@ impl OutputConfig {
             name: "gate output".into(),
             shot_counter: None,
             mold_code: None,
+            material_code: None,
             state: None,
             timestamp: None,
             shot_values: Vec::new(),

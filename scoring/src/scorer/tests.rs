@@ -211,6 +211,27 @@ fn a_mould_change_switches_to_that_moulds_model_on_its_first_shot_and_back() {
 }
 
 #[test]
+fn a_material_gets_its_own_model_and_falls_back_on_its_moulds_until_then() {
+    let mut s = scorer();
+    s.set_cold_start(Some(cold(20, 16, false)));
+    s.set_active(&ModelKey { machine_id: "m1".into(), mold: None }, loaded(1, 1, 100.0, [0.0, 0.0]));
+    s.set_active(&mold_key("A"), loaded(7, 1, 100.0, [0.0, 0.0]));
+    let judged = |s: &mut Scorer, seq: u64, mold: &str| {
+        let out = s.observe(&molded(seq, mold, 10.0));
+        out.scores.iter().map(|m| (m.model_key.clone(), m.version)).collect::<Vec<_>>()
+    };
+    // A material of mould A without a model of its own: mould A's model judges it, no learning.
+    assert_eq!(judged(&mut s, 1, "A+PA6"), [("m1/A".to_string(), 7)]);
+    // A material of a mould with no model: its own key starts cold.
+    assert_eq!(judged(&mut s, 2, "B+PA6"), [("m1/B+PA6".to_string(), 0)]);
+    // The material's own model arrives: it judges that material from its next shot; another
+    // material of the mould stays with the mould's model.
+    s.set_active(&mold_key("A+PA66"), loaded(11, 1, 100.0, [0.0, 0.0]));
+    assert_eq!(judged(&mut s, 3, "A+PA66"), [("m1/A+PA66".to_string(), 11)]);
+    assert_eq!(judged(&mut s, 4, "A+PA6"), [("m1/A".to_string(), 7)]);
+}
+
+#[test]
 fn an_unseen_mould_learns_without_alarms_then_alarms_on_its_limits_until_its_model_arrives() {
     let mut s = scorer();
     s.set_cold_start(Some(cold(20, 16, false)));

@@ -176,6 +176,7 @@ fn hostile_profile(u: &mut Unstructured<'_>) -> Gen<Profile> {
         })
     };
     let (shot_counter, mold_code, state, timestamp) = (role(u)?, role(u)?, role(u)?, role(u)?);
+    let material_code = role(u)?;
     let shot_values = (0..u.int_in_range(0..=3)?).filter_map(|_| role(u).transpose()).collect::<Gen<_>>()?;
     let history = if u.ratio(1, 4)? {
         Some(History { base: any_u16(u)?, depth: any_u16(u)?, stride: any_u16(u)?, copy_of: any_u16(u)? })
@@ -188,6 +189,7 @@ fn hostile_profile(u: &mut Unstructured<'_>) -> Gen<Profile> {
         byte_order: *u.choose(&ORDERS)?,
         shot_counter,
         mold_code,
+        material_code,
         state,
         timestamp,
         shot_values,

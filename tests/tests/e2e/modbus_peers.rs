@@ -14,6 +14,7 @@ const PROFILE: &str = r#"
 name = "pymodbus-peer"
 shot_counter = "counter"
 mold_code = "mold"
+material_code = "material"
 [[devices.profile.tags]]
 name = "counter"
 address = 0
@@ -62,6 +63,11 @@ name = "mold"
 address = 31
 type = "string"
 len = 4
+[[devices.profile.tags]]
+name = "material"
+address = 35
+type = "string"
+len = 3
 "#;
 
 fn edge_config(dir: &Path, broker: u16, device: &str) -> std::path::PathBuf {
@@ -128,7 +134,7 @@ fn check_values(rec: &serde_json::Value) {
     assert_eq!(f("d_abcd"), 1234.5678, "f64 ABCD");
     assert_eq!(f("d_cdab"), 1234.5678, "f64 little word order");
     assert!((f("scaled") - -1.0).abs() < 1e-9, "i16 -10 × 0.1");
-    assert_eq!(rec["mold"], "MOLD-X");
+    assert_eq!(rec["mold"], "MOLD-X+PA6-GF", "the mould key: mould and material");
     assert_eq!(rec["shot_number"], 7);
     assert_eq!(rec["kind"], "shot");
     assert_eq!(

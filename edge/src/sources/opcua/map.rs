@@ -26,6 +26,10 @@ pub struct NodeProfile {
     /// Node holding the mold / product code (text).
     #[serde(default)]
     pub mold_code: Option<String>,
+    /// Node holding the material or recipe code (text; EUROMAP 77's active job material), where
+    /// the machine exposes one: the shot's mould key becomes `{mould}+{material}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub material_code: Option<String>,
     /// Node holding the machine state (kept out of the shot values).
     #[serde(default)]
     pub state: Option<String>,
@@ -86,7 +90,7 @@ impl NodeProfile {
         if !self.shot_values.is_empty() {
             return self.shot_values.iter().map(String::as_str).collect();
         }
-        let roles = [&self.shot_counter, &self.mold_code, &self.state, &self.timestamp];
+        let roles = [&self.shot_counter, &self.mold_code, &self.material_code, &self.state, &self.timestamp];
         self.nodes
             .iter()
             .filter(|n| n.dtype != Some(DataType::String))
@@ -124,6 +128,7 @@ impl NodeProfile {
         let roles = [
             ("shot_counter", &self.shot_counter),
             ("mold_code", &self.mold_code),
+            ("material_code", &self.material_code),
             ("state", &self.state),
             ("timestamp", &self.timestamp),
         ];
@@ -204,6 +209,7 @@ impl NodeProfile {
             byte_order: Order::Big,
             shot_counter: self.shot_counter.clone(),
             mold_code: self.mold_code.clone(),
+            material_code: self.material_code.clone(),
             state: self.state.clone(),
             timestamp: self.timestamp.clone(),
             shot_values: self.shot_values.clone(),

@@ -141,6 +141,11 @@ fn text(v: &Variant) -> Option<String> {
     match v {
         Variant::String(s) => Some(s.value().clone().unwrap_or_default().trim().to_string()),
         Variant::LocalizedText(t) => Some(t.text.value().clone().unwrap_or_default().trim().to_string()),
+        // EUROMAP 83's job Material is a String[]: its names, joined.
+        Variant::Array(a) => {
+            let parts: Vec<String> = a.values.iter().filter_map(text).filter(|t| !t.is_empty()).collect();
+            Some(parts.join(","))
+        }
         other => number(other).map(|n| format!("{n}")),
     }
 }
@@ -250,6 +255,8 @@ pub fn snapshot(p: &NodeProfile, bits: u32, results: &[DataValue]) -> Result<Sna
             if let Some(t) = text(v) {
                 crate::shot::set_mold(&mut s, t);
             }
+        } else if is(&p.material_code, &n.name) {
+            s.material = text(v);
         } else if values.contains(&n.name.as_str()) {
             let x = number(v).ok_or_else(|| wrong("value must be a number"))? * n.scale + n.offset;
             if !x.is_finite() || n.range.is_some_and(|[lo, hi]| x < lo || x > hi) {
@@ -260,6 +267,7 @@ pub fn snapshot(p: &NodeProfile, bits: u32, results: &[DataValue]) -> Result<Sna
             }
         }
     }
+    crate::shot::join_material(&mut s);
     Ok(s)
 }
 

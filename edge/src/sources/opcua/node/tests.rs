@@ -24,6 +24,7 @@ fn profile() -> NodeProfile {
         name: "t".into(),
         shot_counter: Some("counter".into()),
         mold_code: Some("mold".into()),
+        material_code: None,
         state: None,
         timestamp: Some("ts".into()),
         shot_values: vec![],
@@ -77,6 +78,35 @@ fn snapshot_decodes_roles_scales_and_flags() {
     results[1] = DataValue::from(Variant::from(DateTime::from(when)));
     let s = snapshot(&p, 16, &results).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.timestamp_ms, Some(1_767_600_000_123));
+}
+
+#[test]
+fn a_job_material_array_joins_the_mould_key() {
+    let mut p = profile();
+    p.material_code = Some("material".into());
+    p.nodes.push(tag("material", "ns=2;s=Job/Material"));
+    assert!(p.validate().is_empty(), "{:?}", p.validate());
+    assert!(!p.value_names().contains(&"material"), "a role is no shot value");
+    let names = |names: &[&str]| {
+        let values: Vec<Variant> = names.iter().map(|n| Variant::from(*n)).collect();
+        let array = opcua::types::Array::new(opcua::types::VariantScalarTypeId::String, values);
+        DataValue::from(Variant::Array(Box::new(array.unwrap_or_else(|e| panic!("{e:?}")))))
+    };
+    let read = |material: DataValue| {
+        let results = vec![
+            DataValue::from(Variant::UInt32(7)),
+            DataValue::from(Variant::from(DateTime::null())),
+            DataValue::from(Variant::from("MOLD-7")),
+            DataValue::from(Variant::Float(2000.0)),
+            DataValue::from(Variant::Boolean(true)),
+            material,
+        ];
+        snapshot(&p, 16, &results).unwrap_or_else(|e| panic!("{e}")).mold
+    };
+    // EUROMAP 83's job Material is a String[]: every name, in order.
+    assert_eq!(read(names(&["PA66-GF30", "MB-black"])).as_deref(), Some("MOLD-7+PA66-GF30,MB-black"));
+    assert_eq!(read(DataValue::from(Variant::from(" PA6 "))).as_deref(), Some("MOLD-7+PA6"));
+    assert_eq!(read(names(&[])).as_deref(), Some("MOLD-7"), "no material: the mould alone");
 }
 
 #[test]
