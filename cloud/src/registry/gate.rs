@@ -7,7 +7,9 @@
 //!   validation windows and `min_held_out_good` good held-out (test) windows ([`HeldOut`], which
 //!   `train` records in the version's metrics under [`HELD_OUT_METRIC`]);
 //! - **false alarms**: the share of good held-out windows over the candidate's own threshold at
-//!   most its `false_alarm_target` + `false_alarm_tolerance`;
+//!   most its `false_alarm_target` + `false_alarm_tolerance`, where the target is the lower of
+//!   the manifest's and the key's `max_false_alarm_target` (a candidate calibrated to a lax
+//!   target of its own is not held to it);
 //! - **versus production** (only when the key has a production version): both scored on the
 //!   candidate's held-out shots ([`Comparison`], made by `registry::compare`), the candidate's
 //!   false-alarm rate at most production's + `max_false_alarm_increase`, and — with at least
@@ -67,6 +69,9 @@ pub struct GateSettings {
     pub min_held_out_good: usize,
     /// How far (absolute share) the held-out false-alarm rate may exceed the target.
     pub false_alarm_tolerance: f64,
+    /// The laxest false-alarm target a candidate is held to: one whose manifest declares a
+    /// higher target (trained with `--quantile 0.5`, say) is held to this one instead.
+    pub max_false_alarm_target: f64,
     /// How far (absolute share) the candidate's false-alarm rate may exceed production's on
     /// the same held-out shots.
     pub max_false_alarm_increase: f64,
@@ -84,6 +89,7 @@ impl Default for GateSettings {
             min_validation_windows: 30,
             min_held_out_good: 30,
             false_alarm_tolerance: 0.02,
+            max_false_alarm_target: 0.01,
             max_false_alarm_increase: 0.02,
             max_recall_drop: 0.10,
             min_defects: 10,
@@ -103,6 +109,8 @@ pub struct SettingsTable {
     pub min_held_out_good: Option<usize>,
     /// See [`GateSettings::false_alarm_tolerance`].
     pub false_alarm_tolerance: Option<f64>,
+    /// See [`GateSettings::max_false_alarm_target`].
+    pub max_false_alarm_target: Option<f64>,
     /// See [`GateSettings::max_false_alarm_increase`].
     pub max_false_alarm_increase: Option<f64>,
     /// See [`GateSettings::max_recall_drop`].
@@ -119,6 +127,7 @@ impl SettingsTable {
         set(&mut s.min_validation_windows, self.min_validation_windows);
         set(&mut s.min_held_out_good, self.min_held_out_good);
         setf(&mut s.false_alarm_tolerance, self.false_alarm_tolerance);
+        setf(&mut s.max_false_alarm_target, self.max_false_alarm_target);
         setf(&mut s.max_false_alarm_increase, self.max_false_alarm_increase);
         setf(&mut s.max_recall_drop, self.max_recall_drop);
         set(&mut s.min_defects, self.min_defects);
@@ -127,6 +136,7 @@ impl SettingsTable {
     fn check(&self, table: &str) -> Result<()> {
         let shares = [
             ("false_alarm_tolerance", self.false_alarm_tolerance),
+            ("max_false_alarm_target", self.max_false_alarm_target),
             ("max_false_alarm_increase", self.max_false_alarm_increase),
             ("max_recall_drop", self.max_recall_drop),
         ];
@@ -409,11 +419,14 @@ fn false_alarms(s: &GateSettings, h: &HeldOut, target: Option<f64>) -> Finding {
             "no good held-out window to measure false alarms on".into(),
         );
     };
+    let lax = target > s.max_false_alarm_target;
+    let target = target.min(s.max_false_alarm_target);
     let limit = target + s.false_alarm_tolerance;
     let rule = format!(
-        "false-alarm rate {rate:.3} on {} good held-out windows {} target {target:.3} + tolerance {:.3}",
+        "false-alarm rate {rate:.3} on {} good held-out windows {} target {target:.3}{} + tolerance {:.3}",
         h.good_windows,
         if rate <= limit { "≤" } else { ">" },
+        if lax { " (the key's; the manifest declares a laxer one)" } else { "" },
         s.false_alarm_tolerance
     );
     finding(Check::FalseAlarms, rate <= limit, rule)

@@ -7,7 +7,7 @@
 use super::super::cli::{PromoteArgs, promote};
 use super::super::{Lineage, NewVersion, Registry, Stage};
 use super::*;
-use crate::registry::gate::{Check, HELD_OUT_METRIC};
+use crate::registry::gate::{Check, GATE_FILE, HELD_OUT_METRIC};
 use clap::Parser;
 use moldops_shared::bundle::{FeatureSpec, MODEL_FILE, Manifest};
 use polars::prelude::*;
@@ -205,6 +205,25 @@ fn the_gate_promotes_good_candidates_and_keeps_worse_ones_candidates_with_the_re
     assert_eq!(r.transitions()[1].reason, "rollback: re-promoted");
     let history = reg.state(&key).unwrap().history;
     assert!(history.iter().all(|t| t.from != Some(Stage::Candidate) || t.to != Stage::Candidate));
+}
+
+#[test]
+fn a_first_model_calibrated_to_a_lax_target_of_its_own_is_held_to_the_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("registry");
+    let reg = Registry::open(&root).unwrap();
+    let key = ModelKey { machine_id: "m1".into(), mold: None };
+    // Trained with --quantile 0.5: it declares 50 % false alarms and meets that.
+    let mut lax = version(&key, GOOD, 10.0, held_out(0.45));
+    lax.manifest.false_alarm_target = Some(0.5);
+    reg.register(lax, &SEED).unwrap();
+    let d = &run(&root, &["--latest"]).decisions[0];
+    assert_eq!((d.gate, d.promoted), (Some(Outcome::Refused), false));
+    assert!(d.reasons[0].contains("target 0.010 (the key's"), "{:?}", d.reasons);
+    // A gate file that allows 50 % for this key lets it through.
+    std::fs::write(root.join(GATE_FILE), "[keys.\"m1\"]\nmax_false_alarm_target = 0.5\n").unwrap();
+    let d = &run(&root, &["--latest"]).decisions[0];
+    assert_eq!((d.gate, d.promoted), (Some(Outcome::Passed), true), "{:?}", d.reasons);
 }
 
 #[test]

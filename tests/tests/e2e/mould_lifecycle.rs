@@ -83,20 +83,39 @@ fn a_new_mould_goes_from_learning_to_its_own_model_without_a_human_step() {
     assert!(last(&learning) < first(&baseline), "learning, then baseline");
     assert!(last(&baseline) < first(&own), "baseline, then the own model: never back");
     // From the mould's first recorded shot on, every shot is judged: the switch to the
-    // baseline is on its first shot, the swap to the own model between two shots.
+    // baseline is on its first shot, the swap to the own model between two shots. Only a model
+    // window warming up after a stop (a new production run) leaves shots unjudged: fewer than
+    // a window, right after the stop.
     let raw = moldops_cloud::lake::read_dataset(&lake, "raw_data").expect("raw_data");
     let raw_molds = raw.column("mold").expect("mold").cast(&polars::prelude::DataType::String).expect("str");
     let raw_molds = raw_molds.str().expect("str").clone();
     let raw_shot = raw.column("shot_number").expect("shot_number").u64().expect("u64").clone();
+    let raw_ts = raw.column("ts").expect("ts").cast(&polars::prelude::DataType::Int64).expect("i64");
+    let raw_ts = raw_ts.i64().expect("i64").clone();
     let last_judged = *judged.keys().last().expect("judged");
-    let made: Vec<u64> = (0..raw.height())
+    let made: BTreeMap<u64, i64> = (0..raw.height())
         .filter(|&i| raw_molds.get(i) == Some(mold.as_str()))
-        .filter_map(|i| raw_shot.get(i))
-        .filter(|n| *n <= last_judged)
+        .filter_map(|i| Some((raw_shot.get(i)?, raw_ts.get(i)?)))
+        .filter(|(n, _)| *n <= last_judged)
         .collect();
     assert!(made.len() >= judged.len(), "raw shots of the new mould: {}", made.len());
-    let unjudged: Vec<u64> = made.iter().copied().filter(|n| !judged.contains_key(n)).collect();
-    assert!(unjudged.is_empty(), "shots of {key} no one judged: {unjudged:?}");
+    let mut unjudged: Vec<Vec<u64>> = Vec::new();
+    let mut previous: Option<(u64, i64)> = None;
+    for (&n, &ts) in &made {
+        if !judged.contains_key(&n) {
+            let run_start = previous.is_none_or(|(_, p)| ts - p > moldops_shared::features::RUN_GAP_MS);
+            match unjudged.last_mut() {
+                Some(block) if !run_start && block.last() == Some(&(n - 1)) => block.push(n),
+                _ if run_start => unjudged.push(vec![n]),
+                _ => panic!("shot {n} of {key} unjudged in the middle of a production run"),
+            }
+        }
+        previous = Some((n, ts));
+    }
+    assert!(
+        unjudged.iter().all(|block| block.len() < 64 && judged.range(..block[0]).next().is_some()),
+        "shots of {key} no one judged beyond a window's warm-up after a stop: {unjudged:?}"
+    );
 
     // The registry: the mould's model promoted by the gate, no person involved.
     let registry = Registry::open(&demo.join("registry")).expect("registry");
@@ -193,6 +212,33 @@ fn a_new_mould_goes_from_learning_to_its_own_model_without_a_human_step() {
         }
     }
     assert!(whole >= 1, "no lot judged by one judge throughout: {late}");
+
+    // A worse candidate of the key — its threshold at the validation median, so it alarms on
+    // half the good shots — goes through the same gate and stays a candidate, with the reason.
+    let signing = dir.path().join("signing.key");
+    moldops_cloud::registry::keys::keygen(&signing, true).expect("a signing key");
+    let cloud = |args: &[&str]| {
+        let out = std::process::Command::new(moldops_tests::bin("moldops-cloud"))
+            .args(args)
+            .env("MOLDOPS_SIGNING_KEY", &signing)
+            .output()
+            .expect("moldops-cloud");
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "moldops-cloud {args:?}: {text}");
+    };
+    let (lake_arg, registry_arg) = (lake.display().to_string(), demo.join("registry").display().to_string());
+    let train =
+        ["train", "--lake", &lake_arg, "--registry", &registry_arg, "--key", &key, "--quantile", "0.5"];
+    cloud(&[&train[..], &["--seed", "9", "--bootstrap", "50", "--no-baseline"]].concat());
+    cloud(&["models", "promote", "--registry", &registry_arg, "--latest", "--lake", &lake_arg]);
+    let state = registry.state(&k).expect("state");
+    let worse = *state.stages.keys().last().expect("versions");
+    assert!(worse > production, "the worse candidate was registered: {state:?}");
+    assert_eq!(state.production(), Some(production), "production stays: {state:?}");
+    let gate = state.gate.get(&worse).expect("the gate judged the worse candidate");
+    assert_eq!(serde_json::to_value(gate.outcome).expect("json"), "refused", "{gate:?}");
+    assert!(gate.findings.iter().any(|f| !f.passed), "refused with a failed check: {gate:?}");
 }
 
 /// Defective or not, per (machine, shot number), from the simulator's quality log.
