@@ -307,7 +307,11 @@ async fn executor(kind: ExecutorKind, run: &RunRecord) -> Result<Executor> {
     Ok(match kind {
         ExecutorKind::Local => Executor::Local(LocalExecutor::new()?),
         ExecutorKind::Kubernetes => Executor::Kubernetes(Box::new(
-            KubeExecutor::connect(run.definition.kubernetes.clone()).await.context("kubernetes executor")?,
+            KubeExecutor::connect(
+                run.definition.kubernetes.clone().with_images_from(|v| std::env::var(v).ok()),
+            )
+            .await
+            .context("kubernetes executor")?,
         )),
     })
 }

@@ -12,9 +12,10 @@ pub struct KubeSettings {
     /// Namespace of the Jobs (and of the per-run ConfigMap that owns them); default: the
     /// runner's own namespace in a cluster, else the kubeconfig context's.
     pub namespace: Option<String>,
-    /// Image of CPU tasks.
+    /// Image of CPU tasks; the runner's `MOLDOPS_TASK_IMAGE`, when set, replaces it.
     pub image: String,
-    /// Image of GPU tasks (built with the GPU backend, `cloud-gpu.Containerfile`); default: `image`.
+    /// Image of GPU tasks (built with the GPU backend, `cloud-gpu.Containerfile`); default: `image`;
+    /// the runner's `MOLDOPS_TASK_GPU_IMAGE`, when set, replaces it.
     pub gpu_image: Option<String>,
     /// `MOLDOPS_DEVICE` of GPU tasks (`--device` of `train` and `augment`): `gpu:0` (default) fails
     /// the task when its pod has no usable GPU; `auto` lets it fall back to the CPU (logged and
@@ -76,6 +77,28 @@ impl Default for KubeSettings {
     }
 }
 
+/// Environment variable whose value, when set, replaces [`KubeSettings::image`] in the runner:
+/// the deployment's manifests set it on the runner container, so one kustomize `images:`
+/// override moves the runner and every task Job alike (deploy/k8s).
+pub const TASK_IMAGE_ENV: &str = "MOLDOPS_TASK_IMAGE";
+/// … and [`KubeSettings::gpu_image`].
+pub const TASK_GPU_IMAGE_ENV: &str = "MOLDOPS_TASK_GPU_IMAGE";
+
+impl KubeSettings {
+    /// The settings with the images `var` gives for [`TASK_IMAGE_ENV`] and
+    /// [`TASK_GPU_IMAGE_ENV`] (blank values are ignored) in place of the definition's.
+    pub fn with_images_from(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
+        let given = |name: &str| var(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        if let Some(image) = given(TASK_IMAGE_ENV) {
+            self.image = image;
+        }
+        if let Some(image) = given(TASK_GPU_IMAGE_ENV) {
+            self.gpu_image = Some(image);
+        }
+        self
+    }
+}
+
 /// Node selection for a class of tasks.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -98,4 +121,26 @@ pub struct Toleration {
     pub value: Option<String>,
     /// Taint effect: `NoSchedule`, `PreferNoSchedule` or `NoExecute` (none: every effect).
     pub effect: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runners_environment_moves_both_task_images() {
+        let s = KubeSettings {
+            gpu_image: Some("ghcr.io/moldops/moldops-cloud-gpu:0.1.0".into()),
+            ..Default::default()
+        };
+        let env = |name: &str| match name {
+            TASK_IMAGE_ENV => Some("mirror.example/moldops-cloud:0.2.0".to_string()),
+            TASK_GPU_IMAGE_ENV => Some("  ".to_string()),
+            _ => None,
+        };
+        let moved = s.clone().with_images_from(env);
+        assert_eq!(moved.image, "mirror.example/moldops-cloud:0.2.0");
+        assert_eq!(moved.gpu_image, s.gpu_image, "a blank value changes nothing");
+        assert_eq!(s.clone().with_images_from(|_| None), s, "no variable: the definition's images");
+    }
 }

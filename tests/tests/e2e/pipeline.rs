@@ -83,6 +83,36 @@ fn kustomize_overlays_render_and_validate() {
         seen += 1;
     }
     assert!(seen >= 2, "expected dev and prod overlays, found {seen}");
+
+    // One `images:` override over an overlay moves every image: each container's, and the
+    // runner's task images (MOLDOPS_TASK_IMAGE, _GPU_IMAGE) that its Jobs run.
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(asset("../deploy/k8s"), dir.path().join("k8s")).expect("symlink");
+    let mirror = dir.path().join("mirror");
+    std::fs::create_dir(&mirror).expect("mirror");
+    let to = "registry.plant.example/mirror";
+    let images: String =
+        ["ghcr.io/moldops/moldops-cloud", "ghcr.io/moldops/moldops-cloud-gpu", "eclipse-mosquitto"]
+            .iter()
+            .map(|name| {
+                let short = name.rsplit('/').next().unwrap_or(name);
+                format!("  - name: {name}\n    newName: {to}/{short}\n")
+            })
+            .collect();
+    let kustomization = format!("resources: [../k8s/overlays/prod]\nimages:\n{images}");
+    std::fs::write(mirror.join("kustomization.yaml"), kustomization).expect("write");
+    let out = Command::new(kubectl()).arg("kustomize").arg(&mirror).output().expect("kustomize");
+    assert!(out.status.success(), "mirror: {}", String::from_utf8_lossy(&out.stderr));
+    let yaml = String::from_utf8(out.stdout).expect("utf-8");
+    let images: Vec<&str> = yaml.lines().filter_map(|l| l.trim().strip_prefix("image: ")).collect();
+    assert!(images.len() >= 5, "{images:?}");
+    assert!(images.iter().all(|i| i.starts_with(to)), "an image the override did not move: {images:?}");
+    let lines: Vec<&str> = yaml.lines().collect();
+    for var in ["MOLDOPS_TASK_IMAGE", "MOLDOPS_TASK_GPU_IMAGE"] {
+        let at = lines.iter().position(|l| l.trim() == format!("- name: {var}")).expect(var);
+        let value = lines[at + 1].trim();
+        assert!(value.starts_with(&format!("value: {to}/moldops-cloud")), "{var}: {value}");
+    }
     // The validator does reject a bad manifest (so the check above means something).
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: x\nspec:\n  backoffLimitt: 0\n  template:\n    spec:\n      containers: []\n").expect("write");
