@@ -21,11 +21,13 @@ pub use summary::{EtlSummary, MachineSummary};
 pub use tolerance::{MachineTolerance, Tolerance};
 
 use crate::lake::{self, write};
+use crate::shard::MachineSelection;
 use anyhow::{Context, Result};
 use inputs::{all_parts, date_dir, date_inputs, day_number, file_name};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
-use state::{DateState, EtlState, Tail};
+use state::{DateState, EtlState, MachineBuilt, Tail};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Shot-level labels dataset (written by `import`).
@@ -66,6 +68,13 @@ impl Default for EtlConfig {
 /// machine that fails does not stop the others: the state is saved without it (its dates are
 /// rebuilt next time) and the run fails naming it.
 pub fn run(lake_dir: &Path, cfg: &EtlConfig) -> Result<EtlSummary> {
+    run_selected(lake_dir, cfg, &MachineSelection::default())
+}
+
+/// [`run`] over the machines `select` takes only (`--machine`, `--shard`): runs over disjoint
+/// selections may run at once, each saving only its own machines' state (merged into the
+/// state file under a lock). The summary file is written by a run over every machine only.
+pub fn run_selected(lake_dir: &Path, cfg: &EtlConfig, select: &MachineSelection) -> Result<EtlSummary> {
     cfg.tolerance_ms.validate()?;
     let started = std::time::Instant::now();
     let settings = state::hex_digest(&serde_json::to_vec(cfg).context("encoding the ETL settings")?);
@@ -78,6 +87,7 @@ pub fn run(lake_dir: &Path, cfg: &EtlConfig) -> Result<EtlSummary> {
     let mut out = EtlSummary { tolerance: cfg.tolerance_ms, ..Default::default() };
     let jobs: Vec<Job> = lake::subdirs(&lake_dir.join("raw_data"), "machine=")?
         .iter()
+        .filter(|dir| select.includes_folder(&file_name(dir)))
         .map(|dir| {
             let folder = file_name(dir);
             let built = st.machines.remove(&folder).unwrap_or_default();
@@ -99,24 +109,26 @@ pub fn run(lake_dir: &Path, cfg: &EtlConfig) -> Result<EtlSummary> {
             .collect()
     });
     let mut failed = Vec::new();
+    let mut updates = BTreeMap::new();
     for (job, result) in results {
         match result {
             Ok((mut m, built, used)) => {
                 // Nothing merged: the tolerance its outputs were built with.
                 m.tolerance_ms = used.or(job.previous).map_or(0, |t| t.ms);
-                if let Some(used) = used.filter(|_| !job.previous.is_some_and(|t| t.settled())) {
-                    st.tolerances.insert(job.folder.clone(), used);
-                }
-                st.machines.insert(job.folder, built);
+                let tolerance = match used.filter(|_| !job.previous.is_some_and(|t| t.settled())) {
+                    Some(used) => Some(used),
+                    None => job.previous,
+                };
+                updates.insert(job.folder, Some(MachineBuilt { dates: built, tolerance }));
                 out.add(m);
             }
             Err(e) => {
-                st.tolerances.remove(&job.folder);
                 failed.push(format!("{}: {e:#}", job.folder));
+                updates.insert(job.folder, None);
             }
         }
     }
-    st.save(lake_dir)?;
+    EtlState::save_merged(lake_dir, &st.settings, updates)?;
     anyhow::ensure!(
         failed.is_empty(),
         "the ETL failed for {} machine(s): {}",
@@ -124,8 +136,10 @@ pub fn run(lake_dir: &Path, cfg: &EtlConfig) -> Result<EtlSummary> {
         failed.join("; ")
     );
     out.seconds = started.elapsed().as_secs_f64();
-    let json = serde_json::to_vec_pretty(&out).context("encoding the ETL summary")?;
-    write::write_atomic(&lake_dir.join(state::ETL_DIR).join("last_run.json"), &json)?;
+    if select.is_all() {
+        let json = serde_json::to_vec_pretty(&out).context("encoding the ETL summary")?;
+        write::write_atomic(&lake_dir.join(state::ETL_DIR).join("last_run.json"), &json)?;
+    }
     Ok(out)
 }
 
@@ -301,8 +315,16 @@ pub fn machine_tolerance(lake_dir: &Path, machine_id: &str) -> Result<Option<Mac
 /// Reads all of `etl_data`: every machine and date, columns unioned (null where a file lacks
 /// one), rows sorted by machine and time. An empty frame when there is none.
 pub fn read_etl(lake_dir: &Path) -> Result<DataFrame> {
+    read_etl_of(lake_dir, &MachineSelection::default())
+}
+
+/// [`read_etl`] of the machines `select` takes only (a shard reads its own machines' files).
+pub fn read_etl_of(lake_dir: &Path, select: &MachineSelection) -> Result<DataFrame> {
     let mut files = Vec::new();
     for m in lake::subdirs(&lake_dir.join(ETL_DATA), "machine=")? {
+        if !select.includes_folder(&file_name(&m)) {
+            continue;
+        }
         for d in lake::subdirs(&m, "date=")? {
             let f = d.join(OUTPUT_FILE);
             if f.is_file() {

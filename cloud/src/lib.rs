@@ -53,6 +53,7 @@ pub mod registry;
 pub mod report;
 pub mod rollout;
 pub mod score;
+pub mod shard;
 pub mod train;
 
 #[cfg(test)]

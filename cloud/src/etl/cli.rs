@@ -22,6 +22,9 @@ pub struct EtlArgs {
     /// Machines merged at once (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub jobs: usize,
+    /// `--machine`, `--shard I/N`: only these machines (fan-out over N runs at once).
+    #[command(flatten)]
+    pub select: crate::shard::MachineSelection,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -35,7 +38,7 @@ pub fn run(args: EtlArgs) -> Result<()> {
         cfg.tolerance_ms = t;
     }
     cfg.jobs = args.jobs;
-    let summary = super::run(&lake, &cfg)?;
+    let summary = super::run_selected(&lake, &cfg, &args.select)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

@@ -61,6 +61,15 @@ pub struct EtlState {
     pub tolerances: BTreeMap<String, super::MachineTolerance>,
 }
 
+/// What a run built for one machine: its dates and the tolerance they were joined with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MachineBuilt {
+    /// Per date, what was built.
+    pub dates: BTreeMap<String, DateState>,
+    /// The machine's tolerance, if one is known.
+    pub tolerance: Option<super::MachineTolerance>,
+}
+
 impl EtlState {
     /// The state file, `<lake>/_etl/state.json`.
     pub fn path(lake: &Path) -> PathBuf {
@@ -88,6 +97,44 @@ impl EtlState {
             }
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
+    }
+
+    /// Records what one run did to its machines — built (`Some`) or failed (`None`: its dates
+    /// are rebuilt next time) — in the saved state, leaving every other machine's entry as it
+    /// is; under the state's lock, so runs over disjoint machines (shards) may end at once.
+    /// Saved state built with other `settings` is dropped first (its machines are rebuilt).
+    pub fn save_merged(
+        lake: &Path,
+        settings: &str,
+        updates: BTreeMap<String, Option<MachineBuilt>>,
+    ) -> Result<()> {
+        let _lock = moldops_common::lock::LockFile::acquire_within(
+            &lake.join(ETL_DIR).join("state.lock"),
+            "the ETL state (another ETL run is saving it)",
+            std::time::Duration::from_secs(120),
+        )?;
+        let mut st = Self::load(lake)?;
+        if st.settings != settings {
+            st.machines.clear();
+            st.tolerances.clear();
+            st.settings = settings.to_string();
+        }
+        for (folder, update) in updates {
+            match update {
+                Some(built) => {
+                    st.machines.insert(folder.clone(), built.dates);
+                    match built.tolerance {
+                        Some(t) => st.tolerances.insert(folder, t),
+                        None => st.tolerances.remove(&folder),
+                    };
+                }
+                None => {
+                    st.machines.remove(&folder);
+                    st.tolerances.remove(&folder);
+                }
+            }
+        }
+        st.save(lake)
     }
 
     /// Saves atomically (tmp, fsync, rename, fsync folder).

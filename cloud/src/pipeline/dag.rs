@@ -112,6 +112,13 @@ pub struct TaskDef {
     /// Secrets this task (and only this task) gets in Kubernetes.
     #[serde(default)]
     pub secrets: Vec<SecretRef>,
+    /// Fan-out over the machines: the task runs as this many shards (2 to
+    /// [`crate::shard::MAX_SHARDS`]), shard I with `--shard I/N` after its arguments, and
+    /// succeeds when every shard does. Kubernetes runs them as one Indexed Job of N pods at
+    /// once; the local executor one after another. For commands that take `--shard` (`etl`,
+    /// `train`, `score`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
 }
 
 /// Requests and limits of a task's container (Kubernetes quantities).
@@ -165,6 +172,19 @@ impl TaskDef {
     /// The attempt time limit.
     pub fn timeout(&self, defaults: &TaskDefaults) -> Option<std::time::Duration> {
         self.timeout_s.or(defaults.timeout_s).map(std::time::Duration::from_secs)
+    }
+
+    /// The arguments of each process the task runs: its own, or with `shards = N` one list per
+    /// shard, each ending in `--shard I/N`.
+    pub fn shard_args(&self) -> Vec<Vec<String>> {
+        match self.shards.filter(|n| *n > 1) {
+            None => vec![self.args.clone()],
+            Some(n) => (0..n)
+                .map(|i| {
+                    self.args.iter().cloned().chain(["--shard".to_string(), format!("{i}/{n}")]).collect()
+                })
+                .collect(),
+        }
     }
 }
 
@@ -226,6 +246,14 @@ impl PipelineDef {
             }
             if t.backoff_s.is_some_and(|b| b.is_nan() || b < 0.0) {
                 errs.push(format!("task `{}`: backoff_s must be ≥ 0", t.name));
+            }
+            if let Some(n) = t.shards {
+                if !(1..=crate::shard::MAX_SHARDS).contains(&n) {
+                    errs.push(format!("task `{}`: shards must be 1 to {}", t.name, crate::shard::MAX_SHARDS));
+                }
+                if t.args.iter().any(|a| a == "--shard" || a.starts_with("--shard=")) {
+                    errs.push(format!("task `{}`: gives --shard itself and has shards = {n}", t.name));
+                }
             }
             for s in &t.secrets {
                 if s.mount.as_deref().is_some_and(|m| !m.starts_with('/')) {

@@ -137,6 +137,12 @@ pub fn prepare(mut def: PipelineDef, overrides: &BTreeMap<String, String>) -> Re
                  it for the run id or attempt number"
             ));
         }
+        if let Some(n) = t.shards.filter(|n| *n > 1) {
+            errs.push(format!(
+                "task `{name}`: shards = {n} runs as a Kubernetes Indexed Job, which an exported task \
+                 (one pod) is not; export a definition without shards"
+            ));
+        }
         let program = t.program.as_deref().unwrap_or(&s.program);
         if t.when_exists.is_some() && Path::new(program).file_name() != Some("moldops-cloud".as_ref()) {
             errs.push(format!(

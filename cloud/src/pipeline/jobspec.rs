@@ -10,9 +10,10 @@ use super::kube_settings::{KubeSettings, Placement};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, Container, EnvFromSource, EnvVar, LocalObjectReference,
-    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SeccompProfile, SecretEnvSource, SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
+    Capabilities, ConfigMap, Container, EnvFromSource, EnvVar, EnvVarSource, LocalObjectReference,
+    ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, SecretEnvSource, SecretVolumeSource, SecurityContext, Toleration,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -117,6 +118,10 @@ pub fn build_job(i: &JobInput<'_>) -> Result<Job> {
             backoff_limit: Some(0),
             ttl_seconds_after_finished: Some(s.ttl_seconds_after_finished),
             active_deadline_seconds,
+            // Shards: one pod per index, all at once; any pod failing fails the Job.
+            completions: sharded(t).map(|n| n as i32),
+            parallelism: sharded(t).map(|n| n as i32),
+            completion_mode: sharded(t).map(|_| "Indexed".to_string()),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(labels), ..ObjectMeta::default() }),
                 spec: Some(pod_spec(&pod)),
@@ -125,6 +130,14 @@ pub fn build_job(i: &JobInput<'_>) -> Result<Job> {
         }),
         status: None,
     })
+}
+
+/// Env variable holding a pod's index in an Indexed Job (`batch.kubernetes.io/job-completion-index`).
+pub const SHARD_INDEX_ENV: &str = "JOB_COMPLETION_INDEX";
+
+/// The task's shard count when it has more than one.
+fn sharded(t: &TaskDef) -> Option<u32> {
+    t.shards.filter(|n| *n > 1)
 }
 
 /// What a task's pod is built from: no Job, owner or namespace, and the run id and attempt as
@@ -223,7 +236,7 @@ fn container(i: &PodInput<'_>) -> Container {
         image: Some(image.clone()),
         image_pull_policy: s.image_pull_policy.clone(),
         command: Some(vec![program.clone()]),
-        args: Some(t.args.clone()),
+        args: Some(args(t)),
         env: Some(env(i)),
         env_from: (!env_from.is_empty()).then_some(env_from),
         resources: Some(resources(t)),
@@ -237,8 +250,19 @@ fn container(i: &PodInput<'_>) -> Container {
     }
 }
 
+/// The task's arguments; a sharded one's end in `--shard $(JOB_COMPLETION_INDEX)/N`, which
+/// Kubernetes expands from the pod's index.
+fn args(t: &TaskDef) -> Vec<String> {
+    let mut args = t.args.clone();
+    if let Some(n) = sharded(t) {
+        args.extend(["--shard".to_string(), format!("$({SHARD_INDEX_ENV})/{n}")]);
+    }
+    args
+}
+
 /// The environment: the settings', a GPU task's `MOLDOPS_DEVICE`, the task's, its secrets'
-/// extra variables, then the run, task and attempt (later ones win), sorted by name.
+/// extra variables, then the run, task and attempt (later ones win), sorted by name; a sharded
+/// task's pod index last (from its annotation, so that its arguments can name it).
 fn env(i: &PodInput<'_>) -> Vec<EnvVar> {
     let (s, t) = (i.settings, i.task);
     let mut env: BTreeMap<String, String> = s.env.clone();
@@ -252,7 +276,23 @@ fn env(i: &PodInput<'_>) -> Vec<EnvVar> {
     env.insert("MOLDOPS_PIPELINE_RUN".into(), i.run_id.into());
     env.insert("MOLDOPS_PIPELINE_TASK".into(), t.name.clone());
     env.insert("MOLDOPS_PIPELINE_ATTEMPT".into(), i.attempt.into());
-    env.into_iter().map(|(name, value)| EnvVar { name, value: Some(value), value_from: None }).collect()
+    env.remove(SHARD_INDEX_ENV);
+    let mut out: Vec<EnvVar> =
+        env.into_iter().map(|(name, value)| EnvVar { name, value: Some(value), value_from: None }).collect();
+    if sharded(t).is_some() {
+        out.push(EnvVar {
+            name: SHARD_INDEX_ENV.into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    api_version: None,
+                    field_path: "metadata.annotations['batch.kubernetes.io/job-completion-index']".into(),
+                }),
+                ..EnvVarSource::default()
+            }),
+        });
+    }
+    out
 }
 
 /// Requests and limits: memory's limit defaults to its request; GPU tasks get a
@@ -419,6 +459,7 @@ mod tests {
                     env: BTreeMap::from([("KEY_FILE".into(), "/secrets/gcp/key.json".into())]),
                 },
             ],
+            shards: None,
         }
     }
 
@@ -546,6 +587,34 @@ mod tests {
                 { "name": "secret-0", "mountPath": "/secrets/gcp", "readOnly": true },
             ])
         );
+    }
+
+    #[test]
+    fn a_sharded_task_is_one_indexed_job_whose_pods_take_their_shard() {
+        let mut t = task("etl", false);
+        t.shards = Some(4);
+        t.env.insert(SHARD_INDEX_ENV.into(), "7".into());
+        let j = job_json(&settings(), &t, None);
+        let spec = &j["spec"];
+        assert_eq!((&spec["completions"], &spec["parallelism"]), (&json!(4), &json!(4)));
+        assert_eq!((&spec["completionMode"], &spec["backoffLimit"]), (&json!("Indexed"), &json!(0)));
+        let c = &spec["template"]["spec"]["containers"][0];
+        let args: Vec<&str> = c["args"].as_array().expect("args").iter().filter_map(Value::as_str).collect();
+        assert_eq!(args[args.len() - 2..], ["--shard", "$(JOB_COMPLETION_INDEX)/4"]);
+        let index: Vec<&Value> =
+            c["env"].as_array().expect("env").iter().filter(|e| e["name"] == SHARD_INDEX_ENV).collect();
+        assert_eq!(index.len(), 1, "the task's own value gives way: {index:?}");
+        assert_eq!(
+            index[0]["valueFrom"]["fieldRef"]["fieldPath"],
+            json!("metadata.annotations['batch.kubernetes.io/job-completion-index']")
+        );
+        // One shard is no fan-out: a plain Job.
+        t.shards = Some(1);
+        let j = job_json(&settings(), &t, None);
+        assert!(j["spec"].get("completionMode").is_none() && j["spec"].get("completions").is_none());
+        assert_eq!(t.shard_args(), [t.args.clone()]);
+        t.shards = Some(3);
+        assert_eq!(t.shard_args()[2][t.args.len()..], ["--shard", "2/3"]);
     }
 
     #[test]

@@ -199,7 +199,8 @@ impl KubeExecutor {
         }
     }
 
-    /// Appends the logs of the Job's pods to the log file; returns the container's exit code.
+    /// Appends the logs of the Job's pods to the log file (every shard's, for a sharded task);
+    /// returns the container's exit code (a failing pod's, of several).
     async fn collect_logs(&self, job: &str, log: &mut std::fs::File) -> Option<i32> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let list = match pods.list(&ListParams::default().labels(&format!("job-name={job}"))).await {
@@ -239,7 +240,11 @@ impl KubeExecutor {
                 .and_then(|s| s.container_statuses.as_ref())
                 .and_then(|cs| cs.iter().find(|c| c.name == "task"))
                 .and_then(|c| c.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code));
-            exit_code = code.or(exit_code);
+            // Of several pods (a sharded task's), a failing one's code.
+            exit_code = match (exit_code, code) {
+                (Some(c), _) if c != 0 => Some(c),
+                (previous, code) => code.or(previous),
+            };
         }
         exit_code
     }

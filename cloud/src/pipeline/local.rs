@@ -3,11 +3,13 @@
 //! attempt's log file. Children run in their own process group so that Ctrl-C reaches the
 //! runner only; on cancellation or time-out the runner sends SIGTERM to the group, then
 //! SIGKILL after a grace period. The child's environment carries the run id and task, which
-//! lets `resume` recognise (and stop) a child that outlived a crashed runner.
+//! lets `resume` recognise (and stop) a child that outlived a crashed runner. A task with
+//! `shards = N` runs its N shard processes one after another within the attempt (each command
+//! already uses the machine's cores).
 
 use super::executor::{AttemptCtx, AttemptEnd};
 use super::runner::{Event, Events};
-use super::state::Attempt;
+use super::state::{Attempt, AttemptStatus};
 use anyhow::Result;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -31,30 +33,66 @@ impl LocalExecutor {
         Ok(Self { program, grace: Duration::from_secs(10) })
     }
 
+    /// Runs one attempt: the task's process, or with `shards = N` its N shard processes one
+    /// after another (each `--shard I/N`; the first that fails ends the attempt), all writing
+    /// to the attempt's log; the time limit covers them all.
     pub(super) async fn run_attempt(
         &self,
         a: &AttemptCtx<'_>,
         events: &Events,
         cancel: &CancellationToken,
     ) -> AttemptEnd {
-        let program = a.task.program.as_ref().map(PathBuf::from).unwrap_or_else(|| self.program.clone());
-        let log = match std::fs::File::create(&a.log) {
+        let mut log = match std::fs::File::create(&a.log) {
             Ok(f) => f,
             Err(e) => return AttemptEnd::failed(None, format!("cannot create log {}: {e}", a.log.display())),
         };
-        let log_err = match log.try_clone() {
-            Ok(f) => f,
-            Err(e) => return AttemptEnd::failed(None, format!("cannot share log {}: {e}", a.log.display())),
+        let deadline = a.timeout.map(|t| tokio::time::Instant::now() + t);
+        let runs = a.task.shard_args();
+        let count = runs.len();
+        for (i, args) in runs.iter().enumerate() {
+            if count > 1 {
+                use std::io::Write as _;
+                let _ = writeln!(log, "# moldops pipeline: shard {i}/{count}");
+            }
+            let end = self.run_child(a, args, &log, deadline, events, cancel).await;
+            match end.status {
+                AttemptStatus::Succeeded => {}
+                AttemptStatus::Failed if count > 1 => {
+                    return AttemptEnd { error: end.error.map(|e| format!("shard {i}/{count}: {e}")), ..end };
+                }
+                _ => return end,
+            }
+        }
+        AttemptEnd::succeeded(Some(0))
+    }
+
+    /// One child process with `args`, its output appended to `log`, until it ends, the run is
+    /// cancelled or `deadline` passes.
+    async fn run_child(
+        &self,
+        a: &AttemptCtx<'_>,
+        args: &[String],
+        log: &std::fs::File,
+        deadline: Option<tokio::time::Instant>,
+        events: &Events,
+        cancel: &CancellationToken,
+    ) -> AttemptEnd {
+        let program = a.task.program.as_ref().map(PathBuf::from).unwrap_or_else(|| self.program.clone());
+        let (out, err) = match (log.try_clone(), log.try_clone()) {
+            (Ok(o), Ok(e)) => (o, e),
+            (Err(e), _) | (_, Err(e)) => {
+                return AttemptEnd::failed(None, format!("cannot share log {}: {e}", a.log.display()));
+            }
         };
         let mut cmd = tokio::process::Command::new(&program);
-        cmd.args(&a.task.args)
+        cmd.args(args)
             .envs(&a.task.env)
             .env("MOLDOPS_PIPELINE_RUN", a.run_id)
             .env("MOLDOPS_PIPELINE_TASK", &a.task.name)
             .env("MOLDOPS_PIPELINE_ATTEMPT", a.number.to_string())
             .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
+            .stdout(out)
+            .stderr(err)
             .process_group(0)
             .kill_on_drop(true);
         let mut child = match cmd.spawn() {
@@ -64,8 +102,8 @@ impl LocalExecutor {
         let pid = child.id();
         let _ = events.send(Event::Handle { task: a.task.name.clone(), number: a.number, pid, job: None });
         let limit = async {
-            match a.timeout {
-                Some(t) => tokio::time::sleep(t).await,
+            match deadline {
+                Some(t) => tokio::time::sleep_until(t).await,
                 None => std::future::pending().await,
             }
         };

@@ -24,6 +24,9 @@ pub struct ScoreArgs {
     /// Print one JSON summary per bundle instead of a line.
     #[arg(long)]
     pub json: bool,
+    /// `--machine`, `--shard I/N`: score only these machines' keys (fan-out over N runs at once).
+    #[command(flatten)]
+    pub select: crate::shard::MachineSelection,
 }
 
 /// Scores the lake with each bundle and prints a summary per bundle.
@@ -36,6 +39,10 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         None => bail!("--public-key: needed to verify a bundle that does not come from the registry"),
     };
     for bundle in &bundles {
+        let machine = bundle.manifest_unverified().map(|m| m.model_key.machine_id).unwrap_or_default();
+        if !args.select.includes(&machine) {
+            continue;
+        }
         let mut model = super::load_model(bundle, key.as_ref())?;
         let summary = super::score_lake(&lake, &mut model)?;
         print_summary(&summary, args.json)?;

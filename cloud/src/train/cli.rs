@@ -28,9 +28,11 @@ pub struct TrainArgs {
     #[arg(long, env = "MOLDOPS_SIGNING_KEY")]
     #[serde(skip)]
     pub signing_key: Option<PathBuf>,
-    /// Train only these machines (repeatable; default: all).
-    #[arg(long)]
-    pub machine: Vec<String>,
+    /// `--machine` (repeatable), `--shard I/N`: train only these machines' keys (fan-out over N
+    /// runs at once; default: all).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub select: crate::shard::MachineSelection,
     /// One model per (machine, mold) instead of per machine.
     #[arg(long)]
     pub by_mold: bool,

@@ -162,8 +162,15 @@ pub fn run_training(args: &TrainArgs) -> Result<TrainReport> {
         Some(keys::load_signing_key(&path)?)
     };
     let registry = if args.no_register { None } else { Some(Registry::open(&args.loc.path())?) };
-    let df =
-        crate::etl::read_etl(&lake).with_context(|| format!("reading etl_data of {}", lake.display()))?;
+    let df = crate::etl::read_etl_of(&lake, &args.select)
+        .with_context(|| format!("reading etl_data of {}", lake.display()))?;
+    // A shard may hold none of the lake's machines: it trains nothing, and that is no failure.
+    let empty_shard = args.select.shard.is_some()
+        && df.height() == 0
+        && !crate::lake::subdirs(&lake.join(crate::etl::ETL_DATA), "machine=")?.is_empty();
+    if empty_shard {
+        tracing::info!(shard = ?args.select.shard.map(|s| s.to_string()), "no machine of etl_data in this shard");
+    }
     let wanted = wanted_keys(args)?;
     // Machine keys and (machine, mould) keys are series of different cuts: a plan may list both.
     let mut cuts: Vec<bool> = if wanted.is_empty() {
@@ -174,11 +181,10 @@ pub fn run_training(args: &TrainArgs) -> Result<TrainReport> {
     cuts.sort_unstable();
     cuts.dedup();
     let asked = |s: &&dataset::Series| {
-        (args.machine.is_empty() || args.machine.contains(&s.key.machine_id))
-            && (wanted.is_empty() || wanted.contains(&s.key))
+        args.select.includes(&s.key.machine_id) && (wanted.is_empty() || wanted.contains(&s.key))
     };
     let mut keys_out = Vec::new();
-    for by_mold in cuts {
+    for by_mold in cuts.into_iter().filter(|_| !empty_shard) {
         let all = dataset::series(&df, by_mold)?;
         let cfg = DatasetConfig {
             window: args.window,
@@ -204,8 +210,9 @@ pub fn run_training(args: &TrainArgs) -> Result<TrainReport> {
     for k in wanted.iter().filter(|k| !keys_out.iter().any(|o| o.key == **k)) {
         tracing::warn!(key = %k.label(), "asked for, but etl_data has no shots of it; not trained");
     }
+    // A shard holding none of the keys asked for (a plan's) trains nothing either.
     anyhow::ensure!(
-        !keys_out.is_empty(),
+        !keys_out.is_empty() || args.select.shard.is_some(),
         "etl_data of {} has no shots of the machines or keys asked for",
         lake.display()
     );

@@ -85,8 +85,8 @@ pub enum Fate {
     Hang,
 }
 
-/// Plays Job controller + kubelet: every new Job gets a pod with a log and then the status
-/// `fate(task, attempt)` gives. Returns every Job it saw, in creation order.
+/// Plays Job controller + kubelet: every new Job gets a pod with a log (an Indexed Job one per
+/// index) and then the status `fate(task, attempt)` gives. Returns every Job it saw, in creation order.
 pub fn fake_cluster(
     client: kube::Client,
     fate: impl Fn(&str, u32) -> Fate + Send + 'static,
@@ -114,22 +114,38 @@ pub fn fake_cluster(
                     continue;
                 }
                 let code = if f == Fate::Succeed { 0 } else { 3 };
-                let pod: Pod = serde_json::from_value(json!({
-                    "apiVersion": "v1", "kind": "Pod",
-                    "metadata": {
-                        "name": format!("{name}-pod"), "namespace": NS,
-                        "labels": { "job-name": name, "batch.kubernetes.io/job-name": name },
-                        "annotations": { "test/log": format!("log line of {task} attempt {attempt}\n") },
-                    },
-                    "status": { "containerStatuses": [{
-                        "name": "task", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
-                        "state": { "terminated": { "exitCode": code } },
-                    }]},
-                }))
-                .expect("pod");
-                pods.create(&PostParams::default(), &pod).await.expect("create pod");
+                // An Indexed Job gets one pod per index, each with its index annotation.
+                let spec = job.spec.clone().unwrap_or_default();
+                let indexed = spec.completion_mode.as_deref() == Some("Indexed");
+                let pods_of_job = if indexed { spec.completions.unwrap_or(1).max(1) } else { 1 };
+                for index in 0..pods_of_job {
+                    let (pod_name, log, mut annotations) = if indexed {
+                        (
+                            format!("{name}-{index}-pod"),
+                            format!("log line of {task} attempt {attempt} shard {index}\n"),
+                            json!({ "batch.kubernetes.io/job-completion-index": index.to_string() }),
+                        )
+                    } else {
+                        (format!("{name}-pod"), format!("log line of {task} attempt {attempt}\n"), json!({}))
+                    };
+                    annotations["test/log"] = json!(log);
+                    let pod: Pod = serde_json::from_value(json!({
+                        "apiVersion": "v1", "kind": "Pod",
+                        "metadata": {
+                            "name": pod_name, "namespace": NS,
+                            "labels": { "job-name": name, "batch.kubernetes.io/job-name": name },
+                            "annotations": annotations,
+                        },
+                        "status": { "containerStatuses": [{
+                            "name": "task", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                            "state": { "terminated": { "exitCode": code } },
+                        }]},
+                    }))
+                    .expect("pod");
+                    pods.create(&PostParams::default(), &pod).await.expect("create pod");
+                }
                 let status = if f == Fate::Succeed {
-                    json!({ "status": { "succeeded": 1, "conditions": [{ "type": "Complete", "status": "True" }] } })
+                    json!({ "status": { "succeeded": pods_of_job, "conditions": [{ "type": "Complete", "status": "True" }] } })
                 } else {
                     json!({ "status": { "failed": 1, "conditions": [{
                         "type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",

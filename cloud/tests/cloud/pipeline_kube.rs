@@ -3,8 +3,9 @@
 //! the runner creates, it records the spec, creates the Job's pod (with a log) and sets the
 //! Job's status through the API, as a cluster would.
 //! Checked: the Job specs (node selection, GPU limits, env, labels, owner references, secrets
-//! per task, backoffLimit 0, TTL), status handling, retries, failure, logs, clean-up, and
-//! cancellation both in-process and by SIGTERM to the `moldops-cloud pipeline run` process.
+//! per task, backoffLimit 0, TTL), status handling, retries, failure, logs, clean-up, a sharded
+//! task as one Indexed Job, and cancellation both in-process and by SIGTERM to the
+//! `moldops-cloud pipeline run` process.
 
 use super::kmock::{Fate, Kmock, NS, fake_cluster};
 use k8s_openapi::api::batch::v1::Job;
@@ -197,6 +198,45 @@ async fn jobs_specs_retries_logs_and_cleanup() {
         "finished Jobs are deleted"
     );
     assert_eq!(store.load(run_id).expect("record").status, RunStatus::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_task_runs_as_one_indexed_job_and_keeps_every_shards_log() {
+    let kmock = Kmock::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = kmock.client();
+    let stop = CancellationToken::new();
+    let (cluster, seen) = fake_cluster(client.clone(), |_, _| Fate::Succeed, stop.clone());
+    let run_id = "k-shards";
+    let mut def = learning_def(&dir.path().join("data"), run_id);
+    def.tasks.retain(|t| t.name == "etl");
+    def.tasks[0].deps.clear();
+    def.tasks[0].shards = Some(3);
+    let store = RunStore::new(&dir.path().join("data"));
+    let mut run = RunRecord::new(run_id.into(), ExecutorKind::Kubernetes, def);
+    let exec = Arc::new(Executor::Kubernetes(Box::new(KubeExecutor::with_client(
+        client.clone(),
+        run.definition.kubernetes.clone(),
+    ))));
+    let status = runner::execute(&store, &mut run, exec, CancellationToken::new()).await.expect("execute");
+    stop.cancel();
+    let _ = cluster.await;
+    assert_eq!(status, RunStatus::Succeeded, "{:#?}", run.tasks);
+    let jobs = seen.lock().expect("lock").clone();
+    assert_eq!(jobs.len(), 1, "one Job for the three shards");
+    let spec = serde_json::to_value(&jobs[0]).expect("json")["spec"].clone();
+    assert_eq!(
+        (&spec["completions"], &spec["parallelism"], &spec["completionMode"]),
+        (&json!(3), &json!(3), &json!("Indexed"))
+    );
+    let args = container(&jobs[0])["args"].clone();
+    let args: Vec<&str> = args.as_array().expect("args").iter().filter_map(|a| a.as_str()).collect();
+    assert_eq!(args[args.len() - 2..], ["--shard", "$(JOB_COMPLETION_INDEX)/3"]);
+    let attempt = &run.tasks["etl"].attempts[0];
+    let log = std::fs::read_to_string(store.run_dir(run_id).join(&attempt.log)).expect("etl log");
+    for shard in 0..3 {
+        assert!(log.contains(&format!("log line of etl attempt 1 shard {shard}")), "shard {shard}: {log}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -321,6 +321,7 @@ args = ["import", "{}", "--profile", "{}", "--lake", "{{lake}}"]
 name = "etl"
 deps = ["import"]
 args = ["etl", "--lake", "{{lake}}", "--json"]
+shards = 2
 [[task]]
 name = "labels"
 deps = ["import"]
@@ -352,6 +353,11 @@ args = ["etl", "--lake", "{{lake}}"]
     let etl_log = dir.path().join("data/pipeline/runs/r-real").join(&run.tasks["etl"].attempts[0].log);
     let etl_log = std::fs::read_to_string(etl_log).expect("etl log");
     assert!(etl_log.contains('{'), "the etl task's JSON summary is in its log: {etl_log}");
+    // Two shards, one after another, each with its summary; together they built every machine.
+    for shard in ["# moldops pipeline: shard 0/2", "# moldops pipeline: shard 1/2"] {
+        assert!(etl_log.contains(shard), "{shard} in {etl_log}");
+    }
+    assert_eq!(etl_log.matches("\"seconds\"").count(), 2, "{etl_log}");
     let lake = dir.path().join("data/lake");
     let rows = moldops_cloud::etl::read_etl(&lake).map(|d| d.height()).unwrap_or(0);
     assert!(rows > 0, "etl_data written by the etl task");

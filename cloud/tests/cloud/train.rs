@@ -318,3 +318,21 @@ fn validation_selects_the_family_that_catches_a_sustained_step() {
         chosen.recall.value, chosen.pr_auc.value, ce.recall.value, ce.pr_auc.value
     );
 }
+
+#[test]
+fn a_shard_trains_only_its_own_machines() {
+    use moldops_cloud::shard::Shard;
+    let tmp = tempfile::tempdir().unwrap();
+    let (lake, registry, key) =
+        (tmp.path().join("lake"), tmp.path().join("registry"), tmp.path().join("keys/signing.key"));
+    write_etl(&lake, 120);
+    keys::keygen(&key, false).unwrap();
+    let owner = (0..2).find(|&index| Shard { index, count: 2 }.owns("m1")).unwrap();
+    let train = |shard: u32| {
+        let shard = format!("{shard}/2");
+        run_training(&args(&lake, &registry, &key, &["--shard", &shard, "--no-baseline", "--no-register"]))
+            .unwrap()
+    };
+    assert!(train(1 - owner).keys.is_empty(), "m1 is not in the other shard");
+    assert_eq!(train(owner).keys.iter().map(|k| k.key.label()).collect::<Vec<_>>(), ["m1"]);
+}
