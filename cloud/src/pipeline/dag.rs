@@ -70,6 +70,9 @@ impl Default for TaskDefaults {
     }
 }
 
+/// The `moldops-cloud` commands that take `--shard` (a task with `shards = N` runs one).
+pub const SHARDED_COMMANDS: [&str; 3] = ["etl", "train", "score"];
+
 /// One task: a command line plus how to run it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -253,6 +256,15 @@ impl PipelineDef {
                 }
                 if t.args.iter().any(|a| a == "--shard" || a.starts_with("--shard=")) {
                     errs.push(format!("task `{}`: gives --shard itself and has shards = {n}", t.name));
+                }
+                let takes_shard = t.program.is_none()
+                    && SHARDED_COMMANDS.contains(&t.args.first().map(String::as_str).unwrap_or_default());
+                if n > 1 && !takes_shard {
+                    errs.push(format!(
+                        "task `{}`: shards = {n} needs a moldops-cloud command that takes --shard ({})",
+                        t.name,
+                        SHARDED_COMMANDS.join(", ")
+                    ));
                 }
             }
             for s in &t.secrets {

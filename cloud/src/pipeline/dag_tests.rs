@@ -25,7 +25,7 @@ fn builtin_dag_is_valid_and_ordered() {
 
 #[test]
 fn every_problem_is_listed() {
-    let text = "max_parallel = 0\n[[task]]\nname = \"A\"\ndeps = [\"nope\"]\n[[task]]\nname = \"b\"\ndeps = [\"b\"]\n[[task]]\nname = \"b\"\n[[task]]\nname = \"c\"\nshards = 0\n[[task]]\nname = \"d\"\nargs = [\"etl\", \"--shard\", \"0/2\"]\nshards = 2\n";
+    let text = "max_parallel = 0\n[[task]]\nname = \"A\"\ndeps = [\"nope\"]\n[[task]]\nname = \"b\"\ndeps = [\"b\"]\n[[task]]\nname = \"b\"\n[[task]]\nname = \"c\"\nshards = 0\n[[task]]\nname = \"d\"\nargs = [\"etl\", \"--shard\", \"0/2\"]\nshards = 2\n[[task]]\nname = \"e\"\nargs = [\"drift\"]\nshards = 2\n";
     let full = format!("{:#}", def(text).expect_err("invalid"));
     for needle in [
         "max_parallel",
@@ -35,6 +35,7 @@ fn every_problem_is_listed() {
         "defined twice",
         "`c`: shards must be 1 to 1024",
         "`d`: gives --shard itself",
+        "`e`: shards = 2 needs a moldops-cloud command that takes --shard (etl, train, score)",
     ] {
         assert!(full.contains(needle), "{needle} missing in: {full}");
     }

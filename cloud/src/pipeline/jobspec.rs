@@ -370,14 +370,16 @@ fn volume_mounts(s: &KubeSettings, t: &TaskDef) -> Vec<VolumeMount> {
 pub enum JobState {
     /// Not finished yet: no finishing condition, and no pod succeeded or failed.
     Running,
-    /// Finished well: condition `Complete` or `SuccessCriteriaMet`, or a pod succeeded.
+    /// Finished well: condition `Complete` or `SuccessCriteriaMet`, or every completion's pod
+    /// succeeded (one pod, or an Indexed Job's N).
     Succeeded,
     /// Failed, with the reason and message of its `Failed` condition.
     Failed(String),
 }
 
 /// Reads a Job's status: `Complete`/`Failed` conditions first, pod counts as a fallback
-/// (`backoffLimit` is 0, so one failed pod fails the Job).
+/// (`backoffLimit` is 0, so one failed pod fails the Job; it succeeds when as many pods
+/// succeeded as it has completions — every shard of an Indexed Job, not the first one).
 pub fn job_state(job: &Job) -> JobState {
     let Some(st) = &job.status else { return JobState::Running };
     for c in st.conditions.iter().flatten() {
@@ -394,10 +396,11 @@ pub fn job_state(job: &Job) -> JobState {
             _ => {}
         }
     }
-    if st.succeeded.unwrap_or(0) > 0 {
-        JobState::Succeeded
-    } else if st.failed.unwrap_or(0) > 0 {
+    let completions = job.spec.as_ref().and_then(|s| s.completions).unwrap_or(1).max(1);
+    if st.failed.unwrap_or(0) > 0 {
         JobState::Failed("a pod of the Job failed".into())
+    } else if st.succeeded.unwrap_or(0) >= completions {
+        JobState::Succeeded
     } else {
         JobState::Running
     }
@@ -615,6 +618,40 @@ mod tests {
         assert_eq!(t.shard_args(), [t.args.clone()]);
         t.shards = Some(3);
         assert_eq!(t.shard_args()[2][t.args.len()..], ["--shard", "2/3"]);
+    }
+
+    #[test]
+    fn an_indexed_job_is_done_when_every_shard_is_and_failed_when_any_is() {
+        let mut t = task("etl", false);
+        t.shards = Some(3);
+        let mut job = build_job(&JobInput {
+            settings: &settings(),
+            namespace: "ns",
+            run_id: "r1",
+            task: &t,
+            attempt: 1,
+            owner: ("moldops-run-r1", "uid-1"),
+            timeout_s: None,
+        })
+        .expect("job");
+        let with = |job: &mut Job, status: Value| {
+            job.status = Some(serde_json::from_value(status).expect("status"));
+            job_state(job)
+        };
+        assert_eq!(
+            with(&mut job, json!({ "succeeded": 2, "active": 1 })),
+            JobState::Running,
+            "a shard still runs"
+        );
+        assert!(matches!(with(&mut job, json!({ "succeeded": 2, "failed": 1 })), JobState::Failed(_)));
+        assert_eq!(with(&mut job, json!({ "succeeded": 3 })), JobState::Succeeded);
+        t.shards = None;
+        job.spec.as_mut().expect("spec").completions = None;
+        assert_eq!(
+            with(&mut job, json!({ "succeeded": 1 })),
+            JobState::Succeeded,
+            "a plain Job: its one pod"
+        );
     }
 
     #[test]

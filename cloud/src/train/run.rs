@@ -167,7 +167,7 @@ pub fn run_training(args: &TrainArgs) -> Result<TrainReport> {
     // A shard may hold none of the lake's machines: it trains nothing, and that is no failure.
     let empty_shard = args.select.shard.is_some()
         && df.height() == 0
-        && !crate::lake::subdirs(&lake.join(crate::etl::ETL_DATA), "machine=")?.is_empty();
+        && !crate::lake::machine_dirs(&lake, crate::etl::ETL_DATA)?.is_empty();
     if empty_shard {
         tracing::info!(shard = ?args.select.shard.map(|s| s.to_string()), "no machine of etl_data in this shard");
     }
@@ -207,7 +207,9 @@ pub fn run_training(args: &TrainArgs) -> Result<TrainReport> {
             keys_out.push(out);
         }
     }
-    for k in wanted.iter().filter(|k| !keys_out.iter().any(|o| o.key == **k)) {
+    let missing =
+        |k: &&ModelKey| args.select.includes(&k.machine_id) && !keys_out.iter().any(|o| o.key == **k);
+    for k in wanted.iter().filter(missing) {
         tracing::warn!(key = %k.label(), "asked for, but etl_data has no shots of it; not trained");
     }
     // A shard holding none of the keys asked for (a plan's) trains nothing either.

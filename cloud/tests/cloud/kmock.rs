@@ -143,6 +143,14 @@ pub fn fake_cluster(
                     }))
                     .expect("pod");
                     pods.create(&PostParams::default(), &pod).await.expect("create pod");
+                    // Shards finish one at a time: the Job is not done while one still runs.
+                    if indexed && f == Fate::Succeed && index + 1 < pods_of_job {
+                        let so_far = json!({ "status": { "succeeded": index + 1, "active": pods_of_job - index - 1 } });
+                        jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&so_far))
+                            .await
+                            .expect("patch status");
+                        tokio::time::sleep(Duration::from_millis(150)).await;
+                    }
                 }
                 let status = if f == Fate::Succeed {
                     json!({ "status": { "succeeded": pods_of_job, "conditions": [{ "type": "Complete", "status": "True" }] } })
