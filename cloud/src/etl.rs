@@ -85,7 +85,7 @@ pub fn run_selected(lake_dir: &Path, cfg: &EtlConfig, select: &MachineSelection)
         st.settings = settings;
     }
     let mut out = EtlSummary { tolerance: cfg.tolerance_ms, ..Default::default() };
-    let jobs: Vec<Job> = lake::subdirs(&lake_dir.join("raw_data"), "machine=")?
+    let jobs: Vec<Job> = lake::machine_dirs(lake_dir, lake::RAW_DATA)?
         .iter()
         .filter(|dir| select.includes_folder(&file_name(dir)))
         .map(|dir| {
@@ -173,9 +173,9 @@ fn machine(
     previous: Option<MachineTolerance>,
     cfg: &EtlConfig,
 ) -> Result<Built> {
-    let dates: Vec<String> = lake::subdirs(&lake_dir.join("raw_data").join(folder), "date=")?
+    let dates: Vec<String> = lake::date_dirs(&lake_dir.join(lake::RAW_DATA).join(folder))?
         .iter()
-        .map(|d| file_name(d).trim_start_matches("date=").to_string())
+        .filter_map(|d| lake::folder_value(&file_name(d), lake::DATE_KEY).map(str::to_string))
         .collect();
     let lots = all_parts(lake_dir, LOT_LABELS, folder)?;
     let mut inputs = Vec::with_capacity(dates.len());
@@ -191,8 +191,10 @@ fn machine(
             .collect();
         inputs.push((input, state::fingerprint(lake_dir, &files)?));
     }
-    let mut summary =
-        MachineSummary { machine: folder.trim_start_matches("machine=").to_string(), ..Default::default() };
+    let mut summary = MachineSummary {
+        machine: lake::folder_value(folder, lake::MACHINE_KEY).unwrap_or(folder).to_string(),
+        ..Default::default()
+    };
     let Some(first) =
         dates.iter().zip(&inputs).position(|(d, (_, fp))| built.get(d).is_none_or(|b| &b.fingerprint != fp))
     else {
@@ -308,8 +310,7 @@ fn write_output(
 /// The tolerance the ETL joined `machine_id`'s peripherals with (`None` before its first
 /// build, or for a lake built before tolerances were recorded).
 pub fn machine_tolerance(lake_dir: &Path, machine_id: &str) -> Result<Option<MachineTolerance>> {
-    let folder = format!("machine={}", lake::escape(machine_id));
-    Ok(EtlState::load(lake_dir)?.tolerances.get(&folder).copied())
+    Ok(EtlState::load(lake_dir)?.tolerances.get(&lake::machine_folder(machine_id)).copied())
 }
 
 /// Reads all of `etl_data`: every machine and date, columns unioned (null where a file lacks
@@ -321,11 +322,11 @@ pub fn read_etl(lake_dir: &Path) -> Result<DataFrame> {
 /// [`read_etl`] of the machines `select` takes only (a shard reads its own machines' files).
 pub fn read_etl_of(lake_dir: &Path, select: &MachineSelection) -> Result<DataFrame> {
     let mut files = Vec::new();
-    for m in lake::subdirs(&lake_dir.join(ETL_DATA), "machine=")? {
+    for m in lake::machine_dirs(lake_dir, ETL_DATA)? {
         if !select.includes_folder(&file_name(&m)) {
             continue;
         }
-        for d in lake::subdirs(&m, "date=")? {
+        for d in lake::date_dirs(&m)? {
             let f = d.join(OUTPUT_FILE);
             if f.is_file() {
                 files.push(f);

@@ -109,8 +109,8 @@ pub fn import_table_with(
         None
     };
     let dataset = match profile.kind {
-        TableKind::Shots => "raw_data",
-        TableKind::Peripheral => "peripheral_data",
+        TableKind::Shots => crate::lake::RAW_DATA,
+        TableKind::Peripheral => crate::lake::PERIPHERAL_DATA,
     };
     let (committer, _) = Committer::open(lake_dir)?;
     let mut import = TableImport {

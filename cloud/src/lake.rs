@@ -29,6 +29,7 @@ pub mod write;
 pub use summary::{LakeSummary, summary};
 
 use anyhow::{Context, Result};
+use moldops_shared::RecordKind;
 use polars::prelude::{
     DataFrame, HiveOptions, LazyFrame, ParquetReader, PlRefPath, PlSmallStr, ScanArgsParquet, SerReader,
     SortMultipleOptions,
@@ -61,15 +62,22 @@ impl StreamId {
     }
 }
 
-/// Every dataset the ingest writes.
+/// The shots' dataset.
+pub const RAW_DATA: &str = RecordKind::Shot.dataset();
+/// The peripherals' readings' dataset.
+pub const PERIPHERAL_DATA: &str = RecordKind::Peripheral.dataset();
+
+/// Every dataset the ingest writes, one per record kind. (Others written by the cloud's own
+/// stages — `labels`, `lot_labels`, `etl_data`, `aug_data`, `scores`, `operator_labels`,
+/// `drift_events` — are named by the module that writes them.)
 pub const DATASETS: [&str; 7] = [
-    "raw_data",
-    "peripheral_data",
-    "edge_gaps",
-    "edge_scores",
-    "edge_status",
-    "edge_decisions",
-    "edge_drift",
+    RAW_DATA,
+    PERIPHERAL_DATA,
+    RecordKind::Gap.dataset(),
+    RecordKind::Score.dataset(),
+    RecordKind::Status.dataset(),
+    RecordKind::Decision.dataset(),
+    RecordKind::Drift.dataset(),
 ];
 
 /// Folder of the quarantine, relative to the lake.
@@ -149,14 +157,50 @@ pub fn day_string(day: i64) -> String {
         .unwrap_or_else(|| format!("day{day}"))
 }
 
+/// Key of a dataset's machine partitions: folders `machine={escaped machine id}`.
+pub const MACHINE_KEY: &str = "machine=";
+/// Key of the date partitions (under a machine, and of the quarantine): `date=YYYY-MM-DD`.
+pub const DATE_KEY: &str = "date=";
+
+/// The folder name of a machine's partition: `machine={escaped id}`.
+pub fn machine_folder(machine_id: &str) -> String {
+    format!("{MACHINE_KEY}{}", escape(machine_id))
+}
+
+/// The folder name of a date's partition: `date={YYYY-MM-DD}`.
+pub fn date_folder(date: &str) -> String {
+    format!("{DATE_KEY}{date}")
+}
+
+/// The folder name of a day's partition (days since the Unix epoch, UTC).
+pub fn day_folder(day: i64) -> String {
+    date_folder(&day_string(day))
+}
+
+/// The value of a partition folder (`date=2026-01-05` → `2026-01-05` for [`DATE_KEY`]);
+/// `None` for a folder of another key.
+pub fn folder_value<'a>(folder: &'a str, key: &str) -> Option<&'a str> {
+    folder.strip_prefix(key)
+}
+
 /// Folder of one partition: `lake/{dataset}/machine={machine}/date={date}`.
 pub fn partition_dir(lake: &Path, dataset: &str, machine_id: &str, date: &str) -> PathBuf {
-    machine_dir(lake, dataset, machine_id).join(format!("date={date}"))
+    machine_dir(lake, dataset, machine_id).join(date_folder(date))
 }
 
 /// Folder of one machine's partitions of a dataset: `lake/{dataset}/machine={machine}`.
 pub fn machine_dir(lake: &Path, dataset: &str, machine_id: &str) -> PathBuf {
-    lake.join(dataset).join(format!("machine={}", escape(machine_id)))
+    lake.join(dataset).join(machine_folder(machine_id))
+}
+
+/// The machine partition folders of a dataset, sorted; none when the dataset has no folder.
+pub fn machine_dirs(lake: &Path, dataset: &str) -> Result<Vec<PathBuf>> {
+    subdirs(&lake.join(dataset), MACHINE_KEY)
+}
+
+/// The date partition folders in `dir` (a machine's partition, or the quarantine), sorted.
+pub fn date_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    subdirs(dir, DATE_KEY)
 }
 
 /// Name of a part file of one stream. `nanos` is unique per file and increasing across
@@ -185,7 +229,7 @@ pub fn part_nanos(file_name: &str) -> Option<u64> {
 /// Every committed part file of a dataset, sorted by path. A missing dataset has none.
 pub fn list_parts(lake: &Path, dataset: &str) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    for machine in subdirs(&lake.join(dataset), "machine=")? {
+    for machine in machine_dirs(lake, dataset)? {
         parts_of_machine(&machine, &mut out)?;
     }
     out.sort();
@@ -203,7 +247,7 @@ pub fn list_machine_parts(lake: &Path, dataset: &str, machine_id: &str) -> Resul
 
 /// Adds the part files under one `machine=` folder (every `date=` in it) to `out`.
 fn parts_of_machine(machine: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for date in subdirs(machine, "date=")? {
+    for date in date_dirs(machine)? {
         for entry in read_dir(&date)? {
             let path = entry.path();
             let name = entry.file_name();

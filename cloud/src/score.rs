@@ -186,9 +186,7 @@ pub fn score_lake(lake_dir: &Path, model: &mut Model) -> Result<BatchSummary> {
     }
     let mut frame = scores_frame(&scored, m)?;
     let key = m.model_key.label().replace('/', "~");
-    let dir = lake_dir
-        .join(SCORES)
-        .join(format!("machine={}", lake::escape(&m.model_key.machine_id)))
+    let dir = lake::machine_dir(lake_dir, SCORES, &m.model_key.machine_id)
         .join(format!("model={}", lake::escape(&key)));
     let dirs = write::prepare_dirs(lake_dir, std::iter::once(dir.as_path()))?;
     let name = format!("part-v{}.parquet", m.version);

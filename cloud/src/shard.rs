@@ -71,10 +71,7 @@ impl<'de> Deserialize<'de> for Shard {
     }
 }
 
-/// The partition folder name of a machine.
-fn folder_of(machine_id: &str) -> String {
-    format!("machine={}", crate::lake::escape(machine_id))
-}
+use crate::lake::machine_folder as folder_of;
 
 /// `--machine` and `--shard` of a command that works per machine.
 #[derive(Debug, Clone, Default, PartialEq, clap::Args, Serialize, Deserialize)]

@@ -407,7 +407,7 @@ fn verdict(
     let summary = lake::summary(lake_dir)?;
     println!("\n{}", summary.to_table());
     let t = truth(quality_log, Some(last_read));
-    let in_lake: u64 = summary.datasets.iter().filter(|d| d.dataset == "raw_data").map(|d| d.rows).sum();
+    let in_lake: u64 = summary.datasets.iter().filter(|d| d.dataset == lake::RAW_DATA).map(|d| d.rows).sum();
     println!(
         "simulator made {} shots up to the last one the edge read ({} defective; ground truth in {})",
         t.shots,

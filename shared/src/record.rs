@@ -35,7 +35,7 @@ pub enum RecordKind {
 
 impl RecordKind {
     /// Name of the lake dataset this kind of record lands in.
-    pub fn dataset(self) -> &'static str {
+    pub const fn dataset(self) -> &'static str {
         match self {
             RecordKind::Shot => "raw_data",
             RecordKind::Peripheral => "peripheral_data",

@@ -70,7 +70,7 @@ fn fingerprint(lake: &Path) -> Fingerprint {
     let mut paths = vec![lake.join(lake::QUARANTINE_DIR)];
     for dataset in lake::DATASETS {
         let dir = lake.join(dataset);
-        paths.extend(lake::subdirs(&dir, "machine=").unwrap_or_default());
+        paths.extend(lake::machine_dirs(lake, dataset).unwrap_or_default());
         paths.push(dir);
     }
     let folders = paths

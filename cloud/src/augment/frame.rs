@@ -187,7 +187,7 @@ pub fn write_machine(lake_dir: &Path, machine_id: &str, parts: &[DataFrame]) -> 
         }
     }
     let mut df = df.select(order).context("ordering aug_data columns")?;
-    let dir = lake_dir.join(AUG_DATA).join(format!("machine={}", lake::escape(machine_id)));
+    let dir = lake::machine_dir(lake_dir, AUG_DATA, machine_id);
     let dirs = write::prepare_dirs(lake_dir, std::iter::once(dir.as_path()))?;
     write::write_parquet(&dir, OUTPUT_FILE, &mut df)?;
     write::sync_dirs(&dirs)
@@ -196,7 +196,7 @@ pub fn write_machine(lake_dir: &Path, machine_id: &str, parts: &[DataFrame]) -> 
 /// Reads all of `aug_data` (every machine, columns unioned). An empty frame when there is none.
 pub fn read_aug(lake_dir: &Path) -> Result<DataFrame> {
     let mut files = Vec::new();
-    for m in lake::subdirs(&lake_dir.join(AUG_DATA), "machine=")? {
+    for m in lake::machine_dirs(lake_dir, AUG_DATA)? {
         let f = m.join(OUTPUT_FILE);
         if f.is_file() {
             files.push(f);

@@ -317,12 +317,12 @@ fn shots_before(
     features: &[String],
 ) -> Result<Vec<ShotValues>> {
     let day = ts_ms.div_euclid(86_400_000);
-    let mut files: Vec<_> = lake::list_machine_parts(lake_dir, "raw_data", machine_id)?
+    let mut files: Vec<_> = lake::list_machine_parts(lake_dir, lake::RAW_DATA, machine_id)?
         .into_iter()
         .filter(|f| {
             // The alarm's day and the day before hold the window (part files are per day).
             let text = f.to_string_lossy();
-            [day, day - 1].iter().any(|d| text.contains(&format!("date={}", lake::day_string(*d))))
+            [day, day - 1].iter().any(|d| text.contains(&lake::day_folder(*d)))
         })
         .collect();
     files.sort();

@@ -159,8 +159,8 @@ pub fn fleet(lake_dir: &Path, summary: &lake::LakeSummary) -> Result<Fleet> {
             .collect()
     };
     let scored = rows_of(moldops_shared::RecordKind::Score.dataset());
-    let peripheral = rows_of("peripheral_data");
-    let machines = rows_of("raw_data")
+    let peripheral = rows_of(lake::PERIPHERAL_DATA);
+    let machines = rows_of(lake::RAW_DATA)
         .into_values()
         .map(|m| MachineView {
             machine_id: m.machine_id.clone(),

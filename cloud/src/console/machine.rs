@@ -188,7 +188,7 @@ pub fn detail(lake_dir: &Path, machine_id: &str, feature: Option<&str>) -> Resul
 /// The machine's newest shots: part files newest first (by day, then commit time), read until
 /// [`RECENT_SHOTS`] rows.
 fn recent_shots(lake_dir: &Path, machine_id: &str) -> Result<Option<polars::prelude::DataFrame>> {
-    let mut files = lake::list_machine_parts(lake_dir, "raw_data", machine_id)?;
+    let mut files = lake::list_machine_parts(lake_dir, lake::RAW_DATA, machine_id)?;
     let day = |f: &std::path::PathBuf| f.parent().map(|d| d.as_os_str().to_os_string());
     let nanos = |f: &std::path::PathBuf| f.file_name().and_then(|n| lake::part_nanos(&n.to_string_lossy()));
     files.sort_by_key(|f| (day(f), nanos(f)));
@@ -209,7 +209,7 @@ fn recent_shots(lake_dir: &Path, machine_id: &str) -> Result<Option<polars::prel
 /// The machine's peripherals: samples, the latest, and samples with values out of range.
 fn peripherals(lake_dir: &Path, machine_id: &str) -> Result<Vec<Peripheral>> {
     use polars::prelude::{DataType, SortMultipleOptions, UnionArgs, col, concat, len, lit};
-    let parts = lake::list_machine_parts(lake_dir, "peripheral_data", machine_id)?;
+    let parts = lake::list_machine_parts(lake_dir, lake::PERIPHERAL_DATA, machine_id)?;
     if parts.is_empty() {
         return Ok(Vec::new());
     }

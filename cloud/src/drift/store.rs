@@ -62,7 +62,10 @@ fn rows(df: &DataFrame) -> Result<Vec<Stored>> {
     let values: Vec<Vec<Option<f64>>> = names.iter().map(|n| number(df, n)).collect::<Result<_>>()?;
     let mut out = Vec::with_capacity(df.height());
     for i in 0..df.height() {
-        let (Some(seq), Some(ts), Some(machine)) = (seq[i], ts[i], machine[i].clone()) else { continue };
+        let (Some(seq), Some(ts), Some(machine)) = (seq[i], ts[i], machine[i].clone()) else {
+            tracing::warn!(row = i, "edge_drift row skipped: no seq, ts or machine_id");
+            continue;
+        };
         let mut r = Record::new(
             RecordKind::Drift,
             &machine,

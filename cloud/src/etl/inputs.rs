@@ -30,7 +30,7 @@ fn parts(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Part files of every date folder of a machine in a dataset.
 pub(super) fn all_parts(lake_dir: &Path, dataset: &str, folder: &str) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    for d in lake::subdirs(&lake_dir.join(dataset).join(folder), "date=")? {
+    for d in lake::date_dirs(&lake_dir.join(dataset).join(folder))? {
         out.extend(parts(&d)?);
     }
     Ok(out)
@@ -38,7 +38,7 @@ pub(super) fn all_parts(lake_dir: &Path, dataset: &str, folder: &str) -> Result<
 
 /// A partition folder of one machine (`machine=…` folder name) and date.
 pub(super) fn date_dir(lake_dir: &Path, dataset: &str, folder: &str, date: &str) -> PathBuf {
-    lake_dir.join(dataset).join(folder).join(format!("date={date}"))
+    lake_dir.join(dataset).join(folder).join(lake::date_folder(date))
 }
 
 /// The date before `date` (`YYYY-MM-DD`), if it parses.
@@ -62,11 +62,11 @@ pub(super) fn date_inputs(
 ) -> Result<MachineInput> {
     let mut peripherals = Vec::new();
     if let Some(prev) = previous_date(date) {
-        peripherals.extend(parts(&date_dir(lake_dir, "peripheral_data", folder, &prev))?);
+        peripherals.extend(parts(&date_dir(lake_dir, lake::PERIPHERAL_DATA, folder, &prev))?);
     }
-    peripherals.extend(parts(&date_dir(lake_dir, "peripheral_data", folder, date))?);
+    peripherals.extend(parts(&date_dir(lake_dir, lake::PERIPHERAL_DATA, folder, date))?);
     Ok(MachineInput {
-        raw: parts(&date_dir(lake_dir, "raw_data", folder, date))?,
+        raw: parts(&date_dir(lake_dir, lake::RAW_DATA, folder, date))?,
         peripherals,
         labels: parts(&date_dir(lake_dir, LABELS, folder, date))?,
         lots: lots.to_vec(),

@@ -81,7 +81,7 @@ impl Quarantine {
         prefix: String,
     ) -> Result<Quarantine> {
         let mut existing = HashSet::new();
-        for d in lake::subdirs(&lake_dir.join(lake::QUARANTINE_DIR), "date=")? {
+        for d in lake::date_dirs(&lake_dir.join(lake::QUARANTINE_DIR))? {
             for e in lake::read_dir(&d)? {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if let Some(line) = name.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".json")) {
@@ -108,10 +108,7 @@ impl Quarantine {
             return Ok(());
         }
         let now = chrono::Utc::now().timestamp_millis();
-        let dir = self
-            .lake
-            .join(lake::QUARANTINE_DIR)
-            .join(format!("date={}", lake::day_string(now.div_euclid(86_400_000))));
+        let dir = self.lake.join(lake::QUARANTINE_DIR).join(lake::day_folder(now.div_euclid(86_400_000)));
         if !self.sync.contains(&dir) {
             self.sync.extend(write::prepare_dirs(&self.lake, std::iter::once(dir.as_path()))?);
         }

@@ -173,11 +173,14 @@ impl<'a> ShotCounter<'a> {
     pub fn count(&mut self, machine_id: &str, from_ms: i64, to_ms: i64) -> Result<u64> {
         if !self.machines.contains_key(machine_id) {
             let mut days: BTreeMap<i64, Day> = BTreeMap::new();
-            for f in lake::list_machine_parts(self.lake_dir, "raw_data", machine_id)? {
+            for f in lake::list_machine_parts(self.lake_dir, lake::RAW_DATA, machine_id)? {
                 let day = f.parent().and_then(Path::file_name).and_then(|d| {
                     let d = d.to_string_lossy();
-                    let date =
-                        chrono::NaiveDate::parse_from_str(d.strip_prefix("date=")?, "%Y-%m-%d").ok()?;
+                    let date = chrono::NaiveDate::parse_from_str(
+                        lake::folder_value(&d, lake::DATE_KEY)?,
+                        "%Y-%m-%d",
+                    )
+                    .ok()?;
                     Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis().div_euclid(DAY_MS))
                 });
                 if let Some(day) = day {

@@ -63,8 +63,8 @@ pub fn compact(lake: &Path, min_files: usize) -> Result<CompactReport> {
         return Ok(report);
     };
     for dataset in super::DATASETS {
-        for machine in super::subdirs(&lake.join(dataset), "machine=")? {
-            for date in super::subdirs(&machine, "date=")? {
+        for machine in super::machine_dirs(lake, dataset)? {
+            for date in super::date_dirs(&machine)? {
                 let parts: Vec<(PathBuf, u64)> = super::read_dir(&date)?
                     .into_iter()
                     .filter_map(|e| {

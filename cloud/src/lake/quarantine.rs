@@ -81,7 +81,7 @@ pub fn rfc3339_ms(ms: i64) -> String {
 /// date is the day it was received; `nanos` orders files by time. Returns their paths.
 pub fn store(lake: &Path, entries: &[(i64, QuarantineEntry)], nanos: u64) -> Result<Vec<PathBuf>> {
     let root = lake.join(super::QUARANTINE_DIR);
-    let dir_of = |ms: i64| root.join(format!("date={}", super::day_string(ms.div_euclid(86_400_000))));
+    let dir_of = |ms: i64| root.join(super::day_folder(ms.div_euclid(86_400_000)));
     let dirs: Vec<PathBuf> = entries.iter().map(|(ms, _)| dir_of(*ms)).collect();
     let sync = prepare_dirs(lake, dirs.iter().map(PathBuf::as_path))?;
     let mut paths = Vec::with_capacity(entries.len());
@@ -101,7 +101,7 @@ pub fn store(lake: &Path, entries: &[(i64, QuarantineEntry)], nanos: u64) -> Res
 /// left out of `recent` (the quarantine is what was refused; a torn file must not hide the rest).
 pub fn scan(lake: &Path, recent: usize) -> Result<(u64, Vec<QuarantineEntry>)> {
     let mut files: Vec<(std::time::SystemTime, String, PathBuf)> = Vec::new();
-    for dir in super::subdirs(&lake.join(super::QUARANTINE_DIR), "date=")? {
+    for dir in super::date_dirs(&lake.join(super::QUARANTINE_DIR))? {
         for entry in super::read_dir(&dir)? {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.ends_with(".json") {

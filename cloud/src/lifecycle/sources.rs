@@ -21,7 +21,7 @@ pub fn shots_per_mould(lake_dir: &Path) -> Result<BTreeMap<ModelKey, u64>> {
     // Only the two key columns are read (the lake's shots do not fit in memory), from a fresh
     // listing when a compaction replaced a file meanwhile.
     let count = || -> Result<Option<DataFrame>> {
-        let files = lake::list_parts(lake_dir, "raw_data")?;
+        let files = lake::list_parts(lake_dir, lake::RAW_DATA)?;
         if files.is_empty() {
             return Ok(None);
         }

@@ -15,7 +15,7 @@ pub(super) struct DataSnapshot {
 
 /// The snapshot of the etl_data files of `machine`.
 pub(super) fn snapshot(lake: &Path, machine: &str) -> Result<DataSnapshot> {
-    let dir = lake.join(crate::etl::ETL_DATA).join(format!("machine={}", crate::lake::escape(machine)));
+    let dir = crate::lake::machine_dir(lake, crate::etl::ETL_DATA, machine);
     let mut files = Vec::new();
     collect_files(&dir, &mut files)?;
     files.sort();
