@@ -23,6 +23,7 @@ fn batch(edge: &str, first: u64) -> Vec<u8> {
             ts_ms: 1_700_000_000_000 + seq as i64 * 100,
             shot_number: (seq % 10 != 0).then_some(seq),
             mold: (seq % 10 != 0).then(|| "MOLD-A".to_string()),
+            material: None,
             values: (0..45).map(|i| (format!("V{i:02}"), seq as f64 * 0.5 + i as f64)).collect(),
             out_of_range: vec![],
             model: None,

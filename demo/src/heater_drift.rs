@@ -43,11 +43,14 @@ pub struct DriftFlag {
     pub feature: String,
     /// Its shift, °C.
     pub shift_c: f64,
-    /// Simulated time the shift was asked for (UTC ms); it applies from the machine's next step.
+    /// Simulated time the shift was asked for (UTC ms).
     pub shift_ms: i64,
+    /// The first shot made with the shift.
+    pub first_shot: u64,
     /// The judge whose period was flagged (`{key}@{version}`).
     pub model_id: String,
-    /// Shots of the key after the shift up to the one that closed the flagged period.
+    /// Shots of the key from the first shifted one up to the one that closed the flagged
+    /// period.
     pub shots_to_flag: u64,
     /// The feature's PSI in that period.
     pub psi: f64,
@@ -89,7 +92,13 @@ pub async fn run(
     let model_id = seen.iter().rev().find(|m| own(m)).map(|m| m.model_id.clone()).context("the own model")?;
     let feature = FEATURE_NAMES[BARREL[ZONE] as usize].to_string();
     let shift_ms = plant.clock().now_ms();
-    plant.shift_heater(0, ZONE, SHIFT_C)?;
+    let applied = plant.shift_heater(0, ZONE, SHIFT_C)?;
+    let first_shot = u64::from(
+        tokio::time::timeout(STEP_LIMIT, applied)
+            .await
+            .context("the machine did not take the heater shift")?
+            .context("the machine stopped before the heater shift")?,
+    );
     println!(
         "{MACHINE}: {feature} runs {SHIFT_C:+.1} °C from now on; judging the edge's drift summaries as they land …"
     );
@@ -114,13 +123,15 @@ pub async fn run(
     let shots_to_flag = follower
         .snapshot()
         .iter()
-        .filter(|m| m.model_key == key && m.ts_ms > shift_ms && m.ts_ms <= event.period_end_ms)
+        .filter(|m| m.model_key == key && m.shot_number.is_some_and(|n| n >= first_shot))
+        .filter(|m| m.ts_ms <= event.period_end_ms)
         .count() as u64;
     let Some(psi) = zone_psi(&event, &feature) else { bail!("{feature} left the flagged period") };
     Ok(DriftFlag {
         feature,
         shift_c: SHIFT_C,
         shift_ms,
+        first_shot,
         model_id,
         shots_to_flag,
         psi,

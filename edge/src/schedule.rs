@@ -184,6 +184,7 @@ impl DevicePoller {
                 .unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
             shot_number: shot,
             mold: if kind == RecordKind::Shot { snap.mold.clone() } else { None },
+            material: if kind == RecordKind::Shot { snap.material.clone() } else { None },
             values: snap.values.clone(),
             out_of_range: snap.flagged(),
             model: None,
@@ -256,6 +257,12 @@ impl DevicePoller {
         {
             tracing::warn!(device = %self.device.cfg.id, %why,
                 "the mold code read from the controller cannot be sent; shots go on without a mold (logged once)");
+        }
+        if let Some(why) = &snap.material_refused
+            && self.warned.insert("\0material".into())
+        {
+            tracing::warn!(device = %self.device.cfg.id, %why,
+                "the material code read from the controller cannot join the mould key; shots go on with the mould alone (logged once)");
         }
         for issue in &snap.out_of_range {
             self.health.metrics.out_of_range.get_or_create(&self.label).inc();

@@ -26,8 +26,11 @@ pub struct Snapshot {
     /// Why a mold code that was read could not be kept (see [`usable_mold`]); blank is no
     /// problem (no mold set on the controller).
     pub mold_refused: Option<String>,
-    /// The material or recipe code as read, until [`join_material`] joins it to the mould.
+    /// The material or recipe code: as read, then (after [`join_material`]) the one joined to
+    /// `mold`, or none when nothing was joined.
     pub material: Option<String>,
+    /// Why a material that was read could not be joined to the mould (the mould goes alone).
+    pub material_refused: Option<String>,
     pub values: BTreeMap<String, f64>,
     pub out_of_range: Vec<RangeIssue>,
 }
@@ -51,16 +54,19 @@ pub(crate) fn set_mold(s: &mut Snapshot, text: String) {
 /// Joins the material read (if any) to the mould: `{mould}+{material}`. A blank material, or
 /// none, leaves the mould key as it is; so does a material without a mould. A key that could
 /// not travel (over the name limit, control characters) keeps the mould alone and says why in
-/// `mold_refused`.
+/// `material_refused`.
 pub(crate) fn join_material(s: &mut Snapshot) {
-    let material = s.material.take().filter(|m| !m.trim().is_empty());
+    let material = s.material.take().map(|m| m.trim().to_string()).filter(|m| !m.is_empty());
     let (Some(mould), Some(material)) = (&s.mold, material) else { return };
-    let key = moldops_shared::mould::with_material(mould, material.trim());
-    match moldops_shared::limits::check_name("mold", &key) {
-        Ok(()) => s.mold = Some(key),
-        Err(e) => {
-            s.mold_refused = Some(format!("material {:?} left out of the mould key: {e}", material.trim()))
+    let key = moldops_shared::mould::with_material(mould, &material);
+    let ok = moldops_shared::limits::check_name("material", &material)
+        .and_then(|()| moldops_shared::limits::check_name("mold", &key));
+    match ok {
+        Ok(()) => {
+            s.mold = Some(key);
+            s.material = Some(material);
         }
+        Err(e) => s.material_refused = Some(format!("material {material:?}: {e}")),
     }
 }
 
@@ -221,9 +227,9 @@ type = "u16"
                 regs.push(block, words.clone());
             }
             let s = Snapshot::decode(&p, &regs, 0);
-            (s.mold, s.mold_refused)
+            (s.mold, s.material)
         };
-        assert_eq!(decode("A1", "PA6"), (Some("A1+PA6".into()), None));
+        assert_eq!(decode("A1", "PA6"), (Some("A1+PA6".into()), Some("PA6".into())));
         assert_eq!(decode("A1", ""), (Some("A1".into()), None), "no material set: the mould alone");
         assert_eq!(decode("", "PA6"), (None, None), "a material without a mould is no key");
     }

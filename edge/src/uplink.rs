@@ -600,6 +600,7 @@ mod tests {
                     ts_ms: 1,
                     shot_number: None,
                     mold: None,
+                    material: None,
                     values: [("dew_point".to_string(), -40.0)].into_iter().collect(),
                     out_of_range: vec![],
                     model: None,

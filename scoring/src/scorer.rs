@@ -282,7 +282,8 @@ impl Scorer {
         let base_key = record
             .mold
             .as_deref()
-            .and_then(moldops_shared::mould::mould_of)
+            .zip(record.material.as_deref())
+            .and_then(|(key, material)| moldops_shared::mould::mould_of(key, material))
             .map(|m| ModelKey { machine_id: machine.clone(), mold: Some(m.to_string()) })
             .filter(has_active);
         let judge = if record.mold.is_some() && has_active(&mold_key) {

@@ -212,6 +212,9 @@ pub enum RecordError {
     /// A record of kind `shot` has no `shot_number`.
     #[error("shot without shot_number")]
     NoShotNumber,
+    /// The record names a material that its mould key does not end in (`{mould}+{material}`).
+    #[error("material without a mould key ending in +material")]
+    Material,
     /// A record of kind `gap` is not a valid gap ([`crate::gap::DropGap::from_record`]).
     #[error("{0}")]
     Gap(#[from] crate::gap::GapError),
@@ -234,6 +237,12 @@ pub fn check_record(r: &Record) -> Result<(), RecordError> {
     limits::check_name("device_id", &r.device_id)?;
     if let Some(mold) = &r.mold {
         limits::check_name("mold", mold)?;
+    }
+    if let Some(material) = &r.material {
+        limits::check_name("material", material)?;
+        if r.mold.as_deref().and_then(|m| crate::mould::mould_of(m, material)).is_none() {
+            return Err(RecordError::Material);
+        }
     }
     if r.values.len() > limits::MAX_VALUES {
         return Err(RecordError::TooManyValues(r.values.len()));
@@ -277,10 +286,23 @@ mod tests {
             ts_ms: 1_700_000_000_000,
             shot_number: Some(seq),
             mold: Some("A".into()),
+            material: None,
             values: [("Cycle_Time".to_string(), 61.5)].into_iter().collect(),
             out_of_range: vec![],
             model: None,
         }
+    }
+
+    #[test]
+    fn a_material_must_be_the_end_of_its_mould_key() {
+        let mut r = rec(1);
+        r.material = Some("PA6".into());
+        assert_eq!(check_record(&r), Err(RecordError::Material), "mould A does not end in +PA6");
+        r.mold = Some("A+PA6".into());
+        assert_eq!(check_record(&r), Ok(()));
+        r.material = Some("PA\u{7}".into());
+        r.mold = Some("A+PA\u{7}".into());
+        assert!(matches!(check_record(&r), Err(RecordError::Id(_))), "a control character is refused");
     }
 
     #[test]

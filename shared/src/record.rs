@@ -70,9 +70,14 @@ pub struct Record {
     /// Controller shot counter (shots only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shot_number: Option<u64>,
-    /// Mold / product code (shots only).
+    /// Mold / product code (shots only): the mould key, `{mould}+{material}` when the machine
+    /// reports a material ([`crate::mould`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mold: Option<String>,
+    /// The material or recipe code joined to `mold` (shots only; `mold` then ends in
+    /// `+{material}`): what tells the scorer that the mould's own model may stand in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub material: Option<String>,
     /// Named process values in engineering units.
     pub values: BTreeMap<String, f64>,
     /// Names of values that were decoded outside their configured engineering range.
@@ -100,6 +105,7 @@ impl Record {
             ts_ms,
             shot_number: None,
             mold: None,
+            material: None,
             values: values.into_iter().map(|(k, v)| (k.into(), v)).collect(),
             out_of_range: Vec::new(),
             model: None,

@@ -555,6 +555,8 @@ fn record(device: &str, meta: RecordMeta, metrics: &[Metric]) -> Result<Record, 
         ts_ms: meta.ts_ms,
         shot_number: meta.shot_number,
         mold: meta.mold,
+        // The mould key carries the material; what was joined matters to the edge's scorer only.
+        material: None,
         values,
         out_of_range: meta.out_of_range,
         model: meta.model,

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 /// What a running plant's owner asks of a machine ([`crate::RunningPlant`]); taken at its next
 /// step.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug)]
 pub enum Request {
     /// Change to the next mould ([`ProcessModel::request_mold_change`]).
     MoldChange,
@@ -22,6 +22,8 @@ pub enum Request {
         zone: usize,
         /// °C added to the zone.
         delta_c: f64,
+        /// Told the number of the first shot made with the shift.
+        first_shot: tokio::sync::oneshot::Sender<u32>,
     },
 }
 
@@ -139,7 +141,10 @@ impl MachineRun {
             while let Ok(request) = self.requests.try_recv() {
                 match request {
                     Request::MoldChange => self.model.request_mold_change(),
-                    Request::HeaterShift { zone, delta_c } => self.model.shift_heater(zone, delta_c)?,
+                    Request::HeaterShift { zone, delta_c, first_shot } => {
+                        self.model.shift_heater(zone, delta_c)?;
+                        let _ = first_shot.send(self.model.next_shot_number());
+                    }
                 }
             }
             let step = self.model.next_step();

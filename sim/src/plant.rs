@@ -177,17 +177,25 @@ impl RunningPlant {
         self.ask(index, Request::MoldChange)
     }
 
-    /// Asks machine `index` to shift barrel zone `zone` (0 = nozzle side, at most 6) by `delta_c`
-    /// °C from its next shot on, for good: a drifting heater zone (see
-    /// [`crate::process::ProcessModel::shift_heater`]). Fails for an unknown machine; a zone out
-    /// of range stops that machine with the reason.
-    pub fn shift_heater(&self, index: usize, zone: usize, delta_c: f64) -> anyhow::Result<()> {
+    /// Asks machine `index` to shift barrel zone `zone` (0 = nozzle side) by `delta_c` °C from
+    /// its next shot on, for good: a drifting heater zone (see
+    /// [`crate::process::ProcessModel::shift_heater`]). The receiver gets the number of the first
+    /// shot made with the shift. Fails for an unknown machine or zone, or a shift that is not a
+    /// number.
+    pub fn shift_heater(
+        &self,
+        index: usize,
+        zone: usize,
+        delta_c: f64,
+    ) -> anyhow::Result<tokio::sync::oneshot::Receiver<u32>> {
         anyhow::ensure!(
-            zone < 7 && delta_c.is_finite(),
+            zone < crate::process::BARREL_ZONES && delta_c.is_finite(),
             "no heater shift of zone {} by {delta_c} °C",
             zone + 1
         );
-        self.ask(index, Request::HeaterShift { zone, delta_c })
+        let (first_shot, applied) = tokio::sync::oneshot::channel();
+        self.ask(index, Request::HeaterShift { zone, delta_c, first_shot })?;
+        Ok(applied)
     }
 
     fn ask(&self, index: usize, request: Request) -> anyhow::Result<()> {

@@ -111,15 +111,18 @@ struct Pause {
     change_mold: bool,
 }
 
+/// Barrel heater zones of a machine.
+pub const BARREL_ZONES: usize = 7;
+
 /// Slowly drifting plant state, advanced once per step.
 #[derive(Debug, Clone)]
 struct Drifts {
     /// Barrel zone deviations from setpoint, °C.
-    barrel: [f64; 7],
+    barrel: [f64; BARREL_ZONES],
     /// A failing heater band: (zone, °C per step, steps left).
     heater: Option<(usize, f64, u32)>,
     /// Lasting barrel zone offsets asked for from outside ([`ProcessModel::shift_heater`]), °C.
-    offset: [f64; 7],
+    offset: [f64; BARREL_ZONES],
     dew_point: f64,
     /// Steps left of a dryer regeneration fault.
     dryer_fault: u32,
@@ -156,9 +159,9 @@ impl ProcessModel {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ stream);
         let until_change = jitter(&mut rng, cfg.mold_change_shots);
         let drifts = Drifts {
-            barrel: [0.0; 7],
+            barrel: [0.0; BARREL_ZONES],
             heater: None,
-            offset: [0.0; 7],
+            offset: [0.0; BARREL_ZONES],
             dew_point: -40.0,
             dryer_fault: 0,
             moisture: DRY_MOISTURE,
@@ -214,8 +217,13 @@ impl ProcessModel {
         self.change_requested = true;
     }
 
-    /// Shifts barrel zone `zone` (0 = nozzle side, at most 6) by `delta_c` °C from the next
-    /// shot on, for good (a drifting thermocouple or heater controller): the zone's value and
+    /// Number of the next shot this process makes.
+    pub fn next_shot_number(&self) -> u32 {
+        self.next_number
+    }
+
+    /// Shifts barrel zone `zone` (0 = nozzle side, below [`BARREL_ZONES`]) by `delta_c` °C from
+    /// the next shot on, for good (a drifting thermocouple or heater controller): the zone's value and
     /// the melt it heats move with it. Quality stays as it was: a drift, not a defect. Shifts
     /// add up; a zone out of range is refused.
     pub fn shift_heater(&mut self, zone: usize, delta_c: f64) -> anyhow::Result<()> {

@@ -178,6 +178,7 @@ impl Columns {
             ts_ms,
             shot_number,
             mold,
+            material: None,
             values,
             out_of_range: Vec::new(),
             model: None,

@@ -53,6 +53,7 @@ fn record(seq: u64) -> Record {
         ts_ms: 1_700_000_000_000 + seq as i64,
         shot_number: Some(seq),
         mold: Some("A".into()),
+        material: None,
         values: [("Cycle_Time".to_string(), 1.0)].into_iter().collect(),
         out_of_range: vec![],
         model: None,

@@ -220,6 +220,16 @@ fn a_first_model_calibrated_to_a_lax_target_of_its_own_is_held_to_the_keys() {
     let d = &run(&root, &["--latest"]).decisions[0];
     assert_eq!((d.gate, d.promoted), (Some(Outcome::Refused), false));
     assert!(d.reasons[0].contains("target 0.010 (the key's"), "{:?}", d.reasons);
+    // A candidate trained at the default quantile (target 1 − 0.99, a hair above 0.01) is held
+    // to its own target, and nothing says otherwise.
+    let m2 = ModelKey { machine_id: "m2".into(), mold: None };
+    let mut default = version(&m2, GOOD, 10.0, held_out(0.0));
+    default.manifest.false_alarm_target = Some(1.0 - 0.99);
+    reg.register(default, &SEED).unwrap();
+    let d = run(&root, &["--key", "m2", "--version", "1"]).decisions[0].clone();
+    assert_eq!((d.gate, d.promoted), (Some(Outcome::Passed), true), "{:?}", d.reasons);
+    let findings = reg.version(&m2, 1).unwrap().gate.unwrap().findings;
+    assert!(findings.iter().all(|f| !f.detail.contains("the key's")), "{findings:?}");
     // A gate file that allows 50 % for this key lets it through.
     std::fs::write(root.join(GATE_FILE), "[keys.\"m1\"]\nmax_false_alarm_target = 0.5\n").unwrap();
     let d = &run(&root, &["--latest"]).decisions[0];

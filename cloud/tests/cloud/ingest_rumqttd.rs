@@ -26,6 +26,7 @@ fn batch(edge: &str, seqs: std::ops::RangeInclusive<u64>) -> Vec<u8> {
             ts_ms: 1_700_000_000_000 + seq as i64,
             shot_number: Some(seq),
             mold: Some("A".into()),
+            material: None,
             values: [("Cycle_Time".to_string(), 60.0)].into_iter().collect(),
             out_of_range: vec![],
             model: None,

@@ -29,6 +29,7 @@ pub fn shot(n: u64, ts_ms: i64, mold: &str, values: &[(&str, f64)]) -> Record {
         ts_ms,
         shot_number: Some(n),
         mold: Some(mold.into()),
+        material: None,
         values: values.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         out_of_range: vec![],
         model: None,

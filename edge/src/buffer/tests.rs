@@ -14,6 +14,7 @@ fn rec(machine: &str, shot: u64) -> NewRecord {
             ts_ms: 1_700_000_000_000 + shot as i64,
             shot_number: Some(shot),
             mold: Some("M".into()),
+            material: None,
             values: [("Cycle_Time".to_string(), 60.0)].into_iter().collect(),
             out_of_range: vec![],
             model: None,

@@ -98,6 +98,7 @@ fn shot_record(snap: &Snapshot, machine: &str) -> Record {
         ts_ms: snap.timestamp_ms.filter(|t| *t > 0).unwrap_or(1_700_000_000_000),
         shot_number: snap.counter.or(Some(0)),
         mold: snap.mold.clone(),
+        material: snap.material.clone(),
         values: snap.values.clone(),
         out_of_range: snap.flagged(),
         model: None,

@@ -216,19 +216,27 @@ fn a_material_gets_its_own_model_and_falls_back_on_its_moulds_until_then() {
     s.set_cold_start(Some(cold(20, 16, false)));
     s.set_active(&ModelKey { machine_id: "m1".into(), mold: None }, loaded(1, 1, 100.0, [0.0, 0.0]));
     s.set_active(&mold_key("A"), loaded(7, 1, 100.0, [0.0, 0.0]));
-    let judged = |s: &mut Scorer, seq: u64, mold: &str| {
-        let out = s.observe(&molded(seq, mold, 10.0));
+    // Shots of mould `mould` in `material` (none: a mould code alone), as the edge records them.
+    let judged = |s: &mut Scorer, seq: u64, mould: &str, material: Option<&str>| {
+        let mut r = molded(seq, mould, 10.0);
+        if let Some(m) = material {
+            r.mold = Some(moldops_shared::mould::with_material(mould, m));
+            r.material = Some(m.into());
+        }
+        let out = s.observe(&r);
         out.scores.iter().map(|m| (m.model_key.clone(), m.version)).collect::<Vec<_>>()
     };
     // A material of mould A without a model of its own: mould A's model judges it, no learning.
-    assert_eq!(judged(&mut s, 1, "A+PA6"), [("m1/A".to_string(), 7)]);
+    assert_eq!(judged(&mut s, 1, "A", Some("PA6")), [("m1/A".to_string(), 7)]);
     // A material of a mould with no model: its own key starts cold.
-    assert_eq!(judged(&mut s, 2, "B+PA6"), [("m1/B+PA6".to_string(), 0)]);
+    assert_eq!(judged(&mut s, 2, "B", Some("PA6")), [("m1/B+PA6".to_string(), 0)]);
     // The material's own model arrives: it judges that material from its next shot; another
     // material of the mould stays with the mould's model.
     s.set_active(&mold_key("A+PA66"), loaded(11, 1, 100.0, [0.0, 0.0]));
-    assert_eq!(judged(&mut s, 3, "A+PA66"), [("m1/A+PA66".to_string(), 11)]);
-    assert_eq!(judged(&mut s, 4, "A+PA6"), [("m1/A".to_string(), 7)]);
+    assert_eq!(judged(&mut s, 3, "A", Some("PA66")), [("m1/A+PA66".to_string(), 11)]);
+    assert_eq!(judged(&mut s, 4, "A", Some("PA6")), [("m1/A".to_string(), 7)]);
+    // A `+` in a mould code joined with no material is just a mould: never mould A's shots.
+    assert_eq!(judged(&mut s, 5, "A+PA6", None), [("m1/A+PA6".to_string(), 0)]);
 }
 
 #[test]

@@ -258,6 +258,7 @@ fn valid_record(u: &mut Unstructured<'_>, seq: u64) -> Gen<Record> {
         ts_ms,
         shot_number: if kind == RecordKind::Shot { Some(any_u64(u)?) } else { None },
         mold: if u.arbitrary()? { Some(valid_name(u)?) } else { None },
+        material: None,
         values,
         out_of_range: if u.ratio(1, 4)? { vec![valid_name(u)?] } else { Vec::new() },
         model: None,

@@ -47,6 +47,7 @@ fn shot(i: u64) -> Record {
         ts_ms: 1_767_592_800_000 + (i as i64) * 16_000,
         shot_number: Some(i / 4 + 1),
         mold: Some("9000a 09520".into()),
+        material: None,
         values: FEATURE_NAMES
             .iter()
             .enumerate()
