@@ -36,6 +36,15 @@ fn learning_def(data: &Path, run_id: &str) -> PipelineDef {
     def
 }
 
+/// Runs `run` to its end with the Kubernetes executor on `client`.
+async fn execute_kube(client: &kube::Client, store: &RunStore, run: &mut RunRecord) -> RunStatus {
+    let exec = Arc::new(Executor::Kubernetes(Box::new(KubeExecutor::with_client(
+        client.clone(),
+        run.definition.kubernetes.clone(),
+    ))));
+    runner::execute(store, run, exec, CancellationToken::new()).await.expect("execute")
+}
+
 fn container(job: &Job) -> serde_json::Value {
     serde_json::to_value(job).expect("json")["spec"]["template"]["spec"]["containers"][0].clone()
 }
@@ -63,11 +72,7 @@ async fn jobs_specs_retries_logs_and_cleanup() {
         ExecutorKind::Kubernetes,
         learning_def(&dir.path().join("data"), run_id),
     );
-    let exec = Arc::new(Executor::Kubernetes(Box::new(KubeExecutor::with_client(
-        client.clone(),
-        run.definition.kubernetes.clone(),
-    ))));
-    let status = runner::execute(&store, &mut run, exec, CancellationToken::new()).await.expect("execute");
+    let status = execute_kube(&client, &store, &mut run).await;
     stop.cancel();
     let _ = cluster.await;
     assert_eq!(status, RunStatus::Succeeded, "{:#?}", run.tasks);
@@ -214,11 +219,7 @@ async fn a_sharded_task_runs_as_one_indexed_job_and_keeps_every_shards_log() {
     def.tasks[0].shards = Some(3);
     let store = RunStore::new(&dir.path().join("data"));
     let mut run = RunRecord::new(run_id.into(), ExecutorKind::Kubernetes, def);
-    let exec = Arc::new(Executor::Kubernetes(Box::new(KubeExecutor::with_client(
-        client.clone(),
-        run.definition.kubernetes.clone(),
-    ))));
-    let status = runner::execute(&store, &mut run, exec, CancellationToken::new()).await.expect("execute");
+    let status = execute_kube(&client, &store, &mut run).await;
     stop.cancel();
     let _ = cluster.await;
     assert_eq!(status, RunStatus::Succeeded, "{:#?}", run.tasks);
@@ -265,11 +266,7 @@ async fn a_failed_job_fails_the_run_and_cancellation_deletes_jobs() {
         }
     }
     let mut run = RunRecord::new("k-fail".into(), ExecutorKind::Kubernetes, def);
-    let exec = Arc::new(Executor::Kubernetes(Box::new(KubeExecutor::with_client(
-        client.clone(),
-        run.definition.kubernetes.clone(),
-    ))));
-    let status = runner::execute(&store, &mut run, exec, CancellationToken::new()).await.expect("execute");
+    let status = execute_kube(&client, &store, &mut run).await;
     assert_eq!(status, RunStatus::Failed);
     assert_eq!(run.tasks["augment"].status, TaskStatus::Failed);
     assert_eq!(run.tasks["augment"].attempts.len(), 2, "1 + retries (1)");
