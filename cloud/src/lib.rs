@@ -26,6 +26,9 @@
 //!   lifecycle pipeline that trains, gates and rolls them out without a human step.
 //! - [`api`]: a read-only HTTP API over a data folder; [`console`]: the operator console, a web
 //!   UI over the same folder with signed-in, audited actions.
+//! - [`shard`]: `--machine` / `--shard I/N`, the machine selection of a fan-out over N runs.
+//! - [`storage`]: shared state on a folder or an S3 bucket by URL, with the conditional writes
+//!   (create if absent, replace if unchanged) a commit protocol on object storage needs.
 //! - [`config`]: `cloud.toml` and command-line overrides; [`cli`]: the `moldops-cloud` verbs.
 //!
 //! Shared plumbing (broker config, atomic writes, locks, back-off, shutdown) is in
@@ -54,6 +57,7 @@ pub mod report;
 pub mod rollout;
 pub mod score;
 pub mod shard;
+pub mod storage;
 pub mod train;
 
 #[cfg(test)]

@@ -20,5 +20,6 @@ mod pipeline_local;
 mod quality;
 mod registry;
 mod rollout_fleet;
+mod storage;
 mod support;
 mod train;

@@ -1,0 +1,282 @@
+//! Shared state on a folder or an S3-compatible bucket, chosen by URL, with the two conditional
+//! writes a commit protocol needs where there is no rename and no lock: **create if absent**
+//! and **replace if unchanged** (ETag match). [`Store::update_json`] builds read-modify-write
+//! on them, so concurrent writers (ingest replicas, ETL shards, promotions) each see their
+//! change land exactly once or retry on the new state.
+//!
+//! URLs: a path or `file:///…` (a local folder: create is a hard link that fails when the name
+//! exists, replace a compare-and-swap under a lock file, both fsynced — object_store's local
+//! backend neither syncs nor updates conditionally), and `s3://bucket/prefix`
+//! (AWS S3, MinIO, Ceph RGW, any server that honours `If-None-Match: *` and `If-Match`;
+//! endpoint, region and credentials from the usual `AWS_*` environment, path-style requests,
+//! plain HTTP allowed when the endpoint is `http://`). Versions are ETags on S3, the sha256 of
+//! the bytes locally.
+
+use anyhow::{Context, Result, bail};
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Tries [`Store::update_json`] makes before it gives up (each a re-read after another
+/// writer's change landed first).
+pub const MAX_UPDATE_TRIES: u32 = 64;
+
+/// Where a [`Store`] keeps its objects.
+#[derive(Debug, Clone)]
+enum Backend {
+    /// A local folder.
+    Local { root: PathBuf },
+    /// A bucket (and prefix) of an S3-compatible server.
+    S3 { store: Arc<dyn ObjectStore>, prefix: ObjectPath },
+}
+
+/// A folder or bucket holding shared state.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+    url: String,
+}
+
+/// What a read saw: the version a conditional replace must still find.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// The ETag (S3) or the sha256 of the bytes (local).
+    pub tag: String,
+    /// The object version, where the server keeps versions.
+    pub object_version: Option<String>,
+}
+
+impl Store {
+    /// Opens the store a URL names: a path or `file://` URL (created when missing), or
+    /// `s3://bucket[/prefix]` configured from the `AWS_*` environment.
+    pub fn open(url: &str) -> Result<Store> {
+        Self::open_with(url, &[])
+    }
+
+    /// [`Store::open`] with S3 settings that override the environment's, as object_store names
+    /// them (`aws_endpoint`, `aws_access_key_id`, `aws_secret_access_key`, `aws_region`, …).
+    pub fn open_with(url: &str, s3_settings: &[(&str, &str)]) -> Result<Store> {
+        let backend = if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            anyhow::ensure!(!bucket.is_empty(), "{url}: no bucket");
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            for (key, value) in s3_settings {
+                let key = key.parse().with_context(|| format!("S3 setting {key:?}"))?;
+                builder = builder.with_config(key, *value);
+            }
+            let endpoint = s3_settings
+                .iter()
+                .find(|(k, _)| matches!(*k, "aws_endpoint" | "aws_endpoint_url" | "endpoint"))
+                .map(|(_, v)| v.to_string())
+                .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+            if let Some(endpoint) = endpoint {
+                builder = builder.with_allow_http(endpoint.starts_with("http://")).with_endpoint(endpoint);
+            }
+            let store = builder.build().with_context(|| format!("opening {url}"))?;
+            Backend::S3 { store: Arc::new(store), prefix: ObjectPath::from(prefix.trim_matches('/')) }
+        } else {
+            let root = PathBuf::from(url.strip_prefix("file://").unwrap_or(url));
+            std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+            Backend::Local { root }
+        };
+        Ok(Store { backend, url: url.to_string() })
+    }
+
+    /// The URL it was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn path(&self, key: &str) -> Result<ObjectPath> {
+        let key = ObjectPath::parse(key).with_context(|| format!("object key {key:?}"))?;
+        Ok(match &self.backend {
+            Backend::S3 { prefix, .. } if !prefix.as_ref().is_empty() => {
+                ObjectPath::from_iter(prefix.parts().chain(key.parts()))
+            }
+            _ => key,
+        })
+    }
+
+    /// The object at `key` and its version; `None` when there is none.
+    pub async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>> {
+        let path = self.path(key)?;
+        match &self.backend {
+            Backend::Local { root } => {
+                let file = root.join(path.as_ref());
+                match tokio::fs::read(&file).await {
+                    Ok(bytes) => {
+                        let tag = hex(&bytes);
+                        Ok(Some((bytes, Version { tag, object_version: None })))
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(e).with_context(|| format!("reading {}", file.display())),
+                }
+            }
+            Backend::S3 { store, .. } => {
+                let got = match store.get(&path).await {
+                    Ok(got) => got,
+                    Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                    Err(e) => return Err(e).with_context(|| format!("reading {key} in {}", self.url)),
+                };
+                let (e_tag, object_version) = (got.meta.e_tag.clone(), got.meta.version.clone());
+                let bytes = got.bytes().await.with_context(|| format!("reading {key} in {}", self.url))?;
+                let tag = e_tag.with_context(|| format!("{key} in {}: the server gave no ETag", self.url))?;
+                Ok(Some((bytes.to_vec(), Version { tag, object_version })))
+            }
+        }
+    }
+
+    /// Writes `bytes` at `key` unless an object is there already; whether it was written.
+    pub async fn create(&self, key: &str, bytes: Vec<u8>) -> Result<bool> {
+        let path = self.path(key)?;
+        match &self.backend {
+            Backend::Local { root } => {
+                let file = root.join(path.as_ref());
+                tokio::task::spawn_blocking(move || create_local(&file, &bytes))
+                    .await
+                    .context("the local create stopped")?
+            }
+            Backend::S3 { store, .. } => {
+                let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+                match store.put_opts(&path, PutPayload::from(bytes), opts).await {
+                    Ok(_) => Ok(true),
+                    Err(
+                        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
+                    ) => Ok(false),
+                    Err(e) => Err(e).with_context(|| format!("creating {key} in {}", self.url)),
+                }
+            }
+        }
+    }
+
+    /// Replaces the object at `key` with `bytes` if it is still at `expected`; whether it was
+    /// replaced (false: another writer changed it since it was read).
+    pub async fn replace(&self, key: &str, bytes: Vec<u8>, expected: &Version) -> Result<bool> {
+        let path = self.path(key)?;
+        match &self.backend {
+            Backend::S3 { store, .. } => {
+                let version = UpdateVersion {
+                    e_tag: Some(expected.tag.clone()),
+                    version: expected.object_version.clone(),
+                };
+                let opts = PutOptions { mode: PutMode::Update(version), ..Default::default() };
+                match store.put_opts(&path, PutPayload::from(bytes), opts).await {
+                    Ok(_) => Ok(true),
+                    Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
+                        Ok(false)
+                    }
+                    Err(e) => Err(e).with_context(|| format!("replacing {key} in {}", self.url)),
+                }
+            }
+            Backend::Local { root } => {
+                let file = root.join(path.as_ref());
+                let expected = expected.tag.clone();
+                tokio::task::spawn_blocking(move || replace_local(&file, &bytes, &expected))
+                    .await
+                    .context("the local replace stopped")?
+            }
+        }
+    }
+
+    /// Read-modify-write of the JSON document at `key`: `change` gets the current document
+    /// (`None` when there is none) and returns the new one, which is written only if no other
+    /// writer got there first — else `change` runs again on what that writer left. Returns the
+    /// document written. Fails after [`MAX_UPDATE_TRIES`] lost races.
+    pub async fn update_json<T, F>(&self, key: &str, mut change: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> Result<T>,
+    {
+        for attempt in 0..MAX_UPDATE_TRIES {
+            let current = self.get(key).await?;
+            let (doc, version) = match current {
+                Some((bytes, version)) => {
+                    let doc: T = serde_json::from_slice(&bytes)
+                        .with_context(|| format!("{key} in {} is not the JSON expected", self.url))?;
+                    (Some(doc), Some(version))
+                }
+                None => (None, None),
+            };
+            let next = change(doc)?;
+            let bytes = serde_json::to_vec_pretty(&next).context("encoding the document")?;
+            let written = match &version {
+                Some(v) => self.replace(key, bytes, v).await?,
+                None => self.create(key, bytes).await?,
+            };
+            if written {
+                return Ok(next);
+            }
+            // Another writer's change landed in between: read it and try again, a little later
+            // each time so that many writers do not keep colliding.
+            tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(20)))).await;
+        }
+        bail!("{key} in {}: still changed by other writers after {MAX_UPDATE_TRIES} tries", self.url)
+    }
+}
+
+/// Creates a local file only if the name is free: the bytes go to a temporary file (fsynced),
+/// which is then hard-linked to the name — a link fails when the name exists, so of two
+/// creators exactly one wins — and the folder is fsynced.
+fn create_local(file: &std::path::Path, bytes: &[u8]) -> Result<bool> {
+    let dir = file.parent().context("an object key names a file")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.create", rand_suffix()));
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+    }
+    let linked = std::fs::hard_link(&tmp, file);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            moldops_common::fs::sync_dir(dir)?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("creating {}", file.display())),
+    }
+}
+
+/// A suffix that no other writer of this process or another uses at the same moment.
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Compare-and-swap of a local file under a lock file beside it: writes `bytes` (tmp, fsync,
+/// rename) only if the file's sha256 is still `expected`.
+fn replace_local(file: &std::path::Path, bytes: &[u8], expected: &str) -> Result<bool> {
+    let lock = file.with_extension("lock");
+    let _held = moldops_common::lock::LockFile::acquire_within(
+        &lock,
+        &format!("{} (another writer is replacing it)", file.display()),
+        Duration::from_secs(60),
+    )?;
+    let current = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    };
+    if hex(&current) != expected {
+        return Ok(false);
+    }
+    moldops_common::fs::write_atomic(file, bytes)?;
+    Ok(true)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
