@@ -4,13 +4,15 @@
 //! on them, so concurrent writers (ingest replicas, ETL shards, promotions) each see their
 //! change land exactly once or retry on the new state.
 //!
-//! URLs: a path or `file:///…` (a local folder: create is a hard link that fails when the name
-//! exists, replace a compare-and-swap under a lock file, both fsynced — object_store's local
-//! backend neither syncs nor updates conditionally), and `s3://bucket/prefix`
+//! URLs: a path or `file:///…` (a local folder on **one host**: create is a hard link that fails
+//! when the name exists, replace a compare-and-swap under a lock file, both fsynced —
+//! object_store's local backend neither syncs nor updates conditionally; its temporary files
+//! and locks live in `.moldops-store/`, which no key can name), and `s3://bucket/prefix`
 //! (AWS S3, MinIO, Ceph RGW, any server that honours `If-None-Match: *` and `If-Match`;
 //! endpoint, region and credentials from the usual `AWS_*` environment, path-style requests,
-//! plain HTTP allowed when the endpoint is `http://`). Versions are ETags on S3, the sha256 of
-//! the bytes locally.
+//! plain HTTP allowed when the endpoint is `http://`; [`Store::verify_conditional_writes`]
+//! refuses a server that ignores the conditions). Versions are ETags on S3, the sha256 of the
+//! bytes locally.
 
 use anyhow::{Context, Result, bail};
 use object_store::aws::AmazonS3Builder;
@@ -72,7 +74,9 @@ impl Store {
             }
             let endpoint = s3_settings
                 .iter()
-                .find(|(k, _)| matches!(*k, "aws_endpoint" | "aws_endpoint_url" | "endpoint"))
+                .find(|(k, _)| {
+                    matches!(*k, "aws_endpoint" | "aws_endpoint_url" | "endpoint" | "endpoint_url")
+                })
                 .map(|(_, v)| v.to_string())
                 .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
             if let Some(endpoint) = endpoint {
@@ -93,8 +97,15 @@ impl Store {
         &self.url
     }
 
+    /// The object path of `key`: a relative path of at least one segment, none of them
+    /// starting with `.` (the local backend keeps its own files under such a name).
     fn path(&self, key: &str) -> Result<ObjectPath> {
-        let key = ObjectPath::parse(key).with_context(|| format!("object key {key:?}"))?;
+        let parsed = ObjectPath::parse(key).with_context(|| format!("object key {key:?}"))?;
+        anyhow::ensure!(
+            parsed.parts().next().is_some() && parsed.parts().all(|p| !p.as_ref().starts_with('.')),
+            "object key {key:?}: empty, or a segment starts with `.`"
+        );
+        let key = parsed;
         Ok(match &self.backend {
             Backend::S3 { prefix, .. } if !prefix.as_ref().is_empty() => {
                 ObjectPath::from_iter(prefix.parts().chain(key.parts()))
@@ -137,8 +148,8 @@ impl Store {
         let path = self.path(key)?;
         match &self.backend {
             Backend::Local { root } => {
-                let file = root.join(path.as_ref());
-                tokio::task::spawn_blocking(move || create_local(&file, &bytes))
+                let (root, file) = (root.clone(), root.join(path.as_ref()));
+                tokio::task::spawn_blocking(move || create_local(&root, &file, &bytes))
                     .await
                     .context("the local create stopped")?
             }
@@ -175,9 +186,9 @@ impl Store {
                 }
             }
             Backend::Local { root } => {
-                let file = root.join(path.as_ref());
-                let expected = expected.tag.clone();
-                tokio::task::spawn_blocking(move || replace_local(&file, &bytes, &expected))
+                let (root, file) = (root.clone(), root.join(path.as_ref()));
+                let (key, expected) = (key.to_string(), expected.tag.clone());
+                tokio::task::spawn_blocking(move || replace_local(&root, &key, &file, &bytes, &expected))
                     .await
                     .context("the local replace stopped")?
             }
@@ -188,6 +199,11 @@ impl Store {
     /// (`None` when there is none) and returns the new one, which is written only if no other
     /// writer got there first — else `change` runs again on what that writer left. Returns the
     /// document written. Fails after [`MAX_UPDATE_TRIES`] lost races.
+    ///
+    /// `change` should be idempotent (add a range, set a stage — not a bare `+= 1`): when a
+    /// server stores a conditional write but its answer is lost, the client's retry is refused
+    /// by that very write, and `change` then runs again on its own result. Telling that case
+    /// from another writer's would need a nonce in every document.
     pub async fn update_json<T, F>(&self, key: &str, mut change: F) -> Result<T>
     where
         T: Serialize + DeserializeOwned,
@@ -212,29 +228,85 @@ impl Store {
             if written {
                 return Ok(next);
             }
-            // Another writer's change landed in between: read it and try again, a little later
-            // each time so that many writers do not keep colliding.
-            tokio::time::sleep(Duration::from_millis(u64::from(attempt.min(20)))).await;
+            // Another writer's change landed in between: read it and try again, after a
+            // growing, jittered pause so that many writers do not keep colliding.
+            let jitter =
+                rand_suffix().bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+            let pause = u64::from(attempt.min(20)) + jitter % (u64::from(attempt.min(20)) + 2);
+            tokio::time::sleep(Duration::from_millis(pause)).await;
         }
         bail!("{key} in {}: still changed by other writers after {MAX_UPDATE_TRIES} tries", self.url)
     }
+
+    /// Checks that the server honours conditional writes (S3 servers that ignore `If-Match`
+    /// or `If-None-Match` would let every writer win): a second create of one probe object and
+    /// a replace with a made-up ETag must both be refused. Call it once before relying on the
+    /// store; a local folder always passes. Leaves a small object under `_probe/`.
+    pub async fn verify_conditional_writes(&self) -> Result<()> {
+        let key = format!("_probe/{}", rand_suffix());
+        anyhow::ensure!(self.create(&key, b"1".to_vec()).await?, "{}: cannot create {key}", self.url);
+        anyhow::ensure!(
+            !self.create(&key, b"2".to_vec()).await?,
+            "{}: the server ignores If-None-Match (a second create of {key} succeeded): not safe for \
+             concurrent writers",
+            self.url
+        );
+        let made_up = Version { tag: "\"moldops-made-up-etag\"".into(), object_version: None };
+        anyhow::ensure!(
+            !self.replace(&key, b"3".to_vec(), &made_up).await?,
+            "{}: the server ignores If-Match (a replace with a made-up ETag succeeded): not safe for \
+             concurrent writers",
+            self.url
+        );
+        Ok(())
+    }
+}
+
+/// Folder of the local backend's own files (temporary files, locks), inside the root: keys
+/// cannot name it (no key segment starts with `.`).
+const LOCAL_INTERNAL: &str = ".moldops-store";
+
+/// Creates `dir` (under `root`) and the folders above it that are missing, fsyncing each new
+/// folder's parent, so that a crash cannot lose a folder an object was created in.
+fn create_dirs_synced(root: &std::path::Path, dir: &std::path::Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.exists() && at.starts_with(root) && at != root {
+        missing.push(at.to_path_buf());
+        at = at.parent().context("a folder under the root")?;
+    }
+    for d in missing.iter().rev() {
+        match std::fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("creating {}", d.display())),
+        }
+        if let Some(parent) = d.parent() {
+            moldops_common::fs::sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a new fsynced temporary file in the root's internal folder.
+fn write_temp(root: &std::path::Path, bytes: &[u8]) -> Result<PathBuf> {
+    use std::io::Write as _;
+    let dir = root.join(LOCAL_INTERNAL).join("tmp");
+    create_dirs_synced(root, &dir)?;
+    let tmp = dir.join(rand_suffix());
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
+    Ok(tmp)
 }
 
 /// Creates a local file only if the name is free: the bytes go to a temporary file (fsynced),
 /// which is then hard-linked to the name — a link fails when the name exists, so of two
-/// creators exactly one wins — and the folder is fsynced.
-fn create_local(file: &std::path::Path, bytes: &[u8]) -> Result<bool> {
+/// creators exactly one wins — and the folder is fsynced. One host only: `link` over NFS may
+/// report a retransmitted success as a failure.
+fn create_local(root: &std::path::Path, file: &std::path::Path, bytes: &[u8]) -> Result<bool> {
     let dir = file.parent().context("an object key names a file")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.create", rand_suffix()));
-    {
-        use std::io::Write as _;
-        let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(bytes)
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("writing {}", tmp.display()))?;
-    }
+    create_dirs_synced(root, dir)?;
+    let tmp = write_temp(root, bytes)?;
     let linked = std::fs::hard_link(&tmp, file);
     let _ = std::fs::remove_file(&tmp);
     match linked {
@@ -256,12 +328,20 @@ fn rand_suffix() -> String {
     format!("{}-{nanos}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Compare-and-swap of a local file under a lock file beside it: writes `bytes` (tmp, fsync,
-/// rename) only if the file's sha256 is still `expected`.
-fn replace_local(file: &std::path::Path, bytes: &[u8], expected: &str) -> Result<bool> {
-    let lock = file.with_extension("lock");
+/// Compare-and-swap of a local file under a lock in the root's internal folder (one per key,
+/// named by the key's hash): writes `bytes` (temporary file, fsync, rename, folder fsync) only
+/// if the file's sha256 is still `expected`. Readers take no lock: a rename is atomic.
+fn replace_local(
+    root: &std::path::Path,
+    key: &str,
+    file: &std::path::Path,
+    bytes: &[u8],
+    expected: &str,
+) -> Result<bool> {
+    let locks = root.join(LOCAL_INTERNAL).join("locks");
+    create_dirs_synced(root, &locks)?;
     let _held = moldops_common::lock::LockFile::acquire_within(
-        &lock,
+        &locks.join(format!("{}.lock", hex(key.as_bytes()))),
         &format!("{} (another writer is replacing it)", file.display()),
         Duration::from_secs(60),
     )?;
@@ -273,7 +353,9 @@ fn replace_local(file: &std::path::Path, bytes: &[u8], expected: &str) -> Result
     if hex(&current) != expected {
         return Ok(false);
     }
-    moldops_common::fs::write_atomic(file, bytes)?;
+    let tmp = write_temp(root, bytes)?;
+    std::fs::rename(&tmp, file).with_context(|| format!("replacing {}", file.display()))?;
+    moldops_common::fs::sync_dir(file.parent().context("an object key names a file")?)?;
     Ok(true)
 }
 

@@ -212,9 +212,17 @@ pub enum RecordError {
     /// A record of kind `shot` has no `shot_number`.
     #[error("shot without shot_number")]
     NoShotNumber,
-    /// The record names a material that its mould key does not end in (`{mould}+{material}`).
-    #[error("material without a mould key ending in +material")]
-    Material,
+    /// The record names a material that its mould key does not end in (`{mould}+{material}`),
+    /// or is not a shot.
+    #[error(
+        "material {material:?} on a record whose mould key {mold:?} does not end in +{material} (or not a shot)"
+    )]
+    Material {
+        /// The record's mould key.
+        mold: Option<String>,
+        /// The material it names.
+        material: String,
+    },
     /// A record of kind `gap` is not a valid gap ([`crate::gap::DropGap::from_record`]).
     #[error("{0}")]
     Gap(#[from] crate::gap::GapError),
@@ -240,8 +248,9 @@ pub fn check_record(r: &Record) -> Result<(), RecordError> {
     }
     if let Some(material) = &r.material {
         limits::check_name("material", material)?;
-        if r.mold.as_deref().and_then(|m| crate::mould::mould_of(m, material)).is_none() {
-            return Err(RecordError::Material);
+        let joined = r.mold.as_deref().and_then(|m| crate::mould::mould_of(m, material)).is_some();
+        if r.kind != crate::RecordKind::Shot || !joined {
+            return Err(RecordError::Material { mold: r.mold.clone(), material: material.clone() });
         }
     }
     if r.values.len() > limits::MAX_VALUES {
@@ -297,9 +306,15 @@ mod tests {
     fn a_material_must_be_the_end_of_its_mould_key() {
         let mut r = rec(1);
         r.material = Some("PA6".into());
-        assert_eq!(check_record(&r), Err(RecordError::Material), "mould A does not end in +PA6");
+        assert!(
+            matches!(check_record(&r), Err(RecordError::Material { .. })),
+            "mould A does not end in +PA6"
+        );
         r.mold = Some("A+PA6".into());
         assert_eq!(check_record(&r), Ok(()));
+        r.kind = RecordKind::Peripheral;
+        assert!(matches!(check_record(&r), Err(RecordError::Material { .. })), "shots only");
+        r.kind = RecordKind::Shot;
         r.material = Some("PA\u{7}".into());
         r.mold = Some("A+PA\u{7}".into());
         assert!(matches!(check_record(&r), Err(RecordError::Id(_))), "a control character is refused");
