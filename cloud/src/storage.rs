@@ -262,6 +262,22 @@ impl Store {
     }
 }
 
+/// Runs a storage future to its end from synchronous code (the ETL, the registry), on a thread
+/// and runtime of its own, so that a caller already inside an async runtime is not blocked.
+pub fn block_on<T: Send>(work: impl std::future::Future<Output = Result<T>> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the storage runtime")?;
+            rt.block_on(work)
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the storage thread panicked"))?
+    })
+}
+
 /// Folder of the local backend's own files (temporary files, locks), inside the root: keys
 /// cannot name it (no key segment starts with `.`).
 const LOCAL_INTERNAL: &str = ".moldops-store";

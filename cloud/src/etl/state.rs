@@ -15,6 +15,9 @@ pub const ETL_DIR: &str = "_etl";
 
 const STATE_VERSION: u32 = 1;
 
+/// Name of the state file in [`ETL_DIR`].
+const STATE_FILE: &str = "state.json";
+
 /// The last kept shot of a date (or the seed carried through a date that kept none): what the
 /// run segmentation of the next date continues from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +76,7 @@ pub struct MachineBuilt {
 impl EtlState {
     /// The state file, `<lake>/_etl/state.json`.
     pub fn path(lake: &Path) -> PathBuf {
-        lake.join(ETL_DIR).join("state.json")
+        lake.join(ETL_DIR).join(STATE_FILE)
     }
 
     /// The saved state; empty when there is none. An unreadable one is an error (delete it to
@@ -101,40 +104,42 @@ impl EtlState {
 
     /// Records what one run did to its machines — built (`Some`) or failed (`None`: its dates
     /// are rebuilt next time) — in the saved state, leaving every other machine's entry as it
-    /// is; under the state's lock, so runs over disjoint machines (shards) may end at once.
-    /// Saved state built with other `settings` is dropped first (its machines are rebuilt).
+    /// is: a read-modify-write with a conditional replace ([`crate::storage`]), so runs over
+    /// disjoint machines (shards) may end at once and none loses another's entries. Saved
+    /// state built with other `settings` is dropped first (its machines are rebuilt).
     pub fn save_merged(
         lake: &Path,
         settings: &str,
         updates: BTreeMap<String, Option<MachineBuilt>>,
     ) -> Result<()> {
-        let _lock = moldops_common::lock::LockFile::acquire_within(
-            &lake.join(ETL_DIR).join("state.lock"),
-            "the ETL state (another ETL run is saving it)",
-            std::time::Duration::from_secs(120),
-        )?;
-        let mut st = Self::load(lake)?;
-        if st.settings != settings {
-            st.machines.clear();
-            st.tolerances.clear();
-            st.settings = settings.to_string();
-        }
-        for (folder, update) in updates {
-            match update {
-                Some(built) => {
-                    st.machines.insert(folder.clone(), built.dates);
-                    match built.tolerance {
-                        Some(t) => st.tolerances.insert(folder, t),
-                        None => st.tolerances.remove(&folder),
-                    };
-                }
-                None => {
-                    st.machines.remove(&folder);
-                    st.tolerances.remove(&folder);
+        let store = crate::storage::Store::open(&lake.display().to_string())?;
+        let key = format!("{ETL_DIR}/{STATE_FILE}");
+        let merge = |saved: Option<EtlState>| -> Result<EtlState> {
+            let mut st = saved.unwrap_or(EtlState { version: STATE_VERSION, ..Default::default() });
+            anyhow::ensure!(st.version == STATE_VERSION, "{key}: unknown version {}", st.version);
+            if st.settings != settings {
+                st.machines.clear();
+                st.tolerances.clear();
+                st.settings = settings.to_string();
+            }
+            for (folder, update) in &updates {
+                match update {
+                    Some(built) => {
+                        st.machines.insert(folder.clone(), built.dates.clone());
+                        match built.tolerance {
+                            Some(t) => st.tolerances.insert(folder.clone(), t),
+                            None => st.tolerances.remove(folder),
+                        };
+                    }
+                    None => {
+                        st.machines.remove(folder);
+                        st.tolerances.remove(folder);
+                    }
                 }
             }
-        }
-        st.save(lake)
+            Ok(st)
+        };
+        crate::storage::block_on(store.update_json(&key, merge)).map(|_| ())
     }
 
     /// Saves atomically (tmp, fsync, rename, fsync folder).
