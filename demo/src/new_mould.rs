@@ -26,7 +26,8 @@ pub const MACHINE: &str = "m1";
 pub const LEARNING_SHOTS: u64 = 100;
 /// Shots of the new mould the lake must hold before the lifecycle plan trains it.
 pub const MIN_SHOTS: u64 = 400;
-/// Runs of the lifecycle pipeline while the gate refuses the mould's candidate.
+/// Runs of the lifecycle pipeline while the gate refuses the mould's candidate or the edge rolls
+/// it back.
 const ATTEMPTS: u32 = 3;
 /// Shots of the new mould gathered between two runs.
 const RETRY_SHOTS: u64 = 150;
@@ -156,7 +157,7 @@ pub async fn run(
         .with_context(|| format!("writing {}", definition.display()))?;
     let started = Instant::now();
     for attempt in 1..=ATTEMPTS {
-        learning
+        let ran = learning
             .run_definition(
                 "lifecycle pipeline",
                 "lifecycle pipeline: drift → plan → etl → train → register (gate) → rollout",
@@ -164,17 +165,22 @@ pub async fn run(
                 // The demo does not wait an hour before trying a refused mould again.
                 &[("min_shots", MIN_SHOTS.to_string()), ("retry_after_s", "0".to_string())],
             )
-            .await?;
-        if registry.production(&parsed)?.is_some() {
-            break;
-        }
+            .await;
+        // Done when a run succeeded with a production model (rolled out, not refused by the
+        // edge). A gate refusal, or a canary the edge rolled back (its shadow run met a process
+        // excursion, say), gets another run on more shots: the plan retries both.
+        let why = match (&ran, registry.production(&parsed)?) {
+            (Ok(()), Some(_)) => break,
+            (Ok(()), None) => "the gate refused its candidate".to_string(),
+            (Err(e), _) => format!("the lifecycle run failed ({e:#})"),
+        };
         anyhow::ensure!(
             attempt < ATTEMPTS,
-            "the lifecycle pipeline left {key} without a production model after {ATTEMPTS} runs (see the \
-             register tasks' logs: the gate's reasons)"
+            "{key} has no model of its own on the edge after {ATTEMPTS} lifecycle runs; the last: {why} (see \
+             the register and rollout tasks' logs)"
         );
         let now = shots_of(&follower.snapshot());
-        println!("the gate refused {key}'s candidate; trying again with {RETRY_SHOTS} more shots …");
+        println!("{key}: {why}; trying again with {RETRY_SHOTS} more shots …");
         follower.until("more shots of the new mould", |all| shots_of(all) >= now + RETRY_SHOTS).await?;
     }
     let pipeline_s = started.elapsed().as_secs_f64();

@@ -43,8 +43,10 @@ pub enum Reason {
         /// See `precision_high`.
         recall_high: Option<f64>,
     },
-    /// A key without a production model whose newest candidate the promotion gate refused, at
-    /// least the retry delay ago: trained again on the shots gathered since.
+    /// A key whose newest version was refused — by the promotion gate (the key has no
+    /// production model), or by its edges' shadow or canary verdict (rolled back: production
+    /// in the registry, but no edge runs it) — at least the retry delay ago: trained again on
+    /// the shots gathered since.
     Retry {
         /// The refused candidate.
         model_id: String,
@@ -118,10 +120,12 @@ pub struct Versions {
     pub newest: u32,
     /// When the newest version was built (UTC ms; `i64::MIN` when its time does not read).
     pub built_ms: i64,
-    /// The key has no production version and the gate refused its newest one.
+    /// The key has no production version that runs (none, or one its edges rolled back) and
+    /// its newest version was refused, by the gate or by the edges.
     pub refused: bool,
-    /// Candidates in a row, newest first, that the gate refused: after [`MAX_TRIES`] the key
-    /// waits for a person (or for something to change in the gate's settings).
+    /// Versions in a row, newest first, that the gate refused or an edge rolled back: after
+    /// [`MAX_TRIES`] the key waits for a person (or for something to change in the gate's
+    /// settings or the plant).
     pub refusals: u32,
 }
 

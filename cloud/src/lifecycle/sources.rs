@@ -11,7 +11,7 @@ use crate::registry::gate::Outcome;
 use anyhow::{Context, Result};
 use moldops_shared::bundle::ModelKey;
 use polars::prelude::{DataFrame, DataType, UnionArgs, col, concat, len};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Shots per (machine, mould) in the lake's `raw_data` (shots without a mould are not counted:
@@ -51,28 +51,62 @@ pub fn shots_per_mould(lake_dir: &Path) -> Result<BTreeMap<ModelKey, u64>> {
     Ok(out)
 }
 
-/// What the registry holds: each key with versions, its newest version and when it was built.
-pub fn registered(registry: &Registry) -> Result<Registered> {
+/// What the registry holds: each key with versions, its newest version and when it was built,
+/// and whether its newest versions were refused — by the gate, or (`rolled_back`: key label
+/// and version) by an edge's shadow or canary verdict.
+pub fn registered(registry: &Registry, rolled_back: &BTreeSet<(String, u32)>) -> Result<Registered> {
     let mut out = Registered::new();
     for key in registry.keys()? {
         let mut versions = registry.versions(&key)?;
         versions.sort_by_key(|v| std::cmp::Reverse(v.record.version));
-        let in_production = versions.iter().any(|v| v.stage == crate::registry::Stage::Production);
-        let is_refused =
-            |v: &crate::registry::VersionInfo| v.gate.as_ref().is_some_and(|g| g.outcome == Outcome::Refused);
+        let label = key.label();
+        let by_edge =
+            |v: &crate::registry::VersionInfo| rolled_back.contains(&(label.clone(), v.record.version));
+        let is_refused = |v: &crate::registry::VersionInfo| {
+            v.gate.as_ref().is_some_and(|g| g.outcome == Outcome::Refused) || by_edge(v)
+        };
         let refusals = versions.iter().take_while(|v| is_refused(v)).count();
         let Some(newest) = versions.first() else { continue };
         let built_ms = chrono::DateTime::parse_from_rfc3339(&newest.record.created_at)
             .map_or(i64::MIN, |t| t.timestamp_millis());
+        // A production version its edges rolled back runs nowhere: the key counts as having none.
+        let live_production =
+            versions.iter().any(|v| v.stage == crate::registry::Stage::Production && !by_edge(v));
         out.insert(
             key,
             Versions {
                 newest: newest.record.version,
                 built_ms,
-                refused: !in_production && refusals > 0,
+                refused: !live_production && refusals > 0,
                 refusals: u32::try_from(refusals).unwrap_or(u32::MAX),
             },
         );
+    }
+    Ok(out)
+}
+
+/// Every (model key, version) an edge rolled back in its shadow run or canary, from the lake's
+/// `edge_events` (`rollout` rows in state `rolled_back`).
+pub fn rolled_back_in_lake(lake_dir: &Path) -> Result<BTreeSet<(String, u32)>> {
+    let files = crate::lake::list_parts(lake_dir, crate::ingest::events::DATASET)?;
+    let Some(df) = crate::lake::read_parts(&files, &[])? else { return Ok(BTreeSet::new()) };
+    let text = |name: &str| -> Result<Vec<Option<String>>> {
+        match df.column(name) {
+            Ok(c) => Ok(c.cast(&DataType::String)?.str()?.iter().map(|v| v.map(str::to_string)).collect()),
+            Err(_) => Ok(vec![None; df.height()]),
+        }
+    };
+    let (events, keys, states) = (text("event")?, text("model_key")?, text("rollout_state")?);
+    let versions: Vec<Option<u32>> = match df.column("target_version") {
+        Ok(c) => c.cast(&DataType::UInt32)?.u32()?.iter().collect(),
+        Err(_) => vec![None; df.height()],
+    };
+    let mut out = BTreeSet::new();
+    for i in 0..df.height() {
+        let rollout = events[i].as_deref() == Some("rollout") && states[i].as_deref() == Some("rolled_back");
+        if let (true, Some(key), Some(version)) = (rollout, keys[i].clone(), versions[i]) {
+            out.insert((key, version));
+        }
     }
     Ok(out)
 }
@@ -152,7 +186,7 @@ pub fn plan(lake_dir: &Path, registry: &Registry, options: &Options<'_>) -> Resu
         None => (Vec::new(), LabelTargets::OFF),
     };
     let shots = shots_per_mould(lake_dir)?;
-    let registered = registered(registry)?;
+    let registered = registered(registry, &rolled_back_in_lake(lake_dir)?)?;
     Ok(plan_from(&Inputs {
         shots: &shots,
         registered: &registered,
@@ -193,6 +227,38 @@ mod tests {
         assert_eq!(read_drift_trigger(&path).expect("read").len(), 2);
         std::fs::write(&path, b"[1,2").expect("write");
         assert!(read_drift_trigger(&path).is_err());
+    }
+
+    #[test]
+    fn versions_an_edge_rolled_back_are_read_from_edge_events() {
+        use crate::ingest::events::{EdgeEvent, write};
+        let dir = tempfile::tempdir().expect("tmp");
+        assert!(rolled_back_in_lake(dir.path()).expect("no edge_events").is_empty());
+        let row = |key: &str, state: &'static str, version: u32| EdgeEvent {
+            site: "plant".into(),
+            edge_id: "e1".into(),
+            received_at_ms: 1_767_225_600_000,
+            edge_ts_ms: 1_767_225_600_000,
+            event: "rollout",
+            edge_version: None,
+            model_key: Some(key.into()),
+            rollout_state: Some(state),
+            target_version: Some(version),
+            active_version: None,
+            reason: Some("alarm rate 0.32 over 60 shadow shots".into()),
+            shadow: None,
+        };
+        let online = EdgeEvent {
+            event: "online",
+            model_key: None,
+            rollout_state: None,
+            target_version: None,
+            ..row("x", "active", 1)
+        };
+        let rows =
+            [row("M1/A", "rolled_back", 1), row("M1/B", "active", 1), row("M1/A", "shadow", 2), online];
+        write(dir.path(), &rows, 1).expect("write edge_events");
+        assert_eq!(rolled_back_in_lake(dir.path()).expect("read"), BTreeSet::from([("M1/A".to_string(), 1)]));
     }
 
     #[test]
