@@ -3,7 +3,6 @@
 //! runs continue from. A date is merged again when its inputs or an earlier date's changed, and
 //! its output rewritten only when its inputs or its run ids changed.
 
-use crate::lake::write;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -140,12 +139,6 @@ impl EtlState {
             Ok(st)
         };
         crate::storage::block_on(store.update_json(&key, merge)).map(|_| ())
-    }
-
-    /// Saves atomically (tmp, fsync, rename, fsync folder).
-    pub fn save(&self, lake: &Path) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).context("encoding the ETL state")?;
-        write::write_atomic(&Self::path(lake), &bytes)
     }
 }
 

@@ -63,10 +63,7 @@ pub(crate) fn ts_column(name: &str, ms: impl Iterator<Item = i64>) -> Column {
 /// Writes shot labels from `source` (row `i` gets `seq = i + 1`); one part file per machine
 /// and date. Returns the number of files.
 pub fn write_shot_labels(lake_dir: &Path, source: &str, labels: &[ShotLabel]) -> Result<usize> {
-    let mut groups: BTreeMap<(&str, i64), Vec<(u64, &ShotLabel)>> = BTreeMap::new();
-    for (i, l) in labels.iter().enumerate() {
-        groups.entry((&l.machine_id, l.ts_ms.div_euclid(DAY_MS))).or_default().push((i as u64 + 1, l));
-    }
+    let groups = by_machine_day(labels, |l| (&l.machine_id, l.ts_ms));
     write_groups(lake_dir, LABELS, source, groups, |rows| {
         let n = rows.len();
         let cols = vec![
@@ -87,10 +84,7 @@ pub fn write_shot_labels(lake_dir: &Path, source: &str, labels: &[ShotLabel]) ->
 
 /// Writes lot labels from `source`, partitioned by the date of each lot's start.
 pub fn write_lot_labels(lake_dir: &Path, source: &str, lots: &[LotLabel]) -> Result<usize> {
-    let mut groups: BTreeMap<(&str, i64), Vec<(u64, &LotLabel)>> = BTreeMap::new();
-    for (i, l) in lots.iter().enumerate() {
-        groups.entry((&l.machine_id, l.from_ms.div_euclid(DAY_MS))).or_default().push((i as u64 + 1, l));
-    }
+    let groups = by_machine_day(lots, |l| (&l.machine_id, l.from_ms));
     write_groups(lake_dir, LOT_LABELS, source, groups, |rows| {
         let lots: Vec<LotRow<'_>> = rows
             .iter()
@@ -137,6 +131,17 @@ pub(crate) fn lot_columns(source: &str, rows: &[LotRow<'_>]) -> Vec<Column> {
 }
 
 pub(crate) type Groups<'a, T> = BTreeMap<(&'a str, i64), Vec<(u64, &'a T)>>;
+
+/// `rows` grouped by machine and UTC day of the time `at` gives, each row numbered by its place
+/// in `rows` from 1 (its `seq`).
+pub(crate) fn by_machine_day<'a, T>(rows: &'a [T], at: impl Fn(&'a T) -> (&'a str, i64)) -> Groups<'a, T> {
+    let mut groups: Groups<'a, T> = BTreeMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        let (machine, ms) = at(row);
+        groups.entry((machine, ms.div_euclid(DAY_MS))).or_default().push((i as u64 + 1, row));
+    }
+    groups
+}
 
 pub(crate) fn write_groups<T>(
     lake_dir: &Path,

@@ -218,10 +218,7 @@ impl<'a> ShotCounter<'a> {
 /// Writes scrap counts from `source` into `lot_labels` (the defect ratio `scrap / parts`
 /// beside the counts), partitioned by machine and the date of each lot's start.
 pub fn write(lake_dir: &Path, source: &str, counts: &[ScrapCount]) -> Result<usize> {
-    let mut groups: BTreeMap<(&str, i64), Vec<(u64, &ScrapCount)>> = BTreeMap::new();
-    for (i, s) in counts.iter().enumerate() {
-        groups.entry((&s.machine_id, s.from_ms.div_euclid(DAY_MS))).or_default().push((i as u64 + 1, s));
-    }
+    let groups = crate::import::labels::by_machine_day(counts, |s| (&s.machine_id, s.from_ms));
     write_groups(lake_dir, crate::etl::LOT_LABELS, source, groups, |rows| {
         let each = |f: fn(&ScrapCount) -> u64| rows.iter().map(|r| f(r.1)).collect::<Vec<_>>();
         let lots: Vec<LotRow<'_>> = rows
