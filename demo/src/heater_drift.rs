@@ -9,13 +9,13 @@ use crate::new_mould::MACHINE;
 use anyhow::{Context, Result, bail};
 use moldops_cloud::drift::assess::{Level, Thresholds};
 use moldops_cloud::drift::store::DriftEvent;
+use moldops_cloud::ingest::IngestStats;
 use moldops_scoring::DriftSettings;
 use moldops_shared::rollout::ScoreMessage;
 use moldops_shared::score::Judge;
 use moldops_sim::features::{BARREL, FEATURE_NAMES};
 use serde::Serialize;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 /// The barrel zone that drifts (0-based: zone 3).
 pub const ZONE: usize = 2;
@@ -74,14 +74,14 @@ impl DriftFlag {
 }
 
 /// Waits until `key`'s own model has judged its drift reference, shifts the zone, and judges
-/// the drift summaries as the ingest lands them (`landed`: drift records in the lake so far)
+/// the drift summaries as `ingest` lands them, at each commit that brings some,
 /// until a period after the shift is `drift` with the zone among its worst features.
 pub async fn run(
     follower: &Follower,
     plant: &moldops_sim::RunningPlant,
     lake: &Path,
     key: &str,
-    landed: &impl Fn() -> u64,
+    ingest: &IngestStats,
 ) -> Result<DriftFlag> {
     let own = |m: &ScoreMessage| m.model_key == key && m.stamp().judge() == Judge::Model;
     let seen = follower
@@ -102,15 +102,12 @@ pub async fn run(
     println!(
         "{MACHINE}: {feature} runs {SHIFT_C:+.1} °C from now on; judging the edge's drift summaries as they land …"
     );
-    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + STEP_LIMIT;
+    let mut commits = ingest.watch_commits();
     let mut judged_at = None;
     let event = loop {
-        anyhow::ensure!(
-            started.elapsed() < STEP_LIMIT,
-            "no drift flagged on {model_id} within {} s of the heater shift",
-            STEP_LIMIT.as_secs()
-        );
-        let now = landed();
+        // Judged again only when a commit brought drift summaries.
+        let now = ingest.snapshot().drift_records;
         if judged_at != Some(now) {
             judged_at = Some(now);
             let outcome = moldops_cloud::drift::run(lake, &Thresholds::default(), false)?;
@@ -118,7 +115,13 @@ pub async fn run(
                 break e;
             }
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        match tokio::time::timeout_at(deadline, commits.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => bail!("the ingest stopped before a drift was flagged on {model_id}"),
+            Err(_) => {
+                bail!("no drift flagged on {model_id} within {} s of the heater shift", STEP_LIMIT.as_secs())
+            }
+        }
     };
     let shots_to_flag = follower
         .snapshot()

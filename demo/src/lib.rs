@@ -161,9 +161,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let floor = start_floor(&args, &dir, addr.port(), stop_rx).await?;
     let status = || status_line(&floor, &cloud);
     produce(args.duration_s, "collecting", status).await;
-    let landed = || cloud.stats.snapshot().drift_records;
     let (detection, mut mould) = match &floor.key {
-        Some(key) => learn_and_score(&args, &dir, addr.port(), &floor, key, &status, &landed).await?,
+        Some(key) => learn_and_score(&args, &dir, addr.port(), &floor, key, &status, &cloud.stats).await?,
         None => (None, None),
     };
     let last_read = drain(&floor, &cloud, &status).await;
@@ -312,7 +311,7 @@ async fn learn_and_score(
     floor: &Floor,
     key: &learn::DemoKey,
     status: &impl Fn() -> String,
-    landed: &impl Fn() -> u64,
+    ingest: &ingest::IngestStats,
 ) -> Result<(Option<live::Detection>, Option<new_mould::NewMould>)> {
     let edges = vec![floor.edge_id.clone()];
     let by_mould =
@@ -341,7 +340,7 @@ async fn learn_and_score(
     bar.finish_and_clear();
     let detection = live::judge(&scores, &floor.quality_log)?;
     let mould = if args.new_mould {
-        Some(new_mould::run(&learning, &floor.plant, &floor.broker, status, landed).await?)
+        Some(new_mould::run(&learning, &floor.plant, &floor.broker, status, ingest).await?)
     } else {
         None
     };

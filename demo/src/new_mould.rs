@@ -123,14 +123,14 @@ fn new_key(messages: &[ScoreMessage], old: &Option<String>) -> Option<String> {
 }
 
 /// Changes [`MACHINE`]'s mould and follows the new key until its own model judges it, then
-/// lets a heater zone drift under that model until the drift is flagged (`landed`: drift
-/// records in the lake so far).
+/// lets a heater zone drift under that model until the drift is flagged (judged as `ingest`
+/// lands the edge's summaries).
 pub async fn run(
     learning: &Learning<'_>,
     plant: &moldops_sim::RunningPlant,
     broker: &BrokerConfig,
     status: &impl Fn() -> String,
-    landed: &impl Fn() -> u64,
+    ingest: &moldops_cloud::ingest::IngestStats,
 ) -> Result<NewMould> {
     let dir = learning.dir;
     let registry = Registry::open(&dir.join("registry"))?;
@@ -190,7 +190,7 @@ pub async fn run(
         .until("shot judged by the mould's own model", |all| all.iter().filter(|m| own(m)).count() >= 20)
         .await?;
     println!("{}", NewMould::from_messages(&key, &follower.snapshot()).to_text());
-    let drift = heater_drift::run(&follower, plant, &dir.join("lake"), &key, landed).await?;
+    let drift = heater_drift::run(&follower, plant, &dir.join("lake"), &key, ingest).await?;
     println!("{}", drift.to_text());
     let all = follower.finish().await;
     Ok(NewMould { pipeline_s, drift: Some(drift), ..NewMould::from_messages(&key, &all) })

@@ -30,6 +30,8 @@ pub struct IngestStats {
     files: AtomicU64,
     connected: AtomicBool,
     subscribed: watch::Sender<bool>,
+    /// Group commits done, for whoever waits for the next one ([`IngestStats::watch_commits`]).
+    committed: watch::Sender<u64>,
     commit_seconds: Histogram,
     commit_lag_seconds: Histogram,
 }
@@ -100,6 +102,7 @@ impl Default for IngestStats {
             files: AtomicU64::new(0),
             connected: AtomicBool::new(false),
             subscribed: watch::Sender::new(false),
+            committed: watch::Sender::new(0),
             commit_seconds: Histogram::new([
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
             ]),
@@ -132,6 +135,12 @@ impl IngestStats {
             connected: self.connected.load(Ordering::Relaxed),
             subscribed: *self.subscribed.borrow(),
         }
+    }
+
+    /// A receiver that sees each group commit (the count of them) as it is done: to wait for
+    /// what the ingest lands instead of polling.
+    pub fn watch_commits(&self) -> watch::Receiver<u64> {
+        self.committed.subscribe()
     }
 
     /// Resolves once the first subscription has been acknowledged by the broker.
@@ -188,5 +197,6 @@ impl IngestStats {
         self.new_epochs.fetch_add(out.new_epochs, Ordering::Relaxed);
         self.files.fetch_add(out.files.len() as u64, Ordering::Relaxed);
         self.commits.fetch_add(1, Ordering::Relaxed);
+        self.committed.send_modify(|n| *n += 1);
     }
 }
