@@ -90,21 +90,14 @@ pub fn registered(registry: &Registry, rolled_back: &BTreeSet<(String, u32)>) ->
 pub fn rolled_back_in_lake(lake_dir: &Path) -> Result<BTreeSet<(String, u32)>> {
     let files = crate::lake::list_parts(lake_dir, crate::ingest::events::DATASET)?;
     let Some(df) = crate::lake::read_parts(&files, &[])? else { return Ok(BTreeSet::new()) };
-    let text = |name: &str| -> Result<Vec<Option<String>>> {
-        match df.column(name) {
-            Ok(c) => Ok(c.cast(&DataType::String)?.str()?.iter().map(|v| v.map(str::to_string)).collect()),
-            Err(_) => Ok(vec![None; df.height()]),
-        }
-    };
-    let (events, keys, states) = (text("event")?, text("model_key")?, text("rollout_state")?);
-    let versions: Vec<Option<u32>> = match df.column("target_version") {
-        Ok(c) => c.cast(&DataType::UInt32)?.u32()?.iter().collect(),
-        Err(_) => vec![None; df.height()],
-    };
+    use crate::lake::columns::{count, text};
+    let (events, keys, states) = (text(&df, "event")?, text(&df, "model_key")?, text(&df, "rollout_state")?);
+    let versions = count(&df, "target_version")?;
     let mut out = BTreeSet::new();
     for i in 0..df.height() {
         let rollout = events[i].as_deref() == Some("rollout") && states[i].as_deref() == Some("rolled_back");
-        if let (true, Some(key), Some(version)) = (rollout, keys[i].clone(), versions[i]) {
+        let version = versions[i].and_then(|v| u32::try_from(v).ok());
+        if let (true, Some(key), Some(version)) = (rollout, keys[i].clone(), version) {
             out.insert((key, version));
         }
     }
@@ -137,9 +130,7 @@ pub fn drifted_in_lake(lake_dir: &Path) -> Result<Vec<TriggerKey>> {
     if events.height() == 0 {
         return Ok(Vec::new());
     }
-    let text = |name: &str| -> Result<Vec<Option<String>>> {
-        Ok(events.column(name)?.str()?.iter().map(|v| v.map(str::to_string)).collect())
-    };
+    let text = |name: &str| crate::lake::columns::text(&events, name);
     let (keys, ids, levels, reasons) =
         (text("model_key")?, text("model_id")?, text("level")?, text("reasons")?);
     let ends = events.column("period_end")?.cast(&DataType::Int64)?;
