@@ -59,8 +59,14 @@ pub enum Command {
     Device(crate::config::DeviceArgs),
 }
 
-/// Runs one verb to its end.
+/// Runs one verb to its end; then publishes what it changed in the buckets it worked on
+/// (`s3://` lakes and registries: [`crate::storage::mirror`]) — only when it succeeded.
 pub fn run(command: Command) -> Result<()> {
+    dispatch(command)?;
+    crate::storage::mirror::push_all()
+}
+
+fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Ingest(args) => crate::ingest::cli::run(args),
         Command::Import(args) => crate::import::cli::run(args),

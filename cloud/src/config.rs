@@ -106,6 +106,13 @@ pub fn ingest_config(file: Option<&Path>, over: &Overrides) -> Result<IngestConf
         broker.port = port;
     }
     let lake = over.lake.clone().unwrap_or(parsed.lake.path);
+    if crate::storage::mirror::is_remote(&lake) {
+        errs.push(format!(
+            "lake: {} — the ingest writes a local folder (its commits are acknowledged once on \
+             disk); object storage takes the batch verbs' lake (docs/lake.md)",
+            lake.display()
+        ));
+    }
     let mut cfg = IngestConfig::new(broker, absolute(&lake));
     cfg.base_dir = absolute(&base);
     cfg.client_id = over.client_id.clone().unwrap_or(parsed.ingest.client_id);
@@ -116,16 +123,25 @@ pub fn ingest_config(file: Option<&Path>, over: &Overrides) -> Result<IngestConf
     if errs.is_empty() { Ok(cfg) } else { Err(ConfigErrors(errs)) }
 }
 
-/// The lake folder from the config file (when given) or the default, `--lake` winning.
-pub fn lake_path(file: Option<&Path>, lake: Option<&Path>) -> Result<PathBuf, ConfigErrors> {
-    if let Some(l) = lake {
-        return Ok(absolute(l));
-    }
-    let parsed = match file {
-        Some(path) => load_file(path)?,
-        None => CloudFile::default(),
+/// The lake folder from the config file (when given) or the default, `--lake` winning; an
+/// `s3://` lake becomes this process's local copy of it ([`crate::storage::mirror::local`]:
+/// pulled now, published when the verb succeeds).
+pub fn lake_path(file: Option<&Path>, lake: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let named = match lake {
+        Some(l) => l.to_path_buf(),
+        None => match file {
+            Some(path) => load_file(path)?.lake.path,
+            None => CloudFile::default().lake.path,
+        },
     };
-    Ok(absolute(&parsed.lake.path))
+    working_folder(&named)
+}
+
+/// The folder a batch verb works in for a lake, registry or data location: a bucket's local
+/// copy for an `s3://` URL ([`crate::storage::mirror::local`]), else the absolute path.
+pub fn working_folder(location: &Path) -> anyhow::Result<PathBuf> {
+    let local = crate::storage::mirror::local(location)?;
+    Ok(if crate::storage::mirror::is_remote(location) { local } else { absolute(&local) })
 }
 
 fn load_file(path: &Path) -> Result<CloudFile, ConfigErrors> {
@@ -203,7 +219,7 @@ pub struct LakeArgs {
 
 impl LakeArgs {
     /// The lake folder ([`lake_path`]).
-    pub fn path(&self) -> Result<PathBuf, ConfigErrors> {
+    pub fn path(&self) -> anyhow::Result<PathBuf> {
         lake_path(self.config.as_deref(), self.lake.as_deref())
     }
 }

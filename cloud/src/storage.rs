@@ -25,6 +25,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod mirror;
+
 /// Tries [`Store::update_json`] makes before it gives up (each a re-read after another
 /// writer's change landed first).
 pub const MAX_UPDATE_TRIES: u32 = 64;
@@ -145,21 +147,28 @@ impl Store {
 
     /// Writes `bytes` at `key` unless an object is there already; whether it was written.
     pub async fn create(&self, key: &str, bytes: Vec<u8>) -> Result<bool> {
+        Ok(self.create_versioned(key, bytes).await?.is_some())
+    }
+
+    /// [`Store::create`] that returns the version written (`None`: the name was taken).
+    pub async fn create_versioned(&self, key: &str, bytes: Vec<u8>) -> Result<Option<Version>> {
         let path = self.path(key)?;
         match &self.backend {
             Backend::Local { root } => {
                 let (root, file) = (root.clone(), root.join(path.as_ref()));
-                tokio::task::spawn_blocking(move || create_local(&root, &file, &bytes))
+                let version = Version { tag: hex(&bytes), object_version: None };
+                let created = tokio::task::spawn_blocking(move || create_local(&root, &file, &bytes))
                     .await
-                    .context("the local create stopped")?
+                    .context("the local create stopped")??;
+                Ok(created.then_some(version))
             }
             Backend::S3 { store, .. } => {
                 let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
                 match store.put_opts(&path, PutPayload::from(bytes), opts).await {
-                    Ok(_) => Ok(true),
+                    Ok(put) => Ok(Some(self.written(key, put)?)),
                     Err(
                         object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
-                    ) => Ok(false),
+                    ) => Ok(None),
                     Err(e) => Err(e).with_context(|| format!("creating {key} in {}", self.url)),
                 }
             }
@@ -169,6 +178,16 @@ impl Store {
     /// Replaces the object at `key` with `bytes` if it is still at `expected`; whether it was
     /// replaced (false: another writer changed it since it was read).
     pub async fn replace(&self, key: &str, bytes: Vec<u8>, expected: &Version) -> Result<bool> {
+        Ok(self.replace_versioned(key, bytes, expected).await?.is_some())
+    }
+
+    /// [`Store::replace`] that returns the version written (`None`: another writer changed it).
+    pub async fn replace_versioned(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        expected: &Version,
+    ) -> Result<Option<Version>> {
         let path = self.path(key)?;
         match &self.backend {
             Backend::S3 { store, .. } => {
@@ -178,21 +197,30 @@ impl Store {
                 };
                 let opts = PutOptions { mode: PutMode::Update(version), ..Default::default() };
                 match store.put_opts(&path, PutPayload::from(bytes), opts).await {
-                    Ok(_) => Ok(true),
+                    Ok(put) => Ok(Some(self.written(key, put)?)),
                     Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
-                        Ok(false)
+                        Ok(None)
                     }
                     Err(e) => Err(e).with_context(|| format!("replacing {key} in {}", self.url)),
                 }
             }
             Backend::Local { root } => {
                 let (root, file) = (root.clone(), root.join(path.as_ref()));
+                let version = Version { tag: hex(&bytes), object_version: None };
                 let (key, expected) = (key.to_string(), expected.tag.clone());
-                tokio::task::spawn_blocking(move || replace_local(&root, &key, &file, &bytes, &expected))
-                    .await
-                    .context("the local replace stopped")?
+                let replaced =
+                    tokio::task::spawn_blocking(move || replace_local(&root, &key, &file, &bytes, &expected))
+                        .await
+                        .context("the local replace stopped")??;
+                Ok(replaced.then_some(version))
             }
         }
+    }
+
+    /// The version of an object the server just stored.
+    fn written(&self, key: &str, put: object_store::PutResult) -> Result<Version> {
+        let tag = put.e_tag.with_context(|| format!("{key} in {}: the server gave no ETag", self.url))?;
+        Ok(Version { tag, object_version: put.version })
     }
 
     /// Read-modify-write of the JSON document at `key`: `change` gets the current document
@@ -238,10 +266,79 @@ impl Store {
         bail!("{key} in {}: still changed by other writers after {MAX_UPDATE_TRIES} tries", self.url)
     }
 
+    /// Every object under `prefix` (a key folder; `""` for all), with its version and size,
+    /// sorted by key. Keys are relative to the store (its own prefix removed); the local
+    /// backend's internal files and the `_probe/` objects are left out.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
+        let mut out = match &self.backend {
+            Backend::Local { root } => {
+                let root = root.clone();
+                let start =
+                    if prefix.is_empty() { root.clone() } else { root.join(self.path(prefix)?.as_ref()) };
+                tokio::task::spawn_blocking(move || list_local(&root, &start))
+                    .await
+                    .context("the local listing stopped")??
+            }
+            Backend::S3 { store, prefix: own } => {
+                use futures::TryStreamExt;
+                let at = if prefix.is_empty() {
+                    (!own.as_ref().is_empty()).then(|| own.clone())
+                } else {
+                    Some(self.path(prefix)?)
+                };
+                let metas: Vec<object_store::ObjectMeta> = store
+                    .list(at.as_ref())
+                    .try_collect()
+                    .await
+                    .with_context(|| format!("listing {prefix:?} in {}", self.url))?;
+                let skip = own.parts().count();
+                let mut out = Vec::with_capacity(metas.len());
+                for m in metas {
+                    let key = m
+                        .location
+                        .parts()
+                        .skip(skip)
+                        .map(|p| p.as_ref().to_string())
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    let tag =
+                        m.e_tag.with_context(|| format!("{key} in {}: the server gave no ETag", self.url))?;
+                    out.push(Listed {
+                        key,
+                        version: Version { tag, object_version: m.version },
+                        size: m.size,
+                    });
+                }
+                out
+            }
+        };
+        out.retain(|l| !l.key.starts_with("_probe/"));
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// Removes the object at `key` (nothing when there is none).
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        match &self.backend {
+            Backend::Local { root } => match std::fs::remove_file(root.join(path.as_ref())) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(e).with_context(|| format!("removing {key} in {}", self.url))
+                }
+                _ => Ok(()),
+            },
+            Backend::S3 { store, .. } => match store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e).with_context(|| format!("removing {key} in {}", self.url)),
+            },
+        }
+    }
+
     /// Checks that the server honours conditional writes (S3 servers that ignore `If-Match`
     /// or `If-None-Match` would let every writer win): a second create of one probe object and
     /// a replace with a made-up ETag must both be refused. Call it once before relying on the
-    /// store; a local folder always passes. Leaves a small object under `_probe/`.
+    /// store; a local folder always passes. The probe object (under `_probe/`) is removed
+    /// again.
     pub async fn verify_conditional_writes(&self) -> Result<()> {
         let key = format!("_probe/{}", rand_suffix());
         anyhow::ensure!(self.create(&key, b"1".to_vec()).await?, "{}: cannot create {key}", self.url);
@@ -258,8 +355,19 @@ impl Store {
              concurrent writers",
             self.url
         );
-        Ok(())
+        self.delete(&key).await
     }
+}
+
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its key, relative to the store.
+    pub key: String,
+    /// Its version.
+    pub version: Version,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// Runs a storage future to its end from synchronous code (the ETL, the registry), on a thread
@@ -335,6 +443,39 @@ fn create_local(root: &std::path::Path, file: &std::path::Path, bytes: &[u8]) ->
     }
 }
 
+/// The files under `start` (inside `root`) as listed objects, leaving out every path with a
+/// segment that starts with `.` (the internal folder, dot files of other tools).
+fn list_local(root: &std::path::Path, start: &std::path::Path) -> Result<Vec<Listed>> {
+    let mut out = Vec::new();
+    let mut pending = vec![start.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+        };
+        for entry in entries {
+            let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let kind = entry.file_type().with_context(|| format!("inspecting {}", path.display()))?;
+            if kind.is_dir() {
+                pending.push(path);
+            } else if kind.is_file() {
+                let rel = path.strip_prefix(root).context("a file under the root")?;
+                let key =
+                    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                let version = Version { tag: hex(&bytes), object_version: None };
+                out.push(Listed { key, version, size: bytes.len() as u64 });
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A suffix that no other writer of this process or another uses at the same moment.
 fn rand_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -375,6 +516,7 @@ fn replace_local(
     Ok(true)
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// The sha256 of `bytes` in hex: the local backend's version of an object.
+pub fn hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod databases;
 pub mod proc;
+pub mod s3;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 pub use broker::Mosquitto;
 pub use databases::{Influxd, Postgres};
 pub use proc::Proc;
+pub use s3::S3Server;
 
 /// Directory holding the workspace binaries (`target/debug`), found from this test binary.
 pub fn bin_dir() -> PathBuf {

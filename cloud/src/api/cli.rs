@@ -17,6 +17,7 @@ pub struct ApiArgs {
 
 /// Serves until SIGINT or SIGTERM.
 pub fn run(args: ApiArgs) -> Result<()> {
+    crate::storage::mirror::refuse_remote(&args.data_dir, "the API serves a local data folder")?;
     moldops_common::runtime::build()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.listen).await?;
         tracing::info!(listen = %listener.local_addr()?, data = %args.data_dir.display(), "api serving");

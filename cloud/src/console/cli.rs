@@ -77,6 +77,7 @@ pub fn run(args: ConsoleArgs) -> Result<()> {
         return Ok(());
     }
     moldops_common::runtime::build()?.block_on(async move {
+        crate::storage::mirror::refuse_remote(&args.data_dir, "the console serves a local data folder")?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;

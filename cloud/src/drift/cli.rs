@@ -64,7 +64,8 @@ impl DriftArgs {
 /// Runs `moldops-cloud drift`.
 pub fn run(args: DriftArgs) -> Result<()> {
     let thresholds = args.thresholds()?;
-    let outcome = super::run(&args.lake, &thresholds, args.dry_run)?;
+    let lake = crate::config::working_folder(&args.lake)?;
+    let outcome = super::run(&lake, &thresholds, args.dry_run)?;
     let triggered = match (&args.trigger, args.dry_run) {
         (Some(path), false) => Some((path, super::write_trigger(path, &outcome)?)),
         _ => None,

@@ -58,8 +58,9 @@ pub fn run_cli(args: EvaluateArgs) -> Result<()> {
     } else {
         args.classifiers.iter().map(|s| Kind::parse(s.trim())).collect::<Result<Vec<_>>>()?
     };
+    let lake = crate::config::working_folder(&args.lake)?;
     let cfg = EvaluateConfig {
-        lake: args.lake.clone(),
+        lake: lake.clone(),
         source: args.source,
         folds: args.folds,
         seed: args.seed,
@@ -70,7 +71,7 @@ pub fn run_cli(args: EvaluateArgs) -> Result<()> {
         dump(&cfg, dir)?;
     }
     let records = run(&cfg)?;
-    let out = args.out.clone().unwrap_or_else(|| default_out(&args.lake));
+    let out = args.out.clone().unwrap_or_else(|| default_out(&lake));
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
     let mut failures = Vec::new();
     for r in &records {

@@ -67,7 +67,7 @@ pub struct PlanArgs {
 pub fn run(args: LifecycleArgs) -> Result<()> {
     match args.command {
         LifecycleCommand::Plan(a) => {
-            let registry = Registry::open(&a.loc.path())?;
+            let registry = Registry::open(&a.loc.path()?)?;
             anyhow::ensure!(
                 (0.0..=1.0).contains(&a.min_precision) && (0.0..=1.0).contains(&a.min_recall),
                 "--min-precision and --min-recall are shares (0 to 1)"
@@ -83,7 +83,7 @@ pub fn run(args: LifecycleArgs) -> Result<()> {
                 min_shots: a.min_shots,
                 retry_after_ms: i64::try_from(a.retry_after_s.saturating_mul(1000)).unwrap_or(i64::MAX),
             };
-            let p = sources::plan(&a.lake, &registry, &options)?;
+            let p = sources::plan(&crate::config::working_folder(&a.lake)?, &registry, &options)?;
             if let Some(out) = &a.out {
                 p.write(out)?;
             }

@@ -290,6 +290,11 @@ async fn start(
     }
     let builtins = BTreeMap::from([("run_id".to_string(), run_id.clone())]);
     def.resolve(&overrides(d)?, &builtins)?;
+    crate::storage::mirror::refuse_remote(
+        &def.data_dir(),
+        "run records are kept in a local folder; keep `data` local and point the tasks at the \
+         bucket with --var lake=s3://…/lake --var registry=s3://…/registry",
+    )?;
     let store = RunStore::new(&def.data_dir());
     if store.run_dir(&run_id).join("run.json").exists() {
         bail!("run {run_id} already exists under {}", store.root().display());

@@ -25,8 +25,14 @@ pub struct RegistryLocation {
 }
 
 impl RegistryLocation {
-    /// `--registry`, else `<data-dir>/registry`, else `moldops-data/registry`.
-    pub fn path(&self) -> PathBuf {
+    /// `--registry`, else `<data-dir>/registry`, else `moldops-data/registry`; an `s3://`
+    /// location becomes this process's local copy ([`crate::config::working_folder`]).
+    pub fn path(&self) -> Result<PathBuf> {
+        crate::config::working_folder(&self.location())
+    }
+
+    /// The location as given: a folder or an `s3://` URL.
+    pub fn location(&self) -> PathBuf {
         match (&self.registry, &self.data_dir) {
             (Some(r), _) => r.clone(),
             (None, Some(d)) => d.join("registry"),
@@ -165,7 +171,7 @@ fn promote_options(a: &PromoteArgs) -> Result<PromoteOptions> {
     };
     let gate = match &a.gate_config {
         Some(path) => GateFile::load(path, true)?,
-        None => GateFile::load(&a.loc.path().join(GATE_FILE), false)?,
+        None => GateFile::load(&a.loc.path()?.join(GATE_FILE), false)?,
     };
     Ok(PromoteOptions { force: a.force, lake, gate: gate.unwrap_or_default() })
 }
@@ -173,7 +179,7 @@ fn promote_options(a: &PromoteArgs) -> Result<PromoteOptions> {
 /// `models promote`: one version, or the newest candidate of every key (`--latest`), through
 /// the gate unless `--force`.
 pub fn promote(a: &PromoteArgs) -> Result<PromoteReport> {
-    let reg = Registry::open(&a.loc.path())?;
+    let reg = Registry::open(&a.loc.path()?)?;
     let opts = promote_options(a)?;
     let key = a.key.as_deref().map(parse_key).transpose()?;
     if let (Some(key), Some(version)) = (&key, a.version) {
@@ -212,7 +218,7 @@ pub fn run(args: ModelsArgs) -> Result<()> {
         ModelsCommand::Show(a) => show(&a),
         ModelsCommand::Promote(a) => print_promotions(&promote(&a)?, a.json),
         ModelsCommand::Archive(a) => {
-            let reg = Registry::open(&a.loc.path())?;
+            let reg = Registry::open(&a.loc.path()?)?;
             let done = vec![reg.archive(&parse_key(&a.key)?, a.version)?];
             print_transitions(&done, a.json)
         }
@@ -232,7 +238,7 @@ pub fn run(args: ModelsArgs) -> Result<()> {
             Ok(())
         }
         ModelsCommand::ExportBundle { loc, key, version, out, public_key, json } => {
-            let reg = Registry::open(&loc.path())?;
+            let reg = Registry::open(&loc.path()?)?;
             let key = parse_key(&key)?;
             let version = match version {
                 Some(v) => v,
@@ -261,7 +267,7 @@ pub fn run(args: ModelsArgs) -> Result<()> {
 }
 
 fn list(loc: &RegistryLocation, key: Option<&str>, json: bool) -> Result<()> {
-    let reg = Registry::open(&loc.path())?;
+    let reg = Registry::open(&loc.path()?)?;
     let keys = match key {
         Some(k) => vec![parse_key(k)?],
         None => reg.keys()?,
@@ -312,7 +318,7 @@ fn list(loc: &RegistryLocation, key: Option<&str>, json: bool) -> Result<()> {
 }
 
 fn show(a: &VersionArgs) -> Result<()> {
-    let reg = Registry::open(&a.loc.path())?;
+    let reg = Registry::open(&a.loc.path()?)?;
     let key = parse_key(&a.key)?;
     let info = reg.version(&key, a.version)?;
     let manifest = Bundle::read_dir(&info.bundle_dir)

@@ -123,7 +123,7 @@ impl BundleSource {
         if let Some(p) = &self.bundle {
             return Ok((vec![read_bundle(p)?], false));
         }
-        let registry = self.registry.path();
+        let registry = self.registry.path()?;
         if let Some(label) = self.model_key.as_deref() {
             return Ok((vec![registry_bundle(&registry, &ModelKey::parse(label)?, self.version)?], true));
         }

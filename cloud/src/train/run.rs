@@ -141,12 +141,12 @@ pub struct TrainReport {
 
 fn lake_dir(args: &TrainArgs) -> Result<PathBuf> {
     if let Some(l) = &args.lake {
-        return Ok(std::path::absolute(l).unwrap_or_else(|_| l.clone()));
+        return crate::config::working_folder(l);
     }
     if let Some(d) = &args.loc.data_dir {
-        return Ok(d.join("lake"));
+        return crate::config::working_folder(&d.join("lake"));
     }
-    Ok(crate::config::lake_path(args.config.as_deref(), None)?)
+    crate::config::lake_path(args.config.as_deref(), None)
 }
 
 /// Trains every key of the lake's etl_data; see the module doc.
@@ -161,7 +161,7 @@ pub fn run_training(args: &TrainArgs) -> Result<TrainReport> {
         let path = keys::key_path(args.signing_key.as_deref())?;
         Some(keys::load_signing_key(&path)?)
     };
-    let registry = if args.no_register { None } else { Some(Registry::open(&args.loc.path())?) };
+    let registry = if args.no_register { None } else { Some(Registry::open(&args.loc.path()?)?) };
     let df = crate::etl::read_etl_of(&lake, &args.select)
         .with_context(|| format!("reading etl_data of {}", lake.display()))?;
     // A shard may hold none of the lake's machines: it trains nothing, and that is no failure.

@@ -20,6 +20,5 @@ mod pipeline_local;
 mod quality;
 mod registry;
 mod rollout_fleet;
-mod storage;
 mod support;
 mod train;

@@ -4,72 +4,14 @@
 //! read-modify-write by concurrent writers loses no change.
 
 use moldops_cloud::storage::Store;
+use moldops_tests::S3Server;
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
 
 /// A JSON document several writers change at once.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Counter {
     count: u64,
     writers: Vec<String>,
-}
-
-/// The moto S3 server, killed on drop.
-struct S3Server {
-    child: Child,
-    port: u16,
-}
-
-impl S3Server {
-    fn start() -> S3Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let default =
-            format!("{}/.cache/moldops-s3-venv/bin/python", std::env::var("HOME").unwrap_or_default());
-        let python = std::env::var("MOLDOPS_S3_PYTHON").unwrap_or(default);
-        let mut child = Command::new(&python)
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start the S3 server with {python} (moto installed by .ci/run): {e}")
-            });
-        // Werkzeug says where it listens on stderr once it accepts connections.
-        let err = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(err).lines();
-        let ready = lines.by_ref().take(50).map_while(Result::ok).any(|l| l.contains("Running on"));
-        assert!(ready, "the S3 server did not start");
-        std::thread::spawn(move || lines.for_each(drop));
-        S3Server { child, port }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Creates a bucket (moto takes an unsigned request).
-    fn create_bucket(&self, name: &str) {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        write!(
-            s,
-            "PUT /{name} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .expect("request");
-        let mut answer = String::new();
-        s.read_to_string(&mut answer).expect("answer");
-        assert!(answer.starts_with("HTTP/1.1 200"), "creating bucket {name}: {answer}");
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Races on `store`: 8 creators of one object (one wins), a stale replace (refused), and 4
@@ -153,13 +95,8 @@ async fn conditional_writes_hold_under_races_on_a_local_folder() {
 async fn conditional_writes_hold_under_races_on_an_s3_server() {
     let s3 = S3Server::start();
     s3.create_bucket("moldops-lake");
-    let endpoint = s3.endpoint();
-    let settings = [
-        ("aws_endpoint", endpoint.as_str()),
-        ("aws_access_key_id", "test"),
-        ("aws_secret_access_key", "test"),
-        ("aws_region", "us-east-1"),
-    ];
+    let owned = s3.settings();
+    let settings: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
     races(Store::open_with("s3://moldops-lake/plant-a", &settings).expect("open")).await;
     // The prefix is honoured: the objects live under it.
     let plain = Store::open_with("s3://moldops-lake", &settings).expect("open");

@@ -1,0 +1,202 @@
+//! The learning DAG on object storage: one simulated plant's data, in local folders and in a
+//! bucket of an S3 API server on loopback (moto), goes through import, compact, etl, augment,
+//! evaluate and train with the built-in definition, then batch scoring; on `s3://` every task
+//! works on its local copy and publishes with conditional writes. Both give the same models
+//! (ONNX bytes) and the same datasets, which pyarrow reads over S3 without moldops.
+
+use moldops_cloud::storage::Store;
+use moldops_tests::{S3Server, asset, bin, test_dir};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BUCKET: &str = "moldops";
+const PREFIX: &str = "plant-a";
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Every file under `root` by its key (`/`-joined path relative to `root`), dot files left out.
+fn files(root: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("folder") {
+            let path = entry.expect("entry").path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if name.starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let rel = path.strip_prefix(root).expect("under root");
+                let key: Vec<String> =
+                    rel.components().map(|c| c.as_os_str().to_string_lossy().into()).collect();
+                out.push((key.join("/"), path));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for (key, path) in files(from) {
+        let dest = to.join(&key);
+        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&path, &dest).expect("copy");
+    }
+}
+
+/// `moldops-cloud` with the server's AWS environment and a cache folder of the test's own.
+fn cloud(s3: &S3Server, dir: &Path) -> Command {
+    let mut c = Command::new(bin("moldops-cloud"));
+    c.envs(s3.env())
+        .env("MOLDOPS_CACHE_DIR", dir.join("cache"))
+        .env("MOLDOPS_SIGNING_KEY", dir.join("signing.key"));
+    c.current_dir(dir);
+    c
+}
+
+#[test]
+fn the_learning_dag_on_s3_gives_the_models_and_datasets_it_gives_on_a_folder() {
+    let dir = test_dir();
+    let dir = dir.path();
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let demo = Command::new(bin("moldops-demo"))
+        .args(["demo", "--exit", "--data-only", "--duration-s", "15", "--speed", "1000", "--data-dir"])
+        .arg(dir.join("plant"))
+        .output()
+        .expect("demo");
+    assert!(demo.status.success(), "demo: {}", text(&demo));
+    let plant = dir.join("plant/demo");
+    let labels = plant.join("quality-log.jsonl");
+    let keygen = cloud(&s3, dir)
+        .args(["models", "keygen", "--out"])
+        .arg(dir.join("signing.key"))
+        .output()
+        .expect("keygen");
+    assert!(keygen.status.success(), "{}", text(&keygen));
+
+    // The same raw data in a local lake and in the bucket.
+    let local = dir.join("local");
+    copy_tree(&plant.join("lake"), &local.join("lake"));
+    let owned = s3.settings();
+    let settings: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let bucket = Store::open_with(&format!("s3://{BUCKET}/{PREFIX}"), &settings).expect("bucket");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    for (key, path) in files(&plant.join("lake")) {
+        let bytes = std::fs::read(&path).expect("read");
+        assert!(rt.block_on(bucket.create(&format!("lake/{key}"), bytes)).expect("upload"));
+    }
+
+    // One definition (the built-in DAG made quick), two runs at once: folders and bucket.
+    let keep = ["import", "compact", "etl", "augment", "evaluate", "train"];
+    let def = crate::pipeline::quick_definition(dir, &keep);
+    let remote_lake = format!("s3://{BUCKET}/{PREFIX}/lake");
+    let remote_registry = format!("s3://{BUCKET}/{PREFIX}/registry");
+    let run = |data: PathBuf, lake: String, registry: String| {
+        let mut c = cloud(&s3, dir);
+        c.args(["pipeline", "run", "--run-id", "r1", "--config"]).arg(&def).arg("--data-dir").arg(data);
+        for var in
+            [format!("lake={lake}"), format!("registry={registry}"), format!("labels={}", labels.display())]
+        {
+            c.arg("--var").arg(var);
+        }
+        c.output().expect("pipeline run")
+    };
+    let (on_folder, on_s3) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| {
+            run(
+                local.join("data"),
+                local.join("lake").display().to_string(),
+                local.join("registry").display().to_string(),
+            )
+        });
+        let b = scope.spawn(|| run(dir.join("s3-runs"), remote_lake.clone(), remote_registry.clone()));
+        (a.join().expect("folder run"), b.join().expect("bucket run"))
+    });
+    let logs = |data: &Path| -> String {
+        files(&data.join("pipeline/runs/r1"))
+            .iter()
+            .map(|(k, p)| format!("--- {k}\n{}", std::fs::read_to_string(p).unwrap_or_default()))
+            .collect()
+    };
+    assert!(on_folder.status.success(), "{}{}", text(&on_folder), logs(&local.join("data")));
+    assert!(on_s3.status.success(), "{}{}", text(&on_s3), logs(&dir.join("s3-runs")));
+
+    // Nothing of the lake or registry went to a local folder named after the URL.
+    assert!(!dir.join("s3:").exists());
+    let listed = rt.block_on(bucket.list("")).expect("list");
+    let remote_keys: Vec<&str> = listed.iter().map(|l| l.key.as_str()).collect();
+    assert!(
+        remote_keys.iter().all(|k| !k.split('/').any(|s| s.starts_with('.'))),
+        "no lock or temporary file in the bucket"
+    );
+
+    // The same models: every ONNX file of the local registry is in the bucket, byte for byte.
+    let models: Vec<(String, PathBuf)> =
+        files(&local.join("registry")).into_iter().filter(|(k, _)| k.ends_with(".onnx")).collect();
+    assert!(!models.is_empty(), "train registered models");
+    for (key, path) in &models {
+        let (bytes, _) = rt
+            .block_on(bucket.get(&format!("registry/{key}")))
+            .expect("get")
+            .unwrap_or_else(|| panic!("registry/{key} is not in the bucket"));
+        assert!(bytes == std::fs::read(path).expect("read"), "registry/{key} differs");
+    }
+    let registry_files =
+        |keys: Vec<String>| -> Vec<String> { keys.into_iter().filter(|k| !k.ends_with(".lock")).collect() };
+    assert_eq!(
+        registry_files(files(&local.join("registry")).into_iter().map(|(k, _)| k).collect()),
+        registry_files(
+            remote_keys.iter().filter_map(|k| k.strip_prefix("registry/")).map(String::from).collect()
+        ),
+        "the same registry files"
+    );
+
+    // Batch scoring of every trained key's first version, on both.
+    let reg = moldops_cloud::registry::Registry::open(&local.join("registry")).expect("registry");
+    let keys = reg.keys().expect("keys");
+    assert!(!keys.is_empty());
+    for key in &keys {
+        for (lake, registry) in [
+            (local.join("lake").display().to_string(), local.join("registry").display().to_string()),
+            (remote_lake.clone(), remote_registry.clone()),
+        ] {
+            let out = cloud(&s3, dir)
+                .args([
+                    "score",
+                    "--lake",
+                    &lake,
+                    "--registry",
+                    &registry,
+                    "--model-key",
+                    &key.label(),
+                    "--version",
+                    "1",
+                ])
+                .output()
+                .expect("score");
+            assert!(out.status.success(), "score {} on {lake}: {}", key.label(), text(&out));
+        }
+    }
+
+    // pyarrow reads the bucket's datasets over S3 and finds the local lake's rows.
+    let check = Command::new(moldops_tests::s3::python())
+        .arg(asset("peers/lake_over_s3.py"))
+        .arg(s3.endpoint())
+        .arg(format!("{BUCKET}/{PREFIX}/lake"))
+        .arg(local.join("lake"))
+        .args(["raw_data", "etl_data", "aug_data", "labels", "scores"])
+        .output()
+        .expect("run the pyarrow check (pyarrow in the S3 venv, installed by .ci/run)");
+    assert!(check.status.success(), "{}", text(&check));
+    let reports: Vec<serde_json::Value> = String::from_utf8_lossy(&check.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(reports.len(), 5, "{}", text(&check));
+}
