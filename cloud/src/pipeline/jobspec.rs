@@ -10,10 +10,10 @@ use super::kube_settings::{KubeSettings, Placement};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, Container, EnvFromSource, EnvVar, EnvVarSource, LocalObjectReference,
-    ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SeccompProfile, SecretEnvSource, SecretVolumeSource, SecurityContext, Toleration,
-    Volume, VolumeMount,
+    Capabilities, ConfigMap, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, EnvVarSource,
+    LocalObjectReference, ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodSecurityContext,
+    PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretEnvSource, SecretVolumeSource,
+    SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -273,6 +273,7 @@ fn env(i: &PodInput<'_>) -> Vec<EnvVar> {
     for r in &t.secrets {
         env.extend(r.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
+    env.insert(crate::storage::mirror::CACHE_ENV.into(), CACHE_MOUNT.into());
     env.insert("MOLDOPS_PIPELINE_RUN".into(), i.run_id.into());
     env.insert("MOLDOPS_PIPELINE_TASK".into(), t.name.clone());
     env.insert("MOLDOPS_PIPELINE_ATTEMPT".into(), i.attempt.into());
@@ -324,8 +325,13 @@ fn secret_volume_name(n: usize) -> String {
     format!("secret-{n}")
 }
 
-/// The shared data volume (when a claim is set) and one volume per mounted secret, files
-/// readable by the owner only (mode 0400).
+/// Where every task's scratch volume is mounted: the local copies of an `s3://` lake and
+/// registry ([`crate::storage::mirror`], `MOLDOPS_CACHE_DIR`), gone with the pod.
+pub const CACHE_MOUNT: &str = "/var/cache/moldops";
+
+/// The shared data volume (when a claim is set), the scratch volume (an `emptyDir` at
+/// [`CACHE_MOUNT`]) and one volume per mounted secret, files readable by the owner only
+/// (mode 0400).
 fn volumes(s: &KubeSettings, t: &TaskDef) -> Vec<Volume> {
     let data = s.data_volume_claim.iter().map(|claim| Volume {
         name: "data".into(),
@@ -344,11 +350,16 @@ fn volumes(s: &KubeSettings, t: &TaskDef) -> Vec<Volume> {
         }),
         ..Volume::default()
     });
-    data.chain(secrets).collect()
+    let cache = Volume {
+        name: "cache".into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    };
+    data.chain(std::iter::once(cache)).chain(secrets).collect()
 }
 
-/// Where [`volumes`] are mounted: the data volume at `data_mount_path`, secrets read-only
-/// at their `mount`.
+/// Where [`volumes`] are mounted: the data volume at `data_mount_path`, the scratch volume at
+/// [`CACHE_MOUNT`], secrets read-only at their `mount`.
 fn volume_mounts(s: &KubeSettings, t: &TaskDef) -> Vec<VolumeMount> {
     let data = s.data_volume_claim.iter().map(|_| VolumeMount {
         name: "data".into(),
@@ -362,7 +373,9 @@ fn volume_mounts(s: &KubeSettings, t: &TaskDef) -> Vec<VolumeMount> {
             read_only: Some(true),
             ..VolumeMount::default()
         });
-    data.chain(secrets).collect()
+    let cache =
+        VolumeMount { name: "cache".into(), mount_path: CACHE_MOUNT.into(), ..VolumeMount::default() };
+    data.chain(std::iter::once(cache)).chain(secrets).collect()
 }
 
 /// How a Job stands.
@@ -576,10 +589,12 @@ mod tests {
         assert_eq!(var("KEY_FILE"), Some(json!("/secrets/gcp/key.json")));
         assert_eq!(var("MOLDOPS_PIPELINE_ATTEMPT"), Some(json!("2")));
         assert_eq!(var(DEVICE_ENV), Some(json!("gpu:0")), "a GPU task must get its GPU, not the CPU");
+        assert_eq!(var("MOLDOPS_CACHE_DIR"), Some(json!(CACHE_MOUNT)), "copies of a bucket go to scratch");
         assert_eq!(
             pod["volumes"],
             json!([
                 { "name": "data", "persistentVolumeClaim": { "claimName": "moldops-data" } },
+                { "name": "cache", "emptyDir": {} },
                 { "name": "secret-0", "secret": { "secretName": "gcp-key", "defaultMode": 0o400 } },
             ])
         );
@@ -587,6 +602,7 @@ mod tests {
             c["volumeMounts"],
             json!([
                 { "name": "data", "mountPath": "/var/lib/moldops" },
+                { "name": "cache", "mountPath": CACHE_MOUNT },
                 { "name": "secret-0", "mountPath": "/secrets/gcp", "readOnly": true },
             ])
         );
@@ -669,9 +685,14 @@ mod tests {
         assert_eq!(c["image"], json!(KubeSettings::default().image));
         assert_eq!(c["resources"]["limits"], json!({ "memory": "16Gi" }));
         assert_eq!(pod["nodeSelector"], json!({ "pool": "highmem" }));
+        // No data volume without a claim (a lake in a bucket): only the scratch volume.
         assert_eq!(
             (&pod["tolerations"], &pod["volumes"], &c["volumeMounts"]),
-            (&json!([]), &json!([]), &json!([]))
+            (
+                &json!([]),
+                &json!([{ "name": "cache", "emptyDir": {} }]),
+                &json!([{ "name": "cache", "mountPath": CACHE_MOUNT }])
+            )
         );
         for absent in
             [&j["spec"]["activeDeadlineSeconds"], &pod["serviceAccountName"], &pod["imagePullSecrets"]]

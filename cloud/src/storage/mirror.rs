@@ -522,11 +522,14 @@ fn remove_empty_folders(folder: &Path) -> Result<()> {
     visit(folder, true).map(drop)
 }
 
+/// Environment variable naming the cache folder.
+pub const CACHE_ENV: &str = "MOLDOPS_CACHE_DIR";
+
 /// The cache folder: `$MOLDOPS_CACHE_DIR`, else `$XDG_CACHE_HOME/moldops`, else
 /// `~/.cache/moldops`, else one under the temporary folder.
 pub fn cache_dir() -> PathBuf {
     let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    env("MOLDOPS_CACHE_DIR")
+    env(CACHE_ENV)
         .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("moldops")))
         .or_else(|| env("HOME").map(|d| d.join(".cache").join("moldops")))
         .unwrap_or_else(|| std::env::temp_dir().join("moldops-cache"))
