@@ -47,6 +47,10 @@ pub struct IngestSection {
     /// Upper bound of records per group commit.
     #[serde(default = "default_max_group")]
     pub max_group_records: usize,
+    /// Replicas: the MQTT share group of the ingests that write one lake together, each with
+    /// its own `client_id` (docs/lake.md, "Ingest replicas"); none by default.
+    #[serde(default)]
+    pub share_group: Option<String>,
 }
 
 impl Default for LakeSection {
@@ -56,7 +60,11 @@ impl Default for LakeSection {
 }
 impl Default for IngestSection {
     fn default() -> Self {
-        IngestSection { client_id: default_client_id(), max_group_records: default_max_group() }
+        IngestSection {
+            client_id: default_client_id(),
+            max_group_records: default_max_group(),
+            share_group: None,
+        }
     }
 }
 fn default_lake() -> PathBuf {
@@ -80,6 +88,8 @@ pub struct Overrides {
     pub lake: Option<PathBuf>,
     /// `--client-id`: replaces `[ingest] client_id`.
     pub client_id: Option<String>,
+    /// `--share-group`: replaces `[ingest] share_group`.
+    pub share_group: Option<String>,
 }
 
 /// Reads the config file when given (or an empty one), applies the overrides, validates.
@@ -117,6 +127,7 @@ pub fn ingest_config(file: Option<&Path>, over: &Overrides) -> Result<IngestConf
     cfg.base_dir = absolute(&base);
     cfg.client_id = over.client_id.clone().unwrap_or(parsed.ingest.client_id);
     cfg.max_group_records = parsed.ingest.max_group_records;
+    cfg.share_group = over.share_group.clone().or(parsed.ingest.share_group);
     if let Err(ConfigErrors(more)) = cfg.validate() {
         errs.extend(more);
     }

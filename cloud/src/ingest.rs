@@ -61,6 +61,9 @@ pub struct IngestConfig {
     pub client_id: String,
     /// Upper bound of records per group commit (default [`DEFAULT_MAX_GROUP_RECORDS`]; must be > 0).
     pub max_group_records: usize,
+    /// Replicas: the MQTT share group of the ingests that write this lake together (each with
+    /// its own `client_id`); `None` (default): the lake's only ingest. See [`Committer::open_replica`].
+    pub share_group: Option<String>,
     /// Print `{"event":"subscribed"}` on stdout after the first SUBACK (for the CLI).
     pub announce: bool,
     /// Counters shared with the caller.
@@ -76,6 +79,7 @@ impl IngestConfig {
             lake: lake.into(),
             client_id: DEFAULT_CLIENT_ID.to_string(),
             max_group_records: DEFAULT_MAX_GROUP_RECORDS,
+            share_group: None,
             announce: false,
             stats: Arc::default(),
         }
@@ -101,8 +105,33 @@ impl IngestConfig {
         if self.max_group_records == 0 {
             errs.push("ingest.max_group_records must be > 0".into());
         }
+        if let Some(group) = &self.share_group
+            && (group.is_empty() || group.contains(['/', '+', '#']))
+        {
+            errs.push(format!("ingest.share_group {group:?}: a name without `/`, `+` or `#`"));
+        }
         if errs.is_empty() { Ok(()) } else { Err(ConfigErrors(errs)) }
     }
+}
+
+/// The topic filters of the ingest. With a share group, the data topics (native batches and
+/// Sparkplug `DDATA`) are shared (`$share/{group}/…`): the broker hands each message to one
+/// replica of the group. The event topics are not shared: every replica sees the edges'
+/// retained states and deaths, and the dedup state keeps one row of each.
+pub fn subscriptions(share_group: Option<&str>) -> Vec<String> {
+    let share = |filter: String| match share_group {
+        Some(group) => format!("$share/{group}/{filter}"),
+        None => filter,
+    };
+    let mut out = vec![share(filter_all(Leaf::Data)), share(sparkplug::filter_all(MessageType::DData))];
+    out.extend([Leaf::Status, Leaf::ModelReported, Leaf::ModelDesired].map(filter_all));
+    out.push(sparkplug::filter_all(MessageType::NDeath));
+    out
+}
+
+/// A filter without its `$share/{group}/` prefix.
+fn unshared(filter: &str) -> &str {
+    filter.strip_prefix("$share/").and_then(|rest| rest.split_once('/')).map_or(filter, |(_, f)| f)
 }
 
 /// Connection state, so that each change is logged once rather than on every retry.
@@ -153,11 +182,7 @@ pub async fn run(cfg: IngestConfig, shutdown: impl Future<Output = ()>) -> Resul
     let mut session = Session {
         cfg: &cfg,
         client: client.clone(),
-        filters: [Leaf::Data, Leaf::Status, Leaf::ModelReported, Leaf::ModelDesired]
-            .map(filter_all)
-            .into_iter()
-            .chain([MessageType::DData, MessageType::NDeath].map(sparkplug::filter_all))
-            .collect(),
+        filters: subscriptions(cfg.share_group.as_deref()),
         link: Link { up: false, last_error: None, backoff: reconnect_backoff() },
         tx,
     };
@@ -206,7 +231,9 @@ pub async fn run(cfg: IngestConfig, shutdown: impl Future<Output = ()>) -> Resul
 /// Opens the lake (recovering from an interrupted commit) on the blocking pool.
 async fn open_lake(cfg: &IngestConfig) -> Result<Committer> {
     let lake = cfg.lake.clone();
-    let (committer, recovery) = tokio::task::spawn_blocking(move || Committer::open(&lake))
+    let replica = cfg.share_group.is_some();
+    let open = move || if replica { Committer::open_replica(&lake) } else { Committer::open(&lake) };
+    let (committer, recovery) = tokio::task::spawn_blocking(open)
         .await
         .context("the lake recovery task failed")??;
     tracing::info!(
@@ -276,7 +303,7 @@ impl Session<'_> {
                     .filter(|(c, _)| matches!(c, SubscribeReasonCode::Failure))
                     .map(|(_, f)| f);
                 let (sparkplug, refused): (Vec<&String>, Vec<&String>) =
-                    refused.partition(|f| f.starts_with(sparkplug::NAMESPACE));
+                    refused.partition(|f| unshared(f).starts_with(sparkplug::NAMESPACE));
                 let (optional, required): (Vec<&String>, Vec<&String>) =
                     refused.into_iter().partition(|f| **f == filter_all(Leaf::ModelDesired));
                 if !required.is_empty() {

@@ -61,8 +61,7 @@ fn rollout_account(args: &ConsoleArgs) -> Result<Option<RolloutAccount>> {
     let over = crate::config::Overrides {
         broker_host: args.broker_host.clone(),
         broker_port: args.broker_port,
-        lake: None,
-        client_id: None,
+        ..Default::default()
     };
     let cfg = crate::config::ingest_config(args.rollout_config.as_deref(), &over)?;
     Ok(Some(RolloutAccount { broker: cfg.broker, base_dir: cfg.base_dir }))

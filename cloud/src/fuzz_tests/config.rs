@@ -24,6 +24,7 @@ fn hostile_overrides(u: &mut Unstructured<'_>) -> Gen<Overrides> {
         broker_port: if u.ratio(1, 3)? { Some(*u.choose(&[0, 1, 1883, u16::MAX])?) } else { None },
         lake: None,
         client_id: if u.ratio(1, 3)? { Some(any_string(u)?) } else { None },
+        share_group: if u.ratio(1, 3)? { Some(any_string(u)?) } else { None },
     })
 }
 

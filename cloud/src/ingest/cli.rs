@@ -20,9 +20,14 @@ pub struct IngestArgs {
     /// Lake folder (overrides [lake] path).
     #[arg(long)]
     pub lake: Option<PathBuf>,
-    /// MQTT client id (overrides [ingest] client_id); keep it fixed so the broker keeps the session.
-    #[arg(long)]
+    /// MQTT client id (overrides [ingest] client_id); keep it fixed so the broker keeps the
+    /// session. Replicas each need their own (e.g. the StatefulSet pod's name).
+    #[arg(long, env = "MOLDOPS_INGEST_CLIENT_ID")]
     pub client_id: Option<String>,
+    /// Write the lake as one of several replicas sharing the data topics through this MQTT
+    /// share group (overrides [ingest] share_group).
+    #[arg(long, env = "MOLDOPS_INGEST_SHARE_GROUP")]
+    pub share_group: Option<String>,
     /// Address of the ingest's HTTP endpoint (/healthz, /readyz, /status, /metrics), e.g.
     /// `0.0.0.0:9465`; none by default.
     #[arg(long)]
@@ -36,6 +41,7 @@ pub fn run(args: IngestArgs) -> Result<()> {
         broker_port: args.broker_port,
         lake: args.lake,
         client_id: args.client_id,
+        share_group: args.share_group,
     };
     let mut cfg = config::ingest_config(args.config.as_deref(), &over)?;
     cfg.announce = true;

@@ -18,8 +18,8 @@ use super::events::{self, EventMessage};
 use super::state::{DedupState, Recovery, SeqSet, StreamId, now_nanos};
 use crate::lake;
 use crate::lake::quarantine::{self, QuarantineEntry};
-use crate::lake::write::{Part, Row, write_parts};
-use anyhow::Result;
+use crate::lake::write::{self, Part, Row, write_parts};
+use anyhow::{Context, Result};
 use moldops_common::lock::LockFile;
 use moldops_shared::gap::DropGap;
 use moldops_shared::score;
@@ -294,15 +294,45 @@ pub struct Committer {
     /// Per stream, the highest `held_from` its batches declared: seqs below it are final.
     held_from: HashMap<StreamId, u64>,
     last_nanos: u64,
-    /// Held while this committer lives: one writer per lake.
-    _lock: LockFile,
+    writer: Writer,
+}
+
+/// How a committer shares the lake with other ingests.
+#[derive(Debug)]
+enum Writer {
+    /// The lake's only ingest: its lock is held while the committer lives.
+    Sole(#[allow(dead_code, reason = "held, not read")] LockFile),
+    /// One of several replicas (each with its own MQTT client id, sharing the data topics
+    /// through a `$share/` subscription): each commit takes the lock, catches up with what the
+    /// others committed, commits and lets go, so the dedup state stays one and exact.
+    Replica {
+        /// Size and modification time of the state file as this replica last read or wrote it.
+        seen: Option<(u64, std::time::SystemTime)>,
+    },
+}
+
+/// How long a replica waits for its turn to commit before the commit fails.
+const TURN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Written (fsynced) by a replica before it writes part files, removed once the state covers
+/// them: found by the next replica to commit, it means a commit stopped half-way and the
+/// lake's part files above the mark must be folded into the state.
+const PENDING_FILE: &str = "commit-pending";
+
+fn lock_path(lake: &Path) -> PathBuf {
+    lake.join(lake::INGEST_DIR).join("lock")
 }
 
 /// Creates the lake and takes its writer lock (`_ingest/lock`), so that two ingests never
 /// write one lake; readers need no lock.
 fn lock_lake(lake: &Path) -> Result<LockFile> {
     let what = format!("the lake {} (another ingest is writing to it)", lake.display());
-    Ok(LockFile::try_acquire(&lake.join(lake::INGEST_DIR).join("lock"), &what)?)
+    Ok(LockFile::try_acquire(&lock_path(lake), &what)?)
+}
+
+/// Size and modification time of the state file (`None` when there is none).
+fn state_stamp(lake: &Path) -> Option<(u64, std::time::SystemTime)> {
+    let meta = std::fs::metadata(DedupState::path(lake)).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
 }
 
 /// (dataset, machine, day, stream): one part file each per group.
@@ -320,13 +350,62 @@ struct Sorted<'a> {
 }
 
 impl Committer {
-    /// Opens a lake (creating it), recovering the dedup state from it.
+    /// Opens a lake (creating it) as its only ingest, recovering the dedup state from it.
     pub fn open(lake: &Path) -> Result<(Committer, Recovery)> {
         let lock = lock_lake(lake)?;
         let (state, recovery) = DedupState::recover(lake)?;
         let last_nanos = state.mark_nanos;
         let held_from = HashMap::new();
-        Ok((Committer { lake: lake.to_path_buf(), state, held_from, last_nanos, _lock: lock }, recovery))
+        let writer = Writer::Sole(lock);
+        Ok((Committer { lake: lake.to_path_buf(), state, held_from, last_nanos, writer }, recovery))
+    }
+
+    /// Opens a lake (creating it) as one of several replicas that write it in turns (see
+    /// [`Writer::Replica`]), recovering the dedup state from it during a turn of its own.
+    pub fn open_replica(lake: &Path) -> Result<(Committer, Recovery)> {
+        let what = format!("the lake {} (its ingest replicas' turn to commit)", lake.display());
+        let _turn = LockFile::acquire_within(&lock_path(lake), &what, TURN_TIMEOUT)?;
+        let (state, recovery) = DedupState::recover(lake)?;
+        remove_pending(lake)?;
+        let last_nanos = state.mark_nanos;
+        let writer = Writer::Replica { seen: state_stamp(lake) };
+        Ok((Committer { lake: lake.to_path_buf(), state, held_from: HashMap::new(), last_nanos, writer }, recovery))
+    }
+
+    /// A replica's turn: waits for the lock, then brings the state up to what the other
+    /// replicas committed (a full recovery when one of them stopped half-way) and marks a
+    /// commit as pending. `None` for the lake's only ingest.
+    fn take_turn(&mut self) -> Result<Option<LockFile>> {
+        let Writer::Replica { seen } = &self.writer else { return Ok(None) };
+        let what = format!("the lake {} (its ingest replicas' turn to commit)", self.lake.display());
+        let turn = LockFile::acquire_within(&lock_path(&self.lake), &what, TURN_TIMEOUT)?;
+        let pending = self.lake.join(lake::INGEST_DIR).join(PENDING_FILE);
+        if pending.exists() {
+            let (state, recovery) = DedupState::recover(&self.lake)?;
+            tracing::warn!(
+                orphan_files = recovery.orphan_files,
+                orphan_rows = recovery.orphan_rows,
+                "a replica's commit stopped half-way; its part files are folded into the dedup state"
+            );
+            self.state = state;
+        } else if state_stamp(&self.lake) != *seen {
+            self.state = match DedupState::load(&self.lake)? {
+                Some(state) => state,
+                None => DedupState::recover(&self.lake)?.0,
+            };
+        }
+        self.last_nanos = self.last_nanos.max(self.state.mark_nanos);
+        write::write_atomic(&pending, b"")?;
+        Ok(Some(turn))
+    }
+
+    /// Ends a replica's turn after a commit that succeeded.
+    fn end_turn(&mut self) -> Result<()> {
+        if let Writer::Replica { seen } = &mut self.writer {
+            remove_pending(&self.lake)?;
+            *seen = state_stamp(&self.lake);
+        }
+        Ok(())
     }
 
     /// The dedup state as of the last commit (or the recovery at open).
@@ -342,6 +421,13 @@ impl Committer {
 
     /// Commits a group durably (see the module doc). An error means nothing may be acknowledged.
     pub fn commit(&mut self, group: Group) -> Result<Outcome> {
+        let _turn = self.take_turn()?;
+        let out = self.commit_in_turn(group)?;
+        self.end_turn()?;
+        Ok(out)
+    }
+
+    fn commit_in_turn(&mut self, group: Group) -> Result<Outcome> {
         let mut out =
             Outcome { messages: group.messages, foreign_sparkplug: group.foreign, ..Default::default() };
         let streams: Vec<StreamId> = group.accepted.iter().map(StreamId::of).collect();
@@ -472,6 +558,17 @@ impl Committer {
                 record: r,
             });
         }
+    }
+}
+
+/// Removes the pending-commit marker (nothing when there is none).
+fn remove_pending(lake: &Path) -> Result<()> {
+    let path = lake.join(lake::INGEST_DIR).join(PENDING_FILE);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
     }
 }
 

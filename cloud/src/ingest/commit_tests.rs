@@ -355,6 +355,44 @@ fn one_writer_per_lake() {
 }
 
 #[test]
+fn replicas_commit_in_turns_and_keep_one_exact_dedup_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut a, _) = Committer::open_replica(dir.path()).expect("replica a");
+    let (mut b, _) = Committer::open_replica(dir.path()).expect("replica b: replicas share the lake");
+    let t = data_topic("e1");
+    let batch = |seqs: std::ops::RangeInclusive<u64>| payload("e1", seqs.map(|s| shot(s, "M1", &[])).collect());
+    // The broker hands batches to either replica; an edge's republished batch may reach the
+    // other one: it is a duplicate there too.
+    assert_eq!(commit(&mut a, &[(&t, batch(1..=5))]).raw_records, 5);
+    assert_eq!(commit(&mut b, &[(&t, batch(6..=10))]).raw_records, 5);
+    let out = commit(&mut a, &[(&t, batch(4..=12))]);
+    assert_eq!((out.raw_records, out.duplicates), (2, 7), "a knows what b committed");
+    let out = commit(&mut b, &[(&t, batch(1..=12))]);
+    assert_eq!((out.raw_records, out.duplicates), (0, 12));
+    let e1 = StreamId::new("plant", "e1", "");
+    assert_eq!(b.state().streams[&e1].iter().collect::<Vec<_>>(), vec![(1, 12)]);
+    assert_eq!(lake::read_dataset(dir.path(), "raw_data").expect("read").height(), 12);
+
+    // A replica killed half-way through a commit: its part files are written, the state does
+    // not cover them yet, and its marker is left. The next replica to commit folds them in.
+    let before = std::fs::read(DedupState::path(dir.path())).expect("state");
+    assert_eq!(commit(&mut a, &[(&t, batch(13..=15))]).raw_records, 3);
+    std::fs::write(DedupState::path(dir.path()), &before).expect("roll the state back");
+    std::fs::write(dir.path().join(lake::INGEST_DIR).join(PENDING_FILE), b"").expect("marker");
+    let out = commit(&mut b, &[(&t, batch(13..=16))]);
+    assert_eq!((out.raw_records, out.duplicates), (1, 3), "the redelivery of 13..=15 is dropped");
+    assert!(!dir.path().join(lake::INGEST_DIR).join(PENDING_FILE).exists());
+    assert_eq!(lake::read_dataset(dir.path(), "raw_data").expect("read").height(), 16, "each shot once");
+
+    // The lake's only ingest and replicas exclude each other.
+    drop((a, b));
+    let (sole, _) = Committer::open(dir.path()).expect("sole");
+    let err = Committer::open(dir.path()).expect_err("a second sole ingest");
+    assert!(err.to_string().contains("another ingest"), "{err}");
+    drop(sole);
+}
+
+#[test]
 fn a_new_buffer_epoch_is_a_new_stream_not_duplicates() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut c, _) = Committer::open(dir.path()).expect("open");

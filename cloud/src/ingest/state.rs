@@ -213,6 +213,17 @@ impl DedupState {
         write::write_atomic(&Self::path(lake), &bytes)
     }
 
+    /// The saved state as it is, without looking at the lake: `None` when the file is missing
+    /// or unreadable (then [`DedupState::recover`] rebuilds it).
+    pub fn load(lake: &Path) -> Result<Option<DedupState>> {
+        let path = Self::path(lake);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(parse(&bytes).ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
     /// Loads the state and makes it cover the whole lake: removes leftover `.tmp` files, then
     /// folds in every part file stamped above the mark (or not named like a part file). When
     /// the state file is missing or unreadable, the state is rebuilt from every part file (an

@@ -181,8 +181,7 @@ async fn connect(f: &FleetArgs) -> Result<Link> {
     let over = Overrides {
         broker_host: f.broker_host.clone(),
         broker_port: f.broker_port,
-        lake: None,
-        client_id: None,
+        ..Default::default()
     };
     let cfg = config::ingest_config(f.config.as_deref(), &over)?;
     let id = format!("moldops-rollout-{}", std::process::id());

@@ -16,6 +16,7 @@ mod console;
 mod data_path;
 mod faults;
 mod gate;
+mod ingest_replicas;
 mod lake_on_s3;
 mod lake_support;
 mod modbus_peers;
