@@ -233,9 +233,8 @@ async fn open_lake(cfg: &IngestConfig) -> Result<Committer> {
     let lake = cfg.lake.clone();
     let replica = cfg.share_group.is_some();
     let open = move || if replica { Committer::open_replica(&lake) } else { Committer::open(&lake) };
-    let (committer, recovery) = tokio::task::spawn_blocking(open)
-        .await
-        .context("the lake recovery task failed")??;
+    let (committer, recovery) =
+        tokio::task::spawn_blocking(open).await.context("the lake recovery task failed")??;
     tracing::info!(
         lake = %cfg.lake.display(),
         streams = committer.state().streams.len(),

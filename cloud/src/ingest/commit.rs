@@ -369,7 +369,10 @@ impl Committer {
         remove_pending(lake)?;
         let last_nanos = state.mark_nanos;
         let writer = Writer::Replica { seen: state_stamp(lake) };
-        Ok((Committer { lake: lake.to_path_buf(), state, held_from: HashMap::new(), last_nanos, writer }, recovery))
+        Ok((
+            Committer { lake: lake.to_path_buf(), state, held_from: HashMap::new(), last_nanos, writer },
+            recovery,
+        ))
     }
 
     /// A replica's turn: waits for the lock, then brings the state up to what the other

@@ -360,7 +360,8 @@ fn replicas_commit_in_turns_and_keep_one_exact_dedup_state() {
     let (mut a, _) = Committer::open_replica(dir.path()).expect("replica a");
     let (mut b, _) = Committer::open_replica(dir.path()).expect("replica b: replicas share the lake");
     let t = data_topic("e1");
-    let batch = |seqs: std::ops::RangeInclusive<u64>| payload("e1", seqs.map(|s| shot(s, "M1", &[])).collect());
+    let batch =
+        |seqs: std::ops::RangeInclusive<u64>| payload("e1", seqs.map(|s| shot(s, "M1", &[])).collect());
     // The broker hands batches to either replica; an edge's republished batch may reach the
     // other one: it is a duplicate there too.
     assert_eq!(commit(&mut a, &[(&t, batch(1..=5))]).raw_records, 5);

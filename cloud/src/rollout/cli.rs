@@ -178,11 +178,8 @@ pub fn read_key(arg: &str) -> Result<[u8; 32]> {
 }
 
 async fn connect(f: &FleetArgs) -> Result<Link> {
-    let over = Overrides {
-        broker_host: f.broker_host.clone(),
-        broker_port: f.broker_port,
-        ..Default::default()
-    };
+    let over =
+        Overrides { broker_host: f.broker_host.clone(), broker_port: f.broker_port, ..Default::default() };
     let cfg = config::ingest_config(f.config.as_deref(), &over)?;
     let id = format!("moldops-rollout-{}", std::process::id());
     Link::connect(&cfg.broker, &cfg.base_dir, &id).await

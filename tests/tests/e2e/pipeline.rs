@@ -80,6 +80,21 @@ fn kustomize_overlays_render_and_validate() {
             yaml.contains("name: moldops-console") && yaml.contains("secretName: moldops-console-users"),
             "{name}: the console Deployment with its users Secret"
         );
+        let ingest = docs(&yaml)
+            .into_iter()
+            .find(|d| d.contains("kind: StatefulSet\n") && d.contains("name: moldops-ingest\n"))
+            .unwrap_or_else(|| panic!("{name}: the ingest StatefulSet"));
+        for want in
+            ["replicas: 3", "name: MOLDOPS_INGEST_SHARE_GROUP", "fieldPath: metadata.name", "readinessProbe"]
+        {
+            assert!(ingest.contains(want), "{name}: the ingest replicas lack {want}:\n{ingest}");
+        }
+        assert!(
+            docs(&yaml)
+                .iter()
+                .any(|d| d.contains("kind: PodDisruptionBudget\n") && d.contains("maxUnavailable: 1")),
+            "{name}: the ingest's PodDisruptionBudget"
+        );
         seen += 1;
     }
     assert!(seen >= 2, "expected dev and prod overlays, found {seen}");
