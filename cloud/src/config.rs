@@ -116,14 +116,8 @@ pub fn ingest_config(file: Option<&Path>, over: &Overrides) -> Result<IngestConf
         broker.port = port;
     }
     let lake = over.lake.clone().unwrap_or(parsed.lake.path);
-    if crate::storage::mirror::is_remote(&lake) {
-        errs.push(format!(
-            "lake: {} — the ingest writes a local folder (its commits are acknowledged once on \
-             disk); object storage takes the batch verbs' lake (docs/lake.md)",
-            lake.display()
-        ));
-    }
-    let mut cfg = IngestConfig::new(broker, absolute(&lake));
+    let lake = if crate::storage::mirror::is_remote(&lake) { lake } else { absolute(&lake) };
+    let mut cfg = IngestConfig::new(broker, lake);
     cfg.base_dir = absolute(&base);
     cfg.client_id = over.client_id.clone().unwrap_or(parsed.ingest.client_id);
     cfg.max_group_records = parsed.ingest.max_group_records;

@@ -6,6 +6,7 @@
 //! which writes them in groups and acknowledges each group only once it is durable. A crash
 //! before the ack means the broker redelivers and the dedup state drops the replay.
 
+pub mod bucket;
 pub mod cli;
 pub mod commit;
 pub mod events;
@@ -232,7 +233,16 @@ pub async fn run(cfg: IngestConfig, shutdown: impl Future<Output = ()>) -> Resul
 async fn open_lake(cfg: &IngestConfig) -> Result<Committer> {
     let lake = cfg.lake.clone();
     let replica = cfg.share_group.is_some();
-    let open = move || if replica { Committer::open_replica(&lake) } else { Committer::open(&lake) };
+    let (client_id, cache) = (cfg.client_id.clone(), crate::storage::mirror::cache_dir());
+    let open = move || match lake.to_str().filter(|_| crate::storage::mirror::is_remote(&lake)) {
+        Some(url) => {
+            let name = crate::storage::hex(format!("{url} {client_id}").as_bytes());
+            let scratch = cache.join("ingest").join(&name[..16]);
+            Committer::open_bucket(url, &scratch, &format!("{client_id}@{}", std::process::id()))
+        }
+        None if replica => Committer::open_replica(&lake),
+        None => Committer::open(&lake),
+    };
     let (committer, recovery) =
         tokio::task::spawn_blocking(open).await.context("the lake recovery task failed")??;
     tracing::info!(

@@ -309,6 +309,9 @@ enum Writer {
         /// Size and modification time of the state file as this replica last read or wrote it.
         seen: Option<(u64, std::time::SystemTime)>,
     },
+    /// A lake in a bucket: each commit is a turn under a lease (one writer or several
+    /// replicas alike), written into a scratch folder and published ([`super::bucket`]).
+    Bucket(Box<super::bucket::BucketWriter>),
 }
 
 /// How long a replica waits for its turn to commit before the commit fails.
@@ -375,10 +378,27 @@ impl Committer {
         ))
     }
 
+    /// Opens a lake in a bucket (`s3://…`, or any [`crate::storage::Store`] URL), committing
+    /// through `scratch` as `owner` (see [`Writer::Bucket`]), recovering the dedup state in a
+    /// first turn.
+    pub fn open_bucket(url: &str, scratch: &Path, owner: &str) -> Result<(Committer, Recovery)> {
+        let (writer, state, recovery) = super::bucket::BucketWriter::open(url, scratch, owner)?;
+        let last_nanos = state.mark_nanos;
+        let lake = writer.scratch().to_path_buf();
+        let writer = Writer::Bucket(Box::new(writer));
+        Ok((Committer { lake, state, held_from: HashMap::new(), last_nanos, writer }, recovery))
+    }
+
     /// A replica's turn: waits for the lock, then brings the state up to what the other
     /// replicas committed (a full recovery when one of them stopped half-way) and marks a
-    /// commit as pending. `None` for the lake's only ingest.
+    /// commit as pending; a bucket's turn likewise under its lease. `None` for the lake's only
+    /// ingest and for a bucket (whose turn holds no lock file).
     fn take_turn(&mut self) -> Result<Option<LockFile>> {
+        if let Writer::Bucket(w) = &mut self.writer {
+            w.take_turn(&mut self.state)?;
+            self.last_nanos = self.last_nanos.max(self.state.mark_nanos);
+            return Ok(None);
+        }
         let Writer::Replica { seen } = &self.writer else { return Ok(None) };
         let what = format!("the lake {} (its ingest replicas' turn to commit)", self.lake.display());
         let turn = LockFile::acquire_within(&lock_path(&self.lake), &what, TURN_TIMEOUT)?;
@@ -402,11 +422,15 @@ impl Committer {
         Ok(Some(turn))
     }
 
-    /// Ends a replica's turn after a commit that succeeded.
+    /// Ends a replica's or a bucket's turn after a commit that succeeded.
     fn end_turn(&mut self) -> Result<()> {
-        if let Writer::Replica { seen } = &mut self.writer {
-            remove_pending(&self.lake)?;
-            *seen = state_stamp(&self.lake);
+        match &mut self.writer {
+            Writer::Replica { seen } => {
+                remove_pending(&self.lake)?;
+                *seen = state_stamp(&self.lake);
+            }
+            Writer::Bucket(w) => w.end_turn(&self.state)?,
+            Writer::Sole(_) => {}
         }
         Ok(())
     }
@@ -425,7 +449,15 @@ impl Committer {
     /// Commits a group durably (see the module doc). An error means nothing may be acknowledged.
     pub fn commit(&mut self, group: Group) -> Result<Outcome> {
         let _turn = self.take_turn()?;
-        let out = self.commit_in_turn(group)?;
+        let out = match self.commit_in_turn(group) {
+            Ok(out) => out,
+            Err(e) => {
+                if let Writer::Bucket(w) = &mut self.writer {
+                    w.abort();
+                }
+                return Err(e);
+            }
+        };
         self.end_turn()?;
         Ok(out)
     }

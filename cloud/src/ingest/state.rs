@@ -208,9 +208,18 @@ impl DedupState {
 
     /// Persists the state atomically (tmp, fsync, rename, fsync folder).
     pub fn save(&self, lake: &Path) -> Result<()> {
+        write::write_atomic(&Self::path(lake), &self.to_bytes()?)
+    }
+
+    /// The state file's bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let state = DedupState { version: STATE_VERSION, ..self.clone() };
-        let bytes = serde_json::to_vec(&state).context("encoding the ingest state")?;
-        write::write_atomic(&Self::path(lake), &bytes)
+        serde_json::to_vec(&state).context("encoding the ingest state")
+    }
+
+    /// A state file's bytes parsed; the error says why they are not a state of this version.
+    pub fn from_bytes(bytes: &[u8]) -> std::result::Result<DedupState, String> {
+        parse(bytes)
     }
 
     /// The saved state as it is, without looking at the lake: `None` when the file is missing
@@ -285,7 +294,7 @@ fn parse(bytes: &[u8]) -> std::result::Result<DedupState, String> {
 
 /// Adds the `(site, edge_id, epoch, seq)` of one part file to the state; returns its row
 /// count. Files from before epochs have no `epoch` column: their epoch is empty.
-fn fold_part(state: &mut DedupState, part: &Path) -> Result<usize> {
+pub(crate) fn fold_part(state: &mut DedupState, part: &Path) -> Result<usize> {
     let file = std::fs::File::open(part).with_context(|| format!("opening {}", part.display()))?;
     let mut reader = ParquetReader::new(file);
     let has_epoch = reader

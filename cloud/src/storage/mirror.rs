@@ -175,12 +175,23 @@ impl Mirror {
             fetched.push(one?);
         }
         drop(fetches);
+        let mut vanished = Vec::new();
         for (key, entry) in fetched {
-            pulled.fetched += 1;
-            pulled.bytes += entry.size;
-            self.manifest.objects.insert(key, entry);
+            match entry {
+                Some(entry) => {
+                    pulled.fetched += 1;
+                    pulled.bytes += entry.size;
+                    self.manifest.objects.insert(key, entry);
+                }
+                None => vanished.push(key),
+            }
         }
-        self.manifest.objects.retain(|k, _| listed.iter().any(|l| &l.key == k));
+        // Removed by a writer between the listing and the fetch: gone here too.
+        for key in &vanished {
+            remove_file(&self.folder.join(key))?;
+            pulled.removed += 1;
+        }
+        self.manifest.objects.retain(|k, _| listed.iter().any(|l| &l.key == k) && !vanished.contains(k));
         remove_empty_folders(&self.folder)?;
         save_manifest(&self.folder, &self.manifest)?;
         Ok(pulled)
@@ -194,15 +205,15 @@ impl Mirror {
             && file_stamp(path).ok() == Some((entry.size, entry.mtime_ns))
     }
 
-    /// Fetches one object into the folder.
-    async fn fetch(&self, listed: &Listed) -> Result<(String, Entry)> {
+    /// Fetches one object into the folder; `None` when it was removed since the listing.
+    async fn fetch(&self, listed: &Listed) -> Result<(String, Option<Entry>)> {
         let Some((bytes, version)) = self.remote.get(&listed.key).await? else {
-            bail!("{} in {}: removed while it was being copied; run again", listed.key, self.remote.url())
+            return Ok((listed.key.clone(), None));
         };
         let path = self.folder.join(&listed.key);
         write_local(&path, &bytes)?;
         let entry = self.entry(&listed.key, &path, &bytes, version)?;
-        Ok((listed.key.clone(), entry))
+        Ok((listed.key.clone(), Some(entry)))
     }
 
     /// The manifest entry of `key` whose local file at `path` holds `bytes` at `version`.

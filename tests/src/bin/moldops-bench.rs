@@ -112,10 +112,16 @@ async fn baseline(port: u16, n: usize) -> Result<f64> {
 
 /// Pre-filled edge buffer → uplink → broker → ingest → lake; `delete_after` is the uplink's
 /// mode (`commit`: records leave the buffer on the ingest's commit ack; `puback`: on the
-/// broker's PUBACK). The rate counts until every record is in the lake and, with commit acks,
-/// until the buffer is empty.
-async fn moldops_path(port: u16, n: usize, dir: &std::path::Path, delete_after: &str) -> Result<(f64, u64)> {
-    let dir = dir.join(delete_after);
+/// broker's PUBACK); `replicas` ingests (more than one: a share group, one lake). The rate
+/// counts until every record is in the lake and, with commit acks, until the buffer is empty.
+async fn moldops_path(
+    port: u16,
+    n: usize,
+    dir: &std::path::Path,
+    delete_after: &str,
+    replicas: usize,
+) -> Result<(f64, u64)> {
+    let dir = dir.join(format!("{delete_after}-{replicas}"));
     let dir = dir.as_path();
     let buffer = Buffer::open(&dir.join("buffer"), 4 << 30)?;
     for chunk in (0..n as u64).collect::<Vec<_>>().chunks(5000) {
@@ -123,15 +129,24 @@ async fn moldops_path(port: u16, n: usize, dir: &std::path::Path, delete_after: 
             .append(chunk.iter().map(|i| NewRecord { record: shot(*i), shot_mark: None }).collect())
             .await?;
     }
-    let mut ingest = moldops_cloud::ingest::IngestConfig::new(broker_cfg(port), dir.join("lake"));
-    ingest.client_id = format!("bench-ingest-{delete_after}");
-    let stats = ingest.stats.clone();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut stop_ingest = stop_rx.clone();
-    let ingest_task = tokio::spawn(moldops_cloud::ingest::run(ingest, async move {
-        let _ = stop_ingest.wait_for(|s| *s).await;
-    }));
-    stats.wait_subscribed().await;
+    let (mut all_stats, mut ingest_tasks) = (Vec::new(), Vec::new());
+    for i in 1..=replicas {
+        let mut ingest = moldops_cloud::ingest::IngestConfig::new(broker_cfg(port), dir.join("lake"));
+        ingest.client_id = format!("bench-ingest-{delete_after}-{replicas}-{i}");
+        ingest.share_group = (replicas > 1).then(|| "bench".to_string());
+        all_stats.push(ingest.stats.clone());
+        let mut stop_ingest = stop_rx.clone();
+        ingest_tasks.push(tokio::spawn(moldops_cloud::ingest::run(ingest, async move {
+            let _ = stop_ingest.wait_for(|s| *s).await;
+        })));
+    }
+    for stats in &all_stats {
+        stats.wait_subscribed().await;
+    }
+    let total = |f: fn(&moldops_cloud::ingest::StatsSnapshot) -> u64| -> u64 {
+        all_stats.iter().map(|s| f(&s.snapshot())).sum()
+    };
     let cfg: EdgeConfig = toml::from_str(&format!(
         "site = \"bench\"\nedge_id = \"bench-edge\"\n[broker]\nhost = \"127.0.0.1\"\nport = {port}\n\
          [uplink]\ncatchup_records_per_s = 0\nbatch_max_records = {BATCH}\ndelete_after = \"{delete_after}\"\n"
@@ -142,18 +157,20 @@ async fn moldops_path(port: u16, n: usize, dir: &std::path::Path, delete_after: 
     let up_task = tokio::spawn(uplink.run(stop_rx));
     let mut rx = Duration::ZERO;
     let commit = delete_after == "commit";
-    while (stats.snapshot().raw_records as usize) < n || (commit && buffer.stats().records > 0) {
+    while (total(|s| s.raw_records) as usize) < n || (commit && buffer.stats().records > 0) {
         tokio::time::sleep(Duration::from_millis(5)).await;
         rx = started.elapsed();
         if rx > Duration::from_secs(600) {
-            anyhow::bail!("only {} of {n} rows after 10 minutes", stats.snapshot().raw_records);
+            anyhow::bail!("only {} of {n} rows after 10 minutes", total(|s| s.raw_records));
         }
     }
     let rate = n as f64 / rx.as_secs_f64();
     let _ = stop_tx.send(true);
     let _ = up_task.await;
-    ingest_task.await??;
-    Ok((rate, stats.snapshot().duplicates))
+    for task in ingest_tasks {
+        task.await??;
+    }
+    Ok((rate, total(|s| s.duplicates)))
 }
 
 /// What the edge used while polling one plant.
@@ -324,17 +341,25 @@ async fn main() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let broker = Mosquitto::start(tmp.path());
     let (mut base, mut ours, mut puback, mut dups) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    let mut replicated = Vec::new();
     for round in 1..=a.rounds {
         base.push(baseline(broker.port, n).await?);
         let dir = tmp.path().join(format!("round{round}"));
-        let (rate, d) = moldops_path(broker.port, n, &dir, "commit").await?;
+        let (rate, d) = moldops_path(broker.port, n, &dir, "commit", 1).await?;
         ours.push(rate);
         dups += d;
-        puback.push(moldops_path(broker.port, n, &dir, "puback").await?.0);
+        let (rate, d) = moldops_path(broker.port, n, &dir, "puback", 1).await?;
+        puback.push(rate);
+        dups += d;
+        let (rate, d) = moldops_path(broker.port, n, &dir, "puback", 3).await?;
+        replicated.push(rate);
+        dups += d;
         eprintln!(
-            "round {round}: moldops {:.0} rec/s (commit acks), {:.0} rec/s (delete on PUBACK), baseline {:.0} rec/s",
+            "round {round}: moldops {:.0} rec/s (commit acks), {:.0} rec/s (delete on PUBACK), {:.0} rec/s \
+             (3 replicas, delete on PUBACK), baseline {:.0} rec/s",
             ours[round - 1],
             puback[round - 1],
+            replicated[round - 1],
             base[round - 1]
         );
     }
@@ -353,6 +378,14 @@ async fn main() -> Result<()> {
         "id": "uplink-puback", "title": format!("{title}, deleted on PUBACK"),
         "unit": "rec/s", "better": "higher", "ours": puback, "baseline": base,
         "baseline_name": "rumqttc → Mosquitto → rumqttc, same payloads",
+        "checked": checked,
+    });
+    println!("BENCH-RESULT {result}");
+    let result = serde_json::json!({
+        "id": "uplink-puback-3-replicas",
+        "title": format!("{title}, deleted on PUBACK, 3 ingest replicas (one share group, one lake)"),
+        "unit": "rec/s", "better": "higher", "ours": replicated, "baseline": puback,
+        "baseline_name": "the same with one ingest",
         "checked": checked,
     });
     println!("BENCH-RESULT {result}");
