@@ -35,10 +35,18 @@ impl Drop for DemoKey {
     }
 }
 
-/// Where the learning half works: the demo folder is the pipeline's data folder (`lake/`,
-/// `registry/`, `pipeline/runs/`), the quality log snapshot is its label inbox.
+/// Where the lake and the registry are: folders, or `s3://` locations.
+pub struct Locations {
+    pub lake: String,
+    pub registry: String,
+}
+
+/// Where the learning half works: the demo folder is the pipeline's data folder (its run
+/// records under `pipeline/runs/`; `lake/` and `registry/` unless [`Locations`] name a bucket),
+/// the quality log snapshot is its label inbox.
 pub struct Learning<'a> {
     pub dir: &'a Path,
+    pub at: &'a Locations,
     pub broker_port: u16,
     pub site: &'a str,
     pub edges: &'a [String],
@@ -69,8 +77,7 @@ impl Learning<'_> {
         let text = format!(
             "# Written by `moldops-demo`: the embedded broker and the demo's lake.\n\
              [broker]\nhost = \"127.0.0.1\"\nport = {}\n\n[lake]\npath = {:?}\n",
-            self.broker_port,
-            self.dir.join("lake").display().to_string()
+            self.broker_port, self.at.lake
         );
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
@@ -108,7 +115,9 @@ impl Learning<'_> {
             .arg(self.dir)
             .args(["--var", &format!("site={}", self.site)])
             .args(["--var", &format!("edges={}", self.edges.join(","))])
-            .args(["--var", &format!("seed={}", self.seed)]);
+            .args(["--var", &format!("seed={}", self.seed)])
+            .args(["--var", &format!("lake={}", self.at.lake)])
+            .args(["--var", &format!("registry={}", self.at.registry)]);
         for (k, v) in vars {
             cmd.args(["--var", &format!("{k}={v}")]);
         }

@@ -15,6 +15,7 @@
 //! part is the same code the real deployment runs; this crate only wires them together, like
 //! `tests/` does.
 
+pub mod bucket;
 pub mod console;
 pub mod follow;
 pub mod heater_drift;
@@ -97,6 +98,13 @@ pub struct DemoArgs {
     /// Models are trained per (machine, mould) for this, and the edge runs `[models.cold_start]`.
     #[arg(long, conflicts_with = "data_only")]
     pub new_mould: bool,
+    /// Keep the lake and the registry in this S3-compatible bucket prefix (`s3://bucket/prefix`;
+    /// endpoint, region and credentials from the `AWS_*` environment, e.g. `AWS_ENDPOINT_URL`
+    /// for MinIO) instead of the demo folder; `lake/` and `registry/` under it must be empty.
+    /// Run records, logs and the report stay in the demo folder, where the bucket's lake and
+    /// registry are copied at the end (docs/lake.md, "Object storage").
+    #[arg(long, value_name = "URL", conflicts_with = "new_mould")]
+    pub object_store: Option<String>,
     /// Where the operator console listens at the end (a free port when this one is taken).
     #[arg(long, default_value = "127.0.0.1:8490")]
     pub console_listen: SocketAddr,
@@ -152,17 +160,33 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     }
     std::fs::create_dir_all(&dir)?;
     let lake_dir = dir.join("lake");
+    let bucket = args.object_store.as_deref().map(bucket::DemoBucket::open).transpose()?;
+    let lake_at = match &bucket {
+        Some(b) => {
+            println!("lake and registry in {} and {}", b.lake(), b.registry());
+            PathBuf::from(b.lake())
+        }
+        None => lake_dir.clone(),
+    };
     let addr = start_broker(args.broker_port)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // The ingest subscribes first, so that nothing the edge publishes finds no subscriber, and
     // the edge starts right after the plant: an OPC UA machine has no history ring, its shots
     // must be read as they are made.
-    let cloud = start_ingest(addr.port(), &lake_dir, stop_rx.clone()).await?;
+    let cloud = start_ingest(addr.port(), &lake_at, stop_rx.clone()).await?;
     let floor = start_floor(&args, &dir, addr.port(), stop_rx).await?;
     let status = || status_line(&floor, &cloud);
     produce(args.duration_s, "collecting", status).await;
     let (detection, mut mould) = match &floor.key {
-        Some(key) => learn_and_score(&args, &dir, addr.port(), &floor, key, &status, &cloud.stats).await?,
+        Some(key) => {
+            let at = learn::Locations {
+                lake: lake_at.display().to_string(),
+                registry: bucket
+                    .as_ref()
+                    .map_or_else(|| dir.join("registry").display().to_string(), |b| b.registry()),
+            };
+            learn_and_score(&args, &dir, &at, addr.port(), &floor, key, &status, &cloud.stats).await?
+        }
         None => (None, None),
     };
     let last_read = drain(&floor, &cloud, &status).await;
@@ -176,6 +200,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     floor.edge.join().await?;
     cloud.task.await.context("ingest task")??;
     floor.plant.shutdown().await;
+    if let Some(b) = &bucket {
+        b.copy_into(&dir)?;
+        println!("copied the bucket's lake and registry into {}", dir.display());
+    }
     let verdict =
         verdict(&dir, &lake_dir, &floor.quality_log, &last_read, detection.as_ref(), mould.as_ref());
     if let Some(s) = floor.sorting {
@@ -304,9 +332,11 @@ fn status_line(floor: &Floor, cloud: &Cloud) -> String {
 /// Runs the learning pipeline, then scores live shots with the rolled-out models for
 /// `--score-s` and judges the alarms against the quality log; with `--new-mould`, then follows
 /// a new mould to its own model.
+#[allow(clippy::too_many_arguments, reason = "the demo's phases share these")]
 async fn learn_and_score(
     args: &DemoArgs,
     dir: &Path,
+    at: &learn::Locations,
     port: u16,
     floor: &Floor,
     key: &learn::DemoKey,
@@ -318,6 +348,7 @@ async fn learn_and_score(
         if args.new_mould { Some(by_mould_definition(dir, args.pipeline_config.as_deref())?) } else { None };
     let learning = learn::Learning {
         dir,
+        at,
         broker_port: port,
         site: &floor.site,
         edges: &edges,

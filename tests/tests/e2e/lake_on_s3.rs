@@ -200,3 +200,55 @@ fn the_learning_dag_on_s3_gives_the_models_and_datasets_it_gives_on_a_folder() {
         .collect();
     assert_eq!(reports.len(), 5, "{}", text(&check));
 }
+
+#[test]
+fn the_demo_closes_the_loop_on_a_bucket() {
+    let dir = test_dir();
+    let dir = dir.path();
+    let s3 = S3Server::start();
+    s3.create_bucket(BUCKET);
+    let demo = |data: &str| {
+        Command::new(bin("moldops-demo"))
+            .args(["demo", "--exit", "--duration-s", "40", "--score-s", "20", "--shadow-shots", "60"])
+            .args(["--object-store", &format!("s3://{BUCKET}/{PREFIX}"), "--data-dir"])
+            .arg(dir.join(data))
+            .envs(s3.env())
+            .env("MOLDOPS_CACHE_DIR", dir.join("cache"))
+            .output()
+            .expect("run the demo")
+    };
+    let out = demo("first");
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("every shot, exactly once"), "{stdout}");
+    assert!(stdout.contains("copied the bucket's lake and registry"), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("first/demo/summary.json")).expect("summary"))
+            .expect("json");
+    assert!(summary["detection"].is_object(), "{summary}");
+
+    // Everything the loop made is in the bucket: raw shots, the ETL's output, the models with a
+    // production version each, and the edge's live scores; no commit left half-way.
+    let owned = s3.settings();
+    let settings: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let bucket = Store::open_with(&format!("s3://{BUCKET}/{PREFIX}"), &settings).expect("bucket");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let keys: Vec<String> = rt.block_on(bucket.list("")).expect("list").into_iter().map(|l| l.key).collect();
+    for prefix in ["lake/raw_data/", "lake/etl_data/", "lake/edge_scores/", "lake/_ingest/state.json"] {
+        assert!(keys.iter().any(|k| k.starts_with(prefix)), "nothing under {prefix} in the bucket");
+    }
+    assert!(!keys.iter().any(|k| k.ends_with("commit-pending")), "no commit left half-way");
+    let stages: Vec<&String> =
+        keys.iter().filter(|k| k.starts_with("registry/") && k.ends_with("stages.json")).collect();
+    assert!(!stages.is_empty(), "models registered in the bucket");
+    for key in stages {
+        let (bytes, _) = rt.block_on(bucket.get(key)).expect("get").expect("stages");
+        let stages: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+        assert!(stages.to_string().contains("production"), "{key}: {stages}");
+    }
+
+    // A second demo into the same prefix is refused: it would count the first one's shots.
+    let again = demo("second");
+    assert!(!again.status.success());
+    assert!(text(&again).contains("give the demo an empty prefix"), "{}", text(&again));
+}
