@@ -11,9 +11,10 @@
 //!    machine (signed bundles rolled out through the broker before the window), over a window.
 //!
 //! Usage: `moldops-bench [--records N] [--rounds R] [--footprint-s S] [--machines 50,200]
-//! [--edge-bin PATH]` (`--edge-bin`: the edge binary to measure, e.g. the shipped
-//! `target/edge/moldops-edge`; default: the one beside this binary). Run by `bench/run`;
-//! prints `BENCH-RESULT` lines.
+//! [--edge-bin PATH] [--lake-url s3://bucket/prefix]` (`--edge-bin`: the edge binary to
+//! measure, e.g. the shipped `target/edge/moldops-edge`; default: the one beside this binary;
+//! `--lake-url`: the ingests write lakes under this bucket prefix instead of local folders,
+//! with the `AWS_*` environment). Run by `bench/run`; prints `BENCH-RESULT` lines.
 
 use anyhow::{Context, Result};
 use moldops_cloud::rollout::{fleet, link::Link};
@@ -120,9 +121,19 @@ async fn moldops_path(
     dir: &std::path::Path,
     delete_after: &str,
     replicas: usize,
+    lake_url: Option<&str>,
 ) -> Result<(f64, u64)> {
-    let dir = dir.join(format!("{delete_after}-{replicas}"));
+    let name = format!("{delete_after}-{replicas}");
+    let dir = dir.join(&name);
     let dir = dir.as_path();
+    let lake = match lake_url {
+        Some(url) => {
+            let round =
+                dir.parent().and_then(|p| p.file_name()).map(|f| f.to_string_lossy()).unwrap_or_default();
+            std::path::PathBuf::from(format!("{url}/{round}/{name}"))
+        }
+        None => dir.join("lake"),
+    };
     let buffer = Buffer::open(&dir.join("buffer"), 4 << 30)?;
     for chunk in (0..n as u64).collect::<Vec<_>>().chunks(5000) {
         buffer
@@ -132,7 +143,7 @@ async fn moldops_path(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (mut all_stats, mut ingest_tasks) = (Vec::new(), Vec::new());
     for i in 1..=replicas {
-        let mut ingest = moldops_cloud::ingest::IngestConfig::new(broker_cfg(port), dir.join("lake"));
+        let mut ingest = moldops_cloud::ingest::IngestConfig::new(broker_cfg(port), lake.clone());
         ingest.client_id = format!("bench-ingest-{delete_after}-{replicas}-{i}");
         ingest.share_group = (replicas > 1).then(|| "bench".to_string());
         all_stats.push(ingest.stats.clone());
@@ -307,6 +318,7 @@ struct Args {
     footprint_s: u64,
     machines: Vec<usize>,
     edge_bin: std::path::PathBuf,
+    lake_url: Option<String>,
 }
 
 fn args() -> Result<Args> {
@@ -316,6 +328,7 @@ fn args() -> Result<Args> {
         footprint_s: 300,
         machines: vec![50, 200],
         edge_bin: bin("moldops-edge"),
+        lake_url: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -328,6 +341,7 @@ fn args() -> Result<Args> {
                 a.machines = value()?.split(',').map(|m| m.trim().parse()).collect::<Result<_, _>>()?
             }
             "--edge-bin" => a.edge_bin = value()?.into(),
+            "--lake-url" => a.lake_url = Some(value()?.trim_end_matches('/').to_string()),
             other => anyhow::bail!("unknown argument {other}"),
         }
     }
@@ -342,16 +356,17 @@ async fn main() -> Result<()> {
     let broker = Mosquitto::start(tmp.path());
     let (mut base, mut ours, mut puback, mut dups) = (Vec::new(), Vec::new(), Vec::new(), 0);
     let mut replicated = Vec::new();
+    let url = a.lake_url.as_deref();
     for round in 1..=a.rounds {
         base.push(baseline(broker.port, n).await?);
         let dir = tmp.path().join(format!("round{round}"));
-        let (rate, d) = moldops_path(broker.port, n, &dir, "commit", 1).await?;
+        let (rate, d) = moldops_path(broker.port, n, &dir, "commit", 1, url).await?;
         ours.push(rate);
         dups += d;
-        let (rate, d) = moldops_path(broker.port, n, &dir, "puback", 1).await?;
+        let (rate, d) = moldops_path(broker.port, n, &dir, "puback", 1, url).await?;
         puback.push(rate);
         dups += d;
-        let (rate, d) = moldops_path(broker.port, n, &dir, "puback", 3).await?;
+        let (rate, d) = moldops_path(broker.port, n, &dir, "puback", 3, url).await?;
         replicated.push(rate);
         dups += d;
         eprintln!(
