@@ -294,13 +294,14 @@ impl Store {
                 let skip = own.parts().count();
                 let mut out = Vec::with_capacity(metas.len());
                 for m in metas {
-                    let key = m
-                        .location
-                        .parts()
-                        .skip(skip)
-                        .map(|p| p.as_ref().to_string())
-                        .collect::<Vec<_>>()
-                        .join("/");
+                    let parts: Vec<String> =
+                        m.location.parts().skip(skip).map(|p| p.as_ref().to_string()).collect();
+                    // Objects other tools leave (`.DS_Store`, `.crc` files) are not ours: keys
+                    // with a segment starting with `.` are refused by [`Store::path`].
+                    if parts.iter().any(|p| p.starts_with('.')) {
+                        continue;
+                    }
+                    let key = parts.join("/");
                     let tag =
                         m.e_tag.with_context(|| format!("{key} in {}: the server gave no ETag", self.url))?;
                     out.push(Listed {
@@ -315,6 +316,24 @@ impl Store {
         out.retain(|l| !l.key.starts_with("_probe/"));
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    /// The version of the object at `key` without its bytes; `None` when there is none.
+    pub async fn head(&self, key: &str) -> Result<Option<Version>> {
+        let path = self.path(key)?;
+        match &self.backend {
+            Backend::Local { .. } => Ok(self.get(key).await?.map(|(_, v)| v)),
+            Backend::S3 { store, .. } => match store.head(&path).await {
+                Ok(meta) => {
+                    let tag = meta
+                        .e_tag
+                        .with_context(|| format!("{key} in {}: the server gave no ETag", self.url))?;
+                    Ok(Some(Version { tag, object_version: meta.version }))
+                }
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e).with_context(|| format!("inspecting {key} in {}", self.url)),
+            },
+        }
     }
 
     /// Removes the object at `key` (nothing when there is none).
@@ -370,19 +389,23 @@ pub struct Listed {
     pub size: u64,
 }
 
-/// Runs a storage future to its end from synchronous code (the ETL, the registry), on a thread
-/// and runtime of its own, so that a caller already inside an async runtime is not blocked.
+/// Runs a storage future to its end from synchronous code (the ETL, the registry, the ingest's
+/// commits), on a thread of its own, so that a caller already inside an async runtime is not
+/// blocked, and on one runtime for the whole process: the S3 client's pooled connections are
+/// driven by tasks of the runtime that opened them, which must outlive each call.
 pub fn block_on<T: Send>(work: impl std::future::Future<Output = Result<T>> + Send) -> Result<T> {
+    static RUNTIME: std::sync::OnceLock<std::io::Result<tokio::runtime::Runtime>> =
+        std::sync::OnceLock::new();
+    let rt = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("moldops-storage")
+            .enable_all()
+            .build()
+    });
+    let rt = rt.as_ref().map_err(|e| anyhow::anyhow!("starting the storage runtime: {e}"))?;
     std::thread::scope(|s| {
-        s.spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("starting the storage runtime")?;
-            rt.block_on(work)
-        })
-        .join()
-        .map_err(|_| anyhow::anyhow!("the storage thread panicked"))?
+        s.spawn(|| rt.block_on(work)).join().map_err(|_| anyhow::anyhow!("the storage thread panicked"))?
     })
 }
 

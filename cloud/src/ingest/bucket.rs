@@ -3,7 +3,8 @@
 //! without a lock, a rename or an fsync.
 //!
 //! A turn: take the lease `_ingest/lease.json` (created if absent, or replaced with `If-Match`
-//! once it has run out or is this writer's own); read the dedup state `_ingest/state.json` when
+//! when it is free, this writer's own, or unchanged for longer than a lease lasts — measured
+//! on the taker's own monotonic clock, so clocks of different hosts need not agree); read the dedup state `_ingest/state.json` when
 //! another writer changed it since this one's last turn; when the marker
 //! `_ingest/commit-pending` is there (a writer stopped half-way), fold the part objects stamped
 //! above the state's mark into the state; create the marker. The commit then writes its part
@@ -13,6 +14,12 @@
 //! fence: a writer whose lease ran out and was taken over cannot overwrite the newer state),
 //! removes the marker and frees the lease. Only then are the messages acknowledged. A turn that
 //! fails leaves the marker (the next turn recovers) and frees the lease.
+//!
+//! A holder starts no request later than [`PUBLISH_MARGIN`] before its lease ends (by its own
+//! monotonic clock) and each request gives up after [`REQUEST_TIMEOUT`]; another writer takes
+//! the lease over no sooner than [`TAKEOVER_GRACE`] after it ends. So a slow holder has
+//! published its last part before a taker folds the parts above the mark, and none of its
+//! parts can appear after that.
 
 use super::state::{DedupState, Recovery, fold_part};
 use crate::lake;
@@ -25,11 +32,15 @@ use std::time::{Duration, Instant};
 const LEASE_KEY: &str = "_ingest/lease.json";
 const STATE_KEY: &str = "_ingest/state.json";
 const PENDING_KEY: &str = "_ingest/commit-pending";
-/// How long a lease lasts: a turn must end within it, and a writer that stopped holding one
-/// blocks the others this long at most.
-pub const LEASE_MS: i64 = 30_000;
-/// The state is not written when less than this is left of the lease.
-const LEASE_MARGIN_MS: i64 = 2_000;
+/// How long a lease lasts: a turn must end within it, and a writer that stopped while holding
+/// one blocks the others this long (and [`TAKEOVER_GRACE`]) at most.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// A holder starts no request when less than this is left of its lease.
+pub const PUBLISH_MARGIN: Duration = Duration::from_secs(7);
+/// Each request of a turn gives up after this long (shorter than [`PUBLISH_MARGIN`]).
+pub const REQUEST_TIMEOUT: &str = "5s";
+/// A lease is taken over no sooner than this after it has run out.
+pub const TAKEOVER_GRACE: Duration = Duration::from_secs(2);
 /// How long a writer waits for the lease before its commit fails.
 const TURN_WAIT: Duration = Duration::from_secs(120);
 
@@ -38,7 +49,8 @@ const TURN_WAIT: Duration = Duration::from_secs(120);
 struct Lease {
     /// Who holds it (client id and process); empty when free.
     owner: String,
-    /// When it runs out (UTC ms).
+    /// When it runs out by the holder's clock (UTC ms; for people — takers measure on their
+    /// own clock); 0 when free.
     expires_ms: i64,
 }
 
@@ -50,8 +62,11 @@ pub struct BucketWriter {
     owner: String,
     /// The state object's version as this writer last read or wrote it.
     state_version: Option<Version>,
-    /// The lease's version and end while this writer holds it.
-    lease: Option<(Version, i64)>,
+    /// The lease's version, and when it was taken by this process's monotonic clock, while
+    /// this writer holds it.
+    lease: Option<(Version, Instant)>,
+    /// How long a lease lasts ([`LEASE`]).
+    lease_for: Duration,
     /// This turn changed the state beyond what the commit saves (a recovery).
     recovered: bool,
 }
@@ -64,7 +79,17 @@ impl BucketWriter {
     /// Opens the lake at `url` with `scratch` as the folder commits write into (emptied now),
     /// recovering the dedup state in a first turn.
     pub fn open(url: &str, scratch: &Path, owner: &str) -> Result<(BucketWriter, DedupState, Recovery)> {
-        let store = Store::open(url)?;
+        Self::open_with_lease(url, scratch, owner, LEASE)
+    }
+
+    /// [`BucketWriter::open`] with leases of `lease_for` (shorter ones for tests).
+    pub fn open_with_lease(
+        url: &str,
+        scratch: &Path,
+        owner: &str,
+        lease_for: Duration,
+    ) -> Result<(BucketWriter, DedupState, Recovery)> {
+        let store = Store::open_with(url, &[("timeout", REQUEST_TIMEOUT)])?;
         block_on(store.verify_conditional_writes())?;
         clear(scratch)?;
         let mut w = BucketWriter {
@@ -73,6 +98,7 @@ impl BucketWriter {
             owner: owner.to_string(),
             state_version: None,
             lease: None,
+            lease_for,
             recovered: false,
         };
         let mut state = DedupState::default();
@@ -89,7 +115,9 @@ impl BucketWriter {
     /// Starts a turn: takes the lease and brings `state` up to the bucket's (see the module
     /// docs).
     pub fn take_turn(&mut self, state: &mut DedupState) -> Result<Recovery> {
-        self.lease = Some(block_on(acquire(&self.store, &self.owner))?);
+        // Whatever an earlier turn left here must not be published by this one.
+        clear(&self.scratch)?;
+        self.lease = Some(block_on(acquire(&self.store, &self.owner, self.lease_for))?);
         let caught_up = self.catch_up(state);
         if caught_up.is_err() {
             self.abort();
@@ -167,6 +195,20 @@ impl BucketWriter {
         published
     }
 
+    /// Fails when the lease has less than [`PUBLISH_MARGIN`] left: no request may start then.
+    fn check_lease(&self) -> Result<()> {
+        let taken = self.lease.as_ref().map(|(_, at)| *at);
+        let left = taken.and_then(|at| self.lease_for.checked_sub(at.elapsed()));
+        if left.is_none_or(|left| left < PUBLISH_MARGIN.min(self.lease_for / 4)) {
+            bail!(
+                "{}: the commit outlived its lease ({:?}); it is not acknowledged and comes again",
+                self.store.url(),
+                self.lease_for
+            );
+        }
+        Ok(())
+    }
+
     fn publish(&mut self, state: &DedupState) -> Result<()> {
         let files = scratch_files(&self.scratch)?;
         let local_state = DedupState::path(&self.scratch);
@@ -174,6 +216,7 @@ impl BucketWriter {
         block_on(async {
             for (key, path) in files.iter().filter(|(k, _)| !k.starts_with(&format!("{}/", lake::INGEST_DIR)))
             {
+                self.check_lease()?;
                 let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
                 if !store.create(key, bytes.clone()).await? {
                     let same = store.get(key).await?.is_some_and(|(theirs, _)| theirs == bytes);
@@ -190,13 +233,7 @@ impl BucketWriter {
             None
         };
         if let Some(bytes) = bytes {
-            let ends = self.lease.as_ref().map_or(0, |(_, ends)| *ends);
-            if now_ms() > ends - LEASE_MARGIN_MS {
-                bail!(
-                    "{}: the commit outlived its lease ({LEASE_MS} ms); it is not acknowledged",
-                    store.url()
-                );
-            }
+            self.check_lease()?;
             let written = block_on(async {
                 match &self.state_version {
                     Some(v) => store.replace_versioned(STATE_KEY, bytes, v).await,
@@ -233,29 +270,42 @@ impl BucketWriter {
     }
 }
 
-/// Waits for the lease and takes it; returns its version and end.
-async fn acquire(store: &Store, owner: &str) -> Result<(Version, i64)> {
-    let deadline = Instant::now() + TURN_WAIT;
+/// Waits for the lease and takes it; returns its version and when it was taken.
+async fn acquire(store: &Store, owner: &str, lease_for: Duration) -> Result<(Version, Instant)> {
+    let deadline = Instant::now() + TURN_WAIT.max(lease_for * 3);
     let mut holder = String::new();
+    // The held lease as first seen: a version unchanged for a whole lease (and the grace) by
+    // this clock has run out, whatever the holder's clock says.
+    let mut seen: Option<(String, Instant)> = None;
     loop {
-        let expires_ms = now_ms() + LEASE_MS;
+        let taken_at = Instant::now();
+        let expires_ms = now_ms() + i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX);
         let mine = serde_json::to_vec(&Lease { owner: owner.to_string(), expires_ms })?;
         let taken = match store.get(LEASE_KEY).await? {
             None => store.create_versioned(LEASE_KEY, mine).await?,
-            Some((bytes, version)) => match serde_json::from_slice::<Lease>(&bytes) {
-                Ok(l) if l.expires_ms > now_ms() && l.owner != owner => {
-                    holder = l.owner;
+            Some((bytes, version)) => {
+                let lease = serde_json::from_slice::<Lease>(&bytes).ok();
+                let free = lease.as_ref().is_some_and(|l| l.owner.is_empty() || l.owner == owner);
+                let since = match &seen {
+                    Some((tag, at)) if *tag == version.tag => *at,
+                    _ => {
+                        seen = Some((version.tag.clone(), taken_at));
+                        taken_at
+                    }
+                };
+                if free || since.elapsed() >= lease_for + TAKEOVER_GRACE {
+                    store.replace_versioned(LEASE_KEY, mine, &version).await?
+                } else {
+                    holder = lease.map_or_else(|| "an unreadable lease".into(), |l| l.owner);
                     None
                 }
-                // Free, run out, this writer's own (a restart), or unreadable: take it over.
-                _ => store.replace_versioned(LEASE_KEY, mine, &version).await?,
-            },
+            }
         };
         if let Some(version) = taken {
-            return Ok((version, expires_ms));
+            return Ok((version, taken_at));
         }
         if Instant::now() > deadline {
-            bail!("{}: no turn to commit within {TURN_WAIT:?} (the lease is held by {holder})", store.url());
+            bail!("{}: no turn to commit in time (the lease is held by {holder})", store.url());
         }
         tokio::time::sleep(Duration::from_millis(20 + u64::from(std::process::id() % 30))).await;
     }

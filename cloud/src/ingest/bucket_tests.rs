@@ -59,12 +59,27 @@ fn a_dead_writers_lease_is_taken_over_once_it_runs_out_and_a_stale_writer_is_fen
     let (bucket, cache) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
     let url = bucket.path().display().to_string();
     let (mut a, _) = Committer::open_bucket(&url, &cache.path().join("a"), "a").expect("a");
-    // A writer killed while it held the lease, for 600 ms more.
-    let dead = Lease { owner: "killed@1".into(), expires_ms: now_ms() + 600 };
+    // A writer killed while it held the lease, by a clock far ahead: the taker waits a whole
+    // lease (and the grace) by its own clock, not until the holder's `expires_ms`.
+    let dead = Lease { owner: "killed@1".into(), expires_ms: now_ms() + 3_600_000 };
     std::fs::write(bucket.path().join(LEASE_KEY), serde_json::to_vec(&dead).expect("json")).expect("lease");
+    let short = Duration::from_millis(400);
     let started = Instant::now();
+    let (_w, mut state, _) = BucketWriter::open_with_lease(&url, &cache.path().join("w"), "w", short)
+        .expect("a turn after the dead lease");
+    assert!(started.elapsed() >= short + TAKEOVER_GRACE, "waited for the lease to run out");
     assert_eq!(commit(&mut a, &data_topic("e1"), 1..=3).raw_records, 3);
-    assert!(started.elapsed() >= Duration::from_millis(500), "waited for the lease to run out");
+
+    // A holder past its lease starts no request: its commit fails unacknowledged.
+    let mut slow =
+        BucketWriter::open_with_lease(&url, &cache.path().join("slow"), "slow", short).expect("slow").0;
+    slow.take_turn(&mut state).expect("turn");
+    std::fs::create_dir_all(slow.scratch().join("raw_data")).expect("mkdir");
+    std::fs::write(slow.scratch().join("raw_data/part-late.parquet"), b"x").expect("part");
+    std::thread::sleep(short);
+    let err = format!("{:#}", slow.end_turn(&state).expect_err("too late"));
+    assert!(err.contains("outlived its lease"), "{err}");
+    assert!(!bucket.path().join("raw_data/part-late.parquet").exists(), "nothing published late");
 
     // A writer whose turn outlived its lease, taken over by another that committed first:
     // its state write is refused, so nothing it had is acknowledged.

@@ -302,13 +302,12 @@ pub struct Committer {
 enum Writer {
     /// The lake's only ingest: its lock is held while the committer lives.
     Sole(#[allow(dead_code, reason = "held, not read")] LockFile),
-    /// One of several replicas (each with its own MQTT client id, sharing the data topics
-    /// through a `$share/` subscription): each commit takes the lock, catches up with what the
-    /// others committed, commits and lets go, so the dedup state stays one and exact.
-    Replica {
-        /// Size and modification time of the state file as this replica last read or wrote it.
-        seen: Option<(u64, std::time::SystemTime)>,
-    },
+    /// One of several replicas on one host (each with its own MQTT client id, sharing the
+    /// data topics through a `$share/` subscription): each commit takes the lock, reads the
+    /// state the others left, commits and lets go, so the dedup state stays one and exact.
+    /// `flock` does not exclude processes of other hosts on a network filesystem: replicas on
+    /// several hosts write a bucket ([`Writer::Bucket`]).
+    Replica,
     /// A lake in a bucket: each commit is a turn under a lease (one writer or several
     /// replicas alike), written into a scratch folder and published ([`super::bucket`]).
     Bucket(Box<super::bucket::BucketWriter>),
@@ -330,12 +329,6 @@ fn lock_path(lake: &Path) -> PathBuf {
 fn lock_lake(lake: &Path) -> Result<LockFile> {
     let what = format!("the lake {} (another ingest is writing to it)", lake.display());
     Ok(LockFile::try_acquire(&lock_path(lake), &what)?)
-}
-
-/// Size and modification time of the state file (`None` when there is none).
-fn state_stamp(lake: &Path) -> Option<(u64, std::time::SystemTime)> {
-    let meta = std::fs::metadata(DedupState::path(lake)).ok()?;
-    Some((meta.len(), meta.modified().ok()?))
 }
 
 /// (dataset, machine, day, stream): one part file each per group.
@@ -371,7 +364,7 @@ impl Committer {
         let (state, recovery) = DedupState::recover(lake)?;
         remove_pending(lake)?;
         let last_nanos = state.mark_nanos;
-        let writer = Writer::Replica { seen: state_stamp(lake) };
+        let writer = Writer::Replica;
         Ok((
             Committer { lake: lake.to_path_buf(), state, held_from: HashMap::new(), last_nanos, writer },
             recovery,
@@ -399,7 +392,7 @@ impl Committer {
             self.last_nanos = self.last_nanos.max(self.state.mark_nanos);
             return Ok(None);
         }
-        let Writer::Replica { seen } = &self.writer else { return Ok(None) };
+        let Writer::Replica = &self.writer else { return Ok(None) };
         let what = format!("the lake {} (its ingest replicas' turn to commit)", self.lake.display());
         let turn = LockFile::acquire_within(&lock_path(&self.lake), &what, TURN_TIMEOUT)?;
         let pending = self.lake.join(lake::INGEST_DIR).join(PENDING_FILE);
@@ -411,7 +404,9 @@ impl Committer {
                 "a replica's commit stopped half-way; its part files are folded into the dedup state"
             );
             self.state = state;
-        } else if state_stamp(&self.lake) != *seen {
+        } else {
+            // Read in full each turn: a size and modification time can stay the same across
+            // another replica's write (coarse timestamps), its content cannot be trusted to.
             self.state = match DedupState::load(&self.lake)? {
                 Some(state) => state,
                 None => DedupState::recover(&self.lake)?.0,
@@ -425,10 +420,7 @@ impl Committer {
     /// Ends a replica's or a bucket's turn after a commit that succeeded.
     fn end_turn(&mut self) -> Result<()> {
         match &mut self.writer {
-            Writer::Replica { seen } => {
-                remove_pending(&self.lake)?;
-                *seen = state_stamp(&self.lake);
-            }
+            Writer::Replica => remove_pending(&self.lake)?,
             Writer::Bucket(w) => w.end_turn(&self.state)?,
             Writer::Sole(_) => {}
         }

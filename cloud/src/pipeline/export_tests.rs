@@ -29,7 +29,12 @@ fn tasks_keep_their_order_dependencies_images_and_secrets() {
     assert_eq!(image("etl"), "ghcr.io/moldops/moldops-cloud:0.1.0");
     let train = task("train");
     let volumes = serde_json::to_value(&train.pod.volumes).expect("json");
-    assert_eq!(volumes[1]["secret"]["secretName"], "moldops-signing-key");
+    assert_eq!(volumes[2]["secret"]["secretName"], "moldops-signing-key");
+    assert_eq!(
+        volumes[1],
+        serde_json::json!({ "name": "cache", "emptyDir": {} }),
+        "scratch for bucket copies"
+    );
     let limits = serde_json::to_value(&train.pod.containers[0].resources).expect("json");
     assert_eq!(limits["limits"]["nvidia.com/gpu"], "1");
     assert_eq!(

@@ -270,6 +270,17 @@ impl Mirror {
         }
         for change in deletes {
             if let Change::Delete { key } = change {
+                // Only what this stage saw: an object another writer replaced or created again
+                // since the pull stays (S3 has no conditional delete; this narrows the window
+                // to the time between these two requests).
+                let pulled = self.manifest.objects.get(&key).map(|e| e.tag.clone());
+                let now = self.remote.head(&key).await?;
+                if now.is_some() && now.as_ref().map(|v| &v.tag) != pulled.as_ref() {
+                    bail!(
+                        "{key} in {}: another writer changed it since this stage read it; not removed, run the stage again",
+                        self.remote.url()
+                    );
+                }
                 self.remote.delete(&key).await?;
                 self.manifest.objects.remove(&key);
                 pushed.deleted += 1;
@@ -287,7 +298,9 @@ impl Mirror {
             match self.manifest.objects.get(key) {
                 None => changes.push(Change::Create { key: key.clone(), path: path.clone() }),
                 Some(entry) => {
-                    if file_stamp(path)? == (entry.size, entry.mtime_ns) {
+                    // A state document can be rewritten with the same size within one tick of
+                    // the file system's clock: those are always compared by content.
+                    if !key.ends_with(".json") && file_stamp(path)? == (entry.size, entry.mtime_ns) {
                         continue;
                     }
                     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -318,11 +331,13 @@ impl Mirror {
                 if let Some(version) = self.remote.create_versioned(&key, bytes.clone()).await? {
                     return Ok((key.clone(), self.entry(&key, &path, &bytes, version)?, Written::Created));
                 }
-                // Taken: fine when it holds these very bytes (a push that ran again).
+                // Taken: fine when it holds these very bytes (a push that ran again); a shared
+                // document another writer created first is merged with it.
                 match self.remote.get(&key).await? {
                     Some((theirs, version)) if theirs == bytes => {
                         Ok((key.clone(), self.entry(&key, &path, &bytes, version)?, Written::Created))
                     }
+                    _ if MERGEABLE.contains(&key.as_str()) => self.merge(key, path, &bytes, None).await,
                     _ => bail!(
                         "{key} in {url}: another writer created it since this stage read the store; run the stage again"
                     ),
@@ -340,40 +355,45 @@ impl Mirror {
                         "{key} in {url}: another writer changed it since this stage read it; run the stage again"
                     );
                 }
-                let ours: serde_json::Value =
-                    serde_json::from_slice(&bytes).with_context(|| format!("{key}: not JSON"))?;
-                let base = pulled.base.unwrap_or(serde_json::Value::Null);
-                for _ in 0..super::MAX_UPDATE_TRIES {
-                    let Some((theirs_bytes, version)) = self.remote.get(&key).await? else {
-                        bail!("{key} in {url}: removed by another writer while this stage changed it")
-                    };
-                    let theirs: serde_json::Value = serde_json::from_slice(&theirs_bytes)
-                        .with_context(|| format!("{key} in {url}: not JSON"))?;
-                    let Ok(Some(merged)) = merge3(Some(&base), Some(&ours), Some(&theirs)) else {
-                        bail!(
-                            "{key} in {url}: this stage and another writer changed the same part of it; run the stage again"
-                        )
-                    };
-                    let merged =
-                        serde_json::to_vec_pretty(&merged).context("encoding the merged document")?;
-                    if let Some(version) =
-                        self.remote.replace_versioned(&key, merged.clone(), &version).await?
-                    {
-                        write_local(&path, &merged)?;
-                        return Ok((
-                            key.clone(),
-                            self.entry(&key, &path, &merged, version)?,
-                            Written::Merged,
-                        ));
-                    }
-                }
-                bail!(
-                    "{key} in {url}: still changed by other writers after {} tries",
-                    super::MAX_UPDATE_TRIES
-                )
+                self.merge(key, path, &bytes, pulled.base).await
             }
             Change::Delete { key } => bail!("{key}: a deletion is not a write"),
         }
+    }
+}
+
+impl Mirror {
+    /// Publishes a [`MERGEABLE`] document that another writer changed too: a three-way merge
+    /// of `ours` with the bucket's current one over `base` (as pulled; `None`: it had none),
+    /// retried until it lands or the two changed one member differently.
+    async fn merge(
+        &self,
+        key: String,
+        path: PathBuf,
+        ours: &[u8],
+        base: Option<serde_json::Value>,
+    ) -> Result<(String, Entry, Written)> {
+        let url = self.remote.url();
+        let ours: serde_json::Value =
+            serde_json::from_slice(ours).with_context(|| format!("{key}: not JSON"))?;
+        for _ in 0..super::MAX_UPDATE_TRIES {
+            let Some((theirs_bytes, version)) = self.remote.get(&key).await? else {
+                bail!("{key} in {url}: removed by another writer while this stage changed it")
+            };
+            let theirs: serde_json::Value =
+                serde_json::from_slice(&theirs_bytes).with_context(|| format!("{key} in {url}: not JSON"))?;
+            let Ok(Some(merged)) = merge3(base.as_ref(), Some(&ours), Some(&theirs)) else {
+                bail!(
+                    "{key} in {url}: this stage and another writer changed the same part of it; run the stage again"
+                )
+            };
+            let merged = serde_json::to_vec_pretty(&merged).context("encoding the merged document")?;
+            if let Some(version) = self.remote.replace_versioned(&key, merged.clone(), &version).await? {
+                write_local(&path, &merged)?;
+                return Ok((key.clone(), self.entry(&key, &path, &merged, version)?, Written::Merged));
+            }
+        }
+        bail!("{key} in {url}: still changed by other writers after {} tries", super::MAX_UPDATE_TRIES)
     }
 }
 

@@ -185,3 +185,29 @@ fn locations_other_than_s3_urls_stay_folders() {
     assert!(is_remote(Path::new("s3://bucket/lake")));
     assert!(!is_remote(Path::new("/s3/lake")));
 }
+
+#[test]
+fn shards_that_both_create_the_etl_state_merge_and_a_stale_delete_is_refused() {
+    let bucket = tempfile::tempdir().expect("dir");
+    let (c1, c2) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    put(bucket.path(), "etl_data/x.parquet", b"x1");
+    let (mut a, _) = open(bucket.path(), c1.path());
+    let (mut b, _) = open(bucket.path(), c2.path());
+    let state = |v: serde_json::Value| serde_json::to_vec(&v).expect("json");
+    put(a.folder(), "_etl/state.json", &state(json!({"machines": {"m1": 1}})));
+    put(b.folder(), "_etl/state.json", &state(json!({"machines": {"m2": 2}})));
+    rt().block_on(a.push()).expect("a creates it");
+    assert_eq!(rt().block_on(b.push()).expect("b merges into it").merged, 1);
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bucket.path().join("_etl/state.json")).expect("state"))
+            .expect("json");
+    assert_eq!(saved, json!({"machines": {"m1": 1, "m2": 2}}));
+
+    // b rewrote x since a pulled it: a's removal of x is refused, b's x stays.
+    put(b.folder(), "etl_data/x.parquet", b"x2");
+    rt().block_on(b.push()).expect("b replaces x");
+    std::fs::remove_file(a.folder().join("etl_data/x.parquet")).expect("rm");
+    let err = format!("{:#}", rt().block_on(a.push()).expect_err("stale delete"));
+    assert!(err.contains("not removed"), "{err}");
+    assert_eq!(std::fs::read(bucket.path().join("etl_data/x.parquet")).expect("x"), b"x2");
+}

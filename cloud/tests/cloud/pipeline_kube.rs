@@ -191,7 +191,9 @@ async fn jobs_specs_retries_logs_and_cleanup() {
     let key_env =
         train_c["env"].as_array().expect("env").iter().find(|e| e["name"] == "MOLDOPS_SIGNING_KEY").cloned();
     assert_eq!(key_env.map(|e| e["value"].clone()), Some(json!("/etc/moldops/signing/signing.key")));
-    assert_eq!(train_c["volumeMounts"][1]["readOnly"], json!(true));
+    let secret_mount =
+        train_c["volumeMounts"].as_array().expect("mounts").iter().find(|m| m["name"] == "secret-0").cloned();
+    assert_eq!(secret_mount.map(|m| m["readOnly"].clone()), Some(json!(true)));
 
     // Logs collected from the pods; finished Jobs deleted.
     let run_dir = store.run_dir(run_id);

@@ -84,9 +84,12 @@ fn kustomize_overlays_render_and_validate() {
             .into_iter()
             .find(|d| d.contains("kind: StatefulSet\n") && d.contains("name: moldops-ingest\n"))
             .unwrap_or_else(|| panic!("{name}: the ingest StatefulSet"));
-        for want in
-            ["replicas: 3", "name: MOLDOPS_INGEST_SHARE_GROUP", "fieldPath: metadata.name", "readinessProbe"]
-        {
+        for want in [
+            "name: MOLDOPS_INGEST_SHARE_GROUP",
+            "fieldPath: metadata.name",
+            "readinessProbe",
+            "mountPath: /var/cache/moldops",
+        ] {
             assert!(ingest.contains(want), "{name}: the ingest replicas lack {want}:\n{ingest}");
         }
         assert!(
