@@ -90,7 +90,10 @@ fn parse_shots(text: &str) -> Result<RangeInclusive<u64>, String> {
 }
 
 fn compact(lake: &LakeLocation, min_files: usize) -> Result<()> {
-    let r = super::compact::compact(&lake.path()?, min_files)?;
+    let dir = lake.path()?;
+    let remote = crate::storage::mirror::is_copy(&dir);
+    let publish = || if remote { crate::storage::mirror::push_all() } else { Ok(()) };
+    let r = super::compact::compact_publishing(&dir, min_files, &publish)?;
     let resumed = if r.journals_completed > 0 {
         format!("; {} interrupted compaction(s) completed", r.journals_completed)
     } else {

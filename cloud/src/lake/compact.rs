@@ -7,12 +7,15 @@
 //! at or below its `mark_nanos`) are merged, and the merged file carries the highest stamp of
 //! its inputs, so a recovery never folds it in again (and one that rebuilds the state from the
 //! lake reads its `(edge_id, seq)` like any part file). Two compactions never run at once
-//! (`_compact/lock`).
+//! (`_compact/lock`) — on one host: a bucket's copies each have their own lock, so run one
+//! compaction of a bucket at a time (the pipeline's single `compact` task does).
 //!
 //! Crash-safe: the merged file is written and fsynced as `.tmp`, then a journal naming it and
 //! its inputs is saved, then it is renamed into place, the inputs removed, the journal removed.
 //! A journal found on start is completed first: inputs removed if the merged file is in place,
-//! else the journal dropped (the `.tmp` is discarded). Between the rename and the removal of
+//! else the journal dropped (the `.tmp` is discarded). On a bucket's copy the same order holds
+//! in the bucket ([`compact_publishing`]): journal, merged file, then the inputs and the
+//! journal removed. Between the rename and the removal of
 //! the inputs — milliseconds, or until the next compaction after a crash right there — a reader
 //! sees those rows twice.
 
@@ -53,6 +56,19 @@ struct Journal {
 /// Compacts every partition of the ingest's datasets that has at least `min_files` committed
 /// part files.
 pub fn compact(lake: &Path, min_files: usize) -> Result<CompactReport> {
+    compact_publishing(lake, min_files, &|| Ok(()))
+}
+
+/// [`compact`] for a lake that is a bucket's local copy: `publish` makes the copy's changes
+/// durable in the bucket ([`crate::storage::mirror::push_all`]) and is called after each
+/// partition's journal is written and again after its merged file is in place, so the bucket
+/// holds the journal before the merged file, and both before any input goes — the order the
+/// folder keeps with fsyncs. Call `publish` once more at the end (the inputs' removal).
+pub fn compact_publishing(
+    lake: &Path,
+    min_files: usize,
+    publish: &dyn Fn() -> Result<()>,
+) -> Result<CompactReport> {
     let dir = lake.join(COMPACT_DIR);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let _lock =
@@ -73,7 +89,7 @@ pub fn compact(lake: &Path, min_files: usize) -> Result<CompactReport> {
                     })
                     .collect();
                 if parts.len() >= min_files.max(2) {
-                    report.rows += merge_partition(lake, &date, &parts)?;
+                    report.rows += merge_partition(lake, &date, &parts, publish)?;
                     report.partitions += 1;
                     report.files_in += parts.len() as u64;
                 }
@@ -102,7 +118,12 @@ fn ingest_mark(lake: &Path) -> Result<Option<u64>> {
 }
 
 /// Rewrites `parts` of one partition folder as one file; returns its rows.
-fn merge_partition(lake: &Path, dir: &Path, parts: &[(PathBuf, u64)]) -> Result<u64> {
+fn merge_partition(
+    lake: &Path,
+    dir: &Path,
+    parts: &[(PathBuf, u64)],
+    publish: &dyn Fn() -> Result<()>,
+) -> Result<u64> {
     let files: Vec<PathBuf> = parts.iter().map(|(p, _)| p.clone()).collect();
     let df = super::read_parts(&files, &[])
         .with_context(|| format!("reading the part files of {}", dir.display()))?
@@ -121,9 +142,11 @@ fn merge_partition(lake: &Path, dir: &Path, parts: &[(PathBuf, u64)]) -> Result<
     write::write_parquet(dir, &tmp_name, &mut df)?;
     let journal_path = lake.join(COMPACT_DIR).join(format!("{nanos:020}-{}.json", super::escape(&rel(dir))));
     write::write_atomic(&journal_path, &serde_json::to_vec(&journal)?)?;
+    publish()?;
     std::fs::rename(dir.join(&tmp_name), &output)
         .with_context(|| format!("renaming into {}", output.display()))?;
     write::sync_dir(dir)?;
+    publish()?;
     finish(lake, &journal, &journal_path)?;
     Ok(df.height() as u64)
 }

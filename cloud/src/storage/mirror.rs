@@ -268,6 +268,8 @@ impl Mirror {
             }
             save_manifest(&self.folder, &self.manifest)?;
         }
+        // Data goes before the state that names it (a compaction's inputs before its journal).
+        deletes.sort_by_key(|c| matches!(c, Change::Delete { key } if is_state(key)));
         for change in deletes {
             if let Change::Delete { key } = change {
                 // Only what this stage saw: an object another writer replaced or created again
@@ -512,7 +514,9 @@ fn local_files(folder: &Path) -> Result<BTreeMap<String, PathBuf>> {
         };
         for entry in entries {
             let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
-            if entry.file_name().to_string_lossy().starts_with('.') {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Dot files and files still being written (`*.tmp`, renamed into place when done).
+            if name.starts_with('.') || name.ends_with(".tmp") {
                 continue;
             }
             let path = entry.path();
@@ -614,6 +618,11 @@ pub fn local(location: &Path) -> Result<PathBuf> {
     let folder = mirror.folder().to_path_buf();
     session.insert(url, mirror);
     Ok(folder)
+}
+
+/// Whether `folder` is the local copy of a bucket this process pulled.
+pub fn is_copy(folder: &Path) -> bool {
+    SESSION.lock().is_ok_and(|s| s.values().any(|m| m.folder() == folder))
 }
 
 /// Publishes every mirror this process pulled (see [`Mirror::push`]); nothing when it pulled none.

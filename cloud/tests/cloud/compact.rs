@@ -144,3 +144,54 @@ fn a_journal_naming_files_outside_the_datasets_is_refused() {
     assert!(format!("{err:#}").contains("outside the lake's datasets"), "{err:#}");
     assert!(outside.is_file(), "nothing outside the datasets is removed");
 }
+
+/// Rows of raw_data in a folder standing in for a bucket.
+fn raw_rows(bucket: &Path) -> usize {
+    lake::read_dataset(bucket, "raw_data").map(|d| d.height()).unwrap_or(0)
+}
+
+#[test]
+fn compaction_on_a_bucket_publishes_journal_then_merged_file_and_a_kill_in_between_is_completed() {
+    use moldops_cloud::storage::{Store, block_on, mirror::Mirror};
+    use std::cell::{Cell, RefCell};
+    for killed_after in [1, 2] {
+        let bucket = lake_with_commits();
+        let url = bucket.path().display().to_string();
+        let rows = raw_rows(bucket.path());
+        let raw_dir = lake::partition_dir(bucket.path(), "raw_data", "M1", "2024-05-01");
+        let compact_dir = bucket.path().join(lake::compact::COMPACT_DIR);
+        let journals = || {
+            std::fs::read_dir(&compact_dir).map_or(0, |d| {
+                d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "json")).count()
+            })
+        };
+        // A compaction on a copy, killed after its `killed_after`-th publication.
+        let cache = tempfile::tempdir().expect("cache");
+        let mirror = RefCell::new(
+            block_on(Mirror::open(Store::open(&url).expect("store"), cache.path())).expect("copy").0,
+        );
+        let calls = Cell::new(0);
+        let publish = || {
+            calls.set(calls.get() + 1);
+            anyhow::ensure!(calls.get() <= killed_after, "killed");
+            block_on(mirror.borrow_mut().push()).map(drop)
+        };
+        let folder = mirror.borrow().folder().to_path_buf();
+        assert!(lake::compact::compact_publishing(&folder, 2, &publish).is_err());
+        assert_eq!(journals(), 1, "the journal is in the bucket before anything else");
+        let expected = if killed_after == 2 { 4 } else { 3 };
+        assert_eq!(parts_in(&raw_dir).len(), expected, "the merged file lands only after the journal");
+
+        // The next compaction, on a fresh copy, completes or drops it; the rows stay.
+        let cache = tempfile::tempdir().expect("cache");
+        let mut next =
+            block_on(Mirror::open(Store::open(&url).expect("store"), cache.path())).expect("copy").0;
+        let folder = next.folder().to_path_buf();
+        let r = lake::compact::compact(&folder, 2).expect("compact");
+        assert_eq!(r.journals_completed, 1);
+        block_on(next.push()).expect("publish");
+        assert_eq!(journals(), 0);
+        assert_eq!(raw_rows(bucket.path()), rows, "no row lost or doubled (killed after {killed_after})");
+        assert_eq!(parts_in(&raw_dir).len(), 1);
+    }
+}
