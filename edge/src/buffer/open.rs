@@ -60,10 +60,25 @@ fn classify(path: &Path, e: sled::Error) -> OpenError {
     }
 }
 
+/// How long opening waits for sled's file lock: its background threads let it go shortly after
+/// the last handle is dropped (a reopen in the same process), and a process that is exiting
+/// holds it a moment longer. Another live process holding it still fails the open.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Opens the database and counts its records, bytes, next seq, drops and untold gaps.
 pub(super) fn load(path: &Path) -> Result<(Handles, State), OpenError> {
     let sled_err = |e| classify(path, e);
-    let db = sled::Config::new().path(path).flush_every_ms(Some(1000)).open().map_err(sled_err)?;
+    let started = std::time::Instant::now();
+    let db = loop {
+        match sled::Config::new().path(path).flush_every_ms(Some(1000)).open() {
+            Err(sled::Error::Io(io))
+                if io.kind() == std::io::ErrorKind::WouldBlock && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => break opened.map_err(sled_err)?,
+        }
+    };
     let tree = db.open_tree("buffer").map_err(sled_err)?;
     let mut st = State::default();
     for kv in tree.range(record_key(0)..) {
