@@ -68,6 +68,9 @@ pub struct Console {
     pub metrics: metrics::Metrics,
     /// The lake summary, computed again only when the lake changes.
     pub summary: Arc<crate::api::cache::SummaryCache>,
+    /// The kept-current copy the folders are in, when the data is in a bucket: every change
+    /// is published through it ([`Console::writing`]).
+    pub follower: Option<Arc<crate::storage::follow::Follower>>,
     templates: minijinja::Environment<'static>,
 }
 
@@ -183,14 +186,29 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(Failure::from)
 }
 
-/// Runs a blocking change of the data folder off the async workers, once.
-pub async fn writing<T: Send + 'static>(
-    write: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-) -> Result<T, Failure> {
-    tokio::task::spawn_blocking(write)
-        .await
-        .map_err(|e| Failure::from(anyhow::Error::from(e)))?
-        .map_err(Failure::from)
+impl Console {
+    /// Runs a blocking change of the data folder off the async workers, once; with the data in
+    /// a bucket, publishes it before it returns (a change another writer's beat to the same
+    /// object fails with 409 Conflict and is not made).
+    pub async fn writing<T: Send + 'static>(
+        &self,
+        write: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T, Failure> {
+        let run = async { tokio::task::spawn_blocking(write).await.map_err(anyhow::Error::from)? };
+        match &self.follower {
+            None => run.await.map_err(Failure::from),
+            Some(f) => match f.change(run).await {
+                Ok((done, _)) => done.map_err(Failure::from),
+                Err(e) => {
+                    tracing::warn!("{e:#}");
+                    Err(Failure::new(
+                        axum::http::StatusCode::CONFLICT,
+                        format!("not saved: {e:#}; reload the page and try again"),
+                    ))
+                }
+            },
+        }
+    }
 }
 
 /// `value` percent-encoded as one path segment of a link.
@@ -243,6 +261,8 @@ pub struct Settings {
     /// Memory for part files already read, in MiB (0: every page reads its files again); see
     /// [`crate::lake::cache`].
     pub lake_cache_mib: usize,
+    /// The kept-current copy of a bucket the folders are in (none: a folder).
+    pub follower: Option<Arc<crate::storage::follow::Follower>>,
 }
 
 /// Default of [`Settings::lake_cache_mib`].
@@ -250,7 +270,7 @@ pub const DEFAULT_LAKE_CACHE_MIB: usize = 256;
 
 /// The console's routes.
 pub fn router(settings: Settings) -> anyhow::Result<Router> {
-    let Settings { folders, access, base_path, rollout, pipeline, lake_cache_mib } = settings;
+    let Settings { folders, access, base_path, rollout, pipeline, lake_cache_mib, follower } = settings;
     let base = base_path.trim_end_matches('/').to_string();
     let plain = base.chars().all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c));
     let dots = base.split('/').any(|segment| segment == "." || segment == "..");
@@ -269,6 +289,7 @@ pub fn router(settings: Settings) -> anyhow::Result<Router> {
         base: base.clone(),
         rollout,
         pipeline,
+        follower,
         templates: templates()?,
     });
     let pages = Router::new()
@@ -328,7 +349,8 @@ async fn measure(State(c): State<Shared>, request: Request, next: Next) -> Respo
 async fn metrics_page(State(c): State<Shared>) -> Response {
     let data = c.folders.data.clone();
     let console = c.clone();
-    match blocking(move || Ok(console.metrics.exposition(&data))).await {
+    let failed_pulls = c.follower.as_ref().map(|f| f.failed_pulls());
+    match blocking(move || Ok(console.metrics.exposition(&data, failed_pulls))).await {
         Ok(text) => {
             ([(header::CONTENT_TYPE, crate::ingest::http::METRICS_CONTENT_TYPE)], text).into_response()
         }

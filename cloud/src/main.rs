@@ -23,7 +23,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_tracing("info");
     // A task of an exported DAG with `when_exists` (`pipeline export`): skipped when the path is absent.
-    match skip_unless_exists(|name| std::env::var(name).ok(), |path| path.exists()) {
+    match skip_unless_exists(|name| std::env::var(name).ok(), moldops_cloud::storage::object::exists) {
         Ok(Some(code)) => ExitCode::from(code),
         Ok(None) => cli::exit_code(cli::run(cli.command)),
         Err(e) => cli::exit_code(Err(e)),

@@ -13,6 +13,10 @@
 //! plain HTTP allowed when the endpoint is `http://`; [`Store::verify_conditional_writes`]
 //! refuses a server that ignores the conditions). Versions are ETags on S3, the sha256 of the
 //! bytes locally.
+//!
+//! Built on it: [`mirror`] (a batch verb's local copy of a bucket prefix, published with those
+//! writes), [`follow`] (a server's copy, kept current) and [`object`] (single input files by
+//! URL).
 
 use anyhow::{Context, Result, bail};
 use object_store::aws::AmazonS3Builder;
@@ -25,7 +29,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod follow;
 pub mod mirror;
+pub mod object;
 
 /// Tries [`Store::update_json`] makes before it gives up (each a re-read after another
 /// writer's change landed first).
@@ -330,6 +336,23 @@ impl Store {
                         .with_context(|| format!("{key} in {}: the server gave no ETag", self.url))?;
                     Ok(Some(Version { tag, object_version: meta.version }))
                 }
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e).with_context(|| format!("inspecting {key} in {}", self.url)),
+            },
+        }
+    }
+
+    /// The size in bytes of the object at `key`; `None` when there is none.
+    pub async fn size(&self, key: &str) -> Result<Option<u64>> {
+        let path = self.path(key)?;
+        match &self.backend {
+            Backend::Local { root } => match std::fs::metadata(root.join(path.as_ref())) {
+                Ok(meta) => Ok(Some(meta.len())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e).with_context(|| format!("inspecting {key} in {}", self.url)),
+            },
+            Backend::S3 { store, .. } => match store.head(&path).await {
+                Ok(meta) => Ok(Some(meta.size)),
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
                 Err(e) => Err(e).with_context(|| format!("inspecting {key} in {}", self.url)),
             },

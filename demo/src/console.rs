@@ -36,6 +36,7 @@ pub async fn serve(dir: &Path, listen: SocketAddr) -> Result<()> {
         rollout: None,
         pipeline: None,
         lake_cache_mib: console::DEFAULT_LAKE_CACHE_MIB,
+        follower: None,
     };
     let router = console::router(settings)?;
     println!();

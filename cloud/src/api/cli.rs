@@ -10,18 +10,26 @@ pub struct ApiArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8480")]
     pub listen: String,
-    /// Data folder holding `lake/`, `registry/` and `pipeline/`.
+    /// Data folder holding `lake/`, `registry/` and `pipeline/`, or `s3://bucket/prefix`
+    /// (served from a local copy kept current).
     #[arg(long, default_value = "moldops-data")]
     pub data_dir: PathBuf,
+    /// With the data in a bucket: seconds between pulls of the API's copy of it.
+    #[arg(long, default_value_t = crate::storage::follow::DEFAULT_REFRESH_S, value_name = "SECONDS")]
+    pub refresh_s: u64,
 }
 
 /// Serves until SIGINT or SIGTERM.
 pub fn run(args: ApiArgs) -> Result<()> {
-    crate::storage::mirror::refuse_remote(&args.data_dir, "the API serves a local data folder")?;
     moldops_common::runtime::build()?.block_on(async move {
+        let served = crate::storage::follow::Served::open(&args.data_dir, false).await?;
         let listener = tokio::net::TcpListener::bind(&args.listen).await?;
         tracing::info!(listen = %listener.local_addr()?, data = %args.data_dir.display(), "api serving");
-        super::serve(listener, super::Folders::under(&args.data_dir), moldops_common::shutdown::requested())
-            .await
+        let every = std::time::Duration::from_secs(args.refresh_s.max(1));
+        let refresh = served.follower().map(|f| tokio::spawn(f.clone().run(every, std::future::pending())));
+        let folders = super::Folders::under(served.folder());
+        let done = super::serve(listener, folders, moldops_common::shutdown::requested()).await;
+        refresh.inspect(tokio::task::JoinHandle::abort);
+        done
     })
 }

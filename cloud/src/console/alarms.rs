@@ -407,7 +407,7 @@ pub async fn acknowledge(
         }
     });
     let lake_dir = c.folders.lake.clone();
-    super::writing(move || {
+    c.writing(move || {
         if let Some(mark) = &mark {
             operator::record(&lake_dir, mark)?;
         }

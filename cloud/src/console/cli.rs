@@ -5,6 +5,7 @@ use super::rollout_start::RolloutAccount;
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Arguments of `moldops-cloud console`.
 #[derive(Debug, Clone, Args)]
@@ -13,7 +14,8 @@ pub struct ConsoleArgs {
     /// on any other, a users file is required.
     #[arg(long, default_value = "127.0.0.1:8490")]
     pub listen: String,
-    /// Data folder holding `lake/`, `registry/` and `pipeline/`.
+    /// Data folder holding `lake/`, `registry/` and `pipeline/`, or `s3://bucket/prefix`
+    /// (served from a local copy kept current, changes published to the bucket).
     #[arg(long, default_value = "moldops-data")]
     pub data_dir: PathBuf,
     /// Users file: one `NAME sha256:HEX` per line (see --add-user). Every change (acknowledge,
@@ -51,6 +53,10 @@ pub struct ConsoleArgs {
     /// new since the last request (0: read every file on every request).
     #[arg(long, default_value_t = super::DEFAULT_LAKE_CACHE_MIB, value_name = "MIB")]
     pub lake_cache_mib: usize,
+    /// With the data in a bucket (`--data-dir s3://bucket/prefix`): seconds between pulls of
+    /// the console's copy of it (docs/lake.md, "Object storage").
+    #[arg(long, default_value_t = crate::storage::follow::DEFAULT_REFRESH_S, value_name = "SECONDS")]
+    pub refresh_s: u64,
 }
 
 /// The rollout account, when one is configured.
@@ -76,7 +82,8 @@ pub fn run(args: ConsoleArgs) -> Result<()> {
         return Ok(());
     }
     moldops_common::runtime::build()?.block_on(async move {
-        crate::storage::mirror::refuse_remote(&args.data_dir, "the console serves a local data folder")?;
+        let served = crate::storage::follow::Served::open(&args.data_dir, true).await?;
+        let follower = served.follower().cloned();
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
@@ -87,19 +94,29 @@ pub fn run(args: ConsoleArgs) -> Result<()> {
         };
         let users = access.users();
         let settings = super::Settings {
-            folders: crate::api::Folders::under(&args.data_dir),
+            folders: crate::api::Folders::under(served.folder()),
             access,
             base_path: args.base_path.clone(),
             rollout: rollout_account(&args)?,
             pipeline: args.pipeline_start.then(|| super::pipeline::Launch {
                 config: args.pipeline_config.clone(),
                 executor: args.pipeline_executor,
+                data: args.data_dir.clone(),
+                logs: match &follower {
+                    Some(_) => crate::storage::mirror::cache_dir().join("console-starts"),
+                    None => served.folder().join("pipeline").join("console-starts"),
+                },
             }),
             lake_cache_mib: args.lake_cache_mib,
+            follower: follower.clone(),
         };
         let router = super::router(settings)?;
         tracing::info!(listen = %addr, data = %args.data_dir.display(), users, "console serving");
         println!("console: http://{addr}{}/", args.base_path.trim_end_matches('/'));
-        super::serve(listener, router, moldops_common::shutdown::requested()).await
+        let refresh = follower
+            .map(|f| tokio::spawn(f.run(Duration::from_secs(args.refresh_s.max(1)), std::future::pending())));
+        let served = super::serve(listener, router, moldops_common::shutdown::requested()).await;
+        refresh.inspect(tokio::task::JoinHandle::abort);
+        served
     })
 }

@@ -76,8 +76,9 @@ impl Metrics {
             .inc();
     }
 
-    /// The exposition: the live metrics and the pipeline's runs under `data`.
-    pub fn exposition(&self, data: &Path) -> String {
+    /// The exposition: the live metrics, the pipeline's runs under `data` and, with the data in
+    /// a bucket, the pulls of the console's copy that failed (`failed_pulls`).
+    pub fn exposition(&self, data: &Path, failed_pulls: Option<u64>) -> String {
         let mut r = Registry::with_prefix("moldops");
         r.register(
             "console_requests",
@@ -96,6 +97,13 @@ impl Metrics {
         );
         pipeline(&mut r, data);
         lake_cache(&mut r);
+        if let Some(n) = failed_pulls {
+            r.register(
+                "console_bucket_pull_failures",
+                "Pulls of the console's copy of the bucket that failed (the copy was served as it was)",
+                prometheus_client::metrics::counter::ConstCounter::new(n),
+            );
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &r).is_err() {
             out.push_str("# encoding failed\n");

@@ -226,32 +226,33 @@ pub async fn change(
     let (registry, lake_dir) = (c.folders.registry.clone(), c.folders.lake.clone());
     let r = request.clone();
     let who = user.clone();
-    let outcome = super::writing(move || {
-        let reg = Registry::open_existing(&registry)?;
-        let done = match r.change {
-            Change::Promote => reg.promote(&key, r.version).map(|_| ()),
-            Change::Archive => reg.archive(&key, r.version).map(|_| ()),
-        };
-        let outcome = match &done {
-            Ok(()) => "ok".to_string(),
-            Err(e) => format!("{e:#}"),
-        };
-        let action = Action {
-            ts_ms: chrono::Utc::now().timestamp_millis(),
-            user: who,
-            kind: r.change.kind(),
-            target: format!("{}@{}", r.key, r.version),
-            comment,
-            outcome: outcome.clone(),
-        };
-        if let Err(e) = audit::record(&lake_dir, &action) {
-            // The registry changed (or refused) already: say loudly that the trail lacks it.
-            tracing::error!(error = format!("{e:#}"), ?action, "a model change was not audited");
-            return Err(e.context("the change was made but could not be audited"));
-        }
-        Ok(done.err().map(|_| outcome))
-    })
-    .await?;
+    let outcome = c
+        .writing(move || {
+            let reg = Registry::open_existing(&registry)?;
+            let done = match r.change {
+                Change::Promote => reg.promote(&key, r.version).map(|_| ()),
+                Change::Archive => reg.archive(&key, r.version).map(|_| ()),
+            };
+            let outcome = match &done {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("{e:#}"),
+            };
+            let action = Action {
+                ts_ms: chrono::Utc::now().timestamp_millis(),
+                user: who,
+                kind: r.change.kind(),
+                target: format!("{}@{}", r.key, r.version),
+                comment,
+                outcome: outcome.clone(),
+            };
+            if let Err(e) = audit::record(&lake_dir, &action) {
+                // The registry changed (or refused) already: say loudly that the trail lacks it.
+                tracing::error!(error = format!("{e:#}"), ?action, "a model change was not audited");
+                return Err(e.context("the change was made but could not be audited"));
+            }
+            Ok(done.err().map(|_| outcome))
+        })
+        .await?;
     c.metrics.action(request.change.kind().as_str(), outcome.is_none());
     if let Some(refused) = outcome {
         tracing::warn!(user, key = request.key, version = request.version, refused, "model change refused");

@@ -62,6 +62,13 @@ pub struct Launch {
     pub config: Option<PathBuf>,
     /// Where the tasks run.
     pub executor: ExecutorKind,
+    /// The data location the runs are given (`--data-dir`): the console's own folder, or the
+    /// `s3://` URL its copy follows, so that a run writes the bucket, not the copy.
+    pub data: PathBuf,
+    /// Folder of the runs' console output (`{run}.log`): `pipeline/console-starts` in a data
+    /// folder; with a bucket, one beside the copy (output the runner writes as it goes, which
+    /// the copy's pulls would replace).
+    pub logs: PathBuf,
 }
 
 /// The page.
@@ -102,16 +109,17 @@ pub async fn start(
     };
     let comment = audit::comment(&form.comment)?;
     let run_id = crate::pipeline::state::new_run_id();
-    let data = c.folders.data.clone();
-    let log_path = data.join("pipeline").join("console-starts").join(format!("{run_id}.log"));
+    let data = launch.data.clone();
+    let log_path = launch.logs.join(format!("{run_id}.log"));
     let path = log_path.clone();
-    let log = super::writing(move || {
-        use anyhow::Context as _;
-        let dir = path.parent().context("the log's folder")?;
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))
-    })
-    .await?;
+    let log = c
+        .writing(move || {
+            use anyhow::Context as _;
+            let dir = path.parent().context("the log's folder")?;
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))
+        })
+        .await?;
     let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("finding this program: {e}"))?;
     let mut cmd = tokio::process::Command::new(exe);
     cmd.args(["pipeline", "run", "--run-id", &run_id, "--data-dir"]).arg(&data);
@@ -134,7 +142,7 @@ pub async fn start(
         outcome: "started".into(),
     };
     let lake_dir = c.folders.lake.clone();
-    super::writing(move || audit::record(&lake_dir, &action)).await?;
+    c.writing(move || audit::record(&lake_dir, &action)).await?;
     c.metrics.action(Kind::PipelineRun.as_str(), true);
     tracing::info!(user, run_id, log = %log_path.display(), "pipeline run started from the console");
     tokio::spawn(async move {

@@ -143,10 +143,11 @@ pub async fn start(State(c): State<Shared>, headers: HeaderMap, body: String) ->
         outcome: "started".into(),
     };
     let lake_dir = c.folders.lake.clone();
-    super::writing(move || audit::record(&lake_dir, &started)).await?;
+    c.writing(move || audit::record(&lake_dir, &started)).await?;
     c.metrics.action(Kind::Rollout.as_str(), true);
     tracing::info!(user, target, edges = ?chosen, "rollout started from the console");
     let lake_dir = c.folders.lake.clone();
+    let console = c.clone();
     tokio::spawn(async move {
         let (outcome, ok) = match run(&account, &bundle, by_site).await {
             Ok(ended) => (ended.lines.join("; "), ended.failures == 0),
@@ -165,12 +166,8 @@ pub async fn start(State(c): State<Shared>, headers: HeaderMap, body: String) ->
             comment: String::new(),
             outcome,
         };
-        match tokio::task::spawn_blocking(move || audit::record(&lake_dir, &done)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = format!("{e:#}"), "the end of a console rollout was not audited")
-            }
-            Err(e) => tracing::error!(error = %e, "the end of a console rollout was not audited"),
+        if let Err(e) = console.writing(move || audit::record(&lake_dir, &done)).await {
+            tracing::error!(error = ?e, "the end of a console rollout was not audited");
         }
     });
     Ok(Redirect::to(&c.link("/rollouts")).into_response())

@@ -74,6 +74,7 @@ async fn serve(data: &Path, access: Access, base: &str) -> String {
         rollout: None,
         pipeline: None,
         lake_cache_mib: super::DEFAULT_LAKE_CACHE_MIB,
+        follower: None,
     };
     let router = super::router(settings).expect("router");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

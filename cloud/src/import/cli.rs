@@ -10,7 +10,7 @@ use std::path::PathBuf;
 /// Arguments of `moldops-cloud import`.
 #[derive(Debug, Clone, Args)]
 pub struct ImportArgs {
-    /// Files to import (CSV or Parquet tables; JSON lines with --labels).
+    /// Files to import (CSV or Parquet tables; JSON lines with --labels): paths or `s3://` objects.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Lake folder (default: [lake] path of --config, else moldops-data/lake).
@@ -108,7 +108,15 @@ pub fn run(args: ImportArgs) -> Result<()> {
         "give --profile, --labels, --lot-labels, --scrap-counts, or --time-column with --machine"
     );
     let mut failed = 0;
-    for file in &args.files {
+    for given in &args.files {
+        let file = &match crate::storage::object::local_file(given) {
+            Ok(f) => f,
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {e:#}");
+                continue;
+            }
+        };
         let report = match &profile {
             Some(p) => super::import_table_with(&lake, file, p, progress_bar()),
             None if args.lot_labels => super::import_lot_labels(&lake, file, &lot_options),
@@ -119,7 +127,7 @@ pub fn run(args: ImportArgs) -> Result<()> {
             Ok(r) => print(&r, args.json)?,
             Err(e) => {
                 failed += 1;
-                eprintln!("error: {}: {e:#}", file.display());
+                eprintln!("error: {}: {e:#}", given.display());
             }
         }
     }

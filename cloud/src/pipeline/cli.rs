@@ -48,7 +48,8 @@ pub struct DefArgs {
     /// Pipeline definition (TOML); default: the built-in learning DAG.
     #[arg(long, env = "MOLDOPS_PIPELINE_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Data folder (sets the variable `data`; runs are kept under DATA/pipeline/runs).
+    /// Data folder or `s3://bucket/prefix` (sets the variable `data`; runs are kept under
+    /// DATA/pipeline/runs, in a bucket published as the run goes).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Set a variable, e.g. `--var seed=7` (repeatable).
@@ -75,7 +76,7 @@ pub struct RunArgs {
 pub struct ResumeArgs {
     /// Id of the run to continue.
     pub run_id: String,
-    /// Data folder holding the run.
+    /// Data folder (or `s3://bucket/prefix`) holding the run.
     #[arg(long, default_value = "moldops-data")]
     pub data_dir: PathBuf,
     /// Executor (default: the one the run started with).
@@ -86,7 +87,7 @@ pub struct ResumeArgs {
 /// Arguments of `pipeline runs`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Data folder holding the runs (under DATA/pipeline/runs).
+    /// Data folder (or `s3://bucket/prefix`) holding the runs (under DATA/pipeline/runs).
     #[arg(long, default_value = "moldops-data")]
     pub data_dir: PathBuf,
     /// Print JSON records.
@@ -99,7 +100,7 @@ pub struct ListArgs {
 pub struct ShowArgs {
     /// Id of the run to show.
     pub run_id: String,
-    /// Data folder holding the run.
+    /// Data folder (or `s3://bucket/prefix`) holding the run.
     #[arg(long, default_value = "moldops-data")]
     pub data_dir: PathBuf,
     /// Print the JSON record.
@@ -155,7 +156,7 @@ pub struct ExportArgs {
 pub fn run(args: PipelineArgs) -> Result<()> {
     match args.command {
         PipelineCommand::Runs(a) => {
-            let store = RunStore::new(&a.data_dir);
+            let store = RunStore::open(&a.data_dir)?;
             let runs = store.list()?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
@@ -165,7 +166,7 @@ pub fn run(args: PipelineArgs) -> Result<()> {
             Ok(())
         }
         PipelineCommand::Show(a) => {
-            let store = RunStore::new(&a.data_dir);
+            let store = RunStore::open(&a.data_dir)?;
             let run = store.load(&a.run_id)?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&run)?);
@@ -195,7 +196,7 @@ pub fn run(args: PipelineArgs) -> Result<()> {
         }),
         PipelineCommand::Resume(a) => block_on(async move {
             let cancel = cancel_on_signal();
-            let store = RunStore::new(&a.data_dir);
+            let store = RunStore::open(&a.data_dir)?;
             let _lock = store.lock(&a.run_id)?;
             let mut run = store.load(&a.run_id)?;
             if let Some(e) = a.executor {
@@ -290,12 +291,7 @@ async fn start(
     }
     let builtins = BTreeMap::from([("run_id".to_string(), run_id.clone())]);
     def.resolve(&overrides(d)?, &builtins)?;
-    crate::storage::mirror::refuse_remote(
-        &def.data_dir(),
-        "run records are kept in a local folder; keep `data` local and point the tasks at the \
-         bucket with --var lake=s3://…/lake --var registry=s3://…/registry",
-    )?;
-    let store = RunStore::new(&def.data_dir());
+    let store = RunStore::open(&def.data_dir())?;
     if store.run_dir(&run_id).join("run.json").exists() {
         bail!("run {run_id} already exists under {}", store.root().display());
     }
@@ -313,7 +309,7 @@ async fn executor(kind: ExecutorKind, run: &RunRecord) -> Result<Executor> {
         ExecutorKind::Local => Executor::Local(LocalExecutor::new()?),
         ExecutorKind::Kubernetes => Executor::Kubernetes(Box::new(
             KubeExecutor::connect(
-                run.definition.kubernetes.clone().with_images_from(|v| std::env::var(v).ok()),
+                run.definition.kubernetes.clone().with_runner_env(|v| std::env::var(v).ok()),
             )
             .await
             .context("kubernetes executor")?,

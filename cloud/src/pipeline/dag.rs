@@ -154,6 +154,10 @@ pub struct SecretRef {
     /// Extra environment variables of the task's Job only (e.g. a mounted file's path).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The pod starts without it when the Secret does not exist (e.g. the bucket's keys where
+    /// the cluster gives workload identity instead).
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// How long to wait before attempt `next` (2, 3, …) of a task: `first × factor^(next−2)`,
@@ -267,7 +271,7 @@ impl PipelineDef {
                     ));
                 }
             }
-            for s in &t.secrets {
+            for s in self.kubernetes.secrets.iter().chain(&t.secrets) {
                 if s.mount.as_deref().is_some_and(|m| !m.starts_with('/')) {
                     errs.push(format!(
                         "task `{}`: secret `{}` mount must be an absolute path",

@@ -5,7 +5,7 @@
 //! `backoffLimit: 0` (retries are the runner's) and `ttlSecondsAfterFinished`. Pure functions;
 //! [`pod_spec`] and [`task_labels`] need no Job, so `pipeline export` writes the same pod.
 
-use super::dag::TaskDef;
+use super::dag::{SecretRef, TaskDef};
 use super::kube_settings::{KubeSettings, Placement};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
@@ -222,12 +222,13 @@ fn container(i: &PodInput<'_>) -> Container {
     let (s, t) = (i.settings, i.task);
     let image = if t.gpu { s.gpu_image.as_ref().unwrap_or(&s.image) } else { &s.image };
     let program = t.program.as_ref().unwrap_or(&s.program);
-    let env_from: Vec<EnvFromSource> = t
-        .secrets
-        .iter()
+    let env_from: Vec<EnvFromSource> = secrets(s, t)
         .filter(|r| r.mount.is_none())
         .map(|r| EnvFromSource {
-            secret_ref: Some(SecretEnvSource { name: r.secret.clone(), optional: None }),
+            secret_ref: Some(SecretEnvSource {
+                name: r.secret.clone(),
+                optional: r.optional.then_some(true),
+            }),
             ..EnvFromSource::default()
         })
         .collect();
@@ -270,7 +271,7 @@ fn env(i: &PodInput<'_>) -> Vec<EnvVar> {
         env.insert(DEVICE_ENV.into(), s.gpu_device.to_string());
     }
     env.extend(t.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    for r in &t.secrets {
+    for r in secrets(s, t) {
         env.extend(r.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     env.insert(crate::storage::mirror::CACHE_ENV.into(), CACHE_MOUNT.into());
@@ -320,6 +321,11 @@ fn resources(t: &TaskDef) -> ResourceRequirements {
     ResourceRequirements { requests: Some(requests), limits: Some(limits), claims: None }
 }
 
+/// The Secrets of a task's pod: every task's ([`KubeSettings::secrets`]), then its own.
+fn secrets<'a>(s: &'a KubeSettings, t: &'a TaskDef) -> impl Iterator<Item = &'a SecretRef> {
+    s.secrets.iter().chain(&t.secrets)
+}
+
 /// Name of the volume of the task's `n`-th mounted secret.
 fn secret_volume_name(n: usize) -> String {
     format!("secret-{n}")
@@ -341,11 +347,12 @@ fn volumes(s: &KubeSettings, t: &TaskDef) -> Vec<Volume> {
         }),
         ..Volume::default()
     });
-    let secrets = t.secrets.iter().filter(|r| r.mount.is_some()).enumerate().map(|(n, r)| Volume {
+    let secrets = secrets(s, t).filter(|r| r.mount.is_some()).enumerate().map(|(n, r)| Volume {
         name: secret_volume_name(n),
         secret: Some(SecretVolumeSource {
             secret_name: Some(r.secret.clone()),
             default_mode: Some(0o400),
+            optional: r.optional.then_some(true),
             ..SecretVolumeSource::default()
         }),
         ..Volume::default()
@@ -366,13 +373,12 @@ fn volume_mounts(s: &KubeSettings, t: &TaskDef) -> Vec<VolumeMount> {
         mount_path: s.data_mount_path.clone(),
         ..VolumeMount::default()
     });
-    let secrets =
-        t.secrets.iter().filter_map(|r| r.mount.as_ref()).enumerate().map(|(n, path)| VolumeMount {
-            name: secret_volume_name(n),
-            mount_path: path.clone(),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        });
+    let secrets = secrets(s, t).filter_map(|r| r.mount.as_ref()).enumerate().map(|(n, path)| VolumeMount {
+        name: secret_volume_name(n),
+        mount_path: path.clone(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    });
     let cache =
         VolumeMount { name: "cache".into(), mount_path: CACHE_MOUNT.into(), ..VolumeMount::default() };
     data.chain(std::iter::once(cache)).chain(secrets).collect()
@@ -468,11 +474,12 @@ mod tests {
                 gpus: Some(2),
             },
             secrets: vec![
-                SecretRef { secret: "s3-creds".into(), mount: None, env: BTreeMap::new() },
+                SecretRef { secret: "s3-creds".into(), mount: None, env: BTreeMap::new(), optional: false },
                 SecretRef {
                     secret: "gcp-key".into(),
                     mount: Some("/secrets/gcp".into()),
                     env: BTreeMap::from([("KEY_FILE".into(), "/secrets/gcp/key.json".into())]),
+                    optional: false,
                 },
             ],
             shards: None,
@@ -668,6 +675,36 @@ mod tests {
             JobState::Succeeded,
             "a plain Job: its one pod"
         );
+    }
+
+    #[test]
+    fn every_tasks_secrets_come_first_and_an_optional_one_may_be_absent() {
+        let s = KubeSettings {
+            secrets: vec![SecretRef {
+                secret: "moldops-object-store".into(),
+                mount: None,
+                env: BTreeMap::new(),
+                optional: true,
+            }],
+            ..Default::default()
+        };
+        let j = job_json(&s, &task("etl", false), None);
+        let pod = &j["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["containers"][0]["envFrom"],
+            json!([
+                { "secretRef": { "name": "moldops-object-store", "optional": true } },
+                { "secretRef": { "name": "s3-creds" } },
+            ])
+        );
+        let def = |secret: &str| {
+            let toml = format!(
+                "name = \"p\"\n[kubernetes]\nsecrets = [{{ secret = \"{secret}\", mount = \"relative\" }}]\n[[task]]\nname = \"a\"\nargs = [\"etl\"]\n"
+            );
+            super::super::dag::PipelineDef::parse(&toml, "test").map(drop)
+        };
+        let err = def("keys").expect_err("a relative mount is refused");
+        assert!(format!("{err:#}").contains("secret `keys` mount must be an absolute path"), "{err:#}");
     }
 
     #[test]

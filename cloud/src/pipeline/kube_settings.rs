@@ -40,6 +40,9 @@ pub struct KubeSettings {
     pub data_mount_path: String,
     /// Environment of every task.
     pub env: BTreeMap<String, String>,
+    /// Secrets of every task, before its own (`secrets` of a task): e.g. the bucket's
+    /// credentials, `{ secret = "moldops-object-store", optional = true }`.
+    pub secrets: Vec<super::dag::SecretRef>,
     /// Placement of tasks without `gpu = true`.
     pub cpu_placement: Placement,
     /// Placement of tasks with `gpu = true`.
@@ -68,6 +71,7 @@ impl Default for KubeSettings {
             data_volume_claim: None,
             data_mount_path: "/var/lib/moldops".into(),
             env: BTreeMap::new(),
+            secrets: vec![],
             cpu_placement: Placement::default(),
             gpu_placement: Placement::default(),
             labels: BTreeMap::new(),
@@ -83,17 +87,25 @@ impl Default for KubeSettings {
 pub const TASK_IMAGE_ENV: &str = "MOLDOPS_TASK_IMAGE";
 /// … and [`KubeSettings::gpu_image`].
 pub const TASK_GPU_IMAGE_ENV: &str = "MOLDOPS_TASK_GPU_IMAGE";
+/// Environment variable whose value, when set, replaces [`KubeSettings::data_volume_claim`]
+/// (`none`: no claim): the deployment's shared-volume option sets it on the runner, so that
+/// one pipeline definition serves a bucket install and a single-node one.
+pub const TASK_DATA_CLAIM_ENV: &str = "MOLDOPS_TASK_DATA_CLAIM";
 
 impl KubeSettings {
-    /// The settings with the images `var` gives for [`TASK_IMAGE_ENV`] and
-    /// [`TASK_GPU_IMAGE_ENV`] (blank values are ignored) in place of the definition's.
-    pub fn with_images_from(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
+    /// The settings with what the runner's environment (`var`) gives for [`TASK_IMAGE_ENV`],
+    /// [`TASK_GPU_IMAGE_ENV`] and [`TASK_DATA_CLAIM_ENV`] (blank values are ignored) in place
+    /// of the definition's.
+    pub fn with_runner_env(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
         let given = |name: &str| var(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         if let Some(image) = given(TASK_IMAGE_ENV) {
             self.image = image;
         }
         if let Some(image) = given(TASK_GPU_IMAGE_ENV) {
             self.gpu_image = Some(image);
+        }
+        if let Some(claim) = given(TASK_DATA_CLAIM_ENV) {
+            self.data_volume_claim = (claim != "none").then_some(claim);
         }
         self
     }
@@ -138,9 +150,20 @@ mod tests {
             TASK_GPU_IMAGE_ENV => Some("  ".to_string()),
             _ => None,
         };
-        let moved = s.clone().with_images_from(env);
+        let moved = s.clone().with_runner_env(env);
         assert_eq!(moved.image, "mirror.example/moldops-cloud:0.2.0");
         assert_eq!(moved.gpu_image, s.gpu_image, "a blank value changes nothing");
-        assert_eq!(s.clone().with_images_from(|_| None), s, "no variable: the definition's images");
+        assert_eq!(s.clone().with_runner_env(|_| None), s, "no variable: the definition's images");
+    }
+
+    #[test]
+    fn the_runners_environment_sets_or_clears_the_data_claim() {
+        let s = KubeSettings { data_volume_claim: Some("moldops-data".into()), ..Default::default() };
+        let claim =
+            |value: &'static str| move |name: &str| (name == TASK_DATA_CLAIM_ENV).then(|| value.to_string());
+        assert_eq!(s.clone().with_runner_env(claim("none")).data_volume_claim, None, "`none`: a bucket");
+        let other = KubeSettings::default().with_runner_env(claim("plant-nfs"));
+        assert_eq!(other.data_volume_claim.as_deref(), Some("plant-nfs"));
+        assert_eq!(s.clone().with_runner_env(claim(" ")), s, "a blank value changes nothing");
     }
 }

@@ -93,7 +93,7 @@ pub async fn execute(
                 }
                 let rec = run.tasks.get_mut(name).expect("task record exists for every task");
                 if let Some(path) = &task.when_exists
-                    && !std::path::Path::new(path).exists()
+                    && !crate::storage::object::exists(std::path::Path::new(path))
                 {
                     rec.status = TaskStatus::Skipped;
                     rec.note = Some(format!("{path} does not exist"));

@@ -165,10 +165,12 @@ impl RunRecord {
     }
 }
 
-/// Where runs live: `{data}/pipeline/runs`.
+/// Where runs live: `{data}/pipeline/runs`, in a folder or in a bucket.
 #[derive(Debug, Clone)]
 pub struct RunStore {
     root: PathBuf,
+    /// The `s3://…/pipeline` prefix whose local copy `root` is in: every save publishes it.
+    remote: Option<PathBuf>,
 }
 
 /// An exclusive hold on a run; released when dropped (or when the process dies).
@@ -180,7 +182,20 @@ pub struct RunLock {
 impl RunStore {
     /// The store under a data folder.
     pub fn new(data_dir: &Path) -> Self {
-        Self { root: data_dir.join("pipeline").join("runs") }
+        Self { root: data_dir.join("pipeline").join("runs"), remote: None }
+    }
+
+    /// The store under a data location: a folder ([`RunStore::new`]), or an `s3://` URL whose
+    /// `pipeline/` prefix this process copies ([`crate::storage::mirror::local`], pulled now)
+    /// and publishes after every save, so that the console, the API and `pipeline show` follow
+    /// a run in the bucket while it runs.
+    pub fn open(data: &Path) -> Result<Self> {
+        if !crate::storage::mirror::is_remote(data) {
+            return Ok(Self::new(data));
+        }
+        let url = PathBuf::from(format!("{}/pipeline", data.to_string_lossy().trim_end_matches('/')));
+        let local = crate::storage::mirror::local(&url)?;
+        Ok(Self { root: local.join("runs"), remote: Some(url) })
     }
 
     /// The runs folder, `{data}/pipeline/runs`.
@@ -198,6 +213,12 @@ impl RunStore {
         let dir = self.run_dir(&run.run_id);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         moldops_common::fs::write_atomic(&dir.join("run.json"), &serde_json::to_vec_pretty(run)?)?;
+        if let Some(url) = &self.remote {
+            // Not fatal: the run goes on, the next save (or the process's end) publishes it.
+            if let Err(e) = crate::storage::mirror::push_one(url) {
+                tracing::warn!("run {}: publishing its record to {}: {e:#}", run.run_id, url.display());
+            }
+        }
         Ok(())
     }
 

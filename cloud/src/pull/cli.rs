@@ -9,7 +9,8 @@ use std::path::PathBuf;
 /// Arguments of `moldops-cloud pull`.
 #[derive(Debug, Clone, Args)]
 pub struct PullArgs {
-    /// The sources file (`[[source]]` tables, see docs/etl.md), e.g. deploy/pull/pull.example.toml.
+    /// The sources file (`[[source]]` tables, see docs/etl.md), e.g.
+    /// deploy/pull/pull.example.toml: a path or an `s3://` object.
     pub sources: PathBuf,
     /// Pull only these sources (by name; default every one).
     #[arg(long = "source")]
@@ -43,7 +44,7 @@ fn progress_bar() -> indicatif::ProgressBar {
 /// Runs the command.
 pub fn run(args: PullArgs) -> Result<()> {
     let lake = crate::config::lake_path(args.config.as_deref(), args.lake.as_deref())?;
-    let mut sources = super::config::load(&args.sources)?;
+    let mut sources = super::config::load(&crate::storage::object::local_file(&args.sources)?)?;
     if !args.only.is_empty() {
         if let Some(unknown) = args.only.iter().find(|n| !sources.iter().any(|s| &s.config.name == *n)) {
             anyhow::bail!("no source {unknown:?} in {}", args.sources.display());

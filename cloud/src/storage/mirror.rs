@@ -515,8 +515,9 @@ fn local_files(folder: &Path) -> Result<BTreeMap<String, PathBuf>> {
         for entry in entries {
             let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            // Dot files and files still being written (`*.tmp`, renamed into place when done).
-            if name.starts_with('.') || name.ends_with(".tmp") {
+            // Dot files, files still being written (`*.tmp`, renamed into place when done) and
+            // lock files (`lock`, `*.lock`: a process's own, meaningless in a bucket).
+            if name.starts_with('.') || name.ends_with(".tmp") || name == "lock" || name.ends_with(".lock") {
                 continue;
             }
             let path = entry.path();
@@ -575,14 +576,6 @@ pub fn is_remote(location: &Path) -> bool {
     location.to_str().is_some_and(|s| s.starts_with("s3://"))
 }
 
-/// Fails for an `s3://` location where a verb needs a local folder, saying why (`reason`).
-pub fn refuse_remote(location: &Path, reason: &str) -> Result<()> {
-    if is_remote(location) {
-        bail!("{}: not a folder — {reason} (object storage: docs/lake.md)", location.display());
-    }
-    Ok(())
-}
-
 /// The mirrors this process holds, by URL.
 static SESSION: Mutex<BTreeMap<String, Mirror>> = Mutex::new(BTreeMap::new());
 
@@ -618,6 +611,18 @@ pub fn local(location: &Path) -> Result<PathBuf> {
     let folder = mirror.folder().to_path_buf();
     session.insert(url, mirror);
     Ok(folder)
+}
+
+/// Publishes the mirror of `location` this process pulled ([`local`]), if any: for a verb that
+/// makes its progress visible while it runs (the pipeline's run records).
+pub fn push_one(location: &Path) -> Result<()> {
+    let Some(url) = location.to_str().filter(|_| is_remote(location)) else { return Ok(()) };
+    let url = url.trim_end_matches('/');
+    let mut session = SESSION.lock().map_err(|_| anyhow::anyhow!("the mirror session was poisoned"))?;
+    if let Some(mirror) = session.get_mut(url) {
+        super::block_on(mirror.push())?;
+    }
+    Ok(())
 }
 
 /// Whether `folder` is the local copy of a bucket this process pulled.

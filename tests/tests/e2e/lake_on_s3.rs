@@ -2,12 +2,16 @@
 //! bucket of an S3 API server on loopback (moto), goes through import, compact, etl, augment,
 //! evaluate and train with the built-in definition, then batch scoring; on `s3://` every task
 //! works on its local copy and publishes with conditional writes. Both give the same models
-//! (ONNX bytes) and the same datasets, which pyarrow reads over S3 without moldops.
+//! (ONNX bytes) and the same datasets, which pyarrow reads over S3 without moldops. With
+//! `--data-dir s3://…` nothing needs a shared folder: the quality log is read from the bucket's
+//! inbox, the run records are published there, and the API and the console serve the bucket
+//! (following its changes; the console's model change lands in it).
 
 use moldops_cloud::storage::Store;
-use moldops_tests::{S3Server, asset, bin, test_dir};
+use moldops_tests::{Proc, S3Server, asset, bin, free_port, port_open, test_dir, wait_until};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 const BUCKET: &str = "moldops";
 const PREFIX: &str = "plant-a";
@@ -91,31 +95,33 @@ fn the_learning_dag_on_s3_gives_the_models_and_datasets_it_gives_on_a_folder() {
         let bytes = std::fs::read(&path).expect("read");
         assert!(rt.block_on(bucket.create(&format!("lake/{key}"), bytes)).expect("upload"));
     }
+    // The quality log waits in the bucket's inbox, where the built-in definition looks for it.
+    let log = std::fs::read(&labels).expect("quality log");
+    assert!(rt.block_on(bucket.create("inbox/quality-log.jsonl", log)).expect("upload"));
 
     // One definition (the built-in DAG made quick), two runs at once: folders and bucket.
     let keep = ["import", "compact", "etl", "augment", "evaluate", "train"];
     let def = crate::pipeline::quick_definition(dir, &keep);
     let remote_lake = format!("s3://{BUCKET}/{PREFIX}/lake");
     let remote_registry = format!("s3://{BUCKET}/{PREFIX}/registry");
-    let run = |data: PathBuf, lake: String, registry: String| {
+    let data_url = format!("s3://{BUCKET}/{PREFIX}");
+    let on_folder_vars = [
+        format!("lake={}", local.join("lake").display()),
+        format!("registry={}", local.join("registry").display()),
+        format!("labels={}", labels.display()),
+    ];
+    let run = |data: &str, vars: &[String]| {
         let mut c = cloud(&s3, dir);
-        c.args(["pipeline", "run", "--run-id", "r1", "--config"]).arg(&def).arg("--data-dir").arg(data);
-        for var in
-            [format!("lake={lake}"), format!("registry={registry}"), format!("labels={}", labels.display())]
-        {
+        c.args(["pipeline", "run", "--run-id", "r1", "--config"]).arg(&def).args(["--data-dir", data]);
+        for var in vars {
             c.arg("--var").arg(var);
         }
         c.output().expect("pipeline run")
     };
     let (on_folder, on_s3) = std::thread::scope(|scope| {
-        let a = scope.spawn(|| {
-            run(
-                local.join("data"),
-                local.join("lake").display().to_string(),
-                local.join("registry").display().to_string(),
-            )
-        });
-        let b = scope.spawn(|| run(dir.join("s3-runs"), remote_lake.clone(), remote_registry.clone()));
+        let a = scope.spawn(|| run(&local.join("data").display().to_string(), &on_folder_vars));
+        // Everything from the data location: lake, registry, inbox and run records.
+        let b = scope.spawn(|| run(&data_url, &[]));
         (a.join().expect("folder run"), b.join().expect("bucket run"))
     });
     let logs = |data: &Path| -> String {
@@ -125,16 +131,17 @@ fn the_learning_dag_on_s3_gives_the_models_and_datasets_it_gives_on_a_folder() {
             .collect()
     };
     assert!(on_folder.status.success(), "{}{}", text(&on_folder), logs(&local.join("data")));
-    assert!(on_s3.status.success(), "{}{}", text(&on_s3), logs(&dir.join("s3-runs")));
+    assert!(on_s3.status.success(), "{}", text(&on_s3));
 
     // Nothing of the lake or registry went to a local folder named after the URL.
     assert!(!dir.join("s3:").exists());
     let listed = rt.block_on(bucket.list("")).expect("list");
     let remote_keys: Vec<&str> = listed.iter().map(|l| l.key.as_str()).collect();
     assert!(
-        remote_keys.iter().all(|k| !k.split('/').any(|s| s.starts_with('.'))),
-        "no lock or temporary file in the bucket"
+        remote_keys.iter().all(|k| !k.split('/').any(|s| s.starts_with('.')) && !k.ends_with(".lock")),
+        "no lock or temporary file in the bucket: {remote_keys:?}"
     );
+    check_run_records(&s3, dir, &data_url, &remote_keys);
 
     // The same models: every ONNX file of the local registry is in the bucket, byte for byte.
     let models: Vec<(String, PathBuf)> =
@@ -251,4 +258,140 @@ fn the_demo_closes_the_loop_on_a_bucket() {
     let again = demo("second");
     assert!(!again.status.success());
     assert!(text(&again).contains("give the demo an empty prefix"), "{}", text(&again));
+}
+
+/// The bucket run's records are in the bucket (the import ran on the inbox's quality log) and
+/// read back from there by `pipeline runs`; the API serves them and the models and follows a
+/// new run; the console's archive of a model lands in the bucket's registry, audited.
+fn check_run_records(s3: &S3Server, dir: &Path, data_url: &str, keys: &[&str]) {
+    assert!(keys.contains(&"pipeline/runs/r1/run.json"), "run record in the bucket: {keys:?}");
+    assert!(keys.iter().any(|k| k.starts_with("pipeline/runs/r1/logs/")), "task logs in the bucket");
+    let out =
+        cloud(s3, dir).args(["pipeline", "runs", "--json", "--data-dir", data_url]).output().expect("runs");
+    assert!(out.status.success(), "{}", text(&out));
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("runs JSON");
+    let r1 = runs.as_array().and_then(|a| a.iter().find(|r| r["run_id"] == "r1")).expect("run r1 listed");
+    assert_eq!(r1["status"], "succeeded", "{r1}");
+    assert_eq!(r1["tasks"]["import"]["status"], "succeeded", "the inbox's quality log was imported: {r1}");
+
+    // The API on the bucket, pulling every second.
+    let port = free_port();
+    let mut api_cmd = cloud(s3, dir);
+    api_cmd.args([
+        "api",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+        data_url,
+        "--refresh-s",
+        "1",
+    ]);
+    let api = Proc::spawn("api", &mut api_cmd, dir);
+    assert!(wait_until(Duration::from_secs(60), || port_open(port)), "api: {}", api.stderr_tail());
+    let base = format!("http://127.0.0.1:{port}");
+    let (status, runs) = http(&format!("{base}/pipeline/runs"), None, None);
+    assert_eq!(status, 200, "{runs}");
+    assert!(runs.contains("\"r1\""), "{runs}");
+    let (status, models) = http(&format!("{base}/models"), None, None);
+    assert_eq!(status, 200, "{models}");
+    let models: serde_json::Value = serde_json::from_str(&models).expect("models JSON");
+    // A run record another runner publishes shows up at the next pull.
+    let owned = s3.settings();
+    let settings: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let bucket = Store::open_with(data_url, &settings).expect("bucket");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (record, _) = rt.block_on(bucket.get("pipeline/runs/r1/run.json")).expect("get").expect("r1");
+    let record = String::from_utf8(record).expect("utf-8").replace("\"r1\"", "\"r2\"");
+    assert!(rt.block_on(bucket.create("pipeline/runs/r2/run.json", record.into_bytes())).expect("create"));
+    assert!(
+        wait_until(Duration::from_secs(30), || http(&format!("{base}/pipeline/runs"), None, None)
+            .1
+            .contains("\"r2\"")),
+        "the API did not follow the bucket: {}",
+        api.stderr_tail()
+    );
+
+    // The console on the bucket: a model archived through it is archived in the bucket.
+    let users = dir.join("console-users");
+    let out = cloud(s3, dir)
+        .args(["console", "--add-user", "operator", "--users"])
+        .arg(&users)
+        .output()
+        .expect("user");
+    assert!(out.status.success(), "{}", text(&out));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let mut console_cmd = cloud(s3, dir);
+    console_cmd
+        .args(["console", "--listen", "127.0.0.1:0", "--data-dir", data_url, "--refresh-s", "1", "--users"])
+        .arg(&users);
+    let mut console = Proc::spawn("console", &mut console_cmd, dir);
+    let line = console.wait_line(Duration::from_secs(60), |l| l.starts_with("console: http://"));
+    let url = line.trim_start_matches("console: ").trim().trim_end_matches('/').to_string();
+    let (status, page) = http(&format!("{url}/pipeline"), None, None);
+    assert!(status == 200 && page.contains("r1"), "{status}: the pipeline page lists the bucket's run");
+    let stages_key = rt
+        .block_on(bucket.list("registry"))
+        .expect("list")
+        .into_iter()
+        .map(|l| l.key)
+        .find(|k| k.ends_with("stages.json"))
+        .expect("a stages.json in the bucket's registry");
+    let stages = |bucket: &Store| {
+        let (bytes, _) = rt.block_on(bucket.get(&stages_key)).expect("get").expect("stages");
+        serde_json::from_slice::<serde_json::Value>(&bytes).expect("stages JSON")
+    };
+    let key = &stages(&bucket)["key"];
+    let first_key = match key["mold"].as_str() {
+        Some(mold) => format!("{}/{mold}", key["machine_id"].as_str().expect("machine_id")),
+        None => key["machine_id"].as_str().expect("machine_id").to_string(),
+    };
+    assert!(
+        models.as_array().into_iter().flatten().any(|m| m["key"] == first_key.as_str()),
+        "the API lists {first_key}: {models}"
+    );
+    assert_ne!(stages(&bucket)["stages"]["1"], "archived", "{}", stages(&bucket));
+    let encoded: String = first_key
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { char::from(b).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    let form = format!("key={encoded}&version=1&change=archive&comment=e2e");
+    let (status, answer) = http(&format!("{url}/models/change"), Some(&token), Some(&form));
+    assert!(status < 400, "{status}: {answer}\n{}", console.stderr_tail());
+    assert_eq!(
+        stages(&bucket)["stages"]["1"],
+        "archived",
+        "published before the answer: {}",
+        stages(&bucket)
+    );
+    let audited = rt.block_on(bucket.list("lake/console_actions")).expect("list");
+    assert!(!audited.is_empty(), "the change is audited in the bucket's lake");
+    drop(api);
+    drop(console);
+}
+
+/// One HTTP request through Python's urllib (GET, or a form POST with a bearer token): the
+/// status and the body.
+fn http(url: &str, token: Option<&str>, form: Option<&str>) -> (u16, String) {
+    let script = r#"
+import sys, urllib.request, urllib.error
+url, token, form = sys.argv[1], sys.argv[2], sys.argv[3]
+req = urllib.request.Request(url, data=form.encode() if form else None)
+if token:
+    req.add_header("Authorization", "Bearer " + token)
+if form:
+    req.add_header("Content-Type", "application/x-www-form-urlencoded")
+try:
+    with urllib.request.urlopen(req, timeout=30) as r:
+        status, body = r.status, r.read()
+except urllib.error.HTTPError as e:
+    status, body = e.code, e.read()
+sys.stdout.write(str(status) + "\n" + body.decode("utf-8", "replace"))
+"#;
+    let out = Command::new(moldops_tests::s3::python())
+        .args(["-c", script, url, token.unwrap_or(""), form.unwrap_or("")])
+        .output()
+        .expect("python urllib");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (status, body) = text.split_once('\n').unwrap_or((&text, ""));
+    (status.trim().parse().unwrap_or(0), body.to_string())
 }
