@@ -1,10 +1,13 @@
 //! The pipeline and its deployment: the kustomize overlays render (`kubectl kustomize`) and
 //! pass offline schema validation (PyPI `kubernetes-validate --strict`), with least-privilege
-//! RBAC and no committed Secret; and the built-in learning DAG runs with the local executor on
+//! RBAC, no committed Secret, and the data in a bucket (no shared filesystem) or, with the
+//! shared-volume component, on one volume — for every pod and every task Job; and the built-in learning DAG runs with the local executor on
 //! the demo's simulated data (through training; the whole DAG with a live edge is in closed_loop.rs).
 
+use moldops_cloud::pipeline::jobspec::{JobInput, build_job};
 use moldops_cloud::pipeline::{PipelineDef, RunRecord, RunStore, TaskStatus};
 use moldops_tests::{asset, bin, python, test_dir};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -29,11 +32,138 @@ fn docs(yaml: &str) -> Vec<&str> {
     yaml.split("\n---\n").collect()
 }
 
+/// The rendered objects as JSON (PyYAML, in the test venv for kubernetes-validate, reads them).
+fn objects(file: &Path) -> Vec<Value> {
+    let out = Command::new(python())
+        .args(["-c", "import json, sys, yaml; json.dump([d for d in yaml.safe_load_all(open(sys.argv[1])) if d], sys.stdout)"])
+        .arg(file)
+        .output()
+        .expect("run python");
+    assert!(out.status.success(), "reading {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// The pod template of a workload (Deployment, StatefulSet, CronJob).
+fn pod_of(o: &Value) -> Option<&Value> {
+    match o["kind"].as_str()? {
+        "Deployment" | "StatefulSet" => Some(&o["spec"]["template"]["spec"]),
+        "CronJob" => Some(&o["spec"]["jobTemplate"]["spec"]["template"]["spec"]),
+        _ => None,
+    }
+}
+
+/// Checks where an overlay keeps the data, for every moldops pod and every task Job the runner
+/// would start; true when it is a bucket.
+fn check_storage(name: &str, objs: &[Value]) -> bool {
+    let storage = objs
+        .iter()
+        .find(|o| {
+            o["kind"] == "ConfigMap"
+                && o["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("moldops-storage"))
+        })
+        .unwrap_or_else(|| panic!("{name}: the ConfigMap moldops-storage"));
+    let data =
+        storage["data"]["data"].as_str().unwrap_or_else(|| panic!("{name}: moldops-storage has no `data`"));
+    let bucket = data.starts_with("s3://");
+    assert!(bucket || data.starts_with('/'), "{name}: data {data:?}: a bucket URL or a folder");
+    let claim = |o: &Value| o["persistentVolumeClaim"]["claimName"] == "moldops-data";
+    let pvc =
+        objs.iter().any(|o| o["kind"] == "PersistentVolumeClaim" && o["metadata"]["name"] == "moldops-data");
+    assert_eq!(
+        pvc, !bucket,
+        "{name}: the claim moldops-data exactly when the data is not in a bucket ({data})"
+    );
+    let mut workloads = 0;
+    let mut runner_env = Vec::new();
+    for o in objs {
+        let Some(pod) = pod_of(o) else { continue };
+        let c = &pod["containers"][0];
+        if !c["image"].as_str().is_some_and(|i| i.contains("moldops-cloud")) {
+            continue;
+        }
+        workloads += 1;
+        let what = format!("{name}: {} {}", o["kind"], o["metadata"]["name"]);
+        let env = c["env"].as_array().cloned().unwrap_or_default();
+        let var = |n: &str| env.iter().find(|e| e["name"] == n).cloned();
+        let data_var = var("MOLDOPS_DATA").unwrap_or_else(|| panic!("{what}: no MOLDOPS_DATA"));
+        assert_eq!(data_var["valueFrom"]["configMapKeyRef"]["name"], storage["metadata"]["name"], "{what}");
+        let args = c["args"].as_array().cloned().unwrap_or_default();
+        assert!(
+            args.iter().any(|a| a.as_str().is_some_and(|a| a.starts_with("$(MOLDOPS_DATA)"))),
+            "{what}: {args:?}"
+        );
+        assert!(
+            c["envFrom"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| e["secretRef"]["name"] == "moldops-object-store"),
+            "{what}: the bucket's Secret"
+        );
+        assert_eq!(
+            var("MOLDOPS_CACHE_DIR").map(|v| v["value"].clone()),
+            Some("/var/cache/moldops".into()),
+            "{what}"
+        );
+        let volumes = pod["volumes"].as_array().cloned().unwrap_or_default();
+        assert!(
+            volumes.iter().any(|v| v["name"] == "cache" && v.get("emptyDir").is_some()),
+            "{what}: scratch"
+        );
+        assert_eq!(volumes.iter().any(claim), !bucket, "{what}: mounts the shared volume iff there is one");
+        let kind_name = (o["kind"].as_str(), o["metadata"]["name"].as_str());
+        if kind_name == (Some("StatefulSet"), Some("moldops-ingest")) {
+            assert_eq!(o["spec"]["replicas"], if bucket { 3 } else { 1 }, "{what}: replicas");
+        }
+        if kind_name == (Some("CronJob"), Some("moldops-pipeline")) {
+            runner_env = env.clone();
+        }
+    }
+    assert!(workloads >= 4, "{name}: ingest, API, console and runner, found {workloads}");
+    // The task Jobs, as the runner builds them from the rendered definition and its environment.
+    let definition = objs
+        .iter()
+        .find_map(|o| o["data"]["pipeline.toml"].as_str())
+        .unwrap_or_else(|| panic!("{name}: the pipeline ConfigMap"));
+    let def = PipelineDef::parse(definition, "pipeline.toml").expect("rendered pipeline");
+    assert!(!runner_env.is_empty(), "{name}: the runner's environment");
+    let settings = def.kubernetes.clone().with_runner_env(|n| {
+        runner_env.iter().find(|e| e["name"] == n).and_then(|e| e["value"].as_str().map(String::from))
+    });
+    for t in &def.tasks {
+        let input = JobInput {
+            settings: &settings,
+            namespace: "moldops",
+            run_id: "r1",
+            task: t,
+            attempt: 1,
+            owner: ("moldops-run-r1", "uid-1"),
+            timeout_s: None,
+        };
+        let job = serde_json::to_value(build_job(&input).expect("job")).expect("json");
+        let pod = &job["spec"]["template"]["spec"];
+        let volumes = pod["volumes"].as_array().cloned().unwrap_or_default();
+        assert_eq!(volumes.iter().any(claim), !bucket, "{name}: task {}'s Job and the shared volume", t.name);
+        assert!(
+            pod["containers"][0]["envFrom"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| e["secretRef"]["name"] == "moldops-object-store"
+                    && e["secretRef"]["optional"] == true),
+            "{name}: task {}'s Job lacks the bucket's Secret",
+            t.name
+        );
+    }
+    bucket
+}
+
 #[test]
 fn kustomize_overlays_render_and_validate() {
     let dir = test_dir();
     let overlays = asset("../deploy/k8s/overlays");
     let mut seen = 0;
+    let (mut on_bucket, mut on_volume) = (0, 0);
     for entry in std::fs::read_dir(&overlays).expect("overlays folder") {
         let overlay = entry.expect("entry").path();
         let name = overlay.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
@@ -98,9 +228,15 @@ fn kustomize_overlays_render_and_validate() {
                 .any(|d| d.contains("kind: PodDisruptionBudget\n") && d.contains("maxUnavailable: 1")),
             "{name}: the ingest's PodDisruptionBudget"
         );
+        if check_storage(&name, &objects(&file)) {
+            on_bucket += 1;
+        } else {
+            on_volume += 1;
+        }
         seen += 1;
     }
     assert!(seen >= 2, "expected dev and prod overlays, found {seen}");
+    assert!(on_bucket >= 1 && on_volume >= 1, "prod on a bucket, dev on the shared volume");
 
     // One `images:` override over an overlay moves every image: each container's, and the
     // runner's task images (MOLDOPS_TASK_IMAGE, _GPU_IMAGE) that its Jobs run.
