@@ -6,6 +6,7 @@
 //! prints time, peak RSS and one `BENCH-RESULT` line per parallelism for `bench/run`.
 //!
 //! `cargo bench -p moldops-cloud --bench etl -- [--shots N] [--machines M] [--jobs 1,2] [--repeat R] [--no-pandas]`
+//! (`--write-lake DIR`: only write the lake into DIR, e.g. for `bench/etl_s3.py`)
 //!
 //! For each `--jobs` value (default: 1 and the core count) both sides merge that many machines
 //! at once (ours on threads, pandas in worker processes), `--repeat` times (default 3),
@@ -173,7 +174,8 @@ fn main() -> Result<()> {
         None => vec![1],
     };
     let dir = tempfile::tempdir()?;
-    let lake_dir = dir.path().join("lake");
+    let write_only = arg_text("--write-lake").map(std::path::PathBuf::from);
+    let lake_dir = write_only.clone().unwrap_or_else(|| dir.path().join("lake"));
     let t = Instant::now();
     let mut readings = 0;
     for m in 0..machines {
@@ -184,6 +186,9 @@ fn main() -> Result<()> {
         "generated {shots} shots + {readings} peripheral readings in {:.1} s",
         t.elapsed().as_secs_f64()
     );
+    if write_only.is_some() {
+        return Ok(());
+    }
     let pandas = !std::env::args().any(|a| a == "--no-pandas");
     let repeat = arg("--repeat", 3).max(1);
     for jobs in jobs {

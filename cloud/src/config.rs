@@ -132,14 +132,19 @@ pub fn ingest_config(file: Option<&Path>, over: &Overrides) -> Result<IngestConf
 /// `s3://` lake becomes this process's local copy of it ([`crate::storage::mirror::local`]:
 /// pulled now, published when the verb succeeds).
 pub fn lake_path(file: Option<&Path>, lake: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let named = match lake {
+    working_folder(&lake_location(file, lake)?)
+}
+
+/// The lake as given: `lake`, else the config file's `[lake] path`, else the default (a path
+/// or an `s3://` URL, not yet a working folder).
+pub fn lake_location(file: Option<&Path>, lake: Option<&Path>) -> anyhow::Result<PathBuf> {
+    Ok(match lake {
         Some(l) => l.to_path_buf(),
         None => match file {
             Some(path) => load_file(path)?.lake.path,
             None => CloudFile::default().lake.path,
         },
-    };
-    working_folder(&named)
+    })
 }
 
 /// The folder a batch verb works in for a lake, registry or data location: a bucket's local
@@ -226,6 +231,11 @@ impl LakeArgs {
     /// The lake folder ([`lake_path`]).
     pub fn path(&self) -> anyhow::Result<PathBuf> {
         lake_path(self.config.as_deref(), self.lake.as_deref())
+    }
+
+    /// The lake as given ([`lake_location`]).
+    pub fn location(&self) -> anyhow::Result<PathBuf> {
+        lake_location(self.config.as_deref(), self.lake.as_deref())
     }
 }
 

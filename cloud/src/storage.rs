@@ -15,8 +15,8 @@
 //! bytes locally.
 //!
 //! Built on it: [`mirror`] (a batch verb's local copy of a bucket prefix, published with those
-//! writes), [`follow`] (a server's copy, kept current) and [`object`] (single input files by
-//! URL).
+//! writes), [`follow`] (a server's copy, kept current), [`lease`] (one holder at a time, on
+//! any host) and [`object`] (single input files by URL).
 
 use anyhow::{Context, Result, bail};
 use object_store::aws::AmazonS3Builder;
@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod follow;
+pub mod lease;
 pub mod mirror;
 pub mod object;
 

@@ -13,8 +13,8 @@ use anyhow::{Context, Result, bail};
 use polars::prelude::{DataFrame, DataType};
 use std::path::{Path, PathBuf};
 
-/// The aug_data folder under the lake.
-pub const AUG_DATA: &str = "aug_data";
+/// The aug_data folder under the lake (augment's output).
+pub use crate::augment::frame::AUG_DATA;
 /// Name of the synthetic-row flag column in aug_data.
 pub const SYNTHETIC: &str = "synthetic";
 /// Columns augment adds to etl_data's; with etl_data's identifying columns

@@ -23,11 +23,10 @@
 
 use super::state::{DedupState, Recovery, fold_part};
 use crate::lake;
-use crate::storage::{Store, Version, block_on};
+use crate::storage::{Store, Version, block_on, lease};
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const LEASE_KEY: &str = "_ingest/lease.json";
 const STATE_KEY: &str = "_ingest/state.json";
@@ -39,20 +38,9 @@ pub const LEASE: Duration = Duration::from_secs(30);
 pub const PUBLISH_MARGIN: Duration = Duration::from_secs(7);
 /// Each request of a turn gives up after this long (shorter than [`PUBLISH_MARGIN`]).
 pub const REQUEST_TIMEOUT: &str = "5s";
-/// A lease is taken over no sooner than this after it has run out.
-pub const TAKEOVER_GRACE: Duration = Duration::from_secs(2);
+pub use crate::storage::lease::TAKEOVER_GRACE;
 /// How long a writer waits for the lease before its commit fails.
 const TURN_WAIT: Duration = Duration::from_secs(120);
-
-/// The lease object.
-#[derive(Debug, Serialize, Deserialize)]
-struct Lease {
-    /// Who holds it (client id and process); empty when free.
-    owner: String,
-    /// When it runs out by the holder's clock (UTC ms; for people — takers measure on their
-    /// own clock); 0 when free.
-    expires_ms: i64,
-}
 
 /// One ingest's side of the bucket's commit protocol.
 #[derive(Debug)]
@@ -62,17 +50,12 @@ pub struct BucketWriter {
     owner: String,
     /// The state object's version as this writer last read or wrote it.
     state_version: Option<Version>,
-    /// The lease's version, and when it was taken by this process's monotonic clock, while
-    /// this writer holds it.
-    lease: Option<(Version, Instant)>,
+    /// The lease, while this writer holds it.
+    lease: Option<lease::Held>,
     /// How long a lease lasts ([`LEASE`]).
     lease_for: Duration,
     /// This turn changed the state beyond what the commit saves (a recovery).
     recovered: bool,
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 impl BucketWriter {
@@ -117,7 +100,9 @@ impl BucketWriter {
     pub fn take_turn(&mut self, state: &mut DedupState) -> Result<Recovery> {
         // Whatever an earlier turn left here must not be published by this one.
         clear(&self.scratch)?;
-        self.lease = Some(block_on(acquire(&self.store, &self.owner, self.lease_for))?);
+        let wait = TURN_WAIT.max(self.lease_for * 3);
+        let held = block_on(lease::acquire(&self.store, LEASE_KEY, &self.owner, self.lease_for, wait))?;
+        self.lease = Some(held);
         let caught_up = self.catch_up(state);
         if caught_up.is_err() {
             self.abort();
@@ -197,7 +182,7 @@ impl BucketWriter {
 
     /// Fails when the lease has less than [`PUBLISH_MARGIN`] left: no request may start then.
     fn check_lease(&self) -> Result<()> {
-        let taken = self.lease.as_ref().map(|(_, at)| *at);
+        let taken = self.lease.as_ref().map(|held| held.taken_at);
         let left = taken.and_then(|at| self.lease_for.checked_sub(at.elapsed()));
         if left.is_none_or(|left| left < PUBLISH_MARGIN.min(self.lease_for / 4)) {
             bail!(
@@ -261,53 +246,11 @@ impl BucketWriter {
         if let Err(e) = clear(&self.scratch) {
             tracing::warn!("emptying the ingest's scratch folder: {e:#}");
         }
-        if let Some((version, _)) = self.lease.take() {
-            let free = serde_json::to_vec(&Lease { owner: String::new(), expires_ms: 0 }).unwrap_or_default();
-            if let Err(e) = block_on(self.store.replace(LEASE_KEY, free, &version)) {
-                tracing::warn!("freeing the ingest lease: {e:#}");
-            }
+        if let Some(held) = self.lease.take()
+            && let Err(e) = block_on(lease::release(&self.store, LEASE_KEY, &held))
+        {
+            tracing::warn!("freeing the ingest lease: {e:#}");
         }
-    }
-}
-
-/// Waits for the lease and takes it; returns its version and when it was taken.
-async fn acquire(store: &Store, owner: &str, lease_for: Duration) -> Result<(Version, Instant)> {
-    let deadline = Instant::now() + TURN_WAIT.max(lease_for * 3);
-    let mut holder = String::new();
-    // The held lease as first seen: a version unchanged for a whole lease (and the grace) by
-    // this clock has run out, whatever the holder's clock says.
-    let mut seen: Option<(String, Instant)> = None;
-    loop {
-        let taken_at = Instant::now();
-        let expires_ms = now_ms() + i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX);
-        let mine = serde_json::to_vec(&Lease { owner: owner.to_string(), expires_ms })?;
-        let taken = match store.get(LEASE_KEY).await? {
-            None => store.create_versioned(LEASE_KEY, mine).await?,
-            Some((bytes, version)) => {
-                let lease = serde_json::from_slice::<Lease>(&bytes).ok();
-                let free = lease.as_ref().is_some_and(|l| l.owner.is_empty() || l.owner == owner);
-                let since = match &seen {
-                    Some((tag, at)) if *tag == version.tag => *at,
-                    _ => {
-                        seen = Some((version.tag.clone(), taken_at));
-                        taken_at
-                    }
-                };
-                if free || since.elapsed() >= lease_for + TAKEOVER_GRACE {
-                    store.replace_versioned(LEASE_KEY, mine, &version).await?
-                } else {
-                    holder = lease.map_or_else(|| "an unreadable lease".into(), |l| l.owner);
-                    None
-                }
-            }
-        };
-        if let Some(version) = taken {
-            return Ok((version, taken_at));
-        }
-        if Instant::now() > deadline {
-            bail!("{}: no turn to commit in time (the lease is held by {holder})", store.url());
-        }
-        tokio::time::sleep(Duration::from_millis(20 + u64::from(std::process::id() % 30))).await;
     }
 }
 

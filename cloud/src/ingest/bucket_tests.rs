@@ -5,6 +5,8 @@ use super::super::commit::tests::{data_topic, payload, shot};
 use super::*;
 use crate::ingest::{Committer, Group};
 use crate::lake::StreamId;
+use crate::storage::lease::Lease;
+use std::time::Instant;
 
 fn commit(c: &mut Committer, topic: &str, seqs: std::ops::RangeInclusive<u64>) -> crate::ingest::Outcome {
     let mut g = Group::default();
@@ -61,7 +63,8 @@ fn a_dead_writers_lease_is_taken_over_once_it_runs_out_and_a_stale_writer_is_fen
     let (mut a, _) = Committer::open_bucket(&url, &cache.path().join("a"), "a").expect("a");
     // A writer killed while it held the lease, by a clock far ahead: the taker waits a whole
     // lease (and the grace) by its own clock, not until the holder's `expires_ms`.
-    let dead = Lease { owner: "killed@1".into(), expires_ms: now_ms() + 3_600_000 };
+    let dead =
+        Lease { owner: "killed@1".into(), expires_ms: chrono::Utc::now().timestamp_millis() + 3_600_000 };
     std::fs::write(bucket.path().join(LEASE_KEY), serde_json::to_vec(&dead).expect("json")).expect("lease");
     let short = Duration::from_millis(400);
     let started = Instant::now();

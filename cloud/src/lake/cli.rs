@@ -90,10 +90,27 @@ fn parse_shots(text: &str) -> Result<RangeInclusive<u64>, String> {
 }
 
 fn compact(lake: &LakeLocation, min_files: usize) -> Result<()> {
-    let dir = lake.path()?;
-    let remote = crate::storage::mirror::is_copy(&dir);
-    let publish = || if remote { crate::storage::mirror::push_all() } else { Ok(()) };
+    use crate::storage::mirror;
+    let location = lake.location()?;
+    // On a bucket: the lease first, then the copy, so that it holds every earlier compaction.
+    let lease = match location.to_str().filter(|_| mirror::is_remote(&location)) {
+        Some(url) => Some(super::compact::BucketLease::take(url)?),
+        None => None,
+    };
+    let dir = crate::config::working_folder(&location)?;
+    let publish = || match &lease {
+        Some(held) => {
+            held.renew()?;
+            mirror::push_all()
+        }
+        None => Ok(()),
+    };
     let r = super::compact::compact_publishing(&dir, min_files, &publish)?;
+    if let Some(held) = &lease {
+        // The inputs' removal, still under the lease.
+        publish()?;
+        held.release();
+    }
     let resumed = if r.journals_completed > 0 {
         format!("; {} interrupted compaction(s) completed", r.journals_completed)
     } else {

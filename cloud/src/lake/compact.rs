@@ -6,9 +6,10 @@
 //! Safe next to a running ingest: only files the ingest's dedup state already covers (stamped
 //! at or below its `mark_nanos`) are merged, and the merged file carries the highest stamp of
 //! its inputs, so a recovery never folds it in again (and one that rebuilds the state from the
-//! lake reads its `(edge_id, seq)` like any part file). Two compactions never run at once
-//! (`_compact/lock`) — on one host: a bucket's copies each have their own lock, so run one
-//! compaction of a bucket at a time (the pipeline's single `compact` task does).
+//! lake reads its `(edge_id, seq)` like any part file). Two compactions never run at once:
+//! on a folder, `_compact/lock`; on a bucket, on any host, the lease [`BucketLease`]
+//! (`_leases/compact.json`), taken before the copy is pulled and renewed before each
+//! publication, so a compaction never works from a copy older than another's last change.
 //!
 //! Crash-safe: the merged file is written and fsynced as `.tmp`, then a journal naming it and
 //! its inputs is saved, then it is renamed into place, the inputs removed, the journal removed.
@@ -20,14 +21,69 @@
 //! sees those rows twice.
 
 use super::write;
+use crate::storage::{Store, block_on, lease};
 use anyhow::{Context, Result};
 use moldops_common::lock::LockFile;
 use polars::prelude::SortMultipleOptions;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
 
 /// Folder of the compaction's lock and journals, relative to the lake.
 pub const COMPACT_DIR: &str = "_compact";
+
+/// Key of the lease a compaction of a bucket holds (outside [`COMPACT_DIR`], whose JSON files
+/// are journals).
+pub const LEASE_KEY: &str = "_leases/compact.json";
+/// How long a compaction's lease lasts; renewed before each publication (one partition's).
+pub const LEASE: Duration = Duration::from_secs(300);
+
+/// A compaction's hold on a bucket's lake: one compaction at a time on any host.
+#[derive(Debug)]
+pub struct BucketLease {
+    store: Store,
+    owner: String,
+    lease_for: Duration,
+    held: Mutex<lease::Held>,
+}
+
+impl BucketLease {
+    /// Takes the lease of the lake at `url`, waiting for a running compaction to end (or for a
+    /// dead one's lease to run out).
+    pub fn take(url: &str) -> Result<BucketLease> {
+        let owner = format!("compact@{}:{}", hostname(), std::process::id());
+        Self::take_as(url, &owner, LEASE, LEASE + 2 * lease::TAKEOVER_GRACE)
+    }
+
+    /// [`BucketLease::take`] as `owner`, for `lease_for`, waiting at most `wait`.
+    pub fn take_as(url: &str, owner: &str, lease_for: Duration, wait: Duration) -> Result<BucketLease> {
+        let store = Store::open(url)?;
+        let held = block_on(lease::acquire(&store, LEASE_KEY, owner, lease_for, wait))
+            .context("another compaction of this lake is running")?;
+        Ok(BucketLease { store, owner: owner.to_string(), lease_for, held: Mutex::new(held) })
+    }
+
+    /// Extends the lease; fails when another compaction took it over (this one must stop).
+    pub fn renew(&self) -> Result<()> {
+        let mut held = self.held.lock().map_err(|_| anyhow::anyhow!("the compaction lease was poisoned"))?;
+        *held = block_on(lease::renew(&self.store, LEASE_KEY, &self.owner, self.lease_for, &held))?;
+        Ok(())
+    }
+
+    /// Frees the lease (logged when that fails: it then runs out by itself).
+    pub fn release(&self) {
+        let Ok(held) = self.held.lock() else { return };
+        if let Err(e) = block_on(lease::release(&self.store, LEASE_KEY, &held)) {
+            tracing::warn!("freeing the compaction lease: {e:#}");
+        }
+    }
+}
+
+/// This host's name for a lease's owner (`HOSTNAME`, a pod's name in Kubernetes).
+fn hostname() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".into())
+}
 
 /// The edge id part of a merged file's name: `~` never occurs in an escaped edge id.
 const MERGED_EDGE: &str = "~compact";

@@ -625,11 +625,6 @@ pub fn push_one(location: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Whether `folder` is the local copy of a bucket this process pulled.
-pub fn is_copy(folder: &Path) -> bool {
-    SESSION.lock().is_ok_and(|s| s.values().any(|m| m.folder() == folder))
-}
-
 /// Publishes every mirror this process pulled (see [`Mirror::push`]); nothing when it pulled none.
 pub fn push_all() -> Result<()> {
     let mut session = SESSION.lock().map_err(|_| anyhow::anyhow!("the mirror session was poisoned"))?;

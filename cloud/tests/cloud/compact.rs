@@ -195,3 +195,26 @@ fn compaction_on_a_bucket_publishes_journal_then_merged_file_and_a_kill_in_betwe
         assert_eq!(parts_in(&raw_dir).len(), 1);
     }
 }
+
+#[test]
+fn one_compaction_of_a_bucket_at_a_time_and_a_stalled_one_is_taken_over() {
+    use lake::compact::BucketLease;
+    use std::time::Duration;
+    let bucket = tempfile::tempdir().expect("bucket");
+    let url = bucket.path().display().to_string();
+    let short = Duration::from_millis(300);
+    let a = BucketLease::take_as(&url, "a", Duration::from_secs(60), Duration::ZERO).expect("a takes it");
+    let err = BucketLease::take_as(&url, "b", short, Duration::from_millis(200)).expect_err("a holds it");
+    assert!(format!("{err:#}").contains("held by a"), "{err:#}");
+    a.renew().expect("the holder renews");
+    a.release();
+    let b = BucketLease::take_as(&url, "b", short, Duration::ZERO).expect("freed: b takes it at once");
+    // b stalls (or was killed): once its lease and the grace have passed by c's clock, c takes
+    // over, and b's next renewal — before its next publication — fails, so b stops.
+    let started = std::time::Instant::now();
+    let c = BucketLease::take_as(&url, "c", short, Duration::from_secs(20)).expect("c takes over");
+    assert!(started.elapsed() >= short + moldops_cloud::storage::lease::TAKEOVER_GRACE);
+    let err = b.renew().expect_err("b was taken over");
+    assert!(format!("{err:#}").contains("taken over"), "{err:#}");
+    c.renew().expect("c holds it");
+}

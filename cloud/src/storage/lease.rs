@@ -1,0 +1,107 @@
+//! A lease on one object of a store: one holder at a time among processes on any hosts, taken,
+//! renewed and handed back with the store's conditional writes alone (the ingest's commit
+//! turns, the lake's compaction on a bucket).
+//!
+//! The lease object holds its holder and when the lease ends by the holder's clock (for
+//! people). It is taken by creating it (`If-None-Match: *`) or by replacing it (`If-Match`)
+//! when it is free, already this owner's, or unchanged for longer than a lease lasts plus
+//! [`TAKEOVER_GRACE`] — measured on the **taker's own monotonic clock**, so the clocks of
+//! different hosts need not agree. A holder renews by replacing its own version (which fails
+//! once another process took it over) and frees it by writing it free.
+
+use super::{Store, Version};
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// A lease is taken over no sooner than this after it has run out by the taker's clock.
+pub const TAKEOVER_GRACE: Duration = Duration::from_secs(2);
+
+/// The lease object.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Lease {
+    /// Who holds it (e.g. client id and process); empty when free.
+    pub owner: String,
+    /// When it runs out by the holder's clock (UTC ms; for people — takers measure on their
+    /// own clock); 0 when free.
+    pub expires_ms: i64,
+}
+
+/// A lease this process holds.
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// The lease object's version as this holder wrote it.
+    pub version: Version,
+    /// When it was taken or last renewed, by this process's monotonic clock.
+    pub taken_at: Instant,
+}
+
+fn body(owner: &str, lease_for: Duration) -> Result<Vec<u8>> {
+    let expires_ms =
+        chrono::Utc::now().timestamp_millis() + i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX);
+    Ok(serde_json::to_vec(&Lease { owner: owner.to_string(), expires_ms })?)
+}
+
+/// Waits up to `wait` for the lease at `key` and takes it for `lease_for`.
+pub async fn acquire(
+    store: &Store,
+    key: &str,
+    owner: &str,
+    lease_for: Duration,
+    wait: Duration,
+) -> Result<Held> {
+    let deadline = Instant::now() + wait;
+    let mut holder = String::new();
+    // The held lease as first seen: a version unchanged for a whole lease (and the grace) by
+    // this clock has run out, whatever the holder's clock says.
+    let mut seen: Option<(String, Instant)> = None;
+    loop {
+        let taken_at = Instant::now();
+        let mine = body(owner, lease_for)?;
+        let taken = match store.get(key).await? {
+            None => store.create_versioned(key, mine).await?,
+            Some((bytes, version)) => {
+                let lease = serde_json::from_slice::<Lease>(&bytes).ok();
+                let free = lease.as_ref().is_some_and(|l| l.owner.is_empty() || l.owner == owner);
+                let since = match &seen {
+                    Some((tag, at)) if *tag == version.tag => *at,
+                    _ => {
+                        seen = Some((version.tag.clone(), taken_at));
+                        taken_at
+                    }
+                };
+                if free || since.elapsed() >= lease_for + TAKEOVER_GRACE {
+                    store.replace_versioned(key, mine, &version).await?
+                } else {
+                    holder = lease.map_or_else(|| "an unreadable lease".into(), |l| l.owner);
+                    None
+                }
+            }
+        };
+        if let Some(version) = taken {
+            return Ok(Held { version, taken_at });
+        }
+        if Instant::now() > deadline {
+            bail!("{}: {key} is held by {holder} (waited {wait:?})", store.url());
+        }
+        tokio::time::sleep(Duration::from_millis(20 + u64::from(std::process::id() % 30))).await;
+    }
+}
+
+/// Extends a lease this process holds by `lease_for` from now; fails when another process took
+/// it over meanwhile (the holder must then stop writing).
+pub async fn renew(store: &Store, key: &str, owner: &str, lease_for: Duration, held: &Held) -> Result<Held> {
+    let taken_at = Instant::now();
+    match store.replace_versioned(key, body(owner, lease_for)?, &held.version).await? {
+        Some(version) => Ok(Held { version, taken_at }),
+        None => {
+            bail!("{}: {key} was taken over by another process (this one outlived its lease)", store.url())
+        }
+    }
+}
+
+/// Frees a lease this process holds (nothing when another process took it over meanwhile).
+pub async fn release(store: &Store, key: &str, held: &Held) -> Result<()> {
+    let free = serde_json::to_vec(&Lease { owner: String::new(), expires_ms: 0 })?;
+    store.replace(key, free, &held.version).await.map(drop)
+}
