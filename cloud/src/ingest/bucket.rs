@@ -21,7 +21,7 @@
 //! published its last part before a taker folds the parts above the mark, and none of its
 //! parts can appear after that.
 
-use super::state::{DedupState, Recovery, fold_part};
+use super::state::{DedupState, Recovery, fold_dataset_part, recovered_datasets};
 use crate::lake;
 use crate::storage::{Store, Version, block_on, lease};
 use anyhow::{Context, Result, bail};
@@ -153,7 +153,7 @@ impl BucketWriter {
     fn fold_above_mark(&self, state: &mut DedupState) -> Result<(usize, usize)> {
         let (mut files, mut rows, mut mark) = (0, 0, state.mark_nanos);
         let tmp = self.scratch.join(".recovering.parquet");
-        for dataset in lake::DATASETS {
+        for dataset in recovered_datasets() {
             for listed in block_on(self.store.list(dataset))? {
                 let name = listed.key.rsplit('/').next().unwrap_or_default();
                 let nanos = lake::part_nanos(name);
@@ -162,7 +162,8 @@ impl BucketWriter {
                 }
                 let Some((bytes, _)) = block_on(self.store.get(&listed.key))? else { continue };
                 std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-                rows += fold_part(state, &tmp).with_context(|| format!("reading {}", listed.key))?;
+                rows += fold_dataset_part(state, dataset, &tmp)
+                    .with_context(|| format!("reading {}", listed.key))?;
                 files += 1;
                 mark = mark.max(nanos.unwrap_or(0));
             }

@@ -266,6 +266,34 @@ fn edge_events_are_recorded_once_across_redeliveries_and_restarts() {
 }
 
 #[test]
+fn an_events_file_a_crash_left_above_the_mark_is_known_after_recovery() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = |state: &str, ts: i64| {
+        format!(r#"{{"state":"{state}","site":"plant","edge_id":"e1","ts_ms":{ts},"version":"0.1.0"}}"#)
+            .into_bytes()
+    };
+    let t = topic::topic("plant", "e1", Leaf::Status);
+    let state_path = crate::ingest::state::DedupState::path(dir.path());
+    {
+        let (mut c, _) = Committer::open(dir.path()).expect("open");
+        assert_eq!(commit(&mut c, &[(&t, status("online", 100))]).event_records, 1);
+        let before = std::fs::read(&state_path).expect("state");
+        assert_eq!(commit(&mut c, &[(&t, status("offline", 200))]).event_records, 1);
+        drop(c);
+        // The crash: the events file is in the lake, the state that knows its message is not.
+        std::fs::write(&state_path, before).expect("the state of before");
+    }
+    let (mut c, recovery) = Committer::open(dir.path()).expect("recover");
+    assert_eq!(recovery.orphan_files, 1, "the events file above the mark is folded in");
+    let out = commit(&mut c, &[(&t, status("offline", 200))]);
+    assert_eq!(out.event_records, 0, "the retained message it recorded is not recorded again");
+    let events = lake::read_parts(&lake::list_parts(dir.path(), "edge_events").expect("list"), &[])
+        .expect("read")
+        .expect("files");
+    assert_eq!(events.height(), 2);
+}
+
+#[test]
 fn dedup_within_and_across_groups_and_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut c, _) = Committer::open(dir.path()).expect("open");

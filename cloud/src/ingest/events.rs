@@ -230,17 +230,64 @@ pub fn parse_death(
 pub fn fresh(messages: Vec<EventMessage>, marks: &mut BTreeMap<String, Vec<EventMark>>) -> Vec<EdgeEvent> {
     let mut rows = Vec::new();
     for m in messages {
-        let seen = marks.entry(m.key).or_default();
-        if seen.contains(&m.mark) {
-            continue;
+        if remember(marks, m.key, m.mark) {
+            rows.extend(m.rows);
         }
-        if seen.len() == MARKS_KEPT {
-            seen.remove(0);
-        }
-        seen.push(m.mark);
-        rows.extend(m.rows);
     }
     rows
+}
+
+/// Adds `mark` to the last few kept under `key`; false when it was there already.
+fn remember(marks: &mut BTreeMap<String, Vec<EventMark>>, key: String, mark: EventMark) -> bool {
+    let seen = marks.entry(key).or_default();
+    if seen.contains(&mark) {
+        return false;
+    }
+    if seen.len() == MARKS_KEPT {
+        seen.remove(0);
+    }
+    seen.push(mark);
+    true
+}
+
+/// Adds to `marks` the messages one `edge_events` part file recorded (its rows grouped back
+/// into messages: the key from site, edge and event — a Sparkplug death by its reason —, the
+/// mark from event and edge time), for a recovery that finds the file above the ingest
+/// state's mark: a retained message it recorded is then not recorded again. Returns its rows.
+pub fn fold_marks(marks: &mut BTreeMap<String, Vec<EventMark>>, part: &Path) -> Result<usize> {
+    use polars::prelude::{DataType, ParquetReader, SerReader};
+    let file = std::fs::File::open(part).with_context(|| format!("opening {}", part.display()))?;
+    let columns = ["site", "edge_id", "edge_ts", "event", "reason"].map(|c| c.into()).to_vec();
+    let df = ParquetReader::new(file)
+        .with_columns(Some(columns))
+        .finish()
+        .with_context(|| format!("reading the event columns of {}", part.display()))?;
+    let text = |name: &str| -> Result<_> { Ok(df.column(name)?.str()?.clone()) };
+    let (sites, edges, events, reasons) = (text("site")?, text("edge_id")?, text("event")?, text("reason")?);
+    let edge_ts = df.column("edge_ts")?.cast(&DataType::Int64)?;
+    let edge_ts = edge_ts.i64()?;
+    for i in 0..df.height() {
+        let (Some(site), Some(edge), Some(event), Some(ts)) =
+            (sites.get(i), edges.get(i), events.get(i), edge_ts.get(i))
+        else {
+            continue;
+        };
+        let leaf = match event {
+            "online" | "offline" if reasons.get(i).is_some_and(|r| r.starts_with("Sparkplug NDEATH")) => {
+                "NDEATH"
+            }
+            "online" | "offline" => Leaf::Status.as_str(),
+            "desired" => Leaf::ModelDesired.as_str(),
+            "rollout" => Leaf::ModelReported.as_str(),
+            _ => continue,
+        };
+        remember(
+            marks,
+            format!("{site}/{edge}/{leaf}"),
+            EventMark { event: event.to_string(), edge_ts_ms: ts },
+        );
+    }
+    Ok(df.height())
 }
 
 /// Writes `rows` durably, one part file per UTC day of arrival (`edge_events/machine=_edge/

@@ -259,13 +259,13 @@ impl DedupState {
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         let mut mark = state.mark_nanos;
-        for dataset in lake::DATASETS {
+        for dataset in recovered_datasets() {
             for part in lake::list_parts(lake, dataset)? {
                 let nanos = part.file_name().and_then(|n| lake::part_nanos(&n.to_string_lossy()));
                 if nanos.is_some_and(|n| n <= state.mark_nanos) {
                     continue;
                 }
-                let rows = fold_part(&mut state, &part)?;
+                let rows = fold_dataset_part(&mut state, dataset, &part)?;
                 report.orphan_files += 1;
                 report.orphan_rows += rows;
                 mark = mark.max(nanos.unwrap_or(0));
@@ -290,6 +290,21 @@ fn parse(bytes: &[u8]) -> std::result::Result<DedupState, String> {
         Ok(_) => {}
     }
     serde_json::from_slice::<DedupState>(bytes).map_err(|e| e.to_string())
+}
+
+/// The datasets a recovery folds in above the mark: the ingest's record datasets and its
+/// edge events.
+pub(crate) fn recovered_datasets() -> impl Iterator<Item = &'static str> {
+    lake::DATASETS.into_iter().chain([super::events::DATASET])
+}
+
+/// Folds one part file of `dataset` into the state: a record dataset's `(stream, seq)`
+/// ([`fold_part`]), an edge events file's message marks ([`super::events::fold_marks`]).
+pub(crate) fn fold_dataset_part(state: &mut DedupState, dataset: &str, part: &Path) -> Result<usize> {
+    if dataset == super::events::DATASET {
+        return super::events::fold_marks(&mut state.events, part);
+    }
+    fold_part(state, part)
 }
 
 /// Adds the `(site, edge_id, epoch, seq)` of one part file to the state; returns its row
