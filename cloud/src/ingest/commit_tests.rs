@@ -237,13 +237,15 @@ fn gate_decisions_land_in_edge_decisions_and_show_beside_the_verdict() {
     assert!(table.contains("gate: reject (model_alarm), written in 3.2 ms"), "{table}");
 }
 
+/// Edge e1's status message.
+fn status(state: &str, ts: i64) -> Vec<u8> {
+    format!(r#"{{"state":"{state}","site":"plant","edge_id":"e1","ts_ms":{ts},"version":"0.1.0"}}"#)
+        .into_bytes()
+}
+
 #[test]
 fn edge_events_are_recorded_once_across_redeliveries_and_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let status = |state: &str, ts: i64| {
-        format!(r#"{{"state":"{state}","site":"plant","edge_id":"e1","ts_ms":{ts},"version":"0.1.0"}}"#)
-            .into_bytes()
-    };
     let t = topic::topic("plant", "e1", Leaf::Status);
     {
         let (mut c, _) = Committer::open(dir.path()).expect("open");
@@ -268,10 +270,6 @@ fn edge_events_are_recorded_once_across_redeliveries_and_restarts() {
 #[test]
 fn an_events_file_a_crash_left_above_the_mark_is_known_after_recovery() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let status = |state: &str, ts: i64| {
-        format!(r#"{{"state":"{state}","site":"plant","edge_id":"e1","ts_ms":{ts},"version":"0.1.0"}}"#)
-            .into_bytes()
-    };
     let t = topic::topic("plant", "e1", Leaf::Status);
     let state_path = crate::ingest::state::DedupState::path(dir.path());
     {

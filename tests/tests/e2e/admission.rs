@@ -5,19 +5,18 @@
 
 use moldops_cloud::pipeline::dag::PipelineDef;
 use moldops_cloud::pipeline::jobspec::{JobInput, build_job};
+use moldops_cloud::pipeline::kube_settings::KubeSettings;
 use moldops_tests::{asset, python};
 use serde_json::{Value, json};
 use std::process::Command;
 
-/// Every shipped task's Job as JSON, by task name.
-fn shipped_jobs() -> Vec<(String, Value)> {
-    let text = std::fs::read_to_string(asset("../deploy/k8s/base/pipeline.toml")).expect("pipeline.toml");
-    let def = PipelineDef::parse(&text, "pipeline.toml").expect("shipped pipeline");
+/// Every task's Job as JSON, by task name, as the runner builds it from `def` with `settings`.
+pub(crate) fn jobs_of(def: &PipelineDef, settings: &KubeSettings) -> Vec<(String, Value)> {
     def.tasks
         .iter()
         .map(|t| {
             let input = JobInput {
-                settings: &def.kubernetes,
+                settings,
                 namespace: "moldops",
                 run_id: "r1",
                 task: t,
@@ -29,6 +28,13 @@ fn shipped_jobs() -> Vec<(String, Value)> {
             (t.name.clone(), serde_json::to_value(&job).expect("json"))
         })
         .collect()
+}
+
+/// Every shipped task's Job as JSON, by task name.
+fn shipped_jobs() -> Vec<(String, Value)> {
+    let text = std::fs::read_to_string(asset("../deploy/k8s/base/pipeline.toml")).expect("pipeline.toml");
+    let def = PipelineDef::parse(&text, "pipeline.toml").expect("shipped pipeline");
+    jobs_of(&def, &def.kubernetes)
 }
 
 /// The policy's verdict per case: the messages of the validations each one fails.

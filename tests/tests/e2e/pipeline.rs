@@ -4,7 +4,6 @@
 //! shared-volume component, on one volume — for every pod and every task Job; and the built-in learning DAG runs with the local executor on
 //! the demo's simulated data (through training; the whole DAG with a live edge is in closed_loop.rs).
 
-use moldops_cloud::pipeline::jobspec::{JobInput, build_job};
 use moldops_cloud::pipeline::{PipelineDef, RunRecord, RunStore, TaskStatus};
 use moldops_tests::{asset, bin, python, test_dir};
 use serde_json::Value;
@@ -130,20 +129,10 @@ fn check_storage(name: &str, objs: &[Value]) -> bool {
     let settings = def.kubernetes.clone().with_runner_env(|n| {
         runner_env.iter().find(|e| e["name"] == n).and_then(|e| e["value"].as_str().map(String::from))
     });
-    for t in &def.tasks {
-        let input = JobInput {
-            settings: &settings,
-            namespace: "moldops",
-            run_id: "r1",
-            task: t,
-            attempt: 1,
-            owner: ("moldops-run-r1", "uid-1"),
-            timeout_s: None,
-        };
-        let job = serde_json::to_value(build_job(&input).expect("job")).expect("json");
+    for (task, job) in crate::admission::jobs_of(&def, &settings) {
         let pod = &job["spec"]["template"]["spec"];
         let volumes = pod["volumes"].as_array().cloned().unwrap_or_default();
-        assert_eq!(volumes.iter().any(claim), !bucket, "{name}: task {}'s Job and the shared volume", t.name);
+        assert_eq!(volumes.iter().any(claim), !bucket, "{name}: task {task}'s Job and the shared volume");
         assert!(
             pod["containers"][0]["envFrom"]
                 .as_array()
@@ -151,8 +140,7 @@ fn check_storage(name: &str, objs: &[Value]) -> bool {
                 .flatten()
                 .any(|e| e["secretRef"]["name"] == "moldops-object-store"
                     && e["secretRef"]["optional"] == true),
-            "{name}: task {}'s Job lacks the bucket's Secret",
-            t.name
+            "{name}: task {task}'s Job lacks the bucket's Secret"
         );
     }
     bucket
