@@ -162,11 +162,9 @@ async fn jobs_specs_retries_logs_and_cleanup() {
     assert_eq!(env["MOLDOPS_PIPELINE_RUN"], "k-ok");
     assert_eq!(env["MOLDOPS_PIPELINE_TASK"], "etl");
     assert_eq!(env["RUST_LOG"], "info");
-    assert_eq!(
-        pod_spec(&by_name["mo-k-ok-etl-1"])["volumes"][0]["persistentVolumeClaim"]["claimName"],
-        json!("moldops-data")
-    );
-    // Secrets: only the task that needs one gets it.
+    // No shared volume (the data is in a bucket), only the scratch volume for its copies.
+    assert_eq!(pod_spec(&by_name["mo-k-ok-etl-1"])["volumes"][0], json!({ "name": "cache", "emptyDir": {} }));
+    // Secrets: the bucket's for every task; the others only for the task that needs one.
     let secrets_of = |t: &str| {
         let j = &by_name[&format!("mo-k-ok-{t}-1")];
         let mut s = BTreeSet::new();
@@ -182,10 +180,11 @@ async fn jobs_specs_retries_logs_and_cleanup() {
         }
         s
     };
-    assert_eq!(secrets_of("train"), BTreeSet::from(["moldops-signing-key".to_string()]));
-    assert_eq!(secrets_of("rollout"), BTreeSet::from(["moldops-mqtt".to_string()]));
+    let bucket = "moldops-object-store".to_string();
+    assert_eq!(secrets_of("train"), BTreeSet::from([bucket.clone(), "moldops-signing-key".to_string()]));
+    assert_eq!(secrets_of("rollout"), BTreeSet::from([bucket.clone(), "moldops-mqtt".to_string()]));
     for t in ["import", "compact", "etl", "augment", "evaluate", "register"] {
-        assert!(secrets_of(t).is_empty(), "{t} must get no secret");
+        assert_eq!(secrets_of(t), BTreeSet::from([bucket.clone()]), "{t} must get no other secret");
     }
     let train_c = container(&by_name["mo-k-ok-train-1"]);
     let key_env =
