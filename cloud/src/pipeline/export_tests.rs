@@ -29,11 +29,19 @@ fn tasks_keep_their_order_dependencies_images_and_secrets() {
     assert_eq!(image("etl"), "ghcr.io/moldops/moldops-cloud:0.1.0");
     let train = task("train");
     let volumes = serde_json::to_value(&train.pod.volumes).expect("json");
-    assert_eq!(volumes[2]["secret"]["secretName"], "moldops-signing-key");
     assert_eq!(
-        volumes[1],
-        serde_json::json!({ "name": "cache", "emptyDir": {} }),
-        "scratch for bucket copies"
+        volumes,
+        serde_json::json!([
+            { "name": "cache", "emptyDir": {} },
+            { "name": "secret-0", "secret": { "secretName": "moldops-signing-key", "defaultMode": 0o400 } },
+        ]),
+        "scratch for bucket copies, no shared volume, the signing key"
+    );
+    let env_from = serde_json::to_value(&train.pod.containers[0].env_from).expect("json");
+    assert_eq!(
+        env_from,
+        serde_json::json!([{ "secretRef": { "name": "moldops-object-store", "optional": true } }]),
+        "the bucket's keys, where the cluster has them"
     );
     let limits = serde_json::to_value(&train.pod.containers[0].resources).expect("json");
     assert_eq!(limits["limits"]["nvidia.com/gpu"], "1");
