@@ -1,7 +1,9 @@
 //! `moldops-cloud api`: a read-only HTTP API over one data folder, for dashboards and the people
 //! running the plant — what has arrived in the lake, the models in the registry with their stages
 //! and metrics, and the pipeline runs. It reads the same files the commands write; it changes
-//! nothing (promotion, rollout and runs stay CLI commands with their own checks).
+//! nothing (promotion, rollout and runs stay CLI commands with their own checks). Data in a
+//! bucket (`--data-dir s3://…`) is served from a local copy kept current
+//! ([`crate::storage::follow`]).
 //!
 //! `GET /healthz` · `GET /lake` · `GET /models` · `GET /pipeline/runs` (JSON). The lake
 //! summary is cached until the lake changes ([`cache`]).

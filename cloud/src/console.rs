@@ -1,5 +1,6 @@
 //! `moldops-cloud console`: the operator console, a web UI over one data folder for the people
-//! running the plant and its models.
+//! running the plant and its models (data in a bucket: a local copy kept current, each change
+//! published before the page answers, [`Console::writing`]).
 //!
 //! Pages, one module each, rendered on the server with minijinja templates (`console/templates/`),
 //! plots as inline SVG, no script:

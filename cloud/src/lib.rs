@@ -24,11 +24,13 @@
 //!   against target) into `drift_events`, and the retraining trigger.
 //! - [`lifecycle`]: which mould keys are due for a model of their own, the trigger of the
 //!   lifecycle pipeline that trains, gates and rolls them out without a human step.
-//! - [`api`]: a read-only HTTP API over a data folder; [`console`]: the operator console, a web
-//!   UI over the same folder with signed-in, audited actions.
+//! - [`api`]: a read-only HTTP API over a data folder or bucket; [`console`]: the operator
+//!   console, a web UI over the same data with signed-in, audited actions.
 //! - [`shard`]: `--machine` / `--shard I/N`, the machine selection of a fan-out over N runs.
 //! - [`storage`]: shared state on a folder or an S3 bucket by URL, with the conditional writes
-//!   (create if absent, replace if unchanged) a commit protocol on object storage needs.
+//!   (create if absent, replace if unchanged) a commit protocol on object storage needs, and
+//!   built on them the local copies the verbs and servers work on and the leases of the
+//!   ingest and compaction.
 //! - [`config`]: `cloud.toml` and command-line overrides; [`cli`]: the `moldops-cloud` verbs.
 //!
 //! Shared plumbing (broker config, atomic writes, locks, back-off, shutdown) is in
