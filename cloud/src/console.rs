@@ -195,12 +195,14 @@ impl Console {
         &self,
         write: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T, Failure> {
+        use crate::storage::follow::ChangeFailed;
         let run = async { tokio::task::spawn_blocking(write).await.map_err(anyhow::Error::from)? };
         match &self.follower {
             None => run.await.map_err(Failure::from),
             Some(f) => match f.change(run).await {
-                Ok((done, _)) => done.map_err(Failure::from),
-                Err(e) => {
+                Ok((done, _)) => Ok(done),
+                Err(ChangeFailed::Change(e)) => Err(Failure::from(e)),
+                Err(ChangeFailed::Publish(e)) => {
                     tracing::warn!("{e:#}");
                     Err(Failure::new(
                         axum::http::StatusCode::CONFLICT,

@@ -225,38 +225,46 @@ pub async fn change(
         .map_err(|e| Failure::bad_request(format!("key {:?}: {e}", request.key)))?;
     let (registry, lake_dir) = (c.folders.registry.clone(), c.folders.lake.clone());
     let r = request.clone();
-    let who = user.clone();
-    let outcome = c
+    let changed = c
         .writing(move || {
             let reg = Registry::open_existing(&registry)?;
             let done = match r.change {
                 Change::Promote => reg.promote(&key, r.version).map(|_| ()),
                 Change::Archive => reg.archive(&key, r.version).map(|_| ()),
             };
-            let outcome = match &done {
-                Ok(()) => "ok".to_string(),
-                Err(e) => format!("{e:#}"),
-            };
-            let action = Action {
-                ts_ms: chrono::Utc::now().timestamp_millis(),
-                user: who,
-                kind: r.change.kind(),
-                target: format!("{}@{}", r.key, r.version),
-                comment,
-                outcome: outcome.clone(),
-            };
-            if let Err(e) = audit::record(&lake_dir, &action) {
-                // The registry changed (or refused) already: say loudly that the trail lacks it.
-                tracing::error!(error = format!("{e:#}"), ?action, "a model change was not audited");
-                return Err(e.context("the change was made but could not be audited"));
-            }
-            Ok(done.err().map(|_| outcome))
+            Ok(done.err().map(|e| format!("{e:#}")))
         })
-        .await?;
-    c.metrics.action(request.change.kind().as_str(), outcome.is_none());
-    if let Some(refused) = outcome {
-        tracing::warn!(user, key = request.key, version = request.version, refused, "model change refused");
-        return Err(Failure::new(axum::http::StatusCode::CONFLICT, refused));
+        .await;
+    // The trail records what happened — made, refused by the registry, or not made (with the
+    // data in a bucket: another writer changed the key first) — in a change of its own, so a
+    // change that is not made is never audited as made.
+    let (outcome, failure) = match changed {
+        Ok(None) => ("ok".to_string(), None),
+        Ok(Some(refused)) => (refused.clone(), Some(Failure::new(axum::http::StatusCode::CONFLICT, refused))),
+        Err(f) => (format!("not made: {}", f.reason), Some(f)),
+    };
+    let action = Action {
+        ts_ms: chrono::Utc::now().timestamp_millis(),
+        user: user.clone(),
+        kind: request.change.kind(),
+        target: format!("{}@{}", request.key, request.version),
+        comment,
+        outcome: outcome.clone(),
+    };
+    if let Err(e) = c.writing(move || audit::record(&lake_dir, &action)).await {
+        // Said loudly: the trail lacks this change (or refusal).
+        tracing::error!(reason = e.reason, outcome, "a model change was not audited");
+        if failure.is_none() {
+            return Err(Failure::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the change was made but could not be audited: {}", e.reason),
+            ));
+        }
+    }
+    c.metrics.action(request.change.kind().as_str(), failure.is_none());
+    if let Some(f) = failure {
+        tracing::warn!(user, key = request.key, version = request.version, outcome, "model change refused");
+        return Err(f);
     }
     tracing::info!(user, key = request.key, version = request.version, change = ?request.change, "model stage changed");
     Ok(Redirect::to(&c.link("/models")).into_response())

@@ -106,10 +106,9 @@ fn compact(lake: &LakeLocation, min_files: usize) -> Result<()> {
         None => Ok(()),
     };
     let r = super::compact::compact_publishing(&dir, min_files, &publish)?;
-    if let Some(held) = &lease {
-        // The inputs' removal, still under the lease.
+    if lease.is_some() {
+        // The inputs' removal, still under the lease (freed when it is dropped).
         publish()?;
-        held.release();
     }
     let resumed = if r.journals_completed > 0 {
         format!("; {} interrupted compaction(s) completed", r.journals_completed)

@@ -52,8 +52,7 @@ impl BucketLease {
     /// Takes the lease of the lake at `url`, waiting for a running compaction to end (or for a
     /// dead one's lease to run out).
     pub fn take(url: &str) -> Result<BucketLease> {
-        let owner = format!("compact@{}:{}", hostname(), std::process::id());
-        Self::take_as(url, &owner, LEASE, LEASE + 2 * lease::TAKEOVER_GRACE)
+        Self::take_as(url, &lease::owner("compact"), LEASE, 2 * LEASE)
     }
 
     /// [`BucketLease::take`] as `owner`, for `lease_for`, waiting at most `wait`.
@@ -70,19 +69,17 @@ impl BucketLease {
         *held = block_on(lease::renew(&self.store, LEASE_KEY, &self.owner, self.lease_for, &held))?;
         Ok(())
     }
+}
 
-    /// Frees the lease (logged when that fails: it then runs out by itself).
-    pub fn release(&self) {
+impl Drop for BucketLease {
+    /// Frees the lease, whether the compaction succeeded or not (logged when that fails: it
+    /// then runs out by itself).
+    fn drop(&mut self) {
         let Ok(held) = self.held.lock() else { return };
         if let Err(e) = block_on(lease::release(&self.store, LEASE_KEY, &held)) {
             tracing::warn!("freeing the compaction lease: {e:#}");
         }
     }
-}
-
-/// This host's name for a lease's owner (`HOSTNAME`, a pod's name in Kubernetes).
-fn hostname() -> String {
-    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".into())
 }
 
 /// The edge id part of a merged file's name: `~` never occurs in an escaped edge id.

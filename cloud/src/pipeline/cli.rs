@@ -205,7 +205,9 @@ pub fn run(args: PipelineArgs) -> Result<()> {
             let exec = Arc::new(executor(run.executor, &run).await?);
             runner::prepare_resume(&mut run, &exec).await?;
             tracing::info!(run = %run.run_id, "resuming");
-            runner::execute(&store, &mut run, exec, cancel).await?;
+            let done = runner::execute(&store, &mut run, exec, cancel).await;
+            store.publish();
+            done?;
             print!("{}", report::run_table(&store, &run));
             runner::outcome(&run)
         }),
@@ -299,7 +301,9 @@ async fn start(
     let mut run = RunRecord::new(run_id, kind, def);
     let exec = Arc::new(executor(kind, &run).await?);
     tracing::info!(run = %run.run_id, dir = %store.run_dir(&run.run_id).display(), "pipeline run started");
-    runner::execute(&store, &mut run, exec, cancel.clone()).await?;
+    let done = runner::execute(&store, &mut run, exec, cancel.clone()).await;
+    store.publish();
+    done?;
     print!("{}", report::run_table(&store, &run));
     Ok(run)
 }

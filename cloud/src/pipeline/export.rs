@@ -192,10 +192,10 @@ pub(crate) fn add_env(env: &mut Vec<EnvVar>, name: &str, value: &str) {
 /// ([`SKIP_EXIT_CODE_ENV`], default 0); otherwise (or without the variable) `None`.
 pub fn skip_unless_exists(
     var: impl Fn(&str) -> Option<String>,
-    exists: impl Fn(&Path) -> bool,
+    exists: impl Fn(&Path) -> Result<bool>,
 ) -> Result<Option<u8>> {
     let Some(path) = var(SKIP_UNLESS_EXISTS_ENV).filter(|p| !p.is_empty()) else { return Ok(None) };
-    if exists(Path::new(&path)) {
+    if exists(Path::new(&path)).with_context(|| format!("checking whether {path} exists"))? {
         return Ok(None);
     }
     let code = match var(SKIP_EXIT_CODE_ENV) {

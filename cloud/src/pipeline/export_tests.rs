@@ -158,10 +158,10 @@ fn the_skip_check_reads_the_environment() {
     let env = |pairs: &'static [(&'static str, &'static str)]| {
         move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
     };
-    let absent = |_: &Path| false;
+    let absent = |_: &Path| Ok(false);
     assert_eq!(skip_unless_exists(env(&[]), absent).expect("ok"), None, "no variable: run");
     let path = &[(SKIP_UNLESS_EXISTS_ENV, "/x")];
-    assert_eq!(skip_unless_exists(env(path), |_: &Path| true).expect("ok"), None, "present: run");
+    assert_eq!(skip_unless_exists(env(path), |_: &Path| Ok(true)).expect("ok"), None, "present: run");
     assert_eq!(skip_unless_exists(env(path), absent).expect("ok"), Some(0));
     let coded = &[(SKIP_UNLESS_EXISTS_ENV, "/x"), (SKIP_EXIT_CODE_ENV, "99")];
     assert_eq!(skip_unless_exists(env(coded), absent).expect("ok"), Some(99));

@@ -9,7 +9,7 @@ use super::executor::{AttemptCtx, AttemptEnd, Executor};
 use super::state::{Attempt, AttemptStatus, RunRecord, RunStatus, RunStore, TaskStatus};
 use anyhow::{Result, bail};
 use chrono::Utc;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -92,14 +92,25 @@ pub async fn execute(
                     continue;
                 }
                 let rec = run.tasks.get_mut(name).expect("task record exists for every task");
-                if let Some(path) = &task.when_exists
-                    && !crate::storage::object::exists(std::path::Path::new(path))
-                {
-                    rec.status = TaskStatus::Skipped;
-                    rec.note = Some(format!("{path} does not exist"));
-                    tracing::info!(task = %name, "skipped: {path} does not exist");
-                    changed = true;
-                    continue;
+                let found =
+                    task.when_exists.as_ref().map(|p| (p, crate::storage::object::exists(Path::new(p))));
+                match found {
+                    Some((path, Ok(false))) => {
+                        rec.status = TaskStatus::Skipped;
+                        rec.note = Some(format!("{path} does not exist"));
+                        tracing::info!(task = %name, "skipped: {path} does not exist");
+                        changed = true;
+                        continue;
+                    }
+                    // Unknown (the bucket unreachable, the keys refused): failed, not skipped.
+                    Some((path, Err(e))) => {
+                        rec.status = TaskStatus::Failed;
+                        rec.note = Some(format!("checking whether {path} exists: {e:#}"));
+                        tracing::error!(task = %name, "checking whether {path} exists: {e:#}");
+                        changed = true;
+                        continue;
+                    }
+                    _ => {}
                 }
                 rec.status = TaskStatus::Running;
                 rec.note = None;

@@ -2,6 +2,9 @@
 //! every task's status and attempts with start, end, exit code and log path), written
 //! atomically (temporary file, fsync, rename) after every change, and a lock file that the
 //! runner holds while it executes the run, so a crashed runner is told apart from a live one.
+//! With the records in a bucket, the runner also keeps a lease on the run
+//! (`runs/{run_id}/runner-lease.json`, [`crate::storage::lease::Keeper`]): two runners on any
+//! hosts never execute one run, and readers elsewhere see whether it is live.
 
 use super::dag::PipelineDef;
 use anyhow::{Context, Result, bail};
@@ -177,7 +180,15 @@ pub struct RunStore {
 #[derive(Debug)]
 pub struct RunLock {
     _lock: LockFile,
+    /// The run's lease in the bucket, for records in a bucket.
+    _lease: Option<crate::storage::lease::Keeper>,
 }
+
+/// File of a run's lease (records in a bucket), in the run's folder.
+const RUNNER_LEASE: &str = "runner-lease.json";
+/// How long a runner's lease on a run lasts (renewed every third of it): a runner that died
+/// holds its run this long.
+const RUN_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl RunStore {
     /// The store under a data folder.
@@ -222,6 +233,22 @@ impl RunStore {
         Ok(())
     }
 
+    /// Publishes the records once more (records in a bucket), up to three tries: when a run
+    /// ends, whatever its outcome, so that the bucket does not keep an earlier state of it
+    /// after a save's publication failed. Failures are logged.
+    pub fn publish(&self) {
+        let Some(url) = &self.remote else { return };
+        for (n, wait_s) in [0, 2, 10].into_iter().enumerate() {
+            std::thread::sleep(std::time::Duration::from_secs(wait_s));
+            match crate::storage::mirror::push_one(url) {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::error!("publishing the run records to {} (try {}): {e:#}", url.display(), n + 1)
+                }
+            }
+        }
+    }
+
     /// Reads one run.
     pub fn load(&self, run_id: &str) -> Result<RunRecord> {
         if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
@@ -254,16 +281,40 @@ impl RunStore {
         Ok(out)
     }
 
-    /// Takes the run's lock; fails if another runner holds it.
+    /// Takes the run's lock; fails if another runner holds it (with records in a bucket, a
+    /// runner on any host: this waits up to a lease's length for one that died to lose it).
     pub fn lock(&self, run_id: &str) -> Result<RunLock> {
-        let path = self.run_dir(run_id).join("runner.lock");
-        let what = format!("run `{run_id}` (being executed by another runner)");
-        Ok(RunLock { _lock: LockFile::try_acquire(&path, &what)? })
+        self.lock_for(run_id, RUN_LEASE)
     }
 
-    /// True when a runner holds the run's lock right now.
+    /// [`RunStore::lock`] with a lease of `lease_for` (shorter ones for tests).
+    fn lock_for(&self, run_id: &str, lease_for: std::time::Duration) -> Result<RunLock> {
+        let path = self.run_dir(run_id).join("runner.lock");
+        let what = format!("run `{run_id}` (being executed by another runner)");
+        let lock = LockFile::try_acquire(&path, &what)?;
+        let lease = match &self.remote {
+            None => None,
+            Some(url) => {
+                use crate::storage::lease;
+                let store = crate::storage::Store::open(&url.to_string_lossy())?;
+                let owner = lease::owner("runner");
+                let key = format!("runs/{run_id}/{RUNNER_LEASE}");
+                let wait = lease_for + 2 * lease::TAKEOVER_GRACE;
+                Some(
+                    lease::Keeper::take(store, &key, &owner, lease_for, wait)
+                        .with_context(|| what.clone())?,
+                )
+            }
+        };
+        Ok(RunLock { _lock: lock, _lease: lease })
+    }
+
+    /// True when a runner holds the run's lock right now: here (the lock file), or on any host
+    /// by the run's lease as last pulled (records in a bucket).
     pub fn is_live(&self, run_id: &str) -> bool {
-        moldops_common::lock::is_held(&self.run_dir(run_id).join("runner.lock"))
+        let dir = self.run_dir(run_id);
+        moldops_common::lock::is_held(&dir.join("runner.lock"))
+            || std::fs::read(dir.join(RUNNER_LEASE)).is_ok_and(|b| crate::storage::lease::held_now(&b))
     }
 }
 
@@ -272,4 +323,26 @@ pub fn new_run_id() -> String {
     let now = Utc::now();
     let nanos = now.timestamp_subsec_nanos() as u64 ^ ((std::process::id() as u64) << 20);
     format!("{}-{:04x}", now.format("%Y%m%d-%H%M%S"), (nanos ^ (nanos >> 16)) & 0xffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_in_a_bucket_is_held_by_one_runner_on_any_host_and_seen_live_elsewhere() {
+        let (bucket, copy) = (tempfile::tempdir().expect("bucket"), tempfile::tempdir().expect("copy"));
+        let remote = Some(bucket.path().to_path_buf());
+        // Runner a works on its copy; b reads the bucket as a fresh copy on another host would.
+        let a = RunStore { root: copy.path().join("runs"), remote: remote.clone() };
+        let b = RunStore { root: bucket.path().join("runs"), remote };
+        let short = std::time::Duration::from_millis(300);
+        let held = a.lock_for("r1", short).expect("a takes the run");
+        assert!(b.is_live("r1"), "the lease in the bucket says the run is live");
+        let err = b.lock_for("r1", short).expect_err("a keeps renewing its lease");
+        assert!(format!("{err:#}").contains("held by runner@"), "{err:#}");
+        drop(held);
+        assert!(!b.is_live("r1"), "freed when a lets go");
+        b.lock_for("r1", short).expect("free: b takes it at once");
+    }
 }

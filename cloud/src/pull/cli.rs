@@ -44,7 +44,8 @@ fn progress_bar() -> indicatif::ProgressBar {
 /// Runs the command.
 pub fn run(args: PullArgs) -> Result<()> {
     let lake = crate::config::lake_path(args.config.as_deref(), args.lake.as_deref())?;
-    let mut sources = super::config::load(&crate::storage::object::local_file(&args.sources)?)?;
+    let mut sources =
+        super::config::load_at(&crate::storage::object::local_file(&args.sources)?, &args.sources)?;
     if !args.only.is_empty() {
         if let Some(unknown) = args.only.iter().find(|n| !sources.iter().any(|s| &s.config.name == *n)) {
             anyhow::bail!("no source {unknown:?} in {}", args.sources.display());

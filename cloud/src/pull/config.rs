@@ -193,8 +193,16 @@ pub fn url_user(url: &url::Url) -> String {
 
 /// Reads `pull.toml`, its profiles, and checks everything, listing every problem at once.
 pub fn load(path: &Path) -> Result<Vec<Source>> {
+    load_at(path, path)
+}
+
+/// [`load`] for the local copy `path` of the file at `origin` (an `s3://` object): a relative
+/// profile is read from beside the object in the bucket; a relative `password_file` is refused
+/// (a password belongs in a mounted secret, not in a bucket).
+pub fn load_at(path: &Path, origin: &Path) -> Result<Vec<Source>> {
     let file: PullFile = load_toml("pull config", path)?;
     let base = path.parent().unwrap_or(Path::new("."));
+    let in_bucket = crate::storage::mirror::is_remote(origin);
     let mut problems = Vec::new();
     let mut sources = Vec::new();
     for (i, mut c) in file.source.into_iter().enumerate() {
@@ -204,10 +212,21 @@ pub fn load(path: &Path) -> Result<Vec<Source>> {
             problems.push(format!("{at}: the name is used twice"));
         }
         for secret in c.password_file.iter_mut() {
+            if in_bucket && secret.is_relative() {
+                problems.push(format!(
+                    "{at}: password_file {} is relative to a pull.toml in a bucket: give the absolute path of a mounted secret",
+                    secret.display()
+                ));
+            }
             *secret = base.join(&*secret);
         }
-        let profile_path = base.join(&c.profile);
-        match ImportProfile::load(&profile_path) {
+        let profile = if in_bucket && c.profile.is_relative() {
+            let url = beside(&origin.to_string_lossy(), &c.profile.to_string_lossy());
+            crate::storage::object::local_file(Path::new(&url))
+        } else {
+            Ok(base.join(&c.profile))
+        };
+        match profile.and_then(|p| ImportProfile::load(&p)) {
             Ok(profile) => {
                 let source = Source { config: c, profile };
                 let time = source.time_column();
@@ -301,8 +320,35 @@ fn check(c: &SourceConfig) -> Vec<String> {
     problems
 }
 
+/// The URL of `relative` (`/`-separated, `..` allowed) beside the object at `url`.
+fn beside(url: &str, relative: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let mut parts: Vec<&str> = rest.split('/').collect();
+    parts.pop();
+    for segment in relative.split('/') {
+        match segment {
+            "" | "." => {}
+            // Never above the bucket itself.
+            ".." if parts.len() > 1 => {
+                parts.pop();
+            }
+            ".." => {}
+            s => parts.push(s),
+        }
+    }
+    format!("{scheme}://{}", parts.join("/"))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_relative_profile_is_found_beside_the_object_never_above_the_bucket() {
+        let at = "s3://plant/config/pull.toml";
+        assert_eq!(super::beside(at, "../profiles/mes.toml"), "s3://plant/profiles/mes.toml");
+        assert_eq!(super::beside(at, "./mes.toml"), "s3://plant/config/mes.toml");
+        assert_eq!(super::beside(at, "../../../x.toml"), "s3://plant/x.toml");
+    }
+
     use super::*;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

@@ -5,8 +5,8 @@
 //! every interval, fetching only what changed. A server that writes (the console's
 //! acknowledgements, labels and model changes) does each change through [`Follower::change`]:
 //! the change and its publication hold the copy alone, so no pull can overwrite a change not
-//! yet published; a publication that fails (another writer changed the same object first)
-//! returns the copy to the bucket's state and the change fails with the reason.
+//! yet published; a change or publication that fails (another writer changed the same object
+//! first) returns the copy to the bucket's state and the change fails with the reason.
 //!
 //! A reader may meet a file the next pull replaces (each one is replaced whole, by a rename) or
 //! removes (a compaction's inputs), exactly as on a folder the ingest and the tasks write.
@@ -16,7 +16,7 @@ use super::mirror::{Mirror, Pulled, Pushed, cache_dir, is_remote};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -31,6 +31,9 @@ pub struct Follower {
     url: String,
     /// Pulls that failed since the start (each logged; the copy stays as it was).
     failed_pulls: AtomicU64,
+    /// The copy may hold a change that was not made (its undoing failed): pulled before the
+    /// next change.
+    dirty: AtomicBool,
 }
 
 /// A served data location: a folder as it is, or a bucket through its [`Follower`].
@@ -99,6 +102,7 @@ impl Follower {
             folder,
             url: url.to_string(),
             failed_pulls: AtomicU64::new(0),
+            dirty: AtomicBool::new(false),
         })
     }
 
@@ -120,7 +124,9 @@ impl Follower {
     /// Brings the copy to the bucket's state now.
     pub async fn refresh(&self) -> Result<Pulled> {
         let mut mirror = self.mirror.lock().await;
-        mirror.pull().await.with_context(|| format!("pulling {}", self.url))
+        let pulled = mirror.pull().await.with_context(|| format!("pulling {}", self.url))?;
+        self.dirty.store(false, Ordering::Relaxed);
+        Ok(pulled)
     }
 
     /// Pulls every `every` until `stop` resolves; a failed pull is logged and counted, and the
@@ -152,23 +158,78 @@ impl Follower {
     }
 
     /// Runs `change` (which writes into the copy) and publishes what it wrote, holding the
-    /// copy alone throughout. When the publication fails, the copy returns to the bucket's
-    /// state and the error says why; the change is then not made.
-    pub async fn change<T>(&self, change: impl std::future::Future<Output = T>) -> Result<(T, Pushed)> {
+    /// copy alone throughout, to its end even when the caller stops waiting (a write left
+    /// half-done and unpublished would be removed by the next pull). When the change fails,
+    /// or its publication does, the copy returns to the bucket's state and nothing of it is
+    /// made; when even that fails, the copy is brought back before the next change is allowed.
+    pub async fn change<T: Send + 'static>(
+        self: &Arc<Self>,
+        change: impl std::future::Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<(T, Pushed), ChangeFailed> {
+        let me = self.clone();
+        tokio::spawn(async move { me.change_holding(change).await })
+            .await
+            .map_err(|e| ChangeFailed::Change(anyhow::anyhow!("the change stopped: {e}")))?
+    }
+
+    async fn change_holding<T>(
+        &self,
+        change: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<(T, Pushed), ChangeFailed> {
         let mut mirror = self.mirror.lock().await;
-        let out = change.await;
+        if self.dirty.load(Ordering::Relaxed) {
+            mirror.pull().await.map_err(|e| {
+                ChangeFailed::Publish(e.context(format!(
+                    "{}: the copy still holds a change that was not made and cannot be brought back yet",
+                    self.url
+                )))
+            })?;
+            self.dirty.store(false, Ordering::Relaxed);
+        }
+        let out = match change.await {
+            Ok(out) => out,
+            Err(e) => {
+                self.undo(&mut mirror).await;
+                return Err(ChangeFailed::Change(e));
+            }
+        };
         match mirror.push().await {
             Ok(pushed) => Ok((out, pushed)),
             Err(e) => {
-                let e = e.context(format!("publishing the change to {}", self.url));
-                if let Err(again) = mirror.pull().await {
-                    tracing::warn!("{}: returning the copy to the bucket's state: {again:#}", self.url);
-                }
-                Err(e)
+                self.undo(&mut mirror).await;
+                Err(ChangeFailed::Publish(e.context(format!("publishing the change to {}", self.url))))
             }
         }
     }
+
+    /// Returns the copy to the bucket's state after a change that is not made.
+    async fn undo(&self, mirror: &mut Mirror) {
+        if let Err(e) = mirror.pull().await {
+            self.dirty.store(true, Ordering::Relaxed);
+            tracing::warn!("{}: returning the copy to the bucket's state: {e:#}", self.url);
+        }
+    }
 }
+
+/// Why a change through a [`Follower`] was not made.
+#[derive(Debug)]
+pub enum ChangeFailed {
+    /// The change itself failed.
+    Change(anyhow::Error),
+    /// It could not be published (another writer changed the same object first, or the bucket
+    /// could not be reached).
+    Publish(anyhow::Error),
+}
+
+impl std::fmt::Display for ChangeFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChangeFailed::Change(e) | ChangeFailed::Publish(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+impl std::error::Error for ChangeFailed {}
 
 #[cfg(test)]
 mod tests {
@@ -194,7 +255,7 @@ mod tests {
         let (bucket, cache) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
         put(bucket.path(), "registry/stages.json", b"{\"v\":1}");
         let url = bucket.path().display().to_string();
-        let f = Follower::open_in(&url, cache.path(), true).await.expect("open");
+        let f = Arc::new(Follower::open_in(&url, cache.path(), true).await.expect("open"));
         let copy = f.folder().join("registry/stages.json");
         assert_eq!(std::fs::read(&copy).expect("copied"), b"{\"v\":1}");
 
@@ -207,7 +268,10 @@ mod tests {
         // A change written through the follower lands in the bucket.
         let folder = f.folder().to_path_buf();
         let (_, pushed) = f
-            .change(async { put(&folder, "lake/console_actions/b.parquet", b"b") })
+            .change(async move {
+                put(&folder, "lake/console_actions/b.parquet", b"b");
+                Ok(())
+            })
             .await
             .expect("published");
         assert_eq!(pushed.created, 1);
@@ -216,14 +280,31 @@ mod tests {
             b"b"
         );
 
+        // A change that fails half-way publishes nothing and leaves nothing in the copy.
+        let folder = f.folder().to_path_buf();
+        let failed = f
+            .change(async move {
+                put(&folder, "lake/console_actions/c.parquet", b"c");
+                Err::<(), _>(anyhow::anyhow!("the audit could not be written"))
+            })
+            .await;
+        assert!(matches!(failed, Err(ChangeFailed::Change(_))), "{failed:?}");
+        assert!(!bucket.path().join("lake/console_actions/c.parquet").exists());
+        assert!(!f.folder().join("lake/console_actions/c.parquet").exists(), "undone in the copy");
+
         // Another writer changed the document since the pull: the change fails and the copy
         // holds the bucket's version again, not the change that did not land.
         put(bucket.path(), "registry/stages.json", b"{\"v\":2}");
+        let target = copy.clone();
         let err = f
-            .change(async { std::fs::write(&copy, b"{\"v\":3}").expect("write") })
+            .change(async move {
+                std::fs::write(&target, b"{\"v\":3}")?;
+                Ok(())
+            })
             .await
             .expect_err("a lost race fails the change");
-        assert!(format!("{err:#}").contains("another writer changed it"), "{err:#}");
+        assert!(matches!(err, ChangeFailed::Publish(_)), "{err:?}");
+        assert!(err.to_string().contains("another writer changed it"), "{err}");
         assert_eq!(std::fs::read(&copy).expect("copy"), b"{\"v\":2}");
         assert_eq!(std::fs::read(bucket.path().join("registry/stages.json")).expect("bucket"), b"{\"v\":2}");
     }

@@ -36,6 +36,16 @@ pub struct Held {
     pub taken_at: Instant,
 }
 
+/// A holder's name for `role`, unique to this call: host (a pod's name in Kubernetes), process
+/// and a time stamp, since processes in containers share pid numbers and a process may hold
+/// two leases it must not confuse.
+pub fn owner(role: &str) -> String {
+    let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "host".into());
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{role}@{host}:{}:{nanos:x}", std::process::id())
+}
+
 fn body(owner: &str, lease_for: Duration) -> Result<Vec<u8>> {
     let expires_ms =
         chrono::Utc::now().timestamp_millis() + i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX);
@@ -91,17 +101,88 @@ pub async fn acquire(
 /// Extends a lease this process holds by `lease_for` from now; fails when another process took
 /// it over meanwhile (the holder must then stop writing).
 pub async fn renew(store: &Store, key: &str, owner: &str, lease_for: Duration, held: &Held) -> Result<Held> {
-    let taken_at = Instant::now();
-    match store.replace_versioned(key, body(owner, lease_for)?, &held.version).await? {
-        Some(version) => Ok(Held { version, taken_at }),
+    match try_renew(store, key, owner, lease_for, held).await? {
+        Some(held) => Ok(held),
         None => {
             bail!("{}: {key} was taken over by another process (this one outlived its lease)", store.url())
         }
     }
 }
 
+/// [`renew`], with `None` when another process took the lease over.
+async fn try_renew(
+    store: &Store,
+    key: &str,
+    owner: &str,
+    lease_for: Duration,
+    held: &Held,
+) -> Result<Option<Held>> {
+    let taken_at = Instant::now();
+    let replaced = store.replace_versioned(key, body(owner, lease_for)?, &held.version).await?;
+    Ok(replaced.map(|version| Held { version, taken_at }))
+}
+
 /// Frees a lease this process holds (nothing when another process took it over meanwhile).
 pub async fn release(store: &Store, key: &str, held: &Held) -> Result<()> {
     let free = serde_json::to_vec(&Lease { owner: String::new(), expires_ms: 0 })?;
     store.replace(key, free, &held.version).await.map(drop)
+}
+
+/// A lease renewed by a thread of its own every third of its length until dropped (then
+/// freed): for a holder that runs long between checkpoints of its own (a pipeline run).
+#[derive(Debug)]
+pub struct Keeper {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Keeper {
+    /// Takes the lease at `key` (waiting up to `wait`) and keeps it.
+    pub fn take(store: Store, key: &str, owner: &str, lease_for: Duration, wait: Duration) -> Result<Keeper> {
+        let mut held = super::block_on(acquire(&store, key, owner, lease_for, wait))?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (key, owner, flag) = (key.to_string(), owner.to_string(), lost.clone());
+        let thread = std::thread::Builder::new().name("moldops-lease".into()).spawn(move || {
+            use std::sync::mpsc::RecvTimeoutError;
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(lease_for / 3) {
+                match super::block_on(try_renew(&store, &key, &owner, lease_for, &held)) {
+                    Ok(Some(h)) => held = h,
+                    Ok(None) => {
+                        tracing::error!("{}: {key} was taken over by another process", store.url());
+                        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                        return;
+                    }
+                    // The store unreachable: the next renewal tries again.
+                    Err(e) => tracing::error!("renewing {key}: {e:#}"),
+                }
+            }
+            if let Err(e) = super::block_on(release(&store, &key, &held)) {
+                tracing::warn!("freeing {key}: {e:#}");
+            }
+        })?;
+        Ok(Keeper { stop: Some(stop), thread: Some(thread), lost })
+    }
+
+    /// Whether another holder took the lease over (this one must stop writing).
+    pub fn lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Whether the lease document `bytes` says a holder has it now, by this host's clock (for
+/// display: clocks of different hosts may differ by a little).
+pub fn held_now(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<Lease>(bytes)
+        .is_ok_and(|l| !l.owner.is_empty() && l.expires_ms > chrono::Utc::now().timestamp_millis())
 }

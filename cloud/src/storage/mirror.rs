@@ -153,7 +153,9 @@ impl Mirror {
 
     /// Brings the folder to the bucket's state.
     pub async fn pull(&mut self) -> Result<Pulled> {
-        let listed = self.remote.list("").await?;
+        let mut listed = self.remote.list("").await?;
+        // Lock files an older version published are not data: never fetched.
+        listed.retain(|l| !is_own_file(l.key.rsplit('/').next().unwrap_or_default()));
         let mut pulled = Pulled { objects: listed.len(), ..Pulled::default() };
         let local = local_files(&self.folder)?;
         for (key, path) in &local {
@@ -170,11 +172,26 @@ impl Mirror {
             }
         }
         let mut fetches = futures::stream::iter(fetches).buffer_unordered(PARALLEL);
-        let mut fetched = Vec::new();
+        let (mut fetched, mut failed) = (Vec::new(), None);
         while let Some(one) = fetches.next().await {
-            fetched.push(one?);
+            match one {
+                Ok(f) => fetched.push(f),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
         }
         drop(fetches);
+        if let Some(e) = failed {
+            // What did arrive is known as pulled (not taken for a local change later).
+            for (key, entry) in fetched {
+                if let Some(entry) = entry {
+                    self.manifest.objects.insert(key, entry);
+                }
+            }
+            save_manifest(&self.folder, &self.manifest)?;
+            return Err(e);
+        }
         let mut vanished = Vec::new();
         for (key, entry) in fetched {
             match entry {
@@ -218,7 +235,13 @@ impl Mirror {
 
     /// The manifest entry of `key` whose local file at `path` holds `bytes` at `version`.
     fn entry(&self, key: &str, path: &Path, bytes: &[u8], version: Version) -> Result<Entry> {
-        let (size, mtime_ns) = file_stamp(path)?;
+        self.entry_stamped(key, file_stamp(path)?, bytes, version)
+    }
+
+    /// [`Mirror::entry`] with the file's stamp as it was when `bytes` were read from it (a
+    /// file that grew since, such as a running task's log, then looks changed again).
+    fn entry_stamped(&self, key: &str, stamp: (u64, u128), bytes: &[u8], version: Version) -> Result<Entry> {
+        let (size, mtime_ns) = stamp;
         let base = if MERGEABLE.contains(&key) { serde_json::from_slice(bytes).ok() } else { None };
         Ok(Entry {
             tag: version.tag,
@@ -329,15 +352,20 @@ impl Mirror {
         let url = self.remote.url();
         match change {
             Change::Create { key, path } => {
+                let stamp = file_stamp(&path)?;
                 let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
                 if let Some(version) = self.remote.create_versioned(&key, bytes.clone()).await? {
-                    return Ok((key.clone(), self.entry(&key, &path, &bytes, version)?, Written::Created));
+                    return Ok((
+                        key.clone(),
+                        self.entry_stamped(&key, stamp, &bytes, version)?,
+                        Written::Created,
+                    ));
                 }
                 // Taken: fine when it holds these very bytes (a push that ran again); a shared
                 // document another writer created first is merged with it.
                 match self.remote.get(&key).await? {
                     Some((theirs, version)) if theirs == bytes => {
-                        Ok((key.clone(), self.entry(&key, &path, &bytes, version)?, Written::Created))
+                        Ok((key.clone(), self.entry_stamped(&key, stamp, &bytes, version)?, Written::Created))
                     }
                     _ if MERGEABLE.contains(&key.as_str()) => self.merge(key, path, &bytes, None).await,
                     _ => bail!(
@@ -346,11 +374,27 @@ impl Mirror {
                 }
             }
             Change::Replace { key, path, pulled } => {
+                let stamp = file_stamp(&path)?;
                 let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
                 let expected =
                     Version { tag: pulled.tag.clone(), object_version: pulled.object_version.clone() };
                 if let Some(version) = self.remote.replace_versioned(&key, bytes.clone(), &expected).await? {
-                    return Ok((key.clone(), self.entry(&key, &path, &bytes, version)?, Written::Replaced));
+                    return Ok((
+                        key.clone(),
+                        self.entry_stamped(&key, stamp, &bytes, version)?,
+                        Written::Replaced,
+                    ));
+                }
+                // Changed since the pull: fine when it holds these very bytes (an earlier push
+                // whose answer was lost landed them).
+                if let Some((theirs, version)) = self.remote.get(&key).await?
+                    && theirs == bytes
+                {
+                    return Ok((
+                        key.clone(),
+                        self.entry_stamped(&key, stamp, &bytes, version)?,
+                        Written::Replaced,
+                    ));
                 }
                 if !MERGEABLE.contains(&key.as_str()) {
                     bail!(
@@ -501,6 +545,11 @@ fn file_stamp(path: &Path) -> Result<(u64, u128)> {
     Ok((meta.len(), mtime))
 }
 
+/// Whether a file is a process's own, meaningless in a bucket: lock files (`lock`, `*.lock`).
+fn is_own_file(name: &str) -> bool {
+    name == "lock" || name.ends_with(".lock")
+}
+
 /// The files of the copy by key, leaving out every path with a segment that starts with `.`
 /// (the manifest, the lock, temporary and lock files of the stages).
 fn local_files(folder: &Path) -> Result<BTreeMap<String, PathBuf>> {
@@ -515,9 +564,7 @@ fn local_files(folder: &Path) -> Result<BTreeMap<String, PathBuf>> {
         for entry in entries {
             let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            // Dot files, files still being written (`*.tmp`, renamed into place when done) and
-            // lock files (`lock`, `*.lock`: a process's own, meaningless in a bucket).
-            if name.starts_with('.') || name.ends_with(".tmp") || name == "lock" || name.ends_with(".lock") {
+            if name.starts_with('.') || name.ends_with(".tmp") || is_own_file(&name) {
                 continue;
             }
             let path = entry.path();

@@ -25,19 +25,15 @@ fn split(url: &str) -> Result<(Store, String)> {
     Ok((Store::open(&format!("s3://{parent}"))?, name.to_string()))
 }
 
-/// Whether the file or object at `location` exists (an unreachable bucket counts as absent,
-/// logged: a pipeline task that waits for an inbox file is skipped, not failed, by it).
-pub fn exists(location: &Path) -> bool {
+/// Whether the file or object at `location` exists; an error when that cannot be told (the
+/// bucket unreachable, the keys refused), which must not pass for an absent file.
+pub fn exists(location: &Path) -> Result<bool> {
     let Some(url) = location.to_str().filter(|_| is_remote(location)) else {
         let text = location.to_string_lossy();
-        return Path::new(text.strip_prefix("file://").unwrap_or(&text)).exists();
+        return Ok(Path::new(text.strip_prefix("file://").unwrap_or(&text)).exists());
     };
-    let found = split(url)
-        .and_then(|(store, name)| super::block_on(async move { Ok(store.head(&name).await?.is_some()) }));
-    found.unwrap_or_else(|e| {
-        tracing::warn!("{url}: {e:#}; taken as absent");
-        false
-    })
+    let (store, name) = split(url)?;
+    super::block_on(async move { Ok(store.head(&name).await?.is_some()) })
 }
 
 /// A local file holding what `location` names: the path itself, a `file://` URL's path, or a

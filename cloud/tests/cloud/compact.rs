@@ -207,7 +207,7 @@ fn one_compaction_of_a_bucket_at_a_time_and_a_stalled_one_is_taken_over() {
     let err = BucketLease::take_as(&url, "b", short, Duration::from_millis(200)).expect_err("a holds it");
     assert!(format!("{err:#}").contains("held by a"), "{err:#}");
     a.renew().expect("the holder renews");
-    a.release();
+    drop(a);
     let b = BucketLease::take_as(&url, "b", short, Duration::ZERO).expect("freed: b takes it at once");
     // b stalls (or was killed): once its lease and the grace have passed by c's clock, c takes
     // over, and b's next renewal — before its next publication — fails, so b stops.
