@@ -197,7 +197,8 @@ pub fn run(args: PipelineArgs) -> Result<()> {
         PipelineCommand::Resume(a) => block_on(async move {
             let cancel = cancel_on_signal();
             let store = RunStore::open(&a.data_dir)?;
-            let _lock = store.lock(&a.run_id)?;
+            let lock = store.lock(&a.run_id)?;
+            stop_when_taken_over(&lock, &cancel);
             let mut run = store.load(&a.run_id)?;
             if let Some(e) = a.executor {
                 run.executor = e;
@@ -297,7 +298,8 @@ async fn start(
     if store.run_dir(&run_id).join("run.json").exists() {
         bail!("run {run_id} already exists under {}", store.root().display());
     }
-    let _lock = store.lock(&run_id)?;
+    let lock = store.lock(&run_id)?;
+    stop_when_taken_over(&lock, cancel);
     let mut run = RunRecord::new(run_id, kind, def);
     let exec = Arc::new(executor(kind, &run).await?);
     tracing::info!(run = %run.run_id, dir = %store.run_dir(&run.run_id).display(), "pipeline run started");
@@ -319,6 +321,23 @@ async fn executor(kind: ExecutorKind, run: &RunRecord) -> Result<Executor> {
             .context("kubernetes executor")?,
         )),
     })
+}
+
+/// Cancels the run when another runner took it over (records in a bucket: this runner's lease
+/// could not be renewed in time), so that two runners never drive one run for long; this one's
+/// later records are refused by the bucket (the other's replaced them).
+fn stop_when_taken_over(lock: &super::state::RunLock, cancel: &CancellationToken) {
+    let Some(flag) = lock.taken_over() else { return };
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        while !cancel.is_cancelled() {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                tracing::error!("another runner took this run over: stopping it here");
+                cancel.cancel();
+            }
+        }
+    });
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM, which stops the run's running tasks.

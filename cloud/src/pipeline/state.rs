@@ -184,6 +184,14 @@ pub struct RunLock {
     _lease: Option<crate::storage::lease::Keeper>,
 }
 
+impl RunLock {
+    /// With records in a bucket: a flag set when another runner took the run over (this one
+    /// must stop).
+    pub fn taken_over(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+        self._lease.as_ref().map(crate::storage::lease::Keeper::lost_flag)
+    }
+}
+
 /// File of a run's lease (records in a bucket), in the run's folder.
 const RUNNER_LEASE: &str = "runner-lease.json";
 /// How long a runner's lease on a run lasts (renewed every third of it): a runner that died

@@ -169,6 +169,11 @@ impl Keeper {
     pub fn lost(&self) -> bool {
         self.lost.load(std::sync::atomic::Ordering::Relaxed)
     }
+
+    /// The flag behind [`Keeper::lost`], for a watcher elsewhere.
+    pub fn lost_flag(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.lost.clone()
+    }
 }
 
 impl Drop for Keeper {
@@ -185,4 +190,35 @@ impl Drop for Keeper {
 pub fn held_now(bytes: &[u8]) -> bool {
     serde_json::from_slice::<Lease>(bytes)
         .is_ok_and(|l| !l.owner.is_empty() && l.expires_ms > chrono::Utc::now().timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_lease_is_renewed_and_a_takeover_is_noticed() {
+        let bucket = tempfile::tempdir().expect("bucket");
+        let store = Store::open(&bucket.path().display().to_string()).expect("store");
+        let short = Duration::from_millis(300);
+        let kept =
+            Keeper::take(store.clone(), "runs/r1/lease.json", "a", short, Duration::ZERO).expect("take");
+        let path = bucket.path().join("runs/r1/lease.json");
+        let first = std::fs::read(&path).expect("lease");
+        std::thread::sleep(short);
+        assert_ne!(std::fs::read(&path).expect("lease"), first, "renewed within a lease");
+        assert!(!kept.lost());
+        // Another holder replaces it (as a takeover after a stall would): noticed at the next renewal.
+        std::fs::write(&path, br#"{"owner":"b","expires_ms":0}"#).expect("takeover");
+        let started = std::time::Instant::now();
+        while !kept.lost() && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(kept.lost(), "the keeper noticed the takeover");
+        drop(kept);
+        assert!(
+            std::fs::read(&path).expect("lease").starts_with(br#"{"owner":"b""#),
+            "b's lease is left alone"
+        );
+    }
 }
