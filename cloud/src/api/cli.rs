@@ -26,7 +26,7 @@ pub fn run(args: ApiArgs) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(&args.listen).await?;
         tracing::info!(listen = %listener.local_addr()?, data = %args.data_dir.display(), "api serving");
         let every = std::time::Duration::from_secs(args.refresh_s.max(1));
-        let refresh = served.follower().map(|f| tokio::spawn(f.clone().run(every, std::future::pending())));
+        let refresh = served.follower().map(|f| tokio::spawn(f.clone().run(every)));
         let folders = super::Folders::under(served.folder());
         let done = super::serve(listener, folders, moldops_common::shutdown::requested()).await;
         refresh.inspect(tokio::task::JoinHandle::abort);

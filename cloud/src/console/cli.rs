@@ -113,8 +113,7 @@ pub fn run(args: ConsoleArgs) -> Result<()> {
         let router = super::router(settings)?;
         tracing::info!(listen = %addr, data = %args.data_dir.display(), users, "console serving");
         println!("console: http://{addr}{}/", args.base_path.trim_end_matches('/'));
-        let refresh = follower
-            .map(|f| tokio::spawn(f.run(Duration::from_secs(args.refresh_s.max(1)), std::future::pending())));
+        let refresh = follower.map(|f| tokio::spawn(f.run(Duration::from_secs(args.refresh_s.max(1)))));
         let served = super::serve(listener, router, moldops_common::shutdown::requested()).await;
         refresh.inspect(tokio::task::JoinHandle::abort);
         served

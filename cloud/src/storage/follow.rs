@@ -111,11 +111,6 @@ impl Follower {
         &self.folder
     }
 
-    /// The bucket prefix it copies.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     /// Pulls that failed since the start.
     pub fn failed_pulls(&self) -> u64 {
         self.failed_pulls.load(Ordering::Relaxed)
@@ -129,15 +124,12 @@ impl Follower {
         Ok(pulled)
     }
 
-    /// Pulls every `every` until `stop` resolves; a failed pull is logged and counted, and the
-    /// copy is served as it was until the next one succeeds.
-    pub async fn run(self: Arc<Self>, every: Duration, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
+    /// Pulls every `every`, for as long as the task runs (the server aborts it when it stops);
+    /// a failed pull is logged and counted, and the copy is served as it was until the next
+    /// one succeeds.
+    pub async fn run(self: Arc<Self>, every: Duration) {
         loop {
-            tokio::select! {
-                () = &mut stop => return,
-                () = tokio::time::sleep(every) => {}
-            }
+            tokio::time::sleep(every).await;
             match self.refresh().await {
                 Ok(p) if p.fetched + p.removed > 0 => {
                     tracing::info!(

@@ -205,16 +205,18 @@ mod tests {
             Keeper::take(store.clone(), "runs/r1/lease.json", "a", short, Duration::ZERO).expect("take");
         let path = bucket.path().join("runs/r1/lease.json");
         let first = std::fs::read(&path).expect("lease");
-        std::thread::sleep(short);
-        assert_ne!(std::fs::read(&path).expect("lease"), first, "renewed within a lease");
+        let wait_for = |done: &dyn Fn() -> bool| {
+            let started = std::time::Instant::now();
+            while !done() && started.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            done()
+        };
+        assert!(wait_for(&|| std::fs::read(&path).ok() != Some(first.clone())), "the keeper renews it");
         assert!(!kept.lost());
         // Another holder replaces it (as a takeover after a stall would): noticed at the next renewal.
         std::fs::write(&path, br#"{"owner":"b","expires_ms":0}"#).expect("takeover");
-        let started = std::time::Instant::now();
-        while !kept.lost() && started.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(kept.lost(), "the keeper noticed the takeover");
+        assert!(wait_for(&|| kept.lost()), "the keeper noticed the takeover");
         drop(kept);
         assert!(
             std::fs::read(&path).expect("lease").starts_with(br#"{"owner":"b""#),

@@ -146,11 +146,6 @@ impl Mirror {
         &self.folder
     }
 
-    /// The bucket (and prefix) it copies.
-    pub fn remote(&self) -> &Store {
-        &self.remote
-    }
-
     /// Brings the folder to the bucket's state.
     pub async fn pull(&mut self) -> Result<Pulled> {
         let mut listed = self.remote.list("").await?;
